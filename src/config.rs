@@ -1,0 +1,2 @@
+//! Mesh configuration: raw serde types → validated [`model::MeshConfig`].
+pub mod model;

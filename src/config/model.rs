@@ -1,0 +1,519 @@
+//! The validated mesh configuration: what every module downstream of
+//! `config` sees. Nothing here is a raw serde type; every value has been
+//! checked, every host is canonical and every reference resolved.
+//!
+//! Optional fields stay `Option` when Istio gives them a default that
+//! depends on context; `translate` applies the defaults (documented in the
+//! README's config reference) so that this model says what the user wrote.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Labels on a workload or selector (`version: v2`).
+pub type Labels = BTreeMap<String, String>;
+
+/// A canonical service hostname.
+///
+/// Short names are qualified with the resource's namespace: `reviews` in
+/// namespace `default` becomes `reviews.default.svc.cluster.local`, so short
+/// and long forms name the same service. Names with a dot that are not
+/// `NAME.NAMESPACE[.svc[.cluster[.local]]]` (e.g. `api.example.com`) stay as
+/// written, lowercased.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Host(pub String);
+
+/// The cluster-local DNS suffix Istio users know.
+pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
+
+impl Host {
+    /// Canonicalises `raw` as written in a resource of `namespace`.
+    pub fn canonical(raw: &str, namespace: &str) -> Host {
+        let raw = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        let parts: Vec<&str> = raw.split('.').collect();
+        let fq = match parts.as_slice() {
+            [name] => format!("{name}.{namespace}.{CLUSTER_DOMAIN}"),
+            [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster"] => {
+                format!("{name}.{ns}.{CLUSTER_DOMAIN}")
+            }
+            _ => raw,
+        };
+        Host(fq)
+    }
+
+    /// The service's short name and namespace, when this is a cluster-local host.
+    pub fn cluster_local_parts(&self) -> Option<(&str, &str)> {
+        let rest = self.0.strip_suffix(CLUSTER_DOMAIN)?.strip_suffix('.')?;
+        rest.split_once('.')
+    }
+
+    /// The host as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a resource came from, for messages and debug views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `ServiceEntry`, `VirtualService`, ...
+    pub kind: String,
+    /// `metadata.namespace` (defaults to `default`).
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// 1-based line of the document's start.
+    pub line: usize,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Default)]
+pub struct MeshConfig {
+    /// Services declared by `ServiceEntry`, one per host.
+    pub services: BTreeMap<Host, Service>,
+    /// `WorkloadEntry` instances; `registry` joins them to services by
+    /// `ServiceEntry.workloadSelector`.
+    pub workload_entries: Vec<WorkloadEntry>,
+    /// Routing for each host; one `VirtualService` may serve several hosts.
+    pub virtual_services: BTreeMap<Host, Arc<VirtualService>>,
+    /// Traffic policy and subsets for each host.
+    pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
+    /// Every file that was loaded, sorted.
+    pub files: Vec<PathBuf>,
+}
+
+/// Application protocol of a service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// HTTP/1.1 (and h2c upgraded by policy).
+    Http,
+    /// HTTP/2 (prior knowledge).
+    Http2,
+    /// gRPC (HTTP/2).
+    Grpc,
+    /// Opaque TCP.
+    Tcp,
+    /// TLS passthrough (`HTTPS`, `TLS`).
+    Tls,
+}
+
+impl Protocol {
+    /// True for protocols routed by the HTTP connection manager.
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::Grpc)
+    }
+}
+
+/// One port of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// The port clients use.
+    pub number: u16,
+    /// Port name; endpoint `ports` maps refer to it.
+    pub name: String,
+    /// Application protocol.
+    pub protocol: Protocol,
+    /// Port on the endpoint when it differs from `number`.
+    pub target_port: Option<u16>,
+}
+
+/// `ServiceEntry.resolution`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Endpoints are IP addresses (or registered sidecars).
+    Static,
+    /// Endpoints (or the hosts themselves) are resolved by DNS in Envoy.
+    Dns,
+}
+
+/// `ServiceEntry.location`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// Part of the mesh (default).
+    MeshInternal,
+    /// Outside the mesh.
+    MeshExternal,
+}
+
+/// A service: declared by a `ServiceEntry` host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// Canonical host.
+    pub host: Host,
+    /// Namespace of the declaring resource.
+    pub namespace: String,
+    /// Declared ports, in order.
+    pub ports: Vec<ServicePort>,
+    /// How endpoint addresses resolve.
+    pub resolution: Resolution,
+    /// Inside or outside the mesh.
+    pub location: Location,
+    /// Static endpoints written in the `ServiceEntry`.
+    pub endpoints: Vec<StaticEndpoint>,
+    /// Labels that select `WorkloadEntry`s and sidecars into this service.
+    pub workload_selector: Option<Labels>,
+    /// The declaring resource.
+    pub origin: Origin,
+}
+
+/// An endpoint written in a `ServiceEntry` or a `WorkloadEntry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticEndpoint {
+    /// IP address or DNS name.
+    pub address: String,
+    /// Port name → port number overrides.
+    pub ports: BTreeMap<String, u16>,
+    /// Labels (subsets select on them).
+    pub labels: Labels,
+    /// Weight for load balancing (default 1).
+    pub weight: Option<u32>,
+}
+
+/// A `WorkloadEntry`: a non-sidecar instance that services select by labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadEntry {
+    /// The instance itself.
+    pub endpoint: StaticEndpoint,
+    /// `serviceAccount`, if given.
+    pub service_account: Option<String>,
+    /// The declaring resource.
+    pub origin: Origin,
+}
+
+/// A `VirtualService`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualService {
+    /// Hosts it routes, canonical.
+    pub hosts: Vec<Host>,
+    /// Ordered HTTP rules; the first match wins.
+    pub http: Vec<HttpRoute>,
+    /// The declaring resource.
+    pub origin: Origin,
+}
+
+/// One `http` rule of a `VirtualService`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRoute {
+    /// `name`, if given.
+    pub name: Option<String>,
+    /// Any of these matches (empty: match everything).
+    pub matches: Vec<HttpMatch>,
+    /// Where matching requests go.
+    pub action: RouteAction,
+    /// `rewrite`.
+    pub rewrite: Option<Rewrite>,
+    /// `timeout`; `None` means Istio's default (disabled).
+    pub timeout: Option<Duration>,
+    /// `retries`; `None` means Istio's default retry policy.
+    pub retries: Option<Retries>,
+    /// `fault`.
+    pub fault: Option<Fault>,
+    /// `headers` at the rule level.
+    pub headers: Headers,
+    /// `mirror` with `mirrorPercentage`.
+    pub mirror: Option<Mirror>,
+}
+
+/// A string match (`exact`, `prefix`, `regex`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StringMatch {
+    /// Equal.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// RE2 full match (checked to compile).
+    Regex(String),
+}
+
+/// One entry of `match`; all present conditions must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpMatch {
+    /// `name`, if given.
+    pub name: Option<String>,
+    /// Path match.
+    pub uri: Option<StringMatch>,
+    /// Header matches by lowercase name.
+    pub headers: BTreeMap<String, StringMatch>,
+    /// Headers that must not match.
+    pub without_headers: BTreeMap<String, StringMatch>,
+    /// Method match.
+    pub method: Option<StringMatch>,
+    /// Query parameter matches.
+    pub query_params: BTreeMap<String, StringMatch>,
+    /// `ignoreUriCase`.
+    pub ignore_uri_case: bool,
+}
+
+/// What a rule does with a matching request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    /// Forward to weighted destinations (weights sum to 100; one
+    /// destination alone has weight 100).
+    Route(Vec<WeightedDestination>),
+    /// Answer with a redirect.
+    Redirect(Redirect),
+    /// Answer directly (`directResponse`).
+    DirectResponse {
+        /// HTTP status.
+        status: u16,
+        /// Body, if any.
+        body: Option<String>,
+    },
+}
+
+/// A route destination with its weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedDestination {
+    /// Where to.
+    pub destination: Destination,
+    /// Percentage, 0..=100.
+    pub weight: u32,
+    /// `headers` on this destination.
+    pub headers: Headers,
+}
+
+/// `destination`: a known service, optional subset and port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    /// Canonical host (known: a `ServiceEntry` or a sidecar-only service).
+    pub host: Host,
+    /// Subset name (defined by the host's `DestinationRule`).
+    pub subset: Option<String>,
+    /// Port number; `None` when the service has one port or sidecars only.
+    pub port: Option<u16>,
+}
+
+/// `redirect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// New path.
+    pub uri: Option<String>,
+    /// New authority.
+    pub authority: Option<String>,
+    /// New port.
+    pub port: Option<u16>,
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// Status code (default 301).
+    pub redirect_code: Option<u16>,
+}
+
+/// `rewrite`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// Replaces the matched prefix (or the whole path for exact matches).
+    pub uri: Option<String>,
+    /// Replaces the authority/Host header.
+    pub authority: Option<String>,
+}
+
+/// `retries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retries {
+    /// Number of retries (0 disables retries).
+    pub attempts: u32,
+    /// `perTryTimeout`.
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy `retry_on` policy names from `retryOn` (validated); `None`
+    /// means Istio's default list.
+    pub retry_on: Option<Vec<String>>,
+    /// HTTP status codes listed in `retryOn` (they imply
+    /// `retriable-status-codes`).
+    pub retriable_status_codes: Vec<u32>,
+    /// `retryRemoteLocalities`.
+    pub retry_remote_localities: Option<bool>,
+}
+
+/// `fault`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Injected delay.
+    pub delay: Option<FaultDelay>,
+    /// Injected abort.
+    pub abort: Option<FaultAbort>,
+}
+
+/// `fault.delay`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultDelay {
+    /// `fixedDelay`.
+    pub fixed_delay: Duration,
+    /// Share of requests, 0.0..=100.0 (default 100).
+    pub percentage: f64,
+}
+
+/// `fault.abort`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultAbort {
+    /// The error to return.
+    pub error: AbortError,
+    /// Share of requests, 0.0..=100.0 (default 100).
+    pub percentage: f64,
+}
+
+/// The error a fault abort returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AbortError {
+    /// `httpStatus`.
+    Http(u16),
+    /// `grpcStatus`, as the numeric gRPC code.
+    Grpc(u32),
+}
+
+/// `headers`: request and response manipulation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    /// Changes to the request.
+    pub request: HeaderOps,
+    /// Changes to the response.
+    pub response: HeaderOps,
+}
+
+/// `set`, `add`, `remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderOps {
+    /// Overwrite.
+    pub set: BTreeMap<String, String>,
+    /// Append.
+    pub add: BTreeMap<String, String>,
+    /// Remove.
+    pub remove: Vec<String>,
+}
+
+/// `mirror` and `mirrorPercentage`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// Where copies go.
+    pub destination: Destination,
+    /// Share of requests, 0.0..=100.0 (Istio's default 100).
+    pub percentage: f64,
+}
+
+/// A `DestinationRule`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationRule {
+    /// Canonical host.
+    pub host: Host,
+    /// Policy for the whole host.
+    pub traffic_policy: Option<TrafficPolicy>,
+    /// Named subsets.
+    pub subsets: Vec<Subset>,
+    /// The declaring resource.
+    pub origin: Origin,
+}
+
+/// A named subset of a service's endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subset {
+    /// Name (used in `destination.subset` and cluster names).
+    pub name: String,
+    /// Endpoints whose labels include all of these.
+    pub labels: Labels,
+    /// Policy for the subset; fields it sets override the host's.
+    pub traffic_policy: Option<TrafficPolicy>,
+}
+
+/// `trafficPolicy`. Every part is optional so that subset and port
+/// policies can be merged field by field over the host's (Istio's rule).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrafficPolicy {
+    /// `loadBalancer`.
+    pub load_balancer: Option<LoadBalancer>,
+    /// `connectionPool`.
+    pub connection_pool: Option<ConnectionPool>,
+    /// `outlierDetection`.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// `portLevelSettings`, by port number.
+    pub port_level: BTreeMap<u16, TrafficPolicy>,
+}
+
+/// `loadBalancer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadBalancer {
+    /// `simple`.
+    Simple(SimpleLb),
+    /// `consistentHash`.
+    ConsistentHash(HashKey),
+}
+
+/// `loadBalancer.simple`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimpleLb {
+    /// `ROUND_ROBIN`.
+    RoundRobin,
+    /// `LEAST_REQUEST` (and the deprecated `LEAST_CONN`).
+    LeastRequest,
+    /// `RANDOM`.
+    Random,
+    /// `PASSTHROUGH`.
+    Passthrough,
+    /// `UNSPECIFIED`: Istio's default (least request).
+    Unspecified,
+}
+
+/// What a consistent hash hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// `httpHeaderName`.
+    Header(String),
+    /// `httpCookie`.
+    Cookie {
+        /// Cookie name.
+        name: String,
+        /// Path attribute.
+        path: Option<String>,
+        /// TTL; when set, Envoy generates the cookie.
+        ttl: Option<Duration>,
+    },
+    /// `useSourceIp`.
+    SourceIp,
+    /// `httpQueryParameterName`.
+    QueryParameter(String),
+}
+
+/// `connectionPool`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionPool {
+    /// `tcp.maxConnections`.
+    pub max_connections: Option<u32>,
+    /// `tcp.connectTimeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `http.http1MaxPendingRequests`.
+    pub http1_max_pending_requests: Option<u32>,
+    /// `http.http2MaxRequests`.
+    pub http2_max_requests: Option<u32>,
+    /// `http.maxRequestsPerConnection`.
+    pub max_requests_per_connection: Option<u32>,
+    /// `http.maxRetries`.
+    pub max_retries: Option<u32>,
+    /// `http.idleTimeout`.
+    pub idle_timeout: Option<Duration>,
+    /// `http.h2UpgradePolicy`: `Some(true)` for UPGRADE.
+    pub h2_upgrade: Option<bool>,
+}
+
+/// `outlierDetection`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutlierDetection {
+    /// `consecutive5xxErrors`.
+    pub consecutive_5xx_errors: Option<u32>,
+    /// `consecutiveGatewayErrors`.
+    pub consecutive_gateway_errors: Option<u32>,
+    /// `interval`.
+    pub interval: Option<Duration>,
+    /// `baseEjectionTime`.
+    pub base_ejection_time: Option<Duration>,
+    /// `maxEjectionPercent`.
+    pub max_ejection_percent: Option<u32>,
+    /// `minHealthPercent`.
+    pub min_health_percent: Option<u32>,
+}

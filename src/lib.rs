@@ -1,0 +1,17 @@
+//! Trellis: a service mesh control plane for stock Envoy sidecars.
+//!
+//! Data flows one way (see DESIGN.md): `config` loads and validates the
+//! mesh config, `registry` tracks instances, `translate` turns both into
+//! Envoy resources per proxy, `xds` serves them over ADS, `admin` shows
+//! health, metrics and debug views.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod bootstrap;
+pub mod config;
+pub mod envoy_json;
+pub mod registry;
+pub mod serve;
+pub mod translate;
+pub mod xds;
