@@ -1,1 +1,230 @@
-//! (being written)
+//! Envoy bootstrap files for sidecars (`trellis bootstrap`).
+//!
+//! The bootstrap holds only what Envoy needs before it can talk to the
+//! control plane: who it is (node id, cluster and metadata, which
+//! `registry::Proxy::from_node` reads back), where its admin interface
+//! listens, and how to reach Trellis over ADS. Every listener, route,
+//! cluster and endpoint then arrives over ADS, so the file never changes
+//! when the mesh config does.
+//!
+//! The YAML is built from `serde_json` values rather than Envoy's protobuf
+//! types: it is small, reads like the Envoy docs, and `envoy --mode validate`
+//! is the judge of its correctness (see the tests).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Name of the static cluster that points at the control plane.
+pub const XDS_CLUSTER: &str = "xds_cluster";
+
+/// Everything one sidecar's bootstrap depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarSpec {
+    /// Service name (`node.cluster`, metadata `service`).
+    pub service: String,
+    /// Namespace of the service.
+    pub namespace: String,
+    /// Workload labels, e.g. `version=v2`; subsets select on them.
+    pub labels: BTreeMap<String, String>,
+    /// Service account; `None` means the service name.
+    pub service_account: Option<String>,
+    /// The application's port on 127.0.0.1.
+    pub app_port: u16,
+    /// Port of the sidecar's inbound listener.
+    pub inbound_port: u16,
+    /// Address other sidecars reach this one on.
+    pub inbound_address: String,
+    /// Port of the sidecar's outbound listener.
+    pub outbound_port: u16,
+    /// Port of Envoy's admin interface (always on 127.0.0.1).
+    pub admin_port: u16,
+    /// The control plane's gRPC address, `HOST:PORT`.
+    pub xds_addr: String,
+    /// Node id; `None` derives a deterministic one (see [`SidecarSpec::node_id`]).
+    pub node_id: Option<String>,
+}
+
+impl SidecarSpec {
+    /// A spec with the documented defaults for everything but the service
+    /// name and app port.
+    pub fn new(service: &str, app_port: u16) -> Self {
+        SidecarSpec {
+            service: service.to_string(),
+            namespace: "default".to_string(),
+            labels: BTreeMap::new(),
+            service_account: None,
+            app_port,
+            inbound_port: 15006,
+            inbound_address: "127.0.0.1".to_string(),
+            outbound_port: 15001,
+            admin_port: 15000,
+            xds_addr: "127.0.0.1:15010".to_string(),
+            node_id: None,
+        }
+    }
+
+    /// The node id: the one given, else `SERVICE-INBOUNDPORT` (with the
+    /// inbound address too when it is not loopback). Deterministic so that
+    /// a restarted sidecar comes back as the same instance and cancels its
+    /// pending deregistration instead of appearing twice.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        let loopback = self
+            .inbound_address
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            format!("{}-{}", self.service, self.inbound_port)
+        } else {
+            format!(
+                "{}-{}-{}",
+                self.service, self.inbound_address, self.inbound_port
+            )
+        }
+    }
+}
+
+/// Why a bootstrap could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// `--xds-addr` is not `HOST:PORT`.
+    #[error("invalid xDS address {0:?}: expected HOST:PORT")]
+    XdsAddr(String),
+    /// A required name is empty.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// YAML encoding failed (not expected for these values).
+    #[error("encoding the bootstrap as YAML: {0}")]
+    Yaml(#[from] yaml_serde::Error),
+    /// JSON encoding failed (not expected for these values).
+    #[error("encoding the bootstrap as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The top level of an Envoy `Bootstrap`, in the order people read it.
+#[derive(Serialize)]
+struct Bootstrap {
+    node: Value,
+    admin: Value,
+    dynamic_resources: Value,
+    static_resources: Value,
+}
+
+/// Renders the bootstrap for `spec` as YAML.
+pub fn render(spec: &SidecarSpec) -> Result<String, BootstrapError> {
+    let header =
+        "# Envoy bootstrap written by `trellis bootstrap`: everything else comes over ADS.\n";
+    Ok(format!(
+        "{header}{}",
+        yaml_serde::to_string(&bootstrap(spec)?)?
+    ))
+}
+
+/// The bootstrap for `spec` as a JSON value (the same content as [`render`]).
+pub fn bootstrap_value(spec: &SidecarSpec) -> Result<Value, BootstrapError> {
+    Ok(serde_json::to_value(bootstrap(spec)?)?)
+}
+
+fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
+    if spec.service.trim().is_empty() {
+        return Err(BootstrapError::Empty("service"));
+    }
+    if spec.namespace.trim().is_empty() {
+        return Err(BootstrapError::Empty("namespace"));
+    }
+    let (xds_host, xds_port) = split_host_port(&spec.xds_addr)?;
+    Ok(Bootstrap {
+        node: node(spec),
+        admin: json!({ "address": socket_address("127.0.0.1", spec.admin_port) }),
+        dynamic_resources: dynamic_resources(),
+        static_resources: json!({ "clusters": [xds_cluster(&xds_host, xds_port)] }),
+    })
+}
+
+/// The node identity; keys are the contract with `registry::Proxy::from_node`.
+fn node(spec: &SidecarSpec) -> Value {
+    let service_account = spec.service_account.as_deref().unwrap_or(&spec.service);
+    json!({
+        "id": spec.node_id(),
+        "cluster": spec.service,
+        "metadata": {
+            "namespace": spec.namespace,
+            "service": spec.service,
+            "labels": spec.labels,
+            "service_account": service_account,
+            "app_port": spec.app_port,
+            "inbound_address": spec.inbound_address,
+            "inbound_port": spec.inbound_port,
+            "outbound_port": spec.outbound_port,
+        },
+    })
+}
+
+/// Listeners and clusters come over one ADS stream (xDS spec: "Aggregated
+/// Discovery Service"); routes and endpoints refer to ADS from the resources.
+fn dynamic_resources() -> Value {
+    let ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    json!({
+        "ads_config": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+            // The server learns the node from the first request of a stream
+            // and keys everything on it; later requests need not repeat it.
+            "set_node_on_first_message_only": true,
+        },
+        "cds_config": ads,
+        "lds_config": ads,
+    })
+}
+
+/// The only static cluster: the control plane, over HTTP/2 (gRPC).
+fn xds_cluster(host: &str, port: u16) -> Value {
+    // An IP needs no resolver; a name is resolved and re-resolved by Envoy.
+    let discovery = if host.parse::<IpAddr>().is_ok() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    };
+    json!({
+        "name": XDS_CLUSTER,
+        "type": discovery,
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(host, port) } }] }],
+        },
+    })
+}
+
+fn socket_address(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+/// Splits `HOST:PORT` (or `[V6]:PORT`) into its parts.
+fn split_host_port(addr: &str) -> Result<(String, u16), BootstrapError> {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok((sa.ip().to_string(), sa.port()));
+    }
+    let bad = || BootstrapError::XdsAddr(addr.to_string());
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() || host.contains(':') {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests;
