@@ -1,1 +1,41 @@
+//! Test harness for Trellis end-to-end tests: the real `trellis serve`, real
+//! Envoy 1.40 sidecars, in-process HTTP backends and a client, all on
+//! 127.0.0.1 with ports of their own so tests can run in parallel.
+//!
+//! The tests in `tests/*.rs` run the `trellis` binary that `cargo build
+//! --workspace` leaves in the target directory (see [`trellis::trellis_bin`]);
+//! the test command therefore builds first: `cargo build --workspace && cargo
+//! test --workspace` (what `make test` runs).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod backend;
+pub mod child;
+pub mod client;
+pub mod envoy;
+pub mod mesh;
+pub mod ports;
+pub mod trellis;
+pub mod wait;
+
+pub use backend::{Backend, Behavior};
+pub use child::ChildGuard;
+pub use client::{Client, Reply, Tally};
+pub use envoy::{Envoy, Sidecar};
+pub use mesh::ConfigDir;
+pub use ports::free_port;
+pub use trellis::{Trellis, TrellisOptions};
+pub use wait::wait_until;
+
+/// Path of the repository root (the workspace root).
+pub fn repo_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Istio's Bookinfo samples, kept beside the clone at `../shared` (see
+/// `shared/istio-samples/bookinfo/README.md`); `None` when absent.
+pub fn bookinfo_dir() -> Option<std::path::PathBuf> {
+    let dir = repo_root().join("../shared/istio-samples/bookinfo");
+    dir.is_dir().then_some(dir)
+}

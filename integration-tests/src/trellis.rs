@@ -1,0 +1,192 @@
+//! The control plane under test: the real `trellis serve` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::child::ChildGuard;
+use crate::client::http_get;
+use crate::ports::free_port;
+use crate::wait::wait_until;
+
+/// How long `trellis serve` may take to answer `/readyz` with 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `trellis` binary built by `cargo build --workspace`.
+///
+/// `CARGO_BIN_EXE_trellis` exists only for tests of the `trellis` crate
+/// itself, so this looks next to the running test binary
+/// (`TARGET/PROFILE/deps/TEST` → `TARGET/PROFILE/trellis`, which follows
+/// `CARGO_TARGET_DIR` and the profile), then in `$CARGO_TARGET_DIR/debug` and
+/// `<repo>/target/debug`. `TRELLIS_BIN` overrides all of them.
+pub fn trellis_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TRELLIS_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
+            candidates.push(profile_dir.join("trellis"));
+        }
+    }
+    let root = crate::repo_root();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(root.join(dir).join("debug/trellis"));
+    }
+    candidates.push(root.join("target/debug/trellis"));
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no trellis binary in {candidates:?}: run `cargo build --workspace` before \
+                 `cargo test --workspace` (or `make test`, which does both)"
+            )
+        })
+}
+
+/// Options for [`Trellis::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct TrellisOptions {
+    /// `--grace-period`, how long a disconnected sidecar stays an endpoint.
+    pub grace_period: Option<Duration>,
+    /// `RUST_LOG` for the child (default `info`).
+    pub log_filter: Option<String>,
+}
+
+/// A running `trellis serve`, killed on drop.
+#[derive(Debug)]
+pub struct Trellis {
+    child: ChildGuard,
+    xds_port: u16,
+    admin_port: u16,
+    config_dir: PathBuf,
+    _state: tempfile::TempDir,
+}
+
+impl Trellis {
+    /// Starts `trellis serve --config DIR` on free ports and waits for
+    /// `/readyz`.
+    pub async fn start(config_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(config_dir, TrellisOptions::default()).await
+    }
+
+    /// Like [`Trellis::start`], with options.
+    pub async fn start_with(config_dir: &Path, opts: TrellisOptions) -> anyhow::Result<Self> {
+        let state = tempfile::tempdir()?;
+        let (xds_port, admin_port) = (free_port(), free_port());
+        let mut cmd = Command::new(trellis_bin()?);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config_dir)
+            .arg("--xds-addr")
+            .arg(format!("127.0.0.1:{xds_port}"))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg("--state-dir")
+            .arg(state.path());
+        if let Some(g) = opts.grace_period {
+            cmd.arg("--grace-period")
+                .arg(format!("{}ms", g.as_millis()));
+        }
+        cmd.env("RUST_LOG", opts.log_filter.as_deref().unwrap_or("info"));
+        let log = state.path().join("trellis.log");
+        let child = ChildGuard::spawn("trellis serve", cmd, &log)?;
+        let mut me = Self {
+            child,
+            xds_port,
+            admin_port,
+            config_dir: config_dir.to_path_buf(),
+            _state: state,
+        };
+        me.wait_ready().await?;
+        Ok(me)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let port = self.admin_port;
+        let ready = wait_until(READY_TIMEOUT, Duration::from_millis(20), || async move {
+            matches!(http_get(port, "/readyz").await, Ok((200, _))).then_some(())
+        });
+        tokio::pin!(ready);
+        loop {
+            tokio::select! {
+                r = &mut ready => {
+                    return r.map(|_| ()).with_context(|| {
+                        format!("trellis serve not ready:\n{}", self.child.log_tail())
+                    });
+                }
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if let Some(status) = self.child.try_exited() {
+                        bail!("trellis serve exited ({status}):\n{}", self.child.log_tail());
+                    }
+                }
+            }
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the ADS server, for `trellis bootstrap --xds-addr`.
+    pub fn xds_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.xds_port)
+    }
+
+    /// The admin HTTP port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// The watched config directory.
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
+    }
+
+    /// The control plane's output so far.
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+
+    /// `GET` an admin path; fails unless 200.
+    pub async fn admin(&self, path: &str) -> anyhow::Result<String> {
+        let (status, body) = http_get(self.admin_port, path).await?;
+        if status != 200 {
+            bail!("trellis admin {path}: HTTP {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// `/debug/config` as JSON.
+    pub async fn debug_config(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.admin("/debug/config").await?)?)
+    }
+
+    /// `/debug/proxies` as JSON.
+    pub async fn debug_proxies(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.admin("/debug/proxies").await?)?)
+    }
+
+    /// `/metrics` (Prometheus text).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        self.admin("/metrics").await
+    }
+
+    /// Kills the control plane now.
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+}
+
+/// Runs `trellis ARGS...` to completion: exit code, stdout, stderr.
+pub fn run_trellis(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = Command::new(trellis_bin()?)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
