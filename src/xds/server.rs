@@ -1,0 +1,297 @@
+//! The gRPC ADS service: one task per stream runs a [`StreamState`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::status::unix_now;
+use super::{
+    NackStatus, Output, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent, StreamState,
+    XdsMetrics,
+};
+
+/// Responses queued per stream before the stream task waits for the client.
+const RESPONSE_QUEUE: usize = 16;
+
+/// What the rest of the control plane learns about streams.
+pub trait StreamHooks: Send + Sync + 'static {
+    /// Called with the first request's Node; Err refuses the stream (status
+    /// returned to Envoy).
+    fn stream_opened(&self, node: &Node) -> Result<(), Status>;
+    /// Called exactly once when a stream that `stream_opened` accepted ends.
+    fn stream_closed(&self, node_id: &str);
+}
+
+/// The ADS server (state of the world; delta is not implemented yet).
+#[derive(Clone)]
+pub struct AdsServer {
+    cache: SnapshotCache,
+    hooks: Arc<dyn StreamHooks>,
+    status: ProxyStatusTable,
+    metrics: XdsMetrics,
+}
+
+impl AdsServer {
+    /// A server reading snapshots from `cache`.
+    pub fn new(
+        cache: SnapshotCache,
+        hooks: Arc<dyn StreamHooks>,
+        status: ProxyStatusTable,
+        metrics: XdsMetrics,
+    ) -> Self {
+        AdsServer {
+            cache,
+            hooks,
+            status,
+            metrics,
+        }
+    }
+
+    /// The tonic service, for `tonic::transport::Server::add_service`.
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
+        AggregatedDiscoveryServiceServer::new(self)
+    }
+
+    /// Reads the first request and asks the hooks whether to serve the node.
+    async fn accept(
+        &self,
+        inbound: &mut Streaming<DiscoveryRequest>,
+    ) -> Result<(DiscoveryRequest, String), Status> {
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("ADS stream ended before its first request"))?;
+        // "Basic Protocol Overview": only the first request is guaranteed to
+        // carry the node, so it must be there.
+        let node = first
+            .node
+            .as_ref()
+            .filter(|n| !n.id.is_empty())
+            .ok_or_else(|| {
+                Status::invalid_argument("the first DiscoveryRequest must carry node with an id")
+            })?;
+        self.hooks.stream_opened(node)?;
+        Ok((first.clone(), node.id.clone()))
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (first, node_id) = match self.accept(&mut inbound).await {
+            Ok(accepted) => accepted,
+            Err(status) => {
+                self.metrics.stream_refused();
+                tracing::info!(code = ?status.code(), message = status.message(), "ADS stream refused");
+                return Err(status);
+            }
+        };
+        let guard = StreamGuard::open(self, node_id);
+        let snapshots = self.cache.subscribe(&guard.node_id);
+        let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
+        tokio::spawn(run_stream(guard, first, inbound, snapshots, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented(
+            "delta (incremental) ADS is not implemented yet; use state-of-the-world ADS \
+             (api_type: GRPC in the bootstrap's ads_config)",
+        ))
+    }
+}
+
+/// One accepted stream: records what happens on it and, when dropped (the
+/// stream ended, or the task was cancelled), reports the close exactly once.
+struct StreamGuard {
+    node_id: String,
+    hooks: Arc<dyn StreamHooks>,
+    status: ProxyStatusTable,
+    metrics: XdsMetrics,
+    cache: SnapshotCache,
+}
+
+impl StreamGuard {
+    fn open(server: &AdsServer, node_id: String) -> Self {
+        server.status.stream_opened(&node_id);
+        server.metrics.stream_opened();
+        tracing::info!(node = %node_id, "ADS stream opened");
+        StreamGuard {
+            node_id,
+            hooks: server.hooks.clone(),
+            status: server.status.clone(),
+            metrics: server.metrics.clone(),
+            cache: server.cache.clone(),
+        }
+    }
+
+    /// Logs, counts and records each event (every push, ACK and NACK is a
+    /// structured event and a metric).
+    fn record(&self, events: &[StreamEvent]) {
+        let node = self.node_id.as_str();
+        for event in events {
+            match event {
+                StreamEvent::Sent {
+                    type_url,
+                    version,
+                    nonce,
+                    resources,
+                } => {
+                    tracing::debug!(node, type_url, version, nonce, resources, "xDS push");
+                    self.status.sent(node, type_url, version, nonce);
+                    self.metrics.pushed(type_url);
+                }
+                StreamEvent::Acked {
+                    type_url,
+                    version,
+                    nonce,
+                } => {
+                    tracing::debug!(node, type_url, version, nonce, "xDS ACK");
+                    self.status.acked(node, type_url, version);
+                    self.metrics.acked(type_url);
+                }
+                StreamEvent::Nacked {
+                    type_url,
+                    version,
+                    nonce,
+                    message,
+                } => {
+                    tracing::warn!(node, type_url, version, nonce, message, "xDS NACK");
+                    let nack = NackStatus {
+                        version: version.clone(),
+                        nonce: nonce.clone(),
+                        message: message.clone(),
+                        at: unix_now(),
+                    };
+                    self.status.nacked(node, type_url, nack);
+                    self.metrics.nacked(type_url);
+                }
+                StreamEvent::Stale { type_url, nonce } => {
+                    tracing::debug!(node, type_url, nonce, "stale xDS request ignored");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        tracing::info!(node = %self.node_id, "ADS stream closed");
+        self.status.stream_closed(&self.node_id);
+        self.metrics.stream_closed();
+        self.hooks.stream_closed(&self.node_id);
+        self.cache.release(&self.node_id);
+    }
+}
+
+type Snapshots = watch::Receiver<Option<Arc<Snapshot>>>;
+type Outbound = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+
+/// Runs one stream until the client goes away. No lock is held across an
+/// await; the watch receiver only ever yields the newest snapshot.
+async fn run_stream(
+    guard: StreamGuard,
+    first: DiscoveryRequest,
+    mut inbound: Streaming<DiscoveryRequest>,
+    mut snapshots: Snapshots,
+    tx: Outbound,
+) {
+    let mut state = StreamState::new();
+    let current = snapshots.borrow_and_update().clone();
+    if let Some(snapshot) = current {
+        state.on_snapshot(snapshot);
+    }
+    let mut next = Some(Input::Request(first));
+    let mut watching = true;
+    while let Some(input) = next.take() {
+        let out = match input {
+            Input::Request(req) => match state.on_request(&req) {
+                Ok(out) => out,
+                Err(err) => {
+                    let _ = tx
+                        .send(Err(Status::invalid_argument(err.to_string())))
+                        .await;
+                    break;
+                }
+            },
+            Input::Snapshot(snapshot) => state.on_snapshot(snapshot),
+        };
+        if !deliver(&guard, out, &tx).await {
+            break;
+        }
+        next = next_input(&guard, &mut inbound, &mut snapshots, &mut watching, &tx).await;
+    }
+    drop(guard);
+}
+
+enum Input {
+    Request(DiscoveryRequest),
+    Snapshot(Arc<Snapshot>),
+}
+
+/// Waits for the next request or snapshot; `None` when the stream is over.
+async fn next_input(
+    guard: &StreamGuard,
+    inbound: &mut Streaming<DiscoveryRequest>,
+    snapshots: &mut Snapshots,
+    watching: &mut bool,
+    tx: &Outbound,
+) -> Option<Input> {
+    loop {
+        tokio::select! {
+            msg = inbound.message() => return match msg {
+                Ok(Some(req)) => Some(Input::Request(req)),
+                Ok(None) => None,
+                Err(status) => {
+                    tracing::debug!(node = %guard.node_id, %status, "ADS stream receive ended");
+                    None
+                }
+            },
+            changed = snapshots.changed(), if *watching => {
+                if changed.is_err() {
+                    *watching = false;
+                    continue;
+                }
+                let current = snapshots.borrow_and_update().clone();
+                if let Some(snapshot) = current {
+                    return Some(Input::Snapshot(snapshot));
+                }
+            }
+            () = tx.closed() => return None,
+        }
+    }
+}
+
+/// Records the events and sends the responses; false once the client is gone.
+async fn deliver(guard: &StreamGuard, out: Output, tx: &Outbound) -> bool {
+    guard.record(&out.events);
+    for response in out.responses {
+        if tx.send(Ok(response)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}

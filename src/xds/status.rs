@@ -1,0 +1,182 @@
+//! What each proxy was sent, ACKed and NACKed, for `/debug/proxies`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+
+/// Per node id: connection state and per-type xDS state. Cheap to clone
+/// (shared inside); the lock is held only for a map update, never across an
+/// await. Serializes as a JSON object keyed by node id.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyStatusTable {
+    inner: Arc<RwLock<BTreeMap<String, ProxyStatus>>>,
+}
+
+/// One proxy's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProxyStatus {
+    /// True while at least one ADS stream of this node is open.
+    pub connected: bool,
+    /// Open ADS streams (more than one only briefly, while Envoy reconnects).
+    pub streams: u32,
+    /// When the latest stream opened (seconds since the Unix epoch).
+    pub connected_at: Option<u64>,
+    /// When the latest stream closed (seconds since the Unix epoch).
+    pub disconnected_at: Option<u64>,
+    /// Per type URL.
+    pub types: BTreeMap<String, TypeStatus>,
+}
+
+/// One resource type's state for one proxy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TypeStatus {
+    /// `version_info` of the last response sent.
+    pub last_sent_version: Option<String>,
+    /// Nonce of the last response sent.
+    pub last_sent_nonce: Option<String>,
+    /// Version of the last response the proxy ACKed.
+    pub last_acked_version: Option<String>,
+    /// The last response the proxy rejected.
+    pub last_nack: Option<NackStatus>,
+}
+
+/// A rejected response, with Envoy's reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NackStatus {
+    /// Version of the rejected response.
+    pub version: String,
+    /// Nonce of the rejected response.
+    pub nonce: String,
+    /// Envoy's `error_detail.message`.
+    pub message: String,
+    /// When the NACK arrived (seconds since the Unix epoch).
+    pub at: u64,
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ProxyStatusTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        ProxyStatusTable::default()
+    }
+
+    fn update<R>(&self, node_id: &str, f: impl FnOnce(&mut ProxyStatus) -> R) -> R {
+        let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        f(map.entry(node_id.to_string()).or_default())
+    }
+
+    fn update_type(&self, node_id: &str, type_url: &str, f: impl FnOnce(&mut TypeStatus)) {
+        self.update(node_id, |p| {
+            f(p.types.entry(type_url.to_string()).or_default())
+        });
+    }
+
+    /// Records that a stream of `node_id` opened.
+    pub fn stream_opened(&self, node_id: &str) {
+        self.update(node_id, |p| {
+            p.streams += 1;
+            p.connected = true;
+            p.connected_at = Some(unix_now());
+        });
+    }
+
+    /// Records that a stream of `node_id` ended.
+    pub fn stream_closed(&self, node_id: &str) {
+        self.update(node_id, |p| {
+            p.streams = p.streams.saturating_sub(1);
+            p.connected = p.streams > 0;
+            p.disconnected_at = Some(unix_now());
+        });
+    }
+
+    /// Records a response sent.
+    pub fn sent(&self, node_id: &str, type_url: &str, version: &str, nonce: &str) {
+        self.update_type(node_id, type_url, |t| {
+            t.last_sent_version = Some(version.to_string());
+            t.last_sent_nonce = Some(nonce.to_string());
+        });
+    }
+
+    /// Records an ACK of `version`.
+    pub fn acked(&self, node_id: &str, type_url: &str, version: &str) {
+        self.update_type(node_id, type_url, |t| {
+            t.last_acked_version = Some(version.to_string());
+        });
+    }
+
+    /// Records a NACK.
+    pub fn nacked(&self, node_id: &str, type_url: &str, nack: NackStatus) {
+        self.update_type(node_id, type_url, |t| t.last_nack = Some(nack));
+    }
+
+    /// Forgets a node (e.g. after it left the mesh).
+    pub fn remove(&self, node_id: &str) {
+        let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        map.remove(node_id);
+    }
+
+    /// One node's state.
+    pub fn get(&self, node_id: &str) -> Option<ProxyStatus> {
+        let map = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(node_id).cloned()
+    }
+
+    /// Every node's state, by node id.
+    pub fn all(&self) -> BTreeMap<String, ProxyStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Serialize for ProxyStatusTable {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.all().serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_streams_and_types() {
+        let table = ProxyStatusTable::new();
+        table.stream_opened("a");
+        table.stream_opened("a");
+        table.sent("a", "t", "v1", "1");
+        table.acked("a", "t", "v1");
+        table.nacked(
+            "a",
+            "t",
+            NackStatus {
+                version: "v2".into(),
+                nonce: "2".into(),
+                message: "bad".into(),
+                at: 1,
+            },
+        );
+        table.stream_closed("a");
+        let a = table.get("a").unwrap();
+        assert!(a.connected, "one stream is still open");
+        let t = &a.types["t"];
+        assert_eq!(t.last_acked_version.as_deref(), Some("v1"));
+        assert_eq!(t.last_nack.as_ref().unwrap().message, "bad");
+        table.stream_closed("a");
+        assert!(!table.get("a").unwrap().connected);
+
+        let json = serde_json::to_value(&table).unwrap();
+        assert_eq!(json["a"]["types"]["t"]["last_sent_nonce"], "1");
+        table.remove("a");
+        assert!(table.all().is_empty());
+    }
+}
