@@ -75,6 +75,12 @@ pub struct Client {
     inner: HyperClient<HttpConnector, Empty<Bytes>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Client")
+    }
+}
+
 impl Default for Client {
     fn default() -> Self {
         Self::new()

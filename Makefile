@@ -1,0 +1,25 @@
+# The commands a developer runs, and the same ones CI (.ci/run) runs.
+.PHONY: all fmt lint test demo bench
+
+all: lint test
+
+# Format every crate in the workspace.
+fmt:
+	cargo fmt --all
+
+# Formatting check and clippy with warnings as errors.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Build first: the integration tests run the trellis binary from target/.
+test:
+	cargo build --workspace && cargo test --workspace
+
+# The local demo: control plane, three services, Envoy sidecars.
+demo:
+	cargo run --release -- demo
+
+# Benchmarks are programs that print figures, not timed tests.
+bench:
+	cargo bench --workspace

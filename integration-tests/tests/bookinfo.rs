@@ -1,0 +1,150 @@
+//! Istio's Bookinfo traffic samples, read as written from
+//! `../shared/istio-samples/bookinfo/`, with test backends and sidecars
+//! standing in for Bookinfo's services.
+
+use std::path::PathBuf;
+
+use trellis_integration_tests::*;
+
+fn sample(name: &str) -> PathBuf {
+    let dir = bookinfo_dir().expect("../shared/istio-samples/bookinfo not found beside the repo");
+    dir.join(name)
+}
+
+/// A config dir holding the given sample files, and a control plane on it.
+async fn mesh(files: &[&str]) -> (ConfigDir, Trellis) {
+    let config = ConfigDir::new().unwrap();
+    for f in files {
+        config.copy_from(&sample(f)).unwrap();
+    }
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    (config, trellis)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_90_10() {
+    let (_c, t) = mesh(&[
+        "destination-rule-all.yaml",
+        "virtual-service-reviews-90-10.yaml",
+    ])
+    .await;
+    let _v1 = Instance::start(&t, "reviews", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let _v2 = Instance::start(&t, "reviews", "v2", Behavior::Ok)
+        .await
+        .unwrap();
+    let _v3 = Instance::start(&t, "reviews", "v3", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&t).await.unwrap();
+    for v in ["v1", "v2"] {
+        client
+            .wait_endpoints(&subset_cluster(v, "reviews"), 1)
+            .await
+            .unwrap();
+    }
+    let tally = client.tally("reviews", &[], 1000, 8).await;
+    assert_eq!(tally.ok(), 1000, "{tally:?}");
+    assert_eq!(tally.get("reviews v3"), 0, "{tally:?}");
+    let v2 = tally.get("reviews v2");
+    assert!(
+        (70..=130).contains(&v2),
+        "v2 should get about 10%: {tally:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_jason_to_v2() {
+    let files = [
+        "destination-rule-all.yaml",
+        "virtual-service-reviews-test-v2.yaml",
+    ];
+    let (_c, t) = mesh(&files).await;
+    let _v1 = Instance::start(&t, "reviews", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let _v2 = Instance::start(&t, "reviews", "v2", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&t).await.unwrap();
+    for v in ["v1", "v2"] {
+        client
+            .wait_endpoints(&subset_cluster(v, "reviews"), 1)
+            .await
+            .unwrap();
+    }
+    let jason = client
+        .tally("reviews", &[("end-user", "jason")], 100, 4)
+        .await;
+    assert_eq!(jason.get("reviews v2"), 100, "{jason:?}");
+    let others = client.tally("reviews", &[], 100, 4).await;
+    assert_eq!(others.get("reviews v1"), 100, "{others:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_abort_500_for_jason() {
+    let files = [
+        "destination-rule-all.yaml",
+        "virtual-service-ratings-test-abort.yaml",
+    ];
+    let (_c, t) = mesh(&files).await;
+    let ratings = Instance::start(&t, "ratings", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&t).await.unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v1", "ratings"), 1)
+        .await
+        .unwrap();
+    let jason = client
+        .tally("ratings", &[("end-user", "jason")], 50, 4)
+        .await;
+    assert_eq!(jason.get("HTTP 500"), 50, "{jason:?}");
+    let others = client.tally("ratings", &[], 50, 4).await;
+    assert_eq!(others.get("ratings v1"), 50, "{others:?}");
+    assert_eq!(
+        ratings.backend.hits(),
+        50,
+        "jason's requests never reach ratings"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn details_abort_555() {
+    // The file carries its own `details` DestinationRule (see the samples' README).
+    let (_c, t) = mesh(&["fault-injection-details-v1.yaml"]).await;
+    let _details = Instance::start(&t, "details", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&t).await.unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v1", "details"), 1)
+        .await
+        .unwrap();
+    let tally = client.tally("details", &[], 50, 4).await;
+    assert_eq!(tally.get("HTTP 555"), 50, "{tally:?}");
+}
+
+#[test]
+fn every_sample_validates_with_the_destination_rules() {
+    let scenarios = [
+        "virtual-service-all-v1.yaml",
+        "virtual-service-reviews-90-10.yaml",
+        "virtual-service-reviews-50-v3.yaml",
+        "virtual-service-reviews-test-v2.yaml",
+        "virtual-service-reviews-jason-v2-v3.yaml",
+        "virtual-service-ratings-test-delay.yaml",
+        "virtual-service-ratings-test-abort.yaml",
+    ];
+    for scenario in scenarios {
+        let config = ConfigDir::new().unwrap();
+        config
+            .copy_from(&sample("destination-rule-all.yaml"))
+            .unwrap();
+        config.copy_from(&sample(scenario)).unwrap();
+        let dir = config.path().to_str().unwrap();
+        let (code, out, err) = trellis::run_trellis(&["validate", dir]).unwrap();
+        assert_eq!(code, 0, "{scenario}:\n{out}{err}");
+    }
+}

@@ -1,0 +1,113 @@
+//! Check 6: a weight change in the file reaches Envoy within a second; an
+//! invalid change is rejected and the mesh keeps the last good config.
+
+use std::time::{Duration, Instant};
+
+use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::*;
+
+/// Finds, anywhere in `v`, an object with a `file` ending in `file_name` and
+/// a positive `line`: a diagnostic as `/debug/config` shows it.
+fn find_diagnostic<'a>(v: &'a serde_json::Value, file_name: &str) -> Option<&'a serde_json::Value> {
+    match v {
+        serde_json::Value::Object(map) => {
+            let file_ok = map
+                .get("file")
+                .and_then(|f| f.as_str())
+                .is_some_and(|f| f.ends_with(file_name));
+            let line_ok = map
+                .get("line")
+                .and_then(|l| l.as_u64())
+                .is_some_and(|l| l > 0);
+            if file_ok && line_ok {
+                return Some(v);
+            }
+            map.values().find_map(|x| find_diagnostic(x, file_name))
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(|x| find_diagnostic(x, file_name)),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_change_then_invalid_change() {
+    let config = ConfigDir::with(&[
+        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
+        (
+            "routes.yaml",
+            &weighted_routes("payment", &[("v1", 90), ("v2", 10)]),
+        ),
+    ])
+    .unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let _v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v1", "payment"), 1)
+        .await
+        .unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v2", "payment"), 1)
+        .await
+        .unwrap();
+    let before = client.tally("payment", &[], 200, 4).await;
+    assert!(before.get("payment v1") > 150, "{before:?}");
+
+    // 0/100, written in place; then poll with requests until a run of 20
+    // goes to v2 (under 90/10 that would happen once in 10^20).
+    config
+        .write(
+            "routes.yaml",
+            &weighted_routes("payment", &[("v1", 0), ("v2", 100)]),
+        )
+        .unwrap();
+    let start = Instant::now();
+    let mut run_start = None;
+    let mut run = 0;
+    while run < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no shift to v2 within 5 s"
+        );
+        let sent = start.elapsed();
+        let reply = client.get("payment", &[]).await.unwrap();
+        if reply.version() == Some("v2") {
+            run_start.get_or_insert(sent);
+            run += 1;
+        } else {
+            run_start = None;
+            run = 0;
+        }
+    }
+    let took = run_start.unwrap_or_default();
+    eprintln!("reload to 100% v2 took {took:?}");
+    assert!(took <= Duration::from_secs(1), "shift took {took:?} > 1 s");
+    let after = client.tally("payment", &[], 200, 4).await;
+    assert_eq!(after.get("payment v2"), 200, "{after:?}");
+
+    // An invalid change (weights sum to 110) is rejected with file and line.
+    let invalid = weighted_routes("payment", &[("v1", 10), ("v2", 100)]);
+    config.replace("routes.yaml", &invalid).unwrap();
+    let (diag, _) = wait::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async {
+            let dbg = trellis.debug_config().await.ok()?;
+            find_diagnostic(&dbg, "routes.yaml").cloned()
+        },
+    )
+    .await
+    .expect("/debug/config never showed the rejected change");
+    eprintln!("rejected: {diag}");
+    let still = client.tally("payment", &[], 200, 4).await;
+    assert_eq!(
+        still.get("payment v2"),
+        200,
+        "traffic must not change: {still:?}"
+    );
+}

@@ -1,0 +1,104 @@
+//! Check 8: a resource Envoy rejects. Trellis validation accepts any regex
+//! the Rust `regex` crate accepts; Envoy's RE2 also limits a regex's
+//! compiled program size (100 by default) and NACKs the route
+//! configuration. The proxy stays on its last good version and
+//! `/debug/proxies` shows Envoy's message.
+
+use std::time::Duration;
+
+use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::*;
+
+/// A regex whose RE2 program size is about 660.
+const BIG_REGEX: &str = "/(alpha|beta|gamma|delta){1,30}";
+
+fn regex_routes() -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: payment
+spec:
+  hosts:
+  - payment
+  http:
+  - match:
+    - uri:
+        regex: "{BIG_REGEX}"
+    route:
+    - destination:
+        host: payment
+        subset: v2
+  - route:
+    - destination:
+        host: payment
+        subset: v2
+"#
+    )
+}
+
+fn contains_text(v: &serde_json::Value, needle: &str) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains(needle),
+        serde_json::Value::Array(a) => a.iter().any(|x| contains_text(x, needle)),
+        serde_json::Value::Object(m) => m.values().any(|x| contains_text(x, needle)),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_route_keeps_last_good_version() {
+    let config = ConfigDir::with(&[
+        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
+        (
+            "routes.yaml",
+            &weighted_routes("payment", &[("v1", 100), ("v2", 0)]),
+        ),
+    ])
+    .unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let _v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v1", "payment"), 1)
+        .await
+        .unwrap();
+    let good = client.tally("payment", &[], 50, 2).await;
+    assert_eq!(good.get("payment v1"), 50, "{good:?}");
+
+    config.replace("routes.yaml", &regex_routes()).unwrap();
+    let rejected = "http.outbound.rds.outbound.update_rejected";
+    wait::wait_for(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async {
+            client.sidecar.stats().await.ok().is_some_and(|s| {
+                s.iter()
+                    .any(|(k, v)| k.ends_with("rds.outbound.update_rejected") && *v >= 1)
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|_| panic!("Envoy never rejected the route config ({rejected})"));
+
+    // Envoy keeps the last good routes: still all v1.
+    let after = client.tally("payment", &[], 50, 2).await;
+    assert_eq!(after.get("payment v1"), 50, "{after:?}");
+    let (proxies, _) = wait::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async {
+            let p = trellis.debug_proxies().await.ok()?;
+            contains_text(&p, "program size").then_some(p)
+        },
+    )
+    .await
+    .expect("/debug/proxies never showed Envoy's NACK message");
+    assert!(contains_text(&proxies, &client.sidecar.spec.node_id));
+}
