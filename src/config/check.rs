@@ -1,0 +1,164 @@
+//! Cross-resource checks and assembly of the `MeshConfig`: duplicate
+//! names, conflicting claims on a host, unknown destination hosts, subsets
+//! and ports.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::convert::{DestRef, DocInfo};
+use super::diag::{Diagnostic, Diagnostics};
+use super::load::Loader;
+use super::model::{DestinationRule, Host, MeshConfig, Service, VirtualService};
+
+/// Runs every cross-resource check and builds the config, or returns every
+/// error found (sorted).
+pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, Diagnostics> {
+    let Loader {
+        mut diags,
+        refs,
+        resources,
+        services: raw_services,
+        workload_entries,
+        virtual_services: raw_vs,
+        destination_rules: raw_dr,
+    } = loader;
+    duplicates(&resources, &mut diags);
+    let services = services(raw_services, &mut diags);
+    let virtual_services = virtual_services(raw_vs, &mut diags);
+    let destination_rules = destination_rules(raw_dr, &mut diags);
+    let mut known: BTreeSet<&Host> = services.keys().collect();
+    known.extend(virtual_services.keys());
+    known.extend(destination_rules.keys());
+    for r in &refs {
+        check_ref(r, &known, &services, &destination_rules, &mut diags);
+    }
+    if !diags.is_empty() {
+        let mut d = Diagnostics(diags);
+        d.sort();
+        return Err(d);
+    }
+    Ok(MeshConfig {
+        services,
+        workload_entries,
+        virtual_services: virtual_services.into_iter().map(|(h, (_, vs))| (h, vs)).collect(),
+        destination_rules: destination_rules.into_iter().map(|(h, (_, dr))| (h, dr)).collect(),
+        files,
+    })
+}
+
+fn duplicates(resources: &[Arc<DocInfo>], diags: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<(&str, &str, &str), &DocInfo> = HashMap::new();
+    for r in resources {
+        let key = (r.kind.as_str(), r.namespace.as_str(), r.name.as_str());
+        if let Some(first) = seen.get(&key) {
+            let msg = format!("duplicate {} {}: also defined at {}", r.kind, r.qualified(), first.place());
+            diags.push(r.diagnostic("metadata.name", msg));
+        } else {
+            seen.insert(key, r);
+        }
+    }
+}
+
+fn services(raw: Vec<(Arc<DocInfo>, String, Service)>, diags: &mut Vec<Diagnostic>) -> BTreeMap<Host, Service> {
+    let mut out: BTreeMap<Host, Service> = BTreeMap::new();
+    for (doc, path, service) in raw {
+        if let Some(first) = out.get(&service.host) {
+            let o = &first.origin;
+            let msg = format!(
+                "host {} is already declared by ServiceEntry {}/{} ({}:{})",
+                service.host, o.namespace, o.name, o.file.display(), o.line
+            );
+            diags.push(doc.diagnostic(&path, msg));
+            continue;
+        }
+        out.insert(service.host.clone(), service);
+    }
+    out
+}
+
+type Claimed<T> = BTreeMap<Host, (Arc<DocInfo>, Arc<T>)>;
+
+fn virtual_services(
+    raw: Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Claimed<VirtualService> {
+    let mut out: Claimed<VirtualService> = BTreeMap::new();
+    for (doc, paths, vs) in raw {
+        let vs = Arc::new(vs);
+        for (path, host) in paths.iter().zip(&vs.hosts) {
+            if let Some((first, _)) = out.get(host) {
+                let msg = format!(
+                    "host {host} is already routed by VirtualService {} ({}): one VirtualService per host",
+                    first.qualified(),
+                    first.place()
+                );
+                diags.push(doc.diagnostic(path, msg));
+                continue;
+            }
+            out.insert(host.clone(), (doc.clone(), vs.clone()));
+        }
+    }
+    out
+}
+
+fn destination_rules(raw: Vec<(Arc<DocInfo>, DestinationRule)>, diags: &mut Vec<Diagnostic>) -> Claimed<DestinationRule> {
+    let mut out: Claimed<DestinationRule> = BTreeMap::new();
+    for (doc, dr) in raw {
+        if let Some((first, _)) = out.get(&dr.host) {
+            let msg = format!(
+                "host {} already has DestinationRule {} ({}): one DestinationRule per host",
+                dr.host,
+                first.qualified(),
+                first.place()
+            );
+            diags.push(doc.diagnostic("spec.host", msg));
+            continue;
+        }
+        out.insert(dr.host.clone(), (doc, Arc::new(dr)));
+    }
+    out
+}
+
+fn check_ref(
+    r: &DestRef,
+    known: &BTreeSet<&Host>,
+    services: &BTreeMap<Host, Service>,
+    rules: &Claimed<DestinationRule>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let d = &r.destination;
+    if !known.contains(&d.host) {
+        let msg = format!(
+            "unknown destination host {}: no ServiceEntry, DestinationRule or VirtualService names it",
+            d.host
+        );
+        diags.push(r.doc.diagnostic(&format!("{}.host", r.path), msg));
+        return;
+    }
+    if let Some(subset) = &d.subset {
+        let defined: Vec<&str> = rules
+            .get(&d.host)
+            .map(|(_, dr)| dr.subsets.iter().map(|s| s.name.as_str()).collect())
+            .unwrap_or_default();
+        if !defined.contains(&subset.as_str()) {
+            let msg = match rules.get(&d.host) {
+                Some((doc, _)) => format!(
+                    "unknown subset {subset:?} of host {}: DestinationRule {} defines {}",
+                    d.host,
+                    doc.qualified(),
+                    if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+                ),
+                None => format!("unknown subset {subset:?}: no DestinationRule for host {} defines subsets", d.host),
+            };
+            diags.push(r.doc.diagnostic(&format!("{}.subset", r.path), msg));
+        }
+    }
+    if let (Some(port), Some(service)) = (d.port, services.get(&d.host)) {
+        if !service.ports.iter().any(|p| p.number == port) {
+            let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
+            let msg = format!("port {port} is not a port of {} (it has {})", d.host, ports.join(", "));
+            diags.push(r.doc.diagnostic(&format!("{}.port.number", r.path), msg));
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Parts of a `VirtualService` HTTP rule: match, rewrite, redirect, direct
+//! response, headers and mirror. Retries and faults are in `policy`.
+
+mod policy;
+
+use std::collections::BTreeMap;
+
+pub(super) use policy::{fault, retries};
+
+use super::values::is_header_name;
+use super::{join, Cx};
+use crate::config::model::{
+    HeaderOps, Headers, HttpMatch, Mirror, Redirect, Rewrite, RouteAction, StringMatch,
+};
+use crate::config::raw::{self, virtual_service as vs};
+
+/// `match` entries; `None` if any is invalid.
+pub(super) fn matches(cx: &mut Cx<'_>, path: &str, raw: &[vs::HttpMatch]) -> Option<Vec<HttpMatch>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, m) in raw.iter().enumerate() {
+        match one_match(cx, &format!("{path}[{i}]"), m) {
+            Some(m) => out.push(m),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn one_match(cx: &mut Cx<'_>, path: &str, m: &vs::HttpMatch) -> Option<HttpMatch> {
+    let errors_before = cx.diags.len();
+    for (field, value) in [
+        ("scheme", &m.scheme),
+        ("authority", &m.authority),
+        ("port", &m.port),
+        ("sourceLabels", &m.source_labels),
+        ("gateways", &m.gateways),
+        ("sourceNamespace", &m.source_namespace),
+        ("statPrefix", &m.stat_prefix),
+    ] {
+        cx.unsupported(path, field, value);
+    }
+    let uri = m.uri.as_ref().and_then(|u| string_match(cx, &join(path, "uri"), u));
+    let method = m.method.as_ref().and_then(|u| string_match(cx, &join(path, "method"), u));
+    let headers = header_matches(cx, &join(path, "headers"), &m.headers);
+    let without_headers = header_matches(cx, &join(path, "withoutHeaders"), &m.without_headers);
+    let mut query_params = BTreeMap::new();
+    for (name, sm) in &m.query_params {
+        let p = join(&join(path, "queryParams"), name);
+        if sm.prefix.is_some() {
+            cx.err(&p, "prefix matching is not supported for queryParams (Istio): use exact or regex");
+        } else if let Some(sm) = string_match(cx, &p, sm) {
+            query_params.insert(name.clone(), sm);
+        }
+    }
+    (cx.diags.len() == errors_before).then(|| HttpMatch {
+        name: m.name.clone(),
+        uri,
+        headers,
+        without_headers,
+        method,
+        query_params,
+        ignore_uri_case: m.ignore_uri_case.unwrap_or(false),
+    })
+}
+
+fn header_matches(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: &BTreeMap<String, raw::StringMatch>,
+) -> BTreeMap<String, StringMatch> {
+    let mut out = BTreeMap::new();
+    for (name, sm) in raw {
+        let p = join(path, name);
+        if !is_header_name(name) {
+            cx.err(&p, format!("{name:?} is not a valid header name"));
+        } else if let Some(sm) = string_match(cx, &p, sm) {
+            out.insert(name.to_ascii_lowercase(), sm);
+        }
+    }
+    out
+}
+
+/// A `StringMatch`: exactly one of exact, prefix, regex (RE2, checked
+/// with the `regex` crate, which accepts the same syntax minus a few
+/// rarely used features).
+pub(super) fn string_match(cx: &mut Cx<'_>, path: &str, sm: &raw::StringMatch) -> Option<StringMatch> {
+    let m = match (&sm.exact, &sm.prefix, &sm.regex) {
+        (Some(e), None, None) => StringMatch::Exact(e.clone()),
+        (None, Some(p), None) if p.is_empty() => {
+            cx.err(&join(path, "prefix"), "prefix must not be empty");
+            return None;
+        }
+        (None, Some(p), None) => StringMatch::Prefix(p.clone()),
+        (None, None, Some(r)) => {
+            let p = join(path, "regex");
+            if r.is_empty() || r.len() > 1024 {
+                cx.err(&p, "regex must be 1 to 1024 characters long");
+                return None;
+            }
+            if let Err(e) = regex::Regex::new(r) {
+                cx.err(&p, format!("invalid regex {r:?}: {}", first_line(&e.to_string())));
+                return None;
+            }
+            StringMatch::Regex(r.clone())
+        }
+        (None, None, None) => {
+            cx.err(path, "one of exact, prefix or regex is required");
+            return None;
+        }
+        _ => {
+            cx.err(path, "only one of exact, prefix or regex is allowed");
+            return None;
+        }
+    };
+    Some(m)
+}
+
+/// The regex crate's errors span several lines with a caret diagram; a
+/// diagnostic is one line.
+fn first_line(msg: &str) -> String {
+    let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.last().copied().unwrap_or(msg).trim_start_matches("error: ").to_string()
+}
+
+/// `rewrite`.
+pub(super) fn rewrite(cx: &mut Cx<'_>, path: &str, rw: &vs::Rewrite) -> Option<Rewrite> {
+    cx.unsupported(path, "uriRegexRewrite", &rw.uri_regex_rewrite);
+    if rw.uri.is_none() && rw.authority.is_none() {
+        cx.err(path, "rewrite must specify uri, authority, or both");
+        return None;
+    }
+    Some(Rewrite {
+        uri: rw.uri.clone(),
+        authority: rw.authority.clone(),
+    })
+}
+
+/// `redirect`.
+pub(super) fn redirect(cx: &mut Cx<'_>, path: &str, r: &vs::Redirect) -> Option<Redirect> {
+    let before = cx.diags.len();
+    cx.unsupported(path, "derivePort", &r.derive_port);
+    if r.uri.is_none() && r.authority.is_none() && r.port.is_none() && r.scheme.is_none() {
+        cx.err(path, "redirect must specify uri, authority, scheme, or port");
+    }
+    let port = r.port.and_then(|p| cx.port(&join(path, "port"), p));
+    if let Some(code) = r.redirect_code {
+        if !(300..=399).contains(&code) {
+            cx.err(&join(path, "redirectCode"), format!("{code} is not a valid redirect code, must be 3xx"));
+        }
+    }
+    if let Some(s) = &r.scheme {
+        if s != "http" && s != "https" {
+            cx.err(&join(path, "scheme"), "invalid redirect scheme, must be \"http\" or \"https\"");
+        }
+    }
+    (cx.diags.len() == before).then(|| Redirect {
+        uri: r.uri.clone(),
+        authority: r.authority.clone(),
+        port,
+        scheme: r.scheme.clone(),
+        redirect_code: r.redirect_code.map(|c| c as u16),
+    })
+}
+
+/// `directResponse`.
+pub(super) fn direct_response(cx: &mut Cx<'_>, path: &str, d: &vs::DirectResponse) -> Option<RouteAction> {
+    if !(200..=599).contains(&d.status) {
+        cx.err(&join(path, "status"), format!("HTTP status {} is not in range 200-599", d.status));
+        return None;
+    }
+    let body = match &d.body {
+        Some(b) => {
+            cx.unsupported(&join(path, "body"), "bytes", &b.bytes);
+            b.string.clone()
+        }
+        None => None,
+    };
+    Some(RouteAction::DirectResponse {
+        status: d.status as u16,
+        body,
+    })
+}
+
+/// `headers` (absent: nothing to change).
+pub(super) fn headers(cx: &mut Cx<'_>, path: &str, h: Option<&raw::Headers>) -> Headers {
+    let Some(h) = h else {
+        return Headers::default();
+    };
+    Headers {
+        request: header_ops(cx, &join(path, "request"), h.request.as_ref()),
+        response: header_ops(cx, &join(path, "response"), h.response.as_ref()),
+    }
+}
+
+fn header_ops(cx: &mut Cx<'_>, path: &str, ops: Option<&raw::HeaderOps>) -> HeaderOps {
+    let Some(ops) = ops else {
+        return HeaderOps::default();
+    };
+    for (op, names) in [("set", &ops.set), ("add", &ops.add)] {
+        for name in names.keys() {
+            check_header_op(cx, &join(&join(path, op), name), name);
+        }
+    }
+    for (i, name) in ops.remove.iter().enumerate() {
+        check_header_op(cx, &format!("{path}.remove[{i}]"), name);
+    }
+    HeaderOps {
+        set: ops.set.clone(),
+        add: ops.add.clone(),
+        remove: ops.remove.clone(),
+    }
+}
+
+fn check_header_op(cx: &mut Cx<'_>, path: &str, name: &str) {
+    if !is_header_name(name) {
+        cx.err(path, format!("{name:?} is not a valid header name"));
+    } else if name.eq_ignore_ascii_case("host") {
+        cx.err(path, "the host header cannot be changed here: use rewrite.authority");
+    }
+}
+
+/// `mirror` with `mirrorPercentage` (default 100%).
+pub(super) fn mirror(cx: &mut Cx<'_>, path: &str, r: &vs::HttpRoute) -> Option<Mirror> {
+    let pct_path = join(path, "mirrorPercentage.value");
+    let percentage = match &r.mirror_percentage {
+        Some(p) => cx.percent(&pct_path, p.value)?,
+        None => 100.0,
+    };
+    let Some(d) = &r.mirror else {
+        if r.mirror_percentage.is_some() {
+            cx.err(&join(path, "mirrorPercentage"), "mirrorPercentage needs a mirror");
+        }
+        return None;
+    };
+    let destination = cx.destination(&join(path, "mirror"), d)?;
+    Some(Mirror {
+        destination,
+        percentage,
+    })
+}

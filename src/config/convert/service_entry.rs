@@ -1,0 +1,198 @@
+//! `ServiceEntry` and `WorkloadEntry` conversion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::{join, Cx};
+use crate::config::model::{
+    Location, Protocol, Resolution, Service, ServicePort, StaticEndpoint, WorkloadEntry,
+};
+use crate::config::raw::service_entry as raw;
+
+/// One `Service` per host of the entry, each with the path of its host.
+pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(String, Service)> {
+    let p = "spec";
+    cx.unsupported(p, "addresses", &se.addresses);
+    cx.unsupported(p, "exportTo", &se.export_to);
+    cx.unsupported(p, "subjectAltNames", &se.subject_alt_names);
+    if se.hosts.is_empty() {
+        cx.err("spec.hosts", "at least one host is required");
+    }
+    let hosts = super::hosts(cx, &se.hosts);
+    let ports = ports(cx, &se.ports);
+    let resolution = resolution(cx, se.resolution.as_deref());
+    let location = match se.location.as_deref() {
+        None | Some("MESH_INTERNAL") => Location::MeshInternal,
+        Some("MESH_EXTERNAL") => Location::MeshExternal,
+        Some(other) => {
+            cx.err("spec.location", format!("unknown location {other:?}: use MESH_INTERNAL or MESH_EXTERNAL"));
+            Location::MeshInternal
+        }
+    };
+    let port_names: BTreeSet<&str> = se.ports.iter().map(|p| p.name.as_str()).collect();
+    let endpoints: Vec<_> = (se.endpoints.iter().enumerate())
+        .filter_map(|(i, e)| {
+            let path = format!("spec.endpoints[{i}]");
+            cx.unsupported(&path, "serviceAccount", &e.service_account.clone().map(Into::into));
+            endpoint(cx, &path, e, Some(&port_names), resolution == Some(Resolution::Static))
+        })
+        .collect();
+    let workload_selector = se.workload_selector.as_ref().map(|ws| {
+        cx.labels("spec.workloadSelector.labels", &ws.labels);
+        if !se.endpoints.is_empty() {
+            cx.err("spec.workloadSelector", "only one of workloadSelector or endpoints is allowed");
+        }
+        ws.labels.clone()
+    });
+    let Some(resolution) = resolution else {
+        return Vec::new();
+    };
+    (hosts.into_iter())
+        .map(|(path, host)| {
+            let service = Service {
+            host,
+            namespace: cx.doc.namespace.clone(),
+            ports: ports.clone(),
+            resolution,
+            location,
+            endpoints: endpoints.clone(),
+            workload_selector: workload_selector.clone(),
+            origin: cx.doc.origin(),
+        };
+            (path, service)
+        })
+        .collect()
+}
+
+fn resolution(cx: &mut Cx<'_>, written: Option<&str>) -> Option<Resolution> {
+    let path = "spec.resolution";
+    match written {
+        Some("STATIC") => Some(Resolution::Static),
+        Some("DNS") => Some(Resolution::Dns),
+        None => {
+            cx.err(path, "resolution is required: STATIC or DNS (Istio's default, NONE, is not supported yet)");
+            None
+        }
+        Some(r @ ("NONE" | "DNS_ROUND_ROBIN")) => {
+            cx.err(path, format!("resolution {r} is not supported yet: use STATIC or DNS"));
+            None
+        }
+        Some(other) => {
+            cx.err(path, format!("unknown resolution {other:?}: use STATIC or DNS"));
+            None
+        }
+    }
+}
+
+fn ports(cx: &mut Cx<'_>, raw: &[raw::Port]) -> Vec<ServicePort> {
+    let mut names = BTreeSet::new();
+    let mut numbers = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, port) in raw.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        let number = cx.port(&join(&path, "number"), port.number);
+        if port.name.is_empty() {
+            cx.err(&path, "port name is required");
+        } else if !names.insert(port.name.as_str()) {
+            cx.err(&join(&path, "name"), format!("duplicate port name {:?}", port.name));
+        }
+        if number.is_some_and(|n| !numbers.insert(n)) {
+            cx.err(&join(&path, "number"), format!("duplicate port number {}", port.number));
+        }
+        let target = port.target_port.and_then(|t| cx.port(&join(&path, "targetPort"), t));
+        let protocol = protocol(cx, &path, port);
+        if let (Some(number), Some(protocol)) = (number, protocol) {
+            out.push(ServicePort {
+                number,
+                name: port.name.clone(),
+                protocol,
+                target_port: target,
+            });
+        }
+    }
+    out
+}
+
+fn protocol(cx: &mut Cx<'_>, path: &str, port: &raw::Port) -> Option<Protocol> {
+    // Istio's convention: a port named `<protocol>[-<suffix>]` declares its protocol.
+    let written = port.protocol.clone().unwrap_or_else(|| {
+        port.name.split('-').next().unwrap_or_default().to_string()
+    });
+    let protocol = match written.to_ascii_uppercase().as_str() {
+        "HTTP" => Protocol::Http,
+        "HTTP2" => Protocol::Http2,
+        "GRPC" => Protocol::Grpc,
+        "TCP" => Protocol::Tcp,
+        "TLS" | "HTTPS" => Protocol::Tls,
+        _ if port.protocol.is_none() => {
+            cx.err(path, "protocol is required (HTTP, HTTP2, GRPC, TCP, TLS or HTTPS) unless the port name starts with one");
+            return None;
+        }
+        other => {
+            let p = join(path, "protocol");
+            cx.err(&p, format!("protocol {other} is not supported yet: use HTTP, HTTP2, GRPC, TCP, TLS or HTTPS"));
+            return None;
+        }
+    };
+    Some(protocol)
+}
+
+/// An endpoint; `port_names` are the service's port names when known.
+fn endpoint(
+    cx: &mut Cx<'_>,
+    path: &str,
+    e: &raw::WorkloadEntry,
+    port_names: Option<&BTreeSet<&str>>,
+    static_resolution: bool,
+) -> Option<StaticEndpoint> {
+    cx.unsupported(path, "network", &e.network);
+    cx.unsupported(path, "locality", &e.locality);
+    let address = e.address.clone().unwrap_or_default();
+    let is_ip = address.parse::<IpAddr>().is_ok();
+    if address.is_empty() {
+        cx.err(path, "address is required");
+        return None;
+    } else if static_resolution && !is_ip {
+        let p = join(path, "address");
+        cx.err(&p, format!("endpoint address {address:?} is not an IP address (resolution STATIC)"));
+    } else if !is_ip && !super::is_dns_subdomain(&address.to_ascii_lowercase()) {
+        let p = join(path, "address");
+        cx.err(&p, format!("endpoint address {address:?} is not a valid IP address or DNS name"));
+    }
+    let mut ports = BTreeMap::new();
+    for (name, number) in &e.ports {
+        let p = join(&join(path, "ports"), name);
+        if port_names.is_some_and(|names| !names.contains(name.as_str())) {
+            cx.err(&p, format!("endpoint port {name:?} is not a port name of the ServiceEntry"));
+        }
+        if let Some(n) = cx.port(&p, *number) {
+            ports.insert(name.clone(), n);
+        }
+    }
+    cx.labels(&join(path, "labels"), &e.labels);
+    let weight = match e.weight {
+        None | Some(0) => None,
+        Some(w) => cx.count(&join(path, "weight"), w),
+    };
+    Some(StaticEndpoint {
+        address,
+        ports,
+        labels: e.labels.clone(),
+        weight,
+    })
+}
+
+/// A `WorkloadEntry`.
+pub(crate) fn workload_entry(cx: &mut Cx<'_>, we: &raw::WorkloadEntry) -> Option<WorkloadEntry> {
+    let endpoint = endpoint(cx, "spec", we, None, false)?;
+    if let Some(sa) = &we.service_account {
+        if !super::is_dns_subdomain(sa) {
+            cx.err("spec.serviceAccount", format!("service account {sa:?} is not a valid DNS-1123 name"));
+        }
+    }
+    Some(WorkloadEntry {
+        endpoint,
+        service_account: we.service_account.clone(),
+        origin: cx.doc.origin(),
+    })
+}

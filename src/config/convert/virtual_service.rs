@@ -1,0 +1,136 @@
+//! `VirtualService` conversion: hosts, rules and route destinations.
+
+use super::{http, join, Cx};
+use crate::config::model::{HttpRoute, RouteAction, VirtualService, WeightedDestination};
+use crate::config::raw::virtual_service as raw;
+
+/// Converts a `VirtualService`; also returns the path of each host.
+pub(crate) fn virtual_service(cx: &mut Cx<'_>, vs: &raw::VirtualService) -> (VirtualService, Vec<String>) {
+    cx.unsupported("spec", "tls", &vs.tls);
+    cx.unsupported("spec", "tcp", &vs.tcp);
+    cx.unsupported("spec", "exportTo", &vs.export_to);
+    if let Some(gateways) = &vs.gateways {
+        for (i, g) in gateways.iter().enumerate() {
+            if g != "mesh" {
+                let msg = format!("gateway {g:?} is not supported yet: only `mesh` (sidecars) is");
+                cx.err(&format!("spec.gateways[{i}]"), msg);
+            }
+        }
+    }
+    if vs.hosts.is_empty() {
+        cx.err("spec.hosts", "at least one host is required");
+    }
+    let (paths, hosts) = super::hosts(cx, &vs.hosts).into_iter().unzip();
+    if vs.http.is_empty() {
+        cx.err("spec", "at least one `http` rule is required (tcp and tls are not supported yet)");
+    }
+    let http: Vec<_> = (vs.http.iter().enumerate())
+        .filter_map(|(i, r)| http_route(cx, &format!("spec.http[{i}]"), r))
+        .collect();
+    let vs = VirtualService {
+        hosts,
+        http,
+        origin: cx.doc.origin(),
+    };
+    (vs, paths)
+}
+
+fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRoute> {
+    cx.unsupported(path, "delegate", &r.delegate);
+    cx.unsupported(path, "mirrors", &r.mirrors);
+    cx.unsupported(path, "corsPolicy", &r.cors_policy);
+    if r.mirror_percent.is_some() {
+        let p = join(path, "mirrorPercent");
+        cx.err(&p, "`mirrorPercent` is deprecated and not supported: use `mirrorPercentage: {value: N}`");
+    }
+    let matches = http::matches(cx, &join(path, "match"), &r.matches);
+    let action = action(cx, path, r);
+    let rewrite = r.rewrite.as_ref().and_then(|rw| http::rewrite(cx, &join(path, "rewrite"), rw));
+    if r.rewrite.is_some() && r.redirect.is_some() {
+        cx.err(&join(path, "rewrite"), "a rule cannot contain both rewrite and redirect");
+    }
+    let timeout = r.timeout.as_ref().and_then(|t| cx.duration(&join(path, "timeout"), t));
+    let retries = r.retries.as_ref().and_then(|rt| http::retries(cx, &join(path, "retries"), rt));
+    let fault = r.fault.as_ref().and_then(|f| http::fault(cx, &join(path, "fault"), f));
+    let headers = http::headers(cx, &join(path, "headers"), r.headers.as_ref());
+    let mirror = http::mirror(cx, path, r);
+    Some(HttpRoute {
+        name: r.name.clone(),
+        matches: matches?,
+        action: action?,
+        rewrite,
+        timeout,
+        retries,
+        fault,
+        headers,
+        mirror,
+    })
+}
+
+fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction> {
+    let given = [!r.route.is_empty(), r.redirect.is_some(), r.direct_response.is_some()];
+    match given.iter().filter(|g| **g).count() {
+        0 => {
+            cx.err(path, "one of route, redirect or directResponse is required");
+            return None;
+        }
+        1 => {}
+        _ => {
+            cx.err(path, "only one of route, redirect or directResponse is allowed");
+            return None;
+        }
+    }
+    if let Some(redirect) = &r.redirect {
+        return http::redirect(cx, &join(path, "redirect"), redirect).map(RouteAction::Redirect);
+    }
+    if let Some(dr) = &r.direct_response {
+        return http::direct_response(cx, &join(path, "directResponse"), dr);
+    }
+    route(cx, &join(path, "route"), &r.route).map(RouteAction::Route)
+}
+
+/// Route destinations and their weights: a lone destination may omit its
+/// weight (100); several must sum to 100, an omitted weight counting 0.
+fn route(cx: &mut Cx<'_>, path: &str, raw: &[raw::RouteDestination]) -> Option<Vec<WeightedDestination>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut sum = 0i64;
+    for (i, rd) in raw.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let weight = rd.weight.unwrap_or(0);
+        if !(0..=100).contains(&weight) {
+            cx.err(&join(&p, "weight"), format!("weight {weight} is not in 0..100"));
+            ok = false;
+        }
+        sum += weight;
+        let headers = http::headers(cx, &join(&p, "headers"), rd.headers.as_ref());
+        let Some(d) = &rd.destination else {
+            cx.err(&p, "destination is required");
+            ok = false;
+            continue;
+        };
+        match cx.destination(&join(&p, "destination"), d) {
+            Some(destination) => out.push(WeightedDestination {
+                destination,
+                weight: weight.clamp(0, 100) as u32,
+                headers,
+            }),
+            None => ok = false,
+        }
+    }
+    if raw.len() == 1 {
+        let w = raw[0].weight.unwrap_or(0);
+        if (1..100).contains(&w) {
+            let p = format!("{path}[0].weight");
+            cx.err(&p, format!("a lone destination takes all traffic: weight must be 100 or omitted, not {w}"));
+            ok = false;
+        }
+        if let Some(d) = out.first_mut() {
+            d.weight = 100;
+        }
+    } else if ok && sum != 100 {
+        cx.err(path, format!("route weights must sum to 100, not {sum}"));
+        ok = false;
+    }
+    ok.then_some(out)
+}

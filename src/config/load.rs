@@ -1,0 +1,216 @@
+//! Documents → converted resources: kind dispatch, serde with paths.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use yaml_serde::Value;
+
+use super::convert::{self, Cx, DestRef, DocInfo};
+use super::diag::Diagnostic;
+use super::model::{DestinationRule, Service, VirtualService, WorkloadEntry};
+
+use super::raw::{self, destination_rule, service_entry, virtual_service};
+use super::yaml::{self, YamlDoc};
+
+/// The kinds Trellis reads.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    ServiceEntry,
+    WorkloadEntry,
+    VirtualService,
+    DestinationRule,
+}
+
+/// Everything read so far, before the cross-resource checks.
+#[derive(Default)]
+pub(crate) struct Loader {
+    pub diags: Vec<Diagnostic>,
+    pub refs: Vec<DestRef>,
+    /// Every resource with a kind and name, in load order (for duplicates).
+    pub resources: Vec<Arc<DocInfo>>,
+    pub services: Vec<(Arc<DocInfo>, String, Service)>,
+    pub workload_entries: Vec<WorkloadEntry>,
+    pub virtual_services: Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>,
+    pub destination_rules: Vec<(Arc<DocInfo>, DestinationRule)>,
+}
+
+impl Loader {
+    /// Reads every document of one file.
+    pub(crate) fn file(&mut self, file: &Path, text: &str) {
+        let (docs, syntax) = yaml::parse(text);
+        for doc in docs {
+            self.document(file, doc);
+        }
+        if let Some(e) = syntax {
+            self.diags.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: e.pos.0,
+                col: e.pos.1,
+                kind: "-".into(),
+                name: "-".into(),
+                field: "-".into(),
+                message: format!("YAML syntax error: {}", e.message),
+            });
+        }
+    }
+
+    fn document(&mut self, file: &Path, doc: YamlDoc) {
+        if doc.value.is_null() {
+            return; // an empty document (`---` followed by nothing)
+        }
+        let str_field = |k: &str| doc.value.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let meta = |k: &str| {
+            let v = doc.value.get("metadata").and_then(|m| m.get(k));
+            v.and_then(Value::as_str).unwrap_or("").to_string()
+        };
+        let namespace = meta("namespace");
+        let info = Arc::new(DocInfo {
+            file: file.to_path_buf(),
+            kind: str_field("kind"),
+            name: meta("name"),
+            namespace: if namespace.is_empty() { "default".into() } else { namespace },
+            positions: doc.positions,
+        });
+        let api_version = str_field("apiVersion");
+        let kind = match classify(&api_version, &info.kind, doc.value.is_mapping()) {
+            Ok(kind) => kind,
+            Err((path, msg)) => return self.diags.push(info.diagnostic(path, msg)),
+        };
+        match kind {
+            Kind::ServiceEntry => {
+                let Some(spec) = self.spec::<service_entry::ServiceEntry>(&info, doc.value) else {
+                    return;
+                };
+                let services = convert::service_entry(&mut self.cx(&info), &spec);
+                let with_doc = services.into_iter().map(|(p, s)| (info.clone(), p, s));
+                self.services.extend(with_doc);
+            }
+            Kind::WorkloadEntry => {
+                let Some(spec) = self.spec::<service_entry::WorkloadEntry>(&info, doc.value) else {
+                    return;
+                };
+                let we = convert::workload_entry(&mut self.cx(&info), &spec);
+                self.workload_entries.extend(we);
+            }
+            Kind::VirtualService => {
+                let Some(spec) = self.spec::<virtual_service::VirtualService>(&info, doc.value)
+                else {
+                    return;
+                };
+                let (vs, paths) = convert::virtual_service(&mut self.cx(&info), &spec);
+                self.virtual_services.push((info, paths, vs));
+            }
+            Kind::DestinationRule => {
+                let Some(spec) = self.spec::<destination_rule::DestinationRule>(&info, doc.value)
+                else {
+                    return;
+                };
+                let dr = convert::destination_rule(&mut self.cx(&info), &spec);
+                self.destination_rules.extend(dr.map(|dr| (info, dr)));
+            }
+        }
+    }
+
+    fn cx<'a>(&'a mut self, doc: &'a Arc<DocInfo>) -> Cx<'a> {
+        Cx {
+            doc,
+            diags: &mut self.diags,
+            refs: &mut self.refs,
+        }
+    }
+
+    /// Deserializes the whole resource (unknown fields and wrong types are
+    /// reported at their path), checks its metadata and returns its spec.
+    fn spec<S: DeserializeOwned>(&mut self, info: &Arc<DocInfo>, value: Value) -> Option<S> {
+        let resource: raw::Resource<S> = match serde_path_to_error::deserialize(value) {
+            Ok(r) => r,
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                let message = serde_message(&e.inner().to_string());
+                self.diags.push(info.diagnostic(&path, message));
+                return None;
+            }
+        };
+        self.metadata(info, &resource.metadata);
+        if resource.spec.is_none() {
+            self.diags.push(info.diagnostic("spec", "spec is required"));
+        }
+        resource.spec
+    }
+
+    fn metadata(&mut self, info: &Arc<DocInfo>, meta: &raw::Metadata) {
+        match meta.name.as_deref() {
+            None | Some("") => self.diags.push(info.diagnostic("metadata", "metadata.name is required")),
+            Some(name) if !convert::is_dns_subdomain(name) => {
+                let msg = format!("name {name:?} is not a valid DNS-1123 subdomain (lowercase letters, digits, '-' and '.')");
+                self.diags.push(info.diagnostic("metadata.name", msg));
+            }
+            Some(_) => self.resources.push(info.clone()),
+        }
+        if let Some(ns) = &meta.namespace {
+            if !convert::is_dns_label(ns) {
+                let msg = format!("namespace {ns:?} is not a valid DNS-1123 label");
+                self.diags.push(info.diagnostic("metadata.namespace", msg));
+            }
+        }
+    }
+}
+
+/// serde's messages name Rust types; users read YAML.
+fn serde_message(msg: &str) -> String {
+    let msg = msg
+        .replace("expected i64", "expected an integer")
+        .replace("expected f64", "expected a number")
+        .replace("expected a sequence", "expected a list");
+    match msg.find("expected struct ") {
+        Some(i) => format!("{}expected a mapping", &msg[..i]),
+        None => msg,
+    }
+}
+
+const NETWORKING: &str = "networking.istio.io";
+const VERSIONS: &[&str] = &["v1alpha3", "v1beta1", "v1"];
+
+/// Which kind a document is, or the error to report (path, message).
+fn classify(api_version: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static str, String)> {
+    if !is_mapping {
+        return Err(("", "a resource must be a mapping with apiVersion, kind, metadata and spec".into()));
+    }
+    if api_version.is_empty() {
+        return Err(("apiVersion", "apiVersion is required (a string such as networking.istio.io/v1)".into()));
+    }
+    if kind.is_empty() {
+        return Err(("kind", "kind is required (a string such as VirtualService)".into()));
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or((api_version, ""));
+    let supported = |kind: &str| match kind {
+        "ServiceEntry" => Some(Kind::ServiceEntry),
+        "WorkloadEntry" => Some(Kind::WorkloadEntry),
+        "VirtualService" => Some(Kind::VirtualService),
+        "DestinationRule" => Some(Kind::DestinationRule),
+        _ => None,
+    };
+    let known_unsupported: &[&str] = match group {
+        NETWORKING => &["Sidecar", "Gateway", "EnvoyFilter", "WorkloadGroup", "ProxyConfig"],
+        "security.istio.io" => &["PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication"],
+        "telemetry.istio.io" => &["Telemetry"],
+        "extensions.istio.io" => &["WasmPlugin"],
+        _ => {
+            let msg = format!("unknown apiVersion {api_version:?}: Trellis reads {NETWORKING}/v1alpha3, v1beta1 and v1");
+            return Err(("apiVersion", msg));
+        }
+    };
+    if known_unsupported.contains(&kind) {
+        return Err(("kind", format!("kind {kind} is not supported yet")));
+    }
+    match (group, supported(kind)) {
+        (NETWORKING, Some(k)) if VERSIONS.contains(&version) => Ok(k),
+        (NETWORKING, Some(_)) => {
+            let msg = format!("unknown apiVersion {api_version:?}: {NETWORKING} serves v1alpha3, v1beta1 and v1");
+            Err(("apiVersion", msg))
+        }
+        _ => Err(("kind", format!("unknown kind {kind:?} in {api_version}"))),
+    }
+}

@@ -1,0 +1,96 @@
+//! Raw serde types: the YAML as written, checked only for shape.
+//!
+//! Every struct denies unknown fields. Fields Istio has but Trellis does
+//! not support yet are kept as `Option<Unsupported>` so that conversion can
+//! name them in an error instead of ignoring them.
+
+pub(crate) mod destination_rule;
+pub(crate) mod service_entry;
+pub(crate) mod virtual_service;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A field we accept in the YAML only to reject it with a clear message.
+pub(crate) type Unsupported = yaml_serde::Value;
+
+/// A whole Kubernetes-style resource.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Resource<S> {
+    #[allow(dead_code)]
+    pub api_version: String,
+    #[allow(dead_code)]
+    pub kind: String,
+    pub metadata: Metadata,
+    #[serde(default = "Option::default")]
+    pub spec: Option<S>,
+}
+
+/// `metadata`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Metadata {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    /// Accepted and kept for nothing yet: labels on the resource itself
+    /// carry no traffic meaning in Istio.
+    #[allow(dead_code)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[allow(dead_code)]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// `StringMatch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct StringMatch {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub regex: Option<String>,
+}
+
+/// `Percent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Percent {
+    pub value: f64,
+}
+
+/// `PortSelector`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct PortSelector {
+    pub number: i64,
+}
+
+/// `Destination`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Destination {
+    #[serde(default)]
+    pub host: String,
+    pub subset: Option<String>,
+    pub port: Option<PortSelector>,
+}
+
+/// `Headers`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Headers {
+    pub request: Option<HeaderOps>,
+    pub response: Option<HeaderOps>,
+}
+
+/// `HeaderOperations`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct HeaderOps {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}

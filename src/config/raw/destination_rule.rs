@@ -1,0 +1,141 @@
+//! `DestinationRule` as written.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{PortSelector, Unsupported};
+
+/// `DestinationRule.spec`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct DestinationRule {
+    #[serde(default)]
+    pub host: String,
+    pub traffic_policy: Option<TrafficPolicy>,
+    #[serde(default)]
+    pub subsets: Vec<Subset>,
+    pub export_to: Option<Unsupported>,
+    pub workload_selector: Option<Unsupported>,
+}
+
+/// `Subset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Subset {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub traffic_policy: Option<TrafficPolicy>,
+}
+
+/// `TrafficPolicy` (also the body of a port-level policy).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct TrafficPolicy {
+    pub load_balancer: Option<LoadBalancer>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<OutlierDetection>,
+    pub tls: Option<Unsupported>,
+    #[serde(default)]
+    pub port_level_settings: Vec<PortTrafficPolicy>,
+    pub tunnel: Option<Unsupported>,
+    pub proxy_protocol: Option<Unsupported>,
+    pub retry_budget: Option<Unsupported>,
+}
+
+/// `TrafficPolicy.PortTrafficPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct PortTrafficPolicy {
+    pub port: Option<PortSelector>,
+    pub load_balancer: Option<LoadBalancer>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<OutlierDetection>,
+    pub tls: Option<Unsupported>,
+}
+
+/// `LoadBalancerSettings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LoadBalancer {
+    pub simple: Option<String>,
+    pub consistent_hash: Option<ConsistentHash>,
+    pub locality_lb_setting: Option<Unsupported>,
+    pub warmup_duration_secs: Option<Unsupported>,
+    pub warmup: Option<Unsupported>,
+}
+
+/// `LoadBalancerSettings.ConsistentHashLB`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct ConsistentHash {
+    pub http_header_name: Option<String>,
+    pub http_cookie: Option<HttpCookie>,
+    pub use_source_ip: Option<bool>,
+    pub http_query_parameter_name: Option<String>,
+    pub ring_hash: Option<Unsupported>,
+    pub maglev: Option<Unsupported>,
+    pub minimum_ring_size: Option<Unsupported>,
+}
+
+/// `ConsistentHashLB.HTTPCookie`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct HttpCookie {
+    #[serde(default)]
+    pub name: String,
+    pub path: Option<String>,
+    pub ttl: Option<String>,
+    pub attributes: Option<Unsupported>,
+}
+
+/// `ConnectionPoolSettings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct ConnectionPool {
+    pub tcp: Option<TcpSettings>,
+    pub http: Option<HttpSettings>,
+}
+
+/// `ConnectionPoolSettings.TCPSettings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct TcpSettings {
+    pub max_connections: Option<i64>,
+    pub connect_timeout: Option<String>,
+    pub tcp_keepalive: Option<Unsupported>,
+    pub max_connection_duration: Option<Unsupported>,
+    pub idle_timeout: Option<Unsupported>,
+}
+
+/// `ConnectionPoolSettings.HTTPSettings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct HttpSettings {
+    pub http1_max_pending_requests: Option<i64>,
+    pub http2_max_requests: Option<i64>,
+    pub max_requests_per_connection: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub idle_timeout: Option<String>,
+    pub h2_upgrade_policy: Option<String>,
+    pub use_client_protocol: Option<Unsupported>,
+    pub max_concurrent_streams: Option<Unsupported>,
+}
+
+/// `OutlierDetection`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct OutlierDetection {
+    pub split_external_local_origin_errors: Option<Unsupported>,
+    pub consecutive_local_origin_failures: Option<Unsupported>,
+    pub consecutive_gateway_errors: Option<i64>,
+    #[serde(rename = "consecutive5xxErrors")]
+    pub consecutive_5xx_errors: Option<i64>,
+    pub interval: Option<String>,
+    pub base_ejection_time: Option<String>,
+    pub max_ejection_percent: Option<i64>,
+    pub min_health_percent: Option<i64>,
+    pub consecutive_errors: Option<Unsupported>,
+}

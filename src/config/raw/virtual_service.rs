@@ -1,0 +1,156 @@
+//! `VirtualService` as written.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{Destination, Headers, Percent, StringMatch, Unsupported};
+
+/// `VirtualService.spec`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct VirtualService {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub gateways: Option<Vec<String>>,
+    #[serde(default)]
+    pub http: Vec<HttpRoute>,
+    pub tls: Option<Unsupported>,
+    pub tcp: Option<Unsupported>,
+    pub export_to: Option<Unsupported>,
+}
+
+/// `HTTPRoute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct HttpRoute {
+    pub name: Option<String>,
+    #[serde(default, rename = "match")]
+    pub matches: Vec<HttpMatch>,
+    #[serde(default)]
+    pub route: Vec<RouteDestination>,
+    pub redirect: Option<Redirect>,
+    pub direct_response: Option<DirectResponse>,
+    pub delegate: Option<Unsupported>,
+    pub rewrite: Option<Rewrite>,
+    pub timeout: Option<String>,
+    pub retries: Option<Retries>,
+    pub fault: Option<Fault>,
+    pub mirror: Option<Destination>,
+    pub mirrors: Option<Unsupported>,
+    pub mirror_percentage: Option<Percent>,
+    pub mirror_percent: Option<Unsupported>,
+    pub cors_policy: Option<Unsupported>,
+    pub headers: Option<Headers>,
+}
+
+/// `HTTPMatchRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct HttpMatch {
+    pub name: Option<String>,
+    pub uri: Option<StringMatch>,
+    pub scheme: Option<Unsupported>,
+    pub method: Option<StringMatch>,
+    pub authority: Option<Unsupported>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, StringMatch>,
+    pub port: Option<Unsupported>,
+    pub source_labels: Option<Unsupported>,
+    pub gateways: Option<Unsupported>,
+    #[serde(default)]
+    pub query_params: BTreeMap<String, StringMatch>,
+    pub ignore_uri_case: Option<bool>,
+    #[serde(default)]
+    pub without_headers: BTreeMap<String, StringMatch>,
+    pub source_namespace: Option<Unsupported>,
+    pub stat_prefix: Option<Unsupported>,
+}
+
+/// `HTTPRouteDestination`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RouteDestination {
+    pub destination: Option<Destination>,
+    pub weight: Option<i64>,
+    pub headers: Option<Headers>,
+}
+
+/// `HTTPRedirect`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Redirect {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub port: Option<i64>,
+    pub derive_port: Option<Unsupported>,
+    pub scheme: Option<String>,
+    pub redirect_code: Option<i64>,
+}
+
+/// `HTTPDirectResponse`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct DirectResponse {
+    pub status: i64,
+    pub body: Option<Body>,
+}
+
+/// `HTTPBody`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Body {
+    pub string: Option<String>,
+    pub bytes: Option<Unsupported>,
+}
+
+/// `HTTPRewrite`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Rewrite {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub uri_regex_rewrite: Option<Unsupported>,
+}
+
+/// `HTTPRetry`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Retries {
+    pub attempts: Option<i64>,
+    pub per_try_timeout: Option<String>,
+    pub retry_on: Option<String>,
+    pub retry_remote_localities: Option<bool>,
+    pub backoff: Option<Unsupported>,
+}
+
+/// `HTTPFaultInjection`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Fault {
+    pub delay: Option<Delay>,
+    pub abort: Option<Abort>,
+}
+
+/// `HTTPFaultInjection.Delay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Delay {
+    /// Deprecated in Istio but still a field of `Delay`: accepted.
+    pub percent: Option<i64>,
+    pub fixed_delay: Option<String>,
+    pub exponential_delay: Option<Unsupported>,
+    pub percentage: Option<Percent>,
+}
+
+/// `HTTPFaultInjection.Abort`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Abort {
+    /// Removed from Istio's `Abort` (reserved): rejected with a hint.
+    pub percent: Option<Unsupported>,
+    pub http_status: Option<i64>,
+    pub grpc_status: Option<String>,
+    pub http2_error: Option<Unsupported>,
+    pub percentage: Option<Percent>,
+}

@@ -1,0 +1,155 @@
+//! Watching the config directory for changes.
+//!
+//! The whole directory is watched recursively (not single files): editors
+//! replace files by write-and-rename and `git checkout` removes and creates
+//! them, which a per-file watch would lose. Only create, modify and remove
+//! events (renames are modify events) of config files or directories
+//! count; access events never do, since reading the config ourselves
+//! produces them and would reload forever.
+//!
+//! Delivery is leading-edge: the first event of a burst is sent at once,
+//! and later ones coalesce in a channel of capacity 1 until the receiver
+//! takes it. A receiver that reloads after each `()` therefore always sees
+//! the final state of a burst, with no fixed debounce delay.
+
+use std::path::{Component, Path, PathBuf};
+
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+/// Why the directory cannot be watched.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {}: {source}", path.display())]
+pub struct WatchError {
+    /// The directory.
+    pub path: PathBuf,
+    /// notify's error.
+    #[source]
+    pub source: notify::Error,
+}
+
+/// Keeps the watch alive; dropping it stops watching (the receiver then
+/// ends).
+pub struct ConfigWatcher {
+    _watcher: RecommendedWatcher,
+}
+
+impl std::fmt::Debug for ConfigWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigWatcher")
+    }
+}
+
+/// Watches `dir`; the receiver gets a `()` soon after any relevant change.
+pub fn watch(dir: &Path) -> Result<(ConfigWatcher, mpsc::Receiver<()>), WatchError> {
+    let err = |source| WatchError {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let (tx, rx) = mpsc::channel(1);
+    let root = dir.to_path_buf();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
+        let reload = match res {
+            Ok(event) => is_relevant(&root, &event),
+            Err(e) => {
+                // A lost event (e.g. queue overflow) may hide a change: reload.
+                tracing::warn!(error = %e, "config watch error");
+                true
+            }
+        };
+        if reload {
+            // Full channel: a reload is already pending and will see this change.
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(err)?;
+    watcher.watch(dir, RecursiveMode::Recursive).map_err(err)?;
+    Ok((ConfigWatcher { _watcher: watcher }, rx))
+}
+
+fn is_relevant(root: &Path, event: &Event) -> bool {
+    if event.need_rescan() {
+        return true;
+    }
+    let kind_counts = matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
+    );
+    kind_counts && event.paths.iter().any(|p| is_relevant_path(root, p))
+}
+
+/// Config files, and directories (or things that may have been one: a
+/// removed path has no metadata, so anything without an extension counts).
+/// Hidden paths (`.git`, editor swap files) never count.
+fn is_relevant_path(root: &Path, path: &Path) -> bool {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let hidden = rel.components().any(|c| match c {
+        Component::Normal(s) => s.to_str().is_some_and(|s| s.starts_with('.')),
+        _ => false,
+    });
+    if hidden {
+        return false;
+    }
+    super::is_config_file(path) || path.is_dir() || path.extension().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn expect_event(rx: &mut mpsc::Receiver<()>, what: &str) {
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(got, Ok(Some(()))), "no event for {what}");
+    }
+
+    /// Waits until no event came for 200 ms (the tail of a burst).
+    async fn drain(rx: &mut mpsc::Receiver<()>) {
+        while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {}
+    }
+
+    #[tokio::test]
+    async fn sees_writes_renames_new_dirs_and_removals_but_not_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let file = root.join("a.yaml");
+        std::fs::write(&file, "a: 1\n").unwrap();
+        let (_watcher, mut rx) = watch(&root).unwrap();
+
+        let _ = std::fs::read_to_string(&file).unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(quiet.is_err(), "reading a file must not trigger a reload");
+
+        std::fs::write(&file, "a: 2\n").unwrap();
+        expect_event(&mut rx, "write in place").await;
+        drain(&mut rx).await;
+
+        let tmp = root.join(".a.yaml.tmp");
+        std::fs::write(&tmp, "a: 3\n").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        expect_event(&mut rx, "atomic rename").await;
+        drain(&mut rx).await;
+
+        std::fs::create_dir(root.join("sub")).unwrap();
+        expect_event(&mut rx, "new directory").await;
+        drain(&mut rx).await;
+        std::fs::write(root.join("sub/b.yml"), "b: 1\n").unwrap();
+        expect_event(&mut rx, "new file in subfolder").await;
+        drain(&mut rx).await;
+
+        std::fs::remove_file(&file).unwrap();
+        expect_event(&mut rx, "delete").await;
+    }
+
+    #[test]
+    fn paths_that_count() {
+        let root = Path::new("/cfg");
+        assert!(is_relevant_path(root, Path::new("/cfg/a.yaml")));
+        assert!(is_relevant_path(root, Path::new("/cfg/sub/b.yml")));
+        assert!(is_relevant_path(root, Path::new("/cfg/gone-dir")));
+        assert!(!is_relevant_path(root, Path::new("/cfg/.git/index")));
+        assert!(!is_relevant_path(root, Path::new("/cfg/.a.yaml.swp")));
+        assert!(!is_relevant_path(root, Path::new("/cfg/notes.txt")));
+    }
+}
