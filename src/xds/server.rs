@@ -224,7 +224,7 @@ async fn run_stream(
     if let Some(snapshot) = current {
         state.on_snapshot(snapshot);
     }
-    let mut next = Some(Input::Request(first));
+    let mut next = Some(Input::Request(Box::new(first)));
     let mut watching = true;
     while let Some(input) = next.take() {
         let out = match input {
@@ -248,7 +248,7 @@ async fn run_stream(
 }
 
 enum Input {
-    Request(DiscoveryRequest),
+    Request(Box<DiscoveryRequest>),
     Snapshot(Arc<Snapshot>),
 }
 
@@ -263,7 +263,7 @@ async fn next_input(
     loop {
         tokio::select! {
             msg = inbound.message() => return match msg {
-                Ok(Some(req)) => Some(Input::Request(req)),
+                Ok(Some(req)) => Some(Input::Request(Box::new(req))),
                 Ok(None) => None,
                 Err(status) => {
                     tracing::debug!(node = %guard.node_id, %status, "ADS stream receive ended");

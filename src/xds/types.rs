@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn push_order_is_cds_eds_lds_rds_then_others() {
-        let mut urls = vec![
+        let mut urls = [
             SECRET_TYPE.clone(),
             ROUTE_TYPE.clone(),
             LISTENER_TYPE.clone(),
