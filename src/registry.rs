@@ -1,14 +1,21 @@
 //! Service instances: static ones from `ServiceEntry` endpoints and
 //! `WorkloadEntry`s, and sidecars that registered themselves by connecting.
 //!
-//! The registry only records sidecars; [`Registry::instances`] joins them
-//! with a [`MeshConfig`] into the per-service endpoint view that `translate`
-//! reads. Keeping the join pure means a config reload and a sidecar joining
-//! go through the same code.
+//! The registry only records sidecars; [`instances`] joins them with a
+//! [`MeshConfig`](crate::config::model::MeshConfig) into the per-service
+//! endpoint view that `translate` reads. Keeping the join pure means a
+//! config reload and a sidecar joining go through the same code.
+
+mod instances;
+mod node;
 
 use std::collections::BTreeMap;
 
 use crate::config::model::{Host, Labels};
+
+pub use crate::config::model::Resolution;
+pub use instances::{implicit_http_port, instances, ServiceInstances, ServiceView};
+pub use node::NodeError;
 
 /// A sidecar's identity and ports, from its Envoy node (see
 /// `bootstrap` for the metadata keys).
@@ -41,13 +48,16 @@ impl Proxy {
     }
 }
 
-/// One instance of a service, as `translate` sees it.
+/// One instance of a service port, as `translate` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     /// Address (IP or DNS name).
     pub address: String,
     /// Port to connect to.
     pub port: u16,
+    /// The service port (`ServicePort::number`) this instance serves; a
+    /// multi-port service has one instance per port and endpoint.
+    pub service_port: u16,
     /// Labels, for subsets.
     pub labels: Labels,
     /// Load-balancing weight.
@@ -81,5 +91,59 @@ impl Registry {
     /// Registered sidecars, by node id.
     pub fn sidecars(&self) -> &BTreeMap<String, Proxy> {
         &self.sidecars
+    }
+}
+
+/// True when every selector label is present in `labels` with the same
+/// value (Kubernetes label-selector semantics: an empty selector matches).
+pub fn labels_match(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(id: &str) -> Proxy {
+        Proxy {
+            id: id.into(),
+            service: "a".into(),
+            namespace: "default".into(),
+            labels: Labels::new(),
+            service_account: "a".into(),
+            app_port: 8080,
+            inbound_address: "127.0.0.1".into(),
+            inbound_port: 15006,
+            outbound_port: 15001,
+        }
+    }
+
+    #[test]
+    fn register_reports_changes_only() {
+        let mut reg = Registry::new();
+        assert!(reg.register(proxy("x")));
+        assert!(!reg.register(proxy("x")));
+        let mut moved = proxy("x");
+        moved.inbound_port = 16006;
+        assert!(reg.register(moved));
+        assert!(reg.deregister("x"));
+        assert!(!reg.deregister("x"));
+    }
+
+    #[test]
+    fn host_is_canonical() {
+        assert_eq!(proxy("x").host().as_str(), "a.default.svc.cluster.local");
+    }
+
+    #[test]
+    fn selector_semantics() {
+        let labels: Labels = [("app".into(), "a".into()), ("version".into(), "v1".into())].into();
+        assert!(labels_match(&Labels::new(), &labels));
+        assert!(labels_match(&[("app".into(), "a".into())].into(), &labels));
+        assert!(!labels_match(&[("app".into(), "b".into())].into(), &labels));
+        assert!(!labels_match(
+            &[("zone".into(), "z".into())].into(),
+            &labels
+        ));
     }
 }

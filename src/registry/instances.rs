@@ -1,0 +1,208 @@
+//! The pure join of config and registered sidecars into services with
+//! instances (contracts.md, "registry").
+
+use std::collections::BTreeMap;
+
+use super::{labels_match, Instance, Proxy, Registry};
+use crate::config::model::{
+    Host, Location, MeshConfig, Protocol, Resolution, RouteAction, Service, ServicePort,
+    StaticEndpoint,
+};
+
+/// Every service `translate` must build, by canonical host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceInstances {
+    /// Services by host.
+    pub services: BTreeMap<Host, ServiceView>,
+}
+
+/// One service with its ports and current instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceView {
+    /// Canonical host.
+    pub host: Host,
+    /// Namespace the service lives in.
+    pub namespace: String,
+    /// Ports, in declaration order (never empty).
+    pub ports: Vec<ServicePort>,
+    /// How instance addresses resolve.
+    pub resolution: Resolution,
+    /// Inside or outside the mesh.
+    pub location: Location,
+    /// Instances, one per (endpoint, service port).
+    pub instances: Vec<Instance>,
+}
+
+/// The port a service known only from sidecars (or only by name) gets:
+/// plain HTTP on 80, as a Kubernetes `Service` named `http` would.
+pub fn implicit_http_port() -> ServicePort {
+    ServicePort {
+        number: 80,
+        name: "http".to_string(),
+        protocol: Protocol::Http,
+        target_port: None,
+    }
+}
+
+/// Joins config and sidecars: `ServiceEntry` services with their static
+/// endpoints and selected `WorkloadEntry`s; each sidecar added to the
+/// services whose host is its service host or whose `workloadSelector`
+/// matches its labels (same namespace), else to an implicit HTTP service;
+/// and cluster-local hosts named by a `VirtualService` or
+/// `DestinationRule` with no instances yet.
+pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
+    let mut services: BTreeMap<Host, ServiceView> = mesh
+        .services
+        .values()
+        .map(|svc| (svc.host.clone(), service_entry_view(svc, mesh)))
+        .collect();
+    for proxy in registry.sidecars().values() {
+        join_sidecar(&mut services, mesh, proxy);
+    }
+    for host in named_hosts(mesh) {
+        if let (false, Some((_, ns))) = (services.contains_key(&host), host.cluster_local_parts()) {
+            let view = implicit_view(host.clone(), ns.to_string());
+            services.insert(host, view);
+        }
+    }
+    ServiceInstances { services }
+}
+
+fn implicit_view(host: Host, namespace: String) -> ServiceView {
+    ServiceView {
+        host,
+        namespace,
+        ports: vec![implicit_http_port()],
+        resolution: Resolution::Static,
+        location: Location::MeshInternal,
+        instances: Vec::new(),
+    }
+}
+
+fn service_entry_view(svc: &Service, mesh: &MeshConfig) -> ServiceView {
+    let mut endpoints: Vec<&StaticEndpoint> = svc.endpoints.iter().collect();
+    if let Some(selector) = &svc.workload_selector {
+        endpoints.extend(
+            mesh.workload_entries
+                .iter()
+                .filter(|we| we.origin.namespace == svc.namespace)
+                .filter(|we| labels_match(selector, &we.endpoint.labels))
+                .map(|we| &we.endpoint),
+        );
+    }
+    let mut instances: Vec<Instance> = endpoints
+        .iter()
+        .flat_map(|ep| svc.ports.iter().map(move |port| static_instance(ep, port)))
+        .collect();
+    // Istio: a DNS ServiceEntry without endpoints resolves its own hosts.
+    if instances.is_empty() && svc.resolution == Resolution::Dns && !svc.host.0.contains('*') {
+        instances = svc
+            .ports
+            .iter()
+            .map(|p| host_instance(&svc.host, p))
+            .collect();
+    }
+    ServiceView {
+        host: svc.host.clone(),
+        namespace: svc.namespace.clone(),
+        ports: svc.ports.clone(),
+        resolution: svc.resolution,
+        location: svc.location,
+        instances,
+    }
+}
+
+/// Endpoint port: the endpoint's `ports[name]`, else the service port's
+/// `targetPort`, else the service port itself (Istio's rule).
+fn endpoint_port(ep: &StaticEndpoint, port: &ServicePort) -> u16 {
+    ep.ports
+        .get(&port.name)
+        .copied()
+        .or(port.target_port)
+        .unwrap_or(port.number)
+}
+
+fn static_instance(ep: &StaticEndpoint, port: &ServicePort) -> Instance {
+    Instance {
+        address: ep.address.clone(),
+        port: endpoint_port(ep, port),
+        service_port: port.number,
+        labels: ep.labels.clone(),
+        weight: ep.weight.unwrap_or(1).max(1),
+        sidecar: false,
+    }
+}
+
+fn host_instance(host: &Host, port: &ServicePort) -> Instance {
+    Instance {
+        address: host.0.clone(),
+        port: port.target_port.unwrap_or(port.number),
+        service_port: port.number,
+        labels: Default::default(),
+        weight: 1,
+        sidecar: false,
+    }
+}
+
+fn join_sidecar(services: &mut BTreeMap<Host, ServiceView>, mesh: &MeshConfig, proxy: &Proxy) {
+    let own = proxy.host();
+    let mut targets: Vec<Host> = mesh
+        .services
+        .values()
+        .filter(|svc| {
+            svc.host == own
+                || svc.workload_selector.as_ref().is_some_and(|sel| {
+                    svc.namespace == proxy.namespace && labels_match(sel, &proxy.labels)
+                })
+        })
+        .map(|svc| svc.host.clone())
+        .collect();
+    if targets.is_empty() {
+        services
+            .entry(own.clone())
+            .or_insert_with(|| implicit_view(own.clone(), proxy.namespace.clone()));
+        targets.push(own);
+    }
+    for host in targets {
+        if let Some(view) = services.get_mut(&host) {
+            let added: Vec<Instance> = view
+                .ports
+                .iter()
+                .map(|p| sidecar_instance(proxy, p))
+                .collect();
+            view.instances.extend(added);
+        }
+    }
+}
+
+fn sidecar_instance(proxy: &Proxy, port: &ServicePort) -> Instance {
+    Instance {
+        address: proxy.inbound_address.clone(),
+        port: proxy.inbound_port,
+        service_port: port.number,
+        labels: proxy.labels.clone(),
+        weight: 1,
+        sidecar: true,
+    }
+}
+
+/// Hosts a `VirtualService` or `DestinationRule` names: routed hosts,
+/// route and mirror destinations, and rule hosts.
+fn named_hosts(mesh: &MeshConfig) -> Vec<Host> {
+    let mut hosts: Vec<Host> = mesh.destination_rules.keys().cloned().collect();
+    for vs in mesh.virtual_services.values() {
+        hosts.extend(vs.hosts.iter().cloned());
+        for rule in &vs.http {
+            if let RouteAction::Route(dests) = &rule.action {
+                hosts.extend(dests.iter().map(|d| d.destination.host.clone()));
+            }
+            if let Some(m) = &rule.mirror {
+                hosts.push(m.destination.host.clone());
+            }
+        }
+    }
+    hosts
+}
+
+#[cfg(test)]
+mod tests;

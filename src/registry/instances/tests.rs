@@ -1,0 +1,133 @@
+use super::*;
+use crate::config::model::WorkloadEntry;
+use crate::translate::fixtures::*;
+
+fn view<'a>(si: &'a ServiceInstances, name: &str) -> &'a ServiceView {
+    &si.services[&host(name)]
+}
+
+#[test]
+fn static_endpoint_port_resolution() {
+    let mut target = port(80, "http", Protocol::Http);
+    target.target_port = Some(8000);
+    let mut ep_named = endpoint("10.0.0.1", &[]);
+    ep_named.ports.insert("http".into(), 9090);
+    let ep_plain = endpoint("10.0.0.2", &[]);
+    let svc = service(
+        "a",
+        vec![target, port(81, "admin", Protocol::Http)],
+        vec![ep_named, ep_plain],
+    );
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc);
+    let si = instances(&mesh, &Registry::new());
+    let got: Vec<(&str, u16, u16)> = view(&si, "a")
+        .instances
+        .iter()
+        .map(|i| (i.address.as_str(), i.service_port, i.port))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("10.0.0.1", 80, 9090), // endpoint ports[name]
+            ("10.0.0.1", 81, 81),   // service port
+            ("10.0.0.2", 80, 8000), // targetPort
+            ("10.0.0.2", 81, 81),
+        ]
+    );
+}
+
+#[test]
+fn workload_entries_selected_in_namespace() {
+    let mut svc = service("a", vec![port(80, "http", Protocol::Http)], vec![]);
+    svc.workload_selector = Some(labels(&[("app", "a")]));
+    let we = |addr: &str, app: &str, ns: &str| {
+        let mut origin = origin("WorkloadEntry", addr);
+        origin.namespace = ns.into();
+        WorkloadEntry {
+            endpoint: endpoint(addr, &[("app", app), ("version", "v1")]),
+            service_account: None,
+            origin,
+        }
+    };
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc);
+    mesh.workload_entries = vec![
+        we("10.0.0.1", "a", "default"),
+        we("10.0.0.2", "b", "default"),
+        we("10.0.0.3", "a", "other"),
+    ];
+    let si = instances(&mesh, &Registry::new());
+    let addrs: Vec<&str> = view(&si, "a")
+        .instances
+        .iter()
+        .map(|i| i.address.as_str())
+        .collect();
+    assert_eq!(addrs, vec!["10.0.0.1"]);
+    assert_eq!(view(&si, "a").instances[0].labels["version"], "v1");
+}
+
+#[test]
+fn sidecar_joins_by_host_and_by_selector() {
+    let by_host = service("a", vec![port(8080, "http", Protocol::Http)], vec![]);
+    let mut by_selector = service("b", vec![port(80, "http", Protocol::Http)], vec![]);
+    by_selector.workload_selector = Some(labels(&[("version", "v2")]));
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(by_host.host.clone(), by_host);
+    mesh.services.insert(by_selector.host.clone(), by_selector);
+    let si = instances(&mesh, &two_versions(&["a"]));
+    let a = view(&si, "a");
+    assert_eq!(a.instances.len(), 2);
+    assert!(a
+        .instances
+        .iter()
+        .all(|i| i.sidecar && i.service_port == 8080));
+    assert_eq!(a.instances[0].port, 16000, "sidecar inbound port");
+    let b = view(&si, "b");
+    assert_eq!(b.instances.len(), 1, "only the v2 sidecar matches");
+    assert_eq!(b.instances[0].labels["version"], "v2");
+}
+
+#[test]
+fn sidecar_only_service_is_implicit_http() {
+    let si = instances(&MeshConfig::default(), &two_versions(&["ledger"]));
+    let v = view(&si, "ledger");
+    assert_eq!(v.ports, vec![implicit_http_port()]);
+    assert_eq!(v.resolution, Resolution::Static);
+    assert_eq!(v.instances.len(), 2);
+    assert_eq!(v.namespace, "default");
+}
+
+#[test]
+fn named_cluster_local_hosts_exist_without_instances() {
+    let mut mesh = canary_mesh();
+    let external = Host("api.example.com".into());
+    let mut ext_vs = vs("x", vec![]);
+    ext_vs.hosts = vec![external.clone()];
+    mesh.virtual_services
+        .insert(external.clone(), std::sync::Arc::new(ext_vs));
+    let si = instances(&mesh, &Registry::new());
+    let v = view(&si, "payment-service");
+    assert!(v.instances.is_empty());
+    assert_eq!(v.ports[0].number, 80);
+    assert!(
+        !si.services.contains_key(&external),
+        "not cluster-local: needs a ServiceEntry"
+    );
+}
+
+#[test]
+fn dns_service_without_endpoints_resolves_its_host() {
+    let mut svc = service("ext", vec![port(443, "tls", Protocol::Tls)], vec![]);
+    svc.host = Host("api.example.com".into());
+    svc.resolution = Resolution::Dns;
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc);
+    let si = instances(&mesh, &Registry::new());
+    let v = &si.services[&Host("api.example.com".into())];
+    assert_eq!(v.instances.len(), 1);
+    assert_eq!(
+        (v.instances[0].address.as_str(), v.instances[0].port),
+        ("api.example.com", 443)
+    );
+}

@@ -1,0 +1,278 @@
+//! `Proxy::from_node`: a sidecar's identity from its Envoy `Node`.
+//!
+//! The keys are the ones `trellis bootstrap` writes (contracts: `node.id`,
+//! `node.cluster`, metadata `namespace`, `service`, `labels`,
+//! `service_account`, `app_port`, `inbound_address`, `inbound_port`,
+//! `outbound_port`). Bootstrap YAML may carry numbers as numbers or as
+//! strings, so both are accepted.
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+
+use super::Proxy;
+use crate::config::model::Labels;
+
+/// Why a node cannot be a mesh sidecar; names the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// `node.id` is empty.
+    #[error("node.id is empty")]
+    MissingId,
+    /// A required key is absent.
+    #[error("node metadata {key} is missing")]
+    Missing {
+        /// The metadata key (or `node.cluster`).
+        key: &'static str,
+    },
+    /// A key has the wrong type.
+    #[error("node metadata {key} must be {expected}")]
+    WrongType {
+        /// The metadata key.
+        key: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A port is not in 1..=65535.
+    #[error("node metadata {key} is not a port number: {value}")]
+    BadPort {
+        /// The metadata key.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+    },
+}
+
+impl Proxy {
+    /// Reads a sidecar's identity from the `Node` of its first xDS request.
+    pub fn from_node(node: &Node) -> Result<Proxy, NodeError> {
+        if node.id.is_empty() {
+            return Err(NodeError::MissingId);
+        }
+        let empty = Struct::default();
+        let md = node.metadata.as_ref().unwrap_or(&empty);
+        let service = match opt_string(md, "service")? {
+            Some(s) if !s.is_empty() => s,
+            _ if !node.cluster.is_empty() => node.cluster.clone(),
+            _ => return Err(NodeError::Missing { key: "service" }),
+        };
+        let namespace = opt_string(md, "namespace")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".to_string());
+        let service_account = opt_string(md, "service_account")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| service.clone());
+        let inbound_address = opt_string(md, "inbound_address")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        Ok(Proxy {
+            id: node.id.clone(),
+            labels: labels(md)?,
+            app_port: port(md, "app_port")?,
+            inbound_port: port(md, "inbound_port")?,
+            outbound_port: port(md, "outbound_port")?,
+            service,
+            namespace,
+            service_account,
+            inbound_address,
+        })
+    }
+}
+
+fn field<'a>(md: &'a Struct, key: &str) -> Option<&'a Kind> {
+    md.fields
+        .get(key)
+        .and_then(|v: &Value| v.kind.as_ref())
+        .filter(|k| !matches!(k, Kind::NullValue(_)))
+}
+
+fn opt_string(md: &Struct, key: &'static str) -> Result<Option<String>, NodeError> {
+    match field(md, key) {
+        None => Ok(None),
+        Some(Kind::StringValue(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(NodeError::WrongType {
+            key,
+            expected: "a string",
+        }),
+    }
+}
+
+fn port(md: &Struct, key: &'static str) -> Result<u16, NodeError> {
+    let bad = |value: String| NodeError::BadPort { key, value };
+    match field(md, key) {
+        None => Err(NodeError::Missing { key }),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && (1.0..=65535.0).contains(n) {
+                Ok(*n as u16)
+            } else {
+                Err(bad(n.to_string()))
+            }
+        }
+        Some(Kind::StringValue(s)) => match s.trim().parse::<u16>() {
+            Ok(p) if p > 0 => Ok(p),
+            _ => Err(bad(s.clone())),
+        },
+        Some(_) => Err(NodeError::WrongType {
+            key,
+            expected: "a port number",
+        }),
+    }
+}
+
+fn labels(md: &Struct) -> Result<Labels, NodeError> {
+    let wrong = NodeError::WrongType {
+        key: "labels",
+        expected: "a struct of strings",
+    };
+    match field(md, "labels") {
+        None => Ok(Labels::new()),
+        Some(Kind::StructValue(s)) => s
+            .fields
+            .iter()
+            .map(|(k, v)| match &v.kind {
+                Some(Kind::StringValue(s)) => Ok((k.clone(), s.clone())),
+                _ => Err(wrong.clone()),
+            })
+            .collect(),
+        Some(_) => Err(wrong),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value {
+            kind: Some(Kind::StringValue(v.into())),
+        }
+    }
+    fn n(v: f64) -> Value {
+        Value {
+            kind: Some(Kind::NumberValue(v)),
+        }
+    }
+
+    fn node(fields: Vec<(&str, Value)>) -> Node {
+        Node {
+            id: "pay-1".into(),
+            cluster: "payment".into(),
+            metadata: Some(Struct {
+                fields: fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn full() -> Vec<(&'static str, Value)> {
+        let labels = Value {
+            kind: Some(Kind::StructValue(Struct {
+                fields: [("version".to_string(), s("v2"))].into(),
+            })),
+        };
+        vec![
+            ("namespace", s("shop")),
+            ("service", s("payment")),
+            ("labels", labels),
+            ("service_account", s("pay-sa")),
+            ("app_port", n(8080.0)),
+            ("inbound_address", s("127.0.0.2")),
+            ("inbound_port", s("15006")),
+            ("outbound_port", n(15001.0)),
+        ]
+    }
+
+    #[test]
+    fn reads_every_key_numbers_or_strings() {
+        let p = Proxy::from_node(&node(full())).unwrap();
+        assert_eq!(p.id, "pay-1");
+        assert_eq!(p.service, "payment");
+        assert_eq!(p.namespace, "shop");
+        assert_eq!(p.labels.get("version").map(String::as_str), Some("v2"));
+        assert_eq!(p.service_account, "pay-sa");
+        assert_eq!(
+            (p.app_port, p.inbound_port, p.outbound_port),
+            (8080, 15006, 15001)
+        );
+        assert_eq!(p.inbound_address, "127.0.0.2");
+        assert_eq!(p.host().as_str(), "payment.shop.svc.cluster.local");
+    }
+
+    #[test]
+    fn defaults_for_optional_keys() {
+        let p = Proxy::from_node(&node(vec![
+            ("app_port", s("9000")),
+            ("inbound_port", n(15006.0)),
+            ("outbound_port", n(15001.0)),
+        ]))
+        .unwrap();
+        assert_eq!(p.service, "payment", "falls back to node.cluster");
+        assert_eq!(p.namespace, "default");
+        assert_eq!(p.service_account, "payment");
+        assert_eq!(p.inbound_address, "127.0.0.1");
+        assert!(p.labels.is_empty());
+    }
+
+    #[test]
+    fn missing_port_names_the_key() {
+        let mut f = full();
+        f.retain(|(k, _)| *k != "inbound_port");
+        let err = Proxy::from_node(&node(f)).unwrap_err();
+        assert_eq!(
+            err,
+            NodeError::Missing {
+                key: "inbound_port"
+            }
+        );
+        assert!(err.to_string().contains("inbound_port"));
+    }
+
+    #[test]
+    fn bad_values_are_typed_errors() {
+        let mut f = full();
+        f.push(("app_port", n(70000.0)));
+        let err = Proxy::from_node(&node(f)).unwrap_err();
+        assert!(matches!(
+            err,
+            NodeError::BadPort {
+                key: "app_port",
+                ..
+            }
+        ));
+
+        let mut f = full();
+        f.push(("outbound_port", s("http")));
+        assert!(matches!(
+            Proxy::from_node(&node(f)),
+            Err(NodeError::BadPort {
+                key: "outbound_port",
+                ..
+            })
+        ));
+
+        let mut f = full();
+        f.push(("labels", s("version=v1")));
+        assert!(matches!(
+            Proxy::from_node(&node(f)),
+            Err(NodeError::WrongType { key: "labels", .. })
+        ));
+    }
+
+    #[test]
+    fn empty_id_or_service_is_refused() {
+        let mut nd = node(full());
+        nd.id.clear();
+        assert_eq!(Proxy::from_node(&nd), Err(NodeError::MissingId));
+
+        let mut f = full();
+        f.retain(|(k, _)| *k != "service");
+        let mut nd = node(f);
+        nd.cluster.clear();
+        assert_eq!(
+            Proxy::from_node(&nd),
+            Err(NodeError::Missing { key: "service" })
+        );
+    }
+}

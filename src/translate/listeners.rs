@@ -1,0 +1,192 @@
+//! A proxy's two listeners and its inbound cluster.
+//!
+//! Inbound: mesh traffic arrives at `inbound_address:inbound_port` and goes
+//! to the app on `127.0.0.1:APP_PORT` through `inbound|APP_PORT||`.
+//! Outbound: the app calls `127.0.0.1:outbound_port`; the shared
+//! `outbound` route configuration (over RDS) routes by `Host`.
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+    VirtualHost,
+};
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{CodecType, RouteSpecifier},
+    http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::google::protobuf::BoolValue;
+use envoy_types::util::pack_any;
+
+use super::endpoints::load_assignment;
+use super::policy::{apply_connection_pool, set_http_options};
+use super::retry::timeouts;
+use super::util::{ads, socket, u32v};
+use super::{FAULT_FILTER, INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE};
+use crate::config::model::ConnectionPool;
+use crate::registry::{Instance, Proxy};
+
+const HCM: &str = "envoy.filters.network.http_connection_manager";
+const ROUTER: &str = "envoy.filters.http.router";
+
+/// Istio's inbound cluster name: `inbound|APP_PORT||`.
+pub fn inbound_cluster_name(app_port: u16) -> String {
+    format!("inbound|{app_port}||")
+}
+
+/// The cluster to the local app: STATIC 127.0.0.1:APP_PORT, HTTP/2 when
+/// the proxy's service speaks it, Istio's default connection pool.
+pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
+    let name = inbound_cluster_name(proxy.app_port);
+    let app = Instance {
+        address: "127.0.0.1".to_string(),
+        port: proxy.app_port,
+        service_port: proxy.app_port,
+        labels: Default::default(),
+        weight: 1,
+        sidecar: false,
+    };
+    let cla: ClusterLoadAssignment = load_assignment(&name, &[app], proxy.app_port, None);
+    let mut c = XdsCluster {
+        name,
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        load_assignment: Some(cla),
+        ..Default::default()
+    };
+    let pool = ConnectionPool::default();
+    apply_connection_pool(&mut c, &pool);
+    set_http_options(&mut c, &pool, h2);
+    c
+}
+
+/// The inbound listener: everything to the app, no timeout; Istio's
+/// inbound retry of requests reset before reaching the app.
+pub fn inbound(proxy: &Proxy) -> Listener {
+    let (timeout, msd) = timeouts(None);
+    let route = Route {
+        name: "default".to_string(),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_string())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                inbound_cluster_name(proxy.app_port),
+            )),
+            timeout: Some(timeout),
+            max_stream_duration: Some(msd),
+            retry_policy: Some(envoy_types::pb::envoy::config::route::v3::RetryPolicy {
+                retry_on: "reset-before-request".to_string(),
+                num_retries: Some(u32v(2)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let config = RouteConfiguration {
+        name: INBOUND_LISTENER.to_string(),
+        virtual_hosts: vec![VirtualHost {
+            name: INBOUND_LISTENER.to_string(),
+            domains: vec!["*".to_string()],
+            routes: vec![route],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let hcm = hcm(
+        format!("inbound_{}", proxy.inbound_port),
+        RouteSpecifier::RouteConfig(config),
+        vec![router()],
+    );
+    listener(
+        INBOUND_LISTENER,
+        &proxy.inbound_address,
+        proxy.inbound_port,
+        TrafficDirection::Inbound,
+        hcm,
+    )
+}
+
+/// The outbound listener on loopback, routing with RDS `outbound`.
+pub fn outbound(proxy: &Proxy) -> Listener {
+    let rds = Rds {
+        config_source: Some(ads()),
+        route_config_name: OUTBOUND_ROUTE.to_string(),
+    };
+    let fault = HttpFilter {
+        name: FAULT_FILTER.to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+            HttpFault::default(),
+        ))),
+        ..Default::default()
+    };
+    let hcm = hcm(
+        format!("outbound_{}", proxy.outbound_port),
+        RouteSpecifier::Rds(rds),
+        vec![fault, router()],
+    );
+    listener(
+        OUTBOUND_LISTENER,
+        "127.0.0.1",
+        proxy.outbound_port,
+        TrafficDirection::Outbound,
+        hcm,
+    )
+}
+
+fn router() -> HttpFilter {
+    HttpFilter {
+        name: ROUTER.to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+            Router::default(),
+        ))),
+        ..Default::default()
+    }
+}
+
+/// HCM with codec AUTO (h2 from peer sidecars, HTTP/1 from apps). Like
+/// istiod's sidecar listeners, `use_remote_address` is false: a sidecar
+/// is not the edge, the peer's address is not the client's.
+fn hcm(
+    stat_prefix: String,
+    routes: RouteSpecifier,
+    http_filters: Vec<HttpFilter>,
+) -> HttpConnectionManager {
+    HttpConnectionManager {
+        stat_prefix,
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(routes),
+        http_filters,
+        use_remote_address: Some(BoolValue { value: false }),
+        ..Default::default()
+    }
+}
+
+fn listener(
+    name: &str,
+    address: &str,
+    port: u16,
+    direction: TrafficDirection,
+    hcm: HttpConnectionManager,
+) -> Listener {
+    Listener {
+        name: name.to_string(),
+        address: Some(socket(address, port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: HCM.to_string(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+            }],
+            ..Default::default()
+        }],
+        traffic_direction: direction as i32,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,223 @@
+//! `DestinationRule` traffic policy → cluster settings, following istiod
+//! (`pilot/pkg/networking/core/cluster_traffic_policy.go`): port-level
+//! settings replace the host policy wholesale; a subset's blocks override
+//! the host's block by block; Istio's defaults fill the rest.
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster as XdsCluster,
+    OutlierDetection as XdsOutlierDetection,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttpOptions,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options::{
+        explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+    },
+    HttpProtocolOptions,
+};
+use envoy_types::pb::envoy::r#type::v3::Percent;
+use envoy_types::pb::google::protobuf::UInt64Value;
+use envoy_types::util::pack_any;
+use prost::Name;
+
+use super::util::{duration, u32v};
+use crate::config::model::{
+    ConnectionPool, DestinationRule, LoadBalancer, OutlierDetection, ServicePort, SimpleLb, Subset,
+    TrafficPolicy,
+};
+
+/// Istio's mesh-wide `connectTimeout` default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Envoy's default minimum ring size, which Istio sets explicitly.
+const RING_SIZE: u64 = 1024;
+
+/// The policy blocks that apply to one cluster after merging.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Policy<'a> {
+    /// `loadBalancer`.
+    pub load_balancer: Option<&'a LoadBalancer>,
+    /// `connectionPool`.
+    pub connection_pool: Option<&'a ConnectionPool>,
+    /// `outlierDetection`.
+    pub outlier_detection: Option<&'a OutlierDetection>,
+}
+
+impl<'a> Policy<'a> {
+    fn of(tp: &'a TrafficPolicy) -> Self {
+        Policy {
+            load_balancer: tp.load_balancer.as_ref(),
+            connection_pool: tp.connection_pool.as_ref(),
+            outlier_detection: tp.outlier_detection.as_ref(),
+        }
+    }
+}
+
+/// Istio's `GetPortLevelTrafficPolicy`: the port's settings if any (and
+/// whether they were found), else the policy itself.
+fn port_level(tp: Option<&TrafficPolicy>, port: u16) -> (Option<Policy<'_>>, bool) {
+    match tp {
+        None => (None, false),
+        Some(tp) => match tp.port_level.get(&port) {
+            Some(pl) => (Some(Policy::of(pl)), true),
+            None => (Some(Policy::of(tp)), false),
+        },
+    }
+}
+
+/// The policy for the cluster of `port` (and `subset`), per Istio's
+/// `MergeSubsetTrafficPolicy`.
+pub fn effective<'a>(
+    dr: Option<&'a DestinationRule>,
+    port: u16,
+    subset: Option<&'a Subset>,
+) -> Policy<'a> {
+    let (original, _) = port_level(dr.and_then(|d| d.traffic_policy.as_ref()), port);
+    let Some(subset_tp) = subset.and_then(|s| s.traffic_policy.as_ref()) else {
+        return original.unwrap_or_default();
+    };
+    let (sub, wholesale) = port_level(Some(subset_tp), port);
+    let sub = sub.unwrap_or_default();
+    let Some(orig) = original else {
+        return sub;
+    };
+    Policy {
+        load_balancer: pick(sub.load_balancer, orig.load_balancer, wholesale),
+        connection_pool: pick(sub.connection_pool, orig.connection_pool, wholesale),
+        outlier_detection: pick(sub.outlier_detection, orig.outlier_detection, wholesale),
+    }
+}
+
+/// Istio's `MergeTrafficPolicy`: a block the subset sets wins; with
+/// port-level subset settings, the subset's blocks win even when unset.
+fn pick<T>(subset: Option<T>, original: Option<T>, wholesale: bool) -> Option<T> {
+    if subset.is_some() || wholesale {
+        subset
+    } else {
+        original
+    }
+}
+
+/// Applies connection pool, HTTP protocol, outlier detection and load
+/// balancing to an outbound cluster.
+pub fn apply(c: &mut XdsCluster, policy: &Policy<'_>, port: &ServicePort) {
+    let default_pool = ConnectionPool::default();
+    let pool = policy.connection_pool.unwrap_or(&default_pool);
+    apply_connection_pool(c, pool);
+    let h2 = wants_h2(pool, port);
+    set_http_options(c, pool, h2);
+    apply_outlier(c, policy.outlier_detection);
+    apply_load_balancer(c, policy.load_balancer);
+}
+
+/// Circuit breakers at Istio's "never bite" defaults unless set, and the
+/// connect timeout. Used for inbound clusters too.
+pub fn apply_connection_pool(c: &mut XdsCluster, pool: &ConnectionPool) {
+    c.connect_timeout = Some(duration(
+        pool.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+    ));
+    let limit = |v: Option<u32>| Some(u32v(v.filter(|n| *n > 0).unwrap_or(u32::MAX)));
+    c.circuit_breakers = Some(CircuitBreakers {
+        thresholds: vec![Thresholds {
+            max_connections: limit(pool.max_connections),
+            max_pending_requests: limit(pool.http1_max_pending_requests),
+            max_requests: limit(pool.http2_max_requests),
+            max_retries: limit(pool.max_retries),
+            track_remaining: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+}
+
+/// Istio's `shouldH2Upgrade` (mesh default `DO_NOT_UPGRADE`) plus
+/// `setUpstreamProtocol`: HTTP2 and gRPC ports always speak h2.
+fn wants_h2(pool: &ConnectionPool, port: &ServicePort) -> bool {
+    use crate::config::model::Protocol;
+    matches!(port.protocol, Protocol::Http2 | Protocol::Grpc) || pool.h2_upgrade == Some(true)
+}
+
+/// `typed_extension_protocol_options` with `HttpProtocolOptions` when any
+/// HTTP setting differs from Envoy's defaults.
+pub fn set_http_options(c: &mut XdsCluster, pool: &ConnectionPool, h2: bool) {
+    let common = CommonHttpOptions {
+        idle_timeout: pool.idle_timeout.map(duration),
+        max_requests_per_connection: pool
+            .max_requests_per_connection
+            .filter(|n| *n > 0)
+            .map(u32v),
+        ..Default::default()
+    };
+    let has_common = common != CommonHttpOptions::default();
+    if !has_common && !h2 {
+        return;
+    }
+    // upstream_protocol_options is required by Envoy: HTTP/1 unless h2.
+    let protocol = if h2 {
+        ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())
+    } else {
+        ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default())
+    };
+    let options = HttpProtocolOptions {
+        common_http_protocol_options: has_common.then_some(common),
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(protocol),
+            },
+        )),
+        ..Default::default()
+    };
+    c.typed_extension_protocol_options
+        .insert(HttpProtocolOptions::full_name(), pack_any(options));
+}
+
+/// Istio's `applyOutlierDetection`: only what the user set, success-rate
+/// ejection off, and `minHealthPercent` (default 0) as the panic threshold.
+fn apply_outlier(c: &mut XdsCluster, outlier: Option<&OutlierDetection>) {
+    let Some(o) = outlier else { return };
+    let enforce = |v: u32| u32v(if v > 0 { 100 } else { 0 });
+    c.outlier_detection = Some(XdsOutlierDetection {
+        enforcing_success_rate: Some(u32v(0)),
+        consecutive_5xx: o.consecutive_5xx_errors.map(u32v),
+        enforcing_consecutive_5xx: o.consecutive_5xx_errors.map(enforce),
+        consecutive_gateway_failure: o.consecutive_gateway_errors.map(u32v),
+        enforcing_consecutive_gateway_failure: o.consecutive_gateway_errors.map(enforce),
+        interval: o.interval.map(duration),
+        base_ejection_time: o.base_ejection_time.map(duration),
+        max_ejection_percent: o.max_ejection_percent.filter(|p| *p > 0).map(u32v),
+        ..Default::default()
+    });
+    let threshold = f64::from(o.min_health_percent.unwrap_or(0));
+    c.common_lb_config
+        .get_or_insert_with(Default::default)
+        .healthy_panic_threshold = Some(Percent { value: threshold });
+}
+
+/// Istio's `applyLoadBalancer`: least request by default, ring hash for
+/// consistent hashing (the route carries the hash policy).
+fn apply_load_balancer(c: &mut XdsCluster, lb: Option<&LoadBalancer>) {
+    use cluster::LbPolicy;
+    let policy = match lb {
+        Some(LoadBalancer::Simple(SimpleLb::RoundRobin)) => LbPolicy::RoundRobin,
+        Some(LoadBalancer::Simple(SimpleLb::Random)) => LbPolicy::Random,
+        Some(LoadBalancer::ConsistentHash(_)) => {
+            c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+                cluster::RingHashLbConfig {
+                    minimum_ring_size: Some(UInt64Value { value: RING_SIZE }),
+                    ..Default::default()
+                },
+            ));
+            LbPolicy::RingHash
+        }
+        // PASSTHROUGH (original destination) has no meaning behind an
+        // explicit outbound listener; it falls back to the default.
+        _ => LbPolicy::LeastRequest,
+    };
+    c.lb_policy = policy as i32;
+}
+
+#[cfg(test)]
+mod tests;

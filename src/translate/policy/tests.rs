@@ -1,0 +1,255 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster::LbPolicy, Cluster as XdsCluster};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options::{explicit_http_config::ProtocolConfig, UpstreamProtocolOptions},
+    HttpProtocolOptions,
+};
+use prost::{Message, Name};
+
+use super::*;
+use crate::config::model::{HashKey, Protocol};
+use crate::translate::fixtures::{origin, port, subset};
+
+fn pool(max_conn: u32) -> ConnectionPool {
+    ConnectionPool {
+        max_connections: Some(max_conn),
+        ..Default::default()
+    }
+}
+
+fn dr(tp: TrafficPolicy, subsets: Vec<Subset>) -> DestinationRule {
+    DestinationRule {
+        host: crate::translate::fixtures::host("a"),
+        traffic_policy: Some(tp),
+        subsets,
+        origin: origin("DestinationRule", "a"),
+    }
+}
+
+fn http_options(c: &XdsCluster) -> HttpProtocolOptions {
+    let any = &c.typed_extension_protocol_options[&HttpProtocolOptions::full_name()];
+    assert_eq!(any.type_url, HttpProtocolOptions::type_url());
+    HttpProtocolOptions::decode(any.value.as_slice()).unwrap()
+}
+
+fn applied(p: &Policy<'_>, protocol: Protocol) -> XdsCluster {
+    let mut c = XdsCluster::default();
+    apply(&mut c, p, &port(80, "http", protocol));
+    c
+}
+
+#[test]
+fn port_level_replaces_host_policy_wholesale() {
+    let lb = LoadBalancer::Simple(SimpleLb::RoundRobin);
+    let tp = TrafficPolicy {
+        load_balancer: Some(lb.clone()),
+        connection_pool: Some(pool(5)),
+        port_level: BTreeMap::from([(
+            8080,
+            TrafficPolicy {
+                connection_pool: Some(pool(7)),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    };
+    let rule = dr(tp, vec![]);
+    let p80 = effective(Some(&rule), 80, None);
+    assert_eq!(p80.load_balancer, Some(&lb));
+    assert_eq!(p80.connection_pool.unwrap().max_connections, Some(5));
+    let p8080 = effective(Some(&rule), 8080, None);
+    assert_eq!(p8080.load_balancer, None, "not inherited from the host");
+    assert_eq!(p8080.connection_pool.unwrap().max_connections, Some(7));
+}
+
+#[test]
+fn subset_blocks_override_host_blocks() {
+    let lb = LoadBalancer::Simple(SimpleLb::Random);
+    let host_tp = TrafficPolicy {
+        load_balancer: Some(lb.clone()),
+        connection_pool: Some(pool(5)),
+        ..Default::default()
+    };
+    let mut s = subset("canary", "v2");
+    s.traffic_policy = Some(TrafficPolicy {
+        connection_pool: Some(pool(9)),
+        ..Default::default()
+    });
+    let rule = dr(host_tp, vec![s]);
+    let p = effective(Some(&rule), 80, Some(&rule.subsets[0]));
+    assert_eq!(p.load_balancer, Some(&lb), "inherited");
+    assert_eq!(
+        p.connection_pool.unwrap().max_connections,
+        Some(9),
+        "overridden"
+    );
+}
+
+#[test]
+fn subset_port_level_replaces_everything() {
+    let host_tp = TrafficPolicy {
+        load_balancer: Some(LoadBalancer::Simple(SimpleLb::Random)),
+        ..Default::default()
+    };
+    let mut s = subset("canary", "v2");
+    s.traffic_policy = Some(TrafficPolicy {
+        port_level: BTreeMap::from([(
+            80,
+            TrafficPolicy {
+                connection_pool: Some(pool(3)),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    });
+    let rule = dr(host_tp, vec![s]);
+    let p = effective(Some(&rule), 80, Some(&rule.subsets[0]));
+    assert_eq!(p.load_balancer, None);
+    assert_eq!(p.connection_pool.unwrap().max_connections, Some(3));
+}
+
+#[test]
+fn defaults_never_bite() {
+    let c = applied(&Policy::default(), Protocol::Http);
+    assert_eq!(c.connect_timeout.unwrap().seconds, 10);
+    let t = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
+    for v in [
+        &t.max_connections,
+        &t.max_pending_requests,
+        &t.max_requests,
+        &t.max_retries,
+    ] {
+        assert_eq!(v.as_ref().unwrap().value, u32::MAX);
+    }
+    assert!(t.track_remaining);
+    assert_eq!(c.lb_policy, LbPolicy::LeastRequest as i32);
+    assert!(
+        c.typed_extension_protocol_options.is_empty(),
+        "plain HTTP/1: Envoy's default"
+    );
+    assert!(c.outlier_detection.is_none());
+}
+
+#[test]
+fn connection_pool_settings() {
+    let p = ConnectionPool {
+        max_connections: Some(10),
+        connect_timeout: Some(Duration::from_millis(250)),
+        http1_max_pending_requests: Some(1),
+        http2_max_requests: Some(20),
+        max_retries: Some(3),
+        idle_timeout: Some(Duration::from_secs(30)),
+        max_requests_per_connection: Some(100),
+        h2_upgrade: None,
+    };
+    let c = applied(
+        &Policy {
+            connection_pool: Some(&p),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    assert_eq!(c.connect_timeout.unwrap().nanos, 250_000_000);
+    let t = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
+    assert_eq!(t.max_connections.unwrap().value, 10);
+    assert_eq!(t.max_pending_requests.unwrap().value, 1);
+    assert_eq!(t.max_requests.unwrap().value, 20);
+    assert_eq!(t.max_retries.unwrap().value, 3);
+    let opts = http_options(&c);
+    let common = opts.common_http_protocol_options.unwrap();
+    assert_eq!(common.max_requests_per_connection.unwrap().value, 100);
+    assert_eq!(common.idle_timeout.unwrap().seconds, 30);
+    assert!(matches!(
+        opts.upstream_protocol_options,
+        Some(UpstreamProtocolOptions::ExplicitHttpConfig(ref e))
+            if matches!(e.protocol_config, Some(ProtocolConfig::HttpProtocolOptions(_)))
+    ));
+}
+
+fn is_h2(c: &XdsCluster) -> bool {
+    matches!(
+        http_options(c).upstream_protocol_options,
+        Some(UpstreamProtocolOptions::ExplicitHttpConfig(ref e))
+            if matches!(e.protocol_config, Some(ProtocolConfig::Http2ProtocolOptions(_)))
+    )
+}
+
+#[test]
+fn h2_upgrade_and_h2_ports() {
+    let up = ConnectionPool {
+        h2_upgrade: Some(true),
+        ..Default::default()
+    };
+    assert!(is_h2(&applied(
+        &Policy {
+            connection_pool: Some(&up),
+            ..Default::default()
+        },
+        Protocol::Http
+    )));
+    assert!(is_h2(&applied(&Policy::default(), Protocol::Grpc)));
+    assert!(is_h2(&applied(&Policy::default(), Protocol::Http2)));
+}
+
+#[test]
+fn outlier_detection_like_istio() {
+    let o = OutlierDetection {
+        consecutive_5xx_errors: Some(5),
+        consecutive_gateway_errors: Some(0),
+        interval: Some(Duration::from_secs(30)),
+        base_ejection_time: Some(Duration::from_secs(60)),
+        max_ejection_percent: Some(50),
+        min_health_percent: None,
+    };
+    let c = applied(
+        &Policy {
+            outlier_detection: Some(&o),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    let od = c.outlier_detection.unwrap();
+    assert_eq!(od.consecutive_5xx.unwrap().value, 5);
+    assert_eq!(od.enforcing_consecutive_5xx.unwrap().value, 100);
+    assert_eq!(od.consecutive_gateway_failure.unwrap().value, 0);
+    assert_eq!(od.enforcing_consecutive_gateway_failure.unwrap().value, 0);
+    assert_eq!(od.enforcing_success_rate.unwrap().value, 0);
+    assert_eq!(od.interval.unwrap().seconds, 30);
+    assert_eq!(od.base_ejection_time.unwrap().seconds, 60);
+    assert_eq!(od.max_ejection_percent.unwrap().value, 50);
+    let panic = c.common_lb_config.unwrap().healthy_panic_threshold.unwrap();
+    assert_eq!(
+        panic.value, 0.0,
+        "minHealthPercent defaults to 0: panic mode off"
+    );
+}
+
+#[test]
+fn load_balancers() {
+    let rr = LoadBalancer::Simple(SimpleLb::RoundRobin);
+    let c = applied(
+        &Policy {
+            load_balancer: Some(&rr),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    assert_eq!(c.lb_policy, LbPolicy::RoundRobin as i32);
+    let hash = LoadBalancer::ConsistentHash(HashKey::Header("x-user".into()));
+    let c = applied(
+        &Policy {
+            load_balancer: Some(&hash),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    assert_eq!(c.lb_policy, LbPolicy::RingHash as i32);
+    match c.lb_config {
+        Some(cluster::LbConfig::RingHashLbConfig(r)) => {
+            assert_eq!(r.minimum_ring_size.unwrap().value, 1024)
+        }
+        other => panic!("{other:?}"),
+    }
+}

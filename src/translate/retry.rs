@@ -1,0 +1,187 @@
+//! Retry policies and timeouts, as istiod writes them
+//! (`pilot/pkg/networking/core/route/retry/retry.go`, `route.go` setTimeout).
+
+use envoy_types::pb::envoy::config::route::v3::{
+    retry_policy::{retry_host_predicate, retry_priority, RetryHostPredicate, RetryPriority},
+    route_action::MaxStreamDuration,
+    RetryPolicy,
+};
+use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
+use envoy_types::util::pack_any;
+
+use super::util::{duration, u32v, zero_duration};
+use crate::config::model::Retries;
+
+/// Istio's default `retryOn` when a route has no `retries` (Istio 1.24+
+/// dropped 503 from the retriable codes: retrying it is unsafe for
+/// non-idempotent requests).
+pub const DEFAULT_RETRY_ON: &str =
+    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+
+/// Istio's default number of retries.
+pub const DEFAULT_ATTEMPTS: u32 = 2;
+
+/// Istio's `ConvertPolicy`: `None` (no `retries`) gives the default
+/// policy; `attempts: 0` gives no policy; otherwise the user's settings
+/// over the default. `consistent_hash` drops the previous-hosts predicate,
+/// because a hashed request must go back to the same host.
+pub fn policy(retries: Option<&Retries>, consistent_hash: bool) -> Option<RetryPolicy> {
+    let mut out = RetryPolicy {
+        num_retries: Some(u32v(DEFAULT_ATTEMPTS)),
+        retry_on: DEFAULT_RETRY_ON.to_string(),
+        host_selection_retry_max_attempts: 5,
+        retry_host_predicate: if consistent_hash {
+            Vec::new()
+        } else {
+            vec![previous_hosts()]
+        },
+        ..Default::default()
+    };
+    let Some(r) = retries else { return Some(out) };
+    if r.attempts == 0 {
+        return None;
+    }
+    out.num_retries = Some(u32v(r.attempts));
+    if r.retry_on.is_some() || !r.retriable_status_codes.is_empty() {
+        out.retry_on = retry_on(r);
+        out.retriable_status_codes = r.retriable_status_codes.clone();
+    }
+    out.per_try_timeout = r.per_try_timeout.map(duration);
+    if r.retry_remote_localities == Some(true) {
+        out.retry_priority = Some(previous_priorities());
+    }
+    Some(out)
+}
+
+/// The user's `retryOn` names; status codes imply
+/// `retriable-status-codes` (Istio adds it when missing).
+fn retry_on(r: &Retries) -> String {
+    let mut names: Vec<String> = r.retry_on.clone().unwrap_or_default();
+    let implied = "retriable-status-codes";
+    if !r.retriable_status_codes.is_empty() && !names.iter().any(|n| n == implied) {
+        names.push(implied.to_string());
+    }
+    names.join(",")
+}
+
+fn previous_hosts() -> RetryHostPredicate {
+    RetryHostPredicate {
+        name: "envoy.retry_host_predicates.previous_hosts".to_string(),
+        config_type: Some(retry_host_predicate::ConfigType::TypedConfig(pack_any(
+            PreviousHostsPredicate::default(),
+        ))),
+    }
+}
+
+fn previous_priorities() -> RetryPriority {
+    RetryPriority {
+        name: "envoy.retry_priorities.previous_priorities".to_string(),
+        config_type: Some(retry_priority::ConfigType::TypedConfig(pack_any(
+            PreviousPrioritiesConfig {
+                update_frequency: 2,
+            },
+        ))),
+    }
+}
+
+/// Route `timeout` and the gRPC timeout cap: the VirtualService's value,
+/// else 0s (disabled), set explicitly because Envoy's default is 15 s.
+/// `grpc_timeout_header_max` replaces the deprecated `max_grpc_timeout`
+/// Istio still writes; both mean "honour grpc-timeout up to this".
+pub fn timeouts(
+    timeout: Option<std::time::Duration>,
+) -> (
+    envoy_types::pb::google::protobuf::Duration,
+    MaxStreamDuration,
+) {
+    let t = timeout.map(duration).unwrap_or_else(zero_duration);
+    let msd = MaxStreamDuration {
+        grpc_timeout_header_max: Some(t),
+        ..Default::default()
+    };
+    (t, msd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn retries(attempts: u32) -> Retries {
+        Retries {
+            attempts,
+            per_try_timeout: None,
+            retry_on: None,
+            retriable_status_codes: vec![],
+            retry_remote_localities: None,
+        }
+    }
+
+    #[test]
+    fn default_policy_is_istios() {
+        let p = policy(None, false).unwrap();
+        assert_eq!(p.num_retries.unwrap().value, 2);
+        assert_eq!(p.retry_on, DEFAULT_RETRY_ON);
+        assert_eq!(p.host_selection_retry_max_attempts, 5);
+        assert_eq!(p.retry_host_predicate.len(), 1);
+        assert_eq!(
+            p.retry_host_predicate[0].name,
+            "envoy.retry_host_predicates.previous_hosts"
+        );
+        assert!(p.per_try_timeout.is_none());
+    }
+
+    #[test]
+    fn consistent_hash_drops_previous_hosts() {
+        assert!(policy(None, true).unwrap().retry_host_predicate.is_empty());
+    }
+
+    #[test]
+    fn zero_attempts_disables_retries() {
+        assert_eq!(policy(Some(&retries(0)), false), None);
+    }
+
+    #[test]
+    fn user_policy_overrides_defaults() {
+        let mut r = retries(3);
+        r.per_try_timeout = Some(Duration::from_secs(2));
+        r.retry_on = Some(vec!["5xx".into(), "reset".into(), "connect-failure".into()]);
+        let p = policy(Some(&r), false).unwrap();
+        assert_eq!(p.num_retries.unwrap().value, 3);
+        assert_eq!(p.retry_on, "5xx,reset,connect-failure");
+        assert_eq!(p.per_try_timeout.unwrap().seconds, 2);
+        assert!(p.retriable_status_codes.is_empty());
+    }
+
+    #[test]
+    fn attempts_alone_keep_default_retry_on() {
+        let p = policy(Some(&retries(4)), false).unwrap();
+        assert_eq!(p.retry_on, DEFAULT_RETRY_ON);
+    }
+
+    #[test]
+    fn status_codes_imply_retriable_status_codes() {
+        let mut r = retries(1);
+        r.retry_on = Some(vec!["gateway-error".into()]);
+        r.retriable_status_codes = vec![503, 429];
+        let p = policy(Some(&r), false).unwrap();
+        assert_eq!(p.retry_on, "gateway-error,retriable-status-codes");
+        assert_eq!(p.retriable_status_codes, vec![503, 429]);
+        r.retry_remote_localities = Some(true);
+        let p = policy(Some(&r), false).unwrap();
+        assert_eq!(
+            p.retry_priority.unwrap().name,
+            "envoy.retry_priorities.previous_priorities"
+        );
+    }
+
+    #[test]
+    fn timeout_defaults_to_disabled() {
+        let (t, msd) = timeouts(None);
+        assert_eq!((t.seconds, t.nanos), (0, 0));
+        assert_eq!(msd.grpc_timeout_header_max, Some(t));
+        let (t, _) = timeouts(Some(Duration::from_millis(500)));
+        assert_eq!(t.nanos, 500_000_000);
+    }
+}

@@ -1,0 +1,188 @@
+//! The shared outbound `RouteConfiguration`: one virtual host per service
+//! HTTP port, reached by `Host`/`:authority`, with the VirtualService's
+//! rules or the default route (istiod: `route/route.go`,
+//! `BuildSidecarVirtualHostWrapper`).
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::route::v3::{
+    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+    VirtualHost,
+};
+
+use super::clusters::cluster_name;
+use super::policy::effective;
+use super::retry;
+use super::route_rule;
+use crate::config::model::{Destination, HashKey, Host, LoadBalancer, MeshConfig};
+use crate::registry::{ServiceInstances, ServiceView};
+
+/// Name of the outbound route configuration (fetched over RDS).
+pub const OUTBOUND_ROUTE: &str = "outbound";
+
+/// What route translation needs to resolve destinations.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The config.
+    pub mesh: &'a MeshConfig,
+    /// Every service.
+    pub services: &'a ServiceInstances,
+}
+
+impl<'a> Ctx<'a> {
+    /// Istio's `GetDestinationCluster` port choice: the destination's port,
+    /// else the service's only port, else the port being routed.
+    pub fn dest_port(&self, d: &Destination, listener_port: u16) -> u16 {
+        if let Some(p) = d.port {
+            return p;
+        }
+        match self.services.services.get(&d.host) {
+            Some(v) if v.ports.len() == 1 => v.ports[0].number,
+            Some(v) if !v.ports.iter().any(|p| p.number == listener_port) => v.ports[0].number,
+            _ => listener_port,
+        }
+    }
+
+    /// The cluster a destination resolves to.
+    pub fn cluster(&self, d: &Destination, listener_port: u16) -> String {
+        let port = self.dest_port(d, listener_port);
+        cluster_name(port, d.subset.as_deref(), d.host.as_str())
+    }
+
+    /// The consistent-hash key of the destination's cluster, if its
+    /// effective load balancer hashes (so the route must carry it).
+    pub fn hash_key(&self, d: &Destination, listener_port: u16) -> Option<&'a HashKey> {
+        let dr = self.mesh.destination_rules.get(&d.host)?.as_ref();
+        let subset = d
+            .subset
+            .as_ref()
+            .and_then(|name| dr.subsets.iter().find(|s| &s.name == name));
+        match effective(Some(dr), self.dest_port(d, listener_port), subset).load_balancer {
+            Some(LoadBalancer::ConsistentHash(key)) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The outbound route configuration for every service's HTTP ports.
+pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
+    let mut vhosts = Vec::new();
+    let mut candidates = Vec::new();
+    for view in ctx.services.services.values() {
+        let default_port = default_port(view);
+        for port in view.ports.iter().filter(|p| p.protocol.is_http()) {
+            let routes = match ctx.mesh.virtual_services.get(&view.host) {
+                Some(vs) => vs
+                    .http
+                    .iter()
+                    .flat_map(|rule| route_rule::routes(ctx, rule, port.number))
+                    .collect(),
+                None => vec![default_route(ctx, &view.host, port.number)],
+            };
+            candidates.push(domains(
+                &view.host,
+                port.number,
+                Some(port.number) == default_port,
+            ));
+            vhosts.push(VirtualHost {
+                name: format!("{}:{}", view.host, port.number),
+                routes,
+                ..Default::default()
+            });
+        }
+    }
+    assign_domains(&mut vhosts, &candidates);
+    RouteConfiguration {
+        name: OUTBOUND_ROUTE.to_string(),
+        virtual_hosts: vhosts,
+        ..Default::default()
+    }
+}
+
+/// The port a bare `Host` (no `:port`) means: 80 if the service has it,
+/// else its first HTTP port.
+fn default_port(view: &ServiceView) -> Option<u16> {
+    let http = || view.ports.iter().filter(|p| p.protocol.is_http());
+    http()
+        .find(|p| p.number == 80)
+        .or_else(|| http().next())
+        .map(|p| p.number)
+}
+
+/// Route with no VirtualService: everything to the port's cluster, with
+/// Istio's default retries and no timeout (`BuildDefaultHTTPOutboundRoute`).
+fn default_route(ctx: Ctx<'_>, host: &Host, port: u16) -> Route {
+    let dest = Destination {
+        host: host.clone(),
+        subset: None,
+        port: Some(port),
+    };
+    let hash = ctx.hash_key(&dest, port);
+    let (timeout, msd) = retry::timeouts(None);
+    Route {
+        name: "default".to_string(),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_string())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                ctx.cluster(&dest, port),
+            )),
+            timeout: Some(timeout),
+            max_stream_duration: Some(msd),
+            retry_policy: retry::policy(None, hash.is_some()),
+            hash_policy: hash.map(route_rule::hash_policy).into_iter().collect(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A domain and its claim strength: lower wins when two virtual hosts
+/// would share it (Envoy rejects duplicate domains in one route config).
+type Candidate = (String, u8);
+
+/// Domains for one service port: the FQDN, `name.ns.svc`, `name.ns` and
+/// the short name (cluster-local hosts), each with `:PORT`, and bare on
+/// the default port. Short names are only unique per namespace, so they
+/// rank below full names, and `default`'s win over other namespaces'.
+fn domains(host: &Host, port: u16, bare: bool) -> Vec<Candidate> {
+    let mut names: Vec<Candidate> = vec![(host.0.clone(), 0)];
+    if let Some((name, ns)) = host.cluster_local_parts() {
+        names.push((format!("{name}.{ns}.svc"), 0));
+        names.push((format!("{name}.{ns}"), 0));
+        names.push((name.to_string(), if ns == "default" { 1 } else { 2 }));
+    }
+    let mut out = Vec::new();
+    for (name, rank) in names {
+        out.push((format!("{name}:{port}"), rank));
+        if bare {
+            out.push((name, rank));
+        }
+    }
+    out
+}
+
+fn assign_domains(vhosts: &mut [VirtualHost], candidates: &[Vec<Candidate>]) {
+    let mut owner: BTreeMap<&str, (u8, usize)> = BTreeMap::new();
+    for (idx, list) in candidates.iter().enumerate() {
+        for (domain, rank) in list {
+            let claim = (*rank, idx);
+            owner
+                .entry(domain.as_str())
+                .and_modify(|cur| *cur = (*cur).min(claim))
+                .or_insert(claim);
+        }
+    }
+    for (idx, list) in candidates.iter().enumerate() {
+        vhosts[idx].domains = list
+            .iter()
+            .filter(|(d, _)| owner.get(d.as_str()).map(|o| o.1) == Some(idx))
+            .map(|(d, _)| d.clone())
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+use envoy_types::pb::envoy::config::route::v3::{route, route_action::ClusterSpecifier};
+
+use super::*;
+use crate::config::model::Protocol;
+use crate::registry::instances;
+use crate::translate::fixtures::*;
+
+fn config(mesh: &MeshConfig, reg: &crate::registry::Registry) -> RouteConfiguration {
+    let si = instances(mesh, reg);
+    outbound(Ctx {
+        mesh,
+        services: &si,
+    })
+}
+
+fn vhost<'a>(rc: &'a RouteConfiguration, name: &str) -> &'a VirtualHost {
+    rc.virtual_hosts.iter().find(|v| v.name == name).unwrap()
+}
+
+fn action(r: &Route) -> &RouteAction {
+    match &r.action {
+        Some(route::Action::Route(a)) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn domains_of_a_cluster_local_service() {
+    let rc = config(&MeshConfig::default(), &two_versions(&["ledger"]));
+    assert_eq!(rc.name, "outbound");
+    let vh = vhost(&rc, "ledger.default.svc.cluster.local:80");
+    assert_eq!(
+        vh.domains,
+        vec![
+            "ledger.default.svc.cluster.local:80",
+            "ledger.default.svc.cluster.local",
+            "ledger.default.svc:80",
+            "ledger.default.svc",
+            "ledger.default:80",
+            "ledger.default",
+            "ledger:80",
+            "ledger",
+        ]
+    );
+}
+
+#[test]
+fn default_route_has_istio_retries_and_no_timeout() {
+    let rc = config(&MeshConfig::default(), &two_versions(&["ledger"]));
+    let r = &vhost(&rc, "ledger.default.svc.cluster.local:80").routes[0];
+    let a = action(r);
+    assert_eq!(
+        a.cluster_specifier,
+        Some(ClusterSpecifier::Cluster(
+            "outbound|80||ledger.default.svc.cluster.local".into()
+        ))
+    );
+    assert_eq!(a.timeout.unwrap().seconds, 0);
+    let retry = a.retry_policy.as_ref().unwrap();
+    assert_eq!(retry.num_retries.unwrap().value, 2);
+    assert_eq!(retry.retry_on, crate::translate::DEFAULT_RETRY_ON);
+}
+
+#[test]
+fn multi_port_service_gets_a_vhost_per_http_port() {
+    let svc = service(
+        "api",
+        vec![
+            port(8080, "http", Protocol::Http),
+            port(9090, "grpc", Protocol::Grpc),
+            port(5432, "db", Protocol::Tcp),
+        ],
+        vec![endpoint("10.0.0.1", &[])],
+    );
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc);
+    let rc = config(&mesh, &Default::default());
+    assert_eq!(rc.virtual_hosts.len(), 2, "TCP ports are not HTTP-routed");
+    let http = vhost(&rc, "api.default.svc.cluster.local:8080");
+    assert!(
+        http.domains.contains(&"api".to_string()),
+        "first HTTP port takes bare names"
+    );
+    assert!(http.domains.contains(&"api:8080".to_string()));
+    let grpc = vhost(&rc, "api.default.svc.cluster.local:9090");
+    assert!(grpc.domains.contains(&"api:9090".to_string()));
+    assert!(!grpc.domains.contains(&"api".to_string()));
+    let a = action(&grpc.routes[0]);
+    assert_eq!(
+        a.cluster_specifier,
+        Some(ClusterSpecifier::Cluster(
+            "outbound|9090||api.default.svc.cluster.local".into()
+        ))
+    );
+}
+
+#[test]
+fn short_names_are_not_duplicated_across_namespaces() {
+    let mut other = sidecar("ledger", "ledger-other", "v1", 17000);
+    other.namespace = "other".into();
+    let mut reg = two_versions(&["ledger"]);
+    reg.register(other);
+    let rc = config(&MeshConfig::default(), &reg);
+    let dflt = vhost(&rc, "ledger.default.svc.cluster.local:80");
+    let oth = vhost(&rc, "ledger.other.svc.cluster.local:80");
+    assert!(dflt.domains.contains(&"ledger".to_string()));
+    assert!(!oth.domains.contains(&"ledger".to_string()));
+    assert!(oth.domains.contains(&"ledger.other".to_string()));
+}
+
+#[test]
+fn virtual_service_rules_replace_the_default_route() {
+    let rc = config(&canary_mesh(), &two_versions(&["payment-service"]));
+    let vh = vhost(&rc, "payment-service.default.svc.cluster.local:80");
+    assert_eq!(vh.routes.len(), 1);
+    let a = action(&vh.routes[0]);
+    match &a.cluster_specifier {
+        Some(ClusterSpecifier::WeightedClusters(w)) => {
+            let got: Vec<(&str, u32)> = w
+                .clusters
+                .iter()
+                .map(|c| (c.name.as_str(), c.weight.unwrap().value))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (
+                        "outbound|80|stable|payment-service.default.svc.cluster.local",
+                        90
+                    ),
+                    (
+                        "outbound|80|canary|payment-service.default.svc.cluster.local",
+                        10
+                    ),
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let retry = a.retry_policy.as_ref().unwrap();
+    assert_eq!(retry.num_retries.unwrap().value, 3);
+    assert_eq!(retry.retry_on, "5xx,reset,connect-failure");
+    assert_eq!(retry.per_try_timeout.unwrap().seconds, 2);
+}
+
+#[test]
+fn destination_port_resolution() {
+    let svc = service(
+        "api",
+        vec![
+            port(8080, "http", Protocol::Http),
+            port(9090, "grpc", Protocol::Grpc),
+        ],
+        vec![],
+    );
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc);
+    let si = instances(&mesh, &Default::default());
+    let ctx = Ctx {
+        mesh: &mesh,
+        services: &si,
+    };
+    let mut d = dest("api", None);
+    assert_eq!(ctx.dest_port(&d, 9090), 9090, "the routed port");
+    assert_eq!(
+        ctx.dest_port(&d, 80),
+        8080,
+        "first port when the routed one is absent"
+    );
+    d.port = Some(8080);
+    assert_eq!(ctx.dest_port(&d, 9090), 8080, "explicit");
+    let single = dest("nosuch", None);
+    assert_eq!(ctx.dest_port(&single, 80), 80);
+}

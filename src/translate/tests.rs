@@ -1,0 +1,82 @@
+use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{CodecType, RouteSpecifier},
+    HttpConnectionManager,
+};
+use prost::Message;
+
+use super::*;
+use crate::registry::instances;
+use crate::translate::fixtures::*;
+
+fn hcm(l: &Listener) -> HttpConnectionManager {
+    match &l.filter_chains[0].filters[0].config_type {
+        Some(ConfigType::TypedConfig(any)) => {
+            assert_eq!(any.type_url, HttpConnectionManager::type_url());
+            HttpConnectionManager::decode(any.value.as_slice()).unwrap()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn resources() -> ProxyResources {
+    let mesh = canary_mesh();
+    let si = instances(&mesh, &two_versions(&["payment-service", "frontend"]));
+    let shared = shared(&mesh, &si);
+    for_proxy(&shared, &sidecar("frontend", "frontend-v1", "v1", 16000))
+}
+
+#[test]
+fn proxy_gets_listeners_and_inbound_cluster() {
+    let r = resources();
+    let names: Vec<&str> = r.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, vec!["inbound", "outbound"]);
+    let inbound = hcm(&r.listeners[0]);
+    assert_eq!(inbound.codec_type, CodecType::Auto as i32);
+    match inbound.route_specifier {
+        Some(RouteSpecifier::RouteConfig(rc)) => {
+            assert_eq!(rc.virtual_hosts[0].domains, vec!["*"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let outbound = hcm(&r.listeners[1]);
+    match outbound.route_specifier {
+        Some(RouteSpecifier::Rds(rds)) => assert_eq!(rds.route_config_name, "outbound"),
+        other => panic!("{other:?}"),
+    }
+    let filters: Vec<&str> = outbound
+        .http_filters
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(filters, vec![FAULT_FILTER, "envoy.filters.http.router"]);
+    assert!(r.clusters.iter().any(|c| c.name == "inbound|8080||"));
+    assert_eq!(r.routes.len(), 1);
+}
+
+#[test]
+fn packed_resources_are_sorted_and_typed() {
+    let packed = resources().packed();
+    let keys: Vec<(String, String)> = packed
+        .iter()
+        .map(|p| (p.type_url.clone(), p.name.clone()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert!(packed.iter().all(|p| p.type_url == p.resource.type_url));
+    // Every EDS cluster has its assignment.
+    let clas: Vec<&str> = packed
+        .iter()
+        .filter(|p| p.type_url.ends_with("ClusterLoadAssignment"))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(clas.contains(&"outbound|80|canary|payment-service.default.svc.cluster.local"));
+}
+
+#[test]
+fn every_resource_renders_as_json() {
+    for p in resources().packed() {
+        crate::envoy_json::to_json(&p.resource).unwrap();
+    }
+}
