@@ -67,7 +67,10 @@ pub fn load_dir(dir: &Path) -> Result<MeshConfig, LoadError> {
 
 /// True for the files a config directory is made of.
 pub(crate) fn is_config_file(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
     let ext = path.extension().and_then(|e| e.to_str());
     !hidden && matches!(ext, Some("yaml" | "yml"))
 }
@@ -84,7 +87,10 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     while let Some(d) = pending.pop() {
         for entry in std::fs::read_dir(&d).map_err(io(&d))? {
             let path = entry.map_err(io(&d))?.path();
-            let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             // `metadata` follows symlinks, so linked files and dirs count.
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_dir() && !hidden => pending.push(path),

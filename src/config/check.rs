@@ -41,8 +41,14 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     Ok(MeshConfig {
         services,
         workload_entries,
-        virtual_services: virtual_services.into_iter().map(|(h, (_, vs))| (h, vs)).collect(),
-        destination_rules: destination_rules.into_iter().map(|(h, (_, dr))| (h, dr)).collect(),
+        virtual_services: virtual_services
+            .into_iter()
+            .map(|(h, (_, vs))| (h, vs))
+            .collect(),
+        destination_rules: destination_rules
+            .into_iter()
+            .map(|(h, (_, dr))| (h, dr))
+            .collect(),
         files,
     })
 }
@@ -52,7 +58,12 @@ fn duplicates(resources: &[Arc<DocInfo>], diags: &mut Vec<Diagnostic>) {
     for r in resources {
         let key = (r.kind.as_str(), r.namespace.as_str(), r.name.as_str());
         if let Some(first) = seen.get(&key) {
-            let msg = format!("duplicate {} {}: also defined at {}", r.kind, r.qualified(), first.place());
+            let msg = format!(
+                "duplicate {} {}: also defined at {}",
+                r.kind,
+                r.qualified(),
+                first.place()
+            );
             diags.push(r.diagnostic("metadata.name", msg));
         } else {
             seen.insert(key, r);
@@ -60,14 +71,21 @@ fn duplicates(resources: &[Arc<DocInfo>], diags: &mut Vec<Diagnostic>) {
     }
 }
 
-fn services(raw: Vec<(Arc<DocInfo>, String, Service)>, diags: &mut Vec<Diagnostic>) -> BTreeMap<Host, Service> {
+fn services(
+    raw: Vec<(Arc<DocInfo>, String, Service)>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<Host, Service> {
     let mut out: BTreeMap<Host, Service> = BTreeMap::new();
     for (doc, path, service) in raw {
         if let Some(first) = out.get(&service.host) {
             let o = &first.origin;
             let msg = format!(
                 "host {} is already declared by ServiceEntry {}/{} ({}:{})",
-                service.host, o.namespace, o.name, o.file.display(), o.line
+                service.host,
+                o.namespace,
+                o.name,
+                o.file.display(),
+                o.line
             );
             diags.push(doc.diagnostic(&path, msg));
             continue;
@@ -102,7 +120,10 @@ fn virtual_services(
     out
 }
 
-fn destination_rules(raw: Vec<(Arc<DocInfo>, DestinationRule)>, diags: &mut Vec<Diagnostic>) -> Claimed<DestinationRule> {
+fn destination_rules(
+    raw: Vec<(Arc<DocInfo>, DestinationRule)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Claimed<DestinationRule> {
     let mut out: Claimed<DestinationRule> = BTreeMap::new();
     for (doc, dr) in raw {
         if let Some((first, _)) = out.get(&dr.host) {
@@ -130,8 +151,8 @@ fn check_ref(
     let d = &r.destination;
     if !known.contains(&d.host) {
         let msg = format!(
-            "unknown destination host {}: no ServiceEntry, DestinationRule or VirtualService names it",
-            d.host
+            "unknown destination host {:?} ({}): no ServiceEntry, DestinationRule or VirtualService names it",
+            r.written, d.host
         );
         diags.push(r.doc.diagnostic(&format!("{}.host", r.path), msg));
         return;
@@ -147,9 +168,16 @@ fn check_ref(
                     "unknown subset {subset:?} of host {}: DestinationRule {} defines {}",
                     d.host,
                     doc.qualified(),
-                    if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+                    if defined.is_empty() {
+                        "none".to_string()
+                    } else {
+                        defined.join(", ")
+                    }
                 ),
-                None => format!("unknown subset {subset:?}: no DestinationRule for host {} defines subsets", d.host),
+                None => format!(
+                    "unknown subset {subset:?}: no DestinationRule for host {} defines subsets",
+                    d.host
+                ),
             };
             diags.push(r.doc.diagnostic(&format!("{}.subset", r.path), msg));
         }
@@ -157,7 +185,11 @@ fn check_ref(
     if let (Some(port), Some(service)) = (d.port, services.get(&d.host)) {
         if !service.ports.iter().any(|p| p.number == port) {
             let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
-            let msg = format!("port {port} is not a port of {} (it has {})", d.host, ports.join(", "));
+            let msg = format!(
+                "port {port} is not a port of {} (it has {})",
+                d.host,
+                ports.join(", ")
+            );
             diags.push(r.doc.diagnostic(&format!("{}.port.number", r.path), msg));
         }
     }

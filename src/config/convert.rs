@@ -86,6 +86,8 @@ pub(crate) struct DestRef {
     pub doc: Arc<DocInfo>,
     /// Path of the `destination` field.
     pub path: String,
+    /// The host as written.
+    pub written: String,
     pub destination: Destination,
 }
 
@@ -118,7 +120,10 @@ impl Cx<'_> {
                 None
             }
             Ok(d) if d.subsec_nanos() % 1_000_000 != 0 => {
-                self.err(path, format!("duration {text:?}: only millisecond precision is supported"));
+                self.err(
+                    path,
+                    format!("duration {text:?}: only millisecond precision is supported"),
+                );
                 None
             }
             Ok(d) => Some(d),
@@ -166,7 +171,11 @@ impl Cx<'_> {
     }
 
     /// Checks label keys and values (Kubernetes' rules).
-    pub(crate) fn labels(&mut self, path: &str, labels: &std::collections::BTreeMap<String, String>) {
+    pub(crate) fn labels(
+        &mut self,
+        path: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) {
         for (k, v) in labels {
             let p = join(path, k);
             if let Err(e) = values::check_label(k, v) {
@@ -187,13 +196,20 @@ impl Cx<'_> {
     }
 
     /// A `destination`; recorded for the cross-resource checks.
-    pub(crate) fn destination(&mut self, path: &str, raw: &raw::Destination) -> Option<Destination> {
+    pub(crate) fn destination(
+        &mut self,
+        path: &str,
+        raw: &raw::Destination,
+    ) -> Option<Destination> {
         let host = self.host(&join(path, "host"), &raw.host);
         let mut ok = host.is_some();
         if let Some(subset) = &raw.subset {
             if !is_dns_label(subset) {
                 let p = join(path, "subset");
-                self.err(&p, format!("subset name {subset:?} is not a valid DNS-1123 label"));
+                self.err(
+                    &p,
+                    format!("subset name {subset:?} is not a valid DNS-1123 label"),
+                );
                 ok = false;
             }
         }
@@ -214,6 +230,7 @@ impl Cx<'_> {
             self.refs.push(DestRef {
                 doc: self.doc.clone(),
                 path: path.to_string(),
+                written: raw.host.clone(),
                 destination: destination.clone(),
             });
         }
@@ -226,7 +243,9 @@ pub(crate) fn hosts(cx: &mut Cx<'_>, raw: &[String]) -> Vec<(String, Host)> {
     let mut out: Vec<(String, Host)> = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         let path = format!("spec.hosts[{i}]");
-        let Some(host) = cx.host(&path, h) else { continue };
+        let Some(host) = cx.host(&path, h) else {
+            continue;
+        };
         if out.iter().any(|(_, seen)| *seen == host) {
             cx.err(&path, format!("duplicate host {host}"));
             continue;

@@ -59,7 +59,13 @@ impl Loader {
         if doc.value.is_null() {
             return; // an empty document (`---` followed by nothing)
         }
-        let str_field = |k: &str| doc.value.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let str_field = |k: &str| {
+            doc.value
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let meta = |k: &str| {
             let v = doc.value.get("metadata").and_then(|m| m.get(k));
             v.and_then(Value::as_str).unwrap_or("").to_string()
@@ -69,7 +75,11 @@ impl Loader {
             file: file.to_path_buf(),
             kind: str_field("kind"),
             name: meta("name"),
-            namespace: if namespace.is_empty() { "default".into() } else { namespace },
+            namespace: if namespace.is_empty() {
+                "default".into()
+            } else {
+                namespace
+            },
             positions: doc.positions,
         });
         let api_version = str_field("apiVersion");
@@ -142,7 +152,9 @@ impl Loader {
 
     fn metadata(&mut self, info: &Arc<DocInfo>, meta: &raw::Metadata) {
         match meta.name.as_deref() {
-            None | Some("") => self.diags.push(info.diagnostic("metadata", "metadata.name is required")),
+            None | Some("") => self
+                .diags
+                .push(info.diagnostic("metadata", "metadata.name is required")),
             Some(name) if !convert::is_dns_subdomain(name) => {
                 let msg = format!("name {name:?} is not a valid DNS-1123 subdomain (lowercase letters, digits, '-' and '.')");
                 self.diags.push(info.diagnostic("metadata.name", msg));
@@ -163,7 +175,8 @@ fn serde_message(msg: &str) -> String {
     let msg = msg
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number")
-        .replace("expected a sequence", "expected a list");
+        .replace("expected a sequence", "expected a list")
+        .replace("unit value", "null (an empty value)");
     match msg.find("expected struct ") {
         Some(i) => format!("{}expected a mapping", &msg[..i]),
         None => msg,
@@ -174,15 +187,28 @@ const NETWORKING: &str = "networking.istio.io";
 const VERSIONS: &[&str] = &["v1alpha3", "v1beta1", "v1"];
 
 /// Which kind a document is, or the error to report (path, message).
-fn classify(api_version: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static str, String)> {
+fn classify(
+    api_version: &str,
+    kind: &str,
+    is_mapping: bool,
+) -> Result<Kind, (&'static str, String)> {
     if !is_mapping {
-        return Err(("", "a resource must be a mapping with apiVersion, kind, metadata and spec".into()));
+        return Err((
+            "",
+            "a resource must be a mapping with apiVersion, kind, metadata and spec".into(),
+        ));
     }
     if api_version.is_empty() {
-        return Err(("apiVersion", "apiVersion is required (a string such as networking.istio.io/v1)".into()));
+        return Err((
+            "apiVersion",
+            "apiVersion is required (a string such as networking.istio.io/v1)".into(),
+        ));
     }
     if kind.is_empty() {
-        return Err(("kind", "kind is required (a string such as VirtualService)".into()));
+        return Err((
+            "kind",
+            "kind is required (a string such as VirtualService)".into(),
+        ));
     }
     let (group, version) = api_version.split_once('/').unwrap_or((api_version, ""));
     let supported = |kind: &str| match kind {
@@ -193,8 +219,18 @@ fn classify(api_version: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'
         _ => None,
     };
     let known_unsupported: &[&str] = match group {
-        NETWORKING => &["Sidecar", "Gateway", "EnvoyFilter", "WorkloadGroup", "ProxyConfig"],
-        "security.istio.io" => &["PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication"],
+        NETWORKING => &[
+            "Sidecar",
+            "Gateway",
+            "EnvoyFilter",
+            "WorkloadGroup",
+            "ProxyConfig",
+        ],
+        "security.istio.io" => &[
+            "PeerAuthentication",
+            "AuthorizationPolicy",
+            "RequestAuthentication",
+        ],
         "telemetry.istio.io" => &["Telemetry"],
         "extensions.istio.io" => &["WasmPlugin"],
         _ => {
@@ -208,7 +244,9 @@ fn classify(api_version: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'
     match (group, supported(kind)) {
         (NETWORKING, Some(k)) if VERSIONS.contains(&version) => Ok(k),
         (NETWORKING, Some(_)) => {
-            let msg = format!("unknown apiVersion {api_version:?}: {NETWORKING} serves v1alpha3, v1beta1 and v1");
+            let msg = format!(
+                "unknown apiVersion {api_version:?}: {NETWORKING} serves v1alpha3, v1beta1 and v1"
+            );
             Err(("apiVersion", msg))
         }
         _ => Err(("kind", format!("unknown kind {kind:?} in {api_version}"))),

@@ -23,14 +23,16 @@ pub(super) fn load(files: &[(&str, &str)]) -> Result<MeshConfig, Vec<String>> {
 /// Loads `dir`; diagnostics as lines with paths relative to `dir`.
 pub(super) fn load_rel(dir: &Path) -> Result<MeshConfig, Vec<String>> {
     load_dir(dir).map_err(|e| match e {
-        LoadError::Invalid(d) => d
-            .0
-            .into_iter()
-            .map(|mut d| {
-                d.file = d.file.strip_prefix(dir).unwrap().to_path_buf();
-                d.to_string()
-            })
-            .collect(),
+        LoadError::Invalid(d) => {
+            d.0.into_iter()
+                .map(|mut d| {
+                    d.file = d.file.strip_prefix(dir).unwrap().to_path_buf();
+                    let prefix = format!("{}/", dir.display());
+                    d.message = d.message.replace(&prefix, "");
+                    d.to_string()
+                })
+                .collect()
+        }
         LoadError::Io { path, source } => panic!("I/O error {}: {source}", path.display()),
     })
 }

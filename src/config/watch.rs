@@ -106,7 +106,8 @@ mod tests {
 
     /// Waits until no event came for 200 ms (the tail of a burst).
     async fn drain(rx: &mut mpsc::Receiver<()>) {
-        while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {}
+        while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+        }
     }
 
     #[tokio::test]

@@ -190,7 +190,10 @@ impl Builder {
             // A collection used as a key: nothing can refer to it.
             Some(Frame::Map { path, .. }) => return format!("{path}.?"),
         };
-        self.positions.map.entry(path.clone()).or_insert(pos_of(span));
+        self.positions
+            .map
+            .entry(path.clone())
+            .or_insert(pos_of(span));
         path
     }
 

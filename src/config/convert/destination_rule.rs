@@ -10,12 +10,15 @@ use crate::config::model::{
 use crate::config::raw::destination_rule as raw;
 
 /// Converts a `DestinationRule`; `None` when its host is unusable.
-pub(crate) fn destination_rule(cx: &mut Cx<'_>, dr: &raw::DestinationRule) -> Option<DestinationRule> {
+pub(crate) fn destination_rule(
+    cx: &mut Cx<'_>,
+    dr: &raw::DestinationRule,
+) -> Option<DestinationRule> {
     cx.unsupported("spec", "exportTo", &dr.export_to);
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
-    let policy = (dr.traffic_policy.as_ref())
-        .map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp));
+    let policy =
+        (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp));
     let mut names = BTreeSet::new();
     let mut subsets = Vec::new();
     for (i, s) in dr.subsets.iter().enumerate() {
@@ -26,7 +29,10 @@ pub(crate) fn destination_rule(cx: &mut Cx<'_>, dr: &raw::DestinationRule) -> Op
             let msg = format!("subset name {:?} is not a valid DNS-1123 label", s.name);
             cx.err(&join(&path, "name"), msg);
         } else if !names.insert(s.name.as_str()) {
-            cx.err(&join(&path, "name"), format!("duplicate subset name {:?}", s.name));
+            cx.err(
+                &join(&path, "name"),
+                format!("duplicate subset name {:?}", s.name),
+            );
         }
         cx.labels(&join(&path, "labels"), &s.labels);
         let tp = (s.traffic_policy.as_ref())
@@ -47,7 +53,8 @@ pub(crate) fn destination_rule(cx: &mut Cx<'_>, dr: &raw::DestinationRule) -> Op
 
 fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> TrafficPolicy {
     if tp.tls.is_some() {
-        let msg = "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)";
+        let msg =
+            "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)";
         cx.err(&join(path, "tls"), msg);
     }
     cx.unsupported(path, "tunnel", &tp.tunnel);
@@ -57,7 +64,10 @@ fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> Traff
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
         let p = format!("{path}.portLevelSettings[{i}]");
         if pl.tls.is_some() {
-            cx.err(&join(&p, "tls"), "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)");
+            cx.err(
+                &join(&p, "tls"),
+                "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)",
+            );
         }
         let Some(sel) = &pl.port else {
             cx.err(&p, "port is required");
@@ -66,14 +76,29 @@ fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> Traff
         let Some(number) = cx.port(&join(&p, "port.number"), sel.number) else {
             continue;
         };
-        let policy = parts(cx, &p, &pl.load_balancer, &pl.connection_pool, &pl.outlier_detection);
+        let policy = parts(
+            cx,
+            &p,
+            &pl.load_balancer,
+            &pl.connection_pool,
+            &pl.outlier_detection,
+        );
         if port_level.insert(number, policy).is_some() {
-            cx.err(&join(&p, "port.number"), format!("port {number} has more than one policy"));
+            cx.err(
+                &join(&p, "port.number"),
+                format!("port {number} has more than one policy"),
+            );
         }
     }
     TrafficPolicy {
         port_level,
-        ..parts(cx, path, &tp.load_balancer, &tp.connection_pool, &tp.outlier_detection)
+        ..parts(
+            cx,
+            path,
+            &tp.load_balancer,
+            &tp.connection_pool,
+            &tp.outlier_detection,
+        )
     }
 }
 
@@ -85,9 +110,15 @@ fn parts(
     od: &Option<raw::OutlierDetection>,
 ) -> TrafficPolicy {
     TrafficPolicy {
-        load_balancer: lb.as_ref().and_then(|lb| load_balancer(cx, &join(path, "loadBalancer"), lb)),
-        connection_pool: pool.as_ref().map(|cp| connection_pool(cx, &join(path, "connectionPool"), cp)),
-        outlier_detection: od.as_ref().map(|od| outlier(cx, &join(path, "outlierDetection"), od)),
+        load_balancer: lb
+            .as_ref()
+            .and_then(|lb| load_balancer(cx, &join(path, "loadBalancer"), lb)),
+        connection_pool: pool
+            .as_ref()
+            .map(|cp| connection_pool(cx, &join(path, "connectionPool"), cp)),
+        outlier_detection: od
+            .as_ref()
+            .map(|od| outlier(cx, &join(path, "outlierDetection"), od)),
         port_level: BTreeMap::new(),
     }
 }
@@ -141,14 +172,21 @@ fn consistent_hash(cx: &mut Cx<'_>, path: &str, ch: &raw::ConsistentHash) -> Opt
         if c.name.is_empty() {
             cx.err(&p, "cookie name is required");
         }
-        let ttl = c.ttl.as_ref().and_then(|t| match super::values::parse_duration(t) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                cx.err(&join(&p, "ttl"), e);
-                None
-            }
+        let ttl = c
+            .ttl
+            .as_ref()
+            .and_then(|t| match super::values::parse_duration(t) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    cx.err(&join(&p, "ttl"), e);
+                    None
+                }
+            });
+        keys.push(HashKey::Cookie {
+            name: c.name.clone(),
+            path: c.path.clone(),
+            ttl,
         });
-        keys.push(HashKey::Cookie { name: c.name.clone(), path: c.path.clone(), ttl });
     }
     if ch.use_source_ip == Some(true) {
         keys.push(HashKey::SourceIp);
@@ -171,7 +209,9 @@ fn connection_pool(cx: &mut Cx<'_>, path: &str, cp: &raw::ConnectionPool) -> Con
         cx.unsupported(&p, "tcpKeepalive", &tcp.tcp_keepalive);
         cx.unsupported(&p, "maxConnectionDuration", &tcp.max_connection_duration);
         cx.unsupported(&p, "idleTimeout", &tcp.idle_timeout);
-        out.max_connections = tcp.max_connections.and_then(|n| cx.count(&join(&p, "maxConnections"), n));
+        out.max_connections = tcp
+            .max_connections
+            .and_then(|n| cx.count(&join(&p, "maxConnections"), n));
         out.connect_timeout = (tcp.connect_timeout.as_ref())
             .and_then(|t| cx.duration(&join(&p, "connectTimeout"), t));
     }
@@ -180,18 +220,22 @@ fn connection_pool(cx: &mut Cx<'_>, path: &str, cp: &raw::ConnectionPool) -> Con
         cx.unsupported(&p, "useClientProtocol", &http.use_client_protocol);
         cx.unsupported(&p, "maxConcurrentStreams", &http.max_concurrent_streams);
         let mut count = |field: &str, v: Option<i64>| v.and_then(|n| cx.count(&join(&p, field), n));
-        out.http1_max_pending_requests = count("http1MaxPendingRequests", http.http1_max_pending_requests);
+        out.http1_max_pending_requests =
+            count("http1MaxPendingRequests", http.http1_max_pending_requests);
         out.http2_max_requests = count("http2MaxRequests", http.http2_max_requests);
-        out.max_requests_per_connection = count("maxRequestsPerConnection", http.max_requests_per_connection);
+        out.max_requests_per_connection =
+            count("maxRequestsPerConnection", http.max_requests_per_connection);
         out.max_retries = count("maxRetries", http.max_retries);
-        out.idle_timeout = (http.idle_timeout.as_ref())
-            .and_then(|t| cx.duration(&join(&p, "idleTimeout"), t));
+        out.idle_timeout =
+            (http.idle_timeout.as_ref()).and_then(|t| cx.duration(&join(&p, "idleTimeout"), t));
         out.h2_upgrade = match http.h2_upgrade_policy.as_deref() {
             None | Some("DEFAULT") => None,
             Some("UPGRADE") => Some(true),
             Some("DO_NOT_UPGRADE") => Some(false),
             Some(other) => {
-                let msg = format!("unknown h2UpgradePolicy {other:?}: use DEFAULT, DO_NOT_UPGRADE or UPGRADE");
+                let msg = format!(
+                    "unknown h2UpgradePolicy {other:?}: use DEFAULT, DO_NOT_UPGRADE or UPGRADE"
+                );
                 cx.err(&join(&p, "h2UpgradePolicy"), msg);
                 None
             }
@@ -201,15 +245,24 @@ fn connection_pool(cx: &mut Cx<'_>, path: &str, cp: &raw::ConnectionPool) -> Con
 }
 
 fn outlier(cx: &mut Cx<'_>, path: &str, od: &raw::OutlierDetection) -> OutlierDetection {
-    cx.unsupported(path, "splitExternalLocalOriginErrors", &od.split_external_local_origin_errors);
-    cx.unsupported(path, "consecutiveLocalOriginFailures", &od.consecutive_local_origin_failures);
+    cx.unsupported(
+        path,
+        "splitExternalLocalOriginErrors",
+        &od.split_external_local_origin_errors,
+    );
+    cx.unsupported(
+        path,
+        "consecutiveLocalOriginFailures",
+        &od.consecutive_local_origin_failures,
+    );
     if od.consecutive_errors.is_some() {
         let p = join(path, "consecutiveErrors");
         cx.err(&p, "`consecutiveErrors` was removed from Istio: use consecutive5xxErrors or consecutiveGatewayErrors");
     }
     let mut count = |field: &str, v: Option<i64>| v.and_then(|n| cx.count(&join(path, field), n));
     let consecutive_5xx_errors = count("consecutive5xxErrors", od.consecutive_5xx_errors);
-    let consecutive_gateway_errors = count("consecutiveGatewayErrors", od.consecutive_gateway_errors);
+    let consecutive_gateway_errors =
+        count("consecutiveGatewayErrors", od.consecutive_gateway_errors);
     let mut pct = |field: &str, v: Option<i64>| {
         v.and_then(|n| {
             if (0..=100).contains(&n) {
@@ -222,7 +275,9 @@ fn outlier(cx: &mut Cx<'_>, path: &str, od: &raw::OutlierDetection) -> OutlierDe
     };
     let max_ejection_percent = pct("maxEjectionPercent", od.max_ejection_percent);
     let min_health_percent = pct("minHealthPercent", od.min_health_percent);
-    let mut dur = |field: &str, v: &Option<String>| v.as_ref().and_then(|t| cx.duration(&join(path, field), t));
+    let mut dur = |field: &str, v: &Option<String>| {
+        v.as_ref().and_then(|t| cx.duration(&join(path, field), t))
+    };
     OutlierDetection {
         consecutive_5xx_errors,
         consecutive_gateway_errors,

@@ -15,7 +15,11 @@ use crate::config::model::{
 use crate::config::raw::{self, virtual_service as vs};
 
 /// `match` entries; `None` if any is invalid.
-pub(super) fn matches(cx: &mut Cx<'_>, path: &str, raw: &[vs::HttpMatch]) -> Option<Vec<HttpMatch>> {
+pub(super) fn matches(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: &[vs::HttpMatch],
+) -> Option<Vec<HttpMatch>> {
     let mut out = Vec::new();
     let mut ok = true;
     for (i, m) in raw.iter().enumerate() {
@@ -40,15 +44,24 @@ fn one_match(cx: &mut Cx<'_>, path: &str, m: &vs::HttpMatch) -> Option<HttpMatch
     ] {
         cx.unsupported(path, field, value);
     }
-    let uri = m.uri.as_ref().and_then(|u| string_match(cx, &join(path, "uri"), u));
-    let method = m.method.as_ref().and_then(|u| string_match(cx, &join(path, "method"), u));
+    let uri = m
+        .uri
+        .as_ref()
+        .and_then(|u| string_match(cx, &join(path, "uri"), u));
+    let method = m
+        .method
+        .as_ref()
+        .and_then(|u| string_match(cx, &join(path, "method"), u));
     let headers = header_matches(cx, &join(path, "headers"), &m.headers);
     let without_headers = header_matches(cx, &join(path, "withoutHeaders"), &m.without_headers);
     let mut query_params = BTreeMap::new();
     for (name, sm) in &m.query_params {
         let p = join(&join(path, "queryParams"), name);
         if sm.prefix.is_some() {
-            cx.err(&p, "prefix matching is not supported for queryParams (Istio): use exact or regex");
+            cx.err(
+                &p,
+                "prefix matching is not supported for queryParams (Istio): use exact or regex",
+            );
         } else if let Some(sm) = string_match(cx, &p, sm) {
             query_params.insert(name.clone(), sm);
         }
@@ -74,6 +87,11 @@ fn header_matches(
         let p = join(path, name);
         if !is_header_name(name) {
             cx.err(&p, format!("{name:?} is not a valid header name"));
+        } else if sm.exact.is_none() && sm.prefix.is_none() && sm.regex.is_none() {
+            cx.err(
+                &p,
+                "presence matching (`{}`) is not supported yet: give exact, prefix or regex",
+            );
         } else if let Some(sm) = string_match(cx, &p, sm) {
             out.insert(name.to_ascii_lowercase(), sm);
         }
@@ -84,7 +102,11 @@ fn header_matches(
 /// A `StringMatch`: exactly one of exact, prefix, regex (RE2, checked
 /// with the `regex` crate, which accepts the same syntax minus a few
 /// rarely used features).
-pub(super) fn string_match(cx: &mut Cx<'_>, path: &str, sm: &raw::StringMatch) -> Option<StringMatch> {
+pub(super) fn string_match(
+    cx: &mut Cx<'_>,
+    path: &str,
+    sm: &raw::StringMatch,
+) -> Option<StringMatch> {
     let m = match (&sm.exact, &sm.prefix, &sm.regex) {
         (Some(e), None, None) => StringMatch::Exact(e.clone()),
         (None, Some(p), None) if p.is_empty() => {
@@ -99,7 +121,10 @@ pub(super) fn string_match(cx: &mut Cx<'_>, path: &str, sm: &raw::StringMatch) -
                 return None;
             }
             if let Err(e) = regex::Regex::new(r) {
-                cx.err(&p, format!("invalid regex {r:?}: {}", first_line(&e.to_string())));
+                cx.err(
+                    &p,
+                    format!("invalid regex {r:?}: {}", first_line(&e.to_string())),
+                );
                 return None;
             }
             StringMatch::Regex(r.clone())
@@ -119,8 +144,17 @@ pub(super) fn string_match(cx: &mut Cx<'_>, path: &str, sm: &raw::StringMatch) -
 /// The regex crate's errors span several lines with a caret diagram; a
 /// diagnostic is one line.
 fn first_line(msg: &str) -> String {
-    let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines.last().copied().unwrap_or(msg).trim_start_matches("error: ").to_string()
+    let lines: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .last()
+        .copied()
+        .unwrap_or(msg)
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 /// `rewrite`.
@@ -141,17 +175,26 @@ pub(super) fn redirect(cx: &mut Cx<'_>, path: &str, r: &vs::Redirect) -> Option<
     let before = cx.diags.len();
     cx.unsupported(path, "derivePort", &r.derive_port);
     if r.uri.is_none() && r.authority.is_none() && r.port.is_none() && r.scheme.is_none() {
-        cx.err(path, "redirect must specify uri, authority, scheme, or port");
+        cx.err(
+            path,
+            "redirect must specify uri, authority, scheme, or port",
+        );
     }
     let port = r.port.and_then(|p| cx.port(&join(path, "port"), p));
     if let Some(code) = r.redirect_code {
         if !(300..=399).contains(&code) {
-            cx.err(&join(path, "redirectCode"), format!("{code} is not a valid redirect code, must be 3xx"));
+            cx.err(
+                &join(path, "redirectCode"),
+                format!("{code} is not a valid redirect code, must be 3xx"),
+            );
         }
     }
     if let Some(s) = &r.scheme {
         if s != "http" && s != "https" {
-            cx.err(&join(path, "scheme"), "invalid redirect scheme, must be \"http\" or \"https\"");
+            cx.err(
+                &join(path, "scheme"),
+                "invalid redirect scheme, must be \"http\" or \"https\"",
+            );
         }
     }
     (cx.diags.len() == before).then(|| Redirect {
@@ -164,9 +207,16 @@ pub(super) fn redirect(cx: &mut Cx<'_>, path: &str, r: &vs::Redirect) -> Option<
 }
 
 /// `directResponse`.
-pub(super) fn direct_response(cx: &mut Cx<'_>, path: &str, d: &vs::DirectResponse) -> Option<RouteAction> {
+pub(super) fn direct_response(
+    cx: &mut Cx<'_>,
+    path: &str,
+    d: &vs::DirectResponse,
+) -> Option<RouteAction> {
     if !(200..=599).contains(&d.status) {
-        cx.err(&join(path, "status"), format!("HTTP status {} is not in range 200-599", d.status));
+        cx.err(
+            &join(path, "status"),
+            format!("HTTP status {} is not in range 200-599", d.status),
+        );
         return None;
     }
     let body = match &d.body {
@@ -216,7 +266,10 @@ fn check_header_op(cx: &mut Cx<'_>, path: &str, name: &str) {
     if !is_header_name(name) {
         cx.err(path, format!("{name:?} is not a valid header name"));
     } else if name.eq_ignore_ascii_case("host") {
-        cx.err(path, "the host header cannot be changed here: use rewrite.authority");
+        cx.err(
+            path,
+            "the host header cannot be changed here: use rewrite.authority",
+        );
     }
 }
 
@@ -229,7 +282,10 @@ pub(super) fn mirror(cx: &mut Cx<'_>, path: &str, r: &vs::HttpRoute) -> Option<M
     };
     let Some(d) = &r.mirror else {
         if r.mirror_percentage.is_some() {
-            cx.err(&join(path, "mirrorPercentage"), "mirrorPercentage needs a mirror");
+            cx.err(
+                &join(path, "mirrorPercentage"),
+                "mirrorPercentage needs a mirror",
+            );
         }
         return None;
     };

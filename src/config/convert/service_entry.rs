@@ -25,7 +25,10 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
         None | Some("MESH_INTERNAL") => Location::MeshInternal,
         Some("MESH_EXTERNAL") => Location::MeshExternal,
         Some(other) => {
-            cx.err("spec.location", format!("unknown location {other:?}: use MESH_INTERNAL or MESH_EXTERNAL"));
+            cx.err(
+                "spec.location",
+                format!("unknown location {other:?}: use MESH_INTERNAL or MESH_EXTERNAL"),
+            );
             Location::MeshInternal
         }
     };
@@ -33,14 +36,27 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
     let endpoints: Vec<_> = (se.endpoints.iter().enumerate())
         .filter_map(|(i, e)| {
             let path = format!("spec.endpoints[{i}]");
-            cx.unsupported(&path, "serviceAccount", &e.service_account.clone().map(Into::into));
-            endpoint(cx, &path, e, Some(&port_names), resolution == Some(Resolution::Static))
+            cx.unsupported(
+                &path,
+                "serviceAccount",
+                &e.service_account.clone().map(Into::into),
+            );
+            endpoint(
+                cx,
+                &path,
+                e,
+                Some(&port_names),
+                resolution == Some(Resolution::Static),
+            )
         })
         .collect();
     let workload_selector = se.workload_selector.as_ref().map(|ws| {
         cx.labels("spec.workloadSelector.labels", &ws.labels);
         if !se.endpoints.is_empty() {
-            cx.err("spec.workloadSelector", "only one of workloadSelector or endpoints is allowed");
+            cx.err(
+                "spec.workloadSelector",
+                "only one of workloadSelector or endpoints is allowed",
+            );
         }
         ws.labels.clone()
     });
@@ -50,15 +66,15 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
     (hosts.into_iter())
         .map(|(path, host)| {
             let service = Service {
-            host,
-            namespace: cx.doc.namespace.clone(),
-            ports: ports.clone(),
-            resolution,
-            location,
-            endpoints: endpoints.clone(),
-            workload_selector: workload_selector.clone(),
-            origin: cx.doc.origin(),
-        };
+                host,
+                namespace: cx.doc.namespace.clone(),
+                ports: ports.clone(),
+                resolution,
+                location,
+                endpoints: endpoints.clone(),
+                workload_selector: workload_selector.clone(),
+                origin: cx.doc.origin(),
+            };
             (path, service)
         })
         .collect()
@@ -74,11 +90,17 @@ fn resolution(cx: &mut Cx<'_>, written: Option<&str>) -> Option<Resolution> {
             None
         }
         Some(r @ ("NONE" | "DNS_ROUND_ROBIN")) => {
-            cx.err(path, format!("resolution {r} is not supported yet: use STATIC or DNS"));
+            cx.err(
+                path,
+                format!("resolution {r} is not supported yet: use STATIC or DNS"),
+            );
             None
         }
         Some(other) => {
-            cx.err(path, format!("unknown resolution {other:?}: use STATIC or DNS"));
+            cx.err(
+                path,
+                format!("unknown resolution {other:?}: use STATIC or DNS"),
+            );
             None
         }
     }
@@ -94,12 +116,20 @@ fn ports(cx: &mut Cx<'_>, raw: &[raw::Port]) -> Vec<ServicePort> {
         if port.name.is_empty() {
             cx.err(&path, "port name is required");
         } else if !names.insert(port.name.as_str()) {
-            cx.err(&join(&path, "name"), format!("duplicate port name {:?}", port.name));
+            cx.err(
+                &join(&path, "name"),
+                format!("duplicate port name {:?}", port.name),
+            );
         }
         if number.is_some_and(|n| !numbers.insert(n)) {
-            cx.err(&join(&path, "number"), format!("duplicate port number {}", port.number));
+            cx.err(
+                &join(&path, "number"),
+                format!("duplicate port number {}", port.number),
+            );
         }
-        let target = port.target_port.and_then(|t| cx.port(&join(&path, "targetPort"), t));
+        let target = port
+            .target_port
+            .and_then(|t| cx.port(&join(&path, "targetPort"), t));
         let protocol = protocol(cx, &path, port);
         if let (Some(number), Some(protocol)) = (number, protocol) {
             out.push(ServicePort {
@@ -115,9 +145,10 @@ fn ports(cx: &mut Cx<'_>, raw: &[raw::Port]) -> Vec<ServicePort> {
 
 fn protocol(cx: &mut Cx<'_>, path: &str, port: &raw::Port) -> Option<Protocol> {
     // Istio's convention: a port named `<protocol>[-<suffix>]` declares its protocol.
-    let written = port.protocol.clone().unwrap_or_else(|| {
-        port.name.split('-').next().unwrap_or_default().to_string()
-    });
+    let written = port
+        .protocol
+        .clone()
+        .unwrap_or_else(|| port.name.split('-').next().unwrap_or_default().to_string());
     let protocol = match written.to_ascii_uppercase().as_str() {
         "HTTP" => Protocol::Http,
         "HTTP2" => Protocol::Http2,
@@ -154,16 +185,25 @@ fn endpoint(
         return None;
     } else if static_resolution && !is_ip {
         let p = join(path, "address");
-        cx.err(&p, format!("endpoint address {address:?} is not an IP address (resolution STATIC)"));
+        cx.err(
+            &p,
+            format!("endpoint address {address:?} is not an IP address (resolution STATIC)"),
+        );
     } else if !is_ip && !super::is_dns_subdomain(&address.to_ascii_lowercase()) {
         let p = join(path, "address");
-        cx.err(&p, format!("endpoint address {address:?} is not a valid IP address or DNS name"));
+        cx.err(
+            &p,
+            format!("endpoint address {address:?} is not a valid IP address or DNS name"),
+        );
     }
     let mut ports = BTreeMap::new();
     for (name, number) in &e.ports {
         let p = join(&join(path, "ports"), name);
         if port_names.is_some_and(|names| !names.contains(name.as_str())) {
-            cx.err(&p, format!("endpoint port {name:?} is not a port name of the ServiceEntry"));
+            cx.err(
+                &p,
+                format!("endpoint port {name:?} is not a port name of the ServiceEntry"),
+            );
         }
         if let Some(n) = cx.port(&p, *number) {
             ports.insert(name.clone(), n);
@@ -187,7 +227,10 @@ pub(crate) fn workload_entry(cx: &mut Cx<'_>, we: &raw::WorkloadEntry) -> Option
     let endpoint = endpoint(cx, "spec", we, None, false)?;
     if let Some(sa) = &we.service_account {
         if !super::is_dns_subdomain(sa) {
-            cx.err("spec.serviceAccount", format!("service account {sa:?} is not a valid DNS-1123 name"));
+            cx.err(
+                "spec.serviceAccount",
+                format!("service account {sa:?} is not a valid DNS-1123 name"),
+            );
         }
     }
     Some(WorkloadEntry {

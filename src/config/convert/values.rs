@@ -104,15 +104,15 @@ fn is_label_name(s: &str) -> bool {
     b.len() <= 63
         && b.first().is_some_and(alnum)
         && b.last().is_some_and(alnum)
-        && b.iter().all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// An HTTP header name (RFC 7230 token), as Istio checks it.
 pub(crate) fn is_header_name(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|c| {
-            c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
-        })
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
 #[cfg(test)]
@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn durations() {
-        let ok = |s: &str, ms: u64| assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        let ok =
+            |s: &str, ms: u64| assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
         ok("2s", 2000);
         ok("500ms", 500);
         ok("1m", 60_000);

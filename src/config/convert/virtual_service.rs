@@ -5,7 +5,10 @@ use crate::config::model::{HttpRoute, RouteAction, VirtualService, WeightedDesti
 use crate::config::raw::virtual_service as raw;
 
 /// Converts a `VirtualService`; also returns the path of each host.
-pub(crate) fn virtual_service(cx: &mut Cx<'_>, vs: &raw::VirtualService) -> (VirtualService, Vec<String>) {
+pub(crate) fn virtual_service(
+    cx: &mut Cx<'_>,
+    vs: &raw::VirtualService,
+) -> (VirtualService, Vec<String>) {
     cx.unsupported("spec", "tls", &vs.tls);
     cx.unsupported("spec", "tcp", &vs.tcp);
     cx.unsupported("spec", "exportTo", &vs.export_to);
@@ -22,7 +25,10 @@ pub(crate) fn virtual_service(cx: &mut Cx<'_>, vs: &raw::VirtualService) -> (Vir
     }
     let (paths, hosts) = super::hosts(cx, &vs.hosts).into_iter().unzip();
     if vs.http.is_empty() {
-        cx.err("spec", "at least one `http` rule is required (tcp and tls are not supported yet)");
+        cx.err(
+            "spec",
+            "at least one `http` rule is required (tcp and tls are not supported yet)",
+        );
     }
     let http: Vec<_> = (vs.http.iter().enumerate())
         .filter_map(|(i, r)| http_route(cx, &format!("spec.http[{i}]"), r))
@@ -41,17 +47,35 @@ fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRou
     cx.unsupported(path, "corsPolicy", &r.cors_policy);
     if r.mirror_percent.is_some() {
         let p = join(path, "mirrorPercent");
-        cx.err(&p, "`mirrorPercent` is deprecated and not supported: use `mirrorPercentage: {value: N}`");
+        cx.err(
+            &p,
+            "`mirrorPercent` is deprecated and not supported: use `mirrorPercentage: {value: N}`",
+        );
     }
     let matches = http::matches(cx, &join(path, "match"), &r.matches);
     let action = action(cx, path, r);
-    let rewrite = r.rewrite.as_ref().and_then(|rw| http::rewrite(cx, &join(path, "rewrite"), rw));
+    let rewrite = r
+        .rewrite
+        .as_ref()
+        .and_then(|rw| http::rewrite(cx, &join(path, "rewrite"), rw));
     if r.rewrite.is_some() && r.redirect.is_some() {
-        cx.err(&join(path, "rewrite"), "a rule cannot contain both rewrite and redirect");
+        cx.err(
+            &join(path, "rewrite"),
+            "a rule cannot contain both rewrite and redirect",
+        );
     }
-    let timeout = r.timeout.as_ref().and_then(|t| cx.duration(&join(path, "timeout"), t));
-    let retries = r.retries.as_ref().and_then(|rt| http::retries(cx, &join(path, "retries"), rt));
-    let fault = r.fault.as_ref().and_then(|f| http::fault(cx, &join(path, "fault"), f));
+    let timeout = r
+        .timeout
+        .as_ref()
+        .and_then(|t| cx.duration(&join(path, "timeout"), t));
+    let retries = r
+        .retries
+        .as_ref()
+        .and_then(|rt| http::retries(cx, &join(path, "retries"), rt));
+    let fault = r
+        .fault
+        .as_ref()
+        .and_then(|f| http::fault(cx, &join(path, "fault"), f));
     let headers = http::headers(cx, &join(path, "headers"), r.headers.as_ref());
     let mirror = http::mirror(cx, path, r);
     Some(HttpRoute {
@@ -68,7 +92,11 @@ fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRou
 }
 
 fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction> {
-    let given = [!r.route.is_empty(), r.redirect.is_some(), r.direct_response.is_some()];
+    let given = [
+        !r.route.is_empty(),
+        r.redirect.is_some(),
+        r.direct_response.is_some(),
+    ];
     match given.iter().filter(|g| **g).count() {
         0 => {
             cx.err(path, "one of route, redirect or directResponse is required");
@@ -76,7 +104,10 @@ fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction
         }
         1 => {}
         _ => {
-            cx.err(path, "only one of route, redirect or directResponse is allowed");
+            cx.err(
+                path,
+                "only one of route, redirect or directResponse is allowed",
+            );
             return None;
         }
     }
@@ -91,7 +122,11 @@ fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction
 
 /// Route destinations and their weights: a lone destination may omit its
 /// weight (100); several must sum to 100, an omitted weight counting 0.
-fn route(cx: &mut Cx<'_>, path: &str, raw: &[raw::RouteDestination]) -> Option<Vec<WeightedDestination>> {
+fn route(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: &[raw::RouteDestination],
+) -> Option<Vec<WeightedDestination>> {
     let mut out = Vec::new();
     let mut ok = true;
     let mut sum = 0i64;
@@ -99,7 +134,10 @@ fn route(cx: &mut Cx<'_>, path: &str, raw: &[raw::RouteDestination]) -> Option<V
         let p = format!("{path}[{i}]");
         let weight = rd.weight.unwrap_or(0);
         if !(0..=100).contains(&weight) {
-            cx.err(&join(&p, "weight"), format!("weight {weight} is not in 0..100"));
+            cx.err(
+                &join(&p, "weight"),
+                format!("weight {weight} is not in 0..100"),
+            );
             ok = false;
         }
         sum += weight;
@@ -122,7 +160,12 @@ fn route(cx: &mut Cx<'_>, path: &str, raw: &[raw::RouteDestination]) -> Option<V
         let w = raw[0].weight.unwrap_or(0);
         if (1..100).contains(&w) {
             let p = format!("{path}[0].weight");
-            cx.err(&p, format!("a lone destination takes all traffic: weight must be 100 or omitted, not {w}"));
+            cx.err(
+                &p,
+                format!(
+                    "a lone destination takes all traffic: weight must be 100 or omitted, not {w}"
+                ),
+            );
             ok = false;
         }
         if let Some(d) = out.first_mut() {

@@ -14,13 +14,21 @@ fn canary_loads_as_written() {
     let mesh = load(&[("payment.yaml", CANARY)]).unwrap();
     let host = Host::canonical("payment-service", "default");
     let vs = &mesh.virtual_services[&host];
-    let RouteAction::Route(dests) = &vs.http[0].action else { panic!("route") };
-    let split: Vec<_> = dests.iter().map(|d| (d.destination.subset.as_deref(), d.weight)).collect();
+    let RouteAction::Route(dests) = &vs.http[0].action else {
+        panic!("route")
+    };
+    let split: Vec<_> = dests
+        .iter()
+        .map(|d| (d.destination.subset.as_deref(), d.weight))
+        .collect();
     assert_eq!(split, [(Some("stable"), 90), (Some("canary"), 10)]);
     let retries = vs.http[0].retries.as_ref().unwrap();
     assert_eq!(retries.attempts, 3);
     assert_eq!(retries.per_try_timeout, Some(Duration::from_secs(2)));
-    assert_eq!(retries.retry_on.as_deref().unwrap(), ["5xx", "reset", "connect-failure"]);
+    assert_eq!(
+        retries.retry_on.as_deref().unwrap(),
+        ["5xx", "reset", "connect-failure"]
+    );
     let dr = &mesh.destination_rules[&host];
     let tp = dr.traffic_policy.as_ref().unwrap();
     let pool = tp.connection_pool.as_ref().unwrap();
@@ -65,9 +73,15 @@ fn bookinfo_virtual_services_load_with_their_destination_rules() {
     }
     let mesh = bookinfo_files(&["fault-injection-details-v1.yaml"]).unwrap();
     let details = Host::canonical("details", "default");
-    let fault = mesh.virtual_services[&details].http[0].fault.clone().unwrap();
+    let fault = mesh.virtual_services[&details].http[0]
+        .fault
+        .clone()
+        .unwrap();
     let abort = fault.abort.unwrap();
-    assert_eq!((abort.error, abort.percentage), (AbortError::Http(555), 100.0));
+    assert_eq!(
+        (abort.error, abort.percentage),
+        (AbortError::Http(555), 100.0)
+    );
 }
 
 /// `percent` is still a (deprecated) field of Istio's `Delay`: accepted.
@@ -76,11 +90,22 @@ fn bookinfo_delay_percent_is_accepted() {
     if !bookinfo().exists() {
         return;
     }
-    let files = ["destination-rule-all.yaml", "virtual-service-ratings-test-delay.yaml"];
+    let files = [
+        "destination-rule-all.yaml",
+        "virtual-service-ratings-test-delay.yaml",
+    ];
     let mesh = bookinfo_files(&files).unwrap();
     let ratings = Host::canonical("ratings", "default");
-    let delay = mesh.virtual_services[&ratings].http[0].fault.clone().unwrap().delay.unwrap();
-    assert_eq!((delay.fixed_delay, delay.percentage), (Duration::from_secs(7), 100.0));
+    let delay = mesh.virtual_services[&ratings].http[0]
+        .fault
+        .clone()
+        .unwrap()
+        .delay
+        .unwrap();
+    assert_eq!(
+        (delay.fixed_delay, delay.percentage),
+        (Duration::from_secs(7), 100.0)
+    );
 }
 
 /// Istio removed `percent` from `Abort` (reserved in its proto): rejected,
@@ -90,7 +115,10 @@ fn bookinfo_forms_istio_no_longer_accepts_are_named() {
     if !bookinfo().exists() {
         return;
     }
-    let files = ["destination-rule-all.yaml", "virtual-service-ratings-test-abort.yaml"];
+    let files = [
+        "destination-rule-all.yaml",
+        "virtual-service-ratings-test-abort.yaml",
+    ];
     let errors = bookinfo_files(&files).unwrap_err();
     assert_eq!(errors, ["virtual-service-ratings-test-abort.yaml:15:9: error: VirtualService/ratings: spec.http[0].fault.abort.percent: Istio's fault.abort has no `percent` field (it was removed): write `percentage: {value: 100}`"]);
     let errors = bookinfo_files(&["destination-rule-all-mtls.yaml"]).unwrap_err();

@@ -74,6 +74,9 @@ mod tests {
         assert_eq!(plain("v1"), Value::String("v1".into()));
         assert_eq!(plain("e1"), Value::String("e1".into()));
         assert_eq!(plain("."), Value::String(".".into()));
-        assert_eq!(resolve("90", ScalarStyle::DoubleQuoted, None), Value::String("90".into()));
+        assert_eq!(
+            resolve("90", ScalarStyle::DoubleQuoted, None),
+            Value::String("90".into())
+        );
     }
 }

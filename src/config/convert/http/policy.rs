@@ -46,22 +46,35 @@ const GRPC_STATUS: &[&str] = &[
 
 /// `retries`, with Istio's rules: attempts not negative; attempts 0
 /// disables retries and then nothing else may be set.
-pub(in crate::config::convert) fn retries(cx: &mut Cx<'_>, path: &str, r: &vs::Retries) -> Option<Retries> {
+pub(in crate::config::convert) fn retries(
+    cx: &mut Cx<'_>,
+    path: &str,
+    r: &vs::Retries,
+) -> Option<Retries> {
     let before = cx.diags.len();
     cx.unsupported(path, "backoff", &r.backoff);
     let attempts = r.attempts.unwrap_or(0);
     if attempts < 0 {
         cx.err(&join(path, "attempts"), "attempts cannot be negative");
     } else if attempts > i64::from(i32::MAX) {
-        cx.err(&join(path, "attempts"), format!("attempts {attempts} is too large"));
+        cx.err(
+            &join(path, "attempts"),
+            format!("attempts {attempts} is too large"),
+        );
     } else if attempts == 0
-        && (r.per_try_timeout.is_some() || r.retry_on.is_some() || r.retry_remote_localities.is_some())
+        && (r.per_try_timeout.is_some()
+            || r.retry_on.is_some()
+            || r.retry_remote_localities.is_some())
     {
-        let p = if r.attempts.is_some() { join(path, "attempts") } else { path.to_string() };
+        let p = if r.attempts.is_some() {
+            join(path, "attempts")
+        } else {
+            path.to_string()
+        };
         cx.err(&p, "retry policy configured while attempts is 0 (disabled): set attempts or remove the policy");
     }
-    let per_try_timeout = (r.per_try_timeout.as_ref())
-        .and_then(|t| cx.duration(&join(path, "perTryTimeout"), t));
+    let per_try_timeout =
+        (r.per_try_timeout.as_ref()).and_then(|t| cx.duration(&join(path, "perTryTimeout"), t));
     let (retry_on, retriable_status_codes) = match &r.retry_on {
         Some(list) => {
             let (on, codes) = retry_on(cx, &join(path, "retryOn"), list);
@@ -69,7 +82,7 @@ pub(in crate::config::convert) fn retries(cx: &mut Cx<'_>, path: &str, r: &vs::R
         }
         None => (None, Vec::new()),
     };
-    (cx.diags.len() == before).then(|| Retries {
+    (cx.diags.len() == before).then_some(Retries {
         attempts: attempts as u32,
         per_try_timeout,
         retry_on,
@@ -95,7 +108,13 @@ fn retry_on(cx: &mut Cx<'_>, path: &str, list: &str) -> (Vec<String>, Vec<u32>) 
                 names.push(item.to_string());
             }
         } else {
-            cx.err(path, format!("{item:?} is not a valid retryOn policy: use HTTP status codes or {}", RETRY_ON.join(", ")));
+            cx.err(
+                path,
+                format!(
+                    "{item:?} is not a valid retryOn policy: use HTTP status codes or {}",
+                    RETRY_ON.join(", ")
+                ),
+            );
         }
     }
     if !codes.is_empty() && !names.iter().any(|n| n == "retriable-status-codes") {
@@ -105,14 +124,24 @@ fn retry_on(cx: &mut Cx<'_>, path: &str, list: &str) -> (Vec<String>, Vec<u32>) 
 }
 
 /// `fault`.
-pub(in crate::config::convert) fn fault(cx: &mut Cx<'_>, path: &str, f: &vs::Fault) -> Option<Fault> {
+pub(in crate::config::convert) fn fault(
+    cx: &mut Cx<'_>,
+    path: &str,
+    f: &vs::Fault,
+) -> Option<Fault> {
     if f.delay.is_none() && f.abort.is_none() {
         cx.err(path, "fault injection must have an abort and/or a delay");
         return None;
     }
     let before = cx.diags.len();
-    let delay = f.delay.as_ref().and_then(|d| delay(cx, &join(path, "delay"), d));
-    let abort = f.abort.as_ref().and_then(|a| abort(cx, &join(path, "abort"), a));
+    let delay = f
+        .delay
+        .as_ref()
+        .and_then(|d| delay(cx, &join(path, "delay"), d));
+    let abort = f
+        .abort
+        .as_ref()
+        .and_then(|a| abort(cx, &join(path, "abort"), a));
     (cx.diags.len() == before).then_some(Fault { delay, abort })
 }
 
@@ -146,13 +175,16 @@ fn abort(cx: &mut Cx<'_>, path: &str, a: &vs::Abort) -> Option<FaultAbort> {
         cx.err(&join(path, "percent"), msg);
     }
     let percentage = match &a.percentage {
-        Some(p) => cx.percent(&join(path, "percentage.value"), p.value)?,
-        None => 100.0,
+        Some(p) => cx.percent(&join(path, "percentage.value"), p.value),
+        None => Some(100.0),
     };
     let error = match (a.http_status, &a.grpc_status) {
         (Some(s), None) if (200..=599).contains(&s) => AbortError::Http(s as u16),
         (Some(s), None) => {
-            cx.err(&join(path, "httpStatus"), format!("HTTP status {s} is not in range 200-599"));
+            cx.err(
+                &join(path, "httpStatus"),
+                format!("HTTP status {s} is not in range 200-599"),
+            );
             return None;
         }
         (None, Some(g)) => AbortError::Grpc(grpc_status(cx, &join(path, "grpcStatus"), g)?),
@@ -165,14 +197,25 @@ fn abort(cx: &mut Cx<'_>, path: &str, a: &vs::Abort) -> Option<FaultAbort> {
             return None;
         }
     };
-    Some(FaultAbort { error, percentage })
+    Some(FaultAbort {
+        error,
+        percentage: percentage?,
+    })
 }
 
 fn grpc_status(cx: &mut Cx<'_>, path: &str, g: &str) -> Option<u32> {
-    let code = (GRPC_STATUS.iter().position(|s| *s == g).map(|i| i as u32))
-        .or_else(|| g.parse::<u32>().ok().filter(|c| (*c as usize) < GRPC_STATUS.len()));
+    let code = (GRPC_STATUS.iter().position(|s| *s == g).map(|i| i as u32)).or_else(|| {
+        g.parse::<u32>()
+            .ok()
+            .filter(|c| (*c as usize) < GRPC_STATUS.len())
+    });
     if code.is_none() {
-        cx.err(path, format!("gRPC status {g:?} is not supported: use a name such as NOT_FOUND or UNAVAILABLE"));
+        cx.err(
+            path,
+            format!(
+                "gRPC status {g:?} is not supported: use a name such as NOT_FOUND or UNAVAILABLE"
+            ),
+        );
     }
     code
 }
