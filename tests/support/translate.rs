@@ -1,0 +1,72 @@
+//! Shared by the golden and Envoy-validation tests: load an example
+//! directory, add fake sidecars, translate for one fixed proxy.
+
+use std::path::{Path, PathBuf};
+
+use trellis::config::model::{Location, MeshConfig};
+use trellis::registry::{instances, Proxy, Registry};
+use trellis::translate::{for_proxy, shared, ProxyResources};
+
+/// Every top-level directory under `config-examples/`, sorted.
+pub fn example_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A sidecar of `service` in `namespace` with a `version` label.
+pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16) -> Proxy {
+    Proxy {
+        id: format!("{service}-{version}.{namespace}"),
+        service: service.to_string(),
+        namespace: namespace.to_string(),
+        labels: [
+            ("app".to_string(), service.to_string()),
+            ("version".to_string(), version.to_string()),
+        ]
+        .into(),
+        service_account: service.to_string(),
+        app_port: 8080,
+        inbound_address: "127.0.0.1".to_string(),
+        inbound_port,
+        outbound_port: 15001,
+    }
+}
+
+/// Two sidecars (v1, v2) for every in-mesh cluster-local service.
+pub fn fake_sidecars(mesh: &MeshConfig) -> Registry {
+    let mut reg = Registry::new();
+    let mut port = 16000;
+    for view in instances(mesh, &Registry::new()).services.values() {
+        let Some((name, ns)) = view.host.cluster_local_parts() else {
+            continue;
+        };
+        if view.location == Location::MeshExternal {
+            continue;
+        }
+        for version in ["v1", "v2"] {
+            reg.register(sidecar(name, ns, version, port));
+            port += 1;
+        }
+    }
+    reg
+}
+
+/// The proxy every example is translated for.
+pub fn client() -> Proxy {
+    let mut p = sidecar("golden-client", "default", "v1", 15006);
+    p.app_port = 9080;
+    p
+}
+
+/// Loads `dir` and translates it for [`client`].
+pub fn translate_dir(dir: &Path) -> ProxyResources {
+    let mesh = trellis::config::load_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let services = instances(&mesh, &fake_sidecars(&mesh));
+    for_proxy(&shared(&mesh, &services), &client())
+}
