@@ -334,9 +334,9 @@ fn ops_to_add(ops: &HeaderOps) -> (Vec<HeaderValueOption>, Option<String>) {
     let add = value_options(&ops.add, HeaderAppendAction::AppendIfExistsOrAdd);
     let authority = |m: &BTreeMap<String, String>| {
         m.iter()
-            .filter(|(k, _)| is_authority(k))
+            .rev()
+            .find(|(k, _)| is_authority(k))
             .map(|(_, v)| v.clone())
-            .last()
     };
     (
         set.into_iter().chain(add).collect(),
