@@ -51,11 +51,12 @@ pub(crate) fn destination_rule(
     })
 }
 
+const TLS_NOT_YET: &str =
+    "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)";
+
 fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> TrafficPolicy {
     if tp.tls.is_some() {
-        let msg =
-            "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)";
-        cx.err(&join(path, "tls"), msg);
+        cx.err(&join(path, "tls"), TLS_NOT_YET);
     }
     cx.unsupported(path, "tunnel", &tp.tunnel);
     cx.unsupported(path, "proxyProtocol", &tp.proxy_protocol);
@@ -63,43 +64,43 @@ fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> Traff
     let mut port_level = BTreeMap::new();
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
         let p = format!("{path}.portLevelSettings[{i}]");
-        if pl.tls.is_some() {
-            cx.err(
-                &join(&p, "tls"),
-                "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)",
-            );
-        }
-        let Some(sel) = &pl.port else {
-            cx.err(&p, "port is required");
-            continue;
-        };
-        let Some(number) = cx.port(&join(&p, "port.number"), sel.number) else {
-            continue;
-        };
-        let policy = parts(
-            cx,
-            &p,
-            &pl.load_balancer,
-            &pl.connection_pool,
-            &pl.outlier_detection,
-        );
-        if port_level.insert(number, policy).is_some() {
-            cx.err(
-                &join(&p, "port.number"),
-                format!("port {number} has more than one policy"),
-            );
+        if let Some((number, policy)) = port_policy(cx, &p, pl) {
+            if port_level.insert(number, policy).is_some() {
+                let msg = format!("port {number} has more than one policy");
+                cx.err(&join(&p, "port.number"), msg);
+            }
         }
     }
+    let (lb, pool, od) = (
+        &tp.load_balancer,
+        &tp.connection_pool,
+        &tp.outlier_detection,
+    );
     TrafficPolicy {
         port_level,
-        ..parts(
-            cx,
-            path,
-            &tp.load_balancer,
-            &tp.connection_pool,
-            &tp.outlier_detection,
-        )
+        ..parts(cx, path, lb, pool, od)
     }
+}
+
+fn port_policy(
+    cx: &mut Cx<'_>,
+    path: &str,
+    pl: &raw::PortTrafficPolicy,
+) -> Option<(u16, TrafficPolicy)> {
+    if pl.tls.is_some() {
+        cx.err(&join(path, "tls"), TLS_NOT_YET);
+    }
+    let Some(sel) = &pl.port else {
+        cx.err(path, "port is required");
+        return None;
+    };
+    let number = cx.port(&join(path, "port.number"), sel.number)?;
+    let (lb, pool, od) = (
+        &pl.load_balancer,
+        &pl.connection_pool,
+        &pl.outlier_detection,
+    );
+    Some((number, parts(cx, path, lb, pool, od)))
 }
 
 fn parts(

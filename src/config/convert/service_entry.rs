@@ -21,63 +21,56 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
     let hosts = super::hosts(cx, &se.hosts);
     let ports = ports(cx, &se.ports);
     let resolution = resolution(cx, se.resolution.as_deref());
-    let location = match se.location.as_deref() {
-        None | Some("MESH_INTERNAL") => Location::MeshInternal,
-        Some("MESH_EXTERNAL") => Location::MeshExternal,
-        Some(other) => {
-            cx.err(
-                "spec.location",
-                format!("unknown location {other:?}: use MESH_INTERNAL or MESH_EXTERNAL"),
-            );
-            Location::MeshInternal
-        }
-    };
-    let port_names: BTreeSet<&str> = se.ports.iter().map(|p| p.name.as_str()).collect();
-    let endpoints: Vec<_> = (se.endpoints.iter().enumerate())
-        .filter_map(|(i, e)| {
-            let path = format!("spec.endpoints[{i}]");
-            cx.unsupported(
-                &path,
-                "serviceAccount",
-                &e.service_account.clone().map(Into::into),
-            );
-            endpoint(
-                cx,
-                &path,
-                e,
-                Some(&port_names),
-                resolution == Some(Resolution::Static),
-            )
-        })
-        .collect();
+    let location = location(cx, se.location.as_deref());
+    let endpoints = endpoints(cx, se, resolution == Some(Resolution::Static));
     let workload_selector = se.workload_selector.as_ref().map(|ws| {
         cx.labels("spec.workloadSelector.labels", &ws.labels);
         if !se.endpoints.is_empty() {
-            cx.err(
-                "spec.workloadSelector",
-                "only one of workloadSelector or endpoints is allowed",
-            );
+            let msg = "only one of workloadSelector or endpoints is allowed";
+            cx.err("spec.workloadSelector", msg);
         }
         ws.labels.clone()
     });
     let Some(resolution) = resolution else {
         return Vec::new();
     };
+    let service = |host| Service {
+        host,
+        namespace: cx.doc.namespace.clone(),
+        ports: ports.clone(),
+        resolution,
+        location,
+        endpoints: endpoints.clone(),
+        workload_selector: workload_selector.clone(),
+        origin: cx.doc.origin(),
+    };
     (hosts.into_iter())
-        .map(|(path, host)| {
-            let service = Service {
-                host,
-                namespace: cx.doc.namespace.clone(),
-                ports: ports.clone(),
-                resolution,
-                location,
-                endpoints: endpoints.clone(),
-                workload_selector: workload_selector.clone(),
-                origin: cx.doc.origin(),
-            };
-            (path, service)
-        })
+        .map(|(path, host)| (path, service(host)))
         .collect()
+}
+
+fn location(cx: &mut Cx<'_>, written: Option<&str>) -> Location {
+    match written {
+        None | Some("MESH_INTERNAL") => Location::MeshInternal,
+        Some("MESH_EXTERNAL") => Location::MeshExternal,
+        Some(other) => {
+            let msg = format!("unknown location {other:?}: use MESH_INTERNAL or MESH_EXTERNAL");
+            cx.err("spec.location", msg);
+            Location::MeshInternal
+        }
+    }
+}
+
+fn endpoints(cx: &mut Cx<'_>, se: &raw::ServiceEntry, is_static: bool) -> Vec<StaticEndpoint> {
+    let port_names: BTreeSet<&str> = se.ports.iter().map(|p| p.name.as_str()).collect();
+    let mut out = Vec::new();
+    for (i, e) in se.endpoints.iter().enumerate() {
+        let path = format!("spec.endpoints[{i}]");
+        let account = e.service_account.clone().map(Into::into);
+        cx.unsupported(&path, "serviceAccount", &account);
+        out.extend(endpoint(cx, &path, e, Some(&port_names), is_static));
+    }
+    out
 }
 
 fn resolution(cx: &mut Cx<'_>, written: Option<&str>) -> Option<Resolution> {
@@ -179,23 +172,11 @@ fn endpoint(
     cx.unsupported(path, "network", &e.network);
     cx.unsupported(path, "locality", &e.locality);
     let address = e.address.clone().unwrap_or_default();
-    let is_ip = address.parse::<IpAddr>().is_ok();
     if address.is_empty() {
         cx.err(path, "address is required");
         return None;
-    } else if static_resolution && !is_ip {
-        let p = join(path, "address");
-        cx.err(
-            &p,
-            format!("endpoint address {address:?} is not an IP address (resolution STATIC)"),
-        );
-    } else if !is_ip && !super::is_dns_subdomain(&address.to_ascii_lowercase()) {
-        let p = join(path, "address");
-        cx.err(
-            &p,
-            format!("endpoint address {address:?} is not a valid IP address or DNS name"),
-        );
     }
+    check_address(cx, &join(path, "address"), &address, static_resolution);
     let mut ports = BTreeMap::new();
     for (name, number) in &e.ports {
         let p = join(&join(path, "ports"), name);
@@ -220,6 +201,17 @@ fn endpoint(
         labels: e.labels.clone(),
         weight,
     })
+}
+
+fn check_address(cx: &mut Cx<'_>, path: &str, address: &str, static_resolution: bool) {
+    let is_ip = address.parse::<IpAddr>().is_ok();
+    if static_resolution && !is_ip {
+        let msg = format!("endpoint address {address:?} is not an IP address (resolution STATIC)");
+        cx.err(path, msg);
+    } else if !is_ip && !super::is_dns_subdomain(&address.to_ascii_lowercase()) {
+        let msg = format!("endpoint address {address:?} is not a valid IP address or DNS name");
+        cx.err(path, msg);
+    }
 }
 
 /// A `WorkloadEntry`.

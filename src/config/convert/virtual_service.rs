@@ -42,41 +42,15 @@ pub(crate) fn virtual_service(
 }
 
 fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRoute> {
-    cx.unsupported(path, "delegate", &r.delegate);
-    cx.unsupported(path, "mirrors", &r.mirrors);
-    cx.unsupported(path, "corsPolicy", &r.cors_policy);
-    if r.mirror_percent.is_some() {
-        let p = join(path, "mirrorPercent");
-        cx.err(
-            &p,
-            "`mirrorPercent` is deprecated and not supported: use `mirrorPercentage: {value: N}`",
-        );
-    }
-    let matches = http::matches(cx, &join(path, "match"), &r.matches);
+    unsupported_rule_fields(cx, path, r);
+    let at = |field: &str| join(path, field);
+    let matches = http::matches(cx, &at("match"), &r.matches);
     let action = action(cx, path, r);
-    let rewrite = r
-        .rewrite
-        .as_ref()
-        .and_then(|rw| http::rewrite(cx, &join(path, "rewrite"), rw));
-    if r.rewrite.is_some() && r.redirect.is_some() {
-        cx.err(
-            &join(path, "rewrite"),
-            "a rule cannot contain both rewrite and redirect",
-        );
-    }
-    let timeout = r
-        .timeout
-        .as_ref()
-        .and_then(|t| cx.duration(&join(path, "timeout"), t));
-    let retries = r
-        .retries
-        .as_ref()
-        .and_then(|rt| http::retries(cx, &join(path, "retries"), rt));
-    let fault = r
-        .fault
-        .as_ref()
-        .and_then(|f| http::fault(cx, &join(path, "fault"), f));
-    let headers = http::headers(cx, &join(path, "headers"), r.headers.as_ref());
+    let rewrite = (r.rewrite.as_ref()).and_then(|rw| http::rewrite(cx, &at("rewrite"), rw));
+    let timeout = (r.timeout.as_ref()).and_then(|t| cx.duration(&at("timeout"), t));
+    let retries = (r.retries.as_ref()).and_then(|rt| http::retries(cx, &at("retries"), rt));
+    let fault = (r.fault.as_ref()).and_then(|f| http::fault(cx, &at("fault"), f));
+    let headers = http::headers(cx, &at("headers"), r.headers.as_ref());
     let mirror = http::mirror(cx, path, r);
     Some(HttpRoute {
         name: r.name.clone(),
@@ -89,6 +63,21 @@ fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRou
         headers,
         mirror,
     })
+}
+
+fn unsupported_rule_fields(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) {
+    cx.unsupported(path, "delegate", &r.delegate);
+    cx.unsupported(path, "mirrors", &r.mirrors);
+    cx.unsupported(path, "corsPolicy", &r.cors_policy);
+    if r.mirror_percent.is_some() {
+        let msg =
+            "`mirrorPercent` is deprecated and not supported: use `mirrorPercentage: {value: N}`";
+        cx.err(&join(path, "mirrorPercent"), msg);
+    }
+    if r.rewrite.is_some() && r.redirect.is_some() {
+        let msg = "a rule cannot contain both rewrite and redirect";
+        cx.err(&join(path, "rewrite"), msg);
+    }
 }
 
 fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction> {
@@ -156,24 +145,31 @@ fn route(
             None => ok = false,
         }
     }
-    if raw.len() == 1 {
-        let w = raw[0].weight.unwrap_or(0);
-        if (1..100).contains(&w) {
-            let p = format!("{path}[0].weight");
-            cx.err(
-                &p,
-                format!(
-                    "a lone destination takes all traffic: weight must be 100 or omitted, not {w}"
-                ),
-            );
-            ok = false;
-        }
-        if let Some(d) = out.first_mut() {
-            d.weight = 100;
-        }
-    } else if ok && sum != 100 {
-        cx.err(path, format!("route weights must sum to 100, not {sum}"));
-        ok = false;
+    ok &= weights_add_up(cx, path, raw, sum);
+    if let ([d], true) = (out.as_mut_slice(), raw.len() == 1) {
+        d.weight = 100;
     }
     ok.then_some(out)
+}
+
+/// A lone destination takes 100 (its weight omitted, 0 or 100); several
+/// must sum to exactly 100. Weights out of 0..100 were reported already.
+fn weights_add_up(cx: &mut Cx<'_>, path: &str, raw: &[raw::RouteDestination], sum: i64) -> bool {
+    let in_range = raw
+        .iter()
+        .all(|rd| (0..=100).contains(&rd.weight.unwrap_or(0)));
+    if let [lone] = raw {
+        let w = lone.weight.unwrap_or(0);
+        if (1..100).contains(&w) {
+            let msg = format!(
+                "a lone destination takes all traffic: weight must be 100 or omitted, not {w}"
+            );
+            cx.err(&format!("{path}[0].weight"), msg);
+            return false;
+        }
+    } else if in_range && sum != 100 {
+        cx.err(path, format!("route weights must sum to 100, not {sum}"));
+        return false;
+    }
+    true
 }
