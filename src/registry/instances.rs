@@ -85,7 +85,7 @@ fn service_entry_view(svc: &Service, mesh: &MeshConfig) -> ServiceView {
         endpoints.extend(
             mesh.workload_entries
                 .iter()
-                .filter(|we| we.origin.namespace == svc.namespace)
+                .filter(|we| in_service_namespace(svc, &we.origin.namespace))
                 .filter(|we| labels_match(selector, &we.endpoint.labels))
                 .map(|we| &we.endpoint),
         );
@@ -110,6 +110,18 @@ fn service_entry_view(svc: &Service, mesh: &MeshConfig) -> ServiceView {
         location: svc.location,
         instances,
     }
+}
+
+/// Istio selects workloads in the `ServiceEntry`'s own namespace; a
+/// cluster-local host also names a namespace (`billing.legacy`), and
+/// workloads there are selected too, so an entry written without
+/// `metadata.namespace` still finds them.
+fn in_service_namespace(svc: &Service, namespace: &str) -> bool {
+    svc.namespace == namespace
+        || svc
+            .host
+            .cluster_local_parts()
+            .is_some_and(|(_, ns)| ns == namespace)
 }
 
 /// Endpoint port: the endpoint's `ports[name]`, else the service port's
@@ -152,7 +164,7 @@ fn join_sidecar(services: &mut BTreeMap<Host, ServiceView>, mesh: &MeshConfig, p
         .filter(|svc| {
             svc.host == own
                 || svc.workload_selector.as_ref().is_some_and(|sel| {
-                    svc.namespace == proxy.namespace && labels_match(sel, &proxy.labels)
+                    in_service_namespace(svc, &proxy.namespace) && labels_match(sel, &proxy.labels)
                 })
         })
         .map(|svc| svc.host.clone())

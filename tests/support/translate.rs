@@ -38,7 +38,8 @@ pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16)
     }
 }
 
-/// Two sidecars (v1, v2) for every in-mesh cluster-local service.
+/// Two sidecars (v1, v2) for every in-mesh cluster-local service that has
+/// no instances from the config (those are served without sidecars).
 pub fn fake_sidecars(mesh: &MeshConfig) -> Registry {
     let mut reg = Registry::new();
     let mut port = 16000;
@@ -46,7 +47,7 @@ pub fn fake_sidecars(mesh: &MeshConfig) -> Registry {
         let Some((name, ns)) = view.host.cluster_local_parts() else {
             continue;
         };
-        if view.location == Location::MeshExternal {
+        if view.location == Location::MeshExternal || !view.instances.is_empty() {
             continue;
         }
         for version in ["v1", "v2"] {

@@ -131,3 +131,21 @@ fn dns_service_without_endpoints_resolves_its_host() {
         ("api.example.com", 443)
     );
 }
+
+#[test]
+fn workload_entries_in_the_hosts_namespace_are_selected() {
+    let mut svc = service("a", vec![port(80, "http", Protocol::Http)], vec![]);
+    svc.host = Host::canonical("billing.legacy", "default");
+    svc.workload_selector = Some(labels(&[("app", "billing")]));
+    let mut origin = origin("WorkloadEntry", "vm");
+    origin.namespace = "legacy".into();
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc.clone());
+    mesh.workload_entries = vec![WorkloadEntry {
+        endpoint: endpoint("10.0.0.11", &[("app", "billing")]),
+        service_account: None,
+        origin,
+    }];
+    let si = instances(&mesh, &Registry::new());
+    assert_eq!(si.services[&svc.host].instances.len(), 1);
+}
