@@ -1,1 +1,187 @@
-//! (being written)
+//! The admin HTTP API (axum): health, readiness, Prometheus metrics and
+//! debug views of the config and of every connected proxy.
+//!
+//! The admin side only reads: `serve` owns the state and updates it through
+//! [`AdminState`]'s setters; handlers never block the control plane.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::config::{Diagnostics, LoadError};
+
+/// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
+pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What `/debug/config` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigStatus {
+    /// Bumped on every accepted config (the first load is generation 1).
+    pub generation: u64,
+    /// The watched directory.
+    pub config_dir: PathBuf,
+    /// Files of the config in force.
+    pub files: Vec<PathBuf>,
+    /// When the config in force was loaded (HTTP date, UTC).
+    pub loaded_at: Option<String>,
+    /// The most recent change that was rejected, if any since the start.
+    pub last_rejected: Option<Rejected>,
+}
+
+/// A rejected config change: the mesh kept serving the previous one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    /// When it was rejected (HTTP date, UTC).
+    pub at: String,
+    /// The same, as milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// One line per error, exactly as `trellis validate` prints them.
+    pub diagnostics: Vec<String>,
+    /// The same errors, structured (file, line, col, kind, name, field, message).
+    pub errors: Diagnostics,
+}
+
+impl Rejected {
+    /// Records a failed load now.
+    pub fn from_load_error(err: &LoadError) -> Self {
+        let errors = match err {
+            LoadError::Invalid(diags) => diags.clone(),
+            _ => Diagnostics::default(),
+        };
+        let diagnostics = if errors.0.is_empty() {
+            vec![err.to_string()]
+        } else {
+            errors.0.iter().map(ToString::to_string).collect()
+        };
+        let (at, at_unix_ms) = now();
+        Rejected {
+            at,
+            at_unix_ms,
+            diagnostics,
+            errors,
+        }
+    }
+}
+
+/// The current time as an HTTP date and as Unix milliseconds.
+pub fn now() -> (String, u64) {
+    let t = SystemTime::now();
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    (httpdate::fmt_http_date(t), ms)
+}
+
+/// Shared state behind the admin routes. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config_loaded: AtomicBool,
+    grpc_listening: AtomicBool,
+    metrics: prometheus_client::registry::Registry,
+    proxies: ProxiesView,
+    config: ArcSwap<ConfigStatus>,
+}
+
+impl AdminState {
+    /// State over a finished metrics registry and a proxies view.
+    pub fn new(metrics: prometheus_client::registry::Registry, proxies: ProxiesView) -> Self {
+        AdminState {
+            inner: Arc::new(Inner {
+                config_loaded: AtomicBool::new(false),
+                grpc_listening: AtomicBool::new(false),
+                metrics,
+                proxies,
+                config: ArcSwap::from_pointee(ConfigStatus::default()),
+            }),
+        }
+    }
+
+    /// Marks the config as loaded (readiness needs it).
+    pub fn set_config_loaded(&self, loaded: bool) {
+        self.inner.config_loaded.store(loaded, Ordering::SeqCst);
+    }
+
+    /// Marks the gRPC server as listening (readiness needs it).
+    pub fn set_grpc_listening(&self, listening: bool) {
+        self.inner.grpc_listening.store(listening, Ordering::SeqCst);
+    }
+
+    /// Why the control plane is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.inner.config_loaded.load(Ordering::SeqCst) {
+            Some("config not loaded")
+        } else if !self.inner.grpc_listening.load(Ordering::SeqCst) {
+            Some("gRPC server not listening")
+        } else {
+            None
+        }
+    }
+
+    /// Replaces what `/debug/config` shows.
+    pub fn set_config_status(&self, status: ConfigStatus) {
+        self.inner.config.store(Arc::new(status));
+    }
+
+    /// What `/debug/config` shows now.
+    pub fn config_status(&self) -> Arc<ConfigStatus> {
+        self.inner.config.load_full()
+    }
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/debug/proxies", get(debug_proxies))
+        .route("/debug/config", get(debug_config))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    match state.not_ready_reason() {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.inner.metrics) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn debug_proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    Json((state.inner.proxies)())
+}
+
+async fn debug_config(State(state): State<AdminState>) -> Json<ConfigStatus> {
+    Json(state.config_status().as_ref().clone())
+}
+
+#[cfg(test)]
+mod tests;

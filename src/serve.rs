@@ -1,1 +1,210 @@
-//! (being written)
+//! `trellis serve`: the control plane process.
+//!
+//! Wiring, in the order of DESIGN.md's data flow: load and validate the
+//! config (refuse to start if it is invalid), watch the directory, keep the
+//! registry of connected sidecars, rebuild per-proxy snapshots on every
+//! change (`snapshots`), serve them over ADS (`xds`) and show health,
+//! metrics and debug views (`admin`).
+
+mod core;
+mod listen;
+mod metrics;
+mod reload;
+mod snapshots;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use self::core::{Core, CoreParts, Hooks};
+use self::listen::{bind, create_state_dir, drain, flatten, spawn_admin, spawn_grpc};
+pub use self::metrics::ServeMetrics;
+use crate::admin::AdminState;
+use crate::config::watch::{ConfigWatcher, WatchError};
+use crate::config::LoadError;
+use crate::xds::{AdsServer, ProxyStatusTable, SnapshotCache, XdsMetrics};
+
+/// Everything `trellis serve` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The config directory, loaded at start and watched.
+    pub config_dir: PathBuf,
+    /// Where the ADS gRPC server listens.
+    pub xds_addr: SocketAddr,
+    /// Where the admin HTTP server listens.
+    pub admin_addr: SocketAddr,
+    /// The control plane's private state directory (created 0700).
+    pub state_dir: PathBuf,
+    /// How long a disconnected sidecar stays an endpoint.
+    pub grace_period: Duration,
+}
+
+/// Why the control plane could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config at start is invalid or unreadable.
+    #[error("loading the config: {0}")]
+    Config(#[source] LoadError),
+    /// The state directory could not be created.
+    #[error("creating state dir {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[error("binding the {what} server to {addr}: {source}")]
+    Bind {
+        /// `gRPC` or `admin`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config directory could not be watched.
+    #[error("watching the config dir: {0}")]
+    Watch(#[from] WatchError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// The admin server failed.
+    #[error("admin server: {0}")]
+    Admin(#[source] std::io::Error),
+    /// A server task ended although no shutdown was asked for.
+    #[error("{0}")]
+    Stopped(String),
+}
+
+/// A control plane whose config is loaded and listeners are bound; [`Server::run`]
+/// serves until shutdown.
+pub struct Server {
+    core: Arc<Core>,
+    ads: AdsServer,
+    xds: TcpListener,
+    admin: TcpListener,
+    watcher: ConfigWatcher,
+    events: mpsc::Receiver<()>,
+}
+
+/// Loads the config, binds both listeners and starts watching; fails fast
+/// on anything that would keep the control plane from serving.
+pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
+    create_state_dir(&opts.state_dir)?;
+    let mesh = reload::load(&opts.config_dir)
+        .await
+        .map_err(ServeError::Config)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let xds_metrics = XdsMetrics::register(&mut registry);
+    let metrics = ServeMetrics::register(&mut registry);
+    let status = ProxyStatusTable::new();
+    let view = status.clone();
+    let admin = AdminState::new(
+        registry,
+        Box::new(move || serde_json::to_value(&view).unwrap_or_default()),
+    );
+    let core = Core::new(
+        mesh,
+        CoreParts {
+            config_dir: opts.config_dir.clone(),
+            cache: SnapshotCache::new(),
+            status,
+            metrics,
+            admin,
+            grace: opts.grace_period,
+        },
+    );
+    let ads = AdsServer::new(
+        core.cache.clone(),
+        Arc::new(Hooks(core.clone())),
+        core.status.clone(),
+        xds_metrics,
+    );
+    let xds = bind("gRPC", opts.xds_addr).await?;
+    let admin = bind("admin", opts.admin_addr).await?;
+    let (watcher, events) = crate::config::watch::watch(&opts.config_dir)?;
+    Ok(Server {
+        core,
+        ads,
+        xds,
+        admin,
+        watcher,
+        events,
+    })
+}
+
+/// Starts and runs the control plane until `shutdown` resolves.
+pub async fn run(
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    start(opts).await?.run(shutdown).await
+}
+
+impl Server {
+    /// The bound ADS address (useful with port 0).
+    pub fn xds_addr(&self) -> Option<SocketAddr> {
+        self.xds.local_addr().ok()
+    }
+
+    /// The bound admin address (useful with port 0).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.local_addr().ok()
+    }
+
+    /// Serves ADS and admin, reloads and rebuilds until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let Server {
+            core,
+            ads,
+            xds,
+            admin,
+            watcher,
+            events,
+        } = self;
+        tracing::info!(
+            xds = ?xds.local_addr().ok(),
+            admin = ?admin.local_addr().ok(),
+            config = %core.config_dir.display(),
+            generation = core.generation(),
+            "trellis serving"
+        );
+        let (stop_tx, stop) = watch::channel(false);
+        let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
+        let reload = tokio::spawn(reload::reload_loop(
+            core.clone(),
+            core.config_dir.clone(),
+            events,
+            stop.clone(),
+        ));
+        let mut grpc = spawn_grpc(ads, xds, stop.clone());
+        let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
+        // A bound listener queues connections until the server polls it, so
+        // from here on Envoys can connect.
+        core.admin.set_grpc_listening(true);
+        let outcome = tokio::select! {
+            _ = shutdown => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+            r = &mut grpc => flatten(r),
+            r = &mut admin_task => flatten(r),
+        };
+        core.admin.set_grpc_listening(false);
+        let _ = stop_tx.send(true);
+        drop(watcher);
+        drain(grpc).await;
+        drain(admin_task).await;
+        let _ = tokio::join!(rebuild, reload);
+        tracing::info!("trellis stopped");
+        outcome
+    }
+}

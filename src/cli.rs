@@ -1,0 +1,150 @@
+//! Command-line arguments (clap derive) and dispatch to the library.
+//!
+//! Exit codes follow `trellis validate`'s contract everywhere: 0 success,
+//! 1 the input is invalid (or the command failed), 2 usage or I/O error.
+
+mod bootstrap;
+mod serve;
+mod validate;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for usage and I/O errors (clap uses it for bad arguments too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Trellis: a service mesh control plane for stock Envoy sidecars.
+#[derive(Debug, Parser)]
+#[command(name = "trellis", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: watch the config dir and serve ADS to sidecars.
+    Serve(serve::ServeArgs),
+    /// Check a config directory; print one line per error (exit 0 valid, 1 invalid, 2 I/O).
+    Validate(validate::ValidateArgs),
+    /// Write an Envoy bootstrap (YAML) for one sidecar.
+    Bootstrap(bootstrap::BootstrapArgs),
+    /// Run a local demo: control plane, sample services and Envoy sidecars.
+    Demo(crate::demo::DemoArgs),
+    /// A tiny HTTP service used by the demo and the tests.
+    #[command(hide = true)]
+    DemoApp(crate::demo::app::AppArgs),
+}
+
+/// Parses arguments, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Bootstrap(args) => report(bootstrap::run(&args)),
+        Command::Serve(args) => report(block_on(serve::run(args))),
+        Command::Demo(args) => report(block_on(crate::demo::run(args))),
+        Command::DemoApp(args) => report(block_on(crate::demo::app::run(args))),
+    }
+}
+
+/// Logs go to stderr so stdout stays for output other programs read.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    fut: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Parses `500ms`, `3s`, `1m`, `1h` (also fractions such as `1.5s`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 3s, 1m"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "" if value == 0.0 => 0.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unit must be ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "3", "s", "3x", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `trellis bootstrap`: flags → [`SidecarSpec`] → YAML on stdout or a file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use trellis::bootstrap::{render, SidecarSpec};
+
+/// Flags of `trellis bootstrap`; defaults as in DESIGN.md.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Service name (the Envoy node's cluster).
+    #[arg(long)]
+    service: String,
+    /// Namespace of the service.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Workload label `KEY=VALUE` (repeatable), e.g. `version=v2`.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Service account (default: the service name).
+    #[arg(long)]
+    service_account: Option<String>,
+    /// The application's port on 127.0.0.1.
+    #[arg(long)]
+    app_port: u16,
+    /// Port of the sidecar's inbound listener.
+    #[arg(long, default_value_t = 15006)]
+    inbound_port: u16,
+    /// Address other sidecars reach this sidecar on.
+    #[arg(long, default_value = "127.0.0.1")]
+    inbound_address: String,
+    /// Port of the sidecar's outbound listener.
+    #[arg(long, default_value_t = 15001)]
+    outbound_port: u16,
+    /// Port of Envoy's admin interface (on 127.0.0.1).
+    #[arg(long, default_value_t = 15000)]
+    admin_port: u16,
+    /// The control plane's ADS address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
+    xds_addr: String,
+    /// Node id (default: SERVICE-INBOUNDPORT).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+impl BootstrapArgs {
+    fn spec(&self) -> SidecarSpec {
+        SidecarSpec {
+            service: self.service.clone(),
+            namespace: self.namespace.clone(),
+            labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            service_account: self.service_account.clone(),
+            app_port: self.app_port,
+            inbound_port: self.inbound_port,
+            inbound_address: self.inbound_address.clone(),
+            outbound_port: self.outbound_port,
+            admin_port: self.admin_port,
+            xds_addr: self.xds_addr.clone(),
+            node_id: self.node_id.clone(),
+        }
+    }
+}
+
+/// Renders the bootstrap and writes it out.
+pub fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
+    let yaml = render(&args.spec())?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("invalid label {s:?}: expected KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> BootstrapArgs {
+        let cli = Cli::try_parse_from(["trellis", "bootstrap"].iter().chain(args)).unwrap();
+        match cli.command {
+            crate::cli::Command::Bootstrap(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_spec() {
+        let args = parse(&[
+            "--service",
+            "payment",
+            "--label",
+            "version=v2",
+            "--label",
+            "track=canary",
+            "--app-port",
+            "9000",
+            "--inbound-port",
+            "16006",
+            "--outbound-port",
+            "16001",
+            "--admin-port",
+            "16000",
+            "--xds-addr",
+            "127.0.0.1:25010",
+            "--node-id",
+            "pay-2",
+        ]);
+        let spec = args.spec();
+        assert_eq!(spec.service, "payment");
+        assert_eq!(spec.namespace, "default");
+        assert_eq!(spec.labels.len(), 2);
+        assert_eq!(spec.labels["version"], "v2");
+        assert_eq!(
+            (
+                spec.app_port,
+                spec.inbound_port,
+                spec.outbound_port,
+                spec.admin_port
+            ),
+            (9000, 16006, 16001, 16000)
+        );
+        assert_eq!(spec.xds_addr, "127.0.0.1:25010");
+        assert_eq!(spec.node_id(), "pay-2");
+    }
+
+    #[test]
+    fn defaults_match_the_library() {
+        let spec = parse(&["--service", "ledger", "--app-port", "8080"]).spec();
+        assert_eq!(spec, SidecarSpec::new("ledger", 8080));
+    }
+
+    #[test]
+    fn labels_need_a_key() {
+        assert!(parse_label("version").is_err());
+        assert!(parse_label("=v1").is_err());
+        assert_eq!(parse_label("a=").unwrap(), ("a".into(), String::new()));
+    }
+}

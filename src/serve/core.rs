@@ -1,0 +1,201 @@
+//! The control plane's shared state and the events that change it: config
+//! accepted or rejected, sidecar connected or gone.
+//!
+//! Every change ends in one "dirty" signal; the rebuild loop
+//! (`serve::snapshots`) is the only writer of the snapshot cache.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use tokio::sync::Notify;
+
+use super::metrics::ServeMetrics;
+use crate::admin::{now, AdminState, ConfigStatus, Rejected};
+use crate::config::model::MeshConfig;
+use crate::config::LoadError;
+use crate::registry::{Proxy, Registry};
+use crate::xds::{ProxyStatusTable, SnapshotCache, StreamHooks};
+
+/// Open streams of one node id, and a counter that changes on every open
+/// and close so a pending deregistration can tell it is stale.
+#[derive(Debug, Default)]
+struct Presence {
+    streams: usize,
+    epoch: u64,
+}
+
+/// State shared by the streams, the reload loop and the rebuild loop.
+pub(crate) struct Core {
+    pub(crate) config_dir: PathBuf,
+    pub(crate) config: ArcSwap<MeshConfig>,
+    generation: AtomicU64,
+    pub(crate) registry: Mutex<Registry>,
+    presence: Mutex<HashMap<String, Presence>>,
+    pub(crate) dirty: Notify,
+    pub(crate) cache: SnapshotCache,
+    pub(crate) status: ProxyStatusTable,
+    pub(crate) metrics: ServeMetrics,
+    pub(crate) admin: AdminState,
+    grace: Duration,
+}
+
+/// Locks a std mutex; a panic elsewhere must not wedge the control plane,
+/// and every critical section here leaves the data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What `Core::new` needs besides the first config.
+pub(crate) struct CoreParts {
+    pub(crate) config_dir: PathBuf,
+    pub(crate) cache: SnapshotCache,
+    pub(crate) status: ProxyStatusTable,
+    pub(crate) metrics: ServeMetrics,
+    pub(crate) admin: AdminState,
+    pub(crate) grace: Duration,
+}
+
+impl Core {
+    /// A core serving `mesh` as generation 1.
+    pub(crate) fn new(mesh: MeshConfig, parts: CoreParts) -> Arc<Self> {
+        let core = Arc::new(Core {
+            config_dir: parts.config_dir,
+            config: ArcSwap::from_pointee(MeshConfig::default()),
+            generation: AtomicU64::new(0),
+            registry: Mutex::new(Registry::new()),
+            presence: Mutex::new(HashMap::new()),
+            dirty: Notify::new(),
+            cache: parts.cache,
+            status: parts.status,
+            metrics: parts.metrics,
+            admin: parts.admin,
+            grace: parts.grace,
+        });
+        core.install(mesh);
+        core.admin.set_config_loaded(true);
+        core
+    }
+
+    /// The generation of the config in force.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Puts `mesh` in force and asks for a rebuild.
+    fn install(&self, mesh: MeshConfig) {
+        let files = mesh.files.clone();
+        self.config.store(Arc::new(mesh));
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.metrics.set_generation(generation);
+        let previous = self.admin.config_status();
+        self.admin.set_config_status(ConfigStatus {
+            generation,
+            config_dir: self.config_dir.clone(),
+            files,
+            loaded_at: Some(now().0),
+            last_rejected: previous.last_rejected.clone(),
+        });
+        self.dirty.notify_one();
+    }
+
+    /// A reload produced a valid config.
+    pub(crate) fn accept_config(&self, mesh: MeshConfig) {
+        self.install(mesh);
+        self.metrics.reload(true);
+        tracing::info!(generation = self.generation(), "config reloaded");
+    }
+
+    /// A reload failed: keep the last good config, say why everywhere.
+    pub(crate) fn reject_config(&self, err: &LoadError) {
+        let rejected = Rejected::from_load_error(err);
+        for line in &rejected.diagnostics {
+            tracing::warn!(generation = self.generation(), "config rejected: {line}");
+        }
+        self.metrics.reload(false);
+        let mut status = self.admin.config_status().as_ref().clone();
+        status.last_rejected = Some(rejected);
+        self.admin.set_config_status(status);
+    }
+
+    /// A stream opened: register the sidecar (again) and build its snapshot.
+    pub(crate) fn sidecar_connected(&self, proxy: Proxy) {
+        let id = proxy.id.clone();
+        {
+            let mut presence = lock(&self.presence);
+            let p = presence.entry(id.clone()).or_default();
+            p.streams += 1;
+            p.epoch += 1;
+        }
+        let changed = lock(&self.registry).register(proxy);
+        tracing::info!(node = %id, changed, "sidecar connected");
+        // Even when nothing changed the snapshot may be missing (first
+        // stream after a deregistration raced with a rebuild): rebuilding is
+        // cheap and the cache ignores identical versions.
+        self.dirty.notify_one();
+    }
+
+    /// A stream closed: deregister after the grace period unless it is back.
+    pub(crate) fn sidecar_disconnected(self: &Arc<Self>, id: &str) {
+        let epoch = {
+            let mut presence = lock(&self.presence);
+            let Some(p) = presence.get_mut(id) else {
+                return;
+            };
+            p.streams = p.streams.saturating_sub(1);
+            p.epoch += 1;
+            if p.streams > 0 {
+                return;
+            }
+            p.epoch
+        };
+        tracing::info!(node = %id, grace = ?self.grace, "sidecar disconnected");
+        let core = Arc::clone(self);
+        let id = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(core.grace).await;
+            core.deregister_if_gone(&id, epoch);
+        });
+    }
+
+    fn deregister_if_gone(&self, id: &str, epoch: u64) {
+        {
+            let mut presence = lock(&self.presence);
+            match presence.get(id) {
+                Some(p) if p.streams == 0 && p.epoch == epoch => presence.remove(id),
+                _ => return,
+            };
+        }
+        if lock(&self.registry).deregister(id) {
+            tracing::info!(node = %id, "sidecar deregistered after the grace period");
+            self.status.remove(id);
+            self.dirty.notify_one();
+        }
+    }
+}
+
+/// The ADS server's view of [`Core`].
+pub(crate) struct Hooks(pub(crate) Arc<Core>);
+
+impl StreamHooks for Hooks {
+    fn stream_opened(&self, node: &Node) -> Result<(), tonic::Status> {
+        match Proxy::from_node(node) {
+            Ok(proxy) => {
+                self.0.sidecar_connected(proxy);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(node = %node.id, "refusing stream: {e}");
+                Err(tonic::Status::invalid_argument(e.to_string()))
+            }
+        }
+    }
+
+    fn stream_closed(&self, node_id: &str) {
+        self.0.sidecar_disconnected(node_id);
+    }
+}

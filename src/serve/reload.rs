@@ -1,0 +1,57 @@
+//! Hot reload: every change under the config directory reloads the whole
+//! directory; a valid result replaces the config, an invalid one is
+//! rejected and the last good config keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::core::Core;
+use crate::config::model::MeshConfig;
+use crate::config::{load_dir, LoadError};
+
+/// Pause between a change event and the reload. A write in place is a
+/// truncate followed by a write: loading between the two would put an
+/// empty (and valid!) config in force for a moment. Short enough to keep
+/// reload-to-ACK well under a second.
+const SETTLE: Duration = Duration::from_millis(10);
+
+/// Loads `dir` off the async threads (it reads and parses files).
+pub(crate) async fn load(dir: &Path) -> Result<MeshConfig, LoadError> {
+    let dir = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
+        Ok(result) => result,
+        // Only a panic in the loader gets here; resume it rather than
+        // pretend the config is fine or invalid.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Reloads on each watcher event until the watcher or `stop` ends.
+pub(crate) async fn reload_loop(
+    core: Arc<Core>,
+    dir: PathBuf,
+    mut events: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                if event.is_none() {
+                    tracing::warn!("config watcher stopped; hot reload is off");
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        tokio::time::sleep(SETTLE).await;
+        // Events of the same burst are covered by the load below.
+        while events.try_recv().is_ok() {}
+        match load(&dir).await {
+            Ok(mesh) => core.accept_config(mesh),
+            Err(e) => core.reject_config(&e),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! `serve` end to end in-process: a real gRPC ADS client and real HTTP on
+//! loopback; Envoy itself is exercised by `integration-tests/`.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value as PbValue};
+use http_body_util::{BodyExt, Empty};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::*;
+use crate::bootstrap::{bootstrap_value, SidecarSpec};
+use crate::xds::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+
+const CANARY: &str = include_str!("../demo/canary.yaml");
+
+/// A served control plane on free ports, stopped on drop.
+struct Running {
+    xds: SocketAddr,
+    admin: SocketAddr,
+    config: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(config: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mesh.yaml"), config).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let opts = ServeOptions {
+        config_dir: dir.path().to_path_buf(),
+        xds_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        state_dir: state.path().join("state"),
+        grace_period: Duration::from_millis(200),
+    };
+    let server = start(opts).await.unwrap();
+    let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    Running {
+        xds,
+        admin,
+        config: dir,
+        _state: state,
+        stop: Some(tx),
+        task,
+    }
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let resp = client
+        .get(format!("http://{addr}{path}").parse().unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn json(addr: SocketAddr, path: &str) -> Value {
+    serde_json::from_str(&http_get(addr, path).await.1).unwrap()
+}
+
+/// Polls `f` every 20 ms for up to 5 s.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pb(v: &Value) -> PbValue {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(pb).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(Struct {
+            fields: o.iter().map(|(k, v)| (k.clone(), pb(v))).collect(),
+        }),
+    };
+    PbValue { kind: Some(kind) }
+}
+
+/// The Node Envoy sends for `spec`, straight from the bootstrap we write.
+fn node(spec: &SidecarSpec) -> Node {
+    let v = bootstrap_value(spec).unwrap();
+    let Some(Kind::StructValue(metadata)) = pb(&v["node"]["metadata"]).kind else {
+        panic!("metadata is not a struct");
+    };
+    Node {
+        id: v["node"]["id"].as_str().unwrap().into(),
+        cluster: v["node"]["cluster"].as_str().unwrap().into(),
+        metadata: Some(metadata),
+        ..Default::default()
+    }
+}
+
+type Ads = (
+    mpsc::Sender<DiscoveryRequest>,
+    tonic::Streaming<DiscoveryResponse>,
+);
+
+/// An ADS stream: the request sender and the response stream.
+async fn ads(addr: SocketAddr, node: Node) -> Ads {
+    try_ads(addr, node).await.unwrap()
+}
+
+async fn try_ads(addr: SocketAddr, node: Node) -> Result<Ads, tonic::Status> {
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(DiscoveryRequest {
+        node: Some(node),
+        type_url: CLUSTER_TYPE.to_string(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    // The server refuses a node at its first request; surface that here.
+    let first = responses.message().await?;
+    assert!(first.is_some(), "stream ended without a response");
+    Ok((tx, responses))
+}
+
+#[tokio::test]
+async fn serves_a_sidecar_and_reloads() {
+    let mut cp = serve(CANARY).await;
+    assert_eq!(http_get(cp.admin, "/readyz").await.0, 200);
+    let mut spec = SidecarSpec::new("payment-service", 9000);
+    spec.labels.insert("version".into(), "v2".into());
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", cp.xds))
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(DiscoveryRequest {
+        node: Some(node(&spec)),
+        type_url: CLUSTER_TYPE.to_string(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = responses.message().await.unwrap().unwrap();
+    assert_eq!(first.type_url, *CLUSTER_TYPE);
+    let names: Vec<String> = first
+        .resources
+        .iter()
+        .map(|any| {
+            use prost::Message;
+            envoy_types::pb::envoy::config::cluster::v3::Cluster::decode(any.value.as_slice())
+                .unwrap()
+                .name
+        })
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("inbound|9000")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.contains("|canary|payment-service")),
+        "{names:?}"
+    );
+
+    let proxies = json(cp.admin, "/debug/proxies").await;
+    assert!(proxies.get("payment-service-15006").is_some(), "{proxies}");
+    let metrics = http_get(cp.admin, "/metrics").await.1;
+    assert!(
+        metrics.contains("trellis_registered_sidecars 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("trellis_config_generation 1"), "{metrics}");
+
+    // An invalid change is rejected and shown; the config in force stays.
+    let file = cp.config.path().join("mesh.yaml");
+    std::fs::write(&file, CANARY.replace("weight: 10", "weight: 11")).unwrap();
+    let admin = cp.admin;
+    eventually("the rejection", || async move {
+        !json(admin, "/debug/config").await["last_rejected"].is_null()
+    })
+    .await;
+    let cfg = json(cp.admin, "/debug/config").await;
+    assert_eq!(cfg["generation"], 1);
+    let line = cfg["last_rejected"]["diagnostics"][0].as_str().unwrap();
+    assert!(line.contains("mesh.yaml:"), "{line}");
+    assert!(http_get(cp.admin, "/metrics")
+        .await
+        .1
+        .contains("trellis_config_reloads_total{result=\"failed\"} 1"));
+
+    // A valid change bumps the generation.
+    std::fs::write(
+        &file,
+        CANARY
+            .replace("weight: 90", "weight: 50")
+            .replace("weight: 10", "weight: 50"),
+    )
+    .unwrap();
+    eventually("generation 2", || async move {
+        json(admin, "/debug/config").await["generation"] == 2
+    })
+    .await;
+
+    // The sidecar leaves after the grace period once its stream is gone.
+    drop(tx);
+    drop(responses);
+    eventually("deregistration", || async move {
+        http_get(admin, "/metrics")
+            .await
+            .1
+            .contains("trellis_registered_sidecars 0")
+    })
+    .await;
+    assert!(json(cp.admin, "/debug/proxies")
+        .await
+        .get("payment-service-15006")
+        .is_none());
+
+    let _ = cp.stop.take().unwrap().send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(5), &mut cp.task).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+}
+
+#[tokio::test]
+async fn a_node_without_metadata_is_refused() {
+    let cp = serve(CANARY).await;
+    let bad = Node {
+        id: "stranger".into(),
+        ..Default::default()
+    };
+    let err = try_ads(cp.xds, bad).await.err().unwrap();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+}
+
+#[tokio::test]
+async fn reconnect_within_grace_keeps_the_sidecar() {
+    let cp = serve(CANARY).await;
+    let spec = SidecarSpec::new("ledger", 9100);
+    let first = ads(cp.xds, node(&spec)).await;
+    drop(first);
+    let _again = ads(cp.xds, node(&spec)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let metrics = http_get(cp.admin, "/metrics").await.1;
+    assert!(
+        metrics.contains("trellis_registered_sidecars 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn shared_resources_are_encoded_once() {
+    let mesh = crate::config::MeshConfig::default();
+    let mut registry = crate::registry::Registry::new();
+    for (service, port) in [("a", 9001), ("b", 9002)] {
+        let mut spec = SidecarSpec::new(service, port);
+        spec.inbound_port = port + 100;
+        registry.register(crate::registry::Proxy::from_node(&node(&spec)).unwrap());
+    }
+    let snaps = snapshots::build_all(&mesh, &registry);
+    assert_eq!(snaps.len(), 2);
+    let (a, b) = (&snaps[0].1, &snaps[1].1);
+    let route = |s: &crate::xds::Snapshot| s.resources(&ROUTE_TYPE).items()["outbound"].clone();
+    assert!(Arc::ptr_eq(&route(a), &route(b)));
+    let cluster =
+        |s: &crate::xds::Snapshot, name: &str| s.resources(&CLUSTER_TYPE).items()[name].clone();
+    let shared = "outbound|80||a.default.svc.cluster.local";
+    assert!(Arc::ptr_eq(&cluster(a, shared), &cluster(b, shared)));
+    assert_eq!(a.resources(&LISTENER_TYPE).items().len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_config_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "kind: Nope\n").unwrap();
+    let opts = ServeOptions {
+        config_dir: dir.path().to_path_buf(),
+        xds_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        state_dir: dir.path().join("state"),
+        grace_period: Duration::from_secs(1),
+    };
+    let err = start(opts).await.err().unwrap();
+    assert!(
+        matches!(err, ServeError::Config(LoadError::Invalid(_))),
+        "{err}"
+    );
+}
+
+#[test]
+fn state_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("a/b");
+    listen::create_state_dir(&state).unwrap();
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
