@@ -37,7 +37,16 @@ pub(crate) struct DocInfo {
 impl DocInfo {
     /// A diagnostic blaming the field at `path`.
     pub(crate) fn diagnostic(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        let (line, col) = self.positions.lookup(path);
+        self.diagnostic_at(self.positions.lookup(path), path, message)
+    }
+
+    /// A diagnostic blaming the field at `path`, written at `(line, col)`.
+    pub(crate) fn diagnostic_at(
+        &self,
+        (line, col): (usize, usize),
+        path: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: self.file.clone(),
             line,

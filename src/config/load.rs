@@ -82,6 +82,11 @@ impl Loader {
             },
             positions: doc.positions,
         });
+        for (path, pos) in &doc.duplicate_keys {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            let msg = format!("duplicate key `{key}` in one mapping");
+            self.diags.push(info.diagnostic_at(*pos, path, msg));
+        }
         let api_version = str_field("apiVersion");
         let kind = match classify(&api_version, &info.kind, doc.value.is_mapping()) {
             Ok(kind) => kind,

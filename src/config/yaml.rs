@@ -9,6 +9,7 @@
 
 mod scalar;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScanError, Span};
@@ -61,6 +62,9 @@ pub(crate) struct YamlDoc {
     pub(crate) value: Value,
     /// Where each field is.
     pub(crate) positions: Positions,
+    /// Keys written twice in one mapping (path, position of the repeat):
+    /// YAML forbids them and silently keeping one would hide a mistake.
+    pub(crate) duplicate_keys: Vec<(String, Pos)>,
 }
 
 /// A YAML syntax error.
@@ -119,6 +123,7 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Value>,
     positions: Positions,
+    duplicate_keys: Vec<(String, Pos)>,
     anchors: HashMap<usize, Value>,
 }
 
@@ -143,7 +148,14 @@ impl Builder {
                 {
                     // A key: the field starts where its key starts.
                     let field = join(path, &key_text(&value));
-                    self.positions.map.entry(field).or_insert(pos_of(&span));
+                    match self.positions.map.entry(field) {
+                        Entry::Occupied(e) => {
+                            self.duplicate_keys.push((e.key().clone(), pos_of(&span)));
+                        }
+                        Entry::Vacant(e) => {
+                            e.insert(pos_of(&span));
+                        }
+                    }
                     *key = Some(value);
                 } else {
                     self.node_path(&span);
@@ -226,7 +238,12 @@ impl Builder {
         self.stack.clear();
         let value = self.root.take().unwrap_or(Value::Null);
         let positions = std::mem::take(&mut self.positions);
-        self.docs.push(YamlDoc { value, positions });
+        let duplicate_keys = std::mem::take(&mut self.duplicate_keys);
+        self.docs.push(YamlDoc {
+            value,
+            positions,
+            duplicate_keys,
+        });
     }
 }
 

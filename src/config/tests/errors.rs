@@ -45,6 +45,14 @@ fn yaml_syntax() {
 }
 
 #[test]
+fn duplicate_keys() {
+    assert_eq!(
+        errors(&vs_rule("    timeout: 1s\n    timeout: 2s\n")),
+        ["f.yaml:13:5: error: VirtualService/pay: spec.http[0].timeout: duplicate key `timeout` in one mapping"]
+    );
+}
+
+#[test]
 fn unknown_kind_or_api_version() {
     let doc =
         |api: &str, kind: &str| format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: x\n");
