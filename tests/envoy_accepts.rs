@@ -116,7 +116,10 @@ fn envoy_accepts_every_example() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for dir in support::example_dirs() {
+    let dirs = support::example_dirs()
+        .into_iter()
+        .chain(support::fixture_dirs());
+    for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let resources = support::translate_dir(&dir);
         if let Err(e) = validate(&name, &static_bootstrap(&resources), tmp.path()) {

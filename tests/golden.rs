@@ -12,7 +12,13 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 fn golden_path(dir: &Path) -> PathBuf {
-    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let mut name = dir.file_name().unwrap().to_string_lossy().to_string();
+    if dir
+        .parent()
+        .is_some_and(|p| p.ends_with("translate-fixtures"))
+    {
+        name = format!("fixture-{name}");
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("{name}.json"))
@@ -31,7 +37,10 @@ fn render(dir: &Path) -> String {
 fn examples_match_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut mismatched = Vec::new();
-    for dir in support::example_dirs() {
+    let dirs = support::example_dirs()
+        .into_iter()
+        .chain(support::fixture_dirs());
+    for dir in dirs {
         let got = render(&dir);
         let path = golden_path(&dir);
         if update {

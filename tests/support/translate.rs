@@ -19,6 +19,19 @@ pub fn example_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// Translation-only fixtures (`tests/translate-fixtures/*`): every
+/// feature at once, for Envoy's judgement; not examples to copy.
+pub fn fixture_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate-fixtures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// A sidecar of `service` in `namespace` with a `version` label.
 pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16) -> Proxy {
     Proxy {
