@@ -110,6 +110,14 @@ async fn new_snapshot_is_pushed_in_cds_eds_lds_rds_order() {
         let resp = ads.recv().await;
         assert_eq!(resp.type_url, *t);
         assert!(entries(&resp).iter().all(|(_, mark)| mark == "2"));
+        // LDS and RDS are held until CDS is ACKed (Envoy ACKs CDS once the
+        // new clusters warmed), so ACK as Envoy would.
+        let names: &[&str] = match t {
+            t if *t == *ENDPOINT_TYPE => &["a", "b"],
+            t if *t == *ROUTE_TYPE => &["r"],
+            _ => &[],
+        };
+        ads.ack(&resp, names).await;
     }
 }
 

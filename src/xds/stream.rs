@@ -2,6 +2,7 @@
 //! machine: a request or a new snapshot goes in, responses and events come
 //! out. No I/O, so every protocol rule is unit-tested without gRPC.
 
+mod ordering;
 mod subscription;
 #[cfg(test)]
 mod tests;
@@ -12,12 +13,8 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::types::push_rank;
-use super::{Resources, Snapshot, CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use super::{Resources, Snapshot};
 use subscription::Subscription;
-
-/// Suffix of `version_info` on a make-before-break CDS response that still
-/// carries clusters the new snapshot dropped.
-const KEPT_SUFFIX: &str = "+kept";
 
 /// What one input produced: responses to send, in order, and events to log,
 /// count and record.
@@ -103,6 +100,10 @@ struct Sent {
 struct TypeState {
     sub: Subscription,
     last: Option<Sent>,
+    /// A response is held back until the CDS in flight is answered.
+    held: bool,
+    /// The held response must be sent even if unchanged (names changed).
+    forced: bool,
 }
 
 /// Protocol state of one ADS stream (state of the world): per type URL the
@@ -129,6 +130,7 @@ impl StreamState {
         if self.apply_request(req, &mut out) {
             self.respond(&req.type_url, &mut out);
         }
+        self.release_held(&mut out);
         self.release_kept_clusters(&mut out);
         Ok(out)
     }
@@ -161,8 +163,13 @@ impl StreamState {
         let type_url = &req.type_url;
         let Some(state) = self.types.get_mut(type_url) else {
             let sub = Subscription::initial(type_url, &req.resource_names);
-            self.types
-                .insert(type_url.clone(), TypeState { sub, last: None });
+            let state = TypeState {
+                sub,
+                last: None,
+                held: false,
+                forced: false,
+            };
+            self.types.insert(type_url.clone(), state);
             return true;
         };
         // "Resource updates": a nonce becomes stale once a newer one was sent,
@@ -177,10 +184,12 @@ impl StreamState {
             }
         }
         let wildcard = state.sub == Subscription::Wildcard;
-        let names_changed = state.sub.update(&req.resource_names);
+        let names_added = state.sub.update(&req.resource_names);
         let Some(last) = state.last.as_mut() else {
-            return names_changed;
+            return names_added;
         };
+        // What the client holds of interest: only still-subscribed names.
+        last.resources.retain(|name, _| state.sub.contains(name));
         match (&req.error_detail, last.reply) {
             // "ACK/NACK and resource type instance version": error_detail set
             // means the response was rejected; the client stays on its
@@ -194,7 +203,7 @@ impl StreamState {
                     nonce: last.nonce.clone(),
                     message: detail.message.clone(),
                 });
-                names_changed
+                names_added
             }
             (None, Reply::Pending) => {
                 last.reply = Reply::Acked;
@@ -203,7 +212,7 @@ impl StreamState {
                     version: last.version.clone(),
                     nonce: last.nonce.clone(),
                 });
-                names_changed
+                names_added
             }
             // "Resource updates": the client may repeat a request at the same
             // version and nonce. Envoy does so when it re-creates a watch, e.g.
@@ -211,13 +220,16 @@ impl StreamState {
             // warming ("Resource warming"); answer it. Envoy also repeats the
             // nonce of a NACKed response without error_detail: not an ACK, and
             // the rejected version is not resent unless the names changed.
-            (None, Reply::Acked) => names_changed || !wildcard,
-            _ => names_changed,
+            (None, Reply::Acked) => names_added || !wildcard,
+            _ => names_added,
         }
     }
 
     /// Sends the current resources of a type, changed or not.
     fn respond(&mut self, type_url: &str, out: &mut Output) {
+        if self.hold_back(type_url, true) {
+            return;
+        }
         if let Some((version, resources, kept)) = self.current(type_url) {
             self.send(type_url, version, resources, kept, out);
         }
@@ -226,90 +238,33 @@ impl StreamState {
     /// Sends a type if what the client should hold differs from what it was
     /// last sent (the first time, always).
     fn push_if_changed(&mut self, type_url: &str, out: &mut Output) {
+        if self.hold_back(type_url, false) {
+            return;
+        }
         let Some((version, resources, kept)) = self.current(type_url) else {
             return;
         };
-        let last = self.types.get_mut(type_url).and_then(|s| s.last.as_mut());
-        match last {
+        let Some(state) = self.types.get_mut(type_url) else {
+            return;
+        };
+        let by_name = state.sub != Subscription::Wildcard;
+        if let Some(last) = state.last.as_mut() {
             // The client already holds exactly this, e.g. a CDS superset that
             // only keeps dropped clusters: nothing to send, but remember that
             // the dropped clusters await release.
-            Some(last) if last.resources == resources => last.kept = kept,
-            _ => self.send(type_url, version, resources, kept, out),
+            if last.resources == resources {
+                last.kept = kept;
+                return;
+            }
+            // "Deleting Resources": for types requested by name, a resource
+            // missing from a response is a no-op for the client, so a change
+            // that only removes resources needs no response.
+            if by_name && only_removals(&last.resources, &resources) {
+                last.resources = resources;
+                return;
+            }
         }
-    }
-
-    /// What the client should now hold of a type: (version, resources, kept
-    /// clusters?). `None` without a snapshot or subscription.
-    fn current(&self, type_url: &str) -> Option<(String, Resources, bool)> {
-        let snapshot = self.snapshot.as_ref()?;
-        let state = self.types.get(type_url)?;
-        let all = snapshot.resources(type_url);
-        let fresh = state.sub.select(all.items());
-        let version = all.version().to_string();
-        if type_url != *CLUSTER_TYPE {
-            return Some((version, fresh, false));
-        }
-        let (resources, kept) = self.keep_dropped_clusters(state, fresh);
-        let version = if kept {
-            format!("{version}{KEPT_SUFFIX}")
-        } else {
-            version
-        };
-        Some((version, resources, kept))
-    }
-
-    /// Make-before-break ("Eventual consistency considerations": stale CDS
-    /// clusters are removed only after the LDS and RDS updates that stop
-    /// referring to them). Clusters the client holds but the snapshot
-    /// dropped stay in the CDS response until the client ACKed the current
-    /// LDS and RDS. Generic: no knowledge of which route uses which cluster.
-    fn keep_dropped_clusters(&self, state: &TypeState, fresh: Resources) -> (Resources, bool) {
-        let Some(last) = &state.last else {
-            return (fresh, false);
-        };
-        let dropped: Vec<_> = last
-            .resources
-            .iter()
-            .filter(|(name, _)| !fresh.contains_key(*name) && state.sub.contains(name))
-            .map(|(name, r)| (name.clone(), r.clone()))
-            .collect();
-        if dropped.is_empty() || self.routing_settled() {
-            return (fresh, false);
-        }
-        let mut all = fresh;
-        all.extend(dropped);
-        (all, true)
-    }
-
-    /// True when the client ACKed the current snapshot's LDS and RDS (or
-    /// does not subscribe to them).
-    fn routing_settled(&self) -> bool {
-        [&*LISTENER_TYPE, &*ROUTE_TYPE]
-            .into_iter()
-            .all(|t| self.settled(t))
-    }
-
-    fn settled(&self, type_url: &str) -> bool {
-        let (Some(state), Some(snapshot)) = (self.types.get(type_url), &self.snapshot) else {
-            return true;
-        };
-        state.last.as_ref().is_some_and(|last| {
-            last.reply == Reply::Acked
-                && last.resources == state.sub.select(snapshot.resources(type_url).items())
-        })
-    }
-
-    /// Once LDS and RDS settled, sends the CDS without the kept clusters.
-    fn release_kept_clusters(&mut self, out: &mut Output) {
-        let kept = self
-            .types
-            .get(CLUSTER_TYPE.as_str())
-            .and_then(|s| s.last.as_ref())
-            .is_some_and(|last| last.kept);
-        if kept && self.routing_settled() {
-            self.respond(&CLUSTER_TYPE, out);
-        }
+        self.send(type_url, version, resources, kept, out);
     }
 
     fn send(
@@ -337,6 +292,8 @@ impl StreamState {
             resources: resources.len(),
         });
         if let Some(state) = self.types.get_mut(type_url) {
+            state.held = false;
+            state.forced = false;
             state.last = Some(Sent {
                 version,
                 nonce,
@@ -346,4 +303,9 @@ impl StreamState {
             });
         }
     }
+}
+
+/// True when `next` is `prev` minus some resources.
+fn only_removals(prev: &Resources, next: &Resources) -> bool {
+    next.iter().all(|(name, r)| prev.get(name) == Some(r))
 }

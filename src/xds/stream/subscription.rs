@@ -34,17 +34,23 @@ impl Subscription {
         }
     }
 
-    /// Applies a later request's names; true when the set changed. A legacy
-    /// wildcard stays wildcard while later requests carry no names.
+    /// Applies a later request's names; true when names were added (only
+    /// newly requested resources must be sent, xDS spec "How the client
+    /// specifies what resources to return"). A legacy wildcard stays
+    /// wildcard while later requests carry no names.
     pub(crate) fn update(&mut self, names: &[String]) -> bool {
         let next = if names.is_empty() && *self == Subscription::Wildcard {
             Subscription::Wildcard
         } else {
             Self::explicit(names)
         };
-        let changed = next != *self;
+        let added = match (&*self, &next) {
+            (Subscription::Names(old), Subscription::Names(new)) => !new.is_subset(old),
+            (Subscription::Names(_), Subscription::Wildcard) => true,
+            (Subscription::Wildcard, _) => false,
+        };
         *self = next;
-        changed
+        added
     }
 
     /// Whether the client asked for `name`.
@@ -96,14 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn update_reports_changes() {
+    fn update_reports_added_names() {
         let mut sub = Subscription::initial(&CLUSTER_TYPE, &[]);
         assert!(!sub.update(&[]));
         let mut eds = Subscription::initial(&ENDPOINT_TYPE, &names(&["a"]));
         assert!(!eds.update(&names(&["a"])));
         assert!(eds.update(&names(&["a", "b"])));
         assert!(eds.contains("b"));
-        assert!(eds.update(&[]));
+        assert!(!eds.update(&[]), "removals need no answer");
         assert!(!eds.contains("a"));
+        assert!(eds.update(&names(&["*"])));
     }
 }

@@ -203,8 +203,63 @@ fn push_is_ordered_and_skips_unchanged_types() {
         (&ROUTE_TYPE, "r", "r2"),
     ]);
     let out = s.on_snapshot(changed);
-    let expected = [&*CLUSTER_TYPE, &*LISTENER_TYPE, &*ROUTE_TYPE];
-    assert_eq!(types(&out), expected.map(String::as_str).to_vec());
+    assert_eq!(
+        types(&out),
+        vec![CLUSTER_TYPE.as_str()],
+        "LDS, RDS wait for CDS"
+    );
+    let cds = &out.responses[0];
+    let out = s.on_request(&req(&CLUSTER_TYPE, &[], &cds.nonce)).unwrap();
+    assert_eq!(
+        types(&out),
+        vec![LISTENER_TYPE.as_str(), ROUTE_TYPE.as_str()]
+    );
+}
+
+#[test]
+fn a_nacked_cds_releases_held_routing() {
+    let (mut s, _) = settled_stream(base());
+    let out = s.on_snapshot(snap(&[
+        (&CLUSTER_TYPE, "a", "a2"),
+        (&CLUSTER_TYPE, "b", "b"),
+        (&LISTENER_TYPE, "l", "l2"),
+    ]));
+    assert_eq!(types(&out), vec![CLUSTER_TYPE.as_str()]);
+    let nonce = out.responses[0].nonce.clone();
+    // A routing request while CDS is in flight is held, then answered.
+    let nonce_r = s.types[ROUTE_TYPE.as_str()]
+        .last
+        .as_ref()
+        .unwrap()
+        .nonce
+        .clone();
+    let held = s
+        .on_request(&req(&ROUTE_TYPE, &["r", "r9"], &nonce_r))
+        .unwrap();
+    assert!(held.responses.is_empty());
+    let out = s
+        .on_request(&nack(&CLUSTER_TYPE, &[], &nonce, "no"))
+        .unwrap();
+    assert_eq!(
+        types(&out),
+        vec![LISTENER_TYPE.as_str(), ROUTE_TYPE.as_str()]
+    );
+}
+
+#[test]
+fn removals_alone_are_not_pushed_for_named_types() {
+    let (mut s, _) = settled_stream(base());
+    let out = s.on_snapshot(snap(&[
+        (&CLUSTER_TYPE, "a", "a"),
+        (&CLUSTER_TYPE, "b", "b"),
+        (&ENDPOINT_TYPE, "a", "ea"),
+        (&LISTENER_TYPE, "l", "l"),
+        (&ROUTE_TYPE, "r", "r"),
+    ]));
+    assert!(
+        out.responses.is_empty(),
+        "EDS b vanished: a no-op for Envoy"
+    );
 }
 
 #[test]
@@ -248,10 +303,7 @@ fn dropped_clusters_are_kept_until_lds_and_rds_are_acked() {
         (&ROUTE_TYPE, "r", "r-without-b"),
     ]);
     let out = s.on_snapshot(v2.clone());
-    assert_eq!(
-        types(&out),
-        vec![CLUSTER_TYPE.as_str(), ROUTE_TYPE.as_str()]
-    );
+    assert_eq!(types(&out), vec![CLUSTER_TYPE.as_str()]);
     let superset = &out.responses[0];
     assert_eq!(names(superset), vec!["a2", "b", "c"]);
     let version = v2.version(&CLUSTER_TYPE).unwrap();
@@ -259,8 +311,8 @@ fn dropped_clusters_are_kept_until_lds_and_rds_are_acked() {
     let ack_cds = s
         .on_request(&req(&CLUSTER_TYPE, &[], &superset.nonce))
         .unwrap();
-    assert!(ack_cds.responses.is_empty(), "RDS is not ACKed yet");
-    let rds = &out.responses[1];
+    assert_eq!(types(&ack_cds), vec![ROUTE_TYPE.as_str()], "then routing");
+    let rds = &ack_cds.responses[0];
     let out = s.on_request(&req(&ROUTE_TYPE, &["r"], &rds.nonce)).unwrap();
     assert_eq!(types(&out), vec![CLUSTER_TYPE.as_str()]);
     assert_eq!(names(&out.responses[0]), vec!["a2", "c"]);
@@ -309,7 +361,8 @@ fn nacked_rds_keeps_dropped_clusters() {
         (&LISTENER_TYPE, "l", "l"),
         (&ROUTE_TYPE, "r", "r2"),
     ]));
-    let rds = out.responses[1].nonce.clone();
+    assert_eq!(types(&out), vec![ROUTE_TYPE.as_str()]);
+    let rds = out.responses[0].nonce.clone();
     let out = s
         .on_request(&nack(&ROUTE_TYPE, &["r"], &rds, "bad route"))
         .unwrap();
