@@ -65,15 +65,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("creating a temp dir")?;
     let mut children = Children::default();
     let result = tokio::select! {
-        r = demo(&args, &trellis, &envoy, dir.path(), &mut children) => r,
+        // Ctrl-C in a terminal reaches the children too: see the signal
+        // before noticing they died, so it reads as a stop, not a failure.
+        biased;
         _ = crate::cli::shutdown_signal() => {
             println!("\nCtrl-C: stopping the demo");
             Ok(())
         }
+        r = demo(&args, &trellis, &envoy, dir.path(), &mut children) => r,
     };
     children.shutdown().await;
     if result.is_err() {
-        eprintln!("(logs were in {}, now removed)", dir.path().display());
+        // Keep the logs: they say why.
+        eprintln!("logs kept in {}", dir.keep().display());
     }
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -235,20 +239,21 @@ async fn live(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut previous = view::read(&tally);
+    let mut counters = view::envoy_counters(&client, admin_port)
+        .await
+        .unwrap_or_default();
     let mut split = "90/10";
     println!("{}", view::header());
     for secs in 1.. {
         tick.tick().await;
         children.check_alive()?;
         let now = view::read(&tally);
-        let counters = view::envoy_counters(&client, admin_port)
+        let latest = view::envoy_counters(&client, admin_port)
             .await
-            .unwrap_or_default();
-        println!(
-            "{}",
-            view::line(secs, &now.since(&previous), counters, split)
-        );
-        previous = now;
+            .unwrap_or(counters);
+        let window = now.since(&previous);
+        println!("{}", view::line(secs, &window, (counters, latest), split));
+        (previous, counters) = (now, latest);
         if secs == args.shift_after() && split == "90/10" {
             shift(config_dir)?;
             split = "50/50";

@@ -151,23 +151,29 @@ pub async fn envoy_counters(client: &HttpClient, admin_port: u16) -> Option<Envo
 /// The live view's column headings.
 pub fn header() -> String {
     format!(
-        "{:>5}  {:>6}  {:>7}  {:>10}  {:>10}  {:>7}  {:>14}  config",
-        "time", "req/s", "errors", "payment v1", "payment v2", "retries", "ejected now/all"
+        "{:>5}  {:>6}  {:>8}  {:>10}  {:>10}  {:>9}  {:>15}  config",
+        "time", "req/s", "errors/s", "payment v1", "payment v2", "retries/s", "ejected now/all"
     )
 }
 
-/// One line of the live view for the last second.
-pub fn line(secs: u64, window: &Tally, envoy: EnvoyCounters, split: &str) -> String {
+/// One line of the live view: the last second's traffic, the retries Envoy
+/// made in it, and the ejections in force and so far.
+pub fn line(
+    secs: u64,
+    window: &Tally,
+    (before, now): (EnvoyCounters, EnvoyCounters),
+    split: &str,
+) -> String {
     format!(
-        "{:>4}s  {:>6}  {:>7}  {:>9.1}%  {:>9.1}%  {:>7}  {:>8}/{:<5}  {split}",
+        "{:>4}s  {:>6}  {:>8}  {:>9.1}%  {:>9.1}%  {:>9}  {:>9}/{:<5}  {split}",
         secs,
         window.ok + window.failed,
         window.failed,
         window.share("v1"),
         window.share("v2"),
-        envoy.retries,
-        envoy.ejections_active,
-        envoy.ejections_total,
+        now.retries.saturating_sub(before.retries),
+        now.ejections_active,
+        now.ejections_total,
     )
 }
 
