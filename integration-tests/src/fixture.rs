@@ -97,6 +97,15 @@ impl MeshClient {
             .await
     }
 
+    /// The routes the client's Envoy holds (`/config_dump?resource=dynamic_route_configs`),
+    /// for failure messages.
+    pub async fn routes_dump(&self) -> String {
+        self.sidecar
+            .admin("/config_dump?resource=dynamic_route_configs")
+            .await
+            .unwrap_or_else(|e| e.to_string())
+    }
+
     /// Waits until the client's sidecar has `count` healthy endpoints in
     /// the clusters whose name contains `cluster` (e.g. `|v2|reviews.`).
     pub async fn wait_endpoints(&self, cluster: &str, count: usize) -> anyhow::Result<Duration> {

@@ -76,7 +76,8 @@ async fn route_timeout_gives_504_at_the_set_time() {
     let (_c, _t, _s, client) = setup(policy, Behavior::Delay(Duration::from_secs(4))).await;
     for _ in 0..2 {
         let reply = client.get("payment", &[]).await.unwrap();
-        assert_eq!(reply.status, 504, "{reply:?}");
+        let routes = client.routes_dump().await;
+        assert_eq!(reply.status, 504, "{reply:?}\nroutes: {routes}");
         assert_near(reply.elapsed, Duration::from_secs(1));
     }
 }
