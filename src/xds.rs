@@ -15,7 +15,21 @@
 //!   [`ProxyStatusTable`] and [`XdsMetrics`].
 //!
 //! Protocol rules follow the Envoy docs page "xDS REST and gRPC protocol";
-//! comments name its sections.
+//! comments name its sections. In short, per stream and type URL:
+//!
+//! - a request whose `response_nonce` is not the latest nonce sent is stale
+//!   and ignored; one with `error_detail` is a NACK (recorded, logged,
+//!   counted; the rejected content is not resent until it changes); else it
+//!   is an ACK;
+//! - CDS and LDS with no names are wildcard, `*` is wildcard for any type,
+//!   other types are served by name; newly requested names are answered;
+//! - a repeated request at an ACKed nonce is answered (Envoy re-requests a
+//!   changed cluster's endpoints to finish warming);
+//! - a push sends only types whose subscribed resources changed, in the
+//!   order CDS, EDS, LDS, RDS, then other types; LDS and RDS wait while a CDS
+//!   response is unanswered (Envoy ACKs CDS once new clusters warmed);
+//! - clusters dropped from CDS stay (version suffix `+kept`) until the client
+//!   ACKed the new LDS and RDS, then a pruned CDS follows.
 //!
 //! [`Any`]: envoy_types::pb::google::protobuf::Any
 
