@@ -232,3 +232,22 @@ async fn delta_ads_is_unimplemented() {
         .expect_err("unimplemented");
     assert_eq!(err.code(), Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn a_stream_that_does_not_read_blocks_no_other() {
+    let h = start().await;
+    h.cache.set("slow", snapshot(&["a"], "0"));
+    let _slow = h.open("slow").await.unwrap();
+    // Far more than the stream's flow-control window and response queue:
+    // the slow stream's task blocks on its own send.
+    let big = "x".repeat(64 * 1024);
+    for i in 0..40 {
+        h.cache.set("slow", snapshot(&["a"], &format!("{i}{big}")));
+        tokio::task::yield_now().await;
+    }
+    h.cache.set("fast", snapshot(&["a"], "1"));
+    let mut fast = h.open("fast").await.unwrap();
+    assert_eq!(names(&fast.recv().await), vec!["a"]);
+    h.cache.set("fast", snapshot(&["a"], "2"));
+    assert_eq!(entries(&fast.recv().await), vec![("a".into(), "2".into())]);
+}
