@@ -24,7 +24,7 @@ use envoy_types::util::pack_any;
 
 use super::endpoints::load_assignment;
 use super::policy::{apply_connection_pool, set_http_options};
-use super::retry::timeouts;
+use super::retry::route_timeout;
 use super::util::{ads, socket, u32v};
 use super::{FAULT_FILTER, INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE};
 use crate::config::model::ConnectionPool;
@@ -68,7 +68,7 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
 /// The inbound listener: everything to the app, no timeout; Istio's
 /// inbound retry of requests reset before reaching the app.
 pub fn inbound(proxy: &Proxy) -> Listener {
-    let (timeout, msd) = timeouts(None);
+    let timeout = route_timeout(None);
     let route = Route {
         name: "default".to_string(),
         r#match: Some(RouteMatch {
@@ -80,7 +80,6 @@ pub fn inbound(proxy: &Proxy) -> Listener {
                 inbound_cluster_name(proxy.app_port),
             )),
             timeout: Some(timeout),
-            max_stream_duration: Some(msd),
             retry_policy: Some(envoy_types::pb::envoy::config::route::v3::RetryPolicy {
                 retry_on: "reset-before-request".to_string(),
                 num_retries: Some(u32v(2)),

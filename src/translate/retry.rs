@@ -3,11 +3,11 @@
 
 use envoy_types::pb::envoy::config::route::v3::{
     retry_policy::{retry_host_predicate, retry_priority, RetryHostPredicate, RetryPriority},
-    route_action::MaxStreamDuration,
     RetryPolicy,
 };
 use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
 use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
 use envoy_types::util::pack_any;
 
 use super::util::{duration, u32v, zero_duration};
@@ -85,22 +85,14 @@ fn previous_priorities() -> RetryPriority {
     }
 }
 
-/// Route `timeout` and the gRPC timeout cap: the VirtualService's value,
-/// else 0s (disabled), set explicitly because Envoy's default is 15 s.
-/// `grpc_timeout_header_max` replaces the deprecated `max_grpc_timeout`
-/// Istio still writes; both mean "honour grpc-timeout up to this".
-pub fn timeouts(
-    timeout: Option<std::time::Duration>,
-) -> (
-    envoy_types::pb::google::protobuf::Duration,
-    MaxStreamDuration,
-) {
-    let t = timeout.map(duration).unwrap_or_else(zero_duration);
-    let msd = MaxStreamDuration {
-        grpc_timeout_header_max: Some(t),
-        ..Default::default()
-    };
-    (t, msd)
+/// Route `timeout`: the VirtualService's value, else 0s (disabled), set
+/// explicitly because Envoy's default is 15 s.
+///
+/// No `max_stream_duration` (nor the deprecated `max_grpc_timeout` Istio
+/// still writes): its mere presence switches Envoy's router to "new
+/// timeouts", where the route `timeout` is no longer enforced.
+pub fn route_timeout(timeout: Option<std::time::Duration>) -> PbDuration {
+    timeout.map(duration).unwrap_or_else(zero_duration)
 }
 
 #[cfg(test)]
@@ -178,10 +170,9 @@ mod tests {
 
     #[test]
     fn timeout_defaults_to_disabled() {
-        let (t, msd) = timeouts(None);
+        let t = route_timeout(None);
         assert_eq!((t.seconds, t.nanos), (0, 0));
-        assert_eq!(msd.grpc_timeout_header_max, Some(t));
-        let (t, _) = timeouts(Some(Duration::from_millis(500)));
+        let t = route_timeout(Some(Duration::from_millis(500)));
         assert_eq!(t.nanos, 500_000_000);
     }
 }

@@ -97,10 +97,9 @@ fn forward(
     header_authority: Option<String>,
     out: &mut Route,
 ) -> RouteAction {
-    let (timeout, msd) = retry::timeouts(rule.timeout);
+    let timeout = retry::route_timeout(rule.timeout);
     let mut action = RouteAction {
         timeout: Some(timeout),
-        max_stream_duration: Some(msd),
         ..Default::default()
     };
     let mut authority = header_authority;

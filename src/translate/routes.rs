@@ -118,7 +118,7 @@ fn default_route(ctx: Ctx<'_>, host: &Host, port: u16) -> Route {
         port: Some(port),
     };
     let hash = ctx.hash_key(&dest, port);
-    let (timeout, msd) = retry::timeouts(None);
+    let timeout = retry::route_timeout(None);
     Route {
         name: "default".to_string(),
         r#match: Some(RouteMatch {
@@ -130,7 +130,6 @@ fn default_route(ctx: Ctx<'_>, host: &Host, port: u16) -> Route {
                 ctx.cluster(&dest, port),
             )),
             timeout: Some(timeout),
-            max_stream_duration: Some(msd),
             retry_policy: retry::policy(None, hash.is_some()),
             hash_policy: hash.map(route_rule::hash_policy).into_iter().collect(),
             ..Default::default()
