@@ -188,41 +188,15 @@ impl StreamState {
         let Some(last) = state.last.as_mut() else {
             return names_added;
         };
+        // "Resource updates": the client may repeat a request at the same
+        // version and nonce. Envoy does so when it re-creates a watch, e.g. a
+        // changed cluster needs its ClusterLoadAssignment again to finish
+        // warming ("Resource warming"); answer it (wildcard types need not).
+        let repeat = last.reply == Reply::Acked && req.error_detail.is_none();
         // What the client holds of interest: only still-subscribed names.
         last.resources.retain(|name, _| state.sub.contains(name));
-        match (&req.error_detail, last.reply) {
-            // "ACK/NACK and resource type instance version": error_detail set
-            // means the response was rejected; the client stays on its
-            // previous version and we wait for new content rather than
-            // resending the rejected version.
-            (Some(detail), Reply::Pending) => {
-                last.reply = Reply::Nacked;
-                out.events.push(StreamEvent::Nacked {
-                    type_url: type_url.clone(),
-                    version: last.version.clone(),
-                    nonce: last.nonce.clone(),
-                    message: detail.message.clone(),
-                });
-                names_added
-            }
-            (None, Reply::Pending) => {
-                last.reply = Reply::Acked;
-                out.events.push(StreamEvent::Acked {
-                    type_url: type_url.clone(),
-                    version: last.version.clone(),
-                    nonce: last.nonce.clone(),
-                });
-                names_added
-            }
-            // "Resource updates": the client may repeat a request at the same
-            // version and nonce. Envoy does so when it re-creates a watch, e.g.
-            // a changed cluster needs its ClusterLoadAssignment again to finish
-            // warming ("Resource warming"); answer it. Envoy also repeats the
-            // nonce of a NACKed response without error_detail: not an ACK, and
-            // the rejected version is not resent unless the names changed.
-            (None, Reply::Acked) => names_added || !wildcard,
-            _ => names_added,
-        }
+        classify_reply(last, req, out);
+        names_added || (repeat && !wildcard)
     }
 
     /// Sends the current resources of a type, changed or not.
@@ -308,4 +282,38 @@ impl StreamState {
 /// True when `next` is `prev` minus some resources.
 fn only_removals(prev: &Resources, next: &Resources) -> bool {
     next.iter().all(|(name, r)| prev.get(name) == Some(r))
+}
+
+/// Records an ACK or NACK of the last response.
+/// "ACK/NACK and resource type instance version": `error_detail` set means
+/// the response was rejected; the client stays on its previous version and
+/// the rejected content is not resent until it changes. Envoy also repeats
+/// a NACKed nonce later without `error_detail`: that is not an ACK.
+fn classify_reply(last: &mut Sent, req: &DiscoveryRequest, out: &mut Output) {
+    if last.reply != Reply::Pending {
+        return;
+    }
+    let type_url = req.type_url.clone();
+    let (version, nonce) = (last.version.clone(), last.nonce.clone());
+    out.events.push(match &req.error_detail {
+        Some(detail) => {
+            last.reply = Reply::Nacked;
+            let message = detail.message.clone();
+            StreamEvent::Nacked {
+                type_url,
+                version,
+                nonce,
+                message,
+            }
+        }
+        None => {
+            last.reply = Reply::Acked;
+            StreamEvent::Acked {
+                type_url,
+                version,
+                nonce,
+            }
+        }
+    });
+    false
 }
