@@ -23,7 +23,7 @@ use clap::Args;
 use tokio::process::Command;
 
 use self::http::HttpClient;
-use self::mesh::{Topology, CANARY, CANARY_FILE, FRONTEND};
+use self::mesh::{Topology, CANARY_FILE, FRONTEND};
 use self::procs::{wait_for, which, Children};
 
 /// How long each start-up step may take.
@@ -93,7 +93,7 @@ async fn demo(
     let config_dir = dir.join("config");
     std::fs::create_dir_all(&config_dir)?;
     std::fs::create_dir_all(dir.join("logs"))?;
-    std::fs::write(config_dir.join(CANARY_FILE), CANARY)?;
+    std::fs::write(config_dir.join(CANARY_FILE), mesh::canary()?)?;
     println!("trellis demo: files and logs in {}", dir.display());
     start_control_plane(&topo, trellis, dir, &config_dir, children).await?;
     start_services(&topo, trellis, envoy, dir, children).await?;
@@ -211,6 +211,8 @@ fn print_intro(topo: &Topology, entry: &str) {
     println!("Traffic: GET {entry} with Host: {FRONTEND} (frontend → payment-service → ledger).");
     println!("payment-service: v1 (stable) has a broken second instance that outlier detection");
     println!("ejects; v2 (canary) fails 1 request in 4, and retries hide it.");
+    println!("Config: config-examples/canary/payment.yaml plus maxEjectionPercent: 50, so that");
+    println!("Envoy may eject one of the two v1 instances (its default is 10%).");
     println!(
         "Try: curl -H 'Host: {FRONTEND}' {entry}   or   curl http://{}/debug/proxies",
         topo.admin_addr

@@ -10,17 +10,33 @@ use trellis::bootstrap::{render, SidecarSpec};
 use super::procs::Ports;
 
 /// The canary config of issue 2, as shipped in `config-examples/canary/`.
-pub const CANARY: &str = include_str!("canary.yaml");
+pub const CANARY: &str = include_str!("../../config-examples/canary/payment.yaml");
 
 /// File name of the canary config inside the demo's config dir.
-pub const CANARY_FILE: &str = "payment-service.yaml";
+pub const CANARY_FILE: &str = "payment.yaml";
 
 /// The host the demo's traffic enters by (the frontend service).
 pub const FRONTEND: &str = "frontend";
 
-/// The canary config with the split changed to 50/50.
+/// The line the demo adds to the canary's `outlierDetection`.
+const EJECT_ONE_OF_TWO: &str = "      maxEjectionPercent: 50  # added by trellis demo\n";
+
+/// The canary config as the demo runs it: as shipped, plus
+/// `maxEjectionPercent: 50`. With Istio's default (Envoy's 10%) Envoy 1.40
+/// ejects a host only when at most 10% of the cluster would be ejected, so
+/// it would never eject one of the demo's two v1 instances.
+pub fn canary() -> anyhow::Result<String> {
+    let anchor = "      baseEjectionTime: 60s\n";
+    ensure!(
+        CANARY.contains(anchor),
+        "the embedded canary config has no baseEjectionTime to extend"
+    );
+    Ok(CANARY.replacen(anchor, &format!("{anchor}{EJECT_ONE_OF_TWO}"), 1))
+}
+
+/// The demo's canary config with the split changed to 50/50.
 pub fn fifty_fifty() -> anyhow::Result<String> {
-    let out = CANARY
+    let out = canary()?
         .replace("weight: 90", "weight: 50")
         .replace("weight: 10", "weight: 50");
     ensure!(
@@ -171,6 +187,7 @@ mod tests {
     #[test]
     fn canary_shifts_to_fifty_fifty() {
         assert!(CANARY.contains("weight: 90") && CANARY.contains("weight: 10"));
+        assert!(canary().unwrap().contains(EJECT_ONE_OF_TWO));
         let shifted = fifty_fifty().unwrap();
         assert_eq!(shifted.matches("weight: 50").count(), 2);
     }

@@ -154,8 +154,14 @@ impl Core {
 pub(crate) async fn rebuild_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = core.dirty.notified() => core.rebuild(),
+            _ = core.dirty.notified() => {}
             _ = stop.changed() => return,
+        }
+        // Translation and encoding are CPU work that grows with the mesh:
+        // keep it off the threads that serve the streams.
+        let c = Arc::clone(&core);
+        if let Err(e) = tokio::task::spawn_blocking(move || c.rebuild()).await {
+            tracing::error!("snapshot rebuild panicked: {e}");
         }
     }
 }

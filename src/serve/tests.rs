@@ -17,7 +17,7 @@ use super::*;
 use crate::bootstrap::{bootstrap_value, SidecarSpec};
 use crate::xds::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
-const CANARY: &str = include_str!("../demo/canary.yaml");
+const CANARY: &str = include_str!("../../config-examples/canary/payment.yaml");
 
 /// A served control plane on free ports, stopped on drop.
 struct Running {
