@@ -315,5 +315,4 @@ fn classify_reply(last: &mut Sent, req: &DiscoveryRequest, out: &mut Output) {
             }
         }
     });
-    false
 }
