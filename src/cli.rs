@@ -7,6 +7,7 @@ mod bootstrap;
 mod serve;
 mod validate;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for people: logs read by tools stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

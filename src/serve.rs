@@ -170,9 +170,10 @@ impl Server {
             watcher,
             events,
         } = self;
+        let addr = |l: &TcpListener| l.local_addr().map_or("?".into(), |a| a.to_string());
         tracing::info!(
-            xds = ?xds.local_addr().ok(),
-            admin = ?admin.local_addr().ok(),
+            xds = %addr(&xds),
+            admin = %addr(&admin),
             config = %core.config_dir.display(),
             generation = core.generation(),
             "trellis serving"

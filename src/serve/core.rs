@@ -105,9 +105,10 @@ impl Core {
 
     /// A reload produced a valid config.
     pub(crate) fn accept_config(&self, mesh: MeshConfig) {
+        let files = mesh.files.len();
         self.install(mesh);
         self.metrics.reload(true);
-        tracing::info!(generation = self.generation(), "config reloaded");
+        tracing::info!(generation = self.generation(), files, "config reloaded");
     }
 
     /// A reload failed: keep the last good config, say why everywhere.
