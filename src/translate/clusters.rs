@@ -58,31 +58,41 @@ fn build(
         subset.map(|s| &s.labels),
     );
     let mut c = XdsCluster {
-        name: name.clone(),
+        name,
         ..Default::default()
     };
     policy::apply(&mut c, &effective(dr, port.number, subset), port);
-    match view.resolution {
+    let eds = set_discovery(&mut c, view.resolution, cla);
+    (c, eds)
+}
+
+/// EDS over ADS for STATIC services (the assignment is returned, to be
+/// served on its own); STRICT_DNS with the assignment inline for DNS.
+fn set_discovery(
+    c: &mut XdsCluster,
+    resolution: Resolution,
+    cla: ClusterLoadAssignment,
+) -> Option<ClusterLoadAssignment> {
+    let kind = match resolution {
+        Resolution::Static => cluster::DiscoveryType::Eds,
+        Resolution::Dns => cluster::DiscoveryType::StrictDns,
+    };
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(kind as i32));
+    match resolution {
         Resolution::Static => {
-            c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
-                cluster::DiscoveryType::Eds as i32,
-            ));
             let mut eds_config = ads();
             // Istio waits for EDS as long as it takes (0 = no timeout).
             eds_config.initial_fetch_timeout = Some(zero_duration());
             c.eds_cluster_config = Some(cluster::EdsClusterConfig {
                 eds_config: Some(eds_config),
-                service_name: name,
+                service_name: c.name.clone(),
             });
-            (c, Some(cla))
+            Some(cla)
         }
         Resolution::Dns => {
-            c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
-                cluster::DiscoveryType::StrictDns as i32,
-            ));
             c.dns_lookup_family = cluster::DnsLookupFamily::V4Only as i32;
             c.load_assignment = Some(cla);
-            (c, None)
+            None
         }
     }
 }

@@ -10,8 +10,8 @@ use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
-    VirtualHost,
+    route, route_action, route_match, RetryPolicy, Route, RouteAction, RouteConfiguration,
+    RouteMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -65,30 +65,9 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
     c
 }
 
-/// The inbound listener: everything to the app, no timeout; Istio's
-/// inbound retry of requests reset before reaching the app.
+/// The inbound listener: everything to the app (see `inbound_route`).
 pub fn inbound(proxy: &Proxy) -> Listener {
-    let timeout = route_timeout(None);
-    let route = Route {
-        name: "default".to_string(),
-        r#match: Some(RouteMatch {
-            path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_string())),
-            ..Default::default()
-        }),
-        action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                inbound_cluster_name(proxy.app_port),
-            )),
-            timeout: Some(timeout),
-            retry_policy: Some(envoy_types::pb::envoy::config::route::v3::RetryPolicy {
-                retry_on: "reset-before-request".to_string(),
-                num_retries: Some(u32v(2)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
+    let route = inbound_route(proxy);
     let config = RouteConfiguration {
         name: INBOUND_LISTENER.to_string(),
         virtual_hosts: vec![VirtualHost {
@@ -111,6 +90,31 @@ pub fn inbound(proxy: &Proxy) -> Listener {
         TrafficDirection::Inbound,
         hcm,
     )
+}
+
+/// Everything to the app, no timeout; Istio's inbound retry of requests
+/// reset before they reached the app (safe even for non-idempotent ones).
+fn inbound_route(proxy: &Proxy) -> Route {
+    Route {
+        name: "default".to_string(),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_string())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                inbound_cluster_name(proxy.app_port),
+            )),
+            timeout: Some(route_timeout(None)),
+            retry_policy: Some(RetryPolicy {
+                retry_on: "reset-before-request".to_string(),
+                num_retries: Some(u32v(2)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
 }
 
 /// The outbound listener on loopback, routing with RDS `outbound`.
