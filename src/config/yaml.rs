@@ -112,7 +112,8 @@ enum Frame {
     Map {
         map: Mapping,
         path: String,
-        key: Option<Value>,
+        /// The pending key and its field path.
+        key: Option<(Value, String)>,
         anchor: usize,
     },
 }
@@ -148,27 +149,27 @@ impl Builder {
                 {
                     // A key: the field starts where its key starts.
                     let field = join(path, &key_text(&value));
-                    match self.positions.map.entry(field) {
-                        Entry::Occupied(e) => {
-                            self.duplicate_keys.push((e.key().clone(), pos_of(&span)));
+                    match self.positions.map.entry(field.clone()) {
+                        Entry::Occupied(_) => {
+                            self.duplicate_keys.push((field.clone(), pos_of(&span)))
                         }
                         Entry::Vacant(e) => {
                             e.insert(pos_of(&span));
                         }
                     }
-                    *key = Some(value);
+                    *key = Some((value, field));
                 } else {
-                    self.node_path(&span);
+                    self.node_path(&span, false);
                     self.finish(value, anchor);
                 }
             }
             Event::Alias(id) => {
-                self.node_path(&span);
+                self.node_path(&span, false);
                 let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
                 self.finish(value, 0);
             }
             Event::SequenceStart(anchor, _) => {
-                let path = self.node_path(&span);
+                let path = self.node_path(&span, true);
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     path,
@@ -176,7 +177,7 @@ impl Builder {
                 });
             }
             Event::MappingStart(anchor, _) => {
-                let path = self.node_path(&span);
+                let path = self.node_path(&span, true);
                 self.stack.push(Frame::Map {
                     map: Mapping::new(),
                     path,
@@ -189,24 +190,28 @@ impl Builder {
         }
     }
 
-    /// The path of a value node starting at `span`; records the position of
-    /// the document root and of sequence items (map values are recorded at
-    /// their key).
-    fn node_path(&mut self, span: &Span) -> String {
+    /// Records the position of a value node starting at `span` when it is
+    /// the document root or a sequence item (map values are recorded at
+    /// their key); returns its path when `want` (collections need it for
+    /// their children), else an empty string.
+    fn node_path(&mut self, span: &Span, want: bool) -> String {
         let path = match self.stack.last() {
             None => String::new(),
             Some(Frame::Seq { items, path, .. }) => format!("{path}[{}]", items.len()),
             Some(Frame::Map {
-                key: Some(k), path, ..
-            }) => return join(path, &key_text(k)),
+                key: Some((_, field)),
+                ..
+            }) => return if want { field.clone() } else { String::new() },
             // A collection used as a key: nothing can refer to it.
             Some(Frame::Map { path, .. }) => return format!("{path}.?"),
         };
-        self.positions
-            .map
-            .entry(path.clone())
-            .or_insert(pos_of(span));
-        path
+        if want {
+            self.positions.map.insert(path.clone(), pos_of(span));
+            path
+        } else {
+            self.positions.map.insert(path, pos_of(span));
+            String::new()
+        }
     }
 
     /// Attaches a finished value to its parent (or makes it the root).
@@ -217,11 +222,11 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, key, .. }) => match key.take() {
-                Some(k) => {
+            Some(Frame::Map { map, key, path, .. }) => match key.take() {
+                Some((k, _)) => {
                     map.insert(k, value);
                 }
-                None => *key = Some(value),
+                None => *key = Some((value, format!("{path}.?"))),
             },
         }
     }
@@ -257,12 +262,12 @@ fn join(parent: &str, key: &str) -> String {
 }
 
 /// A key as it appears in a path.
-fn key_text(key: &Value) -> String {
+fn key_text(key: &Value) -> std::borrow::Cow<'_, str> {
     match key {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "null".to_string(),
-        _ => "?".to_string(),
+        Value::String(s) => s.as_str().into(),
+        Value::Number(n) => n.to_string().into(),
+        Value::Bool(b) => b.to_string().into(),
+        Value::Null => "null".into(),
+        _ => "?".into(),
     }
 }
