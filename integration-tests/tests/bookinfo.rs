@@ -3,6 +3,7 @@
 //! standing in for Bookinfo's services.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use trellis_integration_tests::*;
 
@@ -121,6 +122,39 @@ async fn ratings_abort_500_for_jason() {
         ratings.backend.hits(),
         50,
         "jason's requests never reach ratings"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_delay_7s_for_jason() {
+    let files = [
+        "destination-rule-all.yaml",
+        "virtual-service-ratings-test-delay.yaml",
+    ];
+    let (_c, t) = mesh(&files).await;
+    let _ratings = Instance::start(&t, "ratings", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&t).await.unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v1", "ratings"), 1)
+        .await
+        .unwrap();
+    let (jason, other) = tokio::join!(
+        client.get("ratings", &[("end-user", "jason")]),
+        client.get("ratings", &[])
+    );
+    let (jason, other) = (jason.unwrap(), other.unwrap());
+    assert_eq!((jason.status, other.status), (200, 200));
+    assert!(
+        jason.elapsed >= Duration::from_secs(7),
+        "jason: {:?}",
+        jason.elapsed
+    );
+    assert!(
+        other.elapsed < Duration::from_secs(2),
+        "others: {:?}",
+        other.elapsed
     );
 }
 

@@ -102,4 +102,24 @@ async fn rejected_route_keeps_last_good_version() {
     .await
     .expect("/debug/proxies never showed Envoy's NACK message");
     assert!(contains_text(&proxies, &client.sidecar.spec.node_id));
+
+    // A good change after the bad one is accepted and applied.
+    let fixed = weighted_routes("payment", &[("v1", 0), ("v2", 100)]);
+    config.replace("routes.yaml", &fixed).unwrap();
+    wait::wait_for(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || async {
+            client
+                .get("payment", &[])
+                .await
+                .ok()
+                .and_then(|r| r.backend)
+                == Some("payment v2".into())
+        },
+    )
+    .await
+    .expect("the next good config never reached Envoy");
+    let recovered = client.tally("payment", &[], 50, 2).await;
+    assert_eq!(recovered.get("payment v2"), 50, "{recovered:?}");
 }
