@@ -1,5 +1,5 @@
 # The commands a developer runs, and the same ones CI (.ci/run) runs.
-.PHONY: all fmt lint test demo bench
+.PHONY: all fmt lint test demo bench readme
 
 all: lint test
 
@@ -23,3 +23,8 @@ demo:
 # Benchmarks are programs that print figures, not timed tests.
 bench:
 	cargo bench --workspace
+
+# Copies docs/config-reference.md into the README's "Config reference"
+# section (between the markers), one heading level down.
+readme:
+	awk -f .ci/inline-reference.awk README.md > README.md.tmp && mv README.md.tmp README.md
