@@ -149,48 +149,48 @@ fn check_ref(
     diags: &mut Vec<Diagnostic>,
 ) {
     let d = &r.destination;
+    let at = |field: &str| format!("{}.{field}", r.path);
     if !known.contains(&d.host) {
         let msg = format!(
             "unknown destination host {:?} ({}): no ServiceEntry, DestinationRule or VirtualService names it",
             r.written, d.host
         );
-        diags.push(r.doc.diagnostic(&format!("{}.host", r.path), msg));
+        diags.push(r.doc.diagnostic(&at("host"), msg));
         return;
     }
     if let Some(subset) = &d.subset {
-        let defined: Vec<&str> = rules
-            .get(&d.host)
-            .map(|(_, dr)| dr.subsets.iter().map(|s| s.name.as_str()).collect())
-            .unwrap_or_default();
-        if !defined.contains(&subset.as_str()) {
-            let msg = match rules.get(&d.host) {
-                Some((doc, _)) => format!(
-                    "unknown subset {subset:?} of host {}: DestinationRule {} defines {}",
-                    d.host,
-                    doc.qualified(),
-                    if defined.is_empty() {
-                        "none".to_string()
-                    } else {
-                        defined.join(", ")
-                    }
-                ),
-                None => format!(
-                    "unknown subset {subset:?}: no DestinationRule for host {} defines subsets",
-                    d.host
-                ),
-            };
-            diags.push(r.doc.diagnostic(&format!("{}.subset", r.path), msg));
+        if let Some(msg) = unknown_subset(&d.host, subset, rules) {
+            diags.push(r.doc.diagnostic(&at("subset"), msg));
         }
     }
     if let (Some(port), Some(service)) = (d.port, services.get(&d.host)) {
         if !service.ports.iter().any(|p| p.number == port) {
             let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
-            let msg = format!(
-                "port {port} is not a port of {} (it has {})",
-                d.host,
-                ports.join(", ")
-            );
-            diags.push(r.doc.diagnostic(&format!("{}.port.number", r.path), msg));
+            let (host, ports) = (&d.host, ports.join(", "));
+            let msg = format!("port {port} is not a port of {host} (it has {ports})");
+            diags.push(r.doc.diagnostic(&at("port.number"), msg));
         }
     }
+}
+
+/// The error for a subset the host's DestinationRule does not define.
+fn unknown_subset(host: &Host, subset: &str, rules: &Claimed<DestinationRule>) -> Option<String> {
+    let Some((doc, dr)) = rules.get(host) else {
+        return Some(format!(
+            "unknown subset {subset:?}: no DestinationRule for host {host} defines subsets"
+        ));
+    };
+    let defined: Vec<&str> = dr.subsets.iter().map(|s| s.name.as_str()).collect();
+    if defined.contains(&subset) {
+        return None;
+    }
+    let list = if defined.is_empty() {
+        "none".to_string()
+    } else {
+        defined.join(", ")
+    };
+    Some(format!(
+        "unknown subset {subset:?} of host {host}: DestinationRule {} defines {list}",
+        doc.qualified()
+    ))
 }

@@ -192,38 +192,51 @@ const NETWORKING: &str = "networking.istio.io";
 const VERSIONS: &[&str] = &["v1alpha3", "v1beta1", "v1"];
 
 /// Which kind a document is, or the error to report (path, message).
-fn classify(
-    api_version: &str,
-    kind: &str,
-    is_mapping: bool,
-) -> Result<Kind, (&'static str, String)> {
+fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static str, String)> {
     if !is_mapping {
-        return Err((
-            "",
-            "a resource must be a mapping with apiVersion, kind, metadata and spec".into(),
-        ));
+        let msg = "a resource must be a mapping with apiVersion, kind, metadata and spec";
+        return Err(("", msg.into()));
     }
-    if api_version.is_empty() {
-        return Err((
-            "apiVersion",
-            "apiVersion is required (a string such as networking.istio.io/v1)".into(),
-        ));
+    if api.is_empty() {
+        let msg = "apiVersion is required (a string such as networking.istio.io/v1)";
+        return Err(("apiVersion", msg.into()));
     }
     if kind.is_empty() {
-        return Err((
-            "kind",
-            "kind is required (a string such as VirtualService)".into(),
-        ));
+        let msg = "kind is required (a string such as VirtualService)";
+        return Err(("kind", msg.into()));
     }
-    let (group, version) = api_version.split_once('/').unwrap_or((api_version, ""));
-    let supported = |kind: &str| match kind {
-        "ServiceEntry" => Some(Kind::ServiceEntry),
-        "WorkloadEntry" => Some(Kind::WorkloadEntry),
-        "VirtualService" => Some(Kind::VirtualService),
-        "DestinationRule" => Some(Kind::DestinationRule),
-        _ => None,
+    let (group, version) = api.split_once('/').unwrap_or((api, ""));
+    let Some(not_yet) = unsupported_kinds(group) else {
+        let msg = format!(
+            "unknown apiVersion {api:?}: Trellis reads {NETWORKING}/v1alpha3, v1beta1 and v1"
+        );
+        return Err(("apiVersion", msg));
     };
-    let known_unsupported: &[&str] = match group {
+    if not_yet.contains(&kind) {
+        return Err(("kind", format!("kind {kind} is not supported yet")));
+    }
+    let supported = match kind {
+        "ServiceEntry" => Kind::ServiceEntry,
+        "WorkloadEntry" => Kind::WorkloadEntry,
+        "VirtualService" => Kind::VirtualService,
+        "DestinationRule" => Kind::DestinationRule,
+        _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
+    };
+    if group != NETWORKING {
+        return Err(("kind", format!("unknown kind {kind:?} in {api}")));
+    }
+    if !VERSIONS.contains(&version) {
+        let msg =
+            format!("unknown apiVersion {api:?}: {NETWORKING} serves v1alpha3, v1beta1 and v1");
+        return Err(("apiVersion", msg));
+    }
+    Ok(supported)
+}
+
+/// Istio's kinds Trellis knows but does not support yet, by API group;
+/// `None` for groups that are not Istio's.
+fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
+    Some(match group {
         NETWORKING => &[
             "Sidecar",
             "Gateway",
@@ -238,22 +251,6 @@ fn classify(
         ],
         "telemetry.istio.io" => &["Telemetry"],
         "extensions.istio.io" => &["WasmPlugin"],
-        _ => {
-            let msg = format!("unknown apiVersion {api_version:?}: Trellis reads {NETWORKING}/v1alpha3, v1beta1 and v1");
-            return Err(("apiVersion", msg));
-        }
-    };
-    if known_unsupported.contains(&kind) {
-        return Err(("kind", format!("kind {kind} is not supported yet")));
-    }
-    match (group, supported(kind)) {
-        (NETWORKING, Some(k)) if VERSIONS.contains(&version) => Ok(k),
-        (NETWORKING, Some(_)) => {
-            let msg = format!(
-                "unknown apiVersion {api_version:?}: {NETWORKING} serves v1alpha3, v1beta1 and v1"
-            );
-            Err(("apiVersion", msg))
-        }
-        _ => Err(("kind", format!("unknown kind {kind:?} in {api_version}"))),
-    }
+        _ => return None,
+    })
 }

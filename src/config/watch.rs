@@ -82,7 +82,11 @@ fn is_relevant(root: &Path, event: &Event) -> bool {
 /// removed path has no metadata, so anything without an extension counts).
 /// Hidden paths (`.git`, editor swap files) never count.
 fn is_relevant_path(root: &Path, path: &Path) -> bool {
-    let rel = path.strip_prefix(root).unwrap_or(path);
+    // Outside `root` (a path spelled differently), only the name can tell.
+    let rel = match path.strip_prefix(root) {
+        Ok(rel) => rel,
+        Err(_) => path.file_name().map(Path::new).unwrap_or(path),
+    };
     let hidden = rel.components().any(|c| match c {
         Component::Normal(s) => s.to_str().is_some_and(|s| s.starts_with('.')),
         _ => false,
@@ -152,5 +156,12 @@ mod tests {
         assert!(!is_relevant_path(root, Path::new("/cfg/.git/index")));
         assert!(!is_relevant_path(root, Path::new("/cfg/.a.yaml.swp")));
         assert!(!is_relevant_path(root, Path::new("/cfg/notes.txt")));
+        // A config dir inside a hidden dir (temp dirs are `.tmpXXXX`).
+        let root = Path::new("/tmp/.tmp123/cfg");
+        assert!(is_relevant_path(root, Path::new("/tmp/.tmp123/cfg/a.yaml")));
+        assert!(is_relevant_path(
+            root,
+            Path::new("/elsewhere/.tmp123/cfg/a.yaml")
+        ));
     }
 }
