@@ -6,6 +6,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use prost::Message;
 
 use super::*;
+use crate::config::model::MeshConfig;
 use crate::registry::instances;
 use crate::translate::fixtures::*;
 
@@ -79,4 +80,78 @@ fn every_resource_renders_as_json() {
     for p in resources().packed() {
         crate::envoy_json::to_json(&p.resource).unwrap();
     }
+}
+
+#[test]
+fn inbound_cluster_speaks_h2_for_grpc_services() {
+    use crate::config::model::Protocol;
+    let svc = service("grpc-api", vec![port(9090, "grpc", Protocol::Grpc)], vec![]);
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(svc.host.clone(), svc);
+    let proxy = sidecar("grpc-api", "grpc-api-v1", "v1", 16000);
+    let mut reg = crate::registry::Registry::new();
+    reg.register(proxy.clone());
+    let r = for_proxy(&shared(&mesh, &instances(&mesh, &reg)), &proxy);
+    let inbound = r
+        .clusters
+        .iter()
+        .find(|c| c.name == "inbound|8080||")
+        .unwrap();
+    assert_eq!(inbound.typed_extension_protocol_options.len(), 1);
+    let plain = resources();
+    let inbound = plain
+        .clusters
+        .iter()
+        .find(|c| c.name == "inbound|8080||")
+        .unwrap();
+    assert!(
+        inbound.typed_extension_protocol_options.is_empty(),
+        "HTTP/1 app"
+    );
+}
+
+#[test]
+fn listeners_bind_where_the_proxy_says() {
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    let mut proxy = sidecar("frontend", "frontend-v1", "v1", 16000);
+    proxy.inbound_address = "127.0.0.7".into();
+    proxy.outbound_port = 15555;
+    let r = for_proxy(&Shared::default(), &proxy);
+    let bound: Vec<(String, u32)> = r
+        .listeners
+        .iter()
+        .map(|l| match &l.address.as_ref().unwrap().address {
+            Some(address::Address::SocketAddress(sa)) => match sa.port_specifier {
+                Some(socket_address::PortSpecifier::PortValue(p)) => (sa.address.clone(), p),
+                _ => panic!(),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        bound,
+        vec![
+            ("127.0.0.7".to_string(), 16000),
+            ("127.0.0.1".to_string(), 15555)
+        ]
+    );
+}
+
+#[test]
+fn no_domain_is_claimed_twice() {
+    let mut reg = two_versions(&["a", "b", "payment-service"]);
+    let mut other = sidecar("a", "a-other", "v1", 17000);
+    other.namespace = "other".into();
+    reg.register(other);
+    let mesh = canary_mesh();
+    let s = shared(&mesh, &instances(&mesh, &reg));
+    let mut all: Vec<&String> = s.routes[0]
+        .virtual_hosts
+        .iter()
+        .flat_map(|v| &v.domains)
+        .collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n);
 }
