@@ -99,9 +99,35 @@ pub struct Server {
 /// on anything that would keep the control plane from serving.
 pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     create_state_dir(&opts.state_dir)?;
+    // Watch before the first load so that no change slips in between.
+    let (watcher, events) = match crate::config::watch::watch(&opts.config_dir) {
+        Ok(w) => w,
+        Err(e) => {
+            // A missing or unreadable dir is better told as a config error.
+            reload::load(&opts.config_dir)
+                .await
+                .map_err(ServeError::Config)?;
+            return Err(e.into());
+        }
+    };
     let mesh = reload::load(&opts.config_dir)
         .await
         .map_err(ServeError::Config)?;
+    let (core, ads) = wire(mesh, &opts);
+    let xds = bind("gRPC", opts.xds_addr).await?;
+    let admin = bind("admin", opts.admin_addr).await?;
+    Ok(Server {
+        core,
+        ads,
+        xds,
+        admin,
+        watcher,
+        events,
+    })
+}
+
+/// Builds the shared state, the metrics registry and the ADS service.
+fn wire(mesh: crate::config::MeshConfig, opts: &ServeOptions) -> (Arc<Core>, AdsServer) {
     let mut registry = prometheus_client::registry::Registry::default();
     let xds_metrics = XdsMetrics::register(&mut registry);
     let metrics = ServeMetrics::register(&mut registry);
@@ -122,23 +148,9 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             grace: opts.grace_period,
         },
     );
-    let ads = AdsServer::new(
-        core.cache.clone(),
-        Arc::new(Hooks(core.clone())),
-        core.status.clone(),
-        xds_metrics,
-    );
-    let xds = bind("gRPC", opts.xds_addr).await?;
-    let admin = bind("admin", opts.admin_addr).await?;
-    let (watcher, events) = crate::config::watch::watch(&opts.config_dir)?;
-    Ok(Server {
-        core,
-        ads,
-        xds,
-        admin,
-        watcher,
-        events,
-    })
+    let hooks = Arc::new(Hooks(core.clone()));
+    let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics);
+    (core, ads)
 }
 
 /// Starts and runs the control plane until `shutdown` resolves.
@@ -170,14 +182,7 @@ impl Server {
             watcher,
             events,
         } = self;
-        let addr = |l: &TcpListener| l.local_addr().map_or("?".into(), |a| a.to_string());
-        tracing::info!(
-            xds = %addr(&xds),
-            admin = %addr(&admin),
-            config = %core.config_dir.display(),
-            generation = core.generation(),
-            "trellis serving"
-        );
+        log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
         let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
         let reload = tokio::spawn(reload::reload_loop(
@@ -208,4 +213,15 @@ impl Server {
         tracing::info!("trellis stopped");
         outcome
     }
+}
+
+fn log_serving(core: &Core, xds: &TcpListener, admin: &TcpListener) {
+    let addr = |l: &TcpListener| l.local_addr().map_or("?".into(), |a| a.to_string());
+    tracing::info!(
+        xds = %addr(xds),
+        admin = %addr(admin),
+        config = %core.config_dir.display(),
+        generation = core.generation(),
+        "trellis serving"
+    );
 }
