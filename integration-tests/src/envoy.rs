@@ -57,7 +57,23 @@ impl Envoy {
     /// Starts Envoy from a bootstrap file whose admin listens on
     /// `admin_port`, and waits until its admin `/ready` says LIVE.
     pub async fn start(name: &str, bootstrap: &Path, admin_port: u16) -> anyhow::Result<Self> {
+        Self::start_in(name, bootstrap, admin_port, tempfile::tempdir()?).await
+    }
+
+    /// Starts Envoy from bootstrap YAML text (for static test setups).
+    pub async fn start_yaml(name: &str, yaml: &str, admin_port: u16) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        let file = dir.path().join("bootstrap.yaml");
+        std::fs::write(&file, yaml)?;
+        Self::start_in(name, &file, admin_port, dir).await
+    }
+
+    async fn start_in(
+        name: &str,
+        bootstrap: &Path,
+        admin_port: u16,
+        dir: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(envoy_bin());
         cmd.arg("-c")
             .arg(bootstrap)
@@ -73,14 +89,6 @@ impl Envoy {
         };
         envoy.wait_live().await?;
         Ok(envoy)
-    }
-
-    /// Starts Envoy from bootstrap YAML text (for static test setups).
-    pub async fn start_yaml(name: &str, yaml: &str, admin_port: u16) -> anyhow::Result<Self> {
-        let file = tempfile::Builder::new().suffix(".yaml").tempfile()?;
-        std::fs::write(file.path(), yaml)?;
-        let (_, path) = file.keep()?;
-        Self::start(name, &path, admin_port).await
     }
 
     async fn wait_live(&mut self) -> anyhow::Result<()> {
