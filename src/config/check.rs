@@ -163,13 +163,22 @@ fn check_ref(
             diags.push(r.doc.diagnostic(&at("subset"), msg));
         }
     }
-    if let (Some(port), Some(service)) = (d.port, services.get(&d.host)) {
-        if !service.ports.iter().any(|p| p.number == port) {
-            let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
-            let (host, ports) = (&d.host, ports.join(", "));
+    let Some(service) = services.get(&d.host) else {
+        return;
+    };
+    let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
+    let (host, ports) = (&d.host, ports.join(", "));
+    match d.port {
+        Some(port) if !service.ports.iter().any(|p| p.number == port) => {
             let msg = format!("port {port} is not a port of {host} (it has {ports})");
             diags.push(r.doc.diagnostic(&at("port.number"), msg));
         }
+        // Istio: the port may be omitted only when the service has one.
+        None if service.ports.len() > 1 => {
+            let msg = format!("port.number is required: {host} has several ports ({ports})");
+            diags.push(r.doc.diagnostic(&r.path, msg));
+        }
+        _ => {}
     }
 }
 

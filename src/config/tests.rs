@@ -2,6 +2,7 @@
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` line.
 
 mod errors;
+mod rejected_values;
 mod samples;
 
 use std::path::Path;
@@ -43,4 +44,45 @@ pub(super) fn errors(text: &str) -> Vec<String> {
         Ok(_) => panic!("expected errors, config loaded"),
         Err(e) => e,
     }
+}
+
+/// A VirtualService for `pay` up to its `hosts`; tests append the rest
+/// (its `http` starts on line 8).
+pub(super) const VS_HEAD: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: pay
+spec:
+  hosts:
+  - pay
+";
+
+/// `VS_HEAD` plus one rule routing to `pay`; tests append rule fields
+/// (line 12 onwards).
+pub(super) fn vs_rule(rest: &str) -> String {
+    format!("{VS_HEAD}  http:\n  - route:\n    - destination:\n        host: pay\n{rest}")
+}
+
+pub(super) fn dr(name: &str, host: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\nspec:\n  host: {host}\n")
+}
+
+pub(super) fn vs(name: &str, host: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\nspec:\n  hosts:\n  - {host}\n  http:\n  - route:\n    - destination:\n        host: {host}\n")
+}
+
+#[test]
+fn yaml_syntax() {
+    assert_eq!(
+        errors("apiVersion: v1\nkind: [unclosed\n"),
+        ["f.yaml:3:1: error: -/-: -: YAML syntax error: while parsing a flow sequence, expected ',' or ']'"]
+    );
+    assert_eq!(
+        errors("a: b\n c: d\n"),
+        ["f.yaml:2:3: error: -/-: -: YAML syntax error: mapping values are not allowed in this context"]
+    );
+    assert_eq!(
+        errors("a:\n\t- b\n"),
+        ["f.yaml:2:2: error: -/-: -: YAML syntax error: tabs disallowed within this context (block indentation)"]
+    );
 }

@@ -1,48 +1,7 @@
 //! One test per validation error case of issue 2: each asserts the exact
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` lines.
 
-use super::{errors, load};
-
-/// A VirtualService for `pay` up to its `hosts`; tests append the rest
-/// (its `http` starts on line 8).
-const VS_HEAD: &str = "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: pay
-spec:
-  hosts:
-  - pay
-";
-
-/// `VS_HEAD` plus one rule routing to `pay`; tests append rule fields
-/// (line 12 onwards).
-fn vs_rule(rest: &str) -> String {
-    format!("{VS_HEAD}  http:\n  - route:\n    - destination:\n        host: pay\n{rest}")
-}
-
-fn dr(name: &str, host: &str) -> String {
-    format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\nspec:\n  host: {host}\n")
-}
-
-fn vs(name: &str, host: &str) -> String {
-    format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\nspec:\n  hosts:\n  - {host}\n  http:\n  - route:\n    - destination:\n        host: {host}\n")
-}
-
-#[test]
-fn yaml_syntax() {
-    assert_eq!(
-        errors("apiVersion: v1\nkind: [unclosed\n"),
-        ["f.yaml:3:1: error: -/-: -: YAML syntax error: while parsing a flow sequence, expected ',' or ']'"]
-    );
-    assert_eq!(
-        errors("a: b\n c: d\n"),
-        ["f.yaml:2:3: error: -/-: -: YAML syntax error: mapping values are not allowed in this context"]
-    );
-    assert_eq!(
-        errors("a:\n\t- b\n"),
-        ["f.yaml:2:2: error: -/-: -: YAML syntax error: tabs disallowed within this context (block indentation)"]
-    );
-}
+use super::{dr, errors, load, vs, vs_rule, VS_HEAD};
 
 #[test]
 fn duplicate_keys() {
@@ -248,6 +207,21 @@ fn unknown_subset() {
 }
 
 #[test]
+fn destination_ports() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: pay\nspec:\n  hosts: [pay]\n  ports:\n  - {number: 80, name: http}\n  - {number: 9090, name: grpc-admin}\n  resolution: STATIC\n";
+    assert_eq!(
+        load(&[("a.yaml", &vs_rule("")), ("b.yaml", se)]).unwrap_err(),
+        ["a.yaml:10:7: error: VirtualService/pay: spec.http[0].route[0].destination: port.number is required: pay.default.svc.cluster.local has several ports (80, 9090)"]
+    );
+    let port = |n: u16| vs_rule(&format!("        port:\n          number: {n}\n"));
+    assert_eq!(
+        load(&[("a.yaml", &port(81)), ("b.yaml", se)]).unwrap_err(),
+        ["a.yaml:13:11: error: VirtualService/pay: spec.http[0].route[0].destination.port.number: port 81 is not a port of pay.default.svc.cluster.local (it has 80, 9090)"]
+    );
+    assert!(load(&[("a.yaml", &port(9090)), ("b.yaml", se)]).is_ok());
+}
+
+#[test]
 fn duplicate_names() {
     assert_eq!(
         errors(&format!("{}---\n{}", dr("a", "x"), dr("a", "y"))),
@@ -273,116 +247,6 @@ fn two_destination_rules_for_one_host() {
     assert_eq!(
         errors(&format!("{}---\n{}", dr("a", "x"), dr("b", "x.default.svc.cluster.local"))),
         ["f.yaml:13:3: error: DestinationRule/b: spec.host: host x.default.svc.cluster.local already has DestinationRule default/a (f.yaml:1): one DestinationRule per host"]
-    );
-}
-
-#[test]
-fn values_istio_rejects_in_virtual_services() {
-    assert_eq!(
-        errors(&vs_rule("    retries:\n      attempts: -1\n")),
-        ["f.yaml:13:7: error: VirtualService/pay: spec.http[0].retries.attempts: attempts cannot be negative"]
-    );
-    assert_eq!(
-        errors(&vs_rule("    retries:\n      attempts: 0\n      retryOn: 5xx\n")),
-        ["f.yaml:13:7: error: VirtualService/pay: spec.http[0].retries.attempts: retry policy configured while attempts is 0 (disabled): set attempts or remove the policy"]
-    );
-    assert_eq!(
-        errors(&vs_rule(
-            "    retries:\n      attempts: 2\n      retryOn: 5xx,bogus,503\n"
-        )),
-        [
-            r#"f.yaml:14:7: error: VirtualService/pay: spec.http[0].retries.retryOn: "bogus" is not a valid retryOn policy: use HTTP status codes or 5xx, gateway-error, reset, reset-before-request, connect-failure, refused-stream, retriable-4xx, retriable-status-codes, retriable-headers, envoy-ratelimited, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable"#
-        ]
-    );
-    assert_eq!(
-        errors(&vs_rule("    fault:\n      abort:\n        httpStatus: 700\n        percentage:\n          value: 150\n")),
-        [
-            "f.yaml:14:9: error: VirtualService/pay: spec.http[0].fault.abort.httpStatus: HTTP status 700 is not in range 200-599",
-            "f.yaml:16:11: error: VirtualService/pay: spec.http[0].fault.abort.percentage.value: percentage 150 is not in 0..100",
-        ]
-    );
-    let regex = format!("{VS_HEAD}  http:\n  - match:\n    - uri:\n        regex: \"/a(b\"\n    route:\n    - destination:\n        host: pay\n");
-    assert_eq!(
-        errors(&regex),
-        [
-            r#"f.yaml:11:9: error: VirtualService/pay: spec.http[0].match[0].uri.regex: invalid regex "/a(b": unclosed group"#
-        ]
-    );
-    assert_eq!(
-        errors(&format!("{VS_HEAD}  http:\n  - redirect:\n      uri: /x\n      redirectCode: 200\n")),
-        ["f.yaml:11:7: error: VirtualService/pay: spec.http[0].redirect.redirectCode: 200 is not a valid redirect code, must be 3xx"]
-    );
-    assert_eq!(
-        errors(&format!("{VS_HEAD}  http:\n  - timeout: 1s\n")),
-        ["f.yaml:9:5: error: VirtualService/pay: spec.http[0]: one of route, redirect or directResponse is required"]
-    );
-    assert_eq!(
-        errors(&format!(
-            "{VS_HEAD}  - \"\"\n  http:\n  - route:\n    - destination:\n        host: pay\n"
-        )),
-        ["f.yaml:8:5: error: VirtualService/pay: spec.hosts[1]: host must not be empty"]
-    );
-    assert_eq!(
-        errors(&vs_rule("        port:\n          number: 0\n")),
-        ["f.yaml:13:11: error: VirtualService/pay: spec.http[0].route[0].destination.port.number: port number 0 is not in 1..65535"]
-    );
-}
-
-#[test]
-fn values_istio_rejects_in_service_entries() {
-    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: s\nspec:\n  hosts: [svc]\n";
-    assert_eq!(
-        errors(&format!("{se}  ports:\n  - number: 0\n    name: http\n  - number: 70000\n    name: grpc\n    protocol: FOO\n  resolution: NONE\n")),
-        [
-            "f.yaml:8:5: error: ServiceEntry/s: spec.ports[0].number: port number 0 is not in 1..65535",
-            "f.yaml:10:5: error: ServiceEntry/s: spec.ports[1].number: port number 70000 is not in 1..65535",
-            "f.yaml:12:5: error: ServiceEntry/s: spec.ports[1].protocol: protocol FOO is not supported yet: use HTTP, HTTP2, GRPC, TCP, TLS or HTTPS",
-            "f.yaml:13:3: error: ServiceEntry/s: spec.resolution: resolution NONE is not supported yet: use STATIC or DNS",
-        ]
-    );
-    let endpoints = "  ports:\n  - number: 80\n    name: web\n  resolution: STATIC\n  endpoints:\n  - address: example.com\n    ports:\n      foo: 8080\n    labels:\n      bad key: v\n";
-    assert_eq!(
-        errors(&format!("{se}{endpoints}")),
-        [
-            "f.yaml:8:5: error: ServiceEntry/s: spec.ports[0]: protocol is required (HTTP, HTTP2, GRPC, TCP, TLS or HTTPS) unless the port name starts with one",
-            r#"f.yaml:12:5: error: ServiceEntry/s: spec.endpoints[0].address: endpoint address "example.com" is not an IP address (resolution STATIC)"#,
-            r#"f.yaml:14:7: error: ServiceEntry/s: spec.endpoints[0].ports.foo: endpoint port "foo" is not a port name of the ServiceEntry"#,
-            r#"f.yaml:16:7: error: ServiceEntry/s: spec.endpoints[0].labels.bad key: invalid label key "bad key": use [prefix/]name, name at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric"#,
-        ]
-    );
-}
-
-#[test]
-fn values_istio_rejects_in_destination_rules() {
-    let policy = "  trafficPolicy:\n    loadBalancer:\n      simple: FASTEST\n    outlierDetection:\n      maxEjectionPercent: 101\n      interval: 0s\n    connectionPool:\n      http:\n        maxRetries: -1\n        h2UpgradePolicy: ALWAYS\n  subsets:\n  - name: V1\n    labels:\n      version: v1\n";
-    assert_eq!(
-        errors(&format!("{}{policy}", dr("d", "x"))),
-        [
-            r#"f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.simple: unknown load balancer "FASTEST": use ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH or UNSPECIFIED"#,
-            "f.yaml:11:7: error: DestinationRule/d: spec.trafficPolicy.outlierDetection.maxEjectionPercent: 101 is not in 0..100",
-            r#"f.yaml:12:7: error: DestinationRule/d: spec.trafficPolicy.outlierDetection.interval: duration "0s" must be at least 1ms"#,
-            "f.yaml:15:9: error: DestinationRule/d: spec.trafficPolicy.connectionPool.http.maxRetries: -1 must not be negative",
-            r#"f.yaml:16:9: error: DestinationRule/d: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: unknown h2UpgradePolicy "ALWAYS": use DEFAULT, DO_NOT_UPGRADE or UPGRADE"#,
-            r#"f.yaml:18:5: error: DestinationRule/d: spec.subsets[0].name: subset name "V1" is not a valid DNS-1123 label"#,
-        ]
-    );
-}
-
-#[test]
-fn metadata_rules() {
-    assert_eq!(
-        errors("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {}\nspec:\n  host: x\n"),
-        ["f.yaml:3:1: error: DestinationRule/-: metadata: metadata.name is required"]
-    );
-    assert_eq!(
-        errors(&dr("Bad_Name", "x")),
-        [
-            r#"f.yaml:4:3: error: DestinationRule/Bad_Name: metadata.name: name "Bad_Name" is not a valid DNS-1123 subdomain (lowercase letters, digits, '-' and '.')"#
-        ]
-    );
-    assert_eq!(
-        errors("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: x\n"),
-        ["f.yaml:1:1: error: DestinationRule/x: spec: spec is required"]
     );
 }
 
