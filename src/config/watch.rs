@@ -7,12 +7,17 @@
 //! count; access events never do, since reading the config ourselves
 //! produces them and would reload forever.
 //!
-//! Delivery is leading-edge: the first event of a burst is sent at once,
-//! and later ones coalesce in a channel of capacity 1 until the receiver
-//! takes it. A receiver that reloads after each `()` therefore always sees
-//! the final state of a burst, with no fixed debounce delay.
+//! Delivery is leading-edge: the first event of a burst is sent after a
+//! tiny settle (until 10 ms pass without an event, at most 30 ms), and
+//! later ones coalesce in a channel of capacity 1 until the receiver takes
+//! it. The settle lets a write that truncates and then fills a file finish
+//! before the reload reads it, so a half-written (e.g. empty, hence valid
+//! but empty) file is rarely loaded; a receiver that reloads after each
+//! `()` always sees the final state of a burst anyway.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -47,6 +52,7 @@ pub fn watch(dir: &Path) -> Result<(ConfigWatcher, mpsc::Receiver<()>), WatchErr
         source,
     };
     let (tx, rx) = mpsc::channel(1);
+    let (raw_tx, raw_rx) = std::sync::mpsc::channel::<()>();
     let root = dir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
         let reload = match res {
@@ -58,13 +64,37 @@ pub fn watch(dir: &Path) -> Result<(ConfigWatcher, mpsc::Receiver<()>), WatchErr
             }
         };
         if reload {
-            // Full channel: a reload is already pending and will see this change.
-            let _ = tx.try_send(());
+            let _ = raw_tx.send(());
         }
     })
     .map_err(err)?;
     watcher.watch(dir, RecursiveMode::Recursive).map_err(err)?;
+    // Ends when the watcher (and with it `raw_tx`) is dropped.
+    std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || settle_and_forward(&raw_rx, &tx))
+        .map_err(|e| err(notify::Error::io(e)))?;
     Ok((ConfigWatcher { _watcher: watcher }, rx))
+}
+
+/// Quiet time that ends a settle, and the longest settle.
+const QUIET: Duration = Duration::from_millis(10);
+const MAX_SETTLE: Duration = Duration::from_millis(30);
+
+fn settle_and_forward(raw: &std::sync::mpsc::Receiver<()>, tx: &mpsc::Sender<()>) {
+    while raw.recv().is_ok() {
+        let deadline = Instant::now() + MAX_SETTLE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match raw.recv_timeout(left.min(QUIET)) {
+                Ok(()) if !left.is_zero() => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+                _ => break,
+            }
+        }
+        // Full channel: a reload is already pending and will see this change.
+        let _ = tx.try_send(());
+    }
 }
 
 fn is_relevant(root: &Path, event: &Event) -> bool {
@@ -99,8 +129,6 @@ fn is_relevant_path(root: &Path, path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     async fn expect_event(rx: &mut mpsc::Receiver<()>, what: &str) {
