@@ -148,7 +148,7 @@ mod tests {
         let root = dir.path().to_path_buf();
         let file = root.join("a.yaml");
         std::fs::write(&file, "a: 1\n").unwrap();
-        let (_watcher, mut rx) = watch(&root).unwrap();
+        let (watcher, mut rx) = watch(&root).unwrap();
 
         let _ = std::fs::read_to_string(&file).unwrap();
         let quiet = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
@@ -173,6 +173,11 @@ mod tests {
 
         std::fs::remove_file(&file).unwrap();
         expect_event(&mut rx, "delete").await;
+        drain(&mut rx).await;
+
+        drop(watcher);
+        let end = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(end, Ok(None), "dropping the watcher ends the receiver");
     }
 
     #[test]
