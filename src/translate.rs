@@ -34,7 +34,7 @@ use crate::registry::{Proxy, ServiceInstances, ServiceView};
 pub use clusters::cluster_name;
 pub use listeners::inbound_cluster_name;
 pub use policy::DEFAULT_CONNECT_TIMEOUT;
-pub use retry::{DEFAULT_ATTEMPTS, DEFAULT_RETRY_ON};
+pub use retry::{DEFAULT_ATTEMPTS, DEFAULT_RETRIABLE_STATUS_CODES, DEFAULT_RETRY_ON};
 pub use routes::OUTBOUND_ROUTE;
 
 /// Name of every sidecar's inbound listener.

@@ -13,11 +13,16 @@ use envoy_types::util::pack_any;
 use super::util::{duration, u32v, zero_duration};
 use crate::config::model::Retries;
 
-/// Istio's default `retryOn` when a route has no `retries` (Istio 1.24+
-/// dropped 503 from the retriable codes: retrying it is unsafe for
-/// non-idempotent requests).
+/// Istio's default `retryOn` when a route has no `retries` (or no
+/// `retryOn`).
 pub const DEFAULT_RETRY_ON: &str =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+
+/// The status codes `retriable-status-codes` means by default: 503, as
+/// Istio did until 1.23 and as the README's config reference documents
+/// (Istio 1.24 dropped it, istio/istio#52111, as unsafe for
+/// non-idempotent requests; revisit with a mesh-wide default policy).
+pub const DEFAULT_RETRIABLE_STATUS_CODES: &[u32] = &[503];
 
 /// Istio's default number of retries.
 pub const DEFAULT_ATTEMPTS: u32 = 2;
@@ -30,6 +35,7 @@ pub fn policy(retries: Option<&Retries>, consistent_hash: bool) -> Option<RetryP
     let mut out = RetryPolicy {
         num_retries: Some(u32v(DEFAULT_ATTEMPTS)),
         retry_on: DEFAULT_RETRY_ON.to_string(),
+        retriable_status_codes: DEFAULT_RETRIABLE_STATUS_CODES.to_vec(),
         host_selection_retry_max_attempts: 5,
         retry_host_predicate: if consistent_hash {
             Vec::new()
@@ -115,6 +121,7 @@ mod tests {
         let p = policy(None, false).unwrap();
         assert_eq!(p.num_retries.unwrap().value, 2);
         assert_eq!(p.retry_on, DEFAULT_RETRY_ON);
+        assert_eq!(p.retriable_status_codes, vec![503]);
         assert_eq!(p.host_selection_retry_max_attempts, 5);
         assert_eq!(p.retry_host_predicate.len(), 1);
         assert_eq!(
@@ -143,13 +150,17 @@ mod tests {
         assert_eq!(p.num_retries.unwrap().value, 3);
         assert_eq!(p.retry_on, "5xx,reset,connect-failure");
         assert_eq!(p.per_try_timeout.unwrap().seconds, 2);
-        assert!(p.retriable_status_codes.is_empty());
+        assert!(
+            p.retriable_status_codes.is_empty(),
+            "user's retryOn replaces the default"
+        );
     }
 
     #[test]
     fn attempts_alone_keep_default_retry_on() {
         let p = policy(Some(&retries(4)), false).unwrap();
         assert_eq!(p.retry_on, DEFAULT_RETRY_ON);
+        assert_eq!(p.retriable_status_codes, vec![503]);
     }
 
     #[test]
