@@ -140,3 +140,32 @@ fn every_config_example_directory_validates() {
     }
     assert!(count >= 5, "config-examples/ has {count} directories");
 }
+
+#[test]
+fn empty_dir_is_an_empty_config_and_a_missing_dir_is_io() {
+    let mesh = load(&[("notes.txt", "not config"), (".hidden/x.yaml", "bad: [")]).unwrap();
+    assert!(mesh.virtual_services.is_empty() && mesh.files.is_empty());
+    let missing = std::path::Path::new("/nonexistent/trellis-config");
+    let err = crate::config::load_dir(missing).unwrap_err();
+    assert!(matches!(err, crate::config::LoadError::Io { .. }), "{err}");
+}
+
+#[test]
+fn files_are_listed_sorted_across_subfolders() {
+    let rule = |name: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\nspec:\n  host: {name}\n")
+    };
+    let mesh = load(&[
+        ("b.yml", &rule("b")),
+        ("a/z.yaml", &rule("z")),
+        ("c.yaml", &rule("c")),
+    ])
+    .unwrap();
+    let names: Vec<_> = mesh
+        .files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(names, ["z.yaml", "b.yml", "c.yaml"]);
+    assert_eq!(mesh.destination_rules.len(), 3);
+}
