@@ -22,6 +22,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         workload_entries,
         virtual_services: raw_vs,
         destination_rules: raw_dr,
+        salvaged_hosts,
     } = loader;
     duplicates(&resources, &mut diags);
     let services = services(raw_services, &mut diags);
@@ -30,7 +31,11 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let mut known: BTreeSet<&Host> = services.keys().collect();
     known.extend(virtual_services.keys());
     known.extend(destination_rules.keys());
-    for r in &refs {
+    // A reference to a resource that is itself broken gets no second error.
+    for r in refs
+        .iter()
+        .filter(|r| !salvaged_hosts.contains(&r.destination.host))
+    {
         check_ref(r, &known, &services, &destination_rules, &mut diags);
     }
     if !diags.is_empty() {

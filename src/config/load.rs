@@ -1,5 +1,6 @@
 //! Documents → converted resources: kind dispatch, serde with paths.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use yaml_serde::Value;
 
 use super::convert::{self, Cx, DestRef, DocInfo};
 use super::diag::Diagnostic;
-use super::model::{DestinationRule, Service, VirtualService, WorkloadEntry};
+use super::model::{DestinationRule, Host, Service, VirtualService, WorkloadEntry};
 
 use super::raw::{self, destination_rule, service_entry, virtual_service};
 use super::yaml::{self, YamlDoc};
@@ -33,6 +34,8 @@ pub(crate) struct Loader {
     pub workload_entries: Vec<WorkloadEntry>,
     pub virtual_services: Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>,
     pub destination_rules: Vec<(Arc<DocInfo>, DestinationRule)>,
+    /// Hosts of resources that failed to parse (not checked further).
+    pub salvaged_hosts: BTreeSet<Host>,
 }
 
 impl Loader {
@@ -138,13 +141,14 @@ impl Loader {
     /// Deserializes the whole resource (unknown fields and wrong types are
     /// reported at their path), checks its metadata and returns its spec.
     fn spec<S: DeserializeOwned>(&mut self, info: &Arc<DocInfo>, value: Value) -> Option<S> {
-        let resource: raw::Resource<S> = match serde_path_to_error::deserialize(value) {
+        let resource: raw::Resource<S> = match serde_path_to_error::deserialize(&value) {
             Ok(r) => r,
             Err(e) => {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
                 let message = serde_message(&e.inner().to_string());
                 self.diags.push(info.diagnostic(&path, message));
+                self.salvage_hosts(info, &value);
                 return None;
             }
         };
@@ -153,6 +157,23 @@ impl Loader {
             self.diags.push(info.diagnostic("spec", "spec is required"));
         }
         resource.spec
+    }
+
+    /// A resource that failed to parse still names its hosts, so that the
+    /// resources referring to them get no second, misleading error.
+    fn salvage_hosts(&mut self, info: &DocInfo, value: &Value) {
+        let spec = value.get("spec");
+        let hosts = spec
+            .and_then(|s| s.get("hosts"))
+            .and_then(Value::as_sequence);
+        let mut written: Vec<&str> = hosts
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        written.extend(spec.and_then(|s| s.get("host")).and_then(Value::as_str));
+        let canonical = written.iter().map(|h| Host::canonical(h, &info.namespace));
+        self.salvaged_hosts.extend(canonical);
     }
 
     fn metadata(&mut self, info: &Arc<DocInfo>, meta: &raw::Metadata) {

@@ -250,6 +250,19 @@ fn two_destination_rules_for_one_host() {
     );
 }
 
+/// A reference to a broken resource gets no second, misleading error.
+#[test]
+fn broken_resources_still_name_their_hosts() {
+    let broken = format!(
+        "{}  subsets:\n  - name: v3\n    labelz: {{}}\n",
+        dr("pay", "pay")
+    );
+    assert_eq!(
+        load(&[("a.yaml", &vs_rule("        subset: v3\n")), ("b.yaml", &broken)]).unwrap_err(),
+        ["b.yaml:9:5: error: DestinationRule/pay: spec.subsets[0].labelz: unknown field `labelz`, expected one of `name`, `labels`, `trafficPolicy`"]
+    );
+}
+
 /// Every broken document reports, across files, sorted by file and line;
 /// empty documents are skipped; a syntax error keeps earlier documents.
 #[test]
