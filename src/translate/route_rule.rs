@@ -65,7 +65,7 @@ fn base_route(ctx: Ctx<'_>, rule: &HttpRoute, port: u16) -> Route {
         ..Default::default()
     };
     out.action = Some(match &rule.action {
-        Action::Redirect(r) => route::Action::Redirect(redirect(r, port)),
+        Action::Redirect(r) => route::Action::Redirect(redirect(r)),
         Action::DirectResponse { status, body } => {
             route::Action::DirectResponse(DirectResponseAction {
                 status: u32::from(*status),
@@ -230,7 +230,7 @@ pub fn http_fault(f: &Fault) -> HttpFault {
 
 /// Istio's `ApplyRedirect` (default code 301; no explicit :80 for http
 /// or :443 for https).
-fn redirect(r: &Redirect, _port: u16) -> RedirectAction {
+fn redirect(r: &Redirect) -> RedirectAction {
     use envoy_types::pb::envoy::config::route::v3::redirect_action::RedirectResponseCode as Code;
     let code = match r.redirect_code.unwrap_or(301) {
         302 => Code::Found,
