@@ -236,39 +236,66 @@ async fn live(
         Arc::clone(&tally),
     ));
     let _stop_traffic = AbortOnDrop(traffic);
-    let client = HttpClient::new(Duration::from_secs(2));
+    let mut meter = Meter::new(tally, admin_port).await;
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let mut previous = view::read(&tally);
-    let mut counters = view::envoy_counters(&client, admin_port)
-        .await
-        .unwrap_or_default();
     let mut split = "90/10";
     println!("{}", view::header());
     for secs in 1.. {
         tick.tick().await;
         children.check_alive()?;
-        let now = view::read(&tally);
-        let latest = view::envoy_counters(&client, admin_port)
-            .await
-            .unwrap_or(counters);
-        let window = now.since(&previous);
-        println!("{}", view::line(secs, &window, (counters, latest), split));
-        (previous, counters) = (now, latest);
+        let (window, counters) = meter.sample().await;
+        println!("{}", view::line(secs, &window, counters, split));
         if secs == args.shift_after() && split == "90/10" {
             shift(config_dir)?;
             split = "50/50";
         }
-        if args
-            .duration
-            .is_some_and(|d| started.elapsed() >= Duration::from_secs(d))
-        {
+        let over = args.duration.map(Duration::from_secs);
+        if over.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
     }
-    summary(&view::read(&tally));
+    summary(&view::read(&meter.tally));
     Ok(())
+}
+
+/// Reads the traffic tally and Envoy's counters once per tick.
+struct Meter {
+    tally: view::SharedTally,
+    client: HttpClient,
+    admin_port: u16,
+    previous: view::Tally,
+    counters: view::EnvoyCounters,
+}
+
+impl Meter {
+    async fn new(tally: view::SharedTally, admin_port: u16) -> Self {
+        let client = HttpClient::new(Duration::from_secs(2));
+        let counters = view::envoy_counters(&client, admin_port)
+            .await
+            .unwrap_or_default();
+        let previous = view::read(&tally);
+        Meter {
+            tally,
+            client,
+            admin_port,
+            previous,
+            counters,
+        }
+    }
+
+    /// Traffic since the last sample, and Envoy's counters then and now.
+    async fn sample(&mut self) -> (view::Tally, (view::EnvoyCounters, view::EnvoyCounters)) {
+        let now = view::read(&self.tally);
+        let latest = view::envoy_counters(&self.client, self.admin_port)
+            .await
+            .unwrap_or(self.counters);
+        let window = now.since(&self.previous);
+        let before = std::mem::replace(&mut self.counters, latest);
+        self.previous = now;
+        (window, (before, latest))
+    }
 }
 
 fn shift(config_dir: &Path) -> anyhow::Result<()> {
