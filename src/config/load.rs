@@ -62,70 +62,48 @@ impl Loader {
         if doc.value.is_null() {
             return; // an empty document (`---` followed by nothing)
         }
-        let str_field = |k: &str| {
-            doc.value
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let meta = |k: &str| {
-            let v = doc.value.get("metadata").and_then(|m| m.get(k));
-            v.and_then(Value::as_str).unwrap_or("").to_string()
-        };
-        let namespace = meta("namespace");
-        let info = Arc::new(DocInfo {
-            file: file.to_path_buf(),
-            kind: str_field("kind"),
-            name: meta("name"),
-            namespace: if namespace.is_empty() {
-                "default".into()
-            } else {
-                namespace
-            },
-            positions: doc.positions,
-        });
+        let info = Arc::new(doc_info(file, &doc.value, doc.positions));
         for (path, pos) in &doc.duplicate_keys {
             let key = path.rsplit('.').next().unwrap_or(path);
             let msg = format!("duplicate key `{key}` in one mapping");
             self.diags.push(info.diagnostic_at(*pos, path, msg));
         }
-        let api_version = str_field("apiVersion");
-        let kind = match classify(&api_version, &info.kind, doc.value.is_mapping()) {
-            Ok(kind) => kind,
-            Err((path, msg)) => return self.diags.push(info.diagnostic(path, msg)),
-        };
+        let api_version = doc.value.get("apiVersion").and_then(Value::as_str);
+        let api_version = api_version.unwrap_or_default();
+        match classify(api_version, &info.kind, doc.value.is_mapping()) {
+            Ok(kind) => self.resource(kind, &info, doc.value),
+            Err((path, msg)) => self.diags.push(info.diagnostic(path, msg)),
+        }
+    }
+
+    /// Parses and converts one resource of a known kind.
+    fn resource(&mut self, kind: Kind, info: &Arc<DocInfo>, value: Value) {
         match kind {
             Kind::ServiceEntry => {
-                let Some(spec) = self.spec::<service_entry::ServiceEntry>(&info, doc.value) else {
-                    return;
-                };
-                let services = convert::service_entry(&mut self.cx(&info), &spec);
-                let with_doc = services.into_iter().map(|(p, s)| (info.clone(), p, s));
-                self.services.extend(with_doc);
+                if let Some(spec) = self.spec::<service_entry::ServiceEntry>(info, value) {
+                    let services = convert::service_entry(&mut self.cx(info), &spec);
+                    let with_doc = services.into_iter().map(|(p, s)| (info.clone(), p, s));
+                    self.services.extend(with_doc);
+                }
             }
             Kind::WorkloadEntry => {
-                let Some(spec) = self.spec::<service_entry::WorkloadEntry>(&info, doc.value) else {
-                    return;
-                };
-                let we = convert::workload_entry(&mut self.cx(&info), &spec);
-                self.workload_entries.extend(we);
+                if let Some(spec) = self.spec::<service_entry::WorkloadEntry>(info, value) {
+                    let we = convert::workload_entry(&mut self.cx(info), &spec);
+                    self.workload_entries.extend(we);
+                }
             }
             Kind::VirtualService => {
-                let Some(spec) = self.spec::<virtual_service::VirtualService>(&info, doc.value)
-                else {
-                    return;
-                };
-                let (vs, paths) = convert::virtual_service(&mut self.cx(&info), &spec);
-                self.virtual_services.push((info, paths, vs));
+                if let Some(spec) = self.spec::<virtual_service::VirtualService>(info, value) {
+                    let (vs, paths) = convert::virtual_service(&mut self.cx(info), &spec);
+                    self.virtual_services.push((info.clone(), paths, vs));
+                }
             }
             Kind::DestinationRule => {
-                let Some(spec) = self.spec::<destination_rule::DestinationRule>(&info, doc.value)
-                else {
-                    return;
-                };
-                let dr = convert::destination_rule(&mut self.cx(&info), &spec);
-                self.destination_rules.extend(dr.map(|dr| (info, dr)));
+                if let Some(spec) = self.spec::<destination_rule::DestinationRule>(info, value) {
+                    let dr = convert::destination_rule(&mut self.cx(info), &spec);
+                    self.destination_rules
+                        .extend(dr.map(|dr| (info.clone(), dr)));
+                }
             }
         }
     }
@@ -193,6 +171,25 @@ impl Loader {
                 self.diags.push(info.diagnostic("metadata.namespace", msg));
             }
         }
+    }
+}
+
+/// What locates a document's errors: kind, name and namespace as written
+/// (best effort, before any parsing), and the field positions.
+fn doc_info(file: &Path, value: &Value, positions: super::yaml::Positions) -> DocInfo {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let meta = |k: &str| text(value.get("metadata").and_then(|m| m.get(k)));
+    let namespace = meta("namespace");
+    DocInfo {
+        file: file.to_path_buf(),
+        kind: text(value.get("kind")),
+        name: meta("name"),
+        namespace: if namespace.is_empty() {
+            "default".into()
+        } else {
+            namespace
+        },
+        positions,
     }
 }
 
