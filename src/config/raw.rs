@@ -94,3 +94,31 @@ pub(crate) struct HeaderOps {
     #[serde(default)]
     pub remove: Vec<String>,
 }
+
+/// A duration as written (`2s`); checked in conversion. Its own type so
+/// that a number (`timeout: 2`) is reported as "expected a duration".
+#[derive(Debug)]
+pub(crate) struct DurationText(pub String);
+
+impl std::ops::Deref for DurationText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as 2s, 500ms or 1m")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationText, E> {
+                Ok(DurationText(v.to_string()))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}

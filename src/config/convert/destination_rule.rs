@@ -8,6 +8,7 @@ use crate::config::model::{
     TrafficPolicy,
 };
 use crate::config::raw::destination_rule as raw;
+use crate::config::raw::DurationText;
 
 /// Converts a `DestinationRule`; `None` when its host is unusable.
 pub(crate) fn destination_rule(
@@ -276,7 +277,7 @@ fn outlier(cx: &mut Cx<'_>, path: &str, od: &raw::OutlierDetection) -> OutlierDe
     };
     let max_ejection_percent = pct("maxEjectionPercent", od.max_ejection_percent);
     let min_health_percent = pct("minHealthPercent", od.min_health_percent);
-    let mut dur = |field: &str, v: &Option<String>| {
+    let mut dur = |field: &str, v: &Option<DurationText>| {
         v.as_ref().and_then(|t| cx.duration(&join(path, field), t))
     };
     OutlierDetection {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{PortSelector, Unsupported};
+use super::{DurationText, PortSelector, Unsupported};
 
 /// `DestinationRule.spec`.
 #[derive(Debug, Deserialize)]
@@ -87,7 +87,7 @@ pub(crate) struct HttpCookie {
     #[serde(default)]
     pub name: String,
     pub path: Option<String>,
-    pub ttl: Option<String>,
+    pub ttl: Option<DurationText>,
     pub attributes: Option<Unsupported>,
 }
 
@@ -104,7 +104,7 @@ pub(crate) struct ConnectionPool {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct TcpSettings {
     pub max_connections: Option<i64>,
-    pub connect_timeout: Option<String>,
+    pub connect_timeout: Option<DurationText>,
     pub tcp_keepalive: Option<Unsupported>,
     pub max_connection_duration: Option<Unsupported>,
     pub idle_timeout: Option<Unsupported>,
@@ -118,7 +118,7 @@ pub(crate) struct HttpSettings {
     pub http2_max_requests: Option<i64>,
     pub max_requests_per_connection: Option<i64>,
     pub max_retries: Option<i64>,
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<DurationText>,
     pub h2_upgrade_policy: Option<String>,
     pub use_client_protocol: Option<Unsupported>,
     pub max_concurrent_streams: Option<Unsupported>,
@@ -133,8 +133,8 @@ pub(crate) struct OutlierDetection {
     pub consecutive_gateway_errors: Option<i64>,
     #[serde(rename = "consecutive5xxErrors")]
     pub consecutive_5xx_errors: Option<i64>,
-    pub interval: Option<String>,
-    pub base_ejection_time: Option<String>,
+    pub interval: Option<DurationText>,
+    pub base_ejection_time: Option<DurationText>,
     pub max_ejection_percent: Option<i64>,
     pub min_health_percent: Option<i64>,
     pub consecutive_errors: Option<Unsupported>,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Destination, Headers, Percent, StringMatch, Unsupported};
+use super::{Destination, DurationText, Headers, Percent, StringMatch, Unsupported};
 
 /// `VirtualService.spec`.
 #[derive(Debug, Deserialize)]
@@ -33,7 +33,7 @@ pub(crate) struct HttpRoute {
     pub direct_response: Option<DirectResponse>,
     pub delegate: Option<Unsupported>,
     pub rewrite: Option<Rewrite>,
-    pub timeout: Option<String>,
+    pub timeout: Option<DurationText>,
     pub retries: Option<Retries>,
     pub fault: Option<Fault>,
     pub mirror: Option<Destination>,
@@ -118,7 +118,7 @@ pub(crate) struct Rewrite {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct Retries {
     pub attempts: Option<i64>,
-    pub per_try_timeout: Option<String>,
+    pub per_try_timeout: Option<DurationText>,
     pub retry_on: Option<String>,
     pub retry_remote_localities: Option<bool>,
     pub backoff: Option<Unsupported>,
@@ -138,7 +138,7 @@ pub(crate) struct Fault {
 pub(crate) struct Delay {
     /// Deprecated in Istio but still a field of `Delay`: accepted.
     pub percent: Option<i64>,
-    pub fixed_delay: Option<String>,
+    pub fixed_delay: Option<DurationText>,
     pub exponential_delay: Option<Unsupported>,
     pub percentage: Option<Percent>,
 }

@@ -121,6 +121,10 @@ fn wrong_type() {
 #[test]
 fn bad_duration() {
     assert_eq!(
+        errors(&vs_rule("    timeout: 2\n")),
+        ["f.yaml:12:5: error: VirtualService/pay: spec.http[0].timeout: invalid type: integer `2`, expected a duration such as 2s, 500ms or 1m"]
+    );
+    assert_eq!(
         errors(&vs_rule("    timeout: 2 seconds\n")),
         [
             r#"f.yaml:12:5: error: VirtualService/pay: spec.http[0].timeout: invalid duration "2 seconds": use a number and a unit, e.g. 2s, 500ms, 1.5s, 1m, 1h"#
