@@ -4,19 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use super::core::Core;
 use crate::config::model::MeshConfig;
 use crate::config::{load_dir, LoadError};
-
-/// Pause between a change event and the reload. A write in place is a
-/// truncate followed by a write: loading between the two would put an
-/// empty (and valid!) config in force for a moment. Short enough to keep
-/// reload-to-ACK well under a second.
-const SETTLE: Duration = Duration::from_millis(10);
 
 /// Loads `dir` off the async threads (it reads and parses files).
 pub(crate) async fn load(dir: &Path) -> Result<MeshConfig, LoadError> {
@@ -46,8 +39,9 @@ pub(crate) async fn reload_loop(
             }
             _ = stop.changed() => return,
         }
-        tokio::time::sleep(SETTLE).await;
-        // Events of the same burst are covered by the load below.
+        // The watcher lets a burst settle (a write in place is a truncate
+        // and then a write) before it sends; anything queued since is
+        // covered by the load below.
         while events.try_recv().is_ok() {}
         match load(&dir).await {
             Ok(mesh) => core.accept_config(mesh),
