@@ -127,6 +127,7 @@ fn parts(
 
 fn load_balancer(cx: &mut Cx<'_>, path: &str, lb: &raw::LoadBalancer) -> Option<LoadBalancer> {
     cx.unsupported(path, "localityLbSetting", &lb.locality_lb_setting);
+    cx.unsupported(path, "zoneAwareLbSetting", &lb.zone_aware_lb_setting);
     cx.unsupported(path, "warmupDurationSecs", &lb.warmup_duration_secs);
     cx.unsupported(path, "warmup", &lb.warmup);
     match (&lb.simple, &lb.consistent_hash) {
@@ -221,6 +222,7 @@ fn connection_pool(cx: &mut Cx<'_>, path: &str, cp: &raw::ConnectionPool) -> Con
         let p = join(path, "http");
         cx.unsupported(&p, "useClientProtocol", &http.use_client_protocol);
         cx.unsupported(&p, "maxConcurrentStreams", &http.max_concurrent_streams);
+        cx.unsupported(&p, "http2KeepAlive", &http.http2_keep_alive);
         let mut count = |field: &str, v: Option<i64>| v.and_then(|n| cx.count(&join(&p, field), n));
         out.http1_max_pending_requests =
             count("http1MaxPendingRequests", http.http1_max_pending_requests);
@@ -257,6 +259,8 @@ fn outlier(cx: &mut Cx<'_>, path: &str, od: &raw::OutlierDetection) -> OutlierDe
         "consecutiveLocalOriginFailures",
         &od.consecutive_local_origin_failures,
     );
+    let codes = &od.outlier_detection_http_error_codes;
+    cx.unsupported(path, "outlierDetectionHttpErrorCodes", codes);
     if od.consecutive_errors.is_some() {
         let p = join(path, "consecutiveErrors");
         cx.err(&p, "`consecutiveErrors` was removed from Istio: use consecutive5xxErrors or consecutiveGatewayErrors");

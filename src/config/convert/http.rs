@@ -174,6 +174,7 @@ pub(super) fn rewrite(cx: &mut Cx<'_>, path: &str, rw: &vs::Rewrite) -> Option<R
 pub(super) fn redirect(cx: &mut Cx<'_>, path: &str, r: &vs::Redirect) -> Option<Redirect> {
     let before = cx.diags.len();
     cx.unsupported(path, "derivePort", &r.derive_port);
+    cx.unsupported(path, "prefixRewrite", &r.prefix_rewrite);
     if r.uri.is_none() && r.authority.is_none() && r.port.is_none() && r.scheme.is_none() {
         cx.err(
             path,

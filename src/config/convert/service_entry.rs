@@ -82,7 +82,7 @@ fn resolution(cx: &mut Cx<'_>, written: Option<&str>) -> Option<Resolution> {
             cx.err(path, "resolution is required: STATIC or DNS (Istio's default, NONE, is not supported yet)");
             None
         }
-        Some(r @ ("NONE" | "DNS_ROUND_ROBIN")) => {
+        Some(r @ ("NONE" | "DNS_ROUND_ROBIN" | "DYNAMIC_DNS")) => {
             cx.err(
                 path,
                 format!("resolution {r} is not supported yet: use STATIC or DNS"),

@@ -63,6 +63,7 @@ pub(crate) struct LoadBalancer {
     pub simple: Option<String>,
     pub consistent_hash: Option<ConsistentHash>,
     pub locality_lb_setting: Option<Unsupported>,
+    pub zone_aware_lb_setting: Option<Unsupported>,
     pub warmup_duration_secs: Option<Unsupported>,
     pub warmup: Option<Unsupported>,
 }
@@ -122,6 +123,7 @@ pub(crate) struct HttpSettings {
     pub h2_upgrade_policy: Option<String>,
     pub use_client_protocol: Option<Unsupported>,
     pub max_concurrent_streams: Option<Unsupported>,
+    pub http2_keep_alive: Option<Unsupported>,
 }
 
 /// `OutlierDetection`.
@@ -138,4 +140,5 @@ pub(crate) struct OutlierDetection {
     pub max_ejection_percent: Option<i64>,
     pub min_health_percent: Option<i64>,
     pub consecutive_errors: Option<Unsupported>,
+    pub outlier_detection_http_error_codes: Option<Unsupported>,
 }

@@ -86,6 +86,7 @@ pub(crate) struct Redirect {
     pub derive_port: Option<Unsupported>,
     pub scheme: Option<String>,
     pub redirect_code: Option<i64>,
+    pub prefix_rewrite: Option<Unsupported>,
 }
 
 /// `HTTPDirectResponse`.
@@ -121,6 +122,7 @@ pub(crate) struct Retries {
     pub per_try_timeout: Option<DurationText>,
     pub retry_on: Option<String>,
     pub retry_remote_localities: Option<bool>,
+    pub retry_ignore_previous_hosts: Option<Unsupported>,
     pub backoff: Option<Unsupported>,
 }
 

@@ -53,6 +53,11 @@ pub(in crate::config::convert) fn retries(
 ) -> Option<Retries> {
     let before = cx.diags.len();
     cx.unsupported(path, "backoff", &r.backoff);
+    cx.unsupported(
+        path,
+        "retryIgnorePreviousHosts",
+        &r.retry_ignore_previous_hosts,
+    );
     let attempts = r.attempts.unwrap_or(0);
     if attempts < 0 {
         cx.err(&join(path, "attempts"), "attempts cannot be negative");
