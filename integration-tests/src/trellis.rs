@@ -1,5 +1,6 @@
 //! The control plane under test: the real `trellis serve` binary.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -165,6 +166,31 @@ impl Trellis {
     /// `/debug/proxies` as JSON.
     pub async fn debug_proxies(&self) -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_str(&self.admin("/debug/proxies").await?)?)
+    }
+
+    /// For each connected proxy in `/debug/proxies`, the last version it
+    /// ACKed of the type whose URL ends with `type_suffix` (e.g.
+    /// `RouteConfiguration`), and the last version sent to it.
+    pub async fn acked_versions(
+        &self,
+        type_suffix: &str,
+    ) -> anyhow::Result<BTreeMap<String, (Option<String>, Option<String>)>> {
+        let proxies = self.debug_proxies().await?;
+        let mut out = BTreeMap::new();
+        for (node, status) in proxies.as_object().into_iter().flatten() {
+            if status["connected"] != serde_json::Value::Bool(true) {
+                continue;
+            }
+            let types = status["types"].as_object().into_iter().flatten();
+            for (_, t) in types.filter(|(url, _)| url.ends_with(type_suffix)) {
+                let text = |k: &str| t[k].as_str().map(str::to_string);
+                out.insert(
+                    node.clone(),
+                    (text("last_acked_version"), text("last_sent_version")),
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// `/metrics` (Prometheus text).

@@ -29,6 +29,27 @@ fn find_diagnostic<'a>(v: &'a serde_json::Value, file_name: &str) -> Option<&'a 
     }
 }
 
+/// Time until every proxy connected before the change has ACKed a new route
+/// version (and holds no newer unACKed one), by polling `/debug/proxies`.
+async fn ack_latency(
+    trellis: &Trellis,
+    before: &std::collections::BTreeMap<String, (Option<String>, Option<String>)>,
+) -> Duration {
+    let (_, took) = wait::wait_until(Duration::from_secs(5), Duration::from_millis(2), || async {
+        let now = trellis.acked_versions("RouteConfiguration").await.ok()?;
+        before
+            .iter()
+            .all(|(node, (old, _))| {
+                now.get(node)
+                    .is_some_and(|(acked, sent)| acked != old && acked.is_some() && acked == sent)
+            })
+            .then_some(())
+    })
+    .await
+    .expect("the proxies never ACKed the new routes");
+    took
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_change_then_invalid_change() {
     let config = ConfigDir::with(&[
@@ -60,6 +81,12 @@ async fn weight_change_then_invalid_change() {
 
     // 0/100, written in place; then poll with requests until a run of 20
     // goes to v2 (under 90/10 that would happen once in 10^20).
+    let acked_before = trellis.acked_versions("RouteConfiguration").await.unwrap();
+    assert_eq!(
+        acked_before.len(),
+        3,
+        "3 connected proxies: {acked_before:?}"
+    );
     config
         .write(
             "routes.yaml",
@@ -67,6 +94,7 @@ async fn weight_change_then_invalid_change() {
         )
         .unwrap();
     let start = Instant::now();
+    let acked = ack_latency(&trellis, &acked_before).await;
     let mut run_start = None;
     let mut run = 0;
     while run < 20 {
@@ -85,7 +113,11 @@ async fn weight_change_then_invalid_change() {
         }
     }
     let took = run_start.unwrap_or_default();
-    eprintln!("reload to 100% v2 took {took:?}");
+    eprintln!("reload: all routes ACKed after {acked:?}; 100% v2 from {took:?}");
+    assert!(
+        acked <= Duration::from_secs(1),
+        "reload-to-ACK took {acked:?} > 1 s"
+    );
     assert!(took <= Duration::from_secs(1), "shift took {took:?} > 1 s");
     let after = client.tally("payment", &[], 200, 4).await;
     assert_eq!(after.get("payment v2"), 200, "{after:?}");
