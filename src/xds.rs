@@ -43,7 +43,7 @@ mod types;
 
 pub use cache::SnapshotCache;
 pub use metrics::XdsMetrics;
-pub use server::{AdsServer, StreamHooks};
+pub use server::{AdsServer, Refusal, StreamHooks};
 pub use snapshot::{Resources, Snapshot, SnapshotBuilder, TypeResources};
 pub use status::{NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus};
 pub use stream::{Output, RequestError, StreamEvent, StreamState};

@@ -180,9 +180,9 @@ async fn hooks_refuse_a_stream_and_node_is_required() {
         h.hooks.closed.lock().unwrap().is_empty(),
         "refused streams never opened"
     );
-    assert!(h
-        .metrics_text()
-        .contains("trellis_xds_streams_refused_total 2"));
+    let text = h.metrics_text();
+    assert!(text.contains("trellis_xds_streams_refused_total{reason=\"refused\"} 1"));
+    assert!(text.contains("trellis_xds_streams_refused_total{reason=\"no_node\"} 1"));
 }
 
 #[tokio::test]

@@ -13,13 +13,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::Notify;
+use tonic::metadata::MetadataMap;
 
 use super::metrics::ServeMetrics;
 use crate::admin::{now, AdminState, ConfigStatus, Rejected};
 use crate::config::model::MeshConfig;
 use crate::config::LoadError;
 use crate::registry::{Proxy, Registry};
-use crate::xds::{ProxyStatusTable, SnapshotCache, StreamHooks};
+use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamHooks};
 
 /// Open streams of one node id, and a counter that changes on every open
 /// and close so a pending deregistration can tell it is stale.
@@ -183,7 +184,7 @@ impl Core {
 pub(crate) struct Hooks(pub(crate) Arc<Core>);
 
 impl StreamHooks for Hooks {
-    fn stream_opened(&self, node: &Node) -> Result<(), tonic::Status> {
+    fn stream_opened(&self, node: &Node, _metadata: &MetadataMap) -> Result<(), Refusal> {
         match Proxy::from_node(node) {
             Ok(proxy) => {
                 self.0.sidecar_connected(proxy);
@@ -191,7 +192,10 @@ impl StreamHooks for Hooks {
             }
             Err(e) => {
                 tracing::warn!(node = %node.id, "refusing stream: {e}");
-                Err(tonic::Status::invalid_argument(e.to_string()))
+                Err(Refusal {
+                    status: tonic::Status::invalid_argument(e.to_string()),
+                    reason: "bad_node",
+                })
             }
         }
     }

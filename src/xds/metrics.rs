@@ -21,13 +21,19 @@ pub struct XdsMetrics {
     pushes: Family<TypeLabel, Counter>,
     acks: Family<TypeLabel, Counter>,
     nacks: Family<TypeLabel, Counter>,
-    refused: Counter,
+    refused: Family<ReasonLabel, Counter>,
+}
+
+/// The `reason` label of refused streams.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 impl XdsMetrics {
     /// Creates the metrics and registers them: `trellis_xds_connected_proxies`,
     /// `trellis_xds_pushes_total{type}`, `trellis_xds_acks_total{type}`,
-    /// `trellis_xds_nacks_total{type}`, `trellis_xds_streams_refused_total`.
+    /// `trellis_xds_nacks_total{type}`, `trellis_xds_streams_refused_total{reason}`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = XdsMetrics::default();
         registry.register(
@@ -52,7 +58,7 @@ impl XdsMetrics {
         );
         registry.register(
             "trellis_xds_streams_refused",
-            "ADS streams refused (no node, or refused by the control plane)",
+            "ADS streams refused (no node, or refused by the control plane), by reason",
             m.refused.clone(),
         );
         m
@@ -72,8 +78,8 @@ impl XdsMetrics {
         self.connected.dec();
     }
 
-    pub(crate) fn stream_refused(&self) {
-        self.refused.inc();
+    pub(crate) fn stream_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     pub(crate) fn pushed(&self, type_url: &str) {
@@ -102,7 +108,7 @@ mod tests {
         m.stream_opened();
         m.pushed(&CLUSTER_TYPE);
         m.nacked(&CLUSTER_TYPE);
-        m.stream_refused();
+        m.stream_refused("no_node");
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert!(text.contains("trellis_xds_connected_proxies 1"), "{text}");
@@ -115,7 +121,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("trellis_xds_streams_refused_total 1"),
+            text.contains("trellis_xds_streams_refused_total{reason=\"no_node\"} 1"),
             "{text}"
         );
     }

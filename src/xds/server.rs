@@ -13,6 +13,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use futures::Stream;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::status::unix_now;
@@ -24,11 +25,31 @@ use super::{
 /// Responses queued per stream before the stream task waits for the client.
 const RESPONSE_QUEUE: usize = 16;
 
+/// A refused stream: the status Envoy gets, and a short reason (a metric
+/// label, e.g. `missing_token`) that must not contain secrets or node data.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Returned to the client.
+    pub status: Status,
+    /// The `reason` label of `trellis_xds_streams_refused_total`.
+    pub reason: &'static str,
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Refusal {
+            status,
+            reason: "refused",
+        }
+    }
+}
+
 /// What the rest of the control plane learns about streams.
 pub trait StreamHooks: Send + Sync + 'static {
-    /// Called with the first request's Node; Err refuses the stream (status
-    /// returned to Envoy).
-    fn stream_opened(&self, node: &Node) -> Result<(), Status>;
+    /// Called with the first request's Node and the stream's gRPC metadata
+    /// (e.g. an `authorization` header; xds does not interpret it); Err
+    /// refuses the stream (its status is returned to Envoy).
+    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<(), Refusal>;
     /// Called exactly once when a stream that `stream_opened` accepted ends.
     fn stream_closed(&self, node_id: &str);
 }
@@ -67,11 +88,19 @@ impl AdsServer {
     async fn accept(
         &self,
         inbound: &mut Streaming<DiscoveryRequest>,
-    ) -> Result<(DiscoveryRequest, String), Status> {
+        metadata: &MetadataMap,
+    ) -> Result<(DiscoveryRequest, String), Refusal> {
+        let refuse = |status, reason| Refusal { status, reason };
         let first = inbound
             .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("ADS stream ended before its first request"))?;
+            .await
+            .map_err(|s| refuse(s, "receive_error"))?
+            .ok_or_else(|| {
+                refuse(
+                    Status::invalid_argument("ADS stream ended before its first request"),
+                    "no_request",
+                )
+            })?;
         // "Basic Protocol Overview": only the first request is guaranteed to
         // carry the node, so it must be there.
         let node = first
@@ -79,9 +108,14 @@ impl AdsServer {
             .as_ref()
             .filter(|n| !n.id.is_empty())
             .ok_or_else(|| {
-                Status::invalid_argument("the first DiscoveryRequest must carry node with an id")
+                refuse(
+                    Status::invalid_argument(
+                        "the first DiscoveryRequest must carry node with an id",
+                    ),
+                    "no_node",
+                )
             })?;
-        self.hooks.stream_opened(node)?;
+        self.hooks.stream_opened(node, metadata)?;
         Ok((first.clone(), node.id.clone()))
     }
 }
@@ -97,12 +131,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let mut inbound = request.into_inner();
-        let (first, node_id) = match self.accept(&mut inbound).await {
+        let (metadata, _, mut inbound) = request.into_parts();
+        let metadata = MetadataMap::from_headers(metadata.into_headers());
+        let (first, node_id) = match self.accept(&mut inbound, &metadata).await {
             Ok(accepted) => accepted,
-            Err(status) => {
-                self.metrics.stream_refused();
-                tracing::info!(code = ?status.code(), message = status.message(), "ADS stream refused");
+            Err(Refusal { status, reason }) => {
+                self.metrics.stream_refused(reason);
+                tracing::info!(code = ?status.code(), reason, message = status.message(), "ADS stream refused");
                 return Err(status);
             }
         };

@@ -17,10 +17,11 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::metadata::MetadataMap;
 use tonic::{Status, Streaming};
 use trellis::xds::{
-    AdsServer, ProxyStatusTable, Snapshot, SnapshotCache, StreamHooks, XdsMetrics, CLUSTER_TYPE,
-    ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    AdsServer, ProxyStatusTable, Refusal, Snapshot, SnapshotCache, StreamHooks, XdsMetrics,
+    CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
 };
 
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -33,9 +34,9 @@ pub struct FakeHooks {
 }
 
 impl StreamHooks for FakeHooks {
-    fn stream_opened(&self, node: &Node) -> Result<(), Status> {
+    fn stream_opened(&self, node: &Node, _metadata: &MetadataMap) -> Result<(), Refusal> {
         if node.id.starts_with("refuse") {
-            return Err(Status::permission_denied("node not allowed"));
+            return Err(Status::permission_denied("node not allowed").into());
         }
         self.opened.lock().unwrap().push(node.id.clone());
         Ok(())
