@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod bootstrap;
+pub mod ca;
 pub mod config;
 pub mod envoy_json;
 pub mod registry;

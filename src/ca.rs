@@ -1,0 +1,335 @@
+//! The mesh certificate authority: workload identities (SPIFFE X.509 SVIDs),
+//! the xDS server certificate, the trust bundle and root rotation; plus the
+//! workload tokens that authenticate xDS streams (`token`).
+//!
+//! Keys live under `STATE_DIR/ca/` (directories 0700, key files 0600) unless
+//! an operator plugs in their own CA (Istio's `cacerts` layout). Nothing in
+//! this module prints key material: key-holding types show `[redacted]`.
+
+mod issue;
+mod keys;
+mod plugin;
+mod selfsigned;
+mod signer;
+mod spiffe;
+mod store;
+pub mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+pub use plugin::PluginCa;
+pub use spiffe::{SpiffeId, SpiffeIdError};
+pub use token::{TokenAuthority, TokenClaims, TokenError};
+
+use signer::Signer;
+
+/// Validity of a self-signed root: ten years, as Istio's self-signed root.
+pub const ROOT_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How far back a leaf's `notBefore` goes, so peers whose clocks lag a little
+/// accept a fresh certificate.
+pub const BACKDATE: Duration = Duration::from_secs(60);
+
+/// Where the CA keeps its state and which CA signs.
+#[derive(Debug, Clone)]
+pub struct CaConfig {
+    /// `--state-dir`: the self-signed CA lives in `STATE_DIR/ca/`.
+    pub state_dir: PathBuf,
+    /// An operator's CA (Istio plug-in CA files); when set it signs instead.
+    pub plugin: Option<PluginCa>,
+}
+
+/// Errors of the CA; messages name the file and the problem, never key bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A file or directory operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A CA file exists but is unusable.
+    #[error("{}: {problem}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Building or signing a certificate failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A name for a certificate is not valid (e.g. a DNS SAN).
+    #[error("invalid certificate name `{0}`")]
+    BadName(String),
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+    /// A rotation step was asked for in the wrong phase.
+    #[error("cannot {step} while the root rotation phase is {phase}")]
+    WrongPhase {
+        /// The step asked for.
+        step: &'static str,
+        /// The current phase.
+        phase: RotationPhase,
+    },
+    /// Rotation of an operator's CA is the operator's job (replace the files).
+    #[error("the plug-in CA is managed by the operator: rotate it by replacing its files")]
+    PluginManaged,
+}
+
+/// PEM text holding a private key. Debug and Display print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretPem(String);
+
+impl SecretPem {
+    /// Wraps key PEM text.
+    pub fn new(pem: String) -> Self {
+        Self(pem)
+    }
+
+    /// The PEM text, for the one place that must send it (an SDS secret).
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for SecretPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A certificate issued by the CA with its fresh private key.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    /// The leaf, then the intermediates up to (for a plug-in CA, possibly
+    /// including) the root, as PEM.
+    pub chain_pem: String,
+    /// The leaf's private key (PKCS#8 PEM).
+    pub key: SecretPem,
+    /// The leaf's serial number, lowercase hex (as Envoy's `/certs` shows it).
+    pub serial_hex: String,
+    /// Start of validity (backdated by [`BACKDATE`]).
+    pub not_before: SystemTime,
+    /// End of validity.
+    pub not_after: SystemTime,
+    /// When it was issued: `not_before + BACKDATE`.
+    pub issued_at: SystemTime,
+}
+
+impl IssuedCert {
+    /// When to re-issue: half-way through the lifetime from issuance, as Istio.
+    pub fn renew_at(&self) -> SystemTime {
+        let life = self
+            .not_after
+            .duration_since(self.issued_at)
+            .unwrap_or_default();
+        self.issued_at + life / 2
+    }
+}
+
+/// Where a root rotation stands (`begin` → `activate` → `finish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationPhase {
+    /// One root, trusted and signing.
+    Idle,
+    /// A new root is in the trust bundle; the old root still signs.
+    NewRootTrusted,
+    /// The new root signs; the old root is still trusted.
+    NewRootActive,
+}
+
+impl RotationPhase {
+    /// A stable lower-case name for logs and `/debug/ca`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::NewRootTrusted => "new-root-trusted",
+            Self::NewRootActive => "new-root-active",
+        }
+    }
+}
+
+impl fmt::Display for RotationPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Public facts about a trusted root, for `/debug/ca` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootInfo {
+    /// SHA-256 of the certificate DER, lowercase hex.
+    pub fingerprint_sha256: String,
+    /// The subject, e.g. `O=Trellis, CN=Trellis mesh root 1a2b3c4d`.
+    pub subject: String,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// End of validity.
+    pub not_after: SystemTime,
+    /// Whether this root's key (self-signed CA) signs new leaves now.
+    pub signing: bool,
+}
+
+/// One trusted root: its PEM and facts, and (self-signed CA) its signer.
+#[derive(Clone)]
+struct Root {
+    id: String,
+    cert_pem: String,
+    info: RootInfo,
+    signer: Option<Arc<Signer>>,
+}
+
+/// What the CA holds now; swapped as a whole by rotation steps.
+struct State {
+    roots: Vec<Root>,
+    signer: Arc<Signer>,
+    phase: RotationPhase,
+}
+
+/// The mesh CA. Cheap to share (`Arc<Ca>`); every method takes `&self`.
+pub struct Ca {
+    /// `STATE_DIR/ca` for the self-signed CA; `None` for a plug-in CA.
+    dir: Option<PathBuf>,
+    state: RwLock<State>,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("plugin", &self.dir.is_none())
+            .field("phase", &self.rotation_phase())
+            .field("roots", &self.roots())
+            .field("keys", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Ca {
+    /// Loads the plug-in CA if configured, else the self-signed CA in
+    /// `STATE_DIR/ca/`, creating it on first start (and resuming a rotation).
+    pub fn load_or_create(config: &CaConfig) -> Result<Ca, CaError> {
+        match &config.plugin {
+            Some(plugin) => plugin::load(plugin),
+            None => selfsigned::load_or_create(&config.state_dir),
+        }
+    }
+
+    /// Issues a workload leaf for `id`, valid from now − [`BACKDATE`] for `ttl`
+    /// (cut at the signing certificate's own expiry).
+    pub fn issue(&self, id: &SpiffeId, ttl: Duration) -> Result<IssuedCert, CaError> {
+        issue::leaf(&self.signer(), id, ttl)
+    }
+
+    /// Issues a server certificate (serverAuth) for the xDS TLS listener with
+    /// DNS names and IP addresses as SANs.
+    pub fn issue_server(
+        &self,
+        dns_names: &[String],
+        ips: &[std::net::IpAddr],
+        ttl: Duration,
+    ) -> Result<IssuedCert, CaError> {
+        issue::server(&self.signer(), dns_names, ips, ttl)
+    }
+
+    /// Every trusted root as PEM, concatenated (old root first during a rotation).
+    pub fn trust_bundle_pem(&self) -> String {
+        self.read()
+            .roots
+            .iter()
+            .map(|r| r.cert_pem.as_str())
+            .collect()
+    }
+
+    /// Facts about each trusted root (no keys).
+    pub fn roots(&self) -> Vec<RootInfo> {
+        self.read().roots.iter().map(|r| r.info.clone()).collect()
+    }
+
+    /// The soonest expiry among the trusted roots.
+    pub fn root_expiry(&self) -> Option<SystemTime> {
+        self.read().roots.iter().map(|r| r.info.not_after).min()
+    }
+
+    /// The expiry of the certificate that signs leaves (root or intermediate).
+    pub fn signing_cert_expiry(&self) -> SystemTime {
+        self.signer().not_after()
+    }
+
+    /// Whether an operator's plug-in CA signs.
+    pub fn is_plugin(&self) -> bool {
+        self.dir.is_none()
+    }
+
+    /// The current root rotation phase.
+    pub fn rotation_phase(&self) -> RotationPhase {
+        self.read().phase
+    }
+
+    /// Rotation step 1: generate a new root and trust it; the old root still signs.
+    pub fn begin_rotation(&self) -> Result<(), CaError> {
+        self.rotate_step("begin a rotation", RotationPhase::Idle, selfsigned::begin)
+    }
+
+    /// Rotation step 2: the new root signs new leaves; both roots are trusted.
+    pub fn activate_new_root(&self) -> Result<(), CaError> {
+        self.rotate_step(
+            "activate the new root",
+            RotationPhase::NewRootTrusted,
+            selfsigned::activate,
+        )
+    }
+
+    /// Rotation step 3: drop the old root from the bundle and delete its key.
+    pub fn finish_rotation(&self) -> Result<(), CaError> {
+        self.rotate_step(
+            "finish the rotation",
+            RotationPhase::NewRootActive,
+            selfsigned::finish,
+        )
+    }
+
+    fn rotate_step(
+        &self,
+        step: &'static str,
+        expected: RotationPhase,
+        apply: fn(&std::path::Path, &State) -> Result<State, CaError>,
+    ) -> Result<(), CaError> {
+        let dir = self.dir.as_deref().ok_or(CaError::PluginManaged)?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.phase != expected {
+            return Err(CaError::WrongPhase {
+                step,
+                phase: state.phase,
+            });
+        }
+        *state = apply(dir, &state)?;
+        Ok(())
+    }
+
+    fn signer(&self) -> Arc<Signer> {
+        self.read().signer.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written: it is
+        // replaced whole, so a poisoned lock is still consistent.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+}

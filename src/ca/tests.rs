@@ -1,0 +1,1 @@
+//! Tests of the CA: certificate contents, chains, persistence, rotation.
