@@ -19,7 +19,7 @@ pub use node::NodeError;
 
 /// A sidecar's identity and ports, from its Envoy node (see
 /// `bootstrap` for the metadata keys).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Proxy {
     /// Envoy `node.id`: unique per instance.
     pub id: String,
@@ -46,6 +46,19 @@ impl Proxy {
     pub fn host(&self) -> Host {
         Host::canonical(&self.service, &self.namespace)
     }
+
+    /// The proxy's workload identity.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            namespace: self.namespace.clone(),
+            service_account: self.service_account.clone(),
+        }
+    }
+
+    /// The proxy's SPIFFE ID in `trust_domain`.
+    pub fn spiffe_id(&self, trust_domain: &str) -> String {
+        self.identity().spiffe_id(trust_domain)
+    }
 }
 
 /// One instance of a service port, as `translate` sees it.
@@ -64,6 +77,31 @@ pub struct Instance {
     pub weight: u32,
     /// True when a sidecar fronts it (mTLS-capable later).
     pub sidecar: bool,
+    /// The workload identity of a sidecar instance (`None` without one).
+    pub identity: Option<Identity>,
+    /// True when a sidecar fronts it and its `PeerAuthentication` mode on
+    /// this port is not DISABLE: clients send mTLS (EDS metadata
+    /// `tlsMode: istio`, Istio's auto mTLS).
+    pub mtls: bool,
+}
+
+/// Who a sidecar instance is: its SPIFFE ID's namespace and service account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    /// Namespace.
+    pub namespace: String,
+    /// Service account.
+    pub service_account: String,
+}
+
+impl Identity {
+    /// `spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT`.
+    pub fn spiffe_id(&self, trust_domain: &str) -> String {
+        format!(
+            "spiffe://{trust_domain}/ns/{}/sa/{}",
+            self.namespace, self.service_account
+        )
+    }
 }
 
 /// Sidecars currently registered, by node id.

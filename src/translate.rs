@@ -5,6 +5,24 @@
 //! [`shared`] builds what every sidecar sees (outbound clusters, their
 //! endpoints, the `outbound` route configuration) once per change;
 //! [`for_proxy`] adds a proxy's own listeners and inbound cluster.
+//!
+//! Security (issue 3), all pure:
+//! - `shared(&MeshConfig, &ServiceInstances) -> Shared`: outbound clusters
+//!   carry auto-mTLS `transport_socket_matches` (endpoints with EDS metadata
+//!   `tlsMode: istio` get mTLS with SDS `default` + `ROOTCA` and the
+//!   destination's SPIFFE IDs as SANs; others plaintext), or the
+//!   `DestinationRule` `tls` mode. `Shared` also keeps the mesh settings and
+//!   `PeerAuthentication`s for [`for_proxy`].
+//! - `for_proxy(&Shared, &Proxy, &ProxySecurity) -> ProxyResources`: the
+//!   inbound listener per the proxy's `PeerAuthentication` mode (STRICT: mTLS
+//!   only; PERMISSIVE: `tls_inspector` + a TLS and a plaintext chain;
+//!   DISABLE: plaintext). With `ProxySecurity { mtls: false, .. }` (the
+//!   default) nothing uses TLS, as before issue 3. `ProxySecurity::certs`,
+//!   when given, becomes `ProxyResources::secrets`.
+//! - `secrets(cert_chain_pem, key_pem, bundle_pem) -> Vec<XdsSecret>`: the
+//!   SDS secrets `default` and `ROOTCA` (names in [`WORKLOAD_SECRET`],
+//!   [`ROOT_CA_SECRET`]); a runtime may also set `ProxyResources::secrets`
+//!   itself.
 
 mod clusters;
 mod endpoints;
@@ -16,6 +34,7 @@ mod retry;
 mod route_match;
 mod route_rule;
 mod routes;
+mod secrets;
 mod util;
 
 use std::collections::BTreeMap;
@@ -24,11 +43,14 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use prost::Name;
 
-use crate::config::model::{Host, MeshConfig, Protocol, ServicePort};
+use crate::config::model::{
+    Host, MeshConfig, MeshSettings, PeerAuthentication, Protocol, ServicePort,
+};
 use crate::registry::{Proxy, ServiceInstances, ServiceView};
 
 pub use clusters::cluster_name;
@@ -36,6 +58,7 @@ pub use listeners::inbound_cluster_name;
 pub use policy::DEFAULT_CONNECT_TIMEOUT;
 pub use retry::{DEFAULT_ATTEMPTS, DEFAULT_RETRIABLE_STATUS_CODES, DEFAULT_RETRY_ON};
 pub use routes::OUTBOUND_ROUTE;
+pub use secrets::{secrets, workload_secrets, WorkloadCerts, ROOT_CA_SECRET, WORKLOAD_SECRET};
 
 /// Name of every sidecar's inbound listener.
 pub const INBOUND_LISTENER: &str = "inbound";
@@ -56,10 +79,25 @@ pub struct Shared {
     pub routes: Vec<RouteConfiguration>,
     /// Ports of every service, for per-proxy inbound settings.
     pub service_ports: BTreeMap<Host, Vec<ServicePort>>,
+    /// The `Mesh` settings (trust domain, root namespace).
+    pub mesh: MeshSettings,
+    /// Every `PeerAuthentication`, for each proxy's inbound mode.
+    pub peer_authentications: Vec<PeerAuthentication>,
 }
 
-/// Everything one sidecar gets.
+/// What the runtime knows about one proxy's security.
 #[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxySecurity {
+    /// True when the mesh CA serves this proxy certificates: listeners
+    /// and clusters use TLS per policy. False: plaintext everywhere.
+    pub mtls: bool,
+    /// The proxy's certificate, key and trust bundle; `Some` puts the
+    /// `default` and `ROOTCA` secrets into [`ProxyResources::secrets`].
+    pub certs: Option<WorkloadCerts>,
+}
+
+/// Everything one sidecar gets. `Debug` names secrets, never their keys.
+#[derive(Clone, Default, PartialEq)]
 pub struct ProxyResources {
     /// Shared outbound clusters plus the proxy's inbound cluster.
     pub clusters: Vec<XdsCluster>,
@@ -69,6 +107,21 @@ pub struct ProxyResources {
     pub listeners: Vec<Listener>,
     /// The `outbound` route configuration.
     pub routes: Vec<RouteConfiguration>,
+    /// SDS secrets (`default`, `ROOTCA`) of this proxy only.
+    pub secrets: Vec<XdsSecret>,
+}
+
+impl std::fmt::Debug for ProxyResources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secrets: Vec<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
+        f.debug_struct("ProxyResources")
+            .field("clusters", &self.clusters)
+            .field("load_assignments", &self.load_assignments)
+            .field("listeners", &self.listeners)
+            .field("routes", &self.routes)
+            .field("secrets", &secrets)
+            .finish()
+    }
 }
 
 /// Builds the shared resources for every service.
@@ -84,12 +137,14 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
             .iter()
             .map(|v| (v.host.clone(), v.ports.clone()))
             .collect(),
+        mesh: mesh.mesh.clone(),
+        peer_authentications: mesh.peer_authentications.clone(),
     }
 }
 
 /// One proxy's view: the shared resources plus its inbound cluster and
 /// both listeners.
-pub fn for_proxy(shared: &Shared, proxy: &Proxy) -> ProxyResources {
+pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> ProxyResources {
     // The app speaks HTTP/2 when its service's port says so (first port:
     // a sidecar fronts one app port).
     let h2 = shared
@@ -104,6 +159,11 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy) -> ProxyResources {
         load_assignments: shared.load_assignments.clone(),
         listeners: vec![listeners::inbound(proxy), listeners::outbound(proxy)],
         routes: shared.routes.clone(),
+        secrets: security
+            .certs
+            .as_ref()
+            .map(workload_secrets)
+            .unwrap_or_default(),
     }
 }
 
@@ -130,6 +190,7 @@ impl ProxyResources {
         );
         out.extend(self.listeners.iter().map(|l| packed(&l.name, l)));
         out.extend(self.routes.iter().map(|r| packed(&r.name, r)));
+        out.extend(self.secrets.iter().map(|s| packed(&s.name, s)));
         out.sort_by(|a, b| (&a.type_url, &a.name).cmp(&(&b.type_url, &b.name)));
         out
     }

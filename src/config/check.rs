@@ -55,6 +55,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .map(|(h, (_, dr))| (h, dr))
             .collect(),
         files,
+        ..Default::default()
     })
 }
 

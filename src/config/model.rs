@@ -11,6 +11,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod security;
+
+pub use security::{
+    effective_mtls, ClientTls, ClientTlsMode, MeshSettings, MtlsMode, PeerAuthentication,
+    DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN, DEFAULT_WORKLOAD_TTL,
+};
+
 /// Labels on a workload or selector (`version: v2`).
 pub type Labels = BTreeMap<String, String>;
 
@@ -89,6 +96,10 @@ pub struct MeshConfig {
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
     /// Every file that was loaded, sorted.
     pub files: Vec<PathBuf>,
+    /// The `Mesh` resource, or its defaults.
+    pub mesh: MeshSettings,
+    /// Every `PeerAuthentication` (see [`effective_mtls`]).
+    pub peer_authentications: Vec<PeerAuthentication>,
 }
 
 /// Application protocol of a service port.
@@ -434,6 +445,8 @@ pub struct TrafficPolicy {
     pub outlier_detection: Option<OutlierDetection>,
     /// `portLevelSettings`, by port number.
     pub port_level: BTreeMap<u16, TrafficPolicy>,
+    /// `tls`; `None` means auto mTLS.
+    pub tls: Option<ClientTls>,
 }
 
 /// `loadBalancer`.

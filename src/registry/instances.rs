@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{labels_match, Instance, Proxy, Registry};
 use crate::config::model::{
-    Host, Location, MeshConfig, Protocol, Resolution, RouteAction, Service, ServicePort,
-    StaticEndpoint,
+    effective_mtls, Host, Location, MeshConfig, MtlsMode, Protocol, Resolution, RouteAction,
+    Service, ServicePort, StaticEndpoint,
 };
 
 /// Every service `translate` must build, by canonical host.
@@ -142,6 +142,8 @@ fn static_instance(ep: &StaticEndpoint, port: &ServicePort) -> Instance {
         labels: ep.labels.clone(),
         weight: ep.weight.unwrap_or(1).max(1),
         sidecar: false,
+        identity: None,
+        mtls: false,
     }
 }
 
@@ -153,6 +155,8 @@ fn host_instance(host: &Host, port: &ServicePort) -> Instance {
         labels: Default::default(),
         weight: 1,
         sidecar: false,
+        identity: None,
+        mtls: false,
     }
 }
 
@@ -175,19 +179,20 @@ fn join_sidecar(services: &mut BTreeMap<Host, ServiceView>, mesh: &MeshConfig, p
             .or_insert_with(|| implicit_view(own.clone(), proxy.namespace.clone()));
         targets.push(own);
     }
+    let mtls = accepts_mtls(mesh, proxy);
     for host in targets {
         if let Some(view) = services.get_mut(&host) {
             let added: Vec<Instance> = view
                 .ports
                 .iter()
-                .map(|p| sidecar_instance(proxy, p))
+                .map(|p| sidecar_instance(proxy, p, mtls))
                 .collect();
             view.instances.extend(added);
         }
     }
 }
 
-fn sidecar_instance(proxy: &Proxy, port: &ServicePort) -> Instance {
+fn sidecar_instance(proxy: &Proxy, port: &ServicePort, mtls: bool) -> Instance {
     Instance {
         address: proxy.inbound_address.clone(),
         port: proxy.inbound_port,
@@ -195,7 +200,23 @@ fn sidecar_instance(proxy: &Proxy, port: &ServicePort) -> Instance {
         labels: proxy.labels.clone(),
         weight: 1,
         sidecar: true,
+        identity: Some(proxy.identity()),
+        mtls,
     }
+}
+
+/// Whether the sidecar's inbound port takes mTLS: its `PeerAuthentication`
+/// mode on the app port (the workload port Istio keys `portLevelMtls` by)
+/// is not DISABLE.
+fn accepts_mtls(mesh: &MeshConfig, proxy: &Proxy) -> bool {
+    let mode = effective_mtls(
+        &mesh.peer_authentications,
+        &mesh.mesh.root_namespace,
+        &proxy.namespace,
+        &proxy.labels,
+        proxy.app_port,
+    );
+    mode != MtlsMode::Disable
 }
 
 /// Hosts a `VirtualService` or `DestinationRule` names: routed hosts,

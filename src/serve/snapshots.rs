@@ -115,7 +115,7 @@ pub(crate) fn build_all(mesh: &MeshConfig, registry: &Registry) -> Vec<(String, 
         .sidecars()
         .values()
         .map(|proxy| {
-            let res = translate::for_proxy(&shared, proxy);
+            let res = translate::for_proxy(&shared, proxy, &translate::ProxySecurity::default());
             (proxy.id.clone(), packed.snapshot(&res))
         })
         .collect()

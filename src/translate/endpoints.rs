@@ -62,6 +62,8 @@ mod tests {
             labels: labels(&[("version", version)]),
             weight: 1,
             sidecar: true,
+            identity: None,
+            mtls: false,
         }
     }
 

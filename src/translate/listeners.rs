@@ -49,6 +49,8 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
         labels: Default::default(),
         weight: 1,
         sidecar: false,
+        identity: None,
+        mtls: false,
     };
     let cla: ClusterLoadAssignment = load_assignment(&name, &[app], proxy.app_port, None);
     let mut c = XdsCluster {

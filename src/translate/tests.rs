@@ -24,7 +24,11 @@ fn resources() -> ProxyResources {
     let mesh = canary_mesh();
     let si = instances(&mesh, &two_versions(&["payment-service", "frontend"]));
     let shared = shared(&mesh, &si);
-    for_proxy(&shared, &sidecar("frontend", "frontend-v1", "v1", 16000))
+    for_proxy(
+        &shared,
+        &sidecar("frontend", "frontend-v1", "v1", 16000),
+        &ProxySecurity::default(),
+    )
 }
 
 #[test]
@@ -91,7 +95,11 @@ fn inbound_cluster_speaks_h2_for_grpc_services() {
     let proxy = sidecar("grpc-api", "grpc-api-v1", "v1", 16000);
     let mut reg = crate::registry::Registry::new();
     reg.register(proxy.clone());
-    let r = for_proxy(&shared(&mesh, &instances(&mesh, &reg)), &proxy);
+    let r = for_proxy(
+        &shared(&mesh, &instances(&mesh, &reg)),
+        &proxy,
+        &ProxySecurity::default(),
+    );
     let inbound = r
         .clusters
         .iter()
@@ -116,7 +124,7 @@ fn listeners_bind_where_the_proxy_says() {
     let mut proxy = sidecar("frontend", "frontend-v1", "v1", 16000);
     proxy.inbound_address = "127.0.0.7".into();
     proxy.outbound_port = 15555;
-    let r = for_proxy(&Shared::default(), &proxy);
+    let r = for_proxy(&Shared::default(), &proxy, &ProxySecurity::default());
     let bound: Vec<(String, u32)> = r
         .listeners
         .iter()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use trellis::config::model::{Location, MeshConfig};
 use trellis::registry::{instances, Proxy, Registry};
-use trellis::translate::{for_proxy, shared, ProxyResources};
+use trellis::translate::{for_proxy, shared, ProxyResources, ProxySecurity};
 
 /// Every top-level directory under `config-examples/`, sorted.
 pub fn example_dirs() -> Vec<PathBuf> {
@@ -82,5 +82,10 @@ pub fn client() -> Proxy {
 pub fn translate_dir(dir: &Path) -> ProxyResources {
     let mesh = trellis::config::load_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let services = instances(&mesh, &fake_sidecars(&mesh));
-    for_proxy(&shared(&mesh, &services), &client())
+    // mTLS on, without certificates: the resources name the SDS secrets.
+    let security = ProxySecurity {
+        mtls: true,
+        certs: None,
+    };
+    for_proxy(&shared(&mesh, &services), &client(), &security)
 }

@@ -122,6 +122,7 @@ fn parts(
             .as_ref()
             .map(|od| outlier(cx, &join(path, "outlierDetection"), od)),
         port_level: BTreeMap::new(),
+        tls: None,
     }
 }
 
