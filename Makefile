@@ -20,9 +20,13 @@ test:
 demo:
 	cargo run --release -- demo
 
-# Benchmarks are programs that print figures, not timed tests.
+# Benchmarks are programs that print figures, not timed tests: every
+# examples/*bench*.rs, in release.
 bench:
-	cargo bench --workspace
+	@for f in examples/*bench*.rs; do \
+		[ -e "$$f" ] || continue; \
+		echo "== $$f"; cargo run --release --example "$$(basename "$$f" .rs)" || exit 1; \
+	done
 
 # Copies docs/config-reference.md into the README's "Config reference"
 # section (between the markers), one heading level down.
