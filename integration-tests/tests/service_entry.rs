@@ -1,0 +1,129 @@
+//! Instances without sidecars: `ServiceEntry` static endpoints and
+//! `WorkloadEntry`s selected by labels, reached through a client sidecar.
+
+use trellis_integration_tests::mesh::subsets_rule;
+use trellis_integration_tests::*;
+
+fn inventory(v1_port: u16, v2_port: u16) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: inventory
+spec:
+  hosts:
+  - inventory
+  ports:
+  - number: 80
+    name: http
+    protocol: HTTP
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports:
+      http: {v1_port}
+    labels:
+      version: v1
+  - address: 127.0.0.1
+    ports:
+      http: {v2_port}
+    labels:
+      version: v2
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: inventory
+spec:
+  hosts:
+  - inventory
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    route:
+    - destination:
+        host: inventory
+        subset: v2
+  - route:
+    - destination:
+        host: inventory
+        subset: v1
+"#
+    )
+}
+
+fn billing(port: u16) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: billing
+spec:
+  hosts:
+  - billing
+  ports:
+  - number: 8000
+    name: http-api
+  resolution: STATIC
+  workloadSelector:
+    labels:
+      app: billing
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: billing-vm-1
+spec:
+  address: 127.0.0.1
+  ports:
+    http-api: {port}
+  labels:
+    app: billing
+    version: v1
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_endpoints_and_workload_entries() {
+    let v1 = Backend::start("inventory", "v1").await.unwrap();
+    let v2 = Backend::start("inventory", "v2").await.unwrap();
+    let vm = Backend::start("billing", "vm").await.unwrap();
+    let config = ConfigDir::with(&[
+        ("inventory.yaml", &inventory(v1.port(), v2.port())),
+        (
+            "inventory-rule.yaml",
+            &subsets_rule("inventory", &["v1", "v2"]),
+        ),
+        ("billing.yaml", &billing(vm.port())),
+    ])
+    .unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v1", "inventory"), 1)
+        .await
+        .unwrap();
+    client
+        .wait_endpoints(&subset_cluster("v2", "inventory"), 1)
+        .await
+        .unwrap();
+
+    let others = client.tally("inventory", &[], 50, 4).await;
+    assert_eq!(others.get("inventory v1"), 50, "{others:?}");
+    let jason = client
+        .tally("inventory", &[("end-user", "jason")], 50, 4)
+        .await;
+    assert_eq!(jason.get("inventory v2"), 50, "{jason:?}");
+
+    client
+        .wait_endpoints("|billing.default.svc.cluster.local", 1)
+        .await
+        .unwrap();
+    let billing = client.tally("billing:8000", &[], 20, 2).await;
+    assert_eq!(billing.get("billing vm"), 20, "{billing:?}");
+}
