@@ -45,6 +45,22 @@ pub struct SidecarSpec {
     pub xds_addr: String,
     /// Node id; `None` derives a deterministic one (see [`SidecarSpec::node_id`]).
     pub node_id: Option<String>,
+    /// Workload token sent as `authorization: Bearer TOKEN` on the ADS
+    /// stream (`trellis token`). `Debug` never shows it.
+    pub token: Option<Token>,
+    /// PEM file with the mesh root: when set, the ADS connection uses TLS
+    /// and accepts only a server certificate that chains to it.
+    pub xds_ca_file: Option<String>,
+}
+
+/// A workload token; `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl SidecarSpec {
@@ -63,6 +79,8 @@ impl SidecarSpec {
             admin_port: 15000,
             xds_addr: "127.0.0.1:15010".to_string(),
             node_id: None,
+            token: None,
+            xds_ca_file: None,
         }
     }
 
@@ -141,8 +159,10 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
     Ok(Bootstrap {
         node: node(spec),
         admin: json!({ "address": socket_address("127.0.0.1", spec.admin_port) }),
-        dynamic_resources: dynamic_resources(),
-        static_resources: json!({ "clusters": [xds_cluster(&xds_host, xds_port)] }),
+        dynamic_resources: dynamic_resources(spec.token.as_ref()),
+        static_resources: json!({
+            "clusters": [xds_cluster(&xds_host, xds_port, spec.xds_ca_file.as_deref())]
+        }),
     })
 }
 
@@ -167,13 +187,20 @@ fn node(spec: &SidecarSpec) -> Value {
 
 /// Listeners and clusters come over one ADS stream (xDS spec: "Aggregated
 /// Discovery Service"); routes and endpoints refer to ADS from the resources.
-fn dynamic_resources() -> Value {
+fn dynamic_resources(token: Option<&Token>) -> Value {
     let ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    let mut grpc_service = json!({ "envoy_grpc": { "cluster_name": XDS_CLUSTER } });
+    if let Some(Token(token)) = token {
+        // GrpcService.initial_metadata: sent with every stream Envoy opens
+        // (also on reconnect), where `trellis serve` checks it.
+        grpc_service["initial_metadata"] =
+            json!([{ "key": "authorization", "value": format!("Bearer {token}") }]);
+    }
     json!({
         "ads_config": {
             "api_type": "GRPC",
             "transport_api_version": "V3",
-            "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+            "grpc_services": [grpc_service],
             // The server learns the node from the first request of a stream
             // and keys everything on it; later requests need not repeat it.
             "set_node_on_first_message_only": true,
@@ -184,14 +211,14 @@ fn dynamic_resources() -> Value {
 }
 
 /// The only static cluster: the control plane, over HTTP/2 (gRPC).
-fn xds_cluster(host: &str, port: u16) -> Value {
+fn xds_cluster(host: &str, port: u16, ca_file: Option<&str>) -> Value {
     // An IP needs no resolver; a name is resolved and re-resolved by Envoy.
     let discovery = if host.parse::<IpAddr>().is_ok() {
         "STATIC"
     } else {
         "STRICT_DNS"
     };
-    json!({
+    let mut cluster = json!({
         "name": XDS_CLUSTER,
         "type": discovery,
         "connect_timeout": "1s",
@@ -205,7 +232,37 @@ fn xds_cluster(host: &str, port: u16) -> Value {
             "cluster_name": XDS_CLUSTER,
             "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(host, port) } }] }],
         },
-    })
+    });
+    if let Some(ca_file) = ca_file {
+        cluster["transport_socket"] = xds_tls(host, ca_file);
+    }
+    cluster
+}
+
+/// TLS to the control plane, trusting only the mesh root in `ca_file`
+/// (pinned: the system CAs are not consulted). The control plane's
+/// certificate carries the xDS address (IP or DNS name) as a SAN, which is
+/// checked too; gRPC needs ALPN `h2`.
+fn xds_tls(host: &str, ca_file: &str) -> Value {
+    let san_type = if host.parse::<IpAddr>().is_ok() {
+        "IP_ADDRESS"
+    } else {
+        "DNS"
+    };
+    let mut common = json!({
+        "alpn_protocols": ["h2"],
+        "validation_context": {
+            "trusted_ca": { "filename": ca_file },
+            "match_typed_subject_alt_names": [{ "san_type": san_type, "matcher": { "exact": host } }],
+        },
+    });
+    let mut context = json!({ "common_tls_context": common.take() });
+    if san_type == "DNS" {
+        context["sni"] = json!(host);
+    }
+    context["@type"] =
+        json!("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext");
+    json!({ "name": "envoy.transport_sockets.tls", "typed_config": context })
 }
 
 fn socket_address(address: &str, port: u16) -> Value {

@@ -5,6 +5,7 @@
 
 mod bootstrap;
 mod serve;
+mod token;
 mod validate;
 
 use std::io::IsTerminal;
@@ -33,6 +34,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Write an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Print a signed workload token for `trellis bootstrap --token-file`.
+    Token(token::TokenArgs),
     /// Run a local demo: control plane, sample services and Envoy sidecars.
     Demo(crate::demo::DemoArgs),
     /// A tiny HTTP service used by the demo and the tests.
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
+        Command::Token(args) => report(token::run(&args)),
         Command::Serve(args) => report(block_on(serve::run(args))),
         Command::Demo(args) => report(block_on(crate::demo::run(args))),
         Command::DemoApp(args) => report(block_on(crate::demo::app::run(args))),

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use tokio::process::Command;
+use trellis::bootstrap::Token;
+use trellis::ca::token::TokenAuthority;
 
 use self::http::HttpClient;
 use self::mesh::{Topology, CANARY_FILE, FRONTEND};
@@ -145,6 +147,10 @@ async fn start_control_plane(
     Ok(())
 }
 
+/// Lifetime of the demo's workload tokens (a sidecar needs a valid one to
+/// reconnect, e.g. after the control plane restarts).
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
 async fn start_services(
     topo: &Topology,
     trellis: &Path,
@@ -153,10 +159,16 @@ async fn start_services(
     children: &mut Children,
 ) -> anyhow::Result<()> {
     let client = HttpClient::new(Duration::from_secs(2));
+    // The same token key `trellis serve` loaded from the state dir: every
+    // sidecar proves its identity as `trellis token` would let it.
+    let tokens = TokenAuthority::load_or_create(&dir.join("state"))?;
     for inst in &topo.instances {
         let log = dir.join(format!("logs/{}.log", inst.label));
         children.spawn(&inst.label, inst.app_command(trellis), &log)?;
-        let bootstrap = inst.write_bootstrap(dir)?;
+        let s = &inst.sidecar;
+        let sa = s.service_account.as_deref().unwrap_or(&s.service);
+        let token = tokens.issue(&s.service, &s.namespace, sa, TOKEN_TTL)?;
+        let bootstrap = inst.write_bootstrap(dir, Token(token))?;
         let log = dir.join(format!("logs/{}.envoy.log", inst.label));
         let name = format!("{} sidecar", inst.label);
         children.spawn(&name, inst.envoy_command(envoy, &bootstrap), &log)?;

@@ -6,6 +6,8 @@
 //! change (`snapshots`), serve them over ADS (`xds`) and show health,
 //! metrics and debug views (`admin`).
 
+mod auth;
+mod certs;
 mod core;
 mod listen;
 mod metrics;
@@ -23,10 +25,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use self::auth::StreamAuth;
 use self::core::{Core, CoreParts, Hooks};
 use self::listen::{bind, create_state_dir, drain, flatten, spawn_admin, spawn_grpc};
 pub use self::metrics::ServeMetrics;
 use crate::admin::AdminState;
+use crate::ca::token::TokenAuthority;
+use crate::ca::{Ca, CaConfig, CaError, PluginCa};
 use crate::config::watch::{ConfigWatcher, WatchError};
 use crate::config::LoadError;
 use crate::xds::{AdsServer, ProxyStatusTable, SnapshotCache, XdsMetrics};
@@ -44,6 +49,10 @@ pub struct ServeOptions {
     pub state_dir: PathBuf,
     /// How long a disconnected sidecar stays an endpoint.
     pub grace_period: Duration,
+    /// Accept ADS streams without a workload token (`--insecure-xds`).
+    pub insecure_xds: bool,
+    /// An operator's CA (Istio plug-in CA files) instead of the self-signed one.
+    pub plugin_ca: Option<PluginCa>,
 }
 
 /// Why the control plane could not start or stopped with an error.
@@ -70,6 +79,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The CA or the token key could not be loaded or created.
+    #[error("certificate authority: {0}")]
+    Ca(#[from] CaError),
     /// The config directory could not be watched.
     #[error("watching the config dir: {0}")]
     Watch(#[from] WatchError),
@@ -113,7 +125,8 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     let mesh = reload::load(&opts.config_dir)
         .await
         .map_err(ServeError::Config)?;
-    let (core, ads) = wire(mesh, &opts);
+    let (ca, auth) = load_security(&opts)?;
+    let (core, ads) = wire(mesh, &opts, ca, auth);
     let xds = bind("gRPC", opts.xds_addr).await?;
     let admin = bind("admin", opts.admin_addr).await?;
     Ok(Server {
@@ -126,8 +139,39 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     })
 }
 
+/// Loads (or creates, on first start) the CA and the token key.
+fn load_security(opts: &ServeOptions) -> Result<(Arc<Ca>, StreamAuth), ServeError> {
+    let ca = Ca::load_or_create(&CaConfig {
+        state_dir: opts.state_dir.clone(),
+        plugin: opts.plugin_ca.clone(),
+    })?;
+    let tokens = Arc::new(TokenAuthority::load_or_create(&opts.state_dir)?);
+    let auth = if opts.insecure_xds {
+        tracing::warn!(
+            "INSECURE: --insecure-xds accepts ADS streams without a workload token; \
+             any process that reaches the xDS port can register as any service and \
+             receive its certificate and key. Use it only for local experiments."
+        );
+        StreamAuth::Insecure(tokens)
+    } else {
+        StreamAuth::Tokens(tokens)
+    };
+    let roots = ca.roots();
+    let fingerprints: Vec<&str> = roots
+        .iter()
+        .map(|r| r.fingerprint_sha256.as_str())
+        .collect();
+    tracing::info!(plugin = ca.is_plugin(), phase = %ca.rotation_phase(), roots = ?fingerprints, "mesh CA loaded");
+    Ok((Arc::new(ca), auth))
+}
+
 /// Builds the shared state, the metrics registry and the ADS service.
-fn wire(mesh: crate::config::MeshConfig, opts: &ServeOptions) -> (Arc<Core>, AdsServer) {
+fn wire(
+    mesh: crate::config::MeshConfig,
+    opts: &ServeOptions,
+    ca: Arc<Ca>,
+    auth: StreamAuth,
+) -> (Arc<Core>, AdsServer) {
     let mut registry = prometheus_client::registry::Registry::default();
     let xds_metrics = XdsMetrics::register(&mut registry);
     let metrics = ServeMetrics::register(&mut registry);
@@ -146,6 +190,8 @@ fn wire(mesh: crate::config::MeshConfig, opts: &ServeOptions) -> (Arc<Core>, Ads
             metrics,
             admin,
             grace: opts.grace_period,
+            auth,
+            ca,
         },
     );
     let hooks = Arc::new(Hooks(core.clone()));
@@ -185,6 +231,7 @@ impl Server {
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
         let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
+        let renew = tokio::spawn(certs::renew_loop(core.clone(), stop.clone()));
         let reload = tokio::spawn(reload::reload_loop(
             core.clone(),
             core.config_dir.clone(),
@@ -209,7 +256,7 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload);
+        let _ = tokio::join!(rebuild, reload, renew);
         tracing::info!("trellis stopped");
         outcome
     }

@@ -263,6 +263,11 @@ pub struct SidecarSpec {
     pub outbound_port: u16,
     /// Envoy admin port.
     pub admin_port: u16,
+    /// `--token-file`; `None` lets [`Sidecar::start_spec`] mint a token for
+    /// this service with `trellis token`.
+    pub token_file: Option<PathBuf>,
+    /// Extra `trellis bootstrap` arguments (e.g. `--service-account`).
+    pub extra_args: Vec<String>,
 }
 
 impl SidecarSpec {
@@ -286,6 +291,8 @@ impl SidecarSpec {
             inbound_port: free_port(),
             outbound_port: free_port(),
             admin_port: free_port(),
+            token_file: None,
+            extra_args: Vec::new(),
         }
     }
 
@@ -303,6 +310,10 @@ impl SidecarSpec {
         args.extend(num("--admin-port", self.admin_port));
         args.extend(["--xds-addr".into(), xds_addr.to_string()]);
         args.extend(["--node-id".into(), self.node_id.clone()]);
+        if let Some(t) = &self.token_file {
+            args.extend(["--token-file".into(), t.display().to_string()]);
+        }
+        args.extend(self.extra_args.iter().cloned());
         args.extend(["-o".into(), out.display().to_string()]);
         args
     }
@@ -340,8 +351,13 @@ impl Sidecar {
     }
 
     /// Like [`Sidecar::start`] with a prepared spec.
-    pub async fn start_spec(trellis: &Trellis, spec: SidecarSpec) -> anyhow::Result<Self> {
+    pub async fn start_spec(trellis: &Trellis, mut spec: SidecarSpec) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        if spec.token_file.is_none() {
+            let token = dir.path().join("token");
+            trellis.write_token(&spec.service, &spec.service, "1h", &token)?;
+            spec.token_file = Some(token);
+        }
         let file = dir.path().join(format!("{}.yaml", spec.node_id));
         spec.write_bootstrap(&trellis.xds_addr(), &file)?;
         let envoy =

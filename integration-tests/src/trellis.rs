@@ -139,6 +139,40 @@ impl Trellis {
         self.admin_port
     }
 
+    /// The control plane's `--state-dir` (CA, token key).
+    pub fn state_dir(&self) -> &Path {
+        self._state.path()
+    }
+
+    /// Mints a workload token with `trellis token` (same state dir) and
+    /// writes it to `file`.
+    pub fn write_token(
+        &self,
+        service: &str,
+        service_account: &str,
+        ttl: &str,
+        file: &Path,
+    ) -> anyhow::Result<()> {
+        let state = self.state_dir().display().to_string();
+        let args = [
+            "token",
+            "--service",
+            service,
+            "--service-account",
+            service_account,
+            "--ttl",
+            ttl,
+            "--state-dir",
+            &state,
+        ];
+        let (code, stdout, stderr) = run_trellis(&args)?;
+        if code != 0 {
+            bail!("trellis {args:?} exited {code}:\n{stderr}");
+        }
+        std::fs::write(file, stdout.trim())?;
+        Ok(())
+    }
+
     /// The watched config directory.
     pub fn config_dir(&self) -> &Path {
         &self.config_dir

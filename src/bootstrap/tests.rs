@@ -162,9 +162,26 @@ fn envoy_accepts_the_bootstrap() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for (name, addr) in [("ip", "127.0.0.1:15010"), ("dns", "localhost:15010")] {
+    let ca = crate::ca::Ca::load_or_create(&crate::ca::CaConfig {
+        state_dir: dir.path().join("state"),
+        plugin: None,
+    })
+    .unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, ca.trust_bundle_pem()).unwrap();
+    let cases = [
+        ("ip", "127.0.0.1:15010", false),
+        ("dns", "localhost:15010", false),
+        ("ip-secure", "127.0.0.1:15010", true),
+        ("dns-secure", "localhost:15010", true),
+    ];
+    for (name, addr, secure) in cases {
         let mut spec = example_spec();
         spec.xds_addr = addr.into();
+        if secure {
+            spec.token = Some(Token("a.b.c".into()));
+            spec.xds_ca_file = Some(root.display().to_string());
+        }
         let file = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&file, render(&spec).unwrap()).unwrap();
         let out = std::process::Command::new(&envoy)
@@ -186,6 +203,29 @@ fn envoy_accepts_the_bootstrap() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn token_goes_into_initial_metadata_and_ca_pins_tls() {
+    let mut spec = example_spec();
+    spec.token = Some(Token("t.o.k".into()));
+    spec.xds_ca_file = Some("/r.pem".into());
+    assert_eq!(format!("{:?}", spec.token), "Some([redacted])");
+    let v = bootstrap_value(&spec).unwrap();
+    let grpc = &v["dynamic_resources"]["ads_config"]["grpc_services"][0];
+    assert_eq!(grpc["initial_metadata"][0]["key"], "authorization");
+    assert_eq!(grpc["initial_metadata"][0]["value"], "Bearer t.o.k");
+    let tls = &v["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+    let ctx = &tls["common_tls_context"];
+    assert_eq!(
+        ctx["validation_context"]["trusted_ca"]["filename"],
+        "/r.pem"
+    );
+    assert_eq!(ctx["alpn_protocols"][0], "h2");
+    let plain = bootstrap_value(&example_spec()).unwrap();
+    assert!(plain["static_resources"]["clusters"][0]
+        .get("transport_socket")
+        .is_none());
 }
 
 fn which_envoy() -> Result<std::path::PathBuf, ()> {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use trellis::bootstrap::{render, SidecarSpec};
+use trellis::bootstrap::{render, SidecarSpec, Token};
 
 /// Flags of `trellis bootstrap`; defaults as in DESIGN.md.
 #[derive(Debug, Args)]
@@ -44,14 +44,38 @@ pub struct BootstrapArgs {
     /// Node id (default: SERVICE-INBOUNDPORT).
     #[arg(long)]
     node_id: Option<String>,
+    /// File holding a workload token (`trellis token`); it is sent as
+    /// `authorization: Bearer TOKEN` on the ADS stream, and the bootstrap
+    /// (which then holds the token) is written with mode 0600.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The mesh root certificate (PEM) of a control plane started with
+    /// `--xds-tls`: ADS then uses TLS, trusting only this root.
+    #[arg(long, value_name = "FILE")]
+    xds_ca_file: Option<PathBuf>,
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
 impl BootstrapArgs {
-    fn spec(&self) -> SidecarSpec {
-        SidecarSpec {
+    fn spec(&self) -> anyhow::Result<SidecarSpec> {
+        let token = match &self.token_file {
+            Some(path) => Some(read_token(path)?),
+            None => None,
+        };
+        let xds_ca_file = match &self.xds_ca_file {
+            // Envoy resolves a relative path against its own working
+            // directory, which need not be ours.
+            Some(path) => Some(
+                std::path::absolute(path)
+                    .with_context(|| format!("resolving {}", path.display()))?
+                    .display()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(SidecarSpec {
             service: self.service.clone(),
             namespace: self.namespace.clone(),
             labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
@@ -63,16 +87,51 @@ impl BootstrapArgs {
             admin_port: self.admin_port,
             xds_addr: self.xds_addr.clone(),
             node_id: self.node_id.clone(),
-        }
+            token,
+            xds_ca_file,
+        })
     }
+}
+
+/// Reads a token file: one line, surrounding whitespace ignored. Errors
+/// name the file, never its content.
+fn read_token(path: &std::path::Path) -> anyhow::Result<Token> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        anyhow::bail!(
+            "the token file {} must hold one token (as printed by `trellis token`)",
+            path.display()
+        );
+    }
+    Ok(Token(token.to_string()))
+}
+
+/// Writes `text` to `path` readable by the owner only (it may hold a token).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // `mode` applies to new files only; an existing one is tightened too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(text.as_bytes())
+    }
+    #[cfg(not(unix))]
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// Renders the bootstrap and writes it out.
 pub fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
-    let yaml = render(&args.spec())?;
+    let yaml = render(&args.spec()?)?;
     match &args.output {
         Some(path) => {
-            std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?
+            write_private(path, &yaml).with_context(|| format!("writing {}", path.display()))?
         }
         None => print!("{yaml}"),
     }
@@ -122,7 +181,7 @@ mod tests {
             "--node-id",
             "pay-2",
         ]);
-        let spec = args.spec();
+        let spec = args.spec().unwrap();
         assert_eq!(spec.service, "payment");
         assert_eq!(spec.namespace, "default");
         assert_eq!(spec.labels.len(), 2);
@@ -142,8 +201,42 @@ mod tests {
 
     #[test]
     fn defaults_match_the_library() {
-        let spec = parse(&["--service", "ledger", "--app-port", "8080"]).spec();
+        let spec = parse(&["--service", "ledger", "--app-port", "8080"])
+            .spec()
+            .unwrap();
         assert_eq!(spec, SidecarSpec::new("ledger", 8080));
+    }
+
+    #[test]
+    fn token_file_goes_into_the_spec_and_the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("tok");
+        std::fs::write(&tok, "abc.def.ghi\n").unwrap();
+        let out = dir.path().join("b.yaml");
+        let args = parse(&[
+            "--service",
+            "a",
+            "--app-port",
+            "1",
+            "--token-file",
+            tok.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            args.spec().unwrap().token,
+            Some(Token("abc.def.ghi".into()))
+        );
+        run(&args).unwrap();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("Bearer abc.def.ghi"));
+        std::fs::write(&tok, "").unwrap();
+        let err = args.spec().unwrap_err().to_string();
+        assert!(err.contains("must hold one token"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use trellis::ca::PluginCa;
 use trellis::serve::{self, ServeError, ServeOptions};
 
 /// Flags of `trellis serve`; defaults as in DESIGN.md.
@@ -27,16 +28,53 @@ pub struct ServeArgs {
     /// How long a disconnected sidecar stays an endpoint (e.g. 3s, 500ms).
     #[arg(long, default_value = "3s", value_parser = super::parse_duration)]
     grace_period: Duration,
+    /// Accept ADS streams without a workload token. INSECURE: any process that
+    /// reaches the xDS port can then claim any identity and get its key.
+    #[arg(long)]
+    insecure_xds: bool,
+    /// Plug-in CA directory with Istio's file names (ca-cert.pem, ca-key.pem,
+    /// cert-chain.pem, root-cert.pem); default: a self-signed root in --state-dir.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["ca_cert", "ca_key", "ca_chain", "ca_root"])]
+    ca_dir: Option<PathBuf>,
+    /// Plug-in CA: the certificate that signs workload certificates.
+    #[arg(long, value_name = "FILE", requires_all = ["ca_key", "ca_chain", "ca_root"])]
+    ca_cert: Option<PathBuf>,
+    /// Plug-in CA: the private key of --ca-cert.
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Plug-in CA: the chain from --ca-cert up to the root.
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    ca_chain: Option<PathBuf>,
+    /// Plug-in CA: the root certificate(s) peers trust.
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    ca_root: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn plugin_ca(&self) -> Option<PluginCa> {
+        if let Some(dir) = &self.ca_dir {
+            return Some(PluginCa::from_dir(dir));
+        }
+        Some(PluginCa {
+            cert: self.ca_cert.clone()?,
+            key: self.ca_key.clone()?,
+            chain: self.ca_chain.clone()?,
+            root: self.ca_root.clone()?,
+        })
+    }
 }
 
 /// Runs the control plane until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let plugin_ca = args.plugin_ca();
     let opts = ServeOptions {
         config_dir: args.config,
         xds_addr: args.xds_addr,
         admin_addr: args.admin_addr,
         state_dir: args.state_dir,
         grace_period: args.grace_period,
+        insecure_xds: args.insecure_xds,
+        plugin_ca,
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

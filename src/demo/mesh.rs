@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context};
 use tokio::process::Command;
-use trellis::bootstrap::{render, SidecarSpec};
+use trellis::bootstrap::{render, SidecarSpec, Token};
 
 use super::procs::Ports;
 
@@ -52,6 +52,19 @@ pub fn write_atomically(path: &Path, content: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("yaml.tmp");
     std::fs::write(&tmp, content).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+/// Writes `text` to a new file readable by the owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 /// One demo service instance and its sidecar.
@@ -113,10 +126,13 @@ impl Instance {
         cmd
     }
 
-    /// Writes the sidecar's bootstrap into `dir`; returns its path.
-    pub fn write_bootstrap(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+    /// Writes the sidecar's bootstrap (with its token, so mode 0600) into
+    /// `dir`; returns its path.
+    pub fn write_bootstrap(&self, dir: &Path, token: Token) -> anyhow::Result<PathBuf> {
         let path = dir.join(format!("{}.envoy.yaml", self.label));
-        std::fs::write(&path, render(&self.sidecar)?)
+        let mut spec = self.sidecar.clone();
+        spec.token = Some(token);
+        write_private(&path, &render(&spec)?)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }

@@ -15,8 +15,11 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::Notify;
 use tonic::metadata::MetadataMap;
 
+use super::auth::StreamAuth;
+use super::certs::Certs;
 use super::metrics::ServeMetrics;
 use crate::admin::{now, AdminState, ConfigStatus, Rejected};
+use crate::ca::Ca;
 use crate::config::model::MeshConfig;
 use crate::config::LoadError;
 use crate::registry::{Proxy, Registry};
@@ -43,6 +46,8 @@ pub(crate) struct Core {
     pub(crate) metrics: ServeMetrics,
     pub(crate) admin: AdminState,
     grace: Duration,
+    auth: StreamAuth,
+    pub(crate) certs: Certs,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -59,6 +64,8 @@ pub(crate) struct CoreParts {
     pub(crate) metrics: ServeMetrics,
     pub(crate) admin: AdminState,
     pub(crate) grace: Duration,
+    pub(crate) auth: StreamAuth,
+    pub(crate) ca: Arc<Ca>,
 }
 
 impl Core {
@@ -76,6 +83,8 @@ impl Core {
             metrics: parts.metrics,
             admin: parts.admin,
             grace: parts.grace,
+            auth: parts.auth,
+            certs: Certs::new(parts.ca),
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);
@@ -184,18 +193,27 @@ impl Core {
 pub(crate) struct Hooks(pub(crate) Arc<Core>);
 
 impl StreamHooks for Hooks {
-    fn stream_opened(&self, node: &Node, _metadata: &MetadataMap) -> Result<(), Refusal> {
-        match Proxy::from_node(node) {
+    /// Registers the sidecar only after its token proved the identity its
+    /// node claims; a refusal is logged with the node id and the reason
+    /// (never the token) and counted by xds.
+    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<(), Refusal> {
+        let proxy = Proxy::from_node(node).map_err(|e| Refusal {
+            status: tonic::Status::invalid_argument(e.to_string()),
+            reason: "bad_node",
+        });
+        match proxy.and_then(|p| self.0.auth.check(&p, metadata).map(|()| p)) {
             Ok(proxy) => {
                 self.0.sidecar_connected(proxy);
                 Ok(())
             }
-            Err(e) => {
-                tracing::warn!(node = %node.id, "refusing stream: {e}");
-                Err(Refusal {
-                    status: tonic::Status::invalid_argument(e.to_string()),
-                    reason: "bad_node",
-                })
+            Err(refusal) => {
+                tracing::warn!(
+                    node = %node.id,
+                    reason = refusal.reason,
+                    "refusing ADS stream: {}",
+                    refusal.status.message()
+                );
+                Err(refusal)
             }
         }
     }

@@ -7,18 +7,21 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener as XdsListener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 
+use super::certs::Certs;
 use super::core::{lock, Core};
 use crate::config::model::MeshConfig;
 use crate::registry::{instances, Registry};
-use crate::translate::{self, ProxyResources, Shared};
+use crate::translate::{self, ProxyResources, ProxySecurity, Shared};
 use crate::xds::{Snapshot, SnapshotBuilder};
 
 /// A resource with a name that keys it in a snapshot.
@@ -45,6 +48,12 @@ impl Named for RouteConfiguration {
 }
 
 impl Named for XdsListener {
+    fn resource_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for XdsSecret {
     fn resource_name(&self) -> &str {
         &self.name
     }
@@ -83,6 +92,7 @@ pub(crate) struct PackedShared<'a> {
     load_assignments: Packed<'a, ClusterLoadAssignment>,
     routes: Packed<'a, RouteConfiguration>,
     listeners: Packed<'a, XdsListener>,
+    secrets: Packed<'a, XdsSecret>,
 }
 
 impl<'a> PackedShared<'a> {
@@ -92,6 +102,7 @@ impl<'a> PackedShared<'a> {
             load_assignments: Packed::new(&shared.load_assignments),
             routes: Packed::new(&shared.routes),
             listeners: Packed::new(&[]),
+            secrets: Packed::new(&[]),
         }
     }
 
@@ -102,20 +113,41 @@ impl<'a> PackedShared<'a> {
         self.load_assignments.add_to(&res.load_assignments, &mut b);
         self.routes.add_to(&res.routes, &mut b);
         self.listeners.add_to(&res.listeners, &mut b);
+        // Secrets are the proxy's own: they go into its snapshot only.
+        self.secrets.add_to(&res.secrets, &mut b);
         b.build()
     }
 }
 
-/// Snapshots for every sidecar in `registry`, by node id.
-pub(crate) fn build_all(mesh: &MeshConfig, registry: &Registry) -> Vec<(String, Snapshot)> {
+/// Snapshots for every sidecar in `registry`, by node id. With `certs`,
+/// each proxy gets its own certificate and mTLS per policy; a proxy whose
+/// certificate cannot be issued gets plaintext resources (and an error log).
+pub(crate) fn build_all(
+    mesh: &MeshConfig,
+    registry: &Registry,
+    certs: Option<&Certs>,
+) -> Vec<(String, Snapshot)> {
     let services = instances(mesh, registry);
     let shared = translate::shared(mesh, &services);
     let packed = PackedShared::new(&shared);
+    let now = SystemTime::now();
     registry
         .sidecars()
         .values()
         .map(|proxy| {
-            let res = translate::for_proxy(&shared, proxy, &translate::ProxySecurity::default());
+            let security = certs.map_or_else(ProxySecurity::default, |c| {
+                match c.for_proxy(proxy, &mesh.mesh, now) {
+                    Ok(certs) => ProxySecurity {
+                        mtls: true,
+                        certs: Some(certs),
+                    },
+                    Err(e) => {
+                        tracing::error!(node = %proxy.id, "cannot issue a workload certificate: {e}");
+                        ProxySecurity::default()
+                    }
+                }
+            });
+            let res = translate::for_proxy(&shared, proxy, &security);
             (proxy.id.clone(), packed.snapshot(&res))
         })
         .collect()
@@ -128,8 +160,9 @@ impl Core {
         let started = std::time::Instant::now();
         let mesh = self.config.load_full();
         let registry = lock(&self.registry).clone();
-        let snapshots = build_all(&mesh, &registry);
+        let snapshots = build_all(&mesh, &registry, Some(&self.certs));
         let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
+        self.certs.retain(&live);
         for (id, snap) in snapshots {
             self.cache.set(&id, Arc::new(snap));
         }

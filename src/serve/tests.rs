@@ -45,6 +45,8 @@ async fn serve(config: &str) -> Running {
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         state_dir: state.path().join("state"),
         grace_period: Duration::from_millis(200),
+        insecure_xds: true,
+        plugin_ca: None,
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -290,7 +292,7 @@ fn shared_resources_are_encoded_once() {
         spec.inbound_port = port + 100;
         registry.register(crate::registry::Proxy::from_node(&node(&spec)).unwrap());
     }
-    let snaps = snapshots::build_all(&mesh, &registry);
+    let snaps = snapshots::build_all(&mesh, &registry, None);
     assert_eq!(snaps.len(), 2);
     let (a, b) = (&snaps[0].1, &snaps[1].1);
     let route = |s: &crate::xds::Snapshot| s.resources(&ROUTE_TYPE).items()["outbound"].clone();
@@ -312,6 +314,8 @@ async fn invalid_config_refuses_to_start() {
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         state_dir: dir.path().join("state"),
         grace_period: Duration::from_secs(1),
+        insecure_xds: true,
+        plugin_ca: None,
     };
     let err = start(opts).await.err().unwrap();
     assert!(

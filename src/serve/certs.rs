@@ -1,0 +1,157 @@
+//! Workload certificates of registered sidecars, issued by the mesh CA.
+//!
+//! A sidecar gets its leaf when its (authenticated) stream opens: the
+//! connect marks the snapshots dirty and the rebuild asks [`Certs::for_proxy`],
+//! which issues on first use and caches per proxy id. A cached leaf is
+//! re-issued when it reaches half its life (as Istio does), when the proxy's
+//! SPIFFE ID or the workload TTL changed, or after [`Certs::reissue_all`]
+//! (root rotation). [`renew_loop`] wakes the rebuild when the soonest leaf is
+//! due, so the new secret is pushed over SDS without restarting Envoy.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{watch, Notify};
+
+use super::core::{lock, Core};
+use crate::ca::{Ca, CaError, IssuedCert, SpiffeId};
+use crate::config::model::MeshSettings;
+use crate::registry::Proxy;
+use crate::translate::WorkloadCerts;
+
+/// One proxy's current leaf and what it was issued for.
+struct Entry {
+    spiffe_id: String,
+    ttl: Duration,
+    cert: IssuedCert,
+}
+
+/// Public facts about a proxy's leaf, for `/debug/ca` (no key).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct LeafInfo {
+    pub(crate) spiffe_id: String,
+    pub(crate) serial: String,
+    pub(crate) not_after: u64,
+    pub(crate) renew_at: u64,
+}
+
+/// The CA and the leaves it issued to sidecars, by node id.
+pub(crate) struct Certs {
+    pub(crate) ca: Arc<Ca>,
+    leaves: Mutex<HashMap<String, Entry>>,
+    /// Fired when a leaf is issued, so [`renew_loop`] recomputes its timer.
+    issued: Notify,
+}
+
+impl Certs {
+    pub(crate) fn new(ca: Arc<Ca>) -> Self {
+        Certs {
+            ca,
+            leaves: Mutex::new(HashMap::new()),
+            issued: Notify::new(),
+        }
+    }
+
+    /// The proxy's certificate, key and trust bundle; issues a new leaf when
+    /// there is none, it is due, or it was issued for another identity.
+    pub(crate) fn for_proxy(
+        &self,
+        proxy: &Proxy,
+        mesh: &MeshSettings,
+        now: SystemTime,
+    ) -> Result<WorkloadCerts, CaError> {
+        let spiffe_id = proxy.spiffe_id(&mesh.trust_domain);
+        let mut leaves = lock(&self.leaves);
+        let fresh = leaves.get(&proxy.id).is_some_and(|e| {
+            e.spiffe_id == spiffe_id && e.ttl == mesh.workload_ttl && e.cert.renew_at() > now
+        });
+        if !fresh {
+            let id = SpiffeId::new(&mesh.trust_domain, &proxy.namespace, &proxy.service_account)
+                .map_err(|e| CaError::BadName(e.to_string()))?;
+            let cert = self.ca.issue(&id, mesh.workload_ttl)?;
+            tracing::info!(
+                node = %proxy.id,
+                spiffe_id,
+                serial = cert.serial_hex,
+                ttl = ?mesh.workload_ttl,
+                "workload certificate issued"
+            );
+            let entry = Entry {
+                spiffe_id,
+                ttl: mesh.workload_ttl,
+                cert,
+            };
+            leaves.insert(proxy.id.clone(), entry);
+            self.issued.notify_one();
+        }
+        let cert = &leaves[&proxy.id].cert;
+        Ok(WorkloadCerts {
+            cert_chain_pem: cert.chain_pem.clone(),
+            key_pem: cert.key.expose_secret().to_string(),
+            trust_bundle_pem: self.ca.trust_bundle_pem(),
+        })
+    }
+
+    /// Forgets the leaves of proxies that are no longer registered.
+    pub(crate) fn retain(&self, live: &BTreeSet<&str>) {
+        lock(&self.leaves).retain(|id, _| live.contains(id.as_str()));
+    }
+
+    /// Drops every leaf so the next rebuild issues new ones (root rotation).
+    pub(crate) fn reissue_all(&self) {
+        lock(&self.leaves).clear();
+    }
+
+    /// When the soonest leaf is due for renewal.
+    fn next_renewal(&self) -> Option<SystemTime> {
+        lock(&self.leaves).values().map(|e| e.cert.renew_at()).min()
+    }
+
+    /// Facts about every leaf, by node id.
+    pub(crate) fn leaves(&self) -> std::collections::BTreeMap<String, LeafInfo> {
+        lock(&self.leaves)
+            .iter()
+            .map(|(id, e)| {
+                let info = LeafInfo {
+                    spiffe_id: e.spiffe_id.clone(),
+                    serial: e.cert.serial_hex.clone(),
+                    not_after: unix(e.cert.not_after),
+                    renew_at: unix(e.cert.renew_at()),
+                };
+                (id.clone(), info)
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Wakes the rebuild whenever the soonest leaf reaches its renewal time.
+pub(crate) async fn renew_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let wait = core
+            .certs
+            .next_renewal()
+            .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
+        let due = async {
+            match wait {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = due => {
+                core.dirty.notify_one();
+                // The rebuild re-issues and fires `issued`; the timeout
+                // keeps a failed issuance from spinning.
+                let _ = tokio::time::timeout(Duration::from_secs(1), core.certs.issued.notified()).await;
+            }
+            () = core.certs.issued.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
