@@ -122,13 +122,13 @@ fn error_for(files: &Files, change: impl FnOnce(&Path)) -> String {
 }
 
 /// A change to the written files that should make loading fail.
-type Change = dyn FnOnce(&Path);
+type Change<'a> = dyn FnOnce(&Path) + 'a;
 
 #[test]
 fn bad_files_get_errors_naming_the_file_and_problem() {
     let files = operator_ca();
     let other = operator_ca();
-    let cases: Vec<(Box<Change>, &str)> = vec![
+    let cases: Vec<(Box<Change<'_>>, &str)> = vec![
         (
             Box::new(|d| std::fs::remove_file(d.join("ca-key.pem")).unwrap()),
             "cannot read DIR/ca-key.pem: No such file or directory (os error 2)",
