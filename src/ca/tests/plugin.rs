@@ -171,3 +171,23 @@ fn a_leaf_as_signing_cert_is_refused() {
         "DIR/ca-cert.pem: is not a CA certificate (basicConstraints CA:TRUE is missing)"
     );
 }
+
+/// Istio's sample `cacerts` use RSA keys in PKCS#1 (`RSA PRIVATE KEY`); this
+/// fixture (made with `openssl genrsa -traditional`, test only) is one, with a
+/// self-signed CA certificate serving as ca-cert, cert-chain and root.
+#[test]
+fn a_pkcs1_rsa_root_signs_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = include_str!("../testdata/rsa-ca-cert.pem");
+    for name in ["ca-cert.pem", "cert-chain.pem", "root-cert.pem"] {
+        std::fs::write(dir.path().join(name), cert).unwrap();
+    }
+    let key = include_str!("../testdata/rsa-ca-key.pem");
+    assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    std::fs::write(dir.path().join("ca-key.pem"), key).unwrap();
+    let ca = load(&PluginCa::from_dir(dir.path())).unwrap();
+    let issued = ca.issue(&id(), Duration::from_secs(60)).unwrap();
+    let chain = ders(&issued.chain_pem);
+    assert_eq!(chain.len(), 2, "leaf and the CA certificate");
+    assert!(verifies(&parse_cert(&chain[0]).unwrap(), &ders(cert)[0]));
+}
