@@ -9,6 +9,7 @@
 mod issue;
 mod keys;
 mod plugin;
+mod rotation;
 mod selfsigned;
 mod signer;
 mod spiffe;
@@ -82,8 +83,9 @@ pub enum CaError {
         /// The current phase.
         phase: RotationPhase,
     },
-    /// Rotation of an operator's CA is the operator's job (replace the files).
-    #[error("the plug-in CA is managed by the operator: rotate it by replacing its files")]
+    /// A plug-in CA cannot generate its own new root: the operator supplies
+    /// new CA files to rotate to ([`Ca::begin_rotation_to`]).
+    #[error("the plug-in CA is managed by the operator: supply new CA files to rotate to")]
     PluginManaged,
 }
 
@@ -196,24 +198,28 @@ struct Root {
     signer: Option<Arc<Signer>>,
 }
 
-/// What the CA holds now; swapped as a whole by rotation steps.
+/// What the CA holds now; replaced as a whole by rotation steps.
+#[derive(Clone)]
 struct State {
+    /// `STATE_DIR/ca` while the self-signed CA signs; `None` for a plug-in CA.
+    dir: Option<PathBuf>,
+    /// Trusted roots, old first during a rotation.
     roots: Vec<Root>,
     signer: Arc<Signer>,
     phase: RotationPhase,
+    /// During a rotation to a supplied CA: the CA that takes over at `finish`.
+    next: Option<Box<State>>,
 }
 
 /// The mesh CA. Cheap to share (`Arc<Ca>`); every method takes `&self`.
 pub struct Ca {
-    /// `STATE_DIR/ca` for the self-signed CA; `None` for a plug-in CA.
-    dir: Option<PathBuf>,
     state: RwLock<State>,
 }
 
 impl fmt::Debug for Ca {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ca")
-            .field("plugin", &self.dir.is_none())
+            .field("plugin", &self.is_plugin())
             .field("phase", &self.rotation_phase())
             .field("roots", &self.roots())
             .field("keys", &"[redacted]")
@@ -225,10 +231,13 @@ impl Ca {
     /// Loads the plug-in CA if configured, else the self-signed CA in
     /// `STATE_DIR/ca/`, creating it on first start (and resuming a rotation).
     pub fn load_or_create(config: &CaConfig) -> Result<Ca, CaError> {
-        match &config.plugin {
-            Some(plugin) => plugin::load(plugin),
-            None => selfsigned::load_or_create(&config.state_dir),
-        }
+        let state = match &config.plugin {
+            Some(plugin) => plugin::load(plugin)?,
+            None => selfsigned::load_or_create(&config.state_dir)?,
+        };
+        Ok(Ca {
+            state: RwLock::new(state),
+        })
     }
 
     /// Issues a workload leaf for `id`, valid from now − [`BACKDATE`] for `ttl`
@@ -274,53 +283,12 @@ impl Ca {
 
     /// Whether an operator's plug-in CA signs.
     pub fn is_plugin(&self) -> bool {
-        self.dir.is_none()
+        self.read().dir.is_none()
     }
 
     /// The current root rotation phase.
     pub fn rotation_phase(&self) -> RotationPhase {
         self.read().phase
-    }
-
-    /// Rotation step 1: generate a new root and trust it; the old root still signs.
-    pub fn begin_rotation(&self) -> Result<(), CaError> {
-        self.rotate_step("begin a rotation", RotationPhase::Idle, selfsigned::begin)
-    }
-
-    /// Rotation step 2: the new root signs new leaves; both roots are trusted.
-    pub fn activate_new_root(&self) -> Result<(), CaError> {
-        self.rotate_step(
-            "activate the new root",
-            RotationPhase::NewRootTrusted,
-            selfsigned::activate,
-        )
-    }
-
-    /// Rotation step 3: drop the old root from the bundle and delete its key.
-    pub fn finish_rotation(&self) -> Result<(), CaError> {
-        self.rotate_step(
-            "finish the rotation",
-            RotationPhase::NewRootActive,
-            selfsigned::finish,
-        )
-    }
-
-    fn rotate_step(
-        &self,
-        step: &'static str,
-        expected: RotationPhase,
-        apply: fn(&std::path::Path, &State) -> Result<State, CaError>,
-    ) -> Result<(), CaError> {
-        let dir = self.dir.as_deref().ok_or(CaError::PluginManaged)?;
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if state.phase != expected {
-            return Err(CaError::WrongPhase {
-                step,
-                phase: state.phase,
-            });
-        }
-        *state = apply(dir, &state)?;
-        Ok(())
     }
 
     fn signer(&self) -> Arc<Signer> {

@@ -5,13 +5,13 @@
 //! operator keeps them; nothing is copied into the state directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use x509_parser::certificate::X509Certificate;
 
 use super::signer::{certs_der, der_to_pem, parse_cert, root_info, Signer};
 use super::store::read_text;
-use super::{Ca, CaError, Root, RotationPhase, State};
+use super::{CaError, Root, RotationPhase, State};
 
 /// Paths of the four plug-in CA files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
     Ok(ders)
 }
 
-pub(crate) fn load(files: &PluginCa) -> Result<Ca, CaError> {
+pub(crate) fn load(files: &PluginCa) -> Result<State, CaError> {
     let ca_ders = read_certs(&files.cert)?;
     let ca_der = &ca_ders[0];
     check_signing_cert(ca_der, &files.cert)?;
@@ -87,13 +87,12 @@ pub(crate) fn load(files: &PluginCa) -> Result<Ca, CaError> {
         })
         .collect::<Result<Vec<_>, CaError>>()?;
     tracing::info!(cert = %files.cert.display(), "loaded the plug-in CA");
-    Ok(Ca {
+    Ok(State {
         dir: None,
-        state: RwLock::new(State {
-            roots,
-            signer: Arc::new(signer),
-            phase: RotationPhase::Idle,
-        }),
+        roots,
+        signer: Arc::new(signer),
+        phase: RotationPhase::Idle,
+        next: None,
     })
 }
 

@@ -13,7 +13,7 @@
 //! from the last completed step.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use super::signer::{certs_der, generate_root, root_info, Signer};
 use super::store::{
     ensure_private_dir, io_error, read_secret, read_text, write_atomic, PUBLIC_MODE, SECRET_MODE,
 };
-use super::{Ca, CaError, Root, RotationPhase, State};
+use super::{CaError, Root, RotationPhase, State};
 
 /// The persisted part of the state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ impl Persisted {
     }
 }
 
-pub(crate) fn load_or_create(state_dir: &Path) -> Result<Ca, CaError> {
+pub(crate) fn load_or_create(state_dir: &Path) -> Result<State, CaError> {
     let dir = state_dir.join("ca");
     ensure_private_dir(&dir)?;
     ensure_private_dir(&dir.join("roots"))?;
@@ -67,11 +67,7 @@ pub(crate) fn load_or_create(state_dir: &Path) -> Result<Ca, CaError> {
         tracing::info!(dir = %dir.display(), "created a self-signed mesh root CA");
         persisted
     };
-    let state = build_state(&dir, &persisted)?;
-    Ok(Ca {
-        dir: Some(dir),
-        state: RwLock::new(state),
-    })
+    build_state(&dir, &persisted)
 }
 
 fn check_consistent(p: &Persisted, file: &Path) -> Result<(), CaError> {
@@ -88,7 +84,12 @@ fn check_consistent(p: &Persisted, file: &Path) -> Result<(), CaError> {
 
 /// Rotation step 1: a new root, trusted after the current one.
 pub(crate) fn begin(dir: &Path, state: &State) -> Result<State, CaError> {
-    let current = &state.roots[0].id;
+    let Some(current) = state.roots.first().map(|r| &r.id) else {
+        return Err(CaError::WrongPhase {
+            step: "begin a rotation",
+            phase: state.phase,
+        });
+    };
     let new = new_root(dir)?;
     let persisted = Persisted {
         trusted: vec![current.clone(), new],
@@ -193,9 +194,11 @@ fn build_state(dir: &Path, persisted: &Persisted) -> Result<State, CaError> {
             problem: "names no signing root".into(),
         })?;
     Ok(State {
+        dir: Some(dir.to_path_buf()),
         roots,
         signer,
         phase: persisted.phase(),
+        next: None,
     })
 }
 

@@ -10,10 +10,10 @@ use super::{ders, id, verifies};
 use crate::ca::signer::parse_cert;
 use crate::ca::{Ca, CaConfig, CaError, PluginCa};
 
-struct Files {
-    root_pem: String,
-    ca_pem: String,
-    ca_key: KeyPair,
+pub(super) struct Files {
+    pub(super) root_pem: String,
+    pub(super) ca_pem: String,
+    pub(super) ca_key: KeyPair,
 }
 
 fn ca_params(cn: &str) -> CertificateParams {
@@ -26,7 +26,7 @@ fn ca_params(cn: &str) -> CertificateParams {
 }
 
 /// An operator root and an intermediate it signed.
-fn operator_ca() -> Files {
+pub(super) fn operator_ca() -> Files {
     let root_key = KeyPair::generate().unwrap();
     let root_params = ca_params("Operator Root");
     let root = root_params.self_signed(&root_key).unwrap();
@@ -42,7 +42,7 @@ fn operator_ca() -> Files {
     }
 }
 
-fn write(dir: &Path, files: &Files, key_pem: &str) -> PluginCa {
+pub(super) fn write(dir: &Path, files: &Files, key_pem: &str) -> PluginCa {
     std::fs::write(dir.join("ca-cert.pem"), &files.ca_pem).unwrap();
     std::fs::write(dir.join("ca-key.pem"), key_pem).unwrap();
     let chain = format!("{}{}", files.ca_pem, files.root_pem);

@@ -94,3 +94,38 @@ fn steps_out_of_order_are_refused() {
     assert!(ca.finish_rotation().is_err());
     assert_eq!(ca.rotation_phase(), RotationPhase::NewRootTrusted);
 }
+
+#[test]
+fn rotation_to_a_supplied_ca_moves_from_self_signed_to_plug_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let files_dir = tempfile::tempdir().unwrap();
+    let files = super::plugin::operator_ca();
+    let plugin = super::plugin::write(files_dir.path(), &files, &files.ca_key.serialize_pem());
+    let ca = ca_in(dir.path());
+    let old = ders(&ca.trust_bundle_pem()).remove(0);
+    let operator_root = ders(&files.root_pem).remove(0);
+
+    ca.begin_rotation_to(&plugin).unwrap();
+    assert_eq!(ca.rotation_phase(), RotationPhase::NewRootTrusted);
+    assert_eq!(
+        ders(&ca.trust_bundle_pem()),
+        vec![old.clone(), operator_root.clone()]
+    );
+    assert!(leaf_verifies_with(&ca, &old));
+
+    ca.activate_new_root().unwrap();
+    let chain = ders(&ca.issue(&id(), Duration::from_secs(60)).unwrap().chain_pem);
+    assert_eq!(chain[1], ders(&files.ca_pem)[0], "the intermediate signs");
+    assert!(verifies(&parse_cert(&chain[0]).unwrap(), &chain[1]));
+    assert!(ca.roots().iter().all(|r| !r.signing));
+
+    ca.finish_rotation().unwrap();
+    assert_eq!(ca.rotation_phase(), RotationPhase::Idle);
+    assert_eq!(ders(&ca.trust_bundle_pem()), vec![operator_root]);
+    assert!(ca.is_plugin());
+    assert!(matches!(ca.begin_rotation(), Err(CaError::PluginManaged)));
+    // Bad supplied files are refused before anything changes.
+    std::fs::write(files_dir.path().join("ca-key.pem"), "x").unwrap();
+    assert!(ca.begin_rotation_to(&plugin).is_err());
+    assert_eq!(ca.rotation_phase(), RotationPhase::Idle);
+}
