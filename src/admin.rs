@@ -6,14 +6,14 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -21,6 +21,16 @@ use crate::config::{Diagnostics, LoadError};
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// The certificate authority as the admin API sees it (`serve` implements it).
+pub trait CaControl: Send + Sync {
+    /// `/debug/ca`: rotation phase, roots (fingerprints, expiries) and leaves
+    /// (serials, expiries). Never keys.
+    fn debug(&self) -> serde_json::Value;
+    /// Starts (or resumes) a root rotation in the background; `Err` says why
+    /// it cannot (one is running, or the CA is managed by the operator).
+    fn rotate(&self) -> Result<serde_json::Value, String>;
+}
 
 /// What `/debug/config` shows.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -94,6 +104,7 @@ struct Inner {
     metrics: prometheus_client::registry::Registry,
     proxies: ProxiesView,
     config: ArcSwap<ConfigStatus>,
+    ca: OnceLock<Arc<dyn CaControl>>,
 }
 
 impl AdminState {
@@ -106,6 +117,7 @@ impl AdminState {
                 metrics,
                 proxies,
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
+                ca: OnceLock::new(),
             }),
         }
     }
@@ -136,6 +148,11 @@ impl AdminState {
         self.inner.config.store(Arc::new(status));
     }
 
+    /// Connects `/debug/ca` and `POST /ca/rotate` (once; later calls are ignored).
+    pub fn set_ca(&self, ca: Arc<dyn CaControl>) {
+        let _ = self.inner.ca.set(ca);
+    }
+
     /// What `/debug/config` shows now.
     pub fn config_status(&self) -> Arc<ConfigStatus> {
         self.inner.config.load_full()
@@ -150,6 +167,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/debug/proxies", get(debug_proxies))
         .route("/debug/config", get(debug_config))
+        .route("/debug/ca", get(debug_ca))
+        .route("/ca/rotate", post(ca_rotate))
         .with_state(state)
 }
 
@@ -181,6 +200,22 @@ async fn debug_proxies(State(state): State<AdminState>) -> Json<serde_json::Valu
 
 async fn debug_config(State(state): State<AdminState>) -> Json<ConfigStatus> {
     Json(state.config_status().as_ref().clone())
+}
+
+async fn debug_ca(State(state): State<AdminState>) -> Response {
+    match state.inner.ca.get() {
+        Some(ca) => Json(ca.debug()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no certificate authority").into_response(),
+    }
+}
+
+/// 202 with the phase when a rotation started; 409 with the reason when not.
+async fn ca_rotate(State(state): State<AdminState>) -> Response {
+    match state.inner.ca.get().map(|ca| ca.rotate()) {
+        Some(Ok(body)) => (StatusCode::ACCEPTED, Json(body)).into_response(),
+        Some(Err(why)) => (StatusCode::CONFLICT, why).into_response(),
+        None => (StatusCode::NOT_FOUND, "no certificate authority").into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! 1 the input is invalid (or the command failed), 2 usage or I/O error.
 
 mod bootstrap;
+mod ca;
 mod serve;
 mod token;
 mod validate;
@@ -34,6 +35,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Write an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Certificate authority operations (root rotation).
+    Ca(ca::CaArgs),
     /// Print a signed workload token for `trellis bootstrap --token-file`.
     Token(token::TokenArgs),
     /// Run a local demo: control plane, sample services and Envoy sidecars.
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
         Command::Token(args) => report(token::run(&args)),
+        Command::Ca(args) => report(block_on(ca::run(args))),
         Command::Serve(args) => report(block_on(serve::run(args))),
         Command::Demo(args) => report(block_on(crate::demo::run(args))),
         Command::DemoApp(args) => report(block_on(crate::demo::app::run(args))),

@@ -8,7 +8,7 @@
 //! shift. Every process it started is killed when it ends, on Ctrl-C too.
 
 pub mod app;
-mod http;
+pub(crate) mod http;
 mod mesh;
 mod procs;
 mod view;

@@ -7,11 +7,13 @@
 //! metrics and debug views (`admin`).
 
 mod auth;
+mod ca_admin;
 mod certs;
 mod core;
 mod listen;
 mod metrics;
 mod reload;
+mod rotation;
 mod snapshots;
 #[cfg(test)]
 mod tests;
@@ -194,6 +196,7 @@ fn wire(
             ca,
         },
     );
+    core.admin.set_ca(Arc::new(ca_admin::CaAdmin::new(&core)));
     let hooks = Arc::new(Hooks(core.clone()));
     let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics);
     (core, ads)

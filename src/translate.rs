@@ -30,6 +30,7 @@ mod endpoints;
 pub(crate) mod fixtures;
 mod listeners;
 mod policy;
+pub mod rbac;
 mod retry;
 mod route_match;
 mod route_rule;

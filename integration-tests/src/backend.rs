@@ -15,6 +15,9 @@ use axum::response::{IntoResponse, Response};
 /// Header carrying `NAME VERSION` of the backend that answered.
 pub const BACKEND_HEADER: &str = "x-backend";
 
+/// Echoes the `x-forwarded-client-cert` the backend received.
+pub const XFCC_ECHO_HEADER: &str = "x-seen-xfcc";
+
 /// How a backend answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behavior {
@@ -102,7 +105,7 @@ impl Drop for Backend {
 
 async fn answer(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
 ) -> Response {
     let n = state.hits.fetch_add(1, Ordering::SeqCst) + 1;
     let behavior = *state.behavior.lock().unwrap_or_else(|e| e.into_inner());
@@ -121,5 +124,12 @@ async fn answer(
         }
     };
     let label = format!("{} {}", state.name, state.version);
-    (status, [(BACKEND_HEADER, label.clone())], label).into_response()
+    let mut response = (status, [(BACKEND_HEADER, label.clone())], label).into_response();
+    // The caller's identity as the sidecar forwarded it (mTLS tests).
+    if let Some(xfcc) = headers.get("x-forwarded-client-cert") {
+        response
+            .headers_mut()
+            .insert(XFCC_ECHO_HEADER, xfcc.clone());
+    }
+    response
 }

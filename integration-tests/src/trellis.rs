@@ -56,6 +56,8 @@ pub struct TrellisOptions {
     pub grace_period: Option<Duration>,
     /// `RUST_LOG` for the child (default `info`).
     pub log_filter: Option<String>,
+    /// More `trellis serve` arguments (e.g. `--insecure-xds`, `--xds-tls`).
+    pub extra_args: Vec<String>,
 }
 
 /// A running `trellis serve`, killed on drop.
@@ -65,6 +67,8 @@ pub struct Trellis {
     xds_port: u16,
     admin_port: u16,
     config_dir: PathBuf,
+    opts: TrellisOptions,
+    restarts: u32,
     _state: tempfile::TempDir,
 }
 
@@ -79,6 +83,48 @@ impl Trellis {
     pub async fn start_with(config_dir: &Path, opts: TrellisOptions) -> anyhow::Result<Self> {
         let state = tempfile::tempdir()?;
         let (xds_port, admin_port) = (free_port(), free_port());
+        let child = spawn(config_dir, state.path(), (xds_port, admin_port), &opts, 0)?;
+        let mut me = Self {
+            child,
+            xds_port,
+            admin_port,
+            config_dir: config_dir.to_path_buf(),
+            opts,
+            restarts: 0,
+            _state: state,
+        };
+        me.wait_ready().await?;
+        Ok(me)
+    }
+
+    /// Kills the control plane and starts it again on the same ports with the
+    /// same state directory (so the same CA and token key), then waits for
+    /// `/readyz`.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill();
+        self.restarts += 1;
+        let ports = (self.xds_port, self.admin_port);
+        self.child = spawn(
+            &self.config_dir,
+            self._state.path(),
+            ports,
+            &self.opts,
+            self.restarts,
+        )?;
+        self.wait_ready().await
+    }
+}
+
+/// Spawns `trellis serve`; its log goes to `trellis.log` (`trellis-N.log`
+/// after the Nth restart) in the state directory.
+fn spawn(
+    config_dir: &Path,
+    state: &Path,
+    (xds_port, admin_port): (u16, u16),
+    opts: &TrellisOptions,
+    restarts: u32,
+) -> anyhow::Result<ChildGuard> {
+    {
         let mut cmd = Command::new(trellis_bin()?);
         cmd.arg("serve")
             .arg("--config")
@@ -88,25 +134,22 @@ impl Trellis {
             .arg("--admin-addr")
             .arg(format!("127.0.0.1:{admin_port}"))
             .arg("--state-dir")
-            .arg(state.path());
+            .arg(state)
+            .args(&opts.extra_args);
         if let Some(g) = opts.grace_period {
             cmd.arg("--grace-period")
                 .arg(format!("{}ms", g.as_millis()));
         }
         cmd.env("RUST_LOG", opts.log_filter.as_deref().unwrap_or("info"));
-        let log = state.path().join("trellis.log");
-        let child = ChildGuard::spawn("trellis serve", cmd, &log)?;
-        let mut me = Self {
-            child,
-            xds_port,
-            admin_port,
-            config_dir: config_dir.to_path_buf(),
-            _state: state,
+        let log = match restarts {
+            0 => state.join("trellis.log"),
+            n => state.join(format!("trellis-{n}.log")),
         };
-        me.wait_ready().await?;
-        Ok(me)
+        ChildGuard::spawn("trellis serve", cmd, &log)
     }
+}
 
+impl Trellis {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let port = self.admin_port;
         let ready = wait_until(READY_TIMEOUT, Duration::from_millis(20), || async move {

@@ -23,8 +23,13 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         virtual_services: raw_vs,
         destination_rules: raw_dr,
         salvaged_hosts,
+        mut authorization_policies,
     } = loader;
     duplicates(&resources, &mut diags);
+    authorization_policies.sort_by(|a, b| {
+        let (a, b) = (&a.origin, &b.origin);
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
     let services = services(raw_services, &mut diags);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
@@ -55,6 +60,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .map(|(h, (_, dr))| (h, dr))
             .collect(),
         files,
+        authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),
         ..Default::default()
     })
 }

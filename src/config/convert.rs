@@ -4,6 +4,7 @@
 //! duplicates, conflicts) live in `check`; conversion records the
 //! destinations it sees as [`DestRef`]s for them.
 
+mod authorization_policy;
 mod destination_rule;
 mod http;
 mod service_entry;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
 pub(crate) use service_entry::{service_entry, workload_entry};
 pub(crate) use values::{is_dns_label, is_dns_subdomain};

@@ -9,8 +9,10 @@ use yaml_serde::Value;
 
 use super::convert::{self, Cx, DestRef, DocInfo};
 use super::diag::Diagnostic;
+use super::model::AuthorizationPolicy;
 use super::model::{DestinationRule, Host, Service, VirtualService, WorkloadEntry};
 
+use super::raw::authorization_policy;
 use super::raw::{self, destination_rule, service_entry, virtual_service};
 use super::yaml::{self, YamlDoc};
 
@@ -21,6 +23,7 @@ enum Kind {
     WorkloadEntry,
     VirtualService,
     DestinationRule,
+    AuthorizationPolicy,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -34,6 +37,7 @@ pub(crate) struct Loader {
     pub workload_entries: Vec<WorkloadEntry>,
     pub virtual_services: Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>,
     pub destination_rules: Vec<(Arc<DocInfo>, DestinationRule)>,
+    pub authorization_policies: Vec<AuthorizationPolicy>,
     /// Hosts of resources that failed to parse (not checked further).
     pub salvaged_hosts: BTreeSet<Host>,
 }
@@ -103,6 +107,15 @@ impl Loader {
                     let dr = convert::destination_rule(&mut self.cx(info), &spec);
                     self.destination_rules
                         .extend(dr.map(|dr| (info.clone(), dr)));
+                }
+            }
+            Kind::AuthorizationPolicy => {
+                let dry_run = convert::dry_run_annotation(&value).cloned();
+                type Spec = authorization_policy::AuthorizationPolicy;
+                if let Some(spec) = self.spec::<Spec>(info, value) {
+                    let ap =
+                        convert::authorization_policy(&mut self.cx(info), &spec, dry_run.as_ref());
+                    self.authorization_policies.extend(ap);
                 }
             }
         }
@@ -238,17 +251,28 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "WorkloadEntry" => Kind::WorkloadEntry,
         "VirtualService" => Kind::VirtualService,
         "DestinationRule" => Kind::DestinationRule,
+        "AuthorizationPolicy" => Kind::AuthorizationPolicy,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
-    if group != NETWORKING {
+    let (want_group, versions, serves) = api_of(supported);
+    if group != want_group {
         return Err(("kind", format!("unknown kind {kind:?} in {api}")));
     }
-    if !VERSIONS.contains(&version) {
-        let msg =
-            format!("unknown apiVersion {api:?}: {NETWORKING} serves v1alpha3, v1beta1 and v1");
+    if !versions.contains(&version) {
+        let msg = format!("unknown apiVersion {api:?}: {want_group} serves {serves}");
         return Err(("apiVersion", msg));
     }
     Ok(supported)
+}
+
+const SECURITY: &str = "security.istio.io";
+
+/// The API group of a kind, its versions, and how a message lists them.
+fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
+    match kind {
+        Kind::AuthorizationPolicy => (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1"),
+        _ => (NETWORKING, VERSIONS, "v1alpha3, v1beta1 and v1"),
+    }
 }
 
 /// Istio's kinds Trellis knows but does not support yet, by API group;
@@ -262,11 +286,7 @@ fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
             "WorkloadGroup",
             "ProxyConfig",
         ],
-        "security.istio.io" => &[
-            "PeerAuthentication",
-            "AuthorizationPolicy",
-            "RequestAuthentication",
-        ],
+        SECURITY => &["PeerAuthentication", "RequestAuthentication"],
         "telemetry.istio.io" => &["Telemetry"],
         "extensions.istio.io" => &["WasmPlugin"],
         _ => return None,

@@ -11,7 +11,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod authorization;
 mod security;
+
+pub use authorization::{
+    AuthorizationPolicy, AuthzAction, AuthzCondition, AuthzKey, AuthzOperation, AuthzRule,
+    AuthzSource, AuthzValues, Cidr,
+};
 
 pub use security::{
     effective_mtls, ClientTls, ClientTlsMode, MeshSettings, MtlsMode, PeerAuthentication,
@@ -100,6 +106,8 @@ pub struct MeshConfig {
     pub mesh: MeshSettings,
     /// Every `PeerAuthentication` (see [`effective_mtls`]).
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// `AuthorizationPolicy` resources, sorted by namespace and name.
+    pub authorization_policies: Vec<Arc<AuthorizationPolicy>>,
 }
 
 /// Application protocol of a service port.

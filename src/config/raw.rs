@@ -4,6 +4,7 @@
 //! not support yet are kept as `Option<Unsupported>` so that conversion can
 //! name them in an error instead of ignoring them.
 
+pub(crate) mod authorization_policy;
 pub(crate) mod destination_rule;
 pub(crate) mod service_entry;
 pub(crate) mod virtual_service;

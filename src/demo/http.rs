@@ -39,7 +39,20 @@ impl HttpClient {
 
     /// `GET url` with `Host: host` when given.
     pub async fn get(&self, url: &str, host: Option<&str>) -> anyhow::Result<Reply> {
-        let mut req = hyper::Request::get(url);
+        self.send(hyper::Request::get(url), url, host).await
+    }
+
+    /// `POST url` with an empty body.
+    pub async fn post(&self, url: &str) -> anyhow::Result<Reply> {
+        self.send(hyper::Request::post(url), url, None).await
+    }
+
+    async fn send(
+        &self,
+        mut req: hyper::http::request::Builder,
+        url: &str,
+        host: Option<&str>,
+    ) -> anyhow::Result<Reply> {
         if let Some(h) = host {
             req = req.header(hyper::header::HOST, h);
         }
@@ -57,7 +70,7 @@ impl HttpClient {
         };
         tokio::time::timeout(self.timeout, fut)
             .await
-            .with_context(|| format!("GET {url}: no answer within {:?}", self.timeout))?
-            .with_context(|| format!("GET {url}"))
+            .with_context(|| format!("{url}: no answer within {:?}", self.timeout))?
+            .with_context(|| format!("{url}"))
     }
 }

@@ -48,6 +48,10 @@ pub(crate) struct Core {
     grace: Duration,
     auth: StreamAuth,
     pub(crate) certs: Certs,
+    /// Rebuilds asked for by [`Core::request_rebuild`], and the highest of
+    /// those a finished rebuild covered (root rotation waits on it).
+    requested: AtomicU64,
+    pub(crate) rebuilt: AtomicU64,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -85,10 +89,25 @@ impl Core {
             grace: parts.grace,
             auth: parts.auth,
             certs: Certs::new(parts.ca),
+            requested: AtomicU64::new(0),
+            rebuilt: AtomicU64::new(0),
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);
         core
+    }
+
+    /// Asks for a rebuild; the returned ticket is covered once
+    /// `rebuilt >= ticket`.
+    pub(crate) fn request_rebuild(&self) -> u64 {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.dirty.notify_one();
+        ticket
+    }
+
+    /// The newest rebuild ticket (read when a rebuild starts).
+    pub(crate) fn rebuild_ticket(&self) -> u64 {
+        self.requested.load(Ordering::SeqCst)
     }
 
     /// The generation of the config in force.

@@ -158,6 +158,7 @@ impl Core {
     /// force, and drops the snapshots of sidecars that left.
     pub(crate) fn rebuild(&self) {
         let started = std::time::Instant::now();
+        let ticket = self.rebuild_ticket();
         let mesh = self.config.load_full();
         let registry = lock(&self.registry).clone();
         let snapshots = build_all(&mesh, &registry, Some(&self.certs));
@@ -172,6 +173,8 @@ impl Core {
             }
         }
         self.metrics.set_sidecars(live.len());
+        self.rebuilt
+            .fetch_max(ticket, std::sync::atomic::Ordering::SeqCst);
         tracing::debug!(
             proxies = live.len(),
             generation = self.generation(),

@@ -1,0 +1,82 @@
+//! `trellis ca rotate`: asks a running control plane to rotate its root and
+//! follows the rotation until it is done.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use crate::demo::http::HttpClient;
+
+/// `trellis ca ...`.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(subcommand)]
+    command: CaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Rotate the self-signed root: trust a new root, move every leaf to it,
+    /// then drop the old one, waiting for all proxies between the steps.
+    Rotate(RotateArgs),
+}
+
+/// Flags of `trellis ca rotate`.
+#[derive(Debug, Args)]
+struct RotateArgs {
+    /// The control plane's admin address.
+    #[arg(long, default_value = "127.0.0.1:15014")]
+    admin_addr: SocketAddr,
+    /// How long to follow the rotation before giving up (it keeps running).
+    #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
+    timeout: Duration,
+}
+
+/// Runs `trellis ca ...`.
+pub async fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        CaCommand::Rotate(a) => rotate(a).await,
+    }
+}
+
+async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+    let client = HttpClient::new(Duration::from_secs(10));
+    let base = format!("http://{}", args.admin_addr);
+    let reply = client.post(&format!("{base}/ca/rotate")).await?;
+    if reply.status != 202 {
+        bail!(
+            "the control plane refused: HTTP {}: {}",
+            reply.status,
+            reply.body.trim()
+        );
+    }
+    eprintln!("root rotation started");
+    let started = Instant::now();
+    let mut phase = String::new();
+    while started.elapsed() < args.timeout {
+        let view: serde_json::Value =
+            serde_json::from_str(&client.get(&format!("{base}/debug/ca"), None).await?.body)
+                .context("reading /debug/ca")?;
+        let now = view["phase"].as_str().unwrap_or("?").to_string();
+        if now != phase {
+            eprintln!("  phase: {now}");
+            phase = now;
+        }
+        if view["rotation_running"] == false {
+            let last = &view["last_rotation"];
+            if last["ok"] == true {
+                println!("root rotation finished; roots: {}", view["roots"]);
+                return Ok(ExitCode::SUCCESS);
+            }
+            bail!("root rotation stopped: {}", last["error"]);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!(
+        "the rotation did not finish within {:?} (it continues; see /debug/ca)",
+        args.timeout
+    )
+}

@@ -1,0 +1,105 @@
+//! Root rotation, driven by `POST /ca/rotate` (`trellis ca rotate`).
+//!
+//! Each CA step changes what proxies must hold, so the next step waits
+//! until every connected proxy ACKed its new secrets (the xDS
+//! `ProxyStatusTable` records ACKed versions):
+//!
+//! 1. begin: a new root joins the trust bundle (the old one still signs);
+//!    once all proxies trust both roots,
+//! 2. activate: the new root signs, every leaf is re-issued; once all proxies
+//!    serve leaves of the new root,
+//! 3. finish: the old root leaves the bundle.
+//!
+//! No proxy ever meets a peer whose chain it cannot verify, so no request
+//! fails during the rotation.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::core::Core;
+use crate::ca::CaError;
+use crate::xds::SECRET_TYPE;
+
+/// How long one phase may wait for proxies to ACK before the rotation stops
+/// (in the phase reached; `POST /ca/rotate` resumes it).
+const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the ACK state is checked.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Why a rotation stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RotateError {
+    /// The CA refused a step (plug-in CA, wrong phase, I/O).
+    #[error("{0}")]
+    Ca(#[from] CaError),
+    /// Some proxies did not ACK their new secrets in time.
+    #[error("proxies did not ACK the new secrets within {PHASE_TIMEOUT:?}: {0}")]
+    Timeout(String),
+}
+
+/// Runs the remaining rotation steps from the current phase to the end.
+pub(crate) async fn rotate(core: Arc<Core>) -> Result<(), RotateError> {
+    use crate::ca::RotationPhase::{Idle, NewRootActive, NewRootTrusted};
+    let ca = core.certs.ca.clone();
+    if ca.rotation_phase() == Idle {
+        ca.begin_rotation()?;
+        tracing::info!(phase = %ca.rotation_phase(), "root rotation: new root trusted");
+        settle(&core).await?;
+    }
+    if ca.rotation_phase() == NewRootTrusted {
+        ca.activate_new_root()?;
+        core.certs.reissue_all();
+        tracing::info!(phase = %ca.rotation_phase(), "root rotation: new root signs, leaves re-issued");
+        settle(&core).await?;
+    }
+    if ca.rotation_phase() == NewRootActive {
+        ca.finish_rotation()?;
+        tracing::info!(phase = %ca.rotation_phase(), "root rotation finished: old root dropped");
+        settle(&core).await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds and waits until every connected proxy ACKed its secrets.
+async fn settle(core: &Arc<Core>) -> Result<(), RotateError> {
+    let wanted = core.request_rebuild();
+    let deadline = tokio::time::Instant::now() + PHASE_TIMEOUT;
+    loop {
+        if core.rebuilt.load(Ordering::SeqCst) >= wanted {
+            let lagging = lagging(core);
+            if lagging.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RotateError::Timeout(lagging.join(", ")));
+            }
+        } else if tokio::time::Instant::now() >= deadline {
+            return Err(RotateError::Timeout("no rebuild".into()));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Connected proxies whose ACKed secrets are not those of their snapshot.
+fn lagging(core: &Core) -> Vec<String> {
+    core.status
+        .all()
+        .into_iter()
+        .filter(|(_, s)| s.connected)
+        .filter(|(id, s)| {
+            let Some(snapshot) = core.cache.get(id) else {
+                return false;
+            };
+            let Some(want) = snapshot.version(&SECRET_TYPE) else {
+                return false;
+            };
+            let acked = s
+                .types
+                .get(SECRET_TYPE.as_str())
+                .and_then(|t| t.last_acked_version.as_deref());
+            acked != Some(want)
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
