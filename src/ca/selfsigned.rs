@@ -193,6 +193,10 @@ fn build_state(dir: &Path, persisted: &Persisted) -> Result<State, CaError> {
             path: dir.join("state.json"),
             problem: "names no signing root".into(),
         })?;
+    if signer.not_after() <= SystemTime::now() {
+        // Leaves from an expired root fail every handshake; say what to do.
+        tracing::warn!(dir = %dir.display(), "the mesh root CA has expired: run `trellis ca rotate`");
+    }
     Ok(State {
         dir: Some(dir.to_path_buf()),
         roots,
