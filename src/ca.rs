@@ -281,7 +281,8 @@ impl Ca {
         self.signer().not_after()
     }
 
-    /// Whether an operator's plug-in CA signs.
+    /// Whether an operator's plug-in CA is in use (from start, or once a
+    /// rotation to one has finished).
     pub fn is_plugin(&self) -> bool {
         self.read().dir.is_none()
     }

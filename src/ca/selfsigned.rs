@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::signer::{certs_der, generate_root, root_info, Signer};
+use super::signer::{certs_der, der_to_pem, generate_root, root_info, Signer};
 use super::store::{
     ensure_private_dir, io_error, read_secret, read_text, write_atomic, PUBLIC_MODE, SECRET_MODE,
 };
@@ -213,13 +213,14 @@ fn load_root(dir: &Path, id: &str, signing: bool) -> Result<Root, CaError> {
         path: path.to_path_buf(),
         problem,
     };
-    let cert_pem = read_text(&cert_path)?;
-    let der = certs_der(&cert_pem)
+    let der = certs_der(&read_text(&cert_path)?)
         .map_err(|p| bad(&cert_path, p))?
         .into_iter()
         .next()
         .ok_or_else(|| bad(&cert_path, "contains no CERTIFICATE block".into()))?;
     let info = root_info(&der, signing).map_err(|p| bad(&cert_path, p))?;
+    // Re-encoded, so bundles concatenate cleanly whatever the file's layout.
+    let cert_pem = der_to_pem(&der);
     let signer = if signing {
         let key = super::keys::parse_private_key(&read_secret(&key_path)?)
             .map_err(|p| bad(&key_path, p))?;
