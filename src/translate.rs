@@ -84,6 +84,8 @@ pub struct Shared {
     pub mesh: MeshSettings,
     /// Every `PeerAuthentication`, for each proxy's inbound mode.
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// Every `AuthorizationPolicy`, for each proxy's inbound RBAC filters.
+    pub authz: rbac::AuthzPolicies,
 }
 
 /// What the runtime knows about one proxy's security.
@@ -140,6 +142,7 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
             .collect(),
         mesh: mesh.mesh.clone(),
         peer_authentications: mesh.peer_authentications.clone(),
+        authz: rbac::AuthzPolicies::from_mesh(mesh),
     }
 }
 
