@@ -174,4 +174,27 @@ mod tests {
             "bad_signature"
         );
     }
+
+    #[test]
+    fn expired_and_revoked_tokens_are_refused() {
+        let (_d, t) = authority();
+        let p = proxy("default", "payment", "payment");
+        let auth = StreamAuth::Tokens(t.clone());
+        let tok = t
+            .issue("payment", "default", "payment", Duration::from_secs(60))
+            .unwrap();
+        let mut claims = t.verify(&tok, SystemTime::now()).unwrap();
+        claims.iat -= 7200;
+        claims.exp -= 7200;
+        let expired = t.sign(&claims);
+        assert_eq!(
+            reason(auth.check(&p, &meta(&format!("Bearer {expired}")))),
+            "expired"
+        );
+        t.revoke(&claims.jti).unwrap();
+        assert_eq!(
+            reason(auth.check(&p, &meta(&format!("Bearer {tok}")))),
+            "revoked"
+        );
+    }
 }
