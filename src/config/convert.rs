@@ -7,6 +7,7 @@
 mod authorization_policy;
 mod destination_rule;
 mod http;
+mod security;
 mod service_entry;
 mod values;
 mod virtual_service;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
+pub(crate) use security::{mesh, peer_authentication};
 pub(crate) use service_entry::{service_entry, workload_entry};
 pub(crate) use values::{is_dns_label, is_dns_subdomain};
 pub(crate) use virtual_service::virtual_service;

@@ -9,11 +9,11 @@ use yaml_serde::Value;
 
 use super::convert::{self, Cx, DestRef, DocInfo};
 use super::diag::Diagnostic;
-use super::model::AuthorizationPolicy;
+use super::model::{AuthorizationPolicy, MeshSettings, PeerAuthentication};
 use super::model::{DestinationRule, Host, Service, VirtualService, WorkloadEntry};
 
-use super::raw::authorization_policy;
 use super::raw::{self, destination_rule, service_entry, virtual_service};
+use super::raw::{authorization_policy, peer_authentication};
 use super::yaml::{self, YamlDoc};
 
 /// The kinds Trellis reads.
@@ -24,6 +24,8 @@ enum Kind {
     VirtualService,
     DestinationRule,
     AuthorizationPolicy,
+    PeerAuthentication,
+    Mesh,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -37,6 +39,8 @@ pub(crate) struct Loader {
     pub workload_entries: Vec<WorkloadEntry>,
     pub virtual_services: Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>,
     pub destination_rules: Vec<(Arc<DocInfo>, DestinationRule)>,
+    pub peer_authentications: Vec<(Arc<DocInfo>, PeerAuthentication)>,
+    pub meshes: Vec<(Arc<DocInfo>, MeshSettings)>,
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// Hosts of resources that failed to parse (not checked further).
     pub salvaged_hosts: BTreeSet<Host>,
@@ -116,6 +120,20 @@ impl Loader {
                     let ap =
                         convert::authorization_policy(&mut self.cx(info), &spec, dry_run.as_ref());
                     self.authorization_policies.extend(ap);
+                }
+            }
+            Kind::PeerAuthentication => {
+                type Spec = peer_authentication::PeerAuthentication;
+                if let Some(spec) = self.spec::<Spec>(info, value) {
+                    let pa = convert::peer_authentication(&mut self.cx(info), &spec);
+                    self.peer_authentications
+                        .extend(pa.map(|pa| (info.clone(), pa)));
+                }
+            }
+            Kind::Mesh => {
+                if let Some(spec) = self.spec::<peer_authentication::Mesh>(info, value) {
+                    let mesh = convert::mesh(&mut self.cx(info), &spec);
+                    self.meshes.extend(mesh.map(|m| (info.clone(), m)));
                 }
             }
         }
@@ -252,6 +270,8 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "VirtualService" => Kind::VirtualService,
         "DestinationRule" => Kind::DestinationRule,
         "AuthorizationPolicy" => Kind::AuthorizationPolicy,
+        "PeerAuthentication" => Kind::PeerAuthentication,
+        "Mesh" => Kind::Mesh,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -266,11 +286,15 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
 }
 
 const SECURITY: &str = "security.istio.io";
+const TRELLIS: &str = "trellis.dev";
 
 /// The API group of a kind, its versions, and how a message lists them.
 fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
     match kind {
-        Kind::AuthorizationPolicy => (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1"),
+        Kind::AuthorizationPolicy | Kind::PeerAuthentication => {
+            (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
+        }
+        Kind::Mesh => (TRELLIS, &["v1alpha1"], "v1alpha1"),
         _ => (NETWORKING, VERSIONS, "v1alpha3, v1beta1 and v1"),
     }
 }
@@ -286,8 +310,9 @@ fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
             "WorkloadGroup",
             "ProxyConfig",
         ],
-        SECURITY => &["PeerAuthentication", "RequestAuthentication"],
+        SECURITY => &["RequestAuthentication"],
         "telemetry.istio.io" => &["Telemetry"],
+        TRELLIS => &[],
         "extensions.istio.io" => &["WasmPlugin"],
         _ => return None,
     })

@@ -4,6 +4,7 @@
 mod errors;
 mod rejected_values;
 mod samples;
+mod security;
 
 use std::path::Path;
 

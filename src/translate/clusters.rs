@@ -7,8 +7,12 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
 use super::endpoints::load_assignment;
 use super::policy::{self, effective};
+use super::tls;
 use super::util::{ads, zero_duration};
-use crate::config::model::{DestinationRule, MeshConfig, Resolution, ServicePort, Subset};
+use crate::config::model::{
+    ClientTls, ClientTlsMode, DestinationRule, Location, MeshConfig, Resolution, ServicePort,
+    Subset,
+};
 use crate::registry::ServiceView;
 
 /// Istio's outbound cluster name: `outbound|PORT|SUBSET|HOST`.
@@ -24,12 +28,16 @@ pub fn outbound(
 ) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
     let mut clusters = Vec::new();
     let mut assignments = Vec::new();
+    let trust_domain = mesh.mesh.trust_domain.as_str();
     for view in services {
         let dr = mesh.destination_rules.get(&view.host).map(|d| d.as_ref());
         for port in &view.ports {
             let subsets = dr.map(|d| d.subsets.iter()).into_iter().flatten();
             for subset in std::iter::once(None).chain(subsets.map(Some)) {
-                let (c, cla) = build(view, port, dr, subset);
+                let (mut c, cla) = build(view, port, dr, subset);
+                let tls = effective(dr, port.number, subset).tls;
+                let subset_name = subset.map(|s| s.name.as_str());
+                set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
                 clusters.push(c);
                 assignments.extend(cla);
             }
@@ -64,6 +72,52 @@ fn build(
     policy::apply(&mut c, &effective(dr, port.number, subset), port);
     let eds = set_discovery(&mut c, view.resolution, cla);
     (c, eds)
+}
+
+/// Upstream TLS per `DestinationRule` `tls`, else Istio's auto mTLS for
+/// in-mesh EDS services: mTLS to endpoints labelled `tlsMode: istio`
+/// (sidecars), plaintext to the rest. The server must present the SPIFFE
+/// ID of one of the service's sidecars (ISTIO_MUTUAL: or the rule's
+/// `subjectAltNames`). SNI is Istio's `outbound_.PORT_.SUBSET_.HOST`.
+fn set_tls(
+    c: &mut XdsCluster,
+    tls: Option<&ClientTls>,
+    view: &ServiceView,
+    port: u16,
+    subset: Option<&str>,
+    trust_domain: &str,
+) {
+    let sni = format!("outbound_.{port}_.{}_.{}", subset.unwrap_or(""), view.host);
+    let mut ids: Vec<String> = (view.instances.iter())
+        .filter_map(|i| i.identity.as_ref())
+        .map(|id| id.spiffe_id(trust_domain))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    match tls {
+        None if view.resolution == Resolution::Static
+            && view.location == Location::MeshInternal =>
+        {
+            let mtls = tls::istio_mutual(&ids, trust_domain, &sni);
+            c.transport_socket_matches = tls::auto_mtls_matches(mtls);
+        }
+        None => {}
+        Some(t) => match t.mode {
+            ClientTlsMode::Disable => {}
+            ClientTlsMode::IstioMutual => {
+                let sans = if t.subject_alt_names.is_empty() {
+                    &ids
+                } else {
+                    &t.subject_alt_names
+                };
+                let sni = t.sni.as_deref().unwrap_or(&sni);
+                c.transport_socket = Some(tls::istio_mutual(sans, trust_domain, sni));
+            }
+            ClientTlsMode::Simple | ClientTlsMode::Mutual => {
+                c.transport_socket = Some(tls::from_files(t, view.host.as_str()));
+            }
+        },
+    }
 }
 
 /// EDS over ADS for STATIC services (the assignment is returned, to be

@@ -4,9 +4,11 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 
+use super::tls::{tls_mode_istio, SOCKET_MATCH_KEY};
 use super::util::{socket, u32v};
 use crate::config::model::Labels;
 use crate::registry::{labels_match, Instance};
+use envoy_types::pb::envoy::config::core::v3::Metadata;
 
 /// The endpoints of one cluster: the instances serving `service_port`
 /// whose labels include `subset_labels` (all of them for the default
@@ -45,6 +47,16 @@ fn lb_endpoint(i: &Instance) -> LbEndpoint {
             ..Default::default()
         })),
         load_balancing_weight: Some(u32v(i.weight.max(1))),
+        metadata: i.mtls.then(tls_mode_metadata),
+        ..Default::default()
+    }
+}
+
+/// A sidecar that takes mTLS is labelled like Istio's: the clusters'
+/// `transport_socket_matches` pick mTLS for it (auto mTLS).
+fn tls_mode_metadata() -> Metadata {
+    Metadata {
+        filter_metadata: [(SOCKET_MATCH_KEY.to_string(), tls_mode_istio())].into(),
         ..Default::default()
     }
 }

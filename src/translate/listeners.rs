@@ -26,6 +26,7 @@ use super::endpoints::load_assignment;
 use super::policy::{apply_connection_pool, set_http_options};
 use super::retry::route_timeout;
 use super::util::{ads, socket, u32v};
+use super::{inbound, ProxySecurity, Shared};
 use super::{FAULT_FILTER, INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE};
 use crate::config::model::ConnectionPool;
 use crate::registry::{Instance, Proxy};
@@ -67,8 +68,9 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
     c
 }
 
-/// The inbound listener: everything to the app (see `inbound_route`).
-pub fn inbound(proxy: &Proxy) -> Listener {
+/// The inbound listener: everything to the app (see `inbound_route`),
+/// over the filter chains of the proxy's mTLS mode (see `inbound`).
+pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Listener {
     let route = inbound_route(proxy);
     let config = RouteConfiguration {
         name: INBOUND_LISTENER.to_string(),
@@ -80,18 +82,24 @@ pub fn inbound(proxy: &Proxy) -> Listener {
         }],
         ..Default::default()
     };
+    let mut filters = Vec::new();
+    filters.extend(super::rbac::http_filters(&shared.authz, proxy));
+    filters.push(router());
     let hcm = hcm(
         format!("inbound_{}", proxy.inbound_port),
         RouteSpecifier::RouteConfig(config),
-        vec![router()],
+        filters,
     );
-    listener(
-        INBOUND_LISTENER,
-        &proxy.inbound_address,
-        proxy.inbound_port,
-        TrafficDirection::Inbound,
-        hcm,
-    )
+    let mode = inbound::mode(shared, proxy, security);
+    let (listener_filters, filter_chains) = inbound::chains(mode, &shared.mesh.trust_domain, &hcm);
+    Listener {
+        name: INBOUND_LISTENER.to_string(),
+        address: Some(socket(&proxy.inbound_address, proxy.inbound_port)),
+        listener_filters,
+        filter_chains,
+        traffic_direction: TrafficDirection::Inbound as i32,
+        ..Default::default()
+    }
 }
 
 /// Everything to the app, no timeout; Istio's inbound retry of requests

@@ -25,8 +25,8 @@ use prost::Name;
 
 use super::util::{duration, u32v};
 use crate::config::model::{
-    ConnectionPool, DestinationRule, LoadBalancer, OutlierDetection, ServicePort, SimpleLb, Subset,
-    TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationRule, LoadBalancer, OutlierDetection, ServicePort,
+    SimpleLb, Subset, TrafficPolicy,
 };
 
 /// Istio's mesh-wide `connectTimeout` default.
@@ -44,6 +44,8 @@ pub struct Policy<'a> {
     pub connection_pool: Option<&'a ConnectionPool>,
     /// `outlierDetection`.
     pub outlier_detection: Option<&'a OutlierDetection>,
+    /// `tls` (`None`: auto mTLS).
+    pub tls: Option<&'a ClientTls>,
 }
 
 impl<'a> Policy<'a> {
@@ -52,6 +54,7 @@ impl<'a> Policy<'a> {
             load_balancer: tp.load_balancer.as_ref(),
             connection_pool: tp.connection_pool.as_ref(),
             outlier_detection: tp.outlier_detection.as_ref(),
+            tls: tp.tls.as_ref(),
         }
     }
 }
@@ -88,6 +91,7 @@ pub fn effective<'a>(
         load_balancer: pick(sub.load_balancer, orig.load_balancer, wholesale),
         connection_pool: pick(sub.connection_pool, orig.connection_pool, wholesale),
         outlier_detection: pick(sub.outlier_detection, orig.outlier_detection, wholesale),
+        tls: pick(sub.tls, orig.tls, wholesale),
     }
 }
 

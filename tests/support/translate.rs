@@ -80,12 +80,17 @@ pub fn client() -> Proxy {
 
 /// Loads `dir` and translates it for [`client`].
 pub fn translate_dir(dir: &Path) -> ProxyResources {
-    let mesh = trellis::config::load_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let services = instances(&mesh, &fake_sidecars(&mesh));
     // mTLS on, without certificates: the resources name the SDS secrets.
     let security = ProxySecurity {
         mtls: true,
         certs: None,
     };
-    for_proxy(&shared(&mesh, &services), &client(), &security)
+    translate_for(dir, &client(), &security)
+}
+
+/// Loads `dir` and translates it for `proxy`.
+pub fn translate_for(dir: &Path, proxy: &Proxy, security: &ProxySecurity) -> ProxyResources {
+    let mesh = trellis::config::load_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let services = instances(&mesh, &fake_sidecars(&mesh));
+    for_proxy(&shared(&mesh, &services), proxy, security)
 }

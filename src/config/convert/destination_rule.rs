@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{is_dns_label, join, Cx};
 use crate::config::model::{
-    ConnectionPool, DestinationRule, HashKey, LoadBalancer, OutlierDetection, SimpleLb, Subset,
-    TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationRule, HashKey, LoadBalancer, OutlierDetection, SimpleLb,
+    Subset, TrafficPolicy,
 };
 use crate::config::raw::destination_rule as raw;
 use crate::config::raw::DurationText;
@@ -52,13 +52,7 @@ pub(crate) fn destination_rule(
     })
 }
 
-const TLS_NOT_YET: &str =
-    "field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)";
-
 fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> TrafficPolicy {
-    if tp.tls.is_some() {
-        cx.err(&join(path, "tls"), TLS_NOT_YET);
-    }
     cx.unsupported(path, "tunnel", &tp.tunnel);
     cx.unsupported(path, "proxyProtocol", &tp.proxy_protocol);
     cx.unsupported(path, "retryBudget", &tp.retry_budget);
@@ -79,6 +73,7 @@ fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> Traff
     );
     TrafficPolicy {
         port_level,
+        tls: tls(cx, path, &tp.tls),
         ..parts(cx, path, lb, pool, od)
     }
 }
@@ -88,9 +83,6 @@ fn port_policy(
     path: &str,
     pl: &raw::PortTrafficPolicy,
 ) -> Option<(u16, TrafficPolicy)> {
-    if pl.tls.is_some() {
-        cx.err(&join(path, "tls"), TLS_NOT_YET);
-    }
     let Some(sel) = &pl.port else {
         cx.err(path, "port is required");
         return None;
@@ -101,7 +93,15 @@ fn port_policy(
         &pl.connection_pool,
         &pl.outlier_detection,
     );
-    Some((number, parts(cx, path, lb, pool, od)))
+    let policy = TrafficPolicy {
+        tls: tls(cx, path, &pl.tls),
+        ..parts(cx, path, lb, pool, od)
+    };
+    Some((number, policy))
+}
+
+fn tls(cx: &mut Cx<'_>, path: &str, t: &Option<raw::ClientTls>) -> Option<ClientTls> {
+    (t.as_ref()).and_then(|t| super::security::client_tls(cx, &join(path, "tls"), t))
 }
 
 fn parts(

@@ -52,8 +52,8 @@ fn known_istio_kinds_not_supported_yet() {
         ["f.yaml:2:1: error: Sidecar/x: kind: kind Sidecar is not supported yet"]
     );
     assert_eq!(
-        errors(&doc("security.istio.io/v1", "PeerAuthentication")),
-        ["f.yaml:2:1: error: PeerAuthentication/x: kind: kind PeerAuthentication is not supported yet"]
+        errors(&doc("security.istio.io/v1", "RequestAuthentication")),
+        ["f.yaml:2:1: error: RequestAuthentication/x: kind: kind RequestAuthentication is not supported yet"]
     );
 }
 
@@ -78,10 +78,6 @@ fn unsupported_fields_are_named() {
     assert_eq!(
         errors(&format!("{VS_HEAD}  gateways: [mesh, my-gw]\n  http:\n  - route:\n    - destination:\n        host: pay\n")),
         [r#"f.yaml:8:20: error: VirtualService/pay: spec.gateways[1]: gateway "my-gw" is not supported yet: only `mesh` (sidecars) is"#]
-    );
-    assert_eq!(
-        errors(&format!("{}  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n", dr("d", "x"))),
-        ["f.yaml:8:5: error: DestinationRule/d: spec.trafficPolicy.tls: field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)"]
     );
     assert_eq!(
         errors(&vs_rule("    corsPolicy:\n      allowOrigins: []\n")),

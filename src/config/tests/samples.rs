@@ -109,7 +109,7 @@ fn bookinfo_delay_percent_is_accepted() {
 }
 
 /// Istio removed `percent` from `Abort` (reserved in its proto): rejected,
-/// naming the form to use. mTLS (`trafficPolicy.tls`) is not supported yet.
+/// naming the form to use.
 #[test]
 fn bookinfo_forms_istio_no_longer_accepts_are_named() {
     if !bookinfo().exists() {
@@ -121,9 +121,25 @@ fn bookinfo_forms_istio_no_longer_accepts_are_named() {
     ];
     let errors = bookinfo_files(&files).unwrap_err();
     assert_eq!(errors, ["virtual-service-ratings-test-abort.yaml:15:9: error: VirtualService/ratings: spec.http[0].fault.abort.percent: Istio's fault.abort has no `percent` field (it was removed): write `percentage: {value: 100}`"]);
-    let errors = bookinfo_files(&["destination-rule-all-mtls.yaml"]).unwrap_err();
-    assert_eq!(errors.len(), 4, "{errors:#?}");
-    assert!(errors[0].ends_with("spec.trafficPolicy.tls: field `tls` is not supported yet (mTLS comes with Trellis' CA; remove it for now)"), "{}", errors[0]);
+}
+
+/// Bookinfo's mTLS rules load: every host and subset gets ISTIO_MUTUAL.
+#[test]
+fn bookinfo_mtls_destination_rules_load() {
+    if !bookinfo().exists() {
+        return;
+    }
+    let mesh = bookinfo_files(&["destination-rule-all-mtls.yaml"]).unwrap();
+    assert_eq!(mesh.destination_rules.len(), 4);
+    for dr in mesh.destination_rules.values() {
+        let tls = dr.traffic_policy.as_ref().and_then(|tp| tp.tls.as_ref());
+        assert_eq!(
+            tls.map(|t| t.mode),
+            Some(crate::config::model::ClientTlsMode::IstioMutual),
+            "{}",
+            dr.host
+        );
+    }
 }
 
 #[test]

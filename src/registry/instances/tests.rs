@@ -149,3 +149,36 @@ fn workload_entries_in_the_hosts_namespace_are_selected() {
     let si = instances(&mesh, &Registry::new());
     assert_eq!(si.services[&svc.host].instances.len(), 1);
 }
+
+#[test]
+fn sidecar_instances_carry_identity_and_their_mtls_mode() {
+    let mut mesh = MeshConfig::default();
+    mesh.services.insert(
+        host("a"),
+        service(
+            "a",
+            vec![port(80, "http", Protocol::Http)],
+            vec![endpoint("10.0.0.9", &[])],
+        ),
+    );
+    let mut reg = Registry::new();
+    reg.register(sidecar("a", "a-v1", "v1", 16000));
+    let si = instances(&mesh, &reg);
+    let inst = &view(&si, "a").instances;
+    let plain = inst.iter().find(|i| !i.sidecar).unwrap();
+    assert_eq!((plain.identity.as_ref(), plain.mtls), (None, false));
+    let side = inst.iter().find(|i| i.sidecar).unwrap();
+    let id = side.identity.as_ref().unwrap();
+    assert_eq!(id.spiffe_id("td"), "spiffe://td/ns/default/sa/a");
+    assert!(side.mtls, "PERMISSIVE by default");
+    // DISABLE on the sidecar's app port: clients must not send mTLS.
+    mesh.peer_authentications
+        .push(crate::config::model::PeerAuthentication {
+            selector: Some(labels(&[("app", "a")])),
+            mode: crate::config::model::MtlsMode::Strict,
+            port_level: [(8080, crate::config::model::MtlsMode::Disable)].into(),
+            origin: origin("PeerAuthentication", "a"),
+        });
+    let si = instances(&mesh, &reg);
+    assert!(!view(&si, "a").instances.iter().any(|i| i.mtls));
+}

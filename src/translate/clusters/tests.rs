@@ -1,7 +1,7 @@
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 
 use super::*;
-use crate::config::model::{Host, Protocol};
+use crate::config::model::{ClientTls, ClientTlsMode, Host, MeshConfig, Protocol};
 use crate::registry::instances;
 use crate::translate::fixtures::*;
 
@@ -97,5 +97,62 @@ fn one_cluster_per_port() {
         clusters[1].typed_extension_protocol_options.len(),
         1,
         "gRPC is h2"
+    );
+}
+
+fn tls_mesh(mode: Option<ClientTlsMode>) -> MeshConfig {
+    let mut mesh = canary_mesh();
+    let dr = mesh.destination_rules.values_mut().next().unwrap();
+    let dr = std::sync::Arc::make_mut(dr);
+    dr.traffic_policy.as_mut().unwrap().tls = mode.map(|mode| ClientTls {
+        mode,
+        client_certificate: None,
+        private_key: None,
+        ca_certificates: None,
+        sni: None,
+        subject_alt_names: vec![],
+        insecure_skip_verify: true,
+    });
+    mesh
+}
+
+fn build_tls(mode: Option<ClientTlsMode>) -> Vec<XdsCluster> {
+    let mesh = tls_mesh(mode);
+    let si = instances(&mesh, &two_versions(&["payment-service"]));
+    let views: Vec<_> = si.services.values().collect();
+    outbound(&mesh, &views).0
+}
+
+#[test]
+fn auto_mtls_by_default_and_dr_modes_override() {
+    for c in build_tls(None) {
+        assert_eq!(c.transport_socket_matches.len(), 2, "{}", c.name);
+        assert!(c.transport_socket.is_none());
+    }
+    for c in build_tls(Some(ClientTlsMode::Disable)) {
+        assert!(c.transport_socket_matches.is_empty() && c.transport_socket.is_none());
+    }
+    for c in build_tls(Some(ClientTlsMode::IstioMutual)) {
+        assert!(c.transport_socket_matches.is_empty());
+        let ts = c.transport_socket.as_ref().unwrap();
+        assert!(tls::uses_mesh_secrets(ts), "{}", c.name);
+    }
+    for c in build_tls(Some(ClientTlsMode::Simple)) {
+        let ts = c.transport_socket.as_ref().unwrap();
+        assert!(!tls::uses_mesh_secrets(ts), "{}", c.name);
+    }
+}
+
+#[test]
+fn sidecar_endpoints_are_labelled_tls_mode_istio() {
+    let mesh = canary_mesh();
+    let si = instances(&mesh, &two_versions(&["payment-service"]));
+    let views: Vec<_> = si.services.values().collect();
+    let (_, clas) = outbound(&mesh, &views);
+    let e = &clas[0].endpoints[0].lb_endpoints[0];
+    let md = e.metadata.as_ref().unwrap();
+    assert_eq!(
+        md.filter_metadata[tls::SOCKET_MATCH_KEY],
+        tls::tls_mode_istio()
     );
 }

@@ -1,0 +1,82 @@
+//! `PeerAuthentication` (`security.istio.io` v1beta1, v1) and the
+//! `trellis.dev/v1alpha1` `Mesh` resource, as written.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{DurationText, Unsupported};
+
+/// `PeerAuthentication.spec`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct PeerAuthentication {
+    pub selector: Option<WorkloadSelector>,
+    pub mtls: Option<MutualTls>,
+    /// Keys are workload port numbers, as strings in YAML maps.
+    #[serde(default)]
+    pub port_level_mtls: BTreeMap<PortKey, MutualTls>,
+}
+
+/// A map key that names a port: YAML writes `8080:` as a number, JSON
+/// as a string; both are kept as text and checked in conversion.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct PortKey(pub String);
+
+impl<'de> Deserialize<'de> for PortKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PortKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a port number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PortKey, E> {
+                Ok(PortKey(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PortKey, E> {
+                Ok(PortKey(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PortKey, E> {
+                Ok(PortKey(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `WorkloadSelector`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct WorkloadSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// `PeerAuthentication.MutualTLS`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct MutualTls {
+    pub mode: Option<String>,
+}
+
+/// `Mesh.spec` (`trellis.dev/v1alpha1`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Mesh {
+    pub trust_domain: Option<String>,
+    pub root_namespace: Option<String>,
+    pub certificates: Option<Certificates>,
+    /// Istio's `trustDomainAliases` (`MeshConfig`): not supported yet.
+    pub trust_domain_aliases: Option<Unsupported>,
+}
+
+/// `Mesh.spec.certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Certificates {
+    #[serde(rename = "workloadTTL")]
+    pub workload_ttl: Option<DurationText>,
+    #[serde(rename = "rootTTL")]
+    pub root_ttl: Option<DurationText>,
+}
