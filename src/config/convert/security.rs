@@ -19,6 +19,7 @@ pub(crate) fn peer_authentication(
     cx: &mut Cx<'_>,
     pa: &raw::PeerAuthentication,
 ) -> Option<PeerAuthentication> {
+    cx.unsupported("spec", "portLevelTls", &pa.port_level_tls);
     let mut ok = true;
     // Istio: an empty `matchLabels` selects nothing in particular, the
     // policy is namespace-wide.

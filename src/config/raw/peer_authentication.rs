@@ -16,6 +16,8 @@ pub(crate) struct PeerAuthentication {
     /// Keys are workload port numbers, as strings in YAML maps.
     #[serde(default)]
     pub port_level_mtls: BTreeMap<PortKey, MutualTls>,
+    /// Istio 1.28's per-port server TLS: not supported yet.
+    pub port_level_tls: Option<Unsupported>,
 }
 
 /// A map key that names a port: YAML writes `8080:` as a number, JSON
