@@ -16,6 +16,7 @@ pub mod envoy;
 pub mod fixture;
 pub mod mesh;
 pub mod ports;
+pub mod sidecar;
 pub mod trellis;
 pub mod wait;
 
