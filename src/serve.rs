@@ -17,6 +17,7 @@ mod rotation;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod xds_tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +56,11 @@ pub struct ServeOptions {
     pub insecure_xds: bool,
     /// An operator's CA (Istio plug-in CA files) instead of the self-signed one.
     pub plugin_ca: Option<PluginCa>,
+    /// Serve ADS over TLS with a certificate from the mesh CA (`--xds-tls`).
+    pub xds_tls: bool,
+    /// Extra DNS names or IPs for that certificate (the xDS address's IP,
+    /// `127.0.0.1` and `localhost` are always in it).
+    pub xds_tls_names: Vec<String>,
 }
 
 /// Why the control plane could not start or stopped with an error.
@@ -103,6 +109,7 @@ pub enum ServeError {
 pub struct Server {
     core: Arc<Core>,
     ads: AdsServer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     xds: TcpListener,
     admin: TcpListener,
     watcher: ConfigWatcher,
@@ -128,12 +135,17 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         .await
         .map_err(ServeError::Config)?;
     let (ca, auth) = load_security(&opts)?;
+    let tls = match opts.xds_tls {
+        true => Some(xds_tls::server_config(&ca, &opts)?),
+        false => None,
+    };
     let (core, ads) = wire(mesh, &opts, ca, auth);
     let xds = bind("gRPC", opts.xds_addr).await?;
     let admin = bind("admin", opts.admin_addr).await?;
     Ok(Server {
         core,
         ads,
+        tls,
         xds,
         admin,
         watcher,
@@ -226,6 +238,7 @@ impl Server {
         let Server {
             core,
             ads,
+            tls,
             xds,
             admin,
             watcher,
@@ -241,7 +254,7 @@ impl Server {
             events,
             stop.clone(),
         ));
-        let mut grpc = spawn_grpc(ads, xds, stop.clone());
+        let mut grpc = spawn_grpc(ads, xds, tls, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
         // from here on Envoys can connect.

@@ -2,6 +2,7 @@
 //! follows the rotation until it is done.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use crate::demo::http::HttpClient;
+use trellis::ca::{Ca, CaConfig, PluginCa};
 
 /// `trellis ca ...`.
 #[derive(Debug, Args)]
@@ -22,6 +24,23 @@ enum CaCommand {
     /// Rotate the self-signed root: trust a new root, move every leaf to it,
     /// then drop the old one, waiting for all proxies between the steps.
     Rotate(RotateArgs),
+    /// Print the trust bundle (every trusted root, PEM): what
+    /// `trellis bootstrap --xds-ca-file` pins. Creates the CA on first use.
+    Root(RootArgs),
+}
+
+/// Flags of `trellis ca root`.
+#[derive(Debug, Args)]
+struct RootArgs {
+    /// The control plane's state directory.
+    #[arg(long, value_name = "DIR", default_value = "./.trellis")]
+    state_dir: PathBuf,
+    /// Plug-in CA directory (as `trellis serve --ca-dir`).
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Flags of `trellis ca rotate`.
@@ -39,7 +58,23 @@ struct RotateArgs {
 pub async fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         CaCommand::Rotate(a) => rotate(a).await,
+        CaCommand::Root(a) => root(&a),
     }
+}
+
+fn root(args: &RootArgs) -> anyhow::Result<ExitCode> {
+    let ca = Ca::load_or_create(&CaConfig {
+        state_dir: args.state_dir.clone(),
+        plugin: args.ca_dir.as_deref().map(PluginCa::from_dir),
+    })?;
+    let bundle = ca.trust_bundle_pem();
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{bundle}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {

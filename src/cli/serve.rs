@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// reaches the xDS port can then claim any identity and get its key.
     #[arg(long)]
     insecure_xds: bool,
+    /// Serve ADS over TLS with a certificate from the mesh CA (sidecars pin
+    /// the root with `trellis bootstrap --xds-ca-file`).
+    #[arg(long)]
+    xds_tls: bool,
+    /// Another DNS name or IP for the xDS TLS certificate (repeatable);
+    /// 127.0.0.1, localhost and the --xds-addr IP are always included.
+    #[arg(long = "xds-tls-name", value_name = "NAME", requires = "xds_tls")]
+    xds_tls_names: Vec<String>,
     /// Plug-in CA directory with Istio's file names (ca-cert.pem, ca-key.pem,
     /// cert-chain.pem, root-cert.pem); default: a self-signed root in --state-dir.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["ca_cert", "ca_key", "ca_chain", "ca_root"])]
@@ -75,6 +83,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         grace_period: args.grace_period,
         insecure_xds: args.insecure_xds,
         plugin_ca,
+        xds_tls: args.xds_tls,
+        xds_tls_names: args.xds_tls_names,
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

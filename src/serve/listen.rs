@@ -56,10 +56,15 @@ pub(super) async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpList
 pub(super) fn spawn_grpc(
     ads: AdsServer,
     listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     stop: watch::Receiver<bool>,
 ) -> ServerTask {
     tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(ServeError::Grpc)?;
+        }
+        builder
             .http2_keepalive_interval(Some(KEEPALIVE))
             .tcp_nodelay(true)
             .add_service(ads.into_service())

@@ -47,6 +47,8 @@ async fn serve(config: &str) -> Running {
         grace_period: Duration::from_millis(200),
         insecure_xds: true,
         plugin_ca: None,
+        xds_tls: false,
+        xds_tls_names: Vec::new(),
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -316,6 +318,8 @@ async fn invalid_config_refuses_to_start() {
         grace_period: Duration::from_secs(1),
         insecure_xds: true,
         plugin_ca: None,
+        xds_tls: false,
+        xds_tls_names: Vec::new(),
     };
     let err = start(opts).await.err().unwrap();
     assert!(
