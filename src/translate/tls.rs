@@ -96,7 +96,7 @@ fn written_san(value: &str) -> SubjectAltNameMatcher {
     }
 }
 
-fn socket(msg: impl prost::Message + prost::Name) -> TransportSocket {
+fn socket(msg: impl prost::Name) -> TransportSocket {
     TransportSocket {
         name: TLS_SOCKET.to_string(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(msg))),

@@ -25,7 +25,7 @@ pub(crate) fn security(
         diags.push(doc.diagnostic("kind", msg));
     }
     let mesh = first.map(|(_, m)| m).unwrap_or_default();
-    peer_authentications.sort_by(|(a, _), (b, _)| a.qualified().cmp(&b.qualified()));
+    peer_authentications.sort_by_key(|(doc, _)| doc.qualified());
     let mut wide: BTreeMap<&str, &DocInfo> = BTreeMap::new();
     for (doc, _) in peer_authentications
         .iter()
