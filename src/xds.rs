@@ -10,8 +10,10 @@
 //!   holds others back).
 //! - [`StreamState`]: the state-of-the-world protocol of one ADS stream as a
 //!   pure state machine (request or snapshot in, responses out).
+//! - [`DeltaStreamState`]: the incremental (delta) protocol of one ADS
+//!   stream, the same way (see `delta.rs` for its rules).
 //! - [`AdsServer`]: the gRPC `AggregatedDiscoveryService` that runs one
-//!   [`StreamState`] per stream and reports to [`StreamHooks`],
+//!   [`StreamState`] or [`DeltaStreamState`] per stream and reports to [`StreamHooks`],
 //!   [`ProxyStatusTable`] and [`XdsMetrics`].
 //!
 //! Protocol rules follow the Envoy docs page "xDS REST and gRPC protocol";
@@ -34,6 +36,7 @@
 //! [`Any`]: envoy_types::pb::google::protobuf::Any
 
 mod cache;
+mod delta;
 mod metrics;
 mod server;
 mod snapshot;
@@ -42,6 +45,7 @@ mod stream;
 mod types;
 
 pub use cache::SnapshotCache;
+pub use delta::{DeltaOutput, DeltaStreamState};
 pub use metrics::XdsMetrics;
 pub use server::{AdsServer, Refusal, StreamHooks};
 pub use snapshot::{Resources, Snapshot, SnapshotBuilder, TypeResources};

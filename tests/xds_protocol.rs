@@ -6,8 +6,6 @@ mod support;
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use support::*;
 use tonic::Code;
@@ -217,20 +215,6 @@ async fn dropped_clusters_are_kept_until_routes_are_acked() {
     assert_eq!(pruned.type_url, *CLUSTER_TYPE);
     assert_eq!(names(&pruned), vec!["a", "c"]);
     assert_eq!(pruned.version_info, version);
-}
-
-#[tokio::test]
-async fn delta_ads_is_unimplemented() {
-    let h = start().await;
-    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", h.addr))
-        .await
-        .unwrap();
-    let requests = tokio_stream::iter(vec![DeltaDiscoveryRequest::default()]);
-    let err = client
-        .delta_aggregated_resources(requests)
-        .await
-        .expect_err("unimplemented");
-    assert_eq!(err.code(), Code::Unimplemented);
 }
 
 #[tokio::test]

@@ -16,10 +16,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::delta::DeltaOutput;
 use super::status::unix_now;
 use super::{
-    NackStatus, Output, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent, StreamState,
-    XdsMetrics,
+    DeltaStreamState, NackStatus, Output, ProxyStatusTable, RequestError, Snapshot, SnapshotCache,
+    StreamEvent, StreamState, XdsMetrics,
 };
 
 /// Responses queued per stream before the stream task waits for the client.
@@ -54,7 +55,7 @@ pub trait StreamHooks: Send + Sync + 'static {
     fn stream_closed(&self, node_id: &str);
 }
 
-/// The ADS server (state of the world; delta is not implemented yet).
+/// The ADS server: state of the world and incremental (delta) ADS.
 #[derive(Clone)]
 pub struct AdsServer {
     cache: SnapshotCache,
@@ -85,11 +86,11 @@ impl AdsServer {
     }
 
     /// Reads the first request and asks the hooks whether to serve the node.
-    async fn accept(
+    async fn accept<P: Protocol>(
         &self,
-        inbound: &mut Streaming<DiscoveryRequest>,
+        inbound: &mut Streaming<P::Request>,
         metadata: &MetadataMap,
-    ) -> Result<(DiscoveryRequest, String), Refusal> {
+    ) -> Result<(P::Request, String), Refusal> {
         let refuse = |status, reason| Refusal { status, reason };
         let first = inbound
             .message()
@@ -103,9 +104,7 @@ impl AdsServer {
             })?;
         // "Basic Protocol Overview": only the first request is guaranteed to
         // carry the node, so it must be there.
-        let node = first
-            .node
-            .as_ref()
+        let node = P::node(&first)
             .filter(|n| !n.id.is_empty())
             .ok_or_else(|| {
                 refuse(
@@ -116,7 +115,8 @@ impl AdsServer {
                 )
             })?;
         self.hooks.stream_opened(node, metadata)?;
-        Ok((first.clone(), node.id.clone()))
+        let node_id = node.id.clone();
+        Ok((first, node_id))
     }
 }
 
@@ -131,9 +131,28 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        self.serve::<StreamState>(request).await
+    }
+
+    /// Incremental xDS (xDS spec, "Incremental xDS"): the same hooks, status
+    /// and metrics as state of the world, a [`DeltaStreamState`] per stream.
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        self.serve::<DeltaStreamState>(request).await
+    }
+}
+
+impl AdsServer {
+    /// Accepts a stream of either protocol and spawns its task.
+    async fn serve<P: Protocol>(
+        &self,
+        request: Request<Streaming<P::Request>>,
+    ) -> Result<Response<ResponseStream<P::Response>>, Status> {
         let (metadata, _, mut inbound) = request.into_parts();
         let metadata = MetadataMap::from_headers(metadata.into_headers());
-        let (first, node_id) = match self.accept(&mut inbound, &metadata).await {
+        let (first, node_id) = match self.accept::<P>(&mut inbound, &metadata).await {
             Ok(accepted) => accepted,
             Err(Refusal { status, reason }) => {
                 self.metrics.stream_refused(reason);
@@ -144,18 +163,61 @@ impl AggregatedDiscoveryService for AdsServer {
         let guard = StreamGuard::open(self, node_id);
         let snapshots = self.cache.subscribe(&guard.node_id);
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        tokio::spawn(run_stream(guard, first, inbound, snapshots, tx));
+        tokio::spawn(run_stream::<P>(guard, first, inbound, snapshots, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
 
-    async fn delta_aggregated_resources(
-        &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "delta (incremental) ADS is not implemented yet; use state-of-the-world ADS \
-             (api_type: GRPC in the bootstrap's ads_config)",
-        ))
+/// One ADS protocol (state of the world or delta) as the stream task sees
+/// it: a pure state machine of its request and response types.
+pub(super) trait Protocol: Default + Send + 'static {
+    /// The client's message.
+    type Request: Send + 'static;
+    /// The server's message.
+    type Response: Send + 'static;
+    /// The node of a request (only the first must carry it).
+    fn node(req: &Self::Request) -> Option<&Node>;
+    /// Handles a request: responses and events.
+    fn request(&mut self, req: &Self::Request) -> Result<Step<Self::Response>, RequestError>;
+    /// Handles a new snapshot: responses and events.
+    fn snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step<Self::Response>;
+}
+
+/// Responses to send and events to record.
+pub(super) type Step<R> = (Vec<R>, Vec<StreamEvent>);
+
+impl Protocol for StreamState {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    fn node(req: &DiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, RequestError> {
+        self.on_request(req)
+            .map(|o: Output| (o.responses, o.events))
+    }
+    fn snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step<DiscoveryResponse> {
+        let o = self.on_snapshot(snapshot);
+        (o.responses, o.events)
+    }
+}
+
+impl Protocol for DeltaStreamState {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn request(
+        &mut self,
+        req: &DeltaDiscoveryRequest,
+    ) -> Result<Step<DeltaDiscoveryResponse>, RequestError> {
+        self.on_request(req)
+            .map(|o: DeltaOutput| (o.responses, o.events))
+    }
+    fn snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step<DeltaDiscoveryResponse> {
+        let o = self.on_snapshot(snapshot);
+        (o.responses, o.events)
     }
 }
 
@@ -243,27 +305,27 @@ impl Drop for StreamGuard {
 }
 
 type Snapshots = watch::Receiver<Option<Arc<Snapshot>>>;
-type Outbound = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+type Outbound<R> = mpsc::Sender<Result<R, Status>>;
 
 /// Runs one stream until the client goes away. No lock is held across an
 /// await; the watch receiver only ever yields the newest snapshot.
-async fn run_stream(
+async fn run_stream<P: Protocol>(
     guard: StreamGuard,
-    first: DiscoveryRequest,
-    mut inbound: Streaming<DiscoveryRequest>,
+    first: P::Request,
+    mut inbound: Streaming<P::Request>,
     mut snapshots: Snapshots,
-    tx: Outbound,
+    tx: Outbound<P::Response>,
 ) {
-    let mut state = StreamState::new();
+    let mut state = P::default();
     let current = snapshots.borrow_and_update().clone();
     if let Some(snapshot) = current {
-        state.on_snapshot(snapshot);
+        state.snapshot(snapshot);
     }
     let mut next = Some(Input::Request(Box::new(first)));
     let mut watching = true;
     while let Some(input) = next.take() {
         let out = match input {
-            Input::Request(req) => match state.on_request(&req) {
+            Input::Request(req) => match state.request(&req) {
                 Ok(out) => out,
                 Err(err) => {
                     let _ = tx
@@ -272,7 +334,7 @@ async fn run_stream(
                     break;
                 }
             },
-            Input::Snapshot(snapshot) => state.on_snapshot(snapshot),
+            Input::Snapshot(snapshot) => state.snapshot(snapshot),
         };
         if !deliver(&guard, out, &tx).await {
             break;
@@ -282,19 +344,19 @@ async fn run_stream(
     drop(guard);
 }
 
-enum Input {
-    Request(Box<DiscoveryRequest>),
+enum Input<Req> {
+    Request(Box<Req>),
     Snapshot(Arc<Snapshot>),
 }
 
 /// Waits for the next request or snapshot; `None` when the stream is over.
-async fn next_input(
+async fn next_input<Req, Resp>(
     guard: &StreamGuard,
-    inbound: &mut Streaming<DiscoveryRequest>,
+    inbound: &mut Streaming<Req>,
     snapshots: &mut Snapshots,
     watching: &mut bool,
-    tx: &Outbound,
-) -> Option<Input> {
+    tx: &Outbound<Resp>,
+) -> Option<Input<Req>> {
     loop {
         tokio::select! {
             msg = inbound.message() => return match msg {
@@ -321,9 +383,9 @@ async fn next_input(
 }
 
 /// Records the events and sends the responses; false once the client is gone.
-async fn deliver(guard: &StreamGuard, out: Output, tx: &Outbound) -> bool {
-    guard.record(&out.events);
-    for response in out.responses {
+async fn deliver<R>(guard: &StreamGuard, (responses, events): Step<R>, tx: &Outbound<R>) -> bool {
+    guard.record(&events);
+    for response in responses {
         if tx.send(Ok(response)).await.is_err() {
             return false;
         }

@@ -46,6 +46,17 @@ pub(crate) fn push_rank(type_url: &str) -> usize {
     .unwrap_or(4)
 }
 
+/// Types that refer to clusters and so wait for CDS (xDS spec, "Eventual
+/// consistency considerations"); shared by the SotW and delta streams.
+pub(crate) fn routing_type(type_url: &str) -> bool {
+    type_url == *LISTENER_TYPE || type_url == *ROUTE_TYPE
+}
+
+/// Suffix of `version_info` (SotW) or `system_version_info` (delta) on a
+/// make-before-break CDS response sent while clusters the new snapshot
+/// dropped are still kept.
+pub(crate) const KEPT_SUFFIX: &str = "+kept";
+
 /// A short label for a type URL, for metrics: `cds`, `eds`, `lds`, `rds`,
 /// `sds`, or the message name for any other type.
 pub fn short_type_name(type_url: &str) -> String {

@@ -4,16 +4,8 @@
 //! Generic: nothing here knows which route uses which cluster.
 
 use super::{Output, Reply, Resources, StreamState, TypeState};
+use crate::xds::types::{routing_type, KEPT_SUFFIX};
 use crate::xds::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
-
-/// Suffix of `version_info` on a make-before-break CDS response that still
-/// carries clusters the new snapshot dropped.
-const KEPT_SUFFIX: &str = "+kept";
-
-/// Types that refer to clusters and so wait for CDS.
-fn routing_type(type_url: &str) -> bool {
-    type_url == *LISTENER_TYPE || type_url == *ROUTE_TYPE
-}
 
 impl StreamState {
     /// What the client should now hold of a type: (version, resources, kept

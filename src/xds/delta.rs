@@ -1,0 +1,269 @@
+//! The incremental ("delta") protocol of one ADS stream, as a pure state
+//! machine: a `DeltaDiscoveryRequest` or a new snapshot goes in, responses
+//! and events come out. No I/O, so every rule is unit-tested without gRPC.
+//!
+//! Rules (Envoy docs, "xDS REST and gRPC protocol", section "Incremental
+//! xDS" unless noted), per stream and type URL:
+//!
+//! - the subscription is wildcard when the first request subscribes `*`,
+//!   or names nothing for Listener or Cluster (legacy wildcard); names are
+//!   added and removed with `resource_names_subscribe`/`_unsubscribe`;
+//! - each resource has its own version, a hash of its bytes; the server
+//!   tracks the version the client holds of each resource: what the first
+//!   request reported in `initial_resource_versions` (a reconnect), then
+//!   what it was sent; only resources whose version differs are sent;
+//! - a subscribed resource the client holds that left the snapshot is named
+//!   in `removed_resources`; an unsubscribed one is simply forgotten;
+//! - a request whose `response_nonce` is the last nonce sent is an ACK, or a
+//!   NACK with `error_detail` (recorded, logged, counted; the rejected
+//!   content is not resent until it changes); other nonces are stale;
+//! - `system_version_info` is the snapshot's version of the type;
+//! - pushes go CDS, EDS, LDS, RDS, then other types; LDS and RDS wait while
+//!   a CDS response is unanswered; cluster removals wait until the client
+//!   ACKed the snapshot's LDS and RDS (make-before-break, "Eventual
+//!   consistency considerations"), as on the state-of-the-world stream.
+
+mod diff;
+mod ordering;
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+};
+
+use super::types::push_rank;
+use super::{RequestError, Snapshot, StreamEvent};
+use diff::{diff, known_from_initial, Diff, Known};
+use subscription::DeltaSubscription;
+
+/// What one input produced: responses to send, in order, and events to log,
+/// count and record.
+#[derive(Debug, Default)]
+pub struct DeltaOutput {
+    /// Responses to send, in this order.
+    pub responses: Vec<DeltaDiscoveryResponse>,
+    /// What happened, for logs, metrics and the status table.
+    pub events: Vec<StreamEvent>,
+}
+
+/// How the client answered the last response of a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Pending,
+    Acked,
+    Nacked,
+}
+
+/// The last response sent for a type.
+#[derive(Debug, Clone)]
+struct LastSent {
+    version: String,
+    nonce: String,
+    reply: Reply,
+}
+
+#[derive(Debug, Default)]
+struct DeltaType {
+    sub: DeltaSubscription,
+    /// What the client holds, by name.
+    known: Known,
+    last: Option<LastSent>,
+    /// The first request of the type is answered even when the client
+    /// lacks nothing, so that it finishes initializing.
+    owed: bool,
+    /// Held back until the CDS in flight is answered.
+    held: bool,
+    /// The last push left out cluster removals (make-before-break).
+    kept: bool,
+}
+
+/// Protocol state of one delta ADS stream: per type URL the subscription,
+/// what the client holds, and how it answered the last response.
+#[derive(Debug, Default)]
+pub struct DeltaStreamState {
+    snapshot: Option<Arc<Snapshot>>,
+    types: BTreeMap<String, DeltaType>,
+    nonces: u64,
+}
+
+impl DeltaStreamState {
+    /// A stream with no subscription and no snapshot yet.
+    pub fn new() -> Self {
+        DeltaStreamState::default()
+    }
+
+    /// Handles one request from the client.
+    pub fn on_request(&mut self, req: &DeltaDiscoveryRequest) -> Result<DeltaOutput, RequestError> {
+        if req.type_url.is_empty() {
+            return Err(RequestError::MissingTypeUrl);
+        }
+        let mut out = DeltaOutput::default();
+        self.apply_request(req, &mut out);
+        self.push(&req.type_url, &mut out);
+        self.release_held(&mut out);
+        self.release_kept_clusters(&mut out);
+        Ok(out)
+    }
+
+    /// Handles a new snapshot: sends, type by type in push order, what each
+    /// subscribed type's client lacks.
+    pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> DeltaOutput {
+        let mut out = DeltaOutput::default();
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &snapshot))
+        {
+            return out;
+        }
+        self.snapshot = Some(snapshot);
+        let mut order: Vec<String> = self.types.keys().cloned().collect();
+        order.sort_by_key(|t| push_rank(t));
+        for type_url in order {
+            self.push(&type_url, &mut out);
+        }
+        self.release_kept_clusters(&mut out);
+        out
+    }
+
+    fn apply_request(&mut self, req: &DeltaDiscoveryRequest, out: &mut DeltaOutput) {
+        let Some(state) = self.types.get_mut(&req.type_url) else {
+            // `initial_resource_versions` is only meaningful on the first
+            // request of a type on a stream: it lists what a reconnecting
+            // client still holds, so none of that is sent again.
+            let state = DeltaType {
+                sub: DeltaSubscription::initial(&req.type_url, &req.resource_names_subscribe),
+                known: known_from_initial(&req.initial_resource_versions),
+                owed: true,
+                ..Default::default()
+            };
+            self.types.insert(req.type_url.clone(), state);
+            return;
+        };
+        if !req.response_nonce.is_empty() {
+            classify_reply(state, req, out);
+        }
+        let change = state.sub.apply(
+            &req.resource_names_subscribe,
+            &req.resource_names_unsubscribe,
+        );
+        // A name subscribed again is sent again even if held: Envoy
+        // re-subscribes e.g. the endpoints of a re-created cluster and waits
+        // for them to finish warming ("Resource warming").
+        for name in change.added.iter().chain(&change.dropped) {
+            state.known.remove(name);
+        }
+    }
+
+    /// Sends what the client lacks of a type, if anything (or if owed).
+    fn push(&mut self, type_url: &str, out: &mut DeltaOutput) {
+        if self.hold_back(type_url) {
+            return;
+        }
+        let Some(mut diff) = self.diff(type_url) else {
+            return;
+        };
+        let kept = self.defer_removals(type_url, &mut diff);
+        let Some(state) = self.types.get_mut(type_url) else {
+            return;
+        };
+        state.kept = kept;
+        if diff.is_empty() && !state.owed {
+            return;
+        }
+        self.send(type_url, diff, kept, out);
+    }
+
+    /// What the client lacks of a type; `None` without snapshot or
+    /// subscription.
+    fn diff(&self, type_url: &str) -> Option<Diff> {
+        let snapshot = self.snapshot.as_ref()?;
+        let state = self.types.get(type_url)?;
+        Some(diff(
+            &state.known,
+            &state.sub,
+            snapshot.resources(type_url).items(),
+        ))
+    }
+
+    fn send(&mut self, type_url: &str, diff: Diff, kept: bool, out: &mut DeltaOutput) {
+        let Some(snapshot) = &self.snapshot else {
+            return;
+        };
+        let version = ordering::response_version(snapshot.resources(type_url).version(), kept);
+        // Nonces are unique per response on the stream ("Resource updates").
+        self.nonces += 1;
+        let nonce = self.nonces.to_string();
+        out.responses.push(DeltaDiscoveryResponse {
+            system_version_info: version.clone(),
+            resources: diff.wire_resources(),
+            type_url: type_url.to_string(),
+            removed_resources: diff.removals.clone(),
+            nonce: nonce.clone(),
+            ..Default::default()
+        });
+        out.events.push(StreamEvent::Sent {
+            type_url: type_url.to_string(),
+            version: version.clone(),
+            nonce: nonce.clone(),
+            resources: diff.updates.len(),
+        });
+        if let Some(state) = self.types.get_mut(type_url) {
+            diff.apply_to(&mut state.known);
+            state.owed = false;
+            state.held = false;
+            state.last = Some(LastSent {
+                version,
+                nonce,
+                reply: Reply::Pending,
+            });
+        }
+    }
+}
+
+/// Records an ACK or NACK of the last response ("ACK/NACK and resource type
+/// instance version"; in the incremental protocol a request with
+/// `response_nonce` answers that response). The client is assumed to hold
+/// what it was sent even after a NACK, so the rejected content is not sent
+/// again until it changes. A nonce other than the last is stale.
+fn classify_reply(state: &mut DeltaType, req: &DeltaDiscoveryRequest, out: &mut DeltaOutput) {
+    let type_url = req.type_url.clone();
+    let Some(last) = state
+        .last
+        .as_mut()
+        .filter(|l| l.nonce == req.response_nonce)
+    else {
+        let nonce = req.response_nonce.clone();
+        out.events.push(StreamEvent::Stale { type_url, nonce });
+        return;
+    };
+    if last.reply != Reply::Pending {
+        return;
+    }
+    let (version, nonce) = (last.version.clone(), last.nonce.clone());
+    out.events.push(match &req.error_detail {
+        Some(detail) => {
+            last.reply = Reply::Nacked;
+            let message = detail.message.clone();
+            StreamEvent::Nacked {
+                type_url,
+                version,
+                nonce,
+                message,
+            }
+        }
+        None => {
+            last.reply = Reply::Acked;
+            StreamEvent::Acked {
+                type_url,
+                version,
+                nonce,
+            }
+        }
+    });
+}

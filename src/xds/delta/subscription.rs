@@ -1,0 +1,136 @@
+//! Which resources of one type a delta stream subscribed to.
+
+use std::collections::BTreeSet;
+
+use crate::xds::types::{legacy_wildcard, WILDCARD};
+use crate::xds::Resources;
+
+/// Names a delta client subscribed to for one type. Unlike state of the
+/// world, a delta client may hold a wildcard subscription and explicit
+/// names at once, and changes them with `resource_names_subscribe` and
+/// `resource_names_unsubscribe` (xDS spec, "Incremental xDS" and "How the
+/// client specifies what resources to return").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DeltaSubscription {
+    wildcard: bool,
+    names: BTreeSet<String>,
+}
+
+/// What one request changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Change {
+    /// Names the request subscribed to explicitly, new or not: the client
+    /// waits for each of them, so they are sent again even if held.
+    pub(crate) added: Vec<String>,
+    /// Names no longer subscribed at all (the server forgets them: no
+    /// removal is owed, "Incremental xDS").
+    pub(crate) dropped: Vec<String>,
+}
+
+impl DeltaSubscription {
+    /// From the first request of a type: `*` subscribes to the wildcard;
+    /// no names at all is the legacy wildcard, for Listener and Cluster only
+    /// ("How the client specifies what resources to return").
+    pub(crate) fn initial(type_url: &str, subscribe: &[String]) -> Self {
+        let mut sub = DeltaSubscription {
+            wildcard: subscribe.is_empty() && legacy_wildcard(type_url),
+            names: BTreeSet::new(),
+        };
+        sub.apply(subscribe, &[]);
+        sub
+    }
+
+    /// Applies a later request's subscribe and unsubscribe lists.
+    pub(crate) fn apply(&mut self, subscribe: &[String], unsubscribe: &[String]) -> Change {
+        let mut change = Change::default();
+        for name in subscribe {
+            if name == WILDCARD {
+                self.wildcard = true;
+            } else {
+                self.names.insert(name.clone());
+                change.added.push(name.clone());
+            }
+        }
+        for name in unsubscribe {
+            if name == WILDCARD {
+                self.wildcard = false;
+            } else {
+                self.names.remove(name);
+            }
+        }
+        change.dropped = unsubscribe
+            .iter()
+            .filter(|n| *n != WILDCARD && !self.contains(n))
+            .cloned()
+            .collect();
+        change
+    }
+
+    /// Whether the subscription covers `name`.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+
+    /// True when subscribed to every resource of the type.
+    #[cfg(test)]
+    pub(crate) fn is_wildcard(&self) -> bool {
+        self.wildcard
+    }
+
+    /// The subscribed subset of `items`.
+    pub(crate) fn select<'a>(
+        &'a self,
+        items: &'a Resources,
+    ) -> Box<
+        dyn Iterator<
+                Item = (
+                    &'a String,
+                    &'a std::sync::Arc<envoy_types::pb::google::protobuf::Any>,
+                ),
+            > + 'a,
+    > {
+        if self.wildcard {
+            Box::new(items.iter())
+        } else {
+            Box::new(self.names.iter().filter_map(|n| items.get_key_value(n)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE};
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn legacy_wildcard_only_for_cds_and_lds_star_for_any_type() {
+        assert!(DeltaSubscription::initial(&CLUSTER_TYPE, &[]).is_wildcard());
+        assert!(!DeltaSubscription::initial(&ENDPOINT_TYPE, &[]).is_wildcard());
+        assert!(DeltaSubscription::initial(&ENDPOINT_TYPE, &names(&["*"])).is_wildcard());
+        assert!(!DeltaSubscription::initial(&CLUSTER_TYPE, &names(&["a"])).is_wildcard());
+    }
+
+    #[test]
+    fn subscribe_and_unsubscribe_report_changes() {
+        let mut sub = DeltaSubscription::initial(&ENDPOINT_TYPE, &names(&["a"]));
+        let change = sub.apply(&names(&["b"]), &[]);
+        assert_eq!(change.added, names(&["b"]));
+        let change = sub.apply(&[], &names(&["a"]));
+        assert_eq!(change.dropped, names(&["a"]));
+        assert!(!sub.contains("a") && sub.contains("b"));
+    }
+
+    #[test]
+    fn wildcard_and_names_coexist() {
+        let mut sub = DeltaSubscription::initial(&CLUSTER_TYPE, &[]);
+        sub.apply(&names(&["x"]), &[]);
+        let change = sub.apply(&[], &names(&["x"]));
+        assert!(change.dropped.is_empty(), "still covered by the wildcard");
+        sub.apply(&names(&["y"]), &names(&["*"]));
+        assert!(!sub.contains("x") && sub.contains("y"));
+    }
+}
