@@ -5,6 +5,7 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::CaError;
 
@@ -50,6 +51,28 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| io_error("rename into place", path, e))
+}
+
+/// Creates `path` with `contents` unless it exists, atomically: of two
+/// processes creating it at once (`trellis token` and `serve` on a fresh
+/// state directory), one wins and both then read the winner's file.
+/// Returns whether this call created it.
+pub(crate) fn create_once(path: &Path, contents: &[u8], mode: u32) -> Result<bool, CaError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    // Unique per process and call, so racing writers never share a temp file.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    name.push(format!(".{}.{call}.new", std::process::id()));
+    let tmp = path.with_file_name(name);
+    write_atomic(&tmp, contents, mode)?;
+    // link(2) fails if the target exists, unlike rename(2).
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_error("create", path, e)),
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -25,7 +25,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-use super::store::{ensure_private_dir, read_secret, write_atomic, SECRET_MODE};
+use super::store::{create_once, ensure_private_dir, read_secret, SECRET_MODE};
 use super::{CaError, SpiffeId};
 use revoked::Revocations;
 
@@ -112,16 +112,14 @@ impl TokenAuthority {
     pub fn load_or_create(state_dir: &Path) -> Result<Self, CaError> {
         ensure_state_dir(state_dir)?;
         let path = state_dir.join("token.key");
-        let bytes = if path.exists() {
-            read_secret(&path)?
-        } else {
-            let mut bytes = vec![0u8; 32];
+        if !path.exists() {
+            let mut fresh = [0u8; 32];
             SystemRandom::new()
-                .fill(&mut bytes)
+                .fill(&mut fresh)
                 .map_err(|_| CaError::Random)?;
-            write_atomic(&path, &bytes, SECRET_MODE)?;
-            bytes
-        };
+            create_once(&path, &fresh, SECRET_MODE)?;
+        }
+        let bytes = read_secret(&path)?;
         if bytes.len() < 32 {
             return Err(CaError::BadFile {
                 path,

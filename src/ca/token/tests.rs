@@ -200,3 +200,20 @@ fn bad_identities_are_not_issued() {
     assert!(ta.issue("a", "b/c", "d", HOUR).is_err());
     assert!(ta.issue("a", "b", "", HOUR).is_err());
 }
+
+#[test]
+fn authorities_created_at_once_share_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || authority(&path))
+        })
+        .collect();
+    let authorities: Vec<TokenAuthority> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let token = authorities[0].issue("a", "b", "c", HOUR).unwrap();
+    for ta in &authorities {
+        assert!(verify(ta, &token, SystemTime::now()).is_ok());
+    }
+}
