@@ -17,6 +17,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub mod stats;
+
 /// Name of the static cluster that points at the control plane.
 pub const XDS_CLUSTER: &str = "xds_cluster";
 
@@ -51,6 +53,11 @@ pub struct SidecarSpec {
     /// PEM file with the mesh root: when set, the ADS connection uses TLS
     /// and accepts only a server certificate that chains to it.
     pub xds_ca_file: Option<String>,
+    /// ADS flavour: state of the world or incremental (delta).
+    pub ads_mode: AdsMode,
+    /// Port of the Prometheus stats listener (on the inbound address), which
+    /// serves only `/stats/prometheus` and `/metrics`; `None`: no listener.
+    pub stats_port: Option<u16>,
 }
 
 /// A workload token; `Debug` prints `[redacted]`.
@@ -60,6 +67,38 @@ pub struct Token(pub String);
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+/// Which ADS protocol the sidecar speaks (`ads_config.api_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AdsMode {
+    /// State of the world (`GRPC`): every response carries all resources of
+    /// its type.
+    #[default]
+    Sotw,
+    /// Incremental xDS (`DELTA_GRPC`): only changed and removed resources.
+    Delta,
+}
+
+impl AdsMode {
+    /// The bootstrap's `ads_config.api_type`.
+    pub fn api_type(self) -> &'static str {
+        match self {
+            AdsMode::Sotw => "GRPC",
+            AdsMode::Delta => "DELTA_GRPC",
+        }
+    }
+}
+
+impl std::str::FromStr for AdsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sotw" => Ok(AdsMode::Sotw),
+            "delta" => Ok(AdsMode::Delta),
+            _ => Err(format!("unknown ADS mode {s:?}: expected delta or sotw")),
+        }
     }
 }
 
@@ -81,6 +120,8 @@ impl SidecarSpec {
             node_id: None,
             token: None,
             xds_ca_file: None,
+            ads_mode: AdsMode::default(),
+            stats_port: None,
         }
     }
 
@@ -129,6 +170,7 @@ pub enum BootstrapError {
 struct Bootstrap {
     node: Value,
     admin: Value,
+    stats_config: Value,
     dynamic_resources: Value,
     static_resources: Value,
 }
@@ -159,11 +201,23 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
     Ok(Bootstrap {
         node: node(spec),
         admin: json!({ "address": socket_address("127.0.0.1", spec.admin_port) }),
-        dynamic_resources: dynamic_resources(spec.token.as_ref()),
-        static_resources: json!({
-            "clusters": [xds_cluster(&xds_host, xds_port, spec.xds_ca_file.as_deref())]
-        }),
+        stats_config: stats::stats_config(spec),
+        dynamic_resources: dynamic_resources(spec.token.as_ref(), spec.ads_mode),
+        static_resources: static_resources(spec, &xds_host, xds_port),
     })
+}
+
+/// The control plane's cluster, plus the stats listener and its cluster to
+/// the admin interface when a stats port is set.
+fn static_resources(spec: &SidecarSpec, xds_host: &str, xds_port: u16) -> Value {
+    let xds = xds_cluster(xds_host, xds_port, spec.xds_ca_file.as_deref());
+    match spec.stats_port {
+        Some(port) => json!({
+            "listeners": [stats::stats_listener(spec, port)],
+            "clusters": [xds, stats::stats_cluster(spec)],
+        }),
+        None => json!({ "clusters": [xds] }),
+    }
 }
 
 /// The node identity; keys are the contract with `registry::Proxy::from_node`.
@@ -187,7 +241,7 @@ fn node(spec: &SidecarSpec) -> Value {
 
 /// Listeners and clusters come over one ADS stream (xDS spec: "Aggregated
 /// Discovery Service"); routes and endpoints refer to ADS from the resources.
-fn dynamic_resources(token: Option<&Token>) -> Value {
+fn dynamic_resources(token: Option<&Token>, mode: AdsMode) -> Value {
     let ads = json!({ "ads": {}, "resource_api_version": "V3" });
     let mut grpc_service = json!({ "envoy_grpc": { "cluster_name": XDS_CLUSTER } });
     if let Some(Token(token)) = token {
@@ -198,7 +252,8 @@ fn dynamic_resources(token: Option<&Token>) -> Value {
     }
     json!({
         "ads_config": {
-            "api_type": "GRPC",
+            // Delta: "Incremental xDS" in the xDS protocol spec.
+            "api_type": mode.api_type(),
             "transport_api_version": "V3",
             "grpc_services": [grpc_service],
             // The server learns the node from the first request of a stream

@@ -27,6 +27,8 @@ pub struct SidecarSpec {
     pub outbound_port: u16,
     /// Envoy admin port.
     pub admin_port: u16,
+    /// Prometheus stats port (`--stats-port`; only `/stats/prometheus`).
+    pub stats_port: u16,
     /// `--token-file`; `None` lets [`Sidecar::start_spec`] mint a token for
     /// this service with `trellis token`.
     pub token_file: Option<PathBuf>,
@@ -55,6 +57,7 @@ impl SidecarSpec {
             inbound_port: free_port(),
             outbound_port: free_port(),
             admin_port: free_port(),
+            stats_port: free_port(),
             token_file: None,
             extra_args: Vec::new(),
         }
@@ -72,6 +75,7 @@ impl SidecarSpec {
         args.extend(num("--inbound-port", self.inbound_port));
         args.extend(num("--outbound-port", self.outbound_port));
         args.extend(num("--admin-port", self.admin_port));
+        args.extend(num("--stats-port", self.stats_port));
         args.extend(["--xds-addr".into(), xds_addr.to_string()]);
         args.extend(["--node-id".into(), self.node_id.clone()]);
         if let Some(t) = &self.token_file {

@@ -5,6 +5,7 @@ use super::*;
 fn example_spec() -> SidecarSpec {
     let mut spec = SidecarSpec::new("payment", 8080);
     spec.labels.insert("version".into(), "v1".into());
+    spec.stats_port = Some(15090);
     spec
 }
 
@@ -69,11 +70,14 @@ fn dynamic_resources_use_ads_v3() {
     let via_ads = json!({ "ads": {}, "resource_api_version": "V3" });
     assert_eq!(dr["cds_config"], via_ads);
     assert_eq!(dr["lds_config"], via_ads);
-    assert!(v
-        .get("static_resources")
-        .unwrap()
-        .get("listeners")
-        .is_none());
+    // Only the stats listener is static; every other one comes over ADS.
+    let listeners = v["static_resources"]["listeners"].as_array().unwrap();
+    assert_eq!(listeners.len(), 1);
+    assert_eq!(listeners[0]["name"], stats::STATS_LISTENER);
+    let mut no_stats = example_spec();
+    no_stats.stats_port = None;
+    let v = bootstrap_value(&no_stats).unwrap();
+    assert!(v["static_resources"].get("listeners").is_none());
 }
 
 #[test]
@@ -82,7 +86,8 @@ fn xds_cluster_is_http2_to_the_control_plane() {
     spec.xds_addr = "127.0.0.1:25010".into();
     let v = bootstrap_value(&spec).unwrap();
     let clusters = v["static_resources"]["clusters"].as_array().unwrap();
-    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters.len(), 2, "xDS and the stats cluster");
+    assert_eq!(clusters[1]["name"], stats::STATS_CLUSTER);
     let c = &clusters[0];
     assert_eq!(c["name"], XDS_CLUSTER);
     assert_eq!(c["type"], "STATIC");
@@ -234,4 +239,15 @@ fn which_envoy() -> Result<std::path::PathBuf, ()> {
         .map(|d| d.join("envoy"))
         .find(|p| p.is_file())
         .ok_or(())
+}
+
+#[test]
+fn ads_mode_sets_the_api_type() {
+    let mut spec = example_spec();
+    let v = bootstrap_value(&spec).unwrap();
+    assert_eq!(v["dynamic_resources"]["ads_config"]["api_type"], "GRPC");
+    spec.ads_mode = "delta".parse().unwrap();
+    let v = bootstrap_value(&spec).unwrap();
+    assert_eq!(v["dynamic_resources"]["ads_config"]["api_type"], "DELTA_GRPC");
+    assert!("incremental".parse::<AdsMode>().is_err());
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use trellis::bootstrap::{render, SidecarSpec, Token};
+use trellis::bootstrap::{render, AdsMode, SidecarSpec, Token};
 
 /// Flags of `trellis bootstrap`; defaults as in DESIGN.md.
 #[derive(Debug, Args)]
@@ -53,6 +53,14 @@ pub struct BootstrapArgs {
     /// `--xds-tls`: ADS then uses TLS, trusting only this root.
     #[arg(long, value_name = "FILE")]
     xds_ca_file: Option<PathBuf>,
+    /// ADS protocol: `sotw` (state of the world, api_type GRPC) or `delta`
+    /// (incremental xDS, api_type DELTA_GRPC).
+    #[arg(long, value_name = "sotw|delta", default_value = "sotw")]
+    ads_mode: AdsMode,
+    /// Port of the Prometheus stats listener (on --inbound-address): only
+    /// `/stats/prometheus` and `/metrics`, never the admin API; 0 disables it.
+    #[arg(long, default_value_t = 15090)]
+    stats_port: u16,
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
@@ -89,6 +97,8 @@ impl BootstrapArgs {
             node_id: self.node_id.clone(),
             token,
             xds_ca_file,
+            ads_mode: self.ads_mode,
+            stats_port: (self.stats_port != 0).then_some(self.stats_port),
         })
     }
 }
@@ -204,7 +214,12 @@ mod tests {
         let spec = parse(&["--service", "ledger", "--app-port", "8080"])
             .spec()
             .unwrap();
-        assert_eq!(spec, SidecarSpec::new("ledger", 8080));
+        let mut want = SidecarSpec::new("ledger", 8080);
+        // Like Istio's sidecars, the command opens the stats port by default.
+        want.stats_port = Some(15090);
+        assert_eq!(spec, want);
+        let off = parse(&["--service", "a", "--app-port", "1", "--stats-port", "0"]);
+        assert_eq!(off.spec().unwrap().stats_port, None);
     }
 
     #[test]

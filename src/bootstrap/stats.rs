@@ -1,0 +1,200 @@
+//! Sidecar metrics: the Prometheus stats listener and the stat tags.
+//!
+//! Like Istio's port 15090, the stats listener forwards exactly
+//! `/stats/prometheus` (and `/metrics`, rewritten to it) to Envoy's admin
+//! interface through a static cluster; every other path gets a 404 from
+//! the listener itself, so the admin API (`/config_dump`, `/clusters`,
+//! `/quitquitquit`, ...) is not reachable through the stats port.
+//!
+//! Stat tags turn Trellis' cluster names (`outbound|PORT|SUBSET|HOST`,
+//! `inbound|PORT||`) into Prometheus labels: `destination_service`,
+//! `destination_port`, `destination_subset`, and a corrected
+//! `envoy_cluster_name`; `source_service`, `source_namespace` and
+//! `source_version` are fixed per sidecar. Envoy's default tags stay on, so
+//! response codes arrive as `envoy_response_code` / `envoy_response_code_class`.
+
+use serde_json::{json, Value};
+
+use super::SidecarSpec;
+
+/// Name of the static listener serving Prometheus stats.
+pub const STATS_LISTENER: &str = "prometheus_stats";
+/// Name of the static cluster pointing at Envoy's own admin interface.
+pub const STATS_CLUSTER: &str = "prometheus_stats";
+
+/// Envoy's Prometheus handler on the admin interface.
+const PROMETHEUS_PATH: &str = "/stats/prometheus";
+
+/// Host part of a cluster stat name: an FQDN of a Kubernetes-style service
+/// (`NAME.NS.svc.cluster.local`, which holds dots), else one dot-free
+/// label. Stat names join the cluster name and the stat with dots, so the
+/// end of a dotted host can only be found by its known suffix (as Istio's
+/// bootstrap does); other dotted hosts (ServiceEntry) are cut at their
+/// first dot, which Istio accepts too.
+const HOST: &str = r"[^.|]+?(?:\.[^.|]+?\.svc\.cluster\.local)?";
+
+/// `stats_config` for `spec`: Trellis' tags first, then Envoy's defaults
+/// (Envoy skips a default whose name is configured, which is how
+/// `envoy.cluster_name` is replaced by one that understands dotted hosts).
+pub fn stats_config(spec: &SidecarSpec) -> Value {
+    let version = spec
+        .labels
+        .get("version")
+        .map_or("unknown", String::as_str);
+    // Each regex: capture 1 is cut from the stat name, capture 2 is the
+    // value. An empty capture 1 keeps the name intact, so several tags can
+    // read the same part of it (Envoy runs every extractor on the full name).
+    let outbound = r"^cluster\.()outbound\|";
+    json!({
+        "use_all_default_tags": true,
+        "stats_tags": [
+            { "tag_name": "envoy.cluster_name",
+              "regex": format!(r"^cluster\.(((?:outbound|inbound)\|\d+\|[^|]*\|(?:{HOST})?|[^.]+)\.)") },
+            { "tag_name": "destination_port",
+              "regex": format!(r"{outbound}(\d+)\|") },
+            { "tag_name": "destination_subset",
+              "regex": format!(r"{outbound}\d+\|([^|]*)\|") },
+            { "tag_name": "destination_service",
+              "regex": format!(r"{outbound}\d+\|[^|]*\|({HOST})\.") },
+            { "tag_name": "source_service", "fixed_value": spec.service },
+            { "tag_name": "source_namespace", "fixed_value": spec.namespace },
+            { "tag_name": "source_version", "fixed_value": version },
+        ],
+    })
+}
+
+/// The static listener on `spec.inbound_address:port` serving only the
+/// Prometheus stats.
+pub fn stats_listener(spec: &SidecarSpec, port: u16) -> Value {
+    let to_stats = |path: &str| {
+        json!({
+            "match": { "path": path },
+            "route": { "cluster": STATS_CLUSTER, "prefix_rewrite": PROMETHEUS_PATH },
+        })
+    };
+    let hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": STATS_LISTENER,
+        "route_config": {
+            "name": STATS_LISTENER,
+            "virtual_hosts": [{
+                "name": STATS_LISTENER,
+                "domains": ["*"],
+                "routes": [
+                    to_stats(PROMETHEUS_PATH),
+                    to_stats("/metrics"),
+                    { "match": { "prefix": "/" },
+                      "direct_response": { "status": 404, "body": { "inline_string": "not found: this port serves /stats/prometheus only\n" } } },
+                ],
+            }],
+        },
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+        }],
+    });
+    json!({
+        "name": STATS_LISTENER,
+        "address": super::socket_address(&spec.inbound_address, port),
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm,
+        }] }],
+    })
+}
+
+/// The static cluster to Envoy's own admin interface (loopback).
+pub fn stats_cluster(spec: &SidecarSpec) -> Value {
+    json!({
+        "name": STATS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": STATS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": {
+                "address": super::socket_address("127.0.0.1", spec.admin_port),
+            } }] }],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+
+    fn tag_regex(config: &Value, name: &str) -> Regex {
+        let tags = config["stats_tags"].as_array().unwrap();
+        let tag = tags.iter().find(|t| t["tag_name"] == name).unwrap();
+        Regex::new(tag["regex"].as_str().unwrap()).unwrap()
+    }
+
+    /// Runs one tag's regex as Envoy does: (cut, value).
+    fn extract(config: &Value, name: &str, stat: &str) -> Option<(String, String)> {
+        let caps = tag_regex(config, name).captures(stat)?;
+        let cut = caps.get(1).map_or("", |m| m.as_str()).to_string();
+        let value = caps.get(2).or(caps.get(1)).map_or("", |m| m.as_str());
+        Some((cut, value.to_string()))
+    }
+
+    #[test]
+    fn tags_split_outbound_cluster_names() {
+        let mut spec = SidecarSpec::new("frontend", 8080);
+        spec.labels.insert("version".into(), "v1".into());
+        let c = stats_config(&spec);
+        let stat = "cluster.outbound|80|canary|payment.default.svc.cluster.local.upstream_rq_200";
+        let name = "outbound|80|canary|payment.default.svc.cluster.local";
+        assert_eq!(
+            extract(&c, "envoy.cluster_name", stat),
+            Some((format!("{name}."), name.to_string()))
+        );
+        let value = |tag| extract(&c, tag, stat).map(|(cut, v)| (cut.is_empty(), v));
+        assert_eq!(
+            value("destination_service"),
+            Some((true, "payment.default.svc.cluster.local".into()))
+        );
+        assert_eq!(value("destination_subset"), Some((true, "canary".into())));
+        assert_eq!(value("destination_port"), Some((true, "80".into())));
+        let plain = "cluster.outbound|80||ledger.upstream_rq_total";
+        assert_eq!(
+            extract(&c, "destination_service", plain).unwrap().1,
+            "ledger"
+        );
+        assert_eq!(
+            extract(&c, "destination_subset", plain).unwrap().1,
+            ""
+        );
+        let inbound = "cluster.inbound|8080||.upstream_rq_total";
+        assert_eq!(
+            extract(&c, "envoy.cluster_name", inbound).unwrap().1,
+            "inbound|8080||"
+        );
+        assert!(extract(&c, "destination_service", inbound).is_none());
+        let xds = "cluster.xds_cluster.upstream_cx_total";
+        assert_eq!(
+            extract(&c, "envoy.cluster_name", xds).unwrap().1,
+            "xds_cluster"
+        );
+        let tags = c["stats_tags"].as_array().unwrap();
+        assert!(tags.contains(&json!({ "tag_name": "source_version", "fixed_value": "v1" })));
+        assert!(tags.contains(&json!({ "tag_name": "source_service", "fixed_value": "frontend" })));
+    }
+
+    #[test]
+    fn listener_routes_only_prometheus_paths() {
+        let spec = SidecarSpec::new("frontend", 8080);
+        let l = stats_listener(&spec, 15090);
+        let hcm = &l["filter_chains"][0]["filters"][0]["typed_config"];
+        let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        let forwarded: Vec<&str> = routes
+            .iter()
+            .filter(|r| r.get("route").is_some())
+            .map(|r| r["match"]["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(forwarded, ["/stats/prometheus", "/metrics"]);
+        assert_eq!(routes[2]["direct_response"]["status"], 404);
+        assert_eq!(l["address"]["socket_address"]["port_value"], 15090);
+    }
+}
