@@ -31,7 +31,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::encoding::{self, WireType};
 use prost::{Message, Name};
 
-use crate::config::model::{AuthorizationPolicy, AuthzAction, MeshConfig};
+use crate::config::model::{AuthorizationPolicy, AuthzAction, MeshConfig, DEFAULT_ROOT_NAMESPACE};
 use crate::registry::Proxy;
 use matchers::Target;
 
@@ -40,12 +40,22 @@ pub const RBAC_FILTER: &str = "envoy.filters.http.rbac";
 
 /// Every `AuthorizationPolicy` and the root namespace whose policies apply
 /// mesh-wide: what translation needs for any proxy.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthzPolicies {
     /// The `Mesh` resource's `rootNamespace`.
     pub root_namespace: String,
     /// Every policy, sorted by namespace and name.
     pub policies: Vec<Arc<AuthorizationPolicy>>,
+}
+
+impl Default for AuthzPolicies {
+    /// No policies; Istio's default root namespace.
+    fn default() -> Self {
+        AuthzPolicies {
+            root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
+            policies: Vec::new(),
+        }
+    }
 }
 
 impl AuthzPolicies {
