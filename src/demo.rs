@@ -25,7 +25,7 @@ use trellis::bootstrap::Token;
 use trellis::ca::token::TokenAuthority;
 
 use self::http::HttpClient;
-use self::mesh::{Topology, CANARY_FILE, FRONTEND};
+use self::mesh::{Topology, CANARY_FILE, FRONTEND, STRICT_MTLS, STRICT_MTLS_FILE};
 use self::procs::{wait_for, which, Children};
 
 /// How long each start-up step may take.
@@ -96,6 +96,7 @@ async fn demo(
     std::fs::create_dir_all(&config_dir)?;
     std::fs::create_dir_all(dir.join("logs"))?;
     std::fs::write(config_dir.join(CANARY_FILE), mesh::canary()?)?;
+    std::fs::write(config_dir.join(STRICT_MTLS_FILE), STRICT_MTLS)?;
     println!("trellis demo: files and logs in {}", dir.display());
     start_control_plane(&topo, trellis, dir, &config_dir, children).await?;
     start_services(&topo, trellis, envoy, dir, children).await?;
@@ -225,6 +226,9 @@ fn print_intro(topo: &Topology, entry: &str) {
     println!("ejects; v2 (canary) fails 1 request in 4, and retries hide it.");
     println!("Config: config-examples/canary/payment.yaml plus maxEjectionPercent: 50, so that");
     println!("Envoy may eject one of the two v1 instances (its default is 10%).");
+    println!("Security: mutual TLS is STRICT mesh-wide ({STRICT_MTLS_FILE}); every sidecar proved");
+    println!("its identity with a workload token and holds a SPIFFE certificate from the mesh CA;");
+    println!("payment reports the caller identity its sidecar verified (x-forwarded-client-cert).");
     println!(
         "Try: curl -H 'Host: {FRONTEND}' {entry}   or   curl http://{}/debug/proxies",
         topo.admin_addr

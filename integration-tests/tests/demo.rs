@@ -1,16 +1,17 @@
 //! `trellis demo --duration 20`: the control plane, three services and their
-//! sidecars come up, traffic flows, and the split shifts from 90/10 to 50/50.
+//! sidecars come up, traffic flows, and the split shifts from 90/10 to 50/50;
+//! mTLS is STRICT and payment sees the frontend's SPIFFE ID.
 
 use std::time::Duration;
 
 use trellis_integration_tests::trellis::trellis_bin;
 
-/// One row of the demo's live table: (v1 %, v2 %, config column).
-fn rows(out: &str) -> Vec<(f64, f64, String)> {
+/// One row of the demo's live table: (v1 %, v2 %, config column, caller).
+fn rows(out: &str) -> Vec<(f64, f64, String, String)> {
     out.lines()
         .filter_map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
-            if cols.len() < 8
+            if cols.len() < 9
                 || !cols[0].ends_with('s')
                 || cols[0][..cols[0].len() - 1].parse::<u32>().is_err()
             {
@@ -20,7 +21,8 @@ fn rows(out: &str) -> Vec<(f64, f64, String)> {
             Some((
                 pct(cols[3])?,
                 pct(cols[4])?,
-                cols[cols.len() - 1].to_string(),
+                cols[7].to_string(),
+                cols[8].to_string(),
             ))
         })
         .collect()
@@ -47,7 +49,14 @@ async fn demo_shifts_the_canary_to_50_50() {
         !before.is_empty() && !after.is_empty(),
         "no 90/10 and 50/50 rows:\n{stdout}"
     );
-    let mean = |rs: &[&(f64, f64, String)]| rs.iter().map(|r| r.1).sum::<f64>() / rs.len() as f64;
+    let frontend = "spiffe://cluster.local/ns/default/sa/frontend";
+    assert!(
+        table.iter().filter(|r| r.3 == frontend).count() >= table.len() / 2,
+        "payment should see the frontend's identity:\n{stdout}"
+    );
+    assert!(stdout.contains("STRICT"), "{stdout}");
+    let mean =
+        |rs: &[&(f64, f64, String, String)]| rs.iter().map(|r| r.1).sum::<f64>() / rs.len() as f64;
     let (v2_before, v2_after) = (mean(&before), mean(&after[usize::from(after.len() > 1)..]));
     assert!(
         v2_before < 20.0,

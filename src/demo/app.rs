@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use clap::Args;
@@ -70,13 +70,20 @@ pub fn router(args: AppArgs) -> Router {
     Router::new().fallback(handle).with_state(app)
 }
 
-async fn handle(State(app): State<Arc<App>>) -> Response {
+async fn handle(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let n = app.served.fetch_add(1, Ordering::Relaxed) + 1;
+    // The sidecar vouches for the caller (mTLS): it sets XFCC, and replaces
+    // any XFCC the caller sent (SANITIZE_SET).
+    let xfcc = headers
+        .get("x-forwarded-client-cert")
+        .and_then(|v| v.to_str().ok());
     let mut body = json!({
         "service": app.args.name,
         "version": app.args.version,
         "port": app.args.port,
         "request": n,
+        "caller": xfcc.and_then(caller_uri),
+        "xfcc": xfcc,
     });
     if app
         .args
@@ -96,6 +103,18 @@ async fn handle(State(app): State<Arc<App>>) -> Response {
         body["upstream"] = upstream;
     }
     (status, Json(body)).into_response()
+}
+
+/// The caller's SPIFFE ID: the `URI=` of the last XFCC element (the hop
+/// nearest to this app; Envoy appends elements, comma-separated).
+pub fn caller_uri(xfcc: &str) -> Option<String> {
+    let last = xfcc.rsplit(',').next()?;
+    last.split(';').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("uri")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 async fn call_upstream(app: &App, url: &str) -> (StatusCode, Value) {
@@ -166,6 +185,19 @@ mod tests {
         assert_eq!(v["service"], "payment");
         assert_eq!(v["upstream"]["status"], 200);
         assert_eq!(v["upstream"]["body"]["service"], "ledger");
+    }
+
+    #[test]
+    fn caller_is_the_uri_of_the_last_xfcc_element() {
+        let xfcc =
+            "By=spiffe://td/ns/default/sa/payment;Hash=ab;URI=spiffe://td/ns/default/sa/frontend";
+        assert_eq!(
+            caller_uri(xfcc).as_deref(),
+            Some("spiffe://td/ns/default/sa/frontend")
+        );
+        let two = "URI=spiffe://a,By=x;URI=\"spiffe://b\"";
+        assert_eq!(caller_uri(two).as_deref(), Some("spiffe://b"));
+        assert_eq!(caller_uri("By=x;Hash=y"), None);
     }
 
     #[tokio::test]

@@ -15,6 +15,22 @@ pub const CANARY: &str = include_str!("../../config-examples/canary/payment.yaml
 /// File name of the canary config inside the demo's config dir.
 pub const CANARY_FILE: &str = "payment.yaml";
 
+/// Mesh-wide STRICT mutual TLS: a `PeerAuthentication` in the root namespace.
+pub const STRICT_MTLS: &str = "\
+# Written by trellis demo: every sidecar accepts mutual TLS only.
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system   # the root namespace: applies mesh-wide
+spec:
+  mtls:
+    mode: STRICT
+";
+
+/// File name of [`STRICT_MTLS`] inside the demo's config dir.
+pub const STRICT_MTLS_FILE: &str = "peer-authentication.yaml";
+
 /// The host the demo's traffic enters by (the frontend service).
 pub const FRONTEND: &str = "frontend";
 

@@ -18,6 +18,9 @@ pub struct Tally {
     pub failed: u64,
     /// Successful answers by payment version.
     pub by_version: BTreeMap<String, u64>,
+    /// The caller identity payment last reported (from the XFCC its
+    /// sidecar set: the frontend's SPIFFE ID under mTLS).
+    pub payment_saw: Option<String>,
 }
 
 impl Tally {
@@ -28,6 +31,9 @@ impl Tally {
                 self.ok += 1;
                 let version = payment_version(body).unwrap_or_else(|| "?".into());
                 *self.by_version.entry(version).or_default() += 1;
+                if let Some(caller) = payment_caller(body) {
+                    self.payment_saw = Some(caller);
+                }
             }
             _ => self.failed += 1,
         }
@@ -49,6 +55,7 @@ impl Tally {
             ok: self.ok - earlier.ok,
             failed: self.failed - earlier.failed,
             by_version,
+            payment_saw: self.payment_saw.clone(),
         }
     }
 
@@ -67,6 +74,12 @@ impl Tally {
 fn payment_version(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;
     Some(v["upstream"]["body"]["version"].as_str()?.to_string())
+}
+
+/// The caller payment saw (`upstream.body.caller`).
+fn payment_caller(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    Some(v["upstream"]["body"]["caller"].as_str()?.to_string())
 }
 
 /// Shared tally written by the traffic workers.
@@ -151,8 +164,15 @@ pub async fn envoy_counters(client: &HttpClient, admin_port: u16) -> Option<Envo
 /// The live view's column headings.
 pub fn header() -> String {
     format!(
-        "{:>5}  {:>6}  {:>8}  {:>10}  {:>10}  {:>9}  {:>15}  config",
-        "time", "req/s", "errors/s", "payment v1", "payment v2", "retries/s", "ejected now/all"
+        "{:>5}  {:>6}  {:>8}  {:>10}  {:>10}  {:>9}  {:>15}  {:<6}  caller seen by payment",
+        "time",
+        "req/s",
+        "errors/s",
+        "payment v1",
+        "payment v2",
+        "retries/s",
+        "ejected now/all",
+        "config"
     )
 }
 
@@ -165,7 +185,7 @@ pub fn line(
     split: &str,
 ) -> String {
     format!(
-        "{:>4}s  {:>6}  {:>8}  {:>9.1}%  {:>9.1}%  {:>9}  {:>9}/{:<5}  {split}",
+        "{:>4}s  {:>6}  {:>8}  {:>9.1}%  {:>9.1}%  {:>9}  {:>9}/{:<5}  {split:<6}  {}",
         secs,
         window.ok + window.failed,
         window.failed,
@@ -174,6 +194,7 @@ pub fn line(
         now.retries.saturating_sub(before.retries),
         now.ejections_active,
         now.ejections_total,
+        window.payment_saw.as_deref().unwrap_or("-"),
     )
 }
 
