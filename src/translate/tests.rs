@@ -163,3 +163,41 @@ fn no_domain_is_claimed_twice() {
     all.dedup();
     assert_eq!(all.len(), n);
 }
+
+#[test]
+fn certificates_become_the_proxys_secrets_and_never_its_debug_output() {
+    let mesh = canary_mesh();
+    let reg = two_versions(&["payment-service"]);
+    let proxy = sidecar("frontend", "frontend-v1", "v1", 16100);
+    let certs = WorkloadCerts {
+        cert_chain_pem: "CHAIN".into(),
+        key_pem: "PRIVATE-KEY".into(),
+        trust_bundle_pem: "BUNDLE".into(),
+    };
+    let security = ProxySecurity {
+        mtls: true,
+        certs: Some(certs),
+    };
+    let r = for_proxy(&shared(&mesh, &instances(&mesh, &reg)), &proxy, &security);
+    let names: Vec<&str> = r.secrets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, [WORKLOAD_SECRET, ROOT_CA_SECRET]);
+    assert!(r.packed().iter().any(|p| p.name == ROOT_CA_SECRET));
+    assert!(!format!("{r:?}").contains("PRIVATE-KEY"));
+}
+
+#[test]
+fn without_mesh_tls_leaves_plain_clusters() {
+    let mesh = canary_mesh();
+    let mut s = shared(
+        &mesh,
+        &instances(&mesh, &two_versions(&["payment-service"])),
+    );
+    assert!(s
+        .clusters
+        .iter()
+        .any(|c| !c.transport_socket_matches.is_empty()));
+    s.without_mesh_tls();
+    for c in &s.clusters {
+        assert!(c.transport_socket_matches.is_empty() && c.transport_socket.is_none());
+    }
+}
