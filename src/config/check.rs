@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod security;
+mod telemetry;
 
 use super::convert::{DestRef, DocInfo};
 use super::diag::{Diagnostic, Diagnostics};
@@ -28,6 +29,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         mut authorization_policies,
         peer_authentications,
         meshes,
+        telemetries,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
@@ -35,6 +37,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
     });
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
+    let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
     let services = services(raw_services, &mut diags);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
@@ -68,6 +71,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         mesh,
         peer_authentications,
         authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),
+        telemetries,
     })
 }
 

@@ -9,6 +9,7 @@ mod destination_rule;
 mod http;
 mod security;
 mod service_entry;
+mod telemetry;
 mod values;
 mod virtual_service;
 
@@ -20,6 +21,7 @@ pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
 pub(crate) use security::{mesh, peer_authentication};
 pub(crate) use service_entry::{service_entry, workload_entry};
+pub(crate) use telemetry::telemetry;
 pub(crate) use values::{is_dns_label, is_dns_subdomain};
 pub(crate) use virtual_service::virtual_service;
 

@@ -26,6 +26,7 @@ enum Kind {
     AuthorizationPolicy,
     PeerAuthentication,
     Mesh,
+    Telemetry,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -42,6 +43,7 @@ pub(crate) struct Loader {
     pub peer_authentications: Vec<(Arc<DocInfo>, PeerAuthentication)>,
     pub meshes: Vec<(Arc<DocInfo>, MeshSettings)>,
     pub authorization_policies: Vec<AuthorizationPolicy>,
+    pub telemetries: Vec<(Arc<DocInfo>, super::model::Telemetry)>,
     /// Hosts of resources that failed to parse (not checked further).
     pub salvaged_hosts: BTreeSet<Host>,
 }
@@ -134,6 +136,12 @@ impl Loader {
                 if let Some(spec) = self.spec::<peer_authentication::Mesh>(info, value) {
                     let mesh = convert::mesh(&mut self.cx(info), &spec);
                     self.meshes.extend(mesh.map(|m| (info.clone(), m)));
+                }
+            }
+            Kind::Telemetry => {
+                if let Some(spec) = self.spec::<raw::telemetry::Telemetry>(info, value) {
+                    let t = convert::telemetry(&mut self.cx(info), &spec);
+                    self.telemetries.extend(t.map(|t| (info.clone(), t)));
                 }
             }
         }
@@ -272,6 +280,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "AuthorizationPolicy" => Kind::AuthorizationPolicy,
         "PeerAuthentication" => Kind::PeerAuthentication,
         "Mesh" => Kind::Mesh,
+        "Telemetry" => Kind::Telemetry,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -287,6 +296,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
 
 const SECURITY: &str = "security.istio.io";
 const TRELLIS: &str = "trellis.dev";
+const TELEMETRY: &str = "telemetry.istio.io";
 
 /// The API group of a kind, its versions, and how a message lists them.
 fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
@@ -295,6 +305,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
             (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
         }
         Kind::Mesh => (TRELLIS, &["v1alpha1"], "v1alpha1"),
+        Kind::Telemetry => (TELEMETRY, &["v1alpha1"], "v1alpha1"),
         _ => (NETWORKING, VERSIONS, "v1alpha3, v1beta1 and v1"),
     }
 }
@@ -311,7 +322,7 @@ fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
             "ProxyConfig",
         ],
         SECURITY => &["RequestAuthentication"],
-        "telemetry.istio.io" => &["Telemetry"],
+        TELEMETRY => &[],
         TRELLIS => &[],
         "extensions.istio.io" => &["WasmPlugin"],
         _ => return None,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod authorization;
 mod security;
+mod telemetry;
 
 pub use authorization::{
     AuthorizationPolicy, AuthzAction, AuthzCondition, AuthzKey, AuthzOperation, AuthzRule,
@@ -22,6 +23,13 @@ pub use authorization::{
 pub use security::{
     effective_mtls, ClientTls, ClientTlsMode, MeshSettings, MtlsMode, PeerAuthentication,
     DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN, DEFAULT_WORKLOAD_TTL,
+};
+
+pub use telemetry::{
+    effective_telemetry, AccessLogging, CustomTag, DefaultProviders, EffectiveTelemetry,
+    EffectiveTracing, ExtensionProvider, LogFormat, MeshTelemetry, ProviderKind, Telemetry,
+    TracingSpec, BUILTIN_ACCESS_LOG, DEFAULT_ACCESS_LOG_PATH, DEFAULT_SAMPLING_PERCENT,
+    DEFAULT_ZIPKIN_PATH,
 };
 
 /// Labels on a workload or selector (`version: v2`).
@@ -108,6 +116,9 @@ pub struct MeshConfig {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// `AuthorizationPolicy` resources, sorted by namespace and name.
     pub authorization_policies: Vec<Arc<AuthorizationPolicy>>,
+    /// `Telemetry` resources, sorted by namespace and name (see
+    /// [`effective_telemetry`]).
+    pub telemetries: Vec<Telemetry>,
 }
 
 /// Application protocol of a service port.

@@ -5,6 +5,7 @@ mod errors;
 mod rejected_values;
 mod samples;
 mod security;
+mod telemetry;
 
 use std::path::Path;
 

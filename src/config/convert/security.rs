@@ -107,6 +107,7 @@ pub(crate) fn mesh(cx: &mut Cx<'_>, m: &raw::Mesh) -> Option<MeshSettings> {
     if let Some(c) = &m.certificates {
         certificates(cx, c, &mut out);
     }
+    out.telemetry = super::telemetry::mesh_telemetry(cx, m);
     (cx.diags.len() == before).then_some(out)
 }
 

@@ -28,6 +28,8 @@ pub struct MeshSettings {
     pub root_ttl: Option<Duration>,
     /// The declaring resource; `None` for the defaults.
     pub origin: Option<Origin>,
+    /// `extensionProviders` and `defaultProviders` (access logs on).
+    pub telemetry: super::MeshTelemetry,
 }
 
 impl Default for MeshSettings {
@@ -38,6 +40,7 @@ impl Default for MeshSettings {
             workload_ttl: DEFAULT_WORKLOAD_TTL,
             root_ttl: None,
             origin: None,
+            telemetry: Default::default(),
         }
     }
 }

@@ -71,6 +71,11 @@ pub(crate) struct Mesh {
     pub certificates: Option<Certificates>,
     /// Istio's `trustDomainAliases` (`MeshConfig`): not supported yet.
     pub trust_domain_aliases: Option<Unsupported>,
+    /// `MeshConfig.extensionProviders` (tracing and access log providers).
+    #[serde(default)]
+    pub extension_providers: Vec<super::telemetry::ExtensionProvider>,
+    /// `MeshConfig.defaultProviders`.
+    pub default_providers: Option<super::telemetry::DefaultProviders>,
 }
 
 /// `Mesh.spec.certificates`.
