@@ -13,6 +13,7 @@
 //! from the last completed step.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use super::signer::{certs_der, der_to_pem, generate_root, root_info, Signer};
 use super::store::{
-    ensure_private_dir, io_error, read_secret, read_text, write_atomic, PUBLIC_MODE, SECRET_MODE,
+    create_once, ensure_private_dir, io_error, read_secret, read_text, write_atomic, PUBLIC_MODE,
+    SECRET_MODE,
 };
 use super::{CaError, Root, RotationPhase, State};
 
@@ -48,26 +50,45 @@ pub(crate) fn load_or_create(state_dir: &Path) -> Result<State, CaError> {
     let dir = state_dir.join("ca");
     ensure_private_dir(&dir)?;
     ensure_private_dir(&dir.join("roots"))?;
-    let state_file = dir.join("state.json");
-    let persisted = if state_file.exists() {
-        let text = read_text(&state_file)?;
-        let persisted: Persisted = serde_json::from_str(&text).map_err(|e| CaError::BadFile {
-            path: state_file.clone(),
-            problem: format!("is not valid CA state: {e}"),
-        })?;
-        check_consistent(&persisted, &state_file)?;
-        persisted
-    } else {
-        let id = new_root(&dir)?;
-        let persisted = Persisted {
-            trusted: vec![id.clone()],
-            signing: id,
-        };
-        save(&dir, &persisted)?;
-        tracing::info!(dir = %dir.display(), "created a self-signed mesh root CA");
-        persisted
+    let persisted = match read_persisted(&dir)? {
+        Some(persisted) => persisted,
+        None => create_first(&dir)?,
     };
     build_state(&dir, &persisted)
+}
+
+fn read_persisted(dir: &Path) -> Result<Option<Persisted>, CaError> {
+    let file = dir.join("state.json");
+    if !file.exists() {
+        return Ok(None);
+    }
+    let persisted: Persisted =
+        serde_json::from_str(&read_text(&file)?).map_err(|e| CaError::BadFile {
+            path: file.clone(),
+            problem: format!("is not valid CA state: {e}"),
+        })?;
+    check_consistent(&persisted, &file)?;
+    Ok(Some(persisted))
+}
+
+/// The first root. Two processes starting on a fresh state directory may
+/// both get here: `state.json` is created once, and the loser adopts it.
+fn create_first(dir: &Path) -> Result<Persisted, CaError> {
+    let id = new_root(dir)?;
+    let persisted = Persisted {
+        trusted: vec![id.clone()],
+        signing: id.clone(),
+    };
+    let text = serde_json::to_string_pretty(&persisted).unwrap_or_default();
+    if create_once(&dir.join("state.json"), text.as_bytes(), PUBLIC_MODE)? {
+        tracing::info!(dir = %dir.display(), "created a self-signed mesh root CA");
+        return Ok(persisted);
+    }
+    let _ = std::fs::remove_dir_all(root_dir(dir, &id));
+    read_persisted(dir)?.ok_or_else(|| CaError::BadFile {
+        path: dir.join("state.json"),
+        problem: "vanished while the CA was being created".into(),
+    })
 }
 
 fn check_consistent(p: &Persisted, file: &Path) -> Result<(), CaError> {
@@ -150,20 +171,31 @@ fn root_dir(dir: &Path, id: &str) -> PathBuf {
 /// Generates a root and writes it under a fresh id; returns the id.
 fn new_root(dir: &Path) -> Result<String, CaError> {
     let roots = dir.join("roots");
-    let id = format!("root-{}", next_number(&roots)?);
-    let tmp = roots.join(format!("{id}.tmp"));
-    let _ = std::fs::remove_dir_all(&tmp);
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let tmp = roots.join(format!("new.{}.{call}.tmp", std::process::id()));
     ensure_private_dir(&tmp)?;
     let (cert_pem, key) = generate_root(SystemTime::now())?;
     write_atomic(&tmp.join("cert.pem"), cert_pem.as_bytes(), PUBLIC_MODE)?;
-    write_atomic(
-        &tmp.join("key.pem"),
-        key.serialize_pem().as_bytes(),
-        SECRET_MODE,
-    )?;
-    let target = root_dir(dir, &id);
-    std::fs::rename(&tmp, &target).map_err(|e| io_error("rename into place", &target, e))?;
-    Ok(id)
+    let key_pem = key.serialize_pem();
+    write_atomic(&tmp.join("key.pem"), key_pem.as_bytes(), SECRET_MODE)?;
+    // Another process may take the same number first: rename(2) of a
+    // directory onto a non-empty one fails, so take the next number.
+    let mut attempts = 0;
+    loop {
+        let id = format!("root-{}", next_number(&roots)?);
+        let target = root_dir(dir, &id);
+        match std::fs::rename(&tmp, &target) {
+            Ok(()) => return Ok(id),
+            Err(e) if attempts < 5 && taken(&e) => attempts += 1,
+            Err(e) => return Err(io_error("rename into place", &target, e)),
+        }
+    }
+}
+
+fn taken(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{AlreadyExists, DirectoryNotEmpty};
+    matches!(e.kind(), AlreadyExists | DirectoryNotEmpty)
 }
 
 /// One more than the highest `root-N` present (also unreferenced leftovers,

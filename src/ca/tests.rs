@@ -243,3 +243,17 @@ fn corrupt_state_and_key_files_are_named() {
     assert!(err.starts_with(&state.display().to_string()), "{err}");
     assert!(err.contains("is not valid CA state"), "{err}");
 }
+
+#[test]
+fn processes_starting_at_once_share_one_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || ca_in(&path).trust_bundle_pem())
+        })
+        .collect();
+    let bundles: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(bundles.iter().all(|b| *b == bundles[0]));
+    assert_eq!(ca_in(dir.path()).trust_bundle_pem(), bundles[0]);
+}
