@@ -31,7 +31,9 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::encoding::{self, WireType};
 use prost::{Message, Name};
 
-use crate::config::model::{AuthorizationPolicy, AuthzAction, MeshConfig, DEFAULT_ROOT_NAMESPACE};
+use crate::config::model::{
+    AuthorizationPolicy, AuthzAction, MeshConfig, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN,
+};
 use crate::registry::Proxy;
 use matchers::Target;
 
@@ -44,6 +46,9 @@ pub const RBAC_FILTER: &str = "envoy.filters.http.rbac";
 pub struct AuthzPolicies {
     /// The `Mesh` resource's `rootNamespace`.
     pub root_namespace: String,
+    /// The `Mesh` resource's `trustDomain`: principals written with
+    /// `cluster.local` mean this one (Istio's trust domain rule).
+    pub trust_domain: String,
     /// Every policy, sorted by namespace and name.
     pub policies: Vec<Arc<AuthorizationPolicy>>,
 }
@@ -53,6 +58,7 @@ impl Default for AuthzPolicies {
     fn default() -> Self {
         AuthzPolicies {
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
+            trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
             policies: Vec::new(),
         }
     }
@@ -63,6 +69,7 @@ impl AuthzPolicies {
     pub fn from_mesh(mesh: &MeshConfig) -> Self {
         AuthzPolicies {
             root_namespace: mesh.mesh.root_namespace.clone(),
+            trust_domain: mesh.mesh.trust_domain.clone(),
             policies: mesh.authorization_policies.clone(),
         }
     }
@@ -90,7 +97,7 @@ pub fn http_filters(authz: &AuthzPolicies, proxy: &Proxy) -> Vec<HttpFilter> {
         .into_iter()
         .filter_map(|action| {
             let of_action = applying.iter().copied().filter(|p| p.action == action);
-            filter(action, of_action, proxy)
+            filter(action, of_action, proxy, &authz.trust_domain)
         })
         .collect()
 }
@@ -99,6 +106,7 @@ fn filter<'a>(
     action: AuthzAction,
     policies: impl Iterator<Item = &'a AuthorizationPolicy>,
     proxy: &Proxy,
+    trust_domain: &str,
 ) -> Option<HttpFilter> {
     let mut enforced: Option<BTreeMap<String, Policy>> = None;
     let mut shadow: Option<BTreeMap<String, Policy>> = None;
@@ -109,7 +117,7 @@ fn filter<'a>(
             &mut enforced
         };
         set.get_or_insert_with(BTreeMap::new)
-            .extend(envoy_policies(p, proxy));
+            .extend(envoy_policies(p, proxy, trust_domain));
     }
     if enforced.is_none() && shadow.is_none() {
         return None;
@@ -141,7 +149,11 @@ fn filter<'a>(
 }
 
 /// One Envoy policy per rule, named as istiod names them.
-fn envoy_policies(p: &AuthorizationPolicy, proxy: &Proxy) -> Vec<(String, Policy)> {
+fn envoy_policies(
+    p: &AuthorizationPolicy,
+    proxy: &Proxy,
+    trust_domain: &str,
+) -> Vec<(String, Policy)> {
     let name = |i: usize| {
         format!(
             "ns[{}]-policy[{}]-rule[{i}]",
@@ -154,6 +166,7 @@ fn envoy_policies(p: &AuthorizationPolicy, proxy: &Proxy) -> Vec<(String, Policy
     let target = Target {
         namespace: &p.origin.namespace,
         app_port: proxy.app_port,
+        trust_domain,
     };
     (p.rules.iter().enumerate())
         .map(|(i, r)| (name(i), matchers::policy(r, target)))

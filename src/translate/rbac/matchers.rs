@@ -30,6 +30,8 @@ pub(super) struct Target<'a> {
     /// The app port: Istio's `ports` name the workload's port, which is
     /// the port the sidecar forwards to.
     pub app_port: u16,
+    /// The mesh's trust domain (see [`local_principal`]).
+    pub trust_domain: &'a str,
 }
 
 /// The Envoy policy of one rule.
@@ -107,9 +109,7 @@ fn operation(op: &AuthzOperation, t: Target<'_>) -> Vec<Permission> {
 /// namespaces, remoteIpBlocks, ipBlocks.
 fn source(s: &AuthzSource, t: Target<'_>) -> Vec<Principal> {
     let mut out = Vec::new();
-    out.extend(princ_field(&s.principals, |v| {
-        authenticated(string_with_prefix(v, SPIFFE))
-    }));
+    out.extend(princ_field(&s.principals, |v| principal(v, t)));
     out.extend(princ_field(&s.service_accounts, |v| service_account(v, t)));
     out.extend(princ_field(&s.trust_domains, |v| trust_domain(v)));
     out.extend(princ_field(&s.namespaces, |v| namespace(v)));
@@ -149,7 +149,7 @@ fn when_principal(c: &AuthzCondition, t: Target<'_>) -> Vec<Principal> {
         AuthzKey::SourceNamespace => namespace(v),
         AuthzKey::SourceServiceAccount => service_account(v, t),
         AuthzKey::SourceTrustDomain => trust_domain(v),
-        _ => authenticated(string_with_prefix(v, SPIFFE)),
+        _ => principal(v, t),
     })
 }
 
@@ -246,6 +246,27 @@ fn authenticated(name: StringMatcher) -> Principal {
             principal_name: Some(name),
         },
     ))
+}
+
+/// A principal (`TD/ns/NS/sa/SA`) against the peer's URI SAN.
+fn principal(v: &str, t: Target<'_>) -> Principal {
+    let v = local_principal(v, t.trust_domain);
+    authenticated(string_with_prefix(&v, SPIFFE))
+}
+
+/// Istio (`trustdomain.Bundle`): a principal whose trust domain is
+/// `cluster.local` or the mesh's own names the mesh's trust domain, so
+/// policies written for Istio's default keep working under another one.
+/// Principals not of the form `TD/ns/NS/sa/SA`, or with `*` as the trust
+/// domain, stay as written.
+pub(super) fn local_principal(v: &str, trust_domain: &str) -> String {
+    let parts: Vec<&str> = v.split('/').collect();
+    match parts.as_slice() {
+        [td, rest @ ..] if rest.len() == 4 && (*td == "cluster.local" || *td == trust_domain) => {
+            format!("{trust_domain}/{}", rest.join("/"))
+        }
+        _ => v.to_string(),
+    }
 }
 
 fn namespace(v: &str) -> Principal {

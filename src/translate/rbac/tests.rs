@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{http_filters, AuthzPolicies, RBAC_FILTER};
 use crate::config::model::*;
 use crate::translate::fixtures::{labels, origin, sidecar};
-use crate::translate::rbac::matchers::quote_meta;
+use crate::translate::rbac::matchers::{local_principal, quote_meta};
 
 fn policy(ns: &str, name: &str, action: AuthzAction, rules: Vec<AuthzRule>) -> AuthorizationPolicy {
     let mut o = origin("AuthorizationPolicy", name);
@@ -25,6 +25,7 @@ fn policy(ns: &str, name: &str, action: AuthzAction, rules: Vec<AuthzRule>) -> A
 fn set(policies: Vec<AuthorizationPolicy>) -> AuthzPolicies {
     AuthzPolicies {
         root_namespace: "istio-system".into(),
+        trust_domain: "cluster.local".into(),
         policies: policies.into_iter().map(Arc::new).collect(),
     }
 }
@@ -383,4 +384,61 @@ fn regex_quoting_matches_go_quote_meta() {
         quote_meta(r"a.b*c+d?e(f)g|h[i]j{k}l^m$n\o-p/q"),
         r"a\.b\*c\+d\?e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o-p/q"
     );
+}
+
+/// Istio's trust domain rule: `cluster.local` (and the mesh's own trust
+/// domain) in a principal means the mesh's trust domain.
+#[test]
+fn principals_follow_the_mesh_trust_domain() {
+    let td = "example.org";
+    assert_eq!(
+        local_principal("cluster.local/ns/a/sa/b", td),
+        "example.org/ns/a/sa/b"
+    );
+    assert_eq!(
+        local_principal("example.org/ns/a/sa/b", td),
+        "example.org/ns/a/sa/b"
+    );
+    for kept in [
+        "other.td/ns/a/sa/b",
+        "*/ns/a/sa/b",
+        "cluster.local/ns/a/*",
+        "*",
+    ] {
+        assert_eq!(local_principal(kept, td), kept);
+    }
+    let mut authz = set(vec![policy(
+        "default",
+        "x",
+        AuthzAction::Allow,
+        vec![from(AuthzSource {
+            principals: strings(&["cluster.local/ns/default/sa/frontend"], &[]),
+            ..Default::default()
+        })],
+    )]);
+    authz.trust_domain = td.into();
+    let p = only_policy(&authz);
+    assert_eq!(
+        p["principals"][0]["and_ids"]["ids"][0]["or_ids"]["ids"][0],
+        authn(json!({"exact": "spiffe://example.org/ns/default/sa/frontend"}))
+    );
+}
+
+/// The root namespace and trust domain come from the `Mesh` resource.
+#[test]
+fn settings_come_from_the_mesh() {
+    let mut mesh = MeshConfig::default();
+    mesh.mesh.root_namespace = "mesh-root".into();
+    mesh.mesh.trust_domain = "example.org".into();
+    mesh.authorization_policies = vec![Arc::new(policy(
+        "mesh-root",
+        "all",
+        AuthzAction::Allow,
+        vec![],
+    ))];
+    let authz = AuthzPolicies::from_mesh(&mesh);
+    assert_eq!(authz.trust_domain, "example.org");
+    let proxy = sidecar("payment", "payment-v1", "v1", 16000);
+    assert_eq!(authz.for_proxy(&proxy).count(), 1);
+    assert_eq!(AuthzPolicies::default().root_namespace, "istio-system");
 }
