@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ads_mode;
 pub mod backend;
 pub mod child;
 pub mod client;

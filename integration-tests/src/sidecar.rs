@@ -81,6 +81,9 @@ impl SidecarSpec {
         if let Some(t) = &self.token_file {
             args.extend(["--token-file".into(), t.display().to_string()]);
         }
+        if let Some(mode) = crate::ads_mode::ads_mode() {
+            args.extend(["--ads-mode".into(), mode]);
+        }
         args.extend(self.extra_args.iter().cloned());
         args.extend(["-o".into(), out.display().to_string()]);
         args
