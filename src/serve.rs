@@ -12,6 +12,7 @@ mod certs;
 mod core;
 mod listen;
 mod metrics;
+mod persist;
 mod reload;
 mod rotation;
 mod snapshots;
@@ -140,6 +141,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         false => None,
     };
     let (core, ads) = wire(mesh, &opts, ca, auth);
+    core.restore();
     let xds = bind("gRPC", opts.xds_addr).await?;
     let admin = bind("admin", opts.admin_addr).await?;
     Ok(Server {
@@ -206,6 +208,7 @@ fn wire(
             grace: opts.grace_period,
             auth,
             ca,
+            state_dir: opts.state_dir.clone(),
         },
     );
     core.admin.set_ca(Arc::new(ca_admin::CaAdmin::new(&core)));

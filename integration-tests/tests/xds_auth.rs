@@ -86,7 +86,15 @@ async fn tokens_are_required_and_must_match_the_node() {
     junk_spec.token_file = Some(junk);
     let _junk = start_envoy(&trellis, &junk_spec, dir.path());
 
+    // A valid ledger token on payment's node id: refused, or the stream
+    // would be handed payment's current snapshot.
+    let mut hijack = SidecarSpec::new("ledger", &[], free_port());
+    hijack.node_id = payment.spec.node_id.clone();
+    hijack.token_file = Some(ledger_token.clone());
+    let _hijack = start_envoy(&trellis, &hijack, dir.path());
+
     for reason in [
+        "node_id_conflict",
         "identity_mismatch",
         "missing_token",
         "bad_signature",

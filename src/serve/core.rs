@@ -52,6 +52,10 @@ pub(crate) struct Core {
     /// those a finished rebuild covered (root rotation waits on it).
     requested: AtomicU64,
     pub(crate) rebuilt: AtomicU64,
+    /// Where the registry is saved for restarts.
+    pub(crate) state_dir: PathBuf,
+    /// The registry as last saved, to write only on changes.
+    saved: Mutex<Registry>,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -70,6 +74,7 @@ pub(crate) struct CoreParts {
     pub(crate) grace: Duration,
     pub(crate) auth: StreamAuth,
     pub(crate) ca: Arc<Ca>,
+    pub(crate) state_dir: PathBuf,
 }
 
 impl Core {
@@ -91,6 +96,8 @@ impl Core {
             certs: Certs::new(parts.ca),
             requested: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
+            state_dir: parts.state_dir,
+            saved: Mutex::new(Registry::new()),
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);
@@ -169,6 +176,60 @@ impl Core {
         self.dirty.notify_one();
     }
 
+    /// Registers the sidecars a previous run saved, as disconnected: each
+    /// has the grace period to reconnect before it is deregistered.
+    pub(crate) fn restore(self: &Arc<Self>) {
+        let proxies = super::persist::load(&self.state_dir);
+        if proxies.is_empty() {
+            return;
+        }
+        tracing::info!(sidecars = proxies.len(), grace = ?self.grace, "restored the registry of the previous run");
+        for proxy in proxies {
+            let id = proxy.id.clone();
+            lock(&self.presence).entry(id.clone()).or_default().streams = 1;
+            lock(&self.registry).register(proxy);
+            self.sidecar_disconnected(&id);
+        }
+        self.dirty.notify_one();
+    }
+
+    /// A node id registered (connected, or within its grace period) for
+    /// another identity is refused: the stream would otherwise be handed
+    /// that identity's current snapshot, key included.
+    fn check_node_id(&self, proxy: &Proxy) -> Result<(), Refusal> {
+        let registry = lock(&self.registry);
+        let Some(known) = registry.sidecars().get(&proxy.id) else {
+            return Ok(());
+        };
+        let identity = |p: &Proxy| {
+            (
+                p.namespace.clone(),
+                p.service.clone(),
+                p.service_account.clone(),
+            )
+        };
+        if identity(known) == identity(proxy) {
+            return Ok(());
+        }
+        Err(Refusal {
+            status: tonic::Status::permission_denied(format!(
+                "node id {:?} is registered for another workload identity; \
+                 use a node id of your own",
+                proxy.id
+            )),
+            reason: "node_id_conflict",
+        })
+    }
+
+    /// Saves the registry if it changed since the last save.
+    pub(crate) fn save_registry(&self, registry: &Registry) {
+        let mut saved = lock(&self.saved);
+        if saved.sidecars() != registry.sidecars() {
+            super::persist::save(&self.state_dir, registry);
+            *saved = registry.clone();
+        }
+    }
+
     /// A stream closed: deregister after the grace period unless it is back.
     pub(crate) fn sidecar_disconnected(self: &Arc<Self>, id: &str) {
         let epoch = {
@@ -220,7 +281,10 @@ impl StreamHooks for Hooks {
             status: tonic::Status::invalid_argument(e.to_string()),
             reason: "bad_node",
         });
-        match proxy.and_then(|p| self.0.auth.check(&p, metadata).map(|()| p)) {
+        let proxy = proxy
+            .and_then(|p| self.0.auth.check(&p, metadata).map(|()| p))
+            .and_then(|p| self.0.check_node_id(&p).map(|()| p));
+        match proxy {
             Ok(proxy) => {
                 self.0.sidecar_connected(proxy);
                 Ok(())

@@ -161,6 +161,7 @@ impl Core {
         let ticket = self.rebuild_ticket();
         let mesh = self.config.load_full();
         let registry = lock(&self.registry).clone();
+        self.save_registry(&registry);
         let snapshots = build_all(&mesh, &registry, Some(&self.certs));
         let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
         self.certs.retain(&live);

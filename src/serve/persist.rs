@@ -1,0 +1,136 @@
+//! The registry survives a control-plane restart: it is saved in
+//! `STATE_DIR/registry.json` when it changes, and a restarted control plane
+//! starts with those sidecars registered but disconnected, so each gets the
+//! usual grace period to reconnect. Without it, the first sidecar to
+//! reconnect would briefly see none of the others as endpoints.
+//!
+//! Only what the sidecars' nodes said is saved (identities and ports); no
+//! keys or tokens.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::Labels;
+use crate::registry::{Proxy, Registry};
+
+const FILE: &str = "registry.json";
+
+/// One saved sidecar: [`Proxy`]'s fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Saved {
+    id: String,
+    service: String,
+    namespace: String,
+    labels: Labels,
+    service_account: String,
+    app_port: u16,
+    inbound_address: String,
+    inbound_port: u16,
+    outbound_port: u16,
+}
+
+impl From<&Proxy> for Saved {
+    fn from(p: &Proxy) -> Self {
+        Saved {
+            id: p.id.clone(),
+            service: p.service.clone(),
+            namespace: p.namespace.clone(),
+            labels: p.labels.clone(),
+            service_account: p.service_account.clone(),
+            app_port: p.app_port,
+            inbound_address: p.inbound_address.clone(),
+            inbound_port: p.inbound_port,
+            outbound_port: p.outbound_port,
+        }
+    }
+}
+
+impl From<Saved> for Proxy {
+    fn from(s: Saved) -> Self {
+        Proxy {
+            id: s.id,
+            service: s.service,
+            namespace: s.namespace,
+            labels: s.labels,
+            service_account: s.service_account,
+            app_port: s.app_port,
+            inbound_address: s.inbound_address,
+            inbound_port: s.inbound_port,
+            outbound_port: s.outbound_port,
+        }
+    }
+}
+
+fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE)
+}
+
+/// Saves the registered sidecars (write a temporary file, then rename, so
+/// a crash never leaves half a file). Failures are logged: the registry is
+/// a convenience for restarts, not a reason to stop serving.
+pub(crate) fn save(state_dir: &Path, registry: &Registry) {
+    let saved: Vec<Saved> = registry.sidecars().values().map(Saved::from).collect();
+    let result = serde_json::to_vec_pretty(&saved)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            let tmp = state_dir.join(format!(".{FILE}.tmp"));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, path(state_dir))
+        });
+    if let Err(e) = result {
+        tracing::warn!("saving the registry in {}: {e}", state_dir.display());
+    }
+}
+
+/// The sidecars saved by the previous run; none when there is no file or it
+/// cannot be read (logged).
+pub(crate) fn load(state_dir: &Path) -> Vec<Proxy> {
+    let file = path(state_dir);
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!("reading {}: {e}", file.display());
+            return Vec::new();
+        }
+    };
+    match serde_json::from_slice::<Vec<Saved>>(&bytes) {
+        Ok(saved) => saved.into_iter().map(Proxy::from).collect(),
+        Err(e) => {
+            tracing::warn!("ignoring {}: {e}", file.display());
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).is_empty());
+        let mut reg = Registry::new();
+        let mut labels = Labels::new();
+        labels.insert("version".into(), "v1".into());
+        reg.register(Proxy {
+            id: "a-1".into(),
+            service: "a".into(),
+            namespace: "default".into(),
+            labels,
+            service_account: "a".into(),
+            app_port: 1,
+            inbound_address: "127.0.0.1".into(),
+            inbound_port: 2,
+            outbound_port: 3,
+        });
+        save(dir.path(), &reg);
+        let back = load(dir.path());
+        assert_eq!(back.len(), 1);
+        assert_eq!(&back[0], &reg.sidecars()["a-1"]);
+        std::fs::write(path(dir.path()), "nonsense").unwrap();
+        assert!(load(dir.path()).is_empty());
+    }
+}
