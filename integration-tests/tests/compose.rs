@@ -1,0 +1,267 @@
+//! Issue 4, check 6 (static half): `docker-compose.yml` parses with a
+//! compose parser, every file it mounts exists, the sidecar bootstraps in
+//! `deploy/envoy` are what `trellis bootstrap` writes today and Envoy
+//! accepts them, and they, Prometheus and the mesh config agree with the
+//! compose topology. The live half (dashboard metrics exist) is in
+//! `dashboard.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use trellis_integration_tests::envoy::envoy_validate;
+use trellis_integration_tests::repo_root;
+use trellis_integration_tests::trellis::{run_trellis, trellis_bin};
+use yaml_serde::Value;
+
+fn root_file(rel: &str) -> PathBuf {
+    repo_root().join(rel)
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut value: Value =
+        yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // Compose files share settings with `<<: *anchor` merge keys.
+    value.apply_merge().unwrap();
+    value
+}
+
+fn compose() -> Value {
+    yaml(&root_file("docker-compose.yml"))
+}
+
+fn services(compose: &Value) -> BTreeMap<String, Value> {
+    let map = compose["services"].as_mapping().expect("services");
+    map.iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
+        .collect()
+}
+
+/// `(app service, sidecar service)` pairs: sidecars join their app's
+/// network namespace with `network_mode: service:APP`.
+fn sidecars(services: &BTreeMap<String, Value>) -> Vec<(String, String)> {
+    services
+        .iter()
+        .filter(|(_, s)| {
+            s["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("envoyproxy/envoy"))
+        })
+        .map(|(name, s)| {
+            let mode = s["network_mode"].as_str().unwrap_or_default();
+            let app = mode
+                .strip_prefix("service:")
+                .unwrap_or_else(|| panic!("{name}: network_mode {mode:?} is not service:APP"));
+            (app.to_string(), name.clone())
+        })
+        .collect()
+}
+
+/// Bind mounts of a service: `(host path relative to the repo, target)`.
+fn bind_mounts(service: &Value) -> Vec<(String, String)> {
+    let Some(volumes) = service["volumes"].as_sequence() else {
+        return Vec::new();
+    };
+    volumes
+        .iter()
+        .filter_map(|v| {
+            let spec = v.as_str().expect("short volume syntax");
+            let mut parts = spec.split(':');
+            let (src, dst) = (parts.next()?, parts.next()?);
+            (src.starts_with("./") || src.starts_with('/'))
+                .then(|| (src.to_string(), dst.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn docker_compose_config_accepts_the_file() {
+    let out = Command::new("docker-compose")
+        .current_dir(repo_root())
+        .args(["-f", "docker-compose.yml", "config", "-q"])
+        .output()
+        .expect("docker-compose is not installed: apt-get install docker-compose (.ci/run does)");
+    assert!(
+        out.status.success(),
+        "docker-compose config rejected docker-compose.yml:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_mounted_file_and_build_context_exists() {
+    let compose = compose();
+    let services = services(&compose);
+    let mut mounts = 0;
+    for (name, service) in &services {
+        for (src, dst) in bind_mounts(service) {
+            let path = root_file(&src);
+            assert!(path.exists(), "{name} mounts {src}, which does not exist");
+            // A file mounted on a file path (Docker would create a directory).
+            let target_is_file = Path::new(&dst).extension().is_some();
+            assert_eq!(path.is_file(), target_is_file, "{name}: {src} → {dst}");
+            mounts += 1;
+        }
+        if let Some(context) = service["build"].as_str() {
+            assert!(root_file(context).join("Dockerfile").is_file(), "{name}");
+        }
+    }
+    assert!(
+        mounts >= 8,
+        "only {mounts} bind mounts: did the file change shape?"
+    );
+    for tool in ["prometheus", "grafana", "jaeger", "trellis", "loadgen"] {
+        assert!(services.contains_key(tool), "no {tool} service");
+    }
+}
+
+#[test]
+fn sidecars_run_envoy_1_40_from_the_deploy_bootstraps() {
+    let compose = compose();
+    let services = services(&compose);
+    let pairs = sidecars(&services);
+    let apps: Vec<&str> = pairs.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(apps, ["frontend", "ledger", "payment-v1", "payment-v2"]);
+    for (app, sidecar) in &pairs {
+        let s = &services[sidecar];
+        assert_eq!(s["image"].as_str(), Some("envoyproxy/envoy:v1.40.0"));
+        let mounts = bind_mounts(s);
+        let want = format!("./deploy/envoy/{app}.yaml");
+        assert!(
+            mounts
+                .iter()
+                .any(|(src, dst)| *src == want && dst == "/etc/envoy/envoy.yaml"),
+            "{sidecar} must mount {want}: {mounts:?}"
+        );
+        // The bootstrap's inbound address is the app container's fixed IP,
+        // the address other sidecars get over EDS.
+        let ip = services[app]["networks"]["mesh"]["ipv4_address"].as_str();
+        let bootstrap = yaml(&root_file(&want));
+        let md = &bootstrap["node"]["metadata"];
+        assert_eq!(md["inbound_address"].as_str(), ip, "{app}");
+        let xds = &bootstrap["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
+            ["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+        assert_eq!(xds["address"].as_str(), Some("trellis"), "{app}");
+        assert_eq!(xds["port_value"].as_u64(), Some(15010), "{app}");
+    }
+}
+
+#[test]
+fn deploy_bootstraps_are_what_trellis_bootstrap_writes_and_envoy_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(root_file("deploy/envoy/generate.sh"))
+        .arg(dir.path())
+        .env("TRELLIS", trellis_bin().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let fresh = entry.unwrap().path();
+        let name = fresh.file_name().unwrap().to_str().unwrap().to_string();
+        let committed = root_file(&format!("deploy/envoy/{name}"));
+        let want = std::fs::read_to_string(&fresh).unwrap();
+        let have = std::fs::read_to_string(&committed).unwrap_or_default();
+        assert!(
+            have == want,
+            "deploy/envoy/{name} is stale; regenerate with \
+             `TRELLIS=target/debug/trellis deploy/envoy/generate.sh`"
+        );
+        envoy_validate(&committed).unwrap();
+        files += 1;
+    }
+    assert_eq!(files, 4);
+}
+
+#[test]
+fn prometheus_scrapes_trellis_and_every_sidecar_stats_port() {
+    let compose = compose();
+    let services = services(&compose);
+    let prom = yaml(&root_file("deploy/prometheus.yml"));
+    let mut targets = Vec::new();
+    for job in prom["scrape_configs"].as_sequence().unwrap() {
+        for sc in job["static_configs"].as_sequence().unwrap() {
+            for t in sc["targets"].as_sequence().unwrap() {
+                targets.push(t.as_str().unwrap().to_string());
+            }
+        }
+    }
+    let trellis_cmd = format!("{:?}", services["trellis"]["command"]);
+    assert!(
+        trellis_cmd.contains("--admin-addr=0.0.0.0:15014"),
+        "{trellis_cmd}"
+    );
+    assert!(
+        targets.contains(&"trellis:15014".to_string()),
+        "{targets:?}"
+    );
+    for (app, _) in sidecars(&services) {
+        let stats = yaml(&root_file(&format!("deploy/envoy/{app}.yaml")));
+        let port = stats["static_resources"]["listeners"][0]["address"]["socket_address"]
+            ["port_value"]
+            .as_u64();
+        assert_eq!(port, Some(15090), "{app}");
+        assert!(
+            targets.contains(&format!("{app}:15090")),
+            "{app}: {targets:?}"
+        );
+    }
+}
+
+#[test]
+fn mesh_config_is_valid_and_traces_go_to_the_jaeger_service() {
+    let (code, stdout, stderr) = run_trellis(&["validate", "deploy/mesh"]).unwrap();
+    // `trellis validate` resolves the path against its working directory.
+    let (code, stdout, stderr) = if code == 0 {
+        (code, stdout, stderr)
+    } else {
+        let dir = root_file("deploy/mesh");
+        run_trellis(&["validate", dir.to_str().unwrap()]).unwrap()
+    };
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let mesh = yaml(&root_file("deploy/mesh/mesh.yaml"));
+    let provider = &mesh["spec"]["extensionProviders"][0]["opentelemetry"];
+    assert_eq!(provider["service"].as_str(), Some("jaeger"));
+    assert_eq!(provider["port"].as_u64(), Some(4317));
+    let compose = compose();
+    let jaeger = &services(&compose)["jaeger"];
+    assert!(jaeger["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("jaegertracing/all-in-one"));
+    assert_eq!(
+        jaeger["environment"]["COLLECTOR_OTLP_ENABLED"].as_str(),
+        Some("true")
+    );
+}
+
+#[test]
+fn grafana_provisioning_points_at_prometheus_and_the_dashboards() {
+    let ds = yaml(&root_file(
+        "deploy/grafana/provisioning/datasources/prometheus.yml",
+    ));
+    assert_eq!(
+        ds["datasources"][0]["url"].as_str(),
+        Some("http://prometheus:9090")
+    );
+    let uid = ds["datasources"][0]["uid"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(root_file("deploy/grafana/dashboards/mesh.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(
+            panel["datasource"]["uid"],
+            uid.as_str(),
+            "{}",
+            panel["title"]
+        );
+    }
+}
