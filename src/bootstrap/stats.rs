@@ -8,10 +8,16 @@
 //!
 //! Stat tags turn Trellis' cluster names (`outbound|PORT|SUBSET|HOST`,
 //! `inbound|PORT||`) into Prometheus labels: `destination_service`,
-//! `destination_port`, `destination_subset`, and a corrected
-//! `envoy_cluster_name`; `source_service`, `source_namespace` and
-//! `source_version` are fixed per sidecar. Envoy's default tags stay on, so
-//! response codes arrive as `envoy_response_code` / `envoy_response_code_class`.
+//! `destination_port`, `destination_subset` and `cluster_name` (the whole
+//! cluster name, dotted host included); `source_service`, `source_namespace`
+//! and `source_version` are fixed per sidecar. Envoy's default tags stay
+//! on, so response codes arrive as `envoy_response_code` /
+//! `envoy_response_code_class` — all but `envoy.cluster_name`, whose regex
+//! cuts a cluster name at its first dot (`outbound|80||payment` of
+//! `outbound|80||payment.default.svc.cluster.local`), leaving the rest in
+//! the metric name. Envoy ignores a configured regex for a default tag's
+//! name, so, as Istio does, the defaults are listed one by one instead of
+//! `use_all_default_tags` (a name without a regex gets Envoy's default).
 
 use serde_json::{json, Value};
 
@@ -33,22 +39,61 @@ const PROMETHEUS_PATH: &str = "/stats/prometheus";
 /// first dot, which Istio accepts too.
 const HOST: &str = r"[^.|]+?(?:\.[^.|]+?\.svc\.cluster\.local)?";
 
-/// `stats_config` for `spec`: Trellis' tags first, then Envoy's defaults
-/// (Envoy skips a default whose name is configured, which is how
-/// `envoy.cluster_name` is replaced by one that understands dotted hosts).
+/// Envoy 1.40's default tags but `envoy.cluster_name` (each was checked
+/// with `envoy --mode validate`, which refuses an unknown name).
+const DEFAULT_TAGS: &[&str] = &[
+    "envoy.listener_address",
+    "envoy.http_user_agent",
+    "envoy.ssl_cipher",
+    "envoy.ssl_curve",
+    "envoy.ssl_sigalg",
+    "envoy.ssl_version",
+    "envoy.clientssl_prefix",
+    "envoy.mongo_prefix",
+    "envoy.mongo_cmd",
+    "envoy.mongo_collection",
+    "envoy.mongo_callsite",
+    "envoy.ratelimit_prefix",
+    "envoy.local_http_ratelimit_prefix",
+    "envoy.local_network_ratelimit_prefix",
+    "envoy.connection_limit_prefix",
+    "envoy.dns_filter_prefix",
+    "envoy.tcp_prefix",
+    "envoy.udp_prefix",
+    "envoy.fault_downstream_cluster",
+    "envoy.dynamo_operation",
+    "envoy.dynamo_table",
+    "envoy.dynamo_partition_id",
+    "envoy.grpc_bridge_service",
+    "envoy.grpc_bridge_method",
+    "envoy.virtual_host",
+    "envoy.virtual_cluster",
+    "envoy.response_code",
+    "envoy.response_code_class",
+    "envoy.route",
+    "envoy.http_conn_manager_prefix",
+    "envoy.worker_id",
+    "envoy.thrift_prefix",
+    "envoy.redis_prefix",
+    "envoy.proxy_protocol_prefix",
+    "envoy.rds_route_config",
+    "envoy.scoped_rds_config",
+    "envoy.ext_authz_prefix",
+    "envoy.rbac_prefix",
+    "envoy.rbac_policy_name",
+    "envoy.rbac_http_prefix",
+    "envoy.google_grpc_client_prefix",
+];
+
+/// `stats_config` for `spec`: Trellis' tags, then Envoy's defaults by name.
 pub fn stats_config(spec: &SidecarSpec) -> Value {
-    let version = spec
-        .labels
-        .get("version")
-        .map_or("unknown", String::as_str);
+    let version = spec.labels.get("version").map_or("unknown", String::as_str);
     // Each regex: capture 1 is cut from the stat name, capture 2 is the
     // value. An empty capture 1 keeps the name intact, so several tags can
     // read the same part of it (Envoy runs every extractor on the full name).
     let outbound = r"^cluster\.()outbound\|";
-    json!({
-        "use_all_default_tags": true,
-        "stats_tags": [
-            { "tag_name": "envoy.cluster_name",
+    let mut tags = json!([
+            { "tag_name": "cluster_name",
               "regex": format!(r"^cluster\.(((?:outbound|inbound)\|\d+\|[^|]*\|(?:{HOST})?|[^.]+)\.)") },
             { "tag_name": "destination_port",
               "regex": format!(r"{outbound}(\d+)\|") },
@@ -59,8 +104,11 @@ pub fn stats_config(spec: &SidecarSpec) -> Value {
             { "tag_name": "source_service", "fixed_value": spec.service },
             { "tag_name": "source_namespace", "fixed_value": spec.namespace },
             { "tag_name": "source_version", "fixed_value": version },
-        ],
-    })
+    ]);
+    if let Some(list) = tags.as_array_mut() {
+        list.extend(DEFAULT_TAGS.iter().map(|name| json!({ "tag_name": name })));
+    }
+    json!({ "use_all_default_tags": false, "stats_tags": tags })
 }
 
 /// The static listener on `spec.inbound_address:port` serving only the
@@ -145,7 +193,7 @@ mod tests {
         let stat = "cluster.outbound|80|canary|payment.default.svc.cluster.local.upstream_rq_200";
         let name = "outbound|80|canary|payment.default.svc.cluster.local";
         assert_eq!(
-            extract(&c, "envoy.cluster_name", stat),
+            extract(&c, "cluster_name", stat),
             Some((format!("{name}."), name.to_string()))
         );
         let value = |tag| extract(&c, tag, stat).map(|(cut, v)| (cut.is_empty(), v));
@@ -160,21 +208,15 @@ mod tests {
             extract(&c, "destination_service", plain).unwrap().1,
             "ledger"
         );
-        assert_eq!(
-            extract(&c, "destination_subset", plain).unwrap().1,
-            ""
-        );
+        assert_eq!(extract(&c, "destination_subset", plain).unwrap().1, "");
         let inbound = "cluster.inbound|8080||.upstream_rq_total";
         assert_eq!(
-            extract(&c, "envoy.cluster_name", inbound).unwrap().1,
+            extract(&c, "cluster_name", inbound).unwrap().1,
             "inbound|8080||"
         );
         assert!(extract(&c, "destination_service", inbound).is_none());
         let xds = "cluster.xds_cluster.upstream_cx_total";
-        assert_eq!(
-            extract(&c, "envoy.cluster_name", xds).unwrap().1,
-            "xds_cluster"
-        );
+        assert_eq!(extract(&c, "cluster_name", xds).unwrap().1, "xds_cluster");
         let tags = c["stats_tags"].as_array().unwrap();
         assert!(tags.contains(&json!({ "tag_name": "source_version", "fixed_value": "v1" })));
         assert!(tags.contains(&json!({ "tag_name": "source_service", "fixed_value": "frontend" })));
