@@ -39,6 +39,7 @@ mod route_match;
 mod route_rule;
 mod routes;
 mod secrets;
+pub mod telemetry;
 mod tls;
 mod util;
 
@@ -90,6 +91,8 @@ pub struct Shared {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// Every `AuthorizationPolicy`, for each proxy's inbound RBAC filters.
     pub authz: rbac::AuthzPolicies,
+    /// Every `Telemetry`, for each proxy's access logs and tracing.
+    pub telemetries: Vec<crate::config::model::Telemetry>,
 }
 
 impl Shared {
@@ -153,7 +156,9 @@ impl std::fmt::Debug for ProxyResources {
 /// Builds the shared resources for every service.
 pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
     let views: Vec<&ServiceView> = services.services.values().collect();
-    let (clusters, load_assignments) = clusters::outbound(mesh, &views);
+    let (mut clusters, load_assignments) = clusters::outbound(mesh, &views);
+    let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
+    clusters.extend(collectors);
     let ctx = routes::Ctx { mesh, services };
     Shared {
         clusters,
@@ -166,6 +171,7 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
         mesh: mesh.mesh.clone(),
         peer_authentications: mesh.peer_authentications.clone(),
         authz: rbac::AuthzPolicies::from_mesh(mesh),
+        telemetries: mesh.telemetries.clone(),
     }
 }
 
@@ -186,7 +192,7 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
         load_assignments: shared.load_assignments.clone(),
         listeners: vec![
             listeners::inbound(shared, proxy, security),
-            listeners::outbound(proxy),
+            listeners::outbound(shared, proxy),
         ],
         routes: shared.routes.clone(),
         secrets: security

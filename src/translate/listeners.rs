@@ -85,10 +85,16 @@ pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> List
     let mut filters = Vec::new();
     filters.extend(super::rbac::http_filters(&shared.authz, proxy));
     filters.push(router());
-    let hcm = hcm(
+    let mut hcm = hcm(
         format!("inbound_{}", proxy.inbound_port),
         RouteSpecifier::RouteConfig(config),
         filters,
+    );
+    super::telemetry::apply(
+        &mut hcm,
+        shared,
+        proxy,
+        super::telemetry::Direction::Inbound,
     );
     let mode = inbound::mode(shared, proxy, security);
     let (listener_filters, filter_chains) = inbound::chains(mode, &shared.mesh.trust_domain, &hcm);
@@ -128,7 +134,7 @@ fn inbound_route(proxy: &Proxy) -> Route {
 }
 
 /// The outbound listener on loopback, routing with RDS `outbound`.
-pub fn outbound(proxy: &Proxy) -> Listener {
+pub fn outbound(shared: &Shared, proxy: &Proxy) -> Listener {
     let rds = Rds {
         config_source: Some(ads()),
         route_config_name: OUTBOUND_ROUTE.to_string(),
@@ -140,10 +146,16 @@ pub fn outbound(proxy: &Proxy) -> Listener {
         ))),
         ..Default::default()
     };
-    let hcm = hcm(
+    let mut hcm = hcm(
         format!("outbound_{}", proxy.outbound_port),
         RouteSpecifier::Rds(rds),
         vec![fault, router()],
+    );
+    super::telemetry::apply(
+        &mut hcm,
+        shared,
+        proxy,
+        super::telemetry::Direction::Outbound,
     );
     listener(
         OUTBOUND_LISTENER,
