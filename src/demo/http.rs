@@ -71,6 +71,6 @@ impl HttpClient {
         tokio::time::timeout(self.timeout, fut)
             .await
             .with_context(|| format!("{url}: no answer within {:?}", self.timeout))?
-            .with_context(|| format!("{url}"))
+            .with_context(|| url.to_string())
     }
 }
