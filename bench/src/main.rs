@@ -1,0 +1,83 @@
+//! `trellis-bench`: benchmarks of the Trellis control plane.
+//!
+//! `trellis-bench xds --proxies N --services S --endpoints E [--delta]
+//! [--duration SECS]` starts `trellis serve` on a generated mesh, connects N
+//! simulated Envoys over real gRPC on loopback and prints one JSON line of
+//! measurements (see BENCHMARKS.md).
+
+mod client;
+mod mesh;
+mod run;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks of the Trellis control plane")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Simulated Envoy ADS clients against `trellis serve`.
+    Xds(XdsArgs),
+}
+
+/// Flags of `trellis-bench xds`.
+#[derive(Debug, clap::Args)]
+pub struct XdsArgs {
+    /// Simulated sidecars (one ADS stream and connection each).
+    #[arg(long, default_value_t = 100)]
+    proxies: usize,
+    /// Services in the generated mesh.
+    #[arg(long, default_value_t = 10)]
+    services: usize,
+    /// Static endpoints per service.
+    #[arg(long, default_value_t = 3)]
+    endpoints: usize,
+    /// Use DeltaAggregatedResources instead of state of the world.
+    #[arg(long)]
+    delta: bool,
+    /// Upper bound of the whole run in seconds; phases not reached are null.
+    #[arg(long, default_value_t = 300)]
+    duration: u64,
+    /// Present a workload token per service identity (issued with
+    /// `trellis token`) instead of serving with --insecure-xds.
+    #[arg(long)]
+    tokens: bool,
+    /// Streams connecting at once while the sidecars ramp up.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// The trellis binary (default: $TRELLIS_BIN, else built next to this program).
+    #[arg(long)]
+    trellis: Option<PathBuf>,
+    /// Exit 1 unless every client converged to the same final versions as
+    /// the other clients of its service (the CI correctness check).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Cmd::Xds(args) = cli.cmd;
+    match rt.block_on(run::xds(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
