@@ -148,16 +148,20 @@ impl DeltaStreamState {
         if !req.response_nonce.is_empty() {
             classify_reply(state, req, out);
         }
-        let change = state.sub.apply(
+        let resend = state.sub.apply(
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
         );
         // A name subscribed again is sent again even if held: Envoy
         // re-subscribes e.g. the endpoints of a re-created cluster and waits
         // for them to finish warming ("Resource warming").
-        for name in change.added.iter().chain(&change.dropped) {
-            state.known.remove(name);
+        for name in resend {
+            state.known.remove(&name);
         }
+        // Unsubscribed resources are forgotten: the client drops them and
+        // no removal is owed ("Incremental xDS").
+        let sub = &state.sub;
+        state.known.retain(|name, _| sub.contains(name));
     }
 
     /// Sends what the client lacks of a type, if anything (or if owed).

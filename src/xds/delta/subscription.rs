@@ -16,17 +16,6 @@ pub(crate) struct DeltaSubscription {
     names: BTreeSet<String>,
 }
 
-/// What one request changed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Change {
-    /// Names the request subscribed to explicitly, new or not: the client
-    /// waits for each of them, so they are sent again even if held.
-    pub(crate) added: Vec<String>,
-    /// Names no longer subscribed at all (the server forgets them: no
-    /// removal is owed, "Incremental xDS").
-    pub(crate) dropped: Vec<String>,
-}
-
 impl DeltaSubscription {
     /// From the first request of a type: `*` subscribes to the wildcard;
     /// no names at all is the legacy wildcard, for Listener and Cluster only
@@ -40,15 +29,19 @@ impl DeltaSubscription {
         sub
     }
 
-    /// Applies a later request's subscribe and unsubscribe lists.
-    pub(crate) fn apply(&mut self, subscribe: &[String], unsubscribe: &[String]) -> Change {
-        let mut change = Change::default();
+    /// Applies a later request's subscribe and unsubscribe lists; returns
+    /// the names to send again even if the client holds them: those it
+    /// subscribed to, new or not (it waits for each), and those it
+    /// unsubscribed that the wildcard still covers (it must learn whether
+    /// they still exist). go-control-plane's delta server does the same.
+    pub(crate) fn apply(&mut self, subscribe: &[String], unsubscribe: &[String]) -> Vec<String> {
+        let mut resend = Vec::new();
         for name in subscribe {
             if name == WILDCARD {
                 self.wildcard = true;
             } else {
                 self.names.insert(name.clone());
-                change.added.push(name.clone());
+                resend.push(name.clone());
             }
         }
         for name in unsubscribe {
@@ -58,12 +51,11 @@ impl DeltaSubscription {
                 self.names.remove(name);
             }
         }
-        change.dropped = unsubscribe
+        let covered = unsubscribe
             .iter()
-            .filter(|n| *n != WILDCARD && !self.contains(n))
-            .cloned()
-            .collect();
-        change
+            .filter(|n| *n != WILDCARD && self.contains(n));
+        resend.extend(covered.cloned());
+        resend
     }
 
     /// Whether the subscription covers `name`.
@@ -117,10 +109,8 @@ mod tests {
     #[test]
     fn subscribe_and_unsubscribe_report_changes() {
         let mut sub = DeltaSubscription::initial(&ENDPOINT_TYPE, &names(&["a"]));
-        let change = sub.apply(&names(&["b"]), &[]);
-        assert_eq!(change.added, names(&["b"]));
-        let change = sub.apply(&[], &names(&["a"]));
-        assert_eq!(change.dropped, names(&["a"]));
+        assert_eq!(sub.apply(&names(&["b"]), &[]), names(&["b"]));
+        assert!(sub.apply(&[], &names(&["a"])).is_empty());
         assert!(!sub.contains("a") && sub.contains("b"));
     }
 
@@ -128,8 +118,8 @@ mod tests {
     fn wildcard_and_names_coexist() {
         let mut sub = DeltaSubscription::initial(&CLUSTER_TYPE, &[]);
         sub.apply(&names(&["x"]), &[]);
-        let change = sub.apply(&[], &names(&["x"]));
-        assert!(change.dropped.is_empty(), "still covered by the wildcard");
+        let resend = sub.apply(&[], &names(&["x"]));
+        assert_eq!(resend, names(&["x"]), "still covered by the wildcard");
         sub.apply(&names(&["y"]), &names(&["*"]));
         assert!(!sub.contains("x") && sub.contains("y"));
     }

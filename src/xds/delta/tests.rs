@@ -298,3 +298,33 @@ fn stale_nonce_is_ignored() {
     assert!(out.responses.is_empty());
     assert!(matches!(out.events[0], StreamEvent::Stale { .. }));
 }
+
+#[test]
+fn leaving_and_rejoining_the_wildcard_resends_everything() {
+    let mut s = settled(base());
+    let leave = DeltaDiscoveryRequest {
+        resource_names_unsubscribe: strings(&["*"]),
+        ..sub(&CLUSTER_TYPE, &["a"])
+    };
+    let out = s.on_request(&leave).unwrap();
+    assert_eq!(bodies(&out.responses[0]), vec!["a"], "explicit a is resent");
+    assert!(
+        out.responses[0].removed_resources.is_empty(),
+        "b is forgotten, not removed"
+    );
+    let nonce = out.responses[0].nonce.clone();
+    s.on_request(&ack(&CLUSTER_TYPE, &nonce)).unwrap();
+    let out = s.on_request(&sub(&CLUSTER_TYPE, &["*"])).unwrap();
+    assert_eq!(bodies(&out.responses[0]), vec!["b"]);
+}
+
+#[test]
+fn unsubscribing_a_name_the_wildcard_covers_resends_it() {
+    let mut s = settled(base());
+    let req = DeltaDiscoveryRequest {
+        resource_names_unsubscribe: strings(&["b"]),
+        ..sub(&CLUSTER_TYPE, &[])
+    };
+    let out = s.on_request(&req).unwrap();
+    assert_eq!(bodies(&out.responses[0]), vec!["b"]);
+}
