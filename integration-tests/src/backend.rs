@@ -18,6 +18,22 @@ pub const BACKEND_HEADER: &str = "x-backend";
 /// Echoes the `x-forwarded-client-cert` the backend received.
 pub const XFCC_ECHO_HEADER: &str = "x-seen-xfcc";
 
+/// Headers an application must copy from the request it serves to the
+/// requests it makes, so that the sidecars join them into one trace
+/// (Istio's list: request id, B3, W3C trace context, OpenTracing).
+pub const TRACE_HEADERS: &[&str] = &[
+    "x-request-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "b3",
+    "traceparent",
+    "tracestate",
+    "x-ot-span-context",
+];
+
 /// How a backend answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behavior {
@@ -37,6 +53,10 @@ struct State {
     version: String,
     behavior: Mutex<Behavior>,
     hits: AtomicU64,
+    /// When set, each request is first passed on to `(outbound port,
+    /// host)` with the trace headers (see [`Backend::call_upstream`]).
+    upstream: Mutex<Option<(u16, String)>>,
+    client: crate::client::Client,
 }
 
 /// A running backend; stops when dropped.
@@ -62,6 +82,8 @@ impl Backend {
             version: version.to_string(),
             behavior: Mutex::new(behavior),
             hits: AtomicU64::new(0),
+            upstream: Mutex::new(None),
+            client: crate::client::Client::new(),
         });
         let app = axum::Router::new()
             .fallback(answer)
@@ -91,6 +113,18 @@ impl Backend {
             .unwrap_or_else(|e| e.into_inner()) = behavior;
     }
 
+    /// Makes the backend an application that calls another service: each
+    /// request is passed on as `GET /` to its sidecar's outbound port with
+    /// `Host: host` and the [`TRACE_HEADERS`] it received; the answer has
+    /// the upstream's status and the body `NAME VERSION > UPSTREAM BODY`.
+    pub fn call_upstream(&self, outbound_port: u16, host: &str) {
+        *self
+            .state
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((outbound_port, host.to_string()));
+    }
+
     /// `NAME VERSION`, as found in its answers.
     pub fn label(&self) -> String {
         format!("{} {}", self.state.name, self.state.version)
@@ -108,6 +142,14 @@ async fn answer(
     headers: HeaderMap,
 ) -> Response {
     let n = state.hits.fetch_add(1, Ordering::SeqCst) + 1;
+    let upstream = state
+        .upstream
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some((port, host)) = upstream {
+        return call(&state, port, &host, &headers).await;
+    }
     let behavior = *state.behavior.lock().unwrap_or_else(|e| e.into_inner());
     let status = match behavior {
         Behavior::Ok => StatusCode::OK,
@@ -132,4 +174,20 @@ async fn answer(
             .insert(XFCC_ECHO_HEADER, xfcc.clone());
     }
     response
+}
+
+/// Passes a request on to `host` through the sidecar's outbound port,
+/// forwarding the trace headers as Istio requires of applications.
+async fn call(state: &State, port: u16, host: &str, headers: &HeaderMap) -> Response {
+    let forwarded: Vec<(&str, &str)> = TRACE_HEADERS
+        .iter()
+        .filter_map(|name| Some((*name, headers.get(*name)?.to_str().ok()?)))
+        .collect();
+    let label = format!("{} {}", state.name, state.version);
+    let (status, body) = match state.client.get(port, host, "/", &forwarded).await {
+        Ok(reply) => (reply.status, format!("{label} > {}", reply.body)),
+        Err(e) => (502, format!("{label} > error: {e}")),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, [(BACKEND_HEADER, label)], body).into_response()
 }
