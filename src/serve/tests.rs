@@ -337,3 +337,52 @@ fn state_dir_is_private() {
     let mode = std::fs::metadata(&state).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn each_proxy_gets_its_own_secrets() {
+    let state = tempfile::tempdir().unwrap();
+    let ca = crate::ca::Ca::load_or_create(&crate::ca::CaConfig {
+        state_dir: state.path().to_path_buf(),
+        plugin: None,
+    })
+    .unwrap();
+    let certs = certs::Certs::new(Arc::new(ca));
+    let mesh = crate::config::MeshConfig::default();
+    let mut registry = crate::registry::Registry::new();
+    for (service, port) in [("a", 9001), ("b", 9002)] {
+        let mut spec = SidecarSpec::new(service, port);
+        spec.inbound_port = port + 100;
+        registry.register(crate::registry::Proxy::from_node(&node(&spec)).unwrap());
+    }
+    let snaps = snapshots::build_all(&mesh, &registry, Some(&certs));
+    let secrets = |s: &crate::xds::Snapshot| s.resources(&crate::xds::SECRET_TYPE).items().clone();
+    let (a, b) = (secrets(&snaps[0].1), secrets(&snaps[1].1));
+    assert_eq!(a.keys().collect::<Vec<_>>(), ["ROOTCA", "default"]);
+    assert_ne!(a["default"], b["default"], "each proxy has its own key");
+    assert_eq!(a["ROOTCA"], b["ROOTCA"]);
+    // Cached: the next rebuild sends the same leaf.
+    let again = snapshots::build_all(&mesh, &registry, Some(&certs));
+    assert_eq!(secrets(&again[0].1)["default"], a["default"]);
+}
+
+#[tokio::test]
+async fn debug_ca_shows_roots_and_leaves_but_no_keys() {
+    let cp = serve(CANARY).await;
+    let spec = SidecarSpec::new("ledger", 9100);
+    let _stream = ads(cp.xds, node(&spec)).await;
+    let id = spec.node_id();
+    eventually("a leaf for ledger", || async {
+        json(cp.admin, "/debug/ca").await["leaves"][&id]["spiffe_id"]
+            == "spiffe://cluster.local/ns/default/sa/ledger"
+    })
+    .await;
+    let (status, text) = http_get(cp.admin, "/debug/ca").await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["phase"], "idle");
+    assert_eq!(v["roots"].as_array().unwrap().len(), 1);
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains("BEGIN"),
+        "{text}"
+    );
+}
