@@ -18,6 +18,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::config::{Diagnostics, LoadError};
+use crate::xds::SnapshotCache;
+
+pub mod proxy_config;
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -105,6 +108,7 @@ struct Inner {
     proxies: ProxiesView,
     config: ArcSwap<ConfigStatus>,
     ca: OnceLock<Arc<dyn CaControl>>,
+    snapshots: OnceLock<SnapshotCache>,
 }
 
 impl AdminState {
@@ -118,6 +122,7 @@ impl AdminState {
                 proxies,
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
                 ca: OnceLock::new(),
+                snapshots: OnceLock::new(),
             }),
         }
     }
@@ -153,6 +158,11 @@ impl AdminState {
         let _ = self.inner.ca.set(ca);
     }
 
+    /// Connects `/debug/proxies/{id}/config` to the snapshots sent (once).
+    pub fn set_snapshots(&self, cache: SnapshotCache) {
+        let _ = self.inner.snapshots.set(cache);
+    }
+
     /// What `/debug/config` shows now.
     pub fn config_status(&self) -> Arc<ConfigStatus> {
         self.inner.config.load_full()
@@ -166,6 +176,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/debug/proxies", get(debug_proxies))
+        .route("/debug/proxies/{id}/config", get(debug_proxy_config))
         .route("/debug/config", get(debug_config))
         .route("/debug/ca", get(debug_ca))
         .route("/ca/rotate", post(ca_rotate))
@@ -196,6 +207,37 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 
 async fn debug_proxies(State(state): State<AdminState>) -> Json<serde_json::Value> {
     Json((state.inner.proxies)())
+}
+
+/// `?type=` of `/debug/proxies/{id}/config`.
+#[derive(Debug, serde::Deserialize)]
+struct ConfigQuery {
+    r#type: Option<String>,
+}
+
+/// What was sent to one proxy: `{proxy, configs: {KIND: {version,
+/// resources}}}`, every kind unless `?type=` names one; keys redacted.
+async fn debug_proxy_config(
+    State(state): State<AdminState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ConfigQuery>,
+) -> Response {
+    let kinds: Vec<&str> = match q.r#type.as_deref() {
+        None | Some("") | Some("all") => proxy_config::KINDS.to_vec(),
+        Some(kind) if proxy_config::type_url(kind).is_some() => vec![kind],
+        Some(kind) => {
+            let why = format!(
+                "unknown type {kind:?}: expected one of {}",
+                proxy_config::KINDS.join(", ")
+            );
+            return (StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    let Some(snapshot) = state.inner.snapshots.get().and_then(|c| c.get(&id)) else {
+        return (StatusCode::NOT_FOUND, format!("no config for proxy {id:?}")).into_response();
+    };
+    let configs = proxy_config::render(&snapshot, &kinds);
+    Json(serde_json::json!({ "proxy": id, "configs": configs })).into_response()
 }
 
 async fn debug_config(State(state): State<AdminState>) -> Json<ConfigStatus> {

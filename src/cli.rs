@@ -49,7 +49,8 @@ enum Command {
 /// Parses arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == serve::LogFormat::Json);
+    init_tracing(json);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
@@ -61,9 +62,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so stdout stays for output other programs read.
-fn init_tracing() {
+/// Logs go to stderr so stdout stays for output other programs read;
+/// `json`: one JSON object per line (`serve --log-format json`).
+fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_current_span(false)
+            .init();
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

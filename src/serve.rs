@@ -8,6 +8,7 @@
 
 mod auth;
 mod ca_admin;
+mod ca_metrics;
 mod certs;
 mod core;
 mod listen;
@@ -192,6 +193,9 @@ fn wire(
     let xds_metrics = XdsMetrics::register(&mut registry);
     let metrics = ServeMetrics::register(&mut registry);
     let status = ProxyStatusTable::new();
+    status.register_metrics(&mut registry);
+    let ca_metrics = ca_metrics::CaMetrics::default();
+    registry.register_collector(Box::new(ca_metrics.clone()));
     let view = status.clone();
     let admin = AdminState::new(
         registry,
@@ -212,6 +216,8 @@ fn wire(
         },
     );
     core.admin.set_ca(Arc::new(ca_admin::CaAdmin::new(&core)));
+    ca_metrics.attach(&core);
+    core.admin.set_snapshots(core.cache.clone());
     let hooks = Arc::new(Hooks(core.clone()));
     let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics);
     (core, ads)

@@ -56,6 +56,19 @@ pub struct ServeArgs {
     /// Plug-in CA: the root certificate(s) peers trust.
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_root: Option<PathBuf>,
+    /// Log format on stderr: `text` for people, `json` (one object per
+    /// line) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines (tracing-subscriber's JSON format).
+    Json,
 }
 
 impl ServeArgs {

@@ -42,6 +42,8 @@ pub(crate) struct Certs {
     leaves: Mutex<HashMap<String, Entry>>,
     /// Fired when a leaf is issued, so [`renew_loop`] recomputes its timer.
     issued: Notify,
+    /// Leaves issued since the start (`trellis_ca_certificates_issued_total`).
+    pub(crate) issued_total: std::sync::atomic::AtomicU64,
 }
 
 impl Certs {
@@ -50,6 +52,7 @@ impl Certs {
             ca,
             leaves: Mutex::new(HashMap::new()),
             issued: Notify::new(),
+            issued_total: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -83,6 +86,8 @@ impl Certs {
                 cert,
             };
             leaves.insert(proxy.id.clone(), entry);
+            self.issued_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.issued.notify_one();
         }
         let cert = &leaves[&proxy.id].cert;

@@ -17,6 +17,7 @@ pub struct ReloadLabels {
 #[derive(Debug, Clone, Default)]
 pub struct ServeMetrics {
     reloads: Family<ReloadLabels, Counter>,
+    last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     generation: Gauge,
     sidecars: Gauge,
 }
@@ -40,6 +41,12 @@ impl ServeMetrics {
             "Sidecars registered as endpoints (connected or within the grace period)",
             m.sidecars.clone(),
         );
+        registry.register(
+            "trellis_config_last_reload_success_timestamp_seconds",
+            "When the config in force was loaded (Unix time; the load at start counts)",
+            m.last_success.clone(),
+        );
+        m.set_last_success_now();
         // Both series exist from the start so rate() works before the first failure.
         let _ = m.reloads.get_or_create(&ReloadLabels { result: "ok" });
         let _ = m.reloads.get_or_create(&ReloadLabels { result: "failed" });
@@ -50,6 +57,21 @@ impl ServeMetrics {
     pub fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        if ok {
+            self.set_last_success_now();
+        }
+    }
+
+    #[cfg(test)]
+    fn set_last_success_for_test(&self, v: f64) {
+        self.last_success.set(v);
+    }
+
+    fn set_last_success_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_success.set(now);
     }
 
     /// Sets the config generation.
@@ -61,5 +83,38 @@ impl ServeMetrics {
     /// Sets the number of registered sidecars.
     pub fn set_sidecars(&self, n: usize) {
         self.sidecars.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauge_value(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    #[test]
+    fn last_success_moves_on_ok_reloads_only() {
+        let mut registry = Registry::default();
+        let m = ServeMetrics::register(&mut registry);
+        let encode = |r: &Registry| {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, r).unwrap();
+            text
+        };
+        let name = "trellis_config_last_reload_success_timestamp_seconds";
+        let start = gauge_value(&encode(&registry), name);
+        assert!(start > 1.0e9, "set at start: {start}");
+        m.set_last_success_for_test(1.0);
+        m.reload(false);
+        let text = encode(&registry);
+        assert_eq!(gauge_value(&text, name), 1.0);
+        assert!(text.contains("trellis_config_reloads_total{result=\"failed\"} 1"));
+        m.reload(true);
+        assert!(gauge_value(&encode(&registry), name) >= start);
     }
 }

@@ -166,6 +166,8 @@ impl Core {
         let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
         self.certs.retain(&live);
         for (id, snap) in snapshots {
+            // Convergence is timed from the start of the rebuild.
+            self.status.expect_snapshot(&id, &snap, started);
             self.cache.set(&id, Arc::new(snap));
         }
         for id in self.cache.node_ids() {

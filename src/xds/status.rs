@@ -6,12 +6,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
 
+use self::convergence::Convergence;
+use super::Snapshot;
+
+mod convergence;
+
 /// Per node id: connection state and per-type xDS state. Cheap to clone
 /// (shared inside); the lock is held only for a map update, never across an
 /// await. Serializes as a JSON object keyed by node id.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyStatusTable {
     inner: Arc<RwLock<BTreeMap<String, ProxyStatus>>>,
+    convergence: Convergence,
 }
 
 /// One proxy's state.
@@ -110,6 +116,23 @@ impl ProxyStatusTable {
         self.update_type(node_id, type_url, |t| {
             t.last_acked_version = Some(version.to_string());
         });
+        self.convergence.acked(node_id, type_url, version);
+    }
+
+    /// Registers `trellis_proxy_convergence_seconds` (once per registry).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.convergence.register(registry);
+    }
+
+    /// A new snapshot for `node_id` made for a change that began at
+    /// `since`: the convergence histogram observes the time until the proxy
+    /// has ACKed every type of it (types it already holds are not waited for).
+    pub fn expect_snapshot(&self, node_id: &str, snapshot: &Snapshot, since: std::time::Instant) {
+        let current = self.get(node_id).unwrap_or_default();
+        self.convergence
+            .expect(node_id, snapshot, since, |type_url| {
+                current.types.get(type_url)?.last_acked_version.clone()
+            });
     }
 
     /// Records a NACK.
@@ -119,6 +142,7 @@ impl ProxyStatusTable {
 
     /// Forgets a node (e.g. after it left the mesh).
     pub fn remove(&self, node_id: &str) {
+        self.convergence.forget(node_id);
         let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(node_id);
     }
@@ -178,5 +202,63 @@ mod tests {
         assert_eq!(json["a"]["types"]["t"]["last_sent_nonce"], "1");
         table.remove("a");
         assert!(table.all().is_empty());
+    }
+
+    #[test]
+    fn convergence_is_observed_once_every_type_is_acked() {
+        use crate::xds::{CLUSTER_TYPE, LISTENER_TYPE};
+        use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+        use envoy_types::pb::envoy::config::listener::v3::Listener;
+        use envoy_types::pb::google::protobuf::Any;
+        use prost::Message;
+        let any = |type_url: &str, bytes: Vec<u8>| {
+            std::sync::Arc::new(Any {
+                type_url: type_url.to_string(),
+                value: bytes,
+            })
+        };
+        let snap = |name: &str| {
+            Snapshot::builder()
+                .add(
+                    name,
+                    any(
+                        &CLUSTER_TYPE,
+                        Cluster {
+                            name: name.into(),
+                            ..Default::default()
+                        }
+                        .encode_to_vec(),
+                    ),
+                )
+                .add(
+                    "l",
+                    any(&LISTENER_TYPE, Listener::default().encode_to_vec()),
+                )
+                .build()
+        };
+        let table = ProxyStatusTable::new();
+        let s1 = snap("c1");
+        table.expect_snapshot("a", &s1, std::time::Instant::now());
+        let cds = s1.version(&CLUSTER_TYPE).unwrap().to_string();
+        let lds = s1.version(&LISTENER_TYPE).unwrap().to_string();
+        table.acked("a", &CLUSTER_TYPE, &cds);
+        assert_eq!(table.convergence.count(), 0, "LDS not ACKed yet");
+        table.acked("a", &LISTENER_TYPE, "other");
+        assert_eq!(
+            table.convergence.count(),
+            0,
+            "an old version is no ACK of the new one"
+        );
+        table.acked("a", &LISTENER_TYPE, &lds);
+        assert_eq!(table.convergence.count(), 1);
+        // Only CDS changes: one ACK converges.
+        let s2 = snap("c2");
+        table.expect_snapshot("a", &s2, std::time::Instant::now());
+        table.acked("a", &CLUSTER_TYPE, s2.version(&CLUSTER_TYPE).unwrap());
+        assert_eq!(table.convergence.count(), 2);
+        // The same snapshot again is no change.
+        table.expect_snapshot("a", &s2, std::time::Instant::now());
+        table.acked("a", &CLUSTER_TYPE, s2.version(&CLUSTER_TYPE).unwrap());
+        assert_eq!(table.convergence.count(), 2);
     }
 }
