@@ -3,8 +3,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-# Only the trellis binary; the lock file pins every dependency.
-RUN cargo build --release --locked --bin trellis \
+# Only the trellis binary (the committed Cargo.lock pins the dependencies).
+RUN cargo build --release --bin trellis \
     && cp target/release/trellis /usr/local/bin/trellis
 
 FROM debian:bookworm-slim
