@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use trellis_integration_tests::envoy::envoy_validate;
-use trellis_integration_tests::repo_root;
 use trellis_integration_tests::trellis::{run_trellis, trellis_bin};
+use trellis_integration_tests::*;
 use yaml_serde::Value;
 
 fn root_file(rel: &str) -> PathBuf {
@@ -264,4 +265,57 @@ fn grafana_provisioning_points_at_prometheus_and_the_dashboards() {
             panel["title"]
         );
     }
+}
+
+/// Waits until `sidecar` ACKed every type trellis sent it; panics on a NACK.
+async fn wait_all_acked(trellis: &Trellis, sidecar: &Sidecar) {
+    let node = sidecar.spec.node_id.clone();
+    let acked = wait::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let Ok(p) = trellis.debug_proxies().await else {
+                return false;
+            };
+            let types = p[&node]["types"].as_object().cloned().unwrap_or_default();
+            !types.is_empty()
+                && types.values().all(|t| {
+                    t["last_nack"].is_null()
+                        && t["last_sent_version"].is_string()
+                        && t["last_acked_version"] == t["last_sent_version"]
+                })
+        },
+    )
+    .await;
+    let proxies = trellis.debug_proxies().await.unwrap();
+    assert!(acked.is_ok(), "not all ACKed: {}", proxies[&node]);
+}
+
+/// The compose mesh config (canary split, STRICT mTLS, tracing to the
+/// `jaeger` provider) served to real sidecars: everything ACKed, requests
+/// pass, and Envoy traces to the collector cluster `jaeger:4317`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_mesh_config_is_accepted_by_real_sidecars() {
+    let config = ConfigDir::new().unwrap();
+    for entry in std::fs::read_dir(root_file("deploy/mesh")).unwrap() {
+        config.copy_from(&entry.unwrap().path()).unwrap();
+    }
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let _v1 = Instance::start(&trellis, "payment-service", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    client
+        .wait_endpoints("|stable|payment-service", 1)
+        .await
+        .unwrap();
+    wait_all_acked(&trellis, &client.sidecar).await;
+    let reply = client.get("payment-service", &[]).await.unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let dump = client.sidecar.config_dump().await.unwrap().to_string();
+    assert!(dump.contains("envoy.tracers.opentelemetry"), "no tracer");
+    assert!(
+        dump.contains("outbound|4317||jaeger"),
+        "no collector cluster"
+    );
 }
