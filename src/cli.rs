@@ -5,6 +5,7 @@
 
 mod bootstrap;
 mod ca;
+mod proxy;
 mod serve;
 mod token;
 mod validate;
@@ -37,6 +38,10 @@ enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Certificate authority operations (root rotation).
     Ca(ca::CaArgs),
+    /// Every proxy: service, labels, per xDS type sent/ACKed/NACKed, SYNCED/STALE/NACKED, cert expiry.
+    ProxyStatus(proxy::StatusArgs),
+    /// What one proxy was sent (listeners, routes, clusters, endpoints, secrets), keys redacted.
+    ProxyConfig(proxy::ConfigArgs),
     /// Print a signed workload token for `trellis bootstrap --token-file`.
     Token(token::TokenArgs),
     /// Run a local demo: control plane, sample services and Envoy sidecars.
@@ -55,6 +60,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
         Command::Token(args) => report(token::run(&args)),
+        Command::ProxyStatus(args) => report(block_on(proxy::status(args))),
+        Command::ProxyConfig(args) => report(block_on(proxy::config(args))),
         Command::Ca(args) => report(block_on(ca::run(args))),
         Command::Serve(args) => report(block_on(serve::run(args))),
         Command::Demo(args) => report(block_on(crate::demo::run(args))),

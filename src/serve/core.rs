@@ -168,6 +168,8 @@ impl Core {
             p.streams += 1;
             p.epoch += 1;
         }
+        self.status
+            .set_identity(&id, &proxy.service, &proxy.namespace, &proxy.labels);
         let changed = lock(&self.registry).register(proxy);
         tracing::info!(node = %id, changed, "sidecar connected");
         // Even when nothing changed the snapshot may be missing (first

@@ -33,6 +33,12 @@ pub struct ProxyStatus {
     pub disconnected_at: Option<u64>,
     /// Per type URL.
     pub types: BTreeMap<String, TypeStatus>,
+    /// Service the proxy registered as (from its node metadata).
+    pub service: Option<String>,
+    /// Its namespace.
+    pub namespace: Option<String>,
+    /// Its workload labels (`version`, ...).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One resource type's state for one proxy.
@@ -100,6 +106,21 @@ impl ProxyStatusTable {
             p.streams = p.streams.saturating_sub(1);
             p.connected = p.streams > 0;
             p.disconnected_at = Some(unix_now());
+        });
+    }
+
+    /// Records who a node is (for `trellis proxy-status`).
+    pub fn set_identity(
+        &self,
+        node_id: &str,
+        service: &str,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) {
+        self.update(node_id, |p| {
+            p.service = Some(service.to_string());
+            p.namespace = Some(namespace.to_string());
+            p.labels = labels.clone();
         });
     }
 
