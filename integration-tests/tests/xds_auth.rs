@@ -1,7 +1,8 @@
 //! Issue 3, check 4: authenticated xDS. A sidecar whose token is for one
 //! service but which claims another gets nothing and is not registered;
 //! missing, forged and malformed tokens are refused, logged and counted.
-//! (Expired and revoked tokens: unit tests in `serve::auth` and `ca::token`.)
+//! Revoked ones too (`trellis token --revoke`); expired: unit tests in
+//! `serve::auth` and `ca::token`.
 
 use std::path::Path;
 use std::process::Command;
@@ -93,7 +94,27 @@ async fn tokens_are_required_and_must_match_the_node() {
     hijack.token_file = Some(ledger_token.clone());
     let _hijack = start_envoy(&trellis, &hijack, dir.path());
 
+    // A revoked token (`trellis token --revoke JTI`).
+    let state = trellis.state_dir().display().to_string();
+    let mint = ["token", "--service", "ledger", "--state-dir", &state];
+    let (code, revoked, stderr) = run_trellis(&mint).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let jti = stderr
+        .split("(id ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("trellis token prints the token id on stderr");
+    let (code, _, stderr) =
+        run_trellis(&["token", "--revoke", jti, "--state-dir", &state]).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let revoked_file = dir.path().join("revoked.token");
+    std::fs::write(&revoked_file, revoked.trim()).unwrap();
+    let mut revoked_spec = SidecarSpec::new("ledger", &[], free_port());
+    revoked_spec.token_file = Some(revoked_file);
+    let _revoked = start_envoy(&trellis, &revoked_spec, dir.path());
+
     for reason in [
+        "revoked",
         "node_id_conflict",
         "identity_mismatch",
         "missing_token",
@@ -106,7 +127,7 @@ async fn tokens_are_required_and_must_match_the_node() {
     // None of them is registered or holds a certificate; the genuine one does.
     let proxies = trellis.debug_proxies().await.unwrap().to_string();
     let ca = trellis.admin("/debug/ca").await.unwrap();
-    for spec in [&spoof, &missing, &forged_spec, &junk_spec] {
+    for spec in [&spoof, &missing, &forged_spec, &junk_spec, &revoked_spec] {
         assert!(
             !proxies.contains(&spec.node_id),
             "{} registered",

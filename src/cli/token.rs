@@ -30,6 +30,9 @@ pub struct TokenArgs {
     /// The control plane's state directory (holds the token key).
     #[arg(long, value_name = "DIR", default_value = "./.trellis")]
     state_dir: PathBuf,
+    /// Write the token to FILE (mode 0600) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Revoke the token with this id (`jti`) instead of minting one.
     #[arg(long, value_name = "JTI", conflicts_with_all = ["service", "service_account"])]
     revoke: Option<String>,
@@ -50,6 +53,31 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let token = authority
         .issue(service, &args.namespace, sa, args.ttl)
         .context("issuing the token")?;
-    println!("{token}");
+    // The id and expiry (never the token) on stderr, for `--revoke` later.
+    if let Ok(claims) = authority.verify(&token, std::time::SystemTime::now()) {
+        eprintln!(
+            "token for {} (id {}, expires at unix time {})",
+            claims.sub, claims.jti, claims.exp
+        );
+    }
+    match &args.output {
+        Some(path) => write_private(path, &format!("{token}\n"))
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{token}"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path` readable by the owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
