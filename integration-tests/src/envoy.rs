@@ -77,7 +77,13 @@ impl Envoy {
         cmd.arg("-c")
             .arg(bootstrap)
             // Several Envoys share this host: no hot-restart shared memory.
-            .args(["--disable-hot-restart", "--log-level", "warn"])
+            .args([
+                "--disable-hot-restart",
+                "--drain-strategy",
+                "immediate",
+                "--log-level",
+                "warn",
+            ])
             // One worker: the machine has two cores for everything.
             .args(["--concurrency", "1"]);
         let child = ChildGuard::spawn(name, cmd, &dir.path().join("envoy.log"))?;
