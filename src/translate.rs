@@ -38,6 +38,7 @@ mod retry;
 mod route_match;
 mod route_rule;
 mod routes;
+pub mod scope;
 mod secrets;
 pub mod telemetry;
 mod tls;
@@ -93,6 +94,10 @@ pub struct Shared {
     pub authz: rbac::AuthzPolicies,
     /// Every `Telemetry`, for each proxy's access logs and tracing.
     pub telemetries: Vec<crate::config::model::Telemetry>,
+    /// Every `Sidecar` (egress scopes; see [`scope`]).
+    pub sidecars: Vec<crate::config::model::SidecarScope>,
+    /// The namespace of every service, for `Sidecar` egress hosts.
+    pub service_namespaces: BTreeMap<Host, String>,
 }
 
 impl Shared {
@@ -172,6 +177,11 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
         peer_authentications: mesh.peer_authentications.clone(),
         authz: rbac::AuthzPolicies::from_mesh(mesh),
         telemetries: mesh.telemetries.clone(),
+        sidecars: mesh.sidecars.clone(),
+        service_namespaces: views
+            .iter()
+            .map(|v| (v.host.clone(), v.namespace.clone()))
+            .collect(),
     }
 }
 
@@ -185,16 +195,26 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
         .get(&proxy.host())
         .and_then(|ports| ports.first())
         .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
-    let mut clusters = shared.clusters.clone();
+    let scope = scope::Scope::of(shared, proxy);
+    let mut clusters = match &scope {
+        Some(s) => s.clusters(&shared.clusters),
+        None => shared.clusters.clone(),
+    };
     clusters.push(listeners::inbound_cluster(proxy, h2));
     ProxyResources {
         clusters,
-        load_assignments: shared.load_assignments.clone(),
+        load_assignments: match &scope {
+            Some(s) => s.load_assignments(&shared.load_assignments),
+            None => shared.load_assignments.clone(),
+        },
         listeners: vec![
             listeners::inbound(shared, proxy, security),
             listeners::outbound(shared, proxy),
         ],
-        routes: shared.routes.clone(),
+        routes: match &scope {
+            Some(s) => s.routes(&shared.routes),
+            None => shared.routes.clone(),
+        },
         secrets: security
             .certs
             .as_ref()

@@ -30,6 +30,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         peer_authentications,
         meshes,
         telemetries,
+        mut sidecars,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
@@ -72,6 +73,13 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         peer_authentications,
         authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),
         telemetries,
+        sidecars: {
+            sidecars.sort_by(|a, b| {
+                let (a, b) = (&a.origin, &b.origin);
+                (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+            });
+            sidecars
+        },
     })
 }
 

@@ -27,6 +27,7 @@ enum Kind {
     PeerAuthentication,
     Mesh,
     Telemetry,
+    Sidecar,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -44,6 +45,7 @@ pub(crate) struct Loader {
     pub meshes: Vec<(Arc<DocInfo>, MeshSettings)>,
     pub authorization_policies: Vec<AuthorizationPolicy>,
     pub telemetries: Vec<(Arc<DocInfo>, super::model::Telemetry)>,
+    pub sidecars: Vec<super::model::SidecarScope>,
     /// Hosts of resources that failed to parse (not checked further).
     pub salvaged_hosts: BTreeSet<Host>,
 }
@@ -142,6 +144,12 @@ impl Loader {
                 if let Some(spec) = self.spec::<raw::telemetry::Telemetry>(info, value) {
                     let t = convert::telemetry(&mut self.cx(info), &spec);
                     self.telemetries.extend(t.map(|t| (info.clone(), t)));
+                }
+            }
+            Kind::Sidecar => {
+                if let Some(spec) = self.spec::<raw::sidecar::Sidecar>(info, value) {
+                    let s = convert::sidecar(&mut self.cx(info), &spec);
+                    self.sidecars.extend(s);
                 }
             }
         }
@@ -281,6 +289,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "PeerAuthentication" => Kind::PeerAuthentication,
         "Mesh" => Kind::Mesh,
         "Telemetry" => Kind::Telemetry,
+        "Sidecar" => Kind::Sidecar,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -314,13 +323,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
 /// `None` for groups that are not Istio's.
 fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
     Some(match group {
-        NETWORKING => &[
-            "Sidecar",
-            "Gateway",
-            "EnvoyFilter",
-            "WorkloadGroup",
-            "ProxyConfig",
-        ],
+        NETWORKING => &["Gateway", "EnvoyFilter", "WorkloadGroup", "ProxyConfig"],
         SECURITY => &["RequestAuthentication"],
         TELEMETRY => &[],
         TRELLIS => &[],

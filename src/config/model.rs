@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod authorization;
 mod security;
+mod sidecar;
 mod telemetry;
 
 pub use authorization::{
@@ -25,6 +26,7 @@ pub use security::{
     DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN, DEFAULT_WORKLOAD_TTL,
 };
 
+pub use sidecar::{sidecar_for, EgressHost, EgressNamespace, SidecarScope};
 pub use telemetry::{
     effective_telemetry, AccessLogging, CustomTag, DefaultProviders, EffectiveTelemetry,
     EffectiveTracing, ExtensionProvider, LogFormat, MeshTelemetry, ProviderKind, Telemetry,
@@ -119,6 +121,9 @@ pub struct MeshConfig {
     /// `Telemetry` resources, sorted by namespace and name (see
     /// [`effective_telemetry`]).
     pub telemetries: Vec<Telemetry>,
+    /// `Sidecar` resources (egress scopes), sorted by namespace and name
+    /// (see [`sidecar_for`]).
+    pub sidecars: Vec<SidecarScope>,
 }
 
 /// Application protocol of a service port.

@@ -1,0 +1,104 @@
+//! `Sidecar` → [`SidecarScope`], following Istio's validation
+//! (`pkg/config/validation`: `ValidateSidecar`, `validateSidecarEgressPortBindAndCaptureMode`,
+//! host form `NAMESPACE/HOST`).
+
+use super::Cx;
+use crate::config::model::{EgressHost, EgressNamespace, Host, SidecarScope};
+use crate::config::raw::sidecar as raw;
+
+/// Converts a `Sidecar`; `None` when it is unusable.
+pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope> {
+    cx.unsupported("spec", "ingress", &sc.ingress);
+    cx.unsupported("spec", "outboundTrafficPolicy", &sc.outbound_traffic_policy);
+    cx.unsupported("spec", "inboundConnectionPool", &sc.inbound_connection_pool);
+    let own_ns = cx.doc.namespace.clone();
+    let mut ok = true;
+    if sc.egress.is_empty() {
+        cx.err(
+            "spec.egress",
+            "egress must list at least one listener with hosts",
+        );
+        ok = false;
+    }
+    let mut egress = Vec::new();
+    for (i, l) in sc.egress.iter().enumerate() {
+        let path = format!("spec.egress[{i}]");
+        cx.unsupported(&path, "port", &l.port);
+        cx.unsupported(&path, "bind", &l.bind);
+        cx.unsupported(&path, "captureMode", &l.capture_mode);
+        if l.hosts.is_empty() {
+            cx.err(&format!("{path}.hosts"), "hosts must not be empty");
+            ok = false;
+        }
+        for (j, h) in l.hosts.iter().enumerate() {
+            match egress_host(h, &own_ns) {
+                Ok(e) => egress.push(e),
+                Err(msg) => {
+                    cx.err(&format!("{path}.hosts[{j}]"), msg);
+                    ok = false;
+                }
+            }
+        }
+    }
+    let selector = sc.workload_selector.as_ref().map(|s| s.labels.clone());
+    if let Some(labels) = &selector {
+        cx.labels("spec.workloadSelector.labels", labels);
+    }
+    ok.then(|| SidecarScope {
+        namespace: own_ns,
+        selector: selector.filter(|l| !l.is_empty()),
+        egress,
+        origin: cx.doc.origin(),
+    })
+}
+
+/// Parses `NAMESPACE/HOST` (`.` = the Sidecar's namespace, `*` = any,
+/// `~` = none; HOST `*`, `*.SUFFIX` or a DNS name).
+fn egress_host(text: &str, own_ns: &str) -> Result<EgressHost, String> {
+    let Some((ns, host)) = text.split_once('/') else {
+        return Err(format!(
+            "host {text:?} must have the form NAMESPACE/HOST (e.g. ./*, */*, ~/*)"
+        ));
+    };
+    let namespace = match ns {
+        "*" => EgressNamespace::Any,
+        "~" => EgressNamespace::None,
+        "." => EgressNamespace::Named(own_ns.to_string()),
+        n if super::is_dns_label(n) => EgressNamespace::Named(n.to_string()),
+        n => {
+            return Err(format!(
+                "namespace {n:?} in host {text:?} is not a DNS label, `.`, `*` or `~`"
+            ))
+        }
+    };
+    let host = if host == "*" {
+        host.to_string()
+    } else if let Some(suffix) = host.strip_prefix("*.") {
+        if !super::is_dns_subdomain(suffix) {
+            return Err(format!(
+                "wildcard host {host:?} has no valid domain after `*.`"
+            ));
+        }
+        host.to_string()
+    } else if super::is_dns_subdomain(host) {
+        Host::canonical(host, ns_for_short(ns, own_ns))
+            .as_str()
+            .to_string()
+    } else {
+        return Err(format!(
+            "host {host:?} in {text:?} is not `*`, `*.DOMAIN` or a DNS name"
+        ));
+    };
+    Ok(EgressHost { namespace, host })
+}
+
+/// A short host name resolves in the namespace the entry names.
+fn ns_for_short<'a>(ns: &'a str, own_ns: &'a str) -> &'a str {
+    match ns {
+        "." | "*" | "~" => own_ns,
+        n => n,
+    }
+}
+
+#[cfg(test)]
+mod tests;

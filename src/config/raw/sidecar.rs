@@ -1,0 +1,45 @@
+//! `Sidecar` (`networking.istio.io`), as written. Trellis reads the egress
+//! hosts (the services a sidecar may reach) and the workload selector.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Unsupported;
+
+/// `Sidecar.spec`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Sidecar {
+    pub workload_selector: Option<WorkloadSelector>,
+    #[serde(default)]
+    pub egress: Vec<EgressListener>,
+    /// Inbound listeners per port: not supported yet.
+    pub ingress: Option<Unsupported>,
+    /// REGISTRY_ONLY / ALLOW_ANY: not supported yet.
+    pub outbound_traffic_policy: Option<Unsupported>,
+    /// Inbound connection pool settings: not supported yet.
+    pub inbound_connection_pool: Option<Unsupported>,
+}
+
+/// `WorkloadSelector` (Sidecar spells it `labels`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct WorkloadSelector {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `IstioEgressListener`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct EgressListener {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// A per-port egress listener: not supported yet.
+    pub port: Option<Unsupported>,
+    /// The bind address: not supported yet.
+    pub bind: Option<Unsupported>,
+    /// Traffic capture mode: not supported yet.
+    pub capture_mode: Option<Unsupported>,
+}
