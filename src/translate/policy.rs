@@ -216,7 +216,7 @@ fn apply_load_balancer(c: &mut XdsCluster, lb: Option<&LoadBalancer>) {
             ));
             LbPolicy::RingHash
         }
-        // PASSTHROUGH (original destination) has no meaning behind an
+        // PASSTHROUGH is rejected by validation (no original destination behind an
         // explicit outbound listener; it falls back to the default.
         _ => LbPolicy::LeastRequest,
     };

@@ -152,10 +152,16 @@ fn simple(cx: &mut Cx<'_>, path: &str, s: &str) -> Option<SimpleLb> {
         "ROUND_ROBIN" => SimpleLb::RoundRobin,
         "LEAST_REQUEST" | "LEAST_CONN" => SimpleLb::LeastRequest,
         "RANDOM" => SimpleLb::Random,
-        "PASSTHROUGH" => SimpleLb::Passthrough,
         "UNSPECIFIED" => SimpleLb::Unspecified,
+        // Original-destination balancing needs transparent interception:
+        // behind the explicit outbound listener the original destination is
+        // the listener itself, so accepting it would silently change meaning.
+        "PASSTHROUGH" => {
+            cx.err(path, "PASSTHROUGH is not supported yet (it needs transparent interception): use ROUND_ROBIN, LEAST_REQUEST or RANDOM");
+            return None;
+        }
         other => {
-            let msg = format!("unknown load balancer {other:?}: use ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH or UNSPECIFIED");
+            let msg = format!("unknown load balancer {other:?}: use ROUND_ROBIN, LEAST_REQUEST, RANDOM or UNSPECIFIED");
             cx.err(path, msg);
             return None;
         }

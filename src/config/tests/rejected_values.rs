@@ -84,7 +84,7 @@ fn values_istio_rejects_in_destination_rules() {
     assert_eq!(
         errors(&format!("{}{policy}", dr("d", "x"))),
         [
-            r#"f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.simple: unknown load balancer "FASTEST": use ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH or UNSPECIFIED"#,
+            r#"f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.simple: unknown load balancer "FASTEST": use ROUND_ROBIN, LEAST_REQUEST, RANDOM or UNSPECIFIED"#,
             "f.yaml:11:7: error: DestinationRule/d: spec.trafficPolicy.outlierDetection.maxEjectionPercent: 101 is not in 0..100",
             r#"f.yaml:12:7: error: DestinationRule/d: spec.trafficPolicy.outlierDetection.interval: duration "0s" must be at least 1ms"#,
             "f.yaml:15:9: error: DestinationRule/d: spec.trafficPolicy.connectionPool.http.maxRetries: -1 must not be negative",
@@ -109,5 +109,16 @@ fn metadata_rules() {
     assert_eq!(
         errors("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: x\n"),
         ["f.yaml:1:1: error: DestinationRule/x: spec: spec is required"]
+    );
+}
+
+#[test]
+fn passthrough_load_balancer_is_not_supported_yet() {
+    let policy = "  trafficPolicy:\n    loadBalancer:\n      simple: PASSTHROUGH\n";
+    assert_eq!(
+        errors(&format!("{}{policy}", dr("d", "x"))),
+        [
+            "f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not supported yet (it needs transparent interception): use ROUND_ROBIN, LEAST_REQUEST or RANDOM",
+        ]
     );
 }
