@@ -16,12 +16,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::delta::DeltaOutput;
 use super::status::unix_now;
 use super::{
-    DeltaStreamState, NackStatus, Output, ProxyStatusTable, RequestError, Snapshot, SnapshotCache,
-    StreamEvent, StreamState, XdsMetrics,
+    DeltaStreamState, NackStatus, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent,
+    StreamState, XdsMetrics,
 };
+use protocol::{Protocol, Step};
+
+mod protocol;
 
 /// Responses queued per stream before the stream task waits for the client.
 const RESPONSE_QUEUE: usize = 16;
@@ -160,64 +162,11 @@ impl AdsServer {
                 return Err(status);
             }
         };
-        let guard = StreamGuard::open(self, node_id);
+        let guard = StreamGuard::open(self, node_id, P::NAME);
         let snapshots = self.cache.subscribe(&guard.node_id);
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         tokio::spawn(run_stream::<P>(guard, first, inbound, snapshots, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// One ADS protocol (state of the world or delta) as the stream task sees
-/// it: a pure state machine of its request and response types.
-pub(super) trait Protocol: Default + Send + 'static {
-    /// The client's message.
-    type Request: Send + 'static;
-    /// The server's message.
-    type Response: Send + 'static;
-    /// The node of a request (only the first must carry it).
-    fn node(req: &Self::Request) -> Option<&Node>;
-    /// Handles a request: responses and events.
-    fn request(&mut self, req: &Self::Request) -> Result<Step<Self::Response>, RequestError>;
-    /// Handles a new snapshot: responses and events.
-    fn snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step<Self::Response>;
-}
-
-/// Responses to send and events to record.
-pub(super) type Step<R> = (Vec<R>, Vec<StreamEvent>);
-
-impl Protocol for StreamState {
-    type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
-    fn node(req: &DiscoveryRequest) -> Option<&Node> {
-        req.node.as_ref()
-    }
-    fn request(&mut self, req: &DiscoveryRequest) -> Result<Step<DiscoveryResponse>, RequestError> {
-        self.on_request(req)
-            .map(|o: Output| (o.responses, o.events))
-    }
-    fn snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step<DiscoveryResponse> {
-        let o = self.on_snapshot(snapshot);
-        (o.responses, o.events)
-    }
-}
-
-impl Protocol for DeltaStreamState {
-    type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
-    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
-        req.node.as_ref()
-    }
-    fn request(
-        &mut self,
-        req: &DeltaDiscoveryRequest,
-    ) -> Result<Step<DeltaDiscoveryResponse>, RequestError> {
-        self.on_request(req)
-            .map(|o: DeltaOutput| (o.responses, o.events))
-    }
-    fn snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step<DeltaDiscoveryResponse> {
-        let o = self.on_snapshot(snapshot);
-        (o.responses, o.events)
     }
 }
 
@@ -232,10 +181,10 @@ struct StreamGuard {
 }
 
 impl StreamGuard {
-    fn open(server: &AdsServer, node_id: String) -> Self {
+    fn open(server: &AdsServer, node_id: String, protocol: &'static str) -> Self {
         server.status.stream_opened(&node_id);
         server.metrics.stream_opened();
-        tracing::info!(node = %node_id, "ADS stream opened");
+        tracing::info!(node = %node_id, protocol, "ADS stream opened");
         StreamGuard {
             node_id,
             hooks: server.hooks.clone(),
