@@ -112,3 +112,54 @@ fn io_errors_are_rejections_too() {
     assert!(rej.diagnostics[0].contains("gone") || rej.diagnostics[0].contains("mesh"));
     assert!(rej.errors.0.is_empty());
 }
+
+#[tokio::test]
+async fn proxy_config_renders_what_was_sent_without_keys() {
+    use crate::xds::{Snapshot, SnapshotCache, SECRET_TYPE};
+    use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        secret, Secret, TlsCertificate,
+    };
+    use prost::Message;
+    let inline = |s: &str| DataSource {
+        specifier: Some(data_source::Specifier::InlineString(s.into())),
+        ..Default::default()
+    };
+    let secret = Secret {
+        name: "default".into(),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: Some(inline("-----BEGIN CERTIFICATE-----")),
+            private_key: Some(inline("-----BEGIN PRIVATE KEY-----")),
+            ..Default::default()
+        })),
+    };
+    let any = std::sync::Arc::new(envoy_types::pb::google::protobuf::Any {
+        type_url: SECRET_TYPE.to_string(),
+        value: secret.encode_to_vec(),
+    });
+    let cache = SnapshotCache::new();
+    cache.set(
+        "p1",
+        std::sync::Arc::new(Snapshot::builder().add("default", any).build()),
+    );
+    let s = state();
+    s.set_snapshots(cache);
+    let (code, body) = get(&s, "/debug/proxies/p1/config?type=secrets").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        !body.contains("PRIVATE KEY") && !body.contains("BEGIN"),
+        "{body}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let res = &v["configs"]["secrets"]["resources"][0];
+    assert_eq!(res["name"], "default");
+    assert_eq!(res["tls_certificate"]["private_key"], "[redacted]");
+    assert_eq!(
+        get(&s, "/debug/proxies/nope/config").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&s, "/debug/proxies/p1/config?type=bogus").await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
