@@ -123,17 +123,12 @@ fn certificates(cx: &mut Cx<'_>, c: &raw::Certificates, out: &mut MeshSettings) 
             out.workload_ttl = ttl;
         }
     }
-    let path = "spec.certificates.rootTTL";
-    if let Some(ttl) = c.root_ttl.as_ref().and_then(|t| cx.duration(path, t)) {
-        if ttl <= out.workload_ttl {
-            let msg = format!(
-                "rootTTL must be longer than workloadTTL ({:?})",
-                out.workload_ttl
-            );
-            cx.err(path, msg);
-        } else {
-            out.root_ttl = Some(ttl);
-        }
+    // The CA generates its roots before any config is read and keeps them
+    // across reloads, so a root lifetime here could not take effect: say so
+    // rather than accept it.
+    if c.root_ttl.is_some() {
+        let msg = "rootTTL is not supported yet: generated roots live ten years; bring your own CA for another lifetime";
+        cx.err("spec.certificates.rootTTL", msg);
     }
 }
 

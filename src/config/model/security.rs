@@ -24,8 +24,6 @@ pub struct MeshSettings {
     pub root_namespace: String,
     /// `certificates.workloadTTL`: lifetime of workload certificates.
     pub workload_ttl: Duration,
-    /// `certificates.rootTTL`: lifetime of a generated root, if set.
-    pub root_ttl: Option<Duration>,
     /// The declaring resource; `None` for the defaults.
     pub origin: Option<Origin>,
     /// `extensionProviders` and `defaultProviders` (access logs on).
@@ -38,7 +36,6 @@ impl Default for MeshSettings {
             trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
             workload_ttl: DEFAULT_WORKLOAD_TTL,
-            root_ttl: None,
             origin: None,
             telemetry: Default::default(),
         }
