@@ -104,6 +104,7 @@ async fn demo(
     let entry = format!("http://127.0.0.1:{}/", frontend.sidecar.outbound_port);
     wait_for_route(&entry, children).await?;
     print_intro(&topo, &entry);
+    print_observability(&topo, dir);
     live(
         args,
         &entry,
@@ -191,8 +192,14 @@ async fn start_services(
         })
         .await?;
         println!(
-            "  {:<18} {:<16} app :{:<5}  sidecar in :{:<5} out :{:<5} admin :{}",
-            inst.label, s.service, s.app_port, s.inbound_port, s.outbound_port, s.admin_port
+            "  {:<18} {:<16} app :{:<5}  sidecar in :{:<5} out :{:<5} admin :{:<5} stats :{}",
+            inst.label,
+            s.service,
+            s.app_port,
+            s.inbound_port,
+            s.outbound_port,
+            s.admin_port,
+            s.stats_port.unwrap_or_default()
         );
     }
     Ok(())
@@ -233,6 +240,28 @@ fn print_intro(topo: &Topology, entry: &str) {
         "Try: curl -H 'Host: {FRONTEND}' {entry}   or   curl http://{}/debug/proxies",
         topo.admin_addr
     );
+    println!();
+}
+
+/// Where the demo's metrics, logs and traces are.
+fn print_observability(topo: &Topology, dir: &Path) {
+    let stats: Vec<String> = topo
+        .instances
+        .iter()
+        .filter_map(|i| Some(format!("{}:{}", i.label, i.sidecar.stats_port?)))
+        .collect();
+    println!("Metrics: control plane http://{}/metrics", topo.admin_addr);
+    println!(
+        "  sidecars http://127.0.0.1:PORT/stats/prometheus, PORT per sidecar: {}",
+        stats.join(" ")
+    );
+    println!(
+        "Logs: {}/logs/: trellis.log, LABEL.log (apps), LABEL.envoy.log (sidecars,",
+        dir.display()
+    );
+    println!("  with one JSON access log line per request)");
+    println!("Traces: this demo runs no collector; `docker compose up` runs the same mesh with");
+    println!("  Jaeger (http://localhost:16686), Prometheus and a Grafana dashboard (README, Observability).");
     println!();
 }
 

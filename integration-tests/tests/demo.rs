@@ -55,6 +55,10 @@ async fn demo_shifts_the_canary_to_50_50() {
         "payment should see the frontend's identity:\n{stdout}"
     );
     assert!(stdout.contains("STRICT"), "{stdout}");
+    // Issue 4: where metrics, logs and traces are.
+    for what in ["/metrics", "/stats/prometheus", "access log", "Traces:"] {
+        assert!(stdout.contains(what), "no {what:?} in:\n{stdout}");
+    }
     let mean =
         |rs: &[&(f64, f64, String, String)]| rs.iter().map(|r| r.1).sum::<f64>() / rs.len() as f64;
     let (v2_before, v2_after) = (mean(&before), mean(&after[usize::from(after.len() > 1)..]));

@@ -108,6 +108,8 @@ impl Instance {
         sidecar.inbound_port = ports.pick()?;
         sidecar.outbound_port = ports.pick()?;
         sidecar.admin_port = ports.pick()?;
+        // Prometheus stats (only /stats/prometheus), as in docker-compose.
+        sidecar.stats_port = Some(ports.pick()?);
         sidecar.xds_addr = xds_addr.to_string();
         Ok(Instance {
             label: label.to_string(),
@@ -159,7 +161,13 @@ impl Instance {
         let mut cmd = Command::new(envoy);
         cmd.arg("-c")
             .arg(bootstrap)
-            .args(["--disable-hot-restart", "--concurrency", "1"])
+            .args([
+                "--disable-hot-restart",
+                "--drain-strategy",
+                "immediate",
+                "--concurrency",
+                "1",
+            ])
             .args(["--log-level", "warn"]);
         cmd
     }
@@ -232,7 +240,14 @@ mod tests {
             .iter()
             .flat_map(|i| {
                 let s = &i.sidecar;
-                [s.app_port, s.inbound_port, s.outbound_port, s.admin_port]
+                let stats = s.stats_port.unwrap_or_default();
+                [
+                    s.app_port,
+                    s.inbound_port,
+                    s.outbound_port,
+                    s.admin_port,
+                    stats,
+                ]
             })
             .collect();
         let n = ports.len();
