@@ -106,50 +106,57 @@ fn custom_tag(name: &str, tag: &CustomTag) -> XdsCustomTag {
 
 fn provider(kind: &ProviderKind, proxy: &Proxy) -> Option<TraceProvider> {
     let (name, config) = match kind {
-        ProviderKind::OpenTelemetry { service, port } => {
-            let grpc = GrpcService {
-                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
-                    grpc_service::EnvoyGrpc {
-                        cluster_name: collector_cluster_name(service, *port),
-                        authority: service.clone(),
-                        ..Default::default()
-                    },
-                )),
-                ..Default::default()
-            };
-            let config = OpenTelemetryConfig {
-                grpc_service: Some(grpc),
-                // Istio's service name: `app.namespace`.
-                service_name: format!("{}.{}", proxy.service, proxy.namespace),
-                ..Default::default()
-            };
-            ("envoy.tracers.opentelemetry", pack_any(config))
-        }
+        ProviderKind::OpenTelemetry { service, port } => (
+            "envoy.tracers.opentelemetry",
+            pack_any(otel(service, *port, proxy)),
+        ),
         ProviderKind::Zipkin {
             service,
             port,
             path,
-        } => {
-            // As istiod: 128-bit trace ids, and client and server spans
-            // with their own ids (no shared span context) so that every
-            // hop has a parent link.
-            let config = ZipkinConfig {
-                collector_cluster: collector_cluster_name(service, *port),
-                collector_endpoint: path.clone(),
-                trace_id_128bit: true,
-                shared_span_context: Some(BoolValue { value: false }),
-                collector_endpoint_version: CollectorEndpointVersion::HttpJson as i32,
-                collector_hostname: service.clone(),
-                ..Default::default()
-            };
-            ("envoy.tracers.zipkin", pack_any(config))
-        }
+        } => (
+            "envoy.tracers.zipkin",
+            pack_any(zipkin(service, *port, path)),
+        ),
         ProviderKind::FileAccessLog { .. } => return None,
     };
     Some(TraceProvider {
         name: name.to_string(),
         config_type: Some(http::ConfigType::TypedConfig(config)),
     })
+}
+
+fn otel(service: &str, port: u16, proxy: &Proxy) -> OpenTelemetryConfig {
+    let grpc = GrpcService {
+        target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+            grpc_service::EnvoyGrpc {
+                cluster_name: collector_cluster_name(service, port),
+                authority: service.to_string(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    OpenTelemetryConfig {
+        grpc_service: Some(grpc),
+        // Istio's service name: `app.namespace`.
+        service_name: format!("{}.{}", proxy.service, proxy.namespace),
+        ..Default::default()
+    }
+}
+
+/// As istiod: 128-bit trace ids, and client and server spans with their
+/// own ids (no shared span context) so that every hop has a parent link.
+fn zipkin(service: &str, port: u16, path: &str) -> ZipkinConfig {
+    ZipkinConfig {
+        collector_cluster: collector_cluster_name(service, port),
+        collector_endpoint: path.to_string(),
+        trace_id_128bit: true,
+        shared_span_context: Some(BoolValue { value: false }),
+        collector_endpoint_version: CollectorEndpointVersion::HttpJson as i32,
+        collector_hostname: service.to_string(),
+        ..Default::default()
+    }
 }
 
 /// The cluster a collector at `service:port` is reached through: Istio's
