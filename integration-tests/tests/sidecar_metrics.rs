@@ -144,6 +144,15 @@ async fn stats_port_counts_requests_per_destination_subset() {
         sum(&scrape, "envoy_cluster_upstream_rq", &ledger) as usize,
         ERRORS
     );
+    let class = [
+        ("destination_service", "ledger.default.svc.cluster.local"),
+        ("envoy_response_code_class", "4"),
+    ];
+    assert_eq!(
+        sum(&scrape, "envoy_cluster_upstream_rq_xx", &class) as usize,
+        ERRORS,
+        "by response code class"
+    );
     let v2 = expect[1].1 as f64 / N as f64;
     assert!((0.05..=0.15).contains(&v2), "v2 share {v2}");
 
