@@ -173,3 +173,52 @@ async fn json_access_logs_with_fields_values_and_retry_flag() {
         ledger.sidecar.log()
     );
 }
+
+const SLOW_POOL: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: slow
+spec:
+  host: slow
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxRetries: 0
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowed_request_is_logged_with_uo() {
+    let config = ConfigDir::with(&[("pool.yaml", SLOW_POOL)]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let delay = Behavior::Delay(Duration::from_millis(500));
+    let _slow = Instance::start(&trellis, "slow", "v1", delay)
+        .await
+        .unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    client
+        .wait_endpoints("|slow.default.svc.cluster.local", 1)
+        .await
+        .unwrap();
+    let tally = client.tally("slow", &[], 10, 10).await;
+    assert!(
+        tally.get("HTTP 503") > 0,
+        "the pool must overflow: {tally:?}"
+    );
+    let overflowed = |log: &str| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|v| {
+                v["authority"] == "slow"
+                    && v["response_flags"] == "UO"
+                    && number(&v["response_code"]) == 503
+            })
+    };
+    let found = wait_for(LOG_TIMEOUT, POLL, || {
+        std::future::ready(overflowed(&client.sidecar.log()))
+    })
+    .await;
+    assert!(found.is_ok(), "no UO line:\n{}", client.sidecar.log());
+}
