@@ -11,6 +11,7 @@
 
 pub mod ads_mode;
 pub mod backend;
+pub mod canary_mesh;
 pub mod child;
 pub mod client;
 pub mod envoy;
@@ -22,6 +23,7 @@ pub mod trellis;
 pub mod wait;
 
 pub use backend::{Backend, Behavior};
+pub use canary_mesh::CanaryMesh;
 pub use child::ChildGuard;
 pub use client::{Client, Reply, Tally};
 pub use envoy::{Envoy, Sidecar};

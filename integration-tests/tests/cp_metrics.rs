@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus_parse::{Scrape, Value};
 use trellis_integration_tests::client::http_get;
-use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
 
 /// The default workload certificate TTL (24 h).
@@ -78,26 +78,13 @@ async fn wait_value_above(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_metrics_follow_changes() {
-    let config = ConfigDir::with(&[
-        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
-        (
-            "routes.yaml",
-            &weighted_routes("payment", &[("v1", 100), ("v2", 0)]),
-        ),
-    ])
-    .unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let _v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints(&subset_cluster("v1", "payment"), 1)
-        .await
-        .unwrap();
+    let CanaryMesh {
+        client: _client,
+        v2: _v2,
+        v1: _v1,
+        trellis,
+        config,
+    } = CanaryMesh::weighted(100, 0, &["v1"]).await.unwrap();
 
     let converged = wait_value_above(&trellis, "trellis_proxy_convergence_seconds", &[], 0.0).await;
     let first = scrape(&trellis).await;

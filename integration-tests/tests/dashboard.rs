@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use trellis_integration_tests::client::http_get;
-use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
 
 /// Metric name → every label name seen on it; from samples and from
@@ -112,28 +112,13 @@ fn names_split_metrics_from_labels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_metric_is_exported_by_trellis_or_a_sidecar() {
-    let config = ConfigDir::with(&[
-        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
-        (
-            "routes.yaml",
-            &weighted_routes("payment", &[("v1", 90), ("v2", 10)]),
-        ),
-    ])
-    .unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    for subset in ["v1", "v2"] {
-        client
-            .wait_endpoints(&subset_cluster(subset, "payment"), 1)
-            .await
-            .unwrap();
-    }
+    let CanaryMesh {
+        client,
+        v2: _v2,
+        v1,
+        trellis,
+        config,
+    } = CanaryMesh::weighted(90, 10, &["v1", "v2"]).await.unwrap();
     let tally = client.tally("payment", &[], 50, 4).await;
     assert_eq!(tally.ok(), 50, "{tally:?}");
     // A config change, so that the control plane pushes and converges.

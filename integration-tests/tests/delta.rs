@@ -10,31 +10,9 @@ use std::time::{Duration, Instant};
 
 use trellis_integration_tests::ads_mode::use_ads_mode;
 use trellis_integration_tests::backend::XFCC_ECHO_HEADER;
+use trellis_integration_tests::canary_mesh::HEADER_ROUTES;
 use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
 use trellis_integration_tests::*;
-
-const HEADER_ROUTES: &str = r#"
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - match:
-    - headers:
-        end-user:
-          exact: jason
-    route:
-    - destination:
-        host: payment
-        subset: v2
-  - route:
-    - destination:
-        host: payment
-        subset: v1
-"#;
 
 const STRICT: &str = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  \
      name: default\n  namespace: istio-system\nspec:\n  mtls:\n    mode: STRICT\n";

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
 
 /// Finds, anywhere in `v`, an object with a `file` ending in `file_name` and
@@ -52,30 +52,13 @@ async fn ack_latency(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_change_then_invalid_change() {
-    let config = ConfigDir::with(&[
-        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
-        (
-            "routes.yaml",
-            &weighted_routes("payment", &[("v1", 90), ("v2", 10)]),
-        ),
-    ])
-    .unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let _v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints(&subset_cluster("v1", "payment"), 1)
-        .await
-        .unwrap();
-    client
-        .wait_endpoints(&subset_cluster("v2", "payment"), 1)
-        .await
-        .unwrap();
+    let CanaryMesh {
+        client,
+        v2: _v2,
+        v1: _v1,
+        trellis,
+        config,
+    } = CanaryMesh::weighted(90, 10, &["v1", "v2"]).await.unwrap();
     let before = client.tally("payment", &[], 200, 4).await;
     assert!(before.get("payment v1") > 150, "{before:?}");
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
 
 /// A regex whose RE2 program size is about 660.
@@ -51,26 +51,13 @@ fn contains_text(v: &serde_json::Value, needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_route_keeps_last_good_version() {
-    let config = ConfigDir::with(&[
-        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
-        (
-            "routes.yaml",
-            &weighted_routes("payment", &[("v1", 100), ("v2", 0)]),
-        ),
-    ])
-    .unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let _v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints(&subset_cluster("v1", "payment"), 1)
-        .await
-        .unwrap();
+    let CanaryMesh {
+        client,
+        v2: _v2,
+        v1: _v1,
+        trellis,
+        config,
+    } = CanaryMesh::weighted(100, 0, &["v1"]).await.unwrap();
     let good = client.tally("payment", &[], 50, 2).await;
     assert_eq!(good.get("payment v1"), 50, "{good:?}");
 

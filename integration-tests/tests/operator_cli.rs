@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
 use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::*;
 
@@ -59,26 +58,13 @@ async fn status_row(trellis: &Trellis, node: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_status_and_proxy_config() {
-    let config = ConfigDir::with(&[
-        ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
-        (
-            "routes.yaml",
-            &weighted_routes("payment", &[("v1", 90), ("v2", 10)]),
-        ),
-    ])
-    .unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let _v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let _v2 = Instance::start(&trellis, "payment", "v2", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints(&subset_cluster("v2", "payment"), 1)
-        .await
-        .unwrap();
+    let CanaryMesh {
+        client,
+        v2: _v2,
+        v1: _v1,
+        trellis,
+        config,
+    } = CanaryMesh::weighted(90, 10, &["v2"]).await.unwrap();
     let node = client.sidecar.spec.node_id.clone();
 
     wait::wait_for(
