@@ -248,6 +248,9 @@ fn ads_mode_sets_the_api_type() {
     assert_eq!(v["dynamic_resources"]["ads_config"]["api_type"], "GRPC");
     spec.ads_mode = "delta".parse().unwrap();
     let v = bootstrap_value(&spec).unwrap();
-    assert_eq!(v["dynamic_resources"]["ads_config"]["api_type"], "DELTA_GRPC");
+    assert_eq!(
+        v["dynamic_resources"]["ads_config"]["api_type"],
+        "DELTA_GRPC"
+    );
     assert!("incremental".parse::<AdsMode>().is_err());
 }
