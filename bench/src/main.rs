@@ -40,6 +40,10 @@ pub struct XdsArgs {
     /// Static endpoints per service.
     #[arg(long, default_value_t = 3)]
     endpoints: usize,
+    /// Scope every sidecar to the first K services with a `Sidecar`
+    /// resource (default: no Sidecar, every service).
+    #[arg(long, value_name = "K")]
+    scope: Option<usize>,
     /// Use DeltaAggregatedResources instead of state of the world.
     #[arg(long)]
     delta: bool,

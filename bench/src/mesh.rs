@@ -14,6 +14,9 @@ pub struct Mesh {
     pub services: usize,
     /// Static endpoints per service.
     pub endpoints: usize,
+    /// With `Some(k)`, a namespace-wide `Sidecar` scopes every sidecar to
+    /// the first k services.
+    pub scope: Option<usize>,
 }
 
 /// The name of service `i`.
@@ -98,6 +101,15 @@ impl Mesh {
         for i in 0..self.services {
             let yaml = service_yaml(i, self.endpoints, 50, 0);
             std::fs::write(file(dir, i), yaml).context("writing the mesh config")?;
+        }
+        if let Some(k) = self.scope {
+            let hosts: String = (0..k.min(self.services))
+                .map(|i| format!("    - ./{}\n", service_name(i)))
+                .collect();
+            let yaml = format!(
+                "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: scope\nspec:\n  egress:\n  - hosts:\n{hosts}"
+            );
+            std::fs::write(dir.join("sidecar.yaml"), yaml).context("writing the Sidecar")?;
         }
         Ok(())
     }

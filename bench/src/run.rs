@@ -24,6 +24,7 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
     let mesh = Mesh {
         services: args.services.max(1),
         endpoints: args.endpoints.max(1),
+        scope: args.scope,
     };
     let bin = server::trellis_bin(args.trellis.clone())?;
     let tmp = tempfile::tempdir()?;
@@ -53,7 +54,7 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
     let mut out = json!({
         "proxies": args.proxies, "services": mesh.services, "endpoints": mesh.endpoints,
         "mode": if args.delta { "delta" } else { "sotw" },
-        "rss_base_kb": rss_base,
+        "rss_base_kb": rss_base, "scope": args.scope,
     });
     let synced = wait_synced(&clients, deadline).await;
     out["initial_sync_s"] = synced.then(|| started.elapsed().as_secs_f64()).into();
