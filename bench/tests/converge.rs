@@ -14,13 +14,24 @@ fn trellis_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().and_then(|d| d.parent()).unwrap();
     let bin = profile.join("trellis");
-    assert!(bin.is_file(), "no {bin:?}: run `cargo build --workspace` first");
+    assert!(
+        bin.is_file(),
+        "no {bin:?}: run `cargo build --workspace` first"
+    );
     bin
 }
 
 fn run(extra: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trellis-bench"))
-        .args(["xds", "--proxies", "200", "--services", "50", "--endpoints", "3"])
+        .args([
+            "xds",
+            "--proxies",
+            "200",
+            "--services",
+            "50",
+            "--endpoints",
+            "3",
+        ])
         .args(["--duration", "240", "--check", "--trellis"])
         .arg(trellis_bin())
         .args(extra)
