@@ -48,8 +48,8 @@ fn known_istio_kinds_not_supported_yet() {
     let doc =
         |api: &str, kind: &str| format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: x\n");
     assert_eq!(
-        errors(&doc("networking.istio.io/v1", "Sidecar")),
-        ["f.yaml:2:1: error: Sidecar/x: kind: kind Sidecar is not supported yet"]
+        errors(&doc("networking.istio.io/v1", "Gateway")),
+        ["f.yaml:2:1: error: Gateway/x: kind: kind Gateway is not supported yet"]
     );
     assert_eq!(
         errors(&doc("security.istio.io/v1", "RequestAuthentication")),
