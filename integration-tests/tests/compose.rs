@@ -301,14 +301,18 @@ async fn compose_mesh_config_is_accepted_by_real_sidecars() {
         config.copy_from(&entry.unwrap().path()).unwrap();
     }
     let trellis = Trellis::start(config.path()).await.unwrap();
+    // Both subsets get an instance: the compose config splits 90/10, and a
+    // request routed to an empty canary subset would get 503 by design.
     let _v1 = Instance::start(&trellis, "payment-service", "v1", Behavior::Ok)
         .await
         .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints("|stable|payment-service", 1)
+    let _v2 = Instance::start(&trellis, "payment-service", "v2", Behavior::Ok)
         .await
         .unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    for subset in ["|stable|payment-service", "|canary|payment-service"] {
+        client.wait_endpoints(subset, 1).await.unwrap();
+    }
     wait_all_acked(&trellis, &client.sidecar).await;
     let reply = client.get("payment-service", &[]).await.unwrap();
     assert_eq!(reply.status, 200, "{reply:?}");
