@@ -60,7 +60,7 @@ fn dynamic_resources_use_ads_v3() {
     let v = bootstrap_value(&example_spec()).unwrap();
     let dr = &v["dynamic_resources"];
     let ads = &dr["ads_config"];
-    assert_eq!(ads["api_type"], "GRPC");
+    assert_eq!(ads["api_type"], "DELTA_GRPC");
     assert_eq!(ads["transport_api_version"], "V3");
     assert_eq!(ads["set_node_on_first_message_only"], true);
     assert_eq!(
@@ -174,15 +174,17 @@ fn envoy_accepts_the_bootstrap() {
     .unwrap();
     let root = dir.path().join("root.pem");
     std::fs::write(&root, ca.trust_bundle_pem()).unwrap();
+    // Both ADS modes, since both are supported (delta is the default).
     let cases = [
-        ("ip", "127.0.0.1:15010", false),
-        ("dns", "localhost:15010", false),
-        ("ip-secure", "127.0.0.1:15010", true),
-        ("dns-secure", "localhost:15010", true),
+        ("ip", "127.0.0.1:15010", false, AdsMode::Delta),
+        ("dns", "localhost:15010", false, AdsMode::Sotw),
+        ("ip-secure", "127.0.0.1:15010", true, AdsMode::Sotw),
+        ("dns-secure", "localhost:15010", true, AdsMode::Delta),
     ];
-    for (name, addr, secure) in cases {
+    for (name, addr, secure, ads_mode) in cases {
         let mut spec = example_spec();
         spec.xds_addr = addr.into();
+        spec.ads_mode = ads_mode;
         if secure {
             spec.token = Some(Token("a.b.c".into()));
             spec.xds_ca_file = Some(root.display().to_string());
@@ -242,15 +244,17 @@ fn which_envoy() -> Result<std::path::PathBuf, ()> {
 }
 
 #[test]
-fn ads_mode_sets_the_api_type() {
+fn ads_mode_sets_the_api_type_and_delta_is_the_default() {
     let mut spec = example_spec();
-    let v = bootstrap_value(&spec).unwrap();
-    assert_eq!(v["dynamic_resources"]["ads_config"]["api_type"], "GRPC");
-    spec.ads_mode = "delta".parse().unwrap();
+    assert_eq!(spec.ads_mode, AdsMode::Delta);
     let v = bootstrap_value(&spec).unwrap();
     assert_eq!(
         v["dynamic_resources"]["ads_config"]["api_type"],
         "DELTA_GRPC"
     );
+    spec.ads_mode = "sotw".parse().unwrap();
+    let v = bootstrap_value(&spec).unwrap();
+    assert_eq!(v["dynamic_resources"]["ads_config"]["api_type"], "GRPC");
+    assert_eq!("delta".parse::<AdsMode>(), Ok(AdsMode::Delta));
     assert!("incremental".parse::<AdsMode>().is_err());
 }

@@ -53,9 +53,9 @@ pub struct BootstrapArgs {
     /// `--xds-tls`: ADS then uses TLS, trusting only this root.
     #[arg(long, value_name = "FILE")]
     xds_ca_file: Option<PathBuf>,
-    /// ADS protocol: `sotw` (state of the world, api_type GRPC) or `delta`
-    /// (incremental xDS, api_type DELTA_GRPC).
-    #[arg(long, value_name = "sotw|delta", default_value = "sotw")]
+    /// ADS protocol: `delta` (incremental xDS, api_type DELTA_GRPC; the
+    /// default) or `sotw` for state of the world (api_type GRPC).
+    #[arg(long, value_name = "delta|sotw", default_value = "delta")]
     ads_mode: AdsMode,
     /// Port of the Prometheus stats listener (on --inbound-address): only
     /// `/stats/prometheus` and `/metrics`, never the admin API; 0 disables it.
@@ -220,6 +220,14 @@ mod tests {
         assert_eq!(spec, want);
         let off = parse(&["--service", "a", "--app-port", "1", "--stats-port", "0"]);
         assert_eq!(off.spec().unwrap().stats_port, None);
+    }
+
+    #[test]
+    fn ads_mode_defaults_to_delta_and_sotw_is_one_flag_away() {
+        let default = parse(&["--service", "a", "--app-port", "1"]);
+        assert_eq!(default.spec().unwrap().ads_mode, AdsMode::Delta);
+        let sotw = parse(&["--service", "a", "--app-port", "1", "--ads-mode", "sotw"]);
+        assert_eq!(sotw.spec().unwrap().ads_mode, AdsMode::Sotw);
     }
 
     #[test]
