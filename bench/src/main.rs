@@ -4,8 +4,13 @@
 //! [--duration SECS]` starts `trellis serve` on a generated mesh, connects N
 //! simulated Envoys over real gRPC on loopback and prints one JSON line of
 //! measurements (see BENCHMARKS.md).
+//!
+//! `trellis-bench envoy --sidecars K --services S` starts real Envoy sidecars
+//! on a generated mesh and prints JSON lines of route change convergence and
+//! of one sidecar's RSS in scoped, small and unscoped meshes.
 
 mod client;
+mod envoy;
 mod mesh;
 mod run;
 mod server;
@@ -26,6 +31,8 @@ struct Cli {
 enum Cmd {
     /// Simulated Envoy ADS clients against `trellis serve`.
     Xds(XdsArgs),
+    /// Real Envoy sidecars: route change convergence and sidecar RSS.
+    Envoy(envoy::EnvoyArgs),
 }
 
 /// Flags of `trellis-bench xds`.
@@ -75,8 +82,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Cmd::Xds(args) = cli.cmd;
-    match rt.block_on(run::xds(args)) {
+    let outcome = match cli.cmd {
+        Cmd::Xds(args) => rt.block_on(run::xds(args)),
+        Cmd::Envoy(args) => rt.block_on(envoy::envoy(args)),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! One `xds` run: mesh, control plane, clients, the measured phases, and
 //! the JSON line.
 
-mod measure;
+pub(crate) mod measure;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

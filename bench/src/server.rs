@@ -61,6 +61,17 @@ pub fn issue_token(bin: &Path, state: &Path, service: &str) -> anyhow::Result<St
     Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
+/// Resident set size of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kb_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    let kb = line.split_whitespace().nth(1).context("bad VmRSS")?;
+    Ok(kb.parse()?)
+}
+
 impl Server {
     /// Starts `trellis serve` and waits (bounded) until ADS accepts.
     pub async fn start(
@@ -115,13 +126,7 @@ impl Server {
 
     /// Resident set size in KiB (`VmRSS` of /proc/PID/status).
     pub fn rss_kb(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .context("no VmRSS")?;
-        let kb = line.split_whitespace().nth(1).context("bad VmRSS")?;
-        Ok(kb.parse()?)
+        rss_kb_of(self.pid()?)
     }
 
     /// User plus system CPU seconds (/proc/PID/stat utime + stime, in
