@@ -8,7 +8,12 @@
 //! `trellis-bench envoy --sidecars K --services S` starts real Envoy sidecars
 //! on a generated mesh and prints JSON lines of route change convergence and
 //! of one sidecar's RSS in scoped, small and unscoped meshes.
+//!
+//! `trellis-bench churn --rate R --duration SECS` registers and deregisters
+//! simulated sidecars at R per second while observer sidecars ACK the
+//! endpoint updates, and prints one JSON line of lags.
 
+mod churn;
 mod client;
 mod envoy;
 mod mesh;
@@ -33,6 +38,8 @@ enum Cmd {
     Xds(XdsArgs),
     /// Real Envoy sidecars: route change convergence and sidecar RSS.
     Envoy(envoy::EnvoyArgs),
+    /// Endpoint churn: sidecars registering and leaving at a steady rate.
+    Churn(churn::ChurnArgs),
 }
 
 /// Flags of `trellis-bench xds`.
@@ -51,6 +58,14 @@ pub struct XdsArgs {
     /// resource (default: no Sidecar, every service).
     #[arg(long, value_name = "K")]
     scope: Option<usize>,
+    /// Spread the services over M namespaces (`ns-0` …, contiguous blocks;
+    /// with 1, everything is in `default` as before).
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    namespaces: usize,
+    /// Write a `Mesh` with `defaultSidecarScope: ALL_SERVICES` (every
+    /// sidecar reaches every service unless a `Sidecar` says otherwise).
+    #[arg(long)]
+    all_services: bool,
     /// Use DeltaAggregatedResources instead of state of the world.
     #[arg(long)]
     delta: bool,
@@ -85,6 +100,7 @@ fn main() -> ExitCode {
     let outcome = match cli.cmd {
         Cmd::Xds(args) => rt.block_on(run::xds(args)),
         Cmd::Envoy(args) => rt.block_on(envoy::envoy(args)),
+        Cmd::Churn(args) => rt.block_on(churn::churn(args)),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tonic::transport::Endpoint;
 
 use crate::client::{self, ClientStats, Global, EDS, RDS};
-use crate::mesh::{service_name, Mesh};
+use crate::mesh::{service_name, Layout, Mesh};
 use crate::server::{self, Server};
 use crate::XdsArgs;
 use measure::{converge, percentiles, quiesce, wait_synced, Clients};
@@ -26,12 +26,13 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
         endpoints: args.endpoints.max(1),
         scope: args.scope,
     };
+    let layout = Layout::new(mesh, args.namespaces, args.all_services);
     let bin = server::trellis_bin(args.trellis.clone())?;
     let tmp = tempfile::tempdir()?;
     let (config, state) = (tmp.path().join("config"), tmp.path().join("state"));
     std::fs::create_dir_all(&config)?;
-    mesh.write_all(&config)?;
-    let tokens = issue_tokens(&args, &bin, &state, &mesh)?;
+    layout.write_all(&config)?;
+    let tokens = issue_tokens(&args, &bin, &state, &layout)?;
     let server = Server::start(
         &bin,
         &config,
@@ -50,11 +51,12 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
         .map(|_| Arc::new(ClientStats::default()))
         .collect();
     let started = Instant::now();
-    spawn_clients(&args, &server, &mesh, &tokens, &clients, &global)?;
+    spawn_clients(&args, &server, &layout, &tokens, &clients, &global)?;
     let mut out = json!({
         "proxies": args.proxies, "services": mesh.services, "endpoints": mesh.endpoints,
         "mode": if args.delta { "delta" } else { "sotw" },
         "rss_base_kb": rss_base, "scope": args.scope,
+        "namespaces": layout.namespaces, "all_services": args.all_services,
     });
     let synced = wait_synced(&clients, deadline).await;
     out["initial_sync_s"] = synced.then(|| started.elapsed().as_secs_f64()).into();
@@ -66,13 +68,13 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
         (rss.saturating_sub(rss_base) as f64 / args.proxies.max(1) as f64).into();
 
     let route = change(&clients, &global, deadline, RDS, || {
-        mesh.rewrite(&config, 0, 70, 0)
+        layout.rewrite(&config, 0, 70, 0)
     })
     .await?;
     put(&mut out, "route_change", &route);
     out["bytes_per_route_change"] = route.bytes.into();
     let eps = change(&clients, &global, deadline, EDS, || {
-        mesh.rewrite(&config, 0, 70, 1)
+        layout.rewrite(&config, 0, 70, 1)
     })
     .await?;
     put(&mut out, "endpoint_change", &eps);
@@ -92,13 +94,14 @@ fn issue_tokens(
     args: &XdsArgs,
     bin: &std::path::Path,
     state: &std::path::Path,
-    mesh: &Mesh,
+    layout: &Layout,
 ) -> anyhow::Result<Vec<Option<String>>> {
-    let n = mesh.services.min(args.proxies.max(1));
+    let n = layout.mesh.services.min(args.proxies.max(1));
     (0..n)
         .map(|i| {
             if args.tokens {
-                server::issue_token(bin, state, &service_name(i)).map(Some)
+                let ns = layout.namespace(i);
+                server::issue_token_in(bin, state, &service_name(i), &ns).map(Some)
             } else {
                 Ok(None)
             }
@@ -109,7 +112,7 @@ fn issue_tokens(
 fn spawn_clients(
     args: &XdsArgs,
     server: &Server,
-    mesh: &Mesh,
+    layout: &Layout,
     tokens: &[Option<String>],
     clients: &Clients,
     global: &Arc<Global>,
@@ -117,8 +120,9 @@ fn spawn_clients(
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let url = format!("http://{}", server.xds);
     for (i, stats) in clients.iter().enumerate() {
-        let svc = i % mesh.services;
-        let node = client::node(i, &service_name(svc));
+        // Round robin over the services, so over their namespaces too.
+        let svc = i % layout.mesh.services;
+        let node = client::node_in(i, &service_name(svc), &layout.namespace(svc));
         let token = tokens.get(svc).cloned().flatten();
         let endpoint = Endpoint::from_shared(url.clone())?;
         let shared = (stats.clone(), global.clone());

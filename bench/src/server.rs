@@ -46,9 +46,22 @@ pub fn trellis_bin(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Issues a workload token for `service` with `trellis token`.
+// Kept for callers of the one-namespace API (the envoy bench).
+#[allow(dead_code)]
 pub fn issue_token(bin: &Path, state: &Path, service: &str) -> anyhow::Result<String> {
+    issue_token_in(bin, state, service, "default")
+}
+
+/// Issues a workload token for `service` of `namespace`.
+pub fn issue_token_in(
+    bin: &Path,
+    state: &Path,
+    service: &str,
+    namespace: &str,
+) -> anyhow::Result<String> {
     let out = std::process::Command::new(bin)
-        .args(["token", "--service", service, "--state-dir"])
+        .args(["token", "--service", service, "--namespace", namespace])
+        .arg("--state-dir")
         .arg(state)
         .output()
         .context("running trellis token")?;
@@ -81,6 +94,19 @@ impl Server {
         insecure: bool,
         log: &Path,
     ) -> anyhow::Result<Server> {
+        Server::start_with(bin, config, state, insecure, log, &[]).await
+    }
+
+    /// [`Server::start`] with more `trellis serve` flags (e.g.
+    /// `--grace-period 0s`).
+    pub async fn start_with(
+        bin: &Path,
+        config: &Path,
+        state: &Path,
+        insecure: bool,
+        log: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Server> {
         let xds = free_port()?;
         let admin = free_port()?;
         let mut cmd = Command::new(bin);
@@ -98,6 +124,7 @@ impl Server {
         if insecure {
             cmd.arg("--insecure-xds");
         }
+        cmd.args(extra);
         let log = std::fs::File::create(log)?;
         cmd.env(
             "RUST_LOG",
