@@ -76,12 +76,17 @@ pub fn issue_token_in(
 
 /// Resident set size of process `pid` in KiB (`VmRSS` of /proc/PID/status).
 pub fn rss_kb_of(pid: u32) -> anyhow::Result<u64> {
+    proc_status_kb(pid, "VmRSS:")
+}
+
+/// The `key` line (e.g. `RssAnon:`) of /proc/PID/status, in KiB.
+pub fn proc_status_kb(pid: u32, key: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    let kb = line.split_whitespace().nth(1).context("bad VmRSS")?;
+        .find(|l| l.starts_with(key))
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
+    let kb = line.split_whitespace().nth(1).context("bad status line")?;
     Ok(kb.parse()?)
 }
 

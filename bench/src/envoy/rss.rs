@@ -47,15 +47,19 @@ async fn wait_synced(s: &mut Sidecar, deadline: Instant) -> anyhow::Result<u64> 
     }
 }
 
-/// The median of [`SAMPLES`] RSS readings [`POLL`] apart, in KiB.
-async fn median_rss(s: &Sidecar) -> anyhow::Result<u64> {
-    let mut v = Vec::with_capacity(SAMPLES);
+/// The medians of [`SAMPLES`] RSS readings [`POLL`] apart, in KiB:
+/// (`VmRSS`, `RssAnon`).
+async fn median_rss(s: &Sidecar) -> anyhow::Result<(u64, u64)> {
+    let (mut all, mut anon) = (Vec::new(), Vec::new());
     for _ in 0..SAMPLES {
-        v.push(s.rss_kb()?);
+        let (a, b) = s.rss_kb()?;
+        all.push(a);
+        anon.push(b);
         tokio::time::sleep(POLL).await;
     }
-    v.sort_unstable();
-    Ok(v[v.len() / 2])
+    all.sort_unstable();
+    anon.sort_unstable();
+    Ok((all[SAMPLES / 2], anon[SAMPLES / 2]))
 }
 
 /// One sidecar of `svc-0` (inside any scope) in `mesh`; prints its line.
@@ -74,13 +78,13 @@ async fn measure(args: &EnvoyArgs, bin: &Path, mesh: Mesh) -> anyhow::Result<()>
     s.wait_ready(deadline).await?;
     let active = wait_synced(&mut s, deadline).await?;
     let synced_s = started.elapsed().as_secs_f64() - STABLE.as_secs_f64();
-    let rss = median_rss(&s).await?;
+    let (rss, anon) = median_rss(&s).await?;
     let mem = s.stats("server.memory_").await?;
     let kb = |k: &str| mem.get(k).map(|b| b / 1024);
     let out = json!({
         "bench": "envoy_rss", "services": mesh.services, "scope": mesh.scope,
         "endpoints": mesh.endpoints, "mode": args.ads_mode(),
-        "rss_kb": rss, "clusters": active,
+        "rss_kb": rss, "rss_anon_kb": anon, "clusters": active,
         "heap_allocated_kb": kb("server.memory_allocated"),
         "heap_size_kb": kb("server.memory_heap_size"),
         "synced_s": (synced_s * 1000.0).round() / 1000.0,

@@ -12,7 +12,7 @@ use trellis_integration_tests::client::http_get;
 use trellis_integration_tests::envoy::{envoy_bin, parse_stats};
 use trellis_integration_tests::{free_port, ChildGuard};
 
-use crate::server::rss_kb_of;
+use crate::server::proc_status_kb;
 
 /// How often the waits below poll Envoy's admin API.
 const POLL: Duration = Duration::from_millis(50);
@@ -154,8 +154,14 @@ impl Sidecar {
         .await
     }
 
-    /// Envoy's resident set size in KiB.
-    pub fn rss_kb(&self) -> anyhow::Result<u64> {
-        rss_kb_of(self.child.id().context("envoy has exited")?)
+    /// Envoy's resident set size in KiB: all of it (`VmRSS`), and the
+    /// anonymous part (`RssAnon`: heap and stacks, without the pages of the
+    /// binary that every Envoy on the host shares).
+    pub fn rss_kb(&self) -> anyhow::Result<(u64, u64)> {
+        let pid = self.child.id().context("envoy has exited")?;
+        Ok((
+            proc_status_kb(pid, "VmRSS:")?,
+            proc_status_kb(pid, "RssAnon:")?,
+        ))
     }
 }
