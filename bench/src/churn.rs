@@ -13,7 +13,27 @@
 //! endpoint; per deregistration, close + grace until every observer ACKed
 //! one without it.
 
+mod fleet;
+mod ledger;
+mod report;
+
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use tokio::time::MissedTickBehavior;
+
+use crate::mesh::Mesh;
+use crate::run::measure::{wait, wait_synced};
+use crate::server::{self, Server};
+use fleet::Fleet;
+use report::Report;
+
+/// Bound of each wait outside the measured window: the server listening,
+/// the observers' first sync, the first population being observed, and
+/// the drain after the window.
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Flags of `trellis-bench churn`.
 #[derive(Debug, clap::Args)]
@@ -35,10 +55,10 @@ pub struct ChurnArgs {
     /// about 2 s).
     #[arg(long)]
     pub population: Option<usize>,
-    /// `trellis serve --grace-period` (how long a closed sidecar stays an
-    /// endpoint), e.g. 0s, 100ms.
-    #[arg(long, default_value = "100ms")]
-    pub grace: String,
+    /// `trellis serve --grace-period` in milliseconds: how long a closed
+    /// sidecar stays an endpoint.
+    #[arg(long, default_value_t = 100)]
+    pub grace_ms: u64,
     /// Use DeltaAggregatedResources instead of state of the world.
     #[arg(long)]
     pub delta: bool,
@@ -54,5 +74,85 @@ pub struct ChurnArgs {
 /// Runs the churn benchmark and prints its JSON line; Ok(false) when
 /// `--check` found an update some observer never saw.
 pub async fn churn(args: ChurnArgs) -> anyhow::Result<bool> {
-    anyhow::bail!("churn is not implemented yet: {args:?}")
+    if !(args.rate > 0.0 && args.rate.is_finite()) || args.observers == 0 {
+        bail!("--rate must be positive and --observers at least 1");
+    }
+    let population = args
+        .population
+        .unwrap_or((2.0 * args.rate).ceil() as usize)
+        .max(1);
+    let bin = server::trellis_bin(args.trellis.clone())?;
+    let tmp = tempfile::tempdir()?;
+    let (config, state) = (tmp.path().join("config"), tmp.path().join("state"));
+    std::fs::create_dir_all(&config)?;
+    // The churned services plus the observers' own, one static endpoint each.
+    let services = args.services.max(1);
+    let mesh = Mesh {
+        services: services + 1,
+        endpoints: 1,
+        scope: None,
+    };
+    mesh.write_all(&config)?;
+    let grace = Duration::from_millis(args.grace_ms);
+    let grace_flag = format!("{}ms", args.grace_ms);
+    let log = tmp.path().join("trellis.log");
+    let extra = ["--grace-period", grace_flag.as_str()];
+    let server = Server::start_with(&bin, &config, &state, true, &log, &extra).await?;
+    let url = format!("http://{}", server.xds);
+    let mut fleet = Fleet::new(url, args.delta, services, args.observers, grace);
+
+    let observers = fleet.start_observers()?;
+    if !wait_synced(&observers, Instant::now() + WAIT).await {
+        bail!("the observers did not sync within {WAIT:?}");
+    }
+    // The first population, observed before the window starts.
+    let first: Vec<String> = (0..population)
+        .map(|_| fleet.open())
+        .collect::<anyhow::Result<_>>()?;
+    let ledger = fleet.ledger.clone();
+    let all_seen = || {
+        first
+            .iter()
+            .all(|a| ledger.registration(a).is_some_and(|o| o.lag.is_some()))
+    };
+    if !wait(Instant::now() + WAIT, all_seen).await {
+        bail!("the first {population} sidecars were not observed within {WAIT:?}");
+    }
+
+    let cpu0 = server.cpu_s()?;
+    let mut report = window(&mut fleet, &args, population).await?;
+    report.cpu_s = server.cpu_s()? - cpu0;
+    report.rss_kb = server.rss_kb()?;
+    report.drained = drain(&fleet, &report).await;
+    report.stream_errors = fleet.global.errors.load(Ordering::Relaxed);
+    let out = report.json(&args, population, &fleet.ledger);
+    println!("{out}");
+    let ok = report.all_observed(&fleet.ledger) && fleet.ledger.flaps() == 0;
+    drop(fleet);
+    drop(server);
+    Ok(!args.check || (ok && report.stream_errors == 0))
+}
+
+/// The measured window: one new sidecar every 1/rate seconds (late ticks
+/// catch up in a burst), closing the oldest once above `population`.
+async fn window(fleet: &mut Fleet, args: &ChurnArgs, population: usize) -> anyhow::Result<Report> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut report = Report::new(fleet.ledger.now());
+    let end = Instant::now() + Duration::from_secs(args.duration);
+    while Instant::now() < end {
+        tick.tick().await;
+        report.opened.push(fleet.open()?);
+        if fleet.live() > population {
+            report.closed.extend(fleet.close_oldest());
+        }
+    }
+    report.end = fleet.ledger.now();
+    Ok(report)
+}
+
+/// Waits (bounded) until every registration and deregistration of the
+/// window was observed; false if some never were.
+async fn drain(fleet: &Fleet, report: &Report) -> bool {
+    wait(Instant::now() + WAIT, || report.all_observed(&fleet.ledger)).await
 }

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::google::protobuf::{value::Kind, Any, Struct, Value};
+use prost::Message;
 
 pub use delta::run_delta;
 pub use sotw::run_sotw;
@@ -39,6 +41,29 @@ fn type_index(url: &str) -> Option<usize> {
     TYPES.iter().position(|t| *t == url)
 }
 
+/// Sees the content of every EDS response a client ACKed (the churn
+/// bench's observers time endpoints appearing and leaving with it).
+pub trait EdsWatch: Send + Sync {
+    /// Called right after the ACK went out: `updated` replace the load
+    /// assignments of the same names, `removed` are gone (delta only; a
+    /// state-of-the-world EDS response need not repeat every resource).
+    fn acked(&self, updated: &[ClusterLoadAssignment], removed: &[String]);
+}
+
+/// An optional [`EdsWatch`].
+#[derive(Default, Clone)]
+pub struct Watch(Option<Arc<dyn EdsWatch>>);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Watch(..)"
+        } else {
+            "Watch(None)"
+        })
+    }
+}
+
 /// What one client reports: per type, how many responses it ACKed and when
 /// the last ACK went out (nanoseconds since the run's epoch).
 #[derive(Debug, Default)]
@@ -48,9 +73,29 @@ pub struct ClientStats {
     /// Per type, resource name → version the client holds (SotW keeps one
     /// entry, `""` → the type's version_info).
     versions: Mutex<[BTreeMap<String, String>; 5]>,
+    watch: Watch,
 }
 
 impl ClientStats {
+    /// Stats of a client whose EDS ACKs `watch` sees.
+    pub fn watched(watch: Arc<dyn EdsWatch>) -> ClientStats {
+        ClientStats {
+            watch: Watch(Some(watch)),
+            ..Default::default()
+        }
+    }
+
+    /// Hands an ACKed EDS response to the watch, if any (decoding only then).
+    fn eds_acked<'a>(&self, resources: impl Iterator<Item = &'a Any>, removed: &[String]) {
+        let Some(watch) = &self.watch.0 else {
+            return;
+        };
+        let updated: Vec<ClusterLoadAssignment> = resources
+            .filter_map(|a| ClusterLoadAssignment::decode(a.value.as_slice()).ok())
+            .collect();
+        watch.acked(&updated, removed);
+    }
+
     /// ACKs sent for type index `t`.
     pub fn acks(&self, t: usize) -> u64 {
         self.acks[t].load(Ordering::Acquire)

@@ -117,6 +117,10 @@ pub async fn run_delta(
             continue;
         };
         client.on_response(t, &resp)?;
+        if t == EDS {
+            let anys = resp.resources.iter().filter_map(|r| r.resource.as_ref());
+            stats.eds_acked(anys, &resp.removed_resources);
+        }
         stats.hold(t, |m| {
             for r in &resp.resources {
                 m.insert(r.name.clone(), r.version.clone());

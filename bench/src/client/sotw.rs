@@ -95,6 +95,9 @@ pub async fn run_sotw(
             continue;
         };
         client.on_response(t, &resp)?;
+        if t == EDS {
+            stats.eds_acked(resp.resources.iter(), &[]);
+        }
         stats.hold(t, |m| {
             m.insert(String::new(), resp.version_info.clone());
         });

@@ -39,7 +39,8 @@ pub async fn quiesce(global: &Global, deadline: Instant) {
     }
 }
 
-async fn wait(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+/// Polls `done` until it holds (true) or the deadline passes (false).
+pub async fn wait(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
             return true;
