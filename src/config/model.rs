@@ -26,7 +26,10 @@ pub use security::{
     DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN, DEFAULT_WORKLOAD_TTL,
 };
 
-pub use sidecar::{sidecar_for, EgressHost, EgressNamespace, SidecarScope};
+pub use sidecar::{
+    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, SidecarScope,
+    DEFAULT_SCOPE_NAME,
+};
 pub use telemetry::{
     effective_telemetry, AccessLogging, CustomTag, DefaultProviders, EffectiveTelemetry,
     EffectiveTracing, ExtensionProvider, LogFormat, MeshTelemetry, ProviderKind, Telemetry,

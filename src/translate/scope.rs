@@ -1,30 +1,40 @@
 //! Per-sidecar scope: which outbound clusters, endpoints and virtual hosts
-//! one sidecar gets, from the `Sidecar` resource that applies to it
-//! (`config::model::sidecar_for`). With none, every service (Istio's
-//! default). Pure filtering of the shared resources: the kept resources
-//! are equal to the shared ones, so their encoding is still shared.
+//! one sidecar gets, from the `Sidecar` resource that applies to it, else
+//! the mesh's default scope (`config::model::effective_scope`). Pure
+//! filtering of the shared resources: the kept resources are equal to the
+//! shared ones, so their encoding is still shared.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 
-use crate::config::model::{sidecar_for, Host, SidecarScope};
+use crate::config::model::{effective_scope, Host, MeshSettings, SidecarScope};
 use crate::registry::Proxy;
 
+use super::telemetry::collector_cluster_name;
 use super::Shared;
 
-/// The `Sidecar` that scopes `proxy`, if any.
-pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<&'a SidecarScope> {
-    let root = &shared.mesh.root_namespace;
-    sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root)
+/// The scope of `proxy`: the `Sidecar` that applies or the mesh default;
+/// `None` when it reaches every service.
+pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, SidecarScope>> {
+    effective_scope(
+        &shared.sidecars,
+        &shared.mesh,
+        &proxy.namespace,
+        &proxy.labels,
+    )
 }
 
 /// Scope checks by host, with each service's namespace.
 pub(crate) struct Scope<'a> {
-    sidecar: &'a SidecarScope,
+    sidecar: Cow<'a, SidecarScope>,
     namespaces: &'a BTreeMap<Host, String>,
+    /// For the tracing collectors' clusters, which the listeners name
+    /// whatever the scope.
+    mesh: &'a MeshSettings,
 }
 
 impl<'a> Scope<'a> {
@@ -33,6 +43,7 @@ impl<'a> Scope<'a> {
         Some(Scope {
             sidecar: scope_of(shared, proxy)?,
             namespaces: &shared.service_namespaces,
+            mesh: &shared.mesh,
         })
     }
 
@@ -45,15 +56,25 @@ impl<'a> Scope<'a> {
     }
 
     /// Outbound clusters (`outbound|PORT|SUBSET|HOST`) are scoped; every
-    /// other cluster (inbound, telemetry collectors) stays.
+    /// other cluster (inbound) stays, and so do the tracing collectors'
+    /// (named like outbound clusters): the HTTP filters point at them, and
+    /// Envoy rejects a tracer whose cluster is unknown.
     fn admits_cluster(&self, name: &str) -> bool {
         match name
             .strip_prefix("outbound|")
             .and_then(|r| r.splitn(3, '|').nth(2))
         {
-            Some(host) => self.admits_host(host),
+            Some(host) => self.admits_host(host) || self.is_collector(name),
             None => true,
         }
+    }
+
+    fn is_collector(&self, cluster: &str) -> bool {
+        let providers = &self.mesh.telemetry.extension_providers;
+        providers
+            .iter()
+            .filter_map(|p| p.kind.collector())
+            .any(|(service, port)| collector_cluster_name(service, port) == cluster)
     }
 
     /// The shared clusters in scope.
@@ -95,7 +116,10 @@ impl<'a> Scope<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::{for_proxy, shared, ProxySecurity};
-    use crate::config::model::{EgressHost, EgressNamespace, SidecarScope};
+    use crate::config::model::{
+        DefaultSidecarScope, EgressHost, EgressNamespace, ExtensionProvider, ProviderKind,
+        SidecarScope,
+    };
     use crate::registry::instances;
     use crate::translate::fixtures::*;
 
@@ -160,5 +184,73 @@ mod tests {
             .collect();
         assert!(vhosts.iter().all(|v| v.starts_with(payment)), "{vhosts:?}");
         assert!(!vhosts.is_empty());
+    }
+
+    #[test]
+    fn without_a_sidecar_the_mesh_default_decides() {
+        let mut mesh = canary_mesh();
+        let mut reg = two_versions(&["frontend"]);
+        for (svc, ns, port) in [("istiod", "istio-system", 16100), ("web", "other", 16101)] {
+            let mut p = sidecar(svc, &format!("{svc}-v1"), "v1", port);
+            p.namespace = ns.into();
+            reg.register(p);
+        }
+        let si = instances(&mesh, &reg);
+        let proxy = sidecar("frontend", "frontend-v1", "v1", 16000);
+        let hosts = |mesh: &crate::config::model::MeshConfig| {
+            let r = for_proxy(&shared(mesh, &si), &proxy, &ProxySecurity::default());
+            outbound_hosts(r.clusters.iter().map(|c| c.name.clone()))
+        };
+        let scoped = hosts(&mesh);
+        let has = |hosts: &[String], h: &str| hosts.iter().any(|x| x == h);
+        assert!(
+            has(&scoped, "frontend.default.svc.cluster.local"),
+            "{scoped:?}"
+        );
+        assert!(has(&scoped, "istiod.istio-system.svc.cluster.local"));
+        assert!(!has(&scoped, "web.other.svc.cluster.local"), "{scoped:?}");
+
+        mesh.mesh.default_sidecar_scope = DefaultSidecarScope::AllServices;
+        let all = hosts(&mesh);
+        assert!(has(&all, "web.other.svc.cluster.local"), "{all:?}");
+        assert!(has(&all, "istiod.istio-system.svc.cluster.local"));
+    }
+
+    #[test]
+    fn tracing_collectors_stay_whatever_the_scope() {
+        let mut mesh = canary_mesh();
+        let mut reg = two_versions(&["frontend"]);
+        let mut web = sidecar("web", "web-v1", "v1", 16100);
+        web.namespace = "other".into();
+        reg.register(web);
+        let si = instances(&mesh, &reg);
+        let proxy = sidecar("frontend", "frontend-v1", "v1", 16000);
+        let web_cluster = shared(&mesh, &si)
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .find(|n| n.ends_with("||web.other.svc.cluster.local"))
+            .expect("web's cluster");
+        let web_port: u16 = web_cluster.split('|').nth(1).unwrap().parse().unwrap();
+        let zipkin = |service: &str, port: u16| ExtensionProvider {
+            name: format!("z-{service}"),
+            kind: ProviderKind::Zipkin {
+                service: service.into(),
+                port,
+                path: "/api/v2/spans".into(),
+            },
+        };
+        mesh.mesh.telemetry.extension_providers = vec![
+            zipkin("127.0.0.1", 9411),
+            zipkin("web.other.svc.cluster.local", web_port),
+        ];
+        let r = for_proxy(&shared(&mesh, &si), &proxy, &ProxySecurity::default());
+        let names: Vec<&str> = r.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert!(names.contains(&"outbound|9411||127.0.0.1"), "{names:?}");
+        assert!(names.contains(&web_cluster.as_str()), "{names:?}");
+        let other = names
+            .iter()
+            .filter(|n| n.ends_with("web.other.svc.cluster.local"));
+        assert_eq!(other.count(), 1, "only the collector's cluster: {names:?}");
     }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{is_dns_label, join, Cx};
-use crate::config::model::{ClientTls, ClientTlsMode, MeshSettings, MtlsMode, PeerAuthentication};
+use crate::config::model::{
+    ClientTls, ClientTlsMode, DefaultSidecarScope, MeshSettings, MtlsMode, PeerAuthentication,
+};
 use crate::config::raw::destination_rule as raw_dr;
 use crate::config::raw::peer_authentication as raw;
 
@@ -108,7 +110,23 @@ pub(crate) fn mesh(cx: &mut Cx<'_>, m: &raw::Mesh) -> Option<MeshSettings> {
         certificates(cx, c, &mut out);
     }
     out.telemetry = super::telemetry::mesh_telemetry(cx, m);
+    if let Some(scope) = &m.default_sidecar_scope {
+        out.default_sidecar_scope = default_sidecar_scope(cx, scope).unwrap_or_default();
+    }
     (cx.diags.len() == before).then_some(out)
+}
+
+fn default_sidecar_scope(cx: &mut Cx<'_>, scope: &str) -> Option<DefaultSidecarScope> {
+    match scope {
+        "NAMESPACE" => Some(DefaultSidecarScope::Namespace),
+        "ALL_SERVICES" => Some(DefaultSidecarScope::AllServices),
+        other => {
+            let msg =
+                format!("unknown default sidecar scope {other:?}: use NAMESPACE or ALL_SERVICES");
+            cx.err("spec.defaultSidecarScope", msg);
+            None
+        }
+    }
 }
 
 fn certificates(cx: &mut Cx<'_>, c: &raw::Certificates, out: &mut MeshSettings) {

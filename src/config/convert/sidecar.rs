@@ -52,8 +52,10 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
     })
 }
 
-/// Parses `NAMESPACE/HOST` (`.` = the Sidecar's namespace, `*` = any,
-/// `~` = none; HOST `*`, `*.SUFFIX` or a DNS name).
+/// Parses `NAMESPACE/HOST` (`.` = the namespace of the workload the
+/// Sidecar applies to, `*` = any, `~` = none; HOST `*`, `*.SUFFIX` or a
+/// DNS name). A `.` entry keeps its host as written: it is made canonical
+/// once the workload's namespace is known (`SidecarScope::for_namespace`).
 fn egress_host(text: &str, own_ns: &str) -> Result<EgressHost, String> {
     let Some((ns, host)) = text.split_once('/') else {
         return Err(format!(
@@ -63,7 +65,7 @@ fn egress_host(text: &str, own_ns: &str) -> Result<EgressHost, String> {
     let namespace = match ns {
         "*" => EgressNamespace::Any,
         "~" => EgressNamespace::None,
-        "." => EgressNamespace::Named(own_ns.to_string()),
+        "." => EgressNamespace::Current,
         n if super::is_dns_label(n) => EgressNamespace::Named(n.to_string()),
         n => {
             return Err(format!(
@@ -80,6 +82,8 @@ fn egress_host(text: &str, own_ns: &str) -> Result<EgressHost, String> {
             ));
         }
         host.to_string()
+    } else if super::is_dns_subdomain(host) && ns == "." {
+        host.trim_end_matches('.').to_ascii_lowercase()
     } else if super::is_dns_subdomain(host) {
         Host::canonical(host, ns_for_short(ns, own_ns))
             .as_str()
@@ -92,10 +96,11 @@ fn egress_host(text: &str, own_ns: &str) -> Result<EgressHost, String> {
     Ok(EgressHost { namespace, host })
 }
 
-/// A short host name resolves in the namespace the entry names.
+/// A short host name resolves in the namespace the entry names (`*` and
+/// `~` name none: the Sidecar's own).
 fn ns_for_short<'a>(ns: &'a str, own_ns: &'a str) -> &'a str {
     match ns {
-        "." | "*" | "~" => own_ns,
+        "*" | "~" => own_ns,
         n => n,
     }
 }

@@ -28,6 +28,9 @@ pub struct MeshSettings {
     pub origin: Option<Origin>,
     /// `extensionProviders` and `defaultProviders` (access logs on).
     pub telemetry: super::MeshTelemetry,
+    /// `defaultSidecarScope`: what a sidecar reaches when no `Sidecar`
+    /// applies to it (see [`super::effective_scope`]).
+    pub default_sidecar_scope: super::DefaultSidecarScope,
 }
 
 impl Default for MeshSettings {
@@ -38,6 +41,7 @@ impl Default for MeshSettings {
             workload_ttl: DEFAULT_WORKLOAD_TTL,
             origin: None,
             telemetry: Default::default(),
+            default_sidecar_scope: Default::default(),
         }
     }
 }

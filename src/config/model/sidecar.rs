@@ -3,12 +3,16 @@
 //! Istio's rules (`networking/v1/sidecar.proto`): a Sidecar with a
 //! `workloadSelector` applies to the matching workloads of its namespace;
 //! one without applies to the rest of its namespace; one without in the
-//! root namespace is the mesh-wide default. With none, a sidecar reaches
-//! every service (Istio's default).
+//! root namespace is the mesh-wide default. With none, Trellis synthesizes
+//! the default of [`effective_scope`] (the workload's namespace plus the
+//! root namespace), which `Mesh.spec.defaultSidecarScope: ALL_SERVICES`
+//! widens to every service (Istio's default).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use super::{Host, Origin};
+use super::{Host, MeshSettings, Origin};
 
 /// The namespace half of an egress host `NAMESPACE/HOST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +21,15 @@ pub enum EgressNamespace {
     Any,
     /// `~`: no namespace (the entry admits nothing).
     None,
-    /// A namespace (`.` is resolved to the Sidecar's own).
+    /// A namespace.
     Named(String),
+    /// `.`: the namespace of the workload the Sidecar applies to. Istio
+    /// converts a root-namespace Sidecar once per workload namespace
+    /// (`pilot/pkg/model/push_context.go`, `convertToSidecarScope(ps,
+    /// meshRootSidecarConfig, proxy.ConfigNamespace)`), so `./*` there
+    /// means the workload's namespace, not the root's.
+    /// [`SidecarScope::for_namespace`] resolves it.
+    Current,
 }
 
 /// One egress host entry, `NAMESPACE/HOST`.
@@ -26,19 +37,39 @@ pub enum EgressNamespace {
 pub struct EgressHost {
     /// Which namespaces' services.
     pub namespace: EgressNamespace,
-    /// `*`, `*.SUFFIX`, or an exact host (canonical FQDN form).
+    /// `*`, `*.SUFFIX`, or an exact host: canonical FQDN form, except in
+    /// a [`EgressNamespace::Current`] entry, where a short name is kept as
+    /// written until the workload's namespace is known.
     pub host: String,
 }
 
 impl EgressHost {
     /// True when a service `host` declared in namespace `ns` is admitted.
+    /// An unresolved `.` entry admits nothing: resolve the scope with
+    /// [`SidecarScope::for_namespace`] first.
     pub fn admits(&self, host: &Host, ns: &str) -> bool {
         let ns_ok = match &self.namespace {
             EgressNamespace::Any => true,
-            EgressNamespace::None => false,
+            EgressNamespace::None | EgressNamespace::Current => false,
             EgressNamespace::Named(n) => n == ns,
         };
         ns_ok && host_matches(&self.host, host.as_str())
+    }
+
+    /// This entry with `.` standing for `namespace`.
+    fn resolved(&self, namespace: &str) -> EgressHost {
+        if self.namespace != EgressNamespace::Current {
+            return self.clone();
+        }
+        let host = if self.host.starts_with('*') {
+            self.host.clone()
+        } else {
+            Host::canonical(&self.host, namespace).as_str().to_string()
+        };
+        EgressHost {
+            namespace: EgressNamespace::Named(namespace.to_string()),
+            host,
+        }
     }
 }
 
@@ -49,7 +80,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// A converted `Sidecar` resource.
+/// A converted `Sidecar` resource, or the synthesized default scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SidecarScope {
     /// Its namespace (`metadata.namespace`).
@@ -58,21 +89,81 @@ pub struct SidecarScope {
     pub selector: Option<BTreeMap<String, String>>,
     /// Every egress listener's hosts.
     pub egress: Vec<EgressHost>,
-    /// Where it came from.
+    /// Where it came from; for the default scope, kind `Sidecar`, name
+    /// [`DEFAULT_SCOPE_NAME`], file `<mesh default>` and line 0.
     pub origin: Origin,
 }
+
+/// The name under which the synthesized default scope shows in debug
+/// output (it is not a resource anyone wrote).
+pub const DEFAULT_SCOPE_NAME: &str = "(default scope)";
 
 impl SidecarScope {
     /// True when a service `host` of namespace `ns` is in scope.
     pub fn admits(&self, host: &Host, ns: &str) -> bool {
         self.egress.iter().any(|e| e.admits(host, ns))
     }
+
+    /// True when an entry still says `.` (see [`Self::for_namespace`]).
+    pub fn has_current(&self) -> bool {
+        self.egress
+            .iter()
+            .any(|e| e.namespace == EgressNamespace::Current)
+    }
+
+    /// This scope applied to a workload of `namespace`: every `.` entry
+    /// names that namespace.
+    pub fn for_namespace(&self, namespace: &str) -> SidecarScope {
+        SidecarScope {
+            egress: self.egress.iter().map(|e| e.resolved(namespace)).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The default scope of a workload of `namespace` when no `Sidecar`
+    /// applies: what Istio's recommended root-namespace Sidecar
+    /// `egress: [{hosts: ["./*", "ROOT/*"]}]` gives it.
+    pub fn default_for(namespace: &str, root_namespace: &str) -> SidecarScope {
+        let all_of = |ns: &str| EgressHost {
+            namespace: EgressNamespace::Named(ns.to_string()),
+            host: "*".to_string(),
+        };
+        let mut egress = vec![all_of(namespace)];
+        if root_namespace != namespace {
+            egress.push(all_of(root_namespace));
+        }
+        SidecarScope {
+            namespace: root_namespace.to_string(),
+            selector: None,
+            egress,
+            origin: Origin {
+                kind: "Sidecar".to_string(),
+                namespace: root_namespace.to_string(),
+                name: DEFAULT_SCOPE_NAME.to_string(),
+                file: PathBuf::from("<mesh default>"),
+                line: 0,
+            },
+        }
+    }
+}
+
+/// `Mesh.spec.defaultSidecarScope`: what a sidecar reaches when no
+/// `Sidecar` applies to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DefaultSidecarScope {
+    /// `NAMESPACE` (the default): the services of the sidecar's own
+    /// namespace and of the root namespace.
+    #[default]
+    Namespace,
+    /// `ALL_SERVICES`: every service in the mesh (Istio's default).
+    AllServices,
 }
 
 /// The Sidecar that applies to a workload of `namespace` with `labels`:
 /// a selecting one of its namespace, else its namespace-wide one, else the
-/// root namespace's namespace-wide one; `None` means every service.
+/// root namespace's namespace-wide one; `None` when none applies.
 /// Among equals the first by name wins (Istio: the oldest).
+/// `.` entries are not resolved: see [`effective_scope`].
 pub fn sidecar_for<'a>(
     sidecars: &'a [SidecarScope],
     namespace: &str,
@@ -94,4 +185,28 @@ pub fn sidecar_for<'a>(
     in_ns(namespace, &selects)
         .or_else(|| in_ns(namespace, &wide))
         .or_else(|| in_ns(root_namespace, &wide))
+}
+
+/// The egress scope of a workload of `namespace` with `labels`: the
+/// `Sidecar` that applies ([`sidecar_for`]) with `.` resolved to
+/// `namespace`; else the mesh default (`Mesh.spec.defaultSidecarScope`):
+/// [`SidecarScope::default_for`], or `None` — every service — for
+/// `ALL_SERVICES`.
+pub fn effective_scope<'a>(
+    sidecars: &'a [SidecarScope],
+    mesh: &MeshSettings,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<Cow<'a, SidecarScope>> {
+    let root = &mesh.root_namespace;
+    match sidecar_for(sidecars, namespace, labels, root) {
+        Some(s) if s.has_current() => Some(Cow::Owned(s.for_namespace(namespace))),
+        Some(s) => Some(Cow::Borrowed(s)),
+        None => match mesh.default_sidecar_scope {
+            DefaultSidecarScope::Namespace => {
+                Some(Cow::Owned(SidecarScope::default_for(namespace, root)))
+            }
+            DefaultSidecarScope::AllServices => None,
+        },
+    }
 }

@@ -76,6 +76,9 @@ pub(crate) struct Mesh {
     pub extension_providers: Vec<super::telemetry::ExtensionProvider>,
     /// `MeshConfig.defaultProviders`.
     pub default_providers: Option<super::telemetry::DefaultProviders>,
+    /// `NAMESPACE` or `ALL_SERVICES`: the egress scope of a sidecar no
+    /// `Sidecar` applies to.
+    pub default_sidecar_scope: Option<String>,
 }
 
 /// `Mesh.spec.certificates`.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{dr, errors, load};
-use crate::config::model::{effective_mtls, ClientTlsMode, Labels, MtlsMode};
+use crate::config::model::{effective_mtls, ClientTlsMode, DefaultSidecarScope, Labels, MtlsMode};
 
 fn pa(name: &str, ns: &str, spec: &str) -> String {
     format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n{spec}")
@@ -58,6 +58,29 @@ fn mesh_resource_sets_trust_domain_and_ttls() {
     assert_eq!(defaults.trust_domain, "cluster.local");
     assert_eq!(defaults.root_namespace, "istio-system");
     assert_eq!(defaults.workload_ttl, Duration::from_secs(24 * 3600));
+}
+
+#[test]
+fn mesh_default_sidecar_scope() {
+    let scope = |spec: &str| load(&[("m.yaml", &mesh("mesh", spec))]).unwrap().mesh;
+    let ns = scope("  defaultSidecarScope: NAMESPACE\n");
+    assert_eq!(ns.default_sidecar_scope, DefaultSidecarScope::Namespace);
+    let all = scope("  defaultSidecarScope: ALL_SERVICES\n");
+    assert_eq!(all.default_sidecar_scope, DefaultSidecarScope::AllServices);
+    let default = scope("  trustDomain: example.org\n");
+    assert_eq!(
+        default.default_sidecar_scope,
+        DefaultSidecarScope::Namespace
+    );
+    assert_eq!(
+        errors(&mesh(
+            "m",
+            "  trustDomain: a.org\n  defaultSidecarScope: all\n"
+        )),
+        [
+            r#"f.yaml:7:3: error: Mesh/m: spec.defaultSidecarScope: unknown default sidecar scope "all": use NAMESPACE or ALL_SERVICES"#
+        ]
+    );
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! `Sidecar` loading: what converts, which Sidecar applies to a workload,
 //! and one test per error (exact `FILE:LINE:COL` lines).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::config::model::{sidecar_for, EgressHost, EgressNamespace, Host};
+use crate::config::model::{
+    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, Host,
+    MeshSettings, SidecarScope, DEFAULT_SCOPE_NAME,
+};
 use crate::config::tests::{errors, load};
 
 /// A Sidecar `sc` in namespace `shop`; `spec` is on line 6, its content
@@ -18,7 +22,7 @@ fn err(spec: &str) -> Vec<String> {
 
 #[test]
 fn egress_hosts_convert() {
-    let spec = "  workloadSelector:\n    labels:\n      app: cart\n  egress:\n  - hosts:\n    - ./*\n    - \"*/*.example.com\"\n    - ~/*\n    - pay/payment\n";
+    let spec = "  workloadSelector:\n    labels:\n      app: cart\n  egress:\n  - hosts:\n    - ./*\n    - \"*/*.example.com\"\n    - ~/*\n    - pay/payment\n    - ./ledger\n";
     let mesh = load(&[("f.yaml", &sc(spec))]).unwrap();
     let [s] = mesh.sidecars.as_slice() else {
         panic!("{:?}", mesh.sidecars)
@@ -30,7 +34,7 @@ fn egress_hosts_convert() {
         s.egress,
         [
             EgressHost {
-                namespace: named("shop"),
+                namespace: EgressNamespace::Current,
                 host: "*".into()
             },
             EgressHost {
@@ -45,11 +49,23 @@ fn egress_hosts_convert() {
                 namespace: named("pay"),
                 host: "payment.pay.svc.cluster.local".into()
             },
+            EgressHost {
+                namespace: EgressNamespace::Current,
+                host: "ledger".into()
+            },
         ]
     );
+    assert!(s.has_current());
+    assert!(
+        !s.admits(&Host::canonical("cart", "shop"), "shop"),
+        "`.` unresolved"
+    );
+    let s = s.for_namespace("shop");
+    assert!(!s.has_current());
     let payment = Host::canonical("payment", "pay");
     assert!(s.admits(&payment, "pay"));
     assert!(!s.admits(&Host::canonical("ledger", "pay"), "pay"));
+    assert!(s.admits(&Host::canonical("ledger", "shop"), "shop"));
     assert!(s.admits(&Host::canonical("cart", "shop"), "shop"));
     assert!(s.admits(&Host("api.example.com".into()), "other"));
 }
@@ -130,4 +146,87 @@ fn bad_hosts_are_errors() {
         err("  egres:\n  - hosts: [\"./*\"]\n"),
         ["f.yaml:7:3: error: Sidecar/sc: spec.egres: unknown field `egres`, expected one of `workloadSelector`, `egress`, `ingress`, `outboundTrafficPolicy`, `inboundConnectionPool`"]
     );
+}
+
+/// The services `scope` admits among `candidates` (`NAME.NAMESPACE`).
+fn admitted(scope: Option<&SidecarScope>, candidates: &[&str]) -> Vec<String> {
+    candidates
+        .iter()
+        .filter(|c| {
+            let (name, ns) = c.split_once('.').unwrap();
+            scope.is_none_or(|s| s.admits(&Host::canonical(name, ns), ns))
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
+const CANDIDATES: [&str; 4] = [
+    "cart.shop",
+    "ledger.shop",
+    "istiod.istio-system",
+    "web.other",
+];
+
+#[test]
+fn default_scope_is_own_and_root_namespace() {
+    let mesh = MeshSettings::default();
+    let scope = effective_scope(&[], &mesh, "shop", &BTreeMap::new()).unwrap();
+    assert_eq!(scope.origin.name, DEFAULT_SCOPE_NAME);
+    assert_eq!(
+        admitted(Some(&scope), &CANDIDATES),
+        ["cart.shop", "ledger.shop", "istiod.istio-system"]
+    );
+    let in_root = effective_scope(&[], &mesh, "istio-system", &BTreeMap::new()).unwrap();
+    assert_eq!(
+        admitted(Some(&in_root), &CANDIDATES),
+        ["istiod.istio-system"]
+    );
+    let all = MeshSettings {
+        default_sidecar_scope: DefaultSidecarScope::AllServices,
+        ..Default::default()
+    };
+    assert!(effective_scope(&[], &all, "shop", &BTreeMap::new()).is_none());
+}
+
+#[test]
+fn a_root_sidecar_dot_means_the_workloads_namespace() {
+    // Istio converts the root namespace's Sidecar per workload namespace
+    // (push_context.go: convertToSidecarScope(.., proxy.ConfigNamespace)).
+    let root = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: default\n  namespace: istio-system\nspec:\n  egress:\n  - hosts: [\"./*\", \"./ledger\"]\n";
+    let config = load(&[("f.yaml", root)]).unwrap();
+    let mesh = MeshSettings::default();
+    let scope = |ns: &str| effective_scope(&config.sidecars, &mesh, ns, &BTreeMap::new());
+    let shop = scope("shop").unwrap();
+    assert!(matches!(shop, Cow::Owned(_)), "resolved for shop");
+    assert_eq!(shop.origin.name, "default");
+    assert_eq!(
+        admitted(Some(&shop), &CANDIDATES),
+        ["cart.shop", "ledger.shop"]
+    );
+    assert!(shop.egress.contains(&EgressHost {
+        namespace: EgressNamespace::Named("shop".into()),
+        host: "ledger.shop.svc.cluster.local".into()
+    }));
+    let other = scope("other").unwrap();
+    assert_eq!(admitted(Some(&other), &CANDIDATES), ["web.other"]);
+    // The Sidecar wins over the mesh setting.
+    let all = MeshSettings {
+        default_sidecar_scope: DefaultSidecarScope::AllServices,
+        ..Default::default()
+    };
+    let with_all = effective_scope(&config.sidecars, &all, "other", &BTreeMap::new());
+    assert_eq!(admitted(with_all.as_deref(), &CANDIDATES), ["web.other"]);
+}
+
+#[test]
+fn a_sidecar_without_dot_is_borrowed() {
+    let spec = "  egress:\n  - hosts: [\"pay/*\"]\n";
+    let config = load(&[("f.yaml", &sc(spec))]).unwrap();
+    let scope = effective_scope(
+        &config.sidecars,
+        &MeshSettings::default(),
+        "shop",
+        &BTreeMap::new(),
+    );
+    assert!(matches!(scope, Some(Cow::Borrowed(_))));
 }
