@@ -1,19 +1,28 @@
 //! Per-sidecar scoping with real Envoy: a `Sidecar` resource scoping the
 //! client to one of three services leaves only that service's clusters,
 //! endpoints and routes in its `/config_dump`; a sidecar it does not select
-//! still gets every service (Istio's default).
+//! gets the default scope (its namespace and the root namespace), which
+//! the `Mesh` setting `defaultSidecarScope: ALL_SERVICES` widens to every
+//! service (Istio's default).
 
 use std::time::Duration;
 
+use trellis_integration_tests::sidecar::SidecarSpec;
+use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::wait::wait_for;
 use trellis_integration_tests::*;
 
 fn service(name: &str, port: u16) -> String {
+    service_in("default", name, port)
+}
+
+fn service_in(namespace: &str, name: &str, port: u16) -> String {
     format!(
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
   name: {name}
+  namespace: {namespace}
 spec:
   hosts:
   - {name}
@@ -88,4 +97,79 @@ async fn a_scoped_sidecar_gets_only_its_services() {
             "{fqdn} in the scoped sidecar's config_dump"
         );
     }
+}
+
+const ALL_SERVICES: &str = r#"apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata:
+  name: mesh
+spec:
+  defaultSidecarScope: ALL_SERVICES
+"#;
+
+/// A sidecar of service `client` in `namespace`, with a token minted for
+/// that namespace (the control plane checks the node's claim against it).
+async fn sidecar_in(trellis: &Trellis, namespace: &str) -> Sidecar {
+    let mut spec = SidecarSpec::new("client", &[("app", "client")], free_port());
+    let token = trellis.state_dir().join(format!("{}.token", spec.node_id));
+    let state = trellis.state_dir().display().to_string();
+    let out = token.display().to_string();
+    let args = [
+        "token",
+        "--service",
+        "client",
+        "--namespace",
+        namespace,
+        "--ttl",
+        "1h",
+        "--state-dir",
+        &state,
+        "-o",
+        &out,
+    ];
+    let (code, _, stderr) = run_trellis(&args).unwrap();
+    assert_eq!(code, 0, "trellis token: {stderr}");
+    spec.token_file = Some(token);
+    spec.extra_args = vec!["--namespace".into(), namespace.into()];
+    Sidecar::start_spec(trellis, spec).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sidecar_resource_the_mesh_default_decides() {
+    let mesh = [
+        ("team-a", "alpha"),
+        ("team-b", "beta"),
+        ("istio-system", "gamma"),
+    ]
+    .iter()
+    .map(|(ns, s)| service_in(ns, s, free_port()))
+    .collect::<String>();
+    let config = ConfigDir::with(&[("services.yaml", &mesh)]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let client = sidecar_in(&trellis, "team-a").await;
+    let alpha = "outbound|80||alpha.team-a.svc.cluster.local";
+    let gamma = "outbound|80||gamma.istio-system.svc.cluster.local";
+    let beta = "beta.team-b.svc.cluster.local";
+    let timeout = Duration::from_secs(20);
+    let poll = Duration::from_millis(100);
+    wait_for(timeout, poll, || async {
+        let d = dump(&client).await;
+        d.contains(alpha) && d.contains(gamma)
+    })
+    .await
+    .expect("its namespace's and the root namespace's services");
+    // One CDS/EDS/RDS set: had beta been in scope, it would be here now.
+    let d = dump(&client).await;
+    assert!(
+        !d.contains(beta),
+        "{beta} in the config_dump of team-a's sidecar"
+    );
+
+    config.write("mesh.yaml", ALL_SERVICES).unwrap();
+    wait_for(timeout, poll, || async {
+        let d = dump(&client).await;
+        d.contains(&format!("outbound|80||{beta}")) && d.contains(alpha) && d.contains(gamma)
+    })
+    .await
+    .expect("defaultSidecarScope: ALL_SERVICES gives it every service");
 }
