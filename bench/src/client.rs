@@ -9,7 +9,7 @@ mod delta;
 mod names;
 mod sotw;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -74,6 +74,8 @@ pub struct ClientStats {
     /// entry, `""` → the type's version_info).
     versions: Mutex<[BTreeMap<String, String>; 5]>,
     watch: Watch,
+    /// The EDS names the client subscribes to (its clusters in scope).
+    eds_names: Mutex<BTreeSet<String>>,
 }
 
 impl ClientStats {
@@ -94,6 +96,22 @@ impl ClientStats {
             .filter_map(|a| ClusterLoadAssignment::decode(a.value.as_slice()).ok())
             .collect();
         watch.acked(&updated, removed);
+    }
+
+    fn set_eds_names(&self, names: &BTreeSet<String>) {
+        let mut held = self.eds_names.lock().unwrap_or_else(|e| e.into_inner());
+        if *held != *names {
+            *held = names.clone();
+        }
+    }
+
+    /// True when the client holds an EDS cluster of `host` (cluster names
+    /// are `outbound|PORT|SUBSET|HOST`): the service is in its scope, so a
+    /// change of it must reach this client.
+    pub fn reaches(&self, host: &str) -> bool {
+        let suffix = format!("|{host}");
+        let held = self.eds_names.lock().unwrap_or_else(|e| e.into_inner());
+        held.iter().any(|n| n.ends_with(&suffix))
     }
 
     /// ACKs sent for type index `t`.

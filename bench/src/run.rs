@@ -67,13 +67,26 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
     out["rss_per_proxy_kb"] =
         (rss.saturating_sub(rss_base) as f64 / args.proxies.max(1) as f64).into();
 
-    let route = change(&clients, &global, deadline, RDS, || {
+    // The changes are to svc-0: only sidecars with it in scope get them
+    // (all of them unless namespaces and the default scope say otherwise).
+    let host = format!(
+        "{}.{}.svc.cluster.local",
+        service_name(0),
+        layout.namespace(0)
+    );
+    let reached: Clients = clients
+        .iter()
+        .filter(|c| c.reaches(&host))
+        .cloned()
+        .collect();
+    out["changed_service_reaches"] = reached.len().into();
+    let route = change(&reached, &global, deadline, RDS, || {
         layout.rewrite(&config, 0, 70, 0)
     })
     .await?;
     put(&mut out, "route_change", &route);
     out["bytes_per_route_change"] = route.bytes.into();
-    let eps = change(&clients, &global, deadline, EDS, || {
+    let eps = change(&reached, &global, deadline, EDS, || {
         layout.rewrite(&config, 0, 70, 1)
     })
     .await?;

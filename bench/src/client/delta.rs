@@ -117,7 +117,9 @@ pub async fn run_delta(
             continue;
         };
         client.on_response(t, &resp)?;
-        if t == EDS {
+        if t == 0 {
+            stats.set_eds_names(&client.subscribed[EDS]);
+        } else if t == EDS {
             let anys = resp.resources.iter().filter_map(|r| r.resource.as_ref());
             stats.eds_acked(anys, &resp.removed_resources);
         }

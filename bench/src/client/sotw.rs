@@ -95,8 +95,10 @@ pub async fn run_sotw(
             continue;
         };
         client.on_response(t, &resp)?;
-        if t == EDS {
-            stats.eds_acked(resp.resources.iter(), &[]);
+        match t {
+            0 => stats.set_eds_names(&client.types[EDS].names),
+            EDS => stats.eds_acked(resp.resources.iter(), &[]),
+            _ => {}
         }
         stats.hold(t, |m| {
             m.insert(String::new(), resp.version_info.clone());
