@@ -17,7 +17,7 @@ mod fleet;
 mod ledger;
 mod report;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -81,31 +81,52 @@ pub async fn churn(args: ChurnArgs) -> anyhow::Result<bool> {
         .population
         .unwrap_or((2.0 * args.rate).ceil() as usize)
         .max(1);
-    let bin = server::trellis_bin(args.trellis.clone())?;
     let tmp = tempfile::tempdir()?;
-    let (config, state) = (tmp.path().join("config"), tmp.path().join("state"));
-    std::fs::create_dir_all(&config)?;
-    // The churned services plus the observers' own, one static endpoint each.
-    let services = args.services.max(1);
-    let mesh = Mesh {
-        services: services + 1,
-        endpoints: 1,
-        scope: None,
-    };
-    mesh.write_all(&config)?;
-    let grace = Duration::from_millis(args.grace_ms);
-    let grace_flag = format!("{}ms", args.grace_ms);
-    let log = tmp.path().join("trellis.log");
-    let extra = ["--grace-period", grace_flag.as_str()];
-    let server = Server::start_with(&bin, &config, &state, true, &log, &extra).await?;
+    let server = start_server(&args, tmp.path()).await?;
     let url = format!("http://{}", server.xds);
+    let grace = Duration::from_millis(args.grace_ms);
+    let services = args.services.max(1);
     let mut fleet = Fleet::new(url, args.delta, services, args.observers, grace);
-
     let observers = fleet.start_observers()?;
     if !wait_synced(&observers, Instant::now() + WAIT).await {
         bail!("the observers did not sync within {WAIT:?}");
     }
-    // The first population, observed before the window starts.
+    populate(&mut fleet, population).await?;
+
+    let cpu0 = server.cpu_s()?;
+    let mut report = window(&mut fleet, &args, population).await?;
+    report.cpu_s = server.cpu_s()? - cpu0;
+    report.rss_kb = server.rss_kb()?;
+    report.drained = drain(&fleet, &report).await;
+    report.stream_errors = fleet.global.errors.load(Ordering::Relaxed);
+    println!("{}", report.json(&args, population, &fleet.ledger));
+    let ok = report.all_observed(&fleet.ledger) && fleet.ledger.flaps() == 0;
+    drop(fleet);
+    drop(server);
+    Ok(!args.check || (ok && report.stream_errors == 0))
+}
+
+/// Writes the mesh (the churned services plus the observers' own, one
+/// static endpoint each) and starts `trellis serve` with the grace period.
+async fn start_server(args: &ChurnArgs, tmp: &Path) -> anyhow::Result<Server> {
+    let bin = server::trellis_bin(args.trellis.clone())?;
+    let (config, state) = (tmp.join("config"), tmp.join("state"));
+    std::fs::create_dir_all(&config)?;
+    let mesh = Mesh {
+        services: args.services.max(1) + 1,
+        endpoints: 1,
+        scope: None,
+    };
+    mesh.write_all(&config)?;
+    let grace = format!("{}ms", args.grace_ms);
+    let extra = ["--grace-period", grace.as_str()];
+    let log = tmp.join("trellis.log");
+    Server::start_with(&bin, &config, &state, true, &log, &extra).await
+}
+
+/// Connects the first `population` sidecars and waits (bounded) until
+/// every observer saw them, so the window starts in a steady state.
+async fn populate(fleet: &mut Fleet, population: usize) -> anyhow::Result<()> {
     let first: Vec<String> = (0..population)
         .map(|_| fleet.open())
         .collect::<anyhow::Result<_>>()?;
@@ -118,19 +139,7 @@ pub async fn churn(args: ChurnArgs) -> anyhow::Result<bool> {
     if !wait(Instant::now() + WAIT, all_seen).await {
         bail!("the first {population} sidecars were not observed within {WAIT:?}");
     }
-
-    let cpu0 = server.cpu_s()?;
-    let mut report = window(&mut fleet, &args, population).await?;
-    report.cpu_s = server.cpu_s()? - cpu0;
-    report.rss_kb = server.rss_kb()?;
-    report.drained = drain(&fleet, &report).await;
-    report.stream_errors = fleet.global.errors.load(Ordering::Relaxed);
-    let out = report.json(&args, population, &fleet.ledger);
-    println!("{out}");
-    let ok = report.all_observed(&fleet.ledger) && fleet.ledger.flaps() == 0;
-    drop(fleet);
-    drop(server);
-    Ok(!args.check || (ok && report.stream_errors == 0))
+    Ok(())
 }
 
 /// The measured window: one new sidecar every 1/rate seconds (late ticks

@@ -90,6 +90,21 @@ pub fn proc_status_kb(pid: u32, key: &str) -> anyhow::Result<u64> {
     Ok(kb.parse()?)
 }
 
+/// Polls (bounded) until the ADS port accepts; fails if the child exits.
+async fn wait_listening(child: &mut Child, xds: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(xds).await.is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("trellis serve exited: {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("trellis serve did not listen within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 impl Server {
     /// Starts `trellis serve` and waits (bounded) until ADS accepts.
     pub async fn start(
@@ -139,16 +154,7 @@ impl Server {
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
         let mut child = cmd.spawn().context("starting trellis serve")?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while tokio::net::TcpStream::connect(xds).await.is_err() {
-            if let Some(status) = child.try_wait()? {
-                bail!("trellis serve exited: {status}");
-            }
-            if Instant::now() > deadline {
-                bail!("trellis serve did not listen within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_listening(&mut child, xds).await?;
         Ok(Server { child, xds })
     }
 
