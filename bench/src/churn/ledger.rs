@@ -194,3 +194,6 @@ impl EdsWatch for Observer {
         held.present = now;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -97,6 +97,11 @@ fn all_services_writes_the_mesh_setting() {
         text.contains("spec:\n  defaultSidecarScope: ALL_SERVICES\n"),
         "{text}"
     );
+    let cfg = trellis::config::load_dir(dir.path()).unwrap();
+    assert_eq!(
+        cfg.mesh.default_sidecar_scope,
+        trellis::config::model::DefaultSidecarScope::AllServices
+    );
     let without = tempfile::tempdir().unwrap();
     Layout::new(mesh(2, None), 1, false)
         .write_all(without.path())
