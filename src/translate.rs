@@ -185,9 +185,23 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
     }
 }
 
-/// One proxy's view: the shared resources plus its inbound cluster and
-/// both listeners.
-pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> ProxyResources {
+/// What is one proxy's own: its inbound cluster, listeners and secrets.
+/// The rest of its view is shared by every proxy of its
+/// [`scope::ScopeKey`] ([`scope::outbound_view`]).
+#[derive(Clone, PartialEq)]
+pub struct OwnResources {
+    /// `inbound|APP_PORT||`.
+    pub inbound_cluster: XdsCluster,
+    /// `inbound` and `outbound` listeners.
+    pub listeners: Vec<Listener>,
+    /// SDS secrets (`default`, `ROOTCA`).
+    pub secrets: Vec<XdsSecret>,
+}
+
+/// One proxy's own resources. They depend on the proxy, its security and
+/// the per-proxy inputs of `shared` ([`Shared::same_proxy_inputs`]), not
+/// on clusters, endpoints or routes.
+pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> OwnResources {
     // The app speaks HTTP/2 when its service's port says so (first port:
     // a sidecar fronts one app port).
     let h2 = shared
@@ -195,31 +209,44 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
         .get(&proxy.host())
         .and_then(|ports| ports.first())
         .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
-    let scope = scope::Scope::of(shared, proxy);
-    let mut clusters = match &scope {
-        Some(s) => s.clusters(&shared.clusters),
-        None => shared.clusters.clone(),
-    };
-    clusters.push(listeners::inbound_cluster(proxy, h2));
-    ProxyResources {
-        clusters,
-        load_assignments: match &scope {
-            Some(s) => s.load_assignments(&shared.load_assignments),
-            None => shared.load_assignments.clone(),
-        },
+    OwnResources {
+        inbound_cluster: listeners::inbound_cluster(proxy, h2),
         listeners: vec![
             listeners::inbound(shared, proxy, security),
             listeners::outbound(shared, proxy),
         ],
-        routes: match &scope {
-            Some(s) => s.routes(&shared.routes),
-            None => shared.routes.clone(),
-        },
         secrets: security
             .certs
             .as_ref()
             .map(workload_secrets)
             .unwrap_or_default(),
+    }
+}
+
+impl Shared {
+    /// True when `other` has the same inputs to [`proxy_own`]: everything
+    /// but clusters, endpoints, routes and scopes.
+    pub fn same_proxy_inputs(&self, other: &Shared) -> bool {
+        self.service_ports == other.service_ports
+            && self.mesh == other.mesh
+            && self.peer_authentications == other.peer_authentications
+            && self.authz == other.authz
+            && self.telemetries == other.telemetries
+    }
+}
+
+/// One proxy's view: the shared resources in its scope plus its own.
+pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> ProxyResources {
+    let view = scope::outbound_view(shared, proxy);
+    let own = proxy_own(shared, proxy, security);
+    let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
+    clusters.push(own.inbound_cluster);
+    ProxyResources {
+        clusters,
+        load_assignments: view.load_assignments.into_iter().cloned().collect(),
+        listeners: own.listeners,
+        routes: view.routes,
+        secrets: own.secrets,
     }
 }
 

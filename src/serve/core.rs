@@ -56,6 +56,8 @@ pub(crate) struct Core {
     pub(crate) state_dir: PathBuf,
     /// The registry as last saved, to write only on changes.
     saved: Mutex<Registry>,
+    /// What the snapshot builder keeps from one rebuild to the next.
+    pub(crate) build: Mutex<super::snapshots::BuildState>,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -98,6 +100,7 @@ impl Core {
             rebuilt: AtomicU64::new(0),
             state_dir: parts.state_dir,
             saved: Mutex::new(Registry::new()),
+            build: Mutex::default(),
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);

@@ -1,137 +1,50 @@
 //! From config + registry to one xDS snapshot per registered sidecar.
 //!
-//! Resources every proxy shares (`translate::shared`) are encoded once per
-//! change and the same `Arc<Any>` goes into every snapshot that carries
-//! them; only the per-proxy pieces are encoded per proxy (DESIGN.md,
-//! "Performance stance").
+//! Translation of what proxies share runs once per change; each resource is
+//! encoded once and the same `Arc<Any>` goes into every snapshot that
+//! carries it; proxies with the same view share whole sets (see
+//! [`build`]; DESIGN.md, "Performance stance").
 
-use std::collections::{BTreeSet, HashMap};
+mod build;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::Listener as XdsListener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
-use envoy_types::pb::google::protobuf::Any;
-use envoy_types::util::pack_any;
+pub(crate) use build::BuildState;
 
 use super::certs::Certs;
 use super::core::{lock, Core};
 use crate::config::model::MeshConfig;
 use crate::registry::{instances, Registry};
-use crate::translate::{self, ProxyResources, ProxySecurity, Shared};
-use crate::xds::{Snapshot, SnapshotBuilder};
+use crate::translate::{self, ProxySecurity};
+use crate::xds::Snapshot;
 
-/// A resource with a name that keys it in a snapshot.
-trait Named: prost::Message + prost::Name + PartialEq + Clone {
-    fn resource_name(&self) -> &str;
-}
-
-impl Named for XdsCluster {
-    fn resource_name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Named for ClusterLoadAssignment {
-    fn resource_name(&self) -> &str {
-        &self.cluster_name
-    }
-}
-
-impl Named for RouteConfiguration {
-    fn resource_name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Named for XdsListener {
-    fn resource_name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Named for XdsSecret {
-    fn resource_name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// Shared resources of one type, each encoded once, by name.
-struct Packed<'a, T> {
-    by_name: HashMap<&'a str, (&'a T, Arc<Any>)>,
-}
-
-impl<'a, T: Named> Packed<'a, T> {
-    fn new(items: &'a [T]) -> Self {
-        let by_name = items
-            .iter()
-            .map(|r| (r.resource_name(), (r, Arc::new(pack_any(r.clone())))))
-            .collect();
-        Packed { by_name }
-    }
-
-    /// Adds `items` to `builder`, reusing the shared encoding of every
-    /// resource `for_proxy` passed through unchanged.
-    fn add_to(&self, items: &[T], builder: &mut SnapshotBuilder) {
-        for r in items {
-            let any = match self.by_name.get(r.resource_name()) {
-                Some((shared, any)) if *shared == r => Arc::clone(any),
-                _ => Arc::new(pack_any(r.clone())),
-            };
-            builder.insert(r.resource_name(), any);
-        }
-    }
-}
-
-/// The shared resources of one change, encoded.
-pub(crate) struct PackedShared<'a> {
-    clusters: Packed<'a, XdsCluster>,
-    load_assignments: Packed<'a, ClusterLoadAssignment>,
-    routes: Packed<'a, RouteConfiguration>,
-    listeners: Packed<'a, XdsListener>,
-    secrets: Packed<'a, XdsSecret>,
-}
-
-impl<'a> PackedShared<'a> {
-    pub(crate) fn new(shared: &'a Shared) -> Self {
-        PackedShared {
-            clusters: Packed::new(&shared.clusters),
-            load_assignments: Packed::new(&shared.load_assignments),
-            routes: Packed::new(&shared.routes),
-            listeners: Packed::new(&[]),
-            secrets: Packed::new(&[]),
-        }
-    }
-
-    /// One proxy's snapshot.
-    pub(crate) fn snapshot(&self, res: &ProxyResources) -> Snapshot {
-        let mut b = Snapshot::builder();
-        self.clusters.add_to(&res.clusters, &mut b);
-        self.load_assignments.add_to(&res.load_assignments, &mut b);
-        self.routes.add_to(&res.routes, &mut b);
-        self.listeners.add_to(&res.listeners, &mut b);
-        // Secrets are the proxy's own: they go into its snapshot only.
-        self.secrets.add_to(&res.secrets, &mut b);
-        b.build()
-    }
-}
-
-/// Snapshots for every sidecar in `registry`, by node id. With `certs`,
-/// each proxy gets its own certificate and mTLS per policy; a proxy whose
-/// certificate cannot be issued gets plaintext resources (and an error log).
+/// Snapshots for every sidecar in `registry`, by node id, from a fresh
+/// [`BuildState`]. With `certs`, each proxy gets its own certificate and
+/// mTLS per policy; a proxy whose certificate cannot be issued gets
+/// plaintext resources (and an error log).
+#[cfg(test)]
 pub(crate) fn build_all(
+    mesh: &MeshConfig,
+    registry: &Registry,
+    certs: Option<&Certs>,
+) -> Vec<(String, Snapshot)> {
+    build_with(&mut BuildState::default(), mesh, registry, certs)
+}
+
+/// [`build_all`] with the state of earlier builds, so unchanged resources
+/// keep their encoding and unchanged proxies their own resources.
+pub(crate) fn build_with(
+    state: &mut BuildState,
     mesh: &MeshConfig,
     registry: &Registry,
     certs: Option<&Certs>,
 ) -> Vec<(String, Snapshot)> {
     let services = instances(mesh, registry);
     let shared = translate::shared(mesh, &services);
-    let packed = PackedShared::new(&shared);
     let now = SystemTime::now();
-    registry
+    let proxies = registry
         .sidecars()
         .values()
         .map(|proxy| {
@@ -147,10 +60,10 @@ pub(crate) fn build_all(
                     }
                 }
             });
-            let res = translate::for_proxy(&shared, proxy, &security);
-            (proxy.id.clone(), packed.snapshot(&res))
+            (proxy, security)
         })
-        .collect()
+        .collect();
+    state.build(shared, proxies)
 }
 
 impl Core {
@@ -162,10 +75,20 @@ impl Core {
         let mesh = self.config.load_full();
         let registry = lock(&self.registry).clone();
         self.save_registry(&registry);
-        let snapshots = build_all(&mesh, &registry, Some(&self.certs));
+        let snapshots = build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
         let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
         self.certs.retain(&live);
+        let mut changed = 0usize;
         for (id, snap) in snapshots {
+            // Streams of an unchanged proxy need not even wake up.
+            if self
+                .cache
+                .get(&id)
+                .is_some_and(|old| old.same_versions(&snap))
+            {
+                continue;
+            }
+            changed += 1;
             // Convergence is timed from the start of the rebuild.
             self.status.expect_snapshot(&id, &snap, started);
             self.cache.set(&id, Arc::new(snap));
@@ -180,6 +103,7 @@ impl Core {
             .fetch_max(ticket, std::sync::atomic::Ordering::SeqCst);
         tracing::debug!(
             proxies = live.len(),
+            changed,
             generation = self.generation(),
             elapsed = ?started.elapsed(),
             "snapshots rebuilt"
@@ -187,15 +111,30 @@ impl Core {
     }
 }
 
+/// Rebuilds start at most this often. A change after a quiet spell is
+/// rebuilt at once; a burst (say 500 sidecars registering within a second)
+/// is coalesced into one rebuild per interval, so no change waits longer
+/// than this interval or the rebuild in progress.
+pub(crate) const MIN_REBUILD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Rebuilds on every dirty signal until `stop` fires. `Notify` keeps at
 /// most one pending permit: the first signal is acted on at once (leading
-/// edge) and any burst during a rebuild collapses into one more rebuild.
+/// edge) and any burst during a rebuild, or within [`MIN_REBUILD_INTERVAL`]
+/// of its start, collapses into one more rebuild.
 pub(crate) async fn rebuild_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut last_start: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = core.dirty.notified() => {}
             _ = stop.changed() => return,
         }
+        if let Some(due) = last_start.map(|t| t + MIN_REBUILD_INTERVAL) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        last_start = Some(tokio::time::Instant::now());
         // Translation and encoding are CPU work that grows with the mesh:
         // keep it off the threads that serve the streams.
         let c = Arc::clone(&core);

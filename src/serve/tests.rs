@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::*;
 use crate::bootstrap::{bootstrap_value, SidecarSpec};
-use crate::xds::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
 const CANARY: &str = include_str!("../../config-examples/canary/payment.yaml");
 
@@ -304,6 +304,65 @@ fn shared_resources_are_encoded_once() {
     let shared = "outbound|80||a.default.svc.cluster.local";
     assert!(Arc::ptr_eq(&cluster(a, shared), &cluster(b, shared)));
     assert_eq!(a.resources(&LISTENER_TYPE).items().len(), 2);
+}
+
+#[test]
+fn proxies_of_one_view_share_sets_and_rebuilds_reuse_what_did_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |yaml: &str| {
+        std::fs::write(dir.path().join("mesh.yaml"), yaml).unwrap();
+        crate::config::load_dir(dir.path()).unwrap()
+    };
+    let mesh = load(CANARY);
+    let mut registry = crate::registry::Registry::new();
+    // Two sidecars of one service on the same app port: same view and the
+    // same inbound cluster, so every set but their listeners is shared.
+    for i in 0..2u16 {
+        let mut spec = SidecarSpec::new("frontend", 8080);
+        spec.node_id = Some(format!("frontend-{i}"));
+        spec.inbound_port = 15006 + i;
+        spec.outbound_port = 15001 + 10 * i;
+        registry.register(crate::registry::Proxy::from_node(&node(&spec)).unwrap());
+    }
+    let mut state = snapshots::BuildState::default();
+    let first = snapshots::build_with(&mut state, &mesh, &registry, None);
+    let (a, b) = (&first[0].1, &first[1].1);
+    for t in [&*CLUSTER_TYPE, &*ENDPOINT_TYPE, &*ROUTE_TYPE] {
+        assert!(Arc::ptr_eq(a.shared(t), b.shared(t)), "{t} shared");
+    }
+    assert!(!Arc::ptr_eq(
+        a.shared(&LISTENER_TYPE),
+        b.shared(&LISTENER_TYPE)
+    ));
+
+    // Same inputs again: the proxies' own sets are reused, every resource
+    // keeps its encoding (same Arc), every version is the same.
+    let again = snapshots::build_with(&mut state, &mesh, &registry, None);
+    assert!(Arc::ptr_eq(
+        first[0].1.shared(&LISTENER_TYPE),
+        again[0].1.shared(&LISTENER_TYPE)
+    ));
+    assert!(first[0].1.same_versions(&again[0].1));
+    let items = |s: &crate::xds::Snapshot| s.resources(&CLUSTER_TYPE).items().clone();
+    for (name, r) in items(&again[0].1) {
+        assert!(
+            Arc::ptr_eq(&r, &items(&first[0].1)[&name]),
+            "{name} re-encoded"
+        );
+    }
+
+    // A route change changes RDS only.
+    let mesh = load(
+        &CANARY
+            .replace("weight: 90", "weight: 55")
+            .replace("weight: 10", "weight: 45"),
+    );
+    let changed = snapshots::build_with(&mut state, &mesh, &registry, None);
+    let (old, new) = (&again[0].1, &changed[0].1);
+    assert_ne!(old.version(&ROUTE_TYPE), new.version(&ROUTE_TYPE));
+    for t in [&*CLUSTER_TYPE, &*ENDPOINT_TYPE, &*LISTENER_TYPE] {
+        assert_eq!(old.version(t), new.version(t), "{t} unchanged");
+    }
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 
-use crate::config::model::{effective_scope, Host, MeshSettings, SidecarScope};
+use crate::config::model::{effective_scope, sidecar_for, Host, MeshSettings, SidecarScope};
 use crate::registry::Proxy;
 
 use super::telemetry::collector_cluster_name;
@@ -26,6 +26,67 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
         &proxy.namespace,
         &proxy.labels,
     )
+}
+
+/// Which outbound view a proxy gets. Proxies with equal keys get the same
+/// clusters, endpoints and routes, so a runtime builds and encodes them
+/// once per key rather than once per proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ScopeKey {
+    /// Every service.
+    All,
+    /// A scope: the effective scope is a function of the `Sidecar` that
+    /// applies (its index in `Shared::sidecars`, `None` for the mesh
+    /// default) and the proxy's namespace (`.` and the default depend on it).
+    Scoped {
+        /// Index of the applying `Sidecar`.
+        sidecar: Option<usize>,
+        /// The proxy's namespace.
+        namespace: String,
+    },
+}
+
+/// The key of `proxy`'s outbound view.
+pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
+    if scope_of(shared, proxy).is_none() {
+        return ScopeKey::All;
+    }
+    let root = &shared.mesh.root_namespace;
+    let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
+    ScopeKey::Scoped {
+        sidecar: applying.and_then(|s| shared.sidecars.iter().position(|x| std::ptr::eq(x, s))),
+        namespace: proxy.namespace.clone(),
+    }
+}
+
+/// The shared outbound resources one proxy may use: references to the
+/// shared clusters and endpoints in scope, and the route configurations
+/// without the virtual hosts of services out of scope.
+pub struct OutboundView<'a> {
+    /// Outbound clusters in scope (and every non-outbound shared cluster).
+    pub clusters: Vec<&'a Cluster>,
+    /// Their endpoints.
+    pub load_assignments: Vec<&'a ClusterLoadAssignment>,
+    /// The `outbound` route configuration, filtered.
+    pub routes: Vec<RouteConfiguration>,
+}
+
+/// `proxy`'s outbound view (the same for every proxy of its [`ScopeKey`]).
+pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
+    let scope = Scope::of(shared, proxy);
+    let admits = |name: &str| scope.as_ref().is_none_or(|s| s.admits_cluster(name));
+    OutboundView {
+        clusters: shared.clusters.iter().filter(|c| admits(&c.name)).collect(),
+        load_assignments: shared
+            .load_assignments
+            .iter()
+            .filter(|c| admits(&c.cluster_name))
+            .collect(),
+        routes: match &scope {
+            Some(s) => s.routes(&shared.routes),
+            None => shared.routes.clone(),
+        },
+    }
 }
 
 /// Scope checks by host, with each service's namespace.
@@ -75,21 +136,6 @@ impl<'a> Scope<'a> {
             .iter()
             .filter_map(|p| p.kind.collector())
             .any(|(service, port)| collector_cluster_name(service, port) == cluster)
-    }
-
-    /// The shared clusters in scope.
-    pub(crate) fn clusters(&self, all: &[Cluster]) -> Vec<Cluster> {
-        let keep = all.iter().filter(|c| self.admits_cluster(&c.name));
-        keep.cloned().collect()
-    }
-
-    /// The load assignments in scope (named like their clusters).
-    pub(crate) fn load_assignments(
-        &self,
-        all: &[ClusterLoadAssignment],
-    ) -> Vec<ClusterLoadAssignment> {
-        let keep = all.iter().filter(|c| self.admits_cluster(&c.cluster_name));
-        keep.cloned().collect()
     }
 
     /// Route configurations without the virtual hosts (`HOST:PORT`) of

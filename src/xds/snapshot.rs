@@ -18,7 +18,9 @@ pub struct TypeResources {
 }
 
 impl TypeResources {
-    fn new(items: Resources) -> Self {
+    /// A set with its content version. Build one once and share it (`Arc`)
+    /// between the snapshots of every proxy that gets the same resources.
+    pub fn new(items: Resources) -> Self {
         TypeResources {
             version: content_version(&items),
             items,
@@ -27,8 +29,13 @@ impl TypeResources {
 
     /// An empty set (what a type absent from a snapshot holds).
     pub fn empty() -> &'static TypeResources {
-        static EMPTY: LazyLock<TypeResources> =
-            LazyLock::new(|| TypeResources::new(Resources::new()));
+        Self::empty_shared()
+    }
+
+    /// The empty set, shared.
+    pub fn empty_shared() -> &'static Arc<TypeResources> {
+        static EMPTY: LazyLock<Arc<TypeResources>> =
+            LazyLock::new(|| Arc::new(TypeResources::new(Resources::new())));
         &EMPTY
     }
 
@@ -62,7 +69,7 @@ fn content_version(items: &Resources) -> String {
 /// the resources by name.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
-    types: BTreeMap<String, TypeResources>,
+    types: BTreeMap<String, Arc<TypeResources>>,
 }
 
 impl Snapshot {
@@ -74,14 +81,32 @@ impl Snapshot {
     /// The version of one type, or `None` when the snapshot has no resource
     /// of that type.
     pub fn version(&self, type_url: &str) -> Option<&str> {
-        self.types.get(type_url).map(TypeResources::version)
+        self.types.get(type_url).map(|t| t.version())
     }
 
     /// The resources of one type; a type the snapshot lacks is empty.
     pub fn resources(&self, type_url: &str) -> &TypeResources {
+        match self.types.get(type_url) {
+            Some(t) => t,
+            None => TypeResources::empty(),
+        }
+    }
+
+    /// The shared set of one type (empty when the snapshot lacks it).
+    /// Streams keep it: one `Arc` per stream instead of a copy of the set.
+    pub fn shared(&self, type_url: &str) -> &Arc<TypeResources> {
         self.types
             .get(type_url)
-            .unwrap_or_else(|| TypeResources::empty())
+            .unwrap_or_else(|| TypeResources::empty_shared())
+    }
+
+    /// True when every type has the same version in both snapshots.
+    pub fn same_versions(&self, other: &Snapshot) -> bool {
+        self.types.len() == other.types.len()
+            && self
+                .types
+                .iter()
+                .all(|(url, t)| other.version(url) == Some(t.version()))
     }
 
     /// The type URLs that have at least one resource.
@@ -96,6 +121,7 @@ impl Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotBuilder {
     types: BTreeMap<String, Resources>,
+    shared: BTreeMap<String, Arc<TypeResources>>,
 }
 
 impl SnapshotBuilder {
@@ -107,6 +133,7 @@ impl SnapshotBuilder {
 
     /// Adds one named resource.
     pub fn insert(&mut self, name: impl Into<String>, resource: Arc<Any>) -> &mut Self {
+        self.shared.remove(&resource.type_url);
         self.types
             .entry(resource.type_url.clone())
             .or_default()
@@ -114,13 +141,22 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Sets a whole type to a set built once and shared with other
+    /// snapshots; resources of that type added one by one are dropped.
+    pub fn set_type(&mut self, type_url: &str, resources: Arc<TypeResources>) -> &mut Self {
+        self.types.remove(type_url);
+        self.shared.insert(type_url.to_string(), resources);
+        self
+    }
+
     /// Computes each type's version and freezes the set.
     pub fn build(self) -> Snapshot {
-        let types = self
+        let mut types: BTreeMap<String, Arc<TypeResources>> = self
             .types
             .into_iter()
-            .map(|(type_url, items)| (type_url, TypeResources::new(items)))
+            .map(|(type_url, items)| (type_url, Arc::new(TypeResources::new(items))))
             .collect();
+        types.extend(self.shared);
         Snapshot { types }
     }
 }

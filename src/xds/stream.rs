@@ -3,6 +3,7 @@
 //! out. No I/O, so every protocol rule is unit-tested without gRPC.
 
 mod ordering;
+mod selected;
 mod subscription;
 #[cfg(test)]
 mod tests;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::types::push_rank;
-use super::{Resources, Snapshot};
+use super::Snapshot;
+use selected::Selected;
 use subscription::Subscription;
 
 /// What one input produced: responses to send, in order, and events to log,
@@ -90,7 +92,7 @@ enum Reply {
 struct Sent {
     version: String,
     nonce: String,
-    resources: Resources,
+    resources: Selected,
     reply: Reply,
     /// True when it kept clusters that the snapshot dropped.
     kept: bool,
@@ -194,7 +196,7 @@ impl StreamState {
         // warming ("Resource warming"); answer it (wildcard types need not).
         let repeat = last.reply == Reply::Acked && req.error_detail.is_none();
         // What the client holds of interest: only still-subscribed names.
-        last.resources.retain(|name, _| state.sub.contains(name));
+        last.resources.retain(|name| state.sub.contains(name));
         classify_reply(last, req, out);
         names_added || (repeat && !wildcard)
     }
@@ -233,7 +235,7 @@ impl StreamState {
             // "Deleting Resources": for types requested by name, a resource
             // missing from a response is a no-op for the client, so a change
             // that only removes resources needs no response.
-            if by_name && only_removals(&last.resources, &resources) {
+            if by_name && resources.within(&last.resources) {
                 last.resources = resources;
                 return;
             }
@@ -245,7 +247,7 @@ impl StreamState {
         &mut self,
         type_url: &str,
         version: String,
-        resources: Resources,
+        resources: Selected,
         kept: bool,
         out: &mut Output,
     ) {
@@ -254,7 +256,7 @@ impl StreamState {
         let nonce = self.nonces.to_string();
         out.responses.push(DiscoveryResponse {
             version_info: version.clone(),
-            resources: resources.values().map(|r| (**r).clone()).collect(),
+            resources: resources.map().values().map(|r| (**r).clone()).collect(),
             type_url: type_url.to_string(),
             nonce: nonce.clone(),
             ..Default::default()
@@ -277,11 +279,6 @@ impl StreamState {
             });
         }
     }
-}
-
-/// True when `next` is `prev` minus some resources.
-fn only_removals(prev: &Resources, next: &Resources) -> bool {
-    next.iter().all(|(name, r)| prev.get(name) == Some(r))
 }
 
 /// Records an ACK or NACK of the last response.

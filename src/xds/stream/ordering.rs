@@ -3,18 +3,18 @@
 //! stale clusters removed only after the routes that used them are gone.
 //! Generic: nothing here knows which route uses which cluster.
 
-use super::{Output, Reply, Resources, StreamState, TypeState};
+use super::{Output, Reply, Selected, StreamState, TypeState};
 use crate::xds::types::{routing_type, KEPT_SUFFIX};
 use crate::xds::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
 impl StreamState {
     /// What the client should now hold of a type: (version, resources, kept
     /// clusters?). `None` without a snapshot or subscription.
-    pub(super) fn current(&self, type_url: &str) -> Option<(String, Resources, bool)> {
+    pub(super) fn current(&self, type_url: &str) -> Option<(String, Selected, bool)> {
         let snapshot = self.snapshot.as_ref()?;
         let state = self.types.get(type_url)?;
-        let all = snapshot.resources(type_url);
-        let fresh = state.sub.select(all.items());
+        let all = snapshot.shared(type_url);
+        let fresh = state.sub.select(all);
         let version = all.version().to_string();
         if type_url != *CLUSTER_TYPE {
             return Some((version, fresh, false));
@@ -33,14 +33,15 @@ impl StreamState {
     /// referring to them). Clusters the client holds but the snapshot
     /// dropped stay in the CDS response until the client ACKed the current
     /// LDS and RDS. Generic: no knowledge of which route uses which cluster.
-    fn keep_dropped_clusters(&self, state: &TypeState, fresh: Resources) -> (Resources, bool) {
+    fn keep_dropped_clusters(&self, state: &TypeState, fresh: Selected) -> (Selected, bool) {
         let Some(last) = &state.last else {
             return (fresh, false);
         };
         let dropped: Vec<_> = last
             .resources
+            .map()
             .iter()
-            .filter(|(name, _)| !fresh.contains_key(*name) && state.sub.contains(name))
+            .filter(|(name, _)| !fresh.map().contains_key(*name) && state.sub.contains(name))
             .map(|(name, r)| (name.clone(), r.clone()))
             .collect();
         if dropped.is_empty() || self.routing_settled() {
@@ -65,7 +66,7 @@ impl StreamState {
         };
         state.last.as_ref().is_some_and(|last| {
             last.reply == Reply::Acked
-                && last.resources == state.sub.select(snapshot.resources(type_url).items())
+                && last.resources == state.sub.select(snapshot.shared(type_url))
         })
     }
 

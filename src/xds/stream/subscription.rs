@@ -1,9 +1,11 @@
 //! Which resources of one type a stream asked for.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use super::selected::Selected;
 use crate::xds::types::{legacy_wildcard, WILDCARD};
-use crate::xds::Resources;
+use crate::xds::TypeResources;
 
 /// The resource names a client subscribed to for one type (xDS spec, "How
 /// the client specifies what resources to return").
@@ -61,18 +63,25 @@ impl Subscription {
         }
     }
 
-    /// The subscribed subset of `items` (names that do not exist are left
+    /// The subscribed subset of `all` (names that do not exist are left
     /// out: the client times out on them, xDS spec "Knowing When a Requested
-    /// Resource Does Not Exist").
-    pub(crate) fn select(&self, items: &Resources) -> Resources {
-        match self {
-            Subscription::Wildcard => items.clone(),
-            Subscription::Names(names) => names
+    /// Resource Does Not Exist"). When that is the whole set, the set itself
+    /// (shared, not copied): Envoy asks for every EDS and RDS name it knows.
+    pub(crate) fn select(&self, all: &Arc<TypeResources>) -> Selected {
+        let Subscription::Names(names) = self else {
+            return Selected::All(Arc::clone(all));
+        };
+        let items = all.items();
+        if names.len() >= items.len() && items.keys().all(|n| names.contains(n)) {
+            return Selected::All(Arc::clone(all));
+        }
+        Selected::Some(
+            names
                 .iter()
                 .filter_map(|n| items.get_key_value(n))
                 .map(|(n, r)| (n.clone(), r.clone()))
                 .collect(),
-        }
+        )
     }
 }
 

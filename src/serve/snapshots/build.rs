@@ -1,0 +1,232 @@
+//! Building every sidecar's snapshot with work that follows the change.
+//!
+//! - Each resource is encoded once per rebuild and interned by content: a
+//!   resource whose bytes did not change keeps its `Arc` across rebuilds,
+//!   so streams tell it is unchanged by pointer and never re-hash it.
+//! - Proxies with the same outbound view ([`ScopeKey`]) share one set per
+//!   type (`Arc<TypeResources>`) for endpoints and routes, and for clusters
+//!   too when their inbound cluster is the same: the per-proxy cost is a
+//!   handful of map lookups, not a copy of the mesh.
+//! - A proxy's own resources (listeners, inbound cluster, secrets) are
+//!   re-translated only when the proxy, its certificate or the policy
+//!   inputs they depend on changed.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener as XdsListener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
+use envoy_types::pb::google::protobuf::Any;
+
+use crate::registry::Proxy;
+use crate::translate::scope::{outbound_view, scope_key, ScopeKey};
+use crate::translate::{self, ProxySecurity, Shared};
+use crate::xds::{
+    Resources, Snapshot, TypeResources, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    SECRET_TYPE,
+};
+
+/// Encoded resources by content, from one rebuild to the next.
+#[derive(Default)]
+struct Interner {
+    previous: HashMap<u64, Arc<Any>>,
+    current: HashMap<u64, Arc<Any>>,
+}
+
+impl Interner {
+    /// Encodes `msg`; the same bytes as in this or the previous rebuild
+    /// give the same `Arc`.
+    fn encode<M: prost::Message + prost::Name>(&mut self, msg: &M) -> Arc<Any> {
+        let any = Any {
+            type_url: M::type_url(),
+            value: msg.encode_to_vec(),
+        };
+        let mut h = DefaultHasher::new();
+        any.type_url.hash(&mut h);
+        any.value.hash(&mut h);
+        let key = h.finish();
+        if let Some(found) = self.current.get(&key).or_else(|| self.previous.get(&key)) {
+            if **found == any {
+                let found = Arc::clone(found);
+                self.current.insert(key, Arc::clone(&found));
+                return found;
+            }
+        }
+        let any = Arc::new(any);
+        self.current.insert(key, Arc::clone(&any));
+        any
+    }
+
+    /// Ends a rebuild: what it did not use is forgotten.
+    fn finish(&mut self) {
+        self.previous = std::mem::take(&mut self.current);
+    }
+}
+
+/// The encoded resources of one proxy that are its own.
+#[derive(Clone)]
+struct Own {
+    proxy: Proxy,
+    security: ProxySecurity,
+    inbound_cluster: (String, Arc<Any>),
+    listeners: Option<Arc<TypeResources>>,
+    secrets: Option<Arc<TypeResources>>,
+}
+
+/// The shared sets of one outbound view.
+struct Group {
+    outbound_clusters: Resources,
+    endpoints: Option<Arc<TypeResources>>,
+    routes: Option<Arc<TypeResources>>,
+    /// Full CDS sets by the inbound cluster they add (its `Arc` address:
+    /// interned, so equal clusters have equal addresses).
+    clusters: HashMap<usize, Arc<TypeResources>>,
+}
+
+/// What the snapshot builder keeps between rebuilds.
+#[derive(Default)]
+pub(crate) struct BuildState {
+    interner: Interner,
+    own: HashMap<String, Own>,
+    previous: Option<Shared>,
+}
+
+/// A set, or `None` when empty (a snapshot has no empty types).
+fn set(items: Resources) -> Option<Arc<TypeResources>> {
+    (!items.is_empty()).then(|| Arc::new(TypeResources::new(items)))
+}
+
+impl BuildState {
+    /// One snapshot per proxy (with its security) for the resources of
+    /// `shared`, by node id.
+    pub(crate) fn build(
+        &mut self,
+        shared: Shared,
+        proxies: Vec<(&Proxy, ProxySecurity)>,
+    ) -> Vec<(String, Snapshot)> {
+        let same_inputs = self
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.same_proxy_inputs(&shared));
+        let clusters = self.encode_all(&shared.clusters, |c: &XdsCluster| &c.name);
+        let endpoints = self.encode_all(&shared.load_assignments, |c: &ClusterLoadAssignment| {
+            &c.cluster_name
+        });
+        let mut groups: HashMap<ScopeKey, Group> = HashMap::new();
+        let mut own = HashMap::with_capacity(proxies.len());
+        let mut out = Vec::with_capacity(proxies.len());
+        for (proxy, security) in proxies {
+            let key = scope_key(&shared, proxy);
+            let group = match groups.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.group(&shared, proxy, &clusters, &endpoints))
+                }
+            };
+            let mine = match self.own.remove(&proxy.id) {
+                Some(o) if same_inputs && o.proxy == *proxy && o.security == security => o,
+                _ => self.own(&shared, proxy, security),
+            };
+            out.push((proxy.id.clone(), snapshot(group, &mine)));
+            own.insert(proxy.id.clone(), mine);
+        }
+        self.own = own;
+        self.previous = Some(shared);
+        self.interner.finish();
+        out
+    }
+
+    fn encode_all<M: prost::Message + prost::Name>(
+        &mut self,
+        items: &[M],
+        name: impl Fn(&M) -> &String,
+    ) -> HashMap<String, Arc<Any>> {
+        items
+            .iter()
+            .map(|m| (name(m).clone(), self.interner.encode(m)))
+            .collect()
+    }
+
+    fn group(
+        &mut self,
+        shared: &Shared,
+        proxy: &Proxy,
+        clusters: &HashMap<String, Arc<Any>>,
+        endpoints: &HashMap<String, Arc<Any>>,
+    ) -> Group {
+        let view = outbound_view(shared, proxy);
+        let pick = |names: &mut dyn Iterator<Item = &String>, from: &HashMap<String, Arc<Any>>| {
+            names
+                .filter_map(|n| Some((n.clone(), Arc::clone(from.get(n)?))))
+                .collect::<Resources>()
+        };
+        let outbound_clusters = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
+        let eds = pick(
+            &mut view.load_assignments.iter().map(|c| &c.cluster_name),
+            endpoints,
+        );
+        let routes = view
+            .routes
+            .iter()
+            .map(|r: &RouteConfiguration| (r.name.clone(), self.interner.encode(r)))
+            .collect();
+        Group {
+            outbound_clusters,
+            endpoints: set(eds),
+            routes: set(routes),
+            clusters: HashMap::new(),
+        }
+    }
+
+    fn own(&mut self, shared: &Shared, proxy: &Proxy, security: ProxySecurity) -> Own {
+        let res = translate::proxy_own(shared, proxy, &security);
+        let inbound = self.interner.encode(&res.inbound_cluster);
+        let listeners = res
+            .listeners
+            .iter()
+            .map(|l: &XdsListener| (l.name.clone(), self.interner.encode(l)))
+            .collect();
+        let secrets = res
+            .secrets
+            .iter()
+            .map(|s: &XdsSecret| (s.name.clone(), self.interner.encode(s)))
+            .collect();
+        Own {
+            proxy: proxy.clone(),
+            security,
+            inbound_cluster: (res.inbound_cluster.name, inbound),
+            listeners: set(listeners),
+            secrets: set(secrets),
+        }
+    }
+}
+
+/// A proxy's snapshot from its group's sets and its own.
+fn snapshot(group: &mut Group, own: &Own) -> Snapshot {
+    let (inbound_name, inbound) = &own.inbound_cluster;
+    let clusters = group
+        .clusters
+        .entry(Arc::as_ptr(inbound) as usize)
+        .or_insert_with(|| {
+            let mut all = group.outbound_clusters.clone();
+            all.insert(inbound_name.clone(), Arc::clone(inbound));
+            Arc::new(TypeResources::new(all))
+        });
+    let mut b = Snapshot::builder();
+    b.set_type(&CLUSTER_TYPE, Arc::clone(clusters));
+    for (url, set) in [
+        (&*ENDPOINT_TYPE, &group.endpoints),
+        (&*ROUTE_TYPE, &group.routes),
+        (&*LISTENER_TYPE, &own.listeners),
+        (&*SECRET_TYPE, &own.secrets),
+    ] {
+        if let Some(set) = set {
+            b.set_type(url, Arc::clone(set));
+        }
+    }
+    b.build()
+}
