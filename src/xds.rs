@@ -38,10 +38,13 @@
 mod cache;
 mod delta;
 mod metrics;
+mod reply;
 mod server;
 mod snapshot;
 mod status;
 mod stream;
+#[cfg(test)]
+mod test_support;
 mod types;
 
 pub use cache::SnapshotCache;

@@ -36,6 +36,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
 
+use super::reply::{classify_reply, Reply};
 use super::types::push_rank;
 use super::{RequestError, Snapshot, StreamEvent};
 use diff::{diff, known_from_initial, Diff, Known};
@@ -49,14 +50,6 @@ pub struct DeltaOutput {
     pub responses: Vec<DeltaDiscoveryResponse>,
     /// What happened, for logs, metrics and the status table.
     pub events: Vec<StreamEvent>,
-}
-
-/// How the client answered the last response of a type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reply {
-    Pending,
-    Acked,
-    Nacked,
 }
 
 /// The last response sent for a type.
@@ -146,7 +139,7 @@ impl DeltaStreamState {
             return;
         };
         if !req.response_nonce.is_empty() {
-            classify_reply(state, req, out);
+            record_reply(state, req, out);
         }
         let resend = state.sub.apply(
             &req.resource_names_subscribe,
@@ -230,44 +223,28 @@ impl DeltaStreamState {
     }
 }
 
-/// Records an ACK or NACK of the last response ("ACK/NACK and resource type
-/// instance version"; in the incremental protocol a request with
-/// `response_nonce` answers that response). The client is assumed to hold
-/// what it was sent even after a NACK, so the rejected content is not sent
-/// again until it changes. A nonce other than the last is stale.
-fn classify_reply(state: &mut DeltaType, req: &DeltaDiscoveryRequest, out: &mut DeltaOutput) {
-    let type_url = req.type_url.clone();
+/// Records an ACK or NACK of the last response (see [`classify_reply`]);
+/// a nonce other than the last is stale ("Incremental xDS"). The client is
+/// assumed to hold what it was sent even after a NACK, so the rejected
+/// content is not sent again until it changes.
+fn record_reply(state: &mut DeltaType, req: &DeltaDiscoveryRequest, out: &mut DeltaOutput) {
     let Some(last) = state
         .last
         .as_mut()
         .filter(|l| l.nonce == req.response_nonce)
     else {
-        let nonce = req.response_nonce.clone();
-        out.events.push(StreamEvent::Stale { type_url, nonce });
+        out.events.push(StreamEvent::Stale {
+            type_url: req.type_url.clone(),
+            nonce: req.response_nonce.clone(),
+        });
         return;
     };
-    if last.reply != Reply::Pending {
-        return;
-    }
-    let (version, nonce) = (last.version.clone(), last.nonce.clone());
-    out.events.push(match &req.error_detail {
-        Some(detail) => {
-            last.reply = Reply::Nacked;
-            let message = detail.message.clone();
-            StreamEvent::Nacked {
-                type_url,
-                version,
-                nonce,
-                message,
-            }
-        }
-        None => {
-            last.reply = Reply::Acked;
-            StreamEvent::Acked {
-                type_url,
-                version,
-                nonce,
-            }
-        }
-    });
+    let error = req.error_detail.as_ref();
+    out.events.extend(classify_reply(
+        &mut last.reply,
+        &req.type_url,
+        &last.version,
+        &last.nonce,
+        error,
+    ));
 }

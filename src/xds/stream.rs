@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
+use super::reply::{classify_reply, Reply};
 use super::types::push_rank;
 use super::Snapshot;
 use selected::Selected;
@@ -77,14 +78,6 @@ pub enum RequestError {
     /// ADS multiplexes types, so every request must name its type.
     #[error("DiscoveryRequest without type_url: ADS requires it on every request")]
     MissingTypeUrl,
-}
-
-/// How the client answered the last response of a type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reply {
-    Pending,
-    Acked,
-    Nacked,
 }
 
 /// The last response sent for a type.
@@ -197,7 +190,14 @@ impl StreamState {
         let repeat = last.reply == Reply::Acked && req.error_detail.is_none();
         // What the client holds of interest: only still-subscribed names.
         last.resources.retain(|name| state.sub.contains(name));
-        classify_reply(last, req, out);
+        let error = req.error_detail.as_ref();
+        out.events.extend(classify_reply(
+            &mut last.reply,
+            type_url,
+            &last.version,
+            &last.nonce,
+            error,
+        ));
         names_added || (repeat && !wildcard)
     }
 
@@ -279,37 +279,4 @@ impl StreamState {
             });
         }
     }
-}
-
-/// Records an ACK or NACK of the last response.
-/// "ACK/NACK and resource type instance version": `error_detail` set means
-/// the response was rejected; the client stays on its previous version and
-/// the rejected content is not resent until it changes. Envoy also repeats
-/// a NACKed nonce later without `error_detail`: that is not an ACK.
-fn classify_reply(last: &mut Sent, req: &DiscoveryRequest, out: &mut Output) {
-    if last.reply != Reply::Pending {
-        return;
-    }
-    let type_url = req.type_url.clone();
-    let (version, nonce) = (last.version.clone(), last.nonce.clone());
-    out.events.push(match &req.error_detail {
-        Some(detail) => {
-            last.reply = Reply::Nacked;
-            let message = detail.message.clone();
-            StreamEvent::Nacked {
-                type_url,
-                version,
-                nonce,
-                message,
-            }
-        }
-        None => {
-            last.reply = Reply::Acked;
-            StreamEvent::Acked {
-                type_url,
-                version,
-                nonce,
-            }
-        }
-    });
 }

@@ -5,40 +5,12 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
-use envoy_types::pb::google::protobuf::Any;
-use envoy_types::pb::google::rpc::Status as RpcStatus;
 
 use super::*;
 mod ordering;
 
+use crate::xds::test_support::{any, base, rejection, snap};
 use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
-
-fn any(type_url: &str, body: &str) -> Arc<Any> {
-    Arc::new(Any {
-        type_url: type_url.to_string(),
-        value: body.as_bytes().to_vec(),
-    })
-}
-
-/// A snapshot from (type, name, body) triples.
-fn snap(items: &[(&str, &str, &str)]) -> Arc<Snapshot> {
-    let mut b = Snapshot::builder();
-    for (t, name, body) in items {
-        b.insert(*name, any(t, body));
-    }
-    Arc::new(b.build())
-}
-
-fn base() -> Arc<Snapshot> {
-    snap(&[
-        (&CLUSTER_TYPE, "a", "a"),
-        (&CLUSTER_TYPE, "b", "b"),
-        (&ENDPOINT_TYPE, "a", "ea"),
-        (&ENDPOINT_TYPE, "b", "eb"),
-        (&LISTENER_TYPE, "l", "l"),
-        (&ROUTE_TYPE, "r", "r"),
-    ])
-}
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -62,11 +34,7 @@ fn ack(type_url: &str, nonce: &str) -> DeltaDiscoveryRequest {
 
 fn nack(type_url: &str, nonce: &str) -> DeltaDiscoveryRequest {
     DeltaDiscoveryRequest {
-        error_detail: Some(RpcStatus {
-            code: 3,
-            message: "bad".into(),
-            ..Default::default()
-        }),
+        error_detail: Some(rejection("bad")),
         ..ack(type_url, nonce)
     }
 }

@@ -3,27 +3,10 @@
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use envoy_types::pb::google::protobuf::Any;
-use envoy_types::pb::google::rpc::Status as RpcStatus;
 
 use super::*;
+use crate::xds::test_support::{base, rejection, snap};
 use crate::xds::{Snapshot, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
-
-fn any(type_url: &str, body: &str) -> Arc<Any> {
-    Arc::new(Any {
-        type_url: type_url.to_string(),
-        value: body.as_bytes().to_vec(),
-    })
-}
-
-/// A snapshot from (type, name, body) triples.
-fn snap(items: &[(&str, &str, &str)]) -> Arc<Snapshot> {
-    let mut b = Snapshot::builder();
-    for (t, name, body) in items {
-        b.insert(*name, any(t, body));
-    }
-    Arc::new(b.build())
-}
 
 fn req(type_url: &str, names: &[&str], nonce: &str) -> DiscoveryRequest {
     DiscoveryRequest {
@@ -36,11 +19,7 @@ fn req(type_url: &str, names: &[&str], nonce: &str) -> DiscoveryRequest {
 
 fn nack(type_url: &str, names: &[&str], nonce: &str, message: &str) -> DiscoveryRequest {
     DiscoveryRequest {
-        error_detail: Some(RpcStatus {
-            code: 3,
-            message: message.to_string(),
-            ..Default::default()
-        }),
+        error_detail: Some(rejection(message)),
         ..req(type_url, names, nonce)
     }
 }
@@ -54,18 +33,6 @@ fn names(resp: &DiscoveryResponse) -> Vec<String> {
 
 fn types(out: &Output) -> Vec<&str> {
     out.responses.iter().map(|r| r.type_url.as_str()).collect()
-}
-
-/// The base snapshot: two clusters with endpoints, one listener, one route.
-fn base() -> Arc<Snapshot> {
-    snap(&[
-        (&CLUSTER_TYPE, "a", "a"),
-        (&CLUSTER_TYPE, "b", "b"),
-        (&ENDPOINT_TYPE, "a", "ea"),
-        (&ENDPOINT_TYPE, "b", "eb"),
-        (&LISTENER_TYPE, "l", "l"),
-        (&ROUTE_TYPE, "r", "r"),
-    ])
 }
 
 /// A stream subscribed to all four types, everything ACKed; returns the
