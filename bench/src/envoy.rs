@@ -56,6 +56,10 @@ pub struct EnvoyArgs {
     /// Upper bound of each measurement (mesh, Envoys, change) in seconds.
     #[arg(long, default_value_t = 300)]
     duration: u64,
+    /// How long, in seconds, the route change may take to reach every
+    /// Envoy before the ones without it are reported as not converged.
+    #[arg(long, default_value_t = 60)]
+    change_timeout: u64,
     /// The trellis binary (default: $TRELLIS_BIN, else built next to this program).
     #[arg(long)]
     trellis: Option<PathBuf>,

@@ -156,6 +156,40 @@ async fn watch(
     Ok(seen)
 }
 
+/// For each Envoy that did not converge, how many clusters it has warming:
+/// with ADS, Envoy applies no route update while clusters warm ("Resource
+/// warming" in the xDS protocol), so a cluster whose endpoints never come
+/// blocks the route change.
+async fn stuck(sidecars: &[Sidecar], seen: &[Option<Seen>]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (s, _) in sidecars.iter().zip(seen).filter(|(_, seen)| seen.is_none()) {
+        let stats = s.stats("cluster_manager.warming_clusters").await;
+        let warming = stats.ok().and_then(|m| m.values().next().copied());
+        out.push(warming.unwrap_or(0));
+    }
+    out
+}
+
+/// Rewrites the split of the changed service and watches every Envoy
+/// apply it.
+async fn change(
+    args: &EnvoyArgs,
+    running: &Running,
+    mesh: &Mesh,
+    sidecars: &[Sidecar],
+    deadline: Instant,
+) -> anyhow::Result<Vec<Option<Seen>>> {
+    let mut baseline = Vec::with_capacity(sidecars.len());
+    for s in sidecars {
+        baseline.push(s.admin(VERSIONS).await?);
+    }
+    let written_ms = now_ms();
+    mesh.rewrite(&running.config, CHANGED, AFTER[0] as u32, 0)?;
+    let poll = Duration::from_millis(args.poll_ms);
+    let deadline = deadline.min(Instant::now() + Duration::from_secs(args.change_timeout));
+    watch(sidecars, &baseline, written_ms, poll, deadline).await
+}
+
 /// The convergence run; prints its JSON line. Ok(false) if an Envoy did
 /// not converge.
 pub async fn run(args: &EnvoyArgs, bin: &Path) -> anyhow::Result<bool> {
@@ -169,14 +203,7 @@ pub async fn run(args: &EnvoyArgs, bin: &Path) -> anyhow::Result<bool> {
     let started = Instant::now();
     let sidecars = start_all(args, bin, &running, deadline).await?;
     let startup_s = started.elapsed().as_secs_f64();
-    let mut baseline = Vec::with_capacity(sidecars.len());
-    for s in &sidecars {
-        baseline.push(s.admin(VERSIONS).await?);
-    }
-    let written_ms = now_ms();
-    mesh.rewrite(&running.config, CHANGED, AFTER[0] as u32, 0)?;
-    let poll = Duration::from_millis(args.poll_ms);
-    let seen = watch(&sidecars, &baseline, written_ms, poll, deadline).await?;
+    let seen = change(args, &running, &mesh, &sidecars, deadline).await?;
     let converged = seen.iter().filter(|s| s.is_some()).count();
     let all = converged == sidecars.len();
     let applied: Vec<f64> = seen.iter().flatten().map(|s| s.applied_ms).collect();
@@ -192,6 +219,7 @@ pub async fn run(args: &EnvoyArgs, bin: &Path) -> anyhow::Result<bool> {
         "route_change_max_ms": all.then_some(max),
         "route_change_observed_max_ms": all.then_some(observed_max),
         "converged": converged,
+        "unconverged_warming_clusters": stuck(&sidecars, &seen).await,
         "control_plane_rss_kb": running.server.rss_kb()?,
     });
     println!("{out}");
