@@ -32,6 +32,27 @@ spec:
         subset: v1
 "#;
 
+/// A VirtualService for `payment` that Trellis accepts and Envoy NACKs:
+/// Envoy's RE2 limits a regex's compiled program size (100 by default) and
+/// this one is about 660 (see tests/nack.rs). Routes to subset v2.
+pub const NACKED_ROUTES: &str = r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: payment
+spec:
+  hosts:
+  - payment
+  http:
+  - match:
+    - uri:
+        regex: "/(alpha|beta|gamma|delta){1,30}"
+    route:
+    - destination:
+        host: payment
+        subset: v2
+"#;
+
 /// Trellis serving a config dir with subsets v1/v2 of `payment`, one
 /// instance of each and a client sidecar. Fields are declared so they drop
 /// client first and config dir last, as the hand-written setups did.

@@ -17,6 +17,7 @@ pub mod client;
 pub mod envoy;
 pub mod fixture;
 pub mod mesh;
+pub mod payment;
 pub mod ports;
 pub mod sidecar;
 pub mod trellis;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use prometheus_parse::{Scrape, Value};
+use trellis_integration_tests::canary_mesh::NACKED_ROUTES;
 use trellis_integration_tests::client::http_get;
 use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
@@ -14,26 +15,6 @@ use trellis_integration_tests::*;
 const LEAF_TTL_SECS: f64 = 86_400.0;
 const WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
-
-/// A route Envoy NACKs: its regex is too big for RE2's default program
-/// size limit (see nack.rs).
-const NACKED_ROUTES: &str = r#"
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - match:
-    - uri:
-        regex: "/(alpha|beta|gamma|delta){1,30}"
-    route:
-    - destination:
-        host: payment
-        subset: v2
-"#;
 
 async fn scrape(trellis: &Trellis) -> Scrape {
     let (status, body) = http_get(trellis.admin_port(), "/metrics").await.unwrap();

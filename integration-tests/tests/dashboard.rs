@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use trellis_integration_tests::canary_mesh::NACKED_ROUTES;
 use trellis_integration_tests::client::http_get;
 use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
@@ -131,7 +132,7 @@ async fn every_dashboard_metric_is_exported_by_trellis_or_a_sidecar() {
     wait_weight(&client, 50).await;
     // Labelled counters appear with their first event: a NACK (Envoy's RE2
     // refuses a regex this big) and a stream refused for a bad token.
-    config.replace("routes.yaml", &nacked_routes()).unwrap();
+    config.replace("routes.yaml", NACKED_ROUTES).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let _refused = start_refused_envoy(&trellis, dir.path());
 
@@ -167,28 +168,6 @@ async fn wait_weight(client: &MeshClient, weight: u32) {
     if let Err(e) = ok {
         panic!("{e}: {}", client.routes_dump().await);
     }
-}
-
-/// A VirtualService Trellis accepts and Envoy NACKs: RE2 limits a regex's
-/// program size (100 by default), this one is about 660.
-fn nacked_routes() -> String {
-    "apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - match:
-    - uri:
-        regex: \"/(alpha|beta|gamma|delta){1,30}\"
-    route:
-    - destination:
-        host: payment
-        subset: v2
-"
-    .to_string()
 }
 
 /// An Envoy whose ADS stream is refused: its token is not a token.

@@ -2,40 +2,14 @@
 
 use std::time::Duration;
 
+use trellis_integration_tests::payment::{payment_routes, start_payment};
 use trellis_integration_tests::*;
 
-fn routes(fault: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - fault:
-{fault}
-    route:
-    - destination:
-        host: payment
-"#
-    )
-}
-
+/// A control plane, one `payment` instance and a client; `fault` is the
+/// route's `fault:` body (indented by six spaces).
 async fn setup(fault: &str) -> (ConfigDir, Trellis, Instance, MeshClient) {
-    let config = ConfigDir::with(&[("routes.yaml", &routes(fault))]).unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let server = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints("|payment.default.svc.cluster.local", 1)
-        .await
-        .unwrap();
-    (config, trellis, server, client)
+    let routes = payment_routes(&format!("    fault:\n{fault}\n"));
+    start_payment(&routes, Behavior::Ok).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,27 +4,9 @@
 
 use std::time::Duration;
 
+use trellis_integration_tests::canary_mesh::NACKED_ROUTES;
 use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::*;
-
-/// A route Envoy NACKs (RE2 program size, see nack.rs).
-const NACKED_ROUTES: &str = r#"
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - match:
-    - uri:
-        regex: "/(alpha|beta|gamma|delta){1,30}"
-    route:
-    - destination:
-        host: payment
-        subset: v2
-"#;
 
 /// Runs `trellis ARGS --admin-addr ...`; stdout on success.
 async fn cli(trellis: &Trellis, args: &[&str]) -> String {

@@ -2,39 +2,14 @@
 
 use std::time::Duration;
 
+use trellis_integration_tests::payment::{payment_routes, start_payment};
 use trellis_integration_tests::*;
-
-fn routes(policy: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - route:
-    - destination:
-        host: payment
-{policy}"#
-    )
-}
 
 /// A control plane, one `payment` instance with `behavior`, and a client.
 async fn setup(policy: &str, behavior: Behavior) -> (ConfigDir, Trellis, Instance, MeshClient) {
-    let config = ConfigDir::with(&[("routes.yaml", &routes(policy))]).unwrap();
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let server = Instance::start(&trellis, "payment", "v1", behavior)
+    start_payment(&payment_routes(policy), behavior)
         .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints("|payment.default.svc.cluster.local", 1)
-        .await
-        .unwrap();
-    (config, trellis, server, client)
+        .unwrap()
 }
 
 fn assert_near(took: Duration, expected: Duration) {

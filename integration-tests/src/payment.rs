@@ -1,0 +1,47 @@
+//! The one-service setup of the routing-policy scenarios (faults, retries,
+//! timeouts): one `payment` v1 instance behind Trellis with a single HTTP
+//! route whose policy varies, and a client sidecar.
+
+use crate::backend::Behavior;
+use crate::fixture::{Instance, MeshClient};
+use crate::mesh::ConfigDir;
+use crate::trellis::Trellis;
+
+/// A VirtualService for `payment` with one HTTP route to `payment`; `policy`
+/// holds further fields of that route (e.g. `fault:`, `retries:`,
+/// `timeout:`), indented by four spaces, each line ending in a newline.
+pub fn payment_routes(policy: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: payment
+spec:
+  hosts:
+  - payment
+  http:
+  - route:
+    - destination:
+        host: payment
+{policy}"#
+    )
+}
+
+/// Trellis serving `routes.yaml` = `routes`, one `payment` v1 instance with
+/// `behavior`, and a client whose sidecar sees that instance. Returned in
+/// the order the scenarios keep them alive: config dir, control plane,
+/// instance, client.
+pub async fn start_payment(
+    routes: &str,
+    behavior: Behavior,
+) -> anyhow::Result<(ConfigDir, Trellis, Instance, MeshClient)> {
+    let config = ConfigDir::with(&[("routes.yaml", routes)])?;
+    let trellis = Trellis::start(config.path()).await?;
+    let server = Instance::start(&trellis, "payment", "v1", behavior).await?;
+    let client = MeshClient::start(&trellis).await?;
+    client
+        .wait_endpoints("|payment.default.svc.cluster.local", 1)
+        .await?;
+    Ok((config, trellis, server, client))
+}
