@@ -6,6 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use support::*;
 use tonic::Code;
@@ -217,21 +218,91 @@ async fn dropped_clusters_are_kept_until_routes_are_acked() {
     assert_eq!(pruned.version_info, version);
 }
 
-#[tokio::test]
-async fn a_stream_that_does_not_read_blocks_no_other() {
+/// Issue 5: "a slow or stuck stream never delays others (bounded
+/// per-stream state, latest version wins)". One stream subscribes and then
+/// never reads while 200 versions of a large CDS are set, paced so that its
+/// stream task sees most of them: its response queue and HTTP/2 window fill
+/// and its task waits on its own send. Another stream on the same server
+/// gets and ACKs every version meanwhile. When the stuck stream finally
+/// reads, it gets what was already queued and then the newest version, far
+/// fewer responses than versions set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_stream_delays_no_other_and_then_gets_the_latest() {
+    const VERSIONS: usize = 200;
     let h = start().await;
-    h.cache.set("slow", snapshot(&["a"], "0"));
-    let _slow = h.open("slow").await.unwrap();
-    // Far more than the stream's flow-control window and response queue:
-    // the slow stream's task blocks on its own send.
-    let big = "x".repeat(64 * 1024);
-    for i in 0..40 {
-        h.cache.set("slow", snapshot(&["a"], &format!("{i}{big}")));
-        tokio::task::yield_now().await;
+    let big = "x".repeat(32 * 1024);
+    // Four clusters of 32 KiB each: a CDS response is about 128 KiB.
+    let version = |v: usize| snapshot(&["a", "b", "c", "d"], &format!("{v}:{big}"));
+    for node in ["stuck", "healthy"] {
+        h.cache.set(node, version(0));
     }
-    h.cache.set("fast", snapshot(&["a"], "1"));
-    let mut fast = h.open("fast").await.unwrap();
-    assert_eq!(names(&fast.recv().await), vec!["a"]);
-    h.cache.set("fast", snapshot(&["a"], "2"));
-    assert_eq!(entries(&fast.recv().await), vec![("a".into(), "2".into())]);
+    let mut stuck = h.open("stuck").await.unwrap();
+    let first = stuck.recv().await;
+    stuck.ack(&first, &[]).await;
+    let mut healthy = h.open("healthy").await.unwrap();
+    assert_eq!(cds_version(&healthy.recv().await), 0);
+    for v in 1..=VERSIONS {
+        let snap = version(v);
+        h.cache.set("stuck", snap.clone());
+        h.cache.set("healthy", snap);
+        let resp = until_version(&mut healthy, v).await;
+        healthy.ack(&resp, &[]).await;
+    }
+    let acked = h.cache.get("healthy").unwrap();
+    let acked = acked.version(&CLUSTER_TYPE).unwrap().to_string();
+    eventually("healthy ACKed the latest", || {
+        let p = h.status.get("healthy").unwrap();
+        p.types[CLUSTER_TYPE.as_str()].last_acked_version.as_deref() == Some(&acked)
+    })
+    .await;
+    // Now the stuck client reads: queued responses, then the newest.
+    let mut received = 0;
+    let mut seen = Vec::new();
+    loop {
+        let resp = tokio::time::timeout(PATIENCE, stuck.rx.message())
+            .await
+            .expect("the stuck stream never got the latest version")
+            .unwrap()
+            .expect("stream ended");
+        received += 1;
+        let v = cds_version(&resp);
+        seen.push(v);
+        if v == VERSIONS {
+            break;
+        }
+    }
+    assert!(
+        received < VERSIONS / 2,
+        "latest wins: {received} responses for {VERSIONS} versions: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "versions only go forward: {seen:?}"
+    );
+}
+
+/// Bound of the stuck-stream test's waits: generous, the machine is shared.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The version number of a CDS response built by that test (`N:padding`).
+fn cds_version(resp: &DiscoveryResponse) -> usize {
+    assert_eq!(resp.type_url, *CLUSTER_TYPE);
+    let (_, mark) = &entries(resp)[0];
+    mark.split(':').next().unwrap().parse().unwrap()
+}
+
+/// Reads CDS responses until one of version `v` arrives (older ones may
+/// come first); panics after [`PATIENCE`].
+async fn until_version(ads: &mut Ads, v: usize) -> DiscoveryResponse {
+    let wait = async {
+        loop {
+            let resp = ads.rx.message().await.unwrap().expect("stream ended");
+            if cds_version(&resp) == v {
+                return resp;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("version {v} not received within {PATIENCE:?}"))
 }
