@@ -5,7 +5,10 @@
 //! The tests in `tests/*.rs` run the `trellis` binary that `cargo build
 //! --workspace` leaves in the target directory (see [`trellis::trellis_bin`]);
 //! the test command therefore builds first: `cargo build --workspace && cargo
-//! test --workspace` (what `make test` runs).
+//! test --workspace`. `make test` runs that (every sidecar on delta ADS, the
+//! bootstrap default) and then the integration suite again with
+//! `TRELLIS_TEST_ADS_MODE=sotw cargo test -p trellis-integration-tests`, so
+//! both ADS modes stay tested end to end (see [`mod@ads_mode`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
