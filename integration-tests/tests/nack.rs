@@ -6,35 +6,19 @@
 
 use std::time::Duration;
 
+use trellis_integration_tests::canary_mesh::NACKED_ROUTES;
 use trellis_integration_tests::mesh::weighted_routes;
 use trellis_integration_tests::*;
 
-/// A regex whose RE2 program size is about 660.
-const BIG_REGEX: &str = "/(alpha|beta|gamma|delta){1,30}";
-
+/// [`NACKED_ROUTES`] (a regex whose RE2 program size is about 660) with a
+/// default route after it.
 fn regex_routes() -> String {
     format!(
-        r#"
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: payment
-spec:
-  hosts:
-  - payment
-  http:
-  - match:
-    - uri:
-        regex: "{BIG_REGEX}"
-    route:
+        "{NACKED_ROUTES}  - route:
     - destination:
         host: payment
         subset: v2
-  - route:
-    - destination:
-        host: payment
-        subset: v2
-"#
+"
     )
 }
 
