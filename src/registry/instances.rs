@@ -56,8 +56,16 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
         .values()
         .map(|svc| (svc.host.clone(), service_entry_view(svc, mesh)))
         .collect();
+    // Services that select workloads by label, found once: a sidecar joins
+    // its own host's service by a map lookup and is matched against these
+    // only, so the join costs O(sidecars × selecting services).
+    let selecting: Vec<&Service> = mesh
+        .services
+        .values()
+        .filter(|svc| svc.workload_selector.is_some())
+        .collect();
     for proxy in registry.sidecars().values() {
-        join_sidecar(&mut services, mesh, proxy);
+        join_sidecar(&mut services, mesh, &selecting, proxy);
     }
     for host in named_hosts(mesh) {
         if let (false, Some((_, ns))) = (services.contains_key(&host), host.cluster_local_parts()) {
@@ -160,19 +168,28 @@ fn host_instance(host: &Host, port: &ServicePort) -> Instance {
     }
 }
 
-fn join_sidecar(services: &mut BTreeMap<Host, ServiceView>, mesh: &MeshConfig, proxy: &Proxy) {
+fn join_sidecar(
+    services: &mut BTreeMap<Host, ServiceView>,
+    mesh: &MeshConfig,
+    selecting: &[&Service],
+    proxy: &Proxy,
+) {
     let own = proxy.host();
-    let mut targets: Vec<Host> = mesh
-        .services
-        .values()
+    let mut targets: Vec<Host> = selecting
+        .iter()
         .filter(|svc| {
-            svc.host == own
-                || svc.workload_selector.as_ref().is_some_and(|sel| {
+            svc.host != own
+                && svc.workload_selector.as_ref().is_some_and(|sel| {
                     in_service_namespace(svc, &proxy.namespace) && labels_match(sel, &proxy.labels)
                 })
         })
         .map(|svc| svc.host.clone())
         .collect();
+    if mesh.services.contains_key(&own) {
+        targets.push(own.clone());
+    }
+    // The order of the former full scan (by host), for stable output.
+    targets.sort();
     if targets.is_empty() {
         services
             .entry(own.clone())
