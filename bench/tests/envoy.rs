@@ -34,15 +34,13 @@ fn sotw_envoys_started_one_after_another_apply_the_route_change() {
     check(&run(&["--start-concurrency", "1"]));
 }
 
-/// Fails today (so CI checks state of the world only; run it with
-/// `--ignored`): when the second sidecar registers, the first one's
-/// clusters of that service change, Envoy re-warms them and waits for
-/// their ClusterLoadAssignment ("Resource warming": warming completes only
-/// when one is supplied, even if unchanged), the delta server does not
-/// resend it, and with ADS the route change waits behind the warming
-/// clusters (the bench reports them as `unconverged_warming_clusters`).
+/// When the second sidecar registers, the first one's clusters of that
+/// service change and Envoy re-warms them until it gets their
+/// ClusterLoadAssignment again ("Resource warming"), which a delta client
+/// does not re-request: the delta server resends it after the CDS push
+/// (`DeltaStreamState::rewarm_endpoints`). Before that fix the route change
+/// waited behind the warming clusters forever.
 #[test]
-#[ignore = "delta server does not resend unchanged endpoints of updated clusters (BENCHMARKS.md, Real Envoys)"]
 fn delta_envoys_started_one_after_another_apply_the_route_change() {
     check(&run(&["--delta", "--start-concurrency", "1"]));
 }

@@ -38,7 +38,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use super::reply::{classify_reply, Reply};
 use super::types::push_rank;
-use super::{RequestError, Snapshot, StreamEvent};
+use super::{RequestError, Snapshot, StreamEvent, CLUSTER_TYPE, ENDPOINT_TYPE};
 use diff::{diff, known_from_initial, Diff, Known};
 use subscription::DeltaSubscription;
 
@@ -219,6 +219,29 @@ impl DeltaStreamState {
                 nonce,
                 reply: Reply::Pending,
             });
+        }
+        if type_url == *CLUSTER_TYPE {
+            let updated: Vec<&str> = diff.updates.iter().map(|(n, _, _)| n.as_str()).collect();
+            self.rewarm_endpoints(&updated, out);
+        }
+    }
+
+    /// "Resource warming": Envoy finishes warming an updated cluster only
+    /// once it got the cluster's `ClusterLoadAssignment` again, and a delta
+    /// client does not ask for it (the name stays subscribed, so no request
+    /// is sent). So after a CDS push the endpoints of every updated cluster
+    /// the client held are sent again, right after it; without this the
+    /// cluster warms forever and the CDS is never ACKed.
+    fn rewarm_endpoints(&mut self, updated: &[&str], out: &mut DeltaOutput) {
+        let Some(eds) = self.types.get_mut(ENDPOINT_TYPE.as_str()) else {
+            return;
+        };
+        let mut forgot = false;
+        for name in updated {
+            forgot |= eds.known.remove(*name).is_some();
+        }
+        if forgot {
+            self.push(&ENDPOINT_TYPE, out);
         }
     }
 }

@@ -296,3 +296,26 @@ fn unsubscribing_a_name_the_wildcard_covers_resends_it() {
     let out = s.on_request(&req).unwrap();
     assert_eq!(bodies(&out.responses[0]), vec!["b"]);
 }
+
+#[test]
+fn an_updated_cluster_gets_its_unchanged_endpoints_again() {
+    // Envoy warms an updated cluster until it receives its endpoints again
+    // ("Resource warming"), and a delta client does not re-request them.
+    let mut s = settled(base());
+    let next = snap(&[
+        (&CLUSTER_TYPE, "a", "a2"),
+        (&CLUSTER_TYPE, "b", "b"),
+        (&ENDPOINT_TYPE, "a", "ea"),
+        (&ENDPOINT_TYPE, "b", "eb"),
+        (&LISTENER_TYPE, "l", "l"),
+        (&ROUTE_TYPE, "r", "r"),
+    ]);
+    let out = s.on_snapshot(next);
+    assert_eq!(types(&out), [&*CLUSTER_TYPE, &*ENDPOINT_TYPE]);
+    assert_eq!(bodies(&out.responses[0]), ["a2"]);
+    assert_eq!(
+        bodies(&out.responses[1]),
+        ["ea"],
+        "only the updated cluster's"
+    );
+}
