@@ -84,6 +84,9 @@ pub struct Shared {
     pub load_assignments: Vec<ClusterLoadAssignment>,
     /// The `outbound` route configuration.
     pub routes: Vec<RouteConfiguration>,
+    /// `routes` without their virtual hosts, for scoped copies that take
+    /// only the virtual hosts in scope.
+    pub route_shells: Vec<RouteConfiguration>,
     /// Ports of every service, for per-proxy inbound settings.
     pub service_ports: BTreeMap<Host, Vec<ServicePort>>,
     /// The `Mesh` settings (trust domain, root namespace).
@@ -165,10 +168,19 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
     let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
     clusters.extend(collectors);
     let ctx = routes::Ctx { mesh, services };
+    let routes = vec![routes::outbound(ctx)];
+    let route_shells = routes
+        .iter()
+        .map(|r| RouteConfiguration {
+            virtual_hosts: Vec::new(),
+            ..r.clone()
+        })
+        .collect();
     Shared {
         clusters,
         load_assignments,
-        routes: vec![routes::outbound(ctx)],
+        routes,
+        route_shells,
         service_ports: views
             .iter()
             .map(|v| (v.host.clone(), v.ports.clone()))

@@ -5,13 +5,13 @@
 //! shared ones, so their encoding is still shared.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-use crate::config::model::{effective_scope, sidecar_for, Host, MeshSettings, SidecarScope};
+use crate::config::model::{effective_scope, sidecar_for, SidecarScope};
 use crate::registry::Proxy;
 
 use super::telemetry::collector_cluster_name;
@@ -83,37 +83,44 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
             .filter(|c| admits(&c.cluster_name))
             .collect(),
         routes: match &scope {
-            Some(s) => s.routes(&shared.routes),
+            Some(s) => s.routes(shared),
             None => shared.routes.clone(),
         },
     }
 }
 
-/// Scope checks by host, with each service's namespace.
+/// Scope checks by host, decided once per service when the scope is made
+/// (a runtime makes one per [`ScopeKey`], then checks every resource).
 pub(crate) struct Scope<'a> {
-    sidecar: Cow<'a, SidecarScope>,
-    namespaces: &'a BTreeMap<Host, String>,
-    /// For the tracing collectors' clusters, which the listeners name
-    /// whatever the scope.
-    mesh: &'a MeshSettings,
+    /// Hosts of the services in scope.
+    admitted: HashSet<&'a str>,
+    /// Hosts of every service.
+    known: HashSet<&'a str>,
+    /// The tracing collectors' clusters, which the listeners name whatever
+    /// the scope.
+    collectors: Vec<String>,
 }
 
 impl<'a> Scope<'a> {
     /// The scope of `proxy`; `None` when it reaches every service.
     pub(crate) fn of(shared: &'a Shared, proxy: &Proxy) -> Option<Self> {
+        let sidecar = scope_of(shared, proxy)?;
+        let services = shared.service_namespaces.iter();
+        let admitted = services
+            .clone()
+            .filter(|(host, ns)| sidecar.admits(host, ns))
+            .map(|(host, _)| host.as_str())
+            .collect();
+        let providers = &shared.mesh.telemetry.extension_providers;
         Some(Scope {
-            sidecar: scope_of(shared, proxy)?,
-            namespaces: &shared.service_namespaces,
-            mesh: &shared.mesh,
+            admitted,
+            known: services.map(|(host, _)| host.as_str()).collect(),
+            collectors: providers
+                .iter()
+                .filter_map(|p| p.kind.collector())
+                .map(|(service, port)| collector_cluster_name(service, port))
+                .collect(),
         })
-    }
-
-    fn admits_host(&self, host: &str) -> bool {
-        let host = Host(host.to_string());
-        match self.namespaces.get(&host) {
-            Some(ns) => self.sidecar.admits(&host, ns),
-            None => false,
-        }
     }
 
     /// Outbound clusters (`outbound|PORT|SUBSET|HOST`) are scoped; every
@@ -125,35 +132,30 @@ impl<'a> Scope<'a> {
             .strip_prefix("outbound|")
             .and_then(|r| r.splitn(3, '|').nth(2))
         {
-            Some(host) => self.admits_host(host) || self.is_collector(name),
+            Some(host) => self.admitted.contains(host) || self.collectors.iter().any(|c| c == name),
             None => true,
         }
     }
 
-    fn is_collector(&self, cluster: &str) -> bool {
-        let providers = &self.mesh.telemetry.extension_providers;
-        providers
-            .iter()
-            .filter_map(|p| p.kind.collector())
-            .any(|(service, port)| collector_cluster_name(service, port) == cluster)
-    }
-
     /// Route configurations without the virtual hosts (`HOST:PORT`) of
-    /// services out of scope.
-    pub(crate) fn routes(&self, all: &[RouteConfiguration]) -> Vec<RouteConfiguration> {
-        all.iter()
-            .map(|rc| {
-                let mut rc = rc.clone();
-                rc.virtual_hosts
-                    .retain(|vh| match vh.name.rsplit_once(':') {
-                        Some((host, _))
-                            if self.namespaces.contains_key(&Host(host.to_string())) =>
-                        {
-                            self.admits_host(host)
-                        }
-                        _ => true,
-                    });
-                rc
+    /// services out of scope. Only the kept virtual hosts are copied.
+    pub(crate) fn routes(&self, shared: &Shared) -> Vec<RouteConfiguration> {
+        let keep = |vh: &VirtualHost| match vh.name.rsplit_once(':') {
+            Some((host, _)) if self.known.contains(host) => self.admitted.contains(host),
+            _ => true,
+        };
+        shared
+            .routes
+            .iter()
+            .zip(&shared.route_shells)
+            .map(|(rc, shell)| RouteConfiguration {
+                virtual_hosts: rc
+                    .virtual_hosts
+                    .iter()
+                    .filter(|v| keep(v))
+                    .cloned()
+                    .collect(),
+                ..shell.clone()
             })
             .collect()
     }
