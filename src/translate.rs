@@ -84,6 +84,8 @@ pub struct Shared {
     pub load_assignments: Vec<ClusterLoadAssignment>,
     /// The `outbound` route configuration.
     pub routes: Vec<RouteConfiguration>,
+    /// `clusters` and `load_assignments` by outbound host, for scoping.
+    pub cluster_index: scope::ClusterIndex,
     /// `routes` without their virtual hosts, for scoped copies that take
     /// only the virtual hosts in scope.
     pub route_shells: Vec<RouteConfiguration>,
@@ -177,6 +179,7 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
         })
         .collect();
     Shared {
+        cluster_index: scope::ClusterIndex::new(&clusters, &load_assignments),
         clusters,
         load_assignments,
         routes,

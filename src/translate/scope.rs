@@ -72,20 +72,80 @@ pub struct OutboundView<'a> {
 }
 
 /// `proxy`'s outbound view (the same for every proxy of its [`ScopeKey`]).
+/// A scoped view picks the resources of the hosts in scope through
+/// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
-    let scope = Scope::of(shared, proxy);
-    let admits = |name: &str| scope.as_ref().is_none_or(|s| s.admits_cluster(name));
+    let Some(scope) = Scope::of(shared, proxy) else {
+        return OutboundView {
+            clusters: shared.clusters.iter().collect(),
+            load_assignments: shared.load_assignments.iter().collect(),
+            routes: shared.routes.clone(),
+        };
+    };
+    let index = &shared.cluster_index;
+    let (mut clusters, mut endpoints) = (index.other.0.clone(), index.other.1.clone());
+    for host in &scope.admitted {
+        if let Some((c, e)) = index.by_host.get(*host) {
+            clusters.extend(c);
+            endpoints.extend(e);
+        }
+    }
+    // Collectors are named like outbound clusters of hosts that may be out
+    // of scope.
+    for name in &scope.collectors {
+        let host = outbound_host(name).filter(|h| !scope.admitted.contains(h));
+        if let Some((c, e)) = host.and_then(|h| index.by_host.get(h)) {
+            clusters.extend(c.iter().filter(|i| shared.clusters[**i].name == *name));
+            let named = |i: &&usize| shared.load_assignments[**i].cluster_name == *name;
+            endpoints.extend(e.iter().filter(named));
+        }
+    }
+    // Shared order, so that a scoped view lists resources as an unscoped one.
+    clusters.sort_unstable();
+    endpoints.sort_unstable();
     OutboundView {
-        clusters: shared.clusters.iter().filter(|c| admits(&c.name)).collect(),
-        load_assignments: shared
-            .load_assignments
-            .iter()
-            .filter(|c| admits(&c.cluster_name))
+        clusters: clusters.into_iter().map(|i| &shared.clusters[i]).collect(),
+        load_assignments: endpoints
+            .into_iter()
+            .map(|i| &shared.load_assignments[i])
             .collect(),
-        routes: match &scope {
-            Some(s) => s.routes(shared),
-            None => shared.routes.clone(),
-        },
+        routes: scope.routes(shared),
+    }
+}
+
+/// The host of an outbound cluster name (`outbound|PORT|SUBSET|HOST`).
+fn outbound_host(name: &str) -> Option<&str> {
+    name.strip_prefix("outbound|")?.splitn(3, '|').nth(2)
+}
+
+/// The shared clusters and load assignments by outbound host, built once
+/// per change so that each scope picks its hosts' resources directly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterIndex {
+    /// Indexes into `Shared::clusters` and `Shared::load_assignments` of
+    /// each host's outbound resources.
+    by_host: std::collections::BTreeMap<String, (Vec<usize>, Vec<usize>)>,
+    /// Indexes of the resources that are not outbound (kept in every scope).
+    other: (Vec<usize>, Vec<usize>),
+}
+
+impl ClusterIndex {
+    /// Indexes `clusters` and `load_assignments` (named like their cluster).
+    pub fn new(clusters: &[Cluster], load_assignments: &[ClusterLoadAssignment]) -> Self {
+        let mut index = ClusterIndex::default();
+        for (i, c) in clusters.iter().enumerate() {
+            match outbound_host(&c.name) {
+                Some(h) => index.by_host.entry(h.to_string()).or_default().0.push(i),
+                None => index.other.0.push(i),
+            }
+        }
+        for (i, c) in load_assignments.iter().enumerate() {
+            match outbound_host(&c.cluster_name) {
+                Some(h) => index.by_host.entry(h.to_string()).or_default().1.push(i),
+                None => index.other.1.push(i),
+            }
+        }
+        index
     }
 }
 
@@ -121,20 +181,6 @@ impl<'a> Scope<'a> {
                 .map(|(service, port)| collector_cluster_name(service, port))
                 .collect(),
         })
-    }
-
-    /// Outbound clusters (`outbound|PORT|SUBSET|HOST`) are scoped; every
-    /// other cluster (inbound) stays, and so do the tracing collectors'
-    /// (named like outbound clusters): the HTTP filters point at them, and
-    /// Envoy rejects a tracer whose cluster is unknown.
-    fn admits_cluster(&self, name: &str) -> bool {
-        match name
-            .strip_prefix("outbound|")
-            .and_then(|r| r.splitn(3, '|').nth(2))
-        {
-            Some(host) => self.admitted.contains(host) || self.collectors.iter().any(|c| c == name),
-            None => true,
-        }
     }
 
     /// Route configurations without the virtual hosts (`HOST:PORT`) of
