@@ -45,6 +45,7 @@ mod tls;
 mod util;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -56,11 +57,12 @@ use envoy_types::util::pack_any;
 use prost::Name;
 
 use crate::config::model::{
-    Host, MeshConfig, MeshSettings, PeerAuthentication, Protocol, ServicePort,
+    DestinationRule, Host, MeshConfig, MeshSettings, PeerAuthentication, Protocol, ServicePort,
+    VirtualService,
 };
 use crate::registry::{Proxy, ServiceInstances, ServiceView};
 
-pub use clusters::cluster_name;
+pub use clusters::{cluster_name, ServiceClusters, ServiceMemo};
 pub use listeners::inbound_cluster_name;
 pub use policy::DEFAULT_CONNECT_TIMEOUT;
 pub use retry::{DEFAULT_ATTEMPTS, DEFAULT_RETRIABLE_STATUS_CODES, DEFAULT_RETRY_ON};
@@ -86,6 +88,12 @@ pub struct Shared {
     pub routes: Vec<RouteConfiguration>,
     /// `clusters` and `load_assignments` by outbound host, for scoping.
     pub cluster_index: scope::ClusterIndex,
+    /// Each service's translation with its inputs (see [`shared_from`]).
+    pub per_service: clusters::ServiceMemo,
+    /// The virtual services the routes were translated from.
+    pub virtual_services: BTreeMap<Host, Arc<VirtualService>>,
+    /// The destination rules the routes were translated from.
+    pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
     /// `routes` without their virtual hosts, for scoped copies that take
     /// only the virtual hosts in scope.
     pub route_shells: Vec<RouteConfiguration>,
@@ -111,6 +119,8 @@ impl Shared {
     /// stays). Call once per build, before [`for_proxy`] with
     /// `ProxySecurity { mtls: false, .. }`.
     pub fn without_mesh_tls(&mut self) {
+        // The clusters no longer equal their per-service translation.
+        self.per_service.clear();
         for c in &mut self.clusters {
             c.transport_socket_matches.clear();
             if c.transport_socket
@@ -165,12 +175,38 @@ impl std::fmt::Debug for ProxyResources {
 
 /// Builds the shared resources for every service.
 pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
+    shared_from(mesh, services, None)
+}
+
+/// [`shared`], reusing from `previous` (the last change's result) the
+/// translation of every service whose inputs did not change, and the
+/// outbound routes when no route input (virtual services, destination
+/// rules, service hosts and ports) changed: a change re-translates only
+/// what it affects. The result equals `shared(mesh, services)`.
+pub fn shared_from(
+    mesh: &MeshConfig,
+    services: &ServiceInstances,
+    previous: Option<&Shared>,
+) -> Shared {
     let views: Vec<&ServiceView> = services.services.values().collect();
-    let (mut clusters, load_assignments) = clusters::outbound(mesh, &views);
+    let empty = clusters::ServiceMemo::new();
+    let memo = clusters::per_service(mesh, &views, previous.map_or(&empty, |p| &p.per_service));
+    let (mut clusters, load_assignments) = clusters::flatten(&memo);
     let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
     clusters.extend(collectors);
-    let ctx = routes::Ctx { mesh, services };
-    let routes = vec![routes::outbound(ctx)];
+    let service_ports: BTreeMap<Host, Vec<ServicePort>> = views
+        .iter()
+        .map(|v| (v.host.clone(), v.ports.clone()))
+        .collect();
+    let same_routes = previous.filter(|p| {
+        p.service_ports == service_ports
+            && p.virtual_services == mesh.virtual_services
+            && p.destination_rules == mesh.destination_rules
+    });
+    let routes = match same_routes {
+        Some(p) => p.routes.clone(),
+        None => vec![routes::outbound(routes::Ctx { mesh, services })],
+    };
     let route_shells = routes
         .iter()
         .map(|r| RouteConfiguration {
@@ -184,10 +220,10 @@ pub fn shared(mesh: &MeshConfig, services: &ServiceInstances) -> Shared {
         load_assignments,
         routes,
         route_shells,
-        service_ports: views
-            .iter()
-            .map(|v| (v.host.clone(), v.ports.clone()))
-            .collect(),
+        per_service: memo,
+        virtual_services: mesh.virtual_services.clone(),
+        destination_rules: mesh.destination_rules.clone(),
+        service_ports,
         mesh: mesh.mesh.clone(),
         peer_authentications: mesh.peer_authentications.clone(),
         authz: rbac::AuthzPolicies::from_mesh(mesh),

@@ -42,7 +42,7 @@ pub(crate) fn build_with(
     certs: Option<&Certs>,
 ) -> Vec<(String, Snapshot)> {
     let services = instances(mesh, registry);
-    let shared = translate::shared(mesh, &services);
+    let shared = translate::shared_from(mesh, &services, state.previous());
     let now = SystemTime::now();
     let proxies = registry
         .sidecars()

@@ -2,6 +2,9 @@
 //! per `DestinationRule` subset (`outbound|PORT|SUBSET|HOST`), as istiod
 //! builds them (`pilot/pkg/networking/core/cluster_builder.go`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
@@ -10,7 +13,7 @@ use super::policy::{self, effective};
 use super::tls;
 use super::util::{ads, zero_duration};
 use crate::config::model::{
-    ClientTls, ClientTlsMode, DestinationRule, Location, MeshConfig, Resolution, ServicePort,
+    ClientTls, ClientTlsMode, DestinationRule, Host, Location, MeshConfig, Resolution, ServicePort,
     Subset,
 };
 use crate::registry::ServiceView;
@@ -22,28 +25,101 @@ pub fn cluster_name(port: u16, subset: Option<&str>, host: &str) -> String {
 
 /// Clusters of every service, and the load assignments of those that use
 /// EDS. Deterministic order: by host, port, then subset as declared.
+#[cfg(test)]
 pub fn outbound(
     mesh: &MeshConfig,
     services: &[&ServiceView],
 ) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
+    flatten(&per_service(mesh, services, &ServiceMemo::new()))
+}
+
+/// One service's clusters and load assignments, with the inputs they were
+/// translated from: a later change that leaves those inputs alone reuses
+/// them instead of translating the service again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceClusters {
+    view: ServiceView,
+    dr: Option<Arc<DestinationRule>>,
+    trust_domain: String,
+    /// By port, then subset as declared.
+    clusters: Vec<XdsCluster>,
+    /// Of the EDS clusters.
+    assignments: Vec<ClusterLoadAssignment>,
+}
+
+impl ServiceClusters {
+    /// The service's clusters, by port then subset.
+    pub fn clusters(&self) -> &[XdsCluster] {
+        &self.clusters
+    }
+
+    /// The load assignments of its EDS clusters.
+    pub fn assignments(&self) -> &[ClusterLoadAssignment] {
+        &self.assignments
+    }
+}
+
+/// Every service's [`ServiceClusters`], by host.
+pub type ServiceMemo = BTreeMap<Host, Arc<ServiceClusters>>;
+
+/// Translates the services whose inputs (their view with its instances,
+/// their `DestinationRule`, the trust domain) differ from `previous`, and
+/// reuses the others.
+pub fn per_service(
+    mesh: &MeshConfig,
+    services: &[&ServiceView],
+    previous: &ServiceMemo,
+) -> ServiceMemo {
+    let trust_domain = mesh.mesh.trust_domain.as_str();
+    services
+        .iter()
+        .map(|view| {
+            let dr = mesh.destination_rules.get(&view.host);
+            let reused = previous.get(&view.host).filter(|p| {
+                p.view == **view && p.dr.as_ref() == dr && p.trust_domain == trust_domain
+            });
+            let memo = match reused {
+                Some(p) => Arc::clone(p),
+                None => Arc::new(translate_service(view, dr, trust_domain)),
+            };
+            (view.host.clone(), memo)
+        })
+        .collect()
+}
+
+/// Every service's clusters and load assignments, in host order.
+pub fn flatten(memo: &ServiceMemo) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
+    let clusters = memo.values().flat_map(|s| s.clusters.iter().cloned());
+    let assignments = memo.values().flat_map(|s| s.assignments.iter().cloned());
+    (clusters.collect(), assignments.collect())
+}
+
+fn translate_service(
+    view: &ServiceView,
+    dr: Option<&Arc<DestinationRule>>,
+    trust_domain: &str,
+) -> ServiceClusters {
     let mut clusters = Vec::new();
     let mut assignments = Vec::new();
-    let trust_domain = mesh.mesh.trust_domain.as_str();
-    for view in services {
-        let dr = mesh.destination_rules.get(&view.host).map(|d| d.as_ref());
-        for port in &view.ports {
-            let subsets = dr.map(|d| d.subsets.iter()).into_iter().flatten();
-            for subset in std::iter::once(None).chain(subsets.map(Some)) {
-                let (mut c, cla) = build(view, port, dr, subset);
-                let tls = effective(dr, port.number, subset).tls;
-                let subset_name = subset.map(|s| s.name.as_str());
-                set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
-                clusters.push(c);
-                assignments.extend(cla);
-            }
+    let rule = dr.map(|d| d.as_ref());
+    for port in &view.ports {
+        let subsets = rule.map(|d| d.subsets.iter()).into_iter().flatten();
+        for subset in std::iter::once(None).chain(subsets.map(Some)) {
+            let (mut c, cla) = build(view, port, rule, subset);
+            let tls = effective(rule, port.number, subset).tls;
+            let subset_name = subset.map(|s| s.name.as_str());
+            set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
+            clusters.push(c);
+            assignments.extend(cla);
         }
     }
-    (clusters, assignments)
+    ServiceClusters {
+        view: view.clone(),
+        dr: dr.cloned(),
+        trust_domain: trust_domain.to_string(),
+        clusters,
+        assignments,
+    }
 }
 
 /// One cluster; the assignment is returned for EDS clusters and inlined

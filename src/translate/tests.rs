@@ -201,3 +201,32 @@ fn without_mesh_tls_leaves_plain_clusters() {
         assert!(c.transport_socket_matches.is_empty() && c.transport_socket.is_none());
     }
 }
+
+#[test]
+fn shared_from_reuses_what_a_change_did_not_touch_and_equals_a_fresh_build() {
+    use crate::registry::instances;
+    use crate::translate::fixtures::*;
+    let mesh = canary_mesh();
+    let registry = two_versions(&["payment-service", "frontend", "ledger"]);
+    let first = super::shared(&mesh, &instances(&mesh, &registry));
+    // A sidecar of one service leaves: only that service is re-translated,
+    // the routes (no route input changed) are reused, and the result is
+    // what a fresh build gives.
+    let mut fewer = registry.clone();
+    let gone = fewer
+        .sidecars()
+        .keys()
+        .find(|id| id.contains("ledger"))
+        .cloned()
+        .unwrap();
+    fewer.deregister(&gone);
+    let si = instances(&mesh, &fewer);
+    let next = super::shared_from(&mesh, &si, Some(&first));
+    assert_eq!(next, super::shared(&mesh, &si));
+    let same = |host: &str| {
+        let h = crate::config::model::Host(host.to_string());
+        std::sync::Arc::ptr_eq(&first.per_service[&h], &next.per_service[&h])
+    };
+    assert!(same("payment-service.default.svc.cluster.local"));
+    assert!(!same("ledger.default.svc.cluster.local"));
+}

@@ -87,10 +87,22 @@ struct Group {
     clusters: HashMap<usize, Arc<TypeResources>>,
 }
 
+/// Encoded resources by name.
+type Encoded = HashMap<String, Arc<Any>>;
+
+/// One service's encoded clusters and load assignments, and the
+/// translation they came from.
+struct EncodedService {
+    memo: Arc<translate::ServiceClusters>,
+    clusters: Vec<(String, Arc<Any>)>,
+    endpoints: Vec<(String, Arc<Any>)>,
+}
+
 /// What the snapshot builder keeps between rebuilds.
 #[derive(Default)]
 pub(crate) struct BuildState {
     interner: Interner,
+    services: HashMap<crate::config::model::Host, EncodedService>,
     own: HashMap<String, Own>,
     previous: Option<Shared>,
 }
@@ -101,6 +113,11 @@ fn set(items: Resources) -> Option<Arc<TypeResources>> {
 }
 
 impl BuildState {
+    /// The shared resources of the last build, for `translate::shared_from`.
+    pub(crate) fn previous(&self) -> Option<&Shared> {
+        self.previous.as_ref()
+    }
+
     /// One snapshot per proxy (with its security) for the resources of
     /// `shared`, by node id.
     pub(crate) fn build(
@@ -112,10 +129,7 @@ impl BuildState {
             .previous
             .as_ref()
             .is_some_and(|p| p.same_proxy_inputs(&shared));
-        let clusters = self.encode_all(&shared.clusters, |c: &XdsCluster| &c.name);
-        let endpoints = self.encode_all(&shared.load_assignments, |c: &ClusterLoadAssignment| {
-            &c.cluster_name
-        });
+        let (clusters, endpoints) = self.encode_shared(&shared);
         let mut groups: HashMap<ScopeKey, Group> = HashMap::new();
         let mut own = HashMap::with_capacity(proxies.len());
         let mut out = Vec::with_capacity(proxies.len());
@@ -140,11 +154,57 @@ impl BuildState {
         out
     }
 
+    /// Every shared cluster and load assignment, encoded, by name. A
+    /// service whose translation was reused (`translate::shared_from`)
+    /// reuses its encodings too: the work follows the change.
+    fn encode_shared(&mut self, shared: &Shared) -> (Encoded, Encoded) {
+        let mut services = HashMap::with_capacity(shared.per_service.len());
+        let (mut cds, mut eds) = (Encoded::new(), Encoded::new());
+        for (host, memo) in &shared.per_service {
+            let done = match self.services.remove(host) {
+                Some(e) if Arc::ptr_eq(&e.memo, memo) => e,
+                _ => EncodedService {
+                    memo: Arc::clone(memo),
+                    clusters: self.encode_all(memo.clusters(), |c: &XdsCluster| &c.name),
+                    endpoints: self.encode_all(memo.assignments(), |c: &ClusterLoadAssignment| {
+                        &c.cluster_name
+                    }),
+                },
+            };
+            cds.extend(
+                done.clusters
+                    .iter()
+                    .map(|(n, a)| (n.clone(), Arc::clone(a))),
+            );
+            eds.extend(
+                done.endpoints
+                    .iter()
+                    .map(|(n, a)| (n.clone(), Arc::clone(a))),
+            );
+            services.insert(host.clone(), done);
+        }
+        self.services = services;
+        // What no service produced (tracing collectors), encoded each time.
+        for c in &shared.clusters {
+            if !cds.contains_key(&c.name) {
+                let any = self.interner.encode(c);
+                cds.insert(c.name.clone(), any);
+            }
+        }
+        for c in &shared.load_assignments {
+            if !eds.contains_key(&c.cluster_name) {
+                let any = self.interner.encode(c);
+                eds.insert(c.cluster_name.clone(), any);
+            }
+        }
+        (cds, eds)
+    }
+
     fn encode_all<M: prost::Message + prost::Name>(
         &mut self,
         items: &[M],
         name: impl Fn(&M) -> &String,
-    ) -> HashMap<String, Arc<Any>> {
+    ) -> Vec<(String, Arc<Any>)> {
         items
             .iter()
             .map(|m| (name(m).clone(), self.interner.encode(m)))
@@ -155,8 +215,8 @@ impl BuildState {
         &mut self,
         shared: &Shared,
         proxy: &Proxy,
-        clusters: &HashMap<String, Arc<Any>>,
-        endpoints: &HashMap<String, Arc<Any>>,
+        clusters: &Encoded,
+        endpoints: &Encoded,
     ) -> Group {
         let view = outbound_view(shared, proxy);
         let pick = |names: &mut dyn Iterator<Item = &String>, from: &HashMap<String, Arc<Any>>| {
