@@ -42,15 +42,41 @@ pub enum LoadError {
 /// Loads and validates every `*.yaml`/`*.yml` file under `dir`
 /// (recursively, in sorted path order, all documents of each file).
 pub fn load_dir(dir: &Path) -> Result<MeshConfig, LoadError> {
+    load_dir_cached(dir, &mut LoadCache::default())
+}
+
+/// What the last load read from each file, so that a reload parses only
+/// the files whose text changed (the cross-resource checks still see the
+/// whole directory).
+#[derive(Default)]
+pub struct LoadCache {
+    files: std::collections::HashMap<PathBuf, (String, load::Loader)>,
+}
+
+/// [`load_dir`], parsing only the files whose text differs from `cache`
+/// (which is updated). The result is the same as `load_dir`'s.
+pub fn load_dir_cached(dir: &Path, cache: &mut LoadCache) -> Result<MeshConfig, LoadError> {
     let files = yaml_files(dir)?;
     let mut loader = load::Loader::default();
+    let mut next = std::collections::HashMap::with_capacity(files.len());
     for file in &files {
         let bytes = std::fs::read(file).map_err(|source| LoadError::Io {
             path: file.clone(),
             source,
         })?;
         match String::from_utf8(bytes) {
-            Ok(text) => loader.file(file, &text),
+            Ok(text) => {
+                let part = match cache.files.remove(file) {
+                    Some((old, part)) if old == text => part,
+                    _ => {
+                        let mut part = load::Loader::default();
+                        part.file(file, &text);
+                        part
+                    }
+                };
+                loader.merge(part.clone());
+                next.insert(file.clone(), (text, part));
+            }
             Err(_) => loader.diags.push(Diagnostic {
                 file: file.clone(),
                 line: 1,
@@ -62,6 +88,7 @@ pub fn load_dir(dir: &Path) -> Result<MeshConfig, LoadError> {
             }),
         }
     }
+    cache.files = next;
     check::finish(loader, files).map_err(LoadError::Invalid)
 }
 

@@ -98,7 +98,7 @@ fn or_dash(s: &str) -> String {
 
 /// A destination named by a `VirtualService`, checked once all resources
 /// are known.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DestRef {
     pub doc: Arc<DocInfo>,
     /// Path of the `destination` field.

@@ -31,7 +31,7 @@ enum Kind {
 }
 
 /// Everything read so far, before the cross-resource checks.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Loader {
     pub diags: Vec<Diagnostic>,
     pub refs: Vec<DestRef>,
@@ -51,6 +51,25 @@ pub(crate) struct Loader {
 }
 
 impl Loader {
+    /// Appends what `other` read (the next file, loaded on its own): the
+    /// same as reading that file into `self`, since reading only appends.
+    pub(crate) fn merge(&mut self, other: Loader) {
+        self.diags.extend(other.diags);
+        self.refs.extend(other.refs);
+        self.resources.extend(other.resources);
+        self.services.extend(other.services);
+        self.workload_entries.extend(other.workload_entries);
+        self.virtual_services.extend(other.virtual_services);
+        self.destination_rules.extend(other.destination_rules);
+        self.peer_authentications.extend(other.peer_authentications);
+        self.meshes.extend(other.meshes);
+        self.authorization_policies
+            .extend(other.authorization_policies);
+        self.telemetries.extend(other.telemetries);
+        self.sidecars.extend(other.sidecars);
+        self.salvaged_hosts.extend(other.salvaged_hosts);
+    }
+
     /// Reads every document of one file.
     pub(crate) fn file(&mut self, file: &Path, text: &str) {
         let (docs, syntax) = yaml::parse(text);

@@ -88,3 +88,37 @@ fn yaml_syntax() {
         ["f.yaml:2:2: error: -/-: -: YAML syntax error: tabs disallowed within this context (block indentation)"]
     );
 }
+
+#[test]
+fn a_cached_reload_parses_changed_files_only_and_equals_a_fresh_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("a.yaml", &dr("a", "a"));
+    write("b.yaml", &vs("b", "b"));
+    let mut cache = super::LoadCache::default();
+    let first = super::load_dir_cached(dir.path(), &mut cache).unwrap();
+    assert_eq!(first.files, load_dir(dir.path()).unwrap().files);
+    // One file changes, one is added: the result is a fresh load's.
+    write("b.yaml", &vs("b2", "b2"));
+    write("c.yaml", &dr("c", "c"));
+    let again = super::load_dir_cached(dir.path(), &mut cache).unwrap();
+    let fresh = load_dir(dir.path()).unwrap();
+    assert_eq!(again.virtual_services, fresh.virtual_services);
+    assert_eq!(again.destination_rules, fresh.destination_rules);
+    assert_eq!(again.files, fresh.files);
+    // A broken file is reported with its position, as a fresh load does.
+    write("a.yaml", "apiVersion: [");
+    let err = |r: Result<MeshConfig, LoadError>| match r {
+        Err(e @ LoadError::Invalid(_)) => e.to_string(),
+        other => panic!("expected errors, got {other:?}"),
+    };
+    let cached = err(super::load_dir_cached(dir.path(), &mut cache));
+    assert_eq!(cached, err(load_dir(dir.path())));
+    // A file removed is gone from the next load.
+    std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    let last = super::load_dir_cached(dir.path(), &mut cache).unwrap();
+    assert!(last
+        .destination_rules
+        .keys()
+        .all(|h| !h.as_str().starts_with("a.")));
+}

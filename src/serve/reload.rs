@@ -1,6 +1,7 @@
 //! Hot reload: every change under the config directory reloads the whole
-//! directory; a valid result replaces the config, an invalid one is
-//! rejected and the last good config keeps serving.
+//! directory (parsing again only the files whose text changed, then
+//! checking everything); a valid result replaces the config, an invalid one
+//! is rejected and the last good config keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::core::Core;
 use crate::config::model::MeshConfig;
-use crate::config::{load_dir, LoadError};
+use crate::config::{load_dir, load_dir_cached, LoadCache, LoadError};
 
 /// Loads `dir` off the async threads (it reads and parses files).
 pub(crate) async fn load(dir: &Path) -> Result<MeshConfig, LoadError> {
@@ -29,6 +30,7 @@ pub(crate) async fn reload_loop(
     mut events: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut cache = LoadCache::default();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -43,9 +45,24 @@ pub(crate) async fn reload_loop(
         // and then a write) before it sends; anything queued since is
         // covered by the load below.
         while events.try_recv().is_ok() {}
-        match load(&dir).await {
+        let (result, kept) = load_cached(&dir, cache).await;
+        cache = kept;
+        match result {
             Ok(mesh) => core.accept_config(mesh),
             Err(e) => core.reject_config(&e),
         }
+    }
+}
+
+/// [`load`] with the previous reload's per-file results.
+async fn load_cached(
+    dir: &Path,
+    mut cache: LoadCache,
+) -> (Result<MeshConfig, LoadError>, LoadCache) {
+    let dir = dir.to_path_buf();
+    let task = move || (load_dir_cached(&dir, &mut cache), cache);
+    match tokio::task::spawn_blocking(task).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
