@@ -3,52 +3,27 @@
 //! registration and deregistration must reach every observer, in both
 //! protocols. Never asserts timing.
 
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "support/run.rs"]
+mod support;
 
-/// The trellis binary: $TRELLIS_BIN, else next to this test's profile dir
-/// (`cargo build --workspace` builds it).
-fn trellis_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRELLIS_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = profile.join("trellis");
-    assert!(
-        bin.is_file(),
-        "no {bin:?}: run `cargo build --workspace` first"
-    );
-    bin
-}
+use support::run_bench;
 
 fn run(extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trellis-bench"))
-        .args([
-            "churn",
-            "--rate",
-            "20",
-            "--duration",
-            "2",
-            "--services",
-            "2",
-        ])
-        .args([
-            "--observers",
-            "3",
-            "--grace-ms",
-            "0",
-            "--check",
-            "--trellis",
-        ])
-        .arg(trellis_bin())
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    serde_json::from_str(stdout.trim()).unwrap()
+    let base = [
+        "churn",
+        "--rate",
+        "20",
+        "--duration",
+        "2",
+        "--services",
+        "2",
+        "--observers",
+        "3",
+        "--grace-ms",
+        "0",
+        "--check",
+    ];
+    run_bench(&[&base[..], extra].concat())
 }
 
 fn check(v: &serde_json::Value) {

@@ -3,22 +3,27 @@
 //! weights show in their `/config_dump`). Never asserts timing. Needs
 //! `envoy` on PATH and `cargo build --workspace`.
 
-use std::process::Command;
+#[path = "support/run.rs"]
+mod support;
+
+use support::run_bench;
 
 fn run(extra: &[&str]) -> serde_json::Value {
-    let trellis = trellis_integration_tests::trellis::trellis_bin().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_trellis-bench"))
-        .args(["envoy", "--sidecars", "2", "--services", "5"])
-        .args(["--only", "convergence", "--duration", "120"])
-        .args(["--change-timeout", "30", "--check", "--trellis"])
-        .arg(trellis)
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    serde_json::from_str(stdout.trim()).unwrap()
+    let base = [
+        "envoy",
+        "--sidecars",
+        "2",
+        "--services",
+        "5",
+        "--only",
+        "convergence",
+        "--duration",
+        "120",
+        "--change-timeout",
+        "30",
+        "--check",
+    ];
+    run_bench(&[&base[..], extra].concat())
 }
 
 fn check(v: &serde_json::Value) {

@@ -3,7 +3,7 @@
 //! route whose policy varies, and a client sidecar.
 
 use crate::backend::Behavior;
-use crate::fixture::{Instance, MeshClient};
+use crate::fixture::{subset_cluster, Instance, MeshClient};
 use crate::mesh::ConfigDir;
 use crate::trellis::Trellis;
 
@@ -37,11 +37,21 @@ pub async fn start_payment(
     behavior: Behavior,
 ) -> anyhow::Result<(ConfigDir, Trellis, Instance, MeshClient)> {
     let config = ConfigDir::with(&[("routes.yaml", routes)])?;
+    let (trellis, server, client) = payment_mesh(&config, behavior).await?;
+    Ok((config, trellis, server, client))
+}
+
+/// Trellis serving `config`, one `payment` v1 instance with `behavior`, and
+/// a client whose sidecar sees that instance.
+pub async fn payment_mesh(
+    config: &ConfigDir,
+    behavior: Behavior,
+) -> anyhow::Result<(Trellis, Instance, MeshClient)> {
     let trellis = Trellis::start(config.path()).await?;
     let server = Instance::start(&trellis, "payment", "v1", behavior).await?;
     let client = MeshClient::start(&trellis).await?;
     client
-        .wait_endpoints("|payment.default.svc.cluster.local", 1)
+        .wait_endpoints(&subset_cluster("", "payment"), 1)
         .await?;
-    Ok((config, trellis, server, client))
+    Ok((trellis, server, client))
 }

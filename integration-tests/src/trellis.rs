@@ -270,6 +270,33 @@ impl Trellis {
         Ok(out)
     }
 
+    /// Waits up to 10 s until `node` has ACKed the version last sent of
+    /// every type it was sent. True when it did; with its `/debug/proxies`
+    /// entry either way, to inspect or show in a failure.
+    pub async fn wait_all_acked(&self, node: &str) -> (bool, serde_json::Value) {
+        let acked = crate::wait::wait_for(
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || async {
+                let Ok(p) = self.debug_proxies().await else {
+                    return false;
+                };
+                let types = p[node]["types"].as_object().cloned().unwrap_or_default();
+                !types.is_empty()
+                    && types.values().all(|t| {
+                        t["last_sent_version"].is_string()
+                            && t["last_acked_version"] == t["last_sent_version"]
+                    })
+            },
+        )
+        .await;
+        let status = match self.debug_proxies().await {
+            Ok(p) => p[node].clone(),
+            Err(e) => serde_json::Value::String(e.to_string()),
+        };
+        (acked.is_ok(), status)
+    }
+
     /// `/metrics` (Prometheus text).
     pub async fn metrics(&self) -> anyhow::Result<String> {
         self.admin("/metrics").await

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use trellis_integration_tests::envoy::envoy_validate;
 use trellis_integration_tests::trellis::{run_trellis, trellis_bin};
@@ -269,26 +268,12 @@ fn grafana_provisioning_points_at_prometheus_and_the_dashboards() {
 
 /// Waits until `sidecar` ACKed every type trellis sent it; panics on a NACK.
 async fn wait_all_acked(trellis: &Trellis, sidecar: &Sidecar) {
-    let node = sidecar.spec.node_id.clone();
-    let acked = wait::wait_for(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || async {
-            let Ok(p) = trellis.debug_proxies().await else {
-                return false;
-            };
-            let types = p[&node]["types"].as_object().cloned().unwrap_or_default();
-            !types.is_empty()
-                && types.values().all(|t| {
-                    t["last_nack"].is_null()
-                        && t["last_sent_version"].is_string()
-                        && t["last_acked_version"] == t["last_sent_version"]
-                })
-        },
-    )
-    .await;
-    let proxies = trellis.debug_proxies().await.unwrap();
-    assert!(acked.is_ok(), "not all ACKed: {}", proxies[&node]);
+    let (acked, status) = trellis.wait_all_acked(&sidecar.spec.node_id).await;
+    assert!(acked, "not all ACKed: {status}");
+    let types = status["types"].as_object().into_iter().flatten();
+    for (url, t) in types {
+        assert!(t["last_nack"].is_null(), "{url} NACKed: {status}");
+    }
 }
 
 /// The compose mesh config (canary split, STRICT mTLS, tracing to the

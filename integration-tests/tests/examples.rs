@@ -2,37 +2,14 @@
 //! Envoy accepts all of it over ADS: no NACK in `/debug/proxies`, no
 //! rejected update in Envoy's stats.
 
-use std::time::Duration;
-
 use trellis_integration_tests::*;
 
 /// Waits until the sidecar has ACKed every type sent to it, then checks
 /// that nothing was rejected on either side.
 async fn assert_all_accepted(example: &str, trellis: &Trellis, sidecar: &Sidecar) {
-    let node = sidecar.spec.node_id.clone();
-    let acked = wait::wait_for(
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || async {
-            let Ok(p) = trellis.debug_proxies().await else {
-                return false;
-            };
-            let types = p[&node]["types"].as_object().cloned().unwrap_or_default();
-            !types.is_empty()
-                && types.values().all(|t| {
-                    t["last_sent_version"].is_string()
-                        && t["last_acked_version"] == t["last_sent_version"]
-                })
-        },
-    )
-    .await;
-    let proxies = trellis.debug_proxies().await.unwrap();
-    assert!(
-        acked.is_ok(),
-        "{example}: not everything ACKed: {}",
-        proxies[&node]
-    );
-    for (url, t) in proxies[&node]["types"].as_object().into_iter().flatten() {
+    let (acked, status) = trellis.wait_all_acked(&sidecar.spec.node_id).await;
+    assert!(acked, "{example}: not everything ACKed: {status}");
+    for (url, t) in status["types"].as_object().into_iter().flatten() {
         assert!(
             t["last_nack"].is_null(),
             "{example}: {url} NACKed: {}",

@@ -33,16 +33,7 @@ async fn caller_via_mesh(client: &MeshClient) -> anyhow::Result<(u16, String)> {
 }
 
 async fn mesh_of_two(config: &ConfigDir) -> (Trellis, Instance, MeshClient) {
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let payment = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints(&subset_cluster("", "payment"), 1)
-        .await
-        .unwrap();
-    (trellis, payment, client)
+    payment::payment_mesh(config, Behavior::Ok).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,16 +81,7 @@ async fn envoy_serials(envoy: &Envoy) -> (BTreeSet<String>, BTreeSet<String>) {
 }
 
 async fn payment_mesh(config: &ConfigDir) -> (Trellis, Instance, MeshClient) {
-    let trellis = Trellis::start(config.path()).await.unwrap();
-    let payment = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
-        .await
-        .unwrap();
-    let client = MeshClient::start(&trellis).await.unwrap();
-    client
-        .wait_endpoints(&subset_cluster("", "payment"), 1)
-        .await
-        .unwrap();
-    (trellis, payment, client)
+    payment::payment_mesh(config, Behavior::Ok).await.unwrap()
 }
 
 fn roots(ca: &serde_json::Value) -> Vec<String> {
