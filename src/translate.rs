@@ -142,7 +142,10 @@ pub struct ProxySecurity {
     pub mtls: bool,
     /// The proxy's certificate, key and trust bundle; `Some` puts the
     /// `default` and `ROOTCA` secrets into [`ProxyResources::secrets`].
-    pub certs: Option<WorkloadCerts>,
+    /// Shared with the CA's cache, so a rebuild neither copies the PEMs
+    /// nor compares them byte by byte (`Arc` equality of an `Eq` type
+    /// checks the pointer first).
+    pub certs: Option<Arc<WorkloadCerts>>,
 }
 
 /// Everything one sidecar gets. `Debug` names secrets, never their keys.
@@ -268,7 +271,7 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
         ],
         secrets: security
             .certs
-            .as_ref()
+            .as_deref()
             .map(workload_secrets)
             .unwrap_or_default(),
     }

@@ -8,7 +8,7 @@
 //! (root rotation). [`renew_loop`] wakes the rebuild when the soonest leaf is
 //! due, so the new secret is pushed over SDS without restarting Envoy.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{hash_map, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +25,9 @@ struct Entry {
     spiffe_id: String,
     ttl: Duration,
     cert: IssuedCert,
+    /// What the last rebuild got: the leaf's PEMs with the trust bundle of
+    /// that moment, made again only when the bundle changes (root rotation).
+    handed_out: Option<Arc<WorkloadCerts>>,
 }
 
 /// Public facts about a proxy's leaf, for `/debug/ca` (no key).
@@ -56,45 +59,65 @@ impl Certs {
         }
     }
 
-    /// The proxy's certificate, key and trust bundle; issues a new leaf when
-    /// there is none, it is due, or it was issued for another identity.
+    /// The proxy's certificate, key and `bundle` (the CA's trust bundle,
+    /// read once per rebuild); issues a new leaf when there is none, it is
+    /// due, or it was issued for another identity. An unchanged leaf and
+    /// bundle give the same `Arc` as the last call.
     pub(crate) fn for_proxy(
         &self,
         proxy: &Proxy,
         mesh: &MeshSettings,
         now: SystemTime,
-    ) -> Result<WorkloadCerts, CaError> {
+        bundle: &str,
+    ) -> Result<Arc<WorkloadCerts>, CaError> {
         let spiffe_id = proxy.spiffe_id(&mesh.trust_domain);
-        let mut leaves = lock(&self.leaves);
-        let fresh = leaves.get(&proxy.id).is_some_and(|e| {
+        let fresh = |e: &Entry| {
             e.spiffe_id == spiffe_id && e.ttl == mesh.workload_ttl && e.cert.renew_at() > now
-        });
-        if !fresh {
-            let id = SpiffeId::new(&mesh.trust_domain, &proxy.namespace, &proxy.service_account)
-                .map_err(|e| CaError::BadName(e.to_string()))?;
-            let cert = self.ca.issue(&id, mesh.workload_ttl)?;
-            tracing::info!(
-                node = %proxy.id,
-                spiffe_id,
-                serial = cert.serial_hex,
-                ttl = ?mesh.workload_ttl,
-                "workload certificate issued"
-            );
-            let entry = Entry {
-                spiffe_id,
-                ttl: mesh.workload_ttl,
-                cert,
-            };
-            leaves.insert(proxy.id.clone(), entry);
-            self.issued_total
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.issued.notify_one();
-        }
-        let cert = &leaves[&proxy.id].cert;
-        Ok(WorkloadCerts {
-            cert_chain_pem: cert.chain_pem.clone(),
-            key_pem: cert.key.expose_secret().to_string(),
-            trust_bundle_pem: self.ca.trust_bundle_pem(),
+        };
+        let mut leaves = lock(&self.leaves);
+        let entry = match leaves.entry(proxy.id.clone()) {
+            hash_map::Entry::Occupied(o) if fresh(o.get()) => o.into_mut(),
+            other => other
+                .insert_entry(self.issue(proxy, mesh, spiffe_id.clone())?)
+                .into_mut(),
+        };
+        let shared = match entry.handed_out.take() {
+            Some(h) if h.trust_bundle_pem == bundle => h,
+            _ => Arc::new(WorkloadCerts {
+                cert_chain_pem: entry.cert.chain_pem.clone(),
+                key_pem: entry.cert.key.expose_secret().to_string(),
+                trust_bundle_pem: bundle.to_string(),
+            }),
+        };
+        entry.handed_out = Some(Arc::clone(&shared));
+        Ok(shared)
+    }
+
+    /// Issues a new leaf for `proxy`.
+    fn issue(
+        &self,
+        proxy: &Proxy,
+        mesh: &MeshSettings,
+        spiffe_id: String,
+    ) -> Result<Entry, CaError> {
+        let id = SpiffeId::new(&mesh.trust_domain, &proxy.namespace, &proxy.service_account)
+            .map_err(|e| CaError::BadName(e.to_string()))?;
+        let cert = self.ca.issue(&id, mesh.workload_ttl)?;
+        tracing::info!(
+            node = %proxy.id,
+            spiffe_id,
+            serial = cert.serial_hex,
+            ttl = ?mesh.workload_ttl,
+            "workload certificate issued"
+        );
+        self.issued_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.issued.notify_one();
+        Ok(Entry {
+            spiffe_id,
+            ttl: mesh.workload_ttl,
+            cert,
+            handed_out: None,
         })
     }
 

@@ -45,8 +45,10 @@ pub(crate) async fn reload_loop(
         // and then a write) before it sends; anything queued since is
         // covered by the load below.
         while events.try_recv().is_ok() {}
+        let started = std::time::Instant::now();
         let (result, kept) = load_cached(&dir, cache).await;
         cache = kept;
+        tracing::debug!(elapsed = ?started.elapsed(), "config directory loaded");
         match result {
             Ok(mesh) => core.accept_config(mesh),
             Err(e) => core.reject_config(&e),

@@ -176,7 +176,7 @@ fn certificates_become_the_proxys_secrets_and_never_its_debug_output() {
     };
     let security = ProxySecurity {
         mtls: true,
-        certs: Some(certs),
+        certs: Some(std::sync::Arc::new(certs)),
     };
     let r = for_proxy(&shared(&mesh, &instances(&mesh, &reg)), &proxy, &security);
     let names: Vec<&str> = r.secrets.iter().map(|s| s.name.as_str()).collect();
