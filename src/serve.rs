@@ -38,7 +38,7 @@ use crate::admin::AdminState;
 use crate::ca::token::TokenAuthority;
 use crate::ca::{Ca, CaConfig, CaError, PluginCa};
 use crate::config::watch::{ConfigWatcher, WatchError};
-use crate::config::LoadError;
+use crate::config::{LoadCache, LoadError};
 use crate::xds::{AdsServer, ProxyStatusTable, SnapshotCache, XdsMetrics};
 
 /// Everything `trellis serve` is told on its command line.
@@ -116,6 +116,9 @@ pub struct Server {
     admin: TcpListener,
     watcher: ConfigWatcher,
     events: mpsc::Receiver<()>,
+    /// The first load's per-file results: the first reload then parses only
+    /// the files that changed, like every later one.
+    load_cache: LoadCache,
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -133,7 +136,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             return Err(e.into());
         }
     };
-    let mesh = reload::load(&opts.config_dir)
+    let (mesh, load_cache) = reload::load_with_cache(&opts.config_dir)
         .await
         .map_err(ServeError::Config)?;
     let (ca, auth) = load_security(&opts)?;
@@ -153,6 +156,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         admin,
         watcher,
         events,
+        load_cache,
     })
 }
 
@@ -252,6 +256,7 @@ impl Server {
             admin,
             watcher,
             events,
+            load_cache,
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
@@ -261,6 +266,7 @@ impl Server {
             core.clone(),
             core.config_dir.clone(),
             events,
+            load_cache,
             stop.clone(),
         ));
         let mut grpc = spawn_grpc(ads, xds, tls, stop.clone());

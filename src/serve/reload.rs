@@ -23,14 +23,21 @@ pub(crate) async fn load(dir: &Path) -> Result<MeshConfig, LoadError> {
     }
 }
 
-/// Reloads on each watcher event until the watcher or `stop` ends.
+/// [`load`], keeping each file's result for [`reload_loop`].
+pub(crate) async fn load_with_cache(dir: &Path) -> Result<(MeshConfig, LoadCache), LoadError> {
+    let (result, cache) = load_cached(dir, LoadCache::default()).await;
+    result.map(|mesh| (mesh, cache))
+}
+
+/// Reloads on each watcher event until the watcher or `stop` ends; `cache`
+/// holds the last load's per-file results.
 pub(crate) async fn reload_loop(
     core: Arc<Core>,
     dir: PathBuf,
     mut events: mpsc::Receiver<()>,
+    mut cache: LoadCache,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut cache = LoadCache::default();
     loop {
         tokio::select! {
             event = events.recv() => {

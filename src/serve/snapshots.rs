@@ -11,14 +11,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-pub(crate) use build::BuildState;
+pub(crate) use build::{BuildState, Built};
 
 use super::certs::Certs;
 use super::core::{lock, Core};
 use crate::config::model::MeshConfig;
 use crate::registry::{instances, Registry};
 use crate::translate::{self, ProxySecurity};
-use crate::xds::Snapshot;
 
 /// Snapshots for every sidecar in `registry`, by node id, from a fresh
 /// [`BuildState`]. With `certs`, each proxy gets its own certificate and
@@ -29,8 +28,8 @@ pub(crate) fn build_all(
     mesh: &MeshConfig,
     registry: &Registry,
     certs: Option<&Certs>,
-) -> Vec<(String, Snapshot)> {
-    build_with(&mut BuildState::default(), mesh, registry, certs)
+) -> Vec<(String, Arc<crate::xds::Snapshot>, bool)> {
+    build_with(&mut BuildState::default(), mesh, registry, certs).snapshots
 }
 
 /// [`build_all`] with the state of earlier builds, so unchanged resources
@@ -40,7 +39,7 @@ pub(crate) fn build_with(
     mesh: &MeshConfig,
     registry: &Registry,
     certs: Option<&Certs>,
-) -> Vec<(String, Snapshot)> {
+) -> Built {
     let t0 = Instant::now();
     let services = instances(mesh, registry);
     let t1 = Instant::now();
@@ -89,35 +88,40 @@ impl Core {
         let mesh = self.config.load_full();
         let registry = lock(&self.registry).clone();
         self.save_registry(&registry);
-        let snapshots = build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
+        let Built { snapshots, gone } =
+            build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
         let built = Instant::now();
-        let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
-        self.certs.retain(&live);
         let mut changed = 0usize;
-        for (id, snap) in snapshots {
-            // Streams of an unchanged proxy need not even wake up.
-            if self
-                .cache
-                .get(&id)
-                .is_some_and(|old| old.same_versions(&snap))
+        for (id, snap, fresh) in snapshots {
+            // Not fresh: the cache holds this very snapshot already. Fresh
+            // but with the same versions: streams need not even wake up.
+            if !fresh
+                || self
+                    .cache
+                    .get(&id)
+                    .is_some_and(|old| old.same_versions(&snap))
             {
                 continue;
             }
             changed += 1;
             // Convergence is timed from the start of the rebuild.
             self.status.expect_snapshot(&id, &snap, started);
-            self.cache.set(&id, Arc::new(snap));
+            self.cache.set(&id, snap);
         }
-        for id in self.cache.node_ids() {
-            if !live.contains(id.as_str()) {
-                self.cache.remove(&id);
+        if !gone.is_empty() {
+            let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
+            self.certs.retain(&live);
+            for id in self.cache.node_ids() {
+                if !live.contains(id.as_str()) {
+                    self.cache.remove(&id);
+                }
             }
         }
-        self.metrics.set_sidecars(live.len());
+        self.metrics.set_sidecars(registry.sidecars().len());
         self.rebuilt
             .fetch_max(ticket, std::sync::atomic::Ordering::SeqCst);
         tracing::debug!(
-            proxies = live.len(),
+            proxies = registry.sidecars().len(),
             changed,
             generation = self.generation(),
             elapsed = ?started.elapsed(),

@@ -325,7 +325,7 @@ fn proxies_of_one_view_share_sets_and_rebuilds_reuse_what_did_not_change() {
         registry.register(crate::registry::Proxy::from_node(&node(&spec)).unwrap());
     }
     let mut state = snapshots::BuildState::default();
-    let first = snapshots::build_with(&mut state, &mesh, &registry, None);
+    let first = snapshots::build_with(&mut state, &mesh, &registry, None).snapshots;
     let (a, b) = (&first[0].1, &first[1].1);
     for t in [&*CLUSTER_TYPE, &*ENDPOINT_TYPE, &*ROUTE_TYPE] {
         assert!(Arc::ptr_eq(a.shared(t), b.shared(t)), "{t} shared");
@@ -337,12 +337,16 @@ fn proxies_of_one_view_share_sets_and_rebuilds_reuse_what_did_not_change() {
 
     // Same inputs again: the proxies' own sets are reused, every resource
     // keeps its encoding (same Arc), every version is the same.
-    let again = snapshots::build_with(&mut state, &mesh, &registry, None);
+    let again = snapshots::build_with(&mut state, &mesh, &registry, None).snapshots;
     assert!(Arc::ptr_eq(
         first[0].1.shared(&LISTENER_TYPE),
         again[0].1.shared(&LISTENER_TYPE)
     ));
     assert!(first[0].1.same_versions(&again[0].1));
+    // Nothing changed: each proxy keeps its very snapshot, not to be published.
+    for (f, a) in first.iter().zip(&again) {
+        assert!(Arc::ptr_eq(&f.1, &a.1) && f.2 && !a.2, "{} kept", a.0);
+    }
     let items = |s: &crate::xds::Snapshot| s.resources(&CLUSTER_TYPE).items().clone();
     for (name, r) in items(&again[0].1) {
         assert!(
@@ -357,7 +361,8 @@ fn proxies_of_one_view_share_sets_and_rebuilds_reuse_what_did_not_change() {
             .replace("weight: 90", "weight: 55")
             .replace("weight: 10", "weight: 45"),
     );
-    let changed = snapshots::build_with(&mut state, &mesh, &registry, None);
+    let changed = snapshots::build_with(&mut state, &mesh, &registry, None).snapshots;
+    assert!(changed.iter().all(|c| c.2), "a route change reaches both");
     let (old, new) = (&again[0].1, &changed[0].1);
     assert_ne!(old.version(&ROUTE_TYPE), new.version(&ROUTE_TYPE));
     for t in [&*CLUSTER_TYPE, &*ENDPOINT_TYPE, &*LISTENER_TYPE] {

@@ -100,6 +100,16 @@ impl Snapshot {
             .unwrap_or_else(|| TypeResources::empty_shared())
     }
 
+    /// True when the snapshot's set of `type_url` is `set` itself (the same
+    /// `Arc`), or both are absent.
+    pub fn holds(&self, type_url: &str, set: Option<&Arc<TypeResources>>) -> bool {
+        match (self.types.get(type_url), set) {
+            (Some(mine), Some(set)) => Arc::ptr_eq(mine, set),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// True when every type has the same version in both snapshots.
     pub fn same_versions(&self, other: &Snapshot) -> bool {
         self.types.len() == other.types.len()

@@ -85,6 +85,9 @@ struct Group {
     /// Full CDS sets by the inbound cluster they add (its `Arc` address:
     /// interned, so equal clusters have equal addresses).
     clusters: HashMap<usize, Arc<TypeResources>>,
+    /// The last build's `clusters` when the outbound clusters are the same:
+    /// taken from as proxies ask, so sets no proxy uses any more are dropped.
+    last_clusters: HashMap<usize, Arc<TypeResources>>,
 }
 
 /// Encoded resources by name.
@@ -105,6 +108,20 @@ pub(crate) struct BuildState {
     services: HashMap<crate::config::model::Host, EncodedService>,
     own: HashMap<String, Own>,
     previous: Option<Shared>,
+    /// The last build's groups: a group whose sets did not change keeps
+    /// their `Arc`s, so its proxies' snapshots can be kept whole.
+    groups: HashMap<ScopeKey, Group>,
+    /// The last build's snapshot of each proxy.
+    built: HashMap<String, Arc<Snapshot>>,
+}
+
+/// The result of one build.
+pub(crate) struct Built {
+    /// Every proxy's snapshot by node id, and whether it is new: `false`
+    /// means the very snapshot of the last build (nothing to publish).
+    pub(crate) snapshots: Vec<(String, Arc<Snapshot>, bool)>,
+    /// Node ids built last time and not this time (proxies that left).
+    pub(crate) gone: Vec<String>,
 }
 
 /// A set, or `None` when empty (a snapshot has no empty types).
@@ -120,16 +137,14 @@ impl BuildState {
 
     /// One snapshot per proxy (with its security) for the resources of
     /// `shared`, by node id.
-    pub(crate) fn build(
-        &mut self,
-        shared: Shared,
-        proxies: Vec<(&Proxy, ProxySecurity)>,
-    ) -> Vec<(String, Snapshot)> {
+    pub(crate) fn build(&mut self, shared: Shared, proxies: Vec<(&Proxy, ProxySecurity)>) -> Built {
         let same_inputs = self
             .previous
             .as_ref()
             .is_some_and(|p| p.same_proxy_inputs(&shared));
         let (clusters, endpoints) = self.encode_shared(&shared);
+        let mut last_groups = std::mem::take(&mut self.groups);
+        let mut last_built = std::mem::take(&mut self.built);
         let mut groups: HashMap<ScopeKey, Group> = HashMap::new();
         let mut own = HashMap::with_capacity(proxies.len());
         let mut out = Vec::with_capacity(proxies.len());
@@ -138,20 +153,38 @@ impl BuildState {
             let group = match groups.entry(key) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(self.group(&shared, proxy, &clusters, &endpoints))
+                    let mut group = self.group(&shared, proxy, &clusters, &endpoints);
+                    if let Some(last) = last_groups.remove(e.key()) {
+                        group.keep_unchanged(last);
+                    }
+                    e.insert(group)
                 }
             };
             let mine = match self.own.remove(&proxy.id) {
                 Some(o) if same_inputs && o.proxy == *proxy && o.security == security => o,
                 _ => self.own(&shared, proxy, security),
             };
-            out.push((proxy.id.clone(), snapshot(group, &mine)));
+            let parts = parts(group, &mine);
+            // Every set the same `Arc` as last time: the same snapshot, and
+            // the proxy is not even compared at publish time.
+            let (snap, fresh) = match last_built.remove(&proxy.id) {
+                Some(last) if parts.iter().all(|(url, set)| last.holds(url, set.as_ref())) => {
+                    (last, false)
+                }
+                _ => (Arc::new(snapshot(parts)), true),
+            };
+            self.built.insert(proxy.id.clone(), Arc::clone(&snap));
+            out.push((proxy.id.clone(), snap, fresh));
             own.insert(proxy.id.clone(), mine);
         }
         self.own = own;
+        self.groups = groups;
         self.previous = Some(shared);
         self.interner.finish();
-        out
+        Built {
+            snapshots: out,
+            gone: last_built.into_keys().collect(),
+        }
     }
 
     /// Every shared cluster and load assignment, encoded, by name. A
@@ -239,6 +272,7 @@ impl BuildState {
             endpoints: set(eds),
             routes: set(routes),
             clusters: HashMap::new(),
+            last_clusters: HashMap::new(),
         }
     }
 
@@ -265,28 +299,67 @@ impl BuildState {
     }
 }
 
-/// A proxy's snapshot from its group's sets and its own.
-fn snapshot(group: &mut Group, own: &Own) -> Snapshot {
+/// Each type's set of one proxy (`None`: the type is empty), from its
+/// group's sets and its own.
+type Parts = [(&'static str, Option<Arc<TypeResources>>); 5];
+
+fn parts(group: &mut Group, own: &Own) -> Parts {
     let (inbound_name, inbound) = &own.inbound_cluster;
-    let clusters = group
-        .clusters
-        .entry(Arc::as_ptr(inbound) as usize)
-        .or_insert_with(|| {
+    let key = Arc::as_ptr(inbound) as usize;
+    let clusters = group.clusters.entry(key).or_insert_with(|| {
+        group.last_clusters.remove(&key).unwrap_or_else(|| {
             let mut all = group.outbound_clusters.clone();
             all.insert(inbound_name.clone(), Arc::clone(inbound));
             Arc::new(TypeResources::new(all))
-        });
+        })
+    });
+    [
+        (CLUSTER_TYPE.as_str(), Some(Arc::clone(clusters))),
+        (ENDPOINT_TYPE.as_str(), group.endpoints.clone()),
+        (ROUTE_TYPE.as_str(), group.routes.clone()),
+        (LISTENER_TYPE.as_str(), own.listeners.clone()),
+        (SECRET_TYPE.as_str(), own.secrets.clone()),
+    ]
+}
+
+/// A proxy's snapshot from its sets.
+fn snapshot(parts: Parts) -> Snapshot {
     let mut b = Snapshot::builder();
-    b.set_type(&CLUSTER_TYPE, Arc::clone(clusters));
-    for (url, set) in [
-        (&*ENDPOINT_TYPE, &group.endpoints),
-        (&*ROUTE_TYPE, &group.routes),
-        (&*LISTENER_TYPE, &own.listeners),
-        (&*SECRET_TYPE, &own.secrets),
-    ] {
+    for (url, set) in parts {
         if let Some(set) = set {
-            b.set_type(url, Arc::clone(set));
+            b.set_type(url, set);
         }
     }
     b.build()
+}
+
+impl Group {
+    /// Takes `last`'s sets where they hold the same resources (each the
+    /// same `Arc`: the interner gives unchanged bytes their old `Arc`), so
+    /// the proxies of an unchanged group keep their snapshots.
+    fn keep_unchanged(&mut self, last: Group) {
+        keep_if_same(&mut self.endpoints, last.endpoints);
+        keep_if_same(&mut self.routes, last.routes);
+        if same_items(&self.outbound_clusters, &last.outbound_clusters) {
+            // Keyed by inbound cluster `Arc`s that these sets keep alive,
+            // so no key can stand for another cluster.
+            self.last_clusters = last.clusters;
+        }
+    }
+}
+
+fn keep_if_same(set: &mut Option<Arc<TypeResources>>, last: Option<Arc<TypeResources>>) {
+    if let (Some(new), Some(last)) = (set.as_ref(), last) {
+        if same_items(new.items(), last.items()) {
+            *set = Some(last);
+        }
+    }
+}
+
+/// Same names, each with the very same encoded resource.
+fn same_items(a: &Resources, b: &Resources) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((na, ra), (nb, rb))| na == nb && Arc::ptr_eq(ra, rb))
 }
