@@ -38,7 +38,9 @@ pub(crate) struct Core {
     pub(crate) config_dir: PathBuf,
     pub(crate) config: ArcSwap<MeshConfig>,
     generation: AtomicU64,
-    pub(crate) registry: Mutex<Registry>,
+    /// Shared with the rebuild in progress and the last save; a change
+    /// copies it first only while one of them holds it ([`Core::register`]).
+    pub(crate) registry: Mutex<Arc<Registry>>,
     presence: Mutex<HashMap<String, Presence>>,
     pub(crate) dirty: Notify,
     pub(crate) cache: SnapshotCache,
@@ -55,7 +57,7 @@ pub(crate) struct Core {
     /// Where the registry is saved for restarts.
     pub(crate) state_dir: PathBuf,
     /// The registry as last saved, to write only on changes.
-    saved: Mutex<Registry>,
+    saved: Mutex<Arc<Registry>>,
     /// What the snapshot builder keeps from one rebuild to the next.
     pub(crate) build: Mutex<super::snapshots::BuildState>,
 }
@@ -86,7 +88,7 @@ impl Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
             generation: AtomicU64::new(0),
-            registry: Mutex::new(Registry::new()),
+            registry: Mutex::new(Arc::new(Registry::new())),
             presence: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
             cache: parts.cache,
@@ -99,7 +101,7 @@ impl Core {
             requested: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
             state_dir: parts.state_dir,
-            saved: Mutex::new(Registry::new()),
+            saved: Mutex::new(Arc::new(Registry::new())),
             build: Mutex::default(),
         });
         core.install(mesh);
@@ -173,7 +175,7 @@ impl Core {
         }
         self.status
             .set_identity(&id, &proxy.service, &proxy.namespace, &proxy.labels);
-        let changed = lock(&self.registry).register(proxy);
+        let changed = self.register(proxy);
         tracing::info!(node = %id, changed, "sidecar connected");
         // Even when nothing changed the snapshot may be missing (first
         // stream after a deregistration raced with a rebuild): rebuilding is
@@ -192,7 +194,7 @@ impl Core {
         for proxy in proxies {
             let id = proxy.id.clone();
             lock(&self.presence).entry(id.clone()).or_default().streams = 1;
-            lock(&self.registry).register(proxy);
+            self.register(proxy);
             self.sidecar_disconnected(&id);
         }
         self.dirty.notify_one();
@@ -227,12 +229,29 @@ impl Core {
     }
 
     /// Saves the registry if it changed since the last save.
-    pub(crate) fn save_registry(&self, registry: &Registry) {
+    pub(crate) fn save_registry(&self, registry: &Arc<Registry>) {
         let mut saved = lock(&self.saved);
-        if saved.sidecars() != registry.sidecars() {
+        // The same `Arc` cannot have changed: a change copies a shared one.
+        if !Arc::ptr_eq(&saved, registry) && saved.sidecars() != registry.sidecars() {
             super::persist::save(&self.state_dir, registry);
-            *saved = registry.clone();
         }
+        *saved = Arc::clone(registry);
+    }
+
+    /// Registers (or updates) a sidecar; true if anything changed.
+    fn register(&self, proxy: Proxy) -> bool {
+        let mut registry = lock(&self.registry);
+        let same = registry
+            .sidecars()
+            .get(&proxy.id)
+            .is_some_and(|known| **known == proxy);
+        !same && Arc::make_mut(&mut registry).register(proxy)
+    }
+
+    /// Deregisters a sidecar; true if it was registered.
+    fn deregister(&self, id: &str) -> bool {
+        let mut registry = lock(&self.registry);
+        registry.sidecars().contains_key(id) && Arc::make_mut(&mut registry).deregister(id)
     }
 
     /// A stream closed: deregister after the grace period unless it is back.
@@ -266,7 +285,7 @@ impl Core {
                 _ => return,
             };
         }
-        if lock(&self.registry).deregister(id) {
+        if self.deregister(id) {
             tracing::info!(node = %id, "sidecar deregistered after the grace period");
             self.status.remove(id);
             self.dirty.notify_one();

@@ -70,7 +70,11 @@ fn path(state_dir: &Path) -> PathBuf {
 /// a crash never leaves half a file). Failures are logged: the registry is
 /// a convenience for restarts, not a reason to stop serving.
 pub(crate) fn save(state_dir: &Path, registry: &Registry) {
-    let saved: Vec<Saved> = registry.sidecars().values().map(Saved::from).collect();
+    let saved: Vec<Saved> = registry
+        .sidecars()
+        .values()
+        .map(|p| Saved::from(&**p))
+        .collect();
     let result = serde_json::to_vec_pretty(&saved)
         .map_err(std::io::Error::other)
         .and_then(|bytes| {
@@ -129,7 +133,7 @@ mod tests {
         save(dir.path(), &reg);
         let back = load(dir.path());
         assert_eq!(back.len(), 1);
-        assert_eq!(&back[0], &reg.sidecars()["a-1"]);
+        assert_eq!(&back[0], &*reg.sidecars()["a-1"]);
         std::fs::write(path(dir.path()), "nonsense").unwrap();
         assert!(load(dir.path()).is_empty());
     }

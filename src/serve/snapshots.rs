@@ -16,7 +16,7 @@ pub(crate) use build::{BuildState, Built};
 use super::certs::Certs;
 use super::core::{lock, Core};
 use crate::config::model::MeshConfig;
-use crate::registry::{instances, Registry};
+use crate::registry::{instances, Proxy, Registry};
 use crate::translate::{self, ProxySecurity};
 
 /// Snapshots for every sidecar in `registry`, by node id, from a fresh
@@ -51,6 +51,7 @@ pub(crate) fn build_with(
         .sidecars()
         .values()
         .map(|proxy| {
+            let proxy: &Proxy = proxy;
             let security = certs.map_or_else(ProxySecurity::default, |c| {
                 match c.for_proxy(proxy, &mesh.mesh, now, &bundle) {
                     Ok(certs) => ProxySecurity {
@@ -86,7 +87,7 @@ impl Core {
         let started = Instant::now();
         let ticket = self.rebuild_ticket();
         let mesh = self.config.load_full();
-        let registry = lock(&self.registry).clone();
+        let registry = Arc::clone(&lock(&self.registry));
         self.save_registry(&registry);
         let Built { snapshots, gone } =
             build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
