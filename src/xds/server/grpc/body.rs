@@ -48,7 +48,7 @@ impl<R: Message> http_body::Body for ResponseBody<R> {
             return Poll::Ready(None);
         }
         let status = match ready!(this.responses.poll_recv(cx)) {
-            Some(Ok(response)) => match frame(&response) {
+            Some(Ok(response)) => match frame(response.as_ref()) {
                 Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                 Err(status) => {
                     tracing::warn!(%status, "ADS response not sent; ending the stream");

@@ -118,8 +118,8 @@ fn trailers_carry_code_and_percent_encoded_message() {
 #[tokio::test]
 async fn body_yields_one_frame_per_response_then_ok_trailers() {
     let (tx, rx) = mpsc::channel(4);
-    tx.send(Ok(response("v1"))).await.unwrap();
-    tx.send(Ok(response("v2"))).await.unwrap();
+    tx.send(Ok(Box::new(response("v1")))).await.unwrap();
+    tx.send(Ok(Box::new(response("v2")))).await.unwrap();
     drop(tx);
     let mut body = ResponseBody::new(rx);
     for version in ["v1", "v2"] {
