@@ -36,7 +36,8 @@ const SERVICE: &str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
 /// State-of-the-world ADS.
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
-/// Incremental (delta) ADS.
+/// Incremental xDS (xDS spec, "Incremental xDS"): the same hooks, status
+/// and metrics as state of the world, a `DeltaStreamState` per stream.
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
