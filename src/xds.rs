@@ -12,9 +12,11 @@
 //!   pure state machine (request or snapshot in, responses out).
 //! - [`DeltaStreamState`]: the incremental (delta) protocol of one ADS
 //!   stream, the same way (see `delta.rs` for its rules).
-//! - [`AdsServer`]: the gRPC `AggregatedDiscoveryService` that runs one
-//!   [`StreamState`] or [`DeltaStreamState`] per stream and reports to [`StreamHooks`],
-//!   [`ProxyStatusTable`] and [`XdsMetrics`].
+//! - [`AdsServer`]: the ADS server that runs one [`StreamState`] or
+//!   [`DeltaStreamState`] per stream and reports to [`StreamHooks`],
+//!   [`ProxyStatusTable`] and [`XdsMetrics`]; [`AdsService`] serves it as the
+//!   gRPC `AggregatedDiscoveryService` (hand-written, to bound memory per
+//!   stream; see `server/grpc.rs`).
 //!
 //! Protocol rules follow the Envoy docs page "xDS REST and gRPC protocol";
 //! comments name its sections. In short, per stream and type URL:
@@ -50,7 +52,7 @@ mod types;
 pub use cache::SnapshotCache;
 pub use delta::{DeltaOutput, DeltaStreamState};
 pub use metrics::XdsMetrics;
-pub use server::{AdsServer, Refusal, StreamHooks};
+pub use server::{AdsServer, AdsService, Refusal, StreamHooks};
 pub use snapshot::{Resources, Snapshot, SnapshotBuilder, TypeResources};
 pub use status::{NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus};
 pub use stream::{Output, RequestError, StreamEvent, StreamState};

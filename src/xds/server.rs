@@ -1,28 +1,22 @@
-//! The gRPC ADS service: one task per stream runs a [`StreamState`].
+//! The ADS server: one task per stream runs a [`StreamState`] or a
+//! [`DeltaStreamState`]; [`AdsService`] carries the streams over gRPC.
+//!
+//! [`StreamState`]: crate::xds::StreamState
+//! [`DeltaStreamState`]: crate::xds::DeltaStreamState
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
-use futures::Stream;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
 use super::status::unix_now;
-use super::{
-    DeltaStreamState, NackStatus, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent,
-    StreamState, XdsMetrics,
-};
+use super::{NackStatus, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent, XdsMetrics};
+pub use grpc::AdsService;
 use protocol::{Protocol, Step};
 
+mod grpc;
 mod protocol;
 
 /// Responses queued per stream before the stream task waits for the client.
@@ -82,9 +76,9 @@ impl AdsServer {
         }
     }
 
-    /// The tonic service, for `tonic::transport::Server::add_service`.
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
-        AggregatedDiscoveryServiceServer::new(self)
+    /// The gRPC service, for `tonic::transport::Server::add_service`.
+    pub fn into_service(self) -> AdsService {
+        AdsService::new(self)
     }
 
     /// Reads the first request and asks the hooks whether to serve the node.
@@ -122,38 +116,14 @@ impl AdsServer {
     }
 }
 
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        self.serve::<StreamState>(request).await
-    }
-
-    /// Incremental xDS (xDS spec, "Incremental xDS"): the same hooks, status
-    /// and metrics as state of the world, a [`DeltaStreamState`] per stream.
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        self.serve::<DeltaStreamState>(request).await
-    }
-}
-
 impl AdsServer {
-    /// Accepts a stream of either protocol and spawns its task.
+    /// Accepts a stream of either protocol and spawns its task; the
+    /// receiver yields the stream's responses, then at most one error.
     async fn serve<P: Protocol>(
         &self,
-        request: Request<Streaming<P::Request>>,
-    ) -> Result<Response<ResponseStream<P::Response>>, Status> {
-        let (metadata, _, mut inbound) = request.into_parts();
-        let metadata = MetadataMap::from_headers(metadata.into_headers());
+        metadata: MetadataMap,
+        mut inbound: Streaming<P::Request>,
+    ) -> Result<Responses<P::Response>, Status> {
         let (first, node_id) = match self.accept::<P>(&mut inbound, &metadata).await {
             Ok(accepted) => accepted,
             Err(Refusal { status, reason }) => {
@@ -166,7 +136,7 @@ impl AdsServer {
         let snapshots = self.cache.subscribe(&guard.node_id);
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         tokio::spawn(run_stream::<P>(guard, first, inbound, snapshots, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(rx)
     }
 }
 
@@ -254,7 +224,12 @@ impl Drop for StreamGuard {
 }
 
 type Snapshots = watch::Receiver<Option<Arc<Snapshot>>>;
-type Outbound<R> = mpsc::Sender<Result<R, Status>>;
+/// A stream's response queue. Responses are boxed because tokio allocates
+/// the queue's slots up front (32 per block): unboxed, a delta response makes
+/// that about 6 KB per stream, boxed about 0.5 KB.
+type Outbound<R> = mpsc::Sender<Result<Box<R>, Status>>;
+/// The receiving end of a stream's response queue.
+type Responses<R> = mpsc::Receiver<Result<Box<R>, Status>>;
 
 /// Runs one stream until the client goes away. No lock is held across an
 /// await; the watch receiver only ever yields the newest snapshot.
@@ -335,7 +310,7 @@ async fn next_input<Req, Resp>(
 async fn deliver<R>(guard: &StreamGuard, (responses, events): Step<R>, tx: &Outbound<R>) -> bool {
     guard.record(&events);
     for response in responses {
-        if tx.send(Ok(response)).await.is_err() {
+        if tx.send(Ok(Box::new(response))).await.is_err() {
             return false;
         }
     }

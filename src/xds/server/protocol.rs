@@ -15,9 +15,9 @@ use crate::xds::{DeltaStreamState, Output, RequestError, Snapshot, StreamEvent, 
 /// it: a pure state machine of its request and response types.
 pub(crate) trait Protocol: Default + Send + 'static {
     /// The client's message.
-    type Request: Send + 'static;
+    type Request: prost::Message + Default + Send + 'static;
     /// The server's message.
-    type Response: Send + 'static;
+    type Response: prost::Message + Send + 'static;
     /// `sotw` or `delta`, for logs.
     const NAME: &'static str;
     /// The node of a request (only the first must carry it).

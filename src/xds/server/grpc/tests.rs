@@ -1,0 +1,228 @@
+//! The hand-written ADS service: framing, trailers, routing and refusals,
+//! driven through `tower::Service` without a network.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
+use prometheus_client::registry::Registry;
+use prost::Message;
+use tokio::sync::mpsc;
+use tonic::body::Body;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+use tower::ServiceExt;
+
+use super::body::{frame, trailers, ResponseBody};
+use super::{AdsService, DELTA_PATH, SOTW_PATH};
+use crate::xds::test_support::base;
+use crate::xds::{
+    AdsServer, ProxyStatusTable, Refusal, SnapshotCache, StreamHooks, XdsMetrics, CLUSTER_TYPE,
+};
+
+/// Accepts every node but `refused`.
+struct Hooks;
+
+impl StreamHooks for Hooks {
+    fn stream_opened(&self, node: &Node, _: &MetadataMap) -> Result<(), Refusal> {
+        if node.id == "refused" {
+            return Err(Status::permission_denied("node refused: not allowed").into());
+        }
+        Ok(())
+    }
+    fn stream_closed(&self, _: &str) {}
+}
+
+fn service(cache: &SnapshotCache) -> AdsService {
+    let metrics = XdsMetrics::register(&mut Registry::default());
+    AdsServer::new(
+        cache.clone(),
+        Arc::new(Hooks),
+        ProxyStatusTable::new(),
+        metrics,
+    )
+    .into_service()
+}
+
+fn response(version: &str) -> DiscoveryResponse {
+    DiscoveryResponse {
+        version_info: version.to_string(),
+        type_url: CLUSTER_TYPE.to_string(),
+        nonce: "1".to_string(),
+        ..Default::default()
+    }
+}
+
+/// A gRPC request on `path` whose body holds `messages`, then ends.
+fn request(path: &str, messages: &[DiscoveryRequest]) -> http::Request<Body> {
+    let mut body = Vec::new();
+    for m in messages {
+        body.extend_from_slice(&frame(m).unwrap());
+    }
+    http::Request::post(path)
+        .header("content-type", "application/grpc")
+        .body(Body::new(Full::new(Bytes::from(body))))
+        .unwrap()
+}
+
+fn cds_request(node: &str) -> DiscoveryRequest {
+    DiscoveryRequest {
+        node: Some(Node {
+            id: node.to_string(),
+            ..Default::default()
+        }),
+        type_url: CLUSTER_TYPE.to_string(),
+        ..Default::default()
+    }
+}
+
+fn header<'a>(map: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    map.get(name).map(|v| v.to_str().unwrap())
+}
+
+/// A trailers-only response: the status in the headers, an empty body.
+fn assert_trailers_only(resp: &http::Response<Body>, code: Code) {
+    assert_eq!(
+        header(resp.headers(), "content-type"),
+        Some("application/grpc")
+    );
+    let status = Status::from_header_map(resp.headers()).unwrap();
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(resp.body().is_end_stream());
+}
+
+#[test]
+fn frame_is_length_prefixed_and_exactly_sized() {
+    let msg = response("v1");
+    let bytes = frame(&msg).unwrap();
+    assert_eq!(bytes.len(), 5 + msg.encoded_len());
+    assert_eq!(bytes[0], 0, "uncompressed");
+    let len = u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize;
+    assert_eq!(len, msg.encoded_len());
+    assert_eq!(DiscoveryResponse::decode(&bytes[5..]).unwrap(), msg);
+}
+
+#[test]
+fn trailers_carry_code_and_percent_encoded_message() {
+    let ok = trailers(&Status::ok(""));
+    assert_eq!(header(&ok, "grpc-status"), Some("0"));
+    assert_eq!(ok.get("grpc-message"), None);
+    let err = trailers(&Status::invalid_argument("bad nonce 100%"));
+    assert_eq!(header(&err, "grpc-status"), Some("3"));
+    assert_eq!(header(&err, "grpc-message"), Some("bad%20nonce%20100%25"));
+}
+
+#[tokio::test]
+async fn body_yields_one_frame_per_response_then_ok_trailers() {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(Ok(Box::new(response("v1")))).await.unwrap();
+    tx.send(Ok(Box::new(response("v2")))).await.unwrap();
+    drop(tx);
+    let mut body = ResponseBody::new(rx);
+    for version in ["v1", "v2"] {
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, frame(&response(version)).unwrap());
+    }
+    let end = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap();
+    assert_eq!(header(&end, "grpc-status"), Some("0"));
+    assert!(body.is_end_stream());
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn body_ends_with_the_error_trailers_and_closes_the_queue() {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(Err(Status::invalid_argument("unknown nonce")))
+        .await
+        .unwrap();
+    let mut body = ResponseBody::<DiscoveryResponse>::new(rx);
+    let end = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap();
+    let status = Status::from_header_map(&end).unwrap();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.message(), "unknown nonce");
+    assert!(body.frame().await.is_none());
+    assert!(tx.is_closed(), "the stream task learns the stream ended");
+}
+
+#[tokio::test]
+async fn unknown_method_is_unimplemented() {
+    let path = "/envoy.service.discovery.v3.AggregatedDiscoveryService/Nope";
+    let resp = service(&SnapshotCache::new())
+        .oneshot(request(path, &[]))
+        .await
+        .unwrap();
+    assert_trailers_only(&resp, Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn compressed_requests_are_refused() {
+    let mut req = request(SOTW_PATH, &[cds_request("a")]);
+    req.headers_mut()
+        .insert("grpc-encoding", "gzip".parse().unwrap());
+    let resp = service(&SnapshotCache::new()).oneshot(req).await.unwrap();
+    assert_trailers_only(&resp, Code::Unimplemented);
+    assert_eq!(
+        header(resp.headers(), "grpc-accept-encoding"),
+        Some("identity")
+    );
+}
+
+#[tokio::test]
+async fn refusal_is_trailers_only_with_the_hooks_status() {
+    let resp = service(&SnapshotCache::new())
+        .oneshot(request(SOTW_PATH, &[cds_request("refused")]))
+        .await
+        .unwrap();
+    assert_trailers_only(&resp, Code::PermissionDenied);
+    let status = Status::from_header_map(resp.headers()).unwrap();
+    assert_eq!(status.message(), "node refused: not allowed");
+    let resp = service(&SnapshotCache::new())
+        .oneshot(request(DELTA_PATH, &[]))
+        .await
+        .unwrap();
+    assert_trailers_only(&resp, Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn accepted_stream_streams_responses_then_ends_ok() {
+    let cache = SnapshotCache::new();
+    cache.set("a", base());
+    let resp = service(&cache)
+        .oneshot(request(SOTW_PATH, &[cds_request("a")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        header(resp.headers(), "content-type"),
+        Some("application/grpc")
+    );
+    assert_eq!(resp.headers().get("grpc-status"), None, "not trailers-only");
+    let mut body = resp.into_body();
+    let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let cds = DiscoveryResponse::decode(&data[5..]).unwrap();
+    assert_eq!(cds.type_url, *CLUSTER_TYPE);
+    assert_eq!(cds.resources.len(), 2);
+    // The request body ended, so the stream task ends, and the body with it.
+    let end = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap();
+    assert_eq!(header(&end, "grpc-status"), Some("0"));
+}
