@@ -89,8 +89,11 @@ impl Core {
         let mesh = self.config.load_full();
         let registry = Arc::clone(&lock(&self.registry));
         self.save_registry(&registry);
-        let Built { snapshots, gone } =
-            build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
+        let Built {
+            snapshots,
+            gone,
+            retired,
+        } = build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
         let built = Instant::now();
         let mut changed = 0usize;
         for (id, snap, fresh) in snapshots {
@@ -118,6 +121,7 @@ impl Core {
                 }
             }
         }
+        drop(retired);
         self.metrics.set_sidecars(registry.sidecars().len());
         self.rebuilt
             .fetch_max(ticket, std::sync::atomic::Ordering::SeqCst);

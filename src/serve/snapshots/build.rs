@@ -122,6 +122,9 @@ pub(crate) struct Built {
     pub(crate) snapshots: Vec<(String, Arc<Snapshot>, bool)>,
     /// Node ids built last time and not this time (proxies that left).
     pub(crate) gone: Vec<String>,
+    /// The last build's translation, replaced by this one. Freeing it is
+    /// work no proxy should wait for: drop it after publishing.
+    pub(crate) retired: Option<Shared>,
 }
 
 /// A set, or `None` when empty (a snapshot has no empty types).
@@ -179,11 +182,12 @@ impl BuildState {
         }
         self.own = own;
         self.groups = groups;
-        self.previous = Some(shared);
+        let retired = self.previous.replace(shared);
         self.interner.finish();
         Built {
             snapshots: out,
             gone: last_built.into_keys().collect(),
+            retired,
         }
     }
 
