@@ -7,6 +7,10 @@
 mod cli;
 mod demo;
 
+/// mimalloc rather than glibc's allocator: see Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }
