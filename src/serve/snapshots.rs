@@ -6,6 +6,8 @@
 //! [`build`]; DESIGN.md, "Performance stance").
 
 mod build;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

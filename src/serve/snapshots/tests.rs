@@ -1,0 +1,82 @@
+//! A rebuild keeps the snapshot of every proxy the change does not reach.
+
+use super::*;
+use crate::config::model::Labels;
+use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE};
+
+/// Services `a` (namespace `ns-a`) and `b` (`ns-b`); `a`'s endpoint is
+/// `a_endpoint`.
+fn mesh(dir: &std::path::Path, a_endpoint: &str) -> MeshConfig {
+    let entry = |name: &str, ns: &str, address: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  hosts:\n  - {name}\n  ports:\n  - number: 80\n    name: http\n    protocol: HTTP\n  resolution: STATIC\n  endpoints:\n  - address: {address}\n"
+        )
+    };
+    let yaml = format!(
+        "{}---\n{}",
+        entry("a", "ns-a", a_endpoint),
+        entry("b", "ns-b", "10.0.2.1")
+    );
+    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    crate::config::load_dir(dir).unwrap()
+}
+
+fn sidecar(id: &str, service: &str, namespace: &str, port: u16) -> Proxy {
+    Proxy {
+        id: id.into(),
+        service: service.into(),
+        namespace: namespace.into(),
+        labels: Labels::new(),
+        service_account: service.into(),
+        app_port: 8080,
+        inbound_address: "127.0.0.1".into(),
+        inbound_port: port,
+        outbound_port: 15001,
+    }
+}
+
+/// Each proxy's id and whether the build made it a new snapshot.
+fn fresh(built: &Built) -> Vec<(&str, bool)> {
+    built
+        .snapshots
+        .iter()
+        .map(|(id, _, fresh)| (id.as_str(), *fresh))
+        .collect()
+}
+
+#[test]
+fn an_endpoint_change_reaches_only_the_proxies_whose_scope_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::new();
+    registry.register(sidecar("a-1", "a", "ns-a", 15006));
+    registry.register(sidecar("a-2", "a", "ns-a", 15007));
+    registry.register(sidecar("b-1", "b", "ns-b", 15008));
+    let mut state = BuildState::default();
+    let first = build_with(&mut state, &mesh(dir.path(), "10.0.1.1"), &registry, None);
+    assert!(first.snapshots.iter().all(|(_, _, fresh)| *fresh));
+
+    let changed = build_with(&mut state, &mesh(dir.path(), "10.0.1.9"), &registry, None);
+    // The default scope is the own namespace: only ns-a holds `a`.
+    assert_eq!(
+        fresh(&changed),
+        [("a-1", true), ("a-2", true), ("b-1", false)]
+    );
+    let (a_before, a_after) = (&first.snapshots[0].1, &changed.snapshots[0].1);
+    assert_ne!(
+        a_before.version(&ENDPOINT_TYPE),
+        a_after.version(&ENDPOINT_TYPE)
+    );
+    assert_eq!(
+        a_before.version(&CLUSTER_TYPE),
+        a_after.version(&CLUSTER_TYPE)
+    );
+    assert!(Arc::ptr_eq(&first.snapshots[2].1, &changed.snapshots[2].1));
+    assert!(changed.gone.is_empty());
+
+    // A proxy that left is reported once. It was an instance of `a`, so
+    // `a`'s endpoints changed for a-1; b-1 keeps its snapshot.
+    registry.deregister("a-2");
+    let left = build_with(&mut state, &mesh(dir.path(), "10.0.1.9"), &registry, None);
+    assert_eq!(left.gone, ["a-2"]);
+    assert_eq!(fresh(&left), [("a-1", true), ("b-1", false)]);
+}
