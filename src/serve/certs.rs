@@ -8,7 +8,7 @@
 //! (root rotation). [`renew_loop`] wakes the rebuild when the soonest leaf is
 //! due, so the new secret is pushed over SDS without restarting Envoy.
 
-use std::collections::{hash_map, BTreeSet, HashMap};
+use std::collections::{hash_map, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -122,8 +122,11 @@ impl Certs {
     }
 
     /// Forgets the leaves of proxies that are no longer registered.
-    pub(crate) fn retain(&self, live: &BTreeSet<&str>) {
-        lock(&self.leaves).retain(|id, _| live.contains(id.as_str()));
+    pub(crate) fn forget(&self, gone: &[String]) {
+        let mut leaves = lock(&self.leaves);
+        for id in gone {
+            leaves.remove(id);
+        }
     }
 
     /// Drops every leaf so the next rebuild issues new ones (root rotation).

@@ -9,7 +9,6 @@ mod build;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -114,14 +113,11 @@ impl Core {
             self.status.expect_snapshot(&id, &snap, started);
             self.cache.set(&id, snap);
         }
-        if !gone.is_empty() {
-            let live: BTreeSet<&str> = registry.sidecars().keys().map(String::as_str).collect();
-            self.certs.retain(&live);
-            for id in self.cache.node_ids() {
-                if !live.contains(id.as_str()) {
-                    self.cache.remove(&id);
-                }
-            }
+        // Only builds set snapshots and issue leaves, so the proxies the
+        // last build had and this one has not are all there is to drop.
+        self.certs.forget(&gone);
+        for id in &gone {
+            self.cache.remove(id);
         }
         drop(retired);
         self.metrics.set_sidecars(registry.sidecars().len());

@@ -106,13 +106,18 @@ struct EncodedService {
 pub(crate) struct BuildState {
     interner: Interner,
     services: HashMap<crate::config::model::Host, EncodedService>,
-    own: HashMap<String, Own>,
+    /// Each proxy's own resources and snapshot of the last build, by node id.
+    proxies: HashMap<String, Kept>,
     previous: Option<Shared>,
     /// The last build's groups: a group whose sets did not change keeps
     /// their `Arc`s, so its proxies' snapshots can be kept whole.
     groups: HashMap<ScopeKey, Group>,
-    /// The last build's snapshot of each proxy.
-    built: HashMap<String, Arc<Snapshot>>,
+}
+
+/// What a build leaves of one proxy for the next.
+struct Kept {
+    own: Own,
+    snapshot: Arc<Snapshot>,
 }
 
 /// The result of one build.
@@ -147,9 +152,9 @@ impl BuildState {
             .is_some_and(|p| p.same_proxy_inputs(&shared));
         let (clusters, endpoints) = self.encode_shared(&shared);
         let mut last_groups = std::mem::take(&mut self.groups);
-        let mut last_built = std::mem::take(&mut self.built);
+        let mut last = std::mem::take(&mut self.proxies);
         let mut groups: HashMap<ScopeKey, Group> = HashMap::new();
-        let mut own = HashMap::with_capacity(proxies.len());
+        let mut kept = HashMap::with_capacity(proxies.len());
         let mut out = Vec::with_capacity(proxies.len());
         for (proxy, security) in proxies {
             let key = scope_key(&shared, proxy);
@@ -163,30 +168,25 @@ impl BuildState {
                     e.insert(group)
                 }
             };
-            let mine = match self.own.remove(&proxy.id) {
+            let (last_own, last_snapshot) = match last.remove(&proxy.id) {
+                Some(k) => (Some(k.own), Some(k.snapshot)),
+                None => (None, None),
+            };
+            let own = match last_own {
                 Some(o) if same_inputs && o.proxy == *proxy && o.security == security => o,
                 _ => self.own(&shared, proxy, security),
             };
-            let parts = parts(group, &mine);
-            // Every set the same `Arc` as last time: the same snapshot, and
-            // the proxy is not even compared at publish time.
-            let (snap, fresh) = match last_built.remove(&proxy.id) {
-                Some(last) if parts.iter().all(|(url, set)| last.holds(url, set.as_ref())) => {
-                    (last, false)
-                }
-                _ => (Arc::new(snapshot(parts)), true),
-            };
-            self.built.insert(proxy.id.clone(), Arc::clone(&snap));
-            out.push((proxy.id.clone(), snap, fresh));
-            own.insert(proxy.id.clone(), mine);
+            let (snapshot, fresh) = keep_or_make(last_snapshot, parts(group, &own));
+            out.push((proxy.id.clone(), Arc::clone(&snapshot), fresh));
+            kept.insert(proxy.id.clone(), Kept { own, snapshot });
         }
-        self.own = own;
+        self.proxies = kept;
         self.groups = groups;
         let retired = self.previous.replace(shared);
         self.interner.finish();
         Built {
             snapshots: out,
-            gone: last_built.into_keys().collect(),
+            gone: last.into_keys().collect(),
             retired,
         }
     }
@@ -324,6 +324,16 @@ fn parts(group: &mut Group, own: &Own) -> Parts {
         (LISTENER_TYPE.as_str(), own.listeners.clone()),
         (SECRET_TYPE.as_str(), own.secrets.clone()),
     ]
+}
+
+/// `last` when it holds every one of `parts` (the same `Arc`s): the proxy
+/// then is not even compared at publish time; else a new snapshot. True
+/// when new.
+fn keep_or_make(last: Option<Arc<Snapshot>>, parts: Parts) -> (Arc<Snapshot>, bool) {
+    match last {
+        Some(last) if parts.iter().all(|(url, set)| last.holds(url, set.as_ref())) => (last, false),
+        _ => (Arc::new(snapshot(parts)), true),
+    }
 }
 
 /// A proxy's snapshot from its sets.
