@@ -130,7 +130,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         Ok(w) => w,
         Err(e) => {
             // A missing or unreadable dir is better told as a config error.
-            reload::load(&opts.config_dir)
+            reload::load_with_cache(&opts.config_dir)
                 .await
                 .map_err(ServeError::Config)?;
             return Err(e.into());

@@ -10,20 +10,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::core::Core;
 use crate::config::model::MeshConfig;
-use crate::config::{load_dir, load_dir_cached, LoadCache, LoadError};
+use crate::config::{load_dir_cached, LoadCache, LoadError};
 
-/// Loads `dir` off the async threads (it reads and parses files).
-pub(crate) async fn load(dir: &Path) -> Result<MeshConfig, LoadError> {
-    let dir = dir.to_path_buf();
-    match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
-        Ok(result) => result,
-        // Only a panic in the loader gets here; resume it rather than
-        // pretend the config is fine or invalid.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// [`load`], keeping each file's result for [`reload_loop`].
+/// Loads `dir` off the async threads (it reads and parses files), keeping
+/// each file's result for [`reload_loop`].
 pub(crate) async fn load_with_cache(dir: &Path) -> Result<(MeshConfig, LoadCache), LoadError> {
     let (result, cache) = load_cached(dir, LoadCache::default()).await;
     result.map(|mesh| (mesh, cache))
@@ -72,6 +62,8 @@ async fn load_cached(
     let task = move || (load_dir_cached(&dir, &mut cache), cache);
     match tokio::task::spawn_blocking(task).await {
         Ok(done) => done,
+        // Only a panic in the loader gets here; resume it rather than
+        // pretend the config is fine or invalid.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
