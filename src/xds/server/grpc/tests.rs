@@ -94,6 +94,34 @@ fn assert_trailers_only(resp: &http::Response<Body>, code: Code) {
     assert!(resp.body().is_end_stream());
 }
 
+/// The next frame of `body`, which must be data.
+async fn next_data<B>(body: &mut B) -> Bytes
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    body.frame().await.unwrap().unwrap().into_data().unwrap()
+}
+
+/// The next frame of `body`, which must be the trailers.
+async fn next_trailers<B>(body: &mut B) -> http::HeaderMap
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    body.frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap()
+}
+
+/// `req` through a service reading `cache`.
+async fn call(cache: &SnapshotCache, req: http::Request<Body>) -> http::Response<Body> {
+    service(cache).oneshot(req).await.unwrap()
+}
+
 #[test]
 fn frame_is_length_prefixed_and_exactly_sized() {
     let msg = response("v1");
@@ -123,16 +151,10 @@ async fn body_yields_one_frame_per_response_then_ok_trailers() {
     drop(tx);
     let mut body = ResponseBody::new(rx);
     for version in ["v1", "v2"] {
-        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let data = next_data(&mut body).await;
         assert_eq!(data, frame(&response(version)).unwrap());
     }
-    let end = body
-        .frame()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_trailers()
-        .unwrap();
+    let end = next_trailers(&mut body).await;
     assert_eq!(header(&end, "grpc-status"), Some("0"));
     assert!(body.is_end_stream());
     assert!(body.frame().await.is_none());
@@ -145,13 +167,7 @@ async fn body_ends_with_the_error_trailers_and_closes_the_queue() {
         .await
         .unwrap();
     let mut body = ResponseBody::<DiscoveryResponse>::new(rx);
-    let end = body
-        .frame()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_trailers()
-        .unwrap();
+    let end = next_trailers(&mut body).await;
     let status = Status::from_header_map(&end).unwrap();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "unknown nonce");
@@ -162,10 +178,7 @@ async fn body_ends_with_the_error_trailers_and_closes_the_queue() {
 #[tokio::test]
 async fn unknown_method_is_unimplemented() {
     let path = "/envoy.service.discovery.v3.AggregatedDiscoveryService/Nope";
-    let resp = service(&SnapshotCache::new())
-        .oneshot(request(path, &[]))
-        .await
-        .unwrap();
+    let resp = call(&SnapshotCache::new(), request(path, &[])).await;
     assert_trailers_only(&resp, Code::Unimplemented);
 }
 
@@ -174,7 +187,7 @@ async fn compressed_requests_are_refused() {
     let mut req = request(SOTW_PATH, &[cds_request("a")]);
     req.headers_mut()
         .insert("grpc-encoding", "gzip".parse().unwrap());
-    let resp = service(&SnapshotCache::new()).oneshot(req).await.unwrap();
+    let resp = call(&SnapshotCache::new(), req).await;
     assert_trailers_only(&resp, Code::Unimplemented);
     assert_eq!(
         header(resp.headers(), "grpc-accept-encoding"),
@@ -184,17 +197,15 @@ async fn compressed_requests_are_refused() {
 
 #[tokio::test]
 async fn refusal_is_trailers_only_with_the_hooks_status() {
-    let resp = service(&SnapshotCache::new())
-        .oneshot(request(SOTW_PATH, &[cds_request("refused")]))
-        .await
-        .unwrap();
+    let resp = call(
+        &SnapshotCache::new(),
+        request(SOTW_PATH, &[cds_request("refused")]),
+    )
+    .await;
     assert_trailers_only(&resp, Code::PermissionDenied);
     let status = Status::from_header_map(resp.headers()).unwrap();
     assert_eq!(status.message(), "node refused: not allowed");
-    let resp = service(&SnapshotCache::new())
-        .oneshot(request(DELTA_PATH, &[]))
-        .await
-        .unwrap();
+    let resp = call(&SnapshotCache::new(), request(DELTA_PATH, &[])).await;
     assert_trailers_only(&resp, Code::InvalidArgument);
 }
 
@@ -202,27 +213,18 @@ async fn refusal_is_trailers_only_with_the_hooks_status() {
 async fn accepted_stream_streams_responses_then_ends_ok() {
     let cache = SnapshotCache::new();
     cache.set("a", base());
-    let resp = service(&cache)
-        .oneshot(request(SOTW_PATH, &[cds_request("a")]))
-        .await
-        .unwrap();
+    let resp = call(&cache, request(SOTW_PATH, &[cds_request("a")])).await;
     assert_eq!(
         header(resp.headers(), "content-type"),
         Some("application/grpc")
     );
     assert_eq!(resp.headers().get("grpc-status"), None, "not trailers-only");
     let mut body = resp.into_body();
-    let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let data = next_data(&mut body).await;
     let cds = DiscoveryResponse::decode(&data[5..]).unwrap();
     assert_eq!(cds.type_url, *CLUSTER_TYPE);
     assert_eq!(cds.resources.len(), 2);
     // The request body ended, so the stream task ends, and the body with it.
-    let end = body
-        .frame()
-        .await
-        .unwrap()
-        .unwrap()
-        .into_trailers()
-        .unwrap();
+    let end = next_trailers(&mut body).await;
     assert_eq!(header(&end, "grpc-status"), Some("0"));
 }
