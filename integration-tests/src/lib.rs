@@ -19,6 +19,7 @@ pub mod child;
 pub mod client;
 pub mod envoy;
 pub mod fixture;
+pub mod load;
 pub mod mesh;
 pub mod payment;
 pub mod ports;
@@ -32,6 +33,7 @@ pub use child::ChildGuard;
 pub use client::{Client, Reply, Tally};
 pub use envoy::{Envoy, Sidecar};
 pub use fixture::{subset_cluster, Instance, MeshClient};
+pub use load::{assert_no_failures, Load};
 pub use mesh::ConfigDir;
 pub use ports::free_port;
 pub use trellis::{Trellis, TrellisOptions};
@@ -43,9 +45,15 @@ pub fn repo_root() -> std::path::PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// Istio's Bookinfo samples, kept beside the clone at `../shared` (see
-/// `shared/istio-samples/bookinfo/README.md`); `None` when absent.
-pub fn bookinfo_dir() -> Option<std::path::PathBuf> {
-    let dir = repo_root().join("../shared/istio-samples/bookinfo");
-    dir.is_dir().then_some(dir)
+/// Istio's Bookinfo samples. They are not part of the repository:
+/// `make test-istio-samples` names the directory holding `bookinfo/` in
+/// `TRELLIS_ISTIO_SAMPLES`; without it this panics, so a test that needs
+/// the samples fails instead of passing silently.
+pub fn bookinfo_dir() -> std::path::PathBuf {
+    let Some(root) = std::env::var_os("TRELLIS_ISTIO_SAMPLES") else {
+        panic!("TRELLIS_ISTIO_SAMPLES is not set: run `make test-istio-samples`");
+    };
+    let dir = std::path::PathBuf::from(root).join("bookinfo");
+    assert!(dir.is_dir(), "{} is missing", dir.display());
+    dir
 }

@@ -1,6 +1,8 @@
 //! Istio's Bookinfo traffic samples, read as written from
-//! `../shared/istio-samples/bookinfo/`, with test backends and sidecars
-//! standing in for Bookinfo's services.
+//! `$TRELLIS_ISTIO_SAMPLES/bookinfo/`, with test backends and sidecars
+//! standing in for Bookinfo's services. The samples are not part of the
+//! repository, so every test here is ignored by `make test` and run by
+//! `make test-istio-samples`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,8 +10,7 @@ use std::time::Duration;
 use trellis_integration_tests::*;
 
 fn sample(name: &str) -> PathBuf {
-    let dir = bookinfo_dir().expect("../shared/istio-samples/bookinfo not found beside the repo");
-    dir.join(name)
+    bookinfo_dir().join(name)
 }
 
 /// A config dir holding the given sample files, and a control plane on it.
@@ -23,6 +24,7 @@ async fn mesh(files: &[&str]) -> (ConfigDir, Trellis) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Istio's samples: make test-istio-samples"]
 async fn reviews_90_10() {
     let (_c, t) = mesh(&[
         "destination-rule-all.yaml",
@@ -56,6 +58,7 @@ async fn reviews_90_10() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Istio's samples: make test-istio-samples"]
 async fn reviews_jason_to_v2() {
     let files = [
         "destination-rule-all.yaml",
@@ -88,6 +91,7 @@ async fn reviews_jason_to_v2() {
 /// config reference): Trellis rejects it and names the form to use. With
 /// that one line in Istio's current form, jason's calls get HTTP 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Istio's samples: make test-istio-samples"]
 async fn ratings_abort_500_for_jason() {
     let (code, out, err) = validate_with_rules("virtual-service-ratings-test-abort.yaml");
     assert_eq!(code, 1, "{out}{err}");
@@ -126,6 +130,7 @@ async fn ratings_abort_500_for_jason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Istio's samples: make test-istio-samples"]
 async fn ratings_delay_7s_for_jason() {
     let files = [
         "destination-rule-all.yaml",
@@ -161,6 +166,7 @@ async fn ratings_delay_7s_for_jason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Istio's samples: make test-istio-samples"]
 async fn details_abort_555() {
     // The file carries its own `details` DestinationRule (see the samples' README).
     let (_c, t) = mesh(&["fault-injection-details-v1.yaml"]).await;
@@ -179,6 +185,7 @@ async fn details_abort_555() {
 /// Every scenario file but the abort one (see above) validates beside the
 /// DestinationRules, as Istio users apply them.
 #[test]
+#[ignore = "needs Istio's samples: make test-istio-samples"]
 fn every_sample_validates_with_the_destination_rules() {
     let scenarios = [
         "virtual-service-all-v1.yaml",

@@ -24,7 +24,7 @@ use trellis::xds::{
     CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
 };
 
-pub const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(15);
 
 /// Records opens and closes; refuses node ids starting with "refuse".
 #[derive(Default)]
