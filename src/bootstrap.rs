@@ -243,11 +243,29 @@ fn node(spec: &SidecarSpec) -> Value {
     })
 }
 
+/// First delay before a sidecar re-opens a broken ADS stream; each further
+/// try doubles it (with jitter) up to [`ADS_RETRY_MAX`].
+pub const ADS_RETRY_BASE: &str = "0.25s";
+/// The longest a sidecar waits between tries to re-open its ADS stream. The
+/// control plane's restart grace period (`--restart-grace-period`) must be
+/// longer than this.
+pub const ADS_RETRY_MAX: &str = "5s";
+
 /// Listeners and clusters come over one ADS stream (xDS spec: "Aggregated
 /// Discovery Service"); routes and endpoints refer to ADS from the resources.
 fn dynamic_resources(token: Option<&Token>, mode: AdsMode) -> Value {
     let ads = json!({ "ads": {}, "resource_api_version": "V3" });
-    let mut grpc_service = json!({ "envoy_grpc": { "cluster_name": XDS_CLUSTER } });
+    let mut grpc_service = json!({ "envoy_grpc": {
+        "cluster_name": XDS_CLUSTER,
+        // EnvoyGrpc.retry_policy is the backoff Envoy 1.40 honours for
+        // re-opening an xDS stream (GrpcService.retry_policy is only for
+        // data-plane gRPC clients). Envoy's default, 500 ms growing to 30 s,
+        // leaves a sidecar up to 30 s away from a restarted control plane.
+        "retry_policy": { "retry_back_off": {
+            "base_interval": ADS_RETRY_BASE,
+            "max_interval": ADS_RETRY_MAX,
+        } },
+    } });
     if let Some(Token(token)) = token {
         // GrpcService.initial_metadata: sent with every stream Envoy opens
         // (also on reconnect), where `trellis serve` checks it.

@@ -54,6 +54,9 @@ pub struct ServeOptions {
     pub state_dir: PathBuf,
     /// How long a disconnected sidecar stays an endpoint.
     pub grace_period: Duration,
+    /// How long sidecars restored from the last run stay endpoints while
+    /// they have not reconnected (`--restart-grace-period`).
+    pub restart_grace_period: Duration,
     /// Accept ADS streams without a workload token (`--insecure-xds`).
     pub insecure_xds: bool,
     /// An operator's CA (Istio plug-in CA files) instead of the self-signed one.
@@ -214,6 +217,7 @@ fn wire(
             metrics,
             admin,
             grace: opts.grace_period,
+            restart_grace: opts.restart_grace_period,
             auth,
             ca,
             state_dir: opts.state_dir.clone(),

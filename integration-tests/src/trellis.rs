@@ -101,7 +101,19 @@ impl Trellis {
     /// same state directory (so the same CA and token key), then waits for
     /// `/readyz`.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.start_again().await
+    }
+
+    /// Kills the control plane with SIGKILL, as a crash would: no shutdown,
+    /// its sidecars keep their last config and keep retrying their streams.
+    pub fn kill(&mut self) {
         self.child.kill();
+    }
+
+    /// Starts a killed control plane again on the same ports with the same
+    /// state directory, and waits for `/readyz`.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
         self.restarts += 1;
         let ports = (self.xds_port, self.admin_port);
         self.child = spawn(
@@ -300,11 +312,6 @@ impl Trellis {
     /// `/metrics` (Prometheus text).
     pub async fn metrics(&self) -> anyhow::Result<String> {
         self.admin("/metrics").await
-    }
-
-    /// Kills the control plane now.
-    pub fn kill(&mut self) {
-        self.child.kill();
     }
 }
 

@@ -3,65 +3,12 @@
 //! keeps the CA while proxies keep serving and reconnect.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::*;
 
 const ROTATION_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Requests sent in a loop until stopped; failures are kept for the report.
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<Vec<String>>,
-}
-
-impl Load {
-    /// Two concurrent request loops through the client's sidecar.
-    fn start(client: &MeshClient) -> Self {
-        let (stop, sent) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicUsize::new(0)),
-        );
-        let port = client.sidecar.outbound_port();
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let (stop, sent, http) = (stop.clone(), sent.clone(), Client::new());
-                tokio::spawn(async move {
-                    let mut failures = Vec::new();
-                    while !stop.load(Ordering::SeqCst) {
-                        match http.get(port, "payment", "/", &[]).await {
-                            Ok(r) if r.status == 200 => {}
-                            Ok(r) => failures.push(format!("HTTP {}: {}", r.status, r.body)),
-                            Err(e) => failures.push(format!("{e:#}")),
-                        }
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    failures
-                })
-            })
-            .collect();
-        let task = tokio::spawn(async move {
-            let mut all = Vec::new();
-            for w in workers {
-                all.extend(w.await.unwrap_or_default());
-            }
-            all
-        });
-        Load { stop, sent, task }
-    }
-
-    /// Stops the loops: (requests sent, failures).
-    async fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::SeqCst);
-        let failures = self.task.await.unwrap();
-        (self.sent.load(Ordering::SeqCst), failures)
-    }
-}
 
 /// Serial numbers of the certificate chains and CA certs Envoy holds.
 async fn envoy_serials(envoy: &Envoy) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -99,7 +46,7 @@ async fn leaves_rotate_under_load_without_failures() {
                 certificates:\n    workloadTTL: 10s\n";
     let config = ConfigDir::with(&[("mesh.yaml", mesh)]).unwrap();
     let (_trellis, payment, client) = payment_mesh(&config).await;
-    let load = Load::start(&client);
+    let load = Load::start(&client, "payment");
     let seen = std::sync::Mutex::new(BTreeSet::new());
     let (_, took) = wait_until(ROTATION_TIMEOUT, Duration::from_millis(200), || async {
         let now = envoy_serials(payment.sidecar.envoy()).await.0;
@@ -129,7 +76,7 @@ async fn root_rotates_under_load_without_failures() {
     let before: serde_json::Value =
         serde_json::from_str(&trellis.admin("/debug/ca").await.unwrap()).unwrap();
     let (_, cas_before) = envoy_serials(payment.sidecar.envoy()).await;
-    let load = Load::start(&client);
+    let load = Load::start(&client, "payment");
     let addr = format!("127.0.0.1:{}", trellis.admin_port());
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         run_trellis(&["ca", "rotate", "--admin-addr", &addr, "--timeout", "60s"])
@@ -164,7 +111,7 @@ async fn restart_keeps_the_ca_and_proxies_reconnect() {
     let config = ConfigDir::new().unwrap();
     let (mut trellis, payment, client) = payment_mesh(&config).await;
     let before = roots(&serde_json::from_str(&trellis.admin("/debug/ca").await.unwrap()).unwrap());
-    let load = Load::start(&client);
+    let load = Load::start(&client, "payment");
     trellis.restart().await.unwrap();
     let ids = [
         payment.sidecar.spec.node_id.clone(),

@@ -67,6 +67,9 @@ fn dynamic_resources_use_ads_v3() {
         ads["grpc_services"][0]["envoy_grpc"]["cluster_name"],
         XDS_CLUSTER
     );
+    let back_off = &ads["grpc_services"][0]["envoy_grpc"]["retry_policy"]["retry_back_off"];
+    assert_eq!(back_off["base_interval"], "0.25s");
+    assert_eq!(back_off["max_interval"], "5s");
     let via_ads = json!({ "ads": {}, "resource_api_version": "V3" });
     assert_eq!(dr["cds_config"], via_ads);
     assert_eq!(dr["lds_config"], via_ads);

@@ -28,6 +28,12 @@ pub struct ServeArgs {
     /// How long a disconnected sidecar stays an endpoint (e.g. 3s, 500ms).
     #[arg(long, default_value = "3s", value_parser = super::parse_duration)]
     grace_period: Duration,
+    /// After a restart, how long the sidecars of the last run stay endpoints
+    /// while they have not reconnected. Must outlast the sidecars' ADS retry
+    /// backoff: 5 s with `trellis bootstrap`'s bootstraps, up to 30 s with
+    /// Envoy's default. Ends early once every one has reconnected.
+    #[arg(long, default_value = "60s", value_parser = super::parse_duration)]
+    restart_grace_period: Duration,
     /// Accept ADS streams without a workload token. INSECURE: any process that
     /// reaches the xDS port can then claim any identity and get its key.
     #[arg(long)]
@@ -94,6 +100,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_addr: args.admin_addr,
         state_dir: args.state_dir,
         grace_period: args.grace_period,
+        restart_grace_period: args.restart_grace_period,
         insecure_xds: args.insecure_xds,
         plugin_ca,
         xds_tls: args.xds_tls,

@@ -48,6 +48,14 @@ pub(crate) struct Core {
     pub(crate) metrics: ServeMetrics,
     pub(crate) admin: AdminState,
     grace: Duration,
+    /// How long sidecars restored from the last run stay endpoints without
+    /// reconnecting ([`Core::restore`]).
+    restart_grace: Duration,
+    /// Restored sidecars that have not reconnected yet, with the presence
+    /// epoch they were restored at.
+    restored: Mutex<HashMap<String, u64>>,
+    /// Fires when the last restored sidecar reconnects.
+    all_restored_back: Notify,
     auth: StreamAuth,
     pub(crate) certs: Certs,
     /// Rebuilds asked for by [`Core::request_rebuild`], and the highest of
@@ -76,6 +84,7 @@ pub(crate) struct CoreParts {
     pub(crate) metrics: ServeMetrics,
     pub(crate) admin: AdminState,
     pub(crate) grace: Duration,
+    pub(crate) restart_grace: Duration,
     pub(crate) auth: StreamAuth,
     pub(crate) ca: Arc<Ca>,
     pub(crate) state_dir: PathBuf,
@@ -96,6 +105,9 @@ impl Core {
             metrics: parts.metrics,
             admin: parts.admin,
             grace: parts.grace,
+            restart_grace: parts.restart_grace,
+            restored: Mutex::new(HashMap::new()),
+            all_restored_back: Notify::new(),
             auth: parts.auth,
             certs: Certs::new(parts.ca),
             requested: AtomicU64::new(0),
@@ -175,6 +187,7 @@ impl Core {
         }
         self.status
             .set_identity(&id, &proxy.service, &proxy.namespace, &proxy.labels);
+        self.restored_back(&id);
         let changed = self.register(proxy);
         tracing::info!(node = %id, changed, "sidecar connected");
         // Even when nothing changed the snapshot may be missing (first
@@ -183,21 +196,68 @@ impl Core {
         self.dirty.notify_one();
     }
 
-    /// Registers the sidecars a previous run saved, as disconnected: each
-    /// has the grace period to reconnect before it is deregistered.
+    /// Registers the sidecars a previous run saved. Their Envoys most likely
+    /// still run and serve traffic, but reconnect only when their ADS retry
+    /// backoff allows, so each stays an endpoint until it reconnects or the
+    /// restart grace period ends, whichever comes first; the period ends
+    /// early once every one of them is back.
     pub(crate) fn restore(self: &Arc<Self>) {
         let proxies = super::persist::load(&self.state_dir);
         if proxies.is_empty() {
             return;
         }
-        tracing::info!(sidecars = proxies.len(), grace = ?self.grace, "restored the registry of the previous run");
+        tracing::info!(sidecars = proxies.len(), restart_grace = ?self.restart_grace, "restored the registry of the previous run");
         for proxy in proxies {
             let id = proxy.id.clone();
-            lock(&self.presence).entry(id.clone()).or_default().streams = 1;
+            let epoch = {
+                let mut presence = lock(&self.presence);
+                let p = presence.entry(id.clone()).or_default();
+                p.epoch += 1;
+                p.epoch
+            };
+            lock(&self.restored).insert(id, epoch);
             self.register(proxy);
-            self.sidecar_disconnected(&id);
         }
+        self.metrics
+            .set_restored_pending(lock(&self.restored).len());
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(core.restart_grace) => core.end_restart_grace(),
+                _ = core.all_restored_back.notified() => {
+                    tracing::info!("every restored sidecar reconnected; restart grace period over");
+                }
+            }
+        });
         self.dirty.notify_one();
+    }
+
+    /// A restored sidecar's stream opened: it no longer needs the restart
+    /// grace period.
+    fn restored_back(&self, id: &str) {
+        let mut restored = lock(&self.restored);
+        if restored.remove(id).is_none() {
+            return;
+        }
+        self.metrics.set_restored_pending(restored.len());
+        if restored.is_empty() {
+            // `notify_one` keeps the permit if the waiter is not polled yet.
+            self.all_restored_back.notify_one();
+        }
+    }
+
+    /// The restart grace period ran out: restored sidecars that never
+    /// reconnected are gone.
+    fn end_restart_grace(&self) {
+        let gone: Vec<(String, u64)> = lock(&self.restored).drain().collect();
+        self.metrics.set_restored_pending(0);
+        tracing::info!(
+            missing = gone.len(),
+            "restart grace period over; deregistering restored sidecars that did not reconnect"
+        );
+        for (id, epoch) in gone {
+            self.deregister_if_gone(&id, epoch);
+        }
     }
 
     /// A node id registered (connected, or within its grace period) for
@@ -286,7 +346,7 @@ impl Core {
             };
         }
         if self.deregister(id) {
-            tracing::info!(node = %id, "sidecar deregistered after the grace period");
+            tracing::info!(node = %id, "sidecar deregistered after its grace period");
             self.status.remove(id);
             self.dirty.notify_one();
         }

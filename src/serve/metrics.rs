@@ -20,6 +20,7 @@ pub struct ServeMetrics {
     last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     generation: Gauge,
     sidecars: Gauge,
+    restored_pending: Gauge,
 }
 
 impl ServeMetrics {
@@ -40,6 +41,12 @@ impl ServeMetrics {
             "trellis_registered_sidecars",
             "Sidecars registered as endpoints (connected or within the grace period)",
             m.sidecars.clone(),
+        );
+        registry.register(
+            "trellis_restored_sidecars_pending",
+            "Sidecars restored from the last run that have not reconnected yet \
+             (they stay endpoints until they do or the restart grace period ends)",
+            m.restored_pending.clone(),
         );
         registry.register(
             "trellis_config_last_reload_success_timestamp_seconds",
@@ -72,6 +79,12 @@ impl ServeMetrics {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         self.last_success.set(now);
+    }
+
+    /// Sets how many restored sidecars have not reconnected yet.
+    pub fn set_restored_pending(&self, n: usize) {
+        self.restored_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the config generation.

@@ -36,15 +36,25 @@ impl Drop for Running {
 }
 
 async fn serve(config: &str) -> Running {
+    serve_with(
+        config,
+        tempfile::tempdir().unwrap(),
+        Duration::from_millis(200),
+    )
+    .await
+}
+
+/// A control plane on `state` (a previous run's, to test restarts).
+async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Duration) -> Running {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mesh.yaml"), config).unwrap();
-    let state = tempfile::tempdir().unwrap();
     let opts = ServeOptions {
         config_dir: dir.path().to_path_buf(),
         xds_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         state_dir: state.path().join("state"),
         grace_period: Duration::from_millis(200),
+        restart_grace_period: restart_grace,
         insecure_xds: true,
         plugin_ca: None,
         xds_tls: false,
@@ -88,7 +98,8 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Generous: CI machines are busy, and a pass returns as soon as it holds.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !f().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -200,19 +211,29 @@ async fn serves_a_sidecar_and_reloads() {
         "{names:?}"
     );
 
-    let proxies = json(cp.admin, "/debug/proxies").await;
-    assert!(proxies.get("payment-service-15006").is_some(), "{proxies}");
+    // The response can leave before the registration is counted: both
+    // views are polled, not read once.
+    let admin = cp.admin;
+    eventually("the sidecar in /debug/proxies", || async move {
+        json(admin, "/debug/proxies")
+            .await
+            .get("payment-service-15006")
+            .is_some()
+    })
+    .await;
+    eventually("trellis_registered_sidecars 1", || async move {
+        http_get(admin, "/metrics")
+            .await
+            .1
+            .contains("trellis_registered_sidecars 1")
+    })
+    .await;
     let metrics = http_get(cp.admin, "/metrics").await.1;
-    assert!(
-        metrics.contains("trellis_registered_sidecars 1"),
-        "{metrics}"
-    );
     assert!(metrics.contains("trellis_config_generation 1"), "{metrics}");
 
     // An invalid change is rejected and shown; the config in force stays.
     let file = cp.config.path().join("mesh.yaml");
     std::fs::write(&file, CANARY.replace("weight: 10", "weight: 11")).unwrap();
-    let admin = cp.admin;
     eventually("the rejection", || async move {
         !json(admin, "/debug/config").await["last_rejected"].is_null()
     })
@@ -283,6 +304,80 @@ async fn reconnect_within_grace_keeps_the_sidecar() {
         metrics.contains("trellis_registered_sidecars 1"),
         "{metrics}"
     );
+}
+
+/// Stops `cp` and hands back its state dir for the next run.
+async fn stop(mut cp: Running) -> tempfile::TempDir {
+    let _ = cp.stop.take().unwrap().send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), &mut cp.task).await;
+    let state = tempfile::tempdir().unwrap();
+    std::mem::replace(&mut cp._state, state)
+}
+
+async fn metric_is(admin: SocketAddr, line: &'static str) -> bool {
+    http_get(admin, "/metrics")
+        .await
+        .1
+        .lines()
+        .any(|l| l == line)
+}
+
+/// A restart keeps the last run's sidecars as endpoints past the normal
+/// grace period, until their restart grace period ends.
+#[tokio::test]
+async fn restored_sidecars_outlast_the_grace_period_until_the_restart_grace() {
+    let cp = serve(CANARY).await;
+    let spec = SidecarSpec::new("ledger", 9100);
+    let stream = ads(cp.xds, node(&spec)).await;
+    let admin = cp.admin;
+    eventually("registered", || {
+        metric_is(admin, "trellis_registered_sidecars 1")
+    })
+    .await;
+    let state = stop(cp).await;
+    drop(stream);
+
+    let cp = serve_with(CANARY, state, Duration::from_secs(3)).await;
+    let admin = cp.admin;
+    let restored = Instant::now();
+    assert!(metric_is(admin, "trellis_restored_sidecars_pending 1").await);
+    // Well past the 200 ms grace period, still an endpoint.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    if restored.elapsed() < Duration::from_secs(3) {
+        assert!(metric_is(admin, "trellis_registered_sidecars 1").await);
+    }
+    eventually("deregistered after the restart grace", || {
+        metric_is(admin, "trellis_registered_sidecars 0")
+    })
+    .await;
+    assert!(restored.elapsed() >= Duration::from_secs(3));
+    assert!(metric_is(admin, "trellis_restored_sidecars_pending 0").await);
+}
+
+/// A restored sidecar that reconnects is no longer pending, and stays after
+/// the restart grace period.
+#[tokio::test]
+async fn a_reconnected_sidecar_ends_the_restart_grace() {
+    let cp = serve(CANARY).await;
+    let spec = SidecarSpec::new("ledger", 9100);
+    let stream = ads(cp.xds, node(&spec)).await;
+    let admin = cp.admin;
+    eventually("registered", || {
+        metric_is(admin, "trellis_registered_sidecars 1")
+    })
+    .await;
+    let state = stop(cp).await;
+    drop(stream);
+
+    let cp = serve_with(CANARY, state, Duration::from_millis(500)).await;
+    let admin = cp.admin;
+    let _back = ads(cp.xds, node(&spec)).await;
+    eventually("not pending", || {
+        metric_is(admin, "trellis_restored_sidecars_pending 0")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(metric_is(admin, "trellis_registered_sidecars 1").await);
 }
 
 #[test]
@@ -380,6 +475,7 @@ async fn invalid_config_refuses_to_start() {
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         state_dir: dir.path().join("state"),
         grace_period: Duration::from_secs(1),
+        restart_grace_period: Duration::from_secs(1),
         insecure_xds: true,
         plugin_ca: None,
         xds_tls: false,
