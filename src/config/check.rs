@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod gateway;
 mod security;
 mod telemetry;
 
@@ -31,6 +32,8 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         meshes,
         telemetries,
         mut sidecars,
+        gateways,
+        gateway_refs,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
@@ -40,6 +43,9 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
     let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
     let services = services(raw_services, &mut diags);
+    let gateways = gateway::gateways(gateways, &mut diags);
+    gateway::check_refs(&gateway_refs, &gateways, &mut diags);
+    let gateway_virtual_services = gateway_bound(&raw_vs);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
     let mut known: BTreeSet<&Host> = services.keys().collect();
@@ -64,6 +70,8 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .into_iter()
             .map(|(h, (_, vs))| (h, vs))
             .collect(),
+        gateway_virtual_services,
+        gateways,
         destination_rules: destination_rules
             .into_iter()
             .map(|(h, (_, dr))| (h, dr))
@@ -125,6 +133,19 @@ fn services(
     out
 }
 
+/// The VirtualServices bound to gateways, sorted by namespace and name.
+fn gateway_bound(raw: &[(Arc<DocInfo>, Vec<String>, VirtualService)]) -> Vec<Arc<VirtualService>> {
+    let mut out: Vec<Arc<VirtualService>> = (raw.iter())
+        .filter(|(_, _, vs)| !vs.gateways.is_empty())
+        .map(|(_, _, vs)| Arc::new(vs.clone()))
+        .collect();
+    out.sort_by(|a, b| {
+        let (a, b) = (&a.origin, &b.origin);
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
+    out
+}
+
 type Claimed<T> = BTreeMap<Host, (Arc<DocInfo>, Arc<T>)>;
 
 fn virtual_services(
@@ -132,7 +153,8 @@ fn virtual_services(
     diags: &mut Vec<Diagnostic>,
 ) -> Claimed<VirtualService> {
     let mut out: Claimed<VirtualService> = BTreeMap::new();
-    for (doc, paths, vs) in raw {
+    // Only sidecar routing claims a host: gateways bind hosts per server.
+    for (doc, paths, vs) in raw.into_iter().filter(|(_, _, vs)| vs.mesh) {
         let vs = Arc::new(vs);
         for (path, host) in paths.iter().zip(&vs.hosts) {
             if let Some((first, _)) = out.get(host) {

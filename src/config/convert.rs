@@ -6,6 +6,7 @@
 
 mod authorization_policy;
 mod destination_rule;
+mod gateway;
 mod http;
 mod security;
 mod service_entry;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
+pub(crate) use gateway::gateway;
 pub(crate) use security::{mesh, peer_authentication};
 pub(crate) use service_entry::{service_entry, workload_entry};
 pub(crate) use sidecar::sidecar;

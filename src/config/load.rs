@@ -28,6 +28,7 @@ enum Kind {
     Mesh,
     Telemetry,
     Sidecar,
+    Gateway,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -46,6 +47,9 @@ pub(crate) struct Loader {
     pub authorization_policies: Vec<AuthorizationPolicy>,
     pub telemetries: Vec<(Arc<DocInfo>, super::model::Telemetry)>,
     pub sidecars: Vec<super::model::SidecarScope>,
+    pub gateways: Vec<(Arc<DocInfo>, super::model::Gateway)>,
+    /// Gateways named by VirtualServices: document, path, `NAMESPACE/NAME`.
+    pub gateway_refs: Vec<(Arc<DocInfo>, String, String)>,
     /// Hosts of resources that failed to parse (not checked further).
     pub salvaged_hosts: BTreeSet<Host>,
 }
@@ -67,6 +71,8 @@ impl Loader {
             .extend(other.authorization_policies);
         self.telemetries.extend(other.telemetries);
         self.sidecars.extend(other.sidecars);
+        self.gateways.extend(other.gateways);
+        self.gateway_refs.extend(other.gateway_refs);
         self.salvaged_hosts.extend(other.salvaged_hosts);
     }
 
@@ -125,7 +131,9 @@ impl Loader {
             }
             Kind::VirtualService => {
                 if let Some(spec) = self.spec::<virtual_service::VirtualService>(info, value) {
-                    let (vs, paths) = convert::virtual_service(&mut self.cx(info), &spec);
+                    let (vs, paths, refs) = convert::virtual_service(&mut self.cx(info), &spec);
+                    let refs = refs.into_iter().map(|(p, g)| (info.clone(), p, g));
+                    self.gateway_refs.extend(refs);
                     self.virtual_services.push((info.clone(), paths, vs));
                 }
             }
@@ -169,6 +177,12 @@ impl Loader {
                 if let Some(spec) = self.spec::<raw::sidecar::Sidecar>(info, value) {
                     let s = convert::sidecar(&mut self.cx(info), &spec);
                     self.sidecars.extend(s);
+                }
+            }
+            Kind::Gateway => {
+                if let Some(spec) = self.spec::<raw::gateway::Gateway>(info, value) {
+                    let g = convert::gateway(&mut self.cx(info), &spec);
+                    self.gateways.extend(g.map(|g| (info.clone(), g)));
                 }
             }
         }
@@ -309,6 +323,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "Mesh" => Kind::Mesh,
         "Telemetry" => Kind::Telemetry,
         "Sidecar" => Kind::Sidecar,
+        "Gateway" => Kind::Gateway,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -342,7 +357,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
 /// `None` for groups that are not Istio's.
 fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
     Some(match group {
-        NETWORKING => &["Gateway", "EnvoyFilter", "WorkloadGroup", "ProxyConfig"],
+        NETWORKING => &["EnvoyFilter", "WorkloadGroup", "ProxyConfig"],
         SECURITY => &["RequestAuthentication"],
         TELEMETRY => &[],
         TRELLIS => &[],

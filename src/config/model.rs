@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod authorization;
+mod gateway;
 mod security;
 mod sidecar;
 mod telemetry;
@@ -19,6 +20,11 @@ mod telemetry;
 pub use authorization::{
     AuthorizationPolicy, AuthzAction, AuthzCondition, AuthzKey, AuthzOperation, AuthzRule,
     AuthzSource, AuthzValues, Cidr,
+};
+
+pub use gateway::{
+    host_matches, Gateway, GatewayHost, GatewayProtocol, GatewayServer, ServerTls, ServerTlsMode,
+    TlsSource, TlsVersion,
 };
 
 pub use security::{
@@ -109,8 +115,15 @@ pub struct MeshConfig {
     /// `WorkloadEntry` instances; `registry` joins them to services by
     /// `ServiceEntry.workloadSelector`.
     pub workload_entries: Vec<WorkloadEntry>,
-    /// Routing for each host; one `VirtualService` may serve several hosts.
+    /// Sidecar (`mesh`) routing for each host; one `VirtualService` may
+    /// serve several hosts.
     pub virtual_services: BTreeMap<Host, Arc<VirtualService>>,
+    /// `VirtualService`s bound to one or more gateways (a VirtualService
+    /// bound to gateways and `mesh` is here and in `virtual_services`),
+    /// sorted by namespace and name.
+    pub gateway_virtual_services: Vec<Arc<VirtualService>>,
+    /// `Gateway`s, sorted by namespace and name.
+    pub gateways: Vec<Arc<Gateway>>,
     /// Traffic policy and subsets for each host.
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
     /// Every file that was loaded, sorted.
@@ -230,10 +243,16 @@ pub struct WorkloadEntry {
 /// A `VirtualService`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VirtualService {
-    /// Hosts it routes, canonical.
+    /// Hosts it routes, canonical; one bound only to gateways may also
+    /// have `*` and `*.SUFFIX` (kept as written, lowercase).
     pub hosts: Vec<Host>,
     /// Ordered HTTP rules; the first match wins.
     pub http: Vec<HttpRoute>,
+    /// Gateways it binds to, as `NAMESPACE/NAME`.
+    pub gateways: Vec<String>,
+    /// True when it applies to sidecars (`mesh` in `gateways`, or no
+    /// `gateways` at all).
+    pub mesh: bool,
     /// The declaring resource.
     pub origin: Origin,
 }

@@ -2,6 +2,7 @@
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` line.
 
 mod errors;
+mod gateway;
 mod rejected_values;
 mod samples;
 mod security;

@@ -72,6 +72,7 @@ pub fn sidecar(service: &str, id: &str, version: &str, inbound_port: u16) -> Pro
         inbound_address: "127.0.0.1".into(),
         inbound_port,
         outbound_port: 15001,
+        gateway: None,
     }
 }
 
@@ -109,6 +110,8 @@ pub fn vs(name: &str, http: Vec<HttpRoute>) -> VirtualService {
     VirtualService {
         hosts: vec![host(name)],
         http,
+        gateways: Vec::new(),
+        mesh: true,
         origin: origin("VirtualService", name),
     }
 }

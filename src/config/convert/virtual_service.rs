@@ -1,29 +1,33 @@
 //! `VirtualService` conversion: hosts, rules and route destinations.
 
+use super::values::check_host;
 use super::{http, join, Cx};
-use crate::config::model::{HttpRoute, RouteAction, VirtualService, WeightedDestination};
+use crate::config::model::{Host, HttpRoute, RouteAction, VirtualService, WeightedDestination};
 use crate::config::raw::virtual_service as raw;
 
-/// Converts a `VirtualService`; also returns the path of each host.
+/// A gateway a VirtualService binds to: the path it is written at and
+/// its `NAMESPACE/NAME`, checked once every Gateway is known.
+pub(crate) type GatewayRef = (String, String);
+
+/// Converts a `VirtualService`; also returns the path of each host and
+/// the gateways it names.
 pub(crate) fn virtual_service(
     cx: &mut Cx<'_>,
     vs: &raw::VirtualService,
-) -> (VirtualService, Vec<String>) {
+) -> (VirtualService, Vec<String>, Vec<GatewayRef>) {
     cx.unsupported("spec", "tls", &vs.tls);
     cx.unsupported("spec", "tcp", &vs.tcp);
     cx.unsupported("spec", "exportTo", &vs.export_to);
-    if let Some(gateways) = &vs.gateways {
-        for (i, g) in gateways.iter().enumerate() {
-            if g != "mesh" {
-                let msg = format!("gateway {g:?} is not supported yet: only `mesh` (sidecars) is");
-                cx.err(&format!("spec.gateways[{i}]"), msg);
-            }
-        }
-    }
+    let (refs, mesh) = gateways(cx, vs.gateways.as_deref());
+    let gateways = refs.iter().map(|(_, g)| g.clone()).collect();
     if vs.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");
     }
-    let (paths, hosts) = super::hosts(cx, &vs.hosts).into_iter().unzip();
+    let (paths, hosts) = if mesh {
+        super::hosts(cx, &vs.hosts).into_iter().unzip()
+    } else {
+        gateway_hosts(cx, &vs.hosts)
+    };
     if vs.http.is_empty() {
         cx.err(
             "spec",
@@ -36,9 +40,77 @@ pub(crate) fn virtual_service(
     let vs = VirtualService {
         hosts,
         http,
+        gateways,
+        mesh,
         origin: cx.doc.origin(),
     };
-    (vs, paths)
+    (vs, paths, refs)
+}
+
+/// `spec.gateways`: each as `NAMESPACE/NAME` (a bare name is in the
+/// VirtualService's namespace), and whether `mesh` is among them (Istio:
+/// no `gateways` means `mesh` only).
+fn gateways(cx: &mut Cx<'_>, raw: Option<&[String]>) -> (Vec<GatewayRef>, bool) {
+    let Some(raw) = raw.filter(|g| !g.is_empty()) else {
+        return (Vec::new(), true);
+    };
+    let mut out = Vec::new();
+    let mut mesh = false;
+    for (i, g) in raw.iter().enumerate() {
+        let path = format!("spec.gateways[{i}]");
+        let (ns, name) = match g.split_once('/') {
+            _ if g == "mesh" => {
+                mesh = true;
+                continue;
+            }
+            Some((ns, name)) => (ns, name),
+            None => (cx.doc.namespace.as_str(), g.as_str()),
+        };
+        if !super::is_dns_label(ns) || !super::is_dns_subdomain(name) {
+            let msg = format!("gateway {g:?} must be `mesh`, NAME or NAMESPACE/NAME");
+            cx.err(&path, msg);
+            continue;
+        }
+        let qualified = format!("{ns}/{name}");
+        if !out.iter().any(|(_, q)| *q == qualified) {
+            out.push((path, qualified));
+        }
+    }
+    (out, mesh)
+}
+
+/// Hosts of a VirtualService bound only to gateways: as for sidecars, and
+/// also `*` and `*.SUFFIX`, which only a gateway's server hosts can match.
+fn gateway_hosts(cx: &mut Cx<'_>, raw: &[String]) -> (Vec<String>, Vec<Host>) {
+    let (mut paths, mut hosts) = (Vec::new(), Vec::<Host>::new());
+    for (i, h) in raw.iter().enumerate() {
+        let path = format!("spec.hosts[{i}]");
+        let lower = h.trim().to_ascii_lowercase();
+        let host = match lower.strip_prefix('*') {
+            Some("") => Host(lower.clone()),
+            Some(s) if s.strip_prefix('.').is_some_and(|s| check_host(s).is_ok()) => {
+                Host(lower.clone())
+            }
+            Some(_) => {
+                cx.err(
+                    &path,
+                    format!("host {h:?}: a wildcard must be `*` or `*.SUFFIX`"),
+                );
+                continue;
+            }
+            None => match cx.host(&path, h) {
+                Some(host) => host,
+                None => continue,
+            },
+        };
+        if hosts.contains(&host) {
+            cx.err(&path, format!("duplicate host {host}"));
+            continue;
+        }
+        paths.push(path);
+        hosts.push(host);
+    }
+    (paths, hosts)
 }
 
 fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRoute> {

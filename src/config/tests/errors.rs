@@ -48,8 +48,8 @@ fn known_istio_kinds_not_supported_yet() {
     let doc =
         |api: &str, kind: &str| format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: x\n");
     assert_eq!(
-        errors(&doc("networking.istio.io/v1", "Gateway")),
-        ["f.yaml:2:1: error: Gateway/x: kind: kind Gateway is not supported yet"]
+        errors(&doc("networking.istio.io/v1", "EnvoyFilter")),
+        ["f.yaml:2:1: error: EnvoyFilter/x: kind: kind EnvoyFilter is not supported yet"]
     );
     assert_eq!(
         errors(&doc("security.istio.io/v1", "RequestAuthentication")),
@@ -77,7 +77,7 @@ fn unsupported_fields_are_named() {
     );
     assert_eq!(
         errors(&format!("{VS_HEAD}  gateways: [mesh, my-gw]\n  http:\n  - route:\n    - destination:\n        host: pay\n")),
-        [r#"f.yaml:8:20: error: VirtualService/pay: spec.gateways[1]: gateway "my-gw" is not supported yet: only `mesh` (sidecars) is"#]
+        ["f.yaml:8:20: error: VirtualService/pay: spec.gateways[1]: unknown gateway default/my-gw: no Gateway of that namespace and name"]
     );
     assert_eq!(
         errors(&vs_rule("    corsPolicy:\n      allowOrigins: []\n")),

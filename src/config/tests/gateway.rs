@@ -1,0 +1,160 @@
+//! `Gateway` and VirtualServices bound to gateways.
+
+use super::{errors, load};
+
+const GW: &str = "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+";
+
+const HTTPS: &str = "  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [\"*\"]
+    tls:
+      mode: SIMPLE
+      credentialName: shop-cert
+";
+
+const SERVICE: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: pay
+spec:
+  hosts: [pay]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+";
+
+fn vs(gateways: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: pay-in
+spec:
+  hosts: [\"*\"]
+  gateways: {gateways}
+  http:
+  - route:
+    - destination:
+        host: pay
+"
+    )
+}
+
+#[test]
+fn gateway_and_bound_virtual_service_load() {
+    let http = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"./shop.example.com\"]\n    tls: {httpsRedirect: true}\n";
+    let cfg = load(&[
+        ("gw.yaml", &format!("{GW}{HTTPS}{http}")),
+        ("se.yaml", SERVICE),
+        ("vs.yaml", &vs("[gw]")),
+    ])
+    .unwrap();
+    let gw = &cfg.gateways[0];
+    assert_eq!(gw.qualified(), "default/gw");
+    assert_eq!(gw.servers.len(), 2);
+    assert_eq!(gw.servers[1].hosts[0].namespace.as_deref(), Some("default"));
+    assert!(gw.servers[1].tls.as_ref().unwrap().https_redirect);
+    assert!(
+        cfg.virtual_services.is_empty(),
+        "gateway-only: not for sidecars"
+    );
+    let bound = &cfg.gateway_virtual_services[0];
+    assert_eq!(bound.gateways, ["default/gw"]);
+    assert_eq!(bound.hosts[0].as_str(), "*");
+}
+
+#[test]
+fn mesh_keyword_keeps_sidecar_routing() {
+    let cfg = load(&[
+        ("gw.yaml", &format!("{GW}{HTTPS}")),
+        ("se.yaml", SERVICE),
+        (
+            "vs.yaml",
+            &vs("[default/gw, mesh]").replace("[\"*\"]", "[pay]"),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(cfg.virtual_services.len(), 1);
+    assert_eq!(cfg.gateway_virtual_services.len(), 1);
+}
+
+#[test]
+fn unknown_gateway_is_an_error() {
+    let e = load(&[("se.yaml", SERVICE), ("vs.yaml", &vs("[other/gw]"))]).unwrap_err();
+    assert_eq!(
+        e,
+        ["vs.yaml:7:14: error: VirtualService/pay-in: spec.gateways[0]: unknown gateway other/gw: no Gateway of that namespace and name"]
+    );
+}
+
+#[test]
+fn unsupported_protocols_and_modes_are_positioned() {
+    let tcp = "  - port: {number: 31400, name: tcp, protocol: TCP}\n    hosts: [\"*\"]\n";
+    assert_eq!(
+        errors(&format!("{GW}{tcp}")),
+        ["f.yaml:9:38: error: Gateway/gw: spec.servers[0].port.protocol: protocol TCP is not supported yet on gateways: use HTTP, HTTPS, HTTP2 or GRPC"]
+    );
+    let pass = HTTPS.replace("SIMPLE", "PASSTHROUGH");
+    assert_eq!(
+        errors(&format!("{GW}{pass}")),
+        ["f.yaml:12:7: error: Gateway/gw: spec.servers[0].tls.mode: tls mode PASSTHROUGH is not supported yet: use SIMPLE or MUTUAL"]
+    );
+    let crl = HTTPS.replace("      mode", "      caCrl: /x\n      mode");
+    assert_eq!(
+        errors(&format!("{GW}{crl}")),
+        ["f.yaml:12:7: error: Gateway/gw: spec.servers[0].tls.caCrl: field `caCrl` is not supported yet"]
+    );
+}
+
+#[test]
+fn tls_settings_are_checked() {
+    let no_tls = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [\"*\"]\n";
+    assert_eq!(
+        errors(&format!("{GW}{no_tls}")),
+        ["f.yaml:9:5: error: Gateway/gw: spec.servers[0]: an HTTPS server requires `tls` (mode SIMPLE or MUTUAL)"]
+    );
+    let mutual_files = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [\"*\"]\n    tls: {mode: MUTUAL, serverCertificate: /c, privateKey: /k}\n";
+    assert_eq!(
+        errors(&format!("{GW}{mutual_files}")),
+        ["f.yaml:11:5: error: Gateway/gw: spec.servers[0].tls: mode MUTUAL requires caCertificates (or a credentialName with ca.crt)"]
+    );
+    let version = HTTPS.replace("      mode", "      minProtocolVersion: TLSV9\n      mode");
+    assert_eq!(
+        errors(&format!("{GW}{version}")),
+        [
+            r#"f.yaml:12:7: error: Gateway/gw: spec.servers[0].tls.minProtocolVersion: unknown TLS version "TLSV9": use TLS_AUTO, TLSV1_0, TLSV1_1, TLSV1_2 or TLSV1_3"#
+        ]
+    );
+    let bad_host = HTTPS.replace("[\"*\"]", "[\"a/b/*x\"]");
+    assert_eq!(errors(&format!("{GW}{bad_host}")).len(), 1);
+}
+
+#[test]
+fn servers_sharing_a_port_must_agree() {
+    let http = "  - port: {number: 443, name: web, protocol: HTTP}\n    hosts: [\"*\"]\n";
+    let other = format!("{GW}{http}").replace("name: gw", "name: gw2");
+    let e = load(&[("a.yaml", &format!("{GW}{HTTPS}")), ("b.yaml", &other)]).unwrap_err();
+    assert_eq!(
+        e,
+        ["b.yaml:9:36: error: Gateway/gw2: spec.servers[0].port.protocol: port 443 is HTTP here but HTTPS in server 0 of Gateway default/gw (a.yaml:1): servers sharing a port need one protocol"]
+    );
+    let other_cert = format!("{GW}{HTTPS}")
+        .replace("name: gw", "name: gw2")
+        .replace("shop-cert", "other");
+    let e = load(&[("a.yaml", &format!("{GW}{HTTPS}")), ("b.yaml", &other_cert)]).unwrap_err();
+    assert_eq!(
+        e,
+        [
+            r#"b.yaml:10:13: error: Gateway/gw2: spec.servers[0].hosts[0]: host "*" on port 443 has other TLS settings in server 0 of Gateway default/gw (a.yaml:1): one host, one TLS setting per port"#
+        ]
+    );
+    // Disjoint selectors never share a proxy: no conflict.
+    let elsewhere = other.replace("ingressgateway", "egressgateway");
+    load(&[("a.yaml", &format!("{GW}{HTTPS}")), ("b.yaml", &elsewhere)]).unwrap();
+}
