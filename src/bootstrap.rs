@@ -58,6 +58,19 @@ pub struct SidecarSpec {
     /// Port of the Prometheus stats listener (on the inbound address), which
     /// serves only `/stats/prometheus` and `/metrics`; `None`: no listener.
     pub stats_port: Option<u16>,
+    /// `Some` for a gateway proxy: no app, no inbound or outbound
+    /// listener; `app_port`, `inbound_port` and `outbound_port` are unused.
+    pub gateway: Option<GatewaySpec>,
+}
+
+/// What makes a bootstrap a gateway's (`trellis bootstrap --gateway`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GatewaySpec {
+    /// Address the Gateway servers' listeners bind.
+    pub listen_address: String,
+    /// Server port → port listened on (`443=8443`), for running without
+    /// root; unmapped ports are listened on as they are.
+    pub port_map: BTreeMap<u16, u16>,
 }
 
 /// A workload token; `Debug` prints `[redacted]`.
@@ -126,6 +139,7 @@ impl SidecarSpec {
             xds_ca_file: None,
             ads_mode: AdsMode::default(),
             stats_port: None,
+            gateway: None,
         }
     }
 
@@ -136,6 +150,10 @@ impl SidecarSpec {
     pub fn node_id(&self) -> String {
         if let Some(id) = &self.node_id {
             return id.clone();
+        }
+        if self.gateway.is_some() {
+            // One gateway per admin port on a host.
+            return format!("{}-{}", self.service, self.admin_port);
         }
         let loopback = self
             .inbound_address
@@ -227,6 +245,24 @@ fn static_resources(spec: &SidecarSpec, xds_host: &str, xds_port: u16) -> Value 
 /// The node identity; keys are the contract with `registry::Proxy::from_node`.
 fn node(spec: &SidecarSpec) -> Value {
     let service_account = spec.service_account.as_deref().unwrap_or(&spec.service);
+    if let Some(gw) = &spec.gateway {
+        let port_map: Vec<String> = (gw.port_map.iter())
+            .map(|(from, to)| format!("{from}={to}"))
+            .collect();
+        return json!({
+            "id": spec.node_id(),
+            "cluster": spec.service,
+            "metadata": {
+                "namespace": spec.namespace,
+                "service": spec.service,
+                "labels": spec.labels,
+                "service_account": service_account,
+                "gateway": "true",
+                "listen_address": gw.listen_address,
+                "port_map": port_map.join(","),
+            },
+        });
+    }
     json!({
         "id": spec.node_id(),
         "cluster": spec.service,

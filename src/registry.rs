@@ -16,7 +16,7 @@ use crate::config::model::{Host, Labels};
 
 pub use crate::config::model::Resolution;
 pub use instances::{implicit_http_port, instances, ServiceInstances, ServiceView};
-pub use node::NodeError;
+pub use node::{parse_port_map, NodeError};
 
 /// A sidecar's identity and ports, from its Envoy node (see
 /// `bootstrap` for the metadata keys).
@@ -40,6 +40,28 @@ pub struct Proxy {
     pub inbound_port: u16,
     /// The outbound listener's port.
     pub outbound_port: u16,
+    /// Set for a gateway proxy (metadata `gateway`): it has no app and no
+    /// inbound or outbound listener (the ports above are 0), only the
+    /// listeners of the `Gateway` servers that select its labels.
+    pub gateway: Option<GatewayNode>,
+}
+
+/// Where a gateway proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GatewayNode {
+    /// Address its listeners bind (metadata `listen_address`, default
+    /// `0.0.0.0`).
+    pub listen_address: String,
+    /// Server port → the port it really listens on (metadata `port_map`,
+    /// `443=8443,80=8080`), so that a gateway runs without root.
+    pub port_map: BTreeMap<u16, u16>,
+}
+
+impl GatewayNode {
+    /// The port a server on `port` listens on.
+    pub fn listen_port(&self, port: u16) -> u16 {
+        self.port_map.get(&port).copied().unwrap_or(port)
+    }
 }
 
 impl Proxy {
@@ -164,6 +186,7 @@ mod tests {
             inbound_address: "127.0.0.1".into(),
             inbound_port: 15006,
             outbound_port: 15001,
+            gateway: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod ca_admin;
 mod ca_metrics;
 mod certs;
 mod core;
+pub mod credentials;
 mod listen;
 mod metrics;
 mod persist;
@@ -66,6 +67,9 @@ pub struct ServeOptions {
     /// Extra DNS names or IPs for that certificate (the xDS address's IP,
     /// `127.0.0.1` and `localhost` are always in it).
     pub xds_tls_names: Vec<String>,
+    /// Gateway TLS credentials, `DIR/NAMESPACE/NAME/{tls.crt,tls.key[,ca.crt]}`
+    /// (`--credentials-dir`); watched.
+    pub credentials_dir: Option<PathBuf>,
 }
 
 /// Why the control plane could not start or stopped with an error.
@@ -122,6 +126,7 @@ pub struct Server {
     /// The first load's per-file results: the first reload then parses only
     /// the files that changed, like every later one.
     load_cache: LoadCache,
+    credentials_dir: Option<PathBuf>,
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -148,6 +153,9 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         false => None,
     };
     let (core, ads) = wire(mesh, &opts, ca, auth);
+    if let Some(dir) = &opts.credentials_dir {
+        credentials::refresh(&core, dir);
+    }
     core.restore();
     let xds = bind("gRPC", opts.xds_addr).await?;
     let admin = bind("admin", opts.admin_addr).await?;
@@ -160,6 +168,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         watcher,
         events,
         load_cache,
+        credentials_dir: opts.credentials_dir.clone(),
     })
 }
 
@@ -261,6 +270,7 @@ impl Server {
             watcher,
             events,
             load_cache,
+            credentials_dir,
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
@@ -273,6 +283,8 @@ impl Server {
             load_cache,
             stop.clone(),
         ));
+        let creds = credentials_dir
+            .map(|dir| tokio::spawn(credentials::watch_loop(core.clone(), dir, stop.clone())));
         let mut grpc = spawn_grpc(ads, xds, tls, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
@@ -292,6 +304,9 @@ impl Server {
         drain(grpc).await;
         drain(admin_task).await;
         let _ = tokio::join!(rebuild, reload, renew);
+        if let Some(task) = creds {
+            let _ = task.await;
+        }
         tracing::info!("trellis stopped");
         outcome
     }

@@ -30,6 +30,7 @@ mod clusters;
 mod endpoints;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod gateway;
 mod inbound;
 mod listeners;
 mod policy;
@@ -111,6 +112,15 @@ pub struct Shared {
     pub sidecars: Vec<crate::config::model::SidecarScope>,
     /// The namespace of every service, for `Sidecar` egress hosts.
     pub service_namespaces: BTreeMap<Host, String>,
+    /// Every `Gateway`, for gateway proxies' listeners.
+    pub gateways: Vec<Arc<crate::config::model::Gateway>>,
+    /// VirtualServices bound to gateways.
+    pub gateway_virtual_services: Vec<Arc<VirtualService>>,
+    /// Their routes per server port (see [`gateway::GatewayRoutes`]).
+    pub gateway_routes: gateway::GatewayRoutes,
+    /// TLS credentials for `credentialName` (the runtime's
+    /// `--credentials-dir`); set by the runtime after [`shared_from`].
+    pub credentials: gateway::Credentials,
 }
 
 impl Shared {
@@ -236,7 +246,34 @@ pub fn shared_from(
             .iter()
             .map(|v| (v.host.clone(), v.namespace.clone()))
             .collect(),
+        gateways: mesh.gateways.clone(),
+        gateway_virtual_services: mesh.gateway_virtual_services.clone(),
+        gateway_routes: gateway_routes(routes::Ctx { mesh, services }),
+        credentials: Default::default(),
     }
+}
+
+/// The routes of every gateway-bound VirtualService on every server port
+/// of the Gateways it binds to.
+fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
+    let mut out = gateway::GatewayRoutes::new();
+    for vs in &ctx.mesh.gateway_virtual_services {
+        let key = format!("{}/{}", vs.origin.namespace, vs.origin.name);
+        let bound = ctx
+            .mesh
+            .gateways
+            .iter()
+            .filter(|g| vs.gateways.contains(&g.qualified()));
+        for port in bound.flat_map(|g| g.servers.iter().map(|s| s.port)) {
+            out.entry((key.clone(), port)).or_insert_with(|| {
+                vs.http
+                    .iter()
+                    .flat_map(|rule| route_rule::routes(ctx, rule, port))
+                    .collect()
+            });
+        }
+    }
+    out
 }
 
 /// What is one proxy's own: its inbound cluster, listeners and secrets.
@@ -244,18 +281,49 @@ pub fn shared_from(
 /// [`scope::ScopeKey`] ([`scope::outbound_view`]).
 #[derive(Clone, PartialEq)]
 pub struct OwnResources {
-    /// `inbound|APP_PORT||`.
-    pub inbound_cluster: XdsCluster,
-    /// `inbound` and `outbound` listeners.
+    /// `inbound|APP_PORT||`; `None` for a gateway (it has no app).
+    pub inbound_cluster: Option<XdsCluster>,
+    /// `inbound` and `outbound` listeners, or a gateway's server listeners.
     pub listeners: Vec<Listener>,
-    /// SDS secrets (`default`, `ROOTCA`).
+    /// A gateway's `http.PORT` route configurations (a sidecar's routes
+    /// are shared).
+    pub routes: Vec<RouteConfiguration>,
+    /// SDS secrets (`default`, `ROOTCA`, a gateway's server certificates).
     pub secrets: Vec<XdsSecret>,
+    /// A gateway's servers left out: `(Gateway, server index, why)`.
+    pub skipped: Vec<(String, usize, String)>,
 }
 
 /// One proxy's own resources. They depend on the proxy, its security and
 /// the per-proxy inputs of `shared` ([`Shared::same_proxy_inputs`]), not
 /// on clusters, endpoints or routes.
 pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> OwnResources {
+    let workload = || {
+        security
+            .certs
+            .as_deref()
+            .map(workload_secrets)
+            .unwrap_or_default()
+    };
+    if let Some(node) = &proxy.gateway {
+        let gw = gateway::resources(
+            &shared.gateways,
+            &shared.gateway_virtual_services,
+            &shared.gateway_routes,
+            &shared.credentials,
+            proxy,
+            node,
+        );
+        let mut secrets = workload();
+        secrets.extend(gw.secrets);
+        return OwnResources {
+            inbound_cluster: None,
+            listeners: gw.listeners,
+            routes: gw.routes,
+            secrets,
+            skipped: gw.skipped,
+        };
+    }
     // The app speaks HTTP/2 when its service's port says so (first port:
     // a sidecar fronts one app port).
     let h2 = shared
@@ -264,16 +332,14 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
         .and_then(|ports| ports.first())
         .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
     OwnResources {
-        inbound_cluster: listeners::inbound_cluster(proxy, h2),
+        inbound_cluster: Some(listeners::inbound_cluster(proxy, h2)),
         listeners: vec![
             listeners::inbound(shared, proxy, security),
             listeners::outbound(shared, proxy),
         ],
-        secrets: security
-            .certs
-            .as_deref()
-            .map(workload_secrets)
-            .unwrap_or_default(),
+        routes: Vec::new(),
+        secrets: workload(),
+        skipped: Vec::new(),
     }
 }
 
@@ -286,6 +352,10 @@ impl Shared {
             && self.peer_authentications == other.peer_authentications
             && self.authz == other.authz
             && self.telemetries == other.telemetries
+            && self.gateways == other.gateways
+            && self.gateway_virtual_services == other.gateway_virtual_services
+            && self.gateway_routes == other.gateway_routes
+            && self.credentials == other.credentials
     }
 }
 
@@ -294,12 +364,17 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     let view = scope::outbound_view(shared, proxy);
     let own = proxy_own(shared, proxy, security);
     let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
-    clusters.push(own.inbound_cluster);
+    clusters.extend(own.inbound_cluster);
+    // A gateway routes with its own `http.PORT` configurations only.
+    let routes = match proxy.gateway {
+        Some(_) => own.routes,
+        None => view.routes,
+    };
     ProxyResources {
         clusters,
         load_assignments: view.load_assignments.into_iter().cloned().collect(),
         listeners: own.listeners,
-        routes: view.routes,
+        routes,
         secrets: own.secrets,
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use trellis::bootstrap::{render, AdsMode, SidecarSpec, Token};
+use trellis::bootstrap::{render, AdsMode, GatewaySpec, SidecarSpec, Token};
 
 /// Flags of `trellis bootstrap`; defaults as in DESIGN.md.
 #[derive(Debug, Args)]
@@ -23,9 +23,21 @@ pub struct BootstrapArgs {
     /// Service account (default: the service name).
     #[arg(long)]
     service_account: Option<String>,
-    /// The application's port on 127.0.0.1.
+    /// The application's port on 127.0.0.1 (required, except with --gateway).
+    #[arg(long, required_unless_present = "gateway")]
+    app_port: Option<u16>,
+    /// A gateway proxy (ingress or egress): no app, no sidecar listeners;
+    /// it gets the servers of the `Gateway`s whose selector its --label
+    /// values match, and is never registered as a service endpoint.
     #[arg(long)]
-    app_port: u16,
+    gateway: bool,
+    /// With --gateway: the address its server listeners bind.
+    #[arg(long, default_value = "0.0.0.0", requires = "gateway")]
+    listen_address: String,
+    /// With --gateway: `PORT=LISTEN,...` (e.g. `443=8443,80=8080`), so a
+    /// Gateway server on PORT listens on LISTEN (no root needed).
+    #[arg(long, value_name = "PORT=LISTEN,...", requires = "gateway", value_parser = parse_port_map)]
+    port_map: Option<BTreeMap<u16, u16>>,
     /// Port of the sidecar's inbound listener.
     #[arg(long, default_value_t = 15006)]
     inbound_port: u16,
@@ -88,7 +100,7 @@ impl BootstrapArgs {
             namespace: self.namespace.clone(),
             labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
             service_account: self.service_account.clone(),
-            app_port: self.app_port,
+            app_port: self.app_port.unwrap_or(0),
             inbound_port: self.inbound_port,
             inbound_address: self.inbound_address.clone(),
             outbound_port: self.outbound_port,
@@ -99,6 +111,10 @@ impl BootstrapArgs {
             xds_ca_file,
             ads_mode: self.ads_mode,
             stats_port: (self.stats_port != 0).then_some(self.stats_port),
+            gateway: self.gateway.then(|| GatewaySpec {
+                listen_address: self.listen_address.clone(),
+                port_map: self.port_map.clone().unwrap_or_default(),
+            }),
         })
     }
 }
@@ -146,6 +162,11 @@ pub fn run(args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
         None => print!("{yaml}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_port_map(s: &str) -> Result<BTreeMap<u16, u16>, String> {
+    trellis::registry::parse_port_map(s)
+        .map_err(|bad| format!("invalid port mapping {bad:?}: expected PORT=LISTEN,..."))
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -260,6 +281,29 @@ mod tests {
         std::fs::write(&tok, "").unwrap();
         let err = args.spec().unwrap_err().to_string();
         assert!(err.contains("must hold one token"), "{err}");
+    }
+
+    #[test]
+    fn gateway_needs_no_app_port_and_maps_ports() {
+        let args = parse(&[
+            "--gateway",
+            "--service",
+            "ingress",
+            "--label",
+            "istio=ingressgateway",
+            "--port-map",
+            "443=18443,80=18080",
+            "--listen-address",
+            "127.0.0.1",
+        ]);
+        let spec = args.spec().unwrap();
+        let gw = spec.gateway.clone().unwrap();
+        assert_eq!(gw.port_map[&443], 18443);
+        assert_eq!(gw.listen_address, "127.0.0.1");
+        let yaml = render(&spec).unwrap();
+        assert!(yaml.contains("443=18443,80=18080"), "{yaml}");
+        let cli = Cli::try_parse_from(["trellis", "bootstrap", "--service", "a"]);
+        assert!(cli.is_err(), "a sidecar needs --app-port");
     }
 
     #[test]

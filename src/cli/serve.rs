@@ -62,6 +62,12 @@ pub struct ServeArgs {
     /// Plug-in CA: the root certificate(s) peers trust.
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_root: Option<PathBuf>,
+    /// Gateway TLS credentials for `credentialName`, laid out like Kubernetes
+    /// TLS secrets: DIR/NAMESPACE/NAME/{tls.crt,tls.key[,ca.crt]}. Watched: a
+    /// replaced pair reaches gateways over SDS; a pair whose key does not
+    /// match is never served (the last good one stays).
+    #[arg(long, value_name = "DIR")]
+    credentials_dir: Option<PathBuf>,
     /// Log format on stderr: `text` for people, `json` (one object per
     /// line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -105,6 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         plugin_ca,
         xds_tls: args.xds_tls,
         xds_tls_names: args.xds_tls_names,
+        credentials_dir: args.credentials_dir,
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

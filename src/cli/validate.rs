@@ -13,11 +13,25 @@ use super::EXIT_USAGE;
 pub struct ValidateArgs {
     /// The config directory (every *.yaml / *.yml under it, recursively).
     dir: PathBuf,
+    /// Also check that every Gateway `credentialName` resolves to a usable
+    /// `DIR/NAMESPACE/NAME/{tls.crt,tls.key[,ca.crt]}`.
+    #[arg(long, value_name = "DIR")]
+    credentials_dir: Option<PathBuf>,
 }
 
 /// Exit 0 when valid; 1 with one diagnostic per line on stdout; 2 on I/O errors.
 pub fn run(args: &ValidateArgs) -> ExitCode {
-    match load_dir(&args.dir) {
+    let loaded = load_dir(&args.dir).and_then(|mesh| {
+        let Some(dir) = &args.credentials_dir else {
+            return Ok(mesh);
+        };
+        let errors = trellis::serve::credentials::validate(&mesh, dir);
+        match errors.is_empty() {
+            true => Ok(mesh),
+            false => Err(LoadError::Invalid(trellis::config::Diagnostics(errors))),
+        }
+    });
+    match loaded {
         Ok(_) => {
             eprintln!("{}: valid", args.dir.display());
             ExitCode::SUCCESS

@@ -64,7 +64,8 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
         .values()
         .filter(|svc| svc.workload_selector.is_some())
         .collect();
-    for proxy in registry.sidecars().values() {
+    // A gateway proxy fronts no app: it is never a service endpoint.
+    for proxy in registry.sidecars().values().filter(|p| p.gateway.is_none()) {
         join_sidecar(&mut services, mesh, &selecting, proxy);
     }
     for host in named_hosts(mesh) {

@@ -61,6 +61,9 @@ impl Proxy {
         let service_account = opt_string(md, "service_account")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| service.clone());
+        if gateway_flag(md)? {
+            return gateway(node, md, service, namespace, service_account);
+        }
         let inbound_address = opt_string(md, "inbound_address")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "127.0.0.1".to_string());
@@ -74,8 +77,68 @@ impl Proxy {
             namespace,
             service_account,
             inbound_address,
+            gateway: None,
         })
     }
+}
+
+/// Metadata `gateway`: `true` (a bool or the string) marks a gateway proxy.
+fn gateway_flag(md: &Struct) -> Result<bool, NodeError> {
+    match field(md, "gateway") {
+        None => Ok(false),
+        Some(Kind::BoolValue(b)) => Ok(*b),
+        Some(Kind::StringValue(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        Some(_) => Err(NodeError::WrongType {
+            key: "gateway",
+            expected: "true or false",
+        }),
+    }
+}
+
+/// A gateway proxy: no app and no sidecar ports.
+fn gateway(
+    node: &Node,
+    md: &Struct,
+    service: String,
+    namespace: String,
+    service_account: String,
+) -> Result<Proxy, NodeError> {
+    let listen_address = opt_string(md, "listen_address")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "0.0.0.0".to_string());
+    let port_map = match opt_string(md, "port_map")? {
+        Some(text) => parse_port_map(&text).map_err(|value| NodeError::BadPort {
+            key: "port_map",
+            value,
+        })?,
+        None => Default::default(),
+    };
+    Ok(Proxy {
+        id: node.id.clone(),
+        labels: labels(md)?,
+        service,
+        namespace,
+        service_account,
+        inbound_address: listen_address.clone(),
+        gateway: Some(crate::registry::GatewayNode {
+            listen_address,
+            port_map,
+        }),
+        ..Default::default()
+    })
+}
+
+/// `443=8443,80=8080` → {443: 8443, 80: 8080}; the bad entry on error.
+pub fn parse_port_map(text: &str) -> Result<std::collections::BTreeMap<u16, u16>, String> {
+    let port = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
+    let mut out = std::collections::BTreeMap::new();
+    for entry in text.split(',').filter(|e| !e.trim().is_empty()) {
+        match entry.split_once('=').map(|(a, b)| (port(a), port(b))) {
+            Some((Some(from), Some(to))) if out.insert(from, to).is_none() => {}
+            _ => return Err(entry.trim().to_string()),
+        }
+    }
+    Ok(out)
 }
 
 fn field<'a>(md: &'a Struct, key: &str) -> Option<&'a Kind> {
@@ -257,6 +320,29 @@ mod tests {
         assert!(matches!(
             Proxy::from_node(&node(f)),
             Err(NodeError::WrongType { key: "labels", .. })
+        ));
+    }
+
+    #[test]
+    fn gateway_needs_no_app_ports() {
+        let nd = node(vec![
+            ("gateway", s("true")),
+            ("listen_address", s("127.0.0.1")),
+            ("port_map", s("443=18443, 80=18080")),
+        ]);
+        let p = Proxy::from_node(&nd).unwrap();
+        let gw = p.gateway.unwrap();
+        assert_eq!(gw.listen_address, "127.0.0.1");
+        assert_eq!((gw.listen_port(443), gw.listen_port(80)), (18443, 18080));
+        assert_eq!(gw.listen_port(8443), 8443);
+        assert_eq!(p.app_port, 0);
+        let bad = node(vec![("gateway", s("true")), ("port_map", s("443=x"))]);
+        assert!(matches!(
+            Proxy::from_node(&bad),
+            Err(NodeError::BadPort {
+                key: "port_map",
+                ..
+            })
         ));
     }
 

@@ -104,6 +104,7 @@ mod tests {
             inbound_address: "127.0.0.1".into(),
             inbound_port: 2,
             outbound_port: 3,
+            gateway: None,
         }
     }
 

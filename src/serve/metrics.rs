@@ -21,6 +21,8 @@ pub struct ServeMetrics {
     generation: Gauge,
     sidecars: Gauge,
     restored_pending: Gauge,
+    gateway_skipped: Gauge,
+    credential_errors: Counter,
 }
 
 impl ServeMetrics {
@@ -53,11 +55,34 @@ impl ServeMetrics {
             "When the config in force was loaded (Unix time; the load at start counts)",
             m.last_success.clone(),
         );
+        registry.register(
+            "trellis_gateway_servers_skipped",
+            "Gateway servers left out of gateway proxies (summed over proxies) \
+             because their credential is missing or unusable",
+            m.gateway_skipped.clone(),
+        );
+        registry.register(
+            "trellis_credential_errors",
+            "Credentials in --credentials-dir found unusable on a load (missing file, \
+             bad PEM, key not matching the certificate); the last good pair stays",
+            m.credential_errors.clone(),
+        );
         m.set_last_success_now();
         // Both series exist from the start so rate() works before the first failure.
         let _ = m.reloads.get_or_create(&ReloadLabels { result: "ok" });
         let _ = m.reloads.get_or_create(&ReloadLabels { result: "failed" });
         m
+    }
+
+    /// Sets how many gateway servers the last build left out.
+    pub fn set_gateway_servers_skipped(&self, n: usize) {
+        self.gateway_skipped
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one unusable credential found on a load.
+    pub fn credential_error(&self) {
+        self.credential_errors.inc();
     }
 
     /// Counts one reload by result.

@@ -58,6 +58,7 @@ impl From<Saved> for Proxy {
             inbound_address: s.inbound_address,
             inbound_port: s.inbound_port,
             outbound_port: s.outbound_port,
+            gateway: None,
         }
     }
 }
@@ -73,6 +74,8 @@ pub(crate) fn save(state_dir: &Path, registry: &Registry) {
     let saved: Vec<Saved> = registry
         .sidecars()
         .values()
+        // Only endpoints are kept for a restart; a gateway is none.
+        .filter(|p| p.gateway.is_none())
         .map(|p| Saved::from(&**p))
         .collect();
     let result = serde_json::to_vec_pretty(&saved)
@@ -129,6 +132,7 @@ mod tests {
             inbound_address: "127.0.0.1".into(),
             inbound_port: 2,
             outbound_port: 3,
+            gateway: None,
         });
         save(dir.path(), &reg);
         let back = load(dir.path());

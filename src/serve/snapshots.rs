@@ -44,7 +44,8 @@ pub(crate) fn build_with(
     let t0 = Instant::now();
     let services = instances(mesh, registry);
     let t1 = Instant::now();
-    let shared = translate::shared_from(mesh, &services, state.previous());
+    let mut shared = translate::shared_from(mesh, &services, state.previous());
+    shared.credentials = state.credentials.clone();
     let t2 = Instant::now();
     let now = SystemTime::now();
     let bundle = certs.map(|c| c.ca.trust_bundle_pem()).unwrap_or_default();
@@ -94,6 +95,7 @@ impl Core {
             snapshots,
             gone,
             retired,
+            skipped_servers,
         } = build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
         let built = Instant::now();
         let mut changed = 0usize;
@@ -121,6 +123,7 @@ impl Core {
         }
         drop(retired);
         self.metrics.set_sidecars(registry.sidecars().len());
+        self.metrics.set_gateway_servers_skipped(skipped_servers);
         self.rebuilt
             .fetch_max(ticket, std::sync::atomic::Ordering::SeqCst);
         tracing::debug!(

@@ -59,6 +59,7 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        credentials_dir: None,
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -480,6 +481,7 @@ async fn invalid_config_refuses_to_start() {
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        credentials_dir: None,
     };
     let err = start(opts).await.err().unwrap();
     assert!(

@@ -99,7 +99,7 @@ fn chain(
     }
 }
 
-fn tls_inspector() -> ListenerFilter {
+pub(super) fn tls_inspector() -> ListenerFilter {
     ListenerFilter {
         name: TLS_INSPECTOR.to_string(),
         config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(

@@ -82,7 +82,7 @@ fn uri_san(value: &str, prefix: bool) -> SubjectAltNameMatcher {
 }
 
 /// A SAN written by a user: a SPIFFE ID or other URI, an IP, else DNS.
-fn written_san(value: &str) -> SubjectAltNameMatcher {
+pub(super) fn written_san(value: &str) -> SubjectAltNameMatcher {
     let san_type = if value.contains("://") {
         SanType::Uri
     } else if value.parse::<IpAddr>().is_ok() {
@@ -96,7 +96,7 @@ fn written_san(value: &str) -> SubjectAltNameMatcher {
     }
 }
 
-fn socket(msg: impl prost::Name) -> TransportSocket {
+pub(super) fn socket(msg: impl prost::Name) -> TransportSocket {
     TransportSocket {
         name: TLS_SOCKET.to_string(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(msg))),
@@ -169,7 +169,7 @@ pub fn from_files(tls: &ClientTls, host: &str) -> TransportSocket {
     })
 }
 
-fn file(path: &str) -> DataSource {
+pub(super) fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(Specifier::Filename(path.to_string())),
         ..Default::default()

@@ -72,9 +72,14 @@ impl Interner {
 struct Own {
     proxy: Proxy,
     security: ProxySecurity,
-    inbound_cluster: (String, Arc<Any>),
+    /// `None` for a gateway (no app).
+    inbound_cluster: Option<(String, Arc<Any>)>,
     listeners: Option<Arc<TypeResources>>,
+    /// A gateway's own route configurations; `None` for a sidecar.
+    routes: Option<Arc<TypeResources>>,
     secrets: Option<Arc<TypeResources>>,
+    /// Gateway servers left out (their credential is missing or unusable).
+    skipped: usize,
 }
 
 /// The shared sets of one outbound view.
@@ -112,6 +117,8 @@ pub(crate) struct BuildState {
     /// The last build's groups: a group whose sets did not change keeps
     /// their `Arc`s, so its proxies' snapshots can be kept whole.
     groups: HashMap<ScopeKey, Group>,
+    /// Gateway TLS credentials in force (`--credentials-dir`).
+    pub(crate) credentials: translate::gateway::Credentials,
 }
 
 /// What a build leaves of one proxy for the next.
@@ -130,6 +137,8 @@ pub(crate) struct Built {
     /// The last build's translation, replaced by this one. Freeing it is
     /// work no proxy should wait for: drop it after publishing.
     pub(crate) retired: Option<Shared>,
+    /// Gateway servers left out over all proxies.
+    pub(crate) skipped_servers: usize,
 }
 
 /// A set, or `None` when empty (a snapshot has no empty types).
@@ -156,6 +165,7 @@ impl BuildState {
         let mut groups: HashMap<ScopeKey, Group> = HashMap::new();
         let mut kept = HashMap::with_capacity(proxies.len());
         let mut out = Vec::with_capacity(proxies.len());
+        let mut skipped_servers = 0;
         for (proxy, security) in proxies {
             let key = scope_key(&shared, proxy);
             let group = match groups.entry(key) {
@@ -176,6 +186,7 @@ impl BuildState {
                 Some(o) if same_inputs && o.proxy == *proxy && o.security == security => o,
                 _ => self.own(&shared, proxy, security),
             };
+            skipped_servers += own.skipped;
             let (snapshot, fresh) = keep_or_make(last_snapshot, parts(group, &own));
             out.push((proxy.id.clone(), Arc::clone(&snapshot), fresh));
             kept.insert(proxy.id.clone(), Kept { own, snapshot });
@@ -188,6 +199,7 @@ impl BuildState {
             snapshots: out,
             gone: last.into_keys().collect(),
             retired,
+            skipped_servers,
         }
     }
 
@@ -282,7 +294,14 @@ impl BuildState {
 
     fn own(&mut self, shared: &Shared, proxy: &Proxy, security: ProxySecurity) -> Own {
         let res = translate::proxy_own(shared, proxy, &security);
-        let inbound = self.interner.encode(&res.inbound_cluster);
+        for (gateway, server, why) in &res.skipped {
+            tracing::warn!(proxy = %proxy.id, %gateway, server, %why, "gateway server left out");
+        }
+        let inbound =
+            (res.inbound_cluster.as_ref()).map(|c| (c.name.clone(), self.interner.encode(c)));
+        let routes = (res.routes.iter())
+            .map(|r: &RouteConfiguration| (r.name.clone(), self.interner.encode(r)))
+            .collect();
         let listeners = res
             .listeners
             .iter()
@@ -296,9 +315,11 @@ impl BuildState {
         Own {
             proxy: proxy.clone(),
             security,
-            inbound_cluster: (res.inbound_cluster.name, inbound),
+            inbound_cluster: inbound,
             listeners: set(listeners),
+            routes: proxy.gateway.is_some().then(|| set(routes)).flatten(),
             secrets: set(secrets),
+            skipped: res.skipped.len(),
         }
     }
 }
@@ -308,19 +329,30 @@ impl BuildState {
 type Parts = [(&'static str, Option<Arc<TypeResources>>); 5];
 
 fn parts(group: &mut Group, own: &Own) -> Parts {
-    let (inbound_name, inbound) = &own.inbound_cluster;
-    let key = Arc::as_ptr(inbound) as usize;
+    // Key 0: no inbound cluster (a gateway), the outbound clusters alone.
+    let key = own
+        .inbound_cluster
+        .as_ref()
+        .map_or(0, |(_, c)| Arc::as_ptr(c) as usize);
     let clusters = group.clusters.entry(key).or_insert_with(|| {
         group.last_clusters.remove(&key).unwrap_or_else(|| {
             let mut all = group.outbound_clusters.clone();
-            all.insert(inbound_name.clone(), Arc::clone(inbound));
+            if let Some((name, cluster)) = &own.inbound_cluster {
+                all.insert(name.clone(), Arc::clone(cluster));
+            }
             Arc::new(TypeResources::new(all))
         })
     });
+    // A gateway routes with its own configurations only.
+    let routes = match &own.routes {
+        Some(_) => own.routes.clone(),
+        None if own.inbound_cluster.is_none() => None,
+        None => group.routes.clone(),
+    };
     [
         (CLUSTER_TYPE.as_str(), Some(Arc::clone(clusters))),
         (ENDPOINT_TYPE.as_str(), group.endpoints.clone()),
-        (ROUTE_TYPE.as_str(), group.routes.clone()),
+        (ROUTE_TYPE.as_str(), routes),
         (LISTENER_TYPE.as_str(), own.listeners.clone()),
         (SECRET_TYPE.as_str(), own.secrets.clone()),
     ]

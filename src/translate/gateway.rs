@@ -1,0 +1,284 @@
+//! A gateway proxy's own resources (istiod: `pilot/pkg/networking/core/gateway.go`):
+//! one listener per server port of the `Gateway`s that select it, each
+//! routing with RDS `http.PORT` whose virtual hosts come from the
+//! VirtualServices bound to those Gateways; HTTPS servers terminate TLS
+//! with certificates from `credentialName` (served over SDS) or files.
+
+mod tls;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, Filter, FilterChain, FilterChainMatch, Listener,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    virtual_host::TlsRequirementType, Route, RouteConfiguration, VirtualHost,
+};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{CodecType, RouteSpecifier, StripPortMode},
+    http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
+use envoy_types::pb::google::protobuf::BoolValue;
+use envoy_types::util::pack_any;
+
+use super::util::{ads, socket};
+use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer, VirtualService};
+use crate::registry::{GatewayNode, Proxy};
+
+pub use tls::{credential_secret_names, Credential, Credentials};
+
+/// Translated routes of one gateway-bound VirtualService on one server
+/// port, by `(NAMESPACE/NAME, PORT)`; built with the shared resources
+/// (they need every service), assembled per gateway proxy.
+pub type GatewayRoutes = BTreeMap<(String, u16), Vec<Route>>;
+
+/// Istio's route configuration name for a gateway server port.
+pub fn route_name(port: u16) -> String {
+    format!("http.{port}")
+}
+
+/// What a gateway proxy gets of its own.
+#[derive(Debug, Default)]
+pub struct GatewayResources {
+    /// One listener per server port.
+    pub listeners: Vec<Listener>,
+    /// `http.PORT` per listener.
+    pub routes: Vec<RouteConfiguration>,
+    /// Server certificates from `credentialName`.
+    pub secrets: Vec<XdsSecret>,
+    /// Servers left out: `(Gateway NAMESPACE/NAME, server index, why)`.
+    pub skipped: Vec<(String, usize, String)>,
+}
+
+/// The servers of `gateways` that select `proxy`, by port.
+type Ports<'a> = BTreeMap<u16, Vec<(&'a Gateway, usize, &'a GatewayServer)>>;
+
+/// A gateway proxy's listeners, routes and server secrets.
+pub fn resources(
+    gateways: &[Arc<Gateway>],
+    bound: &[Arc<VirtualService>],
+    routes: &GatewayRoutes,
+    credentials: &Credentials,
+    proxy: &Proxy,
+    node: &GatewayNode,
+) -> GatewayResources {
+    let mut ports: Ports<'_> = BTreeMap::new();
+    for gw in gateways.iter().filter(|g| g.selects(&proxy.labels)) {
+        for (i, s) in gw.servers.iter().enumerate() {
+            ports.entry(s.port).or_default().push((gw, i, s));
+        }
+    }
+    let mut out = GatewayResources::default();
+    for (port, servers) in &ports {
+        let protocol = servers[0].2.protocol;
+        // Config checks reject mixed protocols on one port among gateways
+        // that may share a proxy; any left are not served.
+        let servers: Vec<_> = servers
+            .iter()
+            .filter(|s| s.2.protocol == protocol)
+            .collect();
+        let chains = chains(&servers, credentials, &mut out, *port);
+        if chains.is_empty() {
+            continue;
+        }
+        out.routes
+            .push(route_config(*port, &servers, bound, routes));
+        out.listeners.push(listener(*port, node, chains, protocol));
+    }
+    out
+}
+
+/// The filter chains of one port: one plain-text chain, or for HTTPS one
+/// per distinct TLS setting, chosen by SNI (the servers' hosts).
+fn chains(
+    servers: &[&(&Gateway, usize, &GatewayServer)],
+    credentials: &Credentials,
+    out: &mut GatewayResources,
+    port: u16,
+) -> Vec<FilterChain> {
+    let hcm = hcm(port);
+    if servers[0].2.protocol != GatewayProtocol::Https {
+        return vec![chain(None, Vec::new(), &hcm)];
+    }
+    let mut result: Vec<FilterChain> = Vec::new();
+    let mut seen = Vec::new();
+    for (gw, i, s) in servers.iter().map(|s| **s) {
+        let Some(t) = &s.tls else { continue };
+        let built = tls::downstream(t, &gw.origin.namespace, credentials);
+        let (socket, secrets) = match built {
+            Ok(b) => b,
+            Err(why) => {
+                out.skipped.push((gw.qualified(), i, why));
+                continue;
+            }
+        };
+        let names = server_names(s);
+        if seen.contains(&(names.clone(), t)) {
+            continue;
+        }
+        seen.push((names.clone(), t));
+        for secret in secrets {
+            if !out.secrets.iter().any(|x| x.name == secret.name) {
+                out.secrets.push(secret);
+            }
+        }
+        result.push(chain(Some(socket), names, &hcm));
+    }
+    result
+}
+
+/// SNI names of a server: its hosts, none (any) when one is `*`.
+fn server_names(s: &GatewayServer) -> Vec<String> {
+    if s.hosts.iter().any(|h| h.host == "*") {
+        return Vec::new();
+    }
+    let names: BTreeSet<String> = s.hosts.iter().map(|h| h.host.clone()).collect();
+    names.into_iter().collect()
+}
+
+fn chain(
+    socket: Option<envoy_types::pb::envoy::config::core::v3::TransportSocket>,
+    server_names: Vec<String>,
+    hcm: &HttpConnectionManager,
+) -> FilterChain {
+    FilterChain {
+        filter_chain_match: (!server_names.is_empty()).then(|| FilterChainMatch {
+            server_names,
+            ..Default::default()
+        }),
+        filters: vec![Filter {
+            name: "envoy.filters.network.http_connection_manager".to_string(),
+            config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm.clone()))),
+        }],
+        transport_socket: socket,
+        ..Default::default()
+    }
+}
+
+/// The edge's HCM: the client's address is the remote address, and the
+/// `Host` port is stripped so that `shop.example.com:8443` matches
+/// `shop.example.com`.
+fn hcm(port: u16) -> HttpConnectionManager {
+    let router = HttpFilter {
+        name: "envoy.filters.http.router".to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+            Router::default(),
+        ))),
+        ..Default::default()
+    };
+    HttpConnectionManager {
+        stat_prefix: format!("outbound_0.0.0.0_{port}"),
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: route_name(port),
+        })),
+        http_filters: vec![router],
+        use_remote_address: Some(BoolValue { value: true }),
+        strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
+        ..Default::default()
+    }
+}
+
+fn listener(
+    port: u16,
+    node: &GatewayNode,
+    filter_chains: Vec<FilterChain>,
+    protocol: GatewayProtocol,
+) -> Listener {
+    let listener_filters = match protocol {
+        GatewayProtocol::Https => vec![super::inbound::tls_inspector()],
+        _ => Vec::new(),
+    };
+    Listener {
+        name: format!("{}_{port}", node.listen_address),
+        address: Some(socket(&node.listen_address, node.listen_port(port))),
+        listener_filters,
+        filter_chains,
+        traffic_direction: TrafficDirection::Outbound as i32,
+        ..Default::default()
+    }
+}
+
+/// `http.PORT`: a redirecting server's hosts answer 301 to https; else
+/// one virtual host per bound VirtualService, with the hosts the servers
+/// admit (a domain goes to the first that claims it).
+fn route_config(
+    port: u16,
+    servers: &[&(&Gateway, usize, &GatewayServer)],
+    bound: &[Arc<VirtualService>],
+    routes: &GatewayRoutes,
+) -> RouteConfiguration {
+    let mut used = BTreeSet::new();
+    let mut vhosts = Vec::new();
+    for (gw, _, s) in servers.iter().map(|s| **s) {
+        if s.tls.as_ref().is_some_and(|t| t.https_redirect) {
+            let domains = claim(&mut used, s.hosts.iter().map(|h| h.host.clone()));
+            if !domains.is_empty() {
+                vhosts.push(redirect_vhost(&gw.qualified(), port, domains));
+            }
+            continue;
+        }
+        for vs in bound
+            .iter()
+            .filter(|vs| vs.gateways.contains(&gw.qualified()))
+        {
+            let ns = &vs.origin.namespace;
+            let admitted = vs.hosts.iter().flat_map(|h| {
+                (s.hosts.iter().filter(|sh| sh.admits(ns, h.as_str()))).map(|sh| {
+                    let specific = host_matches(&sh.host, h.as_str());
+                    if specific {
+                        h.0.clone()
+                    } else {
+                        sh.host.clone()
+                    }
+                })
+            });
+            let domains = claim(&mut used, admitted.collect::<Vec<_>>().into_iter());
+            let key = (format!("{ns}/{}", vs.origin.name), port);
+            match routes.get(&key) {
+                Some(r) if !domains.is_empty() => vhosts.push(VirtualHost {
+                    name: format!("{}:{port}", key.0),
+                    domains,
+                    routes: r.clone(),
+                    ..Default::default()
+                }),
+                _ => {}
+            }
+        }
+    }
+    RouteConfiguration {
+        name: route_name(port),
+        virtual_hosts: vhosts,
+        ..Default::default()
+    }
+}
+
+/// The domains of `hosts` not claimed yet (Envoy refuses a domain twice).
+fn claim(used: &mut BTreeSet<String>, hosts: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in hosts {
+        if used.insert(h.clone()) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// Every request to `domains` answered with a 301 to https (Envoy's
+/// `require_tls: ALL` redirect comes before any route).
+fn redirect_vhost(gateway: &str, port: u16, domains: Vec<String>) -> VirtualHost {
+    VirtualHost {
+        name: format!("{gateway}:{port}:https-redirect"),
+        domains,
+        require_tls: TlsRequirementType::All as i32,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! A gateway server's `DownstreamTlsContext` (istiod:
+//! `buildGatewayListenerTLSContext`): certificates from `credentialName`
+//! as SDS secrets `kubernetes://NAME` (and `kubernetes://NAME-cacert`),
+//! or from files on the gateway's host, read by Envoy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source::Specifier, DataSource, TransportSocket,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context::ValidationContextType, secret, tls_parameters::TlsProtocol,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, Secret as XdsSecret,
+    TlsCertificate, TlsParameters,
+};
+use envoy_types::pb::google::protobuf::BoolValue;
+
+use crate::config::model::{ServerTls, ServerTlsMode, TlsSource, TlsVersion};
+use crate::translate::tls::{file, sds, written_san};
+
+/// A TLS credential as a Kubernetes TLS secret holds it: `tls.crt`,
+/// `tls.key` and, for MUTUAL, `ca.crt`. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// `tls.crt`: the certificate chain (PEM).
+    pub cert_pem: String,
+    /// `tls.key`: its private key (PEM).
+    pub key_pem: String,
+    /// `ca.crt`: the CA client certificates must chain to (PEM).
+    pub ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("cert_pem", &self.cert_pem.len())
+            .field("key_pem", &"[redacted]")
+            .field("ca_pem", &self.ca_pem.as_ref().map(String::len))
+            .finish()
+    }
+}
+
+/// Credentials by `(namespace, name)`: a Gateway finds only those of its
+/// own namespace, as in Istio.
+pub type Credentials = BTreeMap<(String, String), Arc<Credential>>;
+
+/// The SDS names of credential `name`: its certificate and its CA.
+pub fn credential_secret_names(name: &str) -> (String, String) {
+    (
+        format!("kubernetes://{name}"),
+        format!("kubernetes://{name}-cacert"),
+    )
+}
+
+/// The server's transport socket and the secrets it refers to, or why the
+/// server cannot be served.
+pub(super) fn downstream(
+    t: &ServerTls,
+    namespace: &str,
+    credentials: &Credentials,
+) -> Result<(TransportSocket, Vec<XdsSecret>), String> {
+    let mutual = t.mode == Some(ServerTlsMode::Mutual);
+    let mut common = CommonTlsContext {
+        tls_params: params(t),
+        alpn_protocols: vec!["h2".to_string(), "http/1.1".to_string()],
+        ..Default::default()
+    };
+    let mut secrets = Vec::new();
+    let mut validation = CertificateValidationContext {
+        match_typed_subject_alt_names: t.subject_alt_names.iter().map(|s| written_san(s)).collect(),
+        ..Default::default()
+    };
+    match &t.source {
+        Some(TlsSource::Credential(name)) => {
+            let key = (namespace.to_string(), name.clone());
+            let Some(cred) = credentials.get(&key) else {
+                return Err(format!("credential {namespace}/{name} not found"));
+            };
+            let (cert_name, ca_name) = credential_secret_names(name);
+            common.tls_certificate_sds_secret_configs = vec![sds(&cert_name)];
+            secrets.push(cert_secret(&cert_name, cred));
+            if mutual {
+                let Some(ca) = &cred.ca_pem else {
+                    return Err(format!(
+                        "credential {namespace}/{name} has no ca.crt (mode MUTUAL)"
+                    ));
+                };
+                common.validation_context_type = Some(combined(validation, &ca_name));
+                secrets.push(ca_secret(&ca_name, ca));
+                validation = CertificateValidationContext::default();
+            }
+        }
+        Some(TlsSource::Files { cert, key, ca }) => {
+            common.tls_certificates = vec![TlsCertificate {
+                certificate_chain: Some(file(cert)),
+                private_key: Some(file(key)),
+                ..Default::default()
+            }];
+            if let (true, Some(ca)) = (mutual, ca) {
+                validation.trusted_ca = Some(file(ca));
+            }
+        }
+        None => return Err("no certificate".to_string()),
+    }
+    if mutual && common.validation_context_type.is_none() {
+        common.validation_context_type = Some(ValidationContextType::ValidationContext(validation));
+    }
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(common),
+        require_client_certificate: Some(BoolValue { value: mutual }),
+        ..Default::default()
+    };
+    Ok((crate::translate::tls::socket(ctx), secrets))
+}
+
+fn combined(default: CertificateValidationContext, ca_name: &str) -> ValidationContextType {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::CombinedCertificateValidationContext;
+    ValidationContextType::CombinedValidationContext(CombinedCertificateValidationContext {
+        default_validation_context: Some(default),
+        validation_context_sds_secret_config: Some(sds(ca_name)),
+        ..Default::default()
+    })
+}
+
+fn params(t: &ServerTls) -> Option<TlsParameters> {
+    let v = |v: Option<TlsVersion>| match v.unwrap_or(TlsVersion::Auto) {
+        TlsVersion::Auto => TlsProtocol::TlsAuto,
+        TlsVersion::V1_0 => TlsProtocol::TlSv10,
+        TlsVersion::V1_1 => TlsProtocol::TlSv11,
+        TlsVersion::V1_2 => TlsProtocol::TlSv12,
+        TlsVersion::V1_3 => TlsProtocol::TlSv13,
+    } as i32;
+    let given = t.min_version.is_some() || t.max_version.is_some() || !t.cipher_suites.is_empty();
+    given.then(|| TlsParameters {
+        tls_minimum_protocol_version: v(t.min_version),
+        tls_maximum_protocol_version: v(t.max_version),
+        cipher_suites: t.cipher_suites.clone(),
+        ..Default::default()
+    })
+}
+
+fn inline(pem: &str) -> DataSource {
+    DataSource {
+        specifier: Some(Specifier::InlineString(pem.to_string())),
+        ..Default::default()
+    }
+}
+
+fn cert_secret(name: &str, cred: &Credential) -> XdsSecret {
+    XdsSecret {
+        name: name.to_string(),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: Some(inline(&cred.cert_pem)),
+            private_key: Some(inline(&cred.key_pem)),
+            ..Default::default()
+        })),
+    }
+}
+
+fn ca_secret(name: &str, ca_pem: &str) -> XdsSecret {
+    XdsSecret {
+        name: name.to_string(),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: Some(inline(ca_pem)),
+                ..Default::default()
+            },
+        )),
+    }
+}
