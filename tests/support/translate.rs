@@ -48,6 +48,7 @@ pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16)
         inbound_address: "127.0.0.1".to_string(),
         inbound_port,
         outbound_port: 15001,
+        gateway: None,
     }
 }
 
@@ -85,7 +86,29 @@ pub fn translate_dir(dir: &Path) -> ProxyResources {
         mtls: true,
         certs: None,
     };
-    translate_for(dir, &client(), &security)
+    let mesh = trellis::config::load_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    // A directory with Gateways shows what an ingress gateway gets.
+    match mesh.gateways.is_empty() {
+        true => translate_for(dir, &client(), &security),
+        false => translate_for(dir, &ingress_gateway(), &security),
+    }
+}
+
+/// A gateway proxy labelled `istio: ingressgateway`, listening on the
+/// server ports themselves.
+pub fn ingress_gateway() -> Proxy {
+    Proxy {
+        id: "ingressgateway".to_string(),
+        service: "istio-ingressgateway".to_string(),
+        namespace: "default".to_string(),
+        labels: [("istio".to_string(), "ingressgateway".to_string())].into(),
+        service_account: "istio-ingressgateway".to_string(),
+        gateway: Some(trellis::registry::GatewayNode {
+            listen_address: "0.0.0.0".to_string(),
+            port_map: Default::default(),
+        }),
+        ..Default::default()
+    }
 }
 
 /// Loads `dir` and translates it for `proxy`.
