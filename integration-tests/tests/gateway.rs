@@ -242,38 +242,35 @@ impl Edge {
         Some(pem.parse_x509().ok()?.raw_serial_as_string())
     }
 
+    /// The first 200 through the gateway; on failure, what curl and the
+    /// gateway saw.
     async fn wait_ok(&self) -> (u16, String) {
-        wait_until(TIMEOUT, POLL, || async {
+        let got = wait_until(TIMEOUT, POLL, || async {
             let r = self.get(self.https, &[]).await;
             (r.0 == 200).then_some(r)
         })
-        .await
-        .map(|(r, _)| r)
-        .unwrap_or_else(|e| {
-            let last = std::process::Command::new("curl")
-                .args(self.https_args(self.https, &["-v"]))
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
-            let dump = futures::executor::block_on(self.gateway.admin("/config_dump?include_eds"))
-                .unwrap_or_default();
-            let stats =
-                futures::executor::block_on(self.gateway.admin("/stats")).unwrap_or_default();
-            let stats: Vec<&str> = stats
-                .lines()
-                .filter(|l| {
-                    l.contains("ssl")
-                        || l.contains("payment")
-                        || l.contains("downstream_cx_total")
-                        || l.contains("update_rejected")
-                        || l.contains("sds")
-                })
-                .collect();
-            panic!(
-                "{e}\nlast: {last:?}\nstats: {}\ndump: {dump}\ngateway log:\n{}",
-                stats.join("\n"),
-                self.gateway.log()
-            )
-        })
+        .await;
+        match got {
+            Ok((r, _)) => r,
+            Err(e) => panic!("{e}\n{}", self.diagnose().await),
+        }
+    }
+
+    async fn diagnose(&self) -> String {
+        let verbose = tokio::process::Command::new("curl")
+            .args(self.https_args(self.https, &["-v"]))
+            .output()
+            .await
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+        let stats = self.gateway.admin("/stats").await.unwrap_or_default();
+        let stats: Vec<&str> = (stats.lines())
+            .filter(|l| l.contains("ssl") || l.contains("sds") || l.contains("payment"))
+            .collect();
+        format!(
+            "curl: {verbose:?}\nstats:\n{}\ngateway log:\n{}",
+            stats.join("\n"),
+            self.gateway.log()
+        )
     }
 }
 
@@ -406,5 +403,15 @@ async fn rotation_under_traffic_drops_nothing_and_refuses_a_mismatched_pair() {
     assert!(
         !log.contains("PRIVATE KEY"),
         "no key in the control plane's log"
+    );
+    let id = format!("ingress-{}", edge.gateway.admin_port());
+    let path = format!("/debug/proxies/{id}/config?type=secrets");
+    let view = edge.trellis.admin(&path).await.unwrap();
+    assert!(view.contains("kubernetes://shop-cert"), "{view}");
+    let key_pem = edge.server_key.serialize_pem();
+    let key_line = key_pem.lines().nth(1).unwrap();
+    assert!(
+        !view.contains("PRIVATE KEY") && !view.contains(key_line),
+        "no key in proxy-config"
     );
 }
