@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(gw.port_map[&443], 18443);
         assert_eq!(gw.listen_address, "127.0.0.1");
         let yaml = render(&spec).unwrap();
-        assert!(yaml.contains("443=18443,80=18080"), "{yaml}");
+        assert!(yaml.contains("port_map: 80=18080,443=18443"), "{yaml}");
         let cli = Cli::try_parse_from(["trellis", "bootstrap", "--service", "a"]);
         assert!(cli.is_err(), "a sidecar needs --app-port");
     }

@@ -46,3 +46,38 @@ fn a_mismatched_key_is_never_served_and_the_old_pair_stays() {
     let (fresh, _) = load(dir.path(), &Credentials::new());
     assert!(fresh.is_empty(), "never served without a good pair");
 }
+
+#[test]
+fn validate_names_gateway_server_and_file() {
+    let config = tempfile::tempdir().unwrap();
+    let gw = "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: shop}
+spec:
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [\"*\"]
+    tls:
+      mode: MUTUAL
+      credentialName: shop-cert
+";
+    std::fs::write(config.path().join("gw.yaml"), gw).unwrap();
+    let mesh = crate::config::load_dir(config.path()).unwrap();
+    let creds = tempfile::tempdir().unwrap();
+    let d = &validate(&mesh, creds.path())[0];
+    assert_eq!((d.line, d.col), (10, 7));
+    assert_eq!(d.field, "spec.servers[0].tls.credentialName");
+    assert!(d.message.contains("server 0 (port 443)"), "{}", d.message);
+    assert!(
+        d.message.contains("shop/shop-cert/tls.crt"),
+        "{}",
+        d.message
+    );
+    // A good pair without ca.crt is still an error for MUTUAL.
+    let (c, k) = pair("x");
+    write(creds.path(), "shop", "shop-cert", &c, &k);
+    let d = &validate(&mesh, creds.path())[0];
+    assert!(d.message.contains("ca.crt: missing"), "{}", d.message);
+    std::fs::write(creds.path().join("shop/shop-cert/ca.crt"), &c).unwrap();
+    assert!(validate(&mesh, creds.path()).is_empty());
+}
