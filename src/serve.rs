@@ -19,6 +19,7 @@ mod rotation;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod token_watch;
 mod xds_tls;
 
 use std::future::Future;
@@ -262,6 +263,7 @@ impl Server {
         let (stop_tx, stop) = watch::channel(false);
         let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
         let renew = tokio::spawn(certs::renew_loop(core.clone(), stop.clone()));
+        let revocations = tokio::spawn(token_watch::revocation_loop(core.clone(), stop.clone()));
         let reload = tokio::spawn(reload::reload_loop(
             core.clone(),
             core.config_dir.clone(),
@@ -287,7 +289,7 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew);
+        let _ = tokio::join!(rebuild, reload, renew, revocations);
         tracing::info!("trellis stopped");
         outcome
     }

@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::*;
+
+mod revocation;
 use crate::bootstrap::{bootstrap_value, SidecarSpec};
 use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
@@ -410,7 +412,7 @@ fn each_proxy_gets_its_own_secrets() {
         plugin: None,
     })
     .unwrap();
-    let certs = certs::Certs::new(Arc::new(ca));
+    let certs = certs::Certs::new(Arc::new(ca), None);
     let mesh = crate::config::MeshConfig::default();
     let mut registry = crate::registry::Registry::new();
     for (service, port) in [("a", 9001), ("b", 9002)] {
