@@ -103,3 +103,89 @@ async fn ledger_stats(port: u16) -> String {
         .map(|(_, body)| body)
         .unwrap_or_default()
 }
+
+/// `--xds-tls-ttl 4s`: the server certificate is renewed every 2 s, each
+/// one expiring 4 s after it was issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_is_renewed_without_dropping_streams() {
+    let config = ConfigDir::new().unwrap();
+    let opts = TrellisOptions {
+        extra_args: vec!["--xds-tls".into(), "--xds-tls-ttl".into(), "4s".into()],
+        ..Default::default()
+    };
+    let trellis = Trellis::start_with(config.path(), opts).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    write_root(trellis.state_dir(), &root);
+    let pin = vec!["--xds-ca-file".to_string(), root.display().to_string()];
+
+    let backend = Backend::start("payment", "v1").await.unwrap();
+    let mut spec = envoy::SidecarSpec::new("payment", &[("version", "v1")], backend.port());
+    spec.extra_args = pin.clone();
+    let payment = Sidecar::start_spec(&trellis, spec).await.unwrap();
+    let connections = "cluster.xds_cluster.upstream_cx_total";
+    let before = payment.stat(connections).await.unwrap();
+
+    // Four renewals: the certificate payment's Envoy checked at connect
+    // expired long ago.
+    let renewals = || {
+        trellis
+            .log()
+            .matches("xDS server certificate renewed")
+            .count()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async { (renewals() >= 4).then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("no renewals: {e}\n{}", trellis.log()));
+
+    // A new Envoy's handshake verifies only an unexpired certificate.
+    let app = Backend::start("client", "v1").await.unwrap();
+    let mut spec = envoy::SidecarSpec::new("client", &[("version", "v1")], app.port());
+    spec.extra_args = pin;
+    let client = Sidecar::start_spec(&trellis, spec).await.unwrap();
+    assert_eq!(
+        client
+            .stat("cluster.xds_cluster.ssl.fail_verify_error")
+            .await
+            .unwrap(),
+        0
+    );
+
+    // payment's stream lived through every renewal: the same connection,
+    // still connected, and it still gets updates (client's cluster).
+    let client_cluster = subset_cluster("", "client");
+    wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || async {
+            let clusters = payment.clusters().await.ok()?;
+            clusters
+                .keys()
+                .any(|c| c.ends_with(&client_cluster))
+                .then_some(())
+        },
+    )
+    .await
+    .expect("payment's Envoy gets the new client cluster over its old stream");
+    assert_eq!(
+        payment.stat(connections).await.unwrap(),
+        before,
+        "payment reconnected"
+    );
+    assert_eq!(
+        payment.stat("control_plane.connected_state").await.unwrap(),
+        1
+    );
+    client
+        .wait_healthy_endpoints(&subset_cluster("", "payment"), 1, Duration::from_secs(15))
+        .await
+        .unwrap();
+    let tally = Client::new()
+        .tally(client.outbound_port(), "payment", &[], 10, 2)
+        .await;
+    assert_eq!(tally.get("payment v1"), 10, "{tally:?}");
+}

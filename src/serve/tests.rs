@@ -51,6 +51,7 @@ async fn serve(config: &str) -> Running {
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        xds_tls_ttl: Duration::from_secs(24 * 3600),
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -386,6 +387,7 @@ async fn invalid_config_refuses_to_start() {
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        xds_tls_ttl: Duration::from_secs(24 * 3600),
     };
     let err = start(opts).await.err().unwrap();
     assert!(
