@@ -50,7 +50,8 @@ pub struct BootstrapArgs {
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// The mesh root certificate (PEM) of a control plane started with
-    /// `--xds-tls`: ADS then uses TLS, trusting only this root.
+    /// `--xds-tls`, or a bundle of several (`trellis ca root` during a root
+    /// rotation prints both roots): ADS then uses TLS, trusting only these.
     #[arg(long, value_name = "FILE")]
     xds_ca_file: Option<PathBuf>,
     /// ADS protocol: `delta` (incremental xDS, api_type DELTA_GRPC; the
@@ -75,12 +76,15 @@ impl BootstrapArgs {
         let xds_ca_file = match &self.xds_ca_file {
             // Envoy resolves a relative path against its own working
             // directory, which need not be ours.
-            Some(path) => Some(
-                std::path::absolute(path)
-                    .with_context(|| format!("resolving {}", path.display()))?
-                    .display()
-                    .to_string(),
-            ),
+            Some(path) => {
+                check_ca_file(path)?;
+                Some(
+                    std::path::absolute(path)
+                        .with_context(|| format!("resolving {}", path.display()))?
+                        .display()
+                        .to_string(),
+                )
+            }
             None => None,
         };
         Ok(SidecarSpec {
@@ -101,6 +105,33 @@ impl BootstrapArgs {
             stats_port: (self.stats_port != 0).then_some(self.stats_port),
         })
     }
+}
+
+/// The pinned roots must be there and be certificates: Envoy would
+/// otherwise fail only when it starts, with a less clear message.
+fn check_ca_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut roots = 0;
+    for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+        let block = block.with_context(|| format!("{}: is not valid PEM", path.display()))?;
+        if block.label != "CERTIFICATE" {
+            continue;
+        }
+        block.parse_x509().with_context(|| {
+            format!(
+                "{}: holds a certificate that does not parse",
+                path.display()
+            )
+        })?;
+        roots += 1;
+    }
+    if roots == 0 {
+        anyhow::bail!(
+            "{}: holds no PEM certificate (expected the mesh root or bundle from `trellis ca root`)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Reads a token file: one line, surrounding whitespace ignored. Errors
