@@ -300,3 +300,50 @@ mod tests {
         assert_eq!(parse_label("a=").unwrap(), ("a".into(), String::new()));
     }
 }
+
+#[cfg(test)]
+mod ca_file_tests {
+    use super::check_ca_file;
+
+    #[test]
+    fn the_pinned_file_holds_one_root_or_a_bundle_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let ca = trellis::ca::Ca::load_or_create(&trellis::ca::CaConfig {
+            state_dir: state,
+            plugin: None,
+        })
+        .unwrap();
+        let root = ca.trust_bundle_pem();
+        ca.begin_rotation().unwrap();
+        let bundle = ca.trust_bundle_pem();
+        let cases = [
+            ("root.pem", root.as_str(), None),
+            ("bundle.pem", bundle.as_str(), None),
+            ("empty.pem", "", Some("holds no PEM certificate")),
+            (
+                "key.pem",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                Some("holds no PEM certificate"),
+            ),
+            (
+                "junk.pem",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                Some("does not parse"),
+            ),
+        ];
+        for (name, text, want) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let got = check_ca_file(&path).map_err(|e| format!("{e:#}"));
+            match want {
+                None => assert!(got.is_ok(), "{name}: {got:?}"),
+                Some(msg) => {
+                    let err = got.unwrap_err();
+                    assert!(err.contains(msg) && err.contains(name), "{name}: {err}");
+                }
+            }
+        }
+        assert!(check_ca_file(&dir.path().join("missing.pem")).is_err());
+    }
+}
