@@ -19,6 +19,7 @@ mod rotation;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod token_watch;
 mod xds_tls;
 
 use std::future::Future;
@@ -66,6 +67,8 @@ pub struct ServeOptions {
     /// Extra DNS names or IPs for that certificate (the xDS address's IP,
     /// `127.0.0.1` and `localhost` are always in it).
     pub xds_tls_names: Vec<String>,
+    /// Lifetime of that certificate; renewed at half of it while serving.
+    pub xds_tls_ttl: Duration,
 }
 
 /// Why the control plane could not start or stopped with an error.
@@ -98,6 +101,9 @@ pub enum ServeError {
     /// The config directory could not be watched.
     #[error("watching the config dir: {0}")]
     Watch(#[from] WatchError),
+    /// The xDS TLS server could not be set up.
+    #[error("xDS TLS: {0}")]
+    XdsTls(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -114,7 +120,7 @@ pub enum ServeError {
 pub struct Server {
     core: Arc<Core>,
     ads: AdsServer,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<xds_tls::ServerCert>>,
     xds: TcpListener,
     admin: TcpListener,
     watcher: ConfigWatcher,
@@ -144,7 +150,11 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         .map_err(ServeError::Config)?;
     let (ca, auth) = load_security(&opts)?;
     let tls = match opts.xds_tls {
-        true => Some(xds_tls::server_config(&ca, &opts)?),
+        true => Some(Arc::new(xds_tls::ServerCert::new(
+            Arc::clone(&ca),
+            &opts,
+            opts.xds_tls_ttl,
+        )?)),
         false => None,
     };
     let (core, ads) = wire(mesh, &opts, ca, auth);
@@ -266,6 +276,10 @@ impl Server {
         let (stop_tx, stop) = watch::channel(false);
         let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
         let renew = tokio::spawn(certs::renew_loop(core.clone(), stop.clone()));
+        let revocations = tokio::spawn(token_watch::revocation_loop(core.clone(), stop.clone()));
+        let tls_renew = tls
+            .clone()
+            .map(|cert| tokio::spawn(xds_tls::renew_loop(cert, stop.clone())));
         let reload = tokio::spawn(reload::reload_loop(
             core.clone(),
             core.config_dir.clone(),
@@ -291,7 +305,10 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew);
+        let _ = tokio::join!(rebuild, reload, renew, revocations);
+        if let Some(task) = tls_renew {
+            let _ = task.await;
+        }
         tracing::info!("trellis stopped");
         outcome
     }

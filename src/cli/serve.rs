@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// 127.0.0.1, localhost and the --xds-addr IP are always included.
     #[arg(long = "xds-tls-name", value_name = "NAME", requires = "xds_tls")]
     xds_tls_names: Vec<String>,
+    /// Lifetime of the xDS TLS server certificate; it is renewed at half of
+    /// it (and when a root rotation changes the signing root), while serving.
+    #[arg(long, default_value = "24h", value_parser = super::parse_duration, requires = "xds_tls")]
+    xds_tls_ttl: Duration,
     /// Plug-in CA directory with Istio's file names (ca-cert.pem, ca-key.pem,
     /// cert-chain.pem, root-cert.pem); default: a self-signed root in --state-dir.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["ca_cert", "ca_key", "ca_chain", "ca_root"])]
@@ -105,6 +109,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         plugin_ca,
         xds_tls: args.xds_tls,
         xds_tls_names: args.xds_tls_names,
+        xds_tls_ttl: args.xds_tls_ttl,
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

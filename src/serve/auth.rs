@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
-use crate::ca::token::TokenAuthority;
+use crate::ca::token::{TokenAuthority, TokenClaims};
 use crate::registry::Proxy;
 use crate::xds::Refusal;
 
@@ -29,8 +29,21 @@ pub(crate) enum StreamAuth {
 }
 
 impl StreamAuth {
-    /// Ok when `proxy` may open a stream with `metadata`.
-    pub(crate) fn check(&self, proxy: &Proxy, metadata: &MetadataMap) -> Result<(), Refusal> {
+    /// The authority that verifies the tokens.
+    pub(crate) fn tokens(&self) -> &Arc<TokenAuthority> {
+        match self {
+            StreamAuth::Tokens(t) | StreamAuth::Insecure(t) => t,
+        }
+    }
+
+    /// Ok when `proxy` may open a stream with `metadata`: the claims of the
+    /// token it presented (checked again while the stream is open), or
+    /// `None` for a stream `--insecure-xds` accepted without one.
+    pub(crate) fn check(
+        &self,
+        proxy: &Proxy,
+        metadata: &MetadataMap,
+    ) -> Result<Option<TokenClaims>, Refusal> {
         let (tokens, required) = match self {
             StreamAuth::Tokens(t) => (t, true),
             StreamAuth::Insecure(t) => (t, false),
@@ -46,7 +59,7 @@ impl StreamAuth {
                     "missing_token",
                 ))
             }
-            None => return Ok(()),
+            None => return Ok(None),
         };
         let claims = tokens
             .verify(token, SystemTime::now())
@@ -60,7 +73,7 @@ impl StreamAuth {
             );
             return Err(refuse(Status::permission_denied(msg), "identity_mismatch"));
         }
-        Ok(())
+        Ok(Some(claims))
     }
 }
 
@@ -119,7 +132,7 @@ mod tests {
         (dir, Arc::new(t))
     }
 
-    fn reason(r: Result<(), Refusal>) -> &'static str {
+    fn reason<T>(r: Result<T, Refusal>) -> &'static str {
         r.err().map_or("ok", |r| r.reason)
     }
 

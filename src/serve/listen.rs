@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -9,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use super::xds_tls::ServerCert;
 use super::ServeError;
 use crate::admin::{self, AdminState};
 use crate::xds::AdsServer;
@@ -56,21 +58,30 @@ pub(super) async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpList
 pub(super) fn spawn_grpc(
     ads: AdsServer,
     listener: TcpListener,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<ServerCert>>,
     stop: watch::Receiver<bool>,
 ) -> ServerTask {
     tokio::spawn(async move {
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls).map_err(ServeError::Grpc)?;
-        }
-        builder
+        let tcp = TcpListenerStream::new(listener);
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE))
             .tcp_nodelay(true)
-            .add_service(ads.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
-            .await
-            .map_err(ServeError::Grpc)
+            .add_service(ads.into_service());
+        // TLS is accepted by `xds_tls`, whose certificate is renewed while serving.
+        match tls {
+            Some(cert) => {
+                let incoming = super::xds_tls::incoming(cert, tcp)?;
+                router
+                    .serve_with_incoming_shutdown(incoming, stopped(stop))
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(tcp, stopped(stop))
+                    .await
+            }
+        }
+        .map_err(ServeError::Grpc)
     })
 }
 

@@ -60,7 +60,7 @@ pub(crate) fn build_with(
                         certs: Some(certs),
                     },
                     Err(e) => {
-                        tracing::error!(node = %proxy.id, "cannot issue a workload certificate: {e}");
+                        tracing::error!(node = %proxy.id, "no workload certificate: {e}");
                         ProxySecurity::default()
                     }
                 }

@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::*;
+
+mod revocation;
 use crate::bootstrap::{bootstrap_value, SidecarSpec};
 use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
@@ -59,6 +61,7 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        xds_tls_ttl: Duration::from_secs(24 * 3600),
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -480,6 +483,7 @@ async fn invalid_config_refuses_to_start() {
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        xds_tls_ttl: Duration::from_secs(24 * 3600),
     };
     let err = start(opts).await.err().unwrap();
     assert!(
@@ -506,7 +510,7 @@ fn each_proxy_gets_its_own_secrets() {
         plugin: None,
     })
     .unwrap();
-    let certs = certs::Certs::new(Arc::new(ca));
+    let certs = certs::Certs::new(Arc::new(ca), None);
     let mesh = crate::config::MeshConfig::default();
     let mut registry = crate::registry::Registry::new();
     for (service, port) in [("a", 9001), ("b", 9002)] {

@@ -13,9 +13,11 @@ use tonic::{Status, Streaming};
 
 use super::status::unix_now;
 use super::{NackStatus, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent, XdsMetrics};
+pub use cut::StreamCut;
 pub use grpc::AdsService;
 use protocol::{Protocol, Step};
 
+mod cut;
 mod grpc;
 mod protocol;
 
@@ -45,8 +47,10 @@ impl From<Status> for Refusal {
 pub trait StreamHooks: Send + Sync + 'static {
     /// Called with the first request's Node and the stream's gRPC metadata
     /// (e.g. an `authorization` header; xds does not interpret it); Err
-    /// refuses the stream (its status is returned to Envoy).
-    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<(), Refusal>;
+    /// refuses the stream (its status is returned to Envoy). Ok carries
+    /// what may end the accepted stream later ([`StreamCut::never`] if
+    /// nothing will).
+    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<StreamCut, Refusal>;
     /// Called exactly once when a stream that `stream_opened` accepted ends.
     fn stream_closed(&self, node_id: &str);
 }
@@ -86,7 +90,7 @@ impl AdsServer {
         &self,
         inbound: &mut Streaming<P::Request>,
         metadata: &MetadataMap,
-    ) -> Result<(P::Request, String), Refusal> {
+    ) -> Result<(P::Request, String, StreamCut), Refusal> {
         let refuse = |status, reason| Refusal { status, reason };
         let first = inbound
             .message()
@@ -110,9 +114,9 @@ impl AdsServer {
                     "no_node",
                 )
             })?;
-        self.hooks.stream_opened(node, metadata)?;
+        let cut = self.hooks.stream_opened(node, metadata)?;
         let node_id = node.id.clone();
-        Ok((first, node_id))
+        Ok((first, node_id, cut))
     }
 }
 
@@ -124,7 +128,7 @@ impl AdsServer {
         metadata: MetadataMap,
         mut inbound: Streaming<P::Request>,
     ) -> Result<Responses<P::Response>, Status> {
-        let (first, node_id) = match self.accept::<P>(&mut inbound, &metadata).await {
+        let (first, node_id, cut) = match self.accept::<P>(&mut inbound, &metadata).await {
             Ok(accepted) => accepted,
             Err(Refusal { status, reason }) => {
                 self.metrics.stream_refused(reason);
@@ -133,9 +137,14 @@ impl AdsServer {
             }
         };
         let guard = StreamGuard::open(self, node_id, P::NAME);
-        let snapshots = self.cache.subscribe(&guard.node_id);
+        let inputs = Inputs {
+            snapshots: self.cache.subscribe(&guard.node_id),
+            inbound,
+            watching: true,
+            cut,
+        };
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        tokio::spawn(run_stream::<P>(guard, first, inbound, snapshots, tx));
+        tokio::spawn(run_stream::<P>(guard, first, inputs, tx));
         Ok(rx)
     }
 }
@@ -213,6 +222,17 @@ impl StreamGuard {
     }
 }
 
+impl StreamGuard {
+    /// Ends the stream with the refusal's status (the body sends it as
+    /// trailers) and counts it as a refusal.
+    async fn cut<R>(&self, refusal: Refusal, tx: &Outbound<R>) {
+        let Refusal { status, reason } = refusal;
+        self.metrics.stream_refused(reason);
+        tracing::warn!(node = %self.node_id, code = ?status.code(), reason, message = status.message(), "ADS stream cut");
+        let _ = tx.send(Err(status)).await;
+    }
+}
+
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         tracing::info!(node = %self.node_id, "ADS stream closed");
@@ -236,17 +256,15 @@ type Responses<R> = mpsc::Receiver<Result<Box<R>, Status>>;
 async fn run_stream<P: Protocol>(
     guard: StreamGuard,
     first: P::Request,
-    mut inbound: Streaming<P::Request>,
-    mut snapshots: Snapshots,
+    mut inputs: Inputs<P::Request>,
     tx: Outbound<P::Response>,
 ) {
     let mut state = P::default();
-    let current = snapshots.borrow_and_update().clone();
+    let current = inputs.snapshots.borrow_and_update().clone();
     if let Some(snapshot) = current {
         state.snapshot(snapshot);
     }
     let mut next = Some(Input::Request(Box::new(first)));
-    let mut watching = true;
     while let Some(input) = next.take() {
         let out = match input {
             Input::Request(req) => match state.request(&req) {
@@ -263,9 +281,19 @@ async fn run_stream<P: Protocol>(
         if !deliver(&guard, out, &tx).await {
             break;
         }
-        next = next_input(&guard, &mut inbound, &mut snapshots, &mut watching, &tx).await;
+        next = next_input(&guard, &mut inputs, &tx).await;
     }
     drop(guard);
+}
+
+/// What a stream task waits on: the client's requests, its snapshots, and
+/// the hooks' [`StreamCut`].
+struct Inputs<Req> {
+    inbound: Streaming<Req>,
+    snapshots: Snapshots,
+    /// False once the snapshot sender is gone.
+    watching: bool,
+    cut: StreamCut,
 }
 
 enum Input<Req> {
@@ -276,13 +304,21 @@ enum Input<Req> {
 /// Waits for the next request or snapshot; `None` when the stream is over.
 async fn next_input<Req, Resp>(
     guard: &StreamGuard,
-    inbound: &mut Streaming<Req>,
-    snapshots: &mut Snapshots,
-    watching: &mut bool,
+    inputs: &mut Inputs<Req>,
     tx: &Outbound<Resp>,
 ) -> Option<Input<Req>> {
+    let Inputs {
+        inbound,
+        snapshots,
+        watching,
+        cut,
+    } = inputs;
     loop {
         tokio::select! {
+            refusal = &mut *cut => {
+                guard.cut(refusal, tx).await;
+                return None;
+            }
             msg = inbound.message() => return match msg {
                 Ok(Some(req)) => Some(Input::Request(Box::new(req))),
                 Ok(None) => None,

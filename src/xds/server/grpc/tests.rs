@@ -20,18 +20,27 @@ use super::body::{frame, trailers, ResponseBody};
 use super::{AdsService, DELTA_PATH, SOTW_PATH};
 use crate::xds::test_support::base;
 use crate::xds::{
-    AdsServer, ProxyStatusTable, Refusal, SnapshotCache, StreamHooks, XdsMetrics, CLUSTER_TYPE,
+    AdsServer, ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks, XdsMetrics,
+    CLUSTER_TYPE,
 };
 
 /// Accepts every node but `refused`.
 struct Hooks;
 
 impl StreamHooks for Hooks {
-    fn stream_opened(&self, node: &Node, _: &MetadataMap) -> Result<(), Refusal> {
-        if node.id == "refused" {
-            return Err(Status::permission_denied("node refused: not allowed").into());
+    fn stream_opened(&self, node: &Node, _: &MetadataMap) -> Result<StreamCut, Refusal> {
+        match node.id.as_str() {
+            "refused" => Err(Status::permission_denied("node refused: not allowed").into()),
+            // Cut right after its first responses were queued.
+            "cut" => Ok(StreamCut::when(async {
+                tokio::task::yield_now().await;
+                Refusal {
+                    status: Status::unauthenticated("token revoked"),
+                    reason: "revoked",
+                }
+            })),
+            _ => Ok(StreamCut::never()),
         }
-        Ok(())
     }
     fn stream_closed(&self, _: &str) {}
 }
@@ -227,4 +236,35 @@ async fn accepted_stream_streams_responses_then_ends_ok() {
     // The request body ended, so the stream task ends, and the body with it.
     let end = next_trailers(&mut body).await;
     assert_eq!(header(&end, "grpc-status"), Some("0"));
+}
+
+#[tokio::test]
+async fn a_cut_stream_ends_with_the_cut_status_while_the_client_still_sends() {
+    let cache = SnapshotCache::new();
+    cache.set("cut", base());
+    // A request body that stays open: only the cut can end this stream.
+    let (frames, rx) = mpsc::channel::<Result<http_body::Frame<Bytes>, Status>>(1);
+    let first = frame(&cds_request("cut")).unwrap();
+    frames
+        .send(Ok(http_body::Frame::data(first)))
+        .await
+        .unwrap();
+    let body = Body::new(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let req = http::Request::post(SOTW_PATH)
+        .header("content-type", "application/grpc")
+        .body(body)
+        .unwrap();
+    let mut body = call(&cache, req).await.into_body();
+    let data = next_data(&mut body).await;
+    assert_eq!(
+        DiscoveryResponse::decode(&data[5..]).unwrap().type_url,
+        *CLUSTER_TYPE
+    );
+    let end = next_trailers(&mut body).await;
+    let status = Status::from_header_map(&end).unwrap();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "token revoked");
+    drop(frames);
 }
