@@ -260,6 +260,39 @@ async fn serves_a_sidecar_and_reloads() {
 }
 
 #[tokio::test]
+async fn a_loader_panic_fails_one_reload_and_hot_reload_goes_on() {
+    let cp = serve(CANARY).await;
+    let admin = cp.admin;
+    let extra = cp.config.path().join("extra.yaml");
+    crate::config::tests::inject_panic(&extra);
+    std::fs::write(&extra, "# loading this file panics\n").unwrap();
+    eventually("the failed reload", || async move {
+        http_get(admin, "/metrics")
+            .await
+            .1
+            .contains("trellis_config_reloads_total{result=\"failed\"} 1")
+    })
+    .await;
+    let cfg = json(admin, "/debug/config").await;
+    assert_eq!(cfg["generation"], 1);
+    let line = cfg["last_rejected"]["diagnostics"][0].as_str().unwrap();
+    assert!(
+        line.contains("extra.yaml: internal error while loading"),
+        "{line}"
+    );
+    // The watcher still runs: the next change is loaded.
+    std::fs::remove_file(&extra).unwrap();
+    let changed = CANARY
+        .replace("weight: 90", "weight: 50")
+        .replace("weight: 10", "weight: 50");
+    std::fs::write(cp.config.path().join("mesh.yaml"), changed).unwrap();
+    eventually("generation 2", || async move {
+        json(admin, "/debug/config").await["generation"] == 2
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_node_without_metadata_is_refused() {
     let cp = serve(CANARY).await;
     let bad = Node {
