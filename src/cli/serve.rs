@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::Args;
 use trellis::ca::PluginCa;
-use trellis::serve::{self, ServeError, ServeOptions};
+use trellis::serve::{self, PerPeerLimits, ServeError, ServeOptions};
 
 /// Flags of `trellis serve`; defaults as in DESIGN.md.
 #[derive(Debug, Args)]
@@ -40,6 +41,16 @@ pub struct ServeArgs {
     /// 127.0.0.1, localhost and the --xds-addr IP are always included.
     #[arg(long = "xds-tls-name", value_name = "NAME", requires = "xds_tls")]
     xds_tls_names: Vec<String>,
+    /// Open xDS connections one client address may hold; one more is
+    /// closed at once.
+    #[arg(long, value_name = "N", default_value_t = PerPeerLimits::default().connections,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    xds_max_connections_per_peer: usize,
+    /// Open ADS streams one client address may hold; one more is refused
+    /// with RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = PerPeerLimits::default().streams,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    xds_max_streams_per_peer: usize,
     /// Plug-in CA directory with Istio's file names (ca-cert.pem, ca-key.pem,
     /// cert-chain.pem, root-cert.pem); default: a self-signed root in --state-dir.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["ca_cert", "ca_key", "ca_chain", "ca_root"])]
@@ -98,6 +109,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         plugin_ca,
         xds_tls: args.xds_tls,
         xds_tls_names: args.xds_tls_names,
+        xds_per_peer: PerPeerLimits {
+            connections: args.xds_max_connections_per_peer,
+            streams: args.xds_max_streams_per_peer,
+        },
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

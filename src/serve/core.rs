@@ -300,6 +300,16 @@ impl StreamHooks for Hooks {
     /// Registers the sidecar only after its token proved the identity its
     /// node claims; a refusal is logged with the node id and the reason
     /// (never the token) and counted by xds.
+    fn stream_requested(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        self.0.auth.check_metadata(metadata).inspect_err(|refusal| {
+            tracing::warn!(
+                reason = refusal.reason,
+                "refusing ADS stream before its first request: {}",
+                refusal.status.message()
+            );
+        })
+    }
+
     fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<(), Refusal> {
         let proxy = Proxy::from_node(node).map_err(|e| Refusal {
             status: tonic::Status::invalid_argument(e.to_string()),

@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
+use super::incoming::incoming;
 use super::ServeError;
 use crate::admin::{self, AdminState};
-use crate::xds::AdsServer;
+use crate::xds::{AdsServer, PeerLimit};
 
 /// How long the servers get to finish after a shutdown signal before they
 /// are cut: Envoy never ends its ADS stream by itself, so waiting longer
@@ -52,11 +52,13 @@ pub(super) async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpList
         .map_err(|source| ServeError::Bind { what, addr, source })
 }
 
-/// Serves ADS on `listener` until `stop` fires.
+/// Serves ADS on `listener` until `stop` fires, at most `per_peer`
+/// connections per client address.
 pub(super) fn spawn_grpc(
     ads: AdsServer,
     listener: TcpListener,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    per_peer: PeerLimit,
     stop: watch::Receiver<bool>,
 ) -> ServerTask {
     tokio::spawn(async move {
@@ -66,9 +68,8 @@ pub(super) fn spawn_grpc(
         }
         builder
             .http2_keepalive_interval(Some(KEEPALIVE))
-            .tcp_nodelay(true)
             .add_service(ads.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+            .serve_with_incoming_shutdown(incoming(listener, per_peer, KEEPALIVE), stopped(stop))
             .await
             .map_err(ServeError::Grpc)
     })

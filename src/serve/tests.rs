@@ -49,6 +49,7 @@ async fn serve(config: &str) -> Running {
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        xds_per_peer: PerPeerLimits::default(),
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -202,17 +203,21 @@ async fn serves_a_sidecar_and_reloads() {
 
     let proxies = json(cp.admin, "/debug/proxies").await;
     assert!(proxies.get("payment-service-15006").is_some(), "{proxies}");
+    // The gauge is set when the rebuild ends, after the snapshot went out.
+    let admin = cp.admin;
+    eventually("the registered sidecar gauge", || async move {
+        http_get(admin, "/metrics")
+            .await
+            .1
+            .contains("trellis_registered_sidecars 1")
+    })
+    .await;
     let metrics = http_get(cp.admin, "/metrics").await.1;
-    assert!(
-        metrics.contains("trellis_registered_sidecars 1"),
-        "{metrics}"
-    );
     assert!(metrics.contains("trellis_config_generation 1"), "{metrics}");
 
     // An invalid change is rejected and shown; the config in force stays.
     let file = cp.config.path().join("mesh.yaml");
     std::fs::write(&file, CANARY.replace("weight: 10", "weight: 11")).unwrap();
-    let admin = cp.admin;
     eventually("the rejection", || async move {
         !json(admin, "/debug/config").await["last_rejected"].is_null()
     })
@@ -417,6 +422,7 @@ async fn invalid_config_refuses_to_start() {
         plugin_ca: None,
         xds_tls: false,
         xds_tls_names: Vec::new(),
+        xds_per_peer: PerPeerLimits::default(),
     };
     let err = start(opts).await.err().unwrap();
     assert!(
