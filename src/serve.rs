@@ -11,6 +11,7 @@ mod ca_admin;
 mod ca_metrics;
 mod certs;
 mod core;
+mod incoming;
 mod listen;
 mod metrics;
 mod persist;
@@ -40,7 +41,7 @@ use crate::ca::token::TokenAuthority;
 use crate::ca::{Ca, CaConfig, CaError, PluginCa};
 use crate::config::watch::{ConfigWatcher, WatchError};
 use crate::config::{LoadCache, LoadError};
-use crate::xds::{AdsServer, ProxyStatusTable, SnapshotCache, XdsMetrics};
+use crate::xds::{AdsServer, PeerLimit, ProxyStatusTable, SnapshotCache, XdsMetrics};
 
 /// Everything `trellis serve` is told on its command line.
 #[derive(Debug, Clone)]
@@ -69,6 +70,30 @@ pub struct ServeOptions {
     pub xds_tls_names: Vec<String>,
     /// Lifetime of that certificate; renewed at half of it while serving.
     pub xds_tls_ttl: Duration,
+    /// What one client address may hold open on the xDS port.
+    pub xds_per_peer: PerPeerLimits,
+}
+
+/// Connections and ADS streams one client address may hold open at once
+/// (`--xds-max-connections-per-peer`, `--xds-max-streams-per-peer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerPeerLimits {
+    /// Open TCP connections; one more is closed at once.
+    pub connections: usize,
+    /// Open ADS streams; one more is refused with RESOURCE_EXHAUSTED.
+    pub streams: usize,
+}
+
+impl Default for PerPeerLimits {
+    /// Every sidecar has its own connection, and a host may run many (the
+    /// benchmark runs 10,000 from 127.0.0.1), so the defaults only stop a
+    /// runaway client.
+    fn default() -> Self {
+        PerPeerLimits {
+            connections: 16_384,
+            streams: 16_384,
+        }
+    }
 }
 
 /// Why the control plane could not start or stopped with an error.
@@ -122,6 +147,7 @@ pub struct Server {
     ads: AdsServer,
     tls: Option<Arc<xds_tls::ServerCert>>,
     xds: TcpListener,
+    xds_connections: PeerLimit,
     admin: TcpListener,
     watcher: ConfigWatcher,
     events: mpsc::Receiver<()>,
@@ -166,6 +192,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         ads,
         tls,
         xds,
+        xds_connections: PeerLimit::new(opts.xds_per_peer.connections),
         admin,
         watcher,
         events,
@@ -237,7 +264,8 @@ fn wire(
     ca_metrics.attach(&core);
     core.admin.set_snapshots(core.cache.clone());
     let hooks = Arc::new(Hooks(core.clone()));
-    let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics);
+    let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics)
+        .with_streams_per_peer(PeerLimit::new(opts.xds_per_peer.streams));
     (core, ads)
 }
 
@@ -267,6 +295,7 @@ impl Server {
             ads,
             tls,
             xds,
+            xds_connections,
             admin,
             watcher,
             events,
@@ -287,7 +316,7 @@ impl Server {
             load_cache,
             stop.clone(),
         ));
-        let mut grpc = spawn_grpc(ads, xds, tls, stop.clone());
+        let mut grpc = spawn_grpc(ads, xds, tls, xds_connections, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
         // from here on Envoys can connect.

@@ -52,7 +52,7 @@ mod types;
 pub use cache::SnapshotCache;
 pub use delta::{DeltaOutput, DeltaStreamState};
 pub use metrics::XdsMetrics;
-pub use server::{AdsServer, AdsService, Refusal, StreamCut, StreamHooks};
+pub use server::{AdsServer, AdsService, PeerLimit, PeerPermit, Refusal, StreamCut, StreamHooks};
 pub use snapshot::{Resources, Snapshot, SnapshotBuilder, TypeResources};
 pub use status::{NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus};
 pub use stream::{Output, RequestError, StreamEvent, StreamState};

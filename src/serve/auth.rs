@@ -77,6 +77,33 @@ impl StreamAuth {
     }
 }
 
+impl StreamAuth {
+    /// Ok when a stream with `metadata` may be read at all: its token is
+    /// valid (or it has none, under `--insecure-xds`). Checked from the
+    /// headers, before any message is decoded; [`StreamAuth::check`] then
+    /// matches the token to the node of the first request.
+    pub(crate) fn check_metadata(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        let (tokens, required) = match self {
+            StreamAuth::Tokens(t) => (t, true),
+            StreamAuth::Insecure(t) => (t, false),
+        };
+        match bearer(metadata)? {
+            Some(token) => tokens
+                .verify(token, SystemTime::now())
+                .map(drop)
+                .map_err(|e| refuse(Status::unauthenticated(e.to_string()), e.reason())),
+            None if required => Err(refuse(
+                Status::unauthenticated(
+                    "no workload token: send `authorization: Bearer TOKEN` \
+                     (trellis bootstrap --token-file)",
+                ),
+                "missing_token",
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The bearer token of the `authorization` metadata, if any.
 fn bearer(metadata: &MetadataMap) -> Result<Option<&str>, Refusal> {
     let Some(value) = metadata.get("authorization") else {
@@ -186,6 +213,29 @@ mod tests {
             reason(insecure.check(&p, &meta(&format!("Bearer {forged}")))),
             "bad_signature"
         );
+    }
+
+    #[test]
+    fn metadata_alone_is_checked_before_the_node_is_known() {
+        let (_d, t) = authority();
+        let (_d2, other) = authority();
+        let tok = t
+            .issue("payment", "default", "payment", Duration::from_secs(60))
+            .unwrap();
+        let forged = other
+            .issue("payment", "default", "payment", Duration::from_secs(60))
+            .unwrap();
+        let auth = StreamAuth::Tokens(t.clone());
+        let check = |m: &MetadataMap| auth.check_metadata(m).err().map_or("ok", |r| r.reason);
+        assert_eq!(check(&meta(&format!("Bearer {tok}"))), "ok");
+        assert_eq!(check(&MetadataMap::new()), "missing_token");
+        assert_eq!(check(&meta(&format!("Bearer {forged}"))), "bad_signature");
+        assert_eq!(check(&meta("Basic abc")), "malformed");
+        let insecure = StreamAuth::Insecure(t);
+        assert!(insecure.check_metadata(&MetadataMap::new()).is_ok());
+        assert!(insecure
+            .check_metadata(&meta(&format!("Bearer {forged}")))
+            .is_err());
     }
 
     #[test]

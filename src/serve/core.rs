@@ -378,11 +378,22 @@ impl Core {
 pub(crate) struct Hooks(pub(crate) Arc<Core>);
 
 impl StreamHooks for Hooks {
+    /// Checks the token in the stream's headers before any request body
+    /// is decoded; the node's identity is matched in [`Self::stream_opened`].
+    fn stream_requested(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        self.0.auth.check_metadata(metadata).inspect_err(|refusal| {
+            tracing::warn!(
+                reason = refusal.reason,
+                "refusing ADS stream before its first request: {}",
+                refusal.status.message()
+            );
+        })
+    }
+
     /// Registers the sidecar only after its token proved the identity its
     /// node claims; a refusal is logged with the node id and the reason
-    /// (never the token) and counted by xds.
-    /// The stream is cut once its token is revoked or expires
-    /// (`serve::token_watch`).
+    /// (never the token) and counted by xds. The stream is cut once its
+    /// token is revoked or expires (`serve::token_watch`).
     fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<StreamCut, Refusal> {
         let proxy = Proxy::from_node(node).map_err(|e| Refusal {
             status: tonic::Status::invalid_argument(e.to_string()),

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::rustls::crypto::ring as provider;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -25,6 +25,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::{ServeError, ServeOptions};
 use crate::ca::{Ca, IssuedCert};
@@ -153,10 +154,13 @@ fn pem_blocks(pem: &[u8], label: &str) -> Vec<Vec<u8>> {
 
 /// Accepts TLS on the sockets of `tcp`: handshakes run concurrently (a slow
 /// client holds up no one) and finished ones are yielded to the server.
-pub(super) fn incoming(
+pub(super) fn incoming<S>(
     cert: Arc<ServerCert>,
-    tcp: impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static,
-) -> Result<impl Stream<Item = std::io::Result<TlsStream<TcpStream>>>, ServeError> {
+    tcp: impl Stream<Item = std::io::Result<S>> + Send + 'static,
+) -> Result<impl Stream<Item = std::io::Result<TlsStream<S>>>, ServeError>
+where
+    S: Connected<ConnectInfo = TcpConnectInfo> + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let acceptor = acceptor(cert)?;
     let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE);
     tokio::spawn(async move {
@@ -177,11 +181,11 @@ pub(super) fn incoming(
                     continue;
                 }
             };
-            // ADS responses are small writes that must not wait for an ACK.
-            let _ = socket.set_nodelay(true);
+            // TCP_NODELAY and keepalive are already set where it was
+            // accepted (`serve::incoming`).
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
-                let peer = socket.peer_addr().ok();
+                let peer = socket.connect_info().remote_addr();
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;

@@ -4,6 +4,7 @@
 //! [`StreamState`]: crate::xds::StreamState
 //! [`DeltaStreamState`]: crate::xds::DeltaStreamState
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -15,10 +16,12 @@ use super::status::unix_now;
 use super::{NackStatus, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent, XdsMetrics};
 pub use cut::StreamCut;
 pub use grpc::AdsService;
+pub use peers::{PeerLimit, PeerPermit};
 use protocol::{Protocol, Step};
 
 mod cut;
 mod grpc;
+mod peers;
 mod protocol;
 
 /// Responses queued per stream before the stream task waits for the client.
@@ -43,8 +46,19 @@ impl From<Status> for Refusal {
     }
 }
 
+fn refusal(status: Status, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
 /// What the rest of the control plane learns about streams.
 pub trait StreamHooks: Send + Sync + 'static {
+    /// Called with a new stream's gRPC metadata before any of its messages
+    /// is read; Err refuses the stream at once, so a client that cannot
+    /// authenticate costs no decoding. Accepts by default.
+    fn stream_requested(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        let _ = metadata;
+        Ok(())
+    }
     /// Called with the first request's Node and the stream's gRPC metadata
     /// (e.g. an `authorization` header; xds does not interpret it); Err
     /// refuses the stream (its status is returned to Envoy). Ok carries
@@ -62,6 +76,8 @@ pub struct AdsServer {
     hooks: Arc<dyn StreamHooks>,
     status: ProxyStatusTable,
     metrics: XdsMetrics,
+    /// Open streams per client address; `None`: unlimited.
+    streams_per_peer: Option<PeerLimit>,
 }
 
 impl AdsServer {
@@ -77,7 +93,50 @@ impl AdsServer {
             hooks,
             status,
             metrics,
+            streams_per_peer: None,
         }
+    }
+
+    /// At most `limit` open streams per client address; one more is refused
+    /// with RESOURCE_EXHAUSTED.
+    pub fn with_streams_per_peer(mut self, limit: PeerLimit) -> Self {
+        self.streams_per_peer = Some(limit);
+        self
+    }
+
+    /// What is checked from the headers alone, before any message is
+    /// decoded: the peer's stream limit, then the hooks' metadata check.
+    /// The permit (if limited) is the stream's place in its peer's limit.
+    fn admit(
+        &self,
+        peer: Option<IpAddr>,
+        metadata: &MetadataMap,
+    ) -> Result<Option<PeerPermit>, Status> {
+        let permit = match (&self.streams_per_peer, peer) {
+            (Some(limit), Some(ip)) => match limit.acquire(ip) {
+                Some(permit) => Some(permit),
+                None => {
+                    let msg = format!(
+                        "{ip} holds {} ADS streams, the limit per client address",
+                        limit.limit()
+                    );
+                    let status = Status::resource_exhausted(msg);
+                    return Err(self.refused(refusal(status, "peer_stream_limit")));
+                }
+            },
+            _ => None,
+        };
+        self.hooks
+            .stream_requested(metadata)
+            .map_err(|r| self.refused(r))?;
+        Ok(permit)
+    }
+
+    /// Counts and logs a refused stream; the status goes to the client.
+    fn refused(&self, Refusal { status, reason }: Refusal) -> Status {
+        self.metrics.stream_refused(reason);
+        tracing::info!(code = ?status.code(), reason, message = status.message(), "ADS stream refused");
+        status
     }
 
     /// The gRPC service, for `tonic::transport::Server::add_service`.
@@ -91,7 +150,7 @@ impl AdsServer {
         inbound: &mut Streaming<P::Request>,
         metadata: &MetadataMap,
     ) -> Result<(P::Request, String, StreamCut), Refusal> {
-        let refuse = |status, reason| Refusal { status, reason };
+        let refuse = refusal;
         let first = inbound
             .message()
             .await
@@ -128,14 +187,10 @@ impl AdsServer {
         metadata: MetadataMap,
         mut inbound: Streaming<P::Request>,
     ) -> Result<Responses<P::Response>, Status> {
-        let (first, node_id, cut) = match self.accept::<P>(&mut inbound, &metadata).await {
-            Ok(accepted) => accepted,
-            Err(Refusal { status, reason }) => {
-                self.metrics.stream_refused(reason);
-                tracing::info!(code = ?status.code(), reason, message = status.message(), "ADS stream refused");
-                return Err(status);
-            }
-        };
+        let (first, node_id, cut) = self
+            .accept::<P>(&mut inbound, &metadata)
+            .await
+            .map_err(|r| self.refused(r))?;
         let guard = StreamGuard::open(self, node_id, P::NAME);
         let inputs = Inputs {
             snapshots: self.cache.subscribe(&guard.node_id),
@@ -322,6 +377,13 @@ async fn next_input<Req, Resp>(
             msg = inbound.message() => return match msg {
                 Ok(Some(req)) => Some(Input::Request(Box::new(req))),
                 Ok(None) => None,
+                // A request that does not decode ends the stream with
+                // the decoder's INVALID_ARGUMENT.
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    tracing::info!(node = %guard.node_id, %status, "ADS stream ended: undecodable request");
+                    let _ = tx.send(Err(status)).await;
+                    None
+                }
                 Err(status) => {
                     tracing::debug!(node = %guard.node_id, %status, "ADS stream receive ended");
                     None

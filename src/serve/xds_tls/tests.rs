@@ -34,6 +34,7 @@ fn opts() -> ServeOptions {
         xds_tls: true,
         xds_tls_names: vec!["xds.example".into()],
         xds_tls_ttl: Duration::from_secs(3600),
+        xds_per_peer: crate::serve::PerPeerLimits::default(),
     }
 }
 
