@@ -2,7 +2,7 @@
 //!
 //! It answers every request with JSON naming itself (`service`, `version`),
 //! can call one upstream through its sidecar's outbound port (the `Host`
-//! header names the upstream service, as DESIGN.md's sidecar model says) and
+//! header names the upstream service, as the sidecar model in docs/architecture.md says) and
 //! can fail on purpose so retries and outlier detection have work to do.
 
 use std::net::SocketAddr;
