@@ -246,16 +246,49 @@ fn quick_start_runs_as_written() {
     drop(shell);
 }
 
-/// Relative link targets (`](path)` or `](path#anchor)`) in a markdown text.
-fn relative_links(text: &str) -> Vec<String> {
+/// Link targets (`](path)`, `](path#anchor)`, `](#anchor)`) of a markdown
+/// text that are not URLs, as (path, anchor).
+fn relative_links(text: &str) -> Vec<(String, Option<String>)> {
     text.split("](")
         .skip(1)
         .filter_map(|rest| rest.split(')').next())
-        .map(|target| target.split('#').next().unwrap_or("").to_string())
-        .filter(|t| !t.is_empty() && !t.contains("://") && !t.starts_with("mailto:"))
+        .filter(|t| !t.contains("://") && !t.starts_with("mailto:"))
+        .map(|target| match target.split_once('#') {
+            Some((path, anchor)) => (path.to_string(), Some(anchor.to_string())),
+            None => (target.to_string(), None),
+        })
         .collect()
 }
 
+/// The anchors GitHub gives a markdown file's headings: lower case, spaces
+/// to `-`, punctuation other than `-` and `_` dropped.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut in_code = false;
+    let mut anchors = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code || !line.starts_with('#') {
+            continue;
+        }
+        let title = line.trim_start_matches('#').trim();
+        let slug: String = title
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        anchors.insert(slug);
+    }
+    anchors
+}
+
+/// Every link between the README, BENCHMARKS.md and `docs/` names a file
+/// that exists and, with `#anchor`, one of its headings.
 #[test]
 fn links_in_the_readme_and_docs_resolve() {
     let root = repo_root();
@@ -270,13 +303,24 @@ fn links_in_the_readme_and_docs_resolve() {
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let base = file.parent().unwrap();
-        for link in relative_links(&text) {
-            if !base.join(&link).exists() {
-                broken.push(format!("{}: {link}", file.display()));
+        for (path, anchor) in relative_links(&text) {
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                base.join(&path)
+            };
+            if !target.exists() {
+                broken.push(format!("{}: {path}: no such file", file.display()));
+                continue;
+            }
+            let Some(anchor) = anchor else { continue };
+            let headings = anchors(&std::fs::read_to_string(&target).unwrap_or_default());
+            if !headings.contains(&anchor) {
+                broken.push(format!("{}: {path}#{anchor}: no such heading", file.display()));
             }
         }
     }
-    assert!(broken.is_empty(), "links to missing files:\n{}", broken.join("\n"));
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
 #[test]
