@@ -138,7 +138,10 @@ impl Shell {
         let _ = self.child.wait();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !group_members(self.pgid).is_empty() {
-            assert!(Instant::now() < deadline, "quick-start processes outlived SIGKILL");
+            assert!(
+                Instant::now() < deadline,
+                "quick-start processes outlived SIGKILL"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -226,7 +229,11 @@ fn quick_start_runs_as_written() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(status.success(), "quick start failed: {status}\n{}", logs(&work));
+    assert!(
+        status.success(),
+        "quick start failed: {status}\n{}",
+        logs(&work)
+    );
 
     let stdout = std::fs::read_to_string(&out).unwrap();
     let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
@@ -316,7 +323,10 @@ fn links_in_the_readme_and_docs_resolve() {
             let Some(anchor) = anchor else { continue };
             let headings = anchors(&std::fs::read_to_string(&target).unwrap_or_default());
             if !headings.contains(&anchor) {
-                broken.push(format!("{}: {path}#{anchor}: no such heading", file.display()));
+                broken.push(format!(
+                    "{}: {path}#{anchor}: no such heading",
+                    file.display()
+                ));
             }
         }
     }
@@ -326,15 +336,20 @@ fn links_in_the_readme_and_docs_resolve() {
 #[test]
 fn the_config_reference_has_one_source() {
     let readme = readme();
-    let reference =
-        std::fs::read_to_string(repo_root().join("docs/config-reference.md")).unwrap();
-    assert!(readme.contains("docs/config-reference.md"), "the README must link it");
+    let reference = std::fs::read_to_string(repo_root().join("docs/config-reference.md")).unwrap();
+    assert!(
+        readme.contains("docs/config-reference.md"),
+        "the README must link it"
+    );
     // Its sections' headings appear in the reference only.
     for heading in reference.lines().filter(|l| l.starts_with("## ")) {
         let title = heading.trim_start_matches('#').trim();
         let copied = readme
             .lines()
             .any(|l| l.starts_with('#') && l.trim_start_matches('#').trim() == title);
-        assert!(!copied, "README repeats the config reference's section {title:?}");
+        assert!(
+            !copied,
+            "README repeats the config reference's section {title:?}"
+        );
     }
 }
