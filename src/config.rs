@@ -1,7 +1,7 @@
 //! Mesh configuration: every `*.yaml`/`*.yml` under a directory, read as
 //! Istio resources, validated into a [`model::MeshConfig`].
 //!
-//! Two stages (see DESIGN.md): raw serde types (`raw`, private) that deny
+//! Two stages (see docs/architecture.md): raw serde types (`raw`, private) that deny
 //! unknown fields, then conversion and checks (`convert`, `check`) that
 //! collect every error with its file, line, column and field path.
 

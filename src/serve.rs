@@ -1,6 +1,6 @@
 //! `trellis serve`: the control plane process.
 //!
-//! Wiring, in the order of DESIGN.md's data flow: load and validate the
+//! Wiring, in the order of the data flow in docs/architecture.md: load and validate the
 //! config (refuse to start if it is invalid), watch the directory, keep the
 //! registry of connected sidecars, rebuild per-proxy snapshots on every
 //! change (`snapshots`), serve them over ADS (`xds`) and show health,

@@ -1,4 +1,4 @@
-//! Issue 3, check 4: authenticated xDS. A sidecar whose token is for one
+//! Authenticated xDS. A sidecar whose token is for one
 //! service but which claims another gets nothing and is not registered;
 //! missing, forged and malformed tokens are refused, logged and counted.
 //! Revoked ones too (`trellis token --revoke`); expired: unit tests in

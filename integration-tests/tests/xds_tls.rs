@@ -1,4 +1,4 @@
-//! Issue 3: ADS over TLS (`trellis serve --xds-tls`) with a server
+//! ADS over TLS (`trellis serve --xds-tls`) with a server
 //! certificate from the mesh CA; sidecars pin the root
 //! (`trellis bootstrap --xds-ca-file`). A sidecar pinned to another root
 //! never connects. The certificate is renewed while serving without

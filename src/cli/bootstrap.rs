@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use trellis::bootstrap::{render, AdsMode, SidecarSpec, Token};
 
-/// Flags of `trellis bootstrap`; defaults as in DESIGN.md.
+/// Flags of `trellis bootstrap`; docs/operations.md lists them with their
+/// defaults.
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
     /// Service name (the Envoy node's cluster).

@@ -11,7 +11,8 @@ use clap::Args;
 use trellis::ca::PluginCa;
 use trellis::serve::{self, PerPeerLimits, ServeError, ServeOptions};
 
-/// Flags of `trellis serve`; defaults as in DESIGN.md.
+/// Flags of `trellis serve`; docs/operations.md lists them with their
+/// defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The config directory to load and watch.

@@ -3,7 +3,7 @@
 //! Translation of what proxies share runs once per change; each resource is
 //! encoded once and the same `Arc<Any>` goes into every snapshot that
 //! carries it; proxies with the same view share whole sets (see
-//! [`build`]; DESIGN.md, "Performance stance").
+//! [`build`]; docs/architecture.md, "Performance").
 
 mod build;
 #[cfg(test)]
