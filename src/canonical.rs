@@ -20,9 +20,9 @@
 //! any fixed order is valid; Envoy reads maps into its own containers.
 //!
 //! Where the maps are comes from the descriptor set `envoy-types` ships
-//! (see [`crate::envoy_json::pool`]), compiled once into [`plan`]s: only the
-//! sub-messages that can hold a map or an `Any` are visited, the rest is
-//! left as prost wrote it.
+//! (see [`crate::envoy_json::pool`]), compiled once into plans (`plan.rs`):
+//! only the sub-messages that can hold a map or an `Any` are visited, the
+//! rest is left as prost wrote it.
 
 mod plan;
 #[cfg(test)]
