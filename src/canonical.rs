@@ -16,7 +16,7 @@
 //! byte-wise name order, as in a `BTreeMap`. Everything else keeps prost's
 //! layout, so the result decodes to the same message. The protobuf spec
 //! leaves map order to the encoder ("Maps", language guide: "wire format
-//! ordering and map iteration ordering of map values is undefined"), so
+//! ordering and map iteration ordering of map values are undefined"), so
 //! any fixed order is valid; Envoy reads maps into its own containers.
 //!
 //! Where the maps are comes from the descriptor set `envoy-types` ships
@@ -103,7 +103,9 @@ impl Walker<'_> {
         if plan.is_any {
             return self.any(index, buf);
         }
-        let mut fields = Vec::new();
+        // Recorded from the first map entry on (most messages have none:
+        // no allocation); what precedes it is one unchanged range.
+        let mut fields: Vec<Field> = Vec::new();
         let mut pos = 0;
         while pos < buf.len() {
             let start = pos;
@@ -116,16 +118,23 @@ impl Walker<'_> {
                         if let Some(entry) = entry {
                             self.message(entry, &mut buf[body.clone()])?;
                         }
-                        let key = self.map_key(index, buf, body)?;
-                        map = Some((number, key));
+                        map = Some((number, self.map_key(index, buf, body)?));
+                        if fields.is_empty() && start > 0 {
+                            fields.push(Field {
+                                range: 0..start,
+                                map: None,
+                            });
+                        }
                     }
                     None => {}
                 }
             }
-            fields.push(Field {
-                range: start..pos,
-                map,
-            });
+            if map.is_some() || !fields.is_empty() {
+                fields.push(Field {
+                    range: start..pos,
+                    map,
+                });
+            }
         }
         sort_map_entries(buf, &fields);
         Ok(())
