@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod ca;
+pub mod canonical;
 pub mod config;
 pub mod envoy_json;
 pub mod registry;

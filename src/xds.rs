@@ -48,6 +48,7 @@ mod stream;
 #[cfg(test)]
 mod test_support;
 mod types;
+mod version;
 
 pub use cache::SnapshotCache;
 pub use delta::{DeltaOutput, DeltaStreamState};
