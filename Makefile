@@ -1,5 +1,5 @@
 # The commands a developer runs, and the same ones CI (.ci/run) runs.
-.PHONY: all fmt lint test test-system test-stress test-istio-samples demo bench readme
+.PHONY: all fmt lint test test-system test-stress test-istio-samples demo bench
 
 all: lint test
 
@@ -60,8 +60,3 @@ bench:
 		[ -e "$$f" ] || continue; \
 		echo "== $$f"; cargo run --release --example "$$(basename "$$f" .rs)" || exit 1; \
 	done
-
-# Copies docs/config-reference.md into the README's "Config reference"
-# section (between the markers), one heading level down.
-readme:
-	awk -f .ci/inline-reference.awk README.md > README.md.tmp && mv README.md.tmp README.md

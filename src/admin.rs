@@ -32,7 +32,10 @@ pub trait CaControl: Send + Sync {
     fn debug(&self) -> serde_json::Value;
     /// Starts (or resumes) a root rotation in the background; `Err` says why
     /// it cannot (one is running, or the CA is managed by the operator).
-    fn rotate(&self) -> Result<serde_json::Value, String>;
+    /// With `begin_only` it stops once the new root is trusted (the old one
+    /// still signs), so operators can hand the new trust bundle to sidecars
+    /// that pin it (`--xds-ca-file`) before the new root signs.
+    fn rotate(&self, begin_only: bool) -> Result<serde_json::Value, String>;
 }
 
 /// What `/debug/config` shows.
@@ -252,8 +255,20 @@ async fn debug_ca(State(state): State<AdminState>) -> Response {
 }
 
 /// 202 with the phase when a rotation started; 409 with the reason when not.
-async fn ca_rotate(State(state): State<AdminState>) -> Response {
-    match state.inner.ca.get().map(|ca| ca.rotate()) {
+/// The query of `POST /ca/rotate`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateQuery {
+    /// `?begin_only=true`: see [`CaControl::rotate`].
+    #[serde(default)]
+    begin_only: bool,
+}
+
+async fn ca_rotate(
+    State(state): State<AdminState>,
+    axum::extract::Query(query): axum::extract::Query<RotateQuery>,
+) -> Response {
+    match state.inner.ca.get().map(|ca| ca.rotate(query.begin_only)) {
         Some(Ok(body)) => (StatusCode::ACCEPTED, Json(body)).into_response(),
         Some(Err(why)) => (StatusCode::CONFLICT, why).into_response(),
         None => (StatusCode::NOT_FOUND, "no certificate authority").into_response(),

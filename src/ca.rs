@@ -281,6 +281,12 @@ impl Ca {
         self.signer().not_after()
     }
 
+    /// SHA-256 (hex) of the certificate that signs now; it changes when a
+    /// root rotation hands signing to the new root.
+    pub fn signer_fingerprint(&self) -> String {
+        self.signer().fingerprint().to_string()
+    }
+
     /// Whether an operator's plug-in CA is in use (from start, or once a
     /// rotation to one has finished).
     pub fn is_plugin(&self) -> bool {

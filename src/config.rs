@@ -1,21 +1,23 @@
 //! Mesh configuration: every `*.yaml`/`*.yml` under a directory, read as
 //! Istio resources, validated into a [`model::MeshConfig`].
 //!
-//! Two stages (see DESIGN.md): raw serde types (`raw`, private) that deny
+//! Two stages (see docs/architecture.md): raw serde types (`raw`, private) that deny
 //! unknown fields, then conversion and checks (`convert`, `check`) that
 //! collect every error with its file, line, column and field path.
 
 mod check;
 mod convert;
 mod diag;
+pub mod limits;
 mod load;
 pub mod model;
 mod raw;
+mod walk;
 pub mod watch;
 mod yaml;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,16 @@ pub enum LoadError {
     /// The config is invalid (`validate` exits 1); one diagnostic per error.
     #[error("{0}")]
     Invalid(Diagnostics),
+    /// A bug: the loader panicked while reading `path` (a file, or the
+    /// directory during the cross-file checks). Reported, not propagated,
+    /// so a reload fails and the last good config keeps serving.
+    #[error("{}: internal error while loading: {message}", path.display())]
+    Panicked {
+        /// The file (or directory) being loaded.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// Loads and validates every `*.yaml`/`*.yml` file under `dir`
@@ -54,42 +66,64 @@ pub struct LoadCache {
 }
 
 /// [`load_dir`], parsing only the files whose text differs from `cache`
-/// (which is updated). The result is the same as `load_dir`'s.
+/// (which is updated). The result is the same as `load_dir`'s. Each file,
+/// and the directory, is read within the [`limits`].
 pub fn load_dir_cached(dir: &Path, cache: &mut LoadCache) -> Result<MeshConfig, LoadError> {
-    let files = yaml_files(dir)?;
-    let mut loader = load::Loader::default();
-    let mut next = std::collections::HashMap::with_capacity(files.len());
-    for file in &files {
-        let bytes = std::fs::read(file).map_err(|source| LoadError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        match String::from_utf8(bytes) {
-            Ok(text) => {
-                let part = match cache.files.remove(file) {
-                    Some((old, part)) if old == text => part,
-                    _ => {
-                        let mut part = load::Loader::default();
-                        part.file(file, &text);
-                        part
-                    }
-                };
-                loader.merge(part.clone());
-                next.insert(file.clone(), (text, part));
+    let walk = walk::yaml_files(dir)?;
+    let mut loader = load::Loader {
+        diags: walk.diags,
+        ..load::Loader::default()
+    };
+    let mut next = std::collections::HashMap::with_capacity(walk.files.len());
+    let mut budget = limits::MAX_DIR_BYTES;
+    for file in &walk.files {
+        let bytes = match walk::read(file, &mut budget)? {
+            Ok(bytes) => bytes,
+            Err(diag) => {
+                loader.diags.push(diag);
+                continue;
             }
-            Err(_) => loader.diags.push(Diagnostic {
-                file: file.clone(),
-                line: 1,
-                col: 1,
-                kind: "-".into(),
-                name: "-".into(),
-                field: "-".into(),
-                message: "file is not valid UTF-8".into(),
-            }),
-        }
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            let msg = "file is not valid UTF-8".to_string();
+            loader.diags.push(walk::file_diagnostic(file, msg));
+            continue;
+        };
+        let part = match cache.files.remove(file) {
+            Some((old, part)) if old == text => part,
+            _ => guarded(file, || {
+                let mut part = load::Loader::default();
+                part.file(file, &text);
+                part
+            })?,
+        };
+        loader.merge(part.clone());
+        next.insert(file.clone(), (text, part));
     }
     cache.files = next;
-    check::finish(loader, files).map_err(LoadError::Invalid)
+    guarded(dir, || check::finish(loader, walk.files))?.map_err(LoadError::Invalid)
+}
+
+/// Runs one step of a load, turning a panic into [`LoadError::Panicked`]
+/// naming `path`: a bug in the loader must fail one load, not take hot
+/// reload down with it.
+fn guarded<T>(path: &Path, step: impl FnOnce() -> T) -> Result<T, LoadError> {
+    #[cfg(test)]
+    let step = || {
+        tests::panic_if_injected(path);
+        step()
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        LoadError::Panicked {
+            path: path.to_path_buf(),
+            message,
+        }
+    })
 }
 
 /// True for the files a config directory is made of.
@@ -100,35 +134,4 @@ pub(crate) fn is_config_file(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with('.'));
     let ext = path.extension().and_then(|e| e.to_str());
     !hidden && matches!(ext, Some("yaml" | "yml"))
-}
-
-/// Every config file under `dir`, sorted. Hidden directories (`.git`) are
-/// skipped.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LoadError::Io { path, source }
-    };
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d).map_err(io(&d))? {
-            let path = entry.map_err(io(&d))?.path();
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            // `metadata` follows symlinks, so linked files and dirs count.
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() && !hidden => pending.push(path),
-                Ok(m) if m.is_file() && is_config_file(&path) => out.push(path),
-                Ok(_) => {}
-                // A dangling symlink or a file removed meanwhile: not part of the config.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&path)(e)),
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

@@ -261,7 +261,7 @@ fn print_observability(topo: &Topology, dir: &Path) {
     );
     println!("  with one JSON access log line per request)");
     println!("Traces: this demo runs no collector; `docker compose up` runs the same mesh with");
-    println!("  Jaeger (http://localhost:16686), Prometheus and a Grafana dashboard (README, Observability).");
+    println!("  Jaeger (http://localhost:16686), Prometheus and a Grafana dashboard (docs/observability.md).");
     println!();
 }
 

@@ -1,6 +1,6 @@
 //! Trellis: a service mesh control plane for stock Envoy sidecars.
 //!
-//! Data flows one way (see DESIGN.md): `config` loads and validates the
+//! Data flows one way (see docs/architecture.md): `config` loads and validates the
 //! mesh config, `registry` tracks instances, `translate` turns both into
 //! Envoy resources per proxy, `xds` serves them over ADS, `admin` shows
 //! health, metrics and debug views.
@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod ca;
+pub mod canonical;
 pub mod config;
 pub mod envoy_json;
 pub mod registry;

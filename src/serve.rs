@@ -1,6 +1,6 @@
 //! `trellis serve`: the control plane process.
 //!
-//! Wiring, in the order of DESIGN.md's data flow: load and validate the
+//! Wiring, in the order of the data flow in docs/architecture.md: load and validate the
 //! config (refuse to start if it is invalid), watch the directory, keep the
 //! registry of connected sidecars, rebuild per-proxy snapshots on every
 //! change (`snapshots`), serve them over ADS (`xds`) and show health,
@@ -12,6 +12,7 @@ mod ca_metrics;
 mod certs;
 mod core;
 pub mod credentials;
+mod incoming;
 mod listen;
 mod metrics;
 mod persist;
@@ -20,6 +21,7 @@ mod rotation;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod token_watch;
 mod xds_tls;
 
 use std::future::Future;
@@ -40,7 +42,7 @@ use crate::ca::token::TokenAuthority;
 use crate::ca::{Ca, CaConfig, CaError, PluginCa};
 use crate::config::watch::{ConfigWatcher, WatchError};
 use crate::config::{LoadCache, LoadError};
-use crate::xds::{AdsServer, ProxyStatusTable, SnapshotCache, XdsMetrics};
+use crate::xds::{AdsServer, PeerLimit, ProxyStatusTable, SnapshotCache, XdsMetrics};
 
 /// Everything `trellis serve` is told on its command line.
 #[derive(Debug, Clone)]
@@ -70,6 +72,32 @@ pub struct ServeOptions {
     /// Gateway TLS credentials, `DIR/NAMESPACE/NAME/{tls.crt,tls.key[,ca.crt]}`
     /// (`--credentials-dir`); watched.
     pub credentials_dir: Option<PathBuf>,
+    /// Lifetime of that certificate; renewed at half of it while serving.
+    pub xds_tls_ttl: Duration,
+    /// What one client address may hold open on the xDS port.
+    pub xds_per_peer: PerPeerLimits,
+}
+
+/// Connections and ADS streams one client address may hold open at once
+/// (`--xds-max-connections-per-peer`, `--xds-max-streams-per-peer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerPeerLimits {
+    /// Open TCP connections; one more is closed at once.
+    pub connections: usize,
+    /// Open ADS streams; one more is refused with RESOURCE_EXHAUSTED.
+    pub streams: usize,
+}
+
+impl Default for PerPeerLimits {
+    /// Every sidecar has its own connection, and a host may run many (the
+    /// benchmark runs 10,000 from 127.0.0.1), so the defaults only stop a
+    /// runaway client.
+    fn default() -> Self {
+        PerPeerLimits {
+            connections: 16_384,
+            streams: 16_384,
+        }
+    }
 }
 
 /// Why the control plane could not start or stopped with an error.
@@ -102,6 +130,9 @@ pub enum ServeError {
     /// The config directory could not be watched.
     #[error("watching the config dir: {0}")]
     Watch(#[from] WatchError),
+    /// The xDS TLS server could not be set up.
+    #[error("xDS TLS: {0}")]
+    XdsTls(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -118,8 +149,9 @@ pub enum ServeError {
 pub struct Server {
     core: Arc<Core>,
     ads: AdsServer,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<xds_tls::ServerCert>>,
     xds: TcpListener,
+    xds_connections: PeerLimit,
     admin: TcpListener,
     watcher: ConfigWatcher,
     events: mpsc::Receiver<()>,
@@ -149,7 +181,11 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         .map_err(ServeError::Config)?;
     let (ca, auth) = load_security(&opts)?;
     let tls = match opts.xds_tls {
-        true => Some(xds_tls::server_config(&ca, &opts)?),
+        true => Some(Arc::new(xds_tls::ServerCert::new(
+            Arc::clone(&ca),
+            &opts,
+            opts.xds_tls_ttl,
+        )?)),
         false => None,
     };
     let (core, ads) = wire(mesh, &opts, ca, auth);
@@ -164,6 +200,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         ads,
         tls,
         xds,
+        xds_connections: PeerLimit::new(opts.xds_per_peer.connections),
         admin,
         watcher,
         events,
@@ -236,7 +273,8 @@ fn wire(
     ca_metrics.attach(&core);
     core.admin.set_snapshots(core.cache.clone());
     let hooks = Arc::new(Hooks(core.clone()));
-    let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics);
+    let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics)
+        .with_streams_per_peer(PeerLimit::new(opts.xds_per_peer.streams));
     (core, ads)
 }
 
@@ -266,6 +304,7 @@ impl Server {
             ads,
             tls,
             xds,
+            xds_connections,
             admin,
             watcher,
             events,
@@ -276,6 +315,10 @@ impl Server {
         let (stop_tx, stop) = watch::channel(false);
         let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
         let renew = tokio::spawn(certs::renew_loop(core.clone(), stop.clone()));
+        let revocations = tokio::spawn(token_watch::revocation_loop(core.clone(), stop.clone()));
+        let tls_renew = tls
+            .clone()
+            .map(|cert| tokio::spawn(xds_tls::renew_loop(cert, stop.clone())));
         let reload = tokio::spawn(reload::reload_loop(
             core.clone(),
             core.config_dir.clone(),
@@ -285,7 +328,7 @@ impl Server {
         ));
         let creds = credentials_dir
             .map(|dir| tokio::spawn(credentials::watch_loop(core.clone(), dir, stop.clone())));
-        let mut grpc = spawn_grpc(ads, xds, tls, stop.clone());
+        let mut grpc = spawn_grpc(ads, xds, tls, xds_connections, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
         // from here on Envoys can connect.
@@ -303,8 +346,11 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew);
+        let _ = tokio::join!(rebuild, reload, renew, revocations);
         if let Some(task) = creds {
+            let _ = task.await;
+        }
+        if let Some(task) = tls_renew {
             let _ = task.await;
         }
         tracing::info!("trellis stopped");

@@ -6,7 +6,7 @@
 //! endpoints, the `outbound` route configuration) once per change;
 //! [`for_proxy`] adds a proxy's own listeners and inbound cluster.
 //!
-//! Security (issue 3), all pure:
+//! Security, all pure:
 //! - `shared(&MeshConfig, &ServiceInstances) -> Shared`: outbound clusters
 //!   carry auto-mTLS `transport_socket_matches` (endpoints with EDS metadata
 //!   `tlsMode: istio` get mTLS with SDS `default` + `ROOTCA` and the
@@ -19,7 +19,7 @@
 //!   DISABLE: plaintext). With `ProxySecurity { mtls: false, .. }` (the
 //!   default) the inbound listener is plaintext; a runtime without a CA
 //!   also calls [`Shared::without_mesh_tls`] so that clusters use no mesh
-//!   TLS, as before issue 3. `ProxySecurity::certs`, when given, becomes
+//!   TLS either. `ProxySecurity::certs`, when given, becomes
 //!   `ProxyResources::secrets`.
 //! - `secrets(cert_chain_pem, key_pem, bundle_pem) -> Vec<XdsSecret>`: the
 //!   SDS secrets `default` and `ROOTCA` (names in [`WORKLOAD_SECRET`],
@@ -306,14 +306,7 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
             .unwrap_or_default()
     };
     if let Some(node) = &proxy.gateway {
-        let gw = gateway::resources(
-            &shared.gateways,
-            &shared.gateway_virtual_services,
-            &shared.gateway_routes,
-            &shared.credentials,
-            proxy,
-            node,
-        );
+        let gw = gateway::resources(shared, proxy, node);
         let mut secrets = workload();
         secrets.extend(gw.secrets);
         return OwnResources {

@@ -48,11 +48,12 @@ mod stream;
 #[cfg(test)]
 mod test_support;
 mod types;
+mod version;
 
 pub use cache::SnapshotCache;
 pub use delta::{DeltaOutput, DeltaStreamState};
 pub use metrics::XdsMetrics;
-pub use server::{AdsServer, AdsService, Refusal, StreamHooks};
+pub use server::{AdsServer, AdsService, PeerLimit, PeerPermit, Refusal, StreamCut, StreamHooks};
 pub use snapshot::{Resources, Snapshot, SnapshotBuilder, TypeResources};
 pub use status::{NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus};
 pub use stream::{Output, RequestError, StreamEvent, StreamState};

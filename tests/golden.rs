@@ -58,7 +58,7 @@ fn examples_match_golden_files() {
     );
 }
 
-/// The settings issue 2 requires the canary example to show.
+/// The settings the canary example must show in its golden output.
 #[test]
 fn canary_golden_shows_every_setting() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples/canary");

@@ -99,7 +99,7 @@ fn rbac_filters_match_golden_files() {
     );
 }
 
-/// What issue 3 asks of the payment example: DENY before ALLOW, frontend's
+/// What the payment example's policies must become: DENY before ALLOW, frontend's
 /// SPIFFE ID, GET, `/api/*`.
 #[test]
 fn payment_gets_deny_then_allow_for_frontend() {

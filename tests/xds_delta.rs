@@ -66,7 +66,8 @@ async fn initial_wildcard_and_named_subscriptions() {
         cds.system_version_info,
         snap.version(&CLUSTER_TYPE).unwrap()
     );
-    assert!(versions(&cds).values().all(|v| v.len() == 16));
+    // 128 bits of SHA-256 in hex (`xds::version`).
+    assert!(versions(&cds).values().all(|v| v.len() == 32));
     ads.ack(&cds).await;
     assert_eq!(
         names(&ads.subscribe(&ENDPOINT_TYPE, &["b"]).await),

@@ -218,8 +218,8 @@ async fn dropped_clusters_are_kept_until_routes_are_acked() {
     assert_eq!(pruned.version_info, version);
 }
 
-/// Issue 5: "a slow or stuck stream never delays others (bounded
-/// per-stream state, latest version wins)". One stream subscribes and then
+/// A slow or stuck stream never delays others (bounded per-stream state,
+/// latest version wins). One stream subscribes and then
 /// never reads while 200 versions of a large CDS are set, paced so that its
 /// stream task sees most of them: its response queue and HTTP/2 window fill
 /// and its task waits on its own send. Another stream on the same server

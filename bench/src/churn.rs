@@ -1,6 +1,6 @@
-//! `trellis-bench churn`: endpoint churn (issue 5: "at least 100
+//! `trellis-bench churn`: endpoint churn (the target: at least 100
 //! registrations/deregistrations per second sustained without falling
-//! behind").
+//! behind).
 //!
 //! In Trellis a registration is a sidecar opening its ADS stream (its node
 //! metadata names its service and inbound address) and a deregistration is

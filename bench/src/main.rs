@@ -59,7 +59,7 @@ pub struct XdsArgs {
     #[arg(long, value_name = "K")]
     scope: Option<usize>,
     /// Spread the services over M namespaces (`ns-0` …, contiguous blocks;
-    /// with 1, everything is in `default` as before).
+    /// with 1, everything is in `default`).
     #[arg(long, value_name = "M", default_value_t = 1)]
     namespaces: usize,
     /// Write a `Mesh` with `defaultSidecarScope: ALL_SERVICES` (every

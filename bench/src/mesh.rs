@@ -170,7 +170,7 @@ impl Layout {
     }
 
     /// The namespace of service `i`: `default` with one namespace (the
-    /// files then carry no `metadata.namespace`, as before), else `ns-J`.
+    /// files then carry no `metadata.namespace`), else `ns-J`.
     pub fn namespace(&self, i: usize) -> String {
         self.declared_namespace(i)
             .unwrap_or_else(|| "default".to_string())

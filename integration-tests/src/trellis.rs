@@ -238,6 +238,11 @@ impl Trellis {
         self.child.log()
     }
 
+    /// The control plane's process id (e.g. to read its `/proc` status).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// `GET` an admin path; fails unless 200.
     pub async fn admin(&self, path: &str) -> anyhow::Result<String> {
         let (status, body) = http_get(self.admin_port, path).await?;

@@ -1,4 +1,4 @@
-//! Issue 4, check 3: sidecars write access logs by default as JSON lines
+//! Sidecars write access logs by default as JSON lines
 //! to stdout (captured in the Envoy log file) with the listed fields and
 //! the right values for a known request, including the response flag of a
 //! request whose retries ran out (`URX`).

@@ -1,4 +1,4 @@
-//! Issue 3, check 5: `AuthorizationPolicy` with real Envoys over mTLS.
+//! `AuthorizationPolicy` with real Envoys over mTLS.
 //! ALLOW from principal `frontend` for `GET /api/*` on payment: frontend's
 //! `GET /api/x` is 200, its `POST` 403, ledger's `GET` 403; a DENY rule
 //! overrides the ALLOW; a policy change takes effect within 1 s.

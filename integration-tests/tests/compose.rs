@@ -1,4 +1,4 @@
-//! Issue 4, check 6 (static half): `docker-compose.yml` parses with a
+//! The docker-compose setup, statically: `docker-compose.yml` parses with a
 //! compose parser, every file it mounts exists, the sidecar bootstraps in
 //! `deploy/envoy` are what `trellis bootstrap` writes today and Envoy
 //! accepts them, and they, Prometheus and the mesh config agree with the

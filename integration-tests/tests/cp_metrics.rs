@@ -1,4 +1,4 @@
-//! Issue 4, check 4: the control plane's `/metrics` parses with a
+//! The control plane's `/metrics` parses with a
 //! Prometheus text parser; a config change increases the convergence
 //! histogram's count; a NACK increases the NACK counter; a rejected reload
 //! increases reload failures; the leaf expiry gauge lies within the leaf TTL.

@@ -1,4 +1,4 @@
-//! Issue 4, check 6 (live half): the Grafana dashboard in deploy/ parses,
+//! The docker-compose setup, live: the Grafana dashboard in deploy/ parses,
 //! and every metric it queries (and every label it selects or groups by) is
 //! one that trellis `/metrics` or a sidecar's stats port really exports,
 //! scraped from a running mesh with traffic.

@@ -55,7 +55,7 @@ async fn demo_shifts_the_canary_to_50_50() {
         "payment should see the frontend's identity:\n{stdout}"
     );
     assert!(stdout.contains("STRICT"), "{stdout}");
-    // Issue 4: where metrics, logs and traces are.
+    // The demo tells the user where metrics, logs and traces are.
     for what in ["/metrics", "/stats/prometheus", "access log", "Traces:"] {
         assert!(stdout.contains(what), "no {what:?} in:\n{stdout}");
     }

@@ -57,6 +57,15 @@ spec:
   http:
   - route:
     - destination: {host: payment}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-admin-at-the-edge}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/admin]}}]
 ";
 
 /// A test CA that signs server and client certificates.
@@ -301,6 +310,21 @@ async fn https_mutual_and_redirect_reach_a_strict_service() {
     assert_eq!(status, 200, "MUTUAL with a client certificate: {body}");
     let (status, _) = edge.get(edge.mutual, &[]).await;
     assert_eq!(status, 0, "MUTUAL without a client certificate is refused");
+
+    // An AuthorizationPolicy selecting the gateway applies at the edge.
+    let (_, denied) = curl(&[
+        "--resolve".into(),
+        format!("{HOST}:{}:127.0.0.1", edge.https),
+        "--cacert".into(),
+        edge.files.path().join("ca.pem").display().to_string(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-w".into(),
+        "%{http_code}".into(),
+        format!("https://{HOST}:{}/admin", edge.https),
+    ])
+    .await;
+    assert_eq!(denied, "403", "DENY on the gateway for /admin");
 
     let url = format!("http://{HOST}:{}/some/path", edge.http);
     let resolve = format!("{HOST}:{}:127.0.0.1", edge.http);

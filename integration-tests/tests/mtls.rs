@@ -1,4 +1,4 @@
-//! Issue 3, checks 1–3: STRICT and PERMISSIVE mTLS between real Envoys,
+//! STRICT and PERMISSIVE mTLS between real Envoys,
 //! the caller's SPIFFE ID in `x-forwarded-client-cert`, a policy change
 //! without restart, and mixed adoption (meshed ↔ unmeshed).
 

@@ -1,4 +1,4 @@
-//! Issue 4, check 5: `trellis proxy-status` marks a proxy NACKED (not in
+//! `trellis proxy-status` marks a proxy NACKED (not in
 //! sync) after a NACK; `trellis proxy-config` prints routes with the
 //! configured weights; key material never appears.
 

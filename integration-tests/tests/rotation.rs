@@ -1,4 +1,4 @@
-//! Issue 3, checks 6 and 7: leaf rotation (short TTL) and root rotation
+//! Leaf rotation (short TTL) and root rotation
 //! under constant traffic with zero failed requests; a control-plane restart
 //! keeps the CA while proxies keep serving and reconnect.
 

@@ -1,4 +1,4 @@
-//! Issue 4, check 2: after N requests split 90/10, the client sidecar's
+//! After N requests split 90/10, the client sidecar's
 //! stats port shows per-destination-subset request counters equal to the
 //! counts sent, with response codes and source/destination tags; the admin
 //! API is not reachable through the stats port.

@@ -1,4 +1,4 @@
-//! Issue 4, check 1: a request client → frontend → payment → ledger through
+//! A request client → frontend → payment → ledger through
 //! sidecars is one trace, with spans from every sidecar hop and parent
 //! links across hops, received by a Zipkin (JSON v2) collector started by
 //! the test; with 0% sampling no span is reported.

@@ -3,6 +3,8 @@
 //! `cert-chain.pem` (chain from `ca-cert` towards the root) and
 //! `root-cert.pem` (the trusted root or roots). The files stay where the
 //! operator keeps them; nothing is copied into the state directory.
+//! `ca-key.pem` must not be readable by group or others (as the self-signed
+//! CA's keys), or loading fails naming the file and the `chmod` that fixes it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use x509_parser::certificate::X509Certificate;
 
 use super::signer::{certs_der, der_to_pem, parse_cert, root_info, Signer};
-use super::store::read_text;
+use super::store::{read_secret, read_text};
 use super::{CaError, Root, RotationPhase, State};
 
 /// Paths of the four plug-in CA files.
@@ -64,8 +66,9 @@ pub(crate) fn load(files: &PluginCa) -> Result<State, CaError> {
     let chain = read_certs(&files.chain)?;
     let roots = read_certs(&files.root)?;
     check_chains_to_root(ca_der, &chain, &roots, files)?;
-    let key_pem =
-        std::fs::read(&files.key).map_err(|e| super::store::io_error("read", &files.key, e))?;
+    // Held to the same rule as the self-signed CA's keys: a key file others
+    // can read is refused before it is used.
+    let key_pem = read_secret(&files.key)?;
     let key = super::keys::parse_private_key(&key_pem).map_err(|p| bad(&files.key, p))?;
     // Served after each leaf: ca-cert then the rest of cert-chain.pem (Istio's
     // cert-chain.pem usually starts with ca-cert; don't repeat it).

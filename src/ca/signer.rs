@@ -18,6 +18,8 @@ pub(crate) struct Signer {
     /// a root signs (peers have it in the bundle), the intermediates otherwise.
     chain_pem: String,
     not_after: SystemTime,
+    /// SHA-256 of the signing certificate (DER), lowercase hex.
+    fingerprint: String,
 }
 
 impl Signer {
@@ -31,12 +33,14 @@ impl Signer {
             return Err("the private key does not match the certificate".into());
         }
         let not_after = cert.validity().not_after.to_datetime().into();
+        let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, &der).as_ref());
         let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)
             .map_err(|e| format!("cannot sign with this certificate: {e}"))?;
         Ok(Self {
             issuer,
             chain_pem,
             not_after,
+            fingerprint,
         })
     }
 
@@ -50,6 +54,10 @@ impl Signer {
 
     pub(crate) fn not_after(&self) -> SystemTime {
         self.not_after
+    }
+
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 }
 

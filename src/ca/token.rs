@@ -182,17 +182,30 @@ impl TokenAuthority {
     /// revocation. Claims are read only after the signature verifies.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<TokenClaims, TokenError> {
         let claims = self.verify_signature(token)?;
-        let now = unix_secs(now);
-        if claims.iat > now.saturating_add(LEEWAY.as_secs()) {
+        if claims.iat > unix_secs(now).saturating_add(LEEWAY.as_secs()) {
             return Err(TokenError::NotYetValid);
         }
-        if now >= claims.exp.saturating_add(LEEWAY.as_secs()) {
+        self.still_valid(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// Checks claims that [`TokenAuthority::verify`] accepted earlier again:
+    /// whether they expired or were revoked since (an open stream, or a
+    /// certificate about to be issued to its holder).
+    pub fn still_valid(&self, claims: &TokenClaims, now: SystemTime) -> Result<(), TokenError> {
+        if now >= expires_at(claims) {
             return Err(TokenError::Expired);
         }
         if self.revocations.contains(&claims.jti) {
             return Err(TokenError::Revoked);
         }
-        Ok(claims)
+        Ok(())
+    }
+
+    /// Re-reads the revocation list if its file changed; the number grows
+    /// whenever the list may have changed, so a watcher can wake the streams.
+    pub fn revocations_generation(&self) -> u64 {
+        self.revocations.generation()
     }
 
     fn verify_signature(&self, token: &str) -> Result<TokenClaims, TokenError> {
@@ -237,6 +250,11 @@ fn ensure_state_dir(dir: &Path) -> Result<(), CaError> {
         return Ok(());
     }
     ensure_private_dir(dir)
+}
+
+/// When a token stops verifying: its `exp` plus [`LEEWAY`].
+pub fn expires_at(claims: &TokenClaims) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(claims.exp.saturating_add(LEEWAY.as_secs()))
 }
 
 fn unix_secs(t: SystemTime) -> u64 {

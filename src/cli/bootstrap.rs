@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use trellis::bootstrap::{render, AdsMode, GatewaySpec, SidecarSpec, Token};
 
-/// Flags of `trellis bootstrap`; defaults as in DESIGN.md.
+/// Flags of `trellis bootstrap`; docs/operations.md lists them with their
+/// defaults.
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
     /// Service name (the Envoy node's cluster).
@@ -62,7 +63,8 @@ pub struct BootstrapArgs {
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// The mesh root certificate (PEM) of a control plane started with
-    /// `--xds-tls`: ADS then uses TLS, trusting only this root.
+    /// `--xds-tls`, or a bundle of several (`trellis ca root` during a root
+    /// rotation prints both roots): ADS then uses TLS, trusting only these.
     #[arg(long, value_name = "FILE")]
     xds_ca_file: Option<PathBuf>,
     /// ADS protocol: `delta` (incremental xDS, api_type DELTA_GRPC; the
@@ -87,12 +89,15 @@ impl BootstrapArgs {
         let xds_ca_file = match &self.xds_ca_file {
             // Envoy resolves a relative path against its own working
             // directory, which need not be ours.
-            Some(path) => Some(
-                std::path::absolute(path)
-                    .with_context(|| format!("resolving {}", path.display()))?
-                    .display()
-                    .to_string(),
-            ),
+            Some(path) => {
+                check_ca_file(path)?;
+                Some(
+                    std::path::absolute(path)
+                        .with_context(|| format!("resolving {}", path.display()))?
+                        .display()
+                        .to_string(),
+                )
+            }
             None => None,
         };
         Ok(SidecarSpec {
@@ -117,6 +122,33 @@ impl BootstrapArgs {
             }),
         })
     }
+}
+
+/// The pinned roots must be there and be certificates: Envoy would
+/// otherwise fail only when it starts, with a less clear message.
+fn check_ca_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut roots = 0;
+    for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+        let block = block.with_context(|| format!("{}: is not valid PEM", path.display()))?;
+        if block.label != "CERTIFICATE" {
+            continue;
+        }
+        block.parse_x509().with_context(|| {
+            format!(
+                "{}: holds a certificate that does not parse",
+                path.display()
+            )
+        })?;
+        roots += 1;
+    }
+    if roots == 0 {
+        anyhow::bail!(
+            "{}: holds no PEM certificate (expected the mesh root or bundle from `trellis ca root`)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Reads a token file: one line, surrounding whitespace ignored. Errors
@@ -311,5 +343,52 @@ mod tests {
         assert!(parse_label("version").is_err());
         assert!(parse_label("=v1").is_err());
         assert_eq!(parse_label("a=").unwrap(), ("a".into(), String::new()));
+    }
+}
+
+#[cfg(test)]
+mod ca_file_tests {
+    use super::check_ca_file;
+
+    #[test]
+    fn the_pinned_file_holds_one_root_or_a_bundle_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let ca = trellis::ca::Ca::load_or_create(&trellis::ca::CaConfig {
+            state_dir: state,
+            plugin: None,
+        })
+        .unwrap();
+        let root = ca.trust_bundle_pem();
+        ca.begin_rotation().unwrap();
+        let bundle = ca.trust_bundle_pem();
+        let cases = [
+            ("root.pem", root.as_str(), None),
+            ("bundle.pem", bundle.as_str(), None),
+            ("empty.pem", "", Some("holds no PEM certificate")),
+            (
+                "key.pem",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                Some("holds no PEM certificate"),
+            ),
+            (
+                "junk.pem",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                Some("does not parse"),
+            ),
+        ];
+        for (name, text, want) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let got = check_ca_file(&path).map_err(|e| format!("{e:#}"));
+            match want {
+                None => assert!(got.is_ok(), "{name}: {got:?}"),
+                Some(msg) => {
+                    let err = got.unwrap_err();
+                    assert!(err.contains(msg) && err.contains(name), "{name}: {err}");
+                }
+            }
+        }
+        assert!(check_ca_file(&dir.path().join("missing.pem")).is_err());
     }
 }

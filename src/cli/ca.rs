@@ -52,6 +52,11 @@ struct RotateArgs {
     /// How long to follow the rotation before giving up (it keeps running).
     #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
     timeout: Duration,
+    /// Stop once the new root is trusted (the old one still signs): then
+    /// give sidecars pinned with `--xds-ca-file` the bundle of both roots
+    /// (`trellis ca root`) and run `trellis ca rotate` again to finish.
+    #[arg(long)]
+    begin_only: bool,
 }
 
 /// Runs `trellis ca ...`.
@@ -69,8 +74,14 @@ fn root(args: &RootArgs) -> anyhow::Result<ExitCode> {
     })?;
     let bundle = ca.trust_bundle_pem();
     match &args.output {
+        // Replaced whole (temp file, then rename), so a reader never sees
+        // half a bundle when the file is refreshed during a rotation.
         Some(path) => {
-            std::fs::write(path, bundle).with_context(|| format!("writing {}", path.display()))?
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            std::fs::write(&tmp, bundle)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .with_context(|| format!("writing {}", path.display()))?
         }
         None => print!("{bundle}"),
     }
@@ -80,7 +91,12 @@ fn root(args: &RootArgs) -> anyhow::Result<ExitCode> {
 async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     let client = HttpClient::new(Duration::from_secs(10));
     let base = format!("http://{}", args.admin_addr);
-    let reply = client.post(&format!("{base}/ca/rotate")).await?;
+    let query = if args.begin_only {
+        "?begin_only=true"
+    } else {
+        ""
+    };
+    let reply = client.post(&format!("{base}/ca/rotate{query}")).await?;
     if reply.status != 202 {
         bail!(
             "the control plane refused: HTTP {}: {}",
@@ -102,6 +118,13 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         }
         if view["rotation_running"] == false {
             let last = &view["last_rotation"];
+            if last["ok"] == true && args.begin_only {
+                println!(
+                    "new root trusted (the old one still signs); roots: {}",
+                    view["roots"]
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             if last["ok"] == true {
                 println!("root rotation finished; roots: {}", view["roots"]);
                 return Ok(ExitCode::SUCCESS);

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::Args;
 use trellis::ca::PluginCa;
-use trellis::serve::{self, ServeError, ServeOptions};
+use trellis::serve::{self, PerPeerLimits, ServeError, ServeOptions};
 
-/// Flags of `trellis serve`; defaults as in DESIGN.md.
+/// Flags of `trellis serve`; docs/operations.md lists them with their
+/// defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The config directory to load and watch.
@@ -46,6 +48,20 @@ pub struct ServeArgs {
     /// 127.0.0.1, localhost and the --xds-addr IP are always included.
     #[arg(long = "xds-tls-name", value_name = "NAME", requires = "xds_tls")]
     xds_tls_names: Vec<String>,
+    /// Lifetime of the xDS TLS server certificate; it is renewed at half of
+    /// it (and when a root rotation changes the signing root), while serving.
+    #[arg(long, default_value = "24h", value_parser = super::parse_duration, requires = "xds_tls")]
+    xds_tls_ttl: Duration,
+    /// Open xDS connections one client address may hold; one more is
+    /// closed at once.
+    #[arg(long, value_name = "N", default_value_t = PerPeerLimits::default().connections,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    xds_max_connections_per_peer: usize,
+    /// Open ADS streams one client address may hold; one more is refused
+    /// with RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = PerPeerLimits::default().streams,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    xds_max_streams_per_peer: usize,
     /// Plug-in CA directory with Istio's file names (ca-cert.pem, ca-key.pem,
     /// cert-chain.pem, root-cert.pem); default: a self-signed root in --state-dir.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["ca_cert", "ca_key", "ca_chain", "ca_root"])]
@@ -112,6 +128,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         xds_tls: args.xds_tls,
         xds_tls_names: args.xds_tls_names,
         credentials_dir: args.credentials_dir,
+        xds_tls_ttl: args.xds_tls_ttl,
+        xds_per_peer: PerPeerLimits {
+            connections: args.xds_max_connections_per_peer,
+            streams: args.xds_max_streams_per_peer,
+        },
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -78,11 +78,11 @@ impl Loader {
 
     /// Reads every document of one file.
     pub(crate) fn file(&mut self, file: &Path, text: &str) {
-        let (docs, syntax) = yaml::parse(text);
+        let (docs, error) = yaml::parse(text);
         for doc in docs {
             self.document(file, doc);
         }
-        if let Some(e) = syntax {
+        if let Some(e) = error {
             self.diags.push(Diagnostic {
                 file: file.to_path_buf(),
                 line: e.pos.0,
@@ -90,7 +90,7 @@ impl Loader {
                 kind: "-".into(),
                 name: "-".into(),
                 field: "-".into(),
-                message: format!("YAML syntax error: {}", e.message),
+                message: e.message,
             });
         }
     }

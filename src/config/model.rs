@@ -3,8 +3,8 @@
 //! checked, every host is canonical and every reference resolved.
 //!
 //! Optional fields stay `Option` when Istio gives them a default that
-//! depends on context; `translate` applies the defaults (documented in the
-//! README's config reference) so that this model says what the user wrote.
+//! depends on context; `translate` applies the defaults (documented in
+//! docs/config-reference.md) so that this model says what the user wrote.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 
 mod errors;
 mod gateway;
+mod limits;
 mod rejected_values;
 mod samples;
 mod security;
@@ -37,7 +38,7 @@ pub(super) fn load_rel(dir: &Path) -> Result<MeshConfig, Vec<String>> {
                 })
                 .collect()
         }
-        LoadError::Io { path, source } => panic!("I/O error {}: {source}", path.display()),
+        other => panic!("not a validation error: {other}"),
     })
 }
 
@@ -122,4 +123,25 @@ fn a_cached_reload_parses_changed_files_only_and_equals_a_fresh_load() {
         .destination_rules
         .keys()
         .all(|h| !h.as_str().starts_with("a.")));
+}
+
+/// Paths whose loading panics, to show what a loader bug does.
+static PANIC_ON: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes every later load of `path` (a file, or a directory's cross-file
+/// checks) panic, as a bug in the loader would.
+pub(crate) fn inject_panic(path: &Path) {
+    PANIC_ON.lock().unwrap().push(path.to_path_buf());
+}
+
+/// Panics when `path` was given to [`inject_panic`].
+pub(super) fn panic_if_injected(path: &Path) {
+    let injected = PANIC_ON
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|p| p == path);
+    if injected {
+        panic!("injected loader panic");
+    }
 }

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScanError, Span};
 use yaml_serde::{Mapping, Value};
 
+use super::limits::{MAX_ALIAS_NODES, MAX_DEPTH, MAX_DOCUMENTS};
+
 /// 1-based line and column.
 pub(crate) type Pos = (usize, usize);
 
@@ -67,32 +69,37 @@ pub(crate) struct YamlDoc {
     pub(crate) duplicate_keys: Vec<(String, Pos)>,
 }
 
-/// A YAML syntax error.
+/// Why a file's YAML could not be read to its end: a syntax error, or one
+/// of the [`limits`](super::limits) exceeded.
 #[derive(Debug)]
-pub(crate) struct SyntaxError {
+pub(crate) struct ParseError {
     /// Where the parser stopped.
     pub(crate) pos: Pos,
-    /// The parser's message.
+    /// What is wrong, in words.
     pub(crate) message: String,
 }
 
-impl From<ScanError> for SyntaxError {
+impl From<ScanError> for ParseError {
     fn from(e: ScanError) -> Self {
-        SyntaxError {
+        ParseError {
             pos: (e.marker().line(), e.marker().col() + 1),
-            message: e.info().to_string(),
+            message: format!("YAML syntax error: {}", e.info()),
         }
     }
 }
 
-/// Parses every document of `text`. Documents before a syntax error are
-/// returned along with the error.
-pub(crate) fn parse(text: &str) -> (Vec<YamlDoc>, Option<SyntaxError>) {
+/// Parses every document of `text`. Documents before an error are
+/// returned along with the error; the parse stops at the first error, so a
+/// file over a limit costs no more than the limit.
+pub(crate) fn parse(text: &str) -> (Vec<YamlDoc>, Option<ParseError>) {
     let mut builder = Builder::default();
     for event in Parser::new_from_str(text) {
-        match event {
+        let step = match event {
             Ok((ev, span)) => builder.event(ev, span),
-            Err(e) => return (builder.docs, Some(e.into())),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = step {
+            return (builder.docs, Some(e));
         }
     }
     (builder.docs, None)
@@ -118,6 +125,14 @@ enum Frame {
     },
 }
 
+/// A limit exceeded at `span`.
+fn over_limit(span: &Span, message: String) -> ParseError {
+    ParseError {
+        pos: pos_of(span),
+        message,
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     docs: Vec<YamlDoc>,
@@ -125,13 +140,26 @@ struct Builder {
     root: Option<Value>,
     positions: Positions,
     duplicate_keys: Vec<(String, Pos)>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchor's value and its node count (what one alias expands to).
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Nodes of each open collection so far (parallel to `stack`).
+    nodes: Vec<usize>,
+    /// Nodes that aliases of this file expanded to, against
+    /// [`MAX_ALIAS_NODES`].
+    expanded: usize,
+    /// Documents started in this file.
+    documents: usize,
 }
 
 impl Builder {
-    fn event(&mut self, ev: Event<'_>, span: Span) {
+    fn event(&mut self, ev: Event<'_>, span: Span) -> Result<(), ParseError> {
         match ev {
             Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > MAX_DOCUMENTS {
+                    let msg = format!("a file holds at most {MAX_DOCUMENTS} documents");
+                    return Err(over_limit(&span, msg));
+                }
                 self.positions = Positions {
                     doc: pos_of(&span),
                     ..Positions::default()
@@ -160,15 +188,12 @@ impl Builder {
                     *key = Some((value, field));
                 } else {
                     self.node_path(&span, false);
-                    self.finish(value, anchor);
+                    self.finish(value, 1, anchor);
                 }
             }
-            Event::Alias(id) => {
-                self.node_path(&span, false);
-                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
-                self.finish(value, 0);
-            }
+            Event::Alias(id) => self.alias(id, &span)?,
             Event::SequenceStart(anchor, _) => {
+                self.open(&span)?;
                 let path = self.node_path(&span, true);
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
@@ -177,6 +202,7 @@ impl Builder {
                 });
             }
             Event::MappingStart(anchor, _) => {
+                self.open(&span)?;
                 let path = self.node_path(&span, true);
                 self.stack.push(Frame::Map {
                     map: Mapping::new(),
@@ -188,6 +214,37 @@ impl Builder {
             Event::SequenceEnd | Event::MappingEnd => self.end_collection(),
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
+        Ok(())
+    }
+
+    /// A collection starts: refused beyond [`MAX_DEPTH`] (values are
+    /// dropped and deserialized recursively, so depth costs stack).
+    fn open(&mut self, span: &Span) -> Result<(), ParseError> {
+        if self.stack.len() >= MAX_DEPTH {
+            let msg = format!("nesting exceeds {MAX_DEPTH} levels");
+            return Err(over_limit(span, msg));
+        }
+        self.nodes.push(0);
+        Ok(())
+    }
+
+    /// An alias is a copy of its anchor's value: the copies of one file
+    /// may add up to [`MAX_ALIAS_NODES`] nodes, so a few hundred bytes of
+    /// nested aliases cannot expand to gigabytes. Checked before copying.
+    fn alias(&mut self, id: usize, span: &Span) -> Result<(), ParseError> {
+        let (value, nodes) = match self.anchors.get(&id) {
+            Some((value, nodes)) => (value, *nodes),
+            None => (&Value::Null, 1),
+        };
+        self.expanded = self.expanded.saturating_add(nodes);
+        if self.expanded > MAX_ALIAS_NODES {
+            let msg = format!("alias expansion exceeds {MAX_ALIAS_NODES} nodes");
+            return Err(over_limit(span, msg));
+        }
+        let value = value.clone();
+        self.node_path(span, false);
+        self.finish(value, nodes, 0);
+        Ok(())
     }
 
     /// Records the position of a value node starting at `span` when it is
@@ -214,10 +271,14 @@ impl Builder {
         }
     }
 
-    /// Attaches a finished value to its parent (or makes it the root).
-    fn finish(&mut self, value: Value, anchor: usize) {
+    /// Attaches a finished value of `nodes` nodes to its parent (or makes
+    /// it the root).
+    fn finish(&mut self, value: Value, nodes: usize, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), nodes));
+        }
+        if let Some(parent) = self.nodes.last_mut() {
+            *parent = parent.saturating_add(nodes);
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
@@ -232,15 +293,19 @@ impl Builder {
     }
 
     fn end_collection(&mut self) {
+        let nodes = self.nodes.pop().unwrap_or(0).saturating_add(1);
         match self.stack.pop() {
-            Some(Frame::Seq { items, anchor, .. }) => self.finish(Value::Sequence(items), anchor),
-            Some(Frame::Map { map, anchor, .. }) => self.finish(Value::Mapping(map), anchor),
+            Some(Frame::Seq { items, anchor, .. }) => {
+                self.finish(Value::Sequence(items), nodes, anchor)
+            }
+            Some(Frame::Map { map, anchor, .. }) => self.finish(Value::Mapping(map), nodes, anchor),
             None => {}
         }
     }
 
     fn end_document(&mut self) {
         self.stack.clear();
+        self.nodes.clear();
         let value = self.root.take().unwrap_or(Value::Null);
         let positions = std::mem::take(&mut self.positions);
         let duplicate_keys = std::mem::take(&mut self.duplicate_keys);

@@ -2,8 +2,9 @@
 //!
 //! It answers every request with JSON naming itself (`service`, `version`),
 //! can call one upstream through its sidecar's outbound port (the `Host`
-//! header names the upstream service, as DESIGN.md's sidecar model says) and
-//! can fail on purpose so retries and outlier detection have work to do.
+//! header names the upstream service, as the sidecar model in
+//! docs/architecture.md says) and can fail on purpose so retries and
+//! outlier detection have work to do.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -9,7 +9,7 @@ use trellis::bootstrap::{render, SidecarSpec, Token};
 
 use super::procs::Ports;
 
-/// The canary config of issue 2, as shipped in `config-examples/canary/`.
+/// The canary config, as shipped in `config-examples/canary/`.
 pub const CANARY: &str = include_str!("../../config-examples/canary/payment.yaml");
 
 /// File name of the canary config inside the demo's config dir.

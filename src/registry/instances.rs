@@ -1,5 +1,5 @@
 //! The pure join of config and registered sidecars into services with
-//! instances (contracts.md, "registry").
+//! instances (docs/architecture.md, "registry").
 
 use std::collections::BTreeMap;
 

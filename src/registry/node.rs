@@ -1,9 +1,9 @@
 //! `Proxy::from_node`: a sidecar's identity from its Envoy `Node`.
 //!
-//! The keys are the ones `trellis bootstrap` writes (contracts: `node.id`,
-//! `node.cluster`, metadata `namespace`, `service`, `labels`,
-//! `service_account`, `app_port`, `inbound_address`, `inbound_port`,
-//! `outbound_port`). Bootstrap YAML may carry numbers as numbers or as
+//! The keys are the ones `trellis bootstrap` writes (docs/architecture.md,
+//! "The sidecar contract"): `node.id`, `node.cluster`, metadata
+//! `namespace`, `service`, `labels`, `service_account`, `app_port`,
+//! `inbound_address`, `inbound_port`, `outbound_port`. Bootstrap YAML may carry numbers as numbers or as
 //! strings, so both are accepted.
 
 use envoy_types::pb::envoy::config::core::v3::Node;

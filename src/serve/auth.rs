@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
-use crate::ca::token::TokenAuthority;
+use crate::ca::token::{TokenAuthority, TokenClaims};
 use crate::registry::Proxy;
 use crate::xds::Refusal;
 
@@ -29,8 +29,21 @@ pub(crate) enum StreamAuth {
 }
 
 impl StreamAuth {
-    /// Ok when `proxy` may open a stream with `metadata`.
-    pub(crate) fn check(&self, proxy: &Proxy, metadata: &MetadataMap) -> Result<(), Refusal> {
+    /// The authority that verifies the tokens.
+    pub(crate) fn tokens(&self) -> &Arc<TokenAuthority> {
+        match self {
+            StreamAuth::Tokens(t) | StreamAuth::Insecure(t) => t,
+        }
+    }
+
+    /// Ok when `proxy` may open a stream with `metadata`: the claims of the
+    /// token it presented (checked again while the stream is open), or
+    /// `None` for a stream `--insecure-xds` accepted without one.
+    pub(crate) fn check(
+        &self,
+        proxy: &Proxy,
+        metadata: &MetadataMap,
+    ) -> Result<Option<TokenClaims>, Refusal> {
         let (tokens, required) = match self {
             StreamAuth::Tokens(t) => (t, true),
             StreamAuth::Insecure(t) => (t, false),
@@ -46,7 +59,7 @@ impl StreamAuth {
                     "missing_token",
                 ))
             }
-            None => return Ok(()),
+            None => return Ok(None),
         };
         let claims = tokens
             .verify(token, SystemTime::now())
@@ -60,7 +73,34 @@ impl StreamAuth {
             );
             return Err(refuse(Status::permission_denied(msg), "identity_mismatch"));
         }
-        Ok(())
+        Ok(Some(claims))
+    }
+}
+
+impl StreamAuth {
+    /// Ok when a stream with `metadata` may be read at all: its token is
+    /// valid (or it has none, under `--insecure-xds`). Checked from the
+    /// headers, before any message is decoded; [`StreamAuth::check`] then
+    /// matches the token to the node of the first request.
+    pub(crate) fn check_metadata(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        let (tokens, required) = match self {
+            StreamAuth::Tokens(t) => (t, true),
+            StreamAuth::Insecure(t) => (t, false),
+        };
+        match bearer(metadata)? {
+            Some(token) => tokens
+                .verify(token, SystemTime::now())
+                .map(drop)
+                .map_err(|e| refuse(Status::unauthenticated(e.to_string()), e.reason())),
+            None if required => Err(refuse(
+                Status::unauthenticated(
+                    "no workload token: send `authorization: Bearer TOKEN` \
+                     (trellis bootstrap --token-file)",
+                ),
+                "missing_token",
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -120,7 +160,7 @@ mod tests {
         (dir, Arc::new(t))
     }
 
-    fn reason(r: Result<(), Refusal>) -> &'static str {
+    fn reason<T>(r: Result<T, Refusal>) -> &'static str {
         r.err().map_or("ok", |r| r.reason)
     }
 
@@ -174,6 +214,29 @@ mod tests {
             reason(insecure.check(&p, &meta(&format!("Bearer {forged}")))),
             "bad_signature"
         );
+    }
+
+    #[test]
+    fn metadata_alone_is_checked_before_the_node_is_known() {
+        let (_d, t) = authority();
+        let (_d2, other) = authority();
+        let tok = t
+            .issue("payment", "default", "payment", Duration::from_secs(60))
+            .unwrap();
+        let forged = other
+            .issue("payment", "default", "payment", Duration::from_secs(60))
+            .unwrap();
+        let auth = StreamAuth::Tokens(t.clone());
+        let check = |m: &MetadataMap| auth.check_metadata(m).err().map_or("ok", |r| r.reason);
+        assert_eq!(check(&meta(&format!("Bearer {tok}"))), "ok");
+        assert_eq!(check(&MetadataMap::new()), "missing_token");
+        assert_eq!(check(&meta(&format!("Bearer {forged}"))), "bad_signature");
+        assert_eq!(check(&meta("Basic abc")), "malformed");
+        let insecure = StreamAuth::Insecure(t);
+        assert!(insecure.check_metadata(&MetadataMap::new()).is_ok());
+        assert!(insecure
+            .check_metadata(&meta(&format!("Bearer {forged}")))
+            .is_err());
     }
 
     #[test]

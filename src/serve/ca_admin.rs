@@ -57,7 +57,7 @@ impl CaControl for CaAdmin {
         })
     }
 
-    fn rotate(&self) -> Result<Value, String> {
+    fn rotate(&self, begin_only: bool) -> Result<Value, String> {
         let core = self.core.upgrade().ok_or("the control plane is stopping")?;
         if core.certs.ca.is_plugin() {
             return Err(
@@ -72,7 +72,7 @@ impl CaControl for CaAdmin {
         let from = core.certs.ca.rotation_phase().as_str();
         tokio::spawn(async move {
             let started = unix(std::time::SystemTime::now());
-            let outcome = rotation::rotate(core).await;
+            let outcome = rotation::rotate(core, begin_only).await;
             let finished = unix(std::time::SystemTime::now());
             let record = match &outcome {
                 Ok(()) => json!({ "ok": true, "started": started, "finished": finished }),
@@ -84,6 +84,6 @@ impl CaControl for CaAdmin {
             *lock(&last) = record;
             running.store(false, Ordering::SeqCst);
         });
-        Ok(json!({ "started": true, "from_phase": from }))
+        Ok(json!({ "started": true, "from_phase": from, "begin_only": begin_only }))
     }
 }

@@ -7,6 +7,11 @@
 //! SPIFFE ID or the workload TTL changed, or after [`Certs::reissue_all`]
 //! (root rotation). [`renew_loop`] wakes the rebuild when the soonest leaf is
 //! due, so the new secret is pushed over SDS without restarting Envoy.
+//!
+//! Before each issuance the token the node's stream presented is checked
+//! again ([`Certs::presented`]): a node whose token was revoked or expired
+//! gets no new leaf, even from a rebuild that started before its stream was
+//! cut.
 
 use std::collections::{hash_map, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 
 use super::core::{lock, Core};
+use crate::ca::token::{TokenAuthority, TokenClaims, TokenError};
 use crate::ca::{Ca, CaError, IssuedCert, SpiffeId};
 use crate::config::model::MeshSettings;
 use crate::registry::Proxy;
@@ -39,10 +45,25 @@ pub(crate) struct LeafInfo {
     pub(crate) renew_at: u64,
 }
 
+/// Why a proxy got no certificate.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CertError {
+    /// The CA could not issue.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The token the node's stream presented is no longer valid.
+    #[error("not issued, the node's workload token is no longer valid: {0}")]
+    Token(TokenError),
+}
+
 /// The CA and the leaves it issued to sidecars, by node id.
 pub(crate) struct Certs {
     pub(crate) ca: Arc<Ca>,
     leaves: Mutex<HashMap<String, Entry>>,
+    /// Verifies the tokens in `credentials` again.
+    tokens: Option<Arc<TokenAuthority>>,
+    /// The claims of the token each node's latest stream presented.
+    credentials: Mutex<HashMap<String, TokenClaims>>,
     /// Fired when a leaf is issued, so [`renew_loop`] recomputes its timer.
     issued: Notify,
     /// Leaves issued since the start (`trellis_ca_certificates_issued_total`).
@@ -50,10 +71,14 @@ pub(crate) struct Certs {
 }
 
 impl Certs {
-    pub(crate) fn new(ca: Arc<Ca>) -> Self {
+    /// Leaves from `ca`; with `tokens`, the tokens nodes presented are
+    /// checked again before each issuance.
+    pub(crate) fn new(ca: Arc<Ca>, tokens: Option<Arc<TokenAuthority>>) -> Self {
         Certs {
             ca,
             leaves: Mutex::new(HashMap::new()),
+            tokens,
+            credentials: Mutex::new(HashMap::new()),
             issued: Notify::new(),
             issued_total: std::sync::atomic::AtomicU64::new(0),
         }
@@ -69,7 +94,7 @@ impl Certs {
         mesh: &MeshSettings,
         now: SystemTime,
         bundle: &str,
-    ) -> Result<Arc<WorkloadCerts>, CaError> {
+    ) -> Result<Arc<WorkloadCerts>, CertError> {
         let spiffe_id = proxy.spiffe_id(&mesh.trust_domain);
         let fresh = |e: &Entry| {
             e.spiffe_id == spiffe_id && e.ttl == mesh.workload_ttl && e.cert.renew_at() > now
@@ -77,9 +102,12 @@ impl Certs {
         let mut leaves = lock(&self.leaves);
         let entry = match leaves.entry(proxy.id.clone()) {
             hash_map::Entry::Occupied(o) if fresh(o.get()) => o.into_mut(),
-            other => other
-                .insert_entry(self.issue(proxy, mesh, spiffe_id.clone())?)
-                .into_mut(),
+            other => {
+                self.may_issue(&proxy.id, now).map_err(CertError::Token)?;
+                other
+                    .insert_entry(self.issue(proxy, mesh, spiffe_id.clone())?)
+                    .into_mut()
+            }
         };
         let shared = match entry.handed_out.take() {
             Some(h) if h.trust_bundle_pem == bundle => h,
@@ -91,6 +119,40 @@ impl Certs {
         };
         entry.handed_out = Some(Arc::clone(&shared));
         Ok(shared)
+    }
+
+    /// Records the claims of the token a node's new stream presented
+    /// (`None`: accepted without one, by `--insecure-xds`).
+    pub(crate) fn presented(&self, node_id: &str, claims: Option<TokenClaims>) {
+        let mut credentials = lock(&self.credentials);
+        match claims {
+            Some(c) => credentials.insert(node_id.to_owned(), c),
+            None => credentials.remove(node_id),
+        };
+    }
+
+    /// Whether `jti` is the token the node's latest stream presented.
+    pub(crate) fn presented_jti(&self, node_id: &str, jti: &str) -> bool {
+        lock(&self.credentials)
+            .get(node_id)
+            .is_some_and(|c| c.jti == jti)
+    }
+
+    /// Ok unless the node presented a token that is now revoked or expired.
+    /// Called under the `leaves` lock (lock order: leaves, credentials).
+    fn may_issue(&self, node_id: &str, now: SystemTime) -> Result<(), TokenError> {
+        let (Some(tokens), Some(claims)) =
+            (&self.tokens, lock(&self.credentials).get(node_id).cloned())
+        else {
+            return Ok(());
+        };
+        tokens.still_valid(&claims, now)
+    }
+
+    /// Drops a node's leaf (its token was refused): nothing of it is handed
+    /// out again, and a new one is issued only for a valid token.
+    pub(crate) fn drop_leaf(&self, node_id: &str) {
+        lock(&self.leaves).remove(node_id);
     }
 
     /// Issues a new leaf for `proxy`.
@@ -121,11 +183,13 @@ impl Certs {
         })
     }
 
-    /// Forgets the leaves of proxies that are no longer registered.
+    /// Forgets the leaves and tokens of proxies that are no longer registered.
     pub(crate) fn forget(&self, gone: &[String]) {
         let mut leaves = lock(&self.leaves);
+        let mut credentials = lock(&self.credentials);
         for id in gone {
             leaves.remove(id);
+            credentials.remove(id);
         }
     }
 

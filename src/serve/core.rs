@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::config::core::v3::Node;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tonic::metadata::MetadataMap;
 
 use super::auth::StreamAuth;
@@ -23,7 +23,7 @@ use crate::ca::Ca;
 use crate::config::model::MeshConfig;
 use crate::config::LoadError;
 use crate::registry::{Proxy, Registry};
-use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamHooks};
+use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
 
 /// Open streams of one node id, and a counter that changes on every open
 /// and close so a pending deregistration can tell it is stale.
@@ -56,8 +56,11 @@ pub(crate) struct Core {
     restored: Mutex<HashMap<String, u64>>,
     /// Fires when the last restored sidecar reconnects.
     all_restored_back: Notify,
-    auth: StreamAuth,
+    pub(crate) auth: StreamAuth,
     pub(crate) certs: Certs,
+    /// Bumped when the token revocation list changed, to wake open streams
+    /// (`serve::token_watch`).
+    pub(crate) revocations: watch::Sender<u64>,
     /// Rebuilds asked for by [`Core::request_rebuild`], and the highest of
     /// those a finished rebuild covered (root rotation waits on it).
     requested: AtomicU64,
@@ -108,8 +111,9 @@ impl Core {
             restart_grace: parts.restart_grace,
             restored: Mutex::new(HashMap::new()),
             all_restored_back: Notify::new(),
+            certs: Certs::new(parts.ca, Some(Arc::clone(parts.auth.tokens()))),
             auth: parts.auth,
-            certs: Certs::new(parts.ca),
+            revocations: watch::Sender::new(0),
             requested: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
             state_dir: parts.state_dir,
@@ -345,9 +349,26 @@ impl Core {
                 _ => return,
             };
         }
+        // Also when a refused token deregistered it already.
+        self.status.remove(id);
         if self.deregister(id) {
             tracing::info!(node = %id, "sidecar deregistered after its grace period");
-            self.status.remove(id);
+            self.dirty.notify_one();
+        }
+    }
+
+    /// The token (`jti`) an open stream of `id` presented was revoked or
+    /// expired, and the stream is being cut: unless a newer stream presented
+    /// another token, the sidecar leaves the endpoints at once (no grace
+    /// period) and its leaf is dropped, so nothing more is issued or pushed
+    /// for it.
+    pub(crate) fn token_refused(&self, id: &str, jti: &str) {
+        if !self.certs.presented_jti(id, jti) {
+            return;
+        }
+        self.certs.drop_leaf(id);
+        if self.deregister(id) {
+            tracing::warn!(node = %id, "sidecar deregistered: its workload token is no longer valid");
             self.dirty.notify_one();
         }
     }
@@ -357,21 +378,39 @@ impl Core {
 pub(crate) struct Hooks(pub(crate) Arc<Core>);
 
 impl StreamHooks for Hooks {
+    /// Checks the token in the stream's headers before any request body
+    /// is decoded; the node's identity is matched in [`Self::stream_opened`].
+    fn stream_requested(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        self.0.auth.check_metadata(metadata).inspect_err(|refusal| {
+            tracing::warn!(
+                reason = refusal.reason,
+                "refusing ADS stream before its first request: {}",
+                refusal.status.message()
+            );
+        })
+    }
+
     /// Registers the sidecar only after its token proved the identity its
     /// node claims; a refusal is logged with the node id and the reason
-    /// (never the token) and counted by xds.
-    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<(), Refusal> {
+    /// (never the token) and counted by xds. The stream is cut once its
+    /// token is revoked or expires (`serve::token_watch`).
+    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<StreamCut, Refusal> {
         let proxy = Proxy::from_node(node).map_err(|e| Refusal {
             status: tonic::Status::invalid_argument(e.to_string()),
             reason: "bad_node",
         });
-        let proxy = proxy
-            .and_then(|p| self.0.auth.check(&p, metadata).map(|()| p))
-            .and_then(|p| self.0.check_node_id(&p).map(|()| p));
-        match proxy {
-            Ok(proxy) => {
+        let accepted = proxy
+            .and_then(|p| self.0.auth.check(&p, metadata).map(|c| (p, c)))
+            .and_then(|(p, c)| self.0.check_node_id(&p).map(|()| (p, c)));
+        match accepted {
+            Ok((proxy, claims)) => {
+                let id = proxy.id.clone();
+                // Before the connect's rebuild, which may issue its leaf.
+                self.0.certs.presented(&id, claims.clone());
                 self.0.sidecar_connected(proxy);
-                Ok(())
+                Ok(claims.map_or_else(StreamCut::never, |c| {
+                    super::token_watch::cut(Arc::clone(&self.0), id, c)
+                }))
             }
             Err(refusal) => {
                 tracing::warn!(

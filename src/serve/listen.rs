@@ -2,16 +2,18 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
+use super::incoming::incoming;
+use super::xds_tls::ServerCert;
 use super::ServeError;
 use crate::admin::{self, AdminState};
-use crate::xds::AdsServer;
+use crate::xds::{AdsServer, PeerLimit};
 
 /// How long the servers get to finish after a shutdown signal before they
 /// are cut: Envoy never ends its ADS stream by itself, so waiting longer
@@ -52,25 +54,35 @@ pub(super) async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpList
         .map_err(|source| ServeError::Bind { what, addr, source })
 }
 
-/// Serves ADS on `listener` until `stop` fires.
+/// Serves ADS on `listener` until `stop` fires, at most `per_peer`
+/// connections per client address.
 pub(super) fn spawn_grpc(
     ads: AdsServer,
     listener: TcpListener,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<Arc<ServerCert>>,
+    per_peer: PeerLimit,
     stop: watch::Receiver<bool>,
 ) -> ServerTask {
     tokio::spawn(async move {
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls).map_err(ServeError::Grpc)?;
-        }
-        builder
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE))
-            .tcp_nodelay(true)
-            .add_service(ads.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
-            .await
-            .map_err(ServeError::Grpc)
+            .add_service(ads.into_service());
+        let tcp = incoming(listener, per_peer, KEEPALIVE);
+        // TLS is accepted by `xds_tls`, whose certificate is renewed while serving.
+        match tls {
+            Some(cert) => {
+                let incoming = super::xds_tls::incoming(cert, tcp)?;
+                router
+                    .serve_with_incoming_shutdown(incoming, stopped(stop))
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(tcp, stopped(stop))
+                    .await
+            }
+        }
+        .map_err(ServeError::Grpc)
     })
 }
 

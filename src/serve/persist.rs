@@ -1,8 +1,9 @@
 //! The registry survives a control-plane restart: it is saved in
 //! `STATE_DIR/registry.json` when it changes, and a restarted control plane
-//! starts with those sidecars registered but disconnected, so each gets the
-//! usual grace period to reconnect. Without it, the first sidecar to
-//! reconnect would briefly see none of the others as endpoints.
+//! starts with those sidecars registered but disconnected: each stays an
+//! endpoint until it reconnects or the restart grace period ends. Without
+//! it, the first sidecar to reconnect would briefly see none of the others
+//! as endpoints.
 //!
 //! Only what the sidecars' nodes said is saved (identities and ports); no
 //! keys or tokens.

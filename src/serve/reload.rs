@@ -53,17 +53,24 @@ pub(crate) async fn reload_loop(
     }
 }
 
-/// [`load`] with the previous reload's per-file results.
+/// [`load_dir_cached`] off the async threads, with the previous reload's
+/// per-file results. The loader turns its own panics into
+/// [`LoadError::Panicked`]; one that still escapes (or a cancelled task) is
+/// a failed load too, so hot reload never stops on a loader bug.
 async fn load_cached(
     dir: &Path,
     mut cache: LoadCache,
 ) -> (Result<MeshConfig, LoadError>, LoadCache) {
-    let dir = dir.to_path_buf();
-    let task = move || (load_dir_cached(&dir, &mut cache), cache);
+    let path = dir.to_path_buf();
+    let task = move || (load_dir_cached(&path, &mut cache), cache);
     match tokio::task::spawn_blocking(task).await {
         Ok(done) => done,
-        // Only a panic in the loader gets here; resume it rather than
-        // pretend the config is fine or invalid.
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            let error = LoadError::Panicked {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            };
+            (Err(error), LoadCache::default())
+        }
     }
 }

@@ -38,14 +38,21 @@ pub(crate) enum RotateError {
     Timeout(String),
 }
 
-/// Runs the remaining rotation steps from the current phase to the end.
-pub(crate) async fn rotate(core: Arc<Core>) -> Result<(), RotateError> {
+/// Runs the remaining rotation steps from the current phase to the end, or
+/// with `begin_only` only step 1 (if not done yet): the phase between lets
+/// operators give sidecars that pin the xDS server's root
+/// (`--xds-ca-file`) the bundle of both roots before the new root signs
+/// (and the xDS server certificate moves to it).
+pub(crate) async fn rotate(core: Arc<Core>, begin_only: bool) -> Result<(), RotateError> {
     use crate::ca::RotationPhase::{Idle, NewRootActive, NewRootTrusted};
     let ca = core.certs.ca.clone();
     if ca.rotation_phase() == Idle {
         ca.begin_rotation()?;
         tracing::info!(phase = %ca.rotation_phase(), "root rotation: new root trusted");
         settle(&core).await?;
+    }
+    if begin_only {
+        return Ok(());
     }
     if ca.rotation_phase() == NewRootTrusted {
         ca.activate_new_root()?;

@@ -3,7 +3,7 @@
 //! Translation of what proxies share runs once per change; each resource is
 //! encoded once and the same `Arc<Any>` goes into every snapshot that
 //! carries it; proxies with the same view share whole sets (see
-//! [`build`]; DESIGN.md, "Performance stance").
+//! [`build`]; docs/architecture.md, "Performance").
 
 mod build;
 #[cfg(test)]
@@ -61,7 +61,7 @@ pub(crate) fn build_with(
                         certs: Some(certs),
                     },
                     Err(e) => {
-                        tracing::error!(node = %proxy.id, "cannot issue a workload certificate: {e}");
+                        tracing::error!(node = %proxy.id, "no workload certificate: {e}");
                         ProxySecurity::default()
                     }
                 }

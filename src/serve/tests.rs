@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::*;
+
+mod revocation;
 use crate::bootstrap::{bootstrap_value, SidecarSpec};
 use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
@@ -60,6 +62,8 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         xds_tls: false,
         xds_tls_names: Vec::new(),
         credentials_dir: None,
+        xds_tls_ttl: Duration::from_secs(24 * 3600),
+        xds_per_peer: PerPeerLimits::default(),
     };
     let server = start(opts).await.unwrap();
     let (xds, admin) = (server.xds_addr().unwrap(), server.admin_addr().unwrap());
@@ -282,6 +286,39 @@ async fn serves_a_sidecar_and_reloads() {
 }
 
 #[tokio::test]
+async fn a_loader_panic_fails_one_reload_and_hot_reload_goes_on() {
+    let cp = serve(CANARY).await;
+    let admin = cp.admin;
+    let extra = cp.config.path().join("extra.yaml");
+    crate::config::tests::inject_panic(&extra);
+    std::fs::write(&extra, "# loading this file panics\n").unwrap();
+    eventually("the failed reload", || async move {
+        http_get(admin, "/metrics")
+            .await
+            .1
+            .contains("trellis_config_reloads_total{result=\"failed\"} 1")
+    })
+    .await;
+    let cfg = json(admin, "/debug/config").await;
+    assert_eq!(cfg["generation"], 1);
+    let line = cfg["last_rejected"]["diagnostics"][0].as_str().unwrap();
+    assert!(
+        line.contains("extra.yaml: internal error while loading"),
+        "{line}"
+    );
+    // The watcher still runs: the next change is loaded.
+    std::fs::remove_file(&extra).unwrap();
+    let changed = CANARY
+        .replace("weight: 90", "weight: 50")
+        .replace("weight: 10", "weight: 50");
+    std::fs::write(cp.config.path().join("mesh.yaml"), changed).unwrap();
+    eventually("generation 2", || async move {
+        json(admin, "/debug/config").await["generation"] == 2
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_node_without_metadata_is_refused() {
     let cp = serve(CANARY).await;
     let bad = Node {
@@ -482,6 +519,8 @@ async fn invalid_config_refuses_to_start() {
         xds_tls: false,
         xds_tls_names: Vec::new(),
         credentials_dir: None,
+        xds_tls_ttl: Duration::from_secs(24 * 3600),
+        xds_per_peer: PerPeerLimits::default(),
     };
     let err = start(opts).await.err().unwrap();
     assert!(
@@ -508,7 +547,7 @@ fn each_proxy_gets_its_own_secrets() {
         plugin: None,
     })
     .unwrap();
-    let certs = certs::Certs::new(Arc::new(ca));
+    let certs = certs::Certs::new(Arc::new(ca), None);
     let mesh = crate::config::MeshConfig::default();
     let mut registry = crate::registry::Registry::new();
     for (service, port) in [("a", 9001), ("b", 9002)] {

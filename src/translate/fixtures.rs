@@ -124,7 +124,8 @@ pub fn subset(name: &str, version: &str) -> Subset {
     }
 }
 
-/// The canary config of issue 2, as the loader should produce it.
+/// The canary config of `config-examples/canary/`, as the loader should
+/// produce it.
 pub fn canary_mesh() -> MeshConfig {
     let mut route = rule(RouteAction::Route(vec![
         weighted("payment-service", Some("stable"), 90),

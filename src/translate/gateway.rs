@@ -26,6 +26,7 @@ use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
 use super::util::{ads, socket};
+use super::Shared;
 use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer, VirtualService};
 use crate::registry::{GatewayNode, Proxy};
 
@@ -58,16 +59,10 @@ pub struct GatewayResources {
 type Ports<'a> = BTreeMap<u16, Vec<(&'a Gateway, usize, &'a GatewayServer)>>;
 
 /// A gateway proxy's listeners, routes and server secrets.
-pub fn resources(
-    gateways: &[Arc<Gateway>],
-    bound: &[Arc<VirtualService>],
-    routes: &GatewayRoutes,
-    credentials: &Credentials,
-    proxy: &Proxy,
-    node: &GatewayNode,
-) -> GatewayResources {
+pub fn resources(shared: &Shared, proxy: &Proxy, node: &GatewayNode) -> GatewayResources {
+    let (bound, routes) = (&shared.gateway_virtual_services, &shared.gateway_routes);
     let mut ports: Ports<'_> = BTreeMap::new();
-    for gw in gateways.iter().filter(|g| g.selects(&proxy.labels)) {
+    for gw in shared.gateways.iter().filter(|g| g.selects(&proxy.labels)) {
         for (i, s) in gw.servers.iter().enumerate() {
             ports.entry(s.port).or_default().push((gw, i, s));
         }
@@ -81,7 +76,8 @@ pub fn resources(
             .iter()
             .filter(|s| s.2.protocol == protocol)
             .collect();
-        let chains = chains(&servers, credentials, &mut out, *port);
+        let hcm = hcm(*port, shared, proxy);
+        let chains = chains(&servers, &shared.credentials, &mut out, &hcm);
         if chains.is_empty() {
             continue;
         }
@@ -98,11 +94,10 @@ fn chains(
     servers: &[&(&Gateway, usize, &GatewayServer)],
     credentials: &Credentials,
     out: &mut GatewayResources,
-    port: u16,
+    hcm: &HttpConnectionManager,
 ) -> Vec<FilterChain> {
-    let hcm = hcm(port);
     if servers[0].2.protocol != GatewayProtocol::Https {
-        return vec![chain(None, Vec::new(), &hcm)];
+        return vec![chain(None, Vec::new(), hcm)];
     }
     let mut result: Vec<FilterChain> = Vec::new();
     let mut seen = Vec::new();
@@ -126,7 +121,7 @@ fn chains(
                 out.secrets.push(secret);
             }
         }
-        result.push(chain(Some(socket), names, &hcm));
+        result.push(chain(Some(socket), names, hcm));
     }
     result
 }
@@ -161,8 +156,10 @@ fn chain(
 
 /// The edge's HCM: the client's address is the remote address, and the
 /// `Host` port is stripped so that `shop.example.com:8443` matches
-/// `shop.example.com`.
-fn hcm(port: u16) -> HttpConnectionManager {
+/// `shop.example.com`. AuthorizationPolicies that select the gateway's
+/// labels apply before the router, as on a sidecar's inbound side; its
+/// Telemetry (access logs, tracing) applies as to a client.
+fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
     let router = HttpFilter {
         name: "envoy.filters.http.router".to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
@@ -170,18 +167,27 @@ fn hcm(port: u16) -> HttpConnectionManager {
         ))),
         ..Default::default()
     };
-    HttpConnectionManager {
+    let mut http_filters = super::rbac::http_filters(&shared.authz, proxy);
+    http_filters.push(router);
+    let mut hcm = HttpConnectionManager {
         stat_prefix: format!("outbound_0.0.0.0_{port}"),
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads()),
             route_config_name: route_name(port),
         })),
-        http_filters: vec![router],
+        http_filters,
         use_remote_address: Some(BoolValue { value: true }),
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         ..Default::default()
-    }
+    };
+    super::telemetry::apply(
+        &mut hcm,
+        shared,
+        proxy,
+        super::telemetry::Direction::Outbound,
+    );
+    hcm
 }
 
 fn listener(

@@ -19,16 +19,15 @@
 
 mod matchers;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::rbac::v3::{rbac::Action, Policy};
+use envoy_types::pb::envoy::config::rbac::v3::{rbac::Action, Policy, Rbac};
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_filter, HttpFilter,
 };
-use envoy_types::pb::google::protobuf::Any;
-use prost::encoding::{self, WireType};
+use envoy_types::util::pack_any;
 use prost::{Message, Name};
 
 use crate::config::model::{
@@ -108,15 +107,15 @@ fn filter<'a>(
     proxy: &Proxy,
     trust_domain: &str,
 ) -> Option<HttpFilter> {
-    let mut enforced: Option<BTreeMap<String, Policy>> = None;
-    let mut shadow: Option<BTreeMap<String, Policy>> = None;
+    let mut enforced: Option<HashMap<String, Policy>> = None;
+    let mut shadow: Option<HashMap<String, Policy>> = None;
     for p in policies {
         let set = if p.dry_run {
             &mut shadow
         } else {
             &mut enforced
         };
-        set.get_or_insert_with(BTreeMap::new)
+        set.get_or_insert_with(HashMap::new)
             .extend(envoy_policies(p, proxy, trust_domain));
     }
     if enforced.is_none() && shadow.is_none() {
@@ -132,18 +131,24 @@ fn filter<'a>(
         (AuthzAction::Allow, _) => "istio_dry_run_allow_",
         (AuthzAction::Deny, _) => "istio_dry_run_deny_",
     };
-    let bytes = http_rbac_bytes(
-        envoy_action,
-        enforced.as_ref(),
-        shadow.as_ref(),
-        shadow_prefix,
-    );
+    // The policy maps encode in key order like every map Trellis sends:
+    // snapshots encode through `crate::canonical`, nested `Any`s included.
+    let rules = |policies: Option<HashMap<String, Policy>>| {
+        policies.map(|policies| Rbac {
+            action: envoy_action.into(),
+            policies,
+            ..Default::default()
+        })
+    };
+    let config = HttpRbac {
+        rules: rules(enforced),
+        shadow_rules: rules(shadow),
+        shadow_rules_stat_prefix: shadow_prefix.to_string(),
+        ..Default::default()
+    };
     Some(HttpFilter {
         name: RBAC_FILTER.to_string(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(Any {
-            type_url: HttpRbac::type_url(),
-            value: bytes,
-        })),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(config))),
         ..Default::default()
     })
 }
@@ -171,48 +176,6 @@ fn envoy_policies(
     (p.rules.iter().enumerate())
         .map(|(i, r)| (name(i), matchers::policy(r, target)))
         .collect()
-}
-
-/// Encodes the filter config with its policy maps in name order. prost
-/// encodes `map` fields from a `HashMap` in iteration order, which differs
-/// between runs; snapshot versions hash the bytes, so they must be stable.
-fn http_rbac_bytes(
-    action: Action,
-    enforced: Option<&BTreeMap<String, Policy>>,
-    shadow: Option<&BTreeMap<String, Policy>>,
-    shadow_prefix: &str,
-) -> Vec<u8> {
-    // envoy.extensions.filters.http.rbac.v3.RBAC: rules = 1,
-    // shadow_rules = 2, shadow_rules_stat_prefix = 3.
-    let mut buf = Vec::new();
-    for (tag, rules) in [(1, enforced), (2, shadow)] {
-        if let Some(policies) = rules {
-            let inner = rbac_bytes(action, policies);
-            encoding::bytes::encode(tag, &inner, &mut buf);
-        }
-    }
-    if !shadow_prefix.is_empty() {
-        encoding::string::encode(3, &shadow_prefix.to_string(), &mut buf);
-    }
-    buf
-}
-
-/// `envoy.config.rbac.v3.RBAC`: action = 1, policies = 2 (map entries:
-/// key = 1, value = 2).
-fn rbac_bytes(action: Action, policies: &BTreeMap<String, Policy>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if action != Action::Allow {
-        encoding::int32::encode(1, &(action as i32), &mut buf);
-    }
-    for (name, policy) in policies {
-        let len =
-            encoding::string::encoded_len(1, name) + encoding::message::encoded_len(2, policy);
-        encoding::encode_key(2, WireType::LengthDelimited, &mut buf);
-        encoding::encode_varint(len as u64, &mut buf);
-        encoding::string::encode(1, name, &mut buf);
-        encoding::message::encode(2, policy, &mut buf);
-    }
-    buf
 }
 
 /// Decodes a filter built here (for tests and debug views).

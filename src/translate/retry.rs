@@ -19,7 +19,7 @@ pub const DEFAULT_RETRY_ON: &str =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
 /// The status codes `retriable-status-codes` means by default: 503, as
-/// Istio did until 1.23 and as the README's config reference documents
+/// Istio did until 1.23 and as docs/config-reference.md documents
 /// (Istio 1.24 dropped it, istio/istio#52111, as unsafe for
 /// non-idempotent requests; revisit with a mesh-wide default policy).
 pub const DEFAULT_RETRIABLE_STATUS_CODES: &[u32] = &[503];

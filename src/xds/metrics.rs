@@ -58,7 +58,8 @@ impl XdsMetrics {
         );
         registry.register(
             "trellis_xds_streams_refused",
-            "ADS streams refused (no node, or refused by the control plane), by reason",
+            "ADS streams refused at open (no node, or refused by the control plane) \
+             or cut later by it (e.g. a token revoked), by reason",
             m.refused.clone(),
         );
         m

@@ -4,6 +4,7 @@
 //! [`StreamState`]: crate::xds::StreamState
 //! [`DeltaStreamState`]: crate::xds::DeltaStreamState
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -13,10 +14,14 @@ use tonic::{Status, Streaming};
 
 use super::status::unix_now;
 use super::{NackStatus, ProxyStatusTable, Snapshot, SnapshotCache, StreamEvent, XdsMetrics};
+pub use cut::StreamCut;
 pub use grpc::AdsService;
+pub use peers::{PeerLimit, PeerPermit};
 use protocol::{Protocol, Step};
 
+mod cut;
 mod grpc;
+mod peers;
 mod protocol;
 
 /// Responses queued per stream before the stream task waits for the client.
@@ -41,12 +46,25 @@ impl From<Status> for Refusal {
     }
 }
 
+fn refusal(status: Status, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
 /// What the rest of the control plane learns about streams.
 pub trait StreamHooks: Send + Sync + 'static {
+    /// Called with a new stream's gRPC metadata before any of its messages
+    /// is read; Err refuses the stream at once, so a client that cannot
+    /// authenticate costs no decoding. Accepts by default.
+    fn stream_requested(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        let _ = metadata;
+        Ok(())
+    }
     /// Called with the first request's Node and the stream's gRPC metadata
     /// (e.g. an `authorization` header; xds does not interpret it); Err
-    /// refuses the stream (its status is returned to Envoy).
-    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<(), Refusal>;
+    /// refuses the stream (its status is returned to Envoy). Ok carries
+    /// what may end the accepted stream later ([`StreamCut::never`] if
+    /// nothing will).
+    fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<StreamCut, Refusal>;
     /// Called exactly once when a stream that `stream_opened` accepted ends.
     fn stream_closed(&self, node_id: &str);
 }
@@ -58,6 +76,8 @@ pub struct AdsServer {
     hooks: Arc<dyn StreamHooks>,
     status: ProxyStatusTable,
     metrics: XdsMetrics,
+    /// Open streams per client address; `None`: unlimited.
+    streams_per_peer: Option<PeerLimit>,
 }
 
 impl AdsServer {
@@ -73,7 +93,50 @@ impl AdsServer {
             hooks,
             status,
             metrics,
+            streams_per_peer: None,
         }
+    }
+
+    /// At most `limit` open streams per client address; one more is refused
+    /// with RESOURCE_EXHAUSTED.
+    pub fn with_streams_per_peer(mut self, limit: PeerLimit) -> Self {
+        self.streams_per_peer = Some(limit);
+        self
+    }
+
+    /// What is checked from the headers alone, before any message is
+    /// decoded: the peer's stream limit, then the hooks' metadata check.
+    /// The permit (if limited) is the stream's place in its peer's limit.
+    fn admit(
+        &self,
+        peer: Option<IpAddr>,
+        metadata: &MetadataMap,
+    ) -> Result<Option<PeerPermit>, Status> {
+        let permit = match (&self.streams_per_peer, peer) {
+            (Some(limit), Some(ip)) => match limit.acquire(ip) {
+                Some(permit) => Some(permit),
+                None => {
+                    let msg = format!(
+                        "{ip} holds {} ADS streams, the limit per client address",
+                        limit.limit()
+                    );
+                    let status = Status::resource_exhausted(msg);
+                    return Err(self.refused(refusal(status, "peer_stream_limit")));
+                }
+            },
+            _ => None,
+        };
+        self.hooks
+            .stream_requested(metadata)
+            .map_err(|r| self.refused(r))?;
+        Ok(permit)
+    }
+
+    /// Counts and logs a refused stream; the status goes to the client.
+    fn refused(&self, Refusal { status, reason }: Refusal) -> Status {
+        self.metrics.stream_refused(reason);
+        tracing::info!(code = ?status.code(), reason, message = status.message(), "ADS stream refused");
+        status
     }
 
     /// The gRPC service, for `tonic::transport::Server::add_service`.
@@ -86,8 +149,8 @@ impl AdsServer {
         &self,
         inbound: &mut Streaming<P::Request>,
         metadata: &MetadataMap,
-    ) -> Result<(P::Request, String), Refusal> {
-        let refuse = |status, reason| Refusal { status, reason };
+    ) -> Result<(P::Request, String, StreamCut), Refusal> {
+        let refuse = refusal;
         let first = inbound
             .message()
             .await
@@ -110,9 +173,9 @@ impl AdsServer {
                     "no_node",
                 )
             })?;
-        self.hooks.stream_opened(node, metadata)?;
+        let cut = self.hooks.stream_opened(node, metadata)?;
         let node_id = node.id.clone();
-        Ok((first, node_id))
+        Ok((first, node_id, cut))
     }
 }
 
@@ -124,18 +187,19 @@ impl AdsServer {
         metadata: MetadataMap,
         mut inbound: Streaming<P::Request>,
     ) -> Result<Responses<P::Response>, Status> {
-        let (first, node_id) = match self.accept::<P>(&mut inbound, &metadata).await {
-            Ok(accepted) => accepted,
-            Err(Refusal { status, reason }) => {
-                self.metrics.stream_refused(reason);
-                tracing::info!(code = ?status.code(), reason, message = status.message(), "ADS stream refused");
-                return Err(status);
-            }
-        };
+        let (first, node_id, cut) = self
+            .accept::<P>(&mut inbound, &metadata)
+            .await
+            .map_err(|r| self.refused(r))?;
         let guard = StreamGuard::open(self, node_id, P::NAME);
-        let snapshots = self.cache.subscribe(&guard.node_id);
+        let inputs = Inputs {
+            snapshots: self.cache.subscribe(&guard.node_id),
+            inbound,
+            watching: true,
+            cut,
+        };
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        tokio::spawn(run_stream::<P>(guard, first, inbound, snapshots, tx));
+        tokio::spawn(run_stream::<P>(guard, first, inputs, tx));
         Ok(rx)
     }
 }
@@ -213,6 +277,17 @@ impl StreamGuard {
     }
 }
 
+impl StreamGuard {
+    /// Ends the stream with the refusal's status (the body sends it as
+    /// trailers) and counts it as a refusal.
+    async fn cut<R>(&self, refusal: Refusal, tx: &Outbound<R>) {
+        let Refusal { status, reason } = refusal;
+        self.metrics.stream_refused(reason);
+        tracing::warn!(node = %self.node_id, code = ?status.code(), reason, message = status.message(), "ADS stream cut");
+        let _ = tx.send(Err(status)).await;
+    }
+}
+
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         tracing::info!(node = %self.node_id, "ADS stream closed");
@@ -236,17 +311,15 @@ type Responses<R> = mpsc::Receiver<Result<Box<R>, Status>>;
 async fn run_stream<P: Protocol>(
     guard: StreamGuard,
     first: P::Request,
-    mut inbound: Streaming<P::Request>,
-    mut snapshots: Snapshots,
+    mut inputs: Inputs<P::Request>,
     tx: Outbound<P::Response>,
 ) {
     let mut state = P::default();
-    let current = snapshots.borrow_and_update().clone();
+    let current = inputs.snapshots.borrow_and_update().clone();
     if let Some(snapshot) = current {
         state.snapshot(snapshot);
     }
     let mut next = Some(Input::Request(Box::new(first)));
-    let mut watching = true;
     while let Some(input) = next.take() {
         let out = match input {
             Input::Request(req) => match state.request(&req) {
@@ -263,9 +336,19 @@ async fn run_stream<P: Protocol>(
         if !deliver(&guard, out, &tx).await {
             break;
         }
-        next = next_input(&guard, &mut inbound, &mut snapshots, &mut watching, &tx).await;
+        next = next_input(&guard, &mut inputs, &tx).await;
     }
     drop(guard);
+}
+
+/// What a stream task waits on: the client's requests, its snapshots, and
+/// the hooks' [`StreamCut`].
+struct Inputs<Req> {
+    inbound: Streaming<Req>,
+    snapshots: Snapshots,
+    /// False once the snapshot sender is gone.
+    watching: bool,
+    cut: StreamCut,
 }
 
 enum Input<Req> {
@@ -276,16 +359,31 @@ enum Input<Req> {
 /// Waits for the next request or snapshot; `None` when the stream is over.
 async fn next_input<Req, Resp>(
     guard: &StreamGuard,
-    inbound: &mut Streaming<Req>,
-    snapshots: &mut Snapshots,
-    watching: &mut bool,
+    inputs: &mut Inputs<Req>,
     tx: &Outbound<Resp>,
 ) -> Option<Input<Req>> {
+    let Inputs {
+        inbound,
+        snapshots,
+        watching,
+        cut,
+    } = inputs;
     loop {
         tokio::select! {
+            refusal = &mut *cut => {
+                guard.cut(refusal, tx).await;
+                return None;
+            }
             msg = inbound.message() => return match msg {
                 Ok(Some(req)) => Some(Input::Request(Box::new(req))),
                 Ok(None) => None,
+                // A request that does not decode ends the stream with
+                // the decoder's INVALID_ARGUMENT.
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    tracing::info!(node = %guard.node_id, %status, "ADS stream ended: undecodable request");
+                    let _ = tx.send(Err(status)).await;
+                    None
+                }
                 Err(status) => {
                     tracing::debug!(node = %guard.node_id, %status, "ADS stream receive ended");
                     None

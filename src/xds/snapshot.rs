@@ -1,10 +1,11 @@
 //! Immutable, versioned resource sets.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
 use envoy_types::pb::google::protobuf::Any;
+
+use super::version::VersionHasher;
 
 /// Resources of one type by name. `Arc` so that one encoded resource is
 /// shared by every snapshot and stream that carries it.
@@ -52,17 +53,17 @@ impl TypeResources {
     }
 }
 
-/// Hash of names, type URLs and bytes, as 16 hex digits. `DefaultHasher::new`
-/// is the same in every instance of one build, which is all we need: versions
-/// are compared within one control plane process.
+/// The hash ([`VersionHasher`]: SHA-256, stable across builds and runs) of
+/// every resource's name, type URL and bytes, in name order.
 fn content_version(items: &Resources) -> String {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = VersionHasher::new();
     for (name, any) in items {
-        name.hash(&mut hasher);
-        any.type_url.hash(&mut hasher);
-        any.value.hash(&mut hasher);
+        hasher
+            .field(name.as_bytes())
+            .field(any.type_url.as_bytes())
+            .field(&any.value);
     }
-    format!("{:016x}", hasher.finish())
+    hasher.finish()
 }
 
 /// An immutable set of resources for one node: per type URL, a version and

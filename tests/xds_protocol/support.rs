@@ -20,8 +20,8 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::metadata::MetadataMap;
 use tonic::{Status, Streaming};
 use trellis::xds::{
-    AdsServer, ProxyStatusTable, Refusal, Snapshot, SnapshotCache, StreamHooks, XdsMetrics,
-    CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    AdsServer, ProxyStatusTable, Refusal, Snapshot, SnapshotCache, StreamCut, StreamHooks,
+    XdsMetrics, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
 };
 
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -34,12 +34,12 @@ pub struct FakeHooks {
 }
 
 impl StreamHooks for FakeHooks {
-    fn stream_opened(&self, node: &Node, _metadata: &MetadataMap) -> Result<(), Refusal> {
+    fn stream_opened(&self, node: &Node, _metadata: &MetadataMap) -> Result<StreamCut, Refusal> {
         if node.id.starts_with("refuse") {
             return Err(Status::permission_denied("node not allowed").into());
         }
         self.opened.lock().unwrap().push(node.id.clone());
-        Ok(())
+        Ok(StreamCut::never())
     }
     fn stream_closed(&self, node_id: &str) {
         self.closed.lock().unwrap().push(node_id.to_string());

@@ -1,6 +1,7 @@
 //! The plug-in CA (Istio `cacerts` files): signing through an intermediate,
 //! key formats, and the errors for bad files.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,11 +45,17 @@ pub(super) fn operator_ca() -> Files {
 
 pub(super) fn write(dir: &Path, files: &Files, key_pem: &str) -> PluginCa {
     std::fs::write(dir.join("ca-cert.pem"), &files.ca_pem).unwrap();
-    std::fs::write(dir.join("ca-key.pem"), key_pem).unwrap();
+    write_key(&dir.join("ca-key.pem"), key_pem);
     let chain = format!("{}{}", files.ca_pem, files.root_pem);
     std::fs::write(dir.join("cert-chain.pem"), chain).unwrap();
     std::fs::write(dir.join("root-cert.pem"), &files.root_pem).unwrap();
     PluginCa::from_dir(dir)
+}
+
+/// Writes a key file as an operator must: readable by its owner only.
+pub(super) fn write_key(path: &Path, pem: &str) {
+    std::fs::write(path, pem).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn load(plugin: &PluginCa) -> Result<Ca, CaError> {
@@ -155,6 +162,29 @@ fn bad_files_get_errors_naming_the_file_and_problem() {
     }
 }
 
+/// The plug-in key is held to the self-signed keys' rule, with the same error.
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    let files = operator_ca();
+    for mode in [0o644, 0o640, 0o604] {
+        let err = error_for(&files, |d| {
+            let key = d.join("ca-key.pem");
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(mode)).unwrap();
+        });
+        assert_eq!(
+            err,
+            format!(
+                "DIR/ca-key.pem: is readable by group or others (mode {mode:o}); \
+                 run `chmod 600` on it"
+            )
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = write(dir.path(), &files, &files.ca_key.serialize_pem());
+    std::fs::set_permissions(&plugin.key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert!(load(&plugin).is_ok(), "read-only for the owner is private");
+}
+
 #[test]
 fn a_leaf_as_signing_cert_is_refused() {
     let files = operator_ca();
@@ -184,7 +214,7 @@ fn a_pkcs1_rsa_root_signs_directly() {
     }
     let key = include_str!("../testdata/rsa-ca-key.pem");
     assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    std::fs::write(dir.path().join("ca-key.pem"), key).unwrap();
+    write_key(&dir.path().join("ca-key.pem"), key);
     let ca = load(&PluginCa::from_dir(dir.path())).unwrap();
     let issued = ca.issue(&id(), Duration::from_secs(60)).unwrap();
     let chain = ders(&issued.chain_pem);

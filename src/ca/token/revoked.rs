@@ -19,6 +19,8 @@ struct Cache {
     /// (mtime, size) of the file when last read; `None` when it was absent.
     stamp: Option<(SystemTime, u64)>,
     revoked: HashSet<String>,
+    /// Bumped whenever `revoked` may have changed.
+    generation: u64,
 }
 
 pub(super) struct Revocations {
@@ -44,6 +46,13 @@ impl Revocations {
         cache.revoked.contains(jti)
     }
 
+    /// Refreshes the list; the result grows whenever the list may have changed.
+    pub(super) fn generation(&self) -> u64 {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(&mut cache);
+        cache.generation
+    }
+
     fn refresh(&self, cache: &mut Cache) {
         let stamp = std::fs::metadata(&self.path)
             .ok()
@@ -60,8 +69,13 @@ impl Revocations {
                     .map(String::from)
                     .collect();
                 cache.stamp = stamp;
+                cache.generation += 1;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => *cache = Cache::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                cache.revoked.clear();
+                cache.stamp = None;
+                cache.generation += 1;
+            }
             // Keep the last list we read rather than forgetting revocations.
             Err(e) => {
                 tracing::warn!(path = %self.path.display(), error = %e, "cannot read the token revocation list")
@@ -86,6 +100,7 @@ impl Revocations {
         writeln!(file, "{jti}").map_err(|e| io_error("append to", &self.path, e))?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.revoked.insert(jti.to_owned());
+        cache.generation += 1;
         Ok(())
     }
 }

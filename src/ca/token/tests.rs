@@ -173,6 +173,31 @@ fn revocation_is_persisted_and_seen_by_other_instances() {
 }
 
 #[test]
+fn accepted_claims_are_checked_again_for_expiry_and_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = authority(dir.path());
+    let token = serving.issue("a", "b", "c", HOUR).unwrap();
+    let now = SystemTime::now();
+    let claims = verify(&serving, &token, now).unwrap();
+    assert_eq!(serving.still_valid(&claims, now), Ok(()));
+    let at = expires_at(&claims);
+    assert_eq!(at, UNIX_EPOCH + Duration::from_secs(claims.exp) + LEEWAY);
+    assert_eq!(
+        serving.still_valid(&claims, at - Duration::from_secs(1)),
+        Ok(())
+    );
+    assert_eq!(serving.still_valid(&claims, at), Err(TokenError::Expired));
+    // The generation moves when another process revokes, and only then.
+    let before = serving.revocations_generation();
+    assert_eq!(serving.revocations_generation(), before);
+    authority(dir.path()).revoke(&claims.jti).unwrap();
+    let after = serving.revocations_generation();
+    assert!(after > before);
+    assert_eq!(serving.revocations_generation(), after);
+    assert_eq!(serving.still_valid(&claims, now), Err(TokenError::Revoked));
+}
+
+#[test]
 fn the_key_file_is_private_and_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let ta = authority(dir.path());

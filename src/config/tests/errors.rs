@@ -1,4 +1,4 @@
-//! One test per validation error case of issue 2: each asserts the exact
+//! One test per validation error case: each asserts the exact
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` lines.
 
 use super::{dr, errors, load, vs, vs_rule, VS_HEAD};

@@ -1,4 +1,4 @@
-//! Issue 3's security resources: `PeerAuthentication`, `Mesh` and
+//! The security resources: `PeerAuthentication`, `Mesh` and
 //! `DestinationRule` `trafficPolicy.tls`, loaded and rejected.
 
 use std::time::Duration;

@@ -38,13 +38,16 @@ struct Interner {
 }
 
 impl Interner {
-    /// Encodes `msg`; the same bytes as in this or the previous rebuild
-    /// give the same `Arc`.
+    /// Encodes `msg` canonically (every map in key order, see
+    /// [`crate::canonical`]), so the same message always has the same bytes
+    /// and version; the same bytes as in this or the previous rebuild give
+    /// the same `Arc`.
     fn encode<M: prost::Message + prost::Name>(&mut self, msg: &M) -> Arc<Any> {
         let any = Any {
             type_url: M::type_url(),
-            value: msg.encode_to_vec(),
+            value: canonical_bytes(msg),
         };
+        // An in-memory key, checked by comparing bytes: not a version.
         let mut h = DefaultHasher::new();
         any.type_url.hash(&mut h);
         any.value.hash(&mut h);
@@ -65,6 +68,19 @@ impl Interner {
     fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.current);
     }
+}
+
+/// `msg` in canonical form. Failing that (a type missing from the
+/// descriptor set: a bug), prost's bytes: still the right config, but its
+/// version may change without a change, so it is logged as an error.
+fn canonical_bytes<M: prost::Message + prost::Name>(msg: &M) -> Vec<u8> {
+    crate::canonical::encode(msg).unwrap_or_else(|e| {
+        tracing::error!(
+            r#type = %M::full_name(),
+            "resource not encoded deterministically; it may be re-pushed unchanged: {e}"
+        );
+        msg.encode_to_vec()
+    })
 }
 
 /// The encoded resources of one proxy that are its own.

@@ -81,3 +81,5 @@ fn an_endpoint_change_reaches_only_the_proxies_whose_scope_holds_it() {
     assert_eq!(left.gone, ["a-2"]);
     assert_eq!(fresh(&left), [("a-1", true), ("b-1", false)]);
 }
+
+mod determinism;

@@ -56,8 +56,16 @@ fn gateway_proxy(labels: &[(&str, &str)]) -> Proxy {
 }
 
 fn translate(proxy: &Proxy, with_credential: bool) -> crate::translate::ProxyResources {
+    translate_with(proxy, with_credential, "")
+}
+
+fn translate_with(
+    proxy: &Proxy,
+    with_credential: bool,
+    extra: &str,
+) -> crate::translate::ProxyResources {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("c.yaml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("c.yaml"), format!("{CONFIG}{extra}")).unwrap();
     let mesh = crate::config::load_dir(dir.path()).unwrap();
     let mut sh = shared(&mesh, &instances(&mesh, &Registry::new()));
     if with_credential {
@@ -131,4 +139,63 @@ fn credential_debug_hides_the_key() {
         ca_pem: None,
     };
     assert!(!format!("{c:?}").contains("SECRET"));
+}
+
+/// The HTTP filter names of every filter chain's HCM of every listener.
+fn http_filter_names(r: &crate::translate::ProxyResources) -> Vec<Vec<String>> {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use prost::Message;
+    let mut out = Vec::new();
+    for l in &r.listeners {
+        for c in &l.filter_chains {
+            for f in &c.filters {
+                let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+                    continue;
+                };
+                let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+                out.push(hcm.http_filters.iter().map(|h| h.name.clone()).collect());
+            }
+        }
+    }
+    out
+}
+
+const DENY_ADMIN: &str = "
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-admin}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/admin]}}]
+";
+
+/// An AuthorizationPolicy that selects a gateway's labels applies on every
+/// one of its listeners, before the router; one that does not select it
+/// adds nothing.
+#[test]
+fn authorization_policies_selecting_the_gateway_apply_on_its_listeners() {
+    let r = translate_with(
+        &gateway_proxy(&[("istio", "ingressgateway")]),
+        true,
+        DENY_ADMIN,
+    );
+    let chains = http_filter_names(&r);
+    assert!(!chains.is_empty());
+    for names in &chains {
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some(crate::translate::rbac::RBAC_FILTER)
+        );
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("envoy.filters.http.router")
+        );
+    }
+    let r = translate_with(&gateway_proxy(&[("istio", "ingressgateway")]), true, "");
+    for names in http_filter_names(&r) {
+        assert_eq!(names, ["envoy.filters.http.router"]);
+    }
 }

@@ -1,13 +1,13 @@
 //! Per-resource versions and what a delta client lacks.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::Resource;
 use envoy_types::pb::google::protobuf::Any;
 
 use super::subscription::DeltaSubscription;
+use crate::xds::version::VersionHasher;
 use crate::xds::Resources;
 
 /// One resource the client holds: its version and, when this stream sent
@@ -40,13 +40,12 @@ pub(crate) fn known_from_initial<'a>(
 
 /// The version of one resource: a hash of its type URL and bytes, so the
 /// same content always has the same version, also across reconnects to
-/// this control plane ("Incremental xDS": the server compares it with
-/// `initial_resource_versions`).
+/// this control plane and its restarts ("Incremental xDS": the server
+/// compares it with `initial_resource_versions`). See [`VersionHasher`].
 pub(crate) fn resource_version(any: &Any) -> String {
-    let mut hasher = DefaultHasher::new();
-    any.type_url.hash(&mut hasher);
-    any.value.hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
+    let mut hasher = VersionHasher::new();
+    hasher.field(any.type_url.as_bytes()).field(&any.value);
+    hasher.finish()
 }
 
 /// What one response must carry for one type.

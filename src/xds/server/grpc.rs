@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use tonic::body::Body;
-use tonic::codec::{BufferSettings, Streaming};
+use tonic::codec::{BufferSettings, DecodeBuf, Decoder, Streaming};
 use tonic::metadata::{MetadataMap, MetadataValue, GRPC_CONTENT_TYPE};
 use tonic::server::NamedService;
 use tonic::Status;
@@ -94,28 +94,67 @@ impl tower_service::Service<http::Request<Body>> for AdsService {
 
 /// Serves one ADS stream: a response whose body carries the stream task's
 /// responses, or a trailers-only response when the stream is refused.
+/// What needs only the headers (the peer's stream limit, the token) is
+/// checked before a byte of the body is read.
 async fn stream<P: Protocol>(server: AdsServer, req: http::Request<Body>) -> http::Response<Body> {
     if let Err(status) = check_encoding(req.headers()) {
         return status.into_http();
     }
     let (parts, body) = req.into_parts();
-    let decoder = ProstDecoder::<P::Request>::new(BufferSettings::new(
+    let metadata = MetadataMap::from_headers(parts.headers);
+    let permit = match server.admit(peer_ip(&parts.extensions), &metadata) {
+        Ok(permit) => permit,
+        Err(status) => return status.into_http(),
+    };
+    let decoder = RequestDecoder(ProstDecoder::<P::Request>::new(BufferSettings::new(
         REQUEST_BUFFER,
         UNUSED_YIELD_THRESHOLD,
-    ));
+    )));
     // No compression and tonic's default limit (4 MB), as the generated
     // server with its defaults.
     let inbound = Streaming::new_request(decoder, body, None, None);
-    let metadata = MetadataMap::from_headers(parts.headers);
     match server.serve::<P>(metadata, inbound).await {
         Ok(responses) => {
-            let mut response = http::Response::new(Body::new(ResponseBody::new(responses)));
+            let body = ResponseBody::new(responses, permit);
+            let mut response = http::Response::new(Body::new(body));
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, GRPC_CONTENT_TYPE);
             response
         }
         Err(status) => status.into_http(),
+    }
+}
+
+/// The client's address, which tonic puts into the request's extensions
+/// (plain TCP, or TCP under TLS).
+fn peer_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let tcp = extensions.get::<TcpConnectInfo>().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .map(TlsConnectInfo::get_ref)
+    });
+    Some(tcp?.remote_addr()?.ip())
+}
+
+/// tonic's prost decoder, except that a message that does not decode is
+/// the client's fault: INVALID_ARGUMENT ("the client specified an invalid
+/// argument", gRPC's `statuscodes.md`), where tonic answers INTERNAL.
+struct RequestDecoder<T>(ProstDecoder<T>);
+
+impl<T: prost::Message + Default> Decoder for RequestDecoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<T>, Status> {
+        self.0
+            .decode(buf)
+            .map_err(|e| Status::invalid_argument(e.message().to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
     }
 }
 

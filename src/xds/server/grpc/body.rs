@@ -11,7 +11,7 @@ use http_body::Frame;
 use prost::Message;
 use tonic::Status;
 
-use crate::xds::server::Responses;
+use crate::xds::server::{PeerPermit, Responses};
 
 /// Compressed-Flag (1 byte) and Message-Length (4 bytes, big-endian) before
 /// each message (`PROTOCOL-HTTP2.md`, "Length-Prefixed-Message").
@@ -21,16 +21,20 @@ const PREFIX: usize = 5;
 /// holds no encoding memory between responses; the queue (and with it the
 /// stream task's backpressure) is unchanged. Ends with the status trailers:
 /// OK once the stream task is done, or the error it sent.
+/// The stream's place in its peer's stream limit is held as long as the
+/// body: until HTTP/2 is done with the stream.
 pub(super) struct ResponseBody<R> {
     responses: Responses<R>,
     ended: bool,
+    _permit: Option<PeerPermit>,
 }
 
 impl<R> ResponseBody<R> {
-    pub(super) fn new(responses: Responses<R>) -> Self {
+    pub(super) fn new(responses: Responses<R>, permit: Option<PeerPermit>) -> Self {
         ResponseBody {
             responses,
             ended: false,
+            _permit: permit,
         }
     }
 }

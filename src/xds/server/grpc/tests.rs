@@ -20,23 +20,39 @@ use super::body::{frame, trailers, ResponseBody};
 use super::{AdsService, DELTA_PATH, SOTW_PATH};
 use crate::xds::test_support::base;
 use crate::xds::{
-    AdsServer, ProxyStatusTable, Refusal, SnapshotCache, StreamHooks, XdsMetrics, CLUSTER_TYPE,
+    AdsServer, ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks, XdsMetrics,
+    CLUSTER_TYPE,
 };
 
-/// Accepts every node but `refused`.
+/// Accepts every node but `refused`, and every stream but those whose
+/// `authorization` metadata is `Bearer bad`.
 struct Hooks;
 
 impl StreamHooks for Hooks {
-    fn stream_opened(&self, node: &Node, _: &MetadataMap) -> Result<(), Refusal> {
-        if node.id == "refused" {
-            return Err(Status::permission_denied("node refused: not allowed").into());
+    fn stream_requested(&self, metadata: &MetadataMap) -> Result<(), Refusal> {
+        match metadata.get("authorization") {
+            Some(v) if v == "Bearer bad" => Err(Status::unauthenticated("bad token").into()),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+    fn stream_opened(&self, node: &Node, _: &MetadataMap) -> Result<StreamCut, Refusal> {
+        match node.id.as_str() {
+            "refused" => Err(Status::permission_denied("node refused: not allowed").into()),
+            // Cut right after its first responses were queued.
+            "cut" => Ok(StreamCut::when(async {
+                tokio::task::yield_now().await;
+                Refusal {
+                    status: Status::unauthenticated("token revoked"),
+                    reason: "revoked",
+                }
+            })),
+            _ => Ok(StreamCut::never()),
+        }
     }
     fn stream_closed(&self, _: &str) {}
 }
 
-fn service(cache: &SnapshotCache) -> AdsService {
+fn server(cache: &SnapshotCache) -> AdsServer {
     let metrics = XdsMetrics::register(&mut Registry::default());
     AdsServer::new(
         cache.clone(),
@@ -44,7 +60,10 @@ fn service(cache: &SnapshotCache) -> AdsService {
         ProxyStatusTable::new(),
         metrics,
     )
-    .into_service()
+}
+
+fn service(cache: &SnapshotCache) -> AdsService {
+    server(cache).into_service()
 }
 
 fn response(version: &str) -> DiscoveryResponse {
@@ -149,7 +168,7 @@ async fn body_yields_one_frame_per_response_then_ok_trailers() {
     tx.send(Ok(Box::new(response("v1")))).await.unwrap();
     tx.send(Ok(Box::new(response("v2")))).await.unwrap();
     drop(tx);
-    let mut body = ResponseBody::new(rx);
+    let mut body = ResponseBody::new(rx, None);
     for version in ["v1", "v2"] {
         let data = next_data(&mut body).await;
         assert_eq!(data, frame(&response(version)).unwrap());
@@ -166,7 +185,7 @@ async fn body_ends_with_the_error_trailers_and_closes_the_queue() {
     tx.send(Err(Status::invalid_argument("unknown nonce")))
         .await
         .unwrap();
-    let mut body = ResponseBody::<DiscoveryResponse>::new(rx);
+    let mut body = ResponseBody::<DiscoveryResponse>::new(rx, None);
     let end = next_trailers(&mut body).await;
     let status = Status::from_header_map(&end).unwrap();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -227,4 +246,115 @@ async fn accepted_stream_streams_responses_then_ends_ok() {
     // The request body ended, so the stream task ends, and the body with it.
     let end = next_trailers(&mut body).await;
     assert_eq!(header(&end, "grpc-status"), Some("0"));
+}
+
+#[tokio::test]
+async fn a_cut_stream_ends_with_the_cut_status_while_the_client_still_sends() {
+    let cache = SnapshotCache::new();
+    cache.set("cut", base());
+    // A request body that stays open: only the cut can end this stream.
+    let (frames, rx) = mpsc::channel::<Result<http_body::Frame<Bytes>, Status>>(1);
+    let first = frame(&cds_request("cut")).unwrap();
+    frames
+        .send(Ok(http_body::Frame::data(first)))
+        .await
+        .unwrap();
+    let body = Body::new(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let req = http::Request::post(SOTW_PATH)
+        .header("content-type", "application/grpc")
+        .body(body)
+        .unwrap();
+    let mut body = call(&cache, req).await.into_body();
+    let data = next_data(&mut body).await;
+    assert_eq!(
+        DiscoveryResponse::decode(&data[5..]).unwrap().type_url,
+        *CLUSTER_TYPE
+    );
+    let end = next_trailers(&mut body).await;
+    let status = Status::from_header_map(&end).unwrap();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "token revoked");
+    drop(frames);
+}
+
+/// A length-prefixed message whose bytes are no protobuf (a field with
+/// wire type 7, which does not exist).
+fn garbage(path: &str) -> http::Request<Body> {
+    let body = Bytes::from_static(&[0, 0, 0, 0, 3, 0xff, 0xff, 0xff]);
+    http::Request::post(path)
+        .header("content-type", "application/grpc")
+        .body(Body::new(Full::new(body)))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unauthenticated_stream_is_refused_before_its_body_is_decoded() {
+    let mut req = garbage(SOTW_PATH);
+    req.headers_mut()
+        .insert("authorization", "Bearer bad".parse().unwrap());
+    let resp = call(&SnapshotCache::new(), req).await;
+    // Decoding first would have answered INVALID_ARGUMENT.
+    assert_trailers_only(&resp, Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn an_undecodable_request_is_invalid_argument() {
+    for path in [SOTW_PATH, DELTA_PATH] {
+        let resp = call(&SnapshotCache::new(), garbage(path)).await;
+        assert_trailers_only(&resp, Code::InvalidArgument);
+    }
+    // After an accepted first request, too: the stream ends with it.
+    let cache = SnapshotCache::new();
+    cache.set("a", base());
+    let mut body = frame(&cds_request("a")).unwrap().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0, 3, 0xff, 0xff, 0xff]);
+    let req = http::Request::post(SOTW_PATH)
+        .header("content-type", "application/grpc")
+        .body(Body::new(Full::new(Bytes::from(body))))
+        .unwrap();
+    let mut resp = call(&cache, req).await.into_body();
+    next_data(&mut resp).await;
+    let end = next_trailers(&mut resp).await;
+    let status = Status::from_header_map(&end).unwrap();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+/// A CDS request for node `a` from `peer`, as tonic's server marks it.
+fn from_peer(peer: [u8; 4]) -> http::Request<Body> {
+    let mut req = request(SOTW_PATH, &[cds_request("a")]);
+    req.extensions_mut()
+        .insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some((peer, 40000).into()),
+        });
+    req
+}
+
+#[tokio::test]
+async fn a_peer_over_its_stream_limit_is_refused_until_a_stream_ends() {
+    let cache = SnapshotCache::new();
+    cache.set("a", base());
+    let limit = crate::xds::PeerLimit::new(2);
+    let svc = server(&cache)
+        .with_streams_per_peer(limit.clone())
+        .into_service();
+    let call = |req| svc.clone().oneshot(req);
+    // A stream holds its place while its response body lives.
+    let first = call(from_peer([10, 0, 0, 1])).await.unwrap();
+    let _second = call(from_peer([10, 0, 0, 1])).await.unwrap();
+    assert_eq!(first.headers().get("grpc-status"), None, "accepted");
+    let third = call(from_peer([10, 0, 0, 1])).await.unwrap();
+    assert_trailers_only(&third, Code::ResourceExhausted);
+    let other = call(from_peer([10, 0, 0, 2])).await.unwrap();
+    assert_eq!(other.headers().get("grpc-status"), None, "another peer");
+    drop(first);
+    assert_eq!(limit.open([10, 0, 0, 1].into()), 1);
+    let again = call(from_peer([10, 0, 0, 1])).await.unwrap();
+    assert_eq!(
+        again.headers().get("grpc-status"),
+        None,
+        "a place was freed"
+    );
 }
