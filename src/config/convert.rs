@@ -8,6 +8,7 @@ mod authorization_policy;
 mod destination_rule;
 mod gateway;
 mod http;
+mod l4;
 mod security;
 mod service_entry;
 mod sidecar;

@@ -33,8 +33,8 @@ pub use security::{
 };
 
 pub use sidecar::{
-    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, SidecarScope,
-    DEFAULT_SCOPE_NAME,
+    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, EgressPort,
+    EgressProtocol, SidecarScope, DEFAULT_SCOPE_NAME,
 };
 pub use telemetry::{
     effective_telemetry, AccessLogging, CustomTag, DefaultProviders, EffectiveTelemetry,
@@ -248,6 +248,10 @@ pub struct VirtualService {
     pub hosts: Vec<Host>,
     /// Ordered HTTP rules; the first match wins.
     pub http: Vec<HttpRoute>,
+    /// Ordered `tcp` rules; the first match wins.
+    pub tcp: Vec<L4Route>,
+    /// Ordered `tls` rules (each match has `sni_hosts`); the first match wins.
+    pub tls: Vec<L4Route>,
     /// Gateways it binds to, as `NAMESPACE/NAME`.
     pub gateways: Vec<String>,
     /// True when it applies to sidecars (`mesh` in `gateways`, or no
@@ -255,6 +259,30 @@ pub struct VirtualService {
     pub mesh: bool,
     /// The declaring resource.
     pub origin: Origin,
+}
+
+/// One `tcp` or `tls` rule of a `VirtualService`: connections, not
+/// requests, are routed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct L4Route {
+    /// Any of these matches (empty: match every connection).
+    pub matches: Vec<L4Match>,
+    /// Weighted destinations (no `headers`: there are no requests).
+    pub route: Vec<WeightedDestination>,
+}
+
+/// One `match` entry of a `tcp` or `tls` rule; all present conditions hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct L4Match {
+    /// `sniHosts` (tls rules only; lowercase, `*` and `*.SUFFIX` allowed).
+    pub sni_hosts: Vec<String>,
+    /// `port`: the listener port the connection arrived on.
+    pub port: Option<u16>,
+    /// `sourceLabels`: labels the client proxy must carry.
+    pub source_labels: Labels,
+    /// `gateways` (`NAMESPACE/NAME` or `mesh`); `None`: the
+    /// VirtualService's own.
+    pub gateways: Option<Vec<String>>,
 }
 
 /// One `http` rule of a `VirtualService`.

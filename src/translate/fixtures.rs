@@ -110,6 +110,8 @@ pub fn vs(name: &str, http: Vec<HttpRoute>) -> VirtualService {
     VirtualService {
         hosts: vec![host(name)],
         http,
+        tcp: Vec::new(),
+        tls: Vec::new(),
         gateways: Vec::new(),
         mesh: true,
         origin: origin("VirtualService", name),

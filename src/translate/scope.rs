@@ -255,6 +255,7 @@ mod tests {
                 namespace: EgressNamespace::Named("default".into()),
                 host: payment.into(),
             }],
+            ports: Vec::new(),
             origin: origin("Sidecar", "frontend"),
         });
         let scoped = for_proxy(&shared(&mesh, &si), &proxy, &ProxySecurity::default());

@@ -146,15 +146,25 @@ fn protocol(cx: &mut Cx<'_>, path: &str, port: &raw::Port) -> Option<Protocol> {
         "HTTP" => Protocol::Http,
         "HTTP2" => Protocol::Http2,
         "GRPC" => Protocol::Grpc,
-        "TCP" => Protocol::Tcp,
+        // Istio proxies these as opaque TCP unless a protocol-specific
+        // filter is enabled, which Trellis does not do.
+        "TCP" | "MONGO" | "MYSQL" | "REDIS" | "THRIFT" | "DUBBO" => Protocol::Tcp,
         "TLS" | "HTTPS" => Protocol::Tls,
+        "UDP" => {
+            let p = join(path, "protocol");
+            cx.err(
+                &p,
+                "protocol UDP is not supported: Envoy's tcp_proxy carries TCP only",
+            );
+            return None;
+        }
         _ if port.protocol.is_none() => {
             cx.err(path, "protocol is required (HTTP, HTTP2, GRPC, TCP, TLS or HTTPS) unless the port name starts with one");
             return None;
         }
         other => {
             let p = join(path, "protocol");
-            cx.err(&p, format!("protocol {other} is not supported yet: use HTTP, HTTP2, GRPC, TCP, TLS or HTTPS"));
+            cx.err(&p, format!("protocol {other} is not supported yet: use HTTP, HTTP2, GRPC, TCP (or MONGO, MYSQL, REDIS, THRIFT, DUBBO: proxied as TCP), TLS or HTTPS"));
             return None;
         }
     };

@@ -3,7 +3,7 @@
 //! host form `NAMESPACE/HOST`).
 
 use super::Cx;
-use crate::config::model::{EgressHost, EgressNamespace, Host, SidecarScope};
+use crate::config::model::{EgressHost, EgressNamespace, EgressPort, Host, SidecarScope};
 use crate::config::raw::sidecar as raw;
 
 /// Converts a `Sidecar`; `None` when it is unusable.
@@ -21,23 +21,38 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
         ok = false;
     }
     let mut egress = Vec::new();
+    let mut ports: Vec<EgressPort> = Vec::new();
     for (i, l) in sc.egress.iter().enumerate() {
         let path = format!("spec.egress[{i}]");
-        cx.unsupported(&path, "port", &l.port);
-        cx.unsupported(&path, "bind", &l.bind);
         cx.unsupported(&path, "captureMode", &l.capture_mode);
         if l.hosts.is_empty() {
             cx.err(&format!("{path}.hosts"), "hosts must not be empty");
             ok = false;
         }
+        let mut hosts = Vec::new();
         for (j, h) in l.hosts.iter().enumerate() {
             match egress_host(h, &own_ns) {
-                Ok(e) => egress.push(e),
+                Ok(e) => hosts.push(e),
                 Err(msg) => {
                     cx.err(&format!("{path}.hosts[{j}]"), msg);
                     ok = false;
                 }
             }
+        }
+        egress.extend(hosts.iter().cloned());
+        match port::egress_port(cx, &path, l, hosts) {
+            Ok(Some(p))
+                if ports
+                    .iter()
+                    .any(|o| (o.number, &o.bind) == (p.number, &p.bind)) =>
+            {
+                let msg = format!("port {} on {} is declared twice", p.number, p.bind);
+                cx.err(&format!("{path}.port.number"), msg);
+                ok = false;
+            }
+            Ok(Some(p)) => ports.push(p),
+            Ok(None) => {}
+            Err(()) => ok = false,
         }
     }
     let selector = sc.workload_selector.as_ref().map(|s| s.labels.clone());
@@ -48,6 +63,7 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
         namespace: own_ns,
         selector: selector.filter(|l| !l.is_empty()),
         egress,
+        ports,
         origin: cx.doc.origin(),
     })
 }
@@ -104,6 +120,8 @@ fn ns_for_short<'a>(ns: &'a str, own_ns: &'a str) -> &'a str {
         n => n,
     }
 }
+
+mod port;
 
 #[cfg(test)]
 mod tests;

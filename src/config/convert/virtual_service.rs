@@ -1,7 +1,7 @@
 //! `VirtualService` conversion: hosts, rules and route destinations.
 
 use super::values::check_host;
-use super::{http, join, Cx};
+use super::{http, join, l4, Cx};
 use crate::config::model::{Host, HttpRoute, RouteAction, VirtualService, WeightedDestination};
 use crate::config::raw::virtual_service as raw;
 
@@ -15,10 +15,8 @@ pub(crate) fn virtual_service(
     cx: &mut Cx<'_>,
     vs: &raw::VirtualService,
 ) -> (VirtualService, Vec<String>, Vec<GatewayRef>) {
-    cx.unsupported("spec", "tls", &vs.tls);
-    cx.unsupported("spec", "tcp", &vs.tcp);
     cx.unsupported("spec", "exportTo", &vs.export_to);
-    let (refs, mesh) = gateways(cx, vs.gateways.as_deref());
+    let (mut refs, mesh) = gateways(cx, vs.gateways.as_deref());
     let gateways = refs.iter().map(|(_, g)| g.clone()).collect();
     if vs.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");
@@ -28,18 +26,28 @@ pub(crate) fn virtual_service(
     } else {
         gateway_hosts(cx, &vs.hosts)
     };
-    if vs.http.is_empty() {
+    if vs.http.is_empty() && vs.tcp.is_empty() && vs.tls.is_empty() {
         cx.err(
             "spec",
-            "at least one `http` rule is required (tcp and tls are not supported yet)",
+            "at least one `http`, `tcp` or `tls` rule is required",
         );
     }
     let http: Vec<_> = (vs.http.iter().enumerate())
         .filter_map(|(i, r)| http_route(cx, &format!("spec.http[{i}]"), r))
         .collect();
+    let tcp: Vec<_> = (vs.tcp.iter())
+        .map(|r| (r.matches.as_slice(), r.route.as_slice()))
+        .collect();
+    let tcp = l4::routes(cx, "spec.tcp", l4::Kind::Tcp, &tcp, &mut refs);
+    let tls: Vec<_> = (vs.tls.iter())
+        .map(|r| (r.matches.as_slice(), r.route.as_slice()))
+        .collect();
+    let tls = l4::routes(cx, "spec.tls", l4::Kind::Tls, &tls, &mut refs);
     let vs = VirtualService {
         hosts,
         http,
+        tcp,
+        tls,
         gateways,
         mesh,
         origin: cx.doc.origin(),
@@ -58,25 +66,29 @@ fn gateways(cx: &mut Cx<'_>, raw: Option<&[String]>) -> (Vec<GatewayRef>, bool) 
     let mut mesh = false;
     for (i, g) in raw.iter().enumerate() {
         let path = format!("spec.gateways[{i}]");
-        let (ns, name) = match g.split_once('/') {
-            _ if g == "mesh" => {
-                mesh = true;
-                continue;
-            }
-            Some((ns, name)) => (ns, name),
-            None => (cx.doc.namespace.as_str(), g.as_str()),
-        };
-        if !super::is_dns_label(ns) || !super::is_dns_subdomain(name) {
-            let msg = format!("gateway {g:?} must be `mesh`, NAME or NAMESPACE/NAME");
-            cx.err(&path, msg);
-            continue;
-        }
-        let qualified = format!("{ns}/{name}");
-        if !out.iter().any(|(_, q)| *q == qualified) {
-            out.push((path, qualified));
+        match gateway_ref(cx, &path, g) {
+            Some(q) if q == "mesh" => mesh = true,
+            Some(q) if !out.iter().any(|(_, o)| *o == q) => out.push((path, q)),
+            _ => {}
         }
     }
     (out, mesh)
+}
+
+/// One gateway name: `mesh`, or `NAMESPACE/NAME` (a bare name is in the
+/// VirtualService's namespace); `None` after an error.
+pub(super) fn gateway_ref(cx: &mut Cx<'_>, path: &str, g: &str) -> Option<String> {
+    let (ns, name) = match g.split_once('/') {
+        _ if g == "mesh" => return Some(g.to_string()),
+        Some((ns, name)) => (ns, name),
+        None => (cx.doc.namespace.as_str(), g),
+    };
+    if !super::is_dns_label(ns) || !super::is_dns_subdomain(name) {
+        let msg = format!("gateway {g:?} must be `mesh`, NAME or NAMESPACE/NAME");
+        cx.err(path, msg);
+        return None;
+    }
+    Some(format!("{ns}/{name}"))
 }
 
 /// Hosts of a VirtualService bound only to gateways: as for sidecars, and
@@ -183,7 +195,7 @@ fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction
 
 /// Route destinations and their weights: a lone destination may omit its
 /// weight (100); several must sum to 100, an omitted weight counting 0.
-fn route(
+pub(super) fn route(
     cx: &mut Cx<'_>,
     path: &str,
     raw: &[raw::RouteDestination],

@@ -80,6 +80,32 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
+/// Protocol of a Sidecar egress port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EgressProtocol {
+    /// Opaque TCP (`TCP`, `MONGO`, `MYSQL`, `REDIS`, ...): `tcp` rules.
+    Tcp,
+    /// TLS (`TLS`, `HTTPS`) routed by SNI: `tls` rules, then `tcp` rules.
+    Tls,
+}
+
+/// An egress listener with a `port`: the sidecar listens on
+/// `bind:number` and routes connections with the `tcp`/`tls` rules of
+/// the VirtualServices of `hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressPort {
+    /// `port.number`.
+    pub number: u16,
+    /// `port.name` (the listener's name; default `PROTOCOL-NUMBER`).
+    pub name: String,
+    /// `port.protocol`.
+    pub protocol: EgressProtocol,
+    /// `bind`, an IP address; `127.0.0.1` when omitted.
+    pub bind: String,
+    /// This listener's `hosts`.
+    pub hosts: Vec<EgressHost>,
+}
+
 /// A converted `Sidecar` resource, or the synthesized default scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SidecarScope {
@@ -89,6 +115,9 @@ pub struct SidecarScope {
     pub selector: Option<BTreeMap<String, String>>,
     /// Every egress listener's hosts.
     pub egress: Vec<EgressHost>,
+    /// Egress listeners with a `port`: each is a listener of its own on
+    /// `bind:number` (sidecars have no transparent interception).
+    pub ports: Vec<EgressPort>,
     /// Where it came from; for the default scope, kind `Sidecar`, name
     /// [`DEFAULT_SCOPE_NAME`], file `<mesh default>` and line 0.
     pub origin: Origin,
@@ -114,8 +143,15 @@ impl SidecarScope {
     /// This scope applied to a workload of `namespace`: every `.` entry
     /// names that namespace.
     pub fn for_namespace(&self, namespace: &str) -> SidecarScope {
+        let resolve = |hosts: &[EgressHost]| hosts.iter().map(|e| e.resolved(namespace)).collect();
         SidecarScope {
-            egress: self.egress.iter().map(|e| e.resolved(namespace)).collect(),
+            egress: resolve(&self.egress),
+            ports: (self.ports.iter())
+                .map(|p| EgressPort {
+                    hosts: resolve(&p.hosts),
+                    ..p.clone()
+                })
+                .collect(),
             ..self.clone()
         }
     }
@@ -136,6 +172,7 @@ impl SidecarScope {
             namespace: root_namespace.to_string(),
             selector: None,
             egress,
+            ports: Vec::new(),
             origin: Origin {
                 kind: "Sidecar".to_string(),
                 namespace: root_namespace.to_string(),

@@ -36,10 +36,21 @@ pub(crate) struct WorkloadSelector {
 pub(crate) struct EgressListener {
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// A per-port egress listener: not supported yet.
-    pub port: Option<Unsupported>,
-    /// The bind address: not supported yet.
-    pub bind: Option<Unsupported>,
+    /// A per-port egress listener (TCP and TLS protocols).
+    pub port: Option<SidecarPort>,
+    /// The address that listener binds (default 127.0.0.1).
+    pub bind: Option<String>,
     /// Traffic capture mode: not supported yet.
     pub capture_mode: Option<Unsupported>,
+}
+
+/// `SidecarPort`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct SidecarPort {
+    pub number: i64,
+    #[serde(default)]
+    pub protocol: String,
+    pub name: Option<String>,
+    pub target_port: Option<Unsupported>,
 }

@@ -15,9 +15,45 @@ pub(crate) struct VirtualService {
     pub gateways: Option<Vec<String>>,
     #[serde(default)]
     pub http: Vec<HttpRoute>,
-    pub tls: Option<Unsupported>,
-    pub tcp: Option<Unsupported>,
+    #[serde(default)]
+    pub tls: Vec<TlsRoute>,
+    #[serde(default)]
+    pub tcp: Vec<TcpRoute>,
     pub export_to: Option<Unsupported>,
+}
+
+/// `TCPRoute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct TcpRoute {
+    #[serde(default, rename = "match")]
+    pub matches: Vec<L4Match>,
+    #[serde(default)]
+    pub route: Vec<RouteDestination>,
+}
+
+/// `TLSRoute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct TlsRoute {
+    #[serde(default, rename = "match")]
+    pub matches: Vec<L4Match>,
+    #[serde(default)]
+    pub route: Vec<RouteDestination>,
+}
+
+/// `L4MatchAttributes` and `TLSMatchAttributes` in one: `sniHosts` is
+/// rejected on a `tcp` rule and required on a `tls` one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct L4Match {
+    pub sni_hosts: Option<Vec<String>>,
+    pub destination_subnets: Option<Unsupported>,
+    pub port: Option<i64>,
+    pub source_labels: Option<BTreeMap<String, String>>,
+    pub gateways: Option<Vec<String>>,
+    pub source_namespace: Option<Unsupported>,
+    pub source_subnet: Option<Unsupported>,
 }
 
 /// `HTTPRoute`.

@@ -73,7 +73,15 @@ fn unknown_field() {
 fn unsupported_fields_are_named() {
     assert_eq!(
         errors(&format!("{VS_HEAD}  tcp:\n  - route: []\n  http:\n  - route:\n    - destination:\n        host: pay\n")),
-        ["f.yaml:8:3: error: VirtualService/pay: spec.tcp: field `tcp` is not supported yet"]
+        ["f.yaml:9:5: error: VirtualService/pay: spec.tcp[0].route: at least one route destination is required"]
+    );
+    assert_eq!(
+        errors(&format!("{VS_HEAD}  tls:\n  - match:\n    - port: 443\n    route:\n    - destination:\n        host: pay\n")),
+        ["f.yaml:10:7: error: VirtualService/pay: spec.tls[0].match[0].sniHosts: a tls rule match needs at least one sniHosts entry"]
+    );
+    assert_eq!(
+        errors(&format!("{VS_HEAD}  tcp:\n  - match:\n    - destinationSubnets: [10.0.0.0/8]\n    route:\n    - destination:\n        host: pay\n")),
+        ["f.yaml:10:7: error: VirtualService/pay: spec.tcp[0].match[0].destinationSubnets: destinationSubnets needs transparent interception (the original destination address), which Trellis sidecars do not have: match on `port` (a Sidecar egress port) instead"]
     );
     assert_eq!(
         errors(&format!("{VS_HEAD}  gateways: [mesh, my-gw]\n  http:\n  - route:\n    - destination:\n        host: pay\n")),

@@ -62,7 +62,7 @@ fn values_istio_rejects_in_service_entries() {
         [
             "f.yaml:8:5: error: ServiceEntry/s: spec.ports[0].number: port number 0 is not in 1..65535",
             "f.yaml:10:5: error: ServiceEntry/s: spec.ports[1].number: port number 70000 is not in 1..65535",
-            "f.yaml:12:5: error: ServiceEntry/s: spec.ports[1].protocol: protocol FOO is not supported yet: use HTTP, HTTP2, GRPC, TCP, TLS or HTTPS",
+            "f.yaml:12:5: error: ServiceEntry/s: spec.ports[1].protocol: protocol FOO is not supported yet: use HTTP, HTTP2, GRPC, TCP (or MONGO, MYSQL, REDIS, THRIFT, DUBBO: proxied as TCP), TLS or HTTPS",
             "f.yaml:13:3: error: ServiceEntry/s: spec.resolution: resolution NONE is not supported yet: use STATIC or DNS",
         ]
     );

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::config::model::{
-    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, Host,
-    MeshSettings, SidecarScope, DEFAULT_SCOPE_NAME,
+    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, EgressProtocol,
+    Host, MeshSettings, SidecarScope, DEFAULT_SCOPE_NAME,
 };
 use crate::config::tests::{errors, load};
 
@@ -107,13 +107,6 @@ fn unsupported_fields_are_errors() {
     assert_eq!(
         err("  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n  egress:\n  - hosts: [\"./*\"]\n"),
         ["f.yaml:7:3: error: Sidecar/sc: spec.outboundTrafficPolicy: field `outboundTrafficPolicy` is not supported yet"]
-    );
-    assert_eq!(
-        err("  egress:\n  - port:\n      number: 80\n    bind: 127.0.0.1\n    hosts: [\"./*\"]\n"),
-        [
-            "f.yaml:8:5: error: Sidecar/sc: spec.egress[0].port: field `port` is not supported yet",
-            "f.yaml:10:5: error: Sidecar/sc: spec.egress[0].bind: field `bind` is not supported yet",
-        ]
     );
     assert_eq!(
         err("  egress:\n  - hosts: [\"./*\"]\n    captureMode: NONE\n  inboundConnectionPool: {}\n"),
@@ -229,4 +222,54 @@ fn a_sidecar_without_dot_is_borrowed() {
         &BTreeMap::new(),
     );
     assert!(matches!(scope, Some(Cow::Borrowed(_))));
+}
+
+#[test]
+fn egress_ports_convert() {
+    let spec = "  egress:\n  - port: {number: 9000, protocol: TCP, name: tcp-echo}\n    hosts: [\"./echo\"]\n  - port: {number: 9443, protocol: TLS}\n    bind: 127.0.0.2\n    hosts: [\"./*\"]\n";
+    let mesh = load(&[("f.yaml", &sc(spec))]).unwrap();
+    let [s] = mesh.sidecars.as_slice() else {
+        panic!("{:?}", mesh.sidecars)
+    };
+    let ports: Vec<_> = (s.ports.iter())
+        .map(|p| {
+            (
+                p.number,
+                p.name.as_str(),
+                p.protocol,
+                p.bind.as_str(),
+                p.hosts.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (9000, "tcp-echo", EgressProtocol::Tcp, "127.0.0.1", 1),
+            (9443, "tls-9443", EgressProtocol::Tls, "127.0.0.2", 1),
+        ]
+    );
+    // The port's hosts are in the scope too, and resolve with it.
+    assert_eq!(s.egress.len(), 2);
+    let resolved = s.for_namespace("shop");
+    assert_eq!(
+        resolved.ports[0].hosts[0].host,
+        "echo.shop.svc.cluster.local"
+    );
+}
+
+#[test]
+fn egress_port_errors() {
+    assert_eq!(
+        err("  egress:\n  - port:\n      number: 80\n      protocol: HTTP\n    bind: 127.0.0.1\n    hosts: [\"./*\"]\n"),
+        ["f.yaml:10:7: error: Sidecar/sc: spec.egress[0].port.protocol: protocol HTTP: HTTP traffic goes through the sidecar's outbound listener; an egress port takes TCP, TLS, HTTPS, MONGO, MYSQL or REDIS"]
+    );
+    assert_eq!(
+        err("  egress:\n  - port: {number: 9000, protocol: TCP}\n    bind: localhost\n    hosts: [\"./*\"]\n"),
+        ["f.yaml:9:5: error: Sidecar/sc: spec.egress[0].bind: bind \"localhost\" must be an IP address (unix sockets are not supported)"]
+    );
+    assert_eq!(
+        err("  egress:\n  - bind: 127.0.0.1\n    hosts: [\"./*\"]\n"),
+        ["f.yaml:8:5: error: Sidecar/sc: spec.egress[0].bind: bind needs a port"]
+    );
 }
