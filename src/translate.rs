@@ -27,11 +27,13 @@
 //!   itself.
 
 mod clusters;
+mod egress;
 mod endpoints;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod gateway;
 mod inbound;
+mod l4;
 mod listeners;
 mod policy;
 pub mod rbac;
@@ -326,10 +328,13 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
         .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
     OwnResources {
         inbound_cluster: Some(listeners::inbound_cluster(proxy, h2)),
-        listeners: vec![
+        listeners: [
             listeners::inbound(shared, proxy, security),
             listeners::outbound(shared, proxy),
-        ],
+        ]
+        .into_iter()
+        .chain(egress::listeners(shared, proxy))
+        .collect(),
         routes: Vec::new(),
         secrets: workload(),
         skipped: Vec::new(),
@@ -348,6 +353,9 @@ impl Shared {
             && self.gateways == other.gateways
             && self.gateway_virtual_services == other.gateway_virtual_services
             && self.gateway_routes == other.gateway_routes
+            && self.virtual_services == other.virtual_services
+            && self.sidecars == other.sidecars
+            && self.service_namespaces == other.service_namespaces
             && self.credentials == other.credentials
     }
 }

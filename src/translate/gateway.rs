@@ -4,6 +4,7 @@
 //! VirtualServices bound to those Gateways; HTTPS servers terminate TLS
 //! with certificates from `credentialName` (served over SDS) or files.
 
+mod l4;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,7 +57,7 @@ pub struct GatewayResources {
 }
 
 /// The servers of `gateways` that select `proxy`, by port.
-type Ports<'a> = BTreeMap<u16, Vec<(&'a Gateway, usize, &'a GatewayServer)>>;
+pub(crate) type Ports<'a> = BTreeMap<u16, Vec<(&'a Gateway, usize, &'a GatewayServer)>>;
 
 /// A gateway proxy's listeners, routes and server secrets.
 pub fn resources(shared: &Shared, proxy: &Proxy, node: &GatewayNode) -> GatewayResources {
@@ -76,6 +77,13 @@ pub fn resources(shared: &Shared, proxy: &Proxy, node: &GatewayNode) -> GatewayR
             .iter()
             .filter(|s| s.2.protocol == protocol)
             .collect();
+        if matches!(protocol, GatewayProtocol::Tcp | GatewayProtocol::Tls) {
+            let chains = l4::chains(shared, proxy, *port, &servers, &mut out);
+            if !chains.is_empty() {
+                out.listeners.push(listener(*port, node, chains, protocol));
+            }
+            continue;
+        }
         let hcm = hcm(*port, shared, proxy);
         let chains = chains(&servers, &shared.credentials, &mut out, &hcm);
         if chains.is_empty() {
@@ -103,7 +111,7 @@ fn chains(
     let mut seen = Vec::new();
     for (gw, i, s) in servers.iter().map(|s| **s) {
         let Some(t) = &s.tls else { continue };
-        let built = tls::downstream(t, &gw.origin.namespace, credentials);
+        let built = tls::downstream(t, &gw.origin.namespace, credentials, true);
         let (socket, secrets) = match built {
             Ok(b) => b,
             Err(why) => {
@@ -127,7 +135,7 @@ fn chains(
 }
 
 /// SNI names of a server: its hosts, none (any) when one is `*`.
-fn server_names(s: &GatewayServer) -> Vec<String> {
+pub(crate) fn server_names(s: &GatewayServer) -> Vec<String> {
     if s.hosts.iter().any(|h| h.host == "*") {
         return Vec::new();
     }
@@ -197,7 +205,7 @@ fn listener(
     protocol: GatewayProtocol,
 ) -> Listener {
     let listener_filters = match protocol {
-        GatewayProtocol::Https => vec![super::inbound::tls_inspector()],
+        GatewayProtocol::Https | GatewayProtocol::Tls => vec![super::inbound::tls_inspector()],
         _ => Vec::new(),
     };
     Listener {

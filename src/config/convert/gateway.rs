@@ -52,6 +52,11 @@ fn server(cx: &mut Cx<'_>, path: &str, s: &raw::Server) -> Option<GatewayServer>
             );
             None
         }
+        (None, Some(GatewayProtocol::Tls)) => {
+            let msg = "a TLS server requires `tls` (mode PASSTHROUGH, SIMPLE or MUTUAL)";
+            cx.err(path, msg);
+            None
+        }
         _ => None,
     };
     Some(GatewayServer {
@@ -74,22 +79,19 @@ fn protocol(cx: &mut Cx<'_>, path: &str, text: &str) -> Option<GatewayProtocol> 
         "HTTPS" => Some(GatewayProtocol::Https),
         "HTTP2" => Some(GatewayProtocol::Http2),
         "GRPC" => Some(GatewayProtocol::Grpc),
-        "TCP" | "TLS" | "MONGO" | "REDIS" | "MYSQL" => {
-            let msg = format!(
-                "protocol {text} is not supported yet on gateways: use HTTP, HTTPS, HTTP2 or GRPC"
-            );
-            cx.err(path, msg);
-            None
-        }
+        "TCP" | "MONGO" | "REDIS" | "MYSQL" => Some(GatewayProtocol::Tcp),
+        "TLS" => Some(GatewayProtocol::Tls),
         "" => {
-            cx.err(path, "protocol is required (HTTP, HTTPS, HTTP2 or GRPC)");
+            cx.err(
+                path,
+                "protocol is required (HTTP, HTTPS, HTTP2, GRPC, TCP or TLS)",
+            );
             None
         }
         _ => {
-            cx.err(
-                path,
-                format!("unknown protocol {text:?}: use HTTP, HTTPS, HTTP2 or GRPC"),
-            );
+            let msg =
+                format!("unknown protocol {text:?}: use HTTP, HTTPS, HTTP2, GRPC, TCP or TLS");
+            cx.err(path, msg);
             None
         }
     }
@@ -156,6 +158,10 @@ fn server_tls(
     unsupported_tls_fields(cx, path, t);
     let mode = tls_mode(cx, path, t, protocol)?;
     let source = match mode {
+        Some(ServerTlsMode::Passthrough) => {
+            passthrough_has_no_certificate(cx, path, t);
+            None
+        }
         Some(m) => tls_source(cx, path, t, m),
         None => {
             plaintext_has_no_tls_fields(cx, path, t);
@@ -184,8 +190,8 @@ fn server_tls(
         https_redirect: t.https_redirect,
         mode,
         source: match mode {
+            Some(ServerTlsMode::Passthrough) | None => None,
             Some(_) => Some(source?),
-            None => None,
         },
         min_version,
         max_version,
@@ -211,24 +217,32 @@ fn tls_mode(
     protocol: GatewayProtocol,
 ) -> Option<Option<ServerTlsMode>> {
     let at = join(path, "mode");
-    let https = protocol == GatewayProtocol::Https;
+    let https = matches!(protocol, GatewayProtocol::Https | GatewayProtocol::Tls);
     match (t.mode.as_deref(), https) {
         (None | Some("SIMPLE"), true) => Some(Some(ServerTlsMode::Simple)),
         (Some("MUTUAL"), true) => Some(Some(ServerTlsMode::Mutual)),
+        (Some("PASSTHROUGH"), _) if protocol == GatewayProtocol::Tls => {
+            Some(Some(ServerTlsMode::Passthrough))
+        }
+        (Some("PASSTHROUGH"), _) => {
+            let msg = format!(
+                "tls mode PASSTHROUGH needs port protocol TLS, not {}",
+                protocol.as_str()
+            );
+            cx.err(&at, msg);
+            None
+        }
         (None, false) => Some(None),
-        (
-            Some(m @ ("PASSTHROUGH" | "ISTIO_MUTUAL" | "AUTO_PASSTHROUGH" | "OPTIONAL_MUTUAL")),
-            _,
-        ) => {
+        (Some(m @ ("ISTIO_MUTUAL" | "AUTO_PASSTHROUGH" | "OPTIONAL_MUTUAL")), _) => {
             cx.err(
                 &at,
-                format!("tls mode {m} is not supported yet: use SIMPLE or MUTUAL"),
+                format!("tls mode {m} is not supported yet: use SIMPLE, MUTUAL or PASSTHROUGH"),
             );
             None
         }
         (Some(m @ ("SIMPLE" | "MUTUAL")), false) => {
             let msg = format!(
-                "tls mode {m} needs port protocol HTTPS, not {}",
+                "tls mode {m} needs port protocol HTTPS or TLS, not {}",
                 protocol.as_str()
             );
             cx.err(&at, msg);
@@ -238,6 +252,20 @@ fn tls_mode(
             cx.err(&at, format!("unknown tls mode {m:?}: use SIMPLE or MUTUAL"));
             None
         }
+    }
+}
+
+/// PASSTHROUGH never terminates TLS: a certificate would be ignored.
+fn passthrough_has_no_certificate(cx: &mut Cx<'_>, path: &str, t: &raw::ServerTls) {
+    let given = [
+        ("credentialName", t.credential_name.is_some()),
+        ("serverCertificate", t.server_certificate.is_some()),
+        ("privateKey", t.private_key.is_some()),
+        ("caCertificates", t.ca_certificates.is_some()),
+    ];
+    for (field, _) in given.iter().filter(|(_, set)| *set) {
+        let msg = format!("`{field}`: mode PASSTHROUGH forwards the client's TLS untouched");
+        cx.err(&join(path, field), msg);
     }
 }
 

@@ -38,6 +38,10 @@ pub enum GatewayProtocol {
     Http2,
     /// gRPC (HTTP/2).
     Grpc,
+    /// Opaque TCP (also `MONGO`, `MYSQL`, `REDIS`): `tcp` rules.
+    Tcp,
+    /// TLS: passed through by SNI (`tls` rules) or terminated (`tcp` rules).
+    Tls,
 }
 
 impl GatewayProtocol {
@@ -48,6 +52,8 @@ impl GatewayProtocol {
             GatewayProtocol::Https => "HTTPS",
             GatewayProtocol::Http2 => "HTTP2",
             GatewayProtocol::Grpc => "GRPC",
+            GatewayProtocol::Tcp => "TCP",
+            GatewayProtocol::Tls => "TLS",
         }
     }
 }
@@ -131,6 +137,9 @@ pub enum ServerTlsMode {
     Simple,
     /// TLS that requires a client certificate signed by the server's CA.
     Mutual,
+    /// The client's TLS goes untouched to the backend, chosen by SNI
+    /// (protocol TLS only).
+    Passthrough,
 }
 
 /// The server's certificate (and, for MUTUAL, the client CA).

@@ -1,6 +1,7 @@
 //! `Gateway` and VirtualServices bound to gateways.
 
 use super::{errors, load};
+use crate::config::model::{GatewayProtocol, ServerTlsMode};
 
 const GW: &str = "apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -96,14 +97,28 @@ fn unknown_gateway_is_an_error() {
 #[test]
 fn unsupported_protocols_and_modes_are_positioned() {
     let tcp = "  - port: {number: 31400, name: tcp, protocol: TCP}\n    hosts: [\"*\"]\n";
+    let gw = load(&[("f.yaml", &format!("{GW}{tcp}"))]).unwrap();
+    assert_eq!(gw.gateways[0].servers[0].protocol, GatewayProtocol::Tcp);
+    let tls = "  - port: {number: 443, name: tls, protocol: TLS}\n    hosts: [\"*\"]\n";
     assert_eq!(
-        errors(&format!("{GW}{tcp}")),
-        ["f.yaml:9:38: error: Gateway/gw: spec.servers[0].port.protocol: protocol TCP is not supported yet on gateways: use HTTP, HTTPS, HTTP2 or GRPC"]
+        errors(&format!("{GW}{tls}")),
+        ["f.yaml:9:5: error: Gateway/gw: spec.servers[0]: a TLS server requires `tls` (mode PASSTHROUGH, SIMPLE or MUTUAL)"]
     );
-    let pass = HTTPS.replace("SIMPLE", "PASSTHROUGH");
+    let pass = format!("{tls}    tls: {{mode: PASSTHROUGH}}\n");
+    let gw = load(&[("f.yaml", &format!("{GW}{pass}"))]).unwrap();
+    let t = gw.gateways[0].servers[0].tls.as_ref().unwrap();
+    assert_eq!(t.mode, Some(ServerTlsMode::Passthrough));
+    let pass_https = HTTPS.replace("SIMPLE", "PASSTHROUGH");
     assert_eq!(
-        errors(&format!("{GW}{pass}")),
-        ["f.yaml:12:7: error: Gateway/gw: spec.servers[0].tls.mode: tls mode PASSTHROUGH is not supported yet: use SIMPLE or MUTUAL"]
+        errors(&format!("{GW}{pass_https}")),
+        [
+            "f.yaml:12:7: error: Gateway/gw: spec.servers[0].tls.mode: tls mode PASSTHROUGH needs port protocol TLS, not HTTPS"
+        ]
+    );
+    let pass_cert = format!("{tls}    tls: {{mode: PASSTHROUGH, credentialName: c}}\n");
+    assert_eq!(
+        errors(&format!("{GW}{pass_cert}")),
+        ["f.yaml:11:30: error: Gateway/gw: spec.servers[0].tls.credentialName: `credentialName`: mode PASSTHROUGH forwards the client's TLS untouched"]
     );
     let crl = HTTPS.replace("      mode", "      caCrl: /x\n      mode");
     assert_eq!(

@@ -54,16 +54,19 @@ pub fn credential_secret_names(name: &str) -> (String, String) {
 }
 
 /// The server's transport socket and the secrets it refers to, or why the
-/// server cannot be served.
+/// server cannot be served. `http` offers ALPN h2 and http/1.1; a TCP
+/// backend behind terminated TLS offers none.
 pub(super) fn downstream(
     t: &ServerTls,
     namespace: &str,
     credentials: &Credentials,
+    http: bool,
 ) -> Result<(TransportSocket, Vec<XdsSecret>), String> {
     let mutual = t.mode == Some(ServerTlsMode::Mutual);
+    let alpn = ["h2", "http/1.1"].map(String::from);
     let mut common = CommonTlsContext {
         tls_params: params(t),
-        alpn_protocols: vec!["h2".to_string(), "http/1.1".to_string()],
+        alpn_protocols: if http { alpn.to_vec() } else { Vec::new() },
         ..Default::default()
     };
     let mut secrets = Vec::new();

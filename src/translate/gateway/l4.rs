@@ -1,0 +1,88 @@
+//! TCP and TLS servers of a gateway: `tcp_proxy` chains from the `tcp`
+//! and `tls` rules of the VirtualServices bound to their Gateways. A
+//! PASSTHROUGH server routes the client's TLS by SNI untouched; a SIMPLE
+//! or MUTUAL one terminates TLS and proxies the plain bytes with the `tcp`
+//! rules (Istio: `buildGatewayNetworkFiltersFromTCPRoutes`).
+
+use std::collections::BTreeSet;
+
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch};
+
+use super::super::l4::{self as rules, Place};
+use super::{server_names, tls, GatewayResources};
+use crate::config::model::{Gateway, GatewayServer, ServerTlsMode, VirtualService};
+use crate::registry::Proxy;
+use crate::translate::Shared;
+
+/// The filter chains of one TCP or TLS port; a server that routes nothing
+/// adds none, one whose certificate is missing is recorded as skipped.
+pub(super) fn chains(
+    shared: &Shared,
+    proxy: &Proxy,
+    port: u16,
+    servers: &[&(&Gateway, usize, &GatewayServer)],
+    out: &mut GatewayResources,
+) -> Vec<FilterChain> {
+    let mut chains: Vec<FilterChain> = Vec::new();
+    for (gw, i, s) in servers.iter().map(|s| **s) {
+        let qualified = gw.qualified();
+        let place = Place {
+            port,
+            labels: &proxy.labels,
+            gateway: Some(&qualified),
+        };
+        let vss = bound(&shared.gateway_virtual_services, &qualified);
+        let terminate = (s.tls.as_ref()).filter(|t| t.mode != Some(ServerTlsMode::Passthrough));
+        let Some(t) = terminate else {
+            let sni = s.tls.is_some();
+            chains.extend(rules::chains(&vss, &place, sni, &shared.service_ports));
+            continue;
+        };
+        let built = tls::downstream(t, &gw.origin.namespace, &shared.credentials, false);
+        let (socket, secrets) = match built {
+            Ok(b) => b,
+            Err(why) => {
+                out.skipped.push((qualified.clone(), i, why));
+                continue;
+            }
+        };
+        let tcp = rules::chains(&vss, &place, false, &shared.service_ports);
+        for mut c in tcp {
+            let names = server_names(s);
+            c.filter_chain_match = (!names.is_empty()).then(|| FilterChainMatch {
+                server_names: names,
+                ..Default::default()
+            });
+            c.transport_socket = Some(socket.clone());
+            chains.push(c);
+        }
+        for secret in secrets {
+            if !out.secrets.iter().any(|x| x.name == secret.name) {
+                out.secrets.push(secret);
+            }
+        }
+    }
+    distinct(chains)
+}
+
+/// The VirtualServices bound to `gateway`.
+fn bound<'a>(all: &'a [std::sync::Arc<VirtualService>], gateway: &str) -> Vec<&'a VirtualService> {
+    (all.iter())
+        .filter(|vs| vs.gateways.iter().any(|g| g == gateway))
+        .map(|vs| vs.as_ref())
+        .collect()
+}
+
+/// Envoy refuses two chains with the same match: the first keeps it.
+fn distinct(chains: Vec<FilterChain>) -> Vec<FilterChain> {
+    let mut seen = BTreeSet::new();
+    chains
+        .into_iter()
+        .filter(|c| {
+            let key = (c.filter_chain_match.as_ref())
+                .map(|m| m.server_names.clone())
+                .unwrap_or_default();
+            seen.insert(key)
+        })
+        .collect()
+}
