@@ -1,0 +1,274 @@
+//! TCP and TLS routing against real Envoy: a `tcp` rule on a Sidecar
+//! egress port splits connections 80/20 between two TCP backends; a `tls`
+//! rule on a sidecar's TLS egress port picks the backend by SNI; a TLS
+//! PASSTHROUGH gateway server hands the client's TLS to the backend, whose
+//! own certificate the client sees.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::CertifiedKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::{
+    self,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName},
+};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use trellis_integration_tests::trellis::run_trellis;
+use trellis_integration_tests::*;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+
+/// A TCP backend that answers every connection with its name and closes.
+async fn tcp_backend(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(name.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS backend for `name` with its own self-signed certificate: after
+/// the handshake it writes `name` and closes.
+async fn tls_backend(name: &'static str, cert: &CertifiedKey<rcgen::KeyPair>) -> u16 {
+    let key = PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], PrivateKeyDer::Pkcs8(key))
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    let _ = tls.write_all(name.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// What a plain TCP connection to `port` reads, `None` if it fails.
+async fn read_tcp(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut out = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out));
+    read.await.ok()?.ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// What a TLS connection to `port` with SNI `sni` reads, when the server
+/// proves it holds `trusted` (the only certificate the client accepts).
+async fn read_tls(port: u16, sni: &str, trusted: &CertificateDer<'static>) -> Option<String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).ok()?;
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let name = ServerName::try_from(sni.to_string()).ok()?;
+    let connect = TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    let mut tls = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .ok()?
+        .ok()?;
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_string(&mut out)).await;
+    (!out.is_empty()).then_some(out)
+}
+
+fn service(name: &str, port: u16, protocol: &str, backend: u16) -> String {
+    let p = protocol.to_ascii_lowercase();
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}}}
+spec:
+  hosts: [{name}]
+  ports: [{{number: {port}, name: {p}, protocol: {protocol}}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{{p}: {backend}}}}}]
+---
+"
+    )
+}
+
+/// The mesh config: services, the split, the SNI routes (on sidecars and
+/// the `edge` gateway), the client's egress ports and the gateway.
+fn config(tcp_port: u16, tls_port: u16, backends: [u16; 4]) -> String {
+    let mut out = service("tcp-a", tcp_port, "TCP", backends[0]);
+    out += &service("tcp-b", tcp_port, "TCP", backends[1]);
+    out += &service("tls-a", tls_port, "TLS", backends[2]);
+    out += &service("tls-b", tls_port, "TLS", backends[3]);
+    out += &format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: tcp-split}}
+spec:
+  hosts: [tcp-a]
+  tcp:
+  - match: [{{port: {tcp_port}}}]
+    route:
+    - {{destination: {{host: tcp-a}}, weight: 80}}
+    - {{destination: {{host: tcp-b}}, weight: 20}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: by-sni}}
+spec:
+  hosts: [tls-a, tls-b]
+  gateways: [mesh, edge]
+  tls:
+  - match: [{{sniHosts: [a.example.com]}}]
+    route: [{{destination: {{host: tls-a}}}}]
+  - match: [{{sniHosts: [b.example.com]}}]
+    route: [{{destination: {{host: tls-b}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: default}}
+spec:
+  egress:
+  - hosts: [./*]
+  - port: {{number: {tcp_port}, protocol: TCP, name: tcp}}
+    hosts: [./tcp-a, ./tcp-b]
+  - port: {{number: {tls_port}, protocol: TLS, name: tls}}
+    hosts: [./tls-a, ./tls-b]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: edge}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: tls, protocol: TLS}}
+    hosts: [\"*\"]
+    tls: {{mode: PASSTHROUGH}}
+"
+    );
+    out
+}
+
+/// `trellis bootstrap --gateway` with 443 mapped to `port`, and its Envoy.
+async fn start_gateway(trellis: &Trellis, dir: &std::path::Path, port: u16) -> Envoy {
+    let token = dir.join("gw-token");
+    trellis
+        .write_token("ingress", "ingress", "1h", &token)
+        .unwrap();
+    let admin = free_port().to_string();
+    let out = dir.join("gw.yaml");
+    let args = [
+        "bootstrap",
+        "--gateway",
+        "--service",
+        "ingress",
+        "--label",
+        "istio=ingressgateway",
+        "--listen-address",
+        "127.0.0.1",
+        "--port-map",
+        &format!("443={port}"),
+        "--admin-port",
+        &admin,
+        "--stats-port",
+        "0",
+        "--xds-addr",
+        &trellis.xds_addr(),
+        "--token-file",
+        &token.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ];
+    let (code, o, e) = run_trellis(&args).unwrap();
+    assert_eq!(code, 0, "{o}{e}");
+    let envoy = Envoy::start("gateway", &out, admin.parse().unwrap())
+        .await
+        .unwrap();
+    envoy.wait_listener("127.0.0.1_443", TIMEOUT).await.unwrap();
+    envoy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_split_sni_routing_and_passthrough() {
+    let cert_a = rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).unwrap();
+    let cert_b = rcgen::generate_simple_self_signed(vec!["b.example.com".into()]).unwrap();
+    let backends = [
+        tcp_backend("A").await,
+        tcp_backend("B").await,
+        tls_backend("TLS-A", &cert_a).await,
+        tls_backend("TLS-B", &cert_b).await,
+    ];
+    let (tcp_port, tls_port) = (free_port(), free_port());
+    let config = ConfigDir::with(&[("tcp.yaml", &config(tcp_port, tls_port, backends))]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let client = Sidecar::start(&trellis, "client", &[("app", "client")], free_port())
+        .await
+        .unwrap();
+    for name in [tcp_port, tls_port].map(|p| format!("127.0.0.1_{p}")) {
+        client.wait_listener(&name, TIMEOUT).await.unwrap();
+    }
+    wait_until(TIMEOUT, POLL, || read_tcp(tcp_port))
+        .await
+        .unwrap();
+
+    // The 80/20 split, measured over 200 connections.
+    let mut a = 0;
+    for i in 0..200 {
+        match read_tcp(tcp_port).await.as_deref() {
+            Some("A") => a += 1,
+            Some("B") => {}
+            other => panic!("connection {i}: {other:?}\n{}", client.log()),
+        }
+    }
+    println!("tcp split: {a}/200 to A (80% expected)");
+    assert!((140..=180).contains(&a), "{a}/200 to A, expected about 160");
+
+    // SNI picks the backend on the sidecar's TLS egress port; an unknown
+    // name matches no chain and gets no backend.
+    let (der_a, der_b) = (cert_a.cert.der().clone(), cert_b.cert.der().clone());
+    let got = wait_until(TIMEOUT, POLL, || {
+        read_tls(tls_port, "a.example.com", &der_a)
+    })
+    .await;
+    assert_eq!(got.unwrap().0, "TLS-A");
+    assert_eq!(
+        read_tls(tls_port, "b.example.com", &der_b).await.as_deref(),
+        Some("TLS-B")
+    );
+    assert_eq!(read_tls(tls_port, "c.example.com", &der_a).await, None);
+
+    // Passthrough at the gateway: the client verifies the backend's own
+    // certificate (it trusts nothing else).
+    let files = tempfile::tempdir().unwrap();
+    let gw_port = free_port();
+    let gateway = start_gateway(&trellis, files.path(), gw_port).await;
+    let got = wait_until(TIMEOUT, POLL, || read_tls(gw_port, "b.example.com", &der_b)).await;
+    assert_eq!(got.unwrap().0, "TLS-B", "{}", gateway.log());
+    assert_eq!(
+        read_tls(gw_port, "a.example.com", &der_a).await.as_deref(),
+        Some("TLS-A")
+    );
+    // A's certificate is not B's: the client trusting only B refuses it.
+    assert_eq!(read_tls(gw_port, "a.example.com", &der_b).await, None);
+}
