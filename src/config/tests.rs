@@ -3,6 +3,7 @@
 
 mod errors;
 mod gateway;
+mod l4;
 mod limits;
 mod rejected_values;
 mod samples;

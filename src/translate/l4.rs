@@ -152,3 +152,6 @@ pub fn cluster_for(d: &Destination, listener_port: u16, ports: &PortsByHost) -> 
     });
     cluster_name(port, d.subset.as_deref(), d.host.as_str())
 }
+
+#[cfg(test)]
+mod tests;
