@@ -60,9 +60,7 @@ fn listener(shared: &Shared, proxy: &Proxy, port: &EgressPort) -> Option<Listene
 fn virtual_services<'a>(shared: &'a Shared, port: &EgressPort) -> Vec<&'a VirtualService> {
     let mut out: Vec<&VirtualService> = Vec::new();
     for (host, vs) in &shared.virtual_services {
-        let admitted = (shared.service_namespaces.get(host))
-            .is_some_and(|ns| port.hosts.iter().any(|e| e.admits(host, ns)));
-        if admitted && !out.iter().any(|o| std::ptr::eq(*o, vs.as_ref())) {
+        if admitted(shared, port, host) && !out.iter().any(|o| std::ptr::eq(*o, vs.as_ref())) {
             out.push(vs);
         }
     }
@@ -98,3 +96,6 @@ fn admitted(shared: &Shared, port: &EgressPort, host: &Host) -> bool {
     (shared.service_namespaces.get(host))
         .is_some_and(|ns| port.hosts.iter().any(|e| e.admits(host, ns)))
 }
+
+#[cfg(test)]
+mod tests;

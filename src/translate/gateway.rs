@@ -237,9 +237,10 @@ fn route_config(
             }
             continue;
         }
+        // VirtualServices with only tcp/tls rules claim no HTTP domain.
         for vs in bound
             .iter()
-            .filter(|vs| vs.gateways.contains(&gw.qualified()))
+            .filter(|vs| vs.gateways.contains(&gw.qualified()) && !vs.http.is_empty())
         {
             let ns = &vs.origin.namespace;
             let admitted = vs.hosts.iter().flat_map(|h| {

@@ -71,13 +71,15 @@ pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
     for view in ctx.services.services.values() {
         let default_port = default_port(view);
         for port in view.ports.iter().filter(|p| p.protocol.is_http()) {
+            // A VirtualService with only tcp/tls rules leaves HTTP on the
+            // default route, as in Istio.
             let routes = match ctx.mesh.virtual_services.get(&view.host) {
-                Some(vs) => vs
+                Some(vs) if !vs.http.is_empty() => vs
                     .http
                     .iter()
                     .flat_map(|rule| route_rule::routes(ctx, rule, port.number))
                     .collect(),
-                None => vec![default_route(ctx, &view.host, port.number)],
+                _ => vec![default_route(ctx, &view.host, port.number)],
             };
             candidates.push(domains(
                 &view.host,
