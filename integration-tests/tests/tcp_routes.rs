@@ -2,7 +2,9 @@
 //! egress port splits connections 80/20 between two TCP backends; a `tls`
 //! rule on a sidecar's TLS egress port picks the backend by SNI; a TLS
 //! PASSTHROUGH gateway server hands the client's TLS to the backend, whose
-//! own certificate the client sees.
+//! own certificate the client sees; the gateway's TCP server proxies, and
+//! its SIMPLE TLS server terminates with its own certificate in front of a
+//! plain TCP backend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,8 +117,9 @@ spec:
 }
 
 /// The mesh config: services, the split, the SNI routes (on sidecars and
-/// the `edge` gateway), the client's egress ports and the gateway.
-fn config(tcp_port: u16, tls_port: u16, backends: [u16; 4]) -> String {
+/// the `edge` gateway), the client's egress ports and the gateway with a
+/// passthrough, a TCP and a terminating TLS server (certificate `cert_dir`).
+fn config(tcp_port: u16, tls_port: u16, backends: [u16; 4], cert_dir: &str) -> String {
     let mut out = service("tcp-a", tcp_port, "TCP", backends[0]);
     out += &service("tcp-b", tcp_port, "TCP", backends[1]);
     out += &service("tls-a", tls_port, "TLS", backends[2]);
@@ -165,13 +168,31 @@ spec:
   - port: {{number: 443, name: tls, protocol: TLS}}
     hosts: [\"*\"]
     tls: {{mode: PASSTHROUGH}}
+  - port: {{number: 31400, name: tcp, protocol: TCP}}
+    hosts: [\"*\"]
+  - port: {{number: 9443, name: tls-terminated, protocol: TLS}}
+    hosts: [echo.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {cert_dir}/echo.crt, privateKey: {cert_dir}/echo.key}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: edge-tcp}}
+spec:
+  hosts: [\"*\"]
+  gateways: [edge]
+  tcp:
+  - match: [{{port: 31400}}]
+    route: [{{destination: {{host: tcp-b}}}}]
+  - match: [{{port: 9443}}]
+    route: [{{destination: {{host: tcp-a}}}}]
 "
     );
     out
 }
 
-/// `trellis bootstrap --gateway` with 443 mapped to `port`, and its Envoy.
-async fn start_gateway(trellis: &Trellis, dir: &std::path::Path, port: u16) -> Envoy {
+/// `trellis bootstrap --gateway` with 443, 31400 and 9443 mapped to
+/// `ports`, and its Envoy.
+async fn start_gateway(trellis: &Trellis, dir: &std::path::Path, ports: [u16; 3]) -> Envoy {
     let token = dir.join("gw-token");
     trellis
         .write_token("ingress", "ingress", "1h", &token)
@@ -188,7 +209,7 @@ async fn start_gateway(trellis: &Trellis, dir: &std::path::Path, port: u16) -> E
         "--listen-address",
         "127.0.0.1",
         "--port-map",
-        &format!("443={port}"),
+        &format!("443={},31400={},9443={}", ports[0], ports[1], ports[2]),
         "--admin-port",
         &admin,
         "--stats-port",
@@ -205,12 +226,14 @@ async fn start_gateway(trellis: &Trellis, dir: &std::path::Path, port: u16) -> E
     let envoy = Envoy::start("gateway", &out, admin.parse().unwrap())
         .await
         .unwrap();
-    envoy.wait_listener("127.0.0.1_443", TIMEOUT).await.unwrap();
+    for name in ["127.0.0.1_443", "127.0.0.1_31400", "127.0.0.1_9443"] {
+        envoy.wait_listener(name, TIMEOUT).await.unwrap();
+    }
     envoy
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_split_sni_routing_and_passthrough() {
+async fn tcp_and_tls_routing_on_sidecars_and_gateways() {
     let cert_a = rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).unwrap();
     let cert_b = rcgen::generate_simple_self_signed(vec!["b.example.com".into()]).unwrap();
     let backends = [
@@ -220,7 +243,18 @@ async fn tcp_split_sni_routing_and_passthrough() {
         tls_backend("TLS-B", &cert_b).await,
     ];
     let (tcp_port, tls_port) = (free_port(), free_port());
-    let config = ConfigDir::with(&[("tcp.yaml", &config(tcp_port, tls_port, backends))]).unwrap();
+    // The gateway's own certificate for the TLS server it terminates.
+    let files = tempfile::tempdir().unwrap();
+    let echo = rcgen::generate_simple_self_signed(vec!["echo.example.com".into()]).unwrap();
+    std::fs::write(files.path().join("echo.crt"), echo.cert.pem()).unwrap();
+    std::fs::write(
+        files.path().join("echo.key"),
+        echo.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let dir = files.path().display().to_string();
+    let yaml = config(tcp_port, tls_port, backends, &dir);
+    let config = ConfigDir::with(&[("tcp.yaml", &yaml)]).unwrap();
     let trellis = Trellis::start(config.path()).await.unwrap();
     let client = Sidecar::start(&trellis, "client", &[("app", "client")], free_port())
         .await
@@ -260,9 +294,9 @@ async fn tcp_split_sni_routing_and_passthrough() {
 
     // Passthrough at the gateway: the client verifies the backend's own
     // certificate (it trusts nothing else).
-    let files = tempfile::tempdir().unwrap();
-    let gw_port = free_port();
-    let gateway = start_gateway(&trellis, files.path(), gw_port).await;
+    let gw_ports = [free_port(), free_port(), free_port()];
+    let gw_port = gw_ports[0];
+    let gateway = start_gateway(&trellis, files.path(), gw_ports).await;
     let got = wait_until(TIMEOUT, POLL, || read_tls(gw_port, "b.example.com", &der_b)).await;
     assert_eq!(got.unwrap().0, "TLS-B", "{}", gateway.log());
     assert_eq!(
@@ -271,4 +305,15 @@ async fn tcp_split_sni_routing_and_passthrough() {
     );
     // A's certificate is not B's: the client trusting only B refuses it.
     assert_eq!(read_tls(gw_port, "a.example.com", &der_b).await, None);
+
+    // The gateway's TCP server, and its TLS server that terminates with
+    // the gateway's certificate in front of a plain TCP backend.
+    assert_eq!(read_tcp(gw_ports[1]).await.as_deref(), Some("B"));
+    let der_echo = echo.cert.der().clone();
+    assert_eq!(
+        read_tls(gw_ports[2], "echo.example.com", &der_echo)
+            .await
+            .as_deref(),
+        Some("A")
+    );
 }
