@@ -353,10 +353,19 @@ impl Shared {
             && self.gateways == other.gateways
             && self.gateway_virtual_services == other.gateway_virtual_services
             && self.gateway_routes == other.gateway_routes
-            && self.virtual_services == other.virtual_services
+            && self.l4_virtual_services().eq(other.l4_virtual_services())
             && self.sidecars == other.sidecars
             && self.service_namespaces == other.service_namespaces
             && self.credentials == other.credentials
+    }
+}
+
+impl Shared {
+    /// The mesh VirtualServices with `tcp` or `tls` rules: a sidecar's
+    /// egress listeners depend on them, not on the HTTP-only ones (so an
+    /// HTTP weight change re-translates no proxy's own listeners).
+    fn l4_virtual_services(&self) -> impl Iterator<Item = (&Host, &Arc<VirtualService>)> {
+        (self.virtual_services.iter()).filter(|(_, v)| !v.tcp.is_empty() || !v.tls.is_empty())
     }
 }
 

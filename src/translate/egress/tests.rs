@@ -117,3 +117,22 @@ fn a_virtual_service_with_only_tcp_rules_leaves_http_on_the_default_route() {
         "Some(Cluster(\"outbound|80||web.default.svc.cluster.local\"))"
     );
 }
+
+#[test]
+fn only_tcp_and_tls_rules_are_inputs_of_a_proxys_own_listeners() {
+    let base = mesh(&["echo"]);
+    let build = |m: &MeshConfig| shared(m, &instances(m, &Registry::new()));
+    let mut http_only = base.clone();
+    http_only
+        .virtual_services
+        .insert(host("web"), Arc::new(vs("web", Vec::new())));
+    assert!(build(&base).same_proxy_inputs(&build(&http_only)));
+    let mut tcp = base.clone();
+    let mut v = vs("echo", Vec::new());
+    v.tcp = vec![L4Route {
+        matches: Vec::new(),
+        route: vec![weighted("echo", None, 100)],
+    }];
+    tcp.virtual_services.insert(host("echo"), Arc::new(v));
+    assert!(!build(&base).same_proxy_inputs(&build(&tcp)));
+}
