@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch
 
 use super::super::l4::{self as rules, Place};
 use super::{server_names, tls, GatewayResources};
-use crate::config::model::{Gateway, GatewayServer, ServerTlsMode, VirtualService};
+use crate::config::model::{host_matches, Gateway, GatewayServer, ServerTlsMode, VirtualService};
 use crate::registry::Proxy;
 use crate::translate::Shared;
 
@@ -35,7 +35,8 @@ pub(super) fn chains(
         let terminate = (s.tls.as_ref()).filter(|t| t.mode != Some(ServerTlsMode::Passthrough));
         let Some(t) = terminate else {
             let sni = s.tls.is_some();
-            chains.extend(rules::chains(&vss, &place, sni, &shared.service_ports));
+            let found = rules::chains(&vss, &place, sni, &shared.service_ports);
+            chains.extend(found.into_iter().filter_map(|c| within_hosts(c, s)));
             continue;
         };
         let built = tls::downstream(t, &gw.origin.namespace, &shared.credentials, false);
@@ -63,6 +64,19 @@ pub(super) fn chains(
         }
     }
     distinct(chains)
+}
+
+/// A chain keeps only the SNI names the server's hosts admit (Istio
+/// serves a passthrough server's hosts only); one left with none is dropped.
+fn within_hosts(mut c: FilterChain, s: &GatewayServer) -> Option<FilterChain> {
+    let Some(m) = c.filter_chain_match.as_mut() else {
+        return Some(c);
+    };
+    let admitted = |name: &String| {
+        (s.hosts.iter()).any(|h| host_matches(&h.host, name) || host_matches(name, &h.host))
+    };
+    m.server_names.retain(admitted);
+    (!m.server_names.is_empty()).then_some(c)
 }
 
 /// The VirtualServices bound to `gateway`.

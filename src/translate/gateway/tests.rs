@@ -199,3 +199,56 @@ fn authorization_policies_selecting_the_gateway_apply_on_its_listeners() {
         assert_eq!(names, ["envoy.filters.http.router"]);
     }
 }
+
+const PASSTHROUGH: &str = "---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls-backend}
+spec:
+  hosts: [tls-backend]
+  ports: [{number: 8443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.9}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: pass}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 9443, name: tls, protocol: TLS}
+    hosts: [\"*.example.com\"]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: by-sni}
+spec:
+  hosts: [\"*.example.com\"]
+  gateways: [pass]
+  tls:
+  - match: [{sniHosts: [a.example.com, b.example.org]}]
+    route: [{destination: {host: tls-backend}}]
+  - match: [{sniHosts: [c.example.org]}]
+    route: [{destination: {host: tls-backend}}]
+";
+
+#[test]
+fn a_passthrough_server_routes_only_the_sni_names_its_hosts_admit() {
+    let r = translate_with(
+        &gateway_proxy(&[("istio", "ingressgateway")]),
+        true,
+        PASSTHROUGH,
+    );
+    let l = (r.listeners.iter())
+        .find(|l| l.name == "127.0.0.1_9443")
+        .unwrap();
+    let names: Vec<_> = (l.filter_chains.iter())
+        .map(|c| c.filter_chain_match.as_ref().unwrap().server_names.clone())
+        .collect();
+    assert_eq!(names, [vec!["a.example.com".to_string()]]);
+    let inspector = &l.listener_filters[0].name;
+    assert_eq!(inspector, "envoy.filters.listener.tls_inspector");
+    // No HTTP route configuration for a TLS port.
+    assert!(r.routes.iter().all(|rc| rc.name != "http.9443"));
+}
