@@ -245,38 +245,35 @@ fn static_resources(spec: &SidecarSpec, xds_host: &str, xds_port: u16) -> Value 
 /// The node identity; keys are the contract with `registry::Proxy::from_node`.
 fn node(spec: &SidecarSpec) -> Value {
     let service_account = spec.service_account.as_deref().unwrap_or(&spec.service);
-    if let Some(gw) = &spec.gateway {
-        let port_map: Vec<String> = (gw.port_map.iter())
-            .map(|(from, to)| format!("{from}={to}"))
-            .collect();
-        return json!({
-            "id": spec.node_id(),
-            "cluster": spec.service,
-            "metadata": {
-                "namespace": spec.namespace,
-                "service": spec.service,
-                "labels": spec.labels,
-                "service_account": service_account,
+    let mut metadata = json!({
+        "namespace": spec.namespace,
+        "service": spec.service,
+        "labels": spec.labels,
+        "service_account": service_account,
+    });
+    // A gateway has no app and no sidecar listeners, only its port map.
+    let own = match &spec.gateway {
+        Some(gw) => {
+            let port_map: Vec<String> = (gw.port_map.iter())
+                .map(|(from, to)| format!("{from}={to}"))
+                .collect();
+            json!({
                 "gateway": "true",
                 "listen_address": gw.listen_address,
                 "port_map": port_map.join(","),
-            },
-        });
-    }
-    json!({
-        "id": spec.node_id(),
-        "cluster": spec.service,
-        "metadata": {
-            "namespace": spec.namespace,
-            "service": spec.service,
-            "labels": spec.labels,
-            "service_account": service_account,
+            })
+        }
+        None => json!({
             "app_port": spec.app_port,
             "inbound_address": spec.inbound_address,
             "inbound_port": spec.inbound_port,
             "outbound_port": spec.outbound_port,
-        },
-    })
+        }),
+    };
+    if let (Some(m), Value::Object(own)) = (metadata.as_object_mut(), own) {
+        m.extend(own);
+    }
+    json!({ "id": spec.node_id(), "cluster": spec.service, "metadata": metadata })
 }
 
 /// First delay before a sidecar re-opens a broken ADS stream; each further

@@ -253,7 +253,8 @@ async fn revoking_a_running_sidecars_token_cuts_its_stream_and_its_renewals() {
 
     // Envoy sees its stream end with UNAUTHENTICATED (16) within the bound,
     // and is refused when it reconnects: it stays disconnected.
-    let closed = "DeltaAggregatedResources gRPC config stream to xds_cluster closed: 16, \
+    // `DeltaAggregatedResources` or `StreamAggregatedResources` by ADS mode.
+    let closed = "AggregatedResources gRPC config stream to xds_cluster closed: 16, \
                   token%20revoked;%20the%20stream%20is%20closed";
     wait_until(CUT_BOUND * 2, Duration::from_millis(20), || async {
         let (connected, ended) = ads_state(sidecar.envoy()).await;

@@ -360,10 +360,9 @@ async fn metric_is(admin: SocketAddr, line: &'static str) -> bool {
         .any(|l| l == line)
 }
 
-/// A restart keeps the last run's sidecars as endpoints past the normal
-/// grace period, until their restart grace period ends.
-#[tokio::test]
-async fn restored_sidecars_outlast_the_grace_period_until_the_restart_grace() {
+/// A control plane that had one sidecar (`ledger`), stopped with it
+/// registered and started again on the same state with `restart_grace`.
+async fn restarted_with_one_sidecar(restart_grace: Duration) -> (Running, SidecarSpec) {
     let cp = serve(CANARY).await;
     let spec = SidecarSpec::new("ledger", 9100);
     let stream = ads(cp.xds, node(&spec)).await;
@@ -374,8 +373,14 @@ async fn restored_sidecars_outlast_the_grace_period_until_the_restart_grace() {
     .await;
     let state = stop(cp).await;
     drop(stream);
+    (serve_with(CANARY, state, restart_grace).await, spec)
+}
 
-    let cp = serve_with(CANARY, state, Duration::from_secs(3)).await;
+/// A restart keeps the last run's sidecars as endpoints past the normal
+/// grace period, until their restart grace period ends.
+#[tokio::test]
+async fn restored_sidecars_outlast_the_grace_period_until_the_restart_grace() {
+    let (cp, _) = restarted_with_one_sidecar(Duration::from_secs(3)).await;
     let admin = cp.admin;
     let restored = Instant::now();
     assert!(metric_is(admin, "trellis_restored_sidecars_pending 1").await);
@@ -396,18 +401,7 @@ async fn restored_sidecars_outlast_the_grace_period_until_the_restart_grace() {
 /// the restart grace period.
 #[tokio::test]
 async fn a_reconnected_sidecar_ends_the_restart_grace() {
-    let cp = serve(CANARY).await;
-    let spec = SidecarSpec::new("ledger", 9100);
-    let stream = ads(cp.xds, node(&spec)).await;
-    let admin = cp.admin;
-    eventually("registered", || {
-        metric_is(admin, "trellis_registered_sidecars 1")
-    })
-    .await;
-    let state = stop(cp).await;
-    drop(stream);
-
-    let cp = serve_with(CANARY, state, Duration::from_millis(500)).await;
+    let (cp, spec) = restarted_with_one_sidecar(Duration::from_millis(500)).await;
     let admin = cp.admin;
     let _back = ads(cp.xds, node(&spec)).await;
     eventually("not pending", || {
