@@ -24,8 +24,18 @@ pub(super) fn chains(
     out: &mut GatewayResources,
 ) -> Vec<FilterChain> {
     let mut chains: Vec<FilterChain> = Vec::new();
+    // AuthorizationPolicies are enforced on HTTP only: a TCP or TLS server
+    // of a gateway they select is left out (fail closed) rather than
+    // served without them.
+    let guarded = !crate::translate::rbac::http_filters(&shared.authz, proxy).is_empty();
     for (gw, i, s) in servers.iter().map(|s| **s) {
         let qualified = gw.qualified();
+        if guarded {
+            let why = "an AuthorizationPolicy selects this gateway, and policies are not \
+                       enforced on TCP/TLS servers yet: the server is left out";
+            out.skipped.push((qualified, i, why.to_string()));
+            continue;
+        }
         let place = Place {
             port,
             labels: &proxy.labels,

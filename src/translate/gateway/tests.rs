@@ -64,6 +64,14 @@ fn translate_with(
     with_credential: bool,
     extra: &str,
 ) -> crate::translate::ProxyResources {
+    for_proxy(
+        &shared_with(with_credential, extra),
+        proxy,
+        &ProxySecurity::default(),
+    )
+}
+
+fn shared_with(with_credential: bool, extra: &str) -> crate::translate::Shared {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.yaml"), format!("{CONFIG}{extra}")).unwrap();
     let mesh = crate::config::load_dir(dir.path()).unwrap();
@@ -77,7 +85,7 @@ fn translate_with(
         sh.credentials
             .insert(("default".into(), "shop-cert".into()), Arc::new(cred));
     }
-    for_proxy(&sh, proxy, &ProxySecurity::default())
+    sh
 }
 
 #[test]
@@ -251,4 +259,22 @@ fn a_passthrough_server_routes_only_the_sni_names_its_hosts_admit() {
     assert_eq!(inspector, "envoy.filters.listener.tls_inspector");
     // No HTTP route configuration for a TLS port.
     assert!(r.routes.iter().all(|rc| rc.name != "http.9443"));
+}
+
+/// A TCP/TLS server of a gateway that an AuthorizationPolicy selects is
+/// left out (policies are not enforced on TCP yet), and says why; its HTTP
+/// servers keep working with the policy.
+#[test]
+fn tcp_servers_of_a_policy_guarded_gateway_are_left_out() {
+    let proxy = gateway_proxy(&[("istio", "ingressgateway")]);
+    let sh = shared_with(true, &format!("{PASSTHROUGH}{DENY_ADMIN}"));
+    let r = crate::translate::proxy_own(&sh, &proxy, &ProxySecurity::default());
+    assert!(r.listeners.iter().all(|l| l.name != "127.0.0.1_9443"));
+    assert!(
+        (r.skipped.iter())
+            .any(|(gw, _, why)| gw.ends_with("pass") && why.contains("AuthorizationPolicy")),
+        "{:?}",
+        r.skipped
+    );
+    assert!(!r.listeners.is_empty(), "the HTTP servers stay");
 }
