@@ -23,7 +23,7 @@ use std::time::Duration;
 pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
 pub(crate) use gateway::gateway;
-pub(crate) use request_authentication::request_authentication;
+pub(crate) use request_authentication::{check_jwks, request_authentication};
 pub(crate) use security::{mesh, peer_authentication};
 pub(crate) use service_entry::{service_entry, workload_entry};
 pub(crate) use sidecar::sidecar;
