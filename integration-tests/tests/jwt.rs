@@ -7,7 +7,8 @@
 //! principal; a claim decides an ALLOW (nested claim) and a DENY (list
 //! claim). The key is then rotated on the server: the new key's tokens
 //! pass once the control plane's refresh picked it up, the old key's are
-//! refused.
+//! refused. When the server then fails, the failures are counted and the
+//! last good keys stay in force.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,9 +39,8 @@ impl Key {
     fn new(kid: &str) -> Key {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         Key {
             pair,
             kid: kid.into(),
@@ -75,7 +75,10 @@ fn jwks(keys: &[&Key]) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Claims of a token for `aud`, with `level` and `groups`, valid for an hour.
@@ -91,6 +94,8 @@ struct JwksServer {
     ca_file: tempfile::NamedTempFile,
     keys: Arc<Mutex<String>>,
     hits: Arc<std::sync::atomic::AtomicUsize>,
+    /// When set, every request is answered 503.
+    broken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl JwksServer {
@@ -116,10 +121,11 @@ impl JwksServer {
         let port = listener.local_addr().unwrap().port();
         let keys = Arc::new(Mutex::new(initial));
         let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (k, h) = (keys.clone(), hits.clone());
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (k, h, b) = (keys.clone(), hits.clone(), broken.clone());
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, k, h) = (acceptor.clone(), k.clone(), h.clone());
+                let (acceptor, k, h, b) = (acceptor.clone(), k.clone(), h.clone(), b.clone());
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
@@ -128,10 +134,14 @@ impl JwksServer {
                     let _ = tls.read(&mut buf).await;
                     h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let body = k.lock().unwrap().clone();
-                    let resp = format!(
+                    let resp = if b.load(std::sync::atomic::Ordering::SeqCst) {
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                    } else {
+                        format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
-                    );
+                    )
+                    };
                     let _ = tls.write_all(resp.as_bytes()).await;
                     let _ = tls.shutdown().await;
                 });
@@ -142,6 +152,7 @@ impl JwksServer {
             ca_file,
             keys,
             hits,
+            broken,
         }
     }
 }
@@ -259,29 +270,57 @@ async fn jwt_from_jwks_uri_with_claims_and_key_rotation() {
     let mut expired = claims("alice", "shop", "gold", &[]);
     expired["exp"] = json!(now() - 3600);
     expired["iat"] = json!(now() - 7200);
-    assert_eq!(status(&frontend, Some(&k1.sign(&expired))).await, Some(401), "expired");
+    assert_eq!(
+        status(&frontend, Some(&k1.sign(&expired))).await,
+        Some(401),
+        "expired"
+    );
     let stranger = Key::new("k1");
     let forged = stranger.sign(&claims("alice", "shop", "gold", &[]));
-    assert_eq!(status(&frontend, Some(&forged)).await, Some(401), "bad signature");
+    assert_eq!(
+        status(&frontend, Some(&forged)).await,
+        Some(401),
+        "bad signature"
+    );
     // Another audience: Envoy's JWT filter answers 403 (not 401) for
     // this one failure, as it does under Istio; its body tells it apart
     // from an RBAC denial.
     let other_aud = k1.sign(&claims("alice", "ledger", "gold", &[]));
     let (code, body) = answer(&frontend, Some(&other_aud)).await.unwrap();
-    assert_eq!((code, body.as_str()), (403, "Audiences in Jwt are not allowed"), "wrong audience");
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "Audiences in Jwt are not allowed"),
+        "wrong audience"
+    );
 
     // No token: the JWT filter lets it through, the ALLOW needs a
     // request principal: 403.
     let (code, body) = answer(&frontend, None).await.unwrap();
-    assert_eq!((code, body.as_str()), (403, "RBAC: access denied"), "missing token");
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "RBAC: access denied"),
+        "missing token"
+    );
 
     // Claims: the nested ALLOW claim and the DENY list claim.
     let bronze = k1.sign(&claims("bob", "shop", "bronze", &[]));
-    assert_eq!(status(&frontend, Some(&bronze)).await, Some(403), "claim ALLOW not met");
+    assert_eq!(
+        status(&frontend, Some(&bronze)).await,
+        Some(403),
+        "claim ALLOW not met"
+    );
     let silver = k1.sign(&claims("bob", "shop", "silver", &["ops"]));
-    assert_eq!(status(&frontend, Some(&silver)).await, Some(200), "claim ALLOW met");
+    assert_eq!(
+        status(&frontend, Some(&silver)).await,
+        Some(200),
+        "claim ALLOW met"
+    );
     let banned = k1.sign(&claims("carol", "shop", "gold", &["dev", "banned"]));
-    assert_eq!(status(&frontend, Some(&banned)).await, Some(403), "claim DENY");
+    assert_eq!(
+        status(&frontend, Some(&banned)).await,
+        Some(403),
+        "claim DENY"
+    );
 
     // Rotation on the JWKS server: k2 replaces k1; the control plane's
     // refresh picks it up and Envoy gets the new keys inline.
@@ -289,5 +328,30 @@ async fn jwt_from_jwks_uri_with_claims_and_key_rotation() {
     *server.keys.lock().unwrap() = jwks(&[&k2]);
     let rotated = k2.sign(&claims("alice", "shop", "gold", &[]));
     wait_status(&frontend, Some(&rotated), 200, "token of the rotated key").await;
-    assert_eq!(status(&frontend, Some(&good)).await, Some(401), "old key after rotation");
+    assert_eq!(
+        status(&frontend, Some(&good)).await,
+        Some(401),
+        "old key after rotation"
+    );
+
+    // The server fails: the control plane logs, counts, and keeps the
+    // last good keys, so k2's tokens still pass.
+    server
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_until(SETUP_TIMEOUT, Duration::from_millis(100), || async {
+        let m = trellis.metrics().await.ok()?;
+        m.lines()
+            .find_map(|l| l.strip_prefix("trellis_jwks_fetch_errors_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| *v >= 2.0)
+    })
+    .await
+    .expect("failed fetches are counted");
+    assert_eq!(
+        status(&frontend, Some(&rotated)).await,
+        Some(200),
+        "last good keys kept"
+    );
+    assert!(trellis.log().contains("JWKS fetch failed"));
 }
