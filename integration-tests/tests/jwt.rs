@@ -1,9 +1,8 @@
 //! `RequestAuthentication` with real Envoys. The keys come from a
 //! loopback HTTPS server (`jwksUri`, trusted through `--jwks-ca-file`);
 //! the control plane fetches them and serves them inline. A valid token
-//! is 200; an expired one or one with a bad signature is 401, one for
-//! another audience 403 from the JWT filter (Envoy's answer, as under
-//! Istio); no token is 403 because a policy requires a request
+//! is 200; an expired one, one with a bad signature or for another
+//! audience is 401 (the last one through the HCM's local reply mapper); no token is 403 because a policy requires a request
 //! principal; a claim decides an ALLOW (nested claim) and a DENY (list
 //! claim). The key is then rotated on the server: the new key's tokens
 //! pass once the control plane's refresh picked it up, the old key's are
@@ -282,14 +281,11 @@ async fn jwt_from_jwks_uri_with_claims_and_key_rotation() {
         Some(401),
         "bad signature"
     );
-    // Another audience: Envoy's JWT filter answers 403 (not 401) for
-    // this one failure, as it does under Istio; its body tells it apart
-    // from an RBAC denial.
     let other_aud = k1.sign(&claims("alice", "ledger", "gold", &[]));
     let (code, body) = answer(&frontend, Some(&other_aud)).await.unwrap();
     assert_eq!(
         (code, body.as_str()),
-        (403, "Audiences in Jwt are not allowed"),
+        (401, "Audiences in Jwt are not allowed"),
         "wrong audience"
     );
 

@@ -185,6 +185,7 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         ..Default::default()
     };
+    super::jwt::local_reply::apply(&mut hcm);
     super::telemetry::apply(
         &mut hcm,
         shared,

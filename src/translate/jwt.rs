@@ -10,12 +10,12 @@
 //! - one requirement for every path: any provider, or no token at all
 //!   (`requires_any` of the providers and `allow_missing`; Envoy API
 //!   `JwtRequirement`). A token that is present and fails every provider
-//!   (expired, bad signature, wrong audience, unknown issuer) is answered
-//!   401; a request without one goes on, and RBAC decides (a policy that
+//!   (expired, bad signature, unknown issuer) is answered 401; a request without one goes on, and RBAC decides (a policy that
 //!   needs a request principal denies it: 403);
 //! - every provider writes the verified payload under [`PAYLOAD_KEY`] in
 //!   the filter's dynamic metadata, where `translate::rbac` matches
-//!   principals and claims.
+//!   principals and claims;
+//! - a token for another audience is 401 too (see [`local_reply`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,6 +33,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::util::pack_any;
 
 use crate::config::model::{JwksSource, JwtRule, RequestAuthentication};
+
+pub mod local_reply;
 use crate::registry::Proxy;
 
 /// Envoy's JWT authentication filter (also the metadata namespace it
@@ -149,6 +151,7 @@ fn provider(rule: &JwtRule, fetched: &FetchedJwks) -> JwtProvider {
         from_cookies: rule.from_cookies.clone(),
         forward_payload_header: rule.output_payload_to_header.clone().unwrap_or_default(),
         payload_in_metadata: PAYLOAD_KEY.to_string(),
+        failed_status_in_metadata: local_reply::FAILED_STATUS_KEY.to_string(),
         claim_to_headers: (rule.output_claim_to_headers.iter())
             .map(|(header, claim)| JwtClaimToHeader {
                 header_name: header.clone(),

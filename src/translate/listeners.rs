@@ -92,6 +92,7 @@ pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> List
         RouteSpecifier::RouteConfig(config),
         filters,
     );
+    super::jwt::local_reply::apply(&mut hcm);
     super::telemetry::apply(
         &mut hcm,
         shared,

@@ -116,6 +116,7 @@ fn provider_and_requirement_shape() {
             "from_cookies": ["session"],
             "forward_payload_header": "x-payload",
             "payload_in_metadata": "payload",
+            "failed_status_in_metadata": "failed_status",
             "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}],
             "local_jwks": {"inline_string": JWKS},
         })
@@ -149,4 +150,35 @@ fn jwks_uri_serves_fetched_keys_or_fails_closed() {
     i.fetched.insert(uri.into(), JWKS.into());
     assert_eq!(keys(config(&i).unwrap()), json!(JWKS));
     assert_eq!(jwks_uris(&i.resources), [uri]);
+}
+
+#[test]
+fn audience_failures_are_mapped_to_401_only_with_the_jwt_filter() {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    let mut hcm = HttpConnectionManager::default();
+    local_reply::apply(&mut hcm);
+    assert!(hcm.local_reply_config.is_none());
+    let i = inputs(vec![ra(
+        "default",
+        "jwt",
+        None,
+        vec![rule("i", JwksSource::Inline(JWKS.into()))],
+    )]);
+    let proxy = sidecar("payment", "payment-v1", "v1", 16000);
+    hcm.http_filters.extend(http_filter(&i, &proxy));
+    local_reply::apply(&mut hcm);
+    let any = envoy_types::util::pack_any(hcm);
+    let c = crate::envoy_json::to_json(&any).unwrap();
+    let mapper = &c["local_reply_config"]["mappers"][0];
+    assert_eq!(mapper["status_code"], json!(401));
+    let and = &mapper["filter"]["and_filter"]["filters"];
+    assert_eq!(
+        and[0]["status_code_filter"]["comparison"]["value"]["default_value"],
+        json!(403)
+    );
+    assert_eq!(
+        and[1]["metadata_filter"]["matcher"]["value"]["string_match"]["exact"],
+        json!("Audiences in Jwt are not allowed")
+    );
+    assert_eq!(and[2]["metadata_filter"]["matcher"]["invert"], json!(true));
 }
