@@ -136,11 +136,10 @@ fn check_uri(uri: &str) -> Result<(), String> {
 
 fn headers(cx: &mut Cx<'_>, p: &str, hs: &[raw::JwtHeader]) -> Vec<JwtHeader> {
     (hs.iter().enumerate())
-        .filter_map(|(i, h)| {
-            header_name(cx, &format!("{p}.fromHeaders[{i}].name"), &h.name).then(|| JwtHeader {
-                name: h.name.to_ascii_lowercase(),
-                prefix: h.prefix.clone(),
-            })
+        .filter(|(i, h)| header_name(cx, &format!("{p}.fromHeaders[{i}].name"), &h.name))
+        .map(|(_, h)| JwtHeader {
+            name: h.name.to_ascii_lowercase(),
+            prefix: h.prefix.clone(),
         })
         .collect()
 }

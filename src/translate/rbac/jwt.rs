@@ -69,10 +69,7 @@ pub(super) fn claim(path: &[String], v: &str) -> Principal {
         match_pattern: Some(list_matcher::MatchPattern::OneOf(Box::new(m()))),
     };
     let list = value(value_matcher::MatchPattern::ListMatch(Box::new(list)));
-    let mut ors = Vec::new();
-    ors.push(claim_value(&path, m()));
-    ors.push(claim_value(&path, list));
-    or(ors)
+    or(vec![claim_value(&path, m()), claim_value(&path, list)])
 }
 
 fn or(ids: Vec<Principal>) -> Principal {
