@@ -8,6 +8,9 @@
 //! pass once the control plane's refresh picked it up, the old key's are
 //! refused. When the server then fails, the failures are counted and the
 //! last good keys stay in force.
+//!
+//! At the edge: a RequestAuthentication with inline keys that selects an
+//! ingress gateway, and a policy there that needs a request principal.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -350,4 +353,138 @@ async fn jwt_from_jwks_uri_with_claims_and_key_rotation() {
         "last good keys kept"
     );
     assert!(trellis.log().contains("JWKS fetch failed"));
+}
+
+/// The gateway's config: payment behind an HTTP server on port 80, JWT
+/// with inline keys on the gateway, and a policy there that needs a token.
+fn edge_config(jwks: &str) -> String {
+    format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: payment}}
+spec:
+  hosts: [payment]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: shop-gw}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [shop.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: shop}}
+spec:
+  hosts: [shop.example.com]
+  gateways: [shop-gw]
+  http:
+  - route:
+    - destination: {{host: payment}}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: edge-jwt}}
+spec:
+  selector: {{matchLabels: {{istio: ingressgateway}}}}
+  jwtRules:
+  - issuer: {ISSUER}
+    jwks: '{jwks}'
+    fromHeaders: [{{name: x-token}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: edge-needs-a-user}}
+spec:
+  selector: {{matchLabels: {{istio: ingressgateway}}}}
+  rules:
+  - from: [{{source: {{requestPrincipals: ["*"]}}}}]
+"#
+    )
+}
+
+/// `GET http://shop.example.com/` on the gateway's port, with `token` in
+/// `x-token`.
+async fn edge_status(port: u16, token: Option<&str>) -> Option<u16> {
+    let client = HyperClient::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let mut req = hyper::Request::builder()
+        .uri(format!("http://127.0.0.1:{port}/"))
+        .header(hyper::header::HOST, "shop.example.com");
+    if let Some(t) = token {
+        req = req.header("x-token", t);
+    }
+    let fut = async {
+        let resp = client.request(req.body(Empty::new()).ok()?).await.ok()?;
+        let status = resp.status().as_u16();
+        resp.into_body().collect().await.ok()?;
+        Some(status)
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .ok()?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_with_inline_keys_on_an_ingress_gateway() {
+    let key = Key::new("edge");
+    let dir = ConfigDir::with(&[("edge.yaml", &edge_config(&jwks(&[&key])))]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let _payment = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let token_file = files.path().join("gw-token");
+    trellis
+        .write_token("ingress", "ingress", "1h", &token_file)
+        .unwrap();
+    let (http, admin) = (free_port(), free_port());
+    let out = files.path().join("gw.yaml");
+    let args = [
+        "bootstrap".to_string(),
+        "--gateway".into(),
+        "--service".into(),
+        "ingress".into(),
+        "--label".into(),
+        "istio=ingressgateway".into(),
+        "--listen-address".into(),
+        "127.0.0.1".into(),
+        "--port-map".into(),
+        format!("80={http}"),
+        "--admin-port".into(),
+        admin.to_string(),
+        "--stats-port".into(),
+        "0".into(),
+        "--xds-addr".into(),
+        trellis.xds_addr(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, o, e) = trellis_integration_tests::trellis::run_trellis(&args).unwrap();
+    assert_eq!(code, 0, "{o}{e}");
+    let gateway = Envoy::start("gateway", &out, admin).await.unwrap();
+    gateway
+        .wait_listener("127.0.0.1_80", SETUP_TIMEOUT)
+        .await
+        .unwrap();
+
+    let good = key.sign(&claims("alice", "shop", "gold", &[]));
+    wait_until(SETUP_TIMEOUT, Duration::from_millis(50), || async {
+        (edge_status(http, Some(&good)).await == Some(200)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("valid token at the edge: {e}\n{}", gateway.log()));
+    let forged = Key::new("edge").sign(&claims("alice", "shop", "gold", &[]));
+    assert_eq!(
+        edge_status(http, Some(&forged)).await,
+        Some(401),
+        "bad signature"
+    );
+    assert_eq!(edge_status(http, None).await, Some(403), "missing token");
 }
