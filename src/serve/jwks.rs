@@ -21,7 +21,7 @@ use tokio_rustls::rustls::{self, pki_types};
 
 use super::core::{lock, Core};
 use crate::config::check_jwks;
-use crate::translate::jwt::{jwks_uris, FetchedJwks};
+use crate::translate::jwt::jwks_uris;
 
 /// Istio's default refresh (`PILOT_JWT_PUB_KEY_REFRESH_INTERVAL`).
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(20 * 60);
@@ -54,6 +54,9 @@ pub enum JwksError {
         /// What is wrong.
         reason: String,
     },
+    /// The TLS client could not be configured.
+    #[error("TLS client: {0}")]
+    Tls(String),
     /// `--jwks-ca-file` could not be read or has no certificate.
     #[error("--jwks-ca-file {}: {reason}", path.display())]
     CaFile {
@@ -96,10 +99,7 @@ impl JwksClient {
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|e| JwksError::Fetch {
-            uri: String::new(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| JwksError::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
         Ok(JwksClient {
@@ -127,18 +127,10 @@ impl JwksClient {
             uri: uri.into(),
             reason,
         };
-        let port = parsed.port_u16().unwrap_or(443);
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let tcp = tokio::net::TcpStream::connect((bare, port))
-            .await
-            .map_err(|e| fail(format!("connect: {e}")))?;
-        let name = pki_types::ServerName::try_from(bare.to_string())
-            .map_err(|e| fail(format!("server name: {e}")))?;
         let tls = self
-            .tls
-            .connect(name, tcp)
+            .connect(host, parsed.port_u16().unwrap_or(443))
             .await
-            .map_err(|e| fail(format!("TLS: {e}")))?;
+            .map_err(fail)?;
         let io = hyper_util::rt::TokioIo::new(tls);
         let (mut send, conn) = hyper::client::conn::http1::handshake(io)
             .await
@@ -172,6 +164,26 @@ impl JwksClient {
             reason,
         })?;
         Ok(text)
+    }
+}
+
+impl JwksClient {
+    /// A TLS connection to `host:port`, the server checked against `host`.
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = tokio::net::TcpStream::connect((bare, port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let name = pki_types::ServerName::try_from(bare.to_string())
+            .map_err(|e| format!("server name: {e}"))?;
+        self.tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))
     }
 }
 
@@ -233,13 +245,18 @@ pub(crate) async fn fetch_loop(
         let due: Vec<String> = (uris.into_iter())
             .filter(|u| attempted.get(u).is_none_or(|t| t.elapsed() >= refresh))
             .collect();
-        let mut changed = false;
-        for uri in due {
-            attempted.insert(uri.clone(), Instant::now());
-            changed |= fetch_one(&core, &client, &uri).await;
-        }
-        if changed {
-            core.request_rebuild();
+        let fetch_due = async {
+            let mut changed = false;
+            for uri in due {
+                attempted.insert(uri.clone(), Instant::now());
+                changed |= fetch_one(&core, &client, &uri).await;
+            }
+            changed
+        };
+        // A fetch in flight must not hold up shutdown.
+        tokio::select! {
+            _ = stop.changed() => return,
+            changed = fetch_due => if changed { core.request_rebuild(); },
         }
         tokio::select! {
             _ = stop.changed() => return,
@@ -267,11 +284,6 @@ async fn fetch_one(core: &Core, client: &JwksClient, uri: &str) -> bool {
             false
         }
     }
-}
-
-/// The keys fetched so far (a copy for the build).
-pub(crate) fn fetched(state: &super::snapshots::BuildState) -> FetchedJwks {
-    state.jwks.clone()
 }
 
 #[cfg(test)]

@@ -13,13 +13,13 @@ pub(crate) fn request_authentication(
     spec: &raw::RequestAuthentication,
 ) -> Option<RequestAuthentication> {
     let before = cx.diags.len();
-    let why = "field `{f}` is not supported yet: select workloads with `selector`";
     for (f, v) in [
         ("targetRef", &spec.target_ref),
         ("targetRefs", &spec.target_refs),
     ] {
         if v.is_some() {
-            cx.err(&join("spec", f), why.replace("{f}", f));
+            let msg = format!("field `{f}` is not supported yet: select workloads with `selector`");
+            cx.err(&join("spec", f), msg);
         }
     }
     let selector = spec.selector.as_ref().map(|s| {
