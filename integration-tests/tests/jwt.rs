@@ -326,7 +326,13 @@ async fn jwt_from_jwks_uri_with_claims_and_key_rotation() {
     let k2 = Key::new("k2");
     *server.keys.lock().unwrap() = jwks(&[&k2]);
     let rotated = k2.sign(&claims("alice", "shop", "gold", &[]));
+    let rotated_at = std::time::Instant::now();
     wait_status(&frontend, Some(&rotated), 200, "token of the rotated key").await;
+    // Bounded by --jwks-refresh-interval (1 s) plus one push.
+    eprintln!(
+        "rotated key accepted {:?} after the server switched",
+        rotated_at.elapsed()
+    );
     assert_eq!(
         status(&frontend, Some(&good)).await,
         Some(401),

@@ -242,6 +242,8 @@ pub(crate) async fn fetch_loop(
     loop {
         let uris = jwks_uris(&core.config.load().request_authentications);
         attempted.retain(|u, _| uris.contains(u));
+        // Keys of URIs the config no longer names are not kept.
+        lock(&core.build).jwks.retain(|u, _| uris.contains(u));
         let due: Vec<String> = (uris.into_iter())
             .filter(|u| attempted.get(u).is_none_or(|t| t.elapsed() >= refresh))
             .collect();
