@@ -21,6 +21,7 @@ pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use convert::check_jwks;
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::MeshConfig;
 pub use watch::{watch, ConfigWatcher, WatchError};

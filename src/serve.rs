@@ -13,6 +13,7 @@ mod certs;
 mod core;
 pub mod credentials;
 mod incoming;
+pub mod jwks;
 mod listen;
 mod metrics;
 mod persist;
@@ -76,6 +77,9 @@ pub struct ServeOptions {
     pub xds_tls_ttl: Duration,
     /// What one client address may hold open on the xDS port.
     pub xds_per_peer: PerPeerLimits,
+    /// How `jwksUri` keys are fetched (`--jwks-refresh-interval`,
+    /// `--jwks-ca-file`).
+    pub jwks: jwks::JwksOptions,
 }
 
 /// Connections and ADS streams one client address may hold open at once
@@ -133,6 +137,9 @@ pub enum ServeError {
     /// The xDS TLS server could not be set up.
     #[error("xDS TLS: {0}")]
     XdsTls(String),
+    /// The `jwksUri` client could not be set up (`--jwks-ca-file`).
+    #[error("JWKS client: {0}")]
+    Jwks(#[from] jwks::JwksError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -159,6 +166,7 @@ pub struct Server {
     /// the files that changed, like every later one.
     load_cache: LoadCache,
     credentials_dir: Option<PathBuf>,
+    jwks: (jwks::JwksClient, std::time::Duration),
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -179,6 +187,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     let (mesh, load_cache) = reload::load_with_cache(&opts.config_dir)
         .await
         .map_err(ServeError::Config)?;
+    let jwks_client = jwks::JwksClient::new(opts.jwks.ca_file.as_deref())?;
     let (ca, auth) = load_security(&opts)?;
     let tls = match opts.xds_tls {
         true => Some(Arc::new(xds_tls::ServerCert::new(
@@ -206,6 +215,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         events,
         load_cache,
         credentials_dir: opts.credentials_dir.clone(),
+        jwks: (jwks_client, opts.jwks.refresh),
     })
 }
 
@@ -310,6 +320,7 @@ impl Server {
             events,
             load_cache,
             credentials_dir,
+            jwks: (jwks_client, jwks_refresh),
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
@@ -328,6 +339,12 @@ impl Server {
         ));
         let creds = credentials_dir
             .map(|dir| tokio::spawn(credentials::watch_loop(core.clone(), dir, stop.clone())));
+        let jwks = tokio::spawn(jwks::fetch_loop(
+            core.clone(),
+            jwks_client,
+            jwks_refresh,
+            stop.clone(),
+        ));
         let mut grpc = spawn_grpc(ads, xds, tls, xds_connections, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
@@ -346,7 +363,7 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew, revocations);
+        let _ = tokio::join!(rebuild, reload, renew, revocations, jwks);
         if let Some(task) = creds {
             let _ = task.await;
         }

@@ -33,6 +33,7 @@ mod endpoints;
 pub(crate) mod fixtures;
 pub mod gateway;
 mod inbound;
+pub mod jwt;
 mod l4;
 mod listeners;
 mod policy;
@@ -108,6 +109,10 @@ pub struct Shared {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// Every `AuthorizationPolicy`, for each proxy's inbound RBAC filters.
     pub authz: rbac::AuthzPolicies,
+    /// Every `RequestAuthentication` and the fetched `jwksUri` keys, for
+    /// each proxy's JWT filter; the runtime sets `jwt.fetched` after
+    /// [`shared_from`].
+    pub jwt: jwt::JwtInputs,
     /// Every `Telemetry`, for each proxy's access logs and tracing.
     pub telemetries: Vec<crate::config::model::Telemetry>,
     /// Every `Sidecar` (egress scopes; see [`scope`]).
@@ -242,6 +247,11 @@ pub fn shared_from(
         mesh: mesh.mesh.clone(),
         peer_authentications: mesh.peer_authentications.clone(),
         authz: rbac::AuthzPolicies::from_mesh(mesh),
+        jwt: jwt::JwtInputs {
+            root_namespace: mesh.mesh.root_namespace.clone(),
+            resources: mesh.request_authentications.clone(),
+            fetched: Default::default(),
+        },
         telemetries: mesh.telemetries.clone(),
         sidecars: mesh.sidecars.clone(),
         service_namespaces: views
@@ -357,6 +367,7 @@ impl Shared {
             && self.sidecars == other.sidecars
             && self.service_namespaces == other.service_namespaces
             && self.credentials == other.credentials
+            && self.jwt == other.jwt
     }
 }
 

@@ -84,6 +84,15 @@ pub struct ServeArgs {
     /// match is never served (the last good one stays).
     #[arg(long, value_name = "DIR")]
     credentials_dir: Option<PathBuf>,
+    /// How often the keys of each RequestAuthentication `jwksUri` are fetched
+    /// again (a new URI is fetched at once; a failed fetch keeps the last
+    /// good keys).
+    #[arg(long, default_value = "20m", value_parser = super::parse_duration)]
+    jwks_refresh_interval: Duration,
+    /// Extra CA certificates (PEM) trusted for `jwksUri` servers, on top of
+    /// the system roots.
+    #[arg(long, value_name = "FILE")]
+    jwks_ca_file: Option<PathBuf>,
     /// Log format on stderr: `text` for people, `json` (one object per
     /// line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -128,6 +137,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         xds_tls: args.xds_tls,
         xds_tls_names: args.xds_tls_names,
         credentials_dir: args.credentials_dir,
+        jwks: trellis::serve::jwks::JwksOptions {
+            refresh: args.jwks_refresh_interval,
+            ca_file: args.jwks_ca_file,
+        },
         xds_tls_ttl: args.xds_tls_ttl,
         xds_per_peer: PerPeerLimits {
             connections: args.xds_max_connections_per_peer,

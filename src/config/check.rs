@@ -29,6 +29,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         salvaged_hosts,
         mut authorization_policies,
         peer_authentications,
+        mut request_authentications,
         meshes,
         telemetries,
         mut sidecars,
@@ -37,6 +38,10 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
+        let (a, b) = (&a.origin, &b.origin);
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
+    request_authentications.sort_by(|a, b| {
         let (a, b) = (&a.origin, &b.origin);
         (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
     });
@@ -80,6 +85,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         mesh,
         peer_authentications,
         authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),
+        request_authentications: request_authentications.into_iter().map(Arc::new).collect(),
         telemetries,
         sidecars: {
             sidecars.sort_by(|a, b| {

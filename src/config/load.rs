@@ -13,7 +13,7 @@ use super::model::{AuthorizationPolicy, MeshSettings, PeerAuthentication};
 use super::model::{DestinationRule, Host, Service, VirtualService, WorkloadEntry};
 
 use super::raw::{self, destination_rule, service_entry, virtual_service};
-use super::raw::{authorization_policy, peer_authentication};
+use super::raw::{authorization_policy, peer_authentication, request_authentication};
 use super::yaml::{self, YamlDoc};
 
 /// The kinds Trellis reads.
@@ -25,6 +25,7 @@ enum Kind {
     DestinationRule,
     AuthorizationPolicy,
     PeerAuthentication,
+    RequestAuthentication,
     Mesh,
     Telemetry,
     Sidecar,
@@ -45,6 +46,7 @@ pub(crate) struct Loader {
     pub peer_authentications: Vec<(Arc<DocInfo>, PeerAuthentication)>,
     pub meshes: Vec<(Arc<DocInfo>, MeshSettings)>,
     pub authorization_policies: Vec<AuthorizationPolicy>,
+    pub request_authentications: Vec<super::model::RequestAuthentication>,
     pub telemetries: Vec<(Arc<DocInfo>, super::model::Telemetry)>,
     pub sidecars: Vec<super::model::SidecarScope>,
     pub gateways: Vec<(Arc<DocInfo>, super::model::Gateway)>,
@@ -69,6 +71,8 @@ impl Loader {
         self.meshes.extend(other.meshes);
         self.authorization_policies
             .extend(other.authorization_policies);
+        self.request_authentications
+            .extend(other.request_authentications);
         self.telemetries.extend(other.telemetries);
         self.sidecars.extend(other.sidecars);
         self.gateways.extend(other.gateways);
@@ -151,6 +155,13 @@ impl Loader {
                     let ap =
                         convert::authorization_policy(&mut self.cx(info), &spec, dry_run.as_ref());
                     self.authorization_policies.extend(ap);
+                }
+            }
+            Kind::RequestAuthentication => {
+                type Spec = request_authentication::RequestAuthentication;
+                if let Some(spec) = self.spec::<Spec>(info, value) {
+                    let ra = convert::request_authentication(&mut self.cx(info), &spec);
+                    self.request_authentications.extend(ra);
                 }
             }
             Kind::PeerAuthentication => {
@@ -320,6 +331,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "DestinationRule" => Kind::DestinationRule,
         "AuthorizationPolicy" => Kind::AuthorizationPolicy,
         "PeerAuthentication" => Kind::PeerAuthentication,
+        "RequestAuthentication" => Kind::RequestAuthentication,
         "Mesh" => Kind::Mesh,
         "Telemetry" => Kind::Telemetry,
         "Sidecar" => Kind::Sidecar,
@@ -344,7 +356,7 @@ const TELEMETRY: &str = "telemetry.istio.io";
 /// The API group of a kind, its versions, and how a message lists them.
 fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
     match kind {
-        Kind::AuthorizationPolicy | Kind::PeerAuthentication => {
+        Kind::AuthorizationPolicy | Kind::PeerAuthentication | Kind::RequestAuthentication => {
             (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
         }
         Kind::Mesh => (TRELLIS, &["v1alpha1"], "v1alpha1"),
@@ -358,7 +370,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
 fn unsupported_kinds(group: &str) -> Option<&'static [&'static str]> {
     Some(match group {
         NETWORKING => &["EnvoyFilter", "WorkloadGroup", "ProxyConfig"],
-        SECURITY => &["RequestAuthentication"],
+        SECURITY => &[],
         TELEMETRY => &[],
         TRELLIS => &[],
         "extensions.istio.io" => &["WasmPlugin"],

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod authentication;
 mod authorization;
 mod gateway;
 mod security;
@@ -21,6 +22,8 @@ pub use authorization::{
     AuthorizationPolicy, AuthzAction, AuthzCondition, AuthzKey, AuthzOperation, AuthzRule,
     AuthzSource, AuthzValues, Cidr,
 };
+
+pub use authentication::{JwksSource, JwtHeader, JwtRule, RequestAuthentication};
 
 pub use gateway::{
     host_matches, Gateway, GatewayHost, GatewayProtocol, GatewayServer, ServerTls, ServerTlsMode,
@@ -134,6 +137,8 @@ pub struct MeshConfig {
     pub peer_authentications: Vec<PeerAuthentication>,
     /// `AuthorizationPolicy` resources, sorted by namespace and name.
     pub authorization_policies: Vec<Arc<AuthorizationPolicy>>,
+    /// `RequestAuthentication` resources, sorted by namespace and name.
+    pub request_authentications: Vec<Arc<RequestAuthentication>>,
     /// `Telemetry` resources, sorted by namespace and name (see
     /// [`effective_telemetry`]).
     pub telemetries: Vec<Telemetry>,

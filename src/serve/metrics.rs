@@ -23,6 +23,7 @@ pub struct ServeMetrics {
     restored_pending: Gauge,
     gateway_skipped: Gauge,
     credential_errors: Counter,
+    jwks_fetch_errors: Counter,
 }
 
 impl ServeMetrics {
@@ -67,6 +68,11 @@ impl ServeMetrics {
              bad PEM, key not matching the certificate); the last good pair stays",
             m.credential_errors.clone(),
         );
+        registry.register(
+            "trellis_jwks_fetch_errors",
+            "Failed fetches of a RequestAuthentication jwksUri; the rule keeps its last good keys",
+            m.jwks_fetch_errors.clone(),
+        );
         m.set_last_success_now();
         // Both series exist from the start so rate() works before the first failure.
         let _ = m.reloads.get_or_create(&ReloadLabels { result: "ok" });
@@ -83,6 +89,11 @@ impl ServeMetrics {
     /// Counts one unusable credential found on a load.
     pub fn credential_error(&self) {
         self.credential_errors.inc();
+    }
+
+    /// Counts one failed `jwksUri` fetch.
+    pub fn jwks_fetch_error(&self) {
+        self.jwks_fetch_errors.inc();
     }
 
     /// Counts one reload by result.

@@ -46,6 +46,7 @@ pub(crate) fn build_with(
     let t1 = Instant::now();
     let mut shared = translate::shared_from(mesh, &services, state.previous());
     shared.credentials = state.credentials.clone();
+    shared.jwt.fetched = state.jwks.clone();
     let t2 = Instant::now();
     let now = SystemTime::now();
     let bundle = certs.map(|c| c.ca.trust_bundle_pem()).unwrap_or_default();

@@ -62,6 +62,7 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         xds_tls: false,
         xds_tls_names: Vec::new(),
         credentials_dir: None,
+        jwks: Default::default(),
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };
@@ -513,6 +514,7 @@ async fn invalid_config_refuses_to_start() {
         xds_tls: false,
         xds_tls_names: Vec::new(),
         credentials_dir: None,
+        jwks: Default::default(),
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };

@@ -175,7 +175,11 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         ))),
         ..Default::default()
     };
-    let mut http_filters = super::rbac::http_filters(&shared.authz, proxy);
+    // JWT before RBAC: RBAC matches the payload the JWT filter verified.
+    let mut http_filters: Vec<HttpFilter> = super::jwt::http_filter(&shared.jwt, proxy)
+        .into_iter()
+        .collect();
+    http_filters.extend(super::rbac::http_filters(&shared.authz, proxy));
     http_filters.push(router);
     let mut hcm = HttpConnectionManager {
         stat_prefix: format!("outbound_0.0.0.0_{port}"),
@@ -189,6 +193,7 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         ..Default::default()
     };
+    super::jwt::local_reply::apply(&mut hcm);
     super::telemetry::apply(
         &mut hcm,
         shared,

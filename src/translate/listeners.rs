@@ -83,6 +83,8 @@ pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> List
         ..Default::default()
     };
     let mut filters = Vec::new();
+    // JWT before RBAC: RBAC matches the payload the JWT filter verified.
+    filters.extend(super::jwt::http_filter(&shared.jwt, proxy));
     filters.extend(super::rbac::http_filters(&shared.authz, proxy));
     filters.push(router());
     let mut hcm = hcm(
@@ -90,6 +92,7 @@ pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> List
         RouteSpecifier::RouteConfig(config),
         filters,
     );
+    super::jwt::local_reply::apply(&mut hcm);
     super::telemetry::apply(
         &mut hcm,
         shared,

@@ -17,6 +17,7 @@
 //!
 //! Envoy answers a denial with 403 `RBAC: access denied`.
 
+mod jwt;
 mod matchers;
 
 use std::collections::HashMap;

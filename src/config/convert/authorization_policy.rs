@@ -144,8 +144,6 @@ fn list<T, U>(
 }
 
 fn source(cx: &mut Cx<'_>, p: &str, s: &raw::Source) -> AuthzSource {
-    cx.unsupported(p, "requestPrincipals", &s.request_principals);
-    cx.unsupported(p, "notRequestPrincipals", &s.not_request_principals);
     let mut c = Check { cx, path: p };
     let out = AuthzSource {
         principals: c.pair(
@@ -153,6 +151,12 @@ fn source(cx: &mut Cx<'_>, p: &str, s: &raw::Source) -> AuthzSource {
             &s.principals,
             &s.not_principals,
             ValueKind::Principal,
+        ),
+        request_principals: c.pair(
+            "requestPrincipals",
+            &s.request_principals,
+            &s.not_request_principals,
+            ValueKind::Wildcard,
         ),
         namespaces: c.pair(
             "namespaces",
@@ -200,8 +204,9 @@ fn source(cx: &mut Cx<'_>, p: &str, s: &raw::Source) -> AuthzSource {
     ])
     .chain(&[&s.not_trust_domains, &s.ip_blocks, &s.not_ip_blocks])
     .chain(&[&s.remote_ip_blocks, &s.not_remote_ip_blocks])
+    .chain(&[&s.request_principals, &s.not_request_principals])
     .all(|v| v.is_empty());
-    if empty && s.request_principals.is_none() && s.not_request_principals.is_none() {
+    if empty {
         cx.err(p, "`from.source` must not be empty");
     }
     out

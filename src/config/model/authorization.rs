@@ -77,6 +77,9 @@ impl<T> AuthzValues<T> {
 pub struct AuthzSource {
     /// `principals` / `notPrincipals` (`TD/ns/NS/sa/SA`, `*` at either end).
     pub principals: AuthzValues<String>,
+    /// `requestPrincipals` / `notRequestPrincipals`: the verified JWT's
+    /// `iss/sub` (`*` at either end).
+    pub request_principals: AuthzValues<String>,
     /// `namespaces` / `notNamespaces` (`*` anywhere).
     pub namespaces: AuthzValues<String>,
     /// `serviceAccounts` / `notServiceAccounts` (`SA` or `NS/SA`).
@@ -134,6 +137,15 @@ pub enum AuthzKey {
     DestinationPort,
     /// `connection.sni`.
     ConnectionSni,
+    /// `request.auth.principal`: the verified JWT's `iss/sub`.
+    RequestPrincipal,
+    /// `request.auth.audiences`: the verified JWT's `aud`.
+    RequestAudiences,
+    /// `request.auth.presenter`: the verified JWT's `azp`.
+    RequestPresenter,
+    /// `request.auth.claims[A][B]...`: a claim of the verified JWT, by
+    /// its path into nested objects.
+    RequestClaim(Vec<String>),
 }
 
 /// An address block: a single IP is a /32 (or /128).

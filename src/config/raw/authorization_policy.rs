@@ -50,8 +50,10 @@ pub(crate) struct Source {
     pub principals: Vec<String>,
     #[serde(default)]
     pub not_principals: Vec<String>,
-    pub request_principals: Option<Unsupported>,
-    pub not_request_principals: Option<Unsupported>,
+    #[serde(default)]
+    pub request_principals: Vec<String>,
+    #[serde(default)]
+    pub not_request_principals: Vec<String>,
     #[serde(default)]
     pub namespaces: Vec<String>,
     #[serde(default)]

@@ -52,8 +52,8 @@ fn known_istio_kinds_not_supported_yet() {
         ["f.yaml:2:1: error: EnvoyFilter/x: kind: kind EnvoyFilter is not supported yet"]
     );
     assert_eq!(
-        errors(&doc("security.istio.io/v1", "RequestAuthentication")),
-        ["f.yaml:2:1: error: RequestAuthentication/x: kind: kind RequestAuthentication is not supported yet"]
+        errors(&doc("extensions.istio.io/v1alpha1", "WasmPlugin")),
+        ["f.yaml:2:1: error: WasmPlugin/x: kind: kind WasmPlugin is not supported yet"]
     );
 }
 

@@ -135,6 +135,8 @@ pub(crate) struct BuildState {
     groups: HashMap<ScopeKey, Group>,
     /// Gateway TLS credentials in force (`--credentials-dir`).
     pub(crate) credentials: translate::gateway::Credentials,
+    /// Keys fetched from `jwksUri`s (see `serve::jwks`).
+    pub(crate) jwks: translate::jwt::FetchedJwks,
 }
 
 /// What a build leaves of one proxy for the next.

@@ -36,6 +36,7 @@ fn opts() -> ServeOptions {
         xds_tls_ttl: Duration::from_secs(3600),
         xds_per_peer: crate::serve::PerPeerLimits::default(),
         credentials_dir: None,
+        jwks: Default::default(),
     }
 }
 

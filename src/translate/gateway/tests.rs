@@ -278,3 +278,42 @@ fn tcp_servers_of_a_policy_guarded_gateway_are_left_out() {
     );
     assert!(!r.listeners.is_empty(), "the HTTP servers stay");
 }
+
+const JWT_AT_THE_EDGE: &str = r#"
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: edge-jwt}
+spec:
+  selector: {matchLabels: {istio: ingressgateway, tier: edge}}
+  jwtRules:
+  - issuer: https://auth.example.com
+    jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}'
+"#;
+
+/// A RequestAuthentication that selects a gateway puts the JWT filter on
+/// every one of its HCMs, before RBAC (which reads the payload it
+/// verified); one that selects other labels adds nothing.
+#[test]
+fn request_authentication_selecting_the_gateway_goes_before_rbac() {
+    let gw = gateway_proxy(&[("istio", "ingressgateway"), ("tier", "edge")]);
+    let r = translate_with(&gw, true, &format!("{JWT_AT_THE_EDGE}{DENY_ADMIN}"));
+    let chains = http_filter_names(&r);
+    assert!(!chains.is_empty());
+    for names in &chains {
+        assert_eq!(
+            names,
+            &[
+                crate::translate::jwt::JWT_FILTER,
+                crate::translate::rbac::RBAC_FILTER,
+                "envoy.filters.http.router"
+            ]
+        );
+    }
+    let other = gateway_proxy(&[("istio", "ingressgateway")]);
+    let chains = http_filter_names(&translate_with(&other, true, JWT_AT_THE_EDGE));
+    assert!(!chains.is_empty());
+    for names in chains {
+        assert_eq!(names, ["envoy.filters.http.router"]);
+    }
+}

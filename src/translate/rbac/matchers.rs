@@ -105,11 +105,14 @@ fn operation(op: &AuthzOperation, t: Target<'_>) -> Vec<Permission> {
     out
 }
 
-/// Fields in istiod's order: principals, serviceAccounts, trustDomains,
+/// Fields in istiod's order: principals, requestPrincipals, serviceAccounts, trustDomains,
 /// namespaces, remoteIpBlocks, ipBlocks.
 fn source(s: &AuthzSource, t: Target<'_>) -> Vec<Principal> {
     let mut out = Vec::new();
     out.extend(princ_field(&s.principals, |v| principal(v, t)));
+    out.extend(princ_field(&s.request_principals, |v| {
+        super::jwt::request_principal(v)
+    }));
     out.extend(princ_field(&s.service_accounts, |v| service_account(v, t)));
     out.extend(princ_field(&s.trust_domains, |v| trust_domain(v)));
     out.extend(princ_field(&s.namespaces, |v| namespace(v)));
@@ -149,6 +152,10 @@ fn when_principal(c: &AuthzCondition, t: Target<'_>) -> Vec<Principal> {
         AuthzKey::SourceNamespace => namespace(v),
         AuthzKey::SourceServiceAccount => service_account(v, t),
         AuthzKey::SourceTrustDomain => trust_domain(v),
+        AuthzKey::RequestPrincipal => super::jwt::request_principal(v),
+        AuthzKey::RequestAudiences => super::jwt::claim(&["aud".to_string()], v),
+        AuthzKey::RequestPresenter => super::jwt::claim(&["azp".to_string()], v),
+        AuthzKey::RequestClaim(path) => super::jwt::claim(path, v),
         _ => principal(v, t),
     })
 }
@@ -305,7 +312,7 @@ fn cidr(c: &Cidr) -> CidrRange {
 /// istiod's `StringMatcherWithPrefix`: `*` alone is "non-empty", a
 /// leading `*` a suffix match (a regex when there is a prefix to keep), a
 /// trailing `*` a prefix match.
-fn string_with_prefix(v: &str, pre: &str) -> StringMatcher {
+pub(super) fn string_with_prefix(v: &str, pre: &str) -> StringMatcher {
     if v == "*" {
         regex(".+")
     } else if let Some(suffix) = v.strip_prefix('*') {

@@ -228,4 +228,5 @@ fn settings_come_from_the_mesh() {
     assert_eq!(AuthzPolicies::default().root_namespace, "istio-system");
 }
 
+mod jwt;
 mod shapes;

@@ -161,12 +161,8 @@ fn unsupported_fields() {
         ["f.yaml:7:3: error: AuthorizationPolicy/ap: spec.targetRefs: field `targetRefs` is not supported yet"]
     );
     assert_eq!(
-        err("  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"*\"]\n"),
-        ["f.yaml:10:9: error: AuthorizationPolicy/ap: spec.rules[0].from[0].source.requestPrincipals: field `requestPrincipals` is not supported yet"]
-    );
-    assert_eq!(
-        err("  rules:\n  - from:\n    - source:\n        notRequestPrincipals: [\"*\"]\n"),
-        ["f.yaml:10:9: error: AuthorizationPolicy/ap: spec.rules[0].from[0].source.notRequestPrincipals: field `notRequestPrincipals` is not supported yet"]
+        err("  rules:\n  - from:\n    - source:\n        requestPrincipals: [\"a*b\"]\n"),
+        ["f.yaml:10:29: error: AuthorizationPolicy/ap: spec.rules[0].from[0].source.requestPrincipals[0]: \"a*b\": `*` is only allowed alone or once at the start or the end"]
     );
     assert_eq!(
         err("  rules:\n  - from:\n    - source:\n        principal: [\"a\"]\n"),
@@ -187,13 +183,14 @@ fn when_keys() {
     };
     let cases = [
         (
-            "request.auth.claims[iss]",
-            "key KEY: request authentication (JWT) is not supported yet",
+            "request.auth.claims[]",
+            "bad key (KEY): should have format request.auth.claims[CLAIM] or request.auth.claims[A][B]",
         ),
         (
-            "request.auth.principal",
-            "key KEY: request authentication (JWT) is not supported yet",
+            "request.auth.claims",
+            "bad key (KEY): should have format request.auth.claims[CLAIM] or request.auth.claims[A][B]",
         ),
+        ("request.auth.subject", "unknown attribute: KEY"),
         (
             "experimental.envoy.filters.a[b]",
             "key KEY: experimental Envoy metadata keys are not supported yet",
@@ -378,5 +375,43 @@ fn dry_run_annotation_must_be_a_boolean_string() {
     assert_eq!(
         errors(&text),
         ["f.yaml:7:5: error: AuthorizationPolicy/ap: metadata.annotations.istio.io/dry-run: annotation istio.io/dry-run must be the string \"true\" or \"false\""]
+    );
+}
+
+#[test]
+fn request_principals_and_jwt_keys_convert() {
+    let spec = r#"  rules:
+  - from:
+    - source:
+        requestPrincipals: ["https://issuer/alice"]
+        notRequestPrincipals: ["*bob"]
+    when:
+    - key: request.auth.claims[groups]
+      values: ["admin"]
+    - key: request.auth.claims[realm][role]
+      notValues: ["guest"]
+    - key: request.auth.principal
+      values: ["*"]
+    - key: request.auth.audiences
+      values: ["shop"]
+    - key: request.auth.presenter
+      values: ["web"]
+"#;
+    let mesh = load(&[("f.yaml", &ap(spec))]).unwrap();
+    let rule = &mesh.authorization_policies[0].rules[0];
+    assert_eq!(
+        rule.from[0].request_principals,
+        strings(&["https://issuer/alice"], &["*bob"])
+    );
+    let keys: Vec<&AuthzKey> = rule.when.iter().map(|c| &c.key).collect();
+    assert_eq!(
+        keys,
+        [
+            &AuthzKey::RequestClaim(vec!["groups".into()]),
+            &AuthzKey::RequestClaim(vec!["realm".into(), "role".into()]),
+            &AuthzKey::RequestPrincipal,
+            &AuthzKey::RequestAudiences,
+            &AuthzKey::RequestPresenter,
+        ]
     );
 }

@@ -229,11 +229,11 @@ fn key(k: &str) -> Result<AuthzKey, String> {
         "destination.port" => AuthzKey::DestinationPort,
         "connection.sni" => AuthzKey::ConnectionSni,
         _ if k.starts_with("request.headers") => return header_key(k),
-        _ if k.starts_with("request.auth.") => {
-            return Err(format!(
-                "key {k}: request authentication (JWT) is not supported yet"
-            ))
-        }
+        "request.auth.principal" => AuthzKey::RequestPrincipal,
+        "request.auth.audiences" => AuthzKey::RequestAudiences,
+        "request.auth.presenter" => AuthzKey::RequestPresenter,
+        _ if k.starts_with("request.auth.claims") => return claim_key(k),
+        _ if k.starts_with("request.auth.") => return Err(format!("unknown attribute: {k}")),
         _ if k.starts_with("experimental.envoy.filters.") => {
             return Err(format!(
                 "key {k}: experimental Envoy metadata keys are not supported yet"
@@ -256,6 +256,22 @@ fn key(k: &str) -> Result<AuthzKey, String> {
         }
         _ => return Err(format!("unknown attribute: {k}")),
     })
+}
+
+/// `request.auth.claims[NAME]` or nested `[A][B]` (Istio's format).
+fn claim_key(k: &str) -> Result<AuthzKey, String> {
+    let inner = k
+        .strip_prefix("request.auth.claims[")
+        .and_then(|rest| rest.strip_suffix(']'));
+    let path: Option<Vec<String>> = inner.map(|i| i.split("][").map(str::to_string).collect());
+    match path {
+        Some(p) if p.iter().all(|s| !s.is_empty() && !s.contains(['[', ']'])) => {
+            Ok(AuthzKey::RequestClaim(p))
+        }
+        _ => Err(format!(
+            "bad key ({k}): should have format request.auth.claims[CLAIM] or request.auth.claims[A][B]"
+        )),
+    }
 }
 
 fn header_key(k: &str) -> Result<AuthzKey, String> {

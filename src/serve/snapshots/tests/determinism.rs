@@ -54,7 +54,11 @@ fn workloads(mesh: &MeshConfig) -> Vec<Workload> {
             (mesh.peer_authentications.iter())
                 .filter_map(|p| Some((&p.origin, p.selector.as_ref()?))),
         )
-        .chain((mesh.telemetries.iter()).filter_map(|t| Some((&t.origin, t.selector.as_ref()?))));
+        .chain((mesh.telemetries.iter()).filter_map(|t| Some((&t.origin, t.selector.as_ref()?))))
+        .chain(
+            (mesh.request_authentications.iter())
+                .filter_map(|r| Some((&r.origin, r.selector.as_ref()?))),
+        );
     for (origin, labels) in selected {
         let name = labels.get("app").map_or("workload", String::as_str);
         out.push((name.into(), origin.namespace.clone(), labels.clone()));
