@@ -19,6 +19,7 @@ pub mod child;
 pub mod client;
 pub mod envoy;
 pub mod fixture;
+pub mod gateway;
 pub mod load;
 pub mod mesh;
 pub mod payment;

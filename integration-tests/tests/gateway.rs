@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use trellis_integration_tests::trellis::run_trellis;
+use trellis_integration_tests::gateway::start_gateway;
 use trellis_integration_tests::*;
 
 const HOST: &str = "shop.example.com";
@@ -151,7 +151,8 @@ async fn edge() -> Edge {
         files.path(),
         &[(443, https), (8443, mutual), (80, http)],
     )
-    .await;
+    .await
+    .unwrap();
     Edge {
         trellis,
         _payment: payment,
@@ -165,48 +166,6 @@ async fn edge() -> Edge {
         http,
         _config: config,
     }
-}
-
-/// `trellis bootstrap --gateway` and an Envoy from it.
-async fn start_gateway(trellis: &Trellis, dir: &Path, ports: &[(u16, u16)]) -> Envoy {
-    let token = dir.join("gw-token");
-    trellis
-        .write_token("ingress", "ingress", "1h", &token)
-        .unwrap();
-    let map: Vec<String> = ports.iter().map(|(a, b)| format!("{a}={b}")).collect();
-    let admin = free_port().to_string();
-    let out = dir.join("gw.yaml");
-    let args = [
-        "bootstrap",
-        "--gateway",
-        "--service",
-        "ingress",
-        "--label",
-        "istio=ingressgateway",
-        "--listen-address",
-        "127.0.0.1",
-        "--port-map",
-        &map.join(","),
-        "--admin-port",
-        &admin,
-        "--stats-port",
-        "0",
-        "--xds-addr",
-        &trellis.xds_addr(),
-        "--token-file",
-        &token.display().to_string(),
-        "-o",
-        &out.display().to_string(),
-    ];
-    let (code, o, e) = run_trellis(&args).unwrap();
-    assert_eq!(code, 0, "{o}{e}");
-    let envoy = Envoy::start("gateway", &out, admin.parse().unwrap())
-        .await
-        .unwrap();
-    for name in ["127.0.0.1_443", "127.0.0.1_8443", "127.0.0.1_80"] {
-        envoy.wait_listener(name, TIMEOUT).await.unwrap();
-    }
-    envoy
 }
 
 /// One curl run: its exit code and stdout.

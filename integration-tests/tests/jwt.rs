@@ -443,42 +443,11 @@ async fn jwt_with_inline_keys_on_an_ingress_gateway() {
         .await
         .unwrap();
     let files = tempfile::tempdir().unwrap();
-    let token_file = files.path().join("gw-token");
-    trellis
-        .write_token("ingress", "ingress", "1h", &token_file)
-        .unwrap();
-    let (http, admin) = (free_port(), free_port());
-    let out = files.path().join("gw.yaml");
-    let args = [
-        "bootstrap".to_string(),
-        "--gateway".into(),
-        "--service".into(),
-        "ingress".into(),
-        "--label".into(),
-        "istio=ingressgateway".into(),
-        "--listen-address".into(),
-        "127.0.0.1".into(),
-        "--port-map".into(),
-        format!("80={http}"),
-        "--admin-port".into(),
-        admin.to_string(),
-        "--stats-port".into(),
-        "0".into(),
-        "--xds-addr".into(),
-        trellis.xds_addr(),
-        "--token-file".into(),
-        token_file.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, o, e) = trellis_integration_tests::trellis::run_trellis(&args).unwrap();
-    assert_eq!(code, 0, "{o}{e}");
-    let gateway = Envoy::start("gateway", &out, admin).await.unwrap();
-    gateway
-        .wait_listener("127.0.0.1_80", SETUP_TIMEOUT)
-        .await
-        .unwrap();
+    let http = free_port();
+    let gateway =
+        trellis_integration_tests::gateway::start_gateway(&trellis, files.path(), &[(80, http)])
+            .await
+            .unwrap();
 
     let good = key.sign(&claims("alice", "shop", "gold", &[]));
     wait_until(SETUP_TIMEOUT, Duration::from_millis(50), || async {

@@ -17,7 +17,7 @@ use tokio_rustls::rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName},
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use trellis_integration_tests::trellis::run_trellis;
+use trellis_integration_tests::gateway::start_gateway;
 use trellis_integration_tests::*;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -190,48 +190,6 @@ spec:
     out
 }
 
-/// `trellis bootstrap --gateway` with 443, 31400 and 9443 mapped to
-/// `ports`, and its Envoy.
-async fn start_gateway(trellis: &Trellis, dir: &std::path::Path, ports: [u16; 3]) -> Envoy {
-    let token = dir.join("gw-token");
-    trellis
-        .write_token("ingress", "ingress", "1h", &token)
-        .unwrap();
-    let admin = free_port().to_string();
-    let out = dir.join("gw.yaml");
-    let args = [
-        "bootstrap",
-        "--gateway",
-        "--service",
-        "ingress",
-        "--label",
-        "istio=ingressgateway",
-        "--listen-address",
-        "127.0.0.1",
-        "--port-map",
-        &format!("443={},31400={},9443={}", ports[0], ports[1], ports[2]),
-        "--admin-port",
-        &admin,
-        "--stats-port",
-        "0",
-        "--xds-addr",
-        &trellis.xds_addr(),
-        "--token-file",
-        &token.display().to_string(),
-        "-o",
-        &out.display().to_string(),
-    ];
-    let (code, o, e) = run_trellis(&args).unwrap();
-    assert_eq!(code, 0, "{o}{e}");
-    let envoy = Envoy::start("gateway", &out, admin.parse().unwrap())
-        .await
-        .unwrap();
-    for name in ["127.0.0.1_443", "127.0.0.1_31400", "127.0.0.1_9443"] {
-        envoy.wait_listener(name, TIMEOUT).await.unwrap();
-    }
-    envoy
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_and_tls_routing_on_sidecars_and_gateways() {
     let cert_a = rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).unwrap();
@@ -296,7 +254,14 @@ async fn tcp_and_tls_routing_on_sidecars_and_gateways() {
     // certificate (it trusts nothing else).
     let gw_ports = [free_port(), free_port(), free_port()];
     let gw_port = gw_ports[0];
-    let gateway = start_gateway(&trellis, files.path(), gw_ports).await;
+    let mapped = [
+        (443, gw_ports[0]),
+        (31400, gw_ports[1]),
+        (9443, gw_ports[2]),
+    ];
+    let gateway = start_gateway(&trellis, files.path(), &mapped)
+        .await
+        .unwrap();
     let got = wait_until(TIMEOUT, POLL, || read_tls(gw_port, "b.example.com", &der_b)).await;
     assert_eq!(got.unwrap().0, "TLS-B", "{}", gateway.log());
     assert_eq!(
