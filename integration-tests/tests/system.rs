@@ -207,12 +207,15 @@ async fn restart_after_a_30s_outage_fails_no_request() {
 async fn a_sidecar_that_died_in_the_outage_leaves_after_the_restart_grace() {
     let restart_grace = Duration::from_secs(10);
     let mut mesh = mesh(&["--restart-grace-period", "10s"]).await;
-    let load = Load::start(&mesh.client, "inventory");
-    let start = load.sent();
     mesh.trellis.kill();
     if let Some(v2) = mesh.v2.take() {
         v2.kill();
     }
+    // Traffic starts once v2 is dead: a request in flight on a connection
+    // to it when it dies fails whatever the control plane does (a crash,
+    // not a restart); every later one must not.
+    let load = Load::start(&mesh.client, "inventory");
+    let start = load.sent();
     let ejected = format!("cluster.{CLUSTER}.outlier_detection.ejections_active");
     let sidecar = &mesh.client.sidecar;
     wait_until(
