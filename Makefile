@@ -40,11 +40,11 @@ test-stress:
 	cargo test -p trellis --lib --test xds_protocol --test xds_delta; rc=$$?; \
 	kill -- -$$pid 2>/dev/null; wait $$pid 2>/dev/null; exit $$rc
 
-# Istio's own Bookinfo samples, which the repository does not hold:
-# ISTIO_SAMPLES names the directory with `bookinfo/` in it. Fails when it
-# is missing, never passes silently.
-ISTIO_SAMPLES ?= ../shared/istio-samples
+# Istio's own Bookinfo samples, which the repository does not hold: opt-in,
+# `make test-istio-samples ISTIO_SAMPLES=DIR` with DIR holding `bookinfo/`.
+# Fails, naming what is missing, when ISTIO_SAMPLES is unset or wrong.
 test-istio-samples:
+	@test -n "$(ISTIO_SAMPLES)" || { echo "test-istio-samples: set ISTIO_SAMPLES=DIR (the directory holding Istio's bookinfo/ samples)" >&2; exit 1; }
 	@test -d "$(ISTIO_SAMPLES)/bookinfo" || { echo "test-istio-samples: $(ISTIO_SAMPLES)/bookinfo not found (set ISTIO_SAMPLES=DIR)" >&2; exit 1; }
 	TRELLIS_ISTIO_SAMPLES="$$(cd "$(ISTIO_SAMPLES)" && pwd)" cargo test -p trellis --lib bookinfo -- --ignored
 	TRELLIS_ISTIO_SAMPLES="$$(cd "$(ISTIO_SAMPLES)" && pwd)" cargo test -p trellis-integration-tests --test bookinfo -- --ignored
