@@ -27,7 +27,7 @@ pub(super) fn chains(
     // AuthorizationPolicies are enforced on HTTP only: a TCP or TLS server
     // of a gateway they select is left out (fail closed) rather than
     // served without them.
-    let guarded = !crate::translate::rbac::http_filters(&shared.authz, proxy).is_empty();
+    let guarded = shared.authz.for_proxy(proxy).next().is_some();
     for (gw, i, s) in servers.iter().map(|s| **s) {
         let qualified = gw.qualified();
         if guarded {
