@@ -71,6 +71,13 @@ pub struct GatewaySpec {
     /// Server port → port listened on (`443=8443`), for running without
     /// root; unmapped ports are listened on as they are.
     pub port_map: BTreeMap<u16, u16>,
+    /// Node metadata `endpoint_address`: register the gateway as an
+    /// endpoint of its service at this address.
+    pub endpoint_address: Option<String>,
+    /// The source address of every upstream connection (Envoy's
+    /// `cluster_manager.upstream_bind_config`), e.g. an egress gateway's
+    /// own address that external services and firewalls see.
+    pub upstream_bind_address: Option<String>,
 }
 
 /// A workload token; `Debug` prints `[redacted]`.
@@ -195,6 +202,8 @@ struct Bootstrap {
     stats_config: Value,
     dynamic_resources: Value,
     static_resources: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_manager: Option<Value>,
 }
 
 /// Renders the bootstrap for `spec` as YAML.
@@ -226,7 +235,19 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
         stats_config: stats::stats_config(spec),
         dynamic_resources: dynamic_resources(spec.token.as_ref(), spec.ads_mode),
         static_resources: static_resources(spec, &xds_host, xds_port),
+        cluster_manager: cluster_manager(spec),
     })
+}
+
+/// A gateway's `--upstream-bind-address`: Envoy binds every upstream
+/// connection, of every cluster without its own, to it
+/// (`ClusterManager.upstream_bind_config`).
+fn cluster_manager(spec: &SidecarSpec) -> Option<Value> {
+    let addr = spec.gateway.as_ref()?.upstream_bind_address.as_ref()?;
+    Some(json!({ "upstream_bind_config": { "source_address": {
+        "address": addr,
+        "port_value": 0,
+    } } }))
 }
 
 /// The control plane's cluster, plus the stats listener and its cluster to
@@ -257,11 +278,15 @@ fn node(spec: &SidecarSpec) -> Value {
             let port_map: Vec<String> = (gw.port_map.iter())
                 .map(|(from, to)| format!("{from}={to}"))
                 .collect();
-            json!({
+            let mut own = json!({
                 "gateway": "true",
                 "listen_address": gw.listen_address,
                 "port_map": port_map.join(","),
-            })
+            });
+            if let (Some(addr), Some(m)) = (&gw.endpoint_address, own.as_object_mut()) {
+                m.insert("endpoint_address".into(), json!(addr));
+            }
+            own
         }
         None => json!({
             "app_port": spec.app_port,

@@ -55,6 +55,12 @@ pub struct GatewayNode {
     /// Server port → the port it really listens on (metadata `port_map`,
     /// `443=8443,80=8080`), so that a gateway runs without root.
     pub port_map: BTreeMap<u16, u16>,
+    /// Metadata `endpoint_address`: when set, the gateway is an endpoint
+    /// of its own service (`SERVICE.NAMESPACE.svc.cluster.local`, or the
+    /// services whose `workloadSelector` its labels match) at this address,
+    /// on the port it listens on for each service port, so sidecars can
+    /// route to it as a mesh destination (an egress or east-west gateway).
+    pub endpoint_address: Option<String>,
 }
 
 impl GatewayNode {

@@ -128,6 +128,9 @@ pub struct Shared {
     /// TLS credentials for `credentialName` (the runtime's
     /// `--credentials-dir`); set by the runtime after [`shared_from`].
     pub credentials: gateway::Credentials,
+    /// Every outbound cluster as AUTO_PASSTHROUGH gateway servers proxy to
+    /// it (see [`gateway::SniCluster`]); empty without such a server.
+    pub sni_clusters: Vec<gateway::SniCluster>,
 }
 
 impl Shared {
@@ -234,7 +237,7 @@ pub fn shared_from(
             ..r.clone()
         })
         .collect();
-    Shared {
+    let mut shared = Shared {
         cluster_index: scope::ClusterIndex::new(&clusters, &load_assignments),
         clusters,
         load_assignments,
@@ -262,7 +265,10 @@ pub fn shared_from(
         gateway_virtual_services: mesh.gateway_virtual_services.clone(),
         gateway_routes: gateway_routes(routes::Ctx { mesh, services }),
         credentials: Default::default(),
-    }
+        sni_clusters: Vec::new(),
+    };
+    shared.sni_clusters = gateway::sni_clusters(&shared);
+    shared
 }
 
 /// The routes of every gateway-bound VirtualService on every server port
@@ -295,6 +301,8 @@ fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
 pub struct OwnResources {
     /// `inbound|APP_PORT||`; `None` for a gateway (it has no app).
     pub inbound_cluster: Option<XdsCluster>,
+    /// A gateway's AUTO_PASSTHROUGH clusters (`outbound_.PORT_.SUBSET_.HOST`).
+    pub gateway_clusters: Vec<XdsCluster>,
     /// `inbound` and `outbound` listeners, or a gateway's server listeners.
     pub listeners: Vec<Listener>,
     /// A gateway's `http.PORT` route configurations (a sidecar's routes
@@ -318,11 +326,12 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
             .unwrap_or_default()
     };
     if let Some(node) = &proxy.gateway {
-        let gw = gateway::resources(shared, proxy, node);
+        let gw = gateway::resources(shared, proxy, node, security.mtls);
         let mut secrets = workload();
         secrets.extend(gw.secrets);
         return OwnResources {
             inbound_cluster: None,
+            gateway_clusters: gw.clusters,
             listeners: gw.listeners,
             routes: gw.routes,
             secrets,
@@ -338,6 +347,7 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
         .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
     OwnResources {
         inbound_cluster: Some(listeners::inbound_cluster(proxy, h2)),
+        gateway_clusters: Vec::new(),
         listeners: [
             listeners::inbound(shared, proxy, security),
             listeners::outbound(shared, proxy),
@@ -368,6 +378,7 @@ impl Shared {
             && self.service_namespaces == other.service_namespaces
             && self.credentials == other.credentials
             && self.jwt == other.jwt
+            && self.sni_clusters == other.sni_clusters
     }
 }
 
@@ -386,6 +397,7 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     let own = proxy_own(shared, proxy, security);
     let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
     clusters.extend(own.inbound_cluster);
+    clusters.extend(own.gateway_clusters);
     // A gateway routes with its own `http.PORT` configurations only.
     let routes = match proxy.gateway {
         Some(_) => own.routes,

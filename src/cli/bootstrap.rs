@@ -29,7 +29,7 @@ pub struct BootstrapArgs {
     app_port: Option<u16>,
     /// A gateway proxy (ingress or egress): no app, no sidecar listeners;
     /// it gets the servers of the `Gateway`s whose selector its --label
-    /// values match, and is never registered as a service endpoint.
+    /// values match; it is a service endpoint only with --endpoint-address.
     #[arg(long)]
     gateway: bool,
     /// With --gateway: the address its server listeners bind.
@@ -39,6 +39,17 @@ pub struct BootstrapArgs {
     /// Gateway server on PORT listens on LISTEN (no root needed).
     #[arg(long, value_name = "PORT=LISTEN,...", requires = "gateway", value_parser = parse_port_map)]
     port_map: Option<BTreeMap<u16, u16>>,
+    /// With --gateway: register the gateway as an endpoint of its service
+    /// (SERVICE.NAMESPACE.svc.cluster.local, or the ServiceEntries whose
+    /// workloadSelector its labels match) at ADDR, so sidecars route to it
+    /// (egress gateway). ADDR must be where its listeners are reached.
+    #[arg(long, value_name = "ADDR", requires = "gateway")]
+    endpoint_address: Option<std::net::IpAddr>,
+    /// With --gateway: the source address of every connection it opens to
+    /// upstreams (Envoy's `upstream_bind_config`), e.g. the address an
+    /// egress gateway's traffic must come from.
+    #[arg(long, value_name = "ADDR", requires = "gateway")]
+    upstream_bind_address: Option<std::net::IpAddr>,
     /// Port of the sidecar's inbound listener.
     #[arg(long, default_value_t = 15006)]
     inbound_port: u16,
@@ -119,6 +130,8 @@ impl BootstrapArgs {
             gateway: self.gateway.then(|| GatewaySpec {
                 listen_address: self.listen_address.clone(),
                 port_map: self.port_map.clone().unwrap_or_default(),
+                endpoint_address: self.endpoint_address.map(|a| a.to_string()),
+                upstream_bind_address: self.upstream_bind_address.map(|a| a.to_string()),
             }),
         })
     }
@@ -336,6 +349,45 @@ mod tests {
         assert!(yaml.contains("port_map: 80=18080,443=18443"), "{yaml}");
         let cli = Cli::try_parse_from(["trellis", "bootstrap", "--service", "a"]);
         assert!(cli.is_err(), "a sidecar needs --app-port");
+        assert!(!yaml.contains("endpoint_address") && !yaml.contains("upstream_bind_config"));
+    }
+
+    #[test]
+    fn egress_gateway_registers_and_binds_its_upstreams() {
+        let args = parse(&[
+            "--gateway",
+            "--service",
+            "istio-egressgateway",
+            "--endpoint-address",
+            "127.0.0.7",
+            "--upstream-bind-address",
+            "127.0.0.8",
+        ]);
+        let yaml = render(&args.spec().unwrap()).unwrap();
+        assert!(yaml.contains("endpoint_address: 127.0.0.7"), "{yaml}");
+        assert!(yaml.contains("upstream_bind_config"), "{yaml}");
+        assert!(yaml.contains("address: 127.0.0.8"), "{yaml}");
+        let sidecar = Cli::try_parse_from([
+            "trellis",
+            "bootstrap",
+            "--service",
+            "a",
+            "--app-port",
+            "8080",
+            "--upstream-bind-address",
+            "127.0.0.8",
+        ]);
+        assert!(sidecar.is_err(), "--upstream-bind-address needs --gateway");
+        let bad = Cli::try_parse_from([
+            "trellis",
+            "bootstrap",
+            "--gateway",
+            "--service",
+            "g",
+            "--endpoint-address",
+            "not-an-ip",
+        ]);
+        assert!(bad.is_err(), "an endpoint address is an IP");
     }
 
     #[test]

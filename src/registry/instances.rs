@@ -64,8 +64,13 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
         .values()
         .filter(|svc| svc.workload_selector.is_some())
         .collect();
-    // A gateway proxy fronts no app: it is never a service endpoint.
-    for proxy in registry.sidecars().values().filter(|p| p.gateway.is_none()) {
+    // A gateway proxy fronts no app: it is a service endpoint only when
+    // its node gives the address it is reached on.
+    let endpoints = (registry.sidecars().values()).filter(|p| match &p.gateway {
+        None => true,
+        Some(gw) => gw.endpoint_address.is_some(),
+    });
+    for proxy in endpoints {
         join_sidecar(&mut services, mesh, &selecting, proxy);
     }
     for host in named_hosts(mesh) {
@@ -211,6 +216,9 @@ fn join_sidecar(
 }
 
 fn sidecar_instance(proxy: &Proxy, port: &ServicePort, mtls: bool) -> Instance {
+    if let Some(gw) = &proxy.gateway {
+        return gateway_instance(proxy, gw, port);
+    }
     Instance {
         address: proxy.inbound_address.clone(),
         port: proxy.inbound_port,
@@ -220,6 +228,25 @@ fn sidecar_instance(proxy: &Proxy, port: &ServicePort, mtls: bool) -> Instance {
         sidecar: true,
         identity: Some(proxy.identity()),
         mtls,
+    }
+}
+
+/// A gateway that registers itself: reached on its endpoint address and
+/// the port its server for `port` listens on. Its servers are not mesh
+/// inbound listeners, so clients send it no auto mTLS (`mtls: false`, no
+/// `tlsMode: istio`, as Istio's gateways carry none); a `DestinationRule`
+/// with ISTIO_MUTUAL sends mTLS to an ISTIO_MUTUAL server and checks the
+/// gateway's identity.
+fn gateway_instance(proxy: &Proxy, gw: &super::GatewayNode, port: &ServicePort) -> Instance {
+    Instance {
+        address: gw.endpoint_address.clone().unwrap_or_default(),
+        port: gw.listen_port(port.number),
+        service_port: port.number,
+        labels: proxy.labels.clone(),
+        weight: 1,
+        sidecar: false,
+        identity: Some(proxy.identity()),
+        mtls: false,
     }
 }
 

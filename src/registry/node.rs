@@ -123,6 +123,7 @@ fn gateway(
         gateway: Some(crate::registry::GatewayNode {
             listen_address,
             port_map,
+            endpoint_address: opt_string(md, "endpoint_address")?.filter(|s| !s.is_empty()),
         }),
         ..Default::default()
     })
@@ -336,6 +337,13 @@ mod tests {
         assert_eq!((gw.listen_port(443), gw.listen_port(80)), (18443, 18080));
         assert_eq!(gw.listen_port(8443), 8443);
         assert_eq!(p.app_port, 0);
+        assert_eq!(gw.endpoint_address, None);
+        let mut registering = nd.clone();
+        if let Some(md) = registering.metadata.as_mut() {
+            md.fields.insert("endpoint_address".into(), s("127.0.0.9"));
+        }
+        let gw = Proxy::from_node(&registering).unwrap().gateway.unwrap();
+        assert_eq!(gw.endpoint_address.as_deref(), Some("127.0.0.9"));
         let bad = node(vec![("gateway", s("true")), ("port_map", s("443=x"))]);
         assert!(matches!(
             Proxy::from_node(&bad),

@@ -12,7 +12,7 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::core::{lock, Core};
-use crate::config::model::{GatewayServer, MeshConfig, ServerTlsMode, TlsSource};
+use crate::config::model::{GatewayServer, MeshConfig, TlsSource};
 use crate::config::Diagnostic;
 use crate::translate::gateway::{Credential, Credentials};
 
@@ -174,11 +174,12 @@ pub fn validate(mesh: &MeshConfig, dir: &Path) -> Vec<Diagnostic> {
     out
 }
 
-/// The credential name of a server and whether it is MUTUAL.
+/// The credential name of a server and whether it needs `ca.crt` (MUTUAL,
+/// OPTIONAL_MUTUAL).
 fn credential_of(s: &GatewayServer) -> Option<(&str, bool)> {
     let t = s.tls.as_ref()?;
     match &t.source {
-        Some(TlsSource::Credential(name)) => Some((name, t.mode == Some(ServerTlsMode::Mutual))),
+        Some(TlsSource::Credential(name)) => Some((name, t.mode.is_some_and(|m| m.verifies_clients()))),
         _ => None,
     }
 }

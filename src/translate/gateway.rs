@@ -5,6 +5,7 @@
 //! with certificates from `credentialName` (served over SDS) or files.
 
 mod l4;
+mod sni;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,7 @@ use super::Shared;
 use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer, VirtualService};
 use crate::registry::{GatewayNode, Proxy};
 
+pub use sni::{sni_clusters, sni_for_cluster, SniCluster};
 pub use tls::{credential_secret_names, Credential, Credentials};
 
 /// Translated routes of one gateway-bound VirtualService on one server
@@ -52,6 +54,8 @@ pub struct GatewayResources {
     pub routes: Vec<RouteConfiguration>,
     /// Server certificates from `credentialName`.
     pub secrets: Vec<XdsSecret>,
+    /// The AUTO_PASSTHROUGH servers' clusters (`outbound_.PORT_.SUBSET_.HOST`).
+    pub clusters: Vec<envoy_types::pb::envoy::config::cluster::v3::Cluster>,
     /// Servers left out: `(Gateway NAMESPACE/NAME, server index, why)`.
     pub skipped: Vec<(String, usize, String)>,
 }
@@ -59,8 +63,19 @@ pub struct GatewayResources {
 /// The servers of `gateways` that select `proxy`, by port.
 pub(crate) type Ports<'a> = BTreeMap<u16, Vec<(&'a Gateway, usize, &'a GatewayServer)>>;
 
-/// A gateway proxy's listeners, routes and server secrets.
-pub fn resources(shared: &Shared, proxy: &Proxy, node: &GatewayNode) -> GatewayResources {
+/// A gateway proxy's listeners, routes and server secrets; `mesh_tls`
+/// when the runtime serves it a workload certificate (ISTIO_MUTUAL).
+pub fn resources(
+    shared: &Shared,
+    proxy: &Proxy,
+    node: &GatewayNode,
+    mesh_tls: bool,
+) -> GatewayResources {
+    let tls_cx = tls::Ctx {
+        credentials: &shared.credentials,
+        trust_domain: &shared.mesh.trust_domain,
+        mesh_tls,
+    };
     let (bound, routes) = (&shared.gateway_virtual_services, &shared.gateway_routes);
     let mut ports: Ports<'_> = BTreeMap::new();
     for gw in shared.gateways.iter().filter(|g| g.selects(&proxy.labels)) {
@@ -78,14 +93,14 @@ pub fn resources(shared: &Shared, proxy: &Proxy, node: &GatewayNode) -> GatewayR
             .filter(|s| s.2.protocol == protocol)
             .collect();
         if matches!(protocol, GatewayProtocol::Tcp | GatewayProtocol::Tls) {
-            let chains = l4::chains(shared, proxy, *port, &servers, &mut out);
+            let chains = l4::chains(shared, proxy, (*port, &tls_cx), &servers, &mut out);
             if !chains.is_empty() {
                 out.listeners.push(listener(*port, node, chains, protocol));
             }
             continue;
         }
         let hcm = hcm(*port, shared, proxy);
-        let chains = chains(&servers, &shared.credentials, &mut out, &hcm);
+        let chains = chains(&servers, &tls_cx, &mut out, &hcm);
         if chains.is_empty() {
             continue;
         }
@@ -100,7 +115,7 @@ pub fn resources(shared: &Shared, proxy: &Proxy, node: &GatewayNode) -> GatewayR
 /// per distinct TLS setting, chosen by SNI (the servers' hosts).
 fn chains(
     servers: &[&(&Gateway, usize, &GatewayServer)],
-    credentials: &Credentials,
+    tls_cx: &tls::Ctx<'_>,
     out: &mut GatewayResources,
     hcm: &HttpConnectionManager,
 ) -> Vec<FilterChain> {
@@ -111,7 +126,7 @@ fn chains(
     let mut seen = Vec::new();
     for (gw, i, s) in servers.iter().map(|s| **s) {
         let Some(t) = &s.tls else { continue };
-        let built = tls::downstream(t, &gw.origin.namespace, credentials, true);
+        let built = tls::downstream(t, &gw.origin.namespace, tls_cx, true);
         let (socket, secrets) = match built {
             Ok(b) => b,
             Err(why) => {

@@ -183,6 +183,11 @@ impl<'a> Scope<'a> {
         })
     }
 
+    /// True when the service `host` is in scope.
+    pub(crate) fn admits_host(&self, host: &str) -> bool {
+        self.admitted.contains(host)
+    }
+
     /// Route configurations without the virtual hosts (`HOST:PORT`) of
     /// services out of scope. Only the kept virtual hosts are copied.
     pub(crate) fn routes(&self, shared: &Shared) -> Vec<RouteConfiguration> {

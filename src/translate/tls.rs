@@ -44,6 +44,20 @@ pub fn sds(name: &str) -> SdsSecretConfig {
     }
 }
 
+/// The mesh's TLS context for a server: [`mesh_context`] with clients'
+/// identities in `trust_domain` (`spiffe://TD/` prefix) unless `sans`
+/// names them.
+pub(super) fn server_mesh_context(
+    sans: Vec<SubjectAltNameMatcher>,
+    trust_domain: &str,
+) -> CommonTlsContext {
+    let sans = match sans.is_empty() {
+        true => vec![uri_san(&format!("spiffe://{trust_domain}/"), true)],
+        false => sans,
+    };
+    mesh_context(sans, &[])
+}
+
 /// The mesh's TLS context: our workload certificate, peers verified
 /// against `ROOTCA` and `sans`.
 fn mesh_context(sans: Vec<SubjectAltNameMatcher>, alpn: &[&str]) -> CommonTlsContext {

@@ -106,6 +106,7 @@ pub fn ingress_gateway() -> Proxy {
         gateway: Some(trellis::registry::GatewayNode {
             listen_address: "0.0.0.0".to_string(),
             port_map: Default::default(),
+            endpoint_address: None,
         }),
         ..Default::default()
     }

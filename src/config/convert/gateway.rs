@@ -158,8 +158,13 @@ fn server_tls(
     unsupported_tls_fields(cx, path, t);
     let mode = tls_mode(cx, path, t, protocol)?;
     let source = match mode {
-        Some(ServerTlsMode::Passthrough) => {
-            passthrough_has_no_certificate(cx, path, t);
+        Some(m @ (ServerTlsMode::Passthrough | ServerTlsMode::IstioMutual)) => {
+            has_no_certificate(cx, path, t, m);
+            None
+        }
+        Some(m @ ServerTlsMode::AutoPassthrough) => {
+            has_no_certificate(cx, path, t, m);
+            auto_passthrough_has_no_tls_settings(cx, path, t);
             None
         }
         Some(m) => tls_source(cx, path, t, m),
@@ -182,15 +187,19 @@ fn server_tls(
             );
         }
     }
-    if !t.subject_alt_names.is_empty() && mode != Some(ServerTlsMode::Mutual) {
-        let msg = "subjectAltNames check client certificates: only with mode MUTUAL";
+    let checks_clients = mode.is_some_and(|m| m.verifies_clients())
+        || mode == Some(ServerTlsMode::IstioMutual);
+    if !t.subject_alt_names.is_empty() && !checks_clients {
+        let msg = "subjectAltNames check client certificates: only with mode MUTUAL, \
+                   OPTIONAL_MUTUAL or ISTIO_MUTUAL";
         cx.err(&join(path, "subjectAltNames"), msg);
     }
     Some(ServerTls {
         https_redirect: t.https_redirect,
         mode,
         source: match mode {
-            Some(ServerTlsMode::Passthrough) | None => None,
+            Some(m) if m.passes_through() || m == ServerTlsMode::IstioMutual => None,
+            None => None,
             Some(_) => Some(source?),
         },
         min_version,
@@ -218,53 +227,74 @@ fn tls_mode(
 ) -> Option<Option<ServerTlsMode>> {
     let at = join(path, "mode");
     let https = matches!(protocol, GatewayProtocol::Https | GatewayProtocol::Tls);
-    match (t.mode.as_deref(), https) {
-        (None | Some("SIMPLE"), true) => Some(Some(ServerTlsMode::Simple)),
-        (Some("MUTUAL"), true) => Some(Some(ServerTlsMode::Mutual)),
-        (Some("PASSTHROUGH"), _) if protocol == GatewayProtocol::Tls => {
-            Some(Some(ServerTlsMode::Passthrough))
-        }
-        (Some("PASSTHROUGH"), _) => {
+    let mode = match t.mode.as_deref() {
+        None if https => return Some(Some(ServerTlsMode::Simple)),
+        None => return Some(None),
+        Some("SIMPLE") => ServerTlsMode::Simple,
+        Some("MUTUAL") => ServerTlsMode::Mutual,
+        Some("OPTIONAL_MUTUAL") => ServerTlsMode::OptionalMutual,
+        Some("ISTIO_MUTUAL") => ServerTlsMode::IstioMutual,
+        Some("PASSTHROUGH") => ServerTlsMode::Passthrough,
+        Some("AUTO_PASSTHROUGH") => ServerTlsMode::AutoPassthrough,
+        Some(m) => {
             let msg = format!(
-                "tls mode PASSTHROUGH needs port protocol TLS, not {}",
-                protocol.as_str()
+                "unknown tls mode {m:?}: use SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL, \
+                 PASSTHROUGH or AUTO_PASSTHROUGH"
             );
             cx.err(&at, msg);
-            None
+            return None;
         }
-        (None, false) => Some(None),
-        (Some(m @ ("ISTIO_MUTUAL" | "AUTO_PASSTHROUGH" | "OPTIONAL_MUTUAL")), _) => {
-            cx.err(
-                &at,
-                format!("tls mode {m} is not supported yet: use SIMPLE, MUTUAL or PASSTHROUGH"),
-            );
-            None
-        }
-        (Some(m @ ("SIMPLE" | "MUTUAL")), false) => {
-            let msg = format!(
-                "tls mode {m} needs port protocol HTTPS or TLS, not {}",
-                protocol.as_str()
-            );
-            cx.err(&at, msg);
-            None
-        }
-        (Some(m), _) => {
-            cx.err(&at, format!("unknown tls mode {m:?}: use SIMPLE or MUTUAL"));
-            None
-        }
+    };
+    let (fits, needs) = if mode.passes_through() {
+        (protocol == GatewayProtocol::Tls, "TLS")
+    } else {
+        (https, "HTTPS or TLS")
+    };
+    if !fits {
+        let msg = format!(
+            "tls mode {} needs port protocol {needs}, not {}",
+            mode.as_str(),
+            protocol.as_str()
+        );
+        cx.err(&at, msg);
+        return None;
     }
+    Some(Some(mode))
 }
 
-/// PASSTHROUGH never terminates TLS: a certificate would be ignored.
-fn passthrough_has_no_certificate(cx: &mut Cx<'_>, path: &str, t: &raw::ServerTls) {
+/// The passthrough modes never terminate TLS, and ISTIO_MUTUAL uses the
+/// gateway's mesh workload certificate: a certificate given would be
+/// ignored.
+fn has_no_certificate(cx: &mut Cx<'_>, path: &str, t: &raw::ServerTls, mode: ServerTlsMode) {
     let given = [
         ("credentialName", t.credential_name.is_some()),
         ("serverCertificate", t.server_certificate.is_some()),
         ("privateKey", t.private_key.is_some()),
         ("caCertificates", t.ca_certificates.is_some()),
     ];
+    let why = match mode {
+        ServerTlsMode::IstioMutual => {
+            "uses the gateway's mesh workload certificate and the mesh CA"
+        }
+        _ => "forwards the client's TLS untouched",
+    };
     for (field, _) in given.iter().filter(|(_, set)| *set) {
-        let msg = format!("`{field}`: mode PASSTHROUGH forwards the client's TLS untouched");
+        let msg = format!("`{field}`: mode {} {why}", mode.as_str());
+        cx.err(&join(path, field), msg);
+    }
+}
+
+/// AUTO_PASSTHROUGH neither terminates TLS nor redirects: TLS settings
+/// would be ignored.
+fn auto_passthrough_has_no_tls_settings(cx: &mut Cx<'_>, path: &str, t: &raw::ServerTls) {
+    let given = [
+        ("cipherSuites", !t.cipher_suites.is_empty()),
+        ("minProtocolVersion", t.min_protocol_version.is_some()),
+        ("maxProtocolVersion", t.max_protocol_version.is_some()),
+        ("httpsRedirect", t.https_redirect),
+    ];
+    for (field, _) in given.iter().filter(|(_, set)| *set) {
+        let msg = format!("`{field}`: mode AUTO_PASSTHROUGH forwards the client's TLS untouched");
         cx.err(&join(path, field), msg);
     }
 }
@@ -312,11 +342,12 @@ fn tls_source(
         }
         (Some(name), _) => Some(TlsSource::Credential(name.clone())),
         (None, (Some(cert), Some(key), ca)) => {
-            if mode == ServerTlsMode::Mutual && ca.is_none() {
-                cx.err(
-                    path,
-                    "mode MUTUAL requires caCertificates (or a credentialName with ca.crt)",
+            if mode.verifies_clients() && ca.is_none() {
+                let msg = format!(
+                    "mode {} requires caCertificates (or a credentialName with ca.crt)",
+                    mode.as_str()
                 );
+                cx.err(path, msg);
                 return None;
             }
             Some(TlsSource::Files {
@@ -327,7 +358,7 @@ fn tls_source(
         }
         (None, _) => {
             let msg =
-                "mode SIMPLE and MUTUAL need credentialName, or serverCertificate and privateKey";
+                "mode SIMPLE, MUTUAL and OPTIONAL_MUTUAL need credentialName, or serverCertificate and privateKey";
             cx.err(path, msg);
             None
         }

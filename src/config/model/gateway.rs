@@ -118,7 +118,9 @@ pub struct ServerTls {
     pub https_redirect: bool,
     /// `mode`; `None` only on a plain-text server that redirects.
     pub mode: Option<ServerTlsMode>,
-    /// Where the server's certificate comes from.
+    /// Where the server's certificate comes from (`None` for the
+    /// passthrough modes and ISTIO_MUTUAL, whose certificate is the
+    /// gateway's mesh workload certificate).
     pub source: Option<TlsSource>,
     /// `minProtocolVersion`.
     pub min_version: Option<TlsVersion>,
@@ -126,7 +128,8 @@ pub struct ServerTls {
     pub max_version: Option<TlsVersion>,
     /// `cipherSuites` (OpenSSL names, as Envoy takes them).
     pub cipher_suites: Vec<String>,
-    /// `subjectAltNames` a client certificate must carry (MUTUAL).
+    /// `subjectAltNames` a client certificate must carry (MUTUAL,
+    /// OPTIONAL_MUTUAL, ISTIO_MUTUAL).
     pub subject_alt_names: Vec<String>,
 }
 
@@ -140,6 +143,46 @@ pub enum ServerTlsMode {
     /// The client's TLS goes untouched to the backend, chosen by SNI
     /// (protocol TLS only).
     Passthrough,
+    /// Like MUTUAL, but a client without a certificate is accepted too (a
+    /// certificate it presents is verified).
+    OptionalMutual,
+    /// Mesh mTLS: the gateway presents its own SPIFFE workload certificate
+    /// (SDS `default`) and requires a client certificate from the mesh CA
+    /// (SDS `ROOTCA`), as a sidecar's inbound listener does.
+    IstioMutual,
+    /// The client's TLS goes untouched to the mesh service its SNI names,
+    /// `outbound_.PORT_.SUBSET_.HOST` (protocol TLS only; no
+    /// VirtualService needed).
+    AutoPassthrough,
+}
+
+impl ServerTlsMode {
+    /// The mode as Istio spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerTlsMode::Simple => "SIMPLE",
+            ServerTlsMode::Mutual => "MUTUAL",
+            ServerTlsMode::Passthrough => "PASSTHROUGH",
+            ServerTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
+            ServerTlsMode::IstioMutual => "ISTIO_MUTUAL",
+            ServerTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
+        }
+    }
+
+    /// True when the gateway forwards the client's TLS without
+    /// terminating it.
+    pub fn passes_through(self) -> bool {
+        matches!(
+            self,
+            ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
+        )
+    }
+
+    /// True when the server verifies client certificates against a CA of
+    /// its credential (MUTUAL, OPTIONAL_MUTUAL).
+    pub fn verifies_clients(self) -> bool {
+        matches!(self, ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual)
+    }
 }
 
 /// The server's certificate (and, for MUTUAL, the client CA).

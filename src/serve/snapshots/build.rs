@@ -90,6 +90,8 @@ struct Own {
     security: ProxySecurity,
     /// `None` for a gateway (no app).
     inbound_cluster: Option<(String, Arc<Any>)>,
+    /// A gateway's AUTO_PASSTHROUGH clusters.
+    gateway_clusters: Vec<(String, Arc<Any>)>,
     listeners: Option<Arc<TypeResources>>,
     /// A gateway's own route configurations; `None` for a sidecar.
     routes: Option<Arc<TypeResources>>,
@@ -320,6 +322,9 @@ impl BuildState {
         let routes = (res.routes.iter())
             .map(|r: &RouteConfiguration| (r.name.clone(), self.interner.encode(r)))
             .collect();
+        let gateway_clusters = (res.gateway_clusters.iter())
+            .map(|c| (c.name.clone(), self.interner.encode(c)))
+            .collect();
         let listeners = res
             .listeners
             .iter()
@@ -334,6 +339,7 @@ impl BuildState {
             proxy: proxy.clone(),
             security,
             inbound_cluster: inbound,
+            gateway_clusters,
             listeners: set(listeners),
             routes: proxy.gateway.is_some().then(|| set(routes)).flatten(),
             secrets: set(secrets),
@@ -347,6 +353,9 @@ impl BuildState {
 type Parts = [(&'static str, Option<Arc<TypeResources>>); 5];
 
 fn parts(group: &mut Group, own: &Own) -> Parts {
+    if !own.gateway_clusters.is_empty() {
+        return gateway_parts(group, own);
+    }
     // Key 0: no inbound cluster (a gateway), the outbound clusters alone.
     let key = own
         .inbound_cluster
@@ -371,6 +380,22 @@ fn parts(group: &mut Group, own: &Own) -> Parts {
         (CLUSTER_TYPE.as_str(), Some(Arc::clone(clusters))),
         (ENDPOINT_TYPE.as_str(), group.endpoints.clone()),
         (ROUTE_TYPE.as_str(), routes),
+        (LISTENER_TYPE.as_str(), own.listeners.clone()),
+        (SECRET_TYPE.as_str(), own.secrets.clone()),
+    ]
+}
+
+/// A gateway with AUTO_PASSTHROUGH clusters of its own: its cluster set is
+/// made for it alone (gateways are few), not shared through the group.
+fn gateway_parts(group: &Group, own: &Own) -> Parts {
+    let mut all = group.outbound_clusters.clone();
+    for (name, cluster) in &own.gateway_clusters {
+        all.insert(name.clone(), Arc::clone(cluster));
+    }
+    [
+        (CLUSTER_TYPE.as_str(), Some(Arc::new(TypeResources::new(all)))),
+        (ENDPOINT_TYPE.as_str(), group.endpoints.clone()),
+        (ROUTE_TYPE.as_str(), own.routes.clone()),
         (LISTENER_TYPE.as_str(), own.listeners.clone()),
         (SECRET_TYPE.as_str(), own.secrets.clone()),
     ]

@@ -1,8 +1,10 @@
 //! TCP and TLS servers of a gateway: `tcp_proxy` chains from the `tcp`
 //! and `tls` rules of the VirtualServices bound to their Gateways. A
-//! PASSTHROUGH server routes the client's TLS by SNI untouched; a SIMPLE
-//! or MUTUAL one terminates TLS and proxies the plain bytes with the `tcp`
-//! rules (Istio: `buildGatewayNetworkFiltersFromTCPRoutes`).
+//! PASSTHROUGH server routes the client's TLS by SNI untouched; a SIMPLE,
+//! MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL one terminates TLS and proxies
+//! the plain bytes with the `tcp` rules (Istio:
+//! `buildGatewayNetworkFiltersFromTCPRoutes`); an AUTO_PASSTHROUGH one
+//! routes by SNI to mesh services without any rule (`sni`).
 
 use std::collections::BTreeSet;
 
@@ -19,7 +21,7 @@ use crate::translate::Shared;
 pub(super) fn chains(
     shared: &Shared,
     proxy: &Proxy,
-    port: u16,
+    (port, tls_cx): (u16, &tls::Ctx<'_>),
     servers: &[&(&Gateway, usize, &GatewayServer)],
     out: &mut GatewayResources,
 ) -> Vec<FilterChain> {
@@ -41,6 +43,17 @@ pub(super) fn chains(
             labels: &proxy.labels,
             gateway: Some(&qualified),
         };
+        if super::sni::is_auto_passthrough(s) {
+            let scope = crate::translate::scope::Scope::of(shared, proxy);
+            let exposed = super::sni::exposed(shared, scope.as_ref(), s);
+            for c in &exposed {
+                if !out.clusters.iter().any(|x| x.name == c.cluster.name) {
+                    out.clusters.push(c.cluster.clone());
+                }
+            }
+            chains.extend(super::sni::chains(&exposed));
+            continue;
+        }
         let vss = bound(&shared.gateway_virtual_services, &qualified);
         let terminate = (s.tls.as_ref()).filter(|t| t.mode != Some(ServerTlsMode::Passthrough));
         let Some(t) = terminate else {
@@ -49,7 +62,7 @@ pub(super) fn chains(
             chains.extend(found.into_iter().filter_map(|c| within_hosts(c, s)));
             continue;
         };
-        let built = tls::downstream(t, &gw.origin.namespace, &shared.credentials, false);
+        let built = tls::downstream(t, &gw.origin.namespace, tls_cx, false);
         let (socket, secrets) = match built {
             Ok(b) => b,
             Err(why) => {

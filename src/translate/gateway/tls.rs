@@ -59,14 +59,19 @@ pub fn credential_secret_names(name: &str) -> (String, String) {
 pub(super) fn downstream(
     t: &ServerTls,
     namespace: &str,
-    credentials: &Credentials,
+    cx: &Ctx<'_>,
     http: bool,
 ) -> Result<(TransportSocket, Vec<XdsSecret>), String> {
-    let mutual = t.mode == Some(ServerTlsMode::Mutual);
     let alpn = ["h2", "http/1.1"].map(String::from);
+    let alpn = if http { alpn.to_vec() } else { Vec::new() };
+    if t.mode == Some(ServerTlsMode::IstioMutual) {
+        return istio_mutual(t, cx, alpn).map(|s| (s, Vec::new()));
+    }
+    let credentials = cx.credentials;
+    let mutual = t.mode.is_some_and(ServerTlsMode::verifies_clients);
     let mut common = CommonTlsContext {
         tls_params: params(t),
-        alpn_protocols: if http { alpn.to_vec() } else { Vec::new() },
+        alpn_protocols: alpn,
         ..Default::default()
     };
     let mut secrets = Vec::new();
@@ -86,7 +91,8 @@ pub(super) fn downstream(
             if mutual {
                 let Some(ca) = &cred.ca_pem else {
                     return Err(format!(
-                        "credential {namespace}/{name} has no ca.crt (mode MUTUAL)"
+                        "credential {namespace}/{name} has no ca.crt (mode {})",
+                        t.mode.map_or("MUTUAL", ServerTlsMode::as_str)
                     ));
                 };
                 common.validation_context_type = Some(combined(validation, &ca_name));
@@ -109,12 +115,47 @@ pub(super) fn downstream(
     if mutual && common.validation_context_type.is_none() {
         common.validation_context_type = Some(ValidationContextType::ValidationContext(validation));
     }
+    // OPTIONAL_MUTUAL verifies a certificate the client presents but
+    // accepts a client without one.
+    let required = t.mode == Some(ServerTlsMode::Mutual);
     let ctx = DownstreamTlsContext {
         common_tls_context: Some(common),
-        require_client_certificate: Some(BoolValue { value: mutual }),
+        require_client_certificate: Some(BoolValue { value: required }),
         ..Default::default()
     };
     Ok((crate::translate::tls::socket(ctx), secrets))
+}
+
+/// What a server's TLS is built from besides its own settings.
+pub(super) struct Ctx<'a> {
+    /// `credentialName` certificates.
+    pub credentials: &'a Credentials,
+    /// The mesh's trust domain (ISTIO_MUTUAL).
+    pub trust_domain: &'a str,
+    /// True when the runtime serves this gateway a workload certificate.
+    pub mesh_tls: bool,
+}
+
+/// ISTIO_MUTUAL: the mesh's mTLS as on a sidecar's inbound listener, the
+/// gateway's own workload certificate (SDS `default`) and a required
+/// client certificate chaining to `ROOTCA` with an identity of the trust
+/// domain, or one of the server's `subjectAltNames`.
+fn istio_mutual(t: &ServerTls, cx: &Ctx<'_>, alpn: Vec<String>) -> Result<TransportSocket, String> {
+    if !cx.mesh_tls {
+        return Err("mode ISTIO_MUTUAL needs the mesh CA, and this gateway has no \
+                    workload certificate"
+            .to_string());
+    }
+    let sans: Vec<_> = t.subject_alt_names.iter().map(|s| written_san(s)).collect();
+    let mut common = crate::translate::tls::server_mesh_context(sans, cx.trust_domain);
+    common.alpn_protocols = alpn;
+    common.tls_params = params(t);
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(common),
+        require_client_certificate: Some(BoolValue { value: true }),
+        ..Default::default()
+    };
+    Ok(crate::translate::tls::socket(ctx))
 }
 
 fn combined(default: CertificateValidationContext, ca_name: &str) -> ValidationContextType {
