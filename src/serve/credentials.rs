@@ -179,7 +179,9 @@ pub fn validate(mesh: &MeshConfig, dir: &Path) -> Vec<Diagnostic> {
 fn credential_of(s: &GatewayServer) -> Option<(&str, bool)> {
     let t = s.tls.as_ref()?;
     match &t.source {
-        Some(TlsSource::Credential(name)) => Some((name, t.mode.is_some_and(|m| m.verifies_clients()))),
+        Some(TlsSource::Credential(name)) => {
+            Some((name, t.mode.is_some_and(|m| m.verifies_clients())))
+        }
         _ => None,
     }
 }

@@ -88,10 +88,30 @@ pub fn translate_dir(dir: &Path) -> ProxyResources {
     };
     let mesh = trellis::config::load_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     // A directory with Gateways shows what an ingress gateway gets.
-    match mesh.gateways.is_empty() {
-        true => translate_for(dir, &client(), &security),
-        false => translate_for(dir, &ingress_gateway(), &security),
+    // One whose Gateway selects `istio: egressgateway` shows an egress
+    // gateway's.
+    let egress = (mesh.gateways.iter())
+        .any(|g| g.selector.get("istio").map(String::as_str) == Some("egressgateway"));
+    match (mesh.gateways.is_empty(), egress) {
+        (true, _) => translate_for(dir, &client(), &security),
+        (false, false) => translate_for(dir, &ingress_gateway(), &security),
+        (false, true) => translate_for(dir, &egress_gateway(), &security),
     }
+}
+
+/// A gateway proxy labelled `istio: egressgateway` in `istio-system`,
+/// registered as the endpoints of its service.
+pub fn egress_gateway() -> Proxy {
+    let mut p = ingress_gateway();
+    p.id = "egressgateway".to_string();
+    p.service = "istio-egressgateway".to_string();
+    p.namespace = "istio-system".to_string();
+    p.service_account = "istio-egressgateway".to_string();
+    p.labels = [("istio".to_string(), "egressgateway".to_string())].into();
+    if let Some(gw) = p.gateway.as_mut() {
+        gw.endpoint_address = Some("10.0.0.9".to_string());
+    }
+    p
 }
 
 /// A gateway proxy labelled `istio: ingressgateway`, listening on the

@@ -48,12 +48,12 @@ fn server(cx: &mut Cx<'_>, path: &str, s: &raw::Server) -> Option<GatewayServer>
         (None, Some(GatewayProtocol::Https)) => {
             cx.err(
                 path,
-                "an HTTPS server requires `tls` (mode SIMPLE or MUTUAL)",
+                "an HTTPS server requires `tls` (mode SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)",
             );
             None
         }
         (None, Some(GatewayProtocol::Tls)) => {
-            let msg = "a TLS server requires `tls` (mode PASSTHROUGH, SIMPLE or MUTUAL)";
+            let msg = "a TLS server requires `tls` (mode PASSTHROUGH, AUTO_PASSTHROUGH, SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)";
             cx.err(path, msg);
             None
         }
@@ -187,8 +187,8 @@ fn server_tls(
             );
         }
     }
-    let checks_clients = mode.is_some_and(|m| m.verifies_clients())
-        || mode == Some(ServerTlsMode::IstioMutual);
+    let checks_clients =
+        mode.is_some_and(|m| m.verifies_clients()) || mode == Some(ServerTlsMode::IstioMutual);
     if !t.subject_alt_names.is_empty() && !checks_clients {
         let msg = "subjectAltNames check client certificates: only with mode MUTUAL, \
                    OPTIONAL_MUTUAL or ISTIO_MUTUAL";

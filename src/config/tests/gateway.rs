@@ -102,7 +102,7 @@ fn unsupported_protocols_and_modes_are_positioned() {
     let tls = "  - port: {number: 443, name: tls, protocol: TLS}\n    hosts: [\"*\"]\n";
     assert_eq!(
         errors(&format!("{GW}{tls}")),
-        ["f.yaml:9:5: error: Gateway/gw: spec.servers[0]: a TLS server requires `tls` (mode PASSTHROUGH, SIMPLE or MUTUAL)"]
+        ["f.yaml:9:5: error: Gateway/gw: spec.servers[0]: a TLS server requires `tls` (mode PASSTHROUGH, AUTO_PASSTHROUGH, SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)"]
     );
     let pass = format!("{tls}    tls: {{mode: PASSTHROUGH}}\n");
     let gw = load(&[("f.yaml", &format!("{GW}{pass}"))]).unwrap();
@@ -132,7 +132,7 @@ fn tls_settings_are_checked() {
     let no_tls = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [\"*\"]\n";
     assert_eq!(
         errors(&format!("{GW}{no_tls}")),
-        ["f.yaml:9:5: error: Gateway/gw: spec.servers[0]: an HTTPS server requires `tls` (mode SIMPLE or MUTUAL)"]
+        ["f.yaml:9:5: error: Gateway/gw: spec.servers[0]: an HTTPS server requires `tls` (mode SIMPLE, MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL)"]
     );
     let mutual_files = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [\"*\"]\n    tls: {mode: MUTUAL, serverCertificate: /c, privateKey: /k}\n";
     assert_eq!(
@@ -172,4 +172,65 @@ fn servers_sharing_a_port_must_agree() {
     // Disjoint selectors never share a proxy: no conflict.
     let elsewhere = other.replace("ingressgateway", "egressgateway");
     load(&[("a.yaml", &format!("{GW}{HTTPS}")), ("b.yaml", &elsewhere)]).unwrap();
+}
+
+#[test]
+fn mesh_modes_are_accepted_and_misuse_is_positioned() {
+    let tls = "  - port: {number: 15443, name: tls, protocol: TLS}\n    hosts: [\"*.local\"]\n";
+    let auto = format!("{tls}    tls: {{mode: AUTO_PASSTHROUGH}}\n");
+    let gw = load(&[("f.yaml", &format!("{GW}{auto}"))]).unwrap();
+    let t = gw.gateways[0].servers[0].tls.as_ref().unwrap();
+    assert_eq!(t.mode, Some(ServerTlsMode::AutoPassthrough));
+    assert_eq!(t.source, None);
+    let istio = HTTPS.replace("SIMPLE", "ISTIO_MUTUAL").replace(
+        "      credentialName: shop-cert\n",
+        "      subjectAltNames: [spiffe://cluster.local/ns/default/sa/client]\n",
+    );
+    let gw = load(&[("f.yaml", &format!("{GW}{istio}"))]).unwrap();
+    let t = gw.gateways[0].servers[0].tls.as_ref().unwrap();
+    assert_eq!(t.mode, Some(ServerTlsMode::IstioMutual));
+    assert_eq!(t.source, None);
+
+    let auto_cert = format!("{tls}    tls: {{mode: AUTO_PASSTHROUGH, credentialName: c}}\n");
+    assert_eq!(
+        errors(&format!("{GW}{auto_cert}")),
+        ["f.yaml:11:35: error: Gateway/gw: spec.servers[0].tls.credentialName: `credentialName`: mode AUTO_PASSTHROUGH forwards the client's TLS untouched"]
+    );
+    let auto_https = HTTPS.replace("SIMPLE", "AUTO_PASSTHROUGH");
+    assert_eq!(
+        errors(&format!("{GW}{auto_https}")),
+        ["f.yaml:12:7: error: Gateway/gw: spec.servers[0].tls.mode: tls mode AUTO_PASSTHROUGH needs port protocol TLS, not HTTPS"]
+    );
+    let auto_cipher =
+        format!("{tls}    tls: {{mode: AUTO_PASSTHROUGH, cipherSuites: [ECDHE-RSA-AES128-SHA]}}\n");
+    assert_eq!(
+        errors(&format!("{GW}{auto_cipher}")),
+        ["f.yaml:11:35: error: Gateway/gw: spec.servers[0].tls.cipherSuites: `cipherSuites`: mode AUTO_PASSTHROUGH forwards the client's TLS untouched"]
+    );
+    let istio_cert = HTTPS.replace("SIMPLE", "ISTIO_MUTUAL");
+    assert_eq!(
+        errors(&format!("{GW}{istio_cert}")),
+        ["f.yaml:13:7: error: Gateway/gw: spec.servers[0].tls.credentialName: `credentialName`: mode ISTIO_MUTUAL uses the gateway's mesh workload certificate and the mesh CA"]
+    );
+    let istio_http = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"*\"]\n    tls: {mode: ISTIO_MUTUAL}\n";
+    assert_eq!(
+        errors(&format!("{GW}{istio_http}")),
+        ["f.yaml:11:11: error: Gateway/gw: spec.servers[0].tls.mode: tls mode ISTIO_MUTUAL needs port protocol HTTPS or TLS, not HTTP"]
+    );
+    let optional_files = HTTPS.replace("SIMPLE", "OPTIONAL_MUTUAL").replace(
+        "      credentialName: shop-cert\n",
+        "      serverCertificate: /c.pem\n      privateKey: /k.pem\n",
+    );
+    assert_eq!(
+        errors(&format!("{GW}{optional_files}")),
+        ["f.yaml:11:5: error: Gateway/gw: spec.servers[0].tls: mode OPTIONAL_MUTUAL requires caCertificates (or a credentialName with ca.crt)"]
+    );
+    let simple_sans = HTTPS.replace(
+        "      credentialName: shop-cert\n",
+        "      credentialName: shop-cert\n      subjectAltNames: [a]\n",
+    );
+    assert_eq!(
+        errors(&format!("{GW}{simple_sans}")),
+        ["f.yaml:14:7: error: Gateway/gw: spec.servers[0].tls.subjectAltNames: subjectAltNames check client certificates: only with mode MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL"]
+    );
 }

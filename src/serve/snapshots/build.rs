@@ -393,7 +393,10 @@ fn gateway_parts(group: &Group, own: &Own) -> Parts {
         all.insert(name.clone(), Arc::clone(cluster));
     }
     [
-        (CLUSTER_TYPE.as_str(), Some(Arc::new(TypeResources::new(all)))),
+        (
+            CLUSTER_TYPE.as_str(),
+            Some(Arc::new(TypeResources::new(all))),
+        ),
         (ENDPOINT_TYPE.as_str(), group.endpoints.clone()),
         (ROUTE_TYPE.as_str(), own.routes.clone()),
         (LISTENER_TYPE.as_str(), own.listeners.clone()),

@@ -65,9 +65,8 @@ pub fn sni_clusters(shared: &Shared) -> Vec<SniCluster> {
 
 /// True for a server in mode AUTO_PASSTHROUGH.
 pub(crate) fn is_auto_passthrough(s: &GatewayServer) -> bool {
-    (s.tls.as_ref()).is_some_and(|t| {
-        t.mode == Some(crate::config::model::ServerTlsMode::AutoPassthrough)
-    })
+    (s.tls.as_ref())
+        .is_some_and(|t| t.mode == Some(crate::config::model::ServerTlsMode::AutoPassthrough))
 }
 
 /// The SNI clusters server `s` exposes: those of services in the

@@ -1,4 +1,5 @@
 use envoy_types::pb::envoy::config::route::v3::virtual_host::TlsRequirementType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 
 use super::*;
 use crate::registry::{instances, Registry};
@@ -317,4 +318,83 @@ fn request_authentication_selecting_the_gateway_goes_before_rbac() {
     for names in chains {
         assert_eq!(names, ["envoy.filters.http.router"]);
     }
+}
+
+const MESH_MODES: &str = "
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: mesh-modes}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 15443, name: tls, protocol: TLS}
+    hosts: ['*.local']
+    tls: {mode: AUTO_PASSTHROUGH}
+  - port: {number: 9443, name: https-mesh, protocol: HTTPS}
+    hosts: [shop.example.com]
+    tls: {mode: ISTIO_MUTUAL}
+";
+
+fn listener_socket(r: &crate::translate::OwnResources, name: &str) -> DownstreamTlsContext {
+    let l = r.listeners.iter().find(|l| l.name == name).unwrap();
+    let ts = l.filter_chains[0].transport_socket.as_ref().unwrap();
+    let Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+        any,
+    )) = &ts.config_type
+    else {
+        panic!("typed config")
+    };
+    <DownstreamTlsContext as prost::Message>::decode(any.value.as_slice()).unwrap()
+}
+
+/// AUTO_PASSTHROUGH: one SNI chain per outbound cluster of an admitted
+/// service, to a copy of the cluster without TLS; ISTIO_MUTUAL: the
+/// gateway's workload certificate and a required mesh client certificate.
+#[test]
+fn auto_passthrough_and_istio_mutual_servers() {
+    let proxy = gateway_proxy(&[("istio", "ingressgateway")]);
+    let mut mesh = MESH_MODES.to_string();
+    mesh.push_str("---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: r}\nspec:\n  hosts: [reviews]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  resolution: STATIC\n");
+    let sh = shared_with(false, &mesh);
+    let security = ProxySecurity {
+        mtls: true,
+        certs: None,
+    };
+    let r = crate::translate::proxy_own(&sh, &proxy, &security);
+    let sni = "outbound_.9080_._.reviews.default.svc.cluster.local";
+    let l = (r.listeners.iter())
+        .find(|l| l.name == "127.0.0.1_15443")
+        .unwrap();
+    let names: Vec<_> = (l.filter_chains.iter())
+        .flat_map(|c| c.filter_chain_match.as_ref().unwrap().server_names.clone())
+        .collect();
+    assert_eq!(names, [sni], "only cluster-local hosts: pay is not *.local");
+    let c = r.gateway_clusters.iter().find(|c| c.name == sni).unwrap();
+    assert!(c.transport_socket.is_none() && c.transport_socket_matches.is_empty());
+    let eds = c.eds_cluster_config.as_ref().unwrap();
+    assert_eq!(
+        eds.service_name,
+        "outbound|9080||reviews.default.svc.cluster.local"
+    );
+
+    let ctx = listener_socket(&r, "127.0.0.1_9443");
+    assert_eq!(
+        ctx.require_client_certificate,
+        Some(BoolValue { value: true })
+    );
+    let common = ctx.common_tls_context.unwrap();
+    assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+    // Without a CA the ISTIO_MUTUAL server is left out, saying why.
+    let r = crate::translate::proxy_own(&sh, &proxy, &ProxySecurity::default());
+    assert!(r.listeners.iter().all(|l| l.name != "127.0.0.1_9443"));
+    assert!(r
+        .skipped
+        .iter()
+        .any(|(_, _, why)| why.contains("ISTIO_MUTUAL")));
+    // Sidecars get no SNI clusters.
+    assert!(sh
+        .clusters
+        .iter()
+        .all(|c| !c.name.starts_with("outbound_.")));
 }

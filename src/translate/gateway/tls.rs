@@ -142,9 +142,11 @@ pub(super) struct Ctx<'a> {
 /// domain, or one of the server's `subjectAltNames`.
 fn istio_mutual(t: &ServerTls, cx: &Ctx<'_>, alpn: Vec<String>) -> Result<TransportSocket, String> {
     if !cx.mesh_tls {
-        return Err("mode ISTIO_MUTUAL needs the mesh CA, and this gateway has no \
+        return Err(
+            "mode ISTIO_MUTUAL needs the mesh CA, and this gateway has no \
                     workload certificate"
-            .to_string());
+                .to_string(),
+        );
     }
     let sans: Vec<_> = t.subject_alt_names.iter().map(|s| written_san(s)).collect();
     let mut common = crate::translate::tls::server_mesh_context(sans, cx.trust_domain);
