@@ -369,7 +369,8 @@ fn auto_passthrough_and_istio_mutual_servers() {
     let names: Vec<_> = (l.filter_chains.iter())
         .flat_map(|c| c.filter_chain_match.as_ref().unwrap().server_names.clone())
         .collect();
-    assert_eq!(names, [sni], "only cluster-local hosts: pay is not *.local");
+    let pay = "outbound_.8080_._.pay.default.svc.cluster.local";
+    assert_eq!(names, [pay, sni], "every cluster-local service port");
     let c = r.gateway_clusters.iter().find(|c| c.name == sni).unwrap();
     assert!(c.transport_socket.is_none() && c.transport_socket_matches.is_empty());
     let eds = c.eds_cluster_config.as_ref().unwrap();
