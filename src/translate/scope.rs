@@ -11,11 +11,12 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-use crate::config::model::{effective_scope, sidecar_for, SidecarScope};
+use crate::config::model::{effective_scope, sidecar_for, OutboundTrafficPolicy, SidecarScope};
 use crate::registry::Proxy;
 
+use super::passthrough::{self, PASSTHROUGH_CLUSTER};
 use super::telemetry::collector_cluster_name;
-use super::Shared;
+use super::{Shared, OUTBOUND_ROUTE};
 
 /// The scope of `proxy`: the `Sidecar` that applies or the mesh default;
 /// `None` when it reaches every service.
@@ -75,6 +76,20 @@ pub struct OutboundView<'a> {
 /// A scoped view picks the resources of the hosts in scope through
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
+    let mut view = scoped_view(shared, proxy);
+    // The outbound policy is the applying Sidecar's or the mesh's: a
+    // function of the scope key too.
+    let policy = passthrough::policy_of(shared, proxy);
+    if policy == OutboundTrafficPolicy::RegistryOnly {
+        view.clusters.retain(|c| c.name != PASSTHROUGH_CLUSTER);
+    }
+    for rc in view.routes.iter_mut().filter(|r| r.name == OUTBOUND_ROUTE) {
+        rc.virtual_hosts.push(passthrough::catch_all(policy));
+    }
+    view
+}
+
+fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let Some(scope) = Scope::of(shared, proxy) else {
         return OutboundView {
             clusters: shared.clusters.iter().collect(),
@@ -256,6 +271,7 @@ mod tests {
                 host: payment.into(),
             }],
             ports: Vec::new(),
+            outbound_policy: None,
             origin: origin("Sidecar", "frontend"),
         });
         let scoped = for_proxy(&shared(&mesh, &si), &proxy, &ProxySecurity::default());
@@ -276,6 +292,7 @@ mod tests {
             .virtual_hosts
             .iter()
             .map(|v| v.name.as_str())
+            .filter(|v| *v != "allow_any")
             .collect();
         assert!(vhosts.iter().all(|v| v.starts_with(payment)), "{vhosts:?}");
         assert!(!vhosts.is_empty());

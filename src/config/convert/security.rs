@@ -113,6 +113,19 @@ pub(crate) fn mesh(cx: &mut Cx<'_>, m: &raw::Mesh) -> Option<MeshSettings> {
     if let Some(scope) = &m.default_sidecar_scope {
         out.default_sidecar_scope = default_sidecar_scope(cx, scope).unwrap_or_default();
     }
+    if let Some(policy) = &m.outbound_traffic_policy {
+        let path = "spec.outboundTrafficPolicy.mode";
+        match policy.mode.as_deref() {
+            Some(mode) => {
+                let mode = super::sidecar::outbound_mode(cx, path, mode);
+                out.outbound_traffic_policy = mode.unwrap_or_default();
+            }
+            None => cx.err(
+                "spec.outboundTrafficPolicy",
+                "`mode` must be set: REGISTRY_ONLY or ALLOW_ANY",
+            ),
+        }
+    }
     (cx.diags.len() == before).then_some(out)
 }
 
