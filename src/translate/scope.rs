@@ -31,11 +31,15 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
 
 /// Which outbound view a proxy gets. Proxies with equal keys get the same
 /// clusters, endpoints and routes, so a runtime builds and encodes them
-/// once per key rather than once per proxy.
+/// once per key rather than once per proxy. A gateway's view differs from
+/// a sidecar's of the same scope: it has no outbound traffic policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ScopeKey {
     /// Every service.
-    All,
+    All {
+        /// True for a gateway proxy.
+        gateway: bool,
+    },
     /// A scope: the effective scope is a function of the `Sidecar` that
     /// applies (its index in `Shared::sidecars`, `None` for the mesh
     /// default) and the proxy's namespace (`.` and the default depend on it).
@@ -44,19 +48,23 @@ pub enum ScopeKey {
         sidecar: Option<usize>,
         /// The proxy's namespace.
         namespace: String,
+        /// True for a gateway proxy.
+        gateway: bool,
     },
 }
 
 /// The key of `proxy`'s outbound view.
 pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
+    let gateway = proxy.gateway.is_some();
     if scope_of(shared, proxy).is_none() {
-        return ScopeKey::All;
+        return ScopeKey::All { gateway };
     }
     let root = &shared.mesh.root_namespace;
     let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
     ScopeKey::Scoped {
         sidecar: applying.and_then(|s| shared.sidecars.iter().position(|x| std::ptr::eq(x, s))),
         namespace: proxy.namespace.clone(),
+        gateway,
     }
 }
 
@@ -77,8 +85,13 @@ pub struct OutboundView<'a> {
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let mut view = scoped_view(shared, proxy);
-    // The outbound policy is the applying Sidecar's or the mesh's: a
-    // function of the scope key too.
+    // A sidecar's outbound policy is its Sidecar's or the mesh's, a
+    // function of its scope key too. A gateway routes only what its
+    // Gateways bind, with routes of its own.
+    if proxy.gateway.is_some() {
+        view.clusters.retain(|c| c.name != PASSTHROUGH_CLUSTER);
+        return view;
+    }
     let policy = passthrough::policy_of(shared, proxy);
     if policy == OutboundTrafficPolicy::RegistryOnly {
         view.clusters.retain(|c| c.name != PASSTHROUGH_CLUSTER);
