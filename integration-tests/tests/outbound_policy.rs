@@ -7,7 +7,8 @@
 //! clients send `CONNECT HOST:PORT`: to a mesh TCP service it tunnels
 //! through the service's cluster (under REGISTRY_ONLY too), to an unknown
 //! host it tunnels under ALLOW_ANY (a TLS handshake and HTTP request
-//! through the tunnel) and is refused with 502 under REGISTRY_ONLY.
+//! through the tunnel) and is refused with 502 under REGISTRY_ONLY. A
+//! CONNECT to a service with sidecars rides the mesh's mTLS.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -296,4 +297,47 @@ async fn registry_only_refuses_allow_any_forwards_and_connect_tunnels() {
         client_stats.get("cluster.PassthroughCluster.upstream_cx_total"),
         None
     );
+}
+
+/// A GET through a CONNECT tunnel to `authority`: the response head and
+/// body, `None` unless the tunnel opened.
+async fn get_through(port: u16, authority: &str, host: &str) -> Option<String> {
+    let (status, mut s) = connect(port, authority).await?;
+    if status != 200 {
+        return None;
+    }
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut out = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out));
+    read.await.ok()?.ok()?;
+    out.starts_with("HTTP/1.1 200").then_some(out)
+}
+
+/// CONNECT to a service whose instances have sidecars: the tunnel rides
+/// the mesh's mTLS (STRICT, so plaintext would be refused) and the
+/// destination sidecar serves the HTTP inside it as a mesh request, with
+/// the caller's identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_a_sidecar_service_rides_mtls() {
+    let strict = "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: STRICT}
+";
+    let dir = ConfigDir::with(&[("mesh.yaml", strict)]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let ledger = Instance::start(&trellis, "ledger", "v1", Behavior::Ok);
+    let client = Sidecar::start(&trellis, "client", &[("app", "client")], free_port());
+    let (ledger, client) = (ledger.await.unwrap(), client.await.unwrap());
+    let port = client.outbound_port();
+    let got = wait_until(TIMEOUT, POLL, || get_through(port, "ledger:80", "ledger")).await;
+    let reply = got.unwrap_or_else(|e| panic!("{e}\n{}", client.log())).0;
+    assert!(reply.contains("ledger v1"), "{reply}");
+    let xfcc = (reply.lines())
+        .find(|l| l.to_ascii_lowercase().starts_with("x-seen-xfcc:"))
+        .unwrap_or_default();
+    assert!(xfcc.contains("/sa/client"), "caller identity: {reply}");
+    assert!(ledger.backend.hits() >= 1);
 }
