@@ -168,6 +168,14 @@ async fn https_get(
     out.contains("200 OK").then_some(out)
 }
 
+async fn http_get(http: &Client, port: u16, host: String) -> Option<Reply> {
+    http.get(port, &host, "/", &[]).await.ok()
+}
+
+async fn ok_get(http: &Client, port: u16, host: String) -> Option<Reply> {
+    http_get(http, port, host).await.filter(|r| r.status == 200)
+}
+
 fn config(catalog: u16, echo_port: u16) -> String {
     format!(
         "apiVersion: trellis.dev/v1alpha1
@@ -220,23 +228,12 @@ async fn registry_only_refuses_allow_any_forwards_and_connect_tunnels() {
     let crawler = Sidecar::start(&trellis, "crawler", &[("app", "crawler")], free_port());
     let (client, crawler) = (client.await.unwrap(), crawler.await.unwrap());
     let http = Client::new();
-    let get = |port: u16, host: String| {
-        let http = http.clone();
-        async move { http.get(port, &host, "/", &[]).await.ok() }
-    };
-    let ok = |port: u16, host: &str| {
-        let host = host.to_string();
-        let get = get.clone();
-        move || {
-            let (get, host) = (get.clone(), host.clone());
-            async move { get(port, host).await.filter(|r| r.status == 200) }
-        }
-    };
+    let get = |port: u16, host: String| http_get(&http, port, host);
 
     // REGISTRY_ONLY: mesh hosts work, an unknown host gets 502 from the
     // sidecar and never reaches its server.
     let (c_out, w_out) = (client.outbound_port(), crawler.outbound_port());
-    let reply = wait_until(TIMEOUT, POLL, ok(c_out, "catalog")).await;
+    let reply = wait_until(TIMEOUT, POLL, || ok_get(&http, c_out, "catalog".into())).await;
     assert_eq!(reply.unwrap().0.backend.as_deref(), Some("catalog v1"));
     let unknown = format!("127.0.0.5:{unknown_http}");
     let refused = get(c_out, unknown.clone()).await.expect("a reply");
@@ -245,7 +242,7 @@ async fn registry_only_refuses_allow_any_forwards_and_connect_tunnels() {
 
     // ALLOW_ANY: the same request is forwarded to 127.0.0.5, and a
     // `localhost` name resolves (getaddrinfo, /etc/hosts).
-    let got = wait_until(TIMEOUT, POLL, ok(w_out, &unknown)).await;
+    let got = wait_until(TIMEOUT, POLL, || ok_get(&http, w_out, unknown.clone())).await;
     let body = got
         .unwrap_or_else(|e| panic!("{e}\n{}", crawler.log()))
         .0
