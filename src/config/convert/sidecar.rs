@@ -14,28 +14,16 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
     cx.unsupported("spec", "inboundConnectionPool", &sc.inbound_connection_pool);
     let own_ns = cx.doc.namespace.clone();
     let mut ok = true;
-    let outbound_policy = match &sc.outbound_traffic_policy {
-        Some(p) => {
-            let mode = policy(cx, p);
-            ok &= mode.is_some();
-            mode
-        }
-        None => None,
-    };
+    let outbound_policy = sc.outbound_traffic_policy.as_ref().map(|p| policy(cx, p));
+    ok &= outbound_policy.is_none_or(|p| p.is_some());
+    let outbound_policy = outbound_policy.flatten();
     let mut egress = Vec::new();
-    if sc.egress.is_empty() && sc.outbound_traffic_policy.is_none() {
-        cx.err(
-            "spec.egress",
-            "egress must list at least one listener with hosts",
-        );
-        ok = false;
-    } else if sc.egress.is_empty() {
-        // Istio's default egress listener when none is written
-        // (`convertToSidecarScope`): every service of every namespace.
-        egress.push(EgressHost {
-            namespace: EgressNamespace::Any,
-            host: "*".to_string(),
-        });
+    match default_egress(sc) {
+        Ok(hosts) => egress.extend(hosts),
+        Err(msg) => {
+            cx.err("spec.egress", msg);
+            ok = false;
+        }
     }
     let mut ports: Vec<EgressPort> = Vec::new();
     for (i, l) in sc.egress.iter().enumerate() {
@@ -83,6 +71,20 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
         outbound_policy,
         origin: cx.doc.origin(),
     })
+}
+
+/// Without `egress`: Istio's default listener (`convertToSidecarScope`),
+/// every service of every namespace, for a Sidecar that writes a policy;
+/// an error for one that writes nothing.
+fn default_egress(sc: &raw::Sidecar) -> Result<Option<EgressHost>, &'static str> {
+    match (sc.egress.is_empty(), &sc.outbound_traffic_policy) {
+        (false, _) => Ok(None),
+        (true, Some(_)) => Ok(Some(EgressHost {
+            namespace: EgressNamespace::Any,
+            host: "*".to_string(),
+        })),
+        (true, None) => Err("egress must list at least one listener with hosts"),
+    }
 }
 
 /// `outboundTrafficPolicy`: its mode, `None` after an error. An absent
