@@ -36,6 +36,7 @@ mod inbound;
 pub mod jwt;
 mod l4;
 mod listeners;
+mod passthrough;
 mod policy;
 pub mod rbac;
 mod retry;
@@ -217,6 +218,9 @@ pub fn shared_from(
     let (mut clusters, load_assignments) = clusters::flatten(&memo);
     let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
     clusters.extend(collectors);
+    // Sidecars whose policy is ALLOW_ANY route unknown hosts to it; the
+    // others' views leave it out (`scope::outbound_view`).
+    clusters.push(passthrough::cluster());
     let service_ports: BTreeMap<Host, Vec<ServicePort>> = views
         .iter()
         .map(|v| (v.host.clone(), v.ports.clone()))

@@ -77,7 +77,8 @@ fn canary_golden_shows_every_setting() {
         .iter()
         .find(|v| v["name"] == format!("{h}:80"))
         .unwrap();
-    let action = &vhost["routes"][0]["route"];
+    // routes[0] tunnels CONNECT to the port's cluster.
+    let action = &vhost["routes"][1]["route"];
     let weights: Vec<(String, u64)> = action["weighted_clusters"]["clusters"]
         .as_array()
         .unwrap()

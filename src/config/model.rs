@@ -36,8 +36,9 @@ pub use security::{
 };
 
 pub use sidecar::{
-    effective_scope, sidecar_for, DefaultSidecarScope, EgressHost, EgressNamespace, EgressPort,
-    EgressProtocol, SidecarScope, DEFAULT_SCOPE_NAME,
+    effective_scope, outbound_policy, sidecar_for, DefaultSidecarScope, EgressHost,
+    EgressNamespace, EgressPort, EgressProtocol, OutboundTrafficPolicy, SidecarScope,
+    DEFAULT_SCOPE_NAME,
 };
 pub use telemetry::{
     effective_telemetry, AccessLogging, CustomTag, DefaultProviders, EffectiveTelemetry,

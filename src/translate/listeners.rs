@@ -6,7 +6,7 @@
 //! `outbound` route configuration (over RDS) routes by `Host`.
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
-use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::core::v3::{Http2ProtocolOptions, TrafficDirection};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
@@ -16,7 +16,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::{CodecType, RouteSpecifier},
+    http_connection_manager::{CodecType, RouteSpecifier, UpgradeConfig},
     http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
@@ -26,9 +26,9 @@ use super::endpoints::load_assignment;
 use super::policy::{apply_connection_pool, set_http_options};
 use super::retry::route_timeout;
 use super::util::{ads, socket, u32v};
-use super::{inbound, ProxySecurity, Shared};
+use super::{inbound, passthrough, ProxySecurity, Shared};
 use super::{FAULT_FILTER, INBOUND_LISTENER, OUTBOUND_LISTENER, OUTBOUND_ROUTE};
-use crate::config::model::ConnectionPool;
+use crate::config::model::{ConnectionPool, OutboundTrafficPolicy};
 use crate::registry::{Instance, Proxy};
 
 const HCM: &str = "envoy.filters.network.http_connection_manager";
@@ -149,11 +149,17 @@ pub fn outbound(shared: &Shared, proxy: &Proxy) -> Listener {
         ))),
         ..Default::default()
     };
+    let mut filters = vec![fault];
+    if passthrough::policy_of(shared, proxy) == OutboundTrafficPolicy::AllowAny {
+        filters.push(passthrough::http_filter());
+    }
+    filters.push(router());
     let mut hcm = hcm(
         format!("outbound_{}", proxy.outbound_port),
         RouteSpecifier::Rds(rds),
-        vec![fault, router()],
+        filters,
     );
+    allow_connect(&mut hcm);
     super::telemetry::apply(
         &mut hcm,
         shared,
@@ -167,6 +173,20 @@ pub fn outbound(shared: &Shared, proxy: &Proxy) -> Listener {
         TrafficDirection::Outbound,
         hcm,
     )
+}
+
+/// Lets `https_proxy` clients tunnel: HTTP/1.1 `CONNECT` (and HTTP/2's)
+/// reaches the routes, whose `connect_matcher` routes terminate it
+/// (`passthrough::connect_route`).
+fn allow_connect(hcm: &mut HttpConnectionManager) {
+    hcm.upgrade_configs.push(UpgradeConfig {
+        upgrade_type: "CONNECT".to_string(),
+        ..Default::default()
+    });
+    hcm.http2_protocol_options = Some(Http2ProtocolOptions {
+        allow_connect: true,
+        ..Default::default()
+    });
 }
 
 fn router() -> HttpFilter {

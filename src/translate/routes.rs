@@ -1,5 +1,5 @@
 //! The shared outbound `RouteConfiguration`: one virtual host per service
-//! HTTP port, reached by `Host`/`:authority`, with the VirtualService's
+//! port, reached by `Host`/`:authority`, with the VirtualService's
 //! rules or the default route (istiod: `route/route.go`,
 //! `BuildSidecarVirtualHostWrapper`).
 
@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 
 use super::clusters::cluster_name;
+use super::passthrough;
 use super::policy::effective;
 use super::retry;
 use super::route_rule;
@@ -64,31 +65,21 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The outbound route configuration for every service's HTTP ports.
+/// The outbound route configuration: a virtual host per service port.
+/// HTTP ports route requests; every port, TCP and TLS ones too, takes
+/// `CONNECT HOST:PORT` (an `https_proxy` client's tunnel) to its cluster.
 pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
     let mut vhosts = Vec::new();
     let mut candidates = Vec::new();
     for view in ctx.services.services.values() {
         let default_port = default_port(view);
-        for port in view.ports.iter().filter(|p| p.protocol.is_http()) {
-            // A VirtualService with only tcp/tls rules leaves HTTP on the
-            // default route, as in Istio.
-            let routes = match ctx.mesh.virtual_services.get(&view.host) {
-                Some(vs) if !vs.http.is_empty() => vs
-                    .http
-                    .iter()
-                    .flat_map(|rule| route_rule::routes(ctx, rule, port.number))
-                    .collect(),
-                _ => vec![default_route(ctx, &view.host, port.number)],
-            };
-            candidates.push(domains(
-                &view.host,
-                port.number,
-                Some(port.number) == default_port,
-            ));
+        for port in &view.ports {
+            let http = port.protocol.is_http();
+            let bare = http && Some(port.number) == default_port;
+            candidates.push(domains(&view.host, port.number, bare));
             vhosts.push(VirtualHost {
                 name: format!("{}:{}", view.host, port.number),
-                routes,
+                routes: port_routes(ctx, &view.host, port.number, http),
                 ..Default::default()
             });
         }
@@ -99,6 +90,31 @@ pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
         virtual_hosts: vhosts,
         ..Default::default()
     }
+}
+
+/// A service port's routes: `CONNECT` first, tunnelled to the port's
+/// cluster whatever the VirtualService says (its rules match requests, a
+/// tunnel has none); then, on an HTTP port, the VirtualService's `http`
+/// rules or the default route. A VirtualService with only tcp/tls rules
+/// leaves HTTP on the default route, as in Istio.
+fn port_routes(ctx: Ctx<'_>, host: &Host, port: u16, http: bool) -> Vec<Route> {
+    let mut routes = vec![passthrough::connect_route(&cluster_name(
+        port,
+        None,
+        host.as_str(),
+    ))];
+    if !http {
+        return routes;
+    }
+    match ctx.mesh.virtual_services.get(host) {
+        Some(vs) if !vs.http.is_empty() => routes.extend(
+            vs.http
+                .iter()
+                .flat_map(|rule| route_rule::routes(ctx, rule, port)),
+        ),
+        _ => routes.push(default_route(ctx, host, port)),
+    }
+    routes
 }
 
 /// The port a bare `Host` (no `:port`) means: 80 if the service has it,

@@ -11,11 +11,12 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-use crate::config::model::{effective_scope, sidecar_for, SidecarScope};
+use crate::config::model::{effective_scope, sidecar_for, OutboundTrafficPolicy, SidecarScope};
 use crate::registry::Proxy;
 
+use super::passthrough::{self, PASSTHROUGH_CLUSTER};
 use super::telemetry::collector_cluster_name;
-use super::Shared;
+use super::{Shared, OUTBOUND_ROUTE};
 
 /// The scope of `proxy`: the `Sidecar` that applies or the mesh default;
 /// `None` when it reaches every service.
@@ -30,11 +31,15 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
 
 /// Which outbound view a proxy gets. Proxies with equal keys get the same
 /// clusters, endpoints and routes, so a runtime builds and encodes them
-/// once per key rather than once per proxy.
+/// once per key rather than once per proxy. A gateway's view differs from
+/// a sidecar's of the same scope: it has no outbound traffic policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ScopeKey {
     /// Every service.
-    All,
+    All {
+        /// True for a gateway proxy.
+        gateway: bool,
+    },
     /// A scope: the effective scope is a function of the `Sidecar` that
     /// applies (its index in `Shared::sidecars`, `None` for the mesh
     /// default) and the proxy's namespace (`.` and the default depend on it).
@@ -43,19 +48,23 @@ pub enum ScopeKey {
         sidecar: Option<usize>,
         /// The proxy's namespace.
         namespace: String,
+        /// True for a gateway proxy.
+        gateway: bool,
     },
 }
 
 /// The key of `proxy`'s outbound view.
 pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
+    let gateway = proxy.gateway.is_some();
     if scope_of(shared, proxy).is_none() {
-        return ScopeKey::All;
+        return ScopeKey::All { gateway };
     }
     let root = &shared.mesh.root_namespace;
     let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
     ScopeKey::Scoped {
         sidecar: applying.and_then(|s| shared.sidecars.iter().position(|x| std::ptr::eq(x, s))),
         namespace: proxy.namespace.clone(),
+        gateway,
     }
 }
 
@@ -75,6 +84,25 @@ pub struct OutboundView<'a> {
 /// A scoped view picks the resources of the hosts in scope through
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
+    let mut view = scoped_view(shared, proxy);
+    // A sidecar's outbound policy is its Sidecar's or the mesh's, a
+    // function of its scope key too. A gateway routes only what its
+    // Gateways bind, with routes of its own.
+    if proxy.gateway.is_some() {
+        view.clusters.retain(|c| c.name != PASSTHROUGH_CLUSTER);
+        return view;
+    }
+    let policy = passthrough::policy_of(shared, proxy);
+    if policy == OutboundTrafficPolicy::RegistryOnly {
+        view.clusters.retain(|c| c.name != PASSTHROUGH_CLUSTER);
+    }
+    for rc in view.routes.iter_mut().filter(|r| r.name == OUTBOUND_ROUTE) {
+        rc.virtual_hosts.push(passthrough::catch_all(policy));
+    }
+    view
+}
+
+fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let Some(scope) = Scope::of(shared, proxy) else {
         return OutboundView {
             clusters: shared.clusters.iter().collect(),
@@ -261,6 +289,7 @@ mod tests {
                 host: payment.into(),
             }],
             ports: Vec::new(),
+            outbound_policy: None,
             origin: origin("Sidecar", "frontend"),
         });
         let scoped = for_proxy(&shared(&mesh, &si), &proxy, &ProxySecurity::default());
@@ -281,6 +310,7 @@ mod tests {
             .virtual_hosts
             .iter()
             .map(|v| v.name.as_str())
+            .filter(|v| *v != "allow_any")
             .collect();
         assert!(vhosts.iter().all(|v| v.starts_with(payment)), "{vhosts:?}");
         assert!(!vhosts.is_empty());

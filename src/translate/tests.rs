@@ -54,7 +54,16 @@ fn proxy_gets_listeners_and_inbound_cluster() {
         .iter()
         .map(|f| f.name.as_str())
         .collect();
-    assert_eq!(filters, vec![FAULT_FILTER, "envoy.filters.http.router"]);
+    // ALLOW_ANY (the default) forwards unknown hosts: the dynamic forward
+    // proxy filter resolves them.
+    assert_eq!(
+        filters,
+        vec![
+            FAULT_FILTER,
+            "envoy.filters.http.dynamic_forward_proxy",
+            "envoy.filters.http.router"
+        ]
+    );
     assert!(r.clusters.iter().any(|c| c.name == "inbound|8080||"));
     assert_eq!(r.routes.len(), 1);
 }

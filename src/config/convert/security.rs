@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::{is_dns_label, join, Cx};
 use crate::config::model::{
-    ClientTls, ClientTlsMode, DefaultSidecarScope, MeshSettings, MtlsMode, PeerAuthentication,
+    ClientTls, ClientTlsMode, DefaultSidecarScope, MeshSettings, MtlsMode, OutboundTrafficPolicy,
+    PeerAuthentication,
 };
 use crate::config::raw::destination_rule as raw_dr;
 use crate::config::raw::peer_authentication as raw;
@@ -113,7 +114,26 @@ pub(crate) fn mesh(cx: &mut Cx<'_>, m: &raw::Mesh) -> Option<MeshSettings> {
     if let Some(scope) = &m.default_sidecar_scope {
         out.default_sidecar_scope = default_sidecar_scope(cx, scope).unwrap_or_default();
     }
+    if let Some(policy) = &m.outbound_traffic_policy {
+        out.outbound_traffic_policy = outbound_policy(cx, policy).unwrap_or_default();
+    }
     (cx.diags.len() == before).then_some(out)
+}
+
+/// `outboundTrafficPolicy`: `mode` is required here (Trellis' own kind
+/// need not read a missing mode as the proto's zero value).
+fn outbound_policy(
+    cx: &mut Cx<'_>,
+    policy: &raw::MeshOutboundTrafficPolicy,
+) -> Option<OutboundTrafficPolicy> {
+    match policy.mode.as_deref() {
+        Some(mode) => super::sidecar::outbound_mode(cx, "spec.outboundTrafficPolicy.mode", mode),
+        None => {
+            let msg = "`mode` must be set: REGISTRY_ONLY or ALLOW_ANY";
+            cx.err("spec.outboundTrafficPolicy", msg);
+            None
+        }
+    }
 }
 
 fn default_sidecar_scope(cx: &mut Cx<'_>, scope: &str) -> Option<DefaultSidecarScope> {

@@ -3,24 +3,28 @@
 //! host form `NAMESPACE/HOST`).
 
 use super::Cx;
-use crate::config::model::{EgressHost, EgressNamespace, EgressPort, Host, SidecarScope};
+use crate::config::model::{
+    EgressHost, EgressNamespace, EgressPort, Host, OutboundTrafficPolicy, SidecarScope,
+};
 use crate::config::raw::sidecar as raw;
 
 /// Converts a `Sidecar`; `None` when it is unusable.
 pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope> {
     cx.unsupported("spec", "ingress", &sc.ingress);
-    cx.unsupported("spec", "outboundTrafficPolicy", &sc.outbound_traffic_policy);
     cx.unsupported("spec", "inboundConnectionPool", &sc.inbound_connection_pool);
     let own_ns = cx.doc.namespace.clone();
     let mut ok = true;
-    if sc.egress.is_empty() {
-        cx.err(
-            "spec.egress",
-            "egress must list at least one listener with hosts",
-        );
-        ok = false;
-    }
+    let outbound_policy = sc.outbound_traffic_policy.as_ref().map(|p| policy(cx, p));
+    ok &= outbound_policy.is_none_or(|p| p.is_some());
+    let outbound_policy = outbound_policy.flatten();
     let mut egress = Vec::new();
+    match default_egress(sc) {
+        Ok(hosts) => egress.extend(hosts),
+        Err(msg) => {
+            cx.err("spec.egress", msg);
+            ok = false;
+        }
+    }
     let mut ports: Vec<EgressPort> = Vec::new();
     for (i, l) in sc.egress.iter().enumerate() {
         let path = format!("spec.egress[{i}]");
@@ -64,8 +68,58 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
         selector: selector.filter(|l| !l.is_empty()),
         egress,
         ports,
+        outbound_policy,
         origin: cx.doc.origin(),
     })
+}
+
+/// Without `egress`: Istio's default listener (`convertToSidecarScope`),
+/// every service of every namespace, for a Sidecar that writes a policy;
+/// an error for one that writes nothing.
+fn default_egress(sc: &raw::Sidecar) -> Result<Option<EgressHost>, &'static str> {
+    match (sc.egress.is_empty(), &sc.outbound_traffic_policy) {
+        (false, _) => Ok(None),
+        (true, Some(_)) => Ok(Some(EgressHost {
+            namespace: EgressNamespace::Any,
+            host: "*".to_string(),
+        })),
+        (true, None) => Err("egress must list at least one listener with hosts"),
+    }
+}
+
+/// `outboundTrafficPolicy`: its mode, `None` after an error. An absent
+/// `mode` is `REGISTRY_ONLY`, the proto's zero value, as Istio reads it.
+fn policy(cx: &mut Cx<'_>, p: &raw::OutboundTrafficPolicy) -> Option<OutboundTrafficPolicy> {
+    let at = "spec.outboundTrafficPolicy";
+    if p.egress_proxy.is_some() {
+        let msg = "field `egressProxy` is not supported yet: unknown hosts are refused \
+                   (REGISTRY_ONLY) or forwarded to the host they name (ALLOW_ANY)";
+        cx.err(&format!("{at}.egressProxy"), msg);
+        return None;
+    }
+    match p.mode.as_deref() {
+        None => Some(OutboundTrafficPolicy::RegistryOnly),
+        Some(mode) => outbound_mode(cx, &format!("{at}.mode"), mode),
+    }
+}
+
+/// Parses an outbound traffic policy mode (`Sidecar` and `Mesh`).
+pub(crate) fn outbound_mode(
+    cx: &mut Cx<'_>,
+    path: &str,
+    mode: &str,
+) -> Option<OutboundTrafficPolicy> {
+    match mode {
+        "REGISTRY_ONLY" => Some(OutboundTrafficPolicy::RegistryOnly),
+        "ALLOW_ANY" => Some(OutboundTrafficPolicy::AllowAny),
+        other => {
+            let msg = format!(
+                "unknown outbound traffic policy mode {other:?}: use REGISTRY_ONLY or ALLOW_ANY"
+            );
+            cx.err(path, msg);
+            None
+        }
+    }
 }
 
 /// Parses `NAMESPACE/HOST` (`.` = the namespace of the workload the

@@ -31,6 +31,9 @@ pub struct MeshSettings {
     /// `defaultSidecarScope`: what a sidecar reaches when no `Sidecar`
     /// applies to it (see [`super::effective_scope`]).
     pub default_sidecar_scope: super::DefaultSidecarScope,
+    /// `outboundTrafficPolicy.mode`: what sidecars do with hosts not in
+    /// the registry unless their `Sidecar` says otherwise.
+    pub outbound_traffic_policy: super::OutboundTrafficPolicy,
 }
 
 impl Default for MeshSettings {
@@ -42,6 +45,7 @@ impl Default for MeshSettings {
             origin: None,
             telemetry: Default::default(),
             default_sidecar_scope: Default::default(),
+            outbound_traffic_policy: Default::default(),
         }
     }
 }

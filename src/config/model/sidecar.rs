@@ -118,6 +118,9 @@ pub struct SidecarScope {
     /// Egress listeners with a `port`: each is a listener of its own on
     /// `bind:number` (sidecars have no transparent interception).
     pub ports: Vec<EgressPort>,
+    /// `outboundTrafficPolicy.mode`; `None` when not written (the `Mesh`
+    /// default applies, see [`outbound_policy`]).
+    pub outbound_policy: Option<OutboundTrafficPolicy>,
     /// Where it came from; for the default scope, kind `Sidecar`, name
     /// [`DEFAULT_SCOPE_NAME`], file `<mesh default>` and line 0.
     pub origin: Origin,
@@ -173,6 +176,7 @@ impl SidecarScope {
             selector: None,
             egress,
             ports: Vec::new(),
+            outbound_policy: None,
             origin: Origin {
                 kind: "Sidecar".to_string(),
                 namespace: root_namespace.to_string(),
@@ -246,4 +250,31 @@ pub fn effective_scope<'a>(
             DefaultSidecarScope::AllServices => None,
         },
     }
+}
+
+/// `outboundTrafficPolicy.mode`: what the outbound listener does with a
+/// request (or `CONNECT`) for a host that is not in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OutboundTrafficPolicy {
+    /// `ALLOW_ANY` (Istio's mesh default): forwarded to the host the
+    /// request names (Envoy's dynamic forward proxy).
+    #[default]
+    AllowAny,
+    /// `REGISTRY_ONLY`: refused with 502, as Istio's `block_all` does.
+    RegistryOnly,
+}
+
+/// The outbound traffic policy of a workload of `namespace` with
+/// `labels`: that of the `Sidecar` that applies ([`sidecar_for`]) when it
+/// writes one, else the mesh's (Istio: `SidecarScope.OutboundTrafficPolicy`
+/// falls back to `MeshConfig.outboundTrafficPolicy`).
+pub fn outbound_policy(
+    sidecars: &[SidecarScope],
+    mesh: &MeshSettings,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> OutboundTrafficPolicy {
+    sidecar_for(sidecars, namespace, labels, &mesh.root_namespace)
+        .and_then(|s| s.outbound_policy)
+        .unwrap_or(mesh.outbound_traffic_policy)
 }

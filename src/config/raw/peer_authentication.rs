@@ -79,6 +79,16 @@ pub(crate) struct Mesh {
     /// `NAMESPACE` or `ALL_SERVICES`: the egress scope of a sidecar no
     /// `Sidecar` applies to.
     pub default_sidecar_scope: Option<String>,
+    /// `MeshConfig.outboundTrafficPolicy`: the default of every sidecar.
+    pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
+}
+
+/// `MeshConfig.OutboundTrafficPolicy` (it has no `egressProxy`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct MeshOutboundTrafficPolicy {
+    /// `REGISTRY_ONLY` or `ALLOW_ANY`; required here.
+    pub mode: Option<String>,
 }
 
 /// `Mesh.spec.certificates`.

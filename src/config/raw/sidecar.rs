@@ -16,10 +16,21 @@ pub(crate) struct Sidecar {
     pub egress: Vec<EgressListener>,
     /// Inbound listeners per port: not supported yet.
     pub ingress: Option<Unsupported>,
-    /// REGISTRY_ONLY / ALLOW_ANY: not supported yet.
-    pub outbound_traffic_policy: Option<Unsupported>,
+    /// What happens to hosts not in the registry.
+    pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
     /// Inbound connection pool settings: not supported yet.
     pub inbound_connection_pool: Option<Unsupported>,
+}
+
+/// `OutboundTrafficPolicy` (Sidecar's, with `egressProxy`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct OutboundTrafficPolicy {
+    /// `REGISTRY_ONLY` or `ALLOW_ANY`; absent reads as `REGISTRY_ONLY`
+    /// (the proto's zero value), as Istio reads it.
+    pub mode: Option<String>,
+    /// Where unknown traffic goes instead: not supported yet.
+    pub egress_proxy: Option<Unsupported>,
 }
 
 /// `WorkloadSelector` (Sidecar spells it `labels`).

@@ -84,6 +84,43 @@ fn mesh_default_sidecar_scope() {
 }
 
 #[test]
+fn mesh_outbound_traffic_policy() {
+    let policy = |spec: &str| {
+        let m = load(&[("m.yaml", &mesh("mesh", spec))]).unwrap().mesh;
+        m.outbound_traffic_policy
+    };
+    use crate::config::model::OutboundTrafficPolicy::*;
+    assert_eq!(
+        policy("  trustDomain: a.org\n"),
+        AllowAny,
+        "Istio's default"
+    );
+    let registry = policy("  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n");
+    assert_eq!(registry, RegistryOnly);
+    assert_eq!(
+        policy("  outboundTrafficPolicy: {mode: ALLOW_ANY}\n"),
+        AllowAny
+    );
+    assert_eq!(
+        errors(&mesh(
+            "m",
+            "  outboundTrafficPolicy:\n    mode: allow_any\n"
+        )),
+        [
+            r#"f.yaml:7:5: error: Mesh/m: spec.outboundTrafficPolicy.mode: unknown outbound traffic policy mode "allow_any": use REGISTRY_ONLY or ALLOW_ANY"#
+        ]
+    );
+    assert_eq!(
+        errors(&mesh("m", "  outboundTrafficPolicy: {}\n")),
+        ["f.yaml:6:3: error: Mesh/m: spec.outboundTrafficPolicy: `mode` must be set: REGISTRY_ONLY or ALLOW_ANY"]
+    );
+    assert_eq!(
+        errors(&mesh("m", "  outboundTrafficPolicy:\n    egressProxy: {host: x}\n")),
+        ["f.yaml:7:5: error: Mesh/m: spec.outboundTrafficPolicy.egressProxy: unknown field `egressProxy`, expected `mode`"]
+    );
+}
+
+#[test]
 fn bad_peer_authentications() {
     assert_eq!(
         errors(&pa("a", "ns", "  mtls:\n    mode: STRICTER\n")),

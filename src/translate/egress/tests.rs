@@ -44,6 +44,7 @@ fn mesh(port_hosts: &[&str]) -> MeshConfig {
             bind: "127.0.0.2".into(),
             hosts: port_hosts.iter().map(|h| named(&host(h).0)).collect(),
         }],
+        outbound_policy: None,
         origin: origin("Sidecar", "default"),
     });
     mesh

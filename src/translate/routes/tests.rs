@@ -47,7 +47,8 @@ fn domains_of_a_cluster_local_service() {
 #[test]
 fn default_route_has_istio_retries_and_no_timeout() {
     let rc = config(&MeshConfig::default(), &two_versions(&["ledger"]));
-    let r = &vhost(&rc, "ledger.default.svc.cluster.local:80").routes[0];
+    // routes[0] tunnels CONNECT; the default route follows.
+    let r = &vhost(&rc, "ledger.default.svc.cluster.local:80").routes[1];
     let a = action(r);
     assert_eq!(
         a.cluster_specifier,
@@ -62,7 +63,7 @@ fn default_route_has_istio_retries_and_no_timeout() {
 }
 
 #[test]
-fn multi_port_service_gets_a_vhost_per_http_port() {
+fn multi_port_service_gets_a_vhost_per_port() {
     let svc = service(
         "api",
         vec![
@@ -75,7 +76,10 @@ fn multi_port_service_gets_a_vhost_per_http_port() {
     let mut mesh = MeshConfig::default();
     mesh.services.insert(svc.host.clone(), svc);
     let rc = config(&mesh, &Default::default());
-    assert_eq!(rc.virtual_hosts.len(), 2, "TCP ports are not HTTP-routed");
+    assert_eq!(rc.virtual_hosts.len(), 3);
+    let tcp = vhost(&rc, "api.default.svc.cluster.local:5432");
+    assert_eq!(tcp.routes.len(), 1, "TCP ports only take CONNECT");
+    assert!(!tcp.domains.contains(&"api".to_string()));
     let http = vhost(&rc, "api.default.svc.cluster.local:8080");
     assert!(
         http.domains.contains(&"api".to_string()),
@@ -85,7 +89,7 @@ fn multi_port_service_gets_a_vhost_per_http_port() {
     let grpc = vhost(&rc, "api.default.svc.cluster.local:9090");
     assert!(grpc.domains.contains(&"api:9090".to_string()));
     assert!(!grpc.domains.contains(&"api".to_string()));
-    let a = action(&grpc.routes[0]);
+    let a = action(&grpc.routes[1]);
     assert_eq!(
         a.cluster_specifier,
         Some(ClusterSpecifier::Cluster(
@@ -112,8 +116,12 @@ fn short_names_are_not_duplicated_across_namespaces() {
 fn virtual_service_rules_replace_the_default_route() {
     let rc = config(&canary_mesh(), &two_versions(&["payment-service"]));
     let vh = vhost(&rc, "payment-service.default.svc.cluster.local:80");
-    assert_eq!(vh.routes.len(), 1);
-    let a = action(&vh.routes[0]);
+    assert_eq!(
+        vh.routes.len(),
+        2,
+        "CONNECT, then the VirtualService's rule"
+    );
+    let a = action(&vh.routes[1]);
     match &a.cluster_specifier {
         Some(ClusterSpecifier::WeightedClusters(w)) => {
             let got: Vec<(&str, u32)> = w

@@ -105,8 +105,8 @@ fn unsupported_fields_are_errors() {
         ["f.yaml:7:3: error: Sidecar/sc: spec.ingress: field `ingress` is not supported yet"]
     );
     assert_eq!(
-        err("  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n  egress:\n  - hosts: [\"./*\"]\n"),
-        ["f.yaml:7:3: error: Sidecar/sc: spec.outboundTrafficPolicy: field `outboundTrafficPolicy` is not supported yet"]
+        err("  outboundTrafficPolicy:\n    egressProxy: {host: proxy}\n"),
+        ["f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.egressProxy: field `egressProxy` is not supported yet: unknown hosts are refused (REGISTRY_ONLY) or forwarded to the host they name (ALLOW_ANY)"]
     );
     assert_eq!(
         err("  egress:\n  - hosts: [\"./*\"]\n    captureMode: NONE\n  inboundConnectionPool: {}\n"),
@@ -138,6 +138,39 @@ fn bad_hosts_are_errors() {
     assert_eq!(
         err("  egres:\n  - hosts: [\"./*\"]\n"),
         ["f.yaml:7:3: error: Sidecar/sc: spec.egres: unknown field `egres`, expected one of `workloadSelector`, `egress`, `ingress`, `outboundTrafficPolicy`, `inboundConnectionPool`"]
+    );
+}
+
+#[test]
+fn outbound_traffic_policy_converts() {
+    use crate::config::model::OutboundTrafficPolicy::*;
+    let policy = |spec: &str| {
+        let mesh = load(&[("f.yaml", &sc(spec))]).unwrap();
+        let s = mesh.sidecars[0].clone();
+        (s.outbound_policy, s.egress)
+    };
+    let hosts = "  egress:\n  - hosts: [\"./*\"]\n";
+    assert_eq!(policy(hosts).0, None, "not written: the mesh's");
+    let allow = format!("  outboundTrafficPolicy:\n    mode: ALLOW_ANY\n{hosts}");
+    assert_eq!(policy(&allow).0, Some(AllowAny));
+    // Istio reads an empty policy as its zero value, REGISTRY_ONLY; and a
+    // Sidecar without egress as Istio's default listener `*/*`.
+    let (mode, egress) = policy("  outboundTrafficPolicy: {}\n");
+    assert_eq!(mode, Some(RegistryOnly));
+    let all = EgressHost {
+        namespace: EgressNamespace::Any,
+        host: "*".into(),
+    };
+    assert_eq!(egress, [all]);
+    assert_eq!(
+        err("  outboundTrafficPolicy:\n    mode: DENY\n"),
+        [
+            r#"f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.mode: unknown outbound traffic policy mode "DENY": use REGISTRY_ONLY or ALLOW_ANY"#
+        ]
+    );
+    assert_eq!(
+        err("  outboundTrafficPolicy:\n    mod: ALLOW_ANY\n"),
+        ["f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.mod: unknown field `mod`, expected `mode` or `egressProxy`"]
     );
 }
 
