@@ -142,7 +142,7 @@ fn services(
 /// The VirtualServices bound to gateways, sorted by namespace and name.
 fn gateway_bound(raw: &[(Arc<DocInfo>, Vec<String>, VirtualService)]) -> Vec<Arc<VirtualService>> {
     let mut out: Vec<Arc<VirtualService>> = (raw.iter())
-        .filter(|(_, _, vs)| !vs.gateways.is_empty())
+        .filter(|(_, _, vs)| vs.binds_any_gateway())
         .map(|(_, _, vs)| Arc::new(vs.clone()))
         .collect();
     out.sort_by(|a, b| {
@@ -160,7 +160,7 @@ fn virtual_services(
 ) -> Claimed<VirtualService> {
     let mut out: Claimed<VirtualService> = BTreeMap::new();
     // Only sidecar routing claims a host: gateways bind hosts per server.
-    for (doc, paths, vs) in raw.into_iter().filter(|(_, _, vs)| vs.mesh) {
+    for (doc, paths, vs) in raw.into_iter().filter(|(_, _, vs)| vs.binds_mesh()) {
         let vs = Arc::new(vs);
         for (path, host) in paths.iter().zip(&vs.hosts) {
             if let Some((first, _)) = out.get(host) {

@@ -14,7 +14,10 @@ use super::clusters::cluster_name;
 use super::policy::effective;
 use super::retry;
 use super::route_rule;
-use crate::config::model::{Destination, HashKey, Host, LoadBalancer, MeshConfig};
+use super::source::{http_bound_here, Source, SourceRoutes};
+use crate::config::model::{
+    Destination, HashKey, Host, HttpMatch, LoadBalancer, MeshConfig, VirtualService,
+};
 use crate::registry::{ServiceInstances, ServiceView};
 
 /// Name of the outbound route configuration (fetched over RDS).
@@ -65,40 +68,73 @@ impl<'a> Ctx<'a> {
 }
 
 /// The outbound route configuration for every service's HTTP ports.
+#[cfg(test)]
 pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
+    outbound_with_sources(ctx).0
+}
+
+/// The outbound route configuration for every service's HTTP ports, and
+/// its routes that only some clients get (`sourceLabels`,
+/// `sourceNamespace`).
+pub fn outbound_with_sources(ctx: Ctx<'_>) -> (RouteConfiguration, SourceRoutes) {
     let mut vhosts = Vec::new();
     let mut candidates = Vec::new();
+    let mut sources = SourceRoutes::default();
     for view in ctx.services.services.values() {
         let default_port = default_port(view);
         for port in view.ports.iter().filter(|p| p.protocol.is_http()) {
-            // A VirtualService with only tcp/tls rules leaves HTTP on the
-            // default route, as in Istio.
-            let routes = match ctx.mesh.virtual_services.get(&view.host) {
-                Some(vs) if !vs.http.is_empty() => vs
-                    .http
-                    .iter()
-                    .flat_map(|rule| route_rule::routes(ctx, rule, port.number))
-                    .collect(),
-                _ => vec![default_route(ctx, &view.host, port.number)],
+            let name = format!("{}:{}", view.host, port.number);
+            let vs = ctx.mesh.virtual_services.get(&view.host);
+            let mut routes = match vs {
+                Some(vs) => sidecar_routes(ctx, vs, port.number, &name, &mut sources),
+                None => Vec::new(),
             };
+            // No rule for sidecars on this port (none at all, or only
+            // tcp/tls or gateway ones): the default route, as in Istio.
+            if routes.is_empty() {
+                routes.push(default_route(ctx, &view.host, port.number));
+            }
             candidates.push(domains(
                 &view.host,
                 port.number,
                 Some(port.number) == default_port,
             ));
             vhosts.push(VirtualHost {
-                name: format!("{}:{}", view.host, port.number),
+                name,
                 routes,
                 ..Default::default()
             });
         }
     }
     assign_domains(&mut vhosts, &candidates);
-    RouteConfiguration {
+    let config = RouteConfiguration {
         name: OUTBOUND_ROUTE.to_string(),
         virtual_hosts: vhosts,
         ..Default::default()
+    };
+    (config, sources)
+}
+
+/// The routes of `vs`'s http rules whose matches apply on sidecars at
+/// `port`; those with client conditions are recorded in `sources`.
+fn sidecar_routes(
+    ctx: Ctx<'_>,
+    vs: &VirtualService,
+    port: u16,
+    vhost: &str,
+    sources: &mut SourceRoutes,
+) -> Vec<Route> {
+    let mut out = Vec::new();
+    for rule in &vs.http {
+        let here = |m: Option<&HttpMatch>| http_bound_here(vs, m, port, None);
+        for (m, route) in route_rule::matched_routes(ctx, rule, port, here) {
+            if let Some(source) = Source::of_http(m) {
+                sources.add(vhost, out.len(), source);
+            }
+            out.push(route);
+        }
     }
+    out
 }
 
 /// The port a bare `Host` (no `:port`) means: 80 if the service has it,

@@ -32,7 +32,16 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
 /// clusters, endpoints and routes, so a runtime builds and encodes them
 /// once per key rather than once per proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ScopeKey {
+pub struct ScopeKey {
+    /// The scope.
+    pub scope: ScopeKind,
+    /// Which client conditions of routes hold ([`super::source::SourceRoutes::key`]).
+    pub sources: Vec<bool>,
+}
+
+/// The scope part of a [`ScopeKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ScopeKind {
     /// Every service.
     All,
     /// A scope: the effective scope is a function of the `Sidecar` that
@@ -48,12 +57,19 @@ pub enum ScopeKey {
 
 /// The key of `proxy`'s outbound view.
 pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
+    ScopeKey {
+        scope: scope_kind(shared, proxy),
+        sources: shared.source_routes.key(proxy),
+    }
+}
+
+fn scope_kind(shared: &Shared, proxy: &Proxy) -> ScopeKind {
     if scope_of(shared, proxy).is_none() {
-        return ScopeKey::All;
+        return ScopeKind::All;
     }
     let root = &shared.mesh.root_namespace;
     let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
-    ScopeKey::Scoped {
+    ScopeKind::Scoped {
         sidecar: applying.and_then(|s| shared.sidecars.iter().position(|x| std::ptr::eq(x, s))),
         namespace: proxy.namespace.clone(),
     }
@@ -75,6 +91,12 @@ pub struct OutboundView<'a> {
 /// A scoped view picks the resources of the hosts in scope through
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
+    let mut view = scoped_view(shared, proxy);
+    shared.source_routes.filter(&mut view.routes, proxy);
+    view
+}
+
+fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let Some(scope) = Scope::of(shared, proxy) else {
         return OutboundView {
             clusters: shared.clusters.iter().collect(),
