@@ -48,6 +48,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
     let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
     let services = services(raw_services, &mut diags);
+    let warnings = gateway::unbound(&gateways, &gateway_refs);
     let gateways = gateway::gateways(gateways, &mut diags);
     gateway::check_refs(&gateway_refs, &gateways, &mut diags);
     let gateway_virtual_services = gateway_bound(&raw_vs);
@@ -82,6 +83,11 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .map(|(h, (_, dr))| (h, dr))
             .collect(),
         files,
+        warnings: {
+            let mut w = Diagnostics(warnings);
+            w.sort();
+            std::mem::take(&mut w.0)
+        },
         mesh,
         peer_authentications,
         authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),

@@ -131,6 +131,9 @@ pub struct MeshConfig {
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
     /// Every file that was loaded, sorted.
     pub files: Vec<PathBuf>,
+    /// Warnings: valid config that probably does not do what was meant
+    /// (printed by `trellis validate`, logged by `serve`).
+    pub warnings: Vec<super::diag::Diagnostic>,
     /// The `Mesh` resource, or its defaults.
     pub mesh: MeshSettings,
     /// Every `PeerAuthentication` (see [`effective_mtls`]).

@@ -216,3 +216,21 @@ fn http_match_gateways_port_and_source_load_and_are_checked() {
     let e = load(&[("gw.yaml", &gw), ("se.yaml", SERVICE), ("vs.yaml", &bad)]).unwrap_err();
     assert!(e[0].contains("sourceNamespace \"Not_A_Namespace\" is not a namespace name"), "{e:?}");
 }
+
+#[test]
+fn a_gateway_no_virtual_service_binds_is_a_warning() {
+    let redirect = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"*\"]\n    tls: {httpsRedirect: true}\n";
+    let cfg = load(&[("gw.yaml", &format!("{GW}{HTTPS}")), ("se.yaml", SERVICE)]).unwrap();
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
+    assert_eq!(len_and_prefix(&w), (1, true), "{w:?}");
+    assert!(w[0].contains(": warning: Gateway/gw: metadata.name: no VirtualService binds this Gateway"), "{w:?}");
+    // Bound (here by a match's gateways), or only redirecting: no warning.
+    let cfg = load(&[("gw.yaml", &format!("{GW}{HTTPS}")), ("se.yaml", SERVICE), ("vs.yaml", &MATCHED.replace("nowhere", "gw").replace("  gateways: [gw]\n", ""))]).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let cfg = load(&[("gw.yaml", &format!("{GW}{redirect}"))]).unwrap();
+    assert!(cfg.warnings.is_empty());
+}
+
+fn len_and_prefix(w: &[String]) -> (usize, bool) {
+    (w.len(), w.iter().all(|l| l.contains("gw.yaml:")))
+}
