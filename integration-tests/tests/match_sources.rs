@@ -84,7 +84,10 @@ async fn expect(port: u16, path: &str, want: &str) {
     })
     .await;
     let last = last.lock().unwrap().clone();
-    assert!(ok.is_ok(), "GET {path} on port {port}: want {want}, last got {last}");
+    assert!(
+        ok.is_ok(),
+        "GET {path} on port {port}: want {want}, last got {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

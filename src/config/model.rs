@@ -273,7 +273,8 @@ impl VirtualService {
     /// The `gateways` of every `match` of every rule.
     fn match_gateways(&self) -> impl Iterator<Item = &String> {
         let http = (self.http.iter()).flat_map(|r| r.matches.iter().map(|m| &m.gateways));
-        let l4 = (self.tcp.iter().chain(&self.tls)).flat_map(|r| r.matches.iter().map(|m| &m.gateways));
+        let l4 =
+            (self.tcp.iter().chain(&self.tls)).flat_map(|r| r.matches.iter().map(|m| &m.gateways));
         http.chain(l4).flatten().flatten()
     }
 

@@ -114,7 +114,10 @@ impl SourceRoutes {
                 self.conditions.len() - 1
             }
         };
-        self.routes.entry(vhost.to_string()).or_default().push((index, c));
+        self.routes
+            .entry(vhost.to_string())
+            .or_default()
+            .push((index, c));
     }
 
     /// Which conditions hold for `proxy`: proxies with equal keys get the

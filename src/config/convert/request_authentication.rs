@@ -36,7 +36,10 @@ pub(crate) fn request_authentication(
 fn target_services(cx: &mut Cx<'_>, spec: &raw::RequestAuthentication) -> Vec<String> {
     let refs: Vec<(String, &raw::TargetRef)> = match (&spec.target_ref, &spec.target_refs) {
         (Some(_), Some(_)) => {
-            cx.err("spec.targetRefs", "only one of targetRef or targetRefs is allowed");
+            cx.err(
+                "spec.targetRefs",
+                "only one of targetRef or targetRefs is allowed",
+            );
             return Vec::new();
         }
         (Some(r), None) => vec![("spec.targetRef".to_string(), r)],

@@ -210,11 +210,17 @@ fn http_match_gateways_port_and_source_load_and_are_checked() {
     assert_eq!(cfg.gateway_virtual_services.len(), 1);
     let m = &cfg.gateway_virtual_services[0].http[0].matches[0];
     assert_eq!(m.gateways.as_deref(), Some(&["mesh".to_string()][..]));
-    assert_eq!((m.port, m.source_namespace.as_deref()), (Some(80), Some("shop")));
+    assert_eq!(
+        (m.port, m.source_namespace.as_deref()),
+        (Some(80), Some("shop"))
+    );
     assert_eq!(m.source_labels.get("app").map(String::as_str), Some("web"));
     let bad = valid.replace("sourceNamespace: shop", "sourceNamespace: Not_A_Namespace");
     let e = load(&[("gw.yaml", &gw), ("se.yaml", SERVICE), ("vs.yaml", &bad)]).unwrap_err();
-    assert!(e[0].contains("sourceNamespace \"Not_A_Namespace\" is not a namespace name"), "{e:?}");
+    assert!(
+        e[0].contains("sourceNamespace \"Not_A_Namespace\" is not a namespace name"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -223,9 +229,22 @@ fn a_gateway_no_virtual_service_binds_is_a_warning() {
     let cfg = load(&[("gw.yaml", &format!("{GW}{HTTPS}")), ("se.yaml", SERVICE)]).unwrap();
     let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
     assert_eq!(len_and_prefix(&w), (1, true), "{w:?}");
-    assert!(w[0].contains(": warning: Gateway/gw: metadata.name: no VirtualService binds this Gateway"), "{w:?}");
+    assert!(
+        w[0].contains(": warning: Gateway/gw: metadata.name: no VirtualService binds this Gateway"),
+        "{w:?}"
+    );
     // Bound (here by a match's gateways), or only redirecting: no warning.
-    let cfg = load(&[("gw.yaml", &format!("{GW}{HTTPS}")), ("se.yaml", SERVICE), ("vs.yaml", &MATCHED.replace("nowhere", "gw").replace("  gateways: [gw]\n", ""))]).unwrap();
+    let cfg = load(&[
+        ("gw.yaml", &format!("{GW}{HTTPS}")),
+        ("se.yaml", SERVICE),
+        (
+            "vs.yaml",
+            &MATCHED
+                .replace("nowhere", "gw")
+                .replace("  gateways: [gw]\n", ""),
+        ),
+    ])
+    .unwrap();
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     let cfg = load(&[("gw.yaml", &format!("{GW}{redirect}"))]).unwrap();
     assert!(cfg.warnings.is_empty());

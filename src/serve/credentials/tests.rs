@@ -83,5 +83,9 @@ spec:
     // A certificate without its key.
     std::fs::remove_file(creds.path().join("shop/shop-cert/tls.key")).unwrap();
     let d = &validate(&mesh, creds.path())[0];
-    assert!(d.message.contains("shop/shop-cert/tls.key"), "{}", d.message);
+    assert!(
+        d.message.contains("shop/shop-cert/tls.key"),
+        "{}",
+        d.message
+    );
 }

@@ -48,9 +48,9 @@ pub(crate) fn log_changes(
 mod tests {
     use super::*;
     use crate::config::model::Origin;
+    use crate::registry::Registry;
     use crate::registry::{GatewayNode, Proxy};
     use crate::translate::fixtures::labels;
-    use crate::registry::Registry;
 
     fn gateway(name: &str, selector: &[(&str, &str)]) -> Arc<Gateway> {
         Arc::new(Gateway {
@@ -87,6 +87,9 @@ mod tests {
             gateway: Some(GatewayNode::default()),
             ..Default::default()
         });
-        assert_eq!(log_changes(&all, &gws, &reg), ["default/other".to_string()].into());
+        assert_eq!(
+            log_changes(&all, &gws, &reg),
+            ["default/other".to_string()].into()
+        );
     }
 }

@@ -82,7 +82,12 @@ fn nothing_applies_no_filter() {
 
 #[test]
 fn a_service_target_applies_to_that_service_in_the_namespace_only() {
-    let mut targeted = ra("default", "t", None, vec![rule("i", JwksSource::Inline(JWKS.into()))]);
+    let mut targeted = ra(
+        "default",
+        "t",
+        None,
+        vec![rule("i", JwksSource::Inline(JWKS.into()))],
+    );
     targeted.target_services = vec!["ledger".into()];
     let inputs = inputs(vec![targeted]);
     let mut proxy = sidecar("ledger", "l1", "v1", 1);

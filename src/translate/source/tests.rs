@@ -29,9 +29,7 @@ fn mesh() -> MeshConfig {
     })];
     let mut other_ns = rule(to("v2"));
     other_ns.name = Some("other-ns".into());
-    other_ns.matches = vec![matching("/", |m| {
-        m.source_namespace = Some("other".into())
-    })];
+    other_ns.matches = vec![matching("/", |m| m.source_namespace = Some("other".into()))];
     let mut gateway_only = rule(to("v2"));
     gateway_only.name = Some("gateway-only".into());
     gateway_only.matches = vec![matching("/", |m| {
@@ -48,7 +46,9 @@ fn mesh() -> MeshConfig {
     mesh
 }
 
-fn route_names(view: &[envoy_types::pb::envoy::config::route::v3::RouteConfiguration]) -> Vec<String> {
+fn route_names(
+    view: &[envoy_types::pb::envoy::config::route::v3::RouteConfiguration],
+) -> Vec<String> {
     let vh = (view[0].virtual_hosts.iter())
         .find(|v| v.name.starts_with("ledger."))
         .unwrap();
@@ -67,7 +67,10 @@ fn each_client_keeps_the_routes_whose_source_conditions_hold() {
     assert_eq!(route_names(&s.routes), ["v2-clients", "other-ns", "all"]);
     assert_eq!(route_names(&outbound_view(&s, &v1).routes), ["all"]);
     let v2 = sidecar("web", "web-v2", "v2", 2);
-    assert_eq!(route_names(&outbound_view(&s, &v2).routes), ["v2-clients", "all"]);
+    assert_eq!(
+        route_names(&outbound_view(&s, &v2).routes),
+        ["v2-clients", "all"]
+    );
     assert_ne!(scope_key(&s, &v1), scope_key(&s, &v2));
     // (Filtered directly: the mesh's default scope would hide `default`'s
     // services from a proxy in `other`.)
@@ -92,7 +95,9 @@ fn a_port_match_keeps_its_rule_on_that_port_only() {
     let si = instances(&mesh, &two_versions(&[]));
     let s = shared(&mesh, &si);
     let vh = |name: &str| {
-        let vh = (s.routes[0].virtual_hosts.iter()).find(|v| v.name == name).unwrap();
+        let vh = (s.routes[0].virtual_hosts.iter())
+            .find(|v| v.name == name)
+            .unwrap();
         vh.routes.iter().map(|r| r.name.clone()).collect::<Vec<_>>()
     };
     assert_eq!(

@@ -123,7 +123,10 @@ fn target_refs_name_services_of_the_namespace() {
     let rules = format!("  jwtRules:\n  - issuer: a\n    jwks: '{JWKS}'\n");
     let spec = format!("  targetRefs:\n  - {{kind: Service, group: '', name: ledger}}\n  - {{kind: Service, name: web}}\n{rules}");
     let mesh = load(&[("f.yaml", &ra(&spec))]).unwrap();
-    assert_eq!(mesh.request_authentications[0].target_services, ["ledger", "web"]);
+    assert_eq!(
+        mesh.request_authentications[0].target_services,
+        ["ledger", "web"]
+    );
     let spec = format!("  targetRef:\n    group: gateway.networking.k8s.io\n    kind: Gateway\n    name: gw\n{rules}");
     let e = errors(&ra(&spec));
     assert_eq!(e.len(), 1, "{e:?}");
@@ -131,8 +134,14 @@ fn target_refs_name_services_of_the_namespace() {
     let spec = format!("  selector: {{matchLabels: {{app: x}}}}\n  targetRef: {{kind: Service, name: ledger, namespace: other}}\n{rules}");
     let e = errors(&ra(&spec));
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].contains("spec.selector: selector and targetRef(s) cannot both be set"), "{e:?}");
-    assert!(e[1].contains("spec.targetRef.namespace: a target must be in the policy's own namespace"), "{e:?}");
+    assert!(
+        e[0].contains("spec.selector: selector and targetRef(s) cannot both be set"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains("spec.targetRef.namespace: a target must be in the policy's own namespace"),
+        "{e:?}"
+    );
 }
 
 #[test]
