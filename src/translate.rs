@@ -45,6 +45,7 @@ mod route_rule;
 mod routes;
 pub mod scope;
 mod secrets;
+pub mod source;
 pub mod telemetry;
 mod tls;
 mod util;
@@ -91,6 +92,8 @@ pub struct Shared {
     pub load_assignments: Vec<ClusterLoadAssignment>,
     /// The `outbound` route configuration.
     pub routes: Vec<RouteConfiguration>,
+    /// Its routes that only some clients get (see [`source`]).
+    pub source_routes: source::SourceRoutes,
     /// `clusters` and `load_assignments` by outbound host, for scoping.
     pub cluster_index: scope::ClusterIndex,
     /// Each service's translation with its inputs (see [`shared_from`]).
@@ -230,9 +233,12 @@ pub fn shared_from(
             && p.virtual_services == mesh.virtual_services
             && p.destination_rules == mesh.destination_rules
     });
-    let routes = match same_routes {
-        Some(p) => p.routes.clone(),
-        None => vec![routes::outbound(routes::Ctx { mesh, services })],
+    let (routes, source_routes) = match same_routes {
+        Some(p) => (p.routes.clone(), p.source_routes.clone()),
+        None => {
+            let (config, sources) = routes::outbound_with_sources(routes::Ctx { mesh, services });
+            (vec![config], sources)
+        }
     };
     let route_shells = routes
         .iter()
@@ -246,6 +252,7 @@ pub fn shared_from(
         clusters,
         load_assignments,
         routes,
+        source_routes,
         route_shells,
         per_service: memo,
         virtual_services: mesh.virtual_services.clone(),
@@ -276,23 +283,24 @@ pub fn shared_from(
 }
 
 /// The routes of every gateway-bound VirtualService on every server port
-/// of the Gateways it binds to.
+/// of the Gateways it binds to, with the matches that apply there.
 fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
     let mut out = gateway::GatewayRoutes::new();
     for vs in &ctx.mesh.gateway_virtual_services {
         let key = format!("{}/{}", vs.origin.namespace, vs.origin.name);
-        let bound = ctx
-            .mesh
-            .gateways
-            .iter()
-            .filter(|g| vs.gateways.contains(&g.qualified()));
-        for port in bound.flat_map(|g| g.servers.iter().map(|s| s.port)) {
-            out.entry((key.clone(), port)).or_insert_with(|| {
-                vs.http
-                    .iter()
-                    .flat_map(|rule| route_rule::routes(ctx, rule, port))
-                    .collect()
-            });
+        for g in ctx.mesh.gateways.iter() {
+            let gw = g.qualified();
+            if !vs.binds_gateway(&gw) {
+                continue;
+            }
+            for port in g.servers.iter().map(|s| s.port) {
+                let here = |m: Option<&_>| source::http_bound_here(vs, m, port, Some(&gw));
+                let routes = (vs.http.iter())
+                    .flat_map(|rule| route_rule::matched_routes(ctx, rule, port, here))
+                    .map(|(m, r)| (r, source::Source::of_http(m)))
+                    .collect();
+                out.insert((key.clone(), gw.clone(), port), routes);
+            }
         }
     }
     out

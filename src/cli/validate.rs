@@ -32,8 +32,15 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         }
     });
     match loaded {
-        Ok(_) => {
-            eprintln!("{}: valid", args.dir.display());
+        Ok(mesh) => {
+            // Warnings go with errors (stdout) but do not fail the check.
+            for w in &mesh.warnings {
+                println!("{}", w.warning());
+            }
+            match mesh.warnings.len() {
+                0 => eprintln!("{}: valid", args.dir.display()),
+                n => eprintln!("{}: valid, {n} warning(s)", args.dir.display()),
+            }
             ExitCode::SUCCESS
         }
         Err(LoadError::Invalid(diags)) => {

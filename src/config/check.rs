@@ -48,6 +48,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
     let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
     let services = services(raw_services, &mut diags);
+    let warnings = gateway::unbound(&gateways, &gateway_refs);
     let gateways = gateway::gateways(gateways, &mut diags);
     gateway::check_refs(&gateway_refs, &gateways, &mut diags);
     let gateway_virtual_services = gateway_bound(&raw_vs);
@@ -82,6 +83,11 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .map(|(h, (_, dr))| (h, dr))
             .collect(),
         files,
+        warnings: {
+            let mut w = Diagnostics(warnings);
+            w.sort();
+            std::mem::take(&mut w.0)
+        },
         mesh,
         peer_authentications,
         authorization_policies: authorization_policies.into_iter().map(Arc::new).collect(),
@@ -142,7 +148,7 @@ fn services(
 /// The VirtualServices bound to gateways, sorted by namespace and name.
 fn gateway_bound(raw: &[(Arc<DocInfo>, Vec<String>, VirtualService)]) -> Vec<Arc<VirtualService>> {
     let mut out: Vec<Arc<VirtualService>> = (raw.iter())
-        .filter(|(_, _, vs)| !vs.gateways.is_empty())
+        .filter(|(_, _, vs)| vs.binds_any_gateway())
         .map(|(_, _, vs)| Arc::new(vs.clone()))
         .collect();
     out.sort_by(|a, b| {
@@ -160,7 +166,7 @@ fn virtual_services(
 ) -> Claimed<VirtualService> {
     let mut out: Claimed<VirtualService> = BTreeMap::new();
     // Only sidecar routing claims a host: gateways bind hosts per server.
-    for (doc, paths, vs) in raw.into_iter().filter(|(_, _, vs)| vs.mesh) {
+    for (doc, paths, vs) in raw.into_iter().filter(|(_, _, vs)| vs.binds_mesh()) {
         let vs = Arc::new(vs);
         for (path, host) in paths.iter().zip(&vs.hosts) {
             if let Some((first, _)) = out.get(host) {

@@ -24,6 +24,13 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// The diagnostic as a warning: `FILE:LINE:COL: warning: ...`.
+    pub fn warning(&self) -> String {
+        self.to_string().replacen(": error: ", ": warning: ", 1)
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

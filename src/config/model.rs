@@ -132,6 +132,9 @@ pub struct MeshConfig {
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
     /// Every file that was loaded, sorted.
     pub files: Vec<PathBuf>,
+    /// Warnings: valid config that probably does not do what was meant
+    /// (printed by `trellis validate`, logged by `serve`).
+    pub warnings: Vec<super::diag::Diagnostic>,
     /// The `Mesh` resource, or its defaults.
     pub mesh: MeshSettings,
     /// Every `PeerAuthentication` (see [`effective_mtls`]).
@@ -267,6 +270,32 @@ pub struct VirtualService {
     pub origin: Origin,
 }
 
+impl VirtualService {
+    /// The `gateways` of every `match` of every rule.
+    fn match_gateways(&self) -> impl Iterator<Item = &String> {
+        let http = (self.http.iter()).flat_map(|r| r.matches.iter().map(|m| &m.gateways));
+        let l4 =
+            (self.tcp.iter().chain(&self.tls)).flat_map(|r| r.matches.iter().map(|m| &m.gateways));
+        http.chain(l4).flatten().flatten()
+    }
+
+    /// True when some rule may apply on sidecars: `mesh` is bound at the
+    /// top level or named by a match (Istio's `getGatewayNames`).
+    pub fn binds_mesh(&self) -> bool {
+        self.mesh || self.match_gateways().any(|g| g == "mesh")
+    }
+
+    /// True when some rule may apply on `gateway` (`NAMESPACE/NAME`).
+    pub fn binds_gateway(&self, gateway: &str) -> bool {
+        self.gateways.iter().any(|g| g == gateway) || self.match_gateways().any(|g| g == gateway)
+    }
+
+    /// True when some rule may apply on some gateway.
+    pub fn binds_any_gateway(&self) -> bool {
+        !self.gateways.is_empty() || self.match_gateways().any(|g| g != "mesh")
+    }
+}
+
 /// One `tcp` or `tls` rule of a `VirtualService`: connections, not
 /// requests, are routed.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,6 +318,8 @@ pub struct L4Match {
     /// `gateways` (`NAMESPACE/NAME` or `mesh`); `None`: the
     /// VirtualService's own.
     pub gateways: Option<Vec<String>>,
+    /// `sourceNamespace`: the namespace the client proxy must be in.
+    pub source_namespace: Option<String>,
 }
 
 /// One `http` rule of a `VirtualService`.
@@ -342,6 +373,16 @@ pub struct HttpMatch {
     pub query_params: BTreeMap<String, StringMatch>,
     /// `ignoreUriCase`.
     pub ignore_uri_case: bool,
+    /// `port`: the listener port (a sidecar's port for the host, a
+    /// gateway's server port).
+    pub port: Option<u16>,
+    /// `sourceLabels`: labels the client proxy must carry.
+    pub source_labels: Labels,
+    /// `sourceNamespace`: the namespace the client proxy must be in.
+    pub source_namespace: Option<String>,
+    /// `gateways` (`NAMESPACE/NAME` or `mesh`); `None`: the
+    /// VirtualService's own.
+    pub gateways: Option<Vec<String>>,
 }
 
 /// What a rule does with a matching request.

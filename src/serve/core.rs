@@ -145,6 +145,9 @@ impl Core {
 
     /// Puts `mesh` in force and asks for a rebuild.
     fn install(&self, mesh: MeshConfig) {
+        for w in &mesh.warnings {
+            tracing::warn!("config: {}", w.warning());
+        }
         let files = mesh.files.clone();
         self.config.store(Arc::new(mesh));
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;

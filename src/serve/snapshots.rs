@@ -8,6 +8,7 @@
 mod build;
 #[cfg(test)]
 mod tests;
+mod unselected;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -42,6 +43,8 @@ pub(crate) fn build_with(
     certs: Option<&Certs>,
 ) -> Built {
     let t0 = Instant::now();
+    state.unselected_gateways =
+        unselected::log_changes(&state.unselected_gateways, &mesh.gateways, registry);
     let services = instances(mesh, registry);
     let t1 = Instant::now();
     let mut shared = translate::shared_from(mesh, &services, state.previous());

@@ -31,6 +31,7 @@ fn listener(shared: &Shared, proxy: &Proxy, port: &EgressPort) -> Option<Listene
     let place = Place {
         port: port.number,
         labels: &proxy.labels,
+        namespace: &proxy.namespace,
         gateway: None,
     };
     let sni = port.protocol == EgressProtocol::Tls;

@@ -27,6 +27,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as Xd
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
+use super::source::Source;
 use super::util::{ads, socket};
 use super::Shared;
 use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer, VirtualService};
@@ -36,9 +37,10 @@ pub use sni::{sni_clusters, sni_for_cluster, SniCluster};
 pub use tls::{credential_secret_names, Credential, Credentials};
 
 /// Translated routes of one gateway-bound VirtualService on one server
-/// port, by `(NAMESPACE/NAME, PORT)`; built with the shared resources
-/// (they need every service), assembled per gateway proxy.
-pub type GatewayRoutes = BTreeMap<(String, u16), Vec<Route>>;
+/// port of one Gateway, by `(VS NAMESPACE/NAME, GATEWAY NAMESPACE/NAME,
+/// PORT)`, each with its client conditions; built with the shared
+/// resources (they need every service), assembled per gateway proxy.
+pub type GatewayRoutes = BTreeMap<(String, String, u16), Vec<(Route, Option<Source>)>>;
 
 /// Istio's route configuration name for a gateway server port.
 pub fn route_name(port: u16) -> String {
@@ -105,7 +107,7 @@ pub fn resources(
             continue;
         }
         out.routes
-            .push(route_config(*port, &servers, bound, routes));
+            .push(route_config(*port, &servers, bound, routes, proxy));
         out.listeners.push(listener(*port, node, chains, protocol));
     }
     out
@@ -246,6 +248,7 @@ fn route_config(
     servers: &[&(&Gateway, usize, &GatewayServer)],
     bound: &[Arc<VirtualService>],
     routes: &GatewayRoutes,
+    proxy: &Proxy,
 ) -> RouteConfiguration {
     let mut used = BTreeSet::new();
     let mut vhosts = Vec::new();
@@ -260,7 +263,7 @@ fn route_config(
         // VirtualServices with only tcp/tls rules claim no HTTP domain.
         for vs in bound
             .iter()
-            .filter(|vs| vs.gateways.contains(&gw.qualified()) && !vs.http.is_empty())
+            .filter(|vs| vs.binds_gateway(&gw.qualified()) && !vs.http.is_empty())
         {
             let ns = &vs.origin.namespace;
             let admitted = vs.hosts.iter().flat_map(|h| {
@@ -274,15 +277,19 @@ fn route_config(
                 })
             });
             let domains = claim(&mut used, admitted.collect::<Vec<_>>().into_iter());
-            let key = (format!("{ns}/{}", vs.origin.name), port);
-            match routes.get(&key) {
-                Some(r) if !domains.is_empty() => vhosts.push(VirtualHost {
+            let key = (format!("{ns}/{}", vs.origin.name), gw.qualified(), port);
+            let (labels, namespace) = (&proxy.labels, proxy.namespace.as_str());
+            let here = (routes.get(&key).into_iter().flatten())
+                .filter(|(_, source)| source.as_ref().is_none_or(|s| s.holds(labels, namespace)))
+                .map(|(r, _)| r.clone());
+            let here: Vec<Route> = here.collect();
+            if !domains.is_empty() && !here.is_empty() {
+                vhosts.push(VirtualHost {
                     name: format!("{}:{port}", key.0),
                     domains,
-                    routes: r.clone(),
+                    routes: here,
                     ..Default::default()
-                }),
-                _ => {}
+                });
             }
         }
     }

@@ -72,6 +72,10 @@ impl JwtInputs {
     ) -> impl Iterator<Item = &'a RequestAuthentication> {
         self.resources.iter().map(|r| r.as_ref()).filter(move |r| {
             let ns = &r.origin.namespace;
+            if !r.target_services.is_empty() {
+                // A target is a service of the policy's own namespace.
+                return *ns == proxy.namespace && r.target_services.contains(&proxy.service);
+            }
             let scope = *ns == proxy.namespace || *ns == self.root_namespace;
             let selected =
                 (r.selector.iter().flatten()).all(|(k, v)| proxy.labels.get(k) == Some(v));

@@ -16,39 +16,15 @@ use envoy_types::util::pack_any;
 
 use super::clusters::cluster_name;
 use crate::config::model::{
-    Destination, Host, L4Match, L4Route, Labels, ServicePort, VirtualService, WeightedDestination,
+    Destination, Host, L4Match, L4Route, ServicePort, VirtualService, WeightedDestination,
 };
 
 /// Name of Envoy's TCP proxy network filter.
 pub const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
 
-/// Where rules are being applied: the listener's port, the labels of the
-/// proxy (`sourceLabels`) and the gateway (`NAMESPACE/NAME`), `None` for a
-/// sidecar (`mesh`).
-pub struct Place<'a> {
-    /// The port the connection arrived on (`match.port`).
-    pub port: u16,
-    /// The proxy's labels.
-    pub labels: &'a Labels,
-    /// The gateway being translated, `None` on a sidecar.
-    pub gateway: Option<&'a str>,
-}
+pub use super::source::Place;
 
 impl Place<'_> {
-    /// True when `m` holds here: its port, labels and gateways agree
-    /// (no `gateways` in the match: the VirtualService's own).
-    fn admits(&self, vs: &VirtualService, m: &L4Match) -> bool {
-        let port_ok = m.port.is_none_or(|p| p == self.port);
-        let labels_ok = (m.source_labels.iter()).all(|(k, v)| self.labels.get(k) == Some(v));
-        let gateway_ok = match (&m.gateways, self.gateway) {
-            (Some(list), None) => list.iter().any(|g| g == "mesh"),
-            (Some(list), Some(gw)) => list.iter().any(|g| g == gw),
-            (None, None) => vs.mesh,
-            (None, Some(gw)) => vs.gateways.iter().any(|g| g == gw),
-        };
-        port_ok && labels_ok && gateway_ok
-    }
-
     /// True when the rule applies here: no matches (then the
     /// VirtualService's binding decides), or one that holds.
     fn rule_applies(&self, vs: &VirtualService, r: &L4Route) -> bool {

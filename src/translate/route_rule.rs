@@ -28,19 +28,38 @@ use crate::config::model::{
 };
 
 /// Routes for one rule on the virtual host of `port`.
+#[cfg(test)]
 pub fn routes(ctx: Ctx<'_>, rule: &HttpRoute, port: u16) -> Vec<Route> {
-    let base = base_route(ctx, rule, port);
+    let all = matched_routes(ctx, rule, port, |_| true);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Routes for the matches of one rule that `keep` admits (`None`: the
+/// rule has no match), on the virtual host of `port`, each with its match.
+pub fn matched_routes<'r>(
+    ctx: Ctx<'_>,
+    rule: &'r HttpRoute,
+    port: u16,
+    keep: impl Fn(Option<&HttpMatch>) -> bool,
+) -> Vec<(Option<&'r HttpMatch>, Route)> {
     let matches: Vec<Option<&HttpMatch>> = if rule.matches.is_empty() {
         vec![None]
     } else {
         rule.matches.iter().map(Some).collect()
     };
-    matches
-        .into_iter()
-        .map(|m| Route {
-            name: route_name(rule, m),
-            r#match: Some(route_match(m)),
-            ..base.clone()
+    let kept: Vec<_> = matches.into_iter().filter(|m| keep(*m)).collect();
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    let base = base_route(ctx, rule, port);
+    kept.into_iter()
+        .map(|m| {
+            let route = Route {
+                name: route_name(rule, m),
+                r#match: Some(route_match(m)),
+                ..base.clone()
+            };
+            (m, route)
         })
         .collect()
 }

@@ -15,7 +15,10 @@ use super::passthrough;
 use super::policy::effective;
 use super::retry;
 use super::route_rule;
-use crate::config::model::{Destination, HashKey, Host, LoadBalancer, MeshConfig};
+use super::source::{http_bound_here, Source, SourceRoutes};
+use crate::config::model::{
+    Destination, HashKey, Host, HttpMatch, LoadBalancer, MeshConfig, VirtualService,
+};
 use crate::registry::{ServiceInstances, ServiceView};
 
 /// Name of the outbound route configuration (fetched over RDS).
@@ -68,51 +71,86 @@ impl<'a> Ctx<'a> {
 /// The outbound route configuration: a virtual host per service port.
 /// HTTP ports route requests; every port, TCP and TLS ones too, takes
 /// `CONNECT HOST:PORT` (an `https_proxy` client's tunnel) to its cluster.
+#[cfg(test)]
 pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
+    outbound_with_sources(ctx).0
+}
+
+/// The outbound route configuration for every service's HTTP ports, and
+/// its routes that only some clients get (`sourceLabels`,
+/// `sourceNamespace`).
+pub fn outbound_with_sources(ctx: Ctx<'_>) -> (RouteConfiguration, SourceRoutes) {
     let mut vhosts = Vec::new();
     let mut candidates = Vec::new();
+    let mut sources = SourceRoutes::default();
     for view in ctx.services.services.values() {
         let default_port = default_port(view);
         for port in &view.ports {
             let http = port.protocol.is_http();
             let bare = http && Some(port.number) == default_port;
+            let name = format!("{}:{}", view.host, port.number);
             candidates.push(domains(&view.host, port.number, bare));
+            let routes = port_routes(ctx, &view.host, port.number, http, &name, &mut sources);
             vhosts.push(VirtualHost {
-                name: format!("{}:{}", view.host, port.number),
-                routes: port_routes(ctx, &view.host, port.number, http),
+                name,
+                routes,
                 ..Default::default()
             });
         }
     }
     assign_domains(&mut vhosts, &candidates);
-    RouteConfiguration {
+    let config = RouteConfiguration {
         name: OUTBOUND_ROUTE.to_string(),
         virtual_hosts: vhosts,
         ..Default::default()
+    };
+    (config, sources)
+}
+
+/// The routes of `vs`'s http rules whose matches apply on sidecars at
+/// `port`, appended to `out`; those with client conditions are recorded in
+/// `sources` by their index in `out`.
+fn sidecar_routes(
+    ctx: Ctx<'_>,
+    vs: &VirtualService,
+    port: u16,
+    (vhost, sources): (&str, &mut SourceRoutes),
+    out: &mut Vec<Route>,
+) {
+    for rule in &vs.http {
+        let here = |m: Option<&HttpMatch>| http_bound_here(vs, m, port, None);
+        for (m, route) in route_rule::matched_routes(ctx, rule, port, here) {
+            if let Some(source) = Source::of_http(m) {
+                sources.add(vhost, out.len(), source);
+            }
+            out.push(route);
+        }
     }
 }
 
 /// A service port's routes: `CONNECT` first, tunnelled to the port's
 /// cluster whatever the VirtualService says (its rules match requests, a
 /// tunnel has none); then, on an HTTP port, the VirtualService's `http`
-/// rules or the default route. A VirtualService with only tcp/tls rules
-/// leaves HTTP on the default route, as in Istio.
-fn port_routes(ctx: Ctx<'_>, host: &Host, port: u16, http: bool) -> Vec<Route> {
-    let mut routes = vec![passthrough::connect_route(&cluster_name(
-        port,
-        None,
-        host.as_str(),
-    ))];
+/// rules that apply on sidecars, or the default route when none does (no
+/// VirtualService, or only tcp/tls or gateway rules), as in Istio.
+fn port_routes(
+    ctx: Ctx<'_>,
+    host: &Host,
+    port: u16,
+    http: bool,
+    vhost: &str,
+    sources: &mut SourceRoutes,
+) -> Vec<Route> {
+    let connect = passthrough::connect_route(&cluster_name(port, None, host.as_str()));
+    let mut routes = vec![connect];
     if !http {
         return routes;
     }
-    match ctx.mesh.virtual_services.get(host) {
-        Some(vs) if !vs.http.is_empty() => routes.extend(
-            vs.http
-                .iter()
-                .flat_map(|rule| route_rule::routes(ctx, rule, port)),
-        ),
-        _ => routes.push(default_route(ctx, host, port)),
+    if let Some(vs) = ctx.mesh.virtual_services.get(host) {
+        sidecar_routes(ctx, vs, port, (vhost, sources), &mut routes);
+    }
+    if routes.len() == 1 {
+        routes.push(default_route(ctx, host, port));
     }
     routes
 }

@@ -34,7 +34,16 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
 /// once per key rather than once per proxy. A gateway's view differs from
 /// a sidecar's of the same scope: it has no outbound traffic policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ScopeKey {
+pub struct ScopeKey {
+    /// The scope.
+    pub scope: ScopeKind,
+    /// Which client conditions of routes hold ([`super::source::SourceRoutes::key`]).
+    pub sources: Vec<bool>,
+}
+
+/// The scope part of a [`ScopeKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ScopeKind {
     /// Every service.
     All {
         /// True for a gateway proxy.
@@ -55,13 +64,20 @@ pub enum ScopeKey {
 
 /// The key of `proxy`'s outbound view.
 pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
+    ScopeKey {
+        scope: scope_kind(shared, proxy),
+        sources: shared.source_routes.key(proxy),
+    }
+}
+
+fn scope_kind(shared: &Shared, proxy: &Proxy) -> ScopeKind {
     let gateway = proxy.gateway.is_some();
     if scope_of(shared, proxy).is_none() {
-        return ScopeKey::All { gateway };
+        return ScopeKind::All { gateway };
     }
     let root = &shared.mesh.root_namespace;
     let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
-    ScopeKey::Scoped {
+    ScopeKind::Scoped {
         sidecar: applying.and_then(|s| shared.sidecars.iter().position(|x| std::ptr::eq(x, s))),
         namespace: proxy.namespace.clone(),
         gateway,
@@ -85,6 +101,7 @@ pub struct OutboundView<'a> {
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let mut view = scoped_view(shared, proxy);
+    shared.source_routes.filter(&mut view.routes, proxy);
     // A sidecar's outbound policy is its Sidecar's or the mesh's, a
     // function of its scope key too. A gateway routes only what its
     // Gateways bind, with routes of its own.

@@ -93,6 +93,28 @@ fn clash(
     })
 }
 
+/// Warnings for Gateways with an HTTP or HTTPS server that no
+/// VirtualService binds to: their servers answer 404 to everything (a
+/// server that only redirects to HTTPS needs none; TCP and TLS servers
+/// route with a VirtualService's `tcp` and `tls` rules, so they warn too).
+pub(super) fn unbound(
+    raw: &[(Arc<DocInfo>, Gateway)],
+    refs: &[(Arc<DocInfo>, String, String)],
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (doc, gw) in raw {
+        let name = gw.qualified();
+        let redirect_only = |s: &GatewayServer| s.tls.as_ref().is_some_and(|t| t.https_redirect);
+        if refs.iter().any(|(_, _, g)| *g == name) || gw.servers.iter().all(redirect_only) {
+            continue;
+        }
+        let msg = "no VirtualService binds this Gateway (spec.gateways or a match's gateways): \
+                   its servers route nothing";
+        out.push(doc.diagnostic("metadata.name", msg));
+    }
+    out
+}
+
 /// Errors for gateways that VirtualServices name (`(doc, path,
 /// NAMESPACE/NAME)`) and no Gateway defines.
 pub(super) fn check_refs(

@@ -7,23 +7,27 @@ use std::collections::BTreeMap;
 
 pub(super) use policy::{fault, retries};
 
+use super::l4::match_gateways;
 use super::values::is_header_name;
+use super::virtual_service::GatewayRef;
 use super::{join, Cx};
 use crate::config::model::{
     HeaderOps, Headers, HttpMatch, Mirror, Redirect, Rewrite, RouteAction, StringMatch,
 };
 use crate::config::raw::{self, virtual_service as vs};
 
-/// `match` entries; `None` if any is invalid.
+/// `match` entries; `None` if any is invalid. The gateways they name
+/// join `refs`, to be checked once every Gateway is known.
 pub(super) fn matches(
     cx: &mut Cx<'_>,
     path: &str,
     raw: &[vs::HttpMatch],
+    refs: &mut Vec<GatewayRef>,
 ) -> Option<Vec<HttpMatch>> {
     let mut out = Vec::new();
     let mut ok = true;
     for (i, m) in raw.iter().enumerate() {
-        match one_match(cx, &format!("{path}[{i}]"), m) {
+        match one_match(cx, &format!("{path}[{i}]"), m, refs) {
             Some(m) => out.push(m),
             None => ok = false,
         }
@@ -31,19 +35,25 @@ pub(super) fn matches(
     ok.then_some(out)
 }
 
-fn one_match(cx: &mut Cx<'_>, path: &str, m: &vs::HttpMatch) -> Option<HttpMatch> {
+fn one_match(
+    cx: &mut Cx<'_>,
+    path: &str,
+    m: &vs::HttpMatch,
+    refs: &mut Vec<GatewayRef>,
+) -> Option<HttpMatch> {
     let errors_before = cx.diags.len();
     for (field, value) in [
         ("scheme", &m.scheme),
         ("authority", &m.authority),
-        ("port", &m.port),
-        ("sourceLabels", &m.source_labels),
-        ("gateways", &m.gateways),
-        ("sourceNamespace", &m.source_namespace),
         ("statPrefix", &m.stat_prefix),
     ] {
         cx.unsupported(path, field, value);
     }
+    let port = m.port.and_then(|p| cx.port(&join(path, "port"), p));
+    let source_labels = m.source_labels.clone().unwrap_or_default();
+    cx.labels(&join(path, "sourceLabels"), &source_labels);
+    let source_namespace = source_namespace(cx, path, m.source_namespace.as_deref());
+    let gateways = match_gateways(cx, path, m.gateways.as_deref(), refs);
     let uri = m
         .uri
         .as_ref()
@@ -74,7 +84,22 @@ fn one_match(cx: &mut Cx<'_>, path: &str, m: &vs::HttpMatch) -> Option<HttpMatch
         method,
         query_params,
         ignore_uri_case: m.ignore_uri_case.unwrap_or(false),
+        port,
+        source_labels,
+        source_namespace,
+        gateways,
     })
+}
+
+/// `sourceNamespace`: a namespace name (a DNS label).
+pub(super) fn source_namespace(cx: &mut Cx<'_>, path: &str, ns: Option<&str>) -> Option<String> {
+    let ns = ns?;
+    if !super::is_dns_label(ns) {
+        let msg = format!("sourceNamespace {ns:?} is not a namespace name (a DNS label)");
+        cx.err(&join(path, "sourceNamespace"), msg);
+        return None;
+    }
+    Some(ns.to_string())
 }
 
 fn header_matches(

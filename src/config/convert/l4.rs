@@ -82,7 +82,6 @@ fn one_match(
     m: &raw::L4Match,
     refs: &mut Vec<GatewayRef>,
 ) -> L4Match {
-    cx.unsupported(path, "sourceNamespace", &m.source_namespace);
     cx.unsupported(path, "sourceSubnet", &m.source_subnet);
     if m.destination_subnets.is_some() {
         let msg = "destinationSubnets needs transparent interception (the original destination \
@@ -93,25 +92,35 @@ fn one_match(
     let port = m.port.and_then(|p| cx.port(&join(path, "port"), p));
     let source_labels = m.source_labels.clone().unwrap_or_default();
     cx.labels(&join(path, "sourceLabels"), &source_labels);
-    let gateways = m.gateways.as_ref().map(|gs| {
-        let mut out = Vec::new();
-        for (i, g) in gs.iter().enumerate() {
-            let p = format!("{path}.gateways[{i}]");
-            if let Some(q) = gateway_ref(cx, &p, g) {
-                if q != "mesh" {
-                    refs.push((p, q.clone()));
-                }
-                out.push(q);
-            }
-        }
-        out
-    });
+    let gateways = match_gateways(cx, path, m.gateways.as_deref(), refs);
     L4Match {
         sni_hosts: sni_hosts(cx, path, kind, m.sni_hosts.as_deref()),
         port,
         source_labels,
         gateways,
+        source_namespace: super::http::source_namespace(cx, path, m.source_namespace.as_deref()),
     }
+}
+
+/// A match's `gateways` (`mesh` or `NAMESPACE/NAME`); the named Gateways
+/// join `refs`.
+pub(super) fn match_gateways(
+    cx: &mut Cx<'_>,
+    path: &str,
+    raw: Option<&[String]>,
+    refs: &mut Vec<GatewayRef>,
+) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for (i, g) in raw?.iter().enumerate() {
+        let p = format!("{path}.gateways[{i}]");
+        if let Some(q) = gateway_ref(cx, &p, g) {
+            if q != "mesh" {
+                refs.push((p, q.clone()));
+            }
+            out.push(q);
+        }
+    }
+    Some(out)
 }
 
 /// `sniHosts`: required and non-empty on a tls rule, absent on a tcp one;

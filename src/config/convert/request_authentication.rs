@@ -13,15 +13,7 @@ pub(crate) fn request_authentication(
     spec: &raw::RequestAuthentication,
 ) -> Option<RequestAuthentication> {
     let before = cx.diags.len();
-    for (f, v) in [
-        ("targetRef", &spec.target_ref),
-        ("targetRefs", &spec.target_refs),
-    ] {
-        if v.is_some() {
-            let msg = format!("field `{f}` is not supported yet: select workloads with `selector`");
-            cx.err(&join("spec", f), msg);
-        }
-    }
+    let target_services = target_services(cx, spec);
     let selector = spec.selector.as_ref().map(|s| {
         cx.labels("spec.selector.matchLabels", &s.match_labels);
         s.match_labels.clone()
@@ -32,9 +24,77 @@ pub(crate) fn request_authentication(
         .collect();
     (cx.diags.len() == before).then(|| RequestAuthentication {
         selector,
+        target_services,
         jwt_rules,
         origin: cx.doc.origin(),
     })
+}
+
+/// `targetRef` / `targetRefs` (Istio: at most one of them, and not with
+/// `selector`): each must name a `Service` of the resource's namespace,
+/// whose workloads Trellis knows by their service name.
+fn target_services(cx: &mut Cx<'_>, spec: &raw::RequestAuthentication) -> Vec<String> {
+    let refs: Vec<(String, &raw::TargetRef)> = match (&spec.target_ref, &spec.target_refs) {
+        (Some(_), Some(_)) => {
+            cx.err(
+                "spec.targetRefs",
+                "only one of targetRef or targetRefs is allowed",
+            );
+            return Vec::new();
+        }
+        (Some(r), None) => vec![("spec.targetRef".to_string(), r)],
+        (None, Some(rs)) => (rs.iter().enumerate())
+            .map(|(i, r)| (format!("spec.targetRefs[{i}]"), r))
+            .collect(),
+        (None, None) => return Vec::new(),
+    };
+    if spec.selector.is_some() {
+        let msg = "selector and targetRef(s) cannot both be set: one chooses the workloads";
+        cx.err("spec.selector", msg);
+    }
+    let own_ns = cx.doc.namespace.clone();
+    let mut out = Vec::new();
+    for (path, r) in refs {
+        if let Some(name) = target_service(cx, &path, r, &own_ns) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// One target reference: the service's name, or an error saying why it
+/// cannot apply in Trellis.
+fn target_service(cx: &mut Cx<'_>, path: &str, r: &raw::TargetRef, own_ns: &str) -> Option<String> {
+    let msg = match (r.group.as_str(), r.kind.as_str()) {
+        ("" | "core", "Service") => None,
+        ("gateway.networking.k8s.io", "Gateway" | "GatewayClass") => Some(format!(
+            "kind {} (Kubernetes Gateway API) has no counterpart in Trellis, whose gateways are              Istio `Gateway` resources: select the gateway proxies with `selector` (their labels)",
+            r.kind
+        )),
+        ("networking.istio.io", "ServiceEntry") => Some(
+            "kind ServiceEntry is not supported as a target: target its workloads with              `selector`, or a `Service` by name"
+                .to_string(),
+        ),
+        _ => Some(format!(
+            "unsupported target group {:?} kind {:?}: only kind Service (group \"\") is supported",
+            r.group, r.kind
+        )),
+    };
+    if let Some(msg) = msg {
+        cx.err(&join(path, "kind"), msg);
+        return None;
+    }
+    if r.namespace.as_deref().is_some_and(|ns| ns != own_ns) {
+        let msg = "a target must be in the policy's own namespace (Istio's rule)";
+        cx.err(&join(path, "namespace"), msg);
+        return None;
+    }
+    if !super::is_dns_label(&r.name) {
+        let msg = format!("service name {:?} is not a DNS label", r.name);
+        cx.err(&join(path, "name"), msg);
+        return None;
+    }
+    Some(r.name.clone())
 }
 
 fn jwt_rule(cx: &mut Cx<'_>, p: &str, r: &raw::JwtRule) -> Option<JwtRule> {

@@ -21,7 +21,9 @@ pub(crate) fn virtual_service(
     if vs.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");
     }
-    let (paths, hosts) = if mesh {
+    // A match naming `mesh` brings the VirtualService to sidecars too,
+    // whose hosts must be services.
+    let (paths, hosts) = if mesh || names_mesh(vs) {
         super::hosts(cx, &vs.hosts).into_iter().unzip()
     } else {
         gateway_hosts(cx, &vs.hosts)
@@ -33,7 +35,7 @@ pub(crate) fn virtual_service(
         );
     }
     let http: Vec<_> = (vs.http.iter().enumerate())
-        .filter_map(|(i, r)| http_route(cx, &format!("spec.http[{i}]"), r))
+        .filter_map(|(i, r)| http_route(cx, &format!("spec.http[{i}]"), r, &mut refs))
         .collect();
     let tcp: Vec<_> = (vs.tcp.iter())
         .map(|r| (r.matches.as_slice(), r.route.as_slice()))
@@ -53,6 +55,14 @@ pub(crate) fn virtual_service(
         origin: cx.doc.origin(),
     };
     (vs, paths, refs)
+}
+
+/// True when a match of any rule names `mesh` in its `gateways`.
+fn names_mesh(vs: &raw::VirtualService) -> bool {
+    let mesh = |g: &Option<Vec<String>>| g.iter().flatten().any(|g| g == "mesh");
+    let http = (vs.http.iter()).any(|r| r.matches.iter().any(|m| mesh(&m.gateways)));
+    let tcp = (vs.tcp.iter()).any(|r| r.matches.iter().any(|m| mesh(&m.gateways)));
+    http || tcp || (vs.tls.iter()).any(|r| r.matches.iter().any(|m| mesh(&m.gateways)))
 }
 
 /// `spec.gateways`: each as `NAMESPACE/NAME` (a bare name is in the
@@ -125,10 +135,15 @@ fn gateway_hosts(cx: &mut Cx<'_>, raw: &[String]) -> (Vec<String>, Vec<Host>) {
     (paths, hosts)
 }
 
-fn http_route(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<HttpRoute> {
+fn http_route(
+    cx: &mut Cx<'_>,
+    path: &str,
+    r: &raw::HttpRoute,
+    refs: &mut Vec<GatewayRef>,
+) -> Option<HttpRoute> {
     unsupported_rule_fields(cx, path, r);
     let at = |field: &str| join(path, field);
-    let matches = http::matches(cx, &at("match"), &r.matches);
+    let matches = http::matches(cx, &at("match"), &r.matches, refs);
     let action = action(cx, path, r);
     let rewrite = (r.rewrite.as_ref()).and_then(|rw| http::rewrite(cx, &at("rewrite"), rw));
     let timeout = (r.timeout.as_ref()).and_then(|t| cx.duration(&at("timeout"), t));

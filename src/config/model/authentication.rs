@@ -8,6 +8,10 @@ pub struct RequestAuthentication {
     /// `selector.matchLabels`; `None` selects every workload of the
     /// namespace (or of the mesh, in the root namespace).
     pub selector: Option<Labels>,
+    /// `targetRef(s)` of kind `Service`: the names of the services (in
+    /// the resource's namespace) whose workloads it applies to; empty:
+    /// `selector` decides.
+    pub target_services: Vec<String>,
     /// `jwtRules`, in order.
     pub jwt_rules: Vec<JwtRule>,
     /// The declaring resource.

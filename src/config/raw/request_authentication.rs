@@ -10,9 +10,22 @@ use super::Unsupported;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RequestAuthentication {
     pub selector: Option<WorkloadSelector>,
-    pub target_ref: Option<Unsupported>,
-    pub target_refs: Option<Unsupported>,
+    pub target_ref: Option<TargetRef>,
+    pub target_refs: Option<Vec<TargetRef>>,
     pub jwt_rules: Option<Vec<JwtRule>>,
+}
+
+/// Istio's `PolicyTargetReference`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct TargetRef {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    pub namespace: Option<String>,
 }
 
 /// One entry of `jwtRules`.

@@ -52,7 +52,7 @@ pub(crate) struct L4Match {
     pub port: Option<i64>,
     pub source_labels: Option<BTreeMap<String, String>>,
     pub gateways: Option<Vec<String>>,
-    pub source_namespace: Option<Unsupported>,
+    pub source_namespace: Option<String>,
     pub source_subnet: Option<Unsupported>,
 }
 
@@ -91,15 +91,15 @@ pub(crate) struct HttpMatch {
     pub authority: Option<Unsupported>,
     #[serde(default)]
     pub headers: BTreeMap<String, StringMatch>,
-    pub port: Option<Unsupported>,
-    pub source_labels: Option<Unsupported>,
-    pub gateways: Option<Unsupported>,
+    pub port: Option<i64>,
+    pub source_labels: Option<BTreeMap<String, String>>,
+    pub gateways: Option<Vec<String>>,
     #[serde(default)]
     pub query_params: BTreeMap<String, StringMatch>,
     pub ignore_uri_case: Option<bool>,
     #[serde(default)]
     pub without_headers: BTreeMap<String, StringMatch>,
-    pub source_namespace: Option<Unsupported>,
+    pub source_namespace: Option<String>,
     pub stat_prefix: Option<Unsupported>,
 }
 

@@ -234,3 +234,83 @@ fn mesh_modes_are_accepted_and_misuse_is_positioned() {
         ["f.yaml:14:7: error: Gateway/gw: spec.servers[0].tls.subjectAltNames: subjectAltNames check client certificates: only with mode MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL"]
     );
 }
+
+const MATCHED: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: pay-in
+spec:
+  hosts: [pay]
+  gateways: [gw]
+  http:
+  - match:
+    - gateways: [mesh]
+      port: 80
+      sourceLabels: {app: web}
+      sourceNamespace: shop
+    route:
+    - destination: {host: pay}
+  - match:
+    - gateways: [nowhere]
+    route:
+    - destination: {host: pay}
+";
+
+#[test]
+fn http_match_gateways_port_and_source_load_and_are_checked() {
+    let gw = format!("{GW}{HTTPS}");
+    let e = load(&[("gw.yaml", &gw), ("se.yaml", SERVICE), ("vs.yaml", MATCHED)]).unwrap_err();
+    assert_eq!(
+        e,
+        ["vs.yaml:17:18: error: VirtualService/pay-in: spec.http[1].match[0].gateways[0]: unknown gateway default/nowhere: no Gateway of that namespace and name"]
+    );
+    let valid = MATCHED.replace("nowhere", "gw");
+    let cfg = load(&[("gw.yaml", &gw), ("se.yaml", SERVICE), ("vs.yaml", &valid)]).unwrap();
+    // A match naming `mesh` brings a gateway-bound VirtualService to sidecars.
+    assert_eq!(cfg.virtual_services.len(), 1);
+    assert_eq!(cfg.gateway_virtual_services.len(), 1);
+    let m = &cfg.gateway_virtual_services[0].http[0].matches[0];
+    assert_eq!(m.gateways.as_deref(), Some(&["mesh".to_string()][..]));
+    assert_eq!(
+        (m.port, m.source_namespace.as_deref()),
+        (Some(80), Some("shop"))
+    );
+    assert_eq!(m.source_labels.get("app").map(String::as_str), Some("web"));
+    let bad = valid.replace("sourceNamespace: shop", "sourceNamespace: Not_A_Namespace");
+    let e = load(&[("gw.yaml", &gw), ("se.yaml", SERVICE), ("vs.yaml", &bad)]).unwrap_err();
+    assert!(
+        e[0].contains("sourceNamespace \"Not_A_Namespace\" is not a namespace name"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_gateway_no_virtual_service_binds_is_a_warning() {
+    let redirect = "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"*\"]\n    tls: {httpsRedirect: true}\n";
+    let cfg = load(&[("gw.yaml", &format!("{GW}{HTTPS}")), ("se.yaml", SERVICE)]).unwrap();
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
+    assert_eq!(len_and_prefix(&w), (1, true), "{w:?}");
+    assert!(
+        w[0].contains(": warning: Gateway/gw: metadata.name: no VirtualService binds this Gateway"),
+        "{w:?}"
+    );
+    // Bound (here by a match's gateways), or only redirecting: no warning.
+    let cfg = load(&[
+        ("gw.yaml", &format!("{GW}{HTTPS}")),
+        ("se.yaml", SERVICE),
+        (
+            "vs.yaml",
+            &MATCHED
+                .replace("nowhere", "gw")
+                .replace("  gateways: [gw]\n", ""),
+        ),
+    ])
+    .unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let cfg = load(&[("gw.yaml", &format!("{GW}{redirect}"))]).unwrap();
+    assert!(cfg.warnings.is_empty());
+}
+
+fn len_and_prefix(w: &[String]) -> (usize, bool) {
+    (w.len(), w.iter().all(|l| l.contains("gw.yaml:")))
+}

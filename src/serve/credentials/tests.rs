@@ -80,4 +80,12 @@ spec:
     assert!(d.message.contains("ca.crt: missing"), "{}", d.message);
     std::fs::write(creds.path().join("shop/shop-cert/ca.crt"), &c).unwrap();
     assert!(validate(&mesh, creds.path()).is_empty());
+    // A certificate without its key.
+    std::fs::remove_file(creds.path().join("shop/shop-cert/tls.key")).unwrap();
+    let d = &validate(&mesh, creds.path())[0];
+    assert!(
+        d.message.contains("shop/shop-cert/tls.key"),
+        "{}",
+        d.message
+    );
 }

@@ -139,6 +139,8 @@ pub(crate) struct BuildState {
     pub(crate) credentials: translate::gateway::Credentials,
     /// Keys fetched from `jwksUri`s (see `serve::jwks`).
     pub(crate) jwks: translate::jwt::FetchedJwks,
+    /// Gateways that selected no gateway proxy at the last build.
+    pub(crate) unselected_gateways: std::collections::BTreeSet<String>,
 }
 
 /// What a build leaves of one proxy for the next.

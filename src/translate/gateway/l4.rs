@@ -41,6 +41,7 @@ pub(super) fn chains(
         let place = Place {
             port,
             labels: &proxy.labels,
+            namespace: &proxy.namespace,
             gateway: Some(&qualified),
         };
         if super::sni::is_auto_passthrough(s) {
@@ -105,7 +106,7 @@ fn within_hosts(mut c: FilterChain, s: &GatewayServer) -> Option<FilterChain> {
 /// The VirtualServices bound to `gateway`.
 fn bound<'a>(all: &'a [std::sync::Arc<VirtualService>], gateway: &str) -> Vec<&'a VirtualService> {
     (all.iter())
-        .filter(|vs| vs.gateways.iter().any(|g| g == gateway))
+        .filter(|vs| vs.binds_gateway(gateway))
         .map(|vs| vs.as_ref())
         .collect()
 }

@@ -37,6 +37,7 @@ fn ra(
     o.namespace = ns.into();
     RequestAuthentication {
         selector,
+        target_services: Vec::new(),
         jwt_rules: rules,
         origin: o,
     }
@@ -77,6 +78,23 @@ fn nothing_applies_no_filter() {
         vec![rule("i", JwksSource::Inline(JWKS.into()))],
     );
     assert!(config(&inputs(vec![other, unselected])).is_none());
+}
+
+#[test]
+fn a_service_target_applies_to_that_service_in_the_namespace_only() {
+    let mut targeted = ra(
+        "default",
+        "t",
+        None,
+        vec![rule("i", JwksSource::Inline(JWKS.into()))],
+    );
+    targeted.target_services = vec!["ledger".into()];
+    let inputs = inputs(vec![targeted]);
+    let mut proxy = sidecar("ledger", "l1", "v1", 1);
+    assert!(http_filter(&inputs, &proxy).is_some());
+    proxy.namespace = "other".into();
+    assert!(http_filter(&inputs, &proxy).is_none());
+    assert!(http_filter(&inputs, &sidecar("web", "w1", "v1", 2)).is_none());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
 use prost::Message;
 
 use super::*;
-use crate::config::model::{Protocol, VirtualService};
+use crate::config::model::{Labels, Protocol, VirtualService};
 use crate::translate::fixtures::{host, labels, port, vs};
 
 fn dest(name: &str, subset: Option<&str>, weight: u32) -> WeightedDestination {
@@ -54,6 +54,7 @@ fn sidecar_place(lbls: &Labels) -> Place<'_> {
     Place {
         port: 9000,
         labels: lbls,
+        namespace: "default",
         gateway: None,
     }
 }
@@ -164,6 +165,7 @@ fn gateways_decide_where_a_rule_applies() {
     let at = |gateway| Place {
         port: 31400,
         labels: &none,
+        namespace: "default",
         gateway,
     };
     assert!(chains(&[&v], &at(None), false, &ports()).is_empty());

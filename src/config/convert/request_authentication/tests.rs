@@ -111,13 +111,36 @@ fn unknown_and_unsupported_fields() {
         e[0].starts_with("f.yaml:10:5: error: RequestAuthentication/ra: spec.jwtRules[0].issuerr: unknown field `issuerr`"),
         "{e:?}"
     );
-    let spec = format!("  targetRef:\n    kind: Gateway\n    name: gw\n  jwtRules:\n  - issuer: a\n    jwks: '{JWKS}'\n    timeout: 5s\n");
+    let spec = format!("  jwtRules:\n  - issuer: a\n    jwks: '{JWKS}'\n    timeout: 5s\n");
     assert_eq!(
         errors(&ra(&spec)),
-        [
-            "f.yaml:7:3: error: RequestAuthentication/ra: spec.targetRef: field `targetRef` is not supported yet: select workloads with `selector`",
-            "f.yaml:13:5: error: RequestAuthentication/ra: spec.jwtRules[0].timeout: field `timeout` is not supported yet",
-        ]
+        ["f.yaml:10:5: error: RequestAuthentication/ra: spec.jwtRules[0].timeout: field `timeout` is not supported yet"]
+    );
+}
+
+#[test]
+fn target_refs_name_services_of_the_namespace() {
+    let rules = format!("  jwtRules:\n  - issuer: a\n    jwks: '{JWKS}'\n");
+    let spec = format!("  targetRefs:\n  - {{kind: Service, group: '', name: ledger}}\n  - {{kind: Service, name: web}}\n{rules}");
+    let mesh = load(&[("f.yaml", &ra(&spec))]).unwrap();
+    assert_eq!(
+        mesh.request_authentications[0].target_services,
+        ["ledger", "web"]
+    );
+    let spec = format!("  targetRef:\n    group: gateway.networking.k8s.io\n    kind: Gateway\n    name: gw\n{rules}");
+    let e = errors(&ra(&spec));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("f.yaml:9:5: error: RequestAuthentication/ra: spec.targetRef.kind: kind Gateway (Kubernetes Gateway API) has no counterpart in Trellis"), "{e:?}");
+    let spec = format!("  selector: {{matchLabels: {{app: x}}}}\n  targetRef: {{kind: Service, name: ledger, namespace: other}}\n{rules}");
+    let e = errors(&ra(&spec));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("spec.selector: selector and targetRef(s) cannot both be set"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains("spec.targetRef.namespace: a target must be in the policy's own namespace"),
+        "{e:?}"
     );
 }
 

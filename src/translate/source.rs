@@ -1,0 +1,154 @@
+//! Where a VirtualService `match` applies: its `gateways`, `port`,
+//! `sourceLabels` and `sourceNamespace` (istiod: `sourceMatchHTTP` and
+//! `sourceMatchTCP` in `route/route.go`, `tcp_route.go`). Unlike istiod,
+//! which ignores the source conditions of a match that names gateways,
+//! every condition given must hold, as the API reference describes.
+//!
+//! On sidecars the gateway and port are known when the shared `outbound`
+//! routes are built (the port is the virtual host's), but the source is
+//! each client proxy: routes with source conditions are kept in the
+//! shared configuration and listed in [`SourceRoutes`], which removes
+//! them from the copy of each proxy they do not apply to.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+
+use crate::config::model::{HttpMatch, L4Match, Labels, VirtualService};
+use crate::registry::Proxy;
+
+/// Where rules are being applied: the listener's port, the labels and
+/// namespace of the proxy, and the gateway (`NAMESPACE/NAME`), `None` for
+/// a sidecar (`mesh`).
+pub struct Place<'a> {
+    /// The port the connection arrived on (`match.port`).
+    pub port: u16,
+    /// The proxy's labels.
+    pub labels: &'a Labels,
+    /// The proxy's namespace.
+    pub namespace: &'a str,
+    /// The gateway being translated, `None` on a sidecar.
+    pub gateway: Option<&'a str>,
+}
+
+impl Place<'_> {
+    /// True when `m` holds here: its port, source and gateways agree.
+    pub fn admits(&self, vs: &VirtualService, m: &L4Match) -> bool {
+        let source = Source::new(&m.source_labels, m.source_namespace.as_deref());
+        bound_here(vs, m.gateways.as_deref(), self.gateway)
+            && m.port.is_none_or(|p| p == self.port)
+            && source.is_none_or(|s| s.holds(self.labels, self.namespace))
+    }
+}
+
+/// True when a match with `gateways` (`None`: the VirtualService's own)
+/// applies on `gateway` (`None`: sidecars, Istio's `mesh`).
+pub fn bound_here(vs: &VirtualService, gateways: Option<&[String]>, gateway: Option<&str>) -> bool {
+    let name = gateway.unwrap_or("mesh");
+    match gateways {
+        Some(list) => list.iter().any(|g| g == name),
+        None if gateway.is_none() => vs.mesh,
+        None => vs.gateways.iter().any(|g| g == name),
+    }
+}
+
+/// True when the HTTP match `m` (`None`: a rule without matches) applies
+/// on `gateway` at listener `port`, whatever the client.
+pub fn http_bound_here(
+    vs: &VirtualService,
+    m: Option<&HttpMatch>,
+    port: u16,
+    gateway: Option<&str>,
+) -> bool {
+    let gateways = m.and_then(|m| m.gateways.as_deref());
+    bound_here(vs, gateways, gateway) && m.and_then(|m| m.port).is_none_or(|p| p == port)
+}
+
+/// The client conditions of a match: `sourceLabels` and `sourceNamespace`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// Labels the client proxy must carry.
+    pub labels: Labels,
+    /// The namespace it must be in.
+    pub namespace: Option<String>,
+}
+
+impl Source {
+    /// The conditions, or `None` when there are none (every client).
+    pub fn new(labels: &Labels, namespace: Option<&str>) -> Option<Self> {
+        (!labels.is_empty() || namespace.is_some()).then(|| Source {
+            labels: labels.clone(),
+            namespace: namespace.map(str::to_string),
+        })
+    }
+
+    /// The conditions of an HTTP match.
+    pub fn of_http(m: Option<&HttpMatch>) -> Option<Self> {
+        m.and_then(|m| Source::new(&m.source_labels, m.source_namespace.as_deref()))
+    }
+
+    /// True for a client with `labels` in `namespace`.
+    pub fn holds(&self, labels: &Labels, namespace: &str) -> bool {
+        (self.labels.iter()).all(|(k, v)| labels.get(k) == Some(v))
+            && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+}
+
+/// The routes of the shared route configurations that only some clients
+/// get: by virtual host name, each route's index and its condition.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceRoutes {
+    /// Distinct conditions.
+    conditions: Vec<Source>,
+    /// Virtual host name → (route index, index into `conditions`).
+    routes: BTreeMap<String, Vec<(usize, usize)>>,
+}
+
+impl SourceRoutes {
+    /// Records that route `index` of virtual host `vhost` needs `source`.
+    pub fn add(&mut self, vhost: &str, index: usize, source: Source) {
+        let c = match self.conditions.iter().position(|c| *c == source) {
+            Some(c) => c,
+            None => {
+                self.conditions.push(source);
+                self.conditions.len() - 1
+            }
+        };
+        self.routes
+            .entry(vhost.to_string())
+            .or_default()
+            .push((index, c));
+    }
+
+    /// Which conditions hold for `proxy`: proxies with equal keys get the
+    /// same routes.
+    pub fn key(&self, proxy: &Proxy) -> Vec<bool> {
+        (self.conditions.iter())
+            .map(|c| c.holds(&proxy.labels, &proxy.namespace))
+            .collect()
+    }
+
+    /// Removes from `configs` the routes whose condition fails for `proxy`.
+    pub fn filter(&self, configs: &mut [RouteConfiguration], proxy: &Proxy) {
+        if self.routes.is_empty() {
+            return;
+        }
+        let holds = self.key(proxy);
+        for vh in configs.iter_mut().flat_map(|c| c.virtual_hosts.iter_mut()) {
+            let Some(conditional) = self.routes.get(&vh.name) else {
+                continue;
+            };
+            let mut index = 0;
+            vh.routes.retain(|_| {
+                let keep = (conditional.iter())
+                    .find(|(i, _)| *i == index)
+                    .is_none_or(|(_, c)| holds[*c]);
+                index += 1;
+                keep
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
