@@ -269,3 +269,127 @@ async fn losing_the_etcd_leader_disrupts_nothing() {
         sent - start
     );
 }
+
+/// A TCP relay on 127.0.0.1 to `target` that can be cut: every open
+/// connection is dropped and new ones are closed at once, as a network
+/// partition between one replica and etcd would.
+struct Relay {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue;
+                }
+                let mut cut_rx = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd, long fault): make test-system"]
+async fn a_replica_cut_off_from_etcd_keeps_serving_and_converges() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let relay = Relay::start(etcd.members[0].client_port).await;
+    let b = replica(&etcd, None, None).await;
+    // A reaches etcd only through the relay.
+    let a = {
+        let config = ConfigDir::new().unwrap();
+        let opts = TrellisOptions {
+            extra_args: vec![
+                "--store".into(),
+                format!("etcd://127.0.0.1:{}", relay.port),
+                "--restart-grace-period".into(),
+                "30s".into(),
+            ],
+            share_state_of: Some(b.trellis.state_dir().to_path_buf()),
+            ..Default::default()
+        };
+        let trellis = Trellis::start_with(config.path(), opts).await.unwrap();
+        Replica { config, trellis }
+    };
+    let _v1 = instance(&a, "v1", &[]).await;
+    let client_a = client(&a, &[]).await;
+    let client_b = client(&b, &[]).await;
+    client_b.wait_endpoints(CLUSTER, 1).await.unwrap();
+    wait_registered(&b, 3).await;
+
+    let load = Load::start(&client_a, "inventory");
+    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    let start = load.sent();
+    relay.set_cut(true);
+    let cut = Instant::now();
+    let (reason, not_ready) = wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async {
+            let (status, body) = client::http_get(a.trellis.admin_port(), "/readyz")
+                .await
+                .ok()?;
+            (status == 503).then_some(body)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("A stayed ready while cut off: {e}"));
+    assert!(reason.contains("store unreachable"), "{reason}");
+    // Registered through B during the partition: A cannot know yet.
+    let _v2 = instance(&b, "v2", &[]).await;
+    client_b.wait_endpoints(CLUSTER, 2).await.unwrap();
+    keep_load(&load, start, MIN_REQUESTS, cut, Duration::from_secs(8)).await;
+    let metrics = a.trellis.admin("/metrics").await.unwrap();
+    assert!(metrics.contains("trellis_store_up 0\n"), "{metrics}");
+
+    relay.set_cut(false);
+    let healed = Instant::now();
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { a.trellis.admin("/readyz").await.ok() },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("A not ready after the partition healed: {e}"));
+    let converged = async {
+        client_a.wait_endpoints(CLUSTER, 2).await.unwrap();
+        wait_registered(&a, 4).await;
+        wait_registered(&b, 4).await;
+    };
+    converged.await;
+    let took = healed.elapsed();
+    let (sent, failures) = load.finish().await;
+    eprintln!(
+        "partition of A from etcd: not ready {not_ready:?} after the cut ({reason}); {} requests \
+         from A's client during and after it, {} failed; converged {took:?} after healing",
+        sent - start,
+        failures.len()
+    );
+    assert_no_failures(sent - start, &failures);
+    assert!(
+        sent - start >= MIN_REQUESTS,
+        "only {} requests",
+        sent - start
+    );
+}
