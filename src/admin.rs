@@ -107,6 +107,8 @@ pub struct AdminState {
 struct Inner {
     config_loaded: AtomicBool,
     grpc_listening: AtomicBool,
+    /// Why the shared store keeps this replica from being ready.
+    store_problem: ArcSwap<Option<String>>,
     metrics: prometheus_client::registry::Registry,
     proxies: ProxiesView,
     config: ArcSwap<ConfigStatus>,
@@ -121,6 +123,7 @@ impl AdminState {
             inner: Arc::new(Inner {
                 config_loaded: AtomicBool::new(false),
                 grpc_listening: AtomicBool::new(false),
+                store_problem: ArcSwap::from_pointee(None),
                 metrics,
                 proxies,
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
@@ -140,14 +143,20 @@ impl AdminState {
         self.inner.grpc_listening.store(listening, Ordering::SeqCst);
     }
 
+    /// Sets why the shared store keeps this replica from being ready
+    /// (`None`: it does not).
+    pub fn set_store_problem(&self, problem: Option<String>) {
+        self.inner.store_problem.store(Arc::new(problem));
+    }
+
     /// Why the control plane is not ready, or `None` when it is.
-    pub fn not_ready_reason(&self) -> Option<&'static str> {
+    pub fn not_ready_reason(&self) -> Option<String> {
         if !self.inner.config_loaded.load(Ordering::SeqCst) {
-            Some("config not loaded")
+            Some("config not loaded".into())
         } else if !self.inner.grpc_listening.load(Ordering::SeqCst) {
-            Some("gRPC server not listening")
+            Some("gRPC server not listening".into())
         } else {
-            None
+            self.inner.store_problem.load().as_ref().clone()
         }
     }
 

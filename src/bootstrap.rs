@@ -45,6 +45,10 @@ pub struct SidecarSpec {
     pub admin_port: u16,
     /// The control plane's gRPC address, `HOST:PORT`.
     pub xds_addr: String,
+    /// Further replicas of the control plane (`--xds-addr` given more than
+    /// once): the xDS cluster lists them all, so a sidecar whose stream
+    /// breaks opens the next one on another replica.
+    pub more_xds_addrs: Vec<String>,
     /// Node id; `None` derives a deterministic one (see [`SidecarSpec::node_id`]).
     pub node_id: Option<String>,
     /// Workload token sent as `authorization: Bearer TOKEN` on the ADS
@@ -141,6 +145,7 @@ impl SidecarSpec {
             outbound_port: 15001,
             admin_port: 15000,
             xds_addr: "127.0.0.1:15010".to_string(),
+            more_xds_addrs: Vec::new(),
             node_id: None,
             token: None,
             xds_ca_file: None,
@@ -228,13 +233,15 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
     if spec.namespace.trim().is_empty() {
         return Err(BootstrapError::Empty("namespace"));
     }
-    let (xds_host, xds_port) = split_host_port(&spec.xds_addr)?;
+    let xds = (std::iter::once(&spec.xds_addr).chain(&spec.more_xds_addrs))
+        .map(|a| split_host_port(a))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Bootstrap {
         node: node(spec),
         admin: json!({ "address": socket_address("127.0.0.1", spec.admin_port) }),
         stats_config: stats::stats_config(spec),
         dynamic_resources: dynamic_resources(spec.token.as_ref(), spec.ads_mode),
-        static_resources: static_resources(spec, &xds_host, xds_port),
+        static_resources: static_resources(spec, &xds),
         cluster_manager: cluster_manager(spec),
     })
 }
@@ -252,8 +259,8 @@ fn cluster_manager(spec: &SidecarSpec) -> Option<Value> {
 
 /// The control plane's cluster, plus the stats listener and its cluster to
 /// the admin interface when a stats port is set.
-fn static_resources(spec: &SidecarSpec, xds_host: &str, xds_port: u16) -> Value {
-    let xds = xds_cluster(xds_host, xds_port, spec.xds_ca_file.as_deref());
+fn static_resources(spec: &SidecarSpec, replicas: &[(String, u16)]) -> Value {
+    let xds = xds_cluster(replicas, spec.xds_ca_file.as_deref());
     match spec.stats_port {
         Some(port) => json!({
             "listeners": [stats::stats_listener(spec, port)],
@@ -345,14 +352,19 @@ fn dynamic_resources(token: Option<&Token>, mode: AdsMode) -> Value {
     })
 }
 
-/// The only static cluster: the control plane, over HTTP/2 (gRPC).
-fn xds_cluster(host: &str, port: u16, ca_file: Option<&str>) -> Value {
+/// The only static cluster: the control plane's replicas, over HTTP/2
+/// (gRPC). Envoy picks a host per stream (round robin), so a stream that
+/// broke with its replica re-opens on the next one.
+fn xds_cluster(replicas: &[(String, u16)], ca_file: Option<&str>) -> Value {
     // An IP needs no resolver; a name is resolved and re-resolved by Envoy.
-    let discovery = if host.parse::<IpAddr>().is_ok() {
+    let discovery = if replicas.iter().all(|(h, _)| h.parse::<IpAddr>().is_ok()) {
         "STATIC"
     } else {
         "STRICT_DNS"
     };
+    let endpoints: Vec<Value> = (replicas.iter())
+        .map(|(host, port)| json!({ "endpoint": { "address": socket_address(host, *port) } }))
+        .collect();
     let mut cluster = json!({
         "name": XDS_CLUSTER,
         "type": discovery,
@@ -365,35 +377,40 @@ fn xds_cluster(host: &str, port: u16, ca_file: Option<&str>) -> Value {
         },
         "load_assignment": {
             "cluster_name": XDS_CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(host, port) } }] }],
+            "endpoints": [{ "lb_endpoints": endpoints }],
         },
     });
     if let Some(ca_file) = ca_file {
-        cluster["transport_socket"] = xds_tls(host, ca_file);
+        cluster["transport_socket"] = xds_tls(replicas, ca_file);
     }
     cluster
 }
 
 /// TLS to the control plane, trusting only the mesh root in `ca_file`
-/// (pinned: the system CAs are not consulted). The control plane's
-/// certificate carries the xDS address (IP or DNS name) as a SAN, which is
-/// checked too; gRPC needs ALPN `h2`.
-fn xds_tls(host: &str, ca_file: &str) -> Value {
-    let san_type = if host.parse::<IpAddr>().is_ok() {
-        "IP_ADDRESS"
-    } else {
-        "DNS"
+/// (pinned: the system CAs are not consulted). Each replica's certificate
+/// carries its xDS address (IP or DNS name) as a SAN, which is checked too
+/// (any replica's address matches); gRPC needs ALPN `h2`.
+fn xds_tls(replicas: &[(String, u16)], ca_file: &str) -> Value {
+    let san_type = |host: &str| match host.parse::<IpAddr>() {
+        Ok(_) => "IP_ADDRESS",
+        Err(_) => "DNS",
     };
+    let sans: Vec<Value> = (replicas.iter())
+        .map(|(host, _)| json!({ "san_type": san_type(host), "matcher": { "exact": host } }))
+        .collect();
     let mut common = json!({
         "alpn_protocols": ["h2"],
         "validation_context": {
             "trusted_ca": { "filename": ca_file },
-            "match_typed_subject_alt_names": [{ "san_type": san_type, "matcher": { "exact": host } }],
+            "match_typed_subject_alt_names": sans,
         },
     });
     let mut context = json!({ "common_tls_context": common.take() });
-    if san_type == "DNS" {
-        context["sni"] = json!(host);
+    // One SNI per cluster: only a single named replica gets one.
+    if let [(host, _)] = replicas {
+        if san_type(host) == "DNS" {
+            context["sni"] = json!(host);
+        }
     }
     context["@type"] =
         json!("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext");

@@ -15,5 +15,6 @@ pub mod config;
 pub mod envoy_json;
 pub mod registry;
 pub mod serve;
+pub mod store;
 pub mod translate;
 pub mod xds;

@@ -16,8 +16,8 @@ mod incoming;
 pub mod jwks;
 mod listen;
 mod metrics;
-mod persist;
 mod reload;
+mod replicas;
 mod rotation;
 mod snapshots;
 #[cfg(test)]
@@ -43,6 +43,7 @@ use crate::ca::token::TokenAuthority;
 use crate::ca::{Ca, CaConfig, CaError, PluginCa};
 use crate::config::watch::{ConfigWatcher, WatchError};
 use crate::config::{LoadCache, LoadError};
+use crate::store::{EtcdFeed, EtcdOptions, Store, StoreError, StoreMetrics};
 use crate::xds::{AdsServer, PeerLimit, ProxyStatusTable, SnapshotCache, XdsMetrics};
 
 /// Everything `trellis serve` is told on its command line.
@@ -80,6 +81,9 @@ pub struct ServeOptions {
     /// How `jwksUri` keys are fetched (`--jwks-refresh-interval`,
     /// `--jwks-ca-file`).
     pub jwks: jwks::JwksOptions,
+    /// The state shared with other replicas in etcd (`--store etcd://…`);
+    /// `None`: this process's state directory only.
+    pub store: Option<EtcdOptions>,
 }
 
 /// Connections and ADS streams one client address may hold open at once
@@ -140,6 +144,9 @@ pub enum ServeError {
     /// The `jwksUri` client could not be set up (`--jwks-ca-file`).
     #[error("JWKS client: {0}")]
     Jwks(#[from] jwks::JwksError),
+    /// The shared store could not be set up.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -167,6 +174,8 @@ pub struct Server {
     load_cache: LoadCache,
     credentials_dir: Option<PathBuf>,
     jwks: (jwks::JwksClient, std::time::Duration),
+    /// What other replicas do, from the etcd store.
+    store_feed: Option<EtcdFeed>,
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -197,7 +206,14 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         )?)),
         false => None,
     };
-    let (core, ads) = wire(mesh, &opts, ca, auth);
+    let mut metrics = prometheus_client::registry::Registry::default();
+    let store_metrics = StoreMetrics::register(&mut metrics);
+    let (store, store_feed) = replicas::open_store(&opts, &ca, &auth, store_metrics).await?;
+    let (core, ads) = wire(mesh, &opts, (ca, auth, store), metrics);
+    if store_feed.is_some() {
+        core.admin
+            .set_store_problem(Some("store: connecting to etcd".into()));
+    }
     if let Some(dir) = &opts.credentials_dir {
         credentials::refresh(&core, dir);
     }
@@ -216,6 +232,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         load_cache,
         credentials_dir: opts.credentials_dir.clone(),
         jwks: (jwks_client, opts.jwks.refresh),
+        store_feed,
     })
 }
 
@@ -249,10 +266,9 @@ fn load_security(opts: &ServeOptions) -> Result<(Arc<Ca>, StreamAuth), ServeErro
 fn wire(
     mesh: crate::config::MeshConfig,
     opts: &ServeOptions,
-    ca: Arc<Ca>,
-    auth: StreamAuth,
+    (ca, auth, store): (Arc<Ca>, StreamAuth, Store),
+    mut registry: prometheus_client::registry::Registry,
 ) -> (Arc<Core>, AdsServer) {
-    let mut registry = prometheus_client::registry::Registry::default();
     let xds_metrics = XdsMetrics::register(&mut registry);
     let metrics = ServeMetrics::register(&mut registry);
     let status = ProxyStatusTable::new();
@@ -276,7 +292,7 @@ fn wire(
             restart_grace: opts.restart_grace_period,
             auth,
             ca,
-            state_dir: opts.state_dir.clone(),
+            store,
         },
     );
     core.admin.set_ca(Arc::new(ca_admin::CaAdmin::new(&core)));
@@ -321,6 +337,7 @@ impl Server {
             load_cache,
             credentials_dir,
             jwks: (jwks_client, jwks_refresh),
+            store_feed,
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
@@ -345,6 +362,8 @@ impl Server {
             jwks_refresh,
             stop.clone(),
         ));
+        let store_task = store_feed
+            .map(|feed| tokio::spawn(replicas::store_loop(core.clone(), feed, stop.clone())));
         let mut grpc = spawn_grpc(ads, xds, tls, xds_connections, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
@@ -365,6 +384,9 @@ impl Server {
         drain(admin_task).await;
         let _ = tokio::join!(rebuild, reload, renew, revocations, jwks);
         if let Some(task) = creds {
+            let _ = task.await;
+        }
+        if let Some(task) = store_task {
             let _ = task.await;
         }
         if let Some(task) = tls_renew {

@@ -18,6 +18,7 @@ pub mod canary_mesh;
 pub mod child;
 pub mod client;
 pub mod envoy;
+pub mod etcd;
 pub mod fixture;
 pub mod gateway;
 pub mod load;

@@ -58,6 +58,13 @@ pub struct TrellisOptions {
     pub log_filter: Option<String>,
     /// More `trellis serve` arguments (e.g. `--insecure-xds`, `--xds-tls`).
     pub extra_args: Vec<String>,
+    /// Another control plane's state directory whose CA (`ca/`) and token
+    /// key are copied into this one's before it starts: replicas of one
+    /// mesh.
+    pub share_state_of: Option<PathBuf>,
+    /// The (xDS, admin) ports to use instead of fresh ones, e.g. reserved
+    /// with [`free_port`] for a replica started later.
+    pub ports: Option<(u16, u16)>,
 }
 
 /// A running `trellis serve`, killed on drop.
@@ -82,7 +89,10 @@ impl Trellis {
     /// Like [`Trellis::start`], with options.
     pub async fn start_with(config_dir: &Path, opts: TrellisOptions) -> anyhow::Result<Self> {
         let state = tempfile::tempdir()?;
-        let (xds_port, admin_port) = (free_port(), free_port());
+        if let Some(other) = &opts.share_state_of {
+            copy_trust(other, state.path())?;
+        }
+        let (xds_port, admin_port) = opts.ports.unwrap_or_else(|| (free_port(), free_port()));
         let child = spawn(config_dir, state.path(), (xds_port, admin_port), &opts, 0)?;
         let mut me = Self {
             child,
@@ -125,6 +135,26 @@ impl Trellis {
         )?;
         self.wait_ready().await
     }
+}
+
+/// Copies the CA directory and the token key of one state directory into
+/// another (`cp -a`, keeping the private files' modes).
+fn copy_trust(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for item in ["ca", "token.key"] {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(from.join(item))
+            .arg(to)
+            .status()?;
+        if !status.success() {
+            bail!(
+                "copying {} into {}",
+                from.join(item).display(),
+                to.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Spawns `trellis serve`; its log goes to `trellis.log` (`trellis-N.log`

@@ -128,6 +128,50 @@ fn xds_addr_forms() {
 }
 
 #[test]
+fn every_replica_is_an_xds_endpoint_and_a_san() {
+    let mut spec = example_spec();
+    spec.xds_addr = "10.0.0.1:15010".into();
+    spec.more_xds_addrs = vec!["10.0.0.2:15010".into(), "cp-3.mesh:15011".into()];
+    spec.xds_ca_file = Some("/r.pem".into());
+    let v = bootstrap_value(&spec).unwrap();
+    let c = &v["static_resources"]["clusters"][0];
+    assert_eq!(c["type"], "STRICT_DNS");
+    let hosts: Vec<(String, u64)> = (c["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .map(|e| {
+        let a = &e["endpoint"]["address"]["socket_address"];
+        (
+            a["address"].as_str().unwrap().to_string(),
+            a["port_value"].as_u64().unwrap(),
+        )
+    })
+    .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("10.0.0.1".into(), 15010),
+            ("10.0.0.2".into(), 15010),
+            ("cp-3.mesh".into(), 15011)
+        ]
+    );
+    let tls = &c["transport_socket"]["typed_config"];
+    let sans = &tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"];
+    assert_eq!(sans.as_array().unwrap().len(), 3);
+    assert_eq!(
+        sans[2],
+        json!({ "san_type": "DNS", "matcher": { "exact": "cp-3.mesh" } })
+    );
+    assert!(
+        tls.get("sni").is_none(),
+        "one SNI cannot name three replicas"
+    );
+    spec.more_xds_addrs = vec!["nope".into()];
+    assert!(bootstrap_value(&spec).is_err());
+}
+
+#[test]
 fn empty_service_is_refused() {
     let spec = SidecarSpec::new(" ", 8080);
     assert!(matches!(

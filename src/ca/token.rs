@@ -239,6 +239,23 @@ impl TokenAuthority {
         self.revocations.add(jti)
     }
 
+    /// True if `jti` is on the revocation list.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revocations.contains(jti)
+    }
+
+    /// Every revoked `jti` (to share them with other replicas).
+    pub fn revoked_ids(&self) -> Vec<String> {
+        self.revocations.list()
+    }
+
+    /// A value that tells whether two replicas hold the same key without
+    /// telling anything of the key: the HMAC of a fixed string, hex.
+    pub fn key_check(&self) -> String {
+        let tag = hmac::sign(&self.key, b"trellis token key check v1");
+        super::signer::hex(tag.as_ref())
+    }
+
     /// The revocation list's path (for logs and docs).
     pub fn revocation_file(&self) -> PathBuf {
         self.revocations.path().to_path_buf()

@@ -62,9 +62,10 @@ pub struct BootstrapArgs {
     /// Port of Envoy's admin interface (on 127.0.0.1).
     #[arg(long, default_value_t = 15000)]
     admin_port: u16,
-    /// The control plane's ADS address.
+    /// The control plane's ADS address; repeat it for every replica of a
+    /// replicated control plane (`serve --store etcd://...`).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
-    xds_addr: String,
+    xds_addr: Vec<String>,
     /// Node id (default: SERVICE-INBOUNDPORT).
     #[arg(long)]
     node_id: Option<String>,
@@ -121,7 +122,8 @@ impl BootstrapArgs {
             inbound_address: self.inbound_address.clone(),
             outbound_port: self.outbound_port,
             admin_port: self.admin_port,
-            xds_addr: self.xds_addr.clone(),
+            xds_addr: self.xds_addr.first().cloned().unwrap_or_default(),
+            more_xds_addrs: self.xds_addr.iter().skip(1).cloned().collect(),
             node_id: self.node_id.clone(),
             token,
             xds_ca_file,

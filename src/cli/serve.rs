@@ -10,6 +10,8 @@ use clap::builder::TypedValueParser;
 use clap::Args;
 use trellis::ca::PluginCa;
 use trellis::serve::{self, PerPeerLimits, ServeError, ServeOptions};
+use trellis::store::etcd::parse_store_url;
+use trellis::store::{EtcdOptions, EtcdTls};
 
 /// Flags of `trellis serve`; docs/operations.md lists them with their
 /// defaults.
@@ -93,6 +95,24 @@ pub struct ServeArgs {
     /// the system roots.
     #[arg(long, value_name = "FILE")]
     jwks_ca_file: Option<PathBuf>,
+    /// Where replicas share state: `local` (this process's --state-dir) or
+    /// `etcd://HOST:PORT[,HOST:PORT...]` (the registry of every replica's
+    /// sidecars and token revocations; see docs/operations.md, "Replicas on
+    /// etcd").
+    #[arg(long, value_name = "URL", default_value = "local")]
+    store: String,
+    /// Key prefix in etcd; replicas with the same prefix form one mesh.
+    #[arg(long, value_name = "PREFIX", default_value = "/trellis")]
+    store_prefix: String,
+    /// CA certificate (PEM) of etcd's server certificate: talk TLS to etcd.
+    #[arg(long, value_name = "FILE")]
+    store_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's --client-cert-auth.
+    #[arg(long, value_name = "FILE", requires_all = ["store_key", "store_ca"])]
+    store_cert: Option<PathBuf>,
+    /// Private key (PEM) of --store-cert.
+    #[arg(long, value_name = "FILE", requires = "store_cert")]
+    store_key: Option<PathBuf>,
     /// Log format on stderr: `text` for people, `json` (one object per
     /// line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -109,6 +129,22 @@ pub(crate) enum LogFormat {
 }
 
 impl ServeArgs {
+    /// `--store` and the flags around it; the lease of this replica's
+    /// sidecars lasts the restart grace period.
+    fn store(&self) -> anyhow::Result<Option<EtcdOptions>> {
+        let Some(endpoints) = parse_store_url(&self.store)? else {
+            return Ok(None);
+        };
+        let identity = self.store_cert.clone().zip(self.store_key.clone());
+        Ok(Some(EtcdOptions {
+            endpoints,
+            prefix: self.store_prefix.clone(),
+            tls: (self.store_ca.clone()).map(|ca| EtcdTls { ca, identity }),
+            lease_ttl: self.restart_grace_period,
+            replica: self.xds_addr.to_string(),
+        }))
+    }
+
     fn plugin_ca(&self) -> Option<PluginCa> {
         if let Some(dir) = &self.ca_dir {
             return Some(PluginCa::from_dir(dir));
@@ -125,6 +161,7 @@ impl ServeArgs {
 /// Runs the control plane until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let plugin_ca = args.plugin_ca();
+    let store = args.store()?;
     let opts = ServeOptions {
         config_dir: args.config,
         xds_addr: args.xds_addr,
@@ -146,6 +183,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             connections: args.xds_max_connections_per_peer,
             streams: args.xds_max_streams_per_peer,
         },
+        store,
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -23,7 +23,10 @@ use crate::ca::Ca;
 use crate::config::model::MeshConfig;
 use crate::config::LoadError;
 use crate::registry::{Proxy, Registry};
+use crate::store::Store;
 use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
+
+mod replicas;
 
 /// Open streams of one node id, and a counter that changes on every open
 /// and close so a pending deregistration can tell it is stale.
@@ -65,8 +68,9 @@ pub(crate) struct Core {
     /// those a finished rebuild covered (root rotation waits on it).
     requested: AtomicU64,
     pub(crate) rebuilt: AtomicU64,
-    /// Where the registry is saved for restarts.
-    pub(crate) state_dir: PathBuf,
+    /// What replicas share: the registry saved for restarts (local), or
+    /// every replica's registrations (etcd).
+    pub(crate) store: Store,
     /// The registry as last saved, to write only on changes.
     saved: Mutex<Arc<Registry>>,
     /// What the snapshot builder keeps from one rebuild to the next.
@@ -90,7 +94,7 @@ pub(crate) struct CoreParts {
     pub(crate) restart_grace: Duration,
     pub(crate) auth: StreamAuth,
     pub(crate) ca: Arc<Ca>,
-    pub(crate) state_dir: PathBuf,
+    pub(crate) store: Store,
 }
 
 impl Core {
@@ -116,7 +120,7 @@ impl Core {
             revocations: watch::Sender::new(0),
             requested: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
-            state_dir: parts.state_dir,
+            store: parts.store,
             saved: Mutex::new(Arc::new(Registry::new())),
             build: Mutex::default(),
         });
@@ -195,6 +199,7 @@ impl Core {
         self.status
             .set_identity(&id, &proxy.service, &proxy.namespace, &proxy.labels);
         self.restored_back(&id);
+        self.store.registered(&proxy);
         let changed = self.register(proxy);
         tracing::info!(node = %id, changed, "sidecar connected");
         // Even when nothing changed the snapshot may be missing (first
@@ -209,7 +214,7 @@ impl Core {
     /// restart grace period ends, whichever comes first; the period ends
     /// early once every one of them is back.
     pub(crate) fn restore(self: &Arc<Self>) {
-        let proxies = super::persist::load(&self.state_dir);
+        let proxies = self.store.restore();
         if proxies.is_empty() {
             return;
         }
@@ -300,7 +305,7 @@ impl Core {
         let mut saved = lock(&self.saved);
         // The same `Arc` cannot have changed: a change copies a shared one.
         if !Arc::ptr_eq(&saved, registry) && saved.sidecars() != registry.sidecars() {
-            super::persist::save(&self.state_dir, registry);
+            self.store.save(registry);
         }
         *saved = Arc::clone(registry);
     }
@@ -354,6 +359,7 @@ impl Core {
         }
         // Also when a refused token deregistered it already.
         self.status.remove(id);
+        self.store.deregistered(id);
         if self.deregister(id) {
             tracing::info!(node = %id, "sidecar deregistered after its grace period");
             self.dirty.notify_one();
@@ -370,6 +376,7 @@ impl Core {
             return;
         }
         self.certs.drop_leaf(id);
+        self.store.deregistered(id);
         if self.deregister(id) {
             tracing::warn!(node = %id, "sidecar deregistered: its workload token is no longer valid");
             self.dirty.notify_one();

@@ -33,6 +33,14 @@ pub(crate) enum RotateError {
     /// The CA refused a step (plug-in CA, wrong phase, I/O).
     #[error("{0}")]
     Ca(#[from] CaError),
+    /// Replicas share the mesh: a rotation by one replica would change a
+    /// root the others do not hold, and wait only for its own proxies' ACKs.
+    #[error(
+        "root rotation is not supported with --store etcd: every replica must hold the same \
+         roots. Rotate a plug-in CA instead: give every replica the new files, one phase at a \
+         time, with a rolling restart (docs/operations.md, \"Replicas on etcd\")"
+    )]
+    Replicated,
     /// Some proxies did not ACK their new secrets in time.
     #[error("proxies did not ACK the new secrets within {PHASE_TIMEOUT:?}: {0}")]
     Timeout(String),
@@ -45,6 +53,9 @@ pub(crate) enum RotateError {
 /// (and the xDS server certificate moves to it).
 pub(crate) async fn rotate(core: Arc<Core>, begin_only: bool) -> Result<(), RotateError> {
     use crate::ca::RotationPhase::{Idle, NewRootActive, NewRootTrusted};
+    if core.store.is_shared() {
+        return Err(RotateError::Replicated);
+    }
     let ca = core.certs.ca.clone();
     if ca.rotation_phase() == Idle {
         ca.begin_rotation()?;

@@ -63,6 +63,7 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         xds_tls_names: Vec::new(),
         credentials_dir: None,
         jwks: Default::default(),
+        store: None,
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };
@@ -515,6 +516,7 @@ async fn invalid_config_refuses_to_start() {
         xds_tls_names: Vec::new(),
         credentials_dir: None,
         jwks: Default::default(),
+        store: None,
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };

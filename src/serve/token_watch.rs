@@ -39,8 +39,16 @@ pub(crate) async fn revocation_loop(core: Arc<Core>, mut stop: watch::Receiver<b
         }
         // One stat(2) per tick; the file is read only when it changed.
         let generation = core.auth.tokens().revocations_generation();
-        core.revocations
+        let changed = core
+            .revocations
             .send_if_modified(|seen| std::mem::replace(seen, generation) != generation);
+        // `trellis token revoke` wrote to this replica's list: other
+        // replicas learn it through the store (which skips known ones).
+        if changed && core.store.is_shared() {
+            for jti in core.auth.tokens().revoked_ids() {
+                core.store.revoked(&jti);
+            }
+        }
     }
 }
 

@@ -46,6 +46,12 @@ impl Revocations {
         cache.revoked.contains(jti)
     }
 
+    pub(super) fn list(&self) -> Vec<String> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(&mut cache);
+        cache.revoked.iter().cloned().collect()
+    }
+
     /// Refreshes the list; the result grows whenever the list may have changed.
     pub(super) fn generation(&self) -> u64 {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());

@@ -37,6 +37,7 @@ fn opts() -> ServeOptions {
         xds_per_peer: crate::serve::PerPeerLimits::default(),
         credentials_dir: None,
         jwks: Default::default(),
+        store: None,
     }
 }
 

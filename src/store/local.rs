@@ -1,4 +1,4 @@
-//! The registry survives a control-plane restart: it is saved in
+//! The local backend: the registry survives a control-plane restart: it is saved in
 //! `STATE_DIR/registry.json` when it changes, and a restarted control plane
 //! starts with those sidecars registered but disconnected: each stays an
 //! endpoint until it reconnects or the restart grace period ends. Without
@@ -6,63 +6,15 @@
 //! as endpoints.
 //!
 //! Only what the sidecars' nodes said is saved (identities and ports); no
-//! keys or tokens.
+//! keys or tokens. Token revocations stay in `STATE_DIR/revoked-tokens`
+//! (`ca::token`) and the root-rotation state in `STATE_DIR/ca`.
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::model::Labels;
+use super::record::Record;
 use crate::registry::{Proxy, Registry};
 
 const FILE: &str = "registry.json";
-
-/// One saved sidecar: [`Proxy`]'s fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Saved {
-    id: String,
-    service: String,
-    namespace: String,
-    labels: Labels,
-    service_account: String,
-    app_port: u16,
-    inbound_address: String,
-    inbound_port: u16,
-    outbound_port: u16,
-}
-
-impl From<&Proxy> for Saved {
-    fn from(p: &Proxy) -> Self {
-        Saved {
-            id: p.id.clone(),
-            service: p.service.clone(),
-            namespace: p.namespace.clone(),
-            labels: p.labels.clone(),
-            service_account: p.service_account.clone(),
-            app_port: p.app_port,
-            inbound_address: p.inbound_address.clone(),
-            inbound_port: p.inbound_port,
-            outbound_port: p.outbound_port,
-        }
-    }
-}
-
-impl From<Saved> for Proxy {
-    fn from(s: Saved) -> Self {
-        Proxy {
-            id: s.id,
-            service: s.service,
-            namespace: s.namespace,
-            labels: s.labels,
-            service_account: s.service_account,
-            app_port: s.app_port,
-            inbound_address: s.inbound_address,
-            inbound_port: s.inbound_port,
-            outbound_port: s.outbound_port,
-            gateway: None,
-        }
-    }
-}
 
 fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
@@ -71,13 +23,13 @@ fn path(state_dir: &Path) -> PathBuf {
 /// Saves the registered sidecars (write a temporary file, then rename, so
 /// a crash never leaves half a file). Failures are logged: the registry is
 /// a convenience for restarts, not a reason to stop serving.
-pub(crate) fn save(state_dir: &Path, registry: &Registry) {
-    let saved: Vec<Saved> = registry
+pub fn save(state_dir: &Path, registry: &Registry) {
+    let saved: Vec<Record> = registry
         .sidecars()
         .values()
         // Only endpoints are kept for a restart; a gateway is none.
         .filter(|p| p.gateway.is_none())
-        .map(|p| Saved::from(&**p))
+        .map(|p| Record::from(&**p))
         .collect();
     let result = serde_json::to_vec_pretty(&saved)
         .map_err(std::io::Error::other)
@@ -93,7 +45,7 @@ pub(crate) fn save(state_dir: &Path, registry: &Registry) {
 
 /// The sidecars saved by the previous run; none when there is no file or it
 /// cannot be read (logged).
-pub(crate) fn load(state_dir: &Path) -> Vec<Proxy> {
+pub fn load(state_dir: &Path) -> Vec<Proxy> {
     let file = path(state_dir);
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
@@ -103,7 +55,7 @@ pub(crate) fn load(state_dir: &Path) -> Vec<Proxy> {
             return Vec::new();
         }
     };
-    match serde_json::from_slice::<Vec<Saved>>(&bytes) {
+    match serde_json::from_slice::<Vec<Record>>(&bytes) {
         Ok(saved) => saved.into_iter().map(Proxy::from).collect(),
         Err(e) => {
             tracing::warn!("ignoring {}: {e}", file.display());
@@ -115,6 +67,7 @@ pub(crate) fn load(state_dir: &Path) -> Vec<Proxy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::Labels;
 
     #[test]
     fn round_trips() {

@@ -1,0 +1,395 @@
+//! Replicas of `trellis serve` sharing one etcd (`--store etcd://…`), with
+//! real etcd (Debian's `etcd-server`) and real Envoy sidecars. System tests:
+//! `make test-system` runs them; each fails, never skips, when etcd is
+//! missing.
+//!
+//! Every replica has its own config directory (same content) and state
+//! directory holding a copy of the first replica's CA and token key, as
+//! docs/operations.md ("Replicas on etcd") tells operators to do.
+
+use std::time::{Duration, Instant};
+
+use trellis_integration_tests::etcd::Etcd;
+use trellis_integration_tests::sidecar::SidecarSpec;
+use trellis_integration_tests::*;
+
+const CLUSTER: &str = "outbound|80||inventory.default.svc.cluster.local";
+
+/// A route change made after a fault: a response header.
+const ROUTES: &str = r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: inventory
+spec:
+  hosts:
+  - inventory
+  http:
+  - headers:
+      response:
+        add:
+          x-after-fault: "yes"
+    route:
+    - destination:
+        host: inventory
+"#;
+
+/// The fewest requests that must fall inside the window from the fault to
+/// the end of the check for "no failed request" to count.
+const MIN_REQUESTS: usize = 300;
+
+/// One replica: its own config directory and the control plane.
+struct Replica {
+    config: ConfigDir,
+    trellis: Trellis,
+}
+
+/// Starts a replica on `etcd`, sharing the CA and token key of `peer`.
+async fn replica(etcd: &Etcd, peer: Option<&Replica>, ports: Option<(u16, u16)>) -> Replica {
+    let config = ConfigDir::new().unwrap();
+    let opts = TrellisOptions {
+        extra_args: vec![
+            "--store".into(),
+            etcd.store_url(),
+            "--restart-grace-period".into(),
+            "30s".into(),
+        ],
+        share_state_of: peer.map(|p| p.trellis.state_dir().to_path_buf()),
+        ports,
+        ..Default::default()
+    };
+    let trellis = Trellis::start_with(config.path(), opts).await.unwrap();
+    Replica { config, trellis }
+}
+
+/// A sidecar spec whose bootstrap lists `via` first, then `more` replicas.
+fn spec(service: &str, version: &str, port: u16, more: &[String]) -> SidecarSpec {
+    let mut spec = SidecarSpec::new(service, &[("version", version)], port);
+    for addr in more {
+        spec.extra_args.extend(["--xds-addr".into(), addr.clone()]);
+    }
+    spec
+}
+
+/// An `inventory` instance whose sidecar registers through `via`.
+async fn instance(via: &Replica, version: &str, more: &[String]) -> Instance {
+    let backend = Backend::start("inventory", version).await.unwrap();
+    let spec = spec("inventory", version, backend.port(), more);
+    let sidecar = Sidecar::start_spec(&via.trellis, spec).await.unwrap();
+    Instance { backend, sidecar }
+}
+
+/// A client sidecar connected through `via`.
+async fn client(via: &Replica, more: &[String]) -> MeshClient {
+    let app = Backend::start("client", "v1").await.unwrap();
+    let spec = spec("client", "v1", app.port(), more);
+    let sidecar = Sidecar::start_spec(&via.trellis, spec).await.unwrap();
+    MeshClient {
+        app,
+        sidecar,
+        http: Client::new(),
+    }
+}
+
+/// Waits until every node id in `ids` has an open stream to `replica`.
+async fn wait_connected(replica: &Replica, ids: &[String], timeout: Duration) -> Duration {
+    let (_, took) = wait_until(timeout, Duration::from_millis(20), || async {
+        let proxies = replica.trellis.debug_proxies().await.ok()?;
+        ids.iter()
+            .all(|id| proxies[id]["connected"] == true)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("sidecars not connected: {e}\n{}", replica.trellis.log()));
+    took
+}
+
+/// Waits until `replica` counts `n` registered sidecars (its own plus
+/// every other replica's, read from etcd).
+async fn wait_registered(replica: &Replica, n: usize) {
+    let line = format!("trellis_registered_sidecars {n}\n");
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async {
+            let metrics = replica.trellis.admin("/metrics").await.ok()?;
+            metrics.contains(&line).then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{line:?} never shown: {e}\n{}", replica.trellis.log()));
+}
+
+/// Waits until `load` has sent `n` more requests than `from`, and at least
+/// `at_least` has passed since `since`.
+async fn keep_load(load: &Load, from: usize, n: usize, since: Instant, at_least: Duration) {
+    wait_until(
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        || async { (load.sent() >= from + n && since.elapsed() >= at_least).then_some(()) },
+    )
+    .await
+    .expect("the load stalled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd): make test-system"]
+async fn an_endpoint_registered_through_a_reaches_a_client_on_b() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let a = replica(&etcd, None, None).await;
+    let b = replica(&etcd, Some(&a), None).await;
+    let client = client(&b, &[]).await;
+    let backend = Backend::start("inventory", "v1").await.unwrap();
+    let spec = spec("inventory", "v1", backend.port(), &[]);
+    let id = spec.node_id.clone();
+    // The sidecar registers through A while B's client is watched: the
+    // time from A's registration to B's client holding the endpoint.
+    let start = Sidecar::start_spec(&a.trellis, spec);
+    let registered = async {
+        wait_connected(&a, std::slice::from_ref(&id), Duration::from_secs(20)).await;
+        Instant::now()
+    };
+    let seen = async {
+        client.wait_endpoints(CLUSTER, 1).await.unwrap();
+        Instant::now()
+    };
+    let (sidecar, registered, seen) = tokio::join!(start, registered, seen);
+    let _sidecar = sidecar.unwrap();
+    let latency = seen.saturating_duration_since(registered);
+    eprintln!("registration through A -> B's client has the endpoint: {latency:?}");
+    let reply = client.get("inventory", &[]).await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("inventory"), "{}", reply.body);
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd, long fault): make test-system"]
+async fn kill_9_of_a_replica_under_traffic_fails_no_request() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let a = replica(&etcd, None, None).await;
+    // B's ports are known before B runs, so every sidecar's bootstrap lists
+    // both replicas while only A answers: they all start on A.
+    let b_ports = (free_port(), free_port());
+    let b_addr = vec![format!("127.0.0.1:{}", b_ports.0)];
+    let v1 = instance(&a, "v1", &b_addr).await;
+    let v2 = instance(&a, "v2", &b_addr).await;
+    let client = client(&a, &b_addr).await;
+    client.wait_endpoints(CLUSTER, 2).await.unwrap();
+    let ids: Vec<String> = [&v1.sidecar, &v2.sidecar, &client.sidecar]
+        .iter()
+        .map(|s| s.spec.node_id.clone())
+        .collect();
+    wait_connected(&a, &ids, Duration::from_secs(20)).await;
+    let mut a = a;
+    let b = replica(&etcd, Some(&a), Some(b_ports)).await;
+    wait_registered(&b, 3).await;
+
+    let load = Load::start(&client, "inventory");
+    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    let start = load.sent();
+    a.trellis.kill();
+    let killed = Instant::now();
+    let moved = wait_connected(&b, &ids, Duration::from_secs(30)).await;
+    // Past the grace period with traffic all along.
+    keep_load(&load, start, MIN_REQUESTS, killed, Duration::from_secs(8)).await;
+    // A config change after the fault reaches every sidecar (through B,
+    // from B's own copy of the config).
+    b.config.write("routes.yaml", ROUTES).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let reply = client.get("inventory", &[]).await.ok()?;
+            reply.headers.contains_key("x-after-fault").then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the route change never reached the client: {e}"));
+    for id in &ids {
+        let (acked, status) = b.trellis.wait_all_acked(id).await;
+        assert!(acked, "{id} did not ACK everything on B: {status}");
+    }
+    let (sent, failures) = load.finish().await;
+    eprintln!(
+        "kill -9 of replica A: every sidecar on B {moved:?} after the kill; {} requests from \
+         the kill on, {} failed",
+        sent - start,
+        failures.len()
+    );
+    assert_no_failures(sent - start, &failures);
+    assert!(
+        sent - start >= MIN_REQUESTS,
+        "only {} requests",
+        sent - start
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd, long fault): make test-system"]
+async fn losing_the_etcd_leader_disrupts_nothing() {
+    let mut etcd = Etcd::start(3).await.unwrap();
+    let a = replica(&etcd, None, None).await;
+    let b = replica(&etcd, Some(&a), None).await;
+    let _v1 = instance(&a, "v1", &[]).await;
+    let client = client(&b, &[]).await;
+    client.wait_endpoints(CLUSTER, 1).await.unwrap();
+
+    let load = Load::start(&client, "inventory");
+    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    let start = load.sent();
+    let leader = etcd.leader().unwrap();
+    etcd.members[leader].kill();
+    let killed = Instant::now();
+    // A registration after the loss still reaches the other replica.
+    let _v2 = instance(&a, "v2", &[]).await;
+    let took = client.wait_endpoints(CLUSTER, 2).await.unwrap();
+    let registered = killed.elapsed();
+    keep_load(&load, start, MIN_REQUESTS, killed, Duration::from_secs(5)).await;
+    for r in [&a, &b] {
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(50),
+            || async { r.trellis.admin("/readyz").await.ok() },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("replica not ready after the member loss: {e}"));
+    }
+    let (sent, failures) = load.finish().await;
+    eprintln!(
+        "etcd leader m{leader} killed: a new registration reached the other replica's client \
+         {registered:?} after the kill ({took:?} after its sidecar started); {} requests, {} failed",
+        sent - start,
+        failures.len()
+    );
+    assert_no_failures(sent - start, &failures);
+    assert!(
+        sent - start >= MIN_REQUESTS,
+        "only {} requests",
+        sent - start
+    );
+}
+
+/// A TCP relay on 127.0.0.1 to `target` that can be cut: every open
+/// connection is dropped and new ones are closed at once, as a network
+/// partition between one replica and etcd would.
+struct Relay {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue;
+                }
+                let mut cut_rx = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd, long fault): make test-system"]
+async fn a_replica_cut_off_from_etcd_keeps_serving_and_converges() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let relay = Relay::start(etcd.members[0].client_port).await;
+    let b = replica(&etcd, None, None).await;
+    // A reaches etcd only through the relay.
+    let a = {
+        let config = ConfigDir::new().unwrap();
+        let opts = TrellisOptions {
+            extra_args: vec![
+                "--store".into(),
+                format!("etcd://127.0.0.1:{}", relay.port),
+                "--restart-grace-period".into(),
+                "30s".into(),
+            ],
+            share_state_of: Some(b.trellis.state_dir().to_path_buf()),
+            ..Default::default()
+        };
+        let trellis = Trellis::start_with(config.path(), opts).await.unwrap();
+        Replica { config, trellis }
+    };
+    let _v1 = instance(&a, "v1", &[]).await;
+    let client_a = client(&a, &[]).await;
+    let client_b = client(&b, &[]).await;
+    client_b.wait_endpoints(CLUSTER, 1).await.unwrap();
+    wait_registered(&b, 3).await;
+
+    let load = Load::start(&client_a, "inventory");
+    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    let start = load.sent();
+    relay.set_cut(true);
+    let cut = Instant::now();
+    let (reason, not_ready) = wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async {
+            let (status, body) = client::http_get(a.trellis.admin_port(), "/readyz")
+                .await
+                .ok()?;
+            (status == 503).then_some(body)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("A stayed ready while cut off: {e}"));
+    assert!(reason.contains("store unreachable"), "{reason}");
+    // Registered through B during the partition: A cannot know yet.
+    let _v2 = instance(&b, "v2", &[]).await;
+    client_b.wait_endpoints(CLUSTER, 2).await.unwrap();
+    keep_load(&load, start, MIN_REQUESTS, cut, Duration::from_secs(8)).await;
+    let metrics = a.trellis.admin("/metrics").await.unwrap();
+    assert!(metrics.contains("trellis_store_up 0\n"), "{metrics}");
+
+    relay.set_cut(false);
+    let healed = Instant::now();
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { a.trellis.admin("/readyz").await.ok() },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("A not ready after the partition healed: {e}"));
+    let converged = async {
+        client_a.wait_endpoints(CLUSTER, 2).await.unwrap();
+        wait_registered(&a, 4).await;
+        wait_registered(&b, 4).await;
+    };
+    converged.await;
+    let took = healed.elapsed();
+    let (sent, failures) = load.finish().await;
+    eprintln!(
+        "partition of A from etcd: not ready {not_ready:?} after the cut ({reason}); {} requests \
+         from A's client during and after it, {} failed; converged {took:?} after healing",
+        sent - start,
+        failures.len()
+    );
+    assert_no_failures(sent - start, &failures);
+    assert!(
+        sent - start >= MIN_REQUESTS,
+        "only {} requests",
+        sent - start
+    );
+}

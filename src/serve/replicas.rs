@@ -1,0 +1,87 @@
+//! Replicas: the store this control plane shares with others, opened at
+//! start, and the loop that applies what other replicas do (registrations,
+//! deregistrations, revocations) and the store's health (`/readyz`).
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::auth::StreamAuth;
+use super::core::Core;
+use super::{ServeError, ServeOptions};
+use crate::ca::Ca;
+use crate::store::etcd::TrustMarks;
+use crate::store::{EtcdFeed, EtcdStore, Store, StoreEvent, StoreHealth, StoreMetrics};
+
+/// The local state directory, or etcd with its feed of other replicas'
+/// changes.
+pub(super) async fn open_store(
+    opts: &ServeOptions,
+    ca: &Ca,
+    auth: &StreamAuth,
+    metrics: StoreMetrics,
+) -> Result<(Store, Option<EtcdFeed>), ServeError> {
+    let Some(etcd) = &opts.store else {
+        let state_dir = opts.state_dir.clone();
+        return Ok((Store::Local { state_dir }, None));
+    };
+    let mut roots: Vec<String> = (ca.roots().into_iter())
+        .map(|r| r.fingerprint_sha256)
+        .collect();
+    roots.sort();
+    let marks = TrustMarks {
+        roots: roots.join(","),
+        token_key: auth.tokens().key_check(),
+    };
+    tracing::info!(endpoints = ?etcd.endpoints, prefix = %etcd.prefix, lease_ttl = ?etcd.lease_ttl, "sharing state in etcd");
+    let (store, feed) = EtcdStore::start(etcd.clone(), marks, metrics).await?;
+    Ok((Store::Etcd(store), Some(feed)))
+}
+
+/// Applies the store's events and health until `stop` fires.
+pub(super) async fn store_loop(
+    core: Arc<Core>,
+    mut feed: EtcdFeed,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            event = feed.events.recv() => match event {
+                Some(event) => apply(&core, event),
+                None => return,
+            },
+            changed = feed.health.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let health = feed.health.borrow_and_update().clone();
+                core.admin.set_store_problem(match health {
+                    StoreHealth::Up => None,
+                    StoreHealth::Connecting => Some("store: connecting to etcd".into()),
+                    StoreHealth::Down(why) => Some(why),
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn apply(core: &Core, event: StoreEvent) {
+    match event {
+        StoreEvent::Registered(proxy) => core.remote_registered(proxy),
+        StoreEvent::Removed(id) => core.remote_removed(&id),
+        StoreEvent::Snapshot(proxies) => core.remote_snapshot(proxies),
+        StoreEvent::Revoked(jti) => {
+            let tokens = core.auth.tokens();
+            if tokens.is_revoked(&jti) {
+                return;
+            }
+            // Appended to this replica's list: the revocation loop then cuts
+            // the streams that presented it, as for a local revocation.
+            match tokens.revoke(&jti) {
+                Ok(()) => tracing::info!(jti = %jti, "token revoked through another replica"),
+                Err(e) => tracing::warn!(jti = %jti, "recording a revocation from the store: {e}"),
+            }
+        }
+    }
+}

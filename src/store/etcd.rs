@@ -1,0 +1,237 @@
+//! The etcd backend: the state every replica shares, in etcd's v3 API.
+//!
+//! Layout (all under `PREFIX/v1/`, the schema version):
+//! - `sidecars/NODE_ID`: a [`Record`] (JSON) of a sidecar whose stream is
+//!   open on some replica, or was until its grace period. Every key of one
+//!   replica hangs on that replica's single lease (TTL = the restart grace
+//!   period, kept alive by the replica): 10,000 sidecars cost one keepalive
+//!   per second, not thousands, and a dead replica's keys go when its lease
+//!   runs out, by when its sidecars have reconnected elsewhere and been
+//!   re-put on another lease.
+//! - `revoked/JTI`: a revoked token (no lease: revocations stay).
+//! - `trust/roots`, `trust/token-key`: the mesh root fingerprints and a
+//!   check value of the token key (an HMAC of a fixed string, which tells
+//!   nothing of the key), written by the first replica and compared by every
+//!   later one, so a replica with other trust material refuses to register
+//!   sidecars instead of splitting the mesh.
+//!
+//! One task ([`sync::run`]) owns the client: it writes this replica's
+//! registrations, keeps the lease alive, watches the prefix and reports what
+//! other replicas did as [`StoreEvent`]s. When etcd does not answer, it
+//! keeps what it must write and reports [`StoreHealth::Down`]; once etcd
+//! answers again it reconciles (new lease if the old one ran out, every own
+//! sidecar written again, the whole registry read again).
+
+mod keys;
+mod sync;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use tokio::sync::{mpsc, watch};
+
+use super::{StoreError, StoreMetrics};
+use crate::registry::Proxy;
+
+pub use keys::Keys;
+
+/// How long one etcd request may take before etcd counts as unreachable.
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `--store etcd://…` and the flags around it.
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// `HOST:PORT` of each etcd member.
+    pub endpoints: Vec<String>,
+    /// `--store-prefix`, e.g. `/trellis`.
+    pub prefix: String,
+    /// Client TLS (`--store-ca`, `--store-cert`, `--store-key`).
+    pub tls: Option<EtcdTls>,
+    /// The lease TTL: how long this replica's sidecars outlive it.
+    pub lease_ttl: Duration,
+    /// This replica's name in the records it writes (its xDS address).
+    pub replica: String,
+}
+
+/// TLS to etcd: the CA that signed etcd's certificate, and optionally a
+/// client certificate and key (etcd's `--client-cert-auth`).
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// `--store-ca`.
+    pub ca: PathBuf,
+    /// `--store-cert` and `--store-key`.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// Parses `--store`: `Ok(None)` for `local`, the endpoints for
+/// `etcd://HOST:PORT[,HOST:PORT…]`.
+pub fn parse_store_url(url: &str) -> Result<Option<Vec<String>>, StoreError> {
+    if url == "local" {
+        return Ok(None);
+    }
+    let bad = || StoreError::BadUrl(url.to_string());
+    let list = url.strip_prefix("etcd://").ok_or_else(bad)?;
+    let endpoints: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+    let valid = |e: &String| {
+        e.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && !h.contains('/') && p.parse::<u16>().is_ok())
+    };
+    if endpoints.iter().all(valid) {
+        Ok(Some(endpoints))
+    } else {
+        Err(bad())
+    }
+}
+
+/// What trust material this replica holds, as values safe to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustMarks {
+    /// The SHA-256 fingerprints of the mesh roots, sorted, comma-joined.
+    pub roots: String,
+    /// A check value of the token key.
+    pub token_key: String,
+}
+
+/// What other replicas did, as this replica's watch saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreEvent {
+    /// Another replica registered or updated a sidecar.
+    Registered(Proxy),
+    /// A sidecar left the shared registry: deregistered by its replica, or
+    /// its replica's lease ran out.
+    Removed(String),
+    /// The whole shared registry, after (re)connecting; the watch goes on
+    /// from here.
+    Snapshot(Vec<Proxy>),
+    /// A token was revoked through some replica.
+    Revoked(String),
+}
+
+/// Whether the store answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// Not connected yet.
+    Connecting,
+    /// Connected, registrations written, registry watched.
+    Up,
+    /// Unreachable or refusing this replica, and why.
+    Down(String),
+}
+
+/// What [`EtcdStore::start`] hands to the replica: events and health.
+#[derive(Debug)]
+pub struct EtcdFeed {
+    /// Changes made by other replicas.
+    pub events: mpsc::UnboundedReceiver<StoreEvent>,
+    /// The store's health, for `/readyz`.
+    pub health: watch::Receiver<StoreHealth>,
+}
+
+/// A write this replica asks for.
+#[derive(Debug)]
+enum Command {
+    Put(Proxy),
+    DeleteOwn(String),
+    Revoke(String),
+}
+
+/// The handle the control plane holds: asks for writes; the sync task
+/// does them in order and retries them until etcd answers.
+#[derive(Debug)]
+pub struct EtcdStore {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl EtcdStore {
+    /// Builds the client (it connects lazily) and starts the sync task.
+    pub async fn start(
+        opts: EtcdOptions,
+        marks: TrustMarks,
+        metrics: StoreMetrics,
+    ) -> Result<(EtcdStore, EtcdFeed), StoreError> {
+        if !opts.prefix.starts_with('/') || opts.prefix.len() < 2 {
+            return Err(StoreError::BadPrefix(opts.prefix));
+        }
+        let (urls, connect) = connect_options(&opts)?;
+        let client = Client::connect(urls, Some(connect)).await?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (health_tx, health) = watch::channel(StoreHealth::Connecting);
+        let state = sync::Sync::new(client, &opts, marks, events_tx, health_tx, metrics);
+        tokio::spawn(sync::run(state, rx));
+        Ok((EtcdStore { commands }, EtcdFeed { events, health }))
+    }
+
+    /// Writes (or takes over) a sidecar's key on this replica's lease.
+    pub fn put(&self, proxy: &Proxy) {
+        let _ = self.commands.send(Command::Put(proxy.clone()));
+    }
+
+    /// Deletes a sidecar's key if this replica still holds it.
+    pub fn delete_own(&self, id: &str) {
+        let _ = self.commands.send(Command::DeleteOwn(id.to_string()));
+    }
+
+    /// Records a revoked token.
+    pub fn revoke(&self, jti: &str) {
+        let _ = self.commands.send(Command::Revoke(jti.to_string()));
+    }
+}
+
+/// The endpoint URLs and client options: HTTP/2 pings every second so that
+/// a dead or frozen member is noticed in seconds, not at the next request.
+fn connect_options(opts: &EtcdOptions) -> Result<(Vec<String>, ConnectOptions), StoreError> {
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    let urls = (opts.endpoints.iter())
+        .map(|e| format!("{scheme}://{e}"))
+        .collect();
+    let mut connect = ConnectOptions::new()
+        .with_connect_timeout(OP_TIMEOUT)
+        .with_keep_alive(Duration::from_secs(1), OP_TIMEOUT)
+        .with_keep_alive_while_idle(true);
+    if let Some(tls) = &opts.tls {
+        connect = connect.with_tls(tls_options(tls)?);
+    }
+    Ok((urls, connect))
+}
+
+fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, StoreError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| StoreError::TlsFile {
+            path: path.clone(),
+            source,
+        })
+    };
+    let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+    if let Some((cert, key)) = &tls.identity {
+        options = options.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(parse_store_url("local").unwrap(), None);
+        assert_eq!(
+            parse_store_url("etcd://127.0.0.1:2379,etcd-2:2379").unwrap(),
+            Some(vec![
+                "127.0.0.1:2379".to_string(),
+                "etcd-2:2379".to_string()
+            ])
+        );
+        for bad in [
+            "etcd://",
+            "etcd://host",
+            "http://h:1",
+            "etcd://h:1,",
+            "etcd://h:x",
+        ] {
+            assert!(parse_store_url(bad).is_err(), "{bad}");
+        }
+    }
+}

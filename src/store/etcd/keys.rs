@@ -1,0 +1,80 @@
+//! Key names under `PREFIX/v1/`.
+
+/// The schema version in every key; a change of layout gets a new one, so
+/// replicas of two versions never read each other's values.
+pub const SCHEMA: &str = "v1";
+
+/// Key names of one store prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (e.g. `/trellis`).
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            root: format!("{}/{SCHEMA}/", prefix.trim_end_matches('/')),
+        }
+    }
+
+    /// Everything this schema version holds (what a replica watches).
+    pub fn all(&self) -> String {
+        self.root.clone()
+    }
+
+    /// A sidecar's key.
+    pub fn sidecar(&self, id: &str) -> String {
+        format!("{}sidecars/{id}", self.root)
+    }
+
+    /// A revoked token's key.
+    pub fn revoked(&self, jti: &str) -> String {
+        format!("{}revoked/{jti}", self.root)
+    }
+
+    /// A piece of trust material's check value.
+    pub fn trust(&self, what: &str) -> String {
+        format!("{}trust/{what}", self.root)
+    }
+
+    /// What a key under [`Keys::all`] names.
+    pub fn parse<'k>(&self, key: &'k str) -> Option<KeyKind<'k>> {
+        let rest = key.strip_prefix(&self.root)?;
+        if let Some(id) = rest.strip_prefix("sidecars/") {
+            return Some(KeyKind::Sidecar(id));
+        }
+        rest.strip_prefix("revoked/").map(KeyKind::Revoked)
+    }
+}
+
+/// What a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind<'k> {
+    /// A sidecar, by node id.
+    Sidecar(&'k str),
+    /// A revoked token, by `jti`.
+    Revoked(&'k str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_schema_version() {
+        let keys = Keys::new("/trellis/");
+        assert_eq!(keys.sidecar("a-1"), "/trellis/v1/sidecars/a-1");
+        assert_eq!(keys.revoked("ab"), "/trellis/v1/revoked/ab");
+        assert_eq!(
+            keys.parse("/trellis/v1/sidecars/a/b"),
+            Some(KeyKind::Sidecar("a/b"))
+        );
+        assert_eq!(
+            keys.parse("/trellis/v1/revoked/ab"),
+            Some(KeyKind::Revoked("ab"))
+        );
+        assert_eq!(keys.parse("/trellis/v1/trust/roots"), None);
+        assert_eq!(keys.parse("/trellis/v2/sidecars/a"), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! The one task that talks to etcd for a replica.
+//!
+//! Its state is what this replica must have in etcd (`own`, `unput`,
+//! `gone`, `unrevoked`); every etcd request is bounded by [`OP_TIMEOUT`].
+//! A failure marks the store down and drops the lease keeper and the
+//! watch; the next tick reconciles: the lease (kept if it still lives,
+//! otherwise a new one), the trust marks, every own sidecar written again,
+//! pending deletes and revocations, then the whole prefix read again and
+//! watched from the revision read.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper,
+    PutOptions, Txn, TxnOp, WatchOptions, WatchResponse, WatchStream,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::keys::{KeyKind, Keys};
+use super::{Command, EtcdOptions, StoreEvent, StoreHealth, TrustMarks, OP_TIMEOUT};
+use crate::registry::Proxy;
+use crate::store::{Record, StoreError, StoreMetrics};
+
+/// How often the lease is kept alive, and how often a down store is tried
+/// again.
+const TICK: Duration = Duration::from_secs(1);
+
+pub(super) struct Sync {
+    client: Client,
+    keys: Keys,
+    replica: String,
+    ttl: i64,
+    marks: TrustMarks,
+    lease: Option<i64>,
+    keeper: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    watch: Option<WatchStream>,
+    /// This replica's sidecars, and those not written since they changed.
+    own: BTreeMap<String, Proxy>,
+    unput: BTreeSet<String>,
+    /// Own keys to delete, with the value written, which the delete compares
+    /// so that a key another replica took over stays.
+    gone: BTreeMap<String, Vec<u8>>,
+    unrevoked: BTreeSet<String>,
+    revoked: HashSet<String>,
+    events: mpsc::UnboundedSender<StoreEvent>,
+    health: watch::Sender<StoreHealth>,
+    metrics: StoreMetrics,
+}
+
+/// Runs until the store handle is dropped.
+pub(super) async fn run(mut sync: Sync, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                sync.apply(command);
+                // A burst of connects becomes one pass of writes.
+                while let Ok(command) = commands.try_recv() {
+                    sync.apply(command);
+                }
+                if sync.is_up() {
+                    sync.guard(Sync::flush).await;
+                }
+            }
+            message = next_message(&mut sync.watch) => sync.on_watch(message),
+            _ = tick.tick() => {
+                if sync.is_up() {
+                    sync.guard(Sync::keep_alive).await;
+                } else {
+                    sync.guard(Sync::reconcile).await;
+                }
+            }
+        }
+        sync.metrics
+            .pending
+            .set((sync.unput.len() + sync.gone.len() + sync.unrevoked.len()) as i64);
+    }
+}
+
+/// The next watch response; pending forever without a watch.
+async fn next_message(
+    watch: &mut Option<WatchStream>,
+) -> Result<Option<WatchResponse>, etcd_client::Error> {
+    match watch {
+        Some(w) => w.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Bounds an etcd request by [`OP_TIMEOUT`].
+async fn timed<T>(
+    fut: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(OP_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Timeout(OP_TIMEOUT)),
+    }
+}
+
+impl Sync {
+    pub(super) fn new(
+        client: Client,
+        opts: &EtcdOptions,
+        marks: TrustMarks,
+        events: mpsc::UnboundedSender<StoreEvent>,
+        health: watch::Sender<StoreHealth>,
+        metrics: StoreMetrics,
+    ) -> Self {
+        Sync {
+            client,
+            keys: super::Keys::new(&opts.prefix),
+            replica: opts.replica.clone(),
+            // etcd counts whole seconds; a lease shorter than the keepalive
+            // tick would run out between two keepalives.
+            ttl: opts.lease_ttl.as_secs().max(3) as i64,
+            marks,
+            lease: None,
+            keeper: None,
+            watch: None,
+            own: BTreeMap::new(),
+            unput: BTreeSet::new(),
+            gone: BTreeMap::new(),
+            unrevoked: BTreeSet::new(),
+            revoked: HashSet::new(),
+            events,
+            health,
+            metrics,
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        *self.health.borrow() == StoreHealth::Up
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Put(proxy) => {
+                self.gone.remove(&proxy.id);
+                self.unput.insert(proxy.id.clone());
+                self.own.insert(proxy.id.clone(), proxy);
+            }
+            Command::DeleteOwn(id) => {
+                self.unput.remove(&id);
+                if let Some(proxy) = self.own.remove(&id) {
+                    self.gone.insert(id, self.value(&proxy));
+                }
+            }
+            Command::Revoke(jti) => {
+                if self.revoked.insert(jti.clone()) {
+                    self.unrevoked.insert(jti);
+                }
+            }
+        }
+    }
+
+    /// What this replica writes for `proxy`.
+    fn value(&self, proxy: &Proxy) -> Vec<u8> {
+        let mut record = Record::from(proxy);
+        record.owner = Some(self.replica.clone());
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
+    /// Runs one step; a failure marks the store down until a reconcile.
+    async fn guard<F>(&mut self, step: F)
+    where
+        F: AsyncFnOnce(&mut Sync) -> Result<(), StoreError>,
+    {
+        match step(self).await {
+            Ok(()) => {}
+            Err(e @ StoreError::Mismatch(_)) => self.fail(format!("store refused: {e}")),
+            Err(e) => self.fail(format!("store unreachable: {e}")),
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.keeper = None;
+        self.watch = None;
+        self.metrics.up.set(0);
+        self.metrics.failures.inc();
+        if matches!(*self.health.borrow(), StoreHealth::Down(_)) {
+            tracing::debug!("{reason}");
+        } else {
+            tracing::warn!("{reason}; serving the last registry known, retrying every {TICK:?}");
+        }
+        self.health.send_replace(StoreHealth::Down(reason));
+    }
+
+    /// Writes what changed: puts, then deletes, then revocations.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        let lease = self.lease.unwrap_or_default();
+        while let Some(id) = self.unput.first().cloned() {
+            if let Some(proxy) = self.own.get(&id) {
+                let (key, value) = (self.keys.sidecar(&id), self.value(proxy));
+                let put = PutOptions::new().with_lease(lease);
+                timed(self.client.put(key, value, Some(put))).await?;
+            }
+            self.unput.remove(&id);
+        }
+        while let Some((id, value)) = self.gone.first_key_value() {
+            let key = self.keys.sidecar(id);
+            let txn = Txn::new()
+                .when([Compare::value(key.clone(), CompareOp::Equal, value.clone())])
+                .and_then([TxnOp::delete(key, None)]);
+            timed(self.client.txn(txn)).await?;
+            self.gone.pop_first();
+        }
+        while let Some(jti) = self.unrevoked.first().cloned() {
+            timed(self.client.put(self.keys.revoked(&jti), "", None)).await?;
+            self.unrevoked.remove(&jti);
+        }
+        Ok(())
+    }
+
+    async fn keep_alive(&mut self) -> Result<(), StoreError> {
+        let Some((keeper, stream)) = self.keeper.as_mut() else {
+            return Err(StoreError::Timeout(OP_TIMEOUT));
+        };
+        timed(keeper.keep_alive()).await?;
+        match timed(stream.message()).await? {
+            Some(r) if r.ttl() > 0 => Ok(()),
+            _ => {
+                // The next reconcile grants a new one and writes every
+                // own sidecar on it.
+                self.lease = None;
+                Err(StoreError::LeaseExpired)
+            }
+        }
+    }
+
+    /// Gets back in step with etcd after a start or a failure.
+    async fn reconcile(&mut self) -> Result<(), StoreError> {
+        self.ensure_lease().await?;
+        self.check_marks().await?;
+        self.unput.extend(self.own.keys().cloned());
+        self.unrevoked.extend(self.revoked.iter().cloned());
+        self.flush().await?;
+        let revision = self.read_all().await?;
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        self.watch = Some(timed(self.client.watch(self.keys.all(), Some(options))).await?);
+        self.metrics.up.set(1);
+        self.metrics.reconciles.inc();
+        tracing::info!(
+            own = self.own.len(),
+            lease = self.lease.unwrap_or_default(),
+            revision,
+            "store connected: own sidecars written, shared registry read"
+        );
+        self.health.send_replace(StoreHealth::Up);
+        Ok(())
+    }
+
+    /// Keeps the lease if it still lives, else grants a new one.
+    async fn ensure_lease(&mut self) -> Result<(), StoreError> {
+        if let Some(id) = self.lease {
+            let (mut keeper, mut stream) = timed(self.client.lease_keep_alive(id)).await?;
+            timed(keeper.keep_alive()).await?;
+            if timed(stream.message()).await?.is_some_and(|r| r.ttl() > 0) {
+                self.keeper = Some((keeper, stream));
+                return Ok(());
+            }
+            tracing::warn!(
+                lease = id,
+                "this replica's lease expired; granting a new one"
+            );
+        }
+        let granted = timed(self.client.lease_grant(self.ttl, None)).await?;
+        let id = granted.id();
+        self.lease = Some(id);
+        self.keeper = Some(timed(self.client.lease_keep_alive(id)).await?);
+        Ok(())
+    }
+
+    /// Writes each trust mark if absent, else compares it.
+    async fn check_marks(&mut self) -> Result<(), StoreError> {
+        let marks = [
+            ("roots", self.marks.roots.clone(), "mesh root"),
+            ("token-key", self.marks.token_key.clone(), "token key"),
+        ];
+        for (name, mine, what) in marks {
+            let key = self.keys.trust(name);
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.clone(), mine.clone(), None)])
+                .or_else([TxnOp::get(key.clone(), None)]);
+            let response = timed(self.client.txn(txn)).await?;
+            if response.succeeded() {
+                continue;
+            }
+            let theirs = timed(self.client.get(key.clone(), None)).await?;
+            let theirs = theirs
+                .kvs()
+                .first()
+                .map(KeyValue::value)
+                .unwrap_or_default();
+            if theirs != mine.as_bytes() {
+                return Err(StoreError::Mismatch(format!(
+                    "this replica's {what} differs from the one in {key}: every replica \
+                     needs the same CA files and token key"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the whole prefix and reports it; returns its revision.
+    async fn read_all(&mut self) -> Result<i64, StoreError> {
+        let options = GetOptions::new().with_prefix();
+        let response = timed(self.client.get(self.keys.all(), Some(options))).await?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let mut sidecars = Vec::new();
+        for kv in response.kvs() {
+            match self.keys.parse(kv.key_str().unwrap_or_default()) {
+                Some(KeyKind::Sidecar(id)) => sidecars.extend(self.decode(id, kv)),
+                Some(KeyKind::Revoked(jti)) => self.learn_revoked(jti),
+                None => {}
+            }
+        }
+        // Another replica took these over while this one could not see it.
+        let mine = self.lease;
+        for kv in response.kvs() {
+            if let Some(KeyKind::Sidecar(id)) = self.keys.parse(kv.key_str().unwrap_or_default()) {
+                if Some(kv.lease()) != mine {
+                    self.own.remove(id);
+                }
+            }
+        }
+        let _ = self.events.send(StoreEvent::Snapshot(sidecars));
+        Ok(revision)
+    }
+
+    fn decode(&self, id: &str, kv: &KeyValue) -> Option<Proxy> {
+        match serde_json::from_slice::<Record>(kv.value()) {
+            Ok(record) => Some(Proxy::from(record)),
+            Err(e) => {
+                tracing::warn!(node = %id, "ignoring an unreadable registry entry in etcd: {e}");
+                None
+            }
+        }
+    }
+
+    fn learn_revoked(&mut self, jti: &str) {
+        if self.revoked.insert(jti.to_string()) {
+            let _ = self.events.send(StoreEvent::Revoked(jti.to_string()));
+        }
+    }
+
+    fn on_watch(&mut self, message: Result<Option<WatchResponse>, etcd_client::Error>) {
+        let response = match message {
+            Ok(Some(r)) if !r.canceled() => r,
+            Ok(Some(r)) => {
+                return self.fail(format!("store watch cancelled: {}", r.cancel_reason()))
+            }
+            Ok(None) => return self.fail("store unreachable: watch ended".into()),
+            Err(e) => return self.fail(format!("store unreachable: watch: {e}")),
+        };
+        for event in response.events() {
+            let Some(kv) = event.kv() else { continue };
+            let key = kv.key_str().unwrap_or_default();
+            match (self.keys.parse(key), event.event_type()) {
+                (Some(KeyKind::Sidecar(id)), EventType::Put) => self.on_put(id, kv),
+                (Some(KeyKind::Sidecar(id)), EventType::Delete) => {
+                    let _ = self.events.send(StoreEvent::Removed(id.to_string()));
+                }
+                (Some(KeyKind::Revoked(jti)), EventType::Put) => self.learn_revoked(jti),
+                _ => {}
+            }
+        }
+    }
+
+    /// A put on another lease is another replica's: the sidecar moved there
+    /// (or registered there), and this replica no longer writes it.
+    fn on_put(&mut self, id: &str, kv: &KeyValue) {
+        if Some(kv.lease()) == self.lease {
+            return;
+        }
+        self.own.remove(id);
+        self.unput.remove(id);
+        if let Some(proxy) = self.decode(id, kv) {
+            let _ = self.events.send(StoreEvent::Registered(proxy));
+        }
+    }
+}
