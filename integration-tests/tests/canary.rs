@@ -48,7 +48,11 @@ fn check_route(dump: &Value) {
         .flatten()
         .find(|vh| vh["domains"].to_string().contains("payment-service"))
         .unwrap_or_else(|| panic!("no virtual host for payment-service: {routes:?}"));
-    let route = &vhost["routes"][0]["route"];
+    // The first route that is not the CONNECT tunnel every port has.
+    let first = (vhost["routes"].as_array().into_iter().flatten())
+        .find(|r| r["name"] != "connect")
+        .unwrap_or_else(|| panic!("no request route: {vhost}"));
+    let route = &first["route"];
     let weights: Vec<(String, u64)> = route["weighted_clusters"]["clusters"]
         .as_array()
         .unwrap_or_else(|| panic!("no weighted clusters: {route}"))
