@@ -29,6 +29,8 @@ struct Saved {
     inbound_address: String,
     inbound_port: u16,
     outbound_port: u16,
+    #[serde(default)]
+    topology: crate::config::model::Topology,
 }
 
 impl From<&Proxy> for Saved {
@@ -43,6 +45,7 @@ impl From<&Proxy> for Saved {
             inbound_address: p.inbound_address.clone(),
             inbound_port: p.inbound_port,
             outbound_port: p.outbound_port,
+            topology: p.topology.clone(),
         }
     }
 }
@@ -60,6 +63,7 @@ impl From<Saved> for Proxy {
             inbound_port: s.inbound_port,
             outbound_port: s.outbound_port,
             gateway: None,
+            topology: s.topology,
         }
     }
 }
@@ -134,6 +138,7 @@ mod tests {
             inbound_port: 2,
             outbound_port: 3,
             gateway: None,
+            topology: Default::default(),
         });
         save(dir.path(), &reg);
         let back = load(dir.path());
