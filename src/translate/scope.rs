@@ -5,15 +5,16 @@
 //! shared ones, so their encoding is still shared.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-use crate::config::model::{effective_scope, sidecar_for, SidecarScope};
+use crate::config::model::{effective_scope, sidecar_for, Locality, SidecarScope};
 use crate::registry::Proxy;
 
+use super::locality::{self, Client};
 use super::telemetry::collector_cluster_name;
 use super::Shared;
 
@@ -32,7 +33,17 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
 /// clusters, endpoints and routes, so a runtime builds and encodes them
 /// once per key rather than once per proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ScopeKey {
+pub struct ScopeKey {
+    /// The services it reaches.
+    pub services: ServiceScope,
+    /// What its locality balancing reads of it; `None` when no cluster
+    /// balances by locality, so every proxy shares one view per scope.
+    pub client: Option<ClientKey>,
+}
+
+/// The services a proxy reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServiceScope {
     /// Every service.
     All,
     /// A scope: the effective scope is a function of the `Sidecar` that
@@ -46,17 +57,49 @@ pub enum ScopeKey {
     },
 }
 
+/// The parts of a proxy that its per-locality endpoints depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    /// Its locality.
+    pub locality: Locality,
+    /// Its values of the `failoverPriority` label keys in use, in key order.
+    pub labels: Vec<Option<String>>,
+}
+
 /// The key of `proxy`'s outbound view.
 pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
+    ScopeKey {
+        services: service_scope(shared, proxy),
+        client: client_key(shared, proxy),
+    }
+}
+
+fn service_scope(shared: &Shared, proxy: &Proxy) -> ServiceScope {
     if scope_of(shared, proxy).is_none() {
-        return ScopeKey::All;
+        return ServiceScope::All;
     }
     let root = &shared.mesh.root_namespace;
     let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
-    ScopeKey::Scoped {
+    ServiceScope::Scoped {
         sidecar: applying.and_then(|s| shared.sidecars.iter().position(|x| std::ptr::eq(x, s))),
         namespace: proxy.namespace.clone(),
     }
+}
+
+fn client_key(shared: &Shared, proxy: &Proxy) -> Option<ClientKey> {
+    if shared.locality_clusters.is_empty() {
+        return None;
+    }
+    let keys: BTreeSet<&str> = (shared.locality_clusters.values())
+        .flat_map(|c| c.client_keys())
+        .collect();
+    let topo = &proxy.topology;
+    Some(ClientKey {
+        locality: topo.locality.clone(),
+        labels: (keys.into_iter())
+            .map(|k| topo.label(&proxy.labels, k).map(str::to_string))
+            .collect(),
+    })
 }
 
 /// The shared outbound resources one proxy may use: references to the
@@ -65,8 +108,11 @@ pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
 pub struct OutboundView<'a> {
     /// Outbound clusters in scope (and every non-outbound shared cluster).
     pub clusters: Vec<&'a Cluster>,
-    /// Their endpoints.
+    /// Their endpoints, but for those of [`OutboundView::localized`].
     pub load_assignments: Vec<&'a ClusterLoadAssignment>,
+    /// The endpoints of the clusters in scope that balance by locality,
+    /// as this proxy sees them (see `translate::locality`).
+    pub localized: Vec<ClusterLoadAssignment>,
     /// The `outbound` route configuration, filtered.
     pub routes: Vec<RouteConfiguration>,
 }
@@ -76,9 +122,11 @@ pub struct OutboundView<'a> {
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let Some(scope) = Scope::of(shared, proxy) else {
+        let (load_assignments, localized) = localize(shared, proxy, &shared.load_assignments);
         return OutboundView {
             clusters: shared.clusters.iter().collect(),
-            load_assignments: shared.load_assignments.iter().collect(),
+            load_assignments,
+            localized,
             routes: shared.routes.clone(),
         };
     };
@@ -103,14 +151,35 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
     // Shared order, so that a scoped view lists resources as an unscoped one.
     clusters.sort_unstable();
     endpoints.sort_unstable();
+    let in_scope = endpoints.into_iter().map(|i| &shared.load_assignments[i]);
+    let (load_assignments, localized) = localize(shared, proxy, in_scope);
     OutboundView {
         clusters: clusters.into_iter().map(|i| &shared.clusters[i]).collect(),
-        load_assignments: endpoints
-            .into_iter()
-            .map(|i| &shared.load_assignments[i])
-            .collect(),
+        load_assignments,
+        localized,
         routes: scope.routes(shared),
     }
+}
+
+/// Splits `all` into the shared assignments and, for the clusters that
+/// balance by locality, `proxy`'s own.
+fn localize<'a>(
+    shared: &'a Shared,
+    proxy: &Proxy,
+    all: impl IntoIterator<Item = &'a ClusterLoadAssignment>,
+) -> (Vec<&'a ClusterLoadAssignment>, Vec<ClusterLoadAssignment>) {
+    let client = Client {
+        topology: &proxy.topology,
+        labels: &proxy.labels,
+    };
+    let (mut kept, mut own) = (Vec::new(), Vec::new());
+    for cla in all {
+        match shared.locality_clusters.get(&cla.cluster_name) {
+            Some(lc) => own.push(locality::localize(lc, client)),
+            None => kept.push(cla),
+        }
+    }
+    (kept, own)
 }
 
 /// The host of an outbound cluster name (`outbound|PORT|SUBSET|HOST`).

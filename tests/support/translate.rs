@@ -49,6 +49,7 @@ pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16)
         inbound_port,
         outbound_port: 15001,
         gateway: None,
+        topology: Default::default(),
     }
 }
 
