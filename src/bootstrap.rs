@@ -173,7 +173,11 @@ impl SidecarSpec {
             if given.is_empty() || labelled.is_empty() || given == labelled {
                 Ok(if given.is_empty() { labelled } else { given })
             } else {
-                Err(BootstrapError::Conflict { what, given, labelled })
+                Err(BootstrapError::Conflict {
+                    what,
+                    given,
+                    labelled,
+                })
             }
         };
         let locality = match (given.locality.is_empty(), from_labels.locality.is_empty()) {
@@ -351,7 +355,10 @@ fn node(spec: &SidecarSpec, topology: &Topology) -> Value {
         m.extend(own);
     }
     if let Some(m) = metadata.as_object_mut() {
-        for (key, value) in [("network", &topology.network), ("cluster_name", &topology.cluster)] {
+        for (key, value) in [
+            ("network", &topology.network),
+            ("cluster_name", &topology.cluster),
+        ] {
             if !value.is_empty() {
                 m.insert(key.into(), json!(value));
             }
@@ -361,7 +368,11 @@ fn node(spec: &SidecarSpec, topology: &Topology) -> Value {
     // Envoy's own locality: it reports it, and the registry reads it back.
     let loc = &topology.locality;
     if let (false, Some(n)) = (loc.is_empty(), node.as_object_mut()) {
-        let parts = [("region", &loc.region), ("zone", &loc.zone), ("sub_zone", &loc.subzone)];
+        let parts = [
+            ("region", &loc.region),
+            ("zone", &loc.zone),
+            ("sub_zone", &loc.subzone),
+        ];
         let set: serde_json::Map<String, Value> = (parts.into_iter())
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k.to_string(), json!(v)))

@@ -48,7 +48,9 @@ fn node_carries_the_topology_from_flags_or_labels() {
     assert_eq!(v["node"]["metadata"]["cluster_name"], "west");
 
     let mut labelled = example_spec();
-    labelled.labels.insert(REGION_LABEL.into(), "ap-south".into());
+    labelled
+        .labels
+        .insert(REGION_LABEL.into(), "ap-south".into());
     labelled.labels.insert(NETWORK_LABEL.into(), "net-2".into());
     let v = bootstrap_value(&labelled).unwrap();
     assert_eq!(v["node"]["locality"], json!({ "region": "ap-south" }));

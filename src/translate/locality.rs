@@ -94,9 +94,7 @@ impl LocalityCluster {
             LocalityRule::Failover { priority, .. } => priority.as_slice(),
             LocalityRule::Distribute(_) => &[],
         };
-        keys.iter()
-            .filter(|k| !k.contains('='))
-            .map(String::as_str)
+        keys.iter().filter(|k| !k.contains('=')).map(String::as_str)
     }
 }
 
@@ -117,7 +115,11 @@ pub fn localize(cluster: &LocalityCluster, client: Client<'_>) -> ClusterLoadAss
                 .map(|i| rank(client, i, failover, priority))
                 .collect();
             let dense = dense(&ranks);
-            let items = cluster.instances.iter().zip(ranks).map(|(i, r)| (dense[&r], i));
+            let items = cluster
+                .instances
+                .iter()
+                .zip(ranks)
+                .map(|(i, r)| (dense[&r], i));
             grouped(&cluster.name, items)
         }
         LocalityRule::Distribute(list) => {
@@ -199,7 +201,10 @@ pub fn default_weights(cla: &mut ClusterLoadAssignment) {
 /// A client that no `from` matches keeps the [`default_weights`].
 fn distribute(cla: &mut ClusterLoadAssignment, client: &Topology, list: &[LocalityDistribute]) {
     default_weights(cla);
-    let Some(rule) = list.iter().find(|d| locality_matches(&client.locality, &d.from)) else {
+    let Some(rule) = list
+        .iter()
+        .find(|d| locality_matches(&client.locality, &d.from))
+    else {
         return;
     };
     let locality = |l: &LocalityLbEndpoints| {

@@ -20,8 +20,8 @@ pub(crate) fn destination_rule(
     cx.unsupported("spec", "exportTo", &dr.export_to);
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
-    let policy = (dr.traffic_policy.as_ref())
-        .map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));
+    let policy =
+        (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));
     // A subset inherits the top-level outlier detection block by block.
     let top_outlier = policy
         .as_ref()
@@ -96,7 +96,10 @@ fn traffic_policy(
 /// Failover without outlier detection to drive it is an error (see
 /// [`locality`]).
 fn check_failover(cx: &mut Cx<'_>, path: &str, tp: &TrafficPolicy, inherits_outlier: bool) {
-    let failover = tp.locality_lb.as_ref().is_some_and(locality::wants_failover);
+    let failover = tp
+        .locality_lb
+        .as_ref()
+        .is_some_and(locality::wants_failover);
     if failover && tp.outlier_detection.is_none() && !inherits_outlier {
         let p = join(&join(path, "loadBalancer"), "localityLbSetting");
         locality::needs_outlier(cx, &p);

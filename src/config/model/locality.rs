@@ -21,8 +21,18 @@ pub const NETWORK_LABEL: &str = "topology.istio.io/network";
 pub const CLUSTER_LABEL: &str = "topology.istio.io/cluster";
 
 /// Region, zone and subzone; empty parts are unknown.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Locality {
     /// Region, e.g. `us-east1`.
     pub region: String,
@@ -80,7 +90,10 @@ impl Locality {
 impl std::fmt::Display for Locality {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts = [&self.region, &self.zone, &self.subzone];
-        let n = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
+        let n = parts
+            .iter()
+            .rposition(|p| !p.is_empty())
+            .map_or(0, |i| i + 1);
         let shown: Vec<&str> = parts[..n].iter().map(|s| s.as_str()).collect();
         f.write_str(&shown.join("/"))
     }
@@ -89,8 +102,18 @@ impl std::fmt::Display for Locality {
 /// Where an instance or proxy runs: locality, network and cluster (the
 /// mesh cluster, not an Envoy cluster). Empty network and cluster mean the
 /// local ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Topology {
     /// Region, zone, subzone.
     pub locality: Locality,

@@ -27,7 +27,8 @@ fn failover_without_outlier_detection_is_a_positioned_error() {
     );
     // With outlier detection it loads; distribute needs none.
     assert_eq!(loads(&format!("{text}{OUTLIER}")), Ok(()));
-    let distribute = "        distribute:\n        - from: r1/*\n          to: {\"r1/*\": 80, \"r2/*\": 20}\n";
+    let distribute =
+        "        distribute:\n        - from: r1/*\n          to: {\"r1/*\": 80, \"r2/*\": 20}\n";
     assert_eq!(loads(&lb(distribute)), Ok(()));
     assert_eq!(loads(&lb("        enabled: false\n")), Ok(()));
 }
@@ -44,7 +45,11 @@ fn a_subset_inherits_the_top_level_outlier_detection() {
         dr("d", "pay")
     );
     let errs = errors(&port_level);
-    assert_eq!(errs.len(), 1, "port settings replace the policy wholesale: {errs:?}");
+    assert_eq!(
+        errs.len(),
+        1,
+        "port settings replace the policy wholesale: {errs:?}"
+    );
     assert!(errs[0].contains("portLevelSettings[0].loadBalancer.localityLbSetting"));
 }
 

@@ -109,7 +109,11 @@ fn failover_moves_other_regions_below_the_target() {
     assert_eq!(locality_priority(&loc("r1/z1"), &loc("r2/z1"), &f), 4);
     assert_eq!(locality_priority(&loc("r1/z1"), &loc("r3"), &f), 3);
     assert_eq!(locality_priority(&loc("r1/z1"), &loc("r1/z1"), &f), 0);
-    assert_eq!(locality_priority(&loc("r2/z1"), &loc("r4"), &f), 3, "rule is for r1");
+    assert_eq!(
+        locality_priority(&loc("r2/z1"), &loc("r4"), &f),
+        3,
+        "rule is for r1"
+    );
     assert_eq!(locality_priority(&loc("r1/z1"), &loc("r1/z2"), &[]), 2);
     assert_eq!(locality_priority(&loc("r1/z1"), &loc("r2"), &[]), 3);
 
@@ -134,10 +138,14 @@ fn failover_moves_other_regions_below_the_target() {
 
 #[test]
 fn failover_priority_counts_leading_matching_labels() {
-    let keys: Vec<String> = ["topology.istio.io/network", "topology.kubernetes.io/region", "app"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let keys: Vec<String> = [
+        "topology.istio.io/network",
+        "topology.kubernetes.io/region",
+        "app",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let me = Topology {
         locality: loc("r1/z1"),
         network: "n1".into(),
@@ -152,7 +160,11 @@ fn failover_priority_counts_leading_matching_labels() {
     };
     assert_eq!(label_priority(c, &on("n1", "r1", "pay"), &keys), 0);
     assert_eq!(label_priority(c, &on("n1", "r1", "other"), &keys), 1);
-    assert_eq!(label_priority(c, &on("n1", "r2", "pay"), &keys), 2, "stops at the first mismatch");
+    assert_eq!(
+        label_priority(c, &on("n1", "r2", "pay"), &keys),
+        2,
+        "stops at the first mismatch"
+    );
     assert_eq!(label_priority(c, &on("n2", "r1", "pay"), &keys), 3);
     // KEY=VALUE compares with the value written, not the client's.
     let pinned = vec!["topology.istio.io/network=n2".to_string()];
@@ -209,11 +221,21 @@ fn distribute_sets_locality_weights_for_the_matching_client() {
     let cla = localize(&lc, client(&me, &Labels::new()));
     let weights: Vec<(String, u32)> = (cla.endpoints.iter())
         .map(|l| {
-            let name = l.locality.as_ref().map(|x| format!("{}/{}", x.region, x.zone));
-            (name.unwrap_or_default(), l.load_balancing_weight.as_ref().unwrap().value)
+            let name = l
+                .locality
+                .as_ref()
+                .map(|x| format!("{}/{}", x.region, x.zone));
+            (
+                name.unwrap_or_default(),
+                l.load_balancing_weight.as_ref().unwrap().value,
+            )
         })
         .collect();
-    assert_eq!(weights, [("r1/z1".into(), 80), ("r1/z2".into(), 20)], "r2 gets nothing");
+    assert_eq!(
+        weights,
+        [("r1/z1".into(), 80), ("r1/z2".into(), 20)],
+        "r2 gets nothing"
+    );
 
     // A client no `from` matches: every locality by its endpoint weights.
     let other = Topology {
@@ -243,18 +265,23 @@ fn rule_follows_istio() {
         ..Default::default()
     };
     let plain = LocalityLbSetting::default();
-    let policy = |lb: Option<&'static LocalityLbSetting>, od: Option<&'static OutlierDetection>| {
-        Policy {
+    let policy =
+        |lb: Option<&'static LocalityLbSetting>, od: Option<&'static OutlierDetection>| Policy {
             locality_lb: lb,
             outlier_detection: od,
             ..Default::default()
-        }
-    };
+        };
     let od: &'static OutlierDetection = Box::leak(Box::new(od));
     let off: &'static LocalityLbSetting = Box::leak(Box::new(off));
     let plain: &'static LocalityLbSetting = Box::leak(Box::new(plain));
-    assert!(rule(&policy(None, None)).is_none(), "no outlier detection: no failover");
-    assert!(matches!(rule(&policy(None, Some(od))), Some(LocalityRule::Failover { .. })));
+    assert!(
+        rule(&policy(None, None)).is_none(),
+        "no outlier detection: no failover"
+    );
+    assert!(matches!(
+        rule(&policy(None, Some(od))),
+        Some(LocalityRule::Failover { .. })
+    ));
     assert!(rule(&policy(Some(off), Some(od))).is_none());
     assert!(rule(&policy(Some(plain), None)).is_none());
 }

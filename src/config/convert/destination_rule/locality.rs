@@ -57,7 +57,11 @@ fn exclusive(cx: &mut Cx<'_>, path: &str, s: &LocalityLbSetting) -> bool {
     ];
     let key = |p: &String| p.split('=').next().unwrap_or_default().to_string();
     if let Some(p) = (!s.failover.is_empty())
-        .then(|| s.failover_priority.iter().find(|p| topology.contains(&key(p).as_str())))
+        .then(|| {
+            s.failover_priority
+                .iter()
+                .find(|p| topology.contains(&key(p).as_str()))
+        })
         .flatten()
     {
         let msg = format!("failover cannot be combined with the topology label {p:?} in failoverPriority: the two would order localities twice");
@@ -90,7 +94,10 @@ fn distribute(
         let p = format!("{path}[{i}]");
         ok &= pattern(cx, &join(&p, "from"), &d.from);
         if !froms.insert(d.from.as_str()) {
-            cx.err(&join(&p, "from"), format!("locality {:?} appears twice", d.from));
+            cx.err(
+                &join(&p, "from"),
+                format!("locality {:?} appears twice", d.from),
+            );
             ok = false;
         }
         let mut to = BTreeMap::new();
