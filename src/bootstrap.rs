@@ -17,6 +17,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::config::model::{Locality, Topology, CLUSTER_LABEL, NETWORK_LABEL};
+
 pub mod stats;
 
 /// Name of the static cluster that points at the control plane.
@@ -65,6 +67,10 @@ pub struct SidecarSpec {
     /// `Some` for a gateway proxy: no app, no inbound or outbound
     /// listener; `app_port`, `inbound_port` and `outbound_port` are unused.
     pub gateway: Option<GatewaySpec>,
+    /// Locality (Envoy's `node.locality`), network and mesh cluster (node
+    /// metadata `network`, `cluster_name`); empty parts are taken from the
+    /// topology labels (see [`SidecarSpec::topology`]).
+    pub topology: Topology,
 }
 
 /// What makes a bootstrap a gateway's (`trellis bootstrap --gateway`).
@@ -152,7 +158,47 @@ impl SidecarSpec {
             ads_mode: AdsMode::default(),
             stats_port: None,
             gateway: None,
+            topology: Topology::default(),
         }
+    }
+
+    /// The sidecar's topology: the one given, else the one its labels
+    /// (`topology.kubernetes.io/region`, `.../zone`,
+    /// `topology.istio.io/subzone`, `topology.istio.io/network`,
+    /// `topology.istio.io/cluster`) name. Both given and different is an
+    /// error: Envoy and the registry would disagree on where it runs.
+    pub fn topology(&self) -> Result<Topology, BootstrapError> {
+        let from_labels = Topology {
+            locality: Locality::from_labels(&self.labels),
+            network: self.labels.get(NETWORK_LABEL).cloned().unwrap_or_default(),
+            cluster: self.labels.get(CLUSTER_LABEL).cloned().unwrap_or_default(),
+        };
+        let given = &self.topology;
+        let pick = |what: &'static str, given: String, labelled: String| {
+            if given.is_empty() || labelled.is_empty() || given == labelled {
+                Ok(if given.is_empty() { labelled } else { given })
+            } else {
+                Err(BootstrapError::Conflict {
+                    what,
+                    given,
+                    labelled,
+                })
+            }
+        };
+        let locality = match (given.locality.is_empty(), from_labels.locality.is_empty()) {
+            (true, _) => from_labels.locality,
+            (false, true) => given.locality.clone(),
+            (false, false) => {
+                let (g, l) = (given.locality.to_string(), from_labels.locality.to_string());
+                pick("locality", g, l)?;
+                given.locality.clone()
+            }
+        };
+        Ok(Topology {
+            locality,
+            network: pick("network", given.network.clone(), from_labels.network)?,
+            cluster: pick("cluster", given.cluster.clone(), from_labels.cluster)?,
+        })
     }
 
     /// The node id: the one given, else `SERVICE-INBOUNDPORT` (with the
@@ -191,6 +237,16 @@ pub enum BootstrapError {
     /// A required name is empty.
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    /// A flag and a topology label disagree.
+    #[error("the {what} {given:?} differs from the {labelled:?} the topology labels give")]
+    Conflict {
+        /// `locality`, `network` or `cluster`.
+        what: &'static str,
+        /// From the flag.
+        given: String,
+        /// From the labels.
+        labelled: String,
+    },
     /// YAML encoding failed (not expected for these values).
     #[error("encoding the bootstrap as YAML: {0}")]
     Yaml(#[from] yaml_serde::Error),
@@ -237,7 +293,7 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
         .map(|a| split_host_port(a))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Bootstrap {
-        node: node(spec),
+        node: node(spec, &spec.topology()?),
         admin: json!({ "address": socket_address("127.0.0.1", spec.admin_port) }),
         stats_config: stats::stats_config(spec),
         dynamic_resources: dynamic_resources(spec.token.as_ref(), spec.ads_mode),
@@ -271,7 +327,7 @@ fn static_resources(spec: &SidecarSpec, replicas: &[(String, u16)]) -> Value {
 }
 
 /// The node identity; keys are the contract with `registry::Proxy::from_node`.
-fn node(spec: &SidecarSpec) -> Value {
+fn node(spec: &SidecarSpec, topology: &Topology) -> Value {
     let service_account = spec.service_account.as_deref().unwrap_or(&spec.service);
     let mut metadata = json!({
         "namespace": spec.namespace,
@@ -305,7 +361,32 @@ fn node(spec: &SidecarSpec) -> Value {
     if let (Some(m), Value::Object(own)) = (metadata.as_object_mut(), own) {
         m.extend(own);
     }
-    json!({ "id": spec.node_id(), "cluster": spec.service, "metadata": metadata })
+    if let Some(m) = metadata.as_object_mut() {
+        for (key, value) in [
+            ("network", &topology.network),
+            ("cluster_name", &topology.cluster),
+        ] {
+            if !value.is_empty() {
+                m.insert(key.into(), json!(value));
+            }
+        }
+    }
+    let mut node = json!({ "id": spec.node_id(), "cluster": spec.service, "metadata": metadata });
+    // Envoy's own locality: it reports it, and the registry reads it back.
+    let loc = &topology.locality;
+    if let (false, Some(n)) = (loc.is_empty(), node.as_object_mut()) {
+        let parts = [
+            ("region", &loc.region),
+            ("zone", &loc.zone),
+            ("sub_zone", &loc.subzone),
+        ];
+        let set: serde_json::Map<String, Value> = (parts.into_iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        n.insert("locality".into(), Value::Object(set));
+    }
+    node
 }
 
 /// First delay before a sidecar re-opens a broken ADS stream; each further

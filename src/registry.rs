@@ -12,7 +12,7 @@ mod node;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::model::{Host, Labels};
+use crate::config::model::{Host, Labels, Topology};
 
 pub use crate::config::model::Resolution;
 pub use instances::{implicit_http_port, instances, ServiceInstances, ServiceView};
@@ -44,6 +44,9 @@ pub struct Proxy {
     /// inbound or outbound listener (the ports above are 0), only the
     /// listeners of the `Gateway` servers that select its labels.
     pub gateway: Option<GatewayNode>,
+    /// Locality (Envoy `node.locality`, else the topology labels), network
+    /// and mesh cluster (metadata `network`, `cluster_name`).
+    pub topology: Topology,
 }
 
 /// Where a gateway proxy listens.
@@ -112,6 +115,8 @@ pub struct Instance {
     /// this port is not DISABLE: clients send mTLS (EDS metadata
     /// `tlsMode: istio`, Istio's auto mTLS).
     pub mtls: bool,
+    /// Where it runs (EDS groups endpoints by locality).
+    pub topology: Topology,
 }
 
 /// Who a sidecar instance is: its SPIFFE ID's namespace and service account.
@@ -193,6 +198,7 @@ mod tests {
             inbound_port: 15006,
             outbound_port: 15001,
             gateway: None,
+            topology: Default::default(),
         }
     }
 

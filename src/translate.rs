@@ -36,6 +36,7 @@ mod inbound;
 pub mod jwt;
 mod l4;
 mod listeners;
+pub mod locality;
 mod passthrough;
 mod policy;
 pub mod rbac;
@@ -135,6 +136,9 @@ pub struct Shared {
     /// Every outbound cluster as AUTO_PASSTHROUGH gateway servers proxy to
     /// it (see [`gateway::SniCluster`]); empty without such a server.
     pub sni_clusters: Vec<gateway::SniCluster>,
+    /// The EDS clusters whose endpoints depend on the client's locality,
+    /// by name: each proxy gets its own assignment ([`scope::outbound_view`]).
+    pub locality_clusters: BTreeMap<String, Arc<locality::LocalityCluster>>,
 }
 
 impl Shared {
@@ -247,6 +251,10 @@ pub fn shared_from(
             ..r.clone()
         })
         .collect();
+    let locality_clusters = (memo.values())
+        .flat_map(|s| s.localities())
+        .map(|l| (l.name.clone(), Arc::clone(l)))
+        .collect();
     let mut shared = Shared {
         cluster_index: scope::ClusterIndex::new(&clusters, &load_assignments),
         clusters,
@@ -277,6 +285,7 @@ pub fn shared_from(
         gateway_routes: gateway_routes(routes::Ctx { mesh, services }),
         credentials: Default::default(),
         sni_clusters: Vec::new(),
+        locality_clusters,
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared
@@ -408,6 +417,9 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     let view = scope::outbound_view(shared, proxy);
     let own = proxy_own(shared, proxy, security);
     let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
+    let mut load_assignments: Vec<ClusterLoadAssignment> =
+        view.load_assignments.into_iter().cloned().collect();
+    load_assignments.extend(view.localized);
     clusters.extend(own.inbound_cluster);
     clusters.extend(own.gateway_clusters);
     // A gateway routes with its own `http.PORT` configurations only.
@@ -417,7 +429,7 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     };
     ProxyResources {
         clusters,
-        load_assignments: view.load_assignments.into_iter().cloned().collect(),
+        load_assignments,
         listeners: own.listeners,
         routes,
         secrets: own.secrets,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::model::REGION_LABEL;
 
 /// The spec behind `envoy-bootstrap/sidecar-example.yaml`:
 /// `trellis bootstrap --service payment --label version=v1 --app-port 8080 -o envoy-bootstrap/sidecar-example.yaml`
@@ -28,6 +29,36 @@ fn node_carries_identity_and_ports() {
     assert_eq!(md["inbound_address"], "127.0.0.1");
     assert_eq!(md["inbound_port"], 16006);
     assert_eq!(md["outbound_port"], 16001);
+}
+
+#[test]
+fn node_carries_the_topology_from_flags_or_labels() {
+    let mut spec = example_spec();
+    let v = bootstrap_value(&spec).unwrap();
+    assert!(v["node"].get("locality").is_none(), "none unless known");
+    assert!(v["node"]["metadata"].get("network").is_none());
+
+    spec.topology.locality = Locality::parse("eu-west/eu-west-1b").unwrap();
+    spec.topology.cluster = "west".into();
+    let v = bootstrap_value(&spec).unwrap();
+    assert_eq!(
+        v["node"]["locality"],
+        json!({ "region": "eu-west", "zone": "eu-west-1b" })
+    );
+    assert_eq!(v["node"]["metadata"]["cluster_name"], "west");
+
+    let mut labelled = example_spec();
+    labelled
+        .labels
+        .insert(REGION_LABEL.into(), "ap-south".into());
+    labelled.labels.insert(NETWORK_LABEL.into(), "net-2".into());
+    let v = bootstrap_value(&labelled).unwrap();
+    assert_eq!(v["node"]["locality"], json!({ "region": "ap-south" }));
+    assert_eq!(v["node"]["metadata"]["network"], "net-2");
+
+    labelled.topology.locality = Locality::parse("eu-west").unwrap();
+    let err = bootstrap_value(&labelled).unwrap_err();
+    assert!(err.to_string().contains("\"eu-west\""), "{err}");
 }
 
 #[test]
@@ -233,6 +264,8 @@ fn envoy_accepts_the_bootstrap() {
         spec.xds_addr = addr.into();
         spec.ads_mode = ads_mode;
         if secure {
+            spec.topology.locality = Locality::parse("us-east/us-east-1a/rack1").unwrap();
+            spec.topology.network = "net-1".into();
             spec.token = Some(Token("a.b.c".into()));
             spec.xds_ca_file = Some(root.display().to_string());
         }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use trellis::bootstrap::{render, AdsMode, GatewaySpec, SidecarSpec, Token};
+use trellis::config::model::{Locality, Topology};
 
 /// Flags of `trellis bootstrap`; docs/operations.md lists them with their
 /// defaults.
@@ -50,6 +51,20 @@ pub struct BootstrapArgs {
     /// egress gateway's traffic must come from.
     #[arg(long, value_name = "ADDR", requires = "gateway")]
     upstream_bind_address: Option<std::net::IpAddr>,
+    /// Where the proxy runs, `REGION[/ZONE[/SUBZONE]]`: Envoy's node
+    /// locality, read back at registration for locality load balancing
+    /// (default: the topology labels, else none).
+    #[arg(long, value_name = "REGION[/ZONE[/SUBZONE]]", value_parser = Locality::parse)]
+    locality: Option<Locality>,
+    /// The proxy's network (node metadata `network`; default: the
+    /// `topology.istio.io/network` label, else the local network).
+    #[arg(long, value_name = "NAME")]
+    network: Option<String>,
+    /// The mesh cluster the proxy belongs to (node metadata
+    /// `cluster_name`; default: the `topology.istio.io/cluster` label,
+    /// else the local cluster).
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
     /// Port of the sidecar's inbound listener.
     #[arg(long, default_value_t = 15006)]
     inbound_port: u16,
@@ -135,6 +150,11 @@ impl BootstrapArgs {
                 endpoint_address: self.endpoint_address.map(|a| a.to_string()),
                 upstream_bind_address: self.upstream_bind_address.map(|a| a.to_string()),
             }),
+            topology: Topology {
+                locality: self.locality.clone().unwrap_or_default(),
+                network: self.network.clone().unwrap_or_default(),
+                cluster: self.cluster_name.clone().unwrap_or_default(),
+            },
         })
     }
 }
@@ -275,6 +295,30 @@ mod tests {
         );
         assert_eq!(spec.xds_addr, "127.0.0.1:25010");
         assert_eq!(spec.node_id(), "pay-2");
+    }
+
+    #[test]
+    fn topology_flags() {
+        let spec = parse(&[
+            "--service",
+            "payment",
+            "--app-port",
+            "9000",
+            "--locality",
+            "us-east/us-east-1a",
+            "--network",
+            "net-1",
+            "--cluster-name",
+            "east",
+        ])
+        .spec()
+        .unwrap();
+        assert_eq!(spec.topology.locality.to_string(), "us-east/us-east-1a");
+        assert_eq!(spec.topology.network, "net-1");
+        assert_eq!(spec.topology.cluster, "east");
+        let bad = ["trellis", "bootstrap", "--service", "p", "--app-port", "1"];
+        let bad = bad.iter().chain(&["--locality", "a/b/c/d"]);
+        assert!(Cli::try_parse_from(bad).is_err());
     }
 
     #[test]

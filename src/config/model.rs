@@ -14,6 +14,7 @@ use std::time::Duration;
 mod authentication;
 mod authorization;
 mod gateway;
+mod locality;
 mod security;
 mod sidecar;
 mod telemetry;
@@ -28,6 +29,11 @@ pub use authentication::{JwksSource, JwtHeader, JwtRule, RequestAuthentication};
 pub use gateway::{
     host_matches, Gateway, GatewayHost, GatewayProtocol, GatewayServer, ServerTls, ServerTlsMode,
     TlsSource, TlsVersion,
+};
+
+pub use locality::{
+    locality_matches, Locality, LocalityDistribute, LocalityFailover, LocalityLbSetting, Topology,
+    CLUSTER_LABEL, NETWORK_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL,
 };
 
 pub use security::{
@@ -236,6 +242,8 @@ pub struct StaticEndpoint {
     pub labels: Labels,
     /// Weight for load balancing (default 1).
     pub weight: Option<u32>,
+    /// `locality` and `network` (the cluster is always the local one).
+    pub topology: Topology,
 }
 
 /// A `WorkloadEntry`: a non-sidecar instance that services select by labels.
@@ -558,8 +566,11 @@ pub struct Subset {
 /// policies can be merged field by field over the host's (Istio's rule).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrafficPolicy {
-    /// `loadBalancer`.
+    /// `loadBalancer` (`simple` or `consistentHash`).
     pub load_balancer: Option<LoadBalancer>,
+    /// `loadBalancer.localityLbSetting`: part of the `loadBalancer` block
+    /// when policies merge.
+    pub locality_lb: Option<LocalityLbSetting>,
     /// `connectionPool`.
     pub connection_pool: Option<ConnectionPool>,
     /// `outlierDetection`.

@@ -5,6 +5,7 @@ mod errors;
 mod gateway;
 mod l4;
 mod limits;
+mod locality;
 mod rejected_values;
 mod samples;
 mod security;

@@ -158,6 +158,7 @@ fn static_instance(ep: &StaticEndpoint, port: &ServicePort) -> Instance {
         sidecar: false,
         identity: None,
         mtls: false,
+        topology: ep.topology.clone(),
     }
 }
 
@@ -171,6 +172,7 @@ fn host_instance(host: &Host, port: &ServicePort) -> Instance {
         sidecar: false,
         identity: None,
         mtls: false,
+        topology: Default::default(),
     }
 }
 
@@ -228,6 +230,7 @@ fn sidecar_instance(proxy: &Proxy, port: &ServicePort, mtls: bool) -> Instance {
         sidecar: true,
         identity: Some(proxy.identity()),
         mtls,
+        topology: proxy.topology.clone(),
     }
 }
 
@@ -247,6 +250,7 @@ fn gateway_instance(proxy: &Proxy, gw: &super::GatewayNode, port: &ServicePort) 
         sidecar: false,
         identity: Some(proxy.identity()),
         mtls: false,
+        topology: proxy.topology.clone(),
     }
 }
 

@@ -3,14 +3,15 @@
 //! The keys are the ones `trellis bootstrap` writes (docs/architecture.md,
 //! "The sidecar contract"): `node.id`, `node.cluster`, metadata
 //! `namespace`, `service`, `labels`, `service_account`, `app_port`,
-//! `inbound_address`, `inbound_port`, `outbound_port`. Bootstrap YAML may carry numbers as numbers or as
-//! strings, so both are accepted.
+//! `inbound_address`, `inbound_port`, `outbound_port`, `network`,
+//! `cluster_name`, and `node.locality`. Bootstrap YAML may carry numbers as
+//! numbers or as strings, so both are accepted.
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
 
 use super::Proxy;
-use crate::config::model::Labels;
+use crate::config::model::{Labels, Locality, Topology, CLUSTER_LABEL, NETWORK_LABEL};
 
 /// Why a node cannot be a mesh sidecar; names the offending key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,9 +68,11 @@ impl Proxy {
         let inbound_address = opt_string(md, "inbound_address")?
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "127.0.0.1".to_string());
+        let labels = labels(md)?;
         Ok(Proxy {
             id: node.id.clone(),
-            labels: labels(md)?,
+            topology: topology(node, md, &labels)?,
+            labels,
             app_port: port(md, "app_port")?,
             inbound_port: port(md, "inbound_port")?,
             outbound_port: port(md, "outbound_port")?,
@@ -80,6 +83,32 @@ impl Proxy {
             gateway: None,
         })
     }
+}
+
+/// Envoy's `node.locality` (what Envoy itself believes), else the
+/// topology labels; metadata `network` and `cluster_name`, else their
+/// labels.
+fn topology(node: &Node, md: &Struct, labels: &Labels) -> Result<Topology, NodeError> {
+    let locality = match &node.locality {
+        Some(l) if !(l.region.is_empty() && l.zone.is_empty() && l.sub_zone.is_empty()) => {
+            Locality {
+                region: l.region.clone(),
+                zone: l.zone.clone(),
+                subzone: l.sub_zone.clone(),
+            }
+        }
+        _ => Locality::from_labels(labels),
+    };
+    let or_label = |v: Option<String>, key: &str| {
+        v.filter(|s| !s.is_empty())
+            .or_else(|| labels.get(key).cloned())
+            .unwrap_or_default()
+    };
+    Ok(Topology {
+        locality,
+        network: or_label(opt_string(md, "network")?, NETWORK_LABEL),
+        cluster: or_label(opt_string(md, "cluster_name")?, CLUSTER_LABEL),
+    })
 }
 
 /// Metadata `gateway`: `true` (a bool or the string) marks a gateway proxy.
@@ -113,9 +142,11 @@ fn gateway(
         })?,
         None => Default::default(),
     };
+    let labels = labels(md)?;
     Ok(Proxy {
         id: node.id.clone(),
-        labels: labels(md)?,
+        topology: topology(node, md, &labels)?,
+        labels,
         service,
         namespace,
         service_account,
@@ -277,6 +308,45 @@ mod tests {
         assert_eq!(p.service_account, "payment");
         assert_eq!(p.inbound_address, "127.0.0.1");
         assert!(p.labels.is_empty());
+    }
+
+    #[test]
+    fn topology_from_the_node_else_the_labels() {
+        let mut nd = node(full());
+        nd.locality = Some(envoy_types::pb::envoy::config::core::v3::Locality {
+            region: "r1".into(),
+            zone: "z1".into(),
+            sub_zone: "s1".into(),
+        });
+        if let Some(md) = nd.metadata.as_mut() {
+            md.fields.insert("network".into(), s("net-a"));
+            md.fields.insert("cluster_name".into(), s("east"));
+        }
+        let p = Proxy::from_node(&nd).unwrap();
+        assert_eq!(p.topology.locality.to_string(), "r1/z1/s1");
+        assert_eq!(
+            (p.topology.network.as_str(), p.topology.cluster.as_str()),
+            ("net-a", "east")
+        );
+
+        let labels = Value {
+            kind: Some(Kind::StructValue(Struct {
+                fields: [
+                    ("topology.kubernetes.io/region".to_string(), s("r2")),
+                    ("topology.kubernetes.io/zone".to_string(), s("z2")),
+                    ("topology.istio.io/network".to_string(), s("net-b")),
+                ]
+                .into(),
+            })),
+        };
+        let mut f = full();
+        f.push(("labels", labels));
+        let p = Proxy::from_node(&node(f)).unwrap();
+        assert_eq!(p.topology.locality.to_string(), "r2/z2");
+        assert_eq!(p.topology.network, "net-b");
+        assert_eq!(p.topology.cluster, "");
+        let p = Proxy::from_node(&node(full())).unwrap();
+        assert!(p.topology.locality.is_empty());
     }
 
     #[test]

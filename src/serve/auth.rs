@@ -145,6 +145,7 @@ mod tests {
             inbound_port: 2,
             outbound_port: 3,
             gateway: None,
+            topology: Default::default(),
         }
     }
 

@@ -87,6 +87,7 @@ mod tests {
             inbound_port: 2,
             outbound_port: 3,
             gateway: None,
+            topology: Default::default(),
         });
         save(dir.path(), &reg);
         let back = load(dir.path());

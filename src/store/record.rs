@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::model::Labels;
+use crate::config::model::{Labels, Topology};
 use crate::registry::Proxy;
 
 /// One stored sidecar: [`Proxy`]'s fields, plus, in etcd, the replica
@@ -21,6 +21,9 @@ pub struct Record {
     inbound_address: String,
     inbound_port: u16,
     outbound_port: u16,
+    /// Locality, network and cluster (absent in files of older versions).
+    #[serde(default)]
+    topology: Topology,
     /// The replica holding the sidecar's stream (etcd only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -38,6 +41,7 @@ impl From<&Proxy> for Record {
             inbound_address: p.inbound_address.clone(),
             inbound_port: p.inbound_port,
             outbound_port: p.outbound_port,
+            topology: p.topology.clone(),
             owner: None,
         }
     }
@@ -56,6 +60,7 @@ impl From<Record> for Proxy {
             inbound_port: s.inbound_port,
             outbound_port: s.outbound_port,
             gateway: None,
+            topology: s.topology,
         }
     }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
-use super::endpoints::load_assignment;
+use super::endpoints::{load_assignment, selected};
+use super::locality::{self, LocalityCluster, LocalityRule};
 use super::policy::{self, effective};
 use super::tls;
 use super::util::{ads, zero_duration};
@@ -45,6 +46,8 @@ pub struct ServiceClusters {
     clusters: Vec<XdsCluster>,
     /// Of the EDS clusters.
     assignments: Vec<ClusterLoadAssignment>,
+    /// The EDS clusters whose endpoints each client sees its own way.
+    localities: Vec<Arc<LocalityCluster>>,
 }
 
 impl ServiceClusters {
@@ -56,6 +59,11 @@ impl ServiceClusters {
     /// The load assignments of its EDS clusters.
     pub fn assignments(&self) -> &[ClusterLoadAssignment] {
         &self.assignments
+    }
+
+    /// Its clusters balanced by the client's locality.
+    pub fn localities(&self) -> &[Arc<LocalityCluster>] {
+        &self.localities
     }
 }
 
@@ -101,16 +109,18 @@ fn translate_service(
 ) -> ServiceClusters {
     let mut clusters = Vec::new();
     let mut assignments = Vec::new();
+    let mut localities = Vec::new();
     let rule = dr.map(|d| d.as_ref());
     for port in &view.ports {
         let subsets = rule.map(|d| d.subsets.iter()).into_iter().flatten();
         for subset in std::iter::once(None).chain(subsets.map(Some)) {
-            let (mut c, cla) = build(view, port, rule, subset);
+            let (mut c, cla, local) = build(view, port, rule, subset);
             let tls = effective(rule, port.number, subset).tls;
             let subset_name = subset.map(|s| s.name.as_str());
             set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
             clusters.push(c);
             assignments.extend(cla);
+            localities.extend(local.map(Arc::new));
         }
     }
     ServiceClusters {
@@ -119,35 +129,59 @@ fn translate_service(
         trust_domain: trust_domain.to_string(),
         clusters,
         assignments,
+        localities,
     }
 }
 
 /// One cluster; the assignment is returned for EDS clusters and inlined
-/// for DNS ones.
+/// for DNS ones, with the cluster's locality balancing when it depends on
+/// the client.
 fn build(
     view: &ServiceView,
     port: &ServicePort,
     dr: Option<&DestinationRule>,
     subset: Option<&Subset>,
-) -> (XdsCluster, Option<ClusterLoadAssignment>) {
+) -> (
+    XdsCluster,
+    Option<ClusterLoadAssignment>,
+    Option<LocalityCluster>,
+) {
     let name = cluster_name(
         port.number,
         subset.map(|s| s.name.as_str()),
         view.host.as_str(),
     );
-    let cla = load_assignment(
-        &name,
-        &view.instances,
-        port.number,
-        subset.map(|s| &s.labels),
-    );
+    let labels = subset.map(|s| &s.labels);
+    let mut cla = load_assignment(&name, &view.instances, port.number, labels);
     let mut c = XdsCluster {
         name,
         ..Default::default()
     };
-    policy::apply(&mut c, &effective(dr, port.number, subset), port);
+    let policy = effective(dr, port.number, subset);
+    policy::apply(&mut c, &policy, port);
+    // Per-client endpoints need EDS: a DNS cluster's are inline and shared.
+    let rule = locality::rule(&policy).filter(|_| view.resolution == Resolution::Static);
+    if let Some(LocalityRule::Distribute(_)) = &rule {
+        locality::default_weights(&mut cla);
+        set_locality_weighted(&mut c);
+    }
+    let local = rule.and_then(|r| {
+        let mine = selected(&view.instances, port.number, labels).cloned();
+        LocalityCluster::new(&c.name, r, mine.collect())
+    });
     let eds = set_discovery(&mut c, view.resolution, cla);
-    (c, eds)
+    (c, eds, local)
+}
+
+/// Envoy weighs localities by `LocalityLbEndpoints.load_balancing_weight`
+/// only with `common_lb_config.locality_weighted_lb_config` set.
+fn set_locality_weighted(c: &mut XdsCluster) {
+    use cluster::common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig};
+    c.common_lb_config
+        .get_or_insert_with(Default::default)
+        .locality_config_specifier = Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
+        LocalityWeightedLbConfig {},
+    ));
 }
 
 /// Upstream TLS per `DestinationRule` `tls`, else Istio's auto mTLS for

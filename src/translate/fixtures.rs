@@ -45,6 +45,7 @@ pub fn endpoint(address: &str, lbls: &[(&str, &str)]) -> StaticEndpoint {
         ports: BTreeMap::new(),
         labels: labels(lbls),
         weight: None,
+        topology: Default::default(),
     }
 }
 
@@ -73,6 +74,7 @@ pub fn sidecar(service: &str, id: &str, version: &str, inbound_port: u16) -> Pro
         inbound_port,
         outbound_port: 15001,
         gateway: None,
+        topology: Default::default(),
     }
 }
 

@@ -52,6 +52,7 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
         sidecar: false,
         identity: None,
         mtls: false,
+        topology: Default::default(),
     };
     let cla: ClusterLoadAssignment = load_assignment(&name, &[app], proxy.app_port, None);
     let mut c = XdsCluster {

@@ -25,8 +25,8 @@ use prost::Name;
 
 use super::util::{duration, u32v};
 use crate::config::model::{
-    ClientTls, ConnectionPool, DestinationRule, LoadBalancer, OutlierDetection, ServicePort,
-    SimpleLb, Subset, TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationRule, LoadBalancer, LocalityLbSetting, OutlierDetection,
+    ServicePort, SimpleLb, Subset, TrafficPolicy,
 };
 
 /// Istio's mesh-wide `connectTimeout` default.
@@ -40,6 +40,8 @@ const RING_SIZE: u64 = 1024;
 pub struct Policy<'a> {
     /// `loadBalancer`.
     pub load_balancer: Option<&'a LoadBalancer>,
+    /// `loadBalancer.localityLbSetting`.
+    pub locality_lb: Option<&'a LocalityLbSetting>,
     /// `connectionPool`.
     pub connection_pool: Option<&'a ConnectionPool>,
     /// `outlierDetection`.
@@ -52,6 +54,7 @@ impl<'a> Policy<'a> {
     fn of(tp: &'a TrafficPolicy) -> Self {
         Policy {
             load_balancer: tp.load_balancer.as_ref(),
+            locality_lb: tp.locality_lb.as_ref(),
             connection_pool: tp.connection_pool.as_ref(),
             outlier_detection: tp.outlier_detection.as_ref(),
             tls: tp.tls.as_ref(),
@@ -87,8 +90,12 @@ pub fn effective<'a>(
     let Some(orig) = original else {
         return sub;
     };
+    // `loadBalancer` is one block, its locality setting included.
+    let sub_lb = sub.load_balancer.is_some() || sub.locality_lb.is_some();
+    let lb_from = if sub_lb || wholesale { &sub } else { &orig };
     Policy {
-        load_balancer: pick(sub.load_balancer, orig.load_balancer, wholesale),
+        load_balancer: lb_from.load_balancer,
+        locality_lb: lb_from.locality_lb,
         connection_pool: pick(sub.connection_pool, orig.connection_pool, wholesale),
         outlier_detection: pick(sub.outlier_detection, orig.outlier_detection, wholesale),
         tls: pick(sub.tls, orig.tls, wholesale),

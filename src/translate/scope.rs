@@ -5,15 +5,18 @@
 //! shared ones, so their encoding is still shared.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-use crate::config::model::{effective_scope, sidecar_for, OutboundTrafficPolicy, SidecarScope};
+use crate::config::model::{
+    effective_scope, sidecar_for, Locality, OutboundTrafficPolicy, SidecarScope,
+};
 use crate::registry::Proxy;
 
+use super::locality::{self, Client};
 use super::passthrough::{self, PASSTHROUGH_CLUSTER};
 use super::telemetry::collector_cluster_name;
 use super::{Shared, OUTBOUND_ROUTE};
@@ -35,10 +38,13 @@ pub fn scope_of<'a>(shared: &'a Shared, proxy: &Proxy) -> Option<Cow<'a, Sidecar
 /// a sidecar's of the same scope: it has no outbound traffic policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScopeKey {
-    /// The scope.
+    /// The services it reaches.
     pub scope: ScopeKind,
     /// Which client conditions of routes hold ([`super::source::SourceRoutes::key`]).
     pub sources: Vec<bool>,
+    /// What its locality balancing reads of it; `None` when no cluster
+    /// balances by locality, so every proxy shares one view per scope.
+    pub client: Option<ClientKey>,
 }
 
 /// The scope part of a [`ScopeKey`].
@@ -62,11 +68,21 @@ pub enum ScopeKind {
     },
 }
 
+/// The parts of a proxy that its per-locality endpoints depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    /// Its locality.
+    pub locality: Locality,
+    /// Its values of the `failoverPriority` label keys in use, in key order.
+    pub labels: Vec<Option<String>>,
+}
+
 /// The key of `proxy`'s outbound view.
 pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
     ScopeKey {
         scope: scope_kind(shared, proxy),
         sources: shared.source_routes.key(proxy),
+        client: client_key(shared, proxy),
     }
 }
 
@@ -84,14 +100,33 @@ fn scope_kind(shared: &Shared, proxy: &Proxy) -> ScopeKind {
     }
 }
 
+fn client_key(shared: &Shared, proxy: &Proxy) -> Option<ClientKey> {
+    if shared.locality_clusters.is_empty() {
+        return None;
+    }
+    let keys: BTreeSet<&str> = (shared.locality_clusters.values())
+        .flat_map(|c| c.client_keys())
+        .collect();
+    let topo = &proxy.topology;
+    Some(ClientKey {
+        locality: topo.locality.clone(),
+        labels: (keys.into_iter())
+            .map(|k| topo.label(&proxy.labels, k).map(str::to_string))
+            .collect(),
+    })
+}
+
 /// The shared outbound resources one proxy may use: references to the
 /// shared clusters and endpoints in scope, and the route configurations
 /// without the virtual hosts of services out of scope.
 pub struct OutboundView<'a> {
     /// Outbound clusters in scope (and every non-outbound shared cluster).
     pub clusters: Vec<&'a Cluster>,
-    /// Their endpoints.
+    /// Their endpoints, but for those of [`OutboundView::localized`].
     pub load_assignments: Vec<&'a ClusterLoadAssignment>,
+    /// The endpoints of the clusters in scope that balance by locality,
+    /// as this proxy sees them (see `translate::locality`).
+    pub localized: Vec<ClusterLoadAssignment>,
     /// The `outbound` route configuration, filtered.
     pub routes: Vec<RouteConfiguration>,
 }
@@ -121,9 +156,11 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
 
 fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let Some(scope) = Scope::of(shared, proxy) else {
+        let (load_assignments, localized) = localize(shared, proxy, &shared.load_assignments);
         return OutboundView {
             clusters: shared.clusters.iter().collect(),
-            load_assignments: shared.load_assignments.iter().collect(),
+            load_assignments,
+            localized,
             routes: shared.routes.clone(),
         };
     };
@@ -148,14 +185,35 @@ fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     // Shared order, so that a scoped view lists resources as an unscoped one.
     clusters.sort_unstable();
     endpoints.sort_unstable();
+    let in_scope = endpoints.into_iter().map(|i| &shared.load_assignments[i]);
+    let (load_assignments, localized) = localize(shared, proxy, in_scope);
     OutboundView {
         clusters: clusters.into_iter().map(|i| &shared.clusters[i]).collect(),
-        load_assignments: endpoints
-            .into_iter()
-            .map(|i| &shared.load_assignments[i])
-            .collect(),
+        load_assignments,
+        localized,
         routes: scope.routes(shared),
     }
+}
+
+/// Splits `all` into the shared assignments and, for the clusters that
+/// balance by locality, `proxy`'s own.
+fn localize<'a>(
+    shared: &'a Shared,
+    proxy: &Proxy,
+    all: impl IntoIterator<Item = &'a ClusterLoadAssignment>,
+) -> (Vec<&'a ClusterLoadAssignment>, Vec<ClusterLoadAssignment>) {
+    let client = Client {
+        topology: &proxy.topology,
+        labels: &proxy.labels,
+    };
+    let (mut kept, mut own) = (Vec::new(), Vec::new());
+    for cla in all {
+        match shared.locality_clusters.get(&cla.cluster_name) {
+            Some(lc) => own.push(locality::localize(lc, client)),
+            None => kept.push(cla),
+        }
+    }
+    (kept, own)
 }
 
 /// The host of an outbound cluster name (`outbound|PORT|SUBSET|HOST`).

@@ -201,6 +201,7 @@ fn collector_cluster(name: String, service: &str, port: u16, h2: bool) -> XdsClu
         sidecar: false,
         identity: None,
         mtls: false,
+        topology: Default::default(),
     };
     let mut c = XdsCluster {
         load_assignment: Some(load_assignment(&name, &[instance], port, None)),

@@ -49,6 +49,7 @@ pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16)
         inbound_port,
         outbound_port: 15001,
         gateway: None,
+        topology: Default::default(),
     }
 }
 
@@ -72,10 +73,13 @@ pub fn fake_sidecars(mesh: &MeshConfig) -> Registry {
     reg
 }
 
-/// The proxy every example is translated for.
+/// The proxy every example is translated for. It runs in
+/// us-east/us-east-1a (what locality load balancing reads).
 pub fn client() -> Proxy {
     let mut p = sidecar("golden-client", "default", "v1", 15006);
     p.app_port = 9080;
+    p.topology.locality = trellis::config::model::Locality::parse("us-east/us-east-1a")
+        .unwrap_or_else(|e| panic!("{e}"));
     p
 }
 

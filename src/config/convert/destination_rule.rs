@@ -1,5 +1,7 @@
 //! `DestinationRule` conversion: subsets and traffic policies.
 
+mod locality;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{is_dns_label, join, Cx};
@@ -19,7 +21,11 @@ pub(crate) fn destination_rule(
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
     let policy =
-        (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp));
+        (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));
+    // A subset inherits the top-level outlier detection block by block.
+    let top_outlier = policy
+        .as_ref()
+        .is_some_and(|p| p.outlier_detection.is_some());
     let mut names = BTreeSet::new();
     let mut subsets = Vec::new();
     for (i, s) in dr.subsets.iter().enumerate() {
@@ -37,7 +43,7 @@ pub(crate) fn destination_rule(
         }
         cx.labels(&join(&path, "labels"), &s.labels);
         let tp = (s.traffic_policy.as_ref())
-            .map(|tp| traffic_policy(cx, &join(&path, "trafficPolicy"), tp));
+            .map(|tp| traffic_policy(cx, &join(&path, "trafficPolicy"), tp, top_outlier));
         subsets.push(Subset {
             name: s.name.clone(),
             labels: s.labels.clone(),
@@ -52,7 +58,14 @@ pub(crate) fn destination_rule(
     })
 }
 
-fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> TrafficPolicy {
+/// `inherits_outlier`: the policy this one inherits blocks from has
+/// `outlierDetection` (a subset's top-level policy).
+fn traffic_policy(
+    cx: &mut Cx<'_>,
+    path: &str,
+    tp: &raw::TrafficPolicy,
+    inherits_outlier: bool,
+) -> TrafficPolicy {
     cx.unsupported(path, "tunnel", &tp.tunnel);
     cx.unsupported(path, "proxyProtocol", &tp.proxy_protocol);
     cx.unsupported(path, "retryBudget", &tp.retry_budget);
@@ -71,10 +84,25 @@ fn traffic_policy(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) -> Traff
         &tp.connection_pool,
         &tp.outlier_detection,
     );
-    TrafficPolicy {
+    let policy = TrafficPolicy {
         port_level,
         tls: tls(cx, path, &tp.tls),
         ..parts(cx, path, lb, pool, od)
+    };
+    check_failover(cx, path, &policy, inherits_outlier);
+    policy
+}
+
+/// Failover without outlier detection to drive it is an error (see
+/// [`locality`]).
+fn check_failover(cx: &mut Cx<'_>, path: &str, tp: &TrafficPolicy, inherits_outlier: bool) {
+    let failover = tp
+        .locality_lb
+        .as_ref()
+        .is_some_and(locality::wants_failover);
+    if failover && tp.outlier_detection.is_none() && !inherits_outlier {
+        let p = join(&join(path, "loadBalancer"), "localityLbSetting");
+        locality::needs_outlier(cx, &p);
     }
 }
 
@@ -97,6 +125,8 @@ fn port_policy(
         tls: tls(cx, path, &pl.tls),
         ..parts(cx, path, lb, pool, od)
     };
+    // A port's settings replace the policy wholesale: nothing is inherited.
+    check_failover(cx, path, &policy, false);
     Some((number, policy))
 }
 
@@ -111,10 +141,13 @@ fn parts(
     pool: &Option<raw::ConnectionPool>,
     od: &Option<raw::OutlierDetection>,
 ) -> TrafficPolicy {
+    let lb_path = join(path, "loadBalancer");
+    let locality_lb = (lb.as_ref())
+        .and_then(|lb| lb.locality_lb_setting.as_ref())
+        .and_then(|s| locality::setting(cx, &join(&lb_path, "localityLbSetting"), s));
     TrafficPolicy {
-        load_balancer: lb
-            .as_ref()
-            .and_then(|lb| load_balancer(cx, &join(path, "loadBalancer"), lb)),
+        load_balancer: lb.as_ref().and_then(|lb| load_balancer(cx, &lb_path, lb)),
+        locality_lb,
         connection_pool: pool
             .as_ref()
             .map(|cp| connection_pool(cx, &join(path, "connectionPool"), cp)),
@@ -127,7 +160,6 @@ fn parts(
 }
 
 fn load_balancer(cx: &mut Cx<'_>, path: &str, lb: &raw::LoadBalancer) -> Option<LoadBalancer> {
-    cx.unsupported(path, "localityLbSetting", &lb.locality_lb_setting);
     cx.unsupported(path, "zoneAwareLbSetting", &lb.zone_aware_lb_setting);
     cx.unsupported(path, "warmupDurationSecs", &lb.warmup_duration_secs);
     cx.unsupported(path, "warmup", &lb.warmup);
@@ -136,8 +168,13 @@ fn load_balancer(cx: &mut Cx<'_>, path: &str, lb: &raw::LoadBalancer) -> Option<
         (None, Some(ch)) => {
             consistent_hash(cx, &join(path, "consistentHash"), ch).map(LoadBalancer::ConsistentHash)
         }
+        // `localityLbSetting` alone keeps the default algorithm.
+        (None, None) if lb.locality_lb_setting.is_some() => None,
         (None, None) => {
-            cx.err(path, "one of simple or consistentHash is required");
+            cx.err(
+                path,
+                "one of simple, consistentHash or localityLbSetting is required",
+            );
             None
         }
         (Some(_), Some(_)) => {

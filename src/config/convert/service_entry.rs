@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use super::{join, Cx};
 use crate::config::model::{
-    Location, Protocol, Resolution, Service, ServicePort, StaticEndpoint, WorkloadEntry,
+    Locality, Location, Protocol, Resolution, Service, ServicePort, StaticEndpoint, Topology,
+    WorkloadEntry, NETWORK_LABEL,
 };
 use crate::config::raw::service_entry as raw;
 
@@ -179,8 +180,6 @@ fn endpoint(
     port_names: Option<&BTreeSet<&str>>,
     static_resolution: bool,
 ) -> Option<StaticEndpoint> {
-    cx.unsupported(path, "network", &e.network);
-    cx.unsupported(path, "locality", &e.locality);
     let address = e.address.clone().unwrap_or_default();
     if address.is_empty() {
         cx.err(path, "address is required");
@@ -208,9 +207,29 @@ fn endpoint(
     Some(StaticEndpoint {
         address,
         ports,
+        topology: topology(cx, path, e),
         labels: e.labels.clone(),
         weight,
     })
+}
+
+/// `locality` (else the topology labels) and `network` (else its label).
+fn topology(cx: &mut Cx<'_>, path: &str, e: &raw::WorkloadEntry) -> Topology {
+    let locality = match &e.locality {
+        Some(text) => Locality::parse(text).unwrap_or_else(|msg| {
+            cx.err(&join(path, "locality"), msg);
+            Locality::default()
+        }),
+        None => Locality::from_labels(&e.labels),
+    };
+    let network = (e.network.clone())
+        .or_else(|| e.labels.get(NETWORK_LABEL).cloned())
+        .unwrap_or_default();
+    Topology {
+        locality,
+        network,
+        cluster: String::new(),
+    }
 }
 
 fn check_address(cx: &mut Cx<'_>, path: &str, address: &str, static_resolution: bool) {

@@ -78,10 +78,43 @@ pub(crate) struct ClientTls {
 pub(crate) struct LoadBalancer {
     pub simple: Option<String>,
     pub consistent_hash: Option<ConsistentHash>,
-    pub locality_lb_setting: Option<Unsupported>,
+    pub locality_lb_setting: Option<LocalityLbSetting>,
     pub zone_aware_lb_setting: Option<Unsupported>,
     pub warmup_duration_secs: Option<Unsupported>,
     pub warmup: Option<Unsupported>,
+}
+
+/// `LocalityLoadBalancerSetting`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LocalityLbSetting {
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub distribute: Vec<LocalityDistribute>,
+    #[serde(default)]
+    pub failover: Vec<LocalityFailover>,
+    #[serde(default)]
+    pub failover_priority: Vec<String>,
+}
+
+/// `LocalityLoadBalancerSetting.Distribute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LocalityDistribute {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: BTreeMap<String, i64>,
+}
+
+/// `LocalityLoadBalancerSetting.Failover`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct LocalityFailover {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
 }
 
 /// `LoadBalancerSettings.ConsistentHashLB`.

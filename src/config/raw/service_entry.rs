@@ -52,8 +52,8 @@ pub(crate) struct WorkloadEntry {
     pub ports: BTreeMap<String, i64>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    pub network: Option<Unsupported>,
-    pub locality: Option<Unsupported>,
+    pub network: Option<String>,
+    pub locality: Option<String>,
     pub weight: Option<i64>,
     pub service_account: Option<String>,
 }

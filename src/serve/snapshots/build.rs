@@ -296,10 +296,14 @@ impl BuildState {
                 .collect::<Resources>()
         };
         let outbound_clusters = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
-        let eds = pick(
+        let mut eds = pick(
             &mut view.load_assignments.iter().map(|c| &c.cluster_name),
             endpoints,
         );
+        // Endpoints balanced by the group's locality (`ScopeKey::client`).
+        for cla in &view.localized {
+            eds.insert(cla.cluster_name.clone(), self.interner.encode(cla));
+        }
         let routes = view
             .routes
             .iter()

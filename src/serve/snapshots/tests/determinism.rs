@@ -84,6 +84,7 @@ fn registry_of(workloads: &[Workload]) -> Registry {
             inbound_port: port,
             outbound_port: port + 1,
             gateway: None,
+            topology: Default::default(),
         });
     }
     registry

@@ -1,0 +1,216 @@
+//! Locality-aware load balancing against real Envoy: sidecars started
+//! with `trellis bootstrap --locality`, a client in us-east/us-east-1a
+//! calling `payment` with instances in its zone and in eu-west.
+//!
+//! - failover: traffic stays in the client's zone; when that zone's
+//!   instances answer 503, outlier detection ejects them and traffic moves
+//!   to eu-west (errors counted and printed); when they recover, traffic
+//!   comes back.
+//! - distribute: an 80/20 split between the two localities, measured.
+
+use std::time::{Duration, Instant};
+
+use trellis_integration_tests::sidecar::SidecarSpec;
+use trellis_integration_tests::wait::wait_until;
+use trellis_integration_tests::*;
+
+const CLUSTER: &str = "outbound|80||payment.default.svc.cluster.local";
+const EAST: &str = "us-east/us-east-1a";
+const WEST: &str = "eu-west/eu-west-1a";
+
+/// Failover with outlier detection: two failures eject a host for 3 s
+/// (then longer on each ejection), every host may be ejected.
+const FAILOVER: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: payment
+spec:
+  host: payment
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting:
+        enabled: true
+    outlierDetection:
+      consecutive5xxErrors: 2
+      interval: 1s
+      baseEjectionTime: 3s
+      maxEjectionPercent: 100
+"#;
+
+const DISTRIBUTE: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: payment
+spec:
+  host: payment
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting:
+        distribute:
+        - from: us-east/us-east-1a
+          to:
+            "us-east/us-east-1a": 80
+            "eu-west/eu-west-1a": 20
+"#;
+
+/// A `payment` instance named `name` whose sidecar runs in `locality`.
+async fn instance(trellis: &Trellis, name: &str, locality: &str) -> Instance {
+    let backend = Backend::start_with(name, "v1", Behavior::Ok).await.unwrap();
+    let mut spec = SidecarSpec::new("payment", &[("version", "v1")], backend.port());
+    spec.extra_args = vec!["--locality".into(), locality.into()];
+    let sidecar = Sidecar::start_spec(trellis, spec).await.unwrap();
+    Instance { backend, sidecar }
+}
+
+/// The client, in us-east/us-east-1a.
+async fn east_client(trellis: &Trellis) -> MeshClient {
+    let app = Backend::start("client", "v1").await.unwrap();
+    let mut spec = SidecarSpec::new("client", &[("version", "v1")], app.port());
+    spec.extra_args = vec!["--locality".into(), EAST.into()];
+    let sidecar = Sidecar::start_spec(trellis, spec).await.unwrap();
+    MeshClient {
+        app,
+        sidecar,
+        http: Client::new(),
+    }
+}
+
+/// Answers from `names` among `tally`'s successes.
+fn from(tally: &Tally, names: &[&str]) -> usize {
+    names.iter().map(|n| tally.get(&format!("{n} v1"))).sum()
+}
+
+/// Sends one request at a time until `done` holds for the last `window`
+/// answers; returns the time taken and the failed requests on the way.
+async fn until_steady(
+    client: &MeshClient,
+    window: usize,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> (Duration, usize, usize) {
+    let start = Instant::now();
+    let (mut streak, mut failed, mut sent) = (0, 0, 0);
+    while streak < window {
+        assert!(
+            start.elapsed() < timeout,
+            "not steady after {timeout:?}: {sent} sent, {failed} failed"
+        );
+        let outcome = match client.get("payment", &[]).await {
+            Ok(r) => r.outcome(),
+            Err(_) => "error".into(),
+        };
+        sent += 1;
+        failed += usize::from(!outcome.ends_with(" v1"));
+        streak = if done(&outcome) { streak + 1 } else { 0 };
+    }
+    (start.elapsed(), failed, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_stays_local_fails_over_and_returns() {
+    let config = ConfigDir::with(&[("rule.yaml", FAILOVER)]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let a1 = instance(&trellis, "east-1", EAST).await;
+    let a2 = instance(&trellis, "east-2", EAST).await;
+    let b1 = instance(&trellis, "west-1", WEST).await;
+    let client = east_client(&trellis).await;
+    client.wait_endpoints(CLUSTER, 3).await.unwrap();
+    let east = ["east-1", "east-2"];
+
+    // Healthy: every request stays in the client's zone.
+    let tally = client.tally("payment", &[], 200, 4).await;
+    assert_eq!(from(&tally, &east), 200, "traffic left the zone: {tally:?}");
+
+    // The zone fails: outlier detection ejects both, eu-west takes over.
+    a1.backend.set_behavior(Behavior::Always(503));
+    a2.backend.set_behavior(Behavior::Always(503));
+    let timeout = Duration::from_secs(20);
+    let (took, failed, sent) = until_steady(&client, 20, timeout, |o| o == "west-1 v1").await;
+    eprintln!("failover to eu-west: {took:?}, {failed} of {sent} requests failed");
+    assert!(
+        failed <= 10,
+        "{failed} of {sent} requests failed during failover"
+    );
+    let ejected = format!("cluster.{CLUSTER}.outlier_detection.ejections_active");
+    assert_eq!(client.sidecar.stat(&ejected).await.unwrap(), 2);
+    let tally = client.tally("payment", &[], 100, 4).await;
+    eprintln!("after failover: {tally:?}");
+    assert_eq!(from(&tally, &east), 0, "{tally:?}");
+    assert!(from(&tally, &["west-1"]) >= 98, "{tally:?}");
+
+    // The zone recovers: once the ejections end, traffic comes back.
+    a1.backend.set_behavior(Behavior::Ok);
+    a2.backend.set_behavior(Behavior::Ok);
+    let local = |o: &str| east.iter().any(|n| o == format!("{n} v1"));
+    let (took, failed, sent) = until_steady(&client, 20, timeout, local).await;
+    eprintln!("return to us-east: {took:?}, {failed} of {sent} requests failed");
+    assert_eq!(failed, 0, "recovery must not fail requests");
+    // A host ejected twice stays out twice as long: wait for both.
+    let stat = || async { client.sidecar.stat(&ejected).await.ok().filter(|n| *n == 0) };
+    let (_, later) = wait_until(timeout, Duration::from_millis(100), stat)
+        .await
+        .expect("the recovered hosts stayed ejected");
+    eprintln!("both us-east hosts back after {:?}", took + later);
+    // Envoy may take an interval more to use a host again: poll.
+    let all_east = || async {
+        let tally = client.tally("payment", &[], 50, 4).await;
+        (from(&tally, &east) == 50).then_some(())
+    };
+    if wait_until(timeout, Duration::from_millis(200), all_east)
+        .await
+        .is_err()
+    {
+        let flags = client.sidecar.clusters().await.unwrap_or_default();
+        panic!(
+            "traffic never all back in us-east: {:?}",
+            flags.get(CLUSTER)
+        );
+    }
+    drop(b1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribute_splits_by_locality() {
+    let config = ConfigDir::with(&[("rule.yaml", DISTRIBUTE)]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    // Two instances in the east, one in the west: the split is per
+    // locality, not per instance.
+    let _a1 = instance(&trellis, "east-1", EAST).await;
+    let _a2 = instance(&trellis, "east-2", EAST).await;
+    let _b1 = instance(&trellis, "west-1", WEST).await;
+    let client = east_client(&trellis).await;
+    client.wait_endpoints(CLUSTER, 3).await.unwrap();
+
+    // Envoy has the weights (its locality weighted LB reads them).
+    let ((), _) = wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let dump = client
+                .sidecar
+                .admin("/config_dump?include_eds")
+                .await
+                .ok()?;
+            (dump.contains("\"load_balancing_weight\": 80")
+                && dump.contains("\"load_balancing_weight\": 20"))
+            .then_some(())
+        },
+    )
+    .await
+    .expect("locality weights never reached Envoy");
+
+    let n = 1000;
+    let tally = client.tally("payment", &[], n, 8).await;
+    let east = from(&tally, &["east-1", "east-2"]);
+    let west = from(&tally, &["west-1"]);
+    eprintln!("distribute 80/20: us-east {east}, eu-west {west} of {n}");
+    assert_eq!(east + west, n, "{tally:?}");
+    let share = east as f64 / n as f64;
+    assert!(
+        (0.75..=0.85).contains(&share),
+        "us-east share {share}: {tally:?}"
+    );
+}
