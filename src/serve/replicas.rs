@@ -68,7 +68,7 @@ pub(super) async fn store_loop(
 
 fn apply(core: &Core, event: StoreEvent) {
     match event {
-        StoreEvent::Registered(proxy) => core.remote_registered(proxy),
+        StoreEvent::Registered(proxy) => core.remote_registered(*proxy),
         StoreEvent::Removed(id) => core.remote_removed(&id),
         StoreEvent::Snapshot(proxies) => core.remote_snapshot(proxies),
         StoreEvent::Revoked(jti) => {

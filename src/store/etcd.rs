@@ -97,7 +97,7 @@ pub struct TrustMarks {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreEvent {
     /// Another replica registered or updated a sidecar.
-    Registered(Proxy),
+    Registered(Box<Proxy>),
     /// A sidecar left the shared registry: deregistered by its replica, or
     /// its replica's lease ran out.
     Removed(String),
@@ -131,7 +131,7 @@ pub struct EtcdFeed {
 /// A write this replica asks for.
 #[derive(Debug)]
 enum Command {
-    Put(Proxy),
+    Put(Box<Proxy>),
     DeleteOwn(String),
     Revoke(String),
 }
@@ -165,7 +165,7 @@ impl EtcdStore {
 
     /// Writes (or takes over) a sidecar's key on this replica's lease.
     pub fn put(&self, proxy: &Proxy) {
-        let _ = self.commands.send(Command::Put(proxy.clone()));
+        let _ = self.commands.send(Command::Put(Box::new(proxy.clone())));
     }
 
     /// Deletes a sidecar's key if this replica still holds it.

@@ -141,7 +141,7 @@ impl Sync {
             Command::Put(proxy) => {
                 self.gone.remove(&proxy.id);
                 self.unput.insert(proxy.id.clone());
-                self.own.insert(proxy.id.clone(), proxy);
+                self.own.insert(proxy.id.clone(), *proxy);
             }
             Command::DeleteOwn(id) => {
                 self.unput.remove(&id);
@@ -382,7 +382,7 @@ impl Sync {
         self.own.remove(id);
         self.unput.remove(id);
         if let Some(proxy) = self.decode(id, kv) {
-            let _ = self.events.send(StoreEvent::Registered(proxy));
+            let _ = self.events.send(StoreEvent::Registered(Box::new(proxy)));
         }
     }
 }
