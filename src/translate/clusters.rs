@@ -41,8 +41,9 @@ pub struct ServiceClusters {
     view: ServiceView,
     dr: Option<Arc<DestinationRule>>,
     trust_domain: String,
-    /// By port, then subset as declared.
-    clusters: Vec<XdsCluster>,
+    /// By port, then subset as declared. Shared with the translation it
+    /// came from when only the service's endpoints changed.
+    clusters: Arc<Vec<XdsCluster>>,
     /// Of the EDS clusters.
     assignments: Vec<ClusterLoadAssignment>,
 }
@@ -56,6 +57,50 @@ impl ServiceClusters {
     /// The load assignments of its EDS clusters.
     pub fn assignments(&self) -> &[ClusterLoadAssignment] {
         &self.assignments
+    }
+
+    /// True when `other` has the very clusters of `self` (reused, not
+    /// translated again): their encodings can be reused too.
+    pub fn same_clusters(&self, other: &ServiceClusters) -> bool {
+        Arc::ptr_eq(&self.clusters, &other.clusters)
+    }
+
+    /// The same clusters with the load assignments of `view`, when nothing
+    /// the clusters are made of changed: an EDS service whose view differs
+    /// only in its instances, with the same workload identities (the
+    /// clusters' SANs). Endpoint churn then costs only its assignments.
+    fn with_endpoints(&self, view: &ServiceView) -> Option<ServiceClusters> {
+        let same_service = view.resolution == Resolution::Static
+            && self.view.host == view.host
+            && self.view.namespace == view.namespace
+            && self.view.ports == view.ports
+            && self.view.resolution == view.resolution
+            && self.view.location == view.location;
+        let same_ids =
+            || spiffe_ids(&self.view, &self.trust_domain) == spiffe_ids(view, &self.trust_domain);
+        if !(same_service && same_ids()) {
+            return None;
+        }
+        let rule = self.dr.as_deref();
+        let assignments = port_subsets(view, rule)
+            .map(|(port, subset)| {
+                let subset_name = subset.map(|s| s.name.as_str());
+                let name = cluster_name(port.number, subset_name, view.host.as_str());
+                load_assignment(
+                    &name,
+                    &view.instances,
+                    port.number,
+                    subset.map(|s| &s.labels),
+                )
+            })
+            .collect();
+        Some(ServiceClusters {
+            view: view.clone(),
+            dr: self.dr.clone(),
+            trust_domain: self.trust_domain.clone(),
+            clusters: Arc::clone(&self.clusters),
+            assignments,
+        })
     }
 }
 
@@ -75,11 +120,15 @@ pub fn per_service(
         .iter()
         .map(|view| {
             let dr = mesh.destination_rules.get(&view.host);
-            let reused = previous.get(&view.host).filter(|p| {
-                p.view == **view && p.dr.as_ref() == dr && p.trust_domain == trust_domain
-            });
-            let memo = match reused {
-                Some(p) => Arc::clone(p),
+            let same_inputs = previous
+                .get(&view.host)
+                .filter(|p| p.dr.as_ref() == dr && p.trust_domain == trust_domain);
+            let memo = match same_inputs {
+                Some(p) if p.view == **view => Arc::clone(p),
+                Some(p) => p.with_endpoints(view).map_or_else(
+                    || Arc::new(translate_service(view, dr, trust_domain)),
+                    Arc::new,
+                ),
                 None => Arc::new(translate_service(view, dr, trust_domain)),
             };
             (view.host.clone(), memo)
@@ -102,24 +151,47 @@ fn translate_service(
     let mut clusters = Vec::new();
     let mut assignments = Vec::new();
     let rule = dr.map(|d| d.as_ref());
-    for port in &view.ports {
-        let subsets = rule.map(|d| d.subsets.iter()).into_iter().flatten();
-        for subset in std::iter::once(None).chain(subsets.map(Some)) {
-            let (mut c, cla) = build(view, port, rule, subset);
-            let tls = effective(rule, port.number, subset).tls;
-            let subset_name = subset.map(|s| s.name.as_str());
-            set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
-            clusters.push(c);
-            assignments.extend(cla);
-        }
+    for (port, subset) in port_subsets(view, rule) {
+        let (mut c, cla) = build(view, port, rule, subset);
+        let tls = effective(rule, port.number, subset).tls;
+        let subset_name = subset.map(|s| s.name.as_str());
+        set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
+        clusters.push(c);
+        assignments.extend(cla);
     }
     ServiceClusters {
         view: view.clone(),
         dr: dr.cloned(),
         trust_domain: trust_domain.to_string(),
-        clusters,
+        clusters: Arc::new(clusters),
         assignments,
     }
+}
+
+/// Every cluster of a service: each port, plain then with each subset of
+/// `dr` as declared.
+fn port_subsets<'a>(
+    view: &'a ServiceView,
+    dr: Option<&'a DestinationRule>,
+) -> impl Iterator<Item = (&'a ServicePort, Option<&'a Subset>)> + 'a {
+    view.ports.iter().flat_map(move |port| {
+        let subsets = dr.map(|d| d.subsets.iter()).into_iter().flatten();
+        std::iter::once(None)
+            .chain(subsets.map(Some))
+            .map(move |subset| (port, subset))
+    })
+}
+
+/// The SPIFFE IDs of the service's sidecar instances, sorted: the names an
+/// auto-mTLS client accepts from its endpoints.
+fn spiffe_ids(view: &ServiceView, trust_domain: &str) -> Vec<String> {
+    let mut ids: Vec<String> = (view.instances.iter())
+        .filter_map(|i| i.identity.as_ref())
+        .map(|id| id.spiffe_id(trust_domain))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// One cluster; the assignment is returned for EDS clusters and inlined
@@ -164,12 +236,7 @@ fn set_tls(
     trust_domain: &str,
 ) {
     let sni = format!("outbound_.{port}_.{}_.{}", subset.unwrap_or(""), view.host);
-    let mut ids: Vec<String> = (view.instances.iter())
-        .filter_map(|i| i.identity.as_ref())
-        .map(|id| id.spiffe_id(trust_domain))
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let ids = spiffe_ids(view, trust_domain);
     match tls {
         None if view.resolution == Resolution::Static
             && view.location == Location::MeshInternal =>
