@@ -70,12 +70,21 @@ impl ServiceClusters {
     /// only in its instances, with the same workload identities (the
     /// clusters' SANs). Endpoint churn then costs only its assignments.
     fn with_endpoints(&self, view: &ServiceView) -> Option<ServiceClusters> {
+        // Exhaustive, so a field added to the view must be classed here.
+        let ServiceView {
+            host,
+            namespace,
+            ports,
+            resolution,
+            location,
+            instances: _,
+        } = &self.view;
         let same_service = view.resolution == Resolution::Static
-            && self.view.host == view.host
-            && self.view.namespace == view.namespace
-            && self.view.ports == view.ports
-            && self.view.resolution == view.resolution
-            && self.view.location == view.location;
+            && *host == view.host
+            && *namespace == view.namespace
+            && *ports == view.ports
+            && *resolution == view.resolution
+            && *location == view.location;
         let same_ids =
             || spiffe_ids(&self.view, &self.trust_domain) == spiffe_ids(view, &self.trust_domain);
         if !(same_service && same_ids()) {
