@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
 use super::endpoints::{load_assignment, selected};
 use super::locality::{self, LocalityCluster, LocalityRule};
-use super::policy::{self, effective};
+use super::policy::{self, effective, Policy};
 use super::tls;
 use super::util::{ads, zero_duration};
 use crate::config::model::{
@@ -42,8 +42,9 @@ pub struct ServiceClusters {
     view: ServiceView,
     dr: Option<Arc<DestinationRule>>,
     trust_domain: String,
-    /// By port, then subset as declared.
-    clusters: Vec<XdsCluster>,
+    /// By port, then subset as declared. Shared with the translation it
+    /// came from when only the service's endpoints changed.
+    clusters: Arc<Vec<XdsCluster>>,
     /// Of the EDS clusters.
     assignments: Vec<ClusterLoadAssignment>,
     /// The EDS clusters whose endpoints each client sees its own way.
@@ -65,6 +66,57 @@ impl ServiceClusters {
     pub fn localities(&self) -> &[Arc<LocalityCluster>] {
         &self.localities
     }
+
+    /// True when `other` has the very clusters of `self` (reused, not
+    /// translated again): their encodings can be reused too.
+    pub fn same_clusters(&self, other: &ServiceClusters) -> bool {
+        Arc::ptr_eq(&self.clusters, &other.clusters)
+    }
+
+    /// The same clusters with the load assignments of `view`, when nothing
+    /// the clusters are made of changed: an EDS service whose view differs
+    /// only in its instances, with the same workload identities (the
+    /// clusters' SANs). Endpoint churn then costs only its assignments.
+    fn with_endpoints(&self, view: &ServiceView) -> Option<ServiceClusters> {
+        // Exhaustive, so a field added to the view must be classed here.
+        let ServiceView {
+            host,
+            namespace,
+            ports,
+            resolution,
+            location,
+            instances: _,
+        } = &self.view;
+        let same_service = view.resolution == Resolution::Static
+            && *host == view.host
+            && *namespace == view.namespace
+            && *ports == view.ports
+            && *resolution == view.resolution
+            && *location == view.location;
+        let same_ids =
+            || spiffe_ids(&self.view, &self.trust_domain) == spiffe_ids(view, &self.trust_domain);
+        if !(same_service && same_ids()) {
+            return None;
+        }
+        let rule = self.dr.as_deref();
+        let (mut assignments, mut localities) = (Vec::new(), Vec::new());
+        for (port, subset) in port_subsets(view, rule) {
+            let subset_name = subset.map(|s| s.name.as_str());
+            let name = cluster_name(port.number, subset_name, view.host.as_str());
+            let policy = effective(rule, port.number, subset);
+            let (cla, local, _) = endpoints(view, port, &policy, subset, &name);
+            assignments.push(cla);
+            localities.extend(local.map(Arc::new));
+        }
+        Some(ServiceClusters {
+            view: view.clone(),
+            dr: self.dr.clone(),
+            trust_domain: self.trust_domain.clone(),
+            clusters: Arc::clone(&self.clusters),
+            assignments,
+            localities,
+        })
+    }
 }
 
 /// Every service's [`ServiceClusters`], by host.
@@ -83,11 +135,15 @@ pub fn per_service(
         .iter()
         .map(|view| {
             let dr = mesh.destination_rules.get(&view.host);
-            let reused = previous.get(&view.host).filter(|p| {
-                p.view == **view && p.dr.as_ref() == dr && p.trust_domain == trust_domain
-            });
-            let memo = match reused {
-                Some(p) => Arc::clone(p),
+            let same_inputs = previous
+                .get(&view.host)
+                .filter(|p| p.dr.as_ref() == dr && p.trust_domain == trust_domain);
+            let memo = match same_inputs {
+                Some(p) if p.view == **view => Arc::clone(p),
+                Some(p) => p.with_endpoints(view).map_or_else(
+                    || Arc::new(translate_service(view, dr, trust_domain)),
+                    Arc::new,
+                ),
                 None => Arc::new(translate_service(view, dr, trust_domain)),
             };
             (view.host.clone(), memo)
@@ -111,26 +167,49 @@ fn translate_service(
     let mut assignments = Vec::new();
     let mut localities = Vec::new();
     let rule = dr.map(|d| d.as_ref());
-    for port in &view.ports {
-        let subsets = rule.map(|d| d.subsets.iter()).into_iter().flatten();
-        for subset in std::iter::once(None).chain(subsets.map(Some)) {
-            let (mut c, cla, local) = build(view, port, rule, subset);
-            let tls = effective(rule, port.number, subset).tls;
-            let subset_name = subset.map(|s| s.name.as_str());
-            set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
-            clusters.push(c);
-            assignments.extend(cla);
-            localities.extend(local.map(Arc::new));
-        }
+    for (port, subset) in port_subsets(view, rule) {
+        let (mut c, cla, local) = build(view, port, rule, subset);
+        let tls = effective(rule, port.number, subset).tls;
+        let subset_name = subset.map(|s| s.name.as_str());
+        set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
+        clusters.push(c);
+        assignments.extend(cla);
+        localities.extend(local.map(Arc::new));
     }
     ServiceClusters {
         view: view.clone(),
         dr: dr.cloned(),
         trust_domain: trust_domain.to_string(),
-        clusters,
+        clusters: Arc::new(clusters),
         assignments,
         localities,
     }
+}
+
+/// Every cluster of a service: each port, plain then with each subset of
+/// `dr` as declared.
+fn port_subsets<'a>(
+    view: &'a ServiceView,
+    dr: Option<&'a DestinationRule>,
+) -> impl Iterator<Item = (&'a ServicePort, Option<&'a Subset>)> + 'a {
+    view.ports.iter().flat_map(move |port| {
+        let subsets = dr.map(|d| d.subsets.iter()).into_iter().flatten();
+        std::iter::once(None)
+            .chain(subsets.map(Some))
+            .map(move |subset| (port, subset))
+    })
+}
+
+/// The SPIFFE IDs of the service's sidecar instances, sorted: the names an
+/// auto-mTLS client accepts from its endpoints.
+fn spiffe_ids(view: &ServiceView, trust_domain: &str) -> Vec<String> {
+    let mut ids: Vec<String> = (view.instances.iter())
+        .filter_map(|i| i.identity.as_ref())
+        .map(|id| id.spiffe_id(trust_domain))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// One cluster; the assignment is returned for EDS clusters and inlined
@@ -151,26 +230,43 @@ fn build(
         subset.map(|s| s.name.as_str()),
         view.host.as_str(),
     );
-    let labels = subset.map(|s| &s.labels);
-    let mut cla = load_assignment(&name, &view.instances, port.number, labels);
+    let policy = effective(dr, port.number, subset);
+    let (cla, local, distribute) = endpoints(view, port, &policy, subset, &name);
     let mut c = XdsCluster {
         name,
         ..Default::default()
     };
-    let policy = effective(dr, port.number, subset);
     policy::apply(&mut c, &policy, port);
-    // Per-client endpoints need EDS: a DNS cluster's are inline and shared.
-    let rule = locality::rule(&policy).filter(|_| view.resolution == Resolution::Static);
-    if let Some(LocalityRule::Distribute(_)) = &rule {
-        locality::default_weights(&mut cla);
+    if distribute {
         set_locality_weighted(&mut c);
+    }
+    let eds = set_discovery(&mut c, view.resolution, cla);
+    (c, eds, local)
+}
+
+/// The load assignment of cluster `name`; with `distribute`, its default
+/// locality weights (and true); when its balancing depends on the
+/// client's locality, the endpoints each client sees its own way. Per-client
+/// endpoints need EDS: a DNS cluster's are inline and shared.
+fn endpoints(
+    view: &ServiceView,
+    port: &ServicePort,
+    policy: &Policy<'_>,
+    subset: Option<&Subset>,
+    name: &str,
+) -> (ClusterLoadAssignment, Option<LocalityCluster>, bool) {
+    let labels = subset.map(|s| &s.labels);
+    let mut cla = load_assignment(name, &view.instances, port.number, labels);
+    let rule = locality::rule(policy).filter(|_| view.resolution == Resolution::Static);
+    let distribute = matches!(rule, Some(LocalityRule::Distribute(_)));
+    if distribute {
+        locality::default_weights(&mut cla);
     }
     let local = rule.and_then(|r| {
         let mine = selected(&view.instances, port.number, labels).cloned();
-        LocalityCluster::new(&c.name, r, mine.collect())
+        LocalityCluster::new(name, r, mine.collect())
     });
-    let eds = set_discovery(&mut c, view.resolution, cla);
-    (c, eds, local)
+    (cla, local, distribute)
 }
 
 /// Envoy weighs localities by `LocalityLbEndpoints.load_balancing_weight`
@@ -198,12 +294,7 @@ fn set_tls(
     trust_domain: &str,
 ) {
     let sni = format!("outbound_.{port}_.{}_.{}", subset.unwrap_or(""), view.host);
-    let mut ids: Vec<String> = (view.instances.iter())
-        .filter_map(|i| i.identity.as_ref())
-        .map(|id| id.spiffe_id(trust_domain))
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let ids = spiffe_ids(view, trust_domain);
     match tls {
         None if view.resolution == Resolution::Static
             && view.location == Location::MeshInternal =>

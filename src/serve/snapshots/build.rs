@@ -234,6 +234,14 @@ impl BuildState {
         for (host, memo) in &shared.per_service {
             let done = match self.services.remove(host) {
                 Some(e) if Arc::ptr_eq(&e.memo, memo) => e,
+                // Only the endpoints changed: the clusters keep their bytes.
+                Some(e) if e.memo.same_clusters(memo) => EncodedService {
+                    memo: Arc::clone(memo),
+                    clusters: e.clusters,
+                    endpoints: self.encode_all(memo.assignments(), |c: &ClusterLoadAssignment| {
+                        &c.cluster_name
+                    }),
+                },
                 _ => EncodedService {
                     memo: Arc::clone(memo),
                     clusters: self.encode_all(memo.clusters(), |c: &XdsCluster| &c.name),

@@ -156,3 +156,86 @@ fn sidecar_endpoints_are_labelled_tls_mode_istio() {
         tls::tls_mode_istio()
     );
 }
+
+/// The payment service's sidecars, v1 and v2, on `ports`, with `account`.
+fn payment_sidecars(ports: [u16; 2], account: &str) -> crate::registry::Registry {
+    let mut reg = crate::registry::Registry::new();
+    for (version, port) in ["v1", "v2"].into_iter().zip(ports) {
+        let mut p = sidecar("payment-service", &format!("p-{version}"), version, port);
+        p.service_account = account.into();
+        reg.register(p);
+    }
+    reg
+}
+
+/// Translates `reg` with `previous` as the memo, and from scratch.
+fn retranslate(
+    mesh: &MeshConfig,
+    reg: &crate::registry::Registry,
+    previous: &ServiceMemo,
+) -> (ServiceMemo, ServiceMemo) {
+    let si = instances(mesh, reg);
+    let views: Vec<_> = si.services.values().collect();
+    let reused = per_service(mesh, &views, previous);
+    (reused, per_service(mesh, &views, &ServiceMemo::new()))
+}
+
+#[test]
+fn moved_endpoints_reuse_the_clusters_and_match_a_fresh_translation() {
+    let mesh = canary_mesh();
+    let (first, _) = retranslate(
+        &mesh,
+        &payment_sidecars([16000, 16001], "pay"),
+        &BTreeMap::new(),
+    );
+    let (moved, fresh) = retranslate(&mesh, &payment_sidecars([17000, 17001], "pay"), &first);
+    assert_eq!(moved, fresh);
+    let h = host("payment-service");
+    assert!(moved[&h].same_clusters(&first[&h]));
+    assert!(!fresh[&h].same_clusters(&first[&h]));
+    assert_ne!(moved[&h].assignments(), first[&h].assignments());
+}
+
+#[test]
+fn a_new_identity_translates_the_clusters_again() {
+    let mesh = canary_mesh();
+    let (first, _) = retranslate(
+        &mesh,
+        &payment_sidecars([16000, 16001], "pay"),
+        &BTreeMap::new(),
+    );
+    let (other, fresh) = retranslate(&mesh, &payment_sidecars([16000, 16001], "bill"), &first);
+    assert_eq!(other, fresh);
+    let h = host("payment-service");
+    assert!(!other[&h].same_clusters(&first[&h]));
+    assert_ne!(other[&h].clusters(), first[&h].clusters());
+}
+
+#[test]
+fn moved_endpoints_keep_locality_weights_and_per_client_endpoints() {
+    use crate::config::model::{LocalityDistribute, LocalityLbSetting};
+    let mut mesh = canary_mesh();
+    let dr = mesh
+        .destination_rules
+        .get_mut(&host("payment-service"))
+        .unwrap();
+    let policy = Arc::make_mut(dr).traffic_policy.as_mut().unwrap();
+    policy.outlier_detection = None;
+    policy.locality_lb = Some(LocalityLbSetting {
+        distribute: vec![LocalityDistribute {
+            from: "*".into(),
+            to: [("*".to_string(), 100)].into(),
+        }],
+        ..Default::default()
+    });
+    let (first, _) = retranslate(
+        &mesh,
+        &payment_sidecars([16000, 16001], "pay"),
+        &BTreeMap::new(),
+    );
+    let h = host("payment-service");
+    assert!(!first[&h].localities().is_empty());
+    let (moved, fresh) = retranslate(&mesh, &payment_sidecars([17000, 17001], "pay"), &first);
+    assert!(moved[&h].same_clusters(&first[&h]));
+    assert_eq!(moved, fresh);
+}
