@@ -3,11 +3,16 @@
 //! generic gRPC client with prost's codec and the hand-written messages of
 //! [`super::proto`].
 //!
-//! One channel balances over every etcd member: requests go to the members
-//! whose connection is up, and HTTP/2 pings find a dead or frozen member in
-//! seconds, so a lost member costs the requests in flight on it, not the
-//! store.
+//! The client keeps one lazily connected channel per etcd member and sends
+//! every request to one of them, the current one; a request that fails or
+//! is abandoned (its caller's timeout) moves it to the next member, as
+//! etcd's own client does. HTTP/2 pings find a dead or frozen member in
+//! seconds. (A balancing channel was no good here: it counts a member that
+//! refuses connections as ready, so half the requests kept going to a
+//! killed member.)
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -44,6 +49,9 @@ pub enum ClientError {
     /// A stream ended without the answer asked for.
     #[error("{0} stream ended")]
     StreamEnded(&'static str),
+    /// `--store etcd://` named no member.
+    #[error("no etcd endpoint")]
+    NoEndpoints,
     /// etcd answered a lease grant with an error.
     #[error("lease not granted: {0}")]
     LeaseRefused(String),
@@ -67,7 +75,55 @@ pub struct ConnectOptions {
 /// A client of every member of one etcd cluster; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
-    grpc: Grpc<Channel>,
+    members: Arc<Members>,
+}
+
+/// One channel per member, and which one requests go to.
+#[derive(Debug)]
+struct Members {
+    channels: Vec<Channel>,
+    current: AtomicUsize,
+}
+
+impl Members {
+    /// Moves on from member `index` unless another failure already did.
+    fn failed(&self, index: usize) {
+        let next = (index + 1) % self.channels.len();
+        let _ = (self.current).compare_exchange(index, next, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// One request's use of a member: unless it is marked answered, dropping
+/// it (on an error, or when the caller gave up waiting) moves the client to
+/// the next member.
+struct Attempt {
+    members: Arc<Members>,
+    index: usize,
+    answered: bool,
+}
+
+impl Attempt {
+    fn new(members: &Arc<Members>, index: usize) -> Attempt {
+        Attempt {
+            members: members.clone(),
+            index,
+            answered: false,
+        }
+    }
+
+    /// Passes `result` through, marking the attempt answered on success.
+    fn check<T>(mut self, result: Result<T, ClientError>) -> Result<T, ClientError> {
+        self.answered = result.is_ok();
+        result
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.members.failed(self.index);
+        }
+    }
 }
 
 const RANGE: &str = "/etcdserverpb.KV/Range";
@@ -78,16 +134,25 @@ const LEASE_KEEP_ALIVE: &str = "/etcdserverpb.Lease/LeaseKeepAlive";
 const WATCH: &str = "/etcdserverpb.Watch/Watch";
 
 impl Client {
-    /// Builds the balanced channel; it connects lazily, in the background
+    /// Builds a channel per member; each connects at its first request
     /// (so a member down at start is not an error). Needs a Tokio runtime.
     pub fn connect(opts: &ConnectOptions) -> Result<Client, ClientError> {
-        let endpoints = (opts.endpoints.iter())
-            .map(|e| endpoint(e, opts))
-            .collect::<Result<Vec<_>, _>>()?;
-        let channel = Channel::balance_list(endpoints.into_iter());
-        Ok(Client {
-            grpc: Grpc::new(channel),
-        })
+        let channels = (opts.endpoints.iter())
+            .map(|e| Ok(endpoint(e, opts)?.connect_lazy()))
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        if channels.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        let current = AtomicUsize::new(0);
+        let members = Arc::new(Members { channels, current });
+        Ok(Client { members })
+    }
+
+    /// The current member's gRPC client, and the attempt that uses it.
+    fn pick(&self) -> (Grpc<Channel>, Attempt) {
+        let index = self.members.current.load(Ordering::SeqCst);
+        let channel = self.members.channels[index].clone();
+        (Grpc::new(channel), Attempt::new(&self.members, index))
     }
 
     /// Reads one key, or every key starting with it when `prefix`.
@@ -129,11 +194,13 @@ impl Client {
         // etcd answers (response headers included) only once it has a
         // request, so the first renewal goes out with the call.
         let first = LeaseKeepAliveRequest { id };
-        let (requests, responses) = self.streaming(LEASE_KEEP_ALIVE, first).await?;
+        let (requests, responses, index) = self.streaming(LEASE_KEEP_ALIVE, first).await?;
         let mut keeper = LeaseKeeper {
             id,
             requests,
             responses,
+            members: self.members.clone(),
+            index,
         };
         let ttl = keeper.next_ttl().await?;
         Ok((keeper, ttl))
@@ -153,10 +220,12 @@ impl Client {
         let request = WatchRequest {
             request_union: Some(RequestUnion::CreateRequest(create)),
         };
-        let (requests, responses) = self.streaming(WATCH, request).await?;
+        let (requests, responses, index) = self.streaming(WATCH, request).await?;
         Ok(WatchStream {
             _requests: requests,
             responses,
+            members: self.members.clone(),
+            index,
         })
     }
 
@@ -165,22 +234,26 @@ impl Client {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = self.grpc.clone();
-        grpc.ready().await?;
-        let codec = ProstCodec::<Req, Resp>::default();
-        let path = PathAndQuery::from_static(path);
-        let response = grpc
-            .unary(tonic::Request::new(request), path, codec)
-            .await?;
-        Ok(response.into_inner())
+        let (mut grpc, attempt) = self.pick();
+        let result = async {
+            grpc.ready().await?;
+            let codec = ProstCodec::<Req, Resp>::default();
+            let path = PathAndQuery::from_static(path);
+            let response = grpc
+                .unary(tonic::Request::new(request), path, codec)
+                .await?;
+            Ok(response.into_inner())
+        };
+        attempt.check(result.await)
     }
 
-    /// Opens a bidirectional stream with `first` as its first request.
+    /// Opens a bidirectional stream with `first` as its first request;
+    /// returns the member's index with it.
     async fn streaming<Req, Resp>(
         &self,
         path: &'static str,
         first: Req,
-    ) -> Result<(mpsc::Sender<Req>, Streaming<Resp>), ClientError>
+    ) -> Result<(mpsc::Sender<Req>, Streaming<Resp>, usize), ClientError>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
@@ -188,13 +261,17 @@ impl Client {
         let (requests, rx) = mpsc::channel(8);
         // Cannot fail: the receiver is still here.
         let _ = requests.try_send(first);
-        let mut grpc = self.grpc.clone();
-        grpc.ready().await?;
-        let codec = ProstCodec::<Req, Resp>::default();
-        let path = PathAndQuery::from_static(path);
-        let request = tonic::Request::new(ReceiverStream::new(rx));
-        let response = grpc.streaming(request, path, codec).await?;
-        Ok((requests, response.into_inner()))
+        let (mut grpc, attempt) = self.pick();
+        let index = attempt.index;
+        let result = async {
+            grpc.ready().await?;
+            let codec = ProstCodec::<Req, Resp>::default();
+            let path = PathAndQuery::from_static(path);
+            let request = tonic::Request::new(ReceiverStream::new(rx));
+            Ok(grpc.streaming(request, path, codec).await?.into_inner())
+        };
+        let responses = attempt.check(result.await)?;
+        Ok((requests, responses, index))
     }
 }
 
@@ -224,6 +301,8 @@ pub struct LeaseKeeper {
     id: i64,
     requests: mpsc::Sender<LeaseKeepAliveRequest>,
     responses: Streaming<LeaseKeepAliveResponse>,
+    members: Arc<Members>,
+    index: usize,
 }
 
 impl LeaseKeeper {
@@ -236,10 +315,13 @@ impl LeaseKeeper {
     }
 
     async fn next_ttl(&mut self) -> Result<i64, ClientError> {
-        match self.responses.message().await? {
-            Some(response) => Ok(response.ttl),
-            None => Err(ClientError::StreamEnded("lease keepalive")),
-        }
+        let attempt = Attempt::new(&self.members, self.index);
+        let result = match self.responses.message().await {
+            Ok(Some(response)) => Ok(response.ttl),
+            Ok(None) => Err(ClientError::StreamEnded("lease keepalive")),
+            Err(status) => Err(status.into()),
+        };
+        attempt.check(result)
     }
 }
 
@@ -250,11 +332,17 @@ pub struct WatchStream {
     /// side for a client gone.
     _requests: mpsc::Sender<WatchRequest>,
     responses: Streaming<WatchResponse>,
+    members: Arc<Members>,
+    index: usize,
 }
 
 impl WatchStream {
     /// The next response; `None` when etcd ended the stream.
     pub async fn message(&mut self) -> Result<Option<WatchResponse>, ClientError> {
-        Ok(self.responses.message().await?)
+        let result = self.responses.message().await;
+        if !matches!(result, Ok(Some(_))) {
+            self.members.failed(self.index);
+        }
+        Ok(result?)
     }
 }
