@@ -346,3 +346,6 @@ impl WatchStream {
         Ok(result?)
     }
 }
+
+#[cfg(test)]
+mod tests;
