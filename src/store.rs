@@ -46,7 +46,7 @@ pub enum StoreError {
     },
     /// The etcd client failed (connection, request, lease).
     #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
+    Etcd(#[from] etcd::ClientError),
     /// An etcd request did not answer in time.
     #[error("etcd did not answer within {0:?}")]
     Timeout(std::time::Duration),

@@ -22,18 +22,21 @@
 //! answers again it reconciles (new lease if the old one ran out, every own
 //! sidecar written again, the whole registry read again).
 
+mod client;
 mod keys;
+mod proto;
 mod sync;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use tokio::sync::{mpsc, watch};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use super::{StoreError, StoreMetrics};
 use crate::registry::Proxy;
 
+pub use client::ClientError;
 pub use keys::Keys;
 
 /// How long one etcd request may take before etcd counts as unreachable.
@@ -153,8 +156,7 @@ impl EtcdStore {
         if !opts.prefix.starts_with('/') || opts.prefix.len() < 2 {
             return Err(StoreError::BadPrefix(opts.prefix));
         }
-        let (urls, connect) = connect_options(&opts)?;
-        let client = Client::connect(urls, Some(connect)).await?;
+        let client = client::Client::connect(&connect_options(&opts)?)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (health_tx, health) = watch::channel(StoreHealth::Connecting);
@@ -179,35 +181,32 @@ impl EtcdStore {
     }
 }
 
-/// The endpoint URLs and client options: HTTP/2 pings every second so that
-/// a dead or frozen member is noticed in seconds, not at the next request.
-fn connect_options(opts: &EtcdOptions) -> Result<(Vec<String>, ConnectOptions), StoreError> {
-    let scheme = if opts.tls.is_some() { "https" } else { "http" };
-    let urls = (opts.endpoints.iter())
-        .map(|e| format!("{scheme}://{e}"))
-        .collect();
-    let mut connect = ConnectOptions::new()
-        .with_connect_timeout(OP_TIMEOUT)
-        .with_keep_alive(Duration::from_secs(1), OP_TIMEOUT)
-        .with_keep_alive_while_idle(true);
-    if let Some(tls) = &opts.tls {
-        connect = connect.with_tls(tls_options(tls)?);
-    }
-    Ok((urls, connect))
+/// The client options: HTTP/2 pings every second so that a dead or frozen
+/// member is noticed in seconds, not at the next request.
+fn connect_options(opts: &EtcdOptions) -> Result<client::ConnectOptions, StoreError> {
+    let tls = opts.tls.as_ref().map(tls_options).transpose()?;
+    Ok(client::ConnectOptions {
+        endpoints: opts.endpoints.clone(),
+        tls,
+        connect_timeout: OP_TIMEOUT,
+        ping_interval: Duration::from_secs(1),
+        ping_timeout: OP_TIMEOUT,
+    })
 }
 
-fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, StoreError> {
+/// etcd's CA and, for `--client-cert-auth`, this replica's certificate.
+fn tls_options(tls: &EtcdTls) -> Result<ClientTlsConfig, StoreError> {
     let read = |path: &PathBuf| {
         std::fs::read(path).map_err(|source| StoreError::TlsFile {
             path: path.clone(),
             source,
         })
     };
-    let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
     if let Some((cert, key)) = &tls.identity {
-        options = options.identity(Identity::from_pem(read(cert)?, read(key)?));
+        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
     }
-    Ok(options)
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -12,13 +12,14 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper,
-    PutOptions, Txn, TxnOp, WatchOptions, WatchResponse, WatchStream,
-};
 use tokio::sync::{mpsc, watch};
 
+use super::client::{Client, ClientError, LeaseKeeper, WatchStream};
 use super::keys::{KeyKind, Keys};
+use super::proto::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, KeyValue, PutRequest,
+    Request, RequestOp, TargetUnion, TxnRequest, WatchResponse,
+};
 use super::{Command, EtcdOptions, StoreEvent, StoreHealth, TrustMarks, OP_TIMEOUT};
 use crate::registry::Proxy;
 use crate::store::{Record, StoreError, StoreMetrics};
@@ -34,7 +35,7 @@ pub(super) struct Sync {
     ttl: i64,
     marks: TrustMarks,
     lease: Option<i64>,
-    keeper: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    keeper: Option<LeaseKeeper>,
     watch: Option<WatchStream>,
     /// This replica's sidecars, and those not written since they changed.
     own: BTreeMap<String, Proxy>,
@@ -84,7 +85,7 @@ pub(super) async fn run(mut sync: Sync, mut commands: mpsc::UnboundedReceiver<Co
 /// The next watch response; pending forever without a watch.
 async fn next_message(
     watch: &mut Option<WatchStream>,
-) -> Result<Option<WatchResponse>, etcd_client::Error> {
+) -> Result<Option<WatchResponse>, ClientError> {
     match watch {
         Some(w) => w.message().await,
         None => std::future::pending().await,
@@ -92,9 +93,7 @@ async fn next_message(
 }
 
 /// Bounds an etcd request by [`OP_TIMEOUT`].
-async fn timed<T>(
-    fut: impl Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, StoreError> {
+async fn timed<T>(fut: impl Future<Output = Result<T, ClientError>>) -> Result<T, StoreError> {
     match tokio::time::timeout(OP_TIMEOUT, fut).await {
         Ok(r) => r.map_err(StoreError::from),
         Err(_) => Err(StoreError::Timeout(OP_TIMEOUT)),
@@ -195,33 +194,36 @@ impl Sync {
         while let Some(id) = self.unput.first().cloned() {
             if let Some(proxy) = self.own.get(&id) {
                 let (key, value) = (self.keys.sidecar(&id), self.value(proxy));
-                let put = PutOptions::new().with_lease(lease);
-                timed(self.client.put(key, value, Some(put))).await?;
+                timed(self.client.put(&key, value, lease)).await?;
             }
             self.unput.remove(&id);
         }
         while let Some((id, value)) = self.gone.first_key_value() {
-            let key = self.keys.sidecar(id);
-            let txn = Txn::new()
-                .when([Compare::value(key.clone(), CompareOp::Equal, value.clone())])
-                .and_then([TxnOp::delete(key, None)]);
+            let key = self.keys.sidecar(id).into_bytes();
+            let txn = TxnRequest {
+                compare: vec![compare(&key, TargetUnion::Value(value.clone()))],
+                success: vec![op(Request::RequestDeleteRange(DeleteRangeRequest {
+                    key: key.clone(),
+                    range_end: Vec::new(),
+                }))],
+                failure: Vec::new(),
+            };
             timed(self.client.txn(txn)).await?;
             self.gone.pop_first();
         }
         while let Some(jti) = self.unrevoked.first().cloned() {
-            timed(self.client.put(self.keys.revoked(&jti), "", None)).await?;
+            timed(self.client.put(&self.keys.revoked(&jti), Vec::new(), 0)).await?;
             self.unrevoked.remove(&jti);
         }
         Ok(())
     }
 
     async fn keep_alive(&mut self) -> Result<(), StoreError> {
-        let Some((keeper, stream)) = self.keeper.as_mut() else {
+        let Some(keeper) = self.keeper.as_mut() else {
             return Err(StoreError::Timeout(OP_TIMEOUT));
         };
-        timed(keeper.keep_alive()).await?;
-        match timed(stream.message()).await? {
-            Some(r) if r.ttl() > 0 => Ok(()),
+        match timed(keeper.renew()).await? {
+            ttl if ttl > 0 => Ok(()),
             _ => {
                 // The next reconcile grants a new one and writes every
                 // own sidecar on it.
@@ -239,10 +241,8 @@ impl Sync {
         self.unrevoked.extend(self.revoked.iter().cloned());
         self.flush().await?;
         let revision = self.read_all().await?;
-        let options = WatchOptions::new()
-            .with_prefix()
-            .with_start_revision(revision + 1);
-        self.watch = Some(timed(self.client.watch(self.keys.all(), Some(options))).await?);
+        let prefix = self.keys.all();
+        self.watch = Some(timed(self.client.watch_prefix(&prefix, revision + 1)).await?);
         self.metrics.up.set(1);
         self.metrics.reconciles.inc();
         tracing::info!(
@@ -258,10 +258,9 @@ impl Sync {
     /// Keeps the lease if it still lives, else grants a new one.
     async fn ensure_lease(&mut self) -> Result<(), StoreError> {
         if let Some(id) = self.lease {
-            let (mut keeper, mut stream) = timed(self.client.lease_keep_alive(id)).await?;
-            timed(keeper.keep_alive()).await?;
-            if timed(stream.message()).await?.is_some_and(|r| r.ttl() > 0) {
-                self.keeper = Some((keeper, stream));
+            let (keeper, ttl) = timed(self.client.lease_keep_alive(id)).await?;
+            if ttl > 0 {
+                self.keeper = Some(keeper);
                 return Ok(());
             }
             tracing::warn!(
@@ -269,10 +268,10 @@ impl Sync {
                 "this replica's lease expired; granting a new one"
             );
         }
-        let granted = timed(self.client.lease_grant(self.ttl, None)).await?;
-        let id = granted.id();
+        let id = timed(self.client.lease_grant(self.ttl)).await?;
         self.lease = Some(id);
-        self.keeper = Some(timed(self.client.lease_keep_alive(id)).await?);
+        let (keeper, _ttl) = timed(self.client.lease_keep_alive(id)).await?;
+        self.keeper = Some(keeper);
         Ok(())
     }
 
@@ -284,21 +283,13 @@ impl Sync {
         ];
         for (name, mine, what) in marks {
             let key = self.keys.trust(name);
-            let txn = Txn::new()
-                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key.clone(), mine.clone(), None)])
-                .or_else([TxnOp::get(key.clone(), None)]);
-            let response = timed(self.client.txn(txn)).await?;
-            if response.succeeded() {
+            let response = timed(self.client.txn(put_if_absent(&key, &mine))).await?;
+            if response.succeeded {
                 continue;
             }
-            let theirs = timed(self.client.get(key.clone(), None)).await?;
-            let theirs = theirs
-                .kvs()
-                .first()
-                .map(KeyValue::value)
-                .unwrap_or_default();
-            if theirs != mine.as_bytes() {
+            let theirs = timed(self.client.range(&key, false)).await?;
+            let theirs = theirs.kvs.first().map(|kv| kv.value.as_slice());
+            if theirs.unwrap_or_default() != mine.as_bytes() {
                 return Err(StoreError::Mismatch(format!(
                     "this replica's {what} differs from the one in {key}: every replica \
                      needs the same CA files and token key"
@@ -310,12 +301,11 @@ impl Sync {
 
     /// Reads the whole prefix and reports it; returns its revision.
     async fn read_all(&mut self) -> Result<i64, StoreError> {
-        let options = GetOptions::new().with_prefix();
-        let response = timed(self.client.get(self.keys.all(), Some(options))).await?;
-        let revision = response.header().map_or(0, |h| h.revision());
+        let response = timed(self.client.range(&self.keys.all(), true)).await?;
+        let revision = response.header.as_ref().map_or(0, |h| h.revision);
         let mut sidecars = Vec::new();
-        for kv in response.kvs() {
-            match self.keys.parse(kv.key_str().unwrap_or_default()) {
+        for kv in &response.kvs {
+            match self.keys.parse(key_str(kv)) {
                 Some(KeyKind::Sidecar(id)) => sidecars.extend(self.decode(id, kv)),
                 Some(KeyKind::Revoked(jti)) => self.learn_revoked(jti),
                 None => {}
@@ -323,9 +313,9 @@ impl Sync {
         }
         // Another replica took these over while this one could not see it.
         let mine = self.lease;
-        for kv in response.kvs() {
-            if let Some(KeyKind::Sidecar(id)) = self.keys.parse(kv.key_str().unwrap_or_default()) {
-                if Some(kv.lease()) != mine {
+        for kv in &response.kvs {
+            if let Some(KeyKind::Sidecar(id)) = self.keys.parse(key_str(kv)) {
+                if Some(kv.lease) != mine {
                     self.own.remove(id);
                 }
             }
@@ -335,7 +325,7 @@ impl Sync {
     }
 
     fn decode(&self, id: &str, kv: &KeyValue) -> Option<Proxy> {
-        match serde_json::from_slice::<Record>(kv.value()) {
+        match serde_json::from_slice::<Record>(&kv.value) {
             Ok(record) => Some(Proxy::from(record)),
             Err(e) => {
                 tracing::warn!(node = %id, "ignoring an unreadable registry entry in etcd: {e}");
@@ -350,19 +340,21 @@ impl Sync {
         }
     }
 
-    fn on_watch(&mut self, message: Result<Option<WatchResponse>, etcd_client::Error>) {
+    fn on_watch(&mut self, message: Result<Option<WatchResponse>, ClientError>) {
         let response = match message {
-            Ok(Some(r)) if !r.canceled() => r,
-            Ok(Some(r)) => {
-                return self.fail(format!("store watch cancelled: {}", r.cancel_reason()))
-            }
+            Ok(Some(r)) if !r.canceled => r,
+            Ok(Some(r)) => return self.fail(format!("store watch cancelled: {}", r.cancel_reason)),
             Ok(None) => return self.fail("store unreachable: watch ended".into()),
             Err(e) => return self.fail(format!("store unreachable: watch: {e}")),
         };
-        for event in response.events() {
-            let Some(kv) = event.kv() else { continue };
-            let key = kv.key_str().unwrap_or_default();
-            match (self.keys.parse(key), event.event_type()) {
+        for event in &response.events {
+            let Some(kv) = &event.kv else { continue };
+            // An event type this client does not know is skipped, not
+            // taken for a put.
+            let Ok(kind) = EventType::try_from(event.r#type) else {
+                continue;
+            };
+            match (self.keys.parse(key_str(kv)), kind) {
                 (Some(KeyKind::Sidecar(id)), EventType::Put) => self.on_put(id, kv),
                 (Some(KeyKind::Sidecar(id)), EventType::Delete) => {
                     let _ = self.events.send(StoreEvent::Removed(id.to_string()));
@@ -376,7 +368,7 @@ impl Sync {
     /// A put on another lease is another replica's: the sidecar moved there
     /// (or registered there), and this replica no longer writes it.
     fn on_put(&mut self, id: &str, kv: &KeyValue) {
-        if Some(kv.lease()) == self.lease {
+        if Some(kv.lease) == self.lease {
             return;
         }
         self.own.remove(id);
@@ -384,5 +376,47 @@ impl Sync {
         if let Some(proxy) = self.decode(id, kv) {
             let _ = self.events.send(StoreEvent::Registered(Box::new(proxy)));
         }
+    }
+}
+
+/// A key as text; a key that is not UTF-8 is none of Trellis's.
+fn key_str(kv: &KeyValue) -> &str {
+    std::str::from_utf8(&kv.key).unwrap_or_default()
+}
+
+/// A transaction operation.
+fn op(request: Request) -> RequestOp {
+    RequestOp {
+        request: Some(request),
+    }
+}
+
+/// `key`'s property named by `target` equals the value given.
+fn compare(key: &[u8], target: TargetUnion) -> Compare {
+    let kind = match target {
+        TargetUnion::CreateRevision(_) => CompareTarget::Create,
+        TargetUnion::Value(_) => CompareTarget::Value,
+    };
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: kind as i32,
+        key: key.to_vec(),
+        target_union: Some(target),
+    }
+}
+
+/// Writes `key` if it does not exist (creation revision 0); the caller
+/// reads it when the transaction did not succeed.
+fn put_if_absent(key: &str, value: &str) -> TxnRequest {
+    let key = key.as_bytes().to_vec();
+    let put = PutRequest {
+        key: key.clone(),
+        value: value.as_bytes().to_vec(),
+        lease: 0,
+    };
+    TxnRequest {
+        compare: vec![compare(&key, TargetUnion::CreateRevision(0))],
+        success: vec![op(Request::RequestPut(put))],
+        failure: Vec::new(),
     }
 }
