@@ -5,6 +5,7 @@
 
 mod bootstrap;
 mod ca;
+mod credentials;
 mod proxy;
 mod serve;
 mod token;
@@ -44,6 +45,8 @@ enum Command {
     ProxyConfig(proxy::ConfigArgs),
     /// Print a signed workload token for `trellis bootstrap --token-file`.
     Token(token::TokenArgs),
+    /// Make a Gateway TLS credential for `serve --credentials-dir` (demos, tests).
+    Credentials(credentials::CredentialsArgs),
     /// Run a local demo: control plane, sample services and Envoy sidecars.
     Demo(crate::demo::DemoArgs),
     /// A tiny HTTP service used by the demo and the tests.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
         Command::Token(args) => report(token::run(&args)),
+        Command::Credentials(args) => report(credentials::run(&args)),
         Command::ProxyStatus(args) => report(block_on(proxy::status(args))),
         Command::ProxyConfig(args) => report(block_on(proxy::config(args))),
         Command::Ca(args) => report(block_on(ca::run(args))),

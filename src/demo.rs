@@ -2,15 +2,19 @@
 //!
 //! Starts `trellis serve` (this very binary) on a temporary copy of the
 //! canary config, the demo services (frontend → payment-service v1/v2 →
-//! ledger, each a `trellis demo-app`) with an Envoy sidecar each, sends
-//! traffic into the frontend's sidecar and prints once per second what the
-//! mesh does. Halfway it rewrites the split to 50/50 and the view shows the
+//! ledger, each a `trellis demo-app`) with an Envoy sidecar each, and an
+//! ingress gateway in front of the frontend (HTTPS with a certificate made
+//! for the run, HTTP redirected to HTTPS); sends traffic in through the
+//! gateway and prints once per second what the mesh does. Halfway it rewrites the split to 50/50 and the view shows the
 //! shift. Every process it started is killed when it ends, on Ctrl-C too.
 
 pub mod app;
+pub(crate) mod cert;
 pub(crate) mod http;
+mod ingress;
 mod mesh;
 mod procs;
+mod tls;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +28,10 @@ use tokio::process::Command;
 use trellis::bootstrap::Token;
 use trellis::ca::token::TokenAuthority;
 
+use self::cert::Written;
 use self::http::HttpClient;
-use self::mesh::{Topology, CANARY_FILE, FRONTEND, STRICT_MTLS, STRICT_MTLS_FILE};
+use self::ingress::{INGRESS, INGRESS_FILE};
+use self::mesh::{envoy_command, Topology, CANARY_FILE, STRICT_MTLS, STRICT_MTLS_FILE};
 use self::procs::{wait_for, which, Children};
 
 /// How long each start-up step may take.
@@ -97,22 +103,22 @@ async fn demo(
     std::fs::create_dir_all(dir.join("logs"))?;
     std::fs::write(config_dir.join(CANARY_FILE), mesh::canary()?)?;
     std::fs::write(config_dir.join(STRICT_MTLS_FILE), STRICT_MTLS)?;
+    std::fs::write(config_dir.join(INGRESS_FILE), INGRESS)?;
+    // Made now, never stored anywhere else: each run has its own CA.
+    let (cert, written) = ingress::write_credential(&dir.join("credentials"))?;
     println!("trellis demo: files and logs in {}", dir.display());
     start_control_plane(&topo, trellis, dir, &config_dir, children).await?;
     start_services(&topo, trellis, envoy, dir, children).await?;
-    let frontend = topo.frontend()?;
-    let entry = format!("http://127.0.0.1:{}/", frontend.sidecar.outbound_port);
-    wait_for_route(&entry, children).await?;
-    print_intro(&topo, &entry);
+    start_gateway(&topo, envoy, dir, children).await?;
+    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+    let client = HttpClient::https(Duration::from_secs(10), &cert.ca_pem, loopback)?;
+    let entry = topo.gateway.https_url();
+    wait_for_route(&client, &entry, children).await?;
+    let redirect = wait_for_redirect(&topo, children).await?;
+    print_intro(&topo, &written, &redirect);
     print_observability(&topo, dir);
-    live(
-        args,
-        &entry,
-        frontend.sidecar.admin_port,
-        &config_dir,
-        children,
-    )
-    .await
+    let admin_port = topo.frontend()?.sidecar.admin_port;
+    live(args, client, &entry, admin_port, &config_dir, children).await
 }
 
 async fn start_control_plane(
@@ -134,6 +140,8 @@ async fn start_control_plane(
         ])
         .arg("--state-dir")
         .arg(dir.join("state"))
+        .arg("--credentials-dir")
+        .arg(dir.join("credentials"))
         .args(["--grace-period", "2s"]);
     children.spawn("trellis serve", cmd, &dir.join("logs/trellis.log"))?;
     let client = HttpClient::new(Duration::from_secs(2));
@@ -173,7 +181,7 @@ async fn start_services(
         let bootstrap = inst.write_bootstrap(dir, Token(token))?;
         let log = dir.join(format!("logs/{}.envoy.log", inst.label));
         let name = format!("{} sidecar", inst.label);
-        children.spawn(&name, inst.envoy_command(envoy, &bootstrap), &log)?;
+        children.spawn(&name, envoy_command(envoy, &bootstrap), &log)?;
     }
     for inst in &topo.instances {
         let s = &inst.sidecar;
@@ -205,14 +213,66 @@ async fn start_services(
     Ok(())
 }
 
-/// Waits until a request through the frontend reaches payment and ledger.
-async fn wait_for_route(entry: &str, children: &mut Children) -> anyhow::Result<()> {
-    let client = HttpClient::new(Duration::from_secs(5));
+/// Starts the ingress gateway's Envoy and waits until it is ready.
+async fn start_gateway(
+    topo: &Topology,
+    envoy: &Path,
+    dir: &Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let gw = &topo.gateway;
+    let tokens = TokenAuthority::load_or_create(&dir.join("state"))?;
+    let token = tokens.issue(ingress::SERVICE, "default", ingress::SERVICE, TOKEN_TTL)?;
+    let bootstrap = gw.write_bootstrap(dir, Token(token))?;
+    let log = dir.join(format!("logs/{}.envoy.log", ingress::SERVICE));
+    children.spawn("ingress gateway", envoy_command(envoy, &bootstrap), &log)?;
+    let client = HttpClient::new(Duration::from_secs(2));
+    let ready = format!("http://127.0.0.1:{}/ready", gw.spec.admin_port);
+    wait_for("ingress gateway", START_TIMEOUT, children, || {
+        ok_200(&client, ready.clone(), None)
+    })
+    .await?;
+    println!(
+        "  {:<18} {:<16} https :{:<5} (443)  http :{:<5} (80)  admin :{}",
+        "ingress-gateway", "istio=ingressgateway", gw.https_port, gw.http_port, gw.spec.admin_port
+    );
+    Ok(())
+}
+
+/// Waits until a request through the gateway, over HTTPS, reaches the
+/// frontend, payment and ledger.
+async fn wait_for_route(
+    client: &HttpClient,
+    entry: &str,
+    children: &mut Children,
+) -> anyhow::Result<()> {
     wait_for(
-        "a route frontend → payment-service",
+        "a route gateway → frontend → payment-service",
         START_TIMEOUT,
         children,
-        || ok_200(&client, entry.to_string(), Some(FRONTEND)),
+        || ok_200(client, entry.to_string(), None),
+    )
+    .await
+}
+
+/// Waits until plain HTTP on the gateway answers 301 to `https://`;
+/// returns the `Location`.
+async fn wait_for_redirect(topo: &Topology, children: &mut Children) -> anyhow::Result<String> {
+    let client = HttpClient::new(Duration::from_secs(2));
+    let url = format!("http://127.0.0.1:{}/", topo.gateway.http_port);
+    wait_for(
+        "the HTTP → HTTPS redirect",
+        START_TIMEOUT,
+        children,
+        || {
+            let url = url.clone();
+            let client = &client;
+            async move {
+                let reply = client.get(&url, Some(ingress::HOST)).await.ok()?;
+                let location = reply.location.filter(|l| l.starts_with("https://"));
+                location.filter(|_| reply.status == 301)
+            }
+        },
     )
     .await
 }
@@ -226,21 +286,57 @@ async fn responds(client: &HttpClient, url: String) -> Option<()> {
     client.get(&url, None).await.ok().map(|_| ())
 }
 
-fn print_intro(topo: &Topology, entry: &str) {
+fn print_intro(topo: &Topology, cert: &Written, redirect: &str) {
     println!();
-    println!("Traffic: GET {entry} with Host: {FRONTEND} (frontend → payment-service → ledger).");
+    println!(
+        "Traffic: GET {} through the ingress gateway → frontend → payment-service → ledger.",
+        topo.gateway.https_url()
+    );
     println!("payment-service: v1 (stable) has a broken second instance that outlier detection");
     println!("ejects; v2 (canary) fails 1 request in 4, and retries hide it.");
     println!("Config: config-examples/canary/payment.yaml plus maxEjectionPercent: 50, so that");
     println!("Envoy may eject one of the two v1 instances (its default is 10%).");
-    println!("Security: mutual TLS is STRICT mesh-wide ({STRICT_MTLS_FILE}); every sidecar proved");
-    println!("its identity with a workload token and holds a SPIFFE certificate from the mesh CA;");
-    println!("payment reports the caller identity its sidecar verified (x-forwarded-client-cert).");
     println!(
-        "Try: curl -H 'Host: {FRONTEND}' {entry}   or   curl http://{}/debug/proxies",
-        topo.admin_addr
+        "Security: mutual TLS is STRICT mesh-wide ({STRICT_MTLS_FILE}); every sidecar and the"
     );
+    println!(
+        "gateway proved its identity with a workload token and holds a SPIFFE certificate from"
+    );
+    println!("the mesh CA; payment reports the caller identity its sidecar verified");
+    println!("(x-forwarded-client-cert): the frontend's.");
+    print_ingress(topo, cert, redirect);
+    println!("Proxies: curl http://{}/debug/proxies", topo.admin_addr);
     println!();
+}
+
+/// How traffic enters, and the curl commands that show it.
+fn print_ingress(topo: &Topology, cert: &Written, redirect: &str) {
+    let gw = &topo.gateway;
+    println!(
+        "Ingress: {INGRESS_FILE} (as deploy/mesh/) has a Gateway for istio=ingressgateway, HTTPS"
+    );
+    println!("on 443 with credentialName ingress-cert and HTTP on 80 with httpsRedirect, and a");
+    println!("VirtualService for its host routing to the frontend. The gateway is a stock Envoy");
+    println!(
+        "from `trellis bootstrap --gateway --port-map 443={},80={}`. Its certificate was made",
+        gw.https_port, gw.http_port
+    );
+    println!(
+        "for this run ({}/tls.crt, served by `trellis serve --credentials-dir`),",
+        cert.credential_dir.display()
+    );
+    println!("signed by a CA made with it that only this run trusts:");
+    let (host, https, http) = (ingress::HOST, gw.https_port, gw.http_port);
+    println!(
+        "  curl --cacert {} --resolve {host}:{https}:127.0.0.1 {}",
+        cert.ca_file.display(),
+        gw.https_url()
+    );
+    println!(
+        "  curl -i --resolve {host}:{http}:127.0.0.1 {}    (301, location: {redirect};",
+        gw.http_url()
+    );
+    println!("  the Gateway's port 443 is {https} here)");
 }
 
 /// Where the demo's metrics, logs and traces are.
@@ -267,6 +363,7 @@ fn print_observability(topo: &Topology, dir: &Path) {
 
 async fn live(
     args: &DemoArgs,
+    client: HttpClient,
     entry: &str,
     admin_port: u16,
     config_dir: &Path,
@@ -274,8 +371,8 @@ async fn live(
 ) -> anyhow::Result<()> {
     let tally = view::SharedTally::default();
     let traffic = tokio::spawn(view::drive(
+        client,
         entry.to_string(),
-        FRONTEND,
         4,
         Duration::from_millis(40),
         Arc::clone(&tally),

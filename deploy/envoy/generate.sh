@@ -18,3 +18,7 @@ gen frontend frontend v1 172.30.89.10
 gen payment-v1 payment-service v1 172.30.89.11
 gen payment-v2 payment-service v2 172.30.89.12
 gen ledger ledger v1 172.30.89.13
+# The ingress gateway: no app; Gateway servers 443 and 80 on 8443 and 8080.
+"$trellis" bootstrap --gateway --service ingress-gateway --label istio=ingressgateway \
+    --listen-address 0.0.0.0 --port-map 443=8443,80=8080 --xds-addr trellis:15010 \
+    --node-id ingress-gateway --stats-port 0 >"$out/ingress-gateway.yaml"

@@ -39,7 +39,8 @@ fn services(compose: &Value) -> BTreeMap<String, Value> {
 }
 
 /// `(app service, sidecar service)` pairs: sidecars join their app's
-/// network namespace with `network_mode: service:APP`.
+/// network namespace with `network_mode: service:APP` (the gateway, an
+/// Envoy too, has a network of its own).
 fn sidecars(services: &BTreeMap<String, Value>) -> Vec<(String, String)> {
     services
         .iter()
@@ -47,6 +48,7 @@ fn sidecars(services: &BTreeMap<String, Value>) -> Vec<(String, String)> {
             s["image"]
                 .as_str()
                 .is_some_and(|i| i.starts_with("envoyproxy/envoy"))
+                && s.get("network_mode").is_some()
         })
         .map(|(name, s)| {
             let mode = s["network_mode"].as_str().unwrap_or_default();
@@ -191,7 +193,93 @@ fn deploy_bootstraps_are_what_trellis_bootstrap_writes_and_envoy_accepts() {
         envoy_validate(&committed).unwrap();
         files += 1;
     }
-    assert_eq!(files, 4);
+    assert_eq!(files, 5);
+}
+
+/// The string items of a compose `command` list.
+fn command(service: &Value) -> Vec<String> {
+    let items = service["command"].as_sequence().expect("command list");
+    items
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The value of `--FLAG=VALUE` in a command.
+fn flag(cmd: &[String], name: &str) -> String {
+    let prefix = format!("--{name}=");
+    let found = cmd.iter().find_map(|a| a.strip_prefix(&prefix));
+    found
+        .unwrap_or_else(|| panic!("no {prefix} in {cmd:?}"))
+        .to_string()
+}
+
+/// The ingress gateway: Envoy 1.40 on the `trellis bootstrap --gateway`
+/// file (checked above with the sidecars' ones), labelled for the Gateway
+/// of deploy/mesh, publishing the ports its --port-map listens on; the
+/// control plane reads credentials where `gateway-cert` writes them.
+#[test]
+fn ingress_gateway_runs_the_gateway_bootstrap_with_its_certificate() {
+    let compose = compose();
+    let services = services(&compose);
+    let gw = &services["ingress-gateway"];
+    assert_eq!(gw["image"].as_str(), Some("envoyproxy/envoy:v1.40.0"));
+    let src = "./deploy/envoy/ingress-gateway.yaml".to_string();
+    assert!(bind_mounts(gw).contains(&(src.clone(), "/etc/envoy/envoy.yaml".into())));
+    let md = yaml(&root_file(&src))["node"]["metadata"].clone();
+    assert_eq!(md["gateway"].as_str(), Some("true"));
+    assert_eq!(md["labels"]["istio"].as_str(), Some("ingressgateway"));
+    assert_eq!(md["port_map"].as_str(), Some("80=8080,443=8443"));
+    let ports: Vec<&str> = (gw["ports"].as_sequence().unwrap().iter())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["8443:8443", "8080:8080"]);
+    let mesh = std::fs::read_to_string(root_file("deploy/mesh/ingress.yaml")).unwrap();
+    assert!(
+        mesh.contains("istio: ingressgateway"),
+        "the Gateway selects it"
+    );
+
+    let cert = command(&services["gateway-cert"]);
+    let serve = command(&services["trellis"]);
+    let cred_dir = flag(&cert, "dir");
+    assert_eq!(flag(&serve, "credentials-dir"), cred_dir);
+    let on_state =
+        |s: &Value| format!("{:?}", s["volumes"]).contains("trellis-state:/var/lib/trellis");
+    assert!(cred_dir.starts_with("/var/lib/trellis/"));
+    assert!(on_state(&services["gateway-cert"]) && on_state(&services["trellis"]));
+    let dep = &services["trellis"]["depends_on"]["gateway-cert"]["condition"];
+    assert_eq!(dep.as_str(), Some("service_completed_successfully"));
+}
+
+/// `gateway-cert`'s command, run here into a temp dir, makes a credential
+/// `trellis validate --credentials-dir` accepts for deploy/mesh; without
+/// it the Gateway's credentialName is reported missing.
+#[test]
+fn the_gateway_certificate_command_satisfies_the_mesh_config() {
+    let compose = compose();
+    let services = services(&compose);
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = root_file("deploy/mesh");
+    let (mesh, creds) = (mesh.to_str().unwrap(), dir.path().to_str().unwrap());
+    let (code, out, err) = run_trellis(&["validate", "--credentials-dir", creds, mesh]).unwrap();
+    assert_eq!(code, 1, "no credential yet: {out}{err}");
+    assert!(
+        format!("{out}{err}").contains("credentialName"),
+        "{out}{err}"
+    );
+    let mut cmd = command(&services["gateway-cert"]);
+    let at = cmd.iter().position(|a| a.starts_with("--dir=")).unwrap();
+    cmd[at] = format!("--dir={creds}");
+    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let (code, out, err) = run_trellis(&args).unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run_trellis(&["validate", "--credentials-dir", creds, mesh]).unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let ca = dir.path().join("default/ingress-cert-ca.crt");
+    assert!(std::fs::read_to_string(ca)
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
 }
 
 #[test]

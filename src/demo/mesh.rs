@@ -7,6 +7,7 @@ use anyhow::{ensure, Context};
 use tokio::process::Command;
 use trellis::bootstrap::{render, SidecarSpec, Token};
 
+use super::ingress::Gateway;
 use super::procs::Ports;
 
 /// The canary config, as shipped in `config-examples/canary/`.
@@ -71,7 +72,7 @@ pub fn write_atomically(path: &Path, content: &str) -> anyhow::Result<()> {
 }
 
 /// Writes `text` to a new file readable by the owner only.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -154,23 +155,23 @@ impl Instance {
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
+}
 
-    /// `envoy ...` for this sidecar. Hot restart is off so that several
-    /// Envoys share the host without `--base-id`.
-    pub fn envoy_command(&self, envoy: &Path, bootstrap: &Path) -> Command {
-        let mut cmd = Command::new(envoy);
-        cmd.arg("-c")
-            .arg(bootstrap)
-            .args([
-                "--disable-hot-restart",
-                "--drain-strategy",
-                "immediate",
-                "--concurrency",
-                "1",
-            ])
-            .args(["--log-level", "warn"]);
-        cmd
-    }
+/// `envoy ...` for a sidecar or the gateway. Hot restart is off so that
+/// several Envoys share the host without `--base-id`.
+pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
+    let mut cmd = Command::new(envoy);
+    cmd.arg("-c")
+        .arg(bootstrap)
+        .args([
+            "--disable-hot-restart",
+            "--drain-strategy",
+            "immediate",
+            "--concurrency",
+            "1",
+        ])
+        .args(["--log-level", "warn"]);
+    cmd
 }
 
 /// Everything the demo runs, with ports picked.
@@ -182,6 +183,8 @@ pub struct Topology {
     pub admin_addr: String,
     /// frontend → payment-service (v1, a broken v1, v2) → ledger.
     pub instances: Vec<Instance>,
+    /// The ingress gateway in front of the frontend.
+    pub gateway: Gateway,
 }
 
 impl Topology {
@@ -204,10 +207,12 @@ impl Topology {
         pay2.calls = Some("ledger");
         pay2.fail_every = Some(4);
         let ledger = Instance::new(p, ("ledger", "ledger", "v1"), x)?;
+        let gateway = Gateway::new(p, x)?;
         Ok(Topology {
             xds_addr,
             admin_addr,
             instances: vec![ledger, pay1, broken, pay2, frontend],
+            gateway,
         })
     }
 
@@ -250,6 +255,8 @@ mod tests {
                 ]
             })
             .collect();
+        let gw = &t.gateway;
+        ports.extend([gw.https_port, gw.http_port, gw.spec.admin_port]);
         let n = ports.len();
         ports.sort_unstable();
         ports.dedup();

@@ -90,22 +90,21 @@ pub fn read(tally: &SharedTally) -> Tally {
     tally.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
-/// Sends requests to `url` with `Host: host` from `workers` loops, each
+/// Sends requests to `url` with `client` from `workers` loops, each
 /// pausing `pause` between requests, until the task is aborted.
 pub async fn drive(
+    client: HttpClient,
     url: String,
-    host: &'static str,
     workers: usize,
     pause: Duration,
     tally: SharedTally,
 ) {
-    let client = HttpClient::new(Duration::from_secs(10));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let (client, url, tally) = (client.clone(), url.clone(), tally.clone());
         set.spawn(async move {
             loop {
-                let reply = client.get(&url, Some(host)).await.ok();
+                let reply = client.get(&url, None).await.ok();
                 let (status, body) =
                     reply.map_or((None, String::new()), |r| (Some(r.status), r.body));
                 tally
