@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod gateway;
+mod locality;
 mod security;
 mod telemetry;
 
@@ -54,6 +55,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let gateway_virtual_services = gateway_bound(&raw_vs);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
+    locality::dns_hosts(&destination_rules, &services, &mut diags);
     let mut known: BTreeSet<&Host> = services.keys().collect();
     known.extend(virtual_services.keys());
     known.extend(destination_rules.keys());

@@ -116,3 +116,23 @@ fn workload_entries_carry_locality_and_network() {
     );
     assert_eq!(Locality::parse("a/b").unwrap().zone, "b");
 }
+
+#[test]
+fn a_setting_on_a_dns_service_is_an_error() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: ext\nspec:\n  hosts: [api.example.com]\n  location: MESH_EXTERNAL\n  resolution: DNS\n  ports:\n  - {number: 443, name: tls, protocol: TLS}\n";
+    let rule = format!(
+        "{}  trafficPolicy:\n{OUTLIER}    loadBalancer:\n      localityLbSetting: {{enabled: true}}\n",
+        dr("d", "api.example.com")
+    );
+    let errs = load(&[("se.yaml", se), ("dr.yaml", &rule)]).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("dr.yaml:11:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.localityLbSetting: localityLbSetting has no effect on a DNS-resolved service"),
+        "{errs:?}"
+    );
+    // Outlier detection alone (Istio's implicit failover) and `enabled: false` are fine.
+    let plain = format!("{}  trafficPolicy:\n{OUTLIER}", dr("d", "api.example.com"));
+    assert!(load(&[("se.yaml", se), ("dr.yaml", &plain)]).is_ok());
+    let off = rule.replace("enabled: true", "enabled: false");
+    assert!(load(&[("se.yaml", se), ("dr.yaml", &off)]).is_ok());
+}
