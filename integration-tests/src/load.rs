@@ -4,10 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::fixture::MeshClient;
+use crate::wait_until;
 
 /// Requests sent in loops until stopped.
 pub struct Load {
@@ -58,6 +59,17 @@ impl Load {
     /// Requests sent so far.
     pub fn sent(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` more requests than `from` were sent and at least
+    /// `at_least` has passed since `since`: a fault's window holds enough
+    /// traffic for "no failed request" to mean something.
+    pub async fn keep_until(&self, from: usize, n: usize, since: Instant, at_least: Duration) {
+        let enough =
+            || async { (self.sent() >= from + n && since.elapsed() >= at_least).then_some(()) };
+        wait_until(Duration::from_secs(120), Duration::from_millis(50), enough)
+            .await
+            .expect("the load stalled");
     }
 
     /// Stops the loops: (requests sent, failures).

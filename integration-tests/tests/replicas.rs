@@ -120,18 +120,6 @@ async fn wait_registered(replica: &Replica, n: usize) {
     .unwrap_or_else(|e| panic!("{line:?} never shown: {e}\n{}", replica.trellis.log()));
 }
 
-/// Waits until `load` has sent `n` more requests than `from`, and at least
-/// `at_least` has passed since `since`.
-async fn keep_load(load: &Load, from: usize, n: usize, since: Instant, at_least: Duration) {
-    wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(50),
-        || async { (load.sent() >= from + n && since.elapsed() >= at_least).then_some(()) },
-    )
-    .await
-    .expect("the load stalled");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "system test (etcd): make test-system"]
 async fn an_endpoint_registered_through_a_reaches_a_client_on_b() {
@@ -186,13 +174,14 @@ async fn kill_9_of_a_replica_under_traffic_fails_no_request() {
     wait_registered(&b, 3).await;
 
     let load = Load::start(&client, "inventory");
-    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    load.keep_until(0, 50, Instant::now(), Duration::ZERO).await;
     let start = load.sent();
     a.trellis.kill();
     let killed = Instant::now();
     let moved = wait_connected(&b, &ids, Duration::from_secs(30)).await;
     // Past the grace period with traffic all along.
-    keep_load(&load, start, MIN_REQUESTS, killed, Duration::from_secs(8)).await;
+    load.keep_until(start, MIN_REQUESTS, killed, Duration::from_secs(8))
+        .await;
     // A config change after the fault reaches every sidecar (through B,
     // from B's own copy of the config).
     b.config.write("routes.yaml", ROUTES).unwrap();
@@ -236,7 +225,7 @@ async fn losing_the_etcd_leader_disrupts_nothing() {
     client.wait_endpoints(CLUSTER, 1).await.unwrap();
 
     let load = Load::start(&client, "inventory");
-    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    load.keep_until(0, 50, Instant::now(), Duration::ZERO).await;
     let start = load.sent();
     let leader = etcd.leader().unwrap();
     etcd.members[leader].kill();
@@ -245,7 +234,8 @@ async fn losing_the_etcd_leader_disrupts_nothing() {
     let _v2 = instance(&a, "v2", &[]).await;
     let took = client.wait_endpoints(CLUSTER, 2).await.unwrap();
     let registered = killed.elapsed();
-    keep_load(&load, start, MIN_REQUESTS, killed, Duration::from_secs(5)).await;
+    load.keep_until(start, MIN_REQUESTS, killed, Duration::from_secs(5))
+        .await;
     for r in [&a, &b] {
         wait_until(
             Duration::from_secs(20),
@@ -339,7 +329,7 @@ async fn a_replica_cut_off_from_etcd_keeps_serving_and_converges() {
     wait_registered(&b, 3).await;
 
     let load = Load::start(&client_a, "inventory");
-    keep_load(&load, 0, 50, Instant::now(), Duration::ZERO).await;
+    load.keep_until(0, 50, Instant::now(), Duration::ZERO).await;
     let start = load.sent();
     relay.set_cut(true);
     let cut = Instant::now();
@@ -359,7 +349,8 @@ async fn a_replica_cut_off_from_etcd_keeps_serving_and_converges() {
     // Registered through B during the partition: A cannot know yet.
     let _v2 = instance(&b, "v2", &[]).await;
     client_b.wait_endpoints(CLUSTER, 2).await.unwrap();
-    keep_load(&load, start, MIN_REQUESTS, cut, Duration::from_secs(8)).await;
+    load.keep_until(start, MIN_REQUESTS, cut, Duration::from_secs(8))
+        .await;
     let metrics = a.trellis.admin("/metrics").await.unwrap();
     assert!(metrics.contains("trellis_store_up 0\n"), "{metrics}");
 

@@ -136,18 +136,6 @@ impl Mesh {
     }
 }
 
-/// Waits until `load` has sent `n` more requests than `from`, and at least
-/// `at_least` has passed since `since`.
-async fn keep_load(load: &Load, from: usize, n: usize, since: Instant, at_least: Duration) {
-    wait_until(
-        Duration::from_secs(120),
-        Duration::from_millis(50),
-        || async { (load.sent() >= from + n && since.elapsed() >= at_least).then_some(()) },
-    )
-    .await
-    .expect("the load stalled");
-}
-
 /// kill -9, `outage` down, restart: no request fails, the sidecars are
 /// back, and a change made afterwards reaches all of them.
 async fn restart_after(outage: Duration) {
@@ -162,14 +150,8 @@ async fn restart_after(outage: Duration) {
     let reconnected = mesh.wait_reconnected().await;
     // Past the 3 s grace period that once deregistered the restored
     // sidecars, with traffic all along.
-    keep_load(
-        &load,
-        start,
-        MIN_REQUESTS,
-        restarted,
-        Duration::from_secs(8),
-    )
-    .await;
+    load.keep_until(start, MIN_REQUESTS, restarted, Duration::from_secs(8))
+        .await;
     mesh.change_routes_and_wait().await;
     let (sent, failures) = load.finish().await;
     eprintln!(
