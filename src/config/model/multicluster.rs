@@ -8,7 +8,8 @@
 pub struct MultiCluster {
     /// `clusterName`: this cluster's name; empty when not multi-cluster.
     pub cluster_name: String,
-    /// `network`: the network of this cluster's sidecars that name none.
+    /// `network`: this cluster's network, and the default network of the
+    /// remote clusters that name none.
     pub network: String,
     /// `remoteClusters`, in the order written (names unique).
     pub remotes: Vec<RemoteCluster>,
