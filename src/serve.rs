@@ -10,6 +10,7 @@ mod auth;
 mod ca_admin;
 mod ca_metrics;
 mod certs;
+mod clusters;
 mod core;
 pub mod credentials;
 mod incoming;
@@ -176,6 +177,8 @@ pub struct Server {
     jwks: (jwks::JwksClient, std::time::Duration),
     /// What other replicas do, from the etcd store.
     store_feed: Option<EtcdFeed>,
+    /// The etcd TLS and metrics of the remote clusters' watches.
+    remotes: (Option<crate::store::EtcdTls>, StoreMetrics),
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -208,6 +211,10 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     };
     let mut metrics = prometheus_client::registry::Registry::default();
     let store_metrics = StoreMetrics::register(&mut metrics);
+    let remotes = (
+        opts.store.as_ref().and_then(|s| s.tls.clone()),
+        store_metrics.clone(),
+    );
     let (store, store_feed) = replicas::open_store(&opts, &ca, &auth, store_metrics).await?;
     let (core, ads) = wire(mesh, &opts, (ca, auth, store), metrics);
     if store_feed.is_some() {
@@ -233,6 +240,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         credentials_dir: opts.credentials_dir.clone(),
         jwks: (jwks_client, opts.jwks.refresh),
         store_feed,
+        remotes,
     })
 }
 
@@ -338,6 +346,7 @@ impl Server {
             credentials_dir,
             jwks: (jwks_client, jwks_refresh),
             store_feed,
+            remotes: (remote_tls, remote_metrics),
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
@@ -364,6 +373,12 @@ impl Server {
         ));
         let store_task = store_feed
             .map(|feed| tokio::spawn(replicas::store_loop(core.clone(), feed, stop.clone())));
+        let clusters = tokio::spawn(clusters::clusters_loop(
+            core.clone(),
+            remote_tls,
+            remote_metrics,
+            stop.clone(),
+        ));
         let mut grpc = spawn_grpc(ads, xds, tls, xds_connections, stop.clone());
         let mut admin_task = spawn_admin(core.admin.clone(), admin, stop.clone());
         // A bound listener queues connections until the server polls it, so
@@ -382,7 +397,7 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew, revocations, jwks);
+        let _ = tokio::join!(rebuild, reload, renew, revocations, jwks, clusters);
         if let Some(task) = creds {
             let _ = task.await;
         }

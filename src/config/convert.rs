@@ -9,6 +9,7 @@ mod destination_rule;
 mod gateway;
 mod http;
 mod l4;
+mod multicluster;
 mod request_authentication;
 mod security;
 mod service_entry;

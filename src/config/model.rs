@@ -15,6 +15,7 @@ mod authentication;
 mod authorization;
 mod gateway;
 mod locality;
+mod multicluster;
 mod security;
 mod sidecar;
 mod telemetry;
@@ -35,6 +36,7 @@ pub use locality::{
     locality_matches, Locality, LocalityDistribute, LocalityFailover, LocalityLbSetting, Topology,
     CLUSTER_LABEL, NETWORK_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL,
 };
+pub use multicluster::{MultiCluster, RemoteCluster};
 
 pub use security::{
     effective_mtls, ClientTls, ClientTlsMode, MeshSettings, MtlsMode, PeerAuthentication,

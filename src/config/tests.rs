@@ -6,6 +6,7 @@ mod gateway;
 mod l4;
 mod limits;
 mod locality;
+mod multicluster;
 mod rejected_values;
 mod samples;
 mod security;

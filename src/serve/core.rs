@@ -26,6 +26,7 @@ use crate::registry::{Proxy, Registry};
 use crate::store::Store;
 use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
 
+mod clusters;
 mod replicas;
 
 /// Open streams of one node id, and a counter that changes on every open
@@ -75,6 +76,8 @@ pub(crate) struct Core {
     saved: Mutex<Arc<Registry>>,
     /// What the snapshot builder keeps from one rebuild to the next.
     pub(crate) build: Mutex<super::snapshots::BuildState>,
+    /// Remote clusters' sidecar ids in the registry, by cluster name.
+    remote_clusters: Mutex<HashMap<String, std::collections::HashSet<String>>>,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -123,6 +126,7 @@ impl Core {
             store: parts.store,
             saved: Mutex::new(Arc::new(Registry::new())),
             build: Mutex::default(),
+            remote_clusters: Mutex::default(),
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);

@@ -25,6 +25,7 @@
 mod client;
 mod keys;
 mod proto;
+mod remote;
 mod sync;
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ use crate::registry::Proxy;
 
 pub use client::ClientError;
 pub use keys::Keys;
+pub use remote::{remote_id, watch_remote, RemoteEvent};
 
 /// How long one etcd request may take before etcd counts as unreachable.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -184,9 +186,17 @@ impl EtcdStore {
 /// The client options: HTTP/2 pings every second so that a dead or frozen
 /// member is noticed in seconds, not at the next request.
 fn connect_options(opts: &EtcdOptions) -> Result<client::ConnectOptions, StoreError> {
-    let tls = opts.tls.as_ref().map(tls_options).transpose()?;
+    connect_options_for(&opts.endpoints, opts.tls.as_ref())
+}
+
+/// The client options for `endpoints` (this cluster's or a remote one's).
+fn connect_options_for(
+    endpoints: &[String],
+    tls: Option<&EtcdTls>,
+) -> Result<client::ConnectOptions, StoreError> {
+    let tls = tls.map(tls_options).transpose()?;
     Ok(client::ConnectOptions {
-        endpoints: opts.endpoints.clone(),
+        endpoints: endpoints.to_vec(),
         tls,
         connect_timeout: OP_TIMEOUT,
         ping_interval: Duration::from_secs(1),

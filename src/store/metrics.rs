@@ -1,6 +1,7 @@
 //! `trellis_store_*`: the shared store's health as Prometheus sees it.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -11,6 +12,12 @@ pub struct StoreMetrics {
     pub(crate) failures: Counter,
     pub(crate) reconciles: Counter,
     pub(crate) pending: Gauge,
+    /// Per remote cluster (`cluster` label): its store answers.
+    pub(crate) remote_up: Family<Vec<(String, String)>, Gauge>,
+    /// Per remote cluster: times its store became unreachable.
+    pub(crate) remote_failures: Family<Vec<(String, String)>, Counter>,
+    /// Per remote cluster: sidecars in its registry at the last read.
+    pub(crate) remote_sidecars: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl StoreMetrics {
@@ -37,6 +44,21 @@ impl StoreMetrics {
             "trellis_store_pending_writes",
             "Registrations and deregistrations waiting for the store to answer",
             m.pending.clone(),
+        );
+        registry.register(
+            "trellis_remote_cluster_up",
+            "1 while a remote cluster's store (etcd) answers and its registry is watched",
+            m.remote_up.clone(),
+        );
+        registry.register(
+            "trellis_remote_cluster_failures",
+            "Times a remote cluster's store became unreachable (its endpoints are kept)",
+            m.remote_failures.clone(),
+        );
+        registry.register(
+            "trellis_remote_cluster_sidecars",
+            "Sidecars in a remote cluster's registry when last read whole",
+            m.remote_sidecars.clone(),
         );
         m
     }

@@ -34,6 +34,8 @@ pub struct MeshSettings {
     /// `outboundTrafficPolicy.mode`: what sidecars do with hosts not in
     /// the registry unless their `Sidecar` says otherwise.
     pub outbound_traffic_policy: super::OutboundTrafficPolicy,
+    /// `multiCluster`: this cluster and the remote clusters it watches.
+    pub multi_cluster: super::MultiCluster,
 }
 
 impl Default for MeshSettings {
@@ -46,6 +48,7 @@ impl Default for MeshSettings {
             telemetry: Default::default(),
             default_sidecar_scope: Default::default(),
             outbound_traffic_policy: Default::default(),
+            multi_cluster: Default::default(),
         }
     }
 }

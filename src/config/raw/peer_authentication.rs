@@ -81,6 +81,29 @@ pub(crate) struct Mesh {
     pub default_sidecar_scope: Option<String>,
     /// `MeshConfig.outboundTrafficPolicy`: the default of every sidecar.
     pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
+    /// This cluster and the remote clusters whose registries it watches.
+    pub multi_cluster: Option<MultiCluster>,
+}
+
+/// `Mesh.spec.multiCluster`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct MultiCluster {
+    pub cluster_name: Option<String>,
+    pub network: Option<String>,
+    #[serde(default)]
+    pub remote_clusters: Vec<RemoteCluster>,
+}
+
+/// One entry of `Mesh.spec.multiCluster.remoteClusters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RemoteCluster {
+    pub name: Option<String>,
+    pub network: Option<String>,
+    /// `etcd://HOST:PORT[,HOST:PORT...]`.
+    pub store: Option<String>,
+    pub store_prefix: Option<String>,
 }
 
 /// `MeshConfig.OutboundTrafficPolicy` (it has no `egressProxy`).

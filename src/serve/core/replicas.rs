@@ -74,6 +74,8 @@ impl Core {
             let presence = lock(&self.presence);
             (registry.sidecars().keys())
                 .filter(|id| !ids.contains(*id) && !presence.contains_key(*id))
+                // Remote clusters' sidecars come from their own watches.
+                .filter(|id| !self.is_remote_cluster_id(id))
                 .cloned()
                 .collect()
         };

@@ -93,7 +93,9 @@ async fn next_message(
 }
 
 /// Bounds an etcd request by [`OP_TIMEOUT`].
-async fn timed<T>(fut: impl Future<Output = Result<T, ClientError>>) -> Result<T, StoreError> {
+pub(super) async fn timed<T>(
+    fut: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, StoreError> {
     match tokio::time::timeout(OP_TIMEOUT, fut).await {
         Ok(r) => r.map_err(StoreError::from),
         Err(_) => Err(StoreError::Timeout(OP_TIMEOUT)),
@@ -380,7 +382,7 @@ impl Sync {
 }
 
 /// A key as text; a key that is not UTF-8 is none of Trellis's.
-fn key_str(kv: &KeyValue) -> &str {
+pub(super) fn key_str(kv: &KeyValue) -> &str {
     std::str::from_utf8(&kv.key).unwrap_or_default()
 }
 

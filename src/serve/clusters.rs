@@ -1,0 +1,83 @@
+//! Multi-cluster: one read-only watch per remote cluster of the `Mesh`
+//! setting (`multiCluster.remoteClusters`), started, restarted and stopped
+//! as the config changes, feeding the remote sidecars into the registry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::core::Core;
+use crate::config::model::RemoteCluster;
+use crate::store::etcd::{watch_remote, RemoteEvent};
+use crate::store::{EtcdTls, StoreMetrics};
+
+/// How often the config is compared with the running watches: a reload
+/// swaps the config in place, and a second's delay to follow a change of
+/// remote clusters is of no consequence.
+const CHECK: Duration = Duration::from_secs(1);
+
+/// Runs the remote clusters' watches until `stop` fires.
+pub(super) async fn clusters_loop(
+    core: Arc<Core>,
+    tls: Option<EtcdTls>,
+    metrics: StoreMetrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<RemoteEvent>();
+    let mut running: BTreeMap<String, (RemoteCluster, JoinHandle<()>)> = BTreeMap::new();
+    let mut check = tokio::time::interval(CHECK);
+    loop {
+        tokio::select! {
+            Some(e) = rx.recv() => {
+                // A stopped watch's last events are dropped.
+                if running.contains_key(&e.cluster) {
+                    core.remote_cluster_event(&e.cluster, e.event);
+                }
+            }
+            _ = check.tick() => follow_config(&core, &mut running, &tx, tls.as_ref(), &metrics),
+            _ = stop.changed() => break,
+        }
+    }
+    for (_, (_, task)) in running {
+        task.abort();
+    }
+}
+
+/// Starts the watches of new or changed remote clusters, stops the others.
+fn follow_config(
+    core: &Core,
+    running: &mut BTreeMap<String, (RemoteCluster, JoinHandle<()>)>,
+    tx: &mpsc::UnboundedSender<RemoteEvent>,
+    tls: Option<&EtcdTls>,
+    metrics: &StoreMetrics,
+) {
+    let config = core.config.load();
+    let wanted: BTreeMap<&str, &RemoteCluster> = (config.mesh.multi_cluster.remotes.iter())
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let gone: Vec<String> = (running.iter())
+        .filter(|(name, (r, _))| wanted.get(name.as_str()) != Some(&r))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in gone {
+        if let Some((_, task)) = running.remove(&name) {
+            task.abort();
+        }
+        core.forget_remote_cluster(&name);
+    }
+    for (name, remote) in wanted {
+        if running.contains_key(name) {
+            continue;
+        }
+        match watch_remote(remote.clone(), tls, tx.clone(), metrics.clone()) {
+            Ok(task) => {
+                tracing::info!(cluster = name, endpoints = ?remote.endpoints, prefix = %remote.prefix, "watching a remote cluster's registry");
+                running.insert(name.to_string(), (remote.clone(), task));
+            }
+            Err(e) => tracing::error!(cluster = name, "cannot watch remote cluster: {e}"),
+        }
+    }
+}
