@@ -309,7 +309,7 @@ impl Core {
         let mut saved = lock(&self.saved);
         // The same `Arc` cannot have changed: a change copies a shared one.
         if !Arc::ptr_eq(&saved, registry) && saved.sidecars() != registry.sidecars() {
-            self.store.save(registry);
+            self.store.save(&self.own_cluster_only(registry));
         }
         *saved = Arc::clone(registry);
     }

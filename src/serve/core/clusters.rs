@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::{lock, Core};
-use crate::registry::Proxy;
+use crate::registry::{Proxy, Registry};
 use crate::store::StoreEvent;
 
 impl Core {
@@ -15,6 +15,17 @@ impl Core {
         lock(&self.remote_clusters)
             .values()
             .any(|ids| ids.contains(id))
+    }
+
+    /// `registry` without the remote clusters' sidecars: what this cluster
+    /// saves for a restart (a restart reads the remote registries again).
+    pub(crate) fn own_cluster_only(&self, registry: &Registry) -> Registry {
+        let clusters = lock(&self.remote_clusters);
+        let mut own = registry.clone();
+        for id in clusters.values().flatten() {
+            own.deregister(id);
+        }
+        own
     }
 
     /// Applies one event of remote `cluster`'s watch.
