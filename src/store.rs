@@ -18,12 +18,14 @@ pub mod etcd;
 pub mod local;
 mod metrics;
 mod record;
+pub mod status;
 
 use std::path::PathBuf;
 
 pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth};
 pub use metrics::StoreMetrics;
 pub use record::Record;
+pub use status::StatusRecord;
 
 use crate::registry::{Proxy, Registry};
 
@@ -104,6 +106,21 @@ impl Store {
     pub fn deregistered(&self, id: &str) {
         if let Store::Etcd(etcd) = self {
             etcd.delete_own(id);
+        }
+    }
+
+    /// Publishes the xDS status of a proxy this replica serves (etcd only:
+    /// a single replica's own table is all there is).
+    pub fn status_changed(&self, record: &StatusRecord) {
+        if let Store::Etcd(etcd) = self {
+            etcd.put_status(record);
+        }
+    }
+
+    /// A proxy's status left this replica's table.
+    pub fn status_removed(&self, node: &str) {
+        if let Store::Etcd(etcd) = self {
+            etcd.delete_status(node);
         }
     }
 

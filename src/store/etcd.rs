@@ -25,6 +25,7 @@
 mod client;
 mod keys;
 mod proto;
+mod status;
 mod sync;
 
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use super::{StoreError, StoreMetrics};
+use super::{StatusRecord, StoreError, StoreMetrics};
 use crate::registry::Proxy;
 
 pub use client::ClientError;
@@ -109,6 +110,18 @@ pub enum StoreEvent {
     Snapshot(Vec<Proxy>),
     /// A token was revoked through some replica.
     Revoked(String),
+    /// Another replica published a proxy's xDS status.
+    Status(Box<StatusRecord>),
+    /// Another replica's proxy left it (or that replica's lease ran out).
+    StatusRemoved {
+        /// The replica (as in its status keys).
+        replica: String,
+        /// The proxy's node id.
+        node: String,
+    },
+    /// Every other replica's proxy status, after (re)connecting; replaces
+    /// what was known.
+    StatusSnapshot(Vec<StatusRecord>),
 }
 
 /// Whether the store answers.
@@ -129,6 +142,8 @@ pub struct EtcdFeed {
     pub events: mpsc::UnboundedReceiver<StoreEvent>,
     /// The store's health, for `/readyz`.
     pub health: watch::Receiver<StoreHealth>,
+    /// This replica's name in what it writes ([`EtcdOptions::replica`]).
+    pub replica: String,
 }
 
 /// A write this replica asks for.
@@ -137,6 +152,8 @@ enum Command {
     Put(Box<Proxy>),
     DeleteOwn(String),
     Revoke(String),
+    PutStatus(String, Vec<u8>),
+    DeleteStatus(String),
 }
 
 /// The handle the control plane holds: asks for writes; the sync task
@@ -162,7 +179,13 @@ impl EtcdStore {
         let (health_tx, health) = watch::channel(StoreHealth::Connecting);
         let state = sync::Sync::new(client, &opts, marks, events_tx, health_tx, metrics);
         tokio::spawn(sync::run(state, rx));
-        Ok((EtcdStore { commands }, EtcdFeed { events, health }))
+        let replica = opts.replica;
+        let feed = EtcdFeed {
+            events,
+            health,
+            replica,
+        };
+        Ok((EtcdStore { commands }, feed))
     }
 
     /// Writes (or takes over) a sidecar's key on this replica's lease.
@@ -178,6 +201,24 @@ impl EtcdStore {
     /// Records a revoked token.
     pub fn revoke(&self, jti: &str) {
         let _ = self.commands.send(Command::Revoke(jti.to_string()));
+    }
+
+    /// Publishes the xDS status of a proxy this replica serves, on its
+    /// lease (callers coalesce: one call per proxy per second at most).
+    pub fn put_status(&self, record: &StatusRecord) {
+        match serde_json::to_vec(record) {
+            Ok(value) => {
+                let _ = self
+                    .commands
+                    .send(Command::PutStatus(record.node.clone(), value));
+            }
+            Err(e) => tracing::warn!(node = %record.node, "encoding a proxy status: {e}"),
+        }
+    }
+
+    /// Withdraws a proxy's status: it left this replica.
+    pub fn delete_status(&self, node: &str) {
+        let _ = self.commands.send(Command::DeleteStatus(node.to_string()));
     }
 }
 
