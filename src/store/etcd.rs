@@ -9,6 +9,9 @@
 //!   runs out, by when its sidecars have reconnected elsewhere and been
 //!   re-put on another lease.
 //! - `revoked/JTI`: a revoked token (no lease: revocations stay).
+//! - `status/REPLICA/NODE_ID`: the xDS status of a proxy whose stream
+//!   `REPLICA` holds (a [`StatusRecord`], JSON), on that replica's lease,
+//!   written at most once a second per proxy and in batched transactions.
 //! - `trust/roots`, `trust/token-key`: the mesh root fingerprints and a
 //!   check value of the token key (an HMAC of a fixed string, which tells
 //!   nothing of the key), written by the first replica and compared by every
