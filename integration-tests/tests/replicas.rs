@@ -92,12 +92,14 @@ async fn client(via: &Replica, more: &[String]) -> MeshClient {
     }
 }
 
-/// Waits until every node id in `ids` has an open stream to `replica`.
+/// Waits until every node id in `ids` has an open stream to `replica`
+/// (its own entry: `/debug/proxies` also shows other replicas' proxies).
 async fn wait_connected(replica: &Replica, ids: &[String], timeout: Duration) -> Duration {
+    let me = replica.trellis.xds_addr();
     let (_, took) = wait_until(timeout, Duration::from_millis(20), || async {
         let proxies = replica.trellis.debug_proxies().await.ok()?;
         ids.iter()
-            .all(|id| proxies[id]["connected"] == true)
+            .all(|id| proxies[id]["connected"] == true && proxies[id]["replica"] == me.as_str())
             .then_some(())
     })
     .await
