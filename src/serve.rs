@@ -21,6 +21,7 @@ mod reload;
 mod replicas;
 mod rotation;
 mod snapshots;
+mod status_share;
 #[cfg(test)]
 mod tests;
 mod token_watch;
@@ -283,10 +284,14 @@ fn wire(
     status.register_metrics(&mut registry);
     let ca_metrics = ca_metrics::CaMetrics::default();
     registry.register_collector(Box::new(ca_metrics.clone()));
-    let view = status.clone();
+    let (view, peers) = (status.clone(), status_share::PeerStatus::default());
+    let (view_peers, me) = (
+        peers.clone(),
+        opts.store.as_ref().map(|s| s.replica.clone()),
+    );
     let admin = AdminState::new(
         registry,
-        Box::new(move || serde_json::to_value(&view).unwrap_or_default()),
+        Box::new(move || status_share::view(&view, &view_peers, me.as_deref())),
     );
     let core = Core::new(
         mesh,
@@ -294,6 +299,7 @@ fn wire(
             config_dir: opts.config_dir.clone(),
             cache: SnapshotCache::new(),
             status,
+            peers,
             metrics,
             admin,
             grace: opts.grace_period,
@@ -371,6 +377,10 @@ impl Server {
             jwks_refresh,
             stop.clone(),
         ));
+        let share_task = (store_feed.as_ref()).map(|feed| {
+            let me = feed.replica.clone();
+            tokio::spawn(status_share::publish_loop(core.clone(), me, stop.clone()))
+        });
         let store_task = store_feed
             .map(|feed| tokio::spawn(replicas::store_loop(core.clone(), feed, stop.clone())));
         let clusters = tokio::spawn(clusters::clusters_loop(
@@ -402,6 +412,9 @@ impl Server {
             let _ = task.await;
         }
         if let Some(task) = store_task {
+            let _ = task.await;
+        }
+        if let Some(task) = share_task {
             let _ = task.await;
         }
         if let Some(task) = tls_renew {

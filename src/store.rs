@@ -7,9 +7,10 @@
 //!   `STATE_DIR/ca`.
 //! - [`Store::Etcd`]: an etcd cluster (`--store etcd://…`) shared by every
 //!   replica: the registry of every replica's sidecars (on one lease per
-//!   replica), token revocations, and the fingerprints of the mesh root and
-//!   token key every replica must share. Never a private key or a token
-//!   key. Keys carry a schema version: `PREFIX/v1/…`.
+//!   replica), token revocations, each replica's proxies' xDS status, and
+//!   the fingerprints of the mesh root and token key every replica must
+//!   share. Never a private key or a token key. Keys carry a schema
+//!   version: `PREFIX/v1/…`.
 //!
 //! The config itself is not shared: each replica loads its own copy of the
 //! config directory.
@@ -18,12 +19,14 @@ pub mod etcd;
 pub mod local;
 mod metrics;
 mod record;
+pub mod status;
 
 use std::path::PathBuf;
 
 pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth};
 pub use metrics::StoreMetrics;
 pub use record::Record;
+pub use status::StatusRecord;
 
 use crate::registry::{Proxy, Registry};
 
@@ -104,6 +107,21 @@ impl Store {
     pub fn deregistered(&self, id: &str) {
         if let Store::Etcd(etcd) = self {
             etcd.delete_own(id);
+        }
+    }
+
+    /// Publishes the xDS status of a proxy this replica serves (etcd only:
+    /// a single replica's own table is all there is).
+    pub fn status_changed(&self, record: &StatusRecord) {
+        if let Store::Etcd(etcd) = self {
+            etcd.put_status(record);
+        }
+    }
+
+    /// A proxy's status left this replica's table.
+    pub fn status_removed(&self, node: &str) {
+        if let Store::Etcd(etcd) = self {
+            etcd.delete_status(node);
         }
     }
 

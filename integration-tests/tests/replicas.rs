@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use trellis_integration_tests::etcd::Etcd;
 use trellis_integration_tests::sidecar::SidecarSpec;
+use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::*;
 
 const CLUSTER: &str = "outbound|80||inventory.default.svc.cluster.local";
@@ -91,12 +92,14 @@ async fn client(via: &Replica, more: &[String]) -> MeshClient {
     }
 }
 
-/// Waits until every node id in `ids` has an open stream to `replica`.
+/// Waits until every node id in `ids` has an open stream to `replica`
+/// (its own entry: `/debug/proxies` also shows other replicas' proxies).
 async fn wait_connected(replica: &Replica, ids: &[String], timeout: Duration) -> Duration {
+    let me = replica.trellis.xds_addr();
     let (_, took) = wait_until(timeout, Duration::from_millis(20), || async {
         let proxies = replica.trellis.debug_proxies().await.ok()?;
         ids.iter()
-            .all(|id| proxies[id]["connected"] == true)
+            .all(|id| proxies[id]["connected"] == true && proxies[id]["replica"] == me.as_str())
             .then_some(())
     })
     .await
@@ -383,4 +386,84 @@ async fn a_replica_cut_off_from_etcd_keeps_serving_and_converges() {
         "only {} requests",
         sent - start
     );
+}
+
+/// True when `proxy` (a `/debug/proxies` entry) is connected and ACKed the
+/// last response of every type it was sent, of at least CDS, EDS, LDS and
+/// SDS.
+fn synced(proxy: &serde_json::Value) -> bool {
+    let Some(types) = proxy["types"].as_object() else {
+        return false;
+    };
+    proxy["connected"] == true
+        && types.len() >= 4
+        && types.values().all(|t| {
+            t["last_sent_version"].is_string() && t["last_sent_version"] == t["last_acked_version"]
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd): make test-system"]
+async fn a_sidecar_on_a_shows_in_bs_proxy_status_as_synced_with_a_named() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let a = replica(&etcd, None, None).await;
+    let b = replica(&etcd, Some(&a), None).await;
+    let instance = instance(&a, "v1", &[]).await;
+    let id = instance.sidecar.spec.node_id.clone();
+    wait_connected(&a, std::slice::from_ref(&id), Duration::from_secs(20)).await;
+    // B shows what A's own table holds, once A's ACKs are published.
+    let (seen, took) = wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let on_a = a.trellis.debug_proxies().await.ok()?[&id].clone();
+            let on_b = b.trellis.debug_proxies().await.ok()?[&id].clone();
+            (synced(&on_a) && synced(&on_b) && on_a["types"] == on_b["types"]).then_some(on_b)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "B never showed A's sidecar as synced: {e}\n{}",
+            b.trellis.log()
+        )
+    });
+    eprintln!("A's sidecar synced in B's /debug/proxies after {took:?}");
+    assert_eq!(seen["replica"], a.trellis.xds_addr(), "{seen}");
+    assert_eq!(seen["service"], "inventory", "{seen}");
+    // A names itself for its own sidecar.
+    let on_a = a.trellis.debug_proxies().await.unwrap();
+    assert_eq!(on_a[&id]["replica"], a.trellis.xds_addr());
+
+    // `trellis proxy-status` against B: the row, SYNCED, served by A.
+    let admin = format!("127.0.0.1:{}", b.trellis.admin_port());
+    let args = ["proxy-status", "--admin-addr", &admin, "-o", "json"];
+    let (code, out, err) = run_trellis(&args).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let row = rows.iter().find(|r| r["proxy"] == id.as_str()).expect(&out);
+    assert_eq!(row["status"], "SYNCED", "{row}");
+    assert_eq!(row["replica"], a.trellis.xds_addr(), "{row}");
+    let (code, table, err) = run_trellis(&["proxy-status", "--admin-addr", &admin]).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let header: Vec<&str> = table.split_whitespace().take(2).collect();
+    assert_eq!(header, ["PROXY", "REPLICA"], "{table}");
+    let line = table.lines().find(|l| l.starts_with(&id)).expect(&table);
+    assert!(
+        line.contains(&a.trellis.xds_addr()) && line.contains("SYNCED"),
+        "{table}"
+    );
+
+    // The sidecar leaves: after A's grace period its status leaves B too.
+    drop(instance);
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let on_b = b.trellis.debug_proxies().await.ok()?;
+            on_b.get(&id).is_none().then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("A's departed sidecar stayed in B's view: {e}"));
 }

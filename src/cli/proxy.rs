@@ -148,6 +148,7 @@ fn rows(proxies: &Value, ca: &Value, now: u64) -> Vec<Value> {
             let expiry = ca["leaves"][id]["not_after"].as_u64();
             serde_json::json!({
                 "proxy": id,
+                "replica": p["replica"],
                 "service": p["service"],
                 "namespace": p["namespace"],
                 "labels": p["labels"],
@@ -170,10 +171,17 @@ fn human(secs: Option<i64>) -> String {
     }
 }
 
-/// The table: per type `STATE sent[/acked][ nack:VERSION]`.
+/// The table: per type `STATE sent[/acked][ nack:VERSION]`; with
+/// replicas (`--store etcd`), a REPLICA column says which one serves each
+/// proxy.
 fn table(rows: &[Value]) -> String {
+    let replicas = rows.iter().any(|r| r["replica"].is_string());
     let mut lines = vec![{
-        let mut h = vec!["PROXY", "SERVICE", "LABELS", "STATUS"];
+        let mut h = vec!["PROXY"];
+        if replicas {
+            h.push("REPLICA");
+        }
+        h.extend(["SERVICE", "LABELS", "STATUS"]);
         h.extend(["CDS", "EDS", "LDS", "RDS", "SDS", "CERT EXPIRES"]);
         h.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     }];
@@ -198,6 +206,9 @@ fn table(rows: &[Value]) -> String {
             },
             r["status"].as_str().unwrap_or("").to_string(),
         ];
+        if replicas {
+            line.insert(1, r["replica"].as_str().unwrap_or("-").to_string());
+        }
         for t in TYPES {
             line.push(type_cell(&r["types"][t]));
         }
@@ -299,5 +310,22 @@ mod tests {
         assert!(text.contains("NACKED v2/acked:v1 nack:v2"), "{text}");
         assert!(text.contains("version=v1"), "{text}");
         assert!(text.contains("2h0m"), "{text}");
+        assert!(!text.contains("REPLICA"), "one control plane: {text}");
+    }
+
+    #[test]
+    fn replicas_get_a_column() {
+        let cds = trellis::xds::CLUSTER_TYPE.as_str();
+        let proxies = json!({
+            "a": { "connected": true, "replica": "10.0.0.12:15010", "types": {
+                cds: { "last_sent_version": "v1", "last_acked_version": "v1" },
+            } },
+        });
+        let rows = rows(&proxies, &Value::Null, 0);
+        assert_eq!(rows[0]["replica"], "10.0.0.12:15010");
+        let text = table(&rows);
+        let header = text.lines().next().unwrap();
+        assert!(header.starts_with("PROXY  REPLICA"), "{text}");
+        assert!(text.contains("a      10.0.0.12:15010  -"), "{text}");
     }
 }

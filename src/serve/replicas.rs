@@ -71,6 +71,9 @@ fn apply(core: &Core, event: StoreEvent) {
         StoreEvent::Registered(proxy) => core.remote_registered(*proxy),
         StoreEvent::Removed(id) => core.remote_removed(&id),
         StoreEvent::Snapshot(proxies) => core.remote_snapshot(proxies),
+        StoreEvent::Status(record) => core.peers.set(*record),
+        StoreEvent::StatusRemoved { replica, node } => core.peers.remove(&replica, &node),
+        StoreEvent::StatusSnapshot(records) => core.peers.replace(records),
         StoreEvent::Revoked(jti) => {
             let tokens = core.auth.tokens();
             if tokens.is_revoked(&jti) {

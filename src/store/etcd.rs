@@ -9,6 +9,9 @@
 //!   runs out, by when its sidecars have reconnected elsewhere and been
 //!   re-put on another lease.
 //! - `revoked/JTI`: a revoked token (no lease: revocations stay).
+//! - `status/REPLICA/NODE_ID`: the xDS status of a proxy whose stream
+//!   `REPLICA` holds (a [`StatusRecord`], JSON), on that replica's lease,
+//!   written at most once a second per proxy and in batched transactions.
 //! - `trust/roots`, `trust/token-key`: the mesh root fingerprints and a
 //!   check value of the token key (an HMAC of a fixed string, which tells
 //!   nothing of the key), written by the first replica and compared by every
@@ -26,6 +29,7 @@ mod client;
 mod keys;
 mod proto;
 mod remote;
+mod status;
 mod sync;
 
 use std::path::PathBuf;
@@ -34,7 +38,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use super::{StoreError, StoreMetrics};
+use super::{StatusRecord, StoreError, StoreMetrics};
 use crate::registry::Proxy;
 
 pub use client::ClientError;
@@ -111,6 +115,18 @@ pub enum StoreEvent {
     Snapshot(Vec<Proxy>),
     /// A token was revoked through some replica.
     Revoked(String),
+    /// Another replica published a proxy's xDS status.
+    Status(Box<StatusRecord>),
+    /// Another replica's proxy left it (or that replica's lease ran out).
+    StatusRemoved {
+        /// The replica (as in its status keys).
+        replica: String,
+        /// The proxy's node id.
+        node: String,
+    },
+    /// Every other replica's proxy status, after (re)connecting; replaces
+    /// what was known.
+    StatusSnapshot(Vec<StatusRecord>),
 }
 
 /// Whether the store answers.
@@ -131,6 +147,8 @@ pub struct EtcdFeed {
     pub events: mpsc::UnboundedReceiver<StoreEvent>,
     /// The store's health, for `/readyz`.
     pub health: watch::Receiver<StoreHealth>,
+    /// This replica's name in what it writes ([`EtcdOptions::replica`]).
+    pub replica: String,
 }
 
 /// A write this replica asks for.
@@ -139,6 +157,8 @@ enum Command {
     Put(Box<Proxy>),
     DeleteOwn(String),
     Revoke(String),
+    PutStatus(String, Vec<u8>),
+    DeleteStatus(String),
 }
 
 /// The handle the control plane holds: asks for writes; the sync task
@@ -164,7 +184,13 @@ impl EtcdStore {
         let (health_tx, health) = watch::channel(StoreHealth::Connecting);
         let state = sync::Sync::new(client, &opts, marks, events_tx, health_tx, metrics);
         tokio::spawn(sync::run(state, rx));
-        Ok((EtcdStore { commands }, EtcdFeed { events, health }))
+        let replica = opts.replica;
+        let feed = EtcdFeed {
+            events,
+            health,
+            replica,
+        };
+        Ok((EtcdStore { commands }, feed))
     }
 
     /// Writes (or takes over) a sidecar's key on this replica's lease.
@@ -180,6 +206,24 @@ impl EtcdStore {
     /// Records a revoked token.
     pub fn revoke(&self, jti: &str) {
         let _ = self.commands.send(Command::Revoke(jti.to_string()));
+    }
+
+    /// Publishes the xDS status of a proxy this replica serves, on its
+    /// lease (callers coalesce: one call per proxy per second at most).
+    pub fn put_status(&self, record: &StatusRecord) {
+        match serde_json::to_vec(record) {
+            Ok(value) => {
+                let _ = self
+                    .commands
+                    .send(Command::PutStatus(record.node.clone(), value));
+            }
+            Err(e) => tracing::warn!(node = %record.node, "encoding a proxy status: {e}"),
+        }
+    }
+
+    /// Withdraws a proxy's status: it left this replica.
+    pub fn delete_status(&self, node: &str) {
+        let _ = self.commands.send(Command::DeleteStatus(node.to_string()));
     }
 }
 

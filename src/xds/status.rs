@@ -1,10 +1,10 @@
 //! What each proxy was sent, ACKed and NACKed, for `/debug/proxies`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use self::convergence::Convergence;
 use super::Snapshot;
@@ -18,10 +18,14 @@ mod convergence;
 pub struct ProxyStatusTable {
     inner: Arc<RwLock<BTreeMap<String, ProxyStatus>>>,
     convergence: Convergence,
+    /// Node ids changed since the last [`ProxyStatusTable::take_changed`],
+    /// once [`ProxyStatusTable::track_changes`] asked for them (`None`: not
+    /// tracked, so a table nobody drains does not grow).
+    changed: Arc<Mutex<Option<BTreeSet<String>>>>,
 }
 
 /// One proxy's state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyStatus {
     /// True while at least one ADS stream of this node is open.
     pub connected: bool,
@@ -42,7 +46,7 @@ pub struct ProxyStatus {
 }
 
 /// One resource type's state for one proxy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TypeStatus {
     /// `version_info` of the last response sent.
     pub last_sent_version: Option<String>,
@@ -55,7 +59,7 @@ pub struct TypeStatus {
 }
 
 /// A rejected response, with Envoy's reason.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NackStatus {
     /// Version of the rejected response.
     pub version: String,
@@ -81,8 +85,34 @@ impl ProxyStatusTable {
     }
 
     fn update<R>(&self, node_id: &str, f: impl FnOnce(&mut ProxyStatus) -> R) -> R {
-        let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        f(map.entry(node_id.to_string()).or_default())
+        let result = {
+            let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+            f(map.entry(node_id.to_string()).or_default())
+        };
+        self.mark_changed(node_id);
+        result
+    }
+
+    fn mark_changed(&self, node_id: &str) {
+        let mut changed = self.changed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = changed.as_mut() {
+            set.insert(node_id.to_string());
+        }
+    }
+
+    /// Starts recording which nodes change, for one consumer that drains
+    /// them with [`ProxyStatusTable::take_changed`] (replicas publishing
+    /// their proxies' status).
+    pub fn track_changes(&self) {
+        let mut changed = self.changed.lock().unwrap_or_else(PoisonError::into_inner);
+        changed.get_or_insert_with(BTreeSet::new);
+    }
+
+    /// The node ids changed (or removed) since the last call; empty when
+    /// changes are not tracked.
+    pub fn take_changed(&self) -> BTreeSet<String> {
+        let mut changed = self.changed.lock().unwrap_or_else(PoisonError::into_inner);
+        changed.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     fn update_type(&self, node_id: &str, type_url: &str, f: impl FnOnce(&mut TypeStatus)) {
@@ -164,8 +194,11 @@ impl ProxyStatusTable {
     /// Forgets a node (e.g. after it left the mesh).
     pub fn remove(&self, node_id: &str) {
         self.convergence.forget(node_id);
-        let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        map.remove(node_id);
+        {
+            let mut map = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+            map.remove(node_id);
+        }
+        self.mark_changed(node_id);
     }
 
     /// One node's state.
@@ -223,6 +256,21 @@ mod tests {
         assert_eq!(json["a"]["types"]["t"]["last_sent_nonce"], "1");
         table.remove("a");
         assert!(table.all().is_empty());
+    }
+
+    #[test]
+    fn changes_are_tracked_only_when_asked() {
+        let table = ProxyStatusTable::new();
+        table.stream_opened("a");
+        assert!(table.take_changed().is_empty(), "not tracked yet");
+        table.track_changes();
+        table.stream_opened("a");
+        table.acked("b", "t", "v1");
+        let changed: Vec<String> = table.take_changed().into_iter().collect();
+        assert_eq!(changed, ["a", "b"]);
+        assert!(table.take_changed().is_empty(), "drained");
+        table.remove("a");
+        assert!(table.take_changed().contains("a"), "a removal is a change");
     }
 
     #[test]

@@ -38,11 +38,21 @@ impl Keys {
         format!("{}trust/{what}", self.root)
     }
 
+    /// The xDS status of a proxy served by `replica`. A `/` in the
+    /// replica's name would make the key ambiguous, so it becomes `_`.
+    pub fn status(&self, replica: &str, node: &str) -> String {
+        format!("{}status/{}/{node}", self.root, replica.replace('/', "_"))
+    }
+
     /// What a key under [`Keys::all`] names.
     pub fn parse<'k>(&self, key: &'k str) -> Option<KeyKind<'k>> {
         let rest = key.strip_prefix(&self.root)?;
         if let Some(id) = rest.strip_prefix("sidecars/") {
             return Some(KeyKind::Sidecar(id));
+        }
+        if let Some(rest) = rest.strip_prefix("status/") {
+            let (replica, node) = rest.split_once('/')?;
+            return Some(KeyKind::Status { replica, node });
         }
         rest.strip_prefix("revoked/").map(KeyKind::Revoked)
     }
@@ -55,6 +65,13 @@ pub enum KeyKind<'k> {
     Sidecar(&'k str),
     /// A revoked token, by `jti`.
     Revoked(&'k str),
+    /// A proxy's xDS status, published by the replica serving it.
+    Status {
+        /// The replica's name (as in [`Keys::status`]).
+        replica: &'k str,
+        /// The proxy's node id.
+        node: &'k str,
+    },
 }
 
 #[cfg(test)]
@@ -73,6 +90,17 @@ mod tests {
         assert_eq!(
             keys.parse("/trellis/v1/revoked/ab"),
             Some(KeyKind::Revoked("ab"))
+        );
+        assert_eq!(
+            keys.status("127.0.0.1:15010", "a/b"),
+            "/trellis/v1/status/127.0.0.1:15010/a/b"
+        );
+        assert_eq!(
+            keys.parse("/trellis/v1/status/127.0.0.1:15010/a/b"),
+            Some(KeyKind::Status {
+                replica: "127.0.0.1:15010",
+                node: "a/b"
+            })
         );
         assert_eq!(keys.parse("/trellis/v1/trust/roots"), None);
         assert_eq!(keys.parse("/trellis/v2/sidecars/a"), None);

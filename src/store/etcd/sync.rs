@@ -20,6 +20,7 @@ use super::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, KeyValue, PutRequest,
     Request, RequestOp, TargetUnion, TxnRequest, WatchResponse,
 };
+use super::status::{self as shared_status, OwnStatus};
 use super::{Command, EtcdOptions, StoreEvent, StoreHealth, TrustMarks, OP_TIMEOUT};
 use crate::registry::Proxy;
 use crate::store::{Record, StoreError, StoreMetrics};
@@ -45,6 +46,8 @@ pub(super) struct Sync {
     gone: BTreeMap<String, Vec<u8>>,
     unrevoked: BTreeSet<String>,
     revoked: HashSet<String>,
+    /// This replica's proxies' xDS status, for the other replicas.
+    status: OwnStatus,
     events: mpsc::UnboundedSender<StoreEvent>,
     health: watch::Sender<StoreHealth>,
     metrics: StoreMetrics,
@@ -76,9 +79,10 @@ pub(super) async fn run(mut sync: Sync, mut commands: mpsc::UnboundedReceiver<Co
                 }
             }
         }
-        sync.metrics
-            .pending
-            .set((sync.unput.len() + sync.gone.len() + sync.unrevoked.len()) as i64);
+        sync.metrics.pending.set(
+            (sync.unput.len() + sync.gone.len() + sync.unrevoked.len() + sync.status.pending())
+                as i64,
+        );
     }
 }
 
@@ -127,6 +131,7 @@ impl Sync {
             gone: BTreeMap::new(),
             unrevoked: BTreeSet::new(),
             revoked: HashSet::new(),
+            status: OwnStatus::default(),
             events,
             health,
             metrics,
@@ -155,6 +160,8 @@ impl Sync {
                     self.unrevoked.insert(jti);
                 }
             }
+            Command::PutStatus(node, value) => self.status.put(node, value),
+            Command::DeleteStatus(node) => self.status.delete(node),
         }
     }
 
@@ -217,6 +224,10 @@ impl Sync {
             timed(self.client.put(&self.keys.revoked(&jti), Vec::new(), 0)).await?;
             self.unrevoked.remove(&jti);
         }
+        let (client, keys) = (&self.client, &self.keys);
+        self.status
+            .flush(client, keys, &self.replica, lease)
+            .await?;
         Ok(())
     }
 
@@ -241,6 +252,7 @@ impl Sync {
         self.check_marks().await?;
         self.unput.extend(self.own.keys().cloned());
         self.unrevoked.extend(self.revoked.iter().cloned());
+        self.status.rewrite_all();
         self.flush().await?;
         let revision = self.read_all().await?;
         let prefix = self.keys.all();
@@ -306,11 +318,15 @@ impl Sync {
         let response = timed(self.client.range(&self.keys.all(), true)).await?;
         let revision = response.header.as_ref().map_or(0, |h| h.revision);
         let mut sidecars = Vec::new();
+        let mut statuses = Vec::new();
         for kv in &response.kvs {
             match self.keys.parse(key_str(kv)) {
                 Some(KeyKind::Sidecar(id)) => sidecars.extend(self.decode(id, kv)),
                 Some(KeyKind::Revoked(jti)) => self.learn_revoked(jti),
-                None => {}
+                Some(KeyKind::Status { replica, .. }) if !self.is_me(replica) => {
+                    statuses.extend(shared_status::decode(key_str(kv), &kv.value));
+                }
+                Some(KeyKind::Status { .. }) | None => {}
             }
         }
         // Another replica took these over while this one could not see it.
@@ -323,7 +339,32 @@ impl Sync {
             }
         }
         let _ = self.events.send(StoreEvent::Snapshot(sidecars));
+        let _ = self.events.send(StoreEvent::StatusSnapshot(statuses));
         Ok(revision)
+    }
+
+    /// Whether a status key's replica is this one (whose own statuses come
+    /// from its own table, not from etcd).
+    fn is_me(&self, replica: &str) -> bool {
+        replica == self.replica.replace('/', "_")
+    }
+
+    /// Another replica's proxy status changed or went.
+    fn on_status(&mut self, replica: &str, node: &str, kv: &KeyValue, kind: EventType) {
+        if self.is_me(replica) {
+            return;
+        }
+        let event = match kind {
+            EventType::Put => match shared_status::decode(key_str(kv), &kv.value) {
+                Some(record) => StoreEvent::Status(Box::new(record)),
+                None => return,
+            },
+            EventType::Delete => StoreEvent::StatusRemoved {
+                replica: replica.to_string(),
+                node: node.to_string(),
+            },
+        };
+        let _ = self.events.send(event);
     }
 
     fn decode(&self, id: &str, kv: &KeyValue) -> Option<Proxy> {
@@ -362,6 +403,9 @@ impl Sync {
                     let _ = self.events.send(StoreEvent::Removed(id.to_string()));
                 }
                 (Some(KeyKind::Revoked(jti)), EventType::Put) => self.learn_revoked(jti),
+                (Some(KeyKind::Status { replica, node }), kind) => {
+                    self.on_status(replica, node, kv, kind)
+                }
                 _ => {}
             }
         }
