@@ -14,13 +14,20 @@ use trellis_integration_tests::*;
 const TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 
-/// A TCP app that answers every connection with its name and closes.
+/// A client-first TCP app (like Istio's `tcp-echo`): after the client's
+/// first bytes it answers with its name and closes. Client-first matters:
+/// Envoy's network RBAC decides on the connection's first bytes from the
+/// client.
 async fn tcp_app(name: &'static str) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
                 let _ = s.write_all(name.as_bytes()).await;
                 let _ = s.shutdown().await;
             });
@@ -32,6 +39,7 @@ async fn tcp_app(name: &'static str) -> u16 {
 /// What a connection to `addr:port` reads, `None` if nothing.
 async fn read_tcp(addr: &str, port: u16) -> Option<String> {
     let mut s = TcpStream::connect((addr, port)).await.ok()?;
+    s.write_all(b"hi\n").await.ok()?;
     let mut out = String::new();
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out));
     read.await.ok()?.ok()?;
@@ -198,5 +206,6 @@ async fn tcp_to_sidecars_shifts_80_20_under_strict_mtls_with_rbac_and_logs() {
         line["source_identity"],
         "spiffe://cluster.local/ns/default/sa/client"
     );
-    assert_eq!(line["bytes_sent"], "2", "{line}");
+    assert_eq!(line["bytes_sent"], 2, "{line}");
+    assert_eq!(line["bytes_received"], 3, "{line}");
 }
