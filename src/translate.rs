@@ -359,13 +359,12 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
             skipped: gw.skipped,
         };
     }
-    // The app speaks HTTP/2 when its service's port says so (first port:
-    // a sidecar fronts one app port).
-    let h2 = shared
-        .service_ports
-        .get(&proxy.host())
-        .and_then(|ports| ports.first())
-        .is_some_and(|p| matches!(p.protocol, Protocol::Http2 | Protocol::Grpc));
+    // The app speaks HTTP/2 when its service's port says so (a sidecar
+    // fronts one app port).
+    let h2 = matches!(
+        inbound::app_protocol(shared, proxy),
+        Protocol::Http2 | Protocol::Grpc
+    );
     OwnResources {
         inbound_cluster: Some(listeners::inbound_cluster(proxy, h2)),
         gateway_clusters: Vec::new(),

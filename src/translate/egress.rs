@@ -7,6 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener};
 
 use super::l4::{self, Place};
+use super::telemetry::Direction;
 use super::util::socket;
 use super::{scope, Shared};
 use crate::config::model::{
@@ -42,6 +43,9 @@ fn listener(shared: &Shared, proxy: &Proxy, port: &EgressPort) -> Option<Listene
     if chains.is_empty() {
         return None;
     }
+    // The client side: AuthorizationPolicy applies where the server is.
+    let logs = super::telemetry::tcp_access_logs(shared, proxy, Direction::Outbound);
+    l4::guard_and_log(&mut chains, &[], &logs);
     let listener_filters = match sni {
         true => vec![super::inbound::tls_inspector()],
         false => Vec::new(),

@@ -12,6 +12,11 @@
 //! On mTLS chains the app receives the caller's identity in
 //! `x-forwarded-client-cert` (`SANITIZE_SET`, `URI=spiffe://...`); plaintext
 //! chains drop any XFCC a caller sends (`SANITIZE`), so it cannot be forged.
+//!
+//! A sidecar whose app port is a TCP or TLS service port (Istio: the
+//! port's protocol, from its name or `protocol`) serves connections
+//! instead: the same chains carry the network RBAC filters and a
+//! `tcp_proxy` to `inbound|APP_PORT||` (istiod's inbound TCP chain).
 
 use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 use envoy_types::pb::envoy::config::listener::v3::{
@@ -24,9 +29,17 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::util::pack_any;
 
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+    tcp_proxy::ClusterSpecifier, TcpProxy,
+};
+
+use super::l4::{guard_and_log, TCP_PROXY};
+use super::listeners::inbound_cluster_name;
+use super::rbac::network_filters;
+use super::telemetry::{tcp_access_logs, Direction};
 use super::tls::inbound_mtls;
 use super::{ProxySecurity, Shared};
-use crate::config::model::{effective_mtls, MtlsMode};
+use crate::config::model::{effective_mtls, MtlsMode, Protocol, ServicePort};
 use crate::registry::Proxy;
 
 const HCM: &str = "envoy.filters.network.http_connection_manager";
@@ -47,22 +60,31 @@ pub fn mode(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> MtlsMod
     )
 }
 
+/// What the inbound chains serve: HTTP requests, or connections (the
+/// network filters, ending with `tcp_proxy`).
+pub enum Serve<'a> {
+    /// An HTTP connection manager (XFCC is set per chain).
+    Http(&'a HttpConnectionManager),
+    /// Network filters, as they are on every chain.
+    Tcp(&'a [Filter]),
+}
+
 /// Listener filters and filter chains for `mode`, each chain serving
-/// `hcm` (with XFCC set per chain).
+/// `serve`.
 pub fn chains(
     mode: MtlsMode,
     trust_domain: &str,
-    hcm: &HttpConnectionManager,
+    serve: &Serve<'_>,
 ) -> (Vec<ListenerFilter>, Vec<FilterChain>) {
     let tls = || Some(inbound_mtls(trust_domain));
     match mode {
-        MtlsMode::Strict => (Vec::new(), vec![chain("inbound-mtls", hcm, tls(), None)]),
+        MtlsMode::Strict => (Vec::new(), vec![chain("inbound-mtls", serve, tls(), None)]),
         MtlsMode::Permissive | MtlsMode::Unset => {
-            let mtls = chain("inbound-mtls", hcm, tls(), Some("tls"));
-            let plain = chain("inbound-plaintext", hcm, None, Some("raw_buffer"));
+            let mtls = chain("inbound-mtls", serve, tls(), Some("tls"));
+            let plain = chain("inbound-plaintext", serve, None, Some("raw_buffer"));
             (vec![tls_inspector()], vec![mtls, plain])
         }
-        MtlsMode::Disable => (Vec::new(), vec![chain("inbound", hcm, None, None)]),
+        MtlsMode::Disable => (Vec::new(), vec![chain("inbound", serve, None, None)]),
     }
 }
 
@@ -70,12 +92,31 @@ pub fn chains(
 /// inspector (PERMISSIVE).
 fn chain(
     name: &str,
-    hcm: &HttpConnectionManager,
+    serve: &Serve<'_>,
     tls: Option<TransportSocket>,
     transport_protocol: Option<&str>,
 ) -> FilterChain {
+    let filters = match serve {
+        Serve::Http(hcm) => vec![hcm_filter(hcm, tls.is_some())],
+        Serve::Tcp(filters) => filters.to_vec(),
+    };
+    FilterChain {
+        name: name.to_string(),
+        filter_chain_match: transport_protocol.map(|p| FilterChainMatch {
+            transport_protocol: p.to_string(),
+            ..Default::default()
+        }),
+        filters,
+        transport_socket: tls,
+        ..Default::default()
+    }
+}
+
+/// The HCM of one chain: XFCC set from the peer certificate on mTLS
+/// chains, dropped on plaintext ones.
+fn hcm_filter(hcm: &HttpConnectionManager, mtls: bool) -> Filter {
     let mut hcm = hcm.clone();
-    if tls.is_some() {
+    if mtls {
         hcm.forward_client_cert_details = ForwardClientCertDetails::SanitizeSet as i32;
         hcm.set_current_client_cert_details = Some(SetCurrentClientCertDetails {
             uri: true,
@@ -84,19 +125,47 @@ fn chain(
     } else {
         hcm.forward_client_cert_details = ForwardClientCertDetails::Sanitize as i32;
     }
-    FilterChain {
-        name: name.to_string(),
-        filter_chain_match: transport_protocol.map(|p| FilterChainMatch {
-            transport_protocol: p.to_string(),
-            ..Default::default()
-        }),
-        filters: vec![Filter {
-            name: HCM.to_string(),
-            config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-        }],
-        transport_socket: tls,
-        ..Default::default()
+    Filter {
+        name: HCM.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
     }
+}
+
+/// The protocol of the app behind `proxy`: its service's port whose
+/// target (or number) is the app port, else its first port; HTTP when
+/// its service has no port (a registered sidecar without a ServiceEntry).
+pub fn app_protocol(shared: &Shared, proxy: &Proxy) -> Protocol {
+    let Some(ports) = shared.service_ports.get(&proxy.host()) else {
+        return Protocol::Http;
+    };
+    let target = |p: &ServicePort| p.target_port.unwrap_or(p.number);
+    (ports.iter().find(|p| target(p) == proxy.app_port))
+        .or(ports.first())
+        .map_or(Protocol::Http, |p| p.protocol)
+}
+
+/// The network filters of an inbound TCP chain: the proxy's
+/// AuthorizationPolicies (rules' `ports` name the app port), then
+/// `tcp_proxy` to the app, logging per the proxy's Telemetry.
+pub fn tcp_filters(shared: &Shared, proxy: &Proxy) -> Vec<Filter> {
+    let cluster = inbound_cluster_name(proxy.app_port);
+    let proxy_filter = Filter {
+        name: TCP_PROXY.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(TcpProxy {
+            stat_prefix: cluster.clone(),
+            cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
+            ..Default::default()
+        }))),
+    };
+    let mut chain = [FilterChain {
+        filters: vec![proxy_filter],
+        ..Default::default()
+    }];
+    let rbac = network_filters(&shared.authz, proxy, proxy.app_port);
+    let logs = tcp_access_logs(shared, proxy, Direction::Inbound);
+    guard_and_log(&mut chain, &rbac, &logs);
+    let [chain] = chain;
+    chain.filters
 }
 
 pub(super) fn tls_inspector() -> ListenerFilter {

@@ -7,12 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, FilterChainMatch};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     tcp_proxy::{weighted_cluster::ClusterWeight, ClusterSpecifier, WeightedCluster},
     TcpProxy,
 };
 use envoy_types::util::pack_any;
+use prost::{Message, Name};
 
 use super::clusters::cluster_name;
 use crate::config::model::{
@@ -115,6 +117,33 @@ pub fn tcp_proxy(route: &[WeightedDestination], port: u16, ports: &PortsByHost) 
         name: TCP_PROXY.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
     }
+}
+
+/// Puts `rbac` (network RBAC filters) in front of every chain's filters
+/// and `logs` on its `tcp_proxy`: a denied connection is closed before it
+/// is proxied, and every proxied connection is logged when it ends.
+pub fn guard_and_log(chains: &mut [FilterChain], rbac: &[Filter], logs: &[AccessLog]) {
+    for c in chains {
+        if !logs.is_empty() {
+            c.filters.iter_mut().for_each(|f| set_access_log(f, logs));
+        }
+        c.filters.splice(0..0, rbac.iter().cloned());
+    }
+}
+
+/// Sets the access logs of a `tcp_proxy` filter (others are left alone).
+fn set_access_log(f: &mut Filter, logs: &[AccessLog]) {
+    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+        return;
+    };
+    if any.type_url != TcpProxy::type_url() {
+        return;
+    }
+    let Ok(mut proxy) = TcpProxy::decode(any.value.as_slice()) else {
+        return;
+    };
+    proxy.access_log = logs.to_vec();
+    f.config_type = Some(filter::ConfigType::TypedConfig(pack_any(proxy)));
 }
 
 /// Istio's port choice (`GetDestinationCluster`): the destination's port,

@@ -69,9 +69,31 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
     c
 }
 
-/// The inbound listener: everything to the app (see `inbound_route`),
-/// over the filter chains of the proxy's mTLS mode (see `inbound`).
+/// The inbound listener: everything to the app, over the filter chains
+/// of the proxy's mTLS mode (see `inbound`): requests (see
+/// `inbound_route`), or connections when the app's port is TCP or TLS.
 pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Listener {
+    let mode = inbound::mode(shared, proxy, security);
+    let td = &shared.mesh.trust_domain;
+    let (listener_filters, filter_chains) = if inbound::app_protocol(shared, proxy).is_http() {
+        let hcm = inbound_hcm(shared, proxy);
+        inbound::chains(mode, td, &inbound::Serve::Http(&hcm))
+    } else {
+        let filters = inbound::tcp_filters(shared, proxy);
+        inbound::chains(mode, td, &inbound::Serve::Tcp(&filters))
+    };
+    Listener {
+        name: INBOUND_LISTENER.to_string(),
+        address: Some(socket(&proxy.inbound_address, proxy.inbound_port)),
+        listener_filters,
+        filter_chains,
+        traffic_direction: TrafficDirection::Inbound as i32,
+        ..Default::default()
+    }
+}
+
+/// The inbound HCM: JWT, RBAC and the route to the app.
+fn inbound_hcm(shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
     let route = inbound_route(proxy);
     let config = RouteConfiguration {
         name: INBOUND_LISTENER.to_string(),
@@ -100,16 +122,7 @@ pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> List
         proxy,
         super::telemetry::Direction::Inbound,
     );
-    let mode = inbound::mode(shared, proxy, security);
-    let (listener_filters, filter_chains) = inbound::chains(mode, &shared.mesh.trust_domain, &hcm);
-    Listener {
-        name: INBOUND_LISTENER.to_string(),
-        address: Some(socket(&proxy.inbound_address, proxy.inbound_port)),
-        listener_filters,
-        filter_chains,
-        traffic_direction: TrafficDirection::Inbound as i32,
-        ..Default::default()
-    }
+    hcm
 }
 
 /// Everything to the app, no timeout; Istio's inbound retry of requests

@@ -1,5 +1,6 @@
 //! `AuthorizationPolicy` → Envoy `envoy.filters.http.rbac` filters for a
-//! proxy's inbound HTTP connection manager, as istiod builds them
+//! proxy's inbound HTTP connection manager (and network RBAC filters for
+//! its TCP filter chains), as istiod builds them
 //! (`pilot/pkg/security/authz/builder`):
 //!
 //! - the policies that apply to a proxy are those in the root namespace
@@ -15,19 +16,23 @@
 //! - `istio.io/dry-run` policies go to `shadow_rules` (logged, counted under
 //!   `istio_dry_run_allow_`/`istio_dry_run_deny_`, never enforced).
 //!
-//! Envoy answers a denial with 403 `RBAC: access denied`.
+//! Envoy answers a denied request with 403 `RBAC: access denied`; on TCP
+//! filter chains (`envoy.filters.network.rbac`) it closes the connection.
 
 mod jwt;
 mod matchers;
+mod tcp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::envoy::config::rbac::v3::{rbac::Action, Policy, Rbac};
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_filter, HttpFilter,
 };
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
 use envoy_types::util::pack_any;
 use prost::{Message, Name};
 
@@ -39,6 +44,11 @@ use matchers::Target;
 
 /// Envoy's HTTP RBAC filter.
 pub const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+/// Envoy's network RBAC filter (TCP filter chains).
+pub const NETWORK_RBAC_FILTER: &str = "envoy.filters.network.rbac";
+/// Istio's stat prefix of the network RBAC filter: its counters are
+/// `tcp.rbac.allowed` / `tcp.rbac.denied`.
+const TCP_STAT_PREFIX: &str = "tcp.";
 
 /// Every `AuthorizationPolicy` and the root namespace whose policies apply
 /// mesh-wide: what translation needs for any proxy.
@@ -92,22 +102,87 @@ impl AuthzPolicies {
 /// The RBAC filters for `proxy`'s inbound HTTP connection manager, to go
 /// right before the router; empty when no policy applies.
 pub fn http_filters(authz: &AuthzPolicies, proxy: &Proxy) -> Vec<HttpFilter> {
-    let applying: Vec<&AuthorizationPolicy> = authz.for_proxy(proxy).collect();
-    [AuthzAction::Audit, AuthzAction::Deny, AuthzAction::Allow]
-        .into_iter()
-        .filter_map(|action| {
-            let of_action = applying.iter().copied().filter(|p| p.action == action);
-            filter(action, of_action, proxy, &authz.trust_domain)
+    let built = rule_sets(authz, proxy, Layer::Http, proxy.app_port);
+    (built.into_iter())
+        .map(|r| HttpFilter {
+            name: RBAC_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(HttpRbac {
+                rules: r.rules,
+                shadow_rules: r.shadow_rules,
+                shadow_rules_stat_prefix: r.shadow_prefix,
+                ..Default::default()
+            }))),
+            ..Default::default()
         })
         .collect()
 }
 
-fn filter<'a>(
+/// The network RBAC filters for a TCP filter chain of `proxy`, to go
+/// before `tcp_proxy`; empty when no policy applies. `port` is what a
+/// rule's `ports` are checked against: the app port on a sidecar, the
+/// server port on a gateway. Rules are translated for TCP (see [`tcp`]).
+/// Envoy closes a denied connection and counts it in
+/// `tcp.rbac.denied`.
+pub fn network_filters(authz: &AuthzPolicies, proxy: &Proxy, port: u16) -> Vec<Filter> {
+    let built = rule_sets(authz, proxy, Layer::Tcp, port);
+    (built.into_iter())
+        .map(|r| Filter {
+            name: NETWORK_RBAC_FILTER.to_string(),
+            config_type: Some(filter::ConfigType::TypedConfig(pack_any(NetworkRbac {
+                rules: r.rules,
+                shadow_rules: r.shadow_rules,
+                shadow_rules_stat_prefix: r.shadow_prefix,
+                stat_prefix: TCP_STAT_PREFIX.to_string(),
+                ..Default::default()
+            }))),
+        })
+        .collect()
+}
+
+/// Which filter the rules are built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Http,
+    Tcp,
+}
+
+/// The enforced and shadow rules of one action's filter.
+struct RuleSet {
+    rules: Option<Rbac>,
+    shadow_rules: Option<Rbac>,
+    shadow_prefix: String,
+}
+
+/// One rule set per action present, in filter order (AUDIT, DENY, ALLOW).
+fn rule_sets(authz: &AuthzPolicies, proxy: &Proxy, layer: Layer, port: u16) -> Vec<RuleSet> {
+    let applying: Vec<&AuthorizationPolicy> = authz.for_proxy(proxy).collect();
+    let cx = Cx {
+        trust_domain: &authz.trust_domain,
+        port,
+        layer,
+    };
+    [AuthzAction::Audit, AuthzAction::Deny, AuthzAction::Allow]
+        .into_iter()
+        .filter_map(|action| {
+            let of_action = applying.iter().copied().filter(|p| p.action == action);
+            rule_set(action, of_action, cx)
+        })
+        .collect()
+}
+
+/// What every rule of one filter is built with.
+#[derive(Debug, Clone, Copy)]
+struct Cx<'a> {
+    trust_domain: &'a str,
+    port: u16,
+    layer: Layer,
+}
+
+fn rule_set<'a>(
     action: AuthzAction,
     policies: impl Iterator<Item = &'a AuthorizationPolicy>,
-    proxy: &Proxy,
-    trust_domain: &str,
-) -> Option<HttpFilter> {
+    cx: Cx<'_>,
+) -> Option<RuleSet> {
     let mut enforced: Option<HashMap<String, Policy>> = None;
     let mut shadow: Option<HashMap<String, Policy>> = None;
     for p in policies {
@@ -117,7 +192,7 @@ fn filter<'a>(
             &mut enforced
         };
         set.get_or_insert_with(HashMap::new)
-            .extend(envoy_policies(p, proxy, trust_domain));
+            .extend(envoy_policies(p, cx));
     }
     if enforced.is_none() && shadow.is_none() {
         return None;
@@ -141,25 +216,17 @@ fn filter<'a>(
             ..Default::default()
         })
     };
-    let config = HttpRbac {
+    Some(RuleSet {
         rules: rules(enforced),
         shadow_rules: rules(shadow),
-        shadow_rules_stat_prefix: shadow_prefix.to_string(),
-        ..Default::default()
-    };
-    Some(HttpFilter {
-        name: RBAC_FILTER.to_string(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(config))),
-        ..Default::default()
+        shadow_prefix: shadow_prefix.to_string(),
     })
 }
 
-/// One Envoy policy per rule, named as istiod names them.
-fn envoy_policies(
-    p: &AuthorizationPolicy,
-    proxy: &Proxy,
-    trust_domain: &str,
-) -> Vec<(String, Policy)> {
+/// One Envoy policy per rule, named as istiod names them. For TCP a rule
+/// is first reduced to what a connection can match ([`tcp::for_tcp`]);
+/// an ALLOW rule that cannot be is left out.
+fn envoy_policies(p: &AuthorizationPolicy, cx: Cx<'_>) -> Vec<(String, Policy)> {
     let name = |i: usize| {
         format!(
             "ns[{}]-policy[{}]-rule[{i}]",
@@ -171,11 +238,16 @@ fn envoy_policies(
     }
     let target = Target {
         namespace: &p.origin.namespace,
-        app_port: proxy.app_port,
-        trust_domain,
+        app_port: cx.port,
+        trust_domain: cx.trust_domain,
     };
     (p.rules.iter().enumerate())
-        .map(|(i, r)| (name(i), matchers::policy(r, target)))
+        .filter_map(|(i, r)| match cx.layer {
+            Layer::Http => Some((name(i), matchers::policy(r, target))),
+            Layer::Tcp => {
+                tcp::for_tcp(r, p.action).map(|r| (name(i), matchers::policy(&r, target)))
+            }
+        })
         .collect()
 }
 
@@ -184,6 +256,16 @@ pub fn decode(filter: &HttpFilter) -> Option<HttpRbac> {
     match &filter.config_type {
         Some(http_filter::ConfigType::TypedConfig(any)) if any.type_url == HttpRbac::type_url() => {
             HttpRbac::decode(any.value.as_slice()).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Decodes a network filter built here (for tests and debug views).
+pub fn decode_network(filter: &Filter) -> Option<NetworkRbac> {
+    match &filter.config_type {
+        Some(filter::ConfigType::TypedConfig(any)) if any.type_url == NetworkRbac::type_url() => {
+            NetworkRbac::decode(any.value.as_slice()).ok()
         }
         _ => None,
     }

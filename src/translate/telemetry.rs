@@ -32,7 +32,9 @@ use crate::config::model::{
 };
 use crate::registry::{Instance, Proxy};
 
-pub use access_log::DEFAULT_LOG_FIELDS;
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
+
+pub use access_log::{DEFAULT_LOG_FIELDS, TCP_LOG_FIELDS};
 
 /// Which of a sidecar's HCMs is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +59,27 @@ pub fn apply(hcm: &mut HttpConnectionManager, shared: &Shared, proxy: &Proxy, di
     hcm.access_log = eff
         .access_logs
         .iter()
-        .filter_map(|p| access_log::access_log(&p.kind, dir, &identity))
+        .filter_map(|p| access_log::access_log(&p.kind, (access_log::Layer::Http, dir), &identity))
         .collect();
     hcm.tracing = eff.tracing.as_ref().map(|t| tracing(t, proxy));
+}
+
+/// The access logs of `proxy`'s `tcp_proxy` filters, per its effective
+/// `Telemetry`: the same providers as its HTTP connection managers, the
+/// default JSON format with the fields of a connection
+/// ([`TCP_LOG_FIELDS`]). Tracing needs requests: TCP has none.
+pub fn tcp_access_logs(shared: &Shared, proxy: &Proxy, dir: Direction) -> Vec<AccessLog> {
+    let eff = effective_telemetry(
+        &shared.mesh.telemetry,
+        &shared.telemetries,
+        &shared.mesh.root_namespace,
+        &proxy.namespace,
+        &proxy.labels,
+    );
+    let identity = proxy.spiffe_id(&shared.mesh.trust_domain);
+    (eff.access_logs.iter())
+        .filter_map(|p| access_log::access_log(&p.kind, (access_log::Layer::Tcp, dir), &identity))
+        .collect()
 }
 
 fn percent(value: f64) -> Percent {

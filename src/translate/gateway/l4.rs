@@ -4,7 +4,9 @@
 //! MUTUAL, OPTIONAL_MUTUAL or ISTIO_MUTUAL one terminates TLS and proxies
 //! the plain bytes with the `tcp` rules (Istio:
 //! `buildGatewayNetworkFiltersFromTCPRoutes`); an AUTO_PASSTHROUGH one
-//! routes by SNI to mesh services without any rule (`sni`).
+//! routes by SNI to mesh services without any rule (`sni`). Every chain
+//! starts with the network RBAC filters of the AuthorizationPolicies that
+//! select the gateway.
 
 use std::collections::BTreeSet;
 
@@ -26,18 +28,8 @@ pub(super) fn chains(
     out: &mut GatewayResources,
 ) -> Vec<FilterChain> {
     let mut chains: Vec<FilterChain> = Vec::new();
-    // AuthorizationPolicies are enforced on HTTP only: a TCP or TLS server
-    // of a gateway they select is left out (fail closed) rather than
-    // served without them.
-    let guarded = shared.authz.for_proxy(proxy).next().is_some();
     for (gw, i, s) in servers.iter().map(|s| **s) {
         let qualified = gw.qualified();
-        if guarded {
-            let why = "an AuthorizationPolicy selects this gateway, and policies are not \
-                       enforced on TCP/TLS servers yet: the server is left out";
-            out.skipped.push((qualified, i, why.to_string()));
-            continue;
-        }
         let place = Place {
             port,
             labels: &proxy.labels,
@@ -87,7 +79,18 @@ pub(super) fn chains(
             }
         }
     }
-    distinct(chains)
+    let mut chains = distinct(chains);
+    // The AuthorizationPolicies selecting the gateway guard every
+    // connection (`ports` name the server port); logs as on its HTTP
+    // servers (the gateway is the client of what it proxies to).
+    let rbac = crate::translate::rbac::network_filters(&shared.authz, proxy, port);
+    let logs = crate::translate::telemetry::tcp_access_logs(
+        shared,
+        proxy,
+        crate::translate::telemetry::Direction::Outbound,
+    );
+    rules::guard_and_log(&mut chains, &rbac, &logs);
+    chains
 }
 
 /// A chain keeps only the SNI names the server's hosts admit (Istio

@@ -263,22 +263,40 @@ fn a_passthrough_server_routes_only_the_sni_names_its_hosts_admit() {
     assert!(r.routes.iter().all(|rc| rc.name != "http.9443"));
 }
 
-/// A TCP/TLS server of a gateway that an AuthorizationPolicy selects is
-/// left out (policies are not enforced on TCP yet), and says why; its HTTP
-/// servers keep working with the policy.
+/// A TCP/TLS server of a gateway that an AuthorizationPolicy selects
+/// serves with the policy as network RBAC in front of `tcp_proxy`; a DENY
+/// rule of HTTP-only fields (`paths`) ignores them on TCP, as Istio does,
+/// so it denies every connection.
 #[test]
-fn tcp_servers_of_a_policy_guarded_gateway_are_left_out() {
+fn tcp_servers_of_a_policy_guarded_gateway_enforce_it() {
+    use envoy_types::pb::envoy::config::rbac::v3::{permission, rbac::Action};
     let proxy = gateway_proxy(&[("istio", "ingressgateway")]);
     let sh = shared_with(true, &format!("{PASSTHROUGH}{DENY_ADMIN}"));
     let r = crate::translate::proxy_own(&sh, &proxy, &ProxySecurity::default());
-    assert!(r.listeners.iter().all(|l| l.name != "127.0.0.1_9443"));
-    assert!(
-        (r.skipped.iter())
-            .any(|(gw, _, why)| gw.ends_with("pass") && why.contains("AuthorizationPolicy")),
-        "{:?}",
-        r.skipped
+    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+    let l = (r.listeners.iter())
+        .find(|l| l.name == "127.0.0.1_9443")
+        .unwrap();
+    let filters = &l.filter_chains[0].filters;
+    let names: Vec<&str> = filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            crate::translate::rbac::NETWORK_RBAC_FILTER,
+            crate::translate::l4::TCP_PROXY
+        ]
     );
-    assert!(!r.listeners.is_empty(), "the HTTP servers stay");
+    let rbac = crate::translate::rbac::decode_network(&filters[0]).unwrap();
+    let rules = rbac.rules.unwrap();
+    assert_eq!(rules.action, Action::Deny as i32);
+    let policy = &rules.policies["ns[default]-policy[no-admin]-rule[0]"];
+    // The operation kept no field: an AND of `any`.
+    let and = match &policy.permissions[0].rule {
+        Some(permission::Rule::AndRules(set)) => &set.rules,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(and[0].rule, Some(permission::Rule::Any(true)));
+    assert_eq!(rbac.stat_prefix, "tcp.");
 }
 
 const JWT_AT_THE_EDGE: &str = r#"

@@ -157,3 +157,58 @@ fn workload_beats_namespace_beats_mesh_and_port_level_beats_workload() {
         "Istio's default"
     );
 }
+
+/// `pay` with one TCP port targeting the app port (8080 in the fixture).
+fn tcp_shared(policies: Vec<PeerAuthentication>) -> Shared {
+    use crate::translate::fixtures::{host, port};
+    let mut s = shared(policies);
+    let mut p = port(9000, "tcp", Protocol::Tcp);
+    p.target_port = Some(8080);
+    s.service_ports.insert(host("pay"), vec![p]);
+    s
+}
+
+fn tcp_proxy(chain: &FilterChain) -> TcpProxy {
+    let f = chain.filters.last().unwrap();
+    assert_eq!(f.name, TCP_PROXY);
+    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+        panic!();
+    };
+    TcpProxy::decode(any.value.as_slice()).unwrap()
+}
+
+#[test]
+fn a_tcp_app_port_gets_tcp_proxy_chains_with_mesh_mtls() {
+    let strict = pa("istio-system", None, MtlsMode::Strict, None);
+    let l = listener(&tcp_shared(vec![strict]));
+    let [chain] = &l.filter_chains[..] else {
+        panic!("{:?}", l.filter_chains);
+    };
+    assert!(chain.transport_socket.is_some(), "STRICT: mTLS");
+    assert_eq!(chain.filters.len(), 1, "no policy, no RBAC");
+    let proxy = tcp_proxy(chain);
+    assert_eq!(
+        proxy.cluster_specifier,
+        Some(ClusterSpecifier::Cluster("inbound|8080||".into()))
+    );
+}
+
+#[test]
+fn a_tcp_app_port_is_permissive_like_http() {
+    let l = listener(&tcp_shared(vec![]));
+    assert_eq!(l.listener_filters[0].name, TLS_INSPECTOR);
+    assert_eq!(l.filter_chains.len(), 2);
+    for c in &l.filter_chains {
+        tcp_proxy(c);
+    }
+}
+
+#[test]
+fn an_http_port_keeps_the_http_connection_manager() {
+    let mut s = tcp_shared(vec![]);
+    for ports in s.service_ports.values_mut() {
+        ports[0].protocol = Protocol::Http;
+    }
+    let l = listener(&s);
+    assert_eq!(l.filter_chains[0].filters[0].name, HCM);
+}

@@ -47,11 +47,47 @@ pub const DEFAULT_LOG_FIELDS: &[(&str, &str)] = &[
     ("route_name", "%ROUTE_NAME%"),
 ];
 
+/// The default JSON fields of a TCP connection: the HTTP fields without a
+/// request (method, path, status, headers) make no sense there; the
+/// connection's SNI and why it ended do.
+pub const TCP_LOG_FIELDS: &[(&str, &str)] = &[
+    ("start_time", "%START_TIME%"),
+    ("response_flags", "%RESPONSE_FLAGS%"),
+    (
+        "connection_termination_details",
+        "%CONNECTION_TERMINATION_DETAILS%",
+    ),
+    ("duration", "%DURATION%"),
+    ("upstream_cluster", "%UPSTREAM_CLUSTER%"),
+    ("upstream_host", "%UPSTREAM_HOST%"),
+    (
+        "upstream_transport_failure_reason",
+        "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    ),
+    ("bytes_received", "%BYTES_RECEIVED%"),
+    ("bytes_sent", "%BYTES_SENT%"),
+    ("downstream_remote_address", "%DOWNSTREAM_REMOTE_ADDRESS%"),
+    ("requested_server_name", "%REQUESTED_SERVER_NAME%"),
+];
+
+/// Whether the log is for an HTTP connection manager or a `tcp_proxy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layer {
+    /// Requests (`DEFAULT_LOG_FIELDS`).
+    Http,
+    /// Connections (`TCP_LOG_FIELDS`).
+    Tcp,
+}
+
 /// The standard fields of one direction. Identities: on inbound the
 /// caller's certificate SAN and our own; on outbound our own SPIFFE ID
 /// (the app's plaintext call carries none) and the upstream's SAN.
-fn default_fields(dir: Direction, identity: &str) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = DEFAULT_LOG_FIELDS
+fn default_fields(layer: Layer, dir: Direction, identity: &str) -> Vec<(String, String)> {
+    let base = match layer {
+        Layer::Http => DEFAULT_LOG_FIELDS,
+        Layer::Tcp => TCP_LOG_FIELDS,
+    };
+    let mut fields: Vec<(String, String)> = base
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -84,14 +120,18 @@ fn json(fields: impl IntoIterator<Item = (String, String)>) -> Struct {
 }
 
 /// The access log of a file provider; `None` for other providers.
-pub(super) fn access_log(kind: &ProviderKind, dir: Direction, identity: &str) -> Option<AccessLog> {
+pub(super) fn access_log(
+    kind: &ProviderKind,
+    (layer, dir): (Layer, Direction),
+    identity: &str,
+) -> Option<AccessLog> {
     let ProviderKind::FileAccessLog { path, format } = kind else {
         return None;
     };
     let format = match format {
-        LogFormat::Default => {
-            substitution_format_string::Format::JsonFormat(json(default_fields(dir, identity)))
-        }
+        LogFormat::Default => substitution_format_string::Format::JsonFormat(json(default_fields(
+            layer, dir, identity,
+        ))),
         LogFormat::Labels(labels) => {
             substitution_format_string::Format::JsonFormat(json(labels.clone()))
         }
