@@ -22,6 +22,7 @@ pub mod etcd;
 pub mod fixture;
 pub mod gateway;
 pub mod load;
+pub mod locality;
 pub mod mesh;
 pub mod payment;
 pub mod ports;

@@ -8,9 +8,9 @@
 //!   comes back.
 //! - distribute: an 80/20 split between the two localities, measured.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use trellis_integration_tests::sidecar::SidecarSpec;
+use trellis_integration_tests::locality::{answers_from, client_in, payment_in, until_steady};
 use trellis_integration_tests::wait::wait_until;
 use trellis_integration_tests::*;
 
@@ -56,73 +56,24 @@ spec:
             "eu-west/eu-west-1a": 20
 "#;
 
-/// A `payment` instance named `name` whose sidecar runs in `locality`.
-async fn instance(trellis: &Trellis, name: &str, locality: &str) -> Instance {
-    let backend = Backend::start_with(name, "v1", Behavior::Ok).await.unwrap();
-    let mut spec = SidecarSpec::new("payment", &[("version", "v1")], backend.port());
-    spec.extra_args = vec!["--locality".into(), locality.into()];
-    let sidecar = Sidecar::start_spec(trellis, spec).await.unwrap();
-    Instance { backend, sidecar }
-}
-
-/// The client, in us-east/us-east-1a.
-async fn east_client(trellis: &Trellis) -> MeshClient {
-    let app = Backend::start("client", "v1").await.unwrap();
-    let mut spec = SidecarSpec::new("client", &[("version", "v1")], app.port());
-    spec.extra_args = vec!["--locality".into(), EAST.into()];
-    let sidecar = Sidecar::start_spec(trellis, spec).await.unwrap();
-    MeshClient {
-        app,
-        sidecar,
-        http: Client::new(),
-    }
-}
-
-/// Answers from `names` among `tally`'s successes.
-fn from(tally: &Tally, names: &[&str]) -> usize {
-    names.iter().map(|n| tally.get(&format!("{n} v1"))).sum()
-}
-
-/// Sends one request at a time until `done` holds for the last `window`
-/// answers; returns the time taken and the failed requests on the way.
-async fn until_steady(
-    client: &MeshClient,
-    window: usize,
-    timeout: Duration,
-    done: impl Fn(&str) -> bool,
-) -> (Duration, usize, usize) {
-    let start = Instant::now();
-    let (mut streak, mut failed, mut sent) = (0, 0, 0);
-    while streak < window {
-        assert!(
-            start.elapsed() < timeout,
-            "not steady after {timeout:?}: {sent} sent, {failed} failed"
-        );
-        let outcome = match client.get("payment", &[]).await {
-            Ok(r) => r.outcome(),
-            Err(_) => "error".into(),
-        };
-        sent += 1;
-        failed += usize::from(!outcome.ends_with(" v1"));
-        streak = if done(&outcome) { streak + 1 } else { 0 };
-    }
-    (start.elapsed(), failed, sent)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_stays_local_fails_over_and_returns() {
     let config = ConfigDir::with(&[("rule.yaml", FAILOVER)]).unwrap();
     let trellis = Trellis::start(config.path()).await.unwrap();
-    let a1 = instance(&trellis, "east-1", EAST).await;
-    let a2 = instance(&trellis, "east-2", EAST).await;
-    let b1 = instance(&trellis, "west-1", WEST).await;
-    let client = east_client(&trellis).await;
+    let a1 = payment_in(&trellis, "east-1", EAST).await;
+    let a2 = payment_in(&trellis, "east-2", EAST).await;
+    let b1 = payment_in(&trellis, "west-1", WEST).await;
+    let client = client_in(&trellis, EAST).await;
     client.wait_endpoints(CLUSTER, 3).await.unwrap();
     let east = ["east-1", "east-2"];
 
     // Healthy: every request stays in the client's zone.
     let tally = client.tally("payment", &[], 200, 4).await;
-    assert_eq!(from(&tally, &east), 200, "traffic left the zone: {tally:?}");
+    assert_eq!(
+        answers_from(&tally, &east),
+        200,
+        "traffic left the zone: {tally:?}"
+    );
 
     // The zone fails: outlier detection ejects both, eu-west takes over.
     a1.backend.set_behavior(Behavior::Always(503));
@@ -146,8 +97,8 @@ async fn traffic_stays_local_fails_over_and_returns() {
     let tally = client.tally("payment", &[], 100, 4).await;
     let probes = client.sidecar.stat(&enforced).await.unwrap() - before;
     eprintln!("after failover: {tally:?}, {probes} re-ejections");
-    assert_eq!(from(&tally, &east), 0, "{tally:?}");
-    let failed = 100 - from(&tally, &["west-1"]);
+    assert_eq!(answers_from(&tally, &east), 0, "{tally:?}");
+    let failed = 100 - answers_from(&tally, &["west-1"]);
     assert!(
         failed <= 2 * (probes as usize + 1),
         "{failed} failures but {probes} re-ejections: {tally:?}"
@@ -169,7 +120,7 @@ async fn traffic_stays_local_fails_over_and_returns() {
     // Envoy may take an interval more to use a host again: poll.
     let all_east = || async {
         let tally = client.tally("payment", &[], 50, 4).await;
-        (from(&tally, &east) == 50).then_some(())
+        (answers_from(&tally, &east) == 50).then_some(())
     };
     if wait_until(timeout, Duration::from_millis(200), all_east)
         .await
@@ -190,10 +141,10 @@ async fn distribute_splits_by_locality() {
     let trellis = Trellis::start(config.path()).await.unwrap();
     // Two instances in the east, one in the west: the split is per
     // locality, not per instance.
-    let _a1 = instance(&trellis, "east-1", EAST).await;
-    let _a2 = instance(&trellis, "east-2", EAST).await;
-    let _b1 = instance(&trellis, "west-1", WEST).await;
-    let client = east_client(&trellis).await;
+    let _a1 = payment_in(&trellis, "east-1", EAST).await;
+    let _a2 = payment_in(&trellis, "east-2", EAST).await;
+    let _b1 = payment_in(&trellis, "west-1", WEST).await;
+    let client = client_in(&trellis, EAST).await;
     client.wait_endpoints(CLUSTER, 3).await.unwrap();
 
     // Envoy has the weights (its locality weighted LB reads them).
@@ -216,8 +167,8 @@ async fn distribute_splits_by_locality() {
 
     let n = 1000;
     let tally = client.tally("payment", &[], n, 8).await;
-    let east = from(&tally, &["east-1", "east-2"]);
-    let west = from(&tally, &["west-1"]);
+    let east = answers_from(&tally, &["east-1", "east-2"]);
+    let west = answers_from(&tally, &["west-1"]);
     eprintln!("distribute 80/20: us-east {east}, eu-west {west} of {n}");
     assert_eq!(east + west, n, "{tally:?}");
     let share = east as f64 / n as f64;

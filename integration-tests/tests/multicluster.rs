@@ -7,11 +7,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use trellis_integration_tests::etcd::Etcd;
-use trellis_integration_tests::sidecar::SidecarSpec;
+use trellis_integration_tests::locality::{answers_from, client_in, payment_in, until_steady};
 use trellis_integration_tests::wait::wait_until;
 use trellis_integration_tests::*;
 
@@ -119,57 +119,6 @@ async fn cluster(name: &str, etcd: Etcd, ca: tempfile::TempDir, mesh: &str) -> M
     }
 }
 
-/// A `payment` instance named `name` in `locality`.
-async fn instance(trellis: &Trellis, name: &str, locality: &str) -> Instance {
-    let backend = Backend::start_with(name, "v1", Behavior::Ok).await.unwrap();
-    let mut spec = SidecarSpec::new("payment", &[("version", "v1")], backend.port());
-    spec.extra_args = vec!["--locality".into(), locality.into()];
-    let sidecar = Sidecar::start_spec(trellis, spec).await.unwrap();
-    Instance { backend, sidecar }
-}
-
-async fn east_client(trellis: &Trellis) -> MeshClient {
-    let app = Backend::start("client", "v1").await.unwrap();
-    let mut spec = SidecarSpec::new("client", &[("version", "v1")], app.port());
-    spec.extra_args = vec!["--locality".into(), EAST.into()];
-    let sidecar = Sidecar::start_spec(trellis, spec).await.unwrap();
-    MeshClient {
-        app,
-        sidecar,
-        http: Client::new(),
-    }
-}
-
-fn from(tally: &Tally, names: &[&str]) -> usize {
-    names.iter().map(|n| tally.get(&format!("{n} v1"))).sum()
-}
-
-/// One request at a time until `done` holds for `window` answers in a
-/// row; returns the time taken, failed and sent requests.
-async fn until_steady(
-    client: &MeshClient,
-    window: usize,
-    timeout: Duration,
-    done: impl Fn(&str) -> bool,
-) -> (Duration, usize, usize) {
-    let start = Instant::now();
-    let (mut streak, mut failed, mut sent) = (0, 0, 0);
-    while streak < window {
-        assert!(
-            start.elapsed() < timeout,
-            "not steady after {timeout:?}: {sent} sent, {failed} failed"
-        );
-        let outcome = match client.get("payment", &[]).await {
-            Ok(r) => r.outcome(),
-            Err(_) => "error".into(),
-        };
-        sent += 1;
-        failed += usize::from(!outcome.ends_with(" v1"));
-        streak = if done(&outcome) { streak + 1 } else { 0 };
-    }
-    (start.elapsed(), failed, sent)
-}
-
 /// East and west with one root; east watches west.
 async fn two_clusters() -> (MeshCluster, MeshCluster) {
     let (east_ca, west_ca) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -186,10 +135,10 @@ async fn two_clusters() -> (MeshCluster, MeshCluster) {
 #[ignore = "system test (etcd, 2 clusters): make test-system"]
 async fn two_clusters_one_network_stay_local_fail_over_and_return() {
     let (east, west) = two_clusters().await;
-    let a1 = instance(&east.trellis, "east-1", EAST).await;
-    let a2 = instance(&east.trellis, "east-2", EAST).await;
-    let b1 = instance(&west.trellis, "west-1", WEST).await;
-    let client = east_client(&east.trellis).await;
+    let a1 = payment_in(&east.trellis, "east-1", EAST).await;
+    let a2 = payment_in(&east.trellis, "east-2", EAST).await;
+    let b1 = payment_in(&west.trellis, "west-1", WEST).await;
+    let client = client_in(&east.trellis, EAST).await;
     let took = client.wait_endpoints(CLUSTER, 3).await.unwrap();
     eprintln!("east's client has both clusters' endpoints after {took:?}");
     let east_names = ["east-1", "east-2"];
@@ -197,7 +146,7 @@ async fn two_clusters_one_network_stay_local_fail_over_and_return() {
     // Healthy: traffic stays in east.
     let tally = client.tally("payment", &[], 200, 4).await;
     assert_eq!(
-        from(&tally, &east_names),
+        answers_from(&tally, &east_names),
         200,
         "traffic left east: {tally:?}"
     );
@@ -228,7 +177,7 @@ async fn two_clusters_one_network_stay_local_fail_over_and_return() {
     a2.backend.set_behavior(Behavior::Ok);
     let back = || async {
         let tally = client.tally("payment", &[], 50, 4).await;
-        (from(&tally, &east_names) == 50).then_some(())
+        (answers_from(&tally, &east_names) == 50).then_some(())
     };
     let (_, took) = wait_until(Duration::from_secs(30), Duration::from_millis(200), back)
         .await
