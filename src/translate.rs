@@ -51,7 +51,7 @@ pub mod telemetry;
 mod tls;
 mod util;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
@@ -139,6 +139,9 @@ pub struct Shared {
     /// The EDS clusters whose endpoints depend on the client's locality,
     /// by name: each proxy gets its own assignment ([`scope::outbound_view`]).
     pub locality_clusters: BTreeMap<String, Arc<locality::LocalityCluster>>,
+    /// The `failoverPriority` label keys those clusters read of a client,
+    /// sorted and unique: part of every proxy's [`scope::ScopeKey`].
+    pub locality_keys: Vec<String>,
 }
 
 impl Shared {
@@ -251,9 +254,12 @@ pub fn shared_from(
             ..r.clone()
         })
         .collect();
-    let locality_clusters = (memo.values())
+    let locality_clusters: BTreeMap<_, _> = (memo.values())
         .flat_map(|s| s.localities())
         .map(|l| (l.name.clone(), Arc::clone(l)))
+        .collect();
+    let locality_keys: BTreeSet<String> = (locality_clusters.values())
+        .flat_map(|c| c.client_keys().map(str::to_string))
         .collect();
     let mut shared = Shared {
         cluster_index: scope::ClusterIndex::new(&clusters, &load_assignments),
@@ -286,6 +292,7 @@ pub fn shared_from(
         credentials: Default::default(),
         sni_clusters: Vec::new(),
         locality_clusters,
+        locality_keys: locality_keys.into_iter().collect(),
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared

@@ -5,7 +5,7 @@
 //! shared ones, so their encoding is still shared.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -104,13 +104,10 @@ fn client_key(shared: &Shared, proxy: &Proxy) -> Option<ClientKey> {
     if shared.locality_clusters.is_empty() {
         return None;
     }
-    let keys: BTreeSet<&str> = (shared.locality_clusters.values())
-        .flat_map(|c| c.client_keys())
-        .collect();
     let topo = &proxy.topology;
     Some(ClientKey {
         locality: topo.locality.clone(),
-        labels: (keys.into_iter())
+        labels: (shared.locality_keys.iter())
             .map(|k| topo.label(&proxy.labels, k).map(str::to_string))
             .collect(),
     })
