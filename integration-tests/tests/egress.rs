@@ -16,7 +16,7 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use trellis_integration_tests::trellis::run_trellis;
+use trellis_integration_tests::gateway::{start_gateway_spec, GatewaySpec};
 use trellis_integration_tests::*;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -62,63 +62,21 @@ async fn external_server() -> (u16, Arc<Mutex<Vec<SocketAddr>>>) {
 /// at 127.0.0.1 as the endpoints of its service, binding upstream
 /// connections to [`GATEWAY_SOURCE`].
 async fn start_egress_gateway(trellis: &Trellis, dir: &Path, ports: &[(u16, u16)]) -> Envoy {
-    let token = dir.join("egress-token");
-    let state = trellis.state_dir().display().to_string();
-    let (code, out, err) = run_trellis(&[
-        "token",
-        "--service",
-        "istio-egressgateway",
-        "--namespace",
-        "istio-system",
-        "--ttl",
-        "1h",
-        "--state-dir",
-        &state,
-    ])
-    .unwrap();
-    assert_eq!(code, 0, "{err}");
-    std::fs::write(&token, out.trim()).unwrap();
-    let map: Vec<String> = ports.iter().map(|(a, b)| format!("{a}={b}")).collect();
-    let admin = free_port();
-    let file = dir.join("egress.yaml");
-    let (admin_arg, xds) = (admin.to_string(), trellis.xds_addr());
-    let (token_arg, file_arg) = (token.display().to_string(), file.display().to_string());
     let args = [
-        "bootstrap",
-        "--gateway",
-        "--service",
-        "istio-egressgateway",
-        "--namespace",
-        "istio-system",
-        "--label",
-        "istio=egressgateway",
-        "--listen-address",
-        "127.0.0.1",
         "--endpoint-address",
         "127.0.0.1",
         "--upstream-bind-address",
         GATEWAY_SOURCE,
-        "--port-map",
-        &map.join(","),
-        "--admin-port",
-        &admin_arg,
-        "--stats-port",
-        "0",
-        "--xds-addr",
-        &xds,
-        "--token-file",
-        &token_arg,
-        "-o",
-        &file_arg,
     ];
-    let (code, o, e) = run_trellis(&args).unwrap();
-    assert_eq!(code, 0, "trellis bootstrap: {o}{e}");
-    let envoy = Envoy::start("egress", &file, admin).await.unwrap();
-    for (server_port, _) in ports {
-        let name = format!("127.0.0.1_{server_port}");
-        envoy.wait_listener(&name, TIMEOUT).await.unwrap();
-    }
-    envoy
+    let spec = GatewaySpec {
+        service: "istio-egressgateway".into(),
+        namespace: "istio-system".into(),
+        label: "istio=egressgateway".into(),
+        extra_args: args.map(String::from).into(),
+    };
+    start_gateway_spec(trellis, dir, &spec, ports)
+        .await
+        .unwrap()
 }
 
 /// A CA and a server leaf for [`EXTERNAL`] and a client leaf, as files in
@@ -427,43 +385,12 @@ async fn auto_passthrough_carries_a_sidecars_mtls_by_sni() {
 /// An east-west gateway (label `istio=eastwestgateway`) with server port
 /// 15443 on `listen`.
 async fn start_gateway_labelled(trellis: &Trellis, dir: &Path, listen: u16) -> Envoy {
-    let token = dir.join("ew-token");
-    trellis
-        .write_token("eastwest", "eastwest", "1h", &token)
-        .unwrap();
-    let admin = free_port();
-    let file = dir.join("ew.yaml");
-    let (admin_arg, xds) = (admin.to_string(), trellis.xds_addr());
-    let (token_arg, file_arg) = (token.display().to_string(), file.display().to_string());
-    let map = format!("15443={listen}");
-    let args = [
-        "bootstrap",
-        "--gateway",
-        "--service",
-        "eastwest",
-        "--label",
-        "istio=eastwestgateway",
-        "--listen-address",
-        "127.0.0.1",
-        "--port-map",
-        &map,
-        "--admin-port",
-        &admin_arg,
-        "--stats-port",
-        "0",
-        "--xds-addr",
-        &xds,
-        "--token-file",
-        &token_arg,
-        "-o",
-        &file_arg,
-    ];
-    let (code, o, e) = run_trellis(&args).unwrap();
-    assert_eq!(code, 0, "trellis bootstrap: {o}{e}");
-    let envoy = Envoy::start("eastwest", &file, admin).await.unwrap();
-    envoy
-        .wait_listener("127.0.0.1_15443", TIMEOUT)
+    let spec = GatewaySpec {
+        service: "eastwest".into(),
+        label: "istio=eastwestgateway".into(),
+        ..GatewaySpec::ingress()
+    };
+    start_gateway_spec(trellis, dir, &spec, &[(15443, listen)])
         .await
-        .unwrap();
-    envoy
+        .unwrap()
 }
