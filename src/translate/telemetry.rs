@@ -28,7 +28,8 @@ use super::endpoints::load_assignment;
 use super::policy::{apply_connection_pool, set_http_options};
 use super::Shared;
 use crate::config::model::{
-    effective_telemetry, ConnectionPool, CustomTag, EffectiveTracing, MeshSettings, ProviderKind,
+    effective_telemetry, ConnectionPool, CustomTag, EffectiveTelemetry, EffectiveTracing,
+    MeshSettings, ProviderKind,
 };
 use crate::registry::{Instance, Proxy};
 
@@ -48,19 +49,8 @@ pub enum Direction {
 /// Sets the access logs and tracing of `proxy`'s HCM, per its effective
 /// `Telemetry` (mesh defaults: JSON access log to stdout, no tracing).
 pub fn apply(hcm: &mut HttpConnectionManager, shared: &Shared, proxy: &Proxy, dir: Direction) {
-    let eff = effective_telemetry(
-        &shared.mesh.telemetry,
-        &shared.telemetries,
-        &shared.mesh.root_namespace,
-        &proxy.namespace,
-        &proxy.labels,
-    );
-    let identity = proxy.spiffe_id(&shared.mesh.trust_domain);
-    hcm.access_log = eff
-        .access_logs
-        .iter()
-        .filter_map(|p| access_log::access_log(&p.kind, (access_log::Layer::Http, dir), &identity))
-        .collect();
+    let eff = effective(shared, proxy);
+    hcm.access_log = access_logs(&eff, shared, proxy, (access_log::Layer::Http, dir));
     hcm.tracing = eff.tracing.as_ref().map(|t| tracing(t, proxy));
 }
 
@@ -69,16 +59,31 @@ pub fn apply(hcm: &mut HttpConnectionManager, shared: &Shared, proxy: &Proxy, di
 /// default JSON format with the fields of a connection
 /// ([`TCP_LOG_FIELDS`]). Tracing needs requests: TCP has none.
 pub fn tcp_access_logs(shared: &Shared, proxy: &Proxy, dir: Direction) -> Vec<AccessLog> {
-    let eff = effective_telemetry(
+    let eff = effective(shared, proxy);
+    access_logs(&eff, shared, proxy, (access_log::Layer::Tcp, dir))
+}
+
+/// `proxy`'s effective `Telemetry`.
+fn effective(shared: &Shared, proxy: &Proxy) -> EffectiveTelemetry {
+    effective_telemetry(
         &shared.mesh.telemetry,
         &shared.telemetries,
         &shared.mesh.root_namespace,
         &proxy.namespace,
         &proxy.labels,
-    );
+    )
+}
+
+/// The access logs of `eff`'s providers at `at` (HTTP or TCP, direction).
+fn access_logs(
+    eff: &EffectiveTelemetry,
+    shared: &Shared,
+    proxy: &Proxy,
+    at: (access_log::Layer, Direction),
+) -> Vec<AccessLog> {
     let identity = proxy.spiffe_id(&shared.mesh.trust_domain);
     (eff.access_logs.iter())
-        .filter_map(|p| access_log::access_log(&p.kind, (access_log::Layer::Tcp, dir), &identity))
+        .filter_map(|p| access_log::access_log(&p.kind, at, &identity))
         .collect()
 }
 
