@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::client::Client;
 use super::keys::Keys;
 use super::proto::{DeleteRangeRequest, PutRequest, Request, RequestOp, TxnRequest};
-use super::sync::timed;
+use super::sync::{op, timed};
 use crate::store::{StatusRecord, StoreError};
 
 /// Operations per transaction: under etcd's default `--max-txn-ops` (128).
@@ -90,22 +90,18 @@ impl OwnStatus {
 }
 
 fn put_op(key: String, value: Vec<u8>, lease: i64) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestPut(PutRequest {
-            key: key.into_bytes(),
-            value,
-            lease,
-        })),
-    }
+    op(Request::RequestPut(PutRequest {
+        key: key.into_bytes(),
+        value,
+        lease,
+    }))
 }
 
 fn delete_op(key: String) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-            key: key.into_bytes(),
-            range_end: Vec::new(),
-        })),
-    }
+    op(Request::RequestDeleteRange(DeleteRangeRequest {
+        key: key.into_bytes(),
+        range_end: Vec::new(),
+    }))
 }
 
 /// Another replica's status value; `None` (and a warning) if unreadable.

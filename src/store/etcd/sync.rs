@@ -431,7 +431,7 @@ pub(super) fn key_str(kv: &KeyValue) -> &str {
 }
 
 /// A transaction operation.
-fn op(request: Request) -> RequestOp {
+pub(super) fn op(request: Request) -> RequestOp {
     RequestOp {
         request: Some(request),
     }
