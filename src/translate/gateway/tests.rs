@@ -52,6 +52,7 @@ fn gateway_proxy(labels: &[(&str, &str)]) -> Proxy {
             listen_address: "127.0.0.1".into(),
             port_map: [(443, 18443), (80, 18080)].into(),
             endpoint_address: None,
+            network_port: None,
         }),
         ..Default::default()
     }
