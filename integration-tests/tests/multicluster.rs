@@ -376,31 +376,27 @@ async fn two_networks_cross_through_the_east_west_gateway() {
     let a1 = payment_in(&east.trellis, "east-1", EAST).await;
     client.wait_endpoints(CLUSTER, 2).await.unwrap();
     let (_, _, _) = until_steady(&client, 20, Duration::from_secs(20), |o| o == "east-1 v1").await;
-    let before = gateway
-        .stat(&format!("cluster.{SNI_CLUSTER}.upstream_rq_total"))
-        .await
-        .ok();
-    let crossed_before = gateway
-        .stat(&format!("cluster.{SNI_CLUSTER}.upstream_cx_total"))
-        .await
-        .unwrap();
+    // Bytes, not connections: the client keeps its connection through
+    // the gateway open.
+    let sent_bytes = format!("cluster.{SNI_CLUSTER}.upstream_cx_tx_bytes_total");
+    let crossed_before = gateway.stat(&sent_bytes).await.unwrap();
     a1.backend.set_behavior(Behavior::Always(503));
     let west_side = |o: &str| o == "west-1 v1" || o == "west-2 v1";
     let (took, failed, sent) = until_steady(&client, 20, Duration::from_secs(20), west_side).await;
     eprintln!(
         "failover east -> west across networks: {took:?}, {failed} of {sent} requests failed"
     );
+    // Envoy moves traffic off the ejected priority-0 host after about one
+    // outlier `interval` (1 s) here, each failed request taking its
+    // retries: the bound is that second's worth of sequential requests.
     assert!(
-        failed <= 10,
+        failed <= 60,
         "{failed} of {sent} requests failed during failover"
     );
-    let crossed_after = gateway
-        .stat(&format!("cluster.{SNI_CLUSTER}.upstream_cx_total"))
-        .await
-        .unwrap();
+    let crossed_after = gateway.stat(&sent_bytes).await.unwrap();
     assert!(
         crossed_after > crossed_before,
-        "failover traffic did not cross the gateway ({before:?})"
+        "failover traffic did not cross the gateway"
     );
     drop((b2, a1));
 }
