@@ -15,7 +15,8 @@
 //!   they are: Istio treats an empty network as reachable from anywhere.
 //! - Endpoints on a network without a known gateway, or that do not take
 //!   mTLS (SNI routing needs the client's TLS), are left out, as istiod
-//!   leaves them out: the caller reports the network.
+//!   leaves them out: the caller reports the network. While no network
+//!   has a gateway, the mesh is not multi-network and nothing changes.
 //! - With several gateways on a network, every weight is scaled by the
 //!   least common multiple of the gateway counts, so each gateway gets an
 //!   equal, whole share of its group (istiod scales by the same LCM).
@@ -43,7 +44,9 @@ pub fn split_horizon<'a>(
 ) -> (Cow<'a, [Instance]>, BTreeSet<String>) {
     let remote =
         |i: &Instance| !i.topology.network.is_empty() && i.topology.network != client.network;
-    if !instances.iter().any(remote) {
+    // Without any gateway the mesh is not multi-network (istiod's
+    // `IsMultiNetworkEnabled`): every endpoint is dialled directly.
+    if gateways.is_empty() || !instances.iter().any(remote) {
         return (Cow::Borrowed(instances), BTreeSet::new());
     }
     let mut direct = Vec::new();

@@ -211,11 +211,13 @@ fn a_cluster_varies_by_network_only_with_networked_instances() {
     let networked = vec![inst("10.0.0.1", "net-east", EAST)];
     let lc = LocalityCluster::new("c", None, networked).unwrap();
     let (topo, labels) = (Topology::default(), Labels::new());
-    let (cla, unreachable) = localize(
-        &lc,
-        client(&topo, &labels, "net-west"),
-        &NetworkGateways::new(),
-    );
+    let south: NetworkGateways = [("net-south".to_string(), vec![gw("192.0.2.1")])].into();
+    let (cla, unreachable) = localize(&lc, client(&topo, &labels, "net-west"), &south);
     assert!(cla.endpoints.is_empty(), "{cla:?}");
     assert_eq!(unreachable, BTreeSet::from(["net-east".to_string()]));
+    // No gateway anywhere: not a multi-network mesh, endpoints as they are.
+    let none = NetworkGateways::new();
+    let (cla, unreachable) = localize(&lc, client(&topo, &labels, "net-west"), &none);
+    assert_eq!(cla.endpoints.len(), 1);
+    assert!(unreachable.is_empty());
 }
