@@ -22,8 +22,6 @@ use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, Locali
 
 pub mod network;
 
-use std::borrow::Cow;
-
 use super::endpoints::grouped;
 use super::policy::Policy;
 use super::util::u32v;
@@ -144,7 +142,7 @@ pub fn localize(
 fn by_rule(
     name: &str,
     rule: Option<&LocalityRule>,
-    instances: &Cow<'_, [Instance]>,
+    instances: &[Instance],
     client: Client<'_>,
 ) -> ClusterLoadAssignment {
     match rule {
