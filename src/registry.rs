@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crate::config::model::{Host, Labels, Topology};
 
 pub use crate::config::model::Resolution;
-pub use instances::{implicit_http_port, instances, ServiceInstances, ServiceView};
+pub use instances::{
+    implicit_http_port, instances, NetworkGateway, NetworkGateways, ServiceInstances, ServiceView,
+};
 pub use node::{parse_port_map, NodeError};
 
 /// A sidecar's identity and ports, from its Envoy node (see
@@ -64,6 +66,14 @@ pub struct GatewayNode {
     /// on the port it listens on for each service port, so sidecars can
     /// route to it as a mesh destination (an egress or east-west gateway).
     pub endpoint_address: Option<String>,
+    /// The port other networks dial, at `endpoint_address`, to reach the
+    /// services of this gateway's network: the listen port of the
+    /// AUTO_PASSTHROUGH server of a `Gateway` selecting it, which makes it
+    /// its network's east-west gateway. Set by its own cluster's control
+    /// plane from that cluster's config (never read from the node) and
+    /// published with it, so that remote clusters, which lack that
+    /// config, know it too.
+    pub network_port: Option<u16>,
 }
 
 impl GatewayNode {

@@ -95,10 +95,12 @@ impl Store {
         }
     }
 
-    /// A sidecar's stream opened on this replica: it is this replica's now.
-    /// Gateways are not endpoints and stay out of the shared registry.
+    /// A proxy's stream opened on this replica: it is this replica's now.
+    /// Gateways are published too: other replicas route to a gateway that
+    /// is an endpoint, and other clusters find their east-west gateways
+    /// there ([`crate::registry::GatewayNode::network_port`]).
     pub fn registered(&self, proxy: &Proxy) {
-        if let (Store::Etcd(etcd), None) = (self, &proxy.gateway) {
+        if let Store::Etcd(etcd) = self {
             etcd.put(proxy);
         }
     }

@@ -136,12 +136,15 @@ pub struct Shared {
     /// Every outbound cluster as AUTO_PASSTHROUGH gateway servers proxy to
     /// it (see [`gateway::SniCluster`]); empty without such a server.
     pub sni_clusters: Vec<gateway::SniCluster>,
-    /// The EDS clusters whose endpoints depend on the client's locality,
-    /// by name: each proxy gets its own assignment ([`scope::outbound_view`]).
+    /// The EDS clusters whose endpoints depend on the client's locality
+    /// or network, by name: each proxy gets its own assignment ([`scope::outbound_view`]).
     pub locality_clusters: BTreeMap<String, Arc<locality::LocalityCluster>>,
     /// The `failoverPriority` label keys those clusters read of a client,
     /// sorted and unique: part of every proxy's [`scope::ScopeKey`].
     pub locality_keys: Vec<String>,
+    /// Every network's east-west gateways, through which clients on other
+    /// networks reach its endpoints ([`locality::network`]).
+    pub network_gateways: crate::registry::NetworkGateways,
 }
 
 impl Shared {
@@ -293,6 +296,7 @@ pub fn shared_from(
         sni_clusters: Vec::new(),
         locality_clusters,
         locality_keys: locality_keys.into_iter().collect(),
+        network_gateways: services.network_gateways.clone(),
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared

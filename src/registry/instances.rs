@@ -14,7 +14,23 @@ use crate::config::model::{
 pub struct ServiceInstances {
     /// Services by host.
     pub services: BTreeMap<Host, ServiceView>,
+    /// Every network's east-west gateways.
+    pub network_gateways: NetworkGateways,
 }
+
+/// Where clients on other networks reach one network's services: an
+/// east-west gateway's address and AUTO_PASSTHROUGH port (Istio's
+/// `NetworkGateway`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetworkGateway {
+    /// The gateway's endpoint address.
+    pub address: String,
+    /// Its AUTO_PASSTHROUGH listener's port.
+    pub port: u16,
+}
+
+/// East-west gateways by network, each list sorted and without repeats.
+pub type NetworkGateways = BTreeMap<String, Vec<NetworkGateway>>;
 
 /// One service with its ports and current instances.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +95,36 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
             services.insert(host, view);
         }
     }
-    ServiceInstances { services }
+    ServiceInstances {
+        services,
+        network_gateways: network_gateways(mesh, registry),
+    }
+}
+
+/// The registered gateways that are their network's east-west gateway
+/// ([`super::GatewayNode::network_port`] and an endpoint address), by
+/// network: the gateway's own, else this cluster's (`multiCluster.network`).
+fn network_gateways(mesh: &MeshConfig, registry: &Registry) -> NetworkGateways {
+    let mut out = NetworkGateways::new();
+    for proxy in registry.sidecars().values() {
+        let Some(gw) = &proxy.gateway else { continue };
+        let (Some(address), Some(port)) = (&gw.endpoint_address, gw.network_port) else {
+            continue;
+        };
+        let network = match proxy.topology.network.as_str() {
+            "" => mesh.mesh.multi_cluster.network.clone(),
+            own => own.to_string(),
+        };
+        let address = address.clone();
+        out.entry(network)
+            .or_default()
+            .push(NetworkGateway { address, port });
+    }
+    for list in out.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    out
 }
 
 fn implicit_view(host: Host, namespace: String) -> ServiceView {

@@ -155,6 +155,7 @@ fn gateway(
             listen_address,
             port_map,
             endpoint_address: opt_string(md, "endpoint_address")?.filter(|s| !s.is_empty()),
+            network_port: None,
         }),
         ..Default::default()
     })

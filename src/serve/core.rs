@@ -27,6 +27,7 @@ use crate::store::Store;
 use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
 
 mod clusters;
+mod network;
 mod replicas;
 
 /// Open streams of one node id, and a counter that changes on every open
@@ -162,6 +163,7 @@ impl Core {
         }
         let files = mesh.files.clone();
         self.config.store(Arc::new(mesh));
+        self.restamp_gateways();
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.metrics.set_generation(generation);
         let previous = self.admin.config_status();
@@ -197,6 +199,7 @@ impl Core {
 
     /// A stream opened: register the sidecar (again) and build its snapshot.
     pub(crate) fn sidecar_connected(&self, proxy: Proxy) {
+        let proxy = self.with_network_port(proxy);
         let id = proxy.id.clone();
         {
             let mut presence = lock(&self.presence);

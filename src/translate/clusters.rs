@@ -246,7 +246,8 @@ fn build(
 
 /// The load assignment of cluster `name`; with `distribute`, its default
 /// locality weights (and true); when its balancing depends on the
-/// client's locality, the endpoints each client sees its own way. Per-client
+/// client's locality or network, the endpoints each client sees its own
+/// way. Per-client
 /// endpoints need EDS: a DNS cluster's are inline and shared.
 fn endpoints(
     view: &ServiceView,
@@ -262,10 +263,14 @@ fn endpoints(
     if distribute {
         locality::default_weights(&mut cla);
     }
-    let local = rule.and_then(|r| {
-        let mine = selected(&view.instances, port.number, labels).cloned();
-        LocalityCluster::new(name, r, mine.collect())
-    });
+    // Only instances on a named network make a cluster without a rule
+    // vary by client (split horizon); checked before copying any.
+    let mine = || selected(&view.instances, port.number, labels);
+    let networked = || mine().any(|i| !i.topology.network.is_empty());
+    let static_eds = view.resolution == Resolution::Static;
+    let local = (static_eds && (rule.is_some() || networked()))
+        .then(|| LocalityCluster::new(name, rule, mine().cloned().collect()))
+        .flatten();
     (cla, local, distribute)
 }
 

@@ -33,7 +33,7 @@ use super::Shared;
 use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer, VirtualService};
 use crate::registry::{GatewayNode, Proxy};
 
-pub use sni::{sni_clusters, sni_for_cluster, SniCluster};
+pub use sni::{east_west_port, sni_clusters, sni_for_cluster, SniCluster};
 pub use tls::{credential_secret_names, Credential, Credentials};
 
 /// Translated routes of one gateway-bound VirtualService on one server

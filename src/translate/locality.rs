@@ -12,10 +12,15 @@
 //!   pattern's weight is shared by the localities it matches in proportion
 //!   to their endpoint weights; unmatched localities get no traffic. The
 //!   cluster carries `locality_weighted_lb_config` (see [`rule`]).
+//! - Networks ([`network`]): endpoints on another network than the
+//!   client's are reached through that network's east-west gateway
+//!   (istiod's split-horizon EDS), before either rule applies.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LocalityLbEndpoints};
+
+pub mod network;
 
 use super::endpoints::grouped;
 use super::policy::Policy;
@@ -23,7 +28,7 @@ use super::util::u32v;
 use crate::config::model::{
     locality_matches, Labels, Locality, LocalityDistribute, LocalityFailover, Topology,
 };
-use crate::registry::Instance;
+use crate::registry::{Instance, NetworkGateways};
 
 /// How one cluster balances by locality.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,29 +64,36 @@ pub fn rule(policy: &Policy<'_>) -> Option<LocalityRule> {
     }
 }
 
-/// One EDS cluster whose endpoints depend on the client's locality.
+/// One EDS cluster whose endpoints depend on the client's locality or
+/// network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalityCluster {
     /// The cluster (and load assignment) name.
     pub name: String,
-    /// How it balances.
-    pub rule: LocalityRule,
+    /// How it balances by locality; `None`: it does not, and varies by
+    /// the client's network only.
+    pub rule: Option<LocalityRule>,
     /// Its instances (already filtered by port and subset).
     pub instances: Vec<Instance>,
 }
 
 impl LocalityCluster {
     /// `Some` when the endpoints differ by client: fixed shares, label
-    /// priorities, or instances in more than one locality. Otherwise every
-    /// client gets the shared assignment.
-    pub fn new(name: &str, rule: LocalityRule, instances: Vec<Instance>) -> Option<Self> {
+    /// priorities, instances in more than one locality, or instances on a
+    /// named network (a client on another network reaches them through a
+    /// gateway). Otherwise every client gets the shared assignment.
+    pub fn new(name: &str, rule: Option<LocalityRule>, instances: Vec<Instance>) -> Option<Self> {
         let localities: BTreeSet<&Locality> =
             instances.iter().map(|i| &i.topology.locality).collect();
-        let varies = match &rule {
-            LocalityRule::Distribute(_) => true,
-            LocalityRule::Failover { priority, .. } => !priority.is_empty() || localities.len() > 1,
+        let by_locality = match &rule {
+            None => false,
+            Some(LocalityRule::Distribute(_)) => true,
+            Some(LocalityRule::Failover { priority, .. }) => {
+                !priority.is_empty() || localities.len() > 1
+            }
         };
-        varies.then(|| LocalityCluster {
+        let by_network = instances.iter().any(|i| !i.topology.network.is_empty());
+        (by_locality || by_network).then(|| LocalityCluster {
             name: name.to_string(),
             rule,
             instances,
@@ -91,8 +103,8 @@ impl LocalityCluster {
     /// The label keys its priorities read from the client.
     pub fn client_keys(&self) -> impl Iterator<Item = &str> {
         let keys = match &self.rule {
-            LocalityRule::Failover { priority, .. } => priority.as_slice(),
-            LocalityRule::Distribute(_) => &[],
+            Some(LocalityRule::Failover { priority, .. }) => priority.as_slice(),
+            _ => &[],
         };
         keys.iter().filter(|k| !k.contains('=')).map(String::as_str)
     }
@@ -101,29 +113,50 @@ impl LocalityCluster {
 /// The client a load assignment is made for.
 #[derive(Debug, Clone, Copy)]
 pub struct Client<'a> {
-    /// Where it runs.
+    /// Where it runs (its locality; see `network` for its network).
     pub topology: &'a Topology,
     /// Its workload labels.
     pub labels: &'a Labels,
+    /// Its network: its own, else its cluster's (`multiCluster.network`),
+    /// else the default network `""`.
+    pub network: &'a str,
+    /// True when it reaches other networks through their east-west
+    /// gateways (sidecars); false for gateway proxies, whose
+    /// AUTO_PASSTHROUGH clusters share these endpoints: one gateway
+    /// forwarding to another could loop.
+    pub via_gateways: bool,
 }
 
-/// The load assignment of `cluster` as `client` sees it.
-pub fn localize(cluster: &LocalityCluster, client: Client<'_>) -> ClusterLoadAssignment {
-    match &cluster.rule {
-        LocalityRule::Failover { failover, priority } => {
-            let ranks: Vec<u32> = (cluster.instances.iter())
+/// The load assignment of `cluster` as `client` sees it, and the networks
+/// whose endpoints it cannot reach (left out, see [`network`]).
+pub fn localize(
+    cluster: &LocalityCluster,
+    client: Client<'_>,
+    gateways: &NetworkGateways,
+) -> (ClusterLoadAssignment, BTreeSet<String>) {
+    let (instances, unreachable) = network::split_horizon(&cluster.instances, client, gateways);
+    let cla = by_rule(&cluster.name, cluster.rule.as_ref(), &instances, client);
+    (cla, unreachable)
+}
+
+fn by_rule(
+    name: &str,
+    rule: Option<&LocalityRule>,
+    instances: &[Instance],
+    client: Client<'_>,
+) -> ClusterLoadAssignment {
+    match rule {
+        None => grouped(name, instances.iter().map(|i| (0, i))),
+        Some(LocalityRule::Failover { failover, priority }) => {
+            let ranks: Vec<u32> = (instances.iter())
                 .map(|i| rank(client, i, failover, priority))
                 .collect();
             let dense = dense(&ranks);
-            let items = cluster
-                .instances
-                .iter()
-                .zip(ranks)
-                .map(|(i, r)| (dense[&r], i));
-            grouped(&cluster.name, items)
+            let items = instances.iter().zip(ranks).map(|(i, r)| (dense[&r], i));
+            grouped(name, items)
         }
-        LocalityRule::Distribute(list) => {
-            let mut cla = grouped(&cluster.name, cluster.instances.iter().map(|i| (0, i)));
+        Some(LocalityRule::Distribute(list)) => {
+            let mut cla = grouped(name, instances.iter().map(|i| (0, i)));
             distribute(&mut cla, client.topology, list);
             cla
         }

@@ -73,6 +73,8 @@ pub enum ScopeKind {
 pub struct ClientKey {
     /// Its locality.
     pub locality: Locality,
+    /// Its network ([`network_of`]).
+    pub network: String,
     /// Its values of the `failoverPriority` label keys in use, in key order.
     pub labels: Vec<Option<String>>,
 }
@@ -107,10 +109,21 @@ fn client_key(shared: &Shared, proxy: &Proxy) -> Option<ClientKey> {
     let topo = &proxy.topology;
     Some(ClientKey {
         locality: topo.locality.clone(),
+        network: network_of(shared, proxy).to_string(),
         labels: (shared.locality_keys.iter())
             .map(|k| topo.label(&proxy.labels, k).map(str::to_string))
             .collect(),
     })
+}
+
+/// The network `proxy` is on: its own (`trellis bootstrap --network`),
+/// else its cluster's (`multiCluster.network`, as Istio gives a cluster's
+/// proxies the network of its installation), else the default `""`.
+pub fn network_of<'a>(shared: &'a Shared, proxy: &'a Proxy) -> &'a str {
+    match proxy.topology.network.as_str() {
+        "" => &shared.mesh.multi_cluster.network,
+        own => own,
+    }
 }
 
 /// The shared outbound resources one proxy may use: references to the
@@ -124,6 +137,9 @@ pub struct OutboundView<'a> {
     /// The endpoints of the clusters in scope that balance by locality,
     /// as this proxy sees them (see `translate::locality`).
     pub localized: Vec<ClusterLoadAssignment>,
+    /// `(cluster, network)`: endpoints this proxy cannot reach, left out
+    /// of `localized` (no east-west gateway known for their network).
+    pub unreachable: Vec<(String, String)>,
     /// The `outbound` route configuration, filtered.
     pub routes: Vec<RouteConfiguration>,
 }
@@ -153,11 +169,13 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
 
 fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let Some(scope) = Scope::of(shared, proxy) else {
-        let (load_assignments, localized) = localize(shared, proxy, &shared.load_assignments);
+        let (load_assignments, localized, unreachable) =
+            localize(shared, proxy, &shared.load_assignments);
         return OutboundView {
             clusters: shared.clusters.iter().collect(),
             load_assignments,
             localized,
+            unreachable,
             routes: shared.routes.clone(),
         };
     };
@@ -183,34 +201,48 @@ fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     clusters.sort_unstable();
     endpoints.sort_unstable();
     let in_scope = endpoints.into_iter().map(|i| &shared.load_assignments[i]);
-    let (load_assignments, localized) = localize(shared, proxy, in_scope);
+    let (load_assignments, localized, unreachable) = localize(shared, proxy, in_scope);
     OutboundView {
         clusters: clusters.into_iter().map(|i| &shared.clusters[i]).collect(),
         load_assignments,
         localized,
+        unreachable,
         routes: scope.routes(shared),
     }
 }
 
+/// The shared assignments, `proxy`'s own for the clusters that vary by
+/// client locality or network, and the networks it cannot reach.
+type Localized<'a> = (
+    Vec<&'a ClusterLoadAssignment>,
+    Vec<ClusterLoadAssignment>,
+    Vec<(String, String)>,
+);
+
 /// Splits `all` into the shared assignments and, for the clusters that
-/// balance by locality, `proxy`'s own.
+/// balance by locality or span networks, `proxy`'s own.
 fn localize<'a>(
     shared: &'a Shared,
     proxy: &Proxy,
     all: impl IntoIterator<Item = &'a ClusterLoadAssignment>,
-) -> (Vec<&'a ClusterLoadAssignment>, Vec<ClusterLoadAssignment>) {
+) -> Localized<'a> {
     let client = Client {
         topology: &proxy.topology,
         labels: &proxy.labels,
+        network: network_of(shared, proxy),
+        via_gateways: proxy.gateway.is_none(),
     };
-    let (mut kept, mut own) = (Vec::new(), Vec::new());
+    let (mut kept, mut own, mut unreachable) = (Vec::new(), Vec::new(), Vec::new());
     for cla in all {
-        match shared.locality_clusters.get(&cla.cluster_name) {
-            Some(lc) => own.push(locality::localize(lc, client)),
-            None => kept.push(cla),
-        }
+        let Some(lc) = shared.locality_clusters.get(&cla.cluster_name) else {
+            kept.push(cla);
+            continue;
+        };
+        let (mine, lost) = locality::localize(lc, client, &shared.network_gateways);
+        unreachable.extend(lost.into_iter().map(|n| (lc.name.clone(), n)));
+        own.push(mine);
     }
-    (kept, own)
+    (kept, own, unreachable)
 }
 
 /// The host of an outbound cluster name (`outbound|PORT|SUBSET|HOST`).

@@ -131,6 +131,7 @@ pub fn ingress_gateway() -> Proxy {
             listen_address: "0.0.0.0".to_string(),
             port_map: Default::default(),
             endpoint_address: None,
+            network_port: None,
         }),
         ..Default::default()
     }

@@ -182,3 +182,50 @@ fn sidecar_instances_carry_identity_and_their_mtls_mode() {
     let si = instances(&mesh, &reg);
     assert!(!view(&si, "a").instances.iter().any(|i| i.mtls));
 }
+
+/// East-west gateways by network: those with a network port and an
+/// endpoint address, on their own network or else this cluster's.
+#[test]
+fn network_gateways_are_gateways_with_a_network_port_and_an_address() {
+    use crate::registry::GatewayNode;
+    let gw = |id: &str, network: &str, address: Option<&str>, port: Option<u16>| Proxy {
+        id: id.into(),
+        service: "istio-eastwestgateway".into(),
+        namespace: "istio-system".into(),
+        gateway: Some(GatewayNode {
+            listen_address: "0.0.0.0".into(),
+            endpoint_address: address.map(str::to_string),
+            network_port: port,
+            ..Default::default()
+        }),
+        topology: crate::config::model::Topology {
+            network: network.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut reg = Registry::new();
+    reg.register(gw("w1", "net-west", Some("192.0.2.1"), Some(15443)));
+    reg.register(gw("w2", "net-west", Some("192.0.2.2"), Some(15443)));
+    reg.register(gw("own", "", Some("192.0.2.9"), Some(25443)));
+    reg.register(gw("no-address", "net-west", None, Some(15443)));
+    reg.register(gw("ingress", "net-west", Some("192.0.2.3"), None));
+    let mut mesh = MeshConfig::default();
+    mesh.mesh.multi_cluster.network = "net-east".into();
+    let got = instances(&mesh, &reg).network_gateways;
+    let list = |net: &str| -> Vec<(String, u16)> {
+        got[net]
+            .iter()
+            .map(|g| (g.address.clone(), g.port))
+            .collect()
+    };
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        list("net-west"),
+        [
+            ("192.0.2.1".to_string(), 15443),
+            ("192.0.2.2".to_string(), 15443)
+        ]
+    );
+    assert_eq!(list("net-east"), [("192.0.2.9".to_string(), 25443)]);
+}

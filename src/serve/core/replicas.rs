@@ -12,7 +12,7 @@ use crate::registry::Proxy;
 
 impl Core {
     /// True while a stream of `id` is open on this replica.
-    fn streams_here(&self, id: &str) -> bool {
+    pub(super) fn streams_here(&self, id: &str) -> bool {
         lock(&self.presence).get(id).is_some_and(|p| p.streams > 0)
     }
 

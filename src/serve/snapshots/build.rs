@@ -298,6 +298,9 @@ impl BuildState {
         endpoints: &Encoded,
     ) -> Group {
         let view = outbound_view(shared, proxy);
+        for (cluster, network) in &view.unreachable {
+            tracing::debug!(proxy = %proxy.id, %cluster, %network, "endpoints on another network left out: no east-west gateway known for it");
+        }
         let pick = |names: &mut dyn Iterator<Item = &String>, from: &HashMap<String, Arc<Any>>| {
             names
                 .filter_map(|n| Some((n.clone(), Arc::clone(from.get(n)?))))

@@ -16,7 +16,10 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch};
 
 use super::super::l4::TCP_PROXY;
-use crate::config::model::{GatewayServer, Host};
+use std::sync::Arc;
+
+use crate::config::model::{Gateway, GatewayServer, Host};
+use crate::registry::Proxy;
 use crate::translate::scope::Scope;
 use crate::translate::Shared;
 
@@ -61,6 +64,21 @@ pub fn sni_clusters(shared: &Shared) -> Vec<SniCluster> {
             Some(SniCluster { host, cluster })
         })
         .collect()
+}
+
+/// The port other networks dial to reach `proxy` as its network's
+/// east-west gateway: the listen port of its lowest AUTO_PASSTHROUGH
+/// server among the `Gateway`s selecting it (Istio's
+/// `cross-network-gateway`, port 15443); `None` for any other proxy.
+pub fn east_west_port(gateways: &[Arc<Gateway>], proxy: &Proxy) -> Option<u16> {
+    let node = proxy.gateway.as_ref()?;
+    (gateways.iter())
+        .filter(|g| g.selects(&proxy.labels))
+        .flat_map(|g| g.servers.iter())
+        .filter(|s| is_auto_passthrough(s))
+        .map(|s| s.port)
+        .min()
+        .map(|port| node.listen_port(port))
 }
 
 /// True for a server in mode AUTO_PASSTHROUGH.

@@ -52,6 +52,7 @@ fn gateway_proxy(labels: &[(&str, &str)]) -> Proxy {
             listen_address: "127.0.0.1".into(),
             port_map: [(443, 18443), (80, 18080)].into(),
             endpoint_address: None,
+            network_port: None,
         }),
         ..Default::default()
     }
@@ -416,4 +417,31 @@ fn auto_passthrough_and_istio_mutual_servers() {
         .clusters
         .iter()
         .all(|c| !c.name.starts_with("outbound_.")));
+}
+
+/// A gateway serving AUTO_PASSTHROUGH is its network's east-west gateway
+/// on that server's listen port; other gateways are not.
+#[test]
+fn east_west_port_is_the_auto_passthrough_servers_listen_port() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), format!("{CONFIG}{MESH_MODES}")).unwrap();
+    let mesh = crate::config::load_dir(dir.path()).unwrap();
+    let mut proxy = gateway_proxy(&[("istio", "ingressgateway")]);
+    assert_eq!(east_west_port(&mesh.gateways, &proxy), Some(15443));
+    if let Some(gw) = proxy.gateway.as_mut() {
+        gw.port_map.insert(15443, 25443);
+    }
+    assert_eq!(east_west_port(&mesh.gateways, &proxy), Some(25443));
+    let other = gateway_proxy(&[("istio", "eastwestgateway")]);
+    assert_eq!(east_west_port(&mesh.gateways, &other), None);
+    let plain_dir = tempfile::tempdir().unwrap();
+    std::fs::write(plain_dir.path().join("c.yaml"), CONFIG).unwrap();
+    let plain = crate::config::load_dir(plain_dir.path()).unwrap();
+    assert_eq!(
+        east_west_port(&plain.gateways, &proxy),
+        None,
+        "no AUTO_PASSTHROUGH server"
+    );
+    let sidecar = Proxy::default();
+    assert_eq!(east_west_port(&mesh.gateways, &sidecar), None);
 }

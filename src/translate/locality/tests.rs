@@ -58,7 +58,20 @@ fn priorities(cla: &ClusterLoadAssignment) -> Vec<(String, u32)> {
 }
 
 fn client<'a>(topology: &'a Topology, labels: &'a Labels) -> Client<'a> {
-    Client { topology, labels }
+    Client {
+        topology,
+        labels,
+        network: "",
+        via_gateways: true,
+    }
+}
+
+/// [`super::localize`] without gateways (every endpoint on the client's
+/// network).
+fn localize(lc: &LocalityCluster, client: Client<'_>) -> ClusterLoadAssignment {
+    let (cla, unreachable) = super::localize(lc, client, &NetworkGateways::new());
+    assert!(unreachable.is_empty());
+    cla
 }
 
 #[test]
@@ -69,7 +82,7 @@ fn default_failover_orders_subzone_zone_region_other() {
         inst("10.0.0.3", "r1/z2", &[]),
         inst("10.0.0.4", "r2/z9", &[]),
     ];
-    let lc = LocalityCluster::new("c", failover_rule(&[], &[]), eps).unwrap();
+    let lc = LocalityCluster::new("c", Some(failover_rule(&[], &[])), eps).unwrap();
     let me = Topology {
         locality: loc("r1/z1/s1"),
         ..Default::default()
@@ -122,7 +135,7 @@ fn failover_moves_other_regions_below_the_target() {
         inst("10.0.0.2", "r2/z1", &[]),
         inst("10.0.0.3", "r3/z1", &[]),
     ];
-    let lc = LocalityCluster::new("c", failover_rule(&[("r1", "r3")], &[]), eps).unwrap();
+    let lc = LocalityCluster::new("c", Some(failover_rule(&[("r1", "r3")], &[])), eps).unwrap();
     let me = Topology {
         locality: loc("r1/z1"),
         ..Default::default()
@@ -184,7 +197,7 @@ fn failover_priority_with_failover_combines_both() {
         inst("10.0.0.3", "r1/z1", &[("tier", "b")]),
     ];
     let rule = failover_rule(&[("r1", "r2")], &["tier"]);
-    let lc = LocalityCluster::new("c", rule, eps).unwrap();
+    let lc = LocalityCluster::new("c", Some(rule), eps).unwrap();
     let me = Topology {
         locality: loc("r1/z1"),
         ..Default::default()
@@ -213,7 +226,7 @@ fn distribute_sets_locality_weights_for_the_matching_client() {
         from: "r1/*".into(),
         to,
     }]);
-    let lc = LocalityCluster::new("c", rule, eps).unwrap();
+    let lc = LocalityCluster::new("c", Some(rule), eps).unwrap();
     let me = Topology {
         locality: loc("r1/z1"),
         ..Default::default()
@@ -252,8 +265,8 @@ fn distribute_sets_locality_weights_for_the_matching_client() {
 #[test]
 fn one_locality_needs_no_per_client_endpoints() {
     let eps = vec![inst("10.0.0.1", "r1", &[]), inst("10.0.0.2", "r1", &[])];
-    assert!(LocalityCluster::new("c", failover_rule(&[], &[]), eps.clone()).is_none());
-    assert!(LocalityCluster::new("c", failover_rule(&[], &["app"]), eps).is_some());
+    assert!(LocalityCluster::new("c", Some(failover_rule(&[], &[])), eps.clone()).is_none());
+    assert!(LocalityCluster::new("c", Some(failover_rule(&[], &["app"])), eps).is_some());
 }
 
 #[test]
