@@ -33,8 +33,12 @@ fn alerts() -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
     let doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
     let groups = doc["groups"].as_sequence().unwrap();
-    let rules = groups.iter().flat_map(|g| g["rules"].as_sequence().unwrap());
-    rules.map(|r| r["alert"].as_str().unwrap().to_string()).collect()
+    let rules = groups
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap());
+    rules
+        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -61,7 +65,10 @@ fn promtool_unit_tests_fire_every_alert() {
         .map(|c| c["alertname"].as_str().unwrap())
         .collect();
     for alert in alerts() {
-        assert!(fired.contains(&alert.as_str()), "no test makes {alert} fire");
+        assert!(
+            fired.contains(&alert.as_str()),
+            "no test makes {alert} fire"
+        );
     }
 }
 

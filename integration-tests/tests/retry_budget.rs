@@ -115,10 +115,10 @@ async fn wait_budget(chain: &Chain, want: bool) {
 /// Sum of `upstream_rq_retry_overflow` over `sidecar`'s clusters for `host`.
 async fn overflows(sidecar: &Sidecar, host: &str) -> u64 {
     let stats = sidecar.stats().await.unwrap();
-    let prefix = format!("cluster.outbound|");
+    let prefix = "cluster.outbound|";
     let host = format!("|{host}.default.svc.cluster.local.upstream_rq_retry_overflow");
     (stats.iter())
-        .filter(|(k, _)| k.starts_with(&prefix) && k.ends_with(&host))
+        .filter(|(k, _)| k.starts_with(prefix) && k.ends_with(&host))
         .map(|(_, v)| *v)
         .sum()
 }
@@ -142,7 +142,10 @@ async fn phase(chain: &Chain) -> (f64, u64) {
     let ledger = chain.ledger.backend.hits() - l0;
     assert_eq!(frontend, REQUESTS as u64, "the entry is not retried");
     let overflow = overflows(&chain.payment.sidecar, "ledger").await - o0;
-    println!("{REQUESTS} requests, {ledger} ledger calls in {:?}", start.elapsed());
+    println!(
+        "{REQUESTS} requests, {ledger} ledger calls in {:?}",
+        start.elapsed()
+    );
     (ledger as f64 / frontend as f64, overflow)
 }
 

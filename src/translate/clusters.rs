@@ -139,13 +139,9 @@ pub fn per_service(
         .iter()
         .map(|view| {
             let dr = mesh.destination_rules.get(&view.host);
-            let same_inputs = previous
-                .get(&view.host)
-                .filter(|p| {
-                    p.dr.as_ref() == dr
-                        && p.trust_domain == trust_domain
-                        && p.default_budget == budget
-                });
+            let same_inputs = previous.get(&view.host).filter(|p| {
+                p.dr.as_ref() == dr && p.trust_domain == trust_domain && p.default_budget == budget
+            });
             let memo = match same_inputs {
                 Some(p) if p.view == **view => Arc::clone(p),
                 Some(p) => p.with_endpoints(view).map_or_else(

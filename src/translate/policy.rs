@@ -96,7 +96,11 @@ pub fn effective<'a>(
 }
 
 /// [`effective`] but for the retry budget.
-fn merged<'a>(dr: Option<&'a DestinationRule>, port: u16, subset: Option<&'a Subset>) -> Policy<'a> {
+fn merged<'a>(
+    dr: Option<&'a DestinationRule>,
+    port: u16,
+    subset: Option<&'a Subset>,
+) -> Policy<'a> {
     let (original, _) = port_level(dr.and_then(|d| d.traffic_policy.as_ref()), port);
     let Some(subset_tp) = subset.and_then(|s| s.traffic_policy.as_ref()) else {
         return original.unwrap_or_default();

@@ -207,7 +207,10 @@ mod tests {
 
     #[test]
     fn backoff_sets_base_and_a_tenfold_maximum() {
-        assert!(policy(Some(&retries(2)), false).unwrap().retry_back_off.is_none());
+        assert!(policy(Some(&retries(2)), false)
+            .unwrap()
+            .retry_back_off
+            .is_none());
         let mut r = retries(2);
         r.backoff = Some(Duration::from_millis(40));
         let b = policy(Some(&r), false).unwrap().retry_back_off.unwrap();
@@ -219,10 +222,17 @@ mod tests {
     fn ignore_previous_hosts_overrides_the_default_both_ways() {
         let mut r = retries(2);
         r.retry_ignore_previous_hosts = Some(false);
-        assert!(policy(Some(&r), false).unwrap().retry_host_predicate.is_empty());
+        assert!(policy(Some(&r), false)
+            .unwrap()
+            .retry_host_predicate
+            .is_empty());
         r.retry_ignore_previous_hosts = Some(true);
         let p = policy(Some(&r), true).unwrap();
-        assert_eq!(p.retry_host_predicate.len(), 1, "set explicitly, kept with hashing");
+        assert_eq!(
+            p.retry_host_predicate.len(),
+            1,
+            "set explicitly, kept with hashing"
+        );
         assert_eq!(p.host_selection_retry_max_attempts, 5);
     }
 

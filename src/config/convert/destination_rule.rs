@@ -20,6 +20,7 @@ pub(crate) fn destination_rule(
     cx.unsupported("spec", "exportTo", &dr.export_to);
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
+    super::retry_budget::check_max_retries(cx, dr);
     let policy =
         (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));
     // A subset inherits the top-level outlier detection block by block.
@@ -68,7 +69,6 @@ fn traffic_policy(
 ) -> TrafficPolicy {
     cx.unsupported(path, "tunnel", &tp.tunnel);
     cx.unsupported(path, "proxyProtocol", &tp.proxy_protocol);
-    super::retry_budget::check_max_retries(cx, path, tp);
     let mut port_level = BTreeMap::new();
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
         let p = format!("{path}.portLevelSettings[{i}]");

@@ -16,7 +16,11 @@ struct Fields<'a> {
 }
 
 /// `trafficPolicy.retryBudget` at `path` (the budget's own path).
-pub(super) fn retry_budget(cx: &mut Cx<'_>, path: &str, b: &raw::RetryBudget) -> Option<RetryBudget> {
+pub(super) fn retry_budget(
+    cx: &mut Cx<'_>,
+    path: &str,
+    b: &raw::RetryBudget,
+) -> Option<RetryBudget> {
     let fields = Fields {
         percent: b.percent,
         min_retry_concurrency: b.min_retry_concurrency,
@@ -34,8 +38,9 @@ pub(super) fn mesh_default(cx: &mut Cx<'_>, b: &MeshRetryBudget) -> Option<Retry
         min_retry_concurrency: b.min_retry_concurrency,
         budget_interval: b.budget_interval.as_ref(),
     };
-    let any_field =
-        fields.percent.is_some() || fields.min_retry_concurrency.is_some() || fields.budget_interval.is_some();
+    let any_field = fields.percent.is_some()
+        || fields.min_retry_concurrency.is_some()
+        || fields.budget_interval.is_some();
     match b.disabled {
         Some(true) if any_field => {
             let msg = "a disabled budget has no percent, minRetryConcurrency or budgetInterval: remove them or `disabled`";
@@ -58,7 +63,10 @@ fn convert(cx: &mut Cx<'_>, path: &str, f: &Fields<'_>) -> Option<RetryBudget> {
         // Istio's field is a plain uint32, so 0 there means "unset" (3):
         // refuse it rather than read it differently from Istio.
         if n == 0 {
-            cx.err(&p, "minRetryConcurrency must be at least 1 (Istio reads 0 as the default, 3)");
+            cx.err(
+                &p,
+                "minRetryConcurrency must be at least 1 (Istio reads 0 as the default, 3)",
+            );
         } else if let Some(n) = cx.count(&p, n) {
             out.min_retry_concurrency = n;
         }
@@ -69,20 +77,38 @@ fn convert(cx: &mut Cx<'_>, path: &str, f: &Fields<'_>) -> Option<RetryBudget> {
     (cx.diags.len() == before).then_some(out)
 }
 
-/// Envoy ignores `max_retries` when a cluster has a budget, so a policy
-/// that sets both would silently lose `maxRetries`: an error instead.
-pub(super) fn check_max_retries(cx: &mut Cx<'_>, path: &str, tp: &raw::TrafficPolicy) {
-    if tp.retry_budget.is_none() {
+/// Envoy ignores `max_retries` when a cluster has a budget, and a
+/// subset's cluster inherits the rule's budget or pool: a rule that writes
+/// `retryBudget` anywhere and `maxRetries` anywhere would silently lose
+/// some `maxRetries`, so that is an error at each `maxRetries`.
+pub(super) fn check_max_retries(cx: &mut Cx<'_>, dr: &raw::DestinationRule) {
+    let top = ("spec.trafficPolicy".to_string(), dr.traffic_policy.as_ref());
+    let subsets = (dr.subsets.iter().enumerate()).map(|(i, s)| {
+        (
+            format!("spec.subsets[{i}].trafficPolicy"),
+            s.traffic_policy.as_ref(),
+        )
+    });
+    let policies: Vec<(String, &raw::TrafficPolicy)> = std::iter::once(top)
+        .chain(subsets)
+        .filter_map(|(p, tp)| Some((p, tp?)))
+        .collect();
+    if !policies.iter().any(|(_, tp)| tp.retry_budget.is_some()) {
         return;
     }
-    let ports = (tp.port_level_settings.iter().enumerate())
-        .map(|(i, pl)| (format!("{path}.portLevelSettings[{i}]"), &pl.connection_pool));
-    let pools = std::iter::once((path.to_string(), &tp.connection_pool)).chain(ports);
-    for (p, pool) in pools {
-        let http = pool.as_ref().and_then(|c| c.http.as_ref());
-        if http.is_some_and(|h| h.max_retries.is_some()) {
-            let msg = "maxRetries has no effect with a retryBudget (Envoy ignores max_retries when a budget is set): remove one of them";
-            cx.err(&join(&p, "connectionPool.http.maxRetries"), msg);
+    for (path, tp) in policies {
+        let ports = (tp.port_level_settings.iter().enumerate()).map(|(i, pl)| {
+            (
+                format!("{path}.portLevelSettings[{i}]"),
+                &pl.connection_pool,
+            )
+        });
+        for (p, pool) in std::iter::once((path.clone(), &tp.connection_pool)).chain(ports) {
+            let http = pool.as_ref().and_then(|c| c.http.as_ref());
+            if http.is_some_and(|h| h.max_retries.is_some()) {
+                let msg = "maxRetries has no effect where a retryBudget applies (Envoy ignores max_retries when a budget is set), and this rule sets a retryBudget: remove one of them";
+                cx.err(&join(&p, "connectionPool.http.maxRetries"), msg);
+            }
         }
     }
 }

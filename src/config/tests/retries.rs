@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::{dr, errors, load, vs_rule};
 use crate::config::model::RetryBudget;
 
-const MESH_HEAD: &str = "apiVersion: trellis.dev/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh\nspec:\n";
+const MESH_HEAD: &str =
+    "apiVersion: trellis.dev/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh\nspec:\n";
 
 #[test]
 fn backoff_and_previous_hosts_are_read() {
@@ -21,8 +22,12 @@ fn backoff_and_previous_hosts_are_read() {
 #[test]
 fn backoff_is_checked() {
     assert_eq!(
-        errors(&vs_rule("    retries:\n      attempts: 3\n      backoff: 0s\n")),
-        [r#"f.yaml:14:7: error: VirtualService/pay: spec.http[0].retries.backoff: duration "0s" must be at least 1ms"#]
+        errors(&vs_rule(
+            "    retries:\n      attempts: 3\n      backoff: 0s\n"
+        )),
+        [
+            r#"f.yaml:14:7: error: VirtualService/pay: spec.http[0].retries.backoff: duration "0s" must be at least 1ms"#
+        ]
     );
     assert_eq!(
         errors(&vs_rule("    retries:\n      attempts: 0\n      backoff: 1s\n")),
@@ -60,7 +65,13 @@ fn bad_budgets_are_errors() {
     );
     assert_eq!(
         errors(&with("    retryBudget:\n      percent: 20\n    connectionPool:\n      http:\n        maxRetries: 4\n")),
-        ["f.yaml:12:9: error: DestinationRule/pay: spec.trafficPolicy.connectionPool.http.maxRetries: maxRetries has no effect with a retryBudget (Envoy ignores max_retries when a budget is set): remove one of them"]
+        ["f.yaml:12:9: error: DestinationRule/pay: spec.trafficPolicy.connectionPool.http.maxRetries: maxRetries has no effect where a retryBudget applies (Envoy ignores max_retries when a budget is set), and this rule sets a retryBudget: remove one of them"]
+    );
+    // A subset inherits the rule's budget, so its maxRetries would be lost.
+    let subset = "  subsets:\n  - name: v1\n    labels:\n      version: v1\n    trafficPolicy:\n      connectionPool:\n        http:\n          maxRetries: 4\n";
+    assert_eq!(
+        errors(&format!("{}{subset}", with("    retryBudget:\n      percent: 20\n"))),
+        ["f.yaml:17:11: error: DestinationRule/pay: spec.subsets[0].trafficPolicy.connectionPool.http.maxRetries: maxRetries has no effect where a retryBudget applies (Envoy ignores max_retries when a budget is set), and this rule sets a retryBudget: remove one of them"]
     );
 }
 
@@ -68,7 +79,8 @@ fn bad_budgets_are_errors() {
 fn the_mesh_default_is_envoys_changed_or_disabled() {
     let cfg = load(&[("f.yaml", &dr("pay", "pay"))]).unwrap();
     assert_eq!(cfg.mesh.default_retry_budget, Some(RetryBudget::default()));
-    let text = format!("{MESH_HEAD}  defaultRetryBudget:\n    percent: 10\n    minRetryConcurrency: 5\n");
+    let text =
+        format!("{MESH_HEAD}  defaultRetryBudget:\n    percent: 10\n    minRetryConcurrency: 5\n");
     let cfg = load(&[("f.yaml", &text)]).unwrap();
     let want = RetryBudget {
         percent: 10.0,
@@ -77,7 +89,13 @@ fn the_mesh_default_is_envoys_changed_or_disabled() {
     };
     assert_eq!(cfg.mesh.default_retry_budget, Some(want));
     let text = format!("{MESH_HEAD}  defaultRetryBudget:\n    disabled: true\n");
-    assert_eq!(load(&[("f.yaml", &text)]).unwrap().mesh.default_retry_budget, None);
+    assert_eq!(
+        load(&[("f.yaml", &text)])
+            .unwrap()
+            .mesh
+            .default_retry_budget,
+        None
+    );
     let text = format!("{MESH_HEAD}  defaultRetryBudget:\n    disabled: true\n    percent: 5\n");
     assert_eq!(
         errors(&text),

@@ -9,8 +9,8 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use prost::{Message, Name};
 
 use super::*;
-use crate::config::model::{HashKey, Protocol};
 use crate::config::model::RetryBudget;
+use crate::config::model::{HashKey, Protocol};
 use crate::translate::fixtures::{origin, port, subset};
 
 fn pool(max_conn: u32) -> ConnectionPool {
@@ -59,7 +59,10 @@ fn default_budget_unless_the_rule_sets_a_budget_or_max_retries() {
     apply(&mut c, &Policy::default(), &http, Some(&default));
     assert_eq!(budget_of(&c), Some((20.0, 3, None)), "Envoy's defaults");
     assert_eq!(
-        c.circuit_breakers.as_ref().unwrap().thresholds[0].max_retries.unwrap().value,
+        c.circuit_breakers.as_ref().unwrap().thresholds[0]
+            .max_retries
+            .unwrap()
+            .value,
         u32::MAX,
         "max_retries stays Istio's; Envoy ignores it under a budget"
     );
@@ -122,7 +125,10 @@ fn a_subset_budget_wins_and_port_level_settings_keep_the_rules() {
     };
     let dr = dr(tp, vec![v2]);
     assert_eq!(effective(Some(&dr), 80, None).retry_budget, Some(&top));
-    assert_eq!(effective(Some(&dr), 80, Some(&dr.subsets[0])).retry_budget, Some(&sub));
+    assert_eq!(
+        effective(Some(&dr), 80, Some(&dr.subsets[0])).retry_budget,
+        Some(&sub)
+    );
 }
 
 #[test]
