@@ -1,7 +1,8 @@
 //! The docker-compose setup, live: the Grafana dashboard in deploy/ parses,
 //! and every metric it queries (and every label it selects or groups by) is
 //! one that trellis `/metrics` or a sidecar's stats port really exports,
-//! scraped from a running mesh with traffic.
+//! scraped from a running mesh with traffic. So is every metric of the
+//! alert rules, `deploy/prometheus/alerts.yml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -62,6 +63,26 @@ fn dashboard_exprs() -> Vec<(String, String)> {
     out
 }
 
+/// Series Prometheus makes itself (scrape status, alert state): no
+/// exporter has them.
+const PROMETHEUS_SERIES: &[&str] = &["up", "absent", "ALERTS"];
+
+/// `(alert, expr)` of every rule in the alert rules.
+fn alert_exprs() -> Vec<(String, String)> {
+    let path = repo_root().join("deploy/prometheus/alerts.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for group in doc["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = rule["alert"].as_str().unwrap().to_string();
+            out.push((name, rule["expr"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(out.len() >= 8, "{out:?}");
+    out
+}
+
 /// Metric names and label names of one expression: labels are the words
 /// inside `{...}` before a matcher and inside `by (...)`; metric names are
 /// the other `envoy_*`/`trellis_*` words.
@@ -112,7 +133,7 @@ fn names_split_metrics_from_labels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_dashboard_metric_is_exported_by_trellis_or_a_sidecar() {
+async fn every_dashboard_and_alert_metric_is_exported_by_trellis_or_a_sidecar() {
     let CanaryMesh {
         client,
         v2: _v2,
@@ -149,7 +170,7 @@ async fn every_dashboard_metric_is_exported_by_trellis_or_a_sidecar() {
     if ok.is_err() {
         let now = scrape_all(&trellis, ports).await.unwrap_or_default();
         panic!(
-            "the dashboard queries names nobody exports:\n{:#?}",
+            "the dashboard or the alerts query names nobody exports:\n{:#?}",
             missing(&now)
         );
     }
@@ -199,12 +220,18 @@ async fn scrape_all(trellis: &Trellis, ports: [u16; 2]) -> Option<Exported> {
     Some(now)
 }
 
-/// `(panel, metric or metric{label})` the dashboard uses and `exported` lacks.
+/// `(panel or alert, metric or metric{label})` the dashboard or the alert
+/// rules use and `exported` lacks.
 fn missing(exported: &Exported) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (panel, expr) in dashboard_exprs() {
+    for (panel, expr) in dashboard_exprs().into_iter().chain(alert_exprs()) {
         let (metrics, labels) = names(&expr);
-        assert!(!metrics.is_empty(), "{panel}: no metric in {expr}");
+        if metrics.is_empty() {
+            // Only Prometheus' own series, whose labels are its own too.
+            let own = PROMETHEUS_SERIES.iter().any(|s| expr.starts_with(s));
+            assert!(own, "{panel}: no metric in {expr}");
+            continue;
+        }
         for m in &metrics {
             if !exported.contains_key(m) {
                 out.push((panel.clone(), m.clone()));

@@ -11,6 +11,7 @@ mod http;
 mod l4;
 mod multicluster;
 mod request_authentication;
+mod retry_budget;
 mod security;
 mod service_entry;
 mod sidecar;

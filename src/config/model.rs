@@ -473,6 +473,12 @@ pub struct Retries {
     pub retriable_status_codes: Vec<u32>,
     /// `retryRemoteLocalities`.
     pub retry_remote_localities: Option<bool>,
+    /// `retryIgnorePreviousHosts`; `None` keeps Istio's default (true,
+    /// unless the cluster hashes).
+    pub retry_ignore_previous_hosts: Option<bool>,
+    /// `backoff`: the base interval of Envoy's exponential back-off
+    /// (`None`: Envoy's 25 ms).
+    pub backoff: Option<Duration>,
 }
 
 /// `fault`.
@@ -581,6 +587,34 @@ pub struct TrafficPolicy {
     pub port_level: BTreeMap<u16, TrafficPolicy>,
     /// `tls`; `None` means auto mTLS.
     pub tls: Option<ClientTls>,
+    /// `retryBudget` (top level and subsets only: Istio's port-level
+    /// settings have none).
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// A retry budget: Envoy's `circuit_breakers.thresholds[].retry_budget`,
+/// from a `DestinationRule`'s `retryBudget` or the `Mesh` default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// `percent`: concurrent retries as a share of active plus pending
+    /// requests, 0 to 100.
+    pub percent: f64,
+    /// `minRetryConcurrency`: retries always allowed, whatever the share.
+    pub min_retry_concurrency: u32,
+    /// `budgetInterval`: count the requests started in this window instead
+    /// of the active ones (`None`: active requests only).
+    pub budget_interval: Option<Duration>,
+}
+
+impl Default for RetryBudget {
+    /// Envoy's defaults: 20% and at least 3 concurrent retries.
+    fn default() -> Self {
+        RetryBudget {
+            percent: 20.0,
+            min_retry_concurrency: 3,
+            budget_interval: None,
+        }
+    }
 }
 
 /// `loadBalancer`.

@@ -8,6 +8,7 @@ mod limits;
 mod locality;
 mod multicluster;
 mod rejected_values;
+mod retries;
 mod samples;
 mod security;
 mod telemetry;

@@ -14,8 +14,8 @@ use super::policy::{self, effective, Policy};
 use super::tls;
 use super::util::{ads, zero_duration};
 use crate::config::model::{
-    ClientTls, ClientTlsMode, DestinationRule, Host, Location, MeshConfig, Resolution, ServicePort,
-    Subset,
+    ClientTls, ClientTlsMode, DestinationRule, Host, Location, MeshConfig, Resolution, RetryBudget,
+    ServicePort, Subset,
 };
 use crate::registry::ServiceView;
 
@@ -42,6 +42,8 @@ pub struct ServiceClusters {
     view: ServiceView,
     dr: Option<Arc<DestinationRule>>,
     trust_domain: String,
+    /// The mesh's default retry budget the clusters were built with.
+    default_budget: Option<RetryBudget>,
     /// By port, then subset as declared. Shared with the translation it
     /// came from when only the service's endpoints changed.
     clusters: Arc<Vec<XdsCluster>>,
@@ -112,6 +114,7 @@ impl ServiceClusters {
             view: view.clone(),
             dr: self.dr.clone(),
             trust_domain: self.trust_domain.clone(),
+            default_budget: self.default_budget,
             clusters: Arc::clone(&self.clusters),
             assignments,
             localities,
@@ -131,20 +134,21 @@ pub fn per_service(
     previous: &ServiceMemo,
 ) -> ServiceMemo {
     let trust_domain = mesh.mesh.trust_domain.as_str();
+    let budget = mesh.mesh.default_retry_budget;
     services
         .iter()
         .map(|view| {
             let dr = mesh.destination_rules.get(&view.host);
-            let same_inputs = previous
-                .get(&view.host)
-                .filter(|p| p.dr.as_ref() == dr && p.trust_domain == trust_domain);
+            let same_inputs = previous.get(&view.host).filter(|p| {
+                p.dr.as_ref() == dr && p.trust_domain == trust_domain && p.default_budget == budget
+            });
             let memo = match same_inputs {
                 Some(p) if p.view == **view => Arc::clone(p),
                 Some(p) => p.with_endpoints(view).map_or_else(
-                    || Arc::new(translate_service(view, dr, trust_domain)),
+                    || Arc::new(translate_service(view, dr, trust_domain, budget)),
                     Arc::new,
                 ),
-                None => Arc::new(translate_service(view, dr, trust_domain)),
+                None => Arc::new(translate_service(view, dr, trust_domain, budget)),
             };
             (view.host.clone(), memo)
         })
@@ -162,13 +166,14 @@ fn translate_service(
     view: &ServiceView,
     dr: Option<&Arc<DestinationRule>>,
     trust_domain: &str,
+    default_budget: Option<RetryBudget>,
 ) -> ServiceClusters {
     let mut clusters = Vec::new();
     let mut assignments = Vec::new();
     let mut localities = Vec::new();
     let rule = dr.map(|d| d.as_ref());
     for (port, subset) in port_subsets(view, rule) {
-        let (mut c, cla, local) = build(view, port, rule, subset);
+        let (mut c, cla, local) = build(view, port, rule, subset, default_budget.as_ref());
         let tls = effective(rule, port.number, subset).tls;
         let subset_name = subset.map(|s| s.name.as_str());
         set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
@@ -180,6 +185,7 @@ fn translate_service(
         view: view.clone(),
         dr: dr.cloned(),
         trust_domain: trust_domain.to_string(),
+        default_budget,
         clusters: Arc::new(clusters),
         assignments,
         localities,
@@ -220,6 +226,7 @@ fn build(
     port: &ServicePort,
     dr: Option<&DestinationRule>,
     subset: Option<&Subset>,
+    default_budget: Option<&RetryBudget>,
 ) -> (
     XdsCluster,
     Option<ClusterLoadAssignment>,
@@ -236,7 +243,7 @@ fn build(
         name,
         ..Default::default()
     };
-    policy::apply(&mut c, &policy, port);
+    policy::apply(&mut c, &policy, port, default_budget);
     if distribute {
         set_locality_weighted(&mut c);
     }

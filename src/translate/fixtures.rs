@@ -141,6 +141,8 @@ pub fn canary_mesh() -> MeshConfig {
         retry_on: Some(vec!["5xx".into(), "reset".into(), "connect-failure".into()]),
         retriable_status_codes: vec![],
         retry_remote_localities: None,
+        retry_ignore_previous_hosts: None,
+        backoff: None,
     });
     let dr = DestinationRule {
         host: host("payment-service"),

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
-    circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster as XdsCluster,
-    OutlierDetection as XdsOutlierDetection,
+    circuit_breakers::{thresholds::RetryBudget as XdsRetryBudget, Thresholds},
+    cluster, CircuitBreakers, Cluster as XdsCluster, OutlierDetection as XdsOutlierDetection,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttpOptions,
@@ -26,7 +26,7 @@ use prost::Name;
 use super::util::{duration, u32v};
 use crate::config::model::{
     ClientTls, ConnectionPool, DestinationRule, LoadBalancer, LocalityLbSetting, OutlierDetection,
-    ServicePort, SimpleLb, Subset, TrafficPolicy,
+    RetryBudget, ServicePort, SimpleLb, Subset, TrafficPolicy,
 };
 
 /// Istio's mesh-wide `connectTimeout` default.
@@ -48,6 +48,8 @@ pub struct Policy<'a> {
     pub outlier_detection: Option<&'a OutlierDetection>,
     /// `tls` (`None`: auto mTLS).
     pub tls: Option<&'a ClientTls>,
+    /// `retryBudget` (`None`: the mesh default, unless `maxRetries` is set).
+    pub retry_budget: Option<&'a RetryBudget>,
 }
 
 impl<'a> Policy<'a> {
@@ -58,6 +60,7 @@ impl<'a> Policy<'a> {
             connection_pool: tp.connection_pool.as_ref(),
             outlier_detection: tp.outlier_detection.as_ref(),
             tls: tp.tls.as_ref(),
+            retry_budget: tp.retry_budget.as_ref(),
         }
     }
 }
@@ -81,6 +84,23 @@ pub fn effective<'a>(
     port: u16,
     subset: Option<&'a Subset>,
 ) -> Policy<'a> {
+    // Port-level settings cannot set a budget, so theirs never replaces
+    // the rule's: the subset's if set, else the rule's.
+    let budget = |tp: Option<&'a TrafficPolicy>| tp.and_then(|t| t.retry_budget.as_ref());
+    let top = dr.and_then(|d| d.traffic_policy.as_ref());
+    let sub = subset.and_then(|s| s.traffic_policy.as_ref());
+    Policy {
+        retry_budget: budget(sub).or(budget(top)),
+        ..merged(dr, port, subset)
+    }
+}
+
+/// [`effective`] but for the retry budget.
+fn merged<'a>(
+    dr: Option<&'a DestinationRule>,
+    port: u16,
+    subset: Option<&'a Subset>,
+) -> Policy<'a> {
     let (original, _) = port_level(dr.and_then(|d| d.traffic_policy.as_ref()), port);
     let Some(subset_tp) = subset.and_then(|s| s.traffic_policy.as_ref()) else {
         return original.unwrap_or_default();
@@ -99,6 +119,7 @@ pub fn effective<'a>(
         connection_pool: pick(sub.connection_pool, orig.connection_pool, wholesale),
         outlier_detection: pick(sub.outlier_detection, orig.outlier_detection, wholesale),
         tls: pick(sub.tls, orig.tls, wholesale),
+        retry_budget: None,
     }
 }
 
@@ -112,12 +133,19 @@ fn pick<T>(subset: Option<T>, original: Option<T>, wholesale: bool) -> Option<T>
     }
 }
 
-/// Applies connection pool, HTTP protocol, outlier detection and load
-/// balancing to an outbound cluster.
-pub fn apply(c: &mut XdsCluster, policy: &Policy<'_>, port: &ServicePort) {
+/// Applies connection pool, retry budget, HTTP protocol, outlier
+/// detection and load balancing to an outbound cluster; `default_budget`
+/// is the mesh's (`None`: disabled).
+pub fn apply(
+    c: &mut XdsCluster,
+    policy: &Policy<'_>,
+    port: &ServicePort,
+    default_budget: Option<&RetryBudget>,
+) {
     let default_pool = ConnectionPool::default();
     let pool = policy.connection_pool.unwrap_or(&default_pool);
     apply_connection_pool(c, pool);
+    apply_retry_budget(c, retry_budget(policy, pool, default_budget));
     let h2 = wants_h2(pool, port);
     set_http_options(c, pool, h2);
     apply_outlier(c, policy.outlier_detection);
@@ -142,6 +170,39 @@ pub fn apply_connection_pool(c: &mut XdsCluster, pool: &ConnectionPool) {
         }],
         ..Default::default()
     });
+}
+
+/// The cluster's budget: its rule's; else none when the rule sets
+/// `maxRetries` (Envoy ignores `max_retries` once a budget is set, so a
+/// default budget would override the user's limit); else the mesh's.
+fn retry_budget<'a>(
+    policy: &Policy<'a>,
+    pool: &ConnectionPool,
+    default_budget: Option<&'a RetryBudget>,
+) -> Option<&'a RetryBudget> {
+    match policy.retry_budget {
+        Some(b) => Some(b),
+        None if pool.max_retries.is_some() => None,
+        None => default_budget,
+    }
+}
+
+/// Envoy's `retry_budget` on the cluster's (one, default-priority)
+/// thresholds: concurrent retries at most `percent` of active plus
+/// pending requests, and never fewer than `min_retry_concurrency`.
+fn apply_retry_budget(c: &mut XdsCluster, budget: Option<&RetryBudget>) {
+    let Some(b) = budget else { return };
+    let thresholds = c.circuit_breakers.get_or_insert_with(Default::default);
+    if thresholds.thresholds.is_empty() {
+        thresholds.thresholds.push(Thresholds::default());
+    }
+    for t in &mut thresholds.thresholds {
+        t.retry_budget = Some(XdsRetryBudget {
+            budget_percent: Some(Percent { value: b.percent }),
+            min_retry_concurrency: Some(u32v(b.min_retry_concurrency)),
+            budget_interval: b.budget_interval.map(duration),
+        });
+    }
 }
 
 /// Istio's `shouldH2Upgrade` (mesh default `DO_NOT_UPGRADE`) plus

@@ -2,7 +2,9 @@
 //! (`pilot/pkg/networking/core/route/retry/retry.go`, `route.go` setTimeout).
 
 use envoy_types::pb::envoy::config::route::v3::{
-    retry_policy::{retry_host_predicate, retry_priority, RetryHostPredicate, RetryPriority},
+    retry_policy::{
+        retry_host_predicate, retry_priority, RetryBackOff, RetryHostPredicate, RetryPriority,
+    },
     RetryPolicy,
 };
 use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
@@ -27,10 +29,15 @@ pub const DEFAULT_RETRIABLE_STATUS_CODES: &[u32] = &[503];
 /// Istio's default number of retries.
 pub const DEFAULT_ATTEMPTS: u32 = 2;
 
+/// Envoy's maximum back-off interval is this many times the base when
+/// unset; Trellis writes it out so `/config_dump` shows the bound.
+pub const BACKOFF_MAX_FACTOR: u32 = 10;
+
 /// Istio's `ConvertPolicy`: `None` (no `retries`) gives the default
 /// policy; `attempts: 0` gives no policy; otherwise the user's settings
 /// over the default. `consistent_hash` drops the previous-hosts predicate,
-/// because a hashed request must go back to the same host.
+/// because a hashed request must go back to the same host, unless the
+/// route sets `retryIgnorePreviousHosts` (Istio honours it even then).
 pub fn policy(retries: Option<&Retries>, consistent_hash: bool) -> Option<RetryPolicy> {
     let mut out = RetryPolicy {
         num_retries: Some(u32v(DEFAULT_ATTEMPTS)),
@@ -54,9 +61,17 @@ pub fn policy(retries: Option<&Retries>, consistent_hash: bool) -> Option<RetryP
         out.retriable_status_codes = r.retriable_status_codes.clone();
     }
     out.per_try_timeout = r.per_try_timeout.map(duration);
+    if let Some(ignore) = r.retry_ignore_previous_hosts {
+        out.retry_host_predicate = if ignore {
+            vec![previous_hosts()]
+        } else {
+            Vec::new()
+        };
+    }
     if r.retry_remote_localities == Some(true) {
         out.retry_priority = Some(previous_priorities());
     }
+    out.retry_back_off = r.backoff.map(back_off);
     Some(out)
 }
 
@@ -69,6 +84,15 @@ fn retry_on(r: &Retries) -> String {
         names.push(implied.to_string());
     }
     names.join(",")
+}
+
+/// Exponential back-off from `base` (Envoy: each wait is random in
+/// `[0, base × 2^retry)`), capped at [`BACKOFF_MAX_FACTOR`] × `base`.
+fn back_off(base: std::time::Duration) -> RetryBackOff {
+    RetryBackOff {
+        base_interval: Some(duration(base)),
+        max_interval: Some(duration(base.saturating_mul(BACKOFF_MAX_FACTOR))),
+    }
 }
 
 fn previous_hosts() -> RetryHostPredicate {
@@ -113,6 +137,8 @@ mod tests {
             retry_on: None,
             retriable_status_codes: vec![],
             retry_remote_localities: None,
+            retry_ignore_previous_hosts: None,
+            backoff: None,
         }
     }
 
@@ -177,6 +203,37 @@ mod tests {
             p.retry_priority.unwrap().name,
             "envoy.retry_priorities.previous_priorities"
         );
+    }
+
+    #[test]
+    fn backoff_sets_base_and_a_tenfold_maximum() {
+        assert!(policy(Some(&retries(2)), false)
+            .unwrap()
+            .retry_back_off
+            .is_none());
+        let mut r = retries(2);
+        r.backoff = Some(Duration::from_millis(40));
+        let b = policy(Some(&r), false).unwrap().retry_back_off.unwrap();
+        assert_eq!(b.base_interval.unwrap().nanos, 40_000_000);
+        assert_eq!(b.max_interval.unwrap().nanos, 400_000_000);
+    }
+
+    #[test]
+    fn ignore_previous_hosts_overrides_the_default_both_ways() {
+        let mut r = retries(2);
+        r.retry_ignore_previous_hosts = Some(false);
+        assert!(policy(Some(&r), false)
+            .unwrap()
+            .retry_host_predicate
+            .is_empty());
+        r.retry_ignore_previous_hosts = Some(true);
+        let p = policy(Some(&r), true).unwrap();
+        assert_eq!(
+            p.retry_host_predicate.len(),
+            1,
+            "set explicitly, kept with hashing"
+        );
+        assert_eq!(p.host_selection_retry_max_attempts, 5);
     }
 
     #[test]

@@ -330,4 +330,26 @@ mod tests {
         table.acked("a", &CLUSTER_TYPE, s2.version(&CLUSTER_TYPE).unwrap());
         assert_eq!(table.convergence.count(), 2);
     }
+
+    #[test]
+    fn a_change_left_unacked_makes_the_proxy_stale() {
+        use crate::xds::CLUSTER_TYPE;
+        let any = std::sync::Arc::new(envoy_types::pb::google::protobuf::Any {
+            type_url: CLUSTER_TYPE.to_string(),
+            value: Vec::new(),
+        });
+        let snap = Snapshot::builder().add("c", any).build();
+        let table = ProxyStatusTable::new();
+        let long_ago = std::time::Instant::now() - std::time::Duration::from_secs(60);
+        table.expect_snapshot("a", &snap, long_ago);
+        let stale = |t: &ProxyStatusTable| t.convergence.stale_after(convergence::STALE_AFTER);
+        assert_eq!(stale(&table), 1);
+        let mut registry = prometheus_client::registry::Registry::default();
+        table.register_metrics(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("trellis_proxies_stale 1"), "{text}");
+        table.acked("a", &CLUSTER_TYPE, snap.version(&CLUSTER_TYPE).unwrap());
+        assert_eq!(stale(&table), 0);
+    }
 }

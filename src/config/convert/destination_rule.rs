@@ -20,6 +20,7 @@ pub(crate) fn destination_rule(
     cx.unsupported("spec", "exportTo", &dr.export_to);
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
+    super::retry_budget::check_max_retries(cx, dr);
     let policy =
         (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));
     // A subset inherits the top-level outlier detection block by block.
@@ -68,7 +69,6 @@ fn traffic_policy(
 ) -> TrafficPolicy {
     cx.unsupported(path, "tunnel", &tp.tunnel);
     cx.unsupported(path, "proxyProtocol", &tp.proxy_protocol);
-    cx.unsupported(path, "retryBudget", &tp.retry_budget);
     let mut port_level = BTreeMap::new();
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
         let p = format!("{path}.portLevelSettings[{i}]");
@@ -84,9 +84,12 @@ fn traffic_policy(
         &tp.connection_pool,
         &tp.outlier_detection,
     );
+    let retry_budget = (tp.retry_budget.as_ref())
+        .and_then(|b| super::retry_budget::retry_budget(cx, &join(path, "retryBudget"), b));
     let policy = TrafficPolicy {
         port_level,
         tls: tls(cx, path, &tp.tls),
+        retry_budget,
         ..parts(cx, path, lb, pool, od)
     };
     check_failover(cx, path, &policy, inherits_outlier);
@@ -156,6 +159,7 @@ fn parts(
             .map(|od| outlier(cx, &join(path, "outlierDetection"), od)),
         port_level: BTreeMap::new(),
         tls: None,
+        retry_budget: None,
     }
 }
 

@@ -117,6 +117,9 @@ pub(crate) fn mesh(cx: &mut Cx<'_>, m: &raw::Mesh) -> Option<MeshSettings> {
     if let Some(policy) = &m.outbound_traffic_policy {
         out.outbound_traffic_policy = outbound_policy(cx, policy).unwrap_or_default();
     }
+    if let Some(b) = &m.default_retry_budget {
+        out.default_retry_budget = super::retry_budget::mesh_default(cx, b);
+    }
     if let Some(mc) = &m.multi_cluster {
         out.multi_cluster = super::multicluster::multi_cluster(cx, mc).unwrap_or_default();
     }

@@ -36,6 +36,10 @@ pub struct MeshSettings {
     pub outbound_traffic_policy: super::OutboundTrafficPolicy,
     /// `multiCluster`: this cluster and the remote clusters it watches.
     pub multi_cluster: super::MultiCluster,
+    /// `defaultRetryBudget`: the budget of every outbound cluster whose
+    /// `DestinationRule` sets neither `retryBudget` nor `maxRetries`;
+    /// `None` when disabled. Envoy's defaults unless set.
+    pub default_retry_budget: Option<super::RetryBudget>,
 }
 
 impl Default for MeshSettings {
@@ -49,6 +53,7 @@ impl Default for MeshSettings {
             default_sidecar_scope: Default::default(),
             outbound_traffic_policy: Default::default(),
             multi_cluster: Default::default(),
+            default_retry_budget: Some(super::RetryBudget::default()),
         }
     }
 }

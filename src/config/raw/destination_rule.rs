@@ -42,7 +42,16 @@ pub(crate) struct TrafficPolicy {
     pub port_level_settings: Vec<PortTrafficPolicy>,
     pub tunnel: Option<Unsupported>,
     pub proxy_protocol: Option<Unsupported>,
-    pub retry_budget: Option<Unsupported>,
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// `TrafficPolicy.RetryBudget`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RetryBudget {
+    pub percent: Option<f64>,
+    pub min_retry_concurrency: Option<i64>,
+    pub budget_interval: Option<DurationText>,
 }
 
 /// `TrafficPolicy.PortTrafficPolicy`.

@@ -83,6 +83,18 @@ pub(crate) struct Mesh {
     pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
     /// This cluster and the remote clusters whose registries it watches.
     pub multi_cluster: Option<MultiCluster>,
+    /// The retry budget of clusters whose `DestinationRule` sets none.
+    pub default_retry_budget: Option<MeshRetryBudget>,
+}
+
+/// `Mesh.spec.defaultRetryBudget`: a `retryBudget`, or `disabled: true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct MeshRetryBudget {
+    pub disabled: Option<bool>,
+    pub percent: Option<f64>,
+    pub min_retry_concurrency: Option<i64>,
+    pub budget_interval: Option<DurationText>,
 }
 
 /// `Mesh.spec.multiCluster`.

@@ -158,8 +158,8 @@ pub(crate) struct Retries {
     pub per_try_timeout: Option<DurationText>,
     pub retry_on: Option<String>,
     pub retry_remote_localities: Option<bool>,
-    pub retry_ignore_previous_hosts: Option<Unsupported>,
-    pub backoff: Option<Unsupported>,
+    pub retry_ignore_previous_hosts: Option<bool>,
+    pub backoff: Option<DurationText>,
 }
 
 /// `HTTPFaultInjection`.

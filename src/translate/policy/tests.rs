@@ -9,6 +9,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use prost::{Message, Name};
 
 use super::*;
+use crate::config::model::RetryBudget;
 use crate::config::model::{HashKey, Protocol};
 use crate::translate::fixtures::{origin, port, subset};
 
@@ -36,8 +37,98 @@ fn http_options(c: &XdsCluster) -> HttpProtocolOptions {
 
 fn applied(p: &Policy<'_>, protocol: Protocol) -> XdsCluster {
     let mut c = XdsCluster::default();
-    apply(&mut c, p, &port(80, "http", protocol));
+    apply(&mut c, p, &port(80, "http", protocol), None);
     c
+}
+
+fn budget_of(c: &XdsCluster) -> Option<(f64, u32, Option<i64>)> {
+    let t = &c.circuit_breakers.as_ref()?.thresholds[0];
+    let b = t.retry_budget.as_ref()?;
+    Some((
+        b.budget_percent.as_ref()?.value,
+        b.min_retry_concurrency.as_ref()?.value,
+        b.budget_interval.as_ref().map(|d| d.seconds),
+    ))
+}
+
+#[test]
+fn default_budget_unless_the_rule_sets_a_budget_or_max_retries() {
+    let default = RetryBudget::default();
+    let http = port(80, "http", Protocol::Http);
+    let mut c = XdsCluster::default();
+    apply(&mut c, &Policy::default(), &http, Some(&default));
+    assert_eq!(budget_of(&c), Some((20.0, 3, None)), "Envoy's defaults");
+    assert_eq!(
+        c.circuit_breakers.as_ref().unwrap().thresholds[0]
+            .max_retries
+            .unwrap()
+            .value,
+        u32::MAX,
+        "max_retries stays Istio's; Envoy ignores it under a budget"
+    );
+    let mut c = XdsCluster::default();
+    apply(&mut c, &Policy::default(), &http, None);
+    assert_eq!(budget_of(&c), None, "disabled in the Mesh");
+
+    let own = RetryBudget {
+        percent: 50.0,
+        min_retry_concurrency: 7,
+        budget_interval: Some(Duration::from_secs(2)),
+    };
+    let p = Policy {
+        retry_budget: Some(&own),
+        ..Default::default()
+    };
+    let mut c = XdsCluster::default();
+    apply(&mut c, &p, &http, Some(&default));
+    assert_eq!(budget_of(&c), Some((50.0, 7, Some(2))), "the rule's wins");
+
+    let pool = ConnectionPool {
+        max_retries: Some(10),
+        ..Default::default()
+    };
+    let p = Policy {
+        connection_pool: Some(&pool),
+        ..Default::default()
+    };
+    let mut c = XdsCluster::default();
+    apply(&mut c, &p, &http, Some(&default));
+    assert_eq!(budget_of(&c), None, "maxRetries keeps its meaning");
+    let t = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
+    assert_eq!(t.max_retries.unwrap().value, 10);
+}
+
+#[test]
+fn a_subset_budget_wins_and_port_level_settings_keep_the_rules() {
+    let top = RetryBudget {
+        percent: 10.0,
+        ..Default::default()
+    };
+    let sub = RetryBudget {
+        percent: 30.0,
+        ..Default::default()
+    };
+    let mut port_level = std::collections::BTreeMap::new();
+    port_level.insert(80, TrafficPolicy::default());
+    let tp = TrafficPolicy {
+        retry_budget: Some(top),
+        port_level,
+        ..Default::default()
+    };
+    let v2 = Subset {
+        name: "v2".into(),
+        labels: Default::default(),
+        traffic_policy: Some(TrafficPolicy {
+            retry_budget: Some(sub),
+            ..Default::default()
+        }),
+    };
+    let dr = dr(tp, vec![v2]);
+    assert_eq!(effective(Some(&dr), 80, None).retry_budget, Some(&top));
+    assert_eq!(
+        effective(Some(&dr), 80, Some(&dr.subsets[0])).retry_budget,
+        Some(&sub)
+    );
 }
 
 #[test]

@@ -78,6 +78,8 @@ fn timeout_and_zero_attempts() {
         retry_on: None,
         retriable_status_codes: vec![],
         retry_remote_localities: None,
+        retry_ignore_previous_hosts: None,
+        backoff: None,
     });
     let a = fwd(&translate(r, None)[0]).clone();
     assert_eq!(a.timeout.unwrap().nanos, 500_000_000);

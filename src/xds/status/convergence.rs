@@ -4,8 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -13,6 +16,11 @@ use crate::xds::Snapshot;
 
 /// Buckets in seconds: Istio's, with finer ones below 100 ms.
 const BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0, 5.0, 10.0, 30.0];
+
+/// A proxy that has not ACKed a change this long after it began counts as
+/// stale: convergence normally takes well under a second, and a NACKed or
+/// stuck proxy never gets there.
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// A change a proxy has not ACKed completely yet.
 #[derive(Debug)]
@@ -45,6 +53,17 @@ impl Convergence {
             "Time from a config or registry change until a proxy ACKed every type of its new snapshot",
             self.histogram.clone(),
         );
+        registry.register_collector(Box::new(StaleProxies(Arc::clone(&self.pending))));
+    }
+
+    /// Proxies with a change pending for longer than `after`.
+    fn stale(pending: &Mutex<HashMap<String, Pending>>, after: Duration) -> i64 {
+        let pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale = pending
+            .values()
+            .filter(|p| p.since.elapsed() > after)
+            .count();
+        i64::try_from(stale).unwrap_or(i64::MAX)
     }
 
     /// A new snapshot for `node_id`, built for a change that began at
@@ -97,6 +116,11 @@ impl Convergence {
     }
 
     #[cfg(test)]
+    pub(crate) fn stale_after(&self, after: Duration) -> i64 {
+        Self::stale(&self.pending, after)
+    }
+
+    #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         let mut text = String::new();
         let mut registry = Registry::default();
@@ -106,5 +130,21 @@ impl Convergence {
             .find_map(|l| l.strip_prefix("trellis_proxy_convergence_seconds_count "))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
+    }
+}
+
+/// `trellis_proxies_stale`, counted when scraped: the proxies whose newest
+/// change has been waiting for their ACK longer than [`STALE_AFTER`].
+#[derive(Debug)]
+struct StaleProxies(Arc<Mutex<HashMap<String, Pending>>>);
+
+impl Collector for StaleProxies {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(Convergence::stale(&self.0, STALE_AFTER));
+        let help = "Proxies that have not ACKed every type of their newest snapshot \
+                    30 s after the change began (NACKed, stuck or disconnected)";
+        let metric =
+            encoder.encode_descriptor("trellis_proxies_stale", help, None, gauge.metric_type())?;
+        gauge.encode(metric)
     }
 }

@@ -52,12 +52,6 @@ pub(in crate::config::convert) fn retries(
     r: &vs::Retries,
 ) -> Option<Retries> {
     let before = cx.diags.len();
-    cx.unsupported(path, "backoff", &r.backoff);
-    cx.unsupported(
-        path,
-        "retryIgnorePreviousHosts",
-        &r.retry_ignore_previous_hosts,
-    );
     let attempts = r.attempts.unwrap_or(0);
     if attempts < 0 {
         cx.err(&join(path, "attempts"), "attempts cannot be negative");
@@ -69,7 +63,9 @@ pub(in crate::config::convert) fn retries(
     } else if attempts == 0
         && (r.per_try_timeout.is_some()
             || r.retry_on.is_some()
-            || r.retry_remote_localities.is_some())
+            || r.retry_remote_localities.is_some()
+            || r.retry_ignore_previous_hosts.is_some()
+            || r.backoff.is_some())
     {
         let p = if r.attempts.is_some() {
             join(path, "attempts")
@@ -80,6 +76,7 @@ pub(in crate::config::convert) fn retries(
     }
     let per_try_timeout =
         (r.per_try_timeout.as_ref()).and_then(|t| cx.duration(&join(path, "perTryTimeout"), t));
+    let backoff = (r.backoff.as_ref()).and_then(|t| cx.duration(&join(path, "backoff"), t));
     let (retry_on, retriable_status_codes) = match &r.retry_on {
         Some(list) => {
             let (on, codes) = retry_on(cx, &join(path, "retryOn"), list);
@@ -93,6 +90,8 @@ pub(in crate::config::convert) fn retries(
         retry_on,
         retriable_status_codes,
         retry_remote_localities: r.retry_remote_localities,
+        retry_ignore_previous_hosts: r.retry_ignore_previous_hosts,
+        backoff,
     })
 }
 
