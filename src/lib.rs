@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod assess;
 pub mod bootstrap;
 pub mod ca;
 pub mod canonical;

@@ -12,10 +12,26 @@ const REPORT_FROM: usize = 3;
 /// Header names (or prefixes) that carry transport, tracing or release
 /// plumbing rather than business data.
 const INFRA_PREFIXES: [&str; 9] = [
-    ":", "x-envoy-", "x-b3-", "x-request-", "x-forwarded-", "x-istio-", "x-ot-", "grpc-", "x-amzn-trace",
+    ":",
+    "x-envoy-",
+    "x-b3-",
+    "x-request-",
+    "x-forwarded-",
+    "x-istio-",
+    "x-ot-",
+    "grpc-",
+    "x-amzn-trace",
 ];
 const INFRA_NAMES: [&str; 9] = [
-    "traceparent", "tracestate", "baggage", "b3", "host", "content-type", "accept", "te", "upgrade",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "b3",
+    "host",
+    "content-type",
+    "accept",
+    "te",
+    "upgrade",
 ];
 /// Words in a header name that mark release or debug routing (canary,
 /// version pinning, test traffic), which is the mesh's job.
@@ -40,7 +56,10 @@ fn business(m: &HttpMatch) -> Vec<String> {
 /// Every rule with [`REPORT_FROM`] or more business conditions.
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let mesh = input.mesh;
-    let vss = mesh.virtual_services.values().chain(&mesh.gateway_virtual_services);
+    let vss = mesh
+        .virtual_services
+        .values()
+        .chain(&mesh.gateway_virtual_services);
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for vs in vss.filter(|vs| seen.insert((&vs.origin.file, vs.origin.line))) {
@@ -57,13 +76,22 @@ fn rules<'a>(input: &'a Input<'_>, vs: &'a VirtualService) -> impl Iterator<Item
         if names.len() < REPORT_FROM {
             return None;
         }
-        let msg = format!("rule matches on {} business values: {}", names.len(), names.join(", "));
+        let msg = format!(
+            "rule matches on {} business values: {}",
+            names.len(),
+            names.join(", ")
+        );
         let why = "Routing on who the user is or what the request says moves business rules into \
                    mesh config, where they are not tested with the code and are hard to debug.";
         let fix = "Route in the application (or a feature-flag service) and keep mesh matches to \
                    transport concerns: versions, canary headers, paths."
             .to_string();
-        let f = input.finding(Check::MeshAsAppLogic, Severity::Info, &vs.origin, &format!("spec.http[{i}].match"));
+        let f = input.finding(
+            Check::MeshAsAppLogic,
+            Severity::Info,
+            &vs.origin,
+            &format!("spec.http[{i}].match"),
+        );
         Some(f.says(msg, why, fix))
     })
 }

@@ -86,7 +86,9 @@ impl CallGraph {
                 graph.unplaced.insert(svc.host.clone(), why);
                 continue;
             }
-            graph.declared_by.insert(svc.host.clone(), scope.origin.clone());
+            graph
+                .declared_by
+                .insert(svc.host.clone(), scope.origin.clone());
             graph.calls.insert(svc.host.clone(), calls);
         }
         graph
@@ -148,7 +150,9 @@ pub fn unplaced(input: &Input<'_>, graph: &CallGraph) -> Option<Finding> {
     let names: Vec<String> = (graph.unplaced.iter())
         .map(|(h, why)| match why {
             Unplaced::NoSidecar => format!("{} (no Sidecar)", short(h)),
-            Unplaced::WildcardOnly(o) => format!("{} (Sidecar {} admits only wildcards)", short(h), o.name),
+            Unplaced::WildcardOnly(o) => {
+                format!("{} (Sidecar {} admits only wildcards)", short(h), o.name)
+            }
         })
         .collect();
     let msg = format!(

@@ -20,17 +20,29 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
         for (i, rule) in vs.http.iter().enumerate() {
             let Some(r) = &rule.retries else { continue };
             let Some(on) = retries_5xx(r) else { continue };
-            let Some(method) = carried(rule) else { continue };
-            let msg = format!("retries on `{on}` ({} attempts) for a route that {method}", r.attempts);
-            let why = "A non-idempotent request that failed with a 5xx may already have taken effect \
+            let Some(method) = carried(rule) else {
+                continue;
+            };
+            let msg = format!(
+                "retries on `{on}` (attempts: {}) for a route that {method}",
+                r.attempts
+            );
+            let why =
+                "A non-idempotent request that failed with a 5xx may already have taken effect \
                        upstream (a payment made, an order placed); retrying repeats it.";
-            let fix = "Split the rule: match the idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) \
+            let fix =
+                "Split the rule: match the idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS) \
                        with these retries, and give POST/PATCH a rule with \
                        `retryOn: connect-failure,refused-stream` (no request was processed), \
                        or make the handlers idempotent with request keys."
-                .to_string();
+                    .to_string();
             let path = format!("spec.http[{i}].retries.retryOn");
-            let f = input.finding(Check::NonIdempotentRetry, Severity::Warning, &vs.origin, &path);
+            let f = input.finding(
+                Check::NonIdempotentRetry,
+                Severity::Warning,
+                &vs.origin,
+                &path,
+            );
             out.push(f.says(msg, why, fix));
         }
     }
@@ -66,7 +78,9 @@ fn match_carries(m: &HttpMatch) -> Option<String> {
     let hit = NON_IDEMPOTENT.iter().find(|name| match method {
         StringMatch::Exact(e) => e.eq_ignore_ascii_case(name),
         StringMatch::Prefix(p) => name.starts_with(p.to_ascii_uppercase().as_str()),
-        StringMatch::Regex(r) => regex::Regex::new(&format!("^(?:{r})$")).is_ok_and(|re| re.is_match(name)),
+        StringMatch::Regex(r) => {
+            regex::Regex::new(&format!("^(?:{r})$")).is_ok_and(|re| re.is_match(name))
+        }
     })?;
     Some(format!("matches method {hit}"))
 }

@@ -18,7 +18,9 @@ const ENVOY_DEFAULT_PERCENT: u32 = 10;
 pub fn check(input: &Input<'_>, instances: &ServiceInstances) -> Vec<Finding> {
     let mut out = Vec::new();
     for dr in input.mesh.destination_rules.values() {
-        let Some(view) = instances.services.get(&dr.host) else { continue };
+        let Some(view) = instances.services.get(&dr.host) else {
+            continue;
+        };
         let hosts = |selector: &Labels| -> usize {
             let first = view.ports.first().map(|p| p.number);
             (view.instances.iter())
@@ -32,7 +34,9 @@ pub fn check(input: &Input<'_>, instances: &ServiceInstances) -> Vec<Finding> {
             out.extend(policy(input, dr, tp, "spec.trafficPolicy", all));
         }
         for (i, subset) in dr.subsets.iter().enumerate() {
-            let Some(tp) = &subset.traffic_policy else { continue };
+            let Some(tp) = &subset.traffic_policy else {
+                continue;
+            };
             let at = format!("spec.subsets[{i}].trafficPolicy");
             out.extend(policy(input, dr, tp, &at, hosts(&subset.labels)));
         }
@@ -40,10 +44,22 @@ pub fn check(input: &Input<'_>, instances: &ServiceInstances) -> Vec<Finding> {
     out
 }
 
-fn policy(input: &Input<'_>, dr: &DestinationRule, tp: &TrafficPolicy, at: &str, hosts: usize) -> Vec<Finding> {
+fn policy(
+    input: &Input<'_>,
+    dr: &DestinationRule,
+    tp: &TrafficPolicy,
+    at: &str,
+    hosts: usize,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(od) = &tp.outlier_detection {
-        out.extend(never_ejects(input, dr, od, &format!("{at}.outlierDetection"), hosts));
+        out.extend(never_ejects(
+            input,
+            dr,
+            od,
+            &format!("{at}.outlierDetection"),
+            hosts,
+        ));
     }
     for (port, ptp) in &tp.port_level {
         if let Some(od) = &ptp.outlier_detection {
@@ -60,7 +76,13 @@ fn policy(input: &Input<'_>, dr: &DestinationRule, tp: &TrafficPolicy, at: &str,
     out
 }
 
-fn never_ejects(input: &Input<'_>, dr: &DestinationRule, od: &OutlierDetection, at: &str, hosts: usize) -> Option<Finding> {
+fn never_ejects(
+    input: &Input<'_>,
+    dr: &DestinationRule,
+    od: &OutlierDetection,
+    at: &str,
+    hosts: usize,
+) -> Option<Finding> {
     // Hosts known only at run time (sidecars registering) are not counted:
     // with no static host there is nothing to judge.
     if hosts == 0 {
@@ -74,7 +96,11 @@ fn never_ejects(input: &Input<'_>, dr: &DestinationRule, od: &OutlierDetection, 
         return None;
     }
     let needed = 100u32.div_ceil(hosts as u32);
-    let which = if set { "maxEjectionPercent" } else { "Envoy's default maxEjectionPercent" };
+    let which = if set {
+        "maxEjectionPercent"
+    } else {
+        "Envoy's default maxEjectionPercent"
+    };
     let msg = format!(
         "{which} {percent}% of {hosts} host(s) is less than one host: this outlier detection can never eject"
     );
@@ -83,7 +109,16 @@ fn never_ejects(input: &Input<'_>, dr: &DestinationRule, od: &OutlierDetection, 
     let fix = format!(
         "Set `maxEjectionPercent: {needed}` or more (100 / {hosts} hosts, rounded up), or remove outlierDetection if ejection is not wanted."
     );
-    let path = if set { format!("{at}.maxEjectionPercent") } else { at.to_string() };
-    let f = input.finding(Check::OutlierNeverEjects, Severity::Warning, &dr.origin, &path);
+    let path = if set {
+        format!("{at}.maxEjectionPercent")
+    } else {
+        at.to_string()
+    };
+    let f = input.finding(
+        Check::OutlierNeverEjects,
+        Severity::Warning,
+        &dr.origin,
+        &path,
+    );
     Some(f.says(msg, why, fix))
 }

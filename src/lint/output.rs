@@ -33,13 +33,15 @@ pub fn text(findings: &[&Finding]) -> String {
 /// The proxy-tax table: one line per sidecar, then the mesh total.
 pub fn tax_table(tax: &ProxyTax) -> String {
     let mut out = String::from(
-        "proxy tax (estimated Envoy heap per sidecar):\n  service                          inst  scope  clusters  routes  endpoints     memory\n",
+        "proxy tax (estimated Envoy heap per sidecar):\n  service                                  inst  scope  clusters  routes  endpoints     memory\n",
     );
     for s in &tax.sidecars {
         let _ = writeln!(
             out,
-            "  {:<32} {:>4} {:>6} {:>9} {:>7} {:>10} {:>10}",
-            s.service,
+            "  {:<40} {:>4} {:>6} {:>9} {:>7} {:>10} {:>10}",
+            s.service
+                .strip_suffix(".svc.cluster.local")
+                .unwrap_or(&s.service),
             s.instances,
             s.services_in_scope,
             s.clusters,

@@ -17,13 +17,23 @@ pub fn check(input: &Input<'_>) -> Option<Finding> {
     if internal.len() >= MIN_SERVICES {
         return None;
     }
-    let first = internal.iter().min_by_key(|s| (&s.origin.file, s.origin.line))?;
-    let msg = format!("the mesh has {} service(s), fewer than {MIN_SERVICES}", internal.len());
+    let first = internal
+        .iter()
+        .min_by_key(|s| (&s.origin.file, s.origin.line))?;
+    let msg = format!(
+        "the mesh has {} service(s), fewer than {MIN_SERVICES}",
+        internal.len()
+    );
     let why = "For a handful of services, a control plane, sidecars and mesh config cost more to \
                run than an HTTP client library with retries and TLS.";
     let fix = "Run `trellis assess` to score whether a mesh pays off here; if it does, start with \
                mTLS and observability only."
         .to_string();
-    let f = input.finding(Check::PrematureMesh, Severity::Info, &first.origin, "spec.hosts");
+    let f = input.finding(
+        Check::PrematureMesh,
+        Severity::Info,
+        &first.origin,
+        "spec.hosts",
+    );
     Some(f.says(msg, why, fix))
 }

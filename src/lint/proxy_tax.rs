@@ -84,7 +84,10 @@ pub fn measure(input: &Input<'_>, graph: &CallGraph, instances: &ServiceInstance
     let sidecars: Vec<SidecarTax> = internal
         .map(|svc| one(input, &shared, graph, instances, svc))
         .collect();
-    let total_bytes = sidecars.iter().map(|s| s.memory_bytes * s.instances as u64).sum();
+    let total_bytes = sidecars
+        .iter()
+        .map(|s| s.memory_bytes * s.instances as u64)
+        .sum();
     ProxyTax {
         cost: input.cost,
         sidecars,
@@ -108,7 +111,13 @@ fn cluster_host(name: &str) -> Option<&str> {
     name.strip_prefix("outbound|")?.splitn(3, '|').nth(2)
 }
 
-fn one(input: &Input<'_>, shared: &Shared, graph: &CallGraph, instances: &ServiceInstances, svc: &Service) -> SidecarTax {
+fn one(
+    input: &Input<'_>,
+    shared: &Shared,
+    graph: &CallGraph,
+    instances: &ServiceInstances,
+    svc: &Service,
+) -> SidecarTax {
     let view = outbound_view(shared, &proxy_of(svc));
     let endpoints_of = |keep: &dyn Fn(&str) -> bool| -> usize {
         (view.load_assignments.iter().copied().chain(&view.localized))
@@ -117,17 +126,27 @@ fn one(input: &Input<'_>, shared: &Shared, graph: &CallGraph, instances: &Servic
             .map(|l| l.lb_endpoints.len())
             .sum()
     };
-    let hosts: BTreeSet<&str> = view.clusters.iter().filter_map(|c| cluster_host(&c.name)).collect();
+    let hosts: BTreeSet<&str> = view
+        .clusters
+        .iter()
+        .filter_map(|c| cluster_host(&c.name))
+        .collect();
     let endpoints = endpoints_of(&|_| true);
     let routes = view.routes.iter().map(|r| r.virtual_hosts.len()).sum();
     let memory_bytes = input.cost.estimate(view.clusters.len(), endpoints);
     let scoped_memory_bytes = graph.calls.get(&svc.host).map(|calls| {
-        let keep = |name: &str| cluster_host(name).is_none_or(|h| calls.contains(&Host(h.to_string())));
+        let keep =
+            |name: &str| cluster_host(name).is_none_or(|h| calls.contains(&Host(h.to_string())));
         let clusters = view.clusters.iter().filter(|c| keep(&c.name)).count();
         input.cost.estimate(clusters, endpoints_of(&keep))
     });
-    let count = (instances.services.get(&svc.host))
-        .map(|v| v.instances.iter().map(|i| &i.address).collect::<BTreeSet<_>>().len());
+    let count = (instances.services.get(&svc.host)).map(|v| {
+        v.instances
+            .iter()
+            .map(|i| &i.address)
+            .collect::<BTreeSet<_>>()
+            .len()
+    });
     SidecarTax {
         service: svc.host.to_string(),
         instances: count.unwrap_or(0).max(1),
@@ -142,17 +161,27 @@ fn one(input: &Input<'_>, shared: &Shared, graph: &CallGraph, instances: &Servic
 
 /// A suggested scope for each sidecar that would save at least 1 MiB.
 pub fn check(input: &Input<'_>, tax: &ProxyTax, graph: &CallGraph) -> Vec<Finding> {
-    let by_host: BTreeMap<&str, &Service> =
-        input.mesh.services.values().map(|s| (s.host.as_str(), s)).collect();
+    let by_host: BTreeMap<&str, &Service> = input
+        .mesh
+        .services
+        .values()
+        .map(|s| (s.host.as_str(), s))
+        .collect();
     let mut out = Vec::new();
     for s in &tax.sidecars {
-        let Some(scoped) = s.scoped_memory_bytes else { continue };
+        let Some(scoped) = s.scoped_memory_bytes else {
+            continue;
+        };
         let saving = s.memory_bytes.saturating_sub(scoped);
         if saving < SUGGEST_FROM_BYTES {
             continue;
         }
-        let Some(svc) = by_host.get(s.service.as_str()) else { continue };
-        let Some(origin) = graph.declared_by.get(&svc.host) else { continue };
+        let Some(svc) = by_host.get(s.service.as_str()) else {
+            continue;
+        };
+        let Some(origin) = graph.declared_by.get(&svc.host) else {
+            continue;
+        };
         let calls = graph.calls.get(&svc.host).cloned().unwrap_or_default();
         let hosts: Vec<String> = (calls.iter())
             .map(|h| match h.cluster_local_parts() {

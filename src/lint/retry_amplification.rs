@@ -38,7 +38,11 @@ fn hops<'a>(input: &Input<'_>, path: &'a [Host]) -> Vec<Hop<'a>> {
     (path.iter().skip(1))
         .map(|callee| {
             let (retries, at) = retries(input.mesh, callee);
-            Hop { callee, retries, at }
+            Hop {
+                callee,
+                retries,
+                at,
+            }
         })
         .collect()
 }
@@ -57,26 +61,41 @@ fn finding(input: &Input<'_>, graph: &CallGraph, path: &[Host], m: u64) -> Optio
         .max_by_key(|h| h.retries);
     let (origin, field) = match worst.and_then(|h| h.at.clone()) {
         Some(At { origin, path }) => (origin, path),
-        None => (graph.declared_by.get(&path[0])?.clone(), "spec.egress".into()),
+        None => (
+            graph.declared_by.get(&path[0])?.clone(),
+            "spec.egress".into(),
+        ),
     };
-    let severity = if m >= ERROR_AT { Severity::Error } else { Severity::Warning };
+    let severity = if m >= ERROR_AT {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
     let each: Vec<String> = (hops.iter())
         .map(|h| {
-            let how = if h.at.is_some() { "" } else { ", Istio's default" };
-            format!("{} {}×({} retries{how})", short(h.callee), h.retries + 1, h.retries)
+            let how = if h.at.is_some() {
+                ""
+            } else {
+                " [Istio's default]"
+            };
+            format!("{} {}{how}", short(h.callee), h.retries + 1)
         })
         .collect();
     let last = path.last().map(short).unwrap_or_default();
     let msg = format!(
-        "{}: up to {m} calls to {last} per request to {} ({})",
+        "{}: up to {m} calls to {last} per request to {} (tries per hop: {})",
         show_path(path),
         short(&path[0]),
-        each.join(" · ")
+        each.join(", ")
     );
     let why = "When a downstream service fails, every hop retries and the attempts multiply, \
                so a partial outage becomes a load multiple on the failing service (a retry storm).";
     let fix = "Retry at one hop only (usually the caller nearest the user): set `retries.attempts: 0` \
                or 1 on the inner hops' VirtualService routes, each with a `perTryTimeout` and a route `timeout`."
         .to_string();
-    Some(input.finding(Check::RetryAmplification, severity, &origin, &field).says(msg, why, fix))
+    Some(
+        input
+            .finding(Check::RetryAmplification, severity, &origin, &field)
+            .says(msg, why, fix),
+    )
 }

@@ -51,14 +51,23 @@ pub fn timeout(mesh: &MeshConfig, host: &Host) -> Option<(Duration, At)> {
         let bound = match (&rule.timeout, &rule.retries) {
             (Some(t), _) => (*t, format!("spec.http[{i}].timeout")),
             (None, Some(r)) => match r.per_try_timeout {
-                Some(p) => (p * (r.attempts + 1), format!("spec.http[{i}].retries.perTryTimeout")),
+                Some(p) => (
+                    p * (r.attempts + 1),
+                    format!("spec.http[{i}].retries.perTryTimeout"),
+                ),
                 None => return None,
             },
             (None, None) => return None,
         };
         if longest.as_ref().is_none_or(|(l, _)| bound.0 > *l) {
             let origin = vs.origin.clone();
-            longest = Some((bound.0, At { origin, path: bound.1 }));
+            longest = Some((
+                bound.0,
+                At {
+                    origin,
+                    path: bound.1,
+                },
+            ));
         }
     }
     longest
@@ -69,7 +78,10 @@ pub fn timeout(mesh: &MeshConfig, host: &Host) -> Option<(Duration, At)> {
 pub fn has_timeout(mesh: &MeshConfig, host: &Host) -> bool {
     mesh.virtual_services.get(host).is_some_and(|vs| {
         (vs.http.iter()).any(|r| {
-            r.timeout.is_some() || r.retries.as_ref().is_some_and(|x| x.per_try_timeout.is_some())
+            r.timeout.is_some()
+                || r.retries
+                    .as_ref()
+                    .is_some_and(|x| x.per_try_timeout.is_some())
         })
     })
 }

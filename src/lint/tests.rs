@@ -43,7 +43,11 @@ fn default_retries_multiply_along_a_declared_chain() {
         .collect();
     assert_eq!(amp.len(), 1, "{amp:#?}");
     // Istio's default: 2 retries, 3 attempts per hop.
-    assert!(amp[0].message.starts_with("a→b→c→d: up to 27 calls"), "{}", amp[0].message);
+    assert!(
+        amp[0].message.starts_with("a→b→c→d: up to 27 calls"),
+        "{}",
+        amp[0].message
+    );
     assert!(!report.findings.iter().any(|f| f.check == Check::CallGraph));
 }
 
@@ -60,5 +64,8 @@ fn memory_estimate_follows_the_measured_model() {
     let c = MemoryCost::MEASURED;
     assert_eq!(c.estimate(0, 0), c.base_bytes);
     assert_eq!(c.estimate(10, 10), c.base_bytes + 10 * c.per_cluster_bytes);
-    assert_eq!(c.estimate(1, 3), c.base_bytes + c.per_cluster_bytes + 2 * c.per_endpoint_bytes);
+    assert_eq!(
+        c.estimate(1, 3),
+        c.base_bytes + c.per_cluster_bytes + 2 * c.per_endpoint_bytes
+    );
 }

@@ -32,7 +32,12 @@ pub fn check(input: &Input<'_>, graph: &CallGraph) -> Vec<Finding> {
 
 /// `perTryTimeout × attempts` at or above the route `timeout`: the last
 /// retries would start after the route has already given up.
-fn retries_cut_off(input: &Input<'_>, vs: &VirtualService, i: usize, rule: &HttpRoute) -> Option<Finding> {
+fn retries_cut_off(
+    input: &Input<'_>,
+    vs: &VirtualService,
+    i: usize,
+    rule: &HttpRoute,
+) -> Option<Finding> {
     let (timeout, r) = (rule.timeout?, rule.retries.as_ref()?);
     let per_try = r.per_try_timeout?;
     if r.attempts == 0 || per_try.is_zero() || per_try * r.attempts < timeout {
@@ -42,32 +47,46 @@ fn retries_cut_off(input: &Input<'_>, vs: &VirtualService, i: usize, rule: &Http
     let possible = (1..=r.attempts).filter(|k| per_try * *k < timeout).count();
     let never = r.attempts as usize - possible;
     let msg = format!(
-        "perTryTimeout {} × {} attempts = {} is not below the route timeout {}: {never} of the {} retries can never start",
+        "perTryTimeout {} × attempts {} = {} is not below the route timeout {}: {never} of the {} retries can never start",
         show_duration(per_try),
         r.attempts,
         show_duration(per_try * r.attempts),
         show_duration(timeout),
         r.attempts,
     );
-    let why = "Retries configured but cut off by the route timeout give a false sense of resilience, \
+    let why =
+        "Retries configured but cut off by the route timeout give a false sense of resilience, \
                and the budget reads as larger than it is.";
     let fix = format!(
         "Set `retries.attempts: {possible}`, or raise `timeout` to at least {} (perTryTimeout × (attempts + 1)), or lower `perTryTimeout`.",
         show_duration(per_try * (r.attempts + 1))
     );
     let path = format!("spec.http[{i}].retries.perTryTimeout");
-    Some(input.finding(Check::Timeouts, Severity::Warning, &vs.origin, &path).says(msg, why, fix))
+    Some(
+        input
+            .finding(Check::Timeouts, Severity::Warning, &vs.origin, &path)
+            .says(msg, why, fix),
+    )
 }
 
 /// A callee whose calls may last longer than its own caller waits for it.
 fn inverted(input: &Input<'_>, graph: &CallGraph) -> Vec<Finding> {
     let mut out = Vec::new();
     for (caller, callees) in &graph.calls {
-        let Some((outer, _)) = timeout(input.mesh, caller) else { continue };
+        let Some((outer, _)) = timeout(input.mesh, caller) else {
+            continue;
+        };
         for callee in callees {
-            let Some((inner, at)) = timeout(input.mesh, callee) else { continue };
+            let Some((inner, at)) = timeout(input.mesh, callee) else {
+                continue;
+            };
             if inner > outer {
-                out.push(inverted_finding(input, (caller, outer), (callee, inner), at));
+                out.push(inverted_finding(
+                    input,
+                    (caller, outer),
+                    (callee, inner),
+                    at,
+                ));
             }
         }
     }
@@ -97,13 +116,17 @@ fn inverted_finding(
         show_duration(outer),
         short(caller)
     );
-    input.finding(Check::Timeouts, Severity::Warning, &at.origin, &at.path).says(msg, why, fix)
+    input
+        .finding(Check::Timeouts, Severity::Warning, &at.origin, &at.path)
+        .says(msg, why, fix)
 }
 
 /// Call paths on which no hop bounds the time a call may take.
 fn unbounded(input: &Input<'_>, graph: &CallGraph) -> Vec<Finding> {
     let paths = graph.paths();
-    let open = paths.iter().filter(|p| p.iter().skip(1).all(|h| !has_timeout(input.mesh, h)));
+    let open = paths
+        .iter()
+        .filter(|p| p.iter().skip(1).all(|h| !has_timeout(input.mesh, h)));
     (open.take(TOP_PATHS))
         .filter_map(|path| {
             let origin = graph.declared_by.get(&path[0])?;
