@@ -68,7 +68,7 @@ fn carried(rule: &HttpRoute) -> Option<String> {
     if rule.matches.is_empty() {
         return Some("matches every method".into());
     }
-    rule.matches.iter().find_map(|m| match_carries(m))
+    rule.matches.iter().find_map(match_carries)
 }
 
 fn match_carries(m: &HttpMatch) -> Option<String> {

@@ -4,7 +4,7 @@
 //! Envoy (BENCHMARKS.md, "Proxy tax"). Sidecars whose calls are declared
 //! but whose scope admits far more get a suggested `Sidecar` scope.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -161,59 +161,49 @@ fn one(
 
 /// A suggested scope for each sidecar that would save at least 1 MiB.
 pub fn check(input: &Input<'_>, tax: &ProxyTax, graph: &CallGraph) -> Vec<Finding> {
-    let by_host: BTreeMap<&str, &Service> = input
-        .mesh
-        .services
-        .values()
-        .map(|s| (s.host.as_str(), s))
-        .collect();
-    let mut out = Vec::new();
-    for s in &tax.sidecars {
-        let Some(scoped) = s.scoped_memory_bytes else {
-            continue;
-        };
-        let saving = s.memory_bytes.saturating_sub(scoped);
-        if saving < SUGGEST_FROM_BYTES {
-            continue;
-        }
-        let Some(svc) = by_host.get(s.service.as_str()) else {
-            continue;
-        };
-        let Some(origin) = graph.declared_by.get(&svc.host) else {
-            continue;
-        };
-        let calls = graph.calls.get(&svc.host).cloned().unwrap_or_default();
-        let hosts: Vec<String> = (calls.iter())
-            .map(|h| match h.cluster_local_parts() {
-                Some((name, ns)) => format!("\"{ns}/{name}.{ns}.svc.cluster.local\""),
-                None => format!("\"*/{h}\""),
-            })
-            .collect();
-        let msg = format!(
-            "sidecar of {} may reach {} services ({} clusters, {} routes, {} endpoints, ~{}) but declares calls to {}",
-            short(&svc.host),
-            s.services_in_scope,
-            s.clusters,
-            s.routes,
-            s.endpoints,
-            mib(s.memory_bytes),
-            calls.len()
-        );
-        let why = "Every sidecar holds the config of every service in its scope: memory and push \
-                   work grow with the mesh, not with what the service calls.";
-        let fix = format!(
-            "Scope it to its calls: `egress: [{{hosts: [{}]}}]` (no wildcard): ~{} instead of ~{}, saving ~{} per instance, ~{} for its {} instance(s).",
-            hosts.join(", "),
-            mib(scoped),
-            mib(s.memory_bytes),
-            mib(saving),
-            mib(saving * s.instances as u64),
-            s.instances
-        );
-        let f = input.finding(Check::ProxyTax, Severity::Warning, origin, "spec.egress");
-        out.push(f.says(msg, why, fix));
+    (tax.sidecars.iter())
+        .filter_map(|s| suggestion(input, graph, s))
+        .collect()
+}
+
+fn suggestion(input: &Input<'_>, graph: &CallGraph, s: &SidecarTax) -> Option<Finding> {
+    let scoped = s.scoped_memory_bytes?;
+    let saving = s.memory_bytes.saturating_sub(scoped);
+    if saving < SUGGEST_FROM_BYTES {
+        return None;
     }
-    out
+    let host = Host(s.service.clone());
+    let origin = graph.declared_by.get(&host)?;
+    let calls = graph.calls.get(&host)?;
+    let hosts: Vec<String> = (calls.iter())
+        .map(|h| match h.cluster_local_parts() {
+            Some((name, ns)) => format!("\"{ns}/{name}.{ns}.svc.cluster.local\""),
+            None => format!("\"*/{h}\""),
+        })
+        .collect();
+    let msg = format!(
+        "sidecar of {} may reach {} services ({} clusters, {} routes, {} endpoints, ~{}) but declares calls to {}",
+        short(&host),
+        s.services_in_scope,
+        s.clusters,
+        s.routes,
+        s.endpoints,
+        mib(s.memory_bytes),
+        calls.len()
+    );
+    let why = "Every sidecar holds the config of every service in its scope: memory and push \
+               work grow with the mesh, not with what the service calls.";
+    let fix = format!(
+        "Scope it to its calls: `egress: [{{hosts: [{}]}}]` (no wildcard): ~{} instead of ~{}, saving ~{} per instance, ~{} for its {} instance(s).",
+        hosts.join(", "),
+        mib(scoped),
+        mib(s.memory_bytes),
+        mib(saving),
+        mib(saving * s.instances as u64),
+        s.instances
+    );
+    let f = input.finding(Check::ProxyTax, Severity::Warning, origin, "spec.egress");
+    Some(f.says(msg, why, fix))
 }
 
 /// Bytes as `12.3 MiB`.
