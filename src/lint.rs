@@ -198,19 +198,20 @@ impl Report {
 
 /// Runs every check.
 pub fn lint(input: &Input<'_>) -> Report {
-    let graph = CallGraph::declared(input.mesh);
     // Static instances only: sidecars that register at run time are unknown here.
     let instances = crate::registry::instances(input.mesh, &crate::registry::Registry::new());
+    let workloads = graph::workloads(input.mesh, &instances);
+    let graph = CallGraph::declared(input.mesh, &workloads);
     let mut findings = Vec::new();
     findings.extend(retry_amplification::check(input, &graph));
-    findings.extend(graph::unplaced(input, &graph));
+    findings.extend(graph::unplaced(input, &graph, &workloads));
     findings.extend(timeouts::check(input, &graph));
     findings.extend(idempotency::check(input));
     findings.extend(outlier::check(input, &instances));
-    let proxy_tax = proxy_tax::measure(input, &graph, &instances);
+    let proxy_tax = proxy_tax::measure(input, &graph, &instances, &workloads);
     findings.extend(proxy_tax::check(input, &proxy_tax, &graph));
     findings.extend(app_logic::check(input));
-    findings.extend(premature::check(input));
+    findings.extend(premature::check(input, &workloads));
     findings.sort_by(|a, b| {
         let key = |f: &Finding| (f.file.clone(), f.line, f.col, f.check, f.message.clone());
         key(a).cmp(&key(b))

@@ -11,6 +11,7 @@ use crate::config::model::{
     effective_scope, EgressNamespace, Host, Labels, Location, MeshConfig, Origin, Service,
     DEFAULT_SCOPE_NAME,
 };
+use crate::registry::ServiceInstances;
 
 use super::{short, Check, Finding, Input, Severity};
 
@@ -40,27 +41,74 @@ pub struct CallGraph {
     pub unplaced: BTreeMap<Host, Unplaced>,
 }
 
-/// The labels the workloads of `svc` are assumed to carry, to find the
-/// `Sidecar` that selects them: its `workloadSelector`, else its first
-/// static endpoint's labels, plus `app: NAME` (Istio's convention) unless set.
-pub fn workload_labels(svc: &Service) -> Labels {
-    let mut labels = (svc.workload_selector.clone())
-        .or_else(|| svc.endpoints.first().map(|e| e.labels.clone()))
+/// A service whose instances run sidecars: what lint reasons about.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Its host.
+    pub host: Host,
+    /// Its namespace.
+    pub namespace: String,
+    /// The labels its workloads are assumed to carry, to find the
+    /// `Sidecar` that selects them: its `workloadSelector`, else its first
+    /// static endpoint's labels, plus `app: NAME` (Istio's convention)
+    /// unless set.
+    pub labels: Labels,
+    /// Where it is declared: its `ServiceEntry`, else (a service known only
+    /// from sidecars) the `VirtualService` or `DestinationRule` naming it.
+    pub origin: Origin,
+    /// The field of `origin` that names it.
+    pub field: &'static str,
+}
+
+fn labels_of(svc: Option<&Service>, host: &Host) -> Labels {
+    let mut labels = (svc.and_then(|s| s.workload_selector.clone()))
+        .or_else(|| {
+            svc.and_then(|s| s.endpoints.first())
+                .map(|e| e.labels.clone())
+        })
         .unwrap_or_default();
     labels
         .entry("app".to_string())
-        .or_insert_with(|| short(&svc.host).to_string());
+        .or_insert_with(|| short(host).to_string());
     labels
 }
 
+/// The mesh-internal services: those of `ServiceEntry`s and the
+/// cluster-local hosts only sidecars serve (named by a `VirtualService`
+/// or `DestinationRule`).
+pub fn workloads(mesh: &MeshConfig, instances: &ServiceInstances) -> Vec<Workload> {
+    let internal = (instances.services.values()).filter(|v| v.location == Location::MeshInternal);
+    internal
+        .filter_map(|v| {
+            let svc = mesh.services.get(&v.host);
+            let (origin, field) = match svc {
+                Some(s) => (s.origin.clone(), "spec.hosts"),
+                None => match (
+                    mesh.virtual_services.get(&v.host),
+                    mesh.destination_rules.get(&v.host),
+                ) {
+                    (Some(vs), _) => (vs.origin.clone(), "spec.hosts"),
+                    (None, Some(dr)) => (dr.origin.clone(), "spec.host"),
+                    (None, None) => return None,
+                },
+            };
+            Some(Workload {
+                host: v.host.clone(),
+                namespace: v.namespace.clone(),
+                labels: labels_of(svc, &v.host),
+                origin,
+                field,
+            })
+        })
+        .collect()
+}
+
 impl CallGraph {
-    /// The graph the `Sidecar` resources of `mesh` declare.
-    pub fn declared(mesh: &MeshConfig) -> CallGraph {
+    /// The graph the `Sidecar` resources of `mesh` declare for `workloads`.
+    pub fn declared(mesh: &MeshConfig, workloads: &[Workload]) -> CallGraph {
         let mut graph = CallGraph::default();
-        let internal = (mesh.services.values()).filter(|s| s.location == Location::MeshInternal);
-        for svc in internal {
-            let labels = workload_labels(svc);
-            let scope = effective_scope(&mesh.sidecars, &mesh.mesh, &svc.namespace, &labels);
+        for svc in workloads {
+            let scope = effective_scope(&mesh.sidecars, &mesh.mesh, &svc.namespace, &svc.labels);
             let scope = match scope {
                 Some(s) if s.origin.name != DEFAULT_SCOPE_NAME => s,
                 _ => {
@@ -144,9 +192,9 @@ pub fn show_path(path: &[Host]) -> String {
 
 /// One info finding naming the services whose calls are unknown, so no
 /// retry or timeout path through them was checked.
-pub fn unplaced(input: &Input<'_>, graph: &CallGraph) -> Option<Finding> {
+pub fn unplaced(input: &Input<'_>, graph: &CallGraph, workloads: &[Workload]) -> Option<Finding> {
     let first = graph.unplaced.keys().next()?;
-    let svc = input.mesh.services.get(first)?;
+    let svc = workloads.iter().find(|w| w.host == *first)?;
     let names: Vec<String> = (graph.unplaced.iter())
         .map(|(h, why)| match why {
             Unplaced::NoSidecar => format!("{} (no Sidecar)", short(h)),
@@ -168,6 +216,6 @@ pub fn unplaced(input: &Input<'_>, graph: &CallGraph) -> Option<Finding> {
          `egress: [{{hosts: [\"~/*\"]}}]` for a service that calls nothing.",
         short(first)
     );
-    let f = input.finding(Check::CallGraph, Severity::Info, &svc.origin, "spec.hosts");
+    let f = input.finding(Check::CallGraph, Severity::Info, &svc.origin, svc.field);
     Some(f.says(msg, why, fix))
 }

@@ -83,42 +83,36 @@ fn never_ejects(
     at: &str,
     hosts: usize,
 ) -> Option<Finding> {
-    // Hosts known only at run time (sidecars registering) are not counted:
-    // with no static host there is nothing to judge.
-    if hosts == 0 {
-        return None;
-    }
     let (percent, set) = match od.max_ejection_percent.filter(|p| *p > 0) {
         Some(p) => (p, true),
         None => (ENVOY_DEFAULT_PERCENT, false),
     };
-    if hosts as u64 * u64::from(percent) >= 100 {
-        return None;
-    }
-    let needed = 100u32.div_ceil(hosts as u32);
-    let which = if set {
-        "maxEjectionPercent"
-    } else {
-        "Envoy's default maxEjectionPercent"
+    let at_least = 100u32.div_ceil(percent) as usize;
+    let which = match set {
+        true => "maxEjectionPercent",
+        false => "Envoy's default maxEjectionPercent",
     };
-    let msg = format!(
-        "{which} {percent}% of {hosts} host(s) is less than one host: this outlier detection can never eject"
-    );
+    let path = match set {
+        true => format!("{at}.maxEjectionPercent"),
+        false => at.to_string(),
+    };
     let why = "Envoy ejects a host only while the ejected share stays within maxEjectionPercent, \
                so a failing host keeps receiving its share of requests: circuit breaking that never trips.";
-    let fix = format!(
-        "Set `maxEjectionPercent: {needed}` or more (100 / {hosts} hosts, rounded up), or remove outlierDetection if ejection is not wanted."
-    );
-    let path = if set {
-        format!("{at}.maxEjectionPercent")
-    } else {
-        at.to_string()
+    let (severity, msg, fix) = match hosts {
+        // Instances that are sidecars register at run time: lint cannot
+        // count them, so it says what the setting needs.
+        0 if at_least > 1 => (
+            Severity::Info,
+            format!("{which} {percent}% ejects nothing unless the service has at least {at_least} instances (its instances are sidecars, not counted by lint)"),
+            "Set `maxEjectionPercent` to at least 100 / instances, rounded up (50 for 2 instances, 34 for 3).".to_string(),
+        ),
+        n if n > 0 && n < at_least => (
+            Severity::Warning,
+            format!("{which} {percent}% of {n} host(s) is less than one host: this outlier detection can never eject"),
+            format!("Set `maxEjectionPercent: {}` or more (100 / {n} hosts, rounded up), or remove outlierDetection if ejection is not wanted.", 100u32.div_ceil(n as u32)),
+        ),
+        _ => return None,
     };
-    let f = input.finding(
-        Check::OutlierNeverEjects,
-        Severity::Warning,
-        &dr.origin,
-        &path,
-    );
+    let f = input.finding(Check::OutlierNeverEjects, severity, &dr.origin, &path);
     Some(f.says(msg, why, fix))
 }

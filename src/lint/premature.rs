@@ -2,27 +2,21 @@
 //! overhead of the control plane, sidecar injection, and mesh
 //! configuration far exceeds the benefit" (the mesh notes).
 
+use super::graph::Workload;
 use super::{Check, Finding, Input, Severity};
-use crate::config::model::Location;
 
 /// Services below which a mesh is premature.
 pub const MIN_SERVICES: usize = 5;
 
 /// One info finding when the mesh has fewer than [`MIN_SERVICES`] services.
-pub fn check(input: &Input<'_>) -> Option<Finding> {
-    let mesh = input.mesh;
-    let internal: Vec<_> = (mesh.services.values())
-        .filter(|s| s.location == Location::MeshInternal)
-        .collect();
-    if internal.len() >= MIN_SERVICES {
+pub fn check(input: &Input<'_>, workloads: &[Workload]) -> Option<Finding> {
+    if workloads.len() >= MIN_SERVICES {
         return None;
     }
-    let first = internal
-        .iter()
-        .min_by_key(|s| (&s.origin.file, s.origin.line))?;
+    let first = (workloads.iter()).min_by_key(|s| (&s.origin.file, s.origin.line))?;
     let msg = format!(
         "the mesh has {} service(s), fewer than {MIN_SERVICES}",
-        internal.len()
+        workloads.len()
     );
     let why = "For a handful of services, a control plane, sidecars and mesh config cost more to \
                run than an HTTP client library with retries and TLS.";
@@ -33,7 +27,7 @@ pub fn check(input: &Input<'_>) -> Option<Finding> {
         Check::PrematureMesh,
         Severity::Info,
         &first.origin,
-        "spec.hosts",
+        first.field,
     );
     Some(f.says(msg, why, fix))
 }

@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::graph::{workload_labels, CallGraph};
+use super::graph::{CallGraph, Workload};
 use super::{short, Check, Finding, Input, Severity};
-use crate::config::model::{Host, Location, Service};
+use crate::config::model::Host;
 use crate::registry::{Proxy, ServiceInstances};
 use crate::translate::{self, scope::outbound_view, Shared};
 
@@ -78,10 +78,14 @@ pub struct ProxyTax {
 const SUGGEST_FROM_BYTES: u64 = 1 << 20;
 
 /// Counts what each sidecar holds.
-pub fn measure(input: &Input<'_>, graph: &CallGraph, instances: &ServiceInstances) -> ProxyTax {
+pub fn measure(
+    input: &Input<'_>,
+    graph: &CallGraph,
+    instances: &ServiceInstances,
+    workloads: &[Workload],
+) -> ProxyTax {
     let shared = translate::shared(input.mesh, instances);
-    let internal = (input.mesh.services.values()).filter(|s| s.location == Location::MeshInternal);
-    let sidecars: Vec<SidecarTax> = internal
+    let sidecars: Vec<SidecarTax> = (workloads.iter())
         .map(|svc| one(input, &shared, graph, instances, svc))
         .collect();
     let total_bytes = sidecars
@@ -95,12 +99,12 @@ pub fn measure(input: &Input<'_>, graph: &CallGraph, instances: &ServiceInstance
     }
 }
 
-fn proxy_of(svc: &Service) -> Proxy {
+fn proxy_of(svc: &Workload) -> Proxy {
     Proxy {
         id: format!("lint~{}", svc.host),
         service: short(&svc.host).to_string(),
         namespace: svc.namespace.clone(),
-        labels: workload_labels(svc),
+        labels: svc.labels.clone(),
         service_account: short(&svc.host).to_string(),
         ..Proxy::default()
     }
@@ -116,7 +120,7 @@ fn one(
     shared: &Shared,
     graph: &CallGraph,
     instances: &ServiceInstances,
-    svc: &Service,
+    svc: &Workload,
 ) -> SidecarTax {
     let view = outbound_view(shared, &proxy_of(svc));
     let endpoints_of = |keep: &dyn Fn(&str) -> bool| -> usize {
