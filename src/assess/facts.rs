@@ -7,7 +7,8 @@ use crate::config::model::{Location, MeshConfig, MtlsMode, RouteAction};
 /// Facts read from a config directory.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
-    /// Services inside the mesh (`MESH_INTERNAL` `ServiceEntry` hosts).
+    /// Services inside the mesh: `MESH_INTERNAL` `ServiceEntry` hosts and
+    /// cluster-local hosts served only by sidecars.
     pub services: usize,
     /// Hosts whose routes split traffic between several destinations.
     pub splits: Vec<String>,
@@ -19,7 +20,9 @@ pub struct Facts {
 
 /// Reads the facts of `mesh`.
 pub fn facts(mesh: &MeshConfig) -> Facts {
-    let services = (mesh.services.values())
+    // Services known only from sidecars (named by routes) count too.
+    let instances = crate::registry::instances(mesh, &crate::registry::Registry::new());
+    let services = (instances.services.values())
         .filter(|s| s.location == Location::MeshInternal)
         .count();
     let splits = (mesh.virtual_services.iter())

@@ -25,6 +25,15 @@ pub fn files(mesh: &MeshConfig) -> Result<Vec<(String, String)>, RenderError> {
         services.push_str("---\n");
         services.push_str(&yaml_serde::to_string(&service_entry(svc))?);
     }
+    // Hosts only sidecars serve (named by routes) get a ServiceEntry of
+    // their ports, so the starter names every service without the routes.
+    let instances = crate::registry::instances(mesh, &crate::registry::Registry::new());
+    let sidecar_only = (instances.services.values())
+        .filter(|v| v.location == Location::MeshInternal && !mesh.services.contains_key(&v.host));
+    for view in sidecar_only {
+        services.push_str("---\n");
+        services.push_str(&yaml_serde::to_string(&sidecar_service(view))?);
+    }
     for we in &mesh.workload_entries {
         services.push_str("---\n");
         services.push_str(&yaml_serde::to_string(&workload_entry(we))?);
@@ -63,19 +72,9 @@ fn endpoint(e: &StaticEndpoint) -> Map<String, Value> {
 }
 
 fn service_entry(svc: &Service) -> Value {
-    let ports: Vec<Value> = (svc.ports.iter())
-        .map(|p| {
-            let mut m =
-                json!({"number": p.number, "name": p.name, "protocol": protocol(p.protocol)});
-            if let Some(t) = p.target_port {
-                m["targetPort"] = json!(t);
-            }
-            m
-        })
-        .collect();
     let mut spec = json!({
         "hosts": [svc.host.as_str()],
-        "ports": ports,
+        "ports": ports(&svc.ports),
         "location": if svc.location == Location::MeshInternal { "MESH_INTERNAL" } else { "MESH_EXTERNAL" },
         "resolution": if svc.resolution == Resolution::Dns { "DNS" } else { "STATIC" },
     });
@@ -95,6 +94,36 @@ fn service_entry(svc: &Service) -> Value {
         "ServiceEntry",
         &svc.origin.name,
         &svc.namespace,
+        spec,
+    )
+}
+
+fn ports(ports: &[crate::config::model::ServicePort]) -> Vec<Value> {
+    (ports.iter())
+        .map(|p| {
+            let mut m =
+                json!({"number": p.number, "name": p.name, "protocol": protocol(p.protocol)});
+            if let Some(t) = p.target_port {
+                m["targetPort"] = json!(t);
+            }
+            m
+        })
+        .collect()
+}
+
+fn sidecar_service(view: &crate::registry::ServiceView) -> Value {
+    let name = (view.host.cluster_local_parts()).map_or(view.host.as_str(), |(n, _)| n);
+    let spec = json!({
+        "hosts": [view.host.as_str()],
+        "ports": ports(&view.ports),
+        "location": "MESH_INTERNAL",
+        "resolution": "STATIC",
+    });
+    resource(
+        "networking.istio.io/v1",
+        "ServiceEntry",
+        name,
+        &view.namespace,
         spec,
     )
 }

@@ -65,3 +65,24 @@ fn starter_config_loads_and_keeps_the_services() {
     let f = facts(&starter);
     assert!(f.tracing);
 }
+
+#[test]
+fn starter_names_services_known_only_from_sidecars() {
+    let src = tempfile::tempdir().unwrap();
+    let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n";
+    std::fs::write(src.path().join("a.yaml"), text).unwrap();
+    let mesh = crate::config::load_dir(src.path()).unwrap();
+    assert_eq!(facts(&mesh).services, 1);
+    let out = tempfile::tempdir().unwrap();
+    for (name, yaml) in starter::files(&mesh).unwrap() {
+        std::fs::write(out.path().join(name), yaml).unwrap();
+    }
+    let starter = crate::config::load_dir(out.path()).unwrap();
+    let host = crate::config::model::Host::canonical("reviews", "default");
+    assert!(
+        starter.services.contains_key(&host),
+        "{:?}",
+        starter.services.keys()
+    );
+    assert_eq!(facts(&starter).services, 1);
+}

@@ -113,7 +113,12 @@ fn assess_and_report(args: &AssessArgs, mesh: Option<&MeshConfig>) -> anyhow::Re
         _ => None,
     };
     match args.format {
-        Format::Text => print!("{}", text(args, &result, starter.as_deref())),
+        Format::Text => {
+            if let Some(f) = &facts {
+                print!("{}", facts_line(f));
+            }
+            print!("{}", text(args, &result, starter.as_deref()));
+        }
         Format::Json => {
             let out = serde_json::json!({"assessment": result, "facts": facts, "starter": starter});
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -276,6 +281,25 @@ fn source(s: &Source) -> &'static str {
         Source::Terminal => "answered",
         Source::Unknown => "unknown",
     }
+}
+
+/// What the config told, before the table.
+fn facts_line(f: &Facts) -> String {
+    let list = |v: &[String]| match v.is_empty() {
+        true => "none".to_string(),
+        false => v.join(", "),
+    };
+    format!(
+        "Config: {} service(s); traffic splits: {}; STRICT mTLS: {}; tracing: {}\n",
+        f.services,
+        list(&f.splits),
+        list(&f.strict_mtls),
+        if f.tracing {
+            "configured"
+        } else {
+            "not configured"
+        }
+    )
 }
 
 fn text(args: &AssessArgs, a: &Assessment, starter: Option<&Path>) -> String {
