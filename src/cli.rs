@@ -3,9 +3,11 @@
 //! Exit codes follow `trellis validate`'s contract everywhere: 0 success,
 //! 1 the input is invalid (or the command failed), 2 usage or I/O error.
 
+mod assess;
 mod bootstrap;
 mod ca;
 mod credentials;
+mod lint;
 mod proxy;
 mod serve;
 mod token;
@@ -35,6 +37,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a config directory; print one line per error (exit 0 valid, 1 invalid, 2 I/O).
     Validate(validate::ValidateArgs),
+    /// Find harmful but valid config: retry storms, timeouts, unsafe retries, proxy memory (exit 0 clean, 1 findings, 2 usage).
+    Lint(lint::LintArgs),
+    /// Score whether a mesh pays off (the adoption framework); may write an mTLS starter config.
+    Assess(assess::AssessArgs),
     /// Write an Envoy bootstrap (YAML) for one sidecar.
     Bootstrap(bootstrap::BootstrapArgs),
     /// Certificate authority operations (root rotation).
@@ -61,6 +67,8 @@ pub fn main() -> ExitCode {
     init_tracing(json);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Lint(args) => lint::run(&args),
+        Command::Assess(args) => assess::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
         Command::Token(args) => report(token::run(&args)),
         Command::Credentials(args) => report(credentials::run(&args)),

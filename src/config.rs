@@ -12,6 +12,7 @@ pub mod limits;
 mod load;
 pub mod model;
 mod raw;
+pub mod source;
 mod walk;
 pub mod watch;
 mod yaml;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use convert::check_jwks;
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::MeshConfig;
+pub use source::SourceIndex;
 pub use watch::{watch, ConfigWatcher, WatchError};
 
 /// Why a config directory could not be loaded.

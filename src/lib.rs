@@ -8,11 +8,13 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod assess;
 pub mod bootstrap;
 pub mod ca;
 pub mod canonical;
 pub mod config;
 pub mod envoy_json;
+pub mod lint;
 pub mod registry;
 pub mod serve;
 pub mod store;
