@@ -13,6 +13,7 @@ pub mod ca;
 pub mod canonical;
 pub mod config;
 pub mod envoy_json;
+pub mod ratelimit;
 pub mod registry;
 pub mod serve;
 pub mod store;

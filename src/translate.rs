@@ -39,6 +39,7 @@ mod listeners;
 pub mod locality;
 mod passthrough;
 mod policy;
+pub mod ratelimit;
 pub mod rbac;
 mod retry;
 mod route_match;
@@ -142,6 +143,9 @@ pub struct Shared {
     /// The `failoverPriority` label keys those clusters read of a client,
     /// sorted and unique: part of every proxy's [`scope::ScopeKey`].
     pub locality_keys: Vec<String>,
+    /// Every `RateLimit`, for the rate-limit filters of the proxies they
+    /// target (see [`ratelimit`]).
+    pub rate_limits: Vec<Arc<crate::config::model::RateLimit>>,
 }
 
 impl Shared {
@@ -228,6 +232,10 @@ pub fn shared_from(
     let (mut clusters, load_assignments) = clusters::flatten(&memo);
     let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
     clusters.extend(collectors);
+    clusters.extend(ratelimit::service_clusters(
+        &mesh.rate_limits,
+        &mesh.mesh.trust_domain,
+    ));
     // Sidecars whose policy is ALLOW_ANY route unknown hosts to it; the
     // others' views leave it out (`scope::outbound_view`).
     clusters.push(passthrough::cluster());
@@ -293,6 +301,7 @@ pub fn shared_from(
         sni_clusters: Vec::new(),
         locality_clusters,
         locality_keys: locality_keys.into_iter().collect(),
+        rate_limits: mesh.rate_limits.clone(),
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared
@@ -406,6 +415,7 @@ impl Shared {
             && self.credentials == other.credentials
             && self.jwt == other.jwt
             && self.sni_clusters == other.sni_clusters
+            && self.rate_limits == other.rate_limits
     }
 }
 
