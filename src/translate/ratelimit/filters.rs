@@ -86,6 +86,9 @@ pub(super) fn global(
     let service = GrpcService {
         target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
             cluster_name: service_cluster_name(svc),
+            // The default, the cluster name, has `|`, which no HTTP/2
+            // server takes as an `:authority`.
+            authority: svc.host.clone(),
             ..Default::default()
         })),
         ..Default::default()
