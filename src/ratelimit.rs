@@ -35,3 +35,6 @@ pub enum RateLimitError {
         source: std::io::Error,
     },
 }
+
+#[cfg(test)]
+mod tests;

@@ -104,3 +104,36 @@ fn entries(v: &Value) -> Value {
         .collect();
     json!(pairs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_filter_shows_once_with_its_bucket() {
+        let filter = json!({
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                "stat_prefix": "ratelimit_default_pay_api",
+                "status": {"code": 429},
+                "filter_enforced": {"default_value": {"numerator": 0}},
+                "descriptors": [{
+                    "entries": [{"key": "rule", "value": "api"}],
+                    "token_bucket": {"max_tokens": 15, "tokens_per_fill": 10, "fill_interval": "1s"}
+                }]
+            }
+        });
+        let hcm = json!({"typed_config": {"http_filters": [filter]}});
+        // The same filter in the TLS and the plain-text chain.
+        let listener = json!({"name": "inbound", "filter_chains": [
+            {"filters": [hcm.clone()]}, {"filters": [hcm]}
+        ]});
+        let rows = in_force(&[listener]);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0]["max_tokens"], 15);
+        assert_eq!(rows[0]["shadow"], true);
+        assert_eq!(rows[0]["descriptor"], json!(["rule=api"]));
+        assert_eq!(rows[0]["listener"], "inbound");
+    }
+}

@@ -194,3 +194,59 @@ spec:
         "{ts}"
     );
 }
+
+/// The gateway proxy of the `rate-limits` example.
+fn example() -> Shared {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples/rate-limits");
+    let mesh = crate::config::load_dir(&dir).unwrap();
+    shared(&mesh, &instances(&mesh, &Registry::new()))
+}
+
+fn ingress() -> Proxy {
+    Proxy {
+        id: "gw".into(),
+        service: "istio-ingressgateway".into(),
+        namespace: "default".into(),
+        service_account: "istio-ingressgateway".into(),
+        labels: [("istio".to_string(), "ingressgateway".to_string())].into(),
+        gateway: Some(crate::registry::GatewayNode {
+            listen_address: "0.0.0.0".into(),
+            port_map: Default::default(),
+            endpoint_address: None,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_gateway_target_limits_the_gateways_listeners_only() {
+    let sh = example();
+    let gw = ingress();
+    let limits = super::in_force(&sh, &gw);
+    assert_eq!(limits.len(), 1);
+    assert_eq!(limits[0].qualified(), "default/edge");
+    let r = for_proxy(&sh, &gw, &ProxySecurity::default());
+    let l = &r.listeners[0];
+    let Some(ConfigType::TypedConfig(any)) = &l.filter_chains[0].filters[0].config_type else {
+        panic!()
+    };
+    let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+    let local = (hcm.http_filters.iter())
+        .filter(|f| f.name == "envoy.filters.http.local_ratelimit")
+        .count();
+    assert_eq!(local, 3, "one filter per rule of `edge`");
+    let login: LocalRateLimit = config(&hcm.http_filters[0]);
+    assert_eq!(login.status.unwrap().code, 503);
+    assert_eq!(
+        login.response_headers_to_add[0]
+            .header
+            .as_ref()
+            .unwrap()
+            .key,
+        "retry-after"
+    );
+    // A sidecar of another service gets neither rule set.
+    let mut other = pay("v1");
+    other.service = "shop".into();
+    assert!(super::in_force(&sh, &other).is_empty());
+}
