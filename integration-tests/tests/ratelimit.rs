@@ -57,9 +57,13 @@ async fn ten_per_second_pass_and_the_rest_get_429_with_headers() {
     let port = client.sidecar.outbound_port();
     let replies = paced(&client.http, port, "payment", "/api/pay", RATE, LOAD).await;
     let (ok, limited) = (count(&replies, 200), count(&replies, 429));
+    let mut took: Vec<Duration> = replies.iter().flatten().map(|r| r.elapsed).collect();
+    took.sort();
     eprintln!(
-        "{} requests over {LOAD:?}: {ok} passed, {limited} got 429",
-        replies.len()
+        "{} requests over {LOAD:?}: {ok} passed, {limited} got 429; latency p50 {:?} p99 {:?}",
+        replies.len(),
+        took.get(took.len() / 2),
+        took.get(took.len() * 99 / 100)
     );
     assert_eq!(ok + limited, replies.len(), "only 200 and 429: {replies:?}");
     // A full bucket (10) plus one refill of 10 per second: over 4 s the

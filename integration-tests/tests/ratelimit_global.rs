@@ -100,10 +100,14 @@ async fn two_instances_share_one_limit() {
     let replies = paced(&mesh.client.http, port, "payment", "/", RATE, LOAD).await;
     let (ok, limited) = (count(&replies, 200), count(&replies, 429));
     let hits: Vec<u64> = mesh.instances.iter().map(|i| i.backend.hits()).collect();
+    let mut took: Vec<Duration> = replies.iter().flatten().map(|r| r.elapsed).collect();
+    took.sort();
     eprintln!(
         "{} requests over {LOAD:?}: {ok} passed ({hits:?} per instance), {limited} got 429; \
-         errors {}, failure_mode_allowed {}",
+         latency p50 {:?} p99 {:?}; errors {}, failure_mode_allowed {}",
         replies.len(),
+        took.get(took.len() / 2),
+        took.get(took.len() * 99 / 100),
         stat_sum(&mesh, "error").await,
         stat_sum(&mesh, "failure_mode_allowed").await,
     );

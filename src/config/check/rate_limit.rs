@@ -39,6 +39,17 @@ fn unknown_target(target: &RateLimitTarget, known: &Known<'_>) -> Option<String>
         RateLimitTarget::Service { host, .. } if !known.services.contains_key(host) => Some(
             format!("unknown target host {host}: no ServiceEntry declares it"),
         ),
+        // Limits are on HTTP requests; a TCP service would take none.
+        RateLimitTarget::Service { host, .. }
+            if !known.services[host]
+                .ports
+                .iter()
+                .any(|p| p.protocol.is_http()) =>
+        {
+            Some(format!(
+                "{host} has no HTTP port: rate limits apply to HTTP requests only"
+            ))
+        }
         RateLimitTarget::Service {
             host,
             subset: Some(s),

@@ -147,6 +147,20 @@ spec:
 }
 
 #[test]
+fn a_tcp_service_cannot_be_limited() {
+    let tcp = SERVICE.replace("name: http, protocol: HTTP", "name: tcp, protocol: TCP");
+    let rules = "  rules:\n  - name: a\n    limit: {requests: 1, unit: second}\n";
+    let e = match load(&[("s.yaml", &tcp), ("f.yaml", &limits(rules))]) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        e,
+        ["f.yaml:6:3: error: RateLimit/rl: spec.target: pay.default.svc.cluster.local has no HTTP port: rate limits apply to HTTP requests only"]
+    );
+}
+
+#[test]
 fn a_global_burst_is_accepted_and_needs_a_service() {
     let rules = "  mode: global
   rules:
