@@ -21,6 +21,7 @@ use crate::config::{Diagnostics, LoadError};
 use crate::xds::SnapshotCache;
 
 pub mod proxy_config;
+pub mod ratelimits;
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -237,6 +238,7 @@ async fn debug_proxy_config(
     let kinds: Vec<&str> = match q.r#type.as_deref() {
         None | Some("") | Some("all") => proxy_config::KINDS.to_vec(),
         Some(kind) if proxy_config::type_url(kind).is_some() => vec![kind],
+        Some(proxy_config::RATE_LIMITS) => vec![proxy_config::RATE_LIMITS],
         Some(kind) => {
             let why = format!(
                 "unknown type {kind:?}: expected one of {}",

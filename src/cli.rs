@@ -9,6 +9,7 @@ mod ca;
 mod credentials;
 mod lint;
 mod proxy;
+mod ratelimit;
 mod serve;
 mod token;
 mod validate;
@@ -51,6 +52,8 @@ enum Command {
     ProxyConfig(proxy::ConfigArgs),
     /// Print a signed workload token for `trellis bootstrap --token-file`.
     Token(token::TokenArgs),
+    /// Run the rate-limit service of global RateLimits (counters in Redis).
+    Ratelimit(ratelimit::RatelimitArgs),
     /// Make a Gateway TLS credential for `serve --credentials-dir` (demos, tests).
     Credentials(credentials::CredentialsArgs),
     /// Run a local demo: control plane, sample services and Envoy sidecars.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::ProxyConfig(args) => report(block_on(proxy::config(args))),
         Command::Ca(args) => report(block_on(ca::run(args))),
         Command::Serve(args) => report(block_on(serve::run(args))),
+        Command::Ratelimit(args) => report(block_on(ratelimit::run(args))),
         Command::Demo(args) => report(block_on(crate::demo::run(args))),
         Command::DemoApp(args) => report(block_on(crate::demo::app::run(args))),
     }

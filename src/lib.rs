@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod config;
 pub mod envoy_json;
 pub mod lint;
+pub mod ratelimit;
 pub mod registry;
 pub mod serve;
 pub mod store;

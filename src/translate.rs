@@ -39,6 +39,7 @@ mod listeners;
 pub mod locality;
 mod passthrough;
 mod policy;
+pub mod ratelimit;
 pub mod rbac;
 mod retry;
 mod route_match;
@@ -145,6 +146,9 @@ pub struct Shared {
     /// Every network's east-west gateways, through which clients on other
     /// networks reach its endpoints ([`locality::network`]).
     pub network_gateways: crate::registry::NetworkGateways,
+    /// Every `RateLimit`, for the rate-limit filters of the proxies they
+    /// target (see [`ratelimit`]).
+    pub rate_limits: Vec<Arc<crate::config::model::RateLimit>>,
 }
 
 impl Shared {
@@ -231,6 +235,10 @@ pub fn shared_from(
     let (mut clusters, load_assignments) = clusters::flatten(&memo);
     let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
     clusters.extend(collectors);
+    clusters.extend(ratelimit::service_clusters(
+        &mesh.rate_limits,
+        &mesh.mesh.trust_domain,
+    ));
     // Sidecars whose policy is ALLOW_ANY route unknown hosts to it; the
     // others' views leave it out (`scope::outbound_view`).
     clusters.push(passthrough::cluster());
@@ -297,6 +305,7 @@ pub fn shared_from(
         locality_clusters,
         locality_keys: locality_keys.into_iter().collect(),
         network_gateways: services.network_gateways.clone(),
+        rate_limits: mesh.rate_limits.clone(),
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared
@@ -410,6 +419,7 @@ impl Shared {
             && self.credentials == other.credentials
             && self.jwt == other.jwt
             && self.sni_clusters == other.sni_clusters
+            && self.rate_limits == other.rate_limits
     }
 }
 

@@ -26,6 +26,7 @@ pub mod locality;
 pub mod mesh;
 pub mod payment;
 pub mod ports;
+pub mod ratelimit;
 pub mod sidecar;
 pub mod trellis;
 pub mod wait;

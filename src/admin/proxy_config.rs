@@ -12,6 +12,10 @@ pub const REDACTED: &str = "[redacted]";
 /// the order Envoy applies them.
 pub const KINDS: [&str; 5] = ["listeners", "routes", "clusters", "endpoints", "secrets"];
 
+/// The derived kind listing the rate limits in force (from the listeners;
+/// see `admin::ratelimits`).
+pub const RATE_LIMITS: &str = "ratelimits";
+
 /// The type URL of a kind (`listeners`, `lds`, ...), or `None`.
 pub fn type_url(kind: &str) -> Option<&'static str> {
     Some(match kind {
@@ -29,6 +33,12 @@ pub fn type_url(kind: &str) -> Option<&'static str> {
 /// redacted. A resource that cannot be rendered says why instead.
 pub fn render(snapshot: &Snapshot, kinds: &[&str]) -> Value {
     let mut out = Map::new();
+    if kinds.contains(&RATE_LIMITS) {
+        let listeners = render(snapshot, &["listeners"]);
+        let resources = listeners["listeners"]["resources"].as_array().cloned();
+        let limits = super::ratelimits::in_force(&resources.unwrap_or_default());
+        out.insert(RATE_LIMITS.to_string(), json!(limits));
+    }
     for kind in kinds {
         let Some(url) = type_url(kind) else { continue };
         let typed = snapshot.resources(url);

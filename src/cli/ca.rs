@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use crate::demo::http::HttpClient;
-use trellis::ca::{Ca, CaConfig, PluginCa};
+use trellis::ca::{Ca, CaConfig, PluginCa, SpiffeId};
 
 /// `trellis ca ...`.
 #[derive(Debug, Args)]
@@ -27,6 +27,36 @@ enum CaCommand {
     /// Print the trust bundle (every trusted root, PEM): what
     /// `trellis bootstrap --xds-ca-file` pins. Creates the CA on first use.
     Root(RootArgs),
+    /// Issue a workload certificate to files (cert.pem, key.pem 0600,
+    /// root.pem), for a mesh process without a sidecar such as
+    /// `trellis ratelimit --tls-dir`.
+    Issue(IssueArgs),
+}
+
+/// Flags of `trellis ca issue`.
+#[derive(Debug, Args)]
+struct IssueArgs {
+    /// The control plane's state directory.
+    #[arg(long, value_name = "DIR", default_value = "./.trellis")]
+    state_dir: PathBuf,
+    /// Plug-in CA directory (as `trellis serve --ca-dir`).
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// The mesh's trust domain (the `Mesh` resource's `trustDomain`).
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// The workload's namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The workload's service account.
+    #[arg(long)]
+    service_account: String,
+    /// How long the certificate is valid.
+    #[arg(long, default_value = "720h", value_parser = super::parse_duration)]
+    ttl: Duration,
+    /// Where to write cert.pem, key.pem and root.pem (created 0700).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 /// Flags of `trellis ca root`.
@@ -64,7 +94,46 @@ pub async fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         CaCommand::Rotate(a) => rotate(a).await,
         CaCommand::Root(a) => root(&a),
+        CaCommand::Issue(a) => issue(&a),
     }
+}
+
+fn issue(args: &IssueArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let ca = Ca::load_or_create(&CaConfig {
+        state_dir: args.state_dir.clone(),
+        plugin: args.ca_dir.as_deref().map(PluginCa::from_dir),
+    })?;
+    let id = SpiffeId::new(&args.trust_domain, &args.namespace, &args.service_account)?;
+    let cert = ca.issue(&id, args.ttl)?;
+    let out = &args.out;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    let write = |name: &str, text: &str, mode: u32| -> anyhow::Result<()> {
+        let path = out.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    write("key.pem", cert.key.expose_secret(), 0o600)?;
+    write("cert.pem", &cert.chain_pem, 0o644)?;
+    write("root.pem", &ca.trust_bundle_pem(), 0o644)?;
+    eprintln!(
+        "wrote {}/cert.pem, key.pem (0600) and root.pem for {}",
+        out.display(),
+        id.uri()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn root(args: &RootArgs) -> anyhow::Result<ExitCode> {

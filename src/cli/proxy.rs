@@ -35,8 +35,9 @@ enum StatusFormat {
 pub struct ConfigArgs {
     /// The proxy's node id (as in `trellis proxy-status`).
     proxy: String,
-    /// listeners, routes, clusters, endpoints or secrets (default: all).
-    #[arg(value_parser = ["listeners", "routes", "clusters", "endpoints", "secrets", "all"])]
+    /// listeners, routes, clusters, endpoints or secrets (default: all);
+    /// `ratelimits` lists the rate limits in force, read from the listeners.
+    #[arg(value_parser = ["listeners", "routes", "clusters", "endpoints", "secrets", "ratelimits", "all"])]
     r#type: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ConfigFormat::Json)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod gateway;
 mod locality;
+mod rate_limit;
 mod security;
 mod telemetry;
 
@@ -36,6 +37,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         mut sidecars,
         gateways,
         gateway_refs,
+        rate_limits,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
@@ -56,6 +58,12 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
     locality::dns_hosts(&destination_rules, &services, &mut diags);
+    let known_targets = rate_limit::Known {
+        services: &services,
+        destination_rules: &destination_rules,
+        gateways: &gateways,
+    };
+    let rate_limits = rate_limit::rate_limits(rate_limits, &known_targets, &mut diags);
     let mut known: BTreeSet<&Host> = services.keys().collect();
     known.extend(virtual_services.keys());
     known.extend(destination_rules.keys());
@@ -102,6 +110,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             });
             sidecars
         },
+        rate_limits,
     })
 }
 

@@ -30,6 +30,7 @@ enum Kind {
     Telemetry,
     Sidecar,
     Gateway,
+    RateLimit,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -50,6 +51,7 @@ pub(crate) struct Loader {
     pub telemetries: Vec<(Arc<DocInfo>, super::model::Telemetry)>,
     pub sidecars: Vec<super::model::SidecarScope>,
     pub gateways: Vec<(Arc<DocInfo>, super::model::Gateway)>,
+    pub rate_limits: Vec<(Arc<DocInfo>, super::model::RateLimit)>,
     /// Gateways named by VirtualServices: document, path, `NAMESPACE/NAME`.
     pub gateway_refs: Vec<(Arc<DocInfo>, String, String)>,
     /// Hosts of resources that failed to parse (not checked further).
@@ -76,6 +78,7 @@ impl Loader {
         self.telemetries.extend(other.telemetries);
         self.sidecars.extend(other.sidecars);
         self.gateways.extend(other.gateways);
+        self.rate_limits.extend(other.rate_limits);
         self.gateway_refs.extend(other.gateway_refs);
         self.salvaged_hosts.extend(other.salvaged_hosts);
     }
@@ -194,6 +197,12 @@ impl Loader {
                 if let Some(spec) = self.spec::<raw::gateway::Gateway>(info, value) {
                     let g = convert::gateway(&mut self.cx(info), &spec);
                     self.gateways.extend(g.map(|g| (info.clone(), g)));
+                }
+            }
+            Kind::RateLimit => {
+                if let Some(spec) = self.spec::<raw::rate_limit::RateLimit>(info, value) {
+                    let rl = convert::rate_limit(&mut self.cx(info), &spec);
+                    self.rate_limits.extend(rl.map(|r| (info.clone(), r)));
                 }
             }
         }
@@ -336,6 +345,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "Telemetry" => Kind::Telemetry,
         "Sidecar" => Kind::Sidecar,
         "Gateway" => Kind::Gateway,
+        "RateLimit" => Kind::RateLimit,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -359,7 +369,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
         Kind::AuthorizationPolicy | Kind::PeerAuthentication | Kind::RequestAuthentication => {
             (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
         }
-        Kind::Mesh => (TRELLIS, &["v1alpha1"], "v1alpha1"),
+        Kind::Mesh | Kind::RateLimit => (TRELLIS, &["v1alpha1"], "v1alpha1"),
         Kind::Telemetry => (TELEMETRY, &["v1alpha1"], "v1alpha1"),
         _ => (NETWORKING, VERSIONS, "v1alpha3, v1beta1 and v1"),
     }

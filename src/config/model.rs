@@ -16,6 +16,7 @@ mod authorization;
 mod gateway;
 mod locality;
 mod multicluster;
+mod rate_limit;
 mod security;
 mod sidecar;
 mod telemetry;
@@ -37,6 +38,10 @@ pub use locality::{
     CLUSTER_LABEL, NETWORK_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL,
 };
 pub use multicluster::{MultiCluster, RemoteCluster};
+pub use rate_limit::{
+    Limit, LimitResponse, LimitUnit, RateLimit, RateLimitMode, RateLimitRule, RateLimitService,
+    RateLimitTarget, RuleMatch, SourceMatch,
+};
 
 pub use security::{
     effective_mtls, ClientTls, ClientTlsMode, MeshSettings, MtlsMode, PeerAuthentication,
@@ -157,6 +162,8 @@ pub struct MeshConfig {
     /// `Sidecar` resources (egress scopes), sorted by namespace and name
     /// (see [`sidecar_for`]).
     pub sidecars: Vec<SidecarScope>,
+    /// `RateLimit` resources, sorted by namespace and name.
+    pub rate_limits: Vec<Arc<RateLimit>>,
 }
 
 /// Application protocol of a service port.

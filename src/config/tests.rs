@@ -7,6 +7,7 @@ mod l4;
 mod limits;
 mod locality;
 mod multicluster;
+mod rate_limit;
 mod rejected_values;
 mod retries;
 mod samples;

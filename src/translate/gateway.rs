@@ -197,6 +197,7 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         .into_iter()
         .collect();
     http_filters.extend(super::rbac::http_filters(&shared.authz, proxy));
+    http_filters.extend(super::ratelimit::http_filters(shared, proxy));
     http_filters.push(router);
     let mut hcm = HttpConnectionManager {
         stat_prefix: format!("outbound_0.0.0.0_{port}"),

@@ -109,6 +109,8 @@ fn inbound_hcm(shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
     // JWT before RBAC: RBAC matches the payload the JWT filter verified.
     filters.extend(super::jwt::http_filter(&shared.jwt, proxy));
     filters.extend(super::rbac::http_filters(&shared.authz, proxy));
+    // After RBAC: a denied request takes no token.
+    filters.extend(super::ratelimit::http_filters(shared, proxy));
     filters.push(router());
     let mut hcm = hcm(
         format!("inbound_{}", proxy.inbound_port),

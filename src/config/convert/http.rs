@@ -102,7 +102,7 @@ pub(super) fn source_namespace(cx: &mut Cx<'_>, path: &str, ns: Option<&str>) ->
     Some(ns.to_string())
 }
 
-fn header_matches(
+pub(super) fn header_matches(
     cx: &mut Cx<'_>,
     path: &str,
     raw: &BTreeMap<String, raw::StringMatch>,
