@@ -213,6 +213,7 @@ fn ingress() -> Proxy {
             listen_address: "0.0.0.0".into(),
             port_map: Default::default(),
             endpoint_address: None,
+            network_port: None,
         }),
         ..Default::default()
     }
