@@ -19,13 +19,15 @@ pub mod etcd;
 pub mod local;
 mod metrics;
 mod record;
+pub mod rotation;
 pub mod status;
 
 use std::path::PathBuf;
 
-pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth};
+pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth, TrustOp};
 pub use metrics::StoreMetrics;
 pub use record::Record;
+pub use rotation::{RotationRecord, SharedPhase};
 pub use status::StatusRecord;
 
 use crate::registry::{Proxy, Registry};
@@ -56,6 +58,9 @@ pub enum StoreError {
     /// This replica's lease ran out while etcd could not be reached.
     #[error("this replica's lease expired")]
     LeaseExpired,
+    /// A store request could not be made now (etcd unreachable).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// This replica's trust material differs from the other replicas'.
     #[error("{0}")]
     Mismatch(String),

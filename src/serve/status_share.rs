@@ -83,7 +83,12 @@ pub(super) async fn publish_loop(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let changed: Vec<String> = match std::mem::take(&mut first) {
+        // While a root rotation phase is not ACKed by all of this
+        // replica's proxies, every one is looked at each period: a proxy's
+        // rotation tag can change without a change of its xDS state (the
+        // phase's rebuild finishing after its ACK).
+        let everyone = std::mem::take(&mut first) || core.shared_rotation.unsettled(&core);
+        let changed: Vec<String> = match everyone {
             true => core.status.all().into_keys().collect(),
             false => core.status.take_changed().into_iter().collect(),
         };
@@ -107,7 +112,8 @@ fn publish(
         }
         return;
     };
-    let record = record(&node, replica, &status, unix_now());
+    let mut record = record(&node, replica, &status, unix_now());
+    record.trust = core.shared_rotation.proxy_tag(core, &node, &status);
     let same = published.get(&node).is_some_and(|old| {
         StatusRecord {
             seen: record.seen,
@@ -141,6 +147,7 @@ pub(crate) fn record(node: &str, replica: &str, s: &ProxyStatus, seen: u64) -> S
         namespace: s.namespace.clone(),
         labels: s.labels.clone(),
         types,
+        trust: None,
         seen,
     }
 }

@@ -54,6 +54,11 @@ impl Keys {
             let (replica, node) = rest.split_once('/')?;
             return Some(KeyKind::Status { replica, node });
         }
+        match rest {
+            "trust/rotation" => return Some(KeyKind::Rotation),
+            "trust/lock" => return Some(KeyKind::Lock),
+            _ => {}
+        }
         rest.strip_prefix("revoked/").map(KeyKind::Revoked)
     }
 }
@@ -72,6 +77,10 @@ pub enum KeyKind<'k> {
         /// The proxy's node id.
         node: &'k str,
     },
+    /// The shared root rotation (`trust/rotation`).
+    Rotation,
+    /// Which replica drives it (`trust/lock`, on the driver's lease).
+    Lock,
 }
 
 #[cfg(test)]
@@ -103,6 +112,8 @@ mod tests {
             })
         );
         assert_eq!(keys.parse("/trellis/v1/trust/roots"), None);
+        assert_eq!(keys.parse(&keys.trust("rotation")), Some(KeyKind::Rotation));
+        assert_eq!(keys.parse(&keys.trust("lock")), Some(KeyKind::Lock));
         assert_eq!(keys.parse("/trellis/v2/sidecars/a"), None);
     }
 }

@@ -1,0 +1,223 @@
+//! Root rotation with replicas on etcd: what every replica does. Each one
+//! follows the shared record (`PREFIX/v1/trust/rotation`): it moves its own
+//! CA to the stored phase (the operator staged the new plug-in CA files in
+//! `CA_DIR/next/` on every replica), rebuilds, and tags each of its proxies'
+//! published status with the phase once the proxy ACKed SDS built in it.
+//! One replica at a time drives (`driver`); any replica takes requests
+//! (`request`).
+
+use std::sync::{Mutex, OnceLock};
+
+use tokio::sync::watch;
+
+use super::RotateError;
+use crate::ca::{Ca, PluginCa, RotationPhase};
+use crate::serve::core::{lock, Core};
+use crate::store::{RotationRecord, SharedPhase, Store};
+use crate::xds::{ProxyStatus, SECRET_TYPE};
+
+/// The stored record and its raw value (what a write replacing it compares).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) record: RotationRecord,
+    pub(crate) raw: Vec<u8>,
+}
+
+/// This replica's side of the shared rotation.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The plug-in CA files in use (`next/` beside them holds the new CA).
+    plugin: OnceLock<PluginCa>,
+    /// This replica's name in the store (its xDS address).
+    me: OnceLock<String>,
+    /// The latest record etcd holds.
+    pub(crate) record: watch::Sender<Option<Stored>>,
+    /// The replica holding `trust/lock`.
+    pub(crate) driver: watch::Sender<Option<String>>,
+    applied: Mutex<Applied>,
+}
+
+/// The tag this replica's CA is at, and the rebuild that carries it.
+#[derive(Debug, Default)]
+struct Applied {
+    tag: Option<String>,
+    ticket: u64,
+    /// Why the stored phase could not be applied here.
+    error: Option<String>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            plugin: OnceLock::new(),
+            me: OnceLock::new(),
+            record: watch::Sender::new(None),
+            driver: watch::Sender::new(None),
+            applied: Mutex::default(),
+        }
+    }
+}
+
+impl Shared {
+    /// Records the plug-in CA files this replica was started with.
+    pub(crate) fn set_plugin(&self, plugin: Option<PluginCa>) {
+        if let Some(p) = plugin {
+            let _ = self.plugin.set(p);
+        }
+    }
+
+    /// Records this replica's name in the store.
+    pub(crate) fn set_me(&self, me: String) {
+        let _ = self.me.set(me);
+    }
+
+    /// This replica's name in the store.
+    pub(crate) fn me(&self) -> String {
+        self.me.get().cloned().unwrap_or_default()
+    }
+
+    /// Where this replica's CA to rotate to is staged.
+    pub(crate) fn next_files(&self) -> Option<PluginCa> {
+        self.plugin.get().map(PluginCa::next)
+    }
+
+    /// The record etcd holds now.
+    pub(crate) fn current(&self) -> Option<Stored> {
+        self.record.borrow().clone()
+    }
+
+    /// Why this replica could not follow the stored phase, if so.
+    pub(crate) fn error(&self) -> Option<String> {
+        lock(&self.applied).error.clone()
+    }
+
+    /// The tag `node`'s last SDS ACK was built for, if it is this
+    /// replica's current one (`None`: not ACKed yet, or no rotation known).
+    pub(crate) fn proxy_tag(
+        &self,
+        core: &Core,
+        node: &str,
+        status: &ProxyStatus,
+    ) -> Option<String> {
+        let applied = lock(&self.applied);
+        let tag = applied.tag.clone()?;
+        if core.rebuilt.load(std::sync::atomic::Ordering::SeqCst) < applied.ticket {
+            return None;
+        }
+        drop(applied);
+        let Some(want) = core.cache.get(node).and_then(|s| {
+            let v = s.version(&SECRET_TYPE);
+            v.map(str::to_string)
+        }) else {
+            // No secrets in its snapshot: nothing to wait for.
+            return Some(tag);
+        };
+        let acked =
+            (status.types.get(SECRET_TYPE.as_str())).and_then(|t| t.last_acked_version.as_deref());
+        (acked == Some(want.as_str())).then_some(tag)
+    }
+
+    /// This replica's connected proxies whose ACKed SDS is not of `tag`.
+    pub(crate) fn own_lagging(&self, core: &Core, tag: &str) -> Vec<String> {
+        (core.status.all().into_iter())
+            .filter(|(_, s)| s.connected)
+            .filter(|(node, s)| self.proxy_tag(core, node, s).as_deref() != Some(tag))
+            .map(|(node, _)| node)
+            .collect()
+    }
+
+    /// True while this replica's proxies are not all at its current tag:
+    /// their statuses are re-published each period until they are.
+    pub(crate) fn unsettled(&self, core: &Core) -> bool {
+        let tag = lock(&self.applied).tag.clone();
+        tag.is_some_and(|t| !self.own_lagging(core, &t).is_empty())
+    }
+}
+
+/// A new stored record (or none): this replica's CA follows it.
+pub(crate) fn follow(core: &Core, stored: Option<Stored>) {
+    let shared = &core.shared_rotation;
+    shared.record.send_replace(stored.clone());
+    let Some(Stored { record, .. }) = stored else {
+        return;
+    };
+    let outcome = apply(core, &record);
+    let mut applied = lock(&shared.applied);
+    match outcome {
+        Ok(changed) => {
+            applied.error = None;
+            let tag = Some(record.tag());
+            if changed || applied.tag != tag {
+                applied.ticket = core.request_rebuild();
+                applied.tag = tag;
+            }
+            if changed {
+                tracing::info!(
+                    phase = record.phase.as_str(),
+                    "root rotation: phase applied"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(
+                phase = record.phase.as_str(),
+                "root rotation: cannot follow: {e}"
+            );
+            applied.error = Some(e.to_string());
+        }
+    }
+}
+
+/// Moves this replica's CA forward to the record's phase; true if it moved.
+fn apply(core: &Core, record: &RotationRecord) -> Result<bool, RotateError> {
+    use RotationPhase::{Idle, NewRootActive, NewRootTrusted};
+    let ca = &core.certs.ca;
+    let mut changed = false;
+    loop {
+        match (ca.rotation_phase(), record.phase) {
+            (Idle, _) if ca.identity() == record.to => break,
+            (Idle, _) => begin(core, ca, record)?,
+            (NewRootTrusted, SharedPhase::NewRootTrusted) => break,
+            (NewRootTrusted, _) => {
+                ca.activate_new_root()?;
+                core.certs.reissue_all();
+            }
+            (NewRootActive, SharedPhase::NewRootActive) => break,
+            (NewRootActive, SharedPhase::Finished) => {
+                ca.finish_rotation()?;
+                if let Store::Etcd(etcd) = &core.store {
+                    etcd.set_roots_mark(ca.roots_mark());
+                }
+            }
+            (NewRootActive, SharedPhase::NewRootTrusted) => {
+                return Err(RotateError::Mismatch(
+                    "the stored phase is behind this replica's".into(),
+                ))
+            }
+        }
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Step 1 on this replica: its staged `next/` files must be the CA the
+/// rotation goes to, and its CA the one it comes from.
+fn begin(core: &Core, ca: &Ca, record: &RotationRecord) -> Result<(), RotateError> {
+    if ca.identity() != record.from {
+        return Err(RotateError::Mismatch(
+            "this replica's CA is not the one the rotation started from".into(),
+        ));
+    }
+    let next = (core.shared_rotation.next_files()).ok_or(RotateError::SelfSignedReplicated)?;
+    let (to, _) = Ca::identity_of(&next)?;
+    if to != record.to {
+        return Err(RotateError::Mismatch(format!(
+            "{} holds another CA than the one the rotation goes to",
+            next.cert
+                .parent()
+                .map_or_else(String::new, |d| d.display().to_string())
+        )));
+    }
+    ca.begin_rotation_to(&next)?;
+    Ok(())
+}
