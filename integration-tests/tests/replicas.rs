@@ -579,16 +579,18 @@ async fn wait_new_ca_only(envoys: &[&Envoy], ca: &Path) {
     let old_intermediate = pem_line(&ca.join("ca-cert.pem"));
     let new_intermediate = pem_line(&ca.join("next/ca-cert.pem"));
     for envoy in envoys {
-        wait_until(Duration::from_secs(20), Duration::from_millis(100), || async {
-            let cas = trusted_serials(envoy).await;
-            let dump = secrets_dump(envoy).await;
-            let new = dump.contains(&new_intermediate) && !dump.contains(&old_intermediate);
-            (cas.len() == 1 && cas.contains(NEW_ROOT) && new).then_some(())
-        })
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async {
+                let cas = trusted_serials(envoy).await;
+                let dump = secrets_dump(envoy).await;
+                let new = dump.contains(&new_intermediate) && !dump.contains(&old_intermediate);
+                (cas.len() == 1 && cas.contains(NEW_ROOT) && new).then_some(())
+            },
+        )
         .await
-        .unwrap_or_else(|e| {
-            panic!("an Envoy kept the old CA: {e}")
-        });
+        .unwrap_or_else(|e| panic!("an Envoy kept the old CA: {e}"));
     }
 }
 
@@ -631,15 +633,34 @@ async fn rotation_mesh(
     ];
     if fail_over {
         // A's view shows every replica's proxies.
-        wait_until(Duration::from_secs(20), Duration::from_millis(20), || async {
-            let proxies = a.trellis.debug_proxies().await.ok()?;
-            ids.iter().all(|id| proxies[id]["connected"] == true).then_some(())
-        })
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || async {
+                let proxies = a.trellis.debug_proxies().await.ok()?;
+                ids.iter()
+                    .all(|id| proxies[id]["connected"] == true)
+                    .then_some(())
+            },
+        )
         .await
         .expect("sidecars connected");
     } else {
         wait_connected(&b, &ids[..1], Duration::from_secs(20)).await;
         wait_connected(&a, &ids[1..], Duration::from_secs(20)).await;
+    }
+    // Each replica sees the other's proxy in the shared status.
+    for (r, id) in [(&a, &ids[0]), (&b, &ids[1])] {
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || async {
+                let proxies = r.trellis.debug_proxies().await.ok()?;
+                (proxies[id]["connected"] == true).then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{id} not shared: {e}\n{}", r.trellis.log()));
     }
     for envoy in [client.sidecar.envoy(), server.sidecar.envoy()] {
         assert_old_ca(envoy, cas[0].path()).await;
@@ -667,9 +688,20 @@ async fn one_replica_drives_a_root_rotation_that_fails_no_request() {
     .unwrap();
     let took = began.elapsed();
     let during = load.sent() - start;
-    assert_eq!(code, 0, "trellis ca rotate: {out}{err}\n{}\n{}", a.trellis.log(), b.trellis.log());
-    wait_new_ca_only(&[client.sidecar.envoy(), server.sidecar.envoy()], cas[0].path()).await;
-    load.keep_until(start, MIN_ROTATION_REQUESTS, began, Duration::ZERO).await;
+    assert_eq!(
+        code,
+        0,
+        "trellis ca rotate: {out}{err}\n{}\n{}",
+        a.trellis.log(),
+        b.trellis.log()
+    );
+    wait_new_ca_only(
+        &[client.sidecar.envoy(), server.sidecar.envoy()],
+        cas[0].path(),
+    )
+    .await;
+    load.keep_until(start, MIN_ROTATION_REQUESTS, began, Duration::ZERO)
+        .await;
     let (sent, failures) = load.finish().await;
     eprintln!(
         "root rotation with 2 replicas: {took:?} from request to finish; {during} requests \
@@ -678,7 +710,10 @@ async fn one_replica_drives_a_root_rotation_that_fails_no_request() {
         failures.len()
     );
     assert_no_failures(sent - start, &failures);
-    assert!(during >= MIN_ROTATION_REQUESTS, "only {during} requests during the rotation");
+    assert!(
+        during >= MIN_ROTATION_REQUESTS,
+        "only {during} requests during the rotation"
+    );
     assert_eq!(drivers(&[&a, &b]), 1, "exactly one replica drove");
     for r in [&a, &b] {
         let ca: serde_json::Value =
@@ -705,11 +740,15 @@ async fn a_driver_killed_mid_rotation_is_replaced_and_the_rotation_finishes() {
     let load = Load::start(&client, "inventory");
     load.keep_until(0, 50, Instant::now(), Duration::ZERO).await;
     let start = load.sent();
-    let (status, body) = http_post(b.trellis.admin_port(), "/ca/rotate").await.unwrap();
+    let (status, body) = http_post(b.trellis.admin_port(), "/ca/rotate")
+        .await
+        .unwrap();
     assert_eq!(status, 202, "{body}");
-    let (driver, _) = wait_until(Duration::from_secs(10), Duration::from_millis(10), || async {
-        debug_ca(&b).await["driver"].as_str().map(str::to_string)
-    })
+    let (driver, _) = wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || async { debug_ca(&b).await["driver"].as_str().map(str::to_string) },
+    )
     .await
     .expect("a replica took the lock");
     let (mut dead, alive) = match driver == a.trellis.xds_addr() {
@@ -720,13 +759,22 @@ async fn a_driver_killed_mid_rotation_is_replaced_and_the_rotation_finishes() {
     dead.trellis.kill();
     let killed = Instant::now();
     assert_ne!(phase, "finished", "the driver was killed mid-rotation");
-    let (_, resumed) = wait_until(Duration::from_secs(60), Duration::from_millis(50), || async {
-        (debug_ca(&alive).await["shared_rotation"]["phase"] == "finished").then_some(())
-    })
+    let (_, resumed) = wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            (debug_ca(&alive).await["shared_rotation"]["phase"] == "finished").then_some(())
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("the survivor did not finish: {e}\n{}", alive.trellis.log()));
-    wait_new_ca_only(&[client.sidecar.envoy(), server.sidecar.envoy()], cas[0].path()).await;
-    load.keep_until(start, MIN_ROTATION_REQUESTS, killed, Duration::ZERO).await;
+    wait_new_ca_only(
+        &[client.sidecar.envoy(), server.sidecar.envoy()],
+        cas[0].path(),
+    )
+    .await;
+    load.keep_until(start, MIN_ROTATION_REQUESTS, killed, Duration::ZERO)
+        .await;
     let (sent, failures) = load.finish().await;
     eprintln!(
         "driver killed in phase {phase}: the survivor finished {resumed:?} after the kill; \
@@ -736,5 +784,9 @@ async fn a_driver_killed_mid_rotation_is_replaced_and_the_rotation_finishes() {
     );
     assert_no_failures(sent - start, &failures);
     assert_eq!(drivers(&[&alive]), 1, "the survivor took over");
-    assert_eq!(drivers(&[&dead, &alive]), 2, "one driver at a time, two in turn");
+    assert_eq!(
+        drivers(&[&dead, &alive]),
+        2,
+        "one driver at a time, two in turn"
+    );
 }

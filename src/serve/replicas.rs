@@ -87,6 +87,9 @@ fn apply(core: &Core, event: StoreEvent) {
         StoreEvent::Driver(holder) => {
             core.shared_rotation.driver.send_replace(holder);
         }
+        StoreEvent::Settled(replicas) => {
+            core.shared_rotation.settled.send_replace(replicas);
+        }
         StoreEvent::Revoked(jti) => {
             let tokens = core.auth.tokens();
             if tokens.is_revoked(&jti) {

@@ -139,6 +139,9 @@ pub enum StoreEvent {
     Rotation(Option<Box<(RotationRecord, Vec<u8>)>>),
     /// The replica driving the rotation (`trust/lock`), if any.
     Driver(Option<String>),
+    /// Every live replica (by its name in keys) with the rotation tag all
+    /// its proxies have ACKed (empty: none yet).
+    Settled(std::collections::BTreeMap<String, String>),
 }
 
 /// Whether the store answers.
@@ -173,6 +176,7 @@ enum Command {
     DeleteStatus(String),
     Trust(trust::TrustCommand),
     RootsMark(String),
+    Settled(String),
 }
 
 /// The handle the control plane holds: asks for writes; the sync task
@@ -249,6 +253,12 @@ impl EtcdStore {
     /// reconnections compare the new mark.
     pub fn set_roots_mark(&self, roots: String) {
         let _ = self.commands.send(Command::RootsMark(roots));
+    }
+
+    /// Every proxy of this replica has ACKed SDS of rotation tag `tag`
+    /// (written on this replica's lease, so a dead replica leaves the set).
+    pub fn set_settled(&self, tag: &str) {
+        let _ = self.commands.send(Command::Settled(tag.to_string()));
     }
 
     /// Withdraws a proxy's status: it left this replica.

@@ -41,7 +41,8 @@ impl Core {
             | StoreEvent::StatusRemoved { .. }
             | StoreEvent::StatusSnapshot(_)
             | StoreEvent::Rotation(_)
-            | StoreEvent::Driver(_) => false,
+            | StoreEvent::Driver(_)
+            | StoreEvent::Settled(_) => false,
         };
         if changed {
             self.dirty.notify_one();

@@ -28,7 +28,9 @@ pub(crate) async fn driver_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>
     };
     let shared = &core.shared_rotation;
     let (mut records, mut drivers) = (shared.record.subscribe(), shared.driver.subscribe());
+    let mut reported = String::new();
     loop {
+        report_settled(&core, etcd, &mut reported);
         let wanted = (shared.current()).is_some_and(|s| s.record.in_progress());
         if wanted && shared.driver.borrow().is_none() {
             match etcd.trust(TrustOp::Lock).await {
@@ -40,8 +42,19 @@ pub(crate) async fn driver_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>
         tokio::select! {
             _ = records.changed() => {}
             _ = drivers.changed() => {}
-            _ = tokio::time::sleep(RETRY) => {}
+            _ = tokio::time::sleep(POLL) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Tells the other replicas (through the store) once every proxy of this
+/// one has ACKed its current rotation tag.
+fn report_settled(core: &Core, etcd: &EtcdStore, reported: &mut String) {
+    if let Some(tag) = core.shared_rotation.settled_tag(core) {
+        if tag != *reported {
+            etcd.set_settled(&tag);
+            *reported = tag;
         }
     }
 }
@@ -169,5 +182,8 @@ fn lagging(core: &Core, tag: &str) -> Vec<String> {
     let mut lagging = shared.own_lagging(core, tag);
     let own = |node: &str| core.status.get(node).is_some_and(|s| s.connected);
     lagging.extend(peers_lagging(&core.peers.all(), &own, tag));
+    // A proxy that connected to another replica moments ago may not be in
+    // its published statuses yet; that replica's own word covers it.
+    lagging.extend(shared.replicas_lagging(tag));
     lagging
 }

@@ -6,6 +6,7 @@
 //! One replica at a time drives (`driver`); any replica takes requests
 //! (`request`).
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::watch;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) record: watch::Sender<Option<Stored>>,
     /// The replica holding `trust/lock`.
     pub(crate) driver: watch::Sender<Option<String>>,
+    /// Every live replica and the tag all its proxies ACKed.
+    pub(crate) settled: watch::Sender<BTreeMap<String, String>>,
     applied: Mutex<Applied>,
 }
 
@@ -53,6 +56,7 @@ impl Default for Shared {
             me: OnceLock::new(),
             record: watch::Sender::new(None),
             driver: watch::Sender::new(None),
+            settled: watch::Sender::new(BTreeMap::new()),
             applied: Mutex::default(),
         }
     }
@@ -123,6 +127,21 @@ impl Shared {
             .filter(|(_, s)| s.connected)
             .filter(|(node, s)| self.proxy_tag(core, node, s).as_deref() != Some(tag))
             .map(|(node, _)| node)
+            .collect()
+    }
+
+    /// This replica's current tag, once every one of its proxies ACKed it.
+    pub(crate) fn settled_tag(&self, core: &Core) -> Option<String> {
+        let tag = lock(&self.applied).tag.clone()?;
+        self.own_lagging(core, &tag).is_empty().then_some(tag)
+    }
+
+    /// Other replicas whose proxies have not all ACKed `tag`.
+    pub(crate) fn replicas_lagging(&self, tag: &str) -> Vec<String> {
+        let me = self.me().replace('/', "_");
+        (self.settled.borrow().iter())
+            .filter(|(replica, settled)| **replica != me && settled.as_str() != tag)
+            .map(|(replica, _)| format!("replica {replica}"))
             .collect()
     }
 

@@ -51,6 +51,12 @@ pub(super) struct Sync {
     status: OwnStatus,
     /// Rotation writes waiting for their turn.
     trust: Vec<TrustCommand>,
+    /// The rotation tag all own proxies ACKed, and whether it is unwritten
+    /// (it is written even when empty: the key tells the driver this
+    /// replica is there).
+    settled: (String, bool),
+    /// Every replica's settled tag, as read and watched.
+    all_settled: BTreeMap<String, String>,
     events: mpsc::UnboundedSender<StoreEvent>,
     health: watch::Sender<StoreHealth>,
     metrics: StoreMetrics,
@@ -137,6 +143,8 @@ impl Sync {
             revoked: HashSet::new(),
             status: OwnStatus::default(),
             trust: Vec::new(),
+            settled: (String::new(), true),
+            all_settled: BTreeMap::new(),
             events,
             health,
             metrics,
@@ -168,6 +176,7 @@ impl Sync {
             Command::PutStatus(node, value) => self.status.put(node, value),
             Command::DeleteStatus(node) => self.status.delete(node),
             Command::Trust(command) => self.trust.push(command),
+            Command::Settled(tag) => self.settled = (tag, true),
             Command::RootsMark(roots) => {
                 self.marks.next_roots = None;
                 self.marks.roots = roots;
@@ -234,6 +243,12 @@ impl Sync {
             timed(self.client.put(&self.keys.revoked(&jti), Vec::new(), 0)).await?;
             self.unrevoked.remove(&jti);
         }
+        if self.settled.1 {
+            let key = self.keys.settled(&self.replica);
+            let value = self.settled.0.clone().into_bytes();
+            timed(self.client.put(&key, value, lease)).await?;
+            self.settled.1 = false;
+        }
         let (client, keys) = (&self.client, &self.keys);
         self.status
             .flush(client, keys, &self.replica, lease)
@@ -263,6 +278,7 @@ impl Sync {
         self.unput.extend(self.own.keys().cloned());
         self.unrevoked.extend(self.revoked.iter().cloned());
         self.status.rewrite_all();
+        self.settled.1 = true;
         self.flush().await?;
         let revision = self.read_all().await?;
         let prefix = self.keys.all();
@@ -334,8 +350,13 @@ impl Sync {
         let mut sidecars = Vec::new();
         let mut statuses = Vec::new();
         let (mut rotation, mut driver) = (None, None);
+        self.all_settled.clear();
         for kv in &response.kvs {
             match self.keys.parse(key_str(kv)) {
+                Some(KeyKind::Settled(replica)) => {
+                    self.all_settled
+                        .insert(replica.to_string(), lossy(&kv.value));
+                }
                 Some(KeyKind::Rotation) => rotation = decode_rotation(kv),
                 Some(KeyKind::Lock) => driver = Some(lossy(&kv.value)),
                 Some(KeyKind::Sidecar(id)) => sidecars.extend(self.decode(id, kv)),
@@ -359,6 +380,7 @@ impl Sync {
         let _ = self.events.send(StoreEvent::StatusSnapshot(statuses));
         let _ = self.events.send(StoreEvent::Rotation(rotation));
         let _ = self.events.send(StoreEvent::Driver(driver));
+        let _ = (self.events).send(StoreEvent::Settled(self.all_settled.clone()));
         Ok(revision)
     }
 
@@ -428,6 +450,13 @@ impl Sync {
                 (Some(KeyKind::Rotation), kind) => {
                     let record = (kind == EventType::Put).then(|| decode_rotation(kv));
                     let _ = self.events.send(StoreEvent::Rotation(record.flatten()));
+                }
+                (Some(KeyKind::Settled(replica)), kind) => {
+                    match kind {
+                        EventType::Put => self.all_settled.insert(replica.into(), lossy(&kv.value)),
+                        EventType::Delete => self.all_settled.remove(replica),
+                    };
+                    let _ = (self.events).send(StoreEvent::Settled(self.all_settled.clone()));
                 }
                 (Some(KeyKind::Lock), kind) => {
                     let holder = (kind == EventType::Put).then(|| lossy(&kv.value));
