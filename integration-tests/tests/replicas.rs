@@ -790,3 +790,32 @@ async fn a_driver_killed_mid_rotation_is_replaced_and_the_rotation_finishes() {
         "one driver at a time, two in turn"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd): make test-system"]
+async fn rotation_with_replicas_is_refused_without_a_staged_plug_in_ca() {
+    let etcd = Etcd::start(1).await.unwrap();
+    // Self-signed: the new root's key would exist on one replica only.
+    let self_signed = replica(&etcd, None, None).await;
+    let (status, body) = http_post(self_signed.trellis.admin_port(), "/ca/rotate")
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("needs a plug-in CA"), "{body}");
+    // A plug-in CA with nothing staged in next/.
+    let cas = staged_ca_dirs(1);
+    std::fs::remove_dir_all(cas[0].path().join("next")).unwrap();
+    let etcd = Etcd::start(1).await.unwrap();
+    let plugin = ca_replica(&etcd, None, cas[0].path(), "30s").await;
+    let (status, body) = http_post(plugin.trellis.admin_port(), "/ca/rotate")
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("nothing to rotate to") && body.contains("next"),
+        "{body}"
+    );
+    let ca = debug_ca(&plugin).await;
+    assert_eq!(ca["phase"], "idle", "{ca}");
+    assert!(ca["shared_rotation"].is_null(), "nothing written: {ca}");
+}

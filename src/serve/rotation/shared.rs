@@ -187,36 +187,58 @@ pub(crate) fn follow(core: &Core, stored: Option<Stored>) {
     }
 }
 
+/// What a replica's CA does next to reach a stored phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Begin,
+    Activate,
+    Finish,
+    Done,
+    /// The stored phase is behind this replica's (never written by a driver).
+    Behind,
+}
+
+/// The next step from the CA's `local` phase (`at_target`: an idle CA
+/// already is the CA rotated to) towards `stored`.
+fn next_step(local: RotationPhase, at_target: bool, stored: SharedPhase) -> Step {
+    use RotationPhase::{Idle, NewRootActive, NewRootTrusted};
+    match (local, stored) {
+        (Idle, _) if at_target => Step::Done,
+        (Idle, _) => Step::Begin,
+        (NewRootTrusted, SharedPhase::NewRootTrusted) => Step::Done,
+        (NewRootTrusted, _) => Step::Activate,
+        (NewRootActive, SharedPhase::NewRootActive) => Step::Done,
+        (NewRootActive, SharedPhase::Finished) => Step::Finish,
+        (NewRootActive, SharedPhase::NewRootTrusted) => Step::Behind,
+    }
+}
+
 /// Moves this replica's CA forward to the record's phase; true if it moved.
 fn apply(core: &Core, record: &RotationRecord) -> Result<bool, RotateError> {
-    use RotationPhase::{Idle, NewRootActive, NewRootTrusted};
     let ca = &core.certs.ca;
     let mut changed = false;
     loop {
-        match (ca.rotation_phase(), record.phase) {
-            (Idle, _) if ca.identity() == record.to => break,
-            (Idle, _) => begin(core, ca, record)?,
-            (NewRootTrusted, SharedPhase::NewRootTrusted) => break,
-            (NewRootTrusted, _) => {
+        let at_target = ca.identity() == record.to;
+        match next_step(ca.rotation_phase(), at_target, record.phase) {
+            Step::Done => return Ok(changed),
+            Step::Begin => begin(core, ca, record)?,
+            Step::Activate => {
                 ca.activate_new_root()?;
                 core.certs.reissue_all();
             }
-            (NewRootActive, SharedPhase::NewRootActive) => break,
-            (NewRootActive, SharedPhase::Finished) => {
+            Step::Finish => {
                 ca.finish_rotation()?;
                 if let Store::Etcd(etcd) = &core.store {
                     etcd.set_roots_mark(ca.roots_mark());
                 }
             }
-            (NewRootActive, SharedPhase::NewRootTrusted) => {
-                return Err(RotateError::Mismatch(
-                    "the stored phase is behind this replica's".into(),
-                ))
+            Step::Behind => {
+                let why = "the stored phase is behind this replica's";
+                return Err(RotateError::Mismatch(why.into()));
             }
         }
         changed = true;
     }
-    Ok(changed)
 }
 
 /// Step 1 on this replica: its staged `next/` files must be the CA the
@@ -239,4 +261,41 @@ fn begin(core: &Core, ca: &Ca, record: &RotationRecord) -> Result<(), RotateErro
     }
     ca.begin_rotation_to(&next)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RotationPhase::{Idle, NewRootActive, NewRootTrusted};
+    use SharedPhase::{Finished, NewRootActive as Active, NewRootTrusted as Trusted};
+
+    /// Runs the steps a replica takes from `local` to `stored`.
+    fn walk(mut local: RotationPhase, stored: SharedPhase) -> Vec<Step> {
+        let mut at_target = false;
+        let mut steps = Vec::new();
+        loop {
+            let step = next_step(local, at_target, stored);
+            steps.push(step);
+            (local, at_target) = match step {
+                Step::Begin => (NewRootTrusted, false),
+                Step::Activate => (NewRootActive, false),
+                Step::Finish => (Idle, true),
+                Step::Done | Step::Behind => return steps,
+            };
+        }
+    }
+
+    #[test]
+    fn a_replica_catches_up_one_phase_at_a_time() {
+        use Step::*;
+        assert_eq!(walk(Idle, Trusted), [Begin, Done]);
+        // A replica that missed phases (restarted, or cut off) runs them all.
+        assert_eq!(walk(Idle, Finished), [Begin, Activate, Finish, Done]);
+        assert_eq!(walk(NewRootTrusted, Active), [Activate, Done]);
+        assert_eq!(walk(NewRootActive, Finished), [Finish, Done]);
+        assert_eq!(walk(NewRootActive, Trusted), [Behind]);
+        // Already on the new CA: nothing to do, whatever the phase.
+        assert_eq!(next_step(Idle, true, Finished), Done);
+        assert_eq!(next_step(Idle, true, Trusted), Done);
+    }
 }
