@@ -7,9 +7,9 @@
 //!   `STATE_DIR/ca`.
 //! - [`Store::Etcd`]: an etcd cluster (`--store etcd://…`) shared by every
 //!   replica: the registry of every replica's sidecars (on one lease per
-//!   replica), token revocations, each replica's proxies' xDS status, and
-//!   the fingerprints of the mesh root and token key every replica must
-//!   share. Never a private key or a token key. Keys carry a schema
+//!   replica), token revocations, each replica's proxies' xDS status, the
+//!   shared root rotation, and the fingerprints of the mesh root and token
+//!   key every replica must share. Never a private key or a token key. Keys carry a schema
 //!   version: `PREFIX/v1/…`.
 //!
 //! The config itself is not shared: each replica loads its own copy of the

@@ -16,7 +16,13 @@
 //!   check value of the token key (an HMAC of a fixed string, which tells
 //!   nothing of the key), written by the first replica and compared by every
 //!   later one, so a replica with other trust material refuses to register
-//!   sidecars instead of splitting the mesh.
+//!   sidecars instead of splitting the mesh. A finished root rotation
+//!   replaces `trust/roots`.
+//! - `trust/rotation`: the root rotation every replica follows (a
+//!   [`RotationRecord`], no lease); `trust/lock`: the replica driving it (on
+//!   its lease); `trust/settled/REPLICA`: the rotation phase all of that
+//!   replica's proxies ACKed (on its lease; written at start too, so the
+//!   driver knows every live replica). See `serve::rotation`.
 //!
 //! One task ([`sync::run`]) owns the client: it writes this replica's
 //! registrations, keeps the lease alive, watches the prefix and reports what

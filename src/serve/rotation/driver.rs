@@ -29,8 +29,15 @@ pub(crate) async fn driver_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>
     let shared = &core.shared_rotation;
     let (mut records, mut drivers) = (shared.record.subscribe(), shared.driver.subscribe());
     let mut reported = String::new();
+    let mut last_try = Instant::now();
     loop {
         report_settled(&core, etcd, &mut reported);
+        // A replica that could not follow (its next/ files missing or
+        // wrong) tries again once a second, so fixing the files is enough.
+        if shared.error().is_some() && last_try.elapsed() >= RETRY {
+            last_try = Instant::now();
+            super::shared::follow(&core, shared.current());
+        }
         let wanted = (shared.current()).is_some_and(|s| s.record.in_progress());
         if wanted && shared.driver.borrow().is_none() {
             match etcd.trust(TrustOp::Lock).await {

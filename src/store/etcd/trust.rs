@@ -78,20 +78,7 @@ pub(super) fn txn(keys: &Keys, replica: &str, lease: i64, op_: &TrustOp) -> TxnR
         } => {
             let held = equal(&lock, TargetUnion::Value(replica.as_bytes().to_vec()));
             let seen = equal(&rotation, TargetUnion::Value(expected.clone()));
-            let mut ops = vec![put(&rotation, record.clone(), 0)];
-            if let Some(roots) = roots {
-                ops.push(put(
-                    &keys.trust("roots").into_bytes(),
-                    roots.clone().into(),
-                    0,
-                ));
-            }
-            if *release {
-                ops.push(op(Request::RequestDeleteRange(DeleteRangeRequest {
-                    key: lock.clone(),
-                    range_end: Vec::new(),
-                })));
-            }
+            let ops = step_ops(keys, (&rotation, record), roots.as_deref(), *release);
             (vec![held, seen], ops)
         }
     };
@@ -100,6 +87,27 @@ pub(super) fn txn(keys: &Keys, replica: &str, lease: i64, op_: &TrustOp) -> TxnR
         success,
         failure: Vec::new(),
     }
+}
+
+/// A driver's step: the new record, the roots mark once finished, and the
+/// lock released when it stops driving.
+fn step_ops(
+    keys: &Keys,
+    (rotation, record): (&[u8], &[u8]),
+    roots: Option<&str>,
+    release: bool,
+) -> Vec<super::proto::RequestOp> {
+    let mut ops = vec![put(rotation, record.to_vec(), 0)];
+    if let Some(roots) = roots {
+        ops.push(put(&keys.trust("roots").into_bytes(), roots.into(), 0));
+    }
+    if release {
+        ops.push(op(Request::RequestDeleteRange(DeleteRangeRequest {
+            key: keys.trust("lock").into_bytes(),
+            range_end: Vec::new(),
+        })));
+    }
+    ops
 }
 
 fn put(key: &[u8], value: Vec<u8>, lease: i64) -> super::proto::RequestOp {
