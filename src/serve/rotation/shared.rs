@@ -45,6 +45,9 @@ pub(crate) struct Shared {
 struct Applied {
     tag: Option<String>,
     ticket: u64,
+    /// Every own proxy was seen at `tag` once; later changes of a proxy
+    /// (a renewed leaf) reach its status through its own xDS changes.
+    settled: bool,
     /// Why the stored phase could not be applied here.
     error: Option<String>,
 }
@@ -130,10 +133,21 @@ impl Shared {
             .collect()
     }
 
-    /// This replica's current tag, once every one of its proxies ACKed it.
+    /// This replica's current tag, once every one of its proxies ACKed it
+    /// (looked at until it happens once per tag).
     pub(crate) fn settled_tag(&self, core: &Core) -> Option<String> {
-        let tag = lock(&self.applied).tag.clone()?;
-        self.own_lagging(core, &tag).is_empty().then_some(tag)
+        let (tag, settled) = {
+            let applied = lock(&self.applied);
+            (applied.tag.clone()?, applied.settled)
+        };
+        if !settled && !self.own_lagging(core, &tag).is_empty() {
+            return None;
+        }
+        let mut applied = lock(&self.applied);
+        if applied.tag.as_deref() == Some(tag.as_str()) {
+            applied.settled = true;
+        }
+        Some(tag)
     }
 
     /// Other replicas whose proxies have not all ACKed `tag`.
@@ -145,11 +159,9 @@ impl Shared {
             .collect()
     }
 
-    /// True while this replica's proxies are not all at its current tag:
-    /// their statuses are re-published each period until they are.
-    pub(crate) fn unsettled(&self, core: &Core) -> bool {
-        let tag = lock(&self.applied).tag.clone();
-        tag.is_some_and(|t| !self.own_lagging(core, &t).is_empty())
+    /// The rotation tag this replica's CA is at, if a rotation is known.
+    pub(crate) fn tag(&self) -> Option<String> {
+        lock(&self.applied).tag.clone()
     }
 }
 
@@ -169,6 +181,7 @@ pub(crate) fn follow(core: &Core, stored: Option<Stored>) {
             if changed || applied.tag != tag {
                 applied.ticket = core.request_rebuild();
                 applied.tag = tag;
+                applied.settled = false;
             }
             if changed {
                 tracing::info!(
