@@ -287,6 +287,33 @@ impl Ca {
         self.signer().fingerprint().to_string()
     }
 
+    /// The sorted SHA-256 fingerprints of the trusted roots, comma-joined:
+    /// equal on every replica trusting the same roots.
+    pub fn roots_mark(&self) -> String {
+        let mut roots: Vec<String> = (self.roots().into_iter())
+            .map(|r| r.fingerprint_sha256)
+            .collect();
+        roots.sort();
+        roots.join(",")
+    }
+
+    /// The trusted roots and the signing certificate, as fingerprints
+    /// (`ROOTS/SIGNER`): equal on every replica holding the same CA files,
+    /// and different after a move to a new intermediate of the same root.
+    pub fn identity(&self) -> String {
+        format!("{}/{}", self.roots_mark(), self.signer_fingerprint())
+    }
+
+    /// The [`Ca::identity`] and [`Ca::roots_mark`] of plug-in CA files,
+    /// checked as at start-up but not used.
+    pub fn identity_of(files: &PluginCa) -> Result<(String, String), CaError> {
+        let state = plugin::load(files)?;
+        let ca = Ca {
+            state: RwLock::new(state),
+        };
+        Ok((ca.identity(), ca.roots_mark()))
+    }
+
     /// Whether an operator's plug-in CA is in use (from start, or once a
     /// rotation to one has finished).
     pub fn is_plugin(&self) -> bool {

@@ -309,6 +309,10 @@ fn wire(
             store,
         },
     );
+    core.shared_rotation.set_plugin(opts.plugin_ca.clone());
+    if let Some(etcd) = &opts.store {
+        core.shared_rotation.set_me(etcd.replica.clone());
+    }
     core.admin.set_ca(Arc::new(ca_admin::CaAdmin::new(&core)));
     ca_metrics.attach(&core);
     core.admin.set_snapshots(core.cache.clone());
@@ -381,6 +385,8 @@ impl Server {
             let me = feed.replica.clone();
             tokio::spawn(status_share::publish_loop(core.clone(), me, stop.clone()))
         });
+        let driver_task = (store_feed.as_ref())
+            .map(|_| tokio::spawn(rotation::driver_loop(core.clone(), stop.clone())));
         let store_task = store_feed
             .map(|feed| tokio::spawn(replicas::store_loop(core.clone(), feed, stop.clone())));
         let clusters = tokio::spawn(clusters::clusters_loop(
@@ -415,6 +421,9 @@ impl Server {
             let _ = task.await;
         }
         if let Some(task) = share_task {
+            let _ = task.await;
+        }
+        if let Some(task) = driver_task {
             let _ = task.await;
         }
         if let Some(task) = tls_renew {

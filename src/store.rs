@@ -7,9 +7,9 @@
 //!   `STATE_DIR/ca`.
 //! - [`Store::Etcd`]: an etcd cluster (`--store etcd://…`) shared by every
 //!   replica: the registry of every replica's sidecars (on one lease per
-//!   replica), token revocations, each replica's proxies' xDS status, and
-//!   the fingerprints of the mesh root and token key every replica must
-//!   share. Never a private key or a token key. Keys carry a schema
+//!   replica), token revocations, each replica's proxies' xDS status, the
+//!   shared root rotation, and the fingerprints of the mesh root and token
+//!   key every replica must share. Never a private key or a token key. Keys carry a schema
 //!   version: `PREFIX/v1/…`.
 //!
 //! The config itself is not shared: each replica loads its own copy of the
@@ -19,13 +19,15 @@ pub mod etcd;
 pub mod local;
 mod metrics;
 mod record;
+pub mod rotation;
 pub mod status;
 
 use std::path::PathBuf;
 
-pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth};
+pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth, TrustOp};
 pub use metrics::StoreMetrics;
 pub use record::Record;
+pub use rotation::{RotationRecord, SharedPhase};
 pub use status::StatusRecord;
 
 use crate::registry::{Proxy, Registry};
@@ -56,6 +58,9 @@ pub enum StoreError {
     /// This replica's lease ran out while etcd could not be reached.
     #[error("this replica's lease expired")]
     LeaseExpired,
+    /// A store request could not be made now (etcd unreachable).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// This replica's trust material differs from the other replicas'.
     #[error("{0}")]
     Mismatch(String),

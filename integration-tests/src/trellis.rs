@@ -138,9 +138,13 @@ impl Trellis {
 }
 
 /// Copies the CA directory and the token key of one state directory into
-/// another (`cp -a`, keeping the private files' modes).
+/// another (`cp -a`, keeping the private files' modes). A control plane
+/// with a plug-in CA has no `ca/`: only its token key is copied.
 fn copy_trust(from: &Path, to: &Path) -> anyhow::Result<()> {
     for item in ["ca", "token.key"] {
+        if item == "ca" && !from.join(item).exists() {
+            continue;
+        }
         let status = Command::new("cp")
             .arg("-a")
             .arg(from.join(item))

@@ -7,8 +7,11 @@
 //! directory holding a copy of the first replica's CA and token key, as
 //! docs/operations.md ("Replicas on etcd") tells operators to do.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use trellis_integration_tests::client::http_post;
 use trellis_integration_tests::etcd::Etcd;
 use trellis_integration_tests::sidecar::SidecarSpec;
 use trellis_integration_tests::trellis::run_trellis;
@@ -466,4 +469,353 @@ async fn a_sidecar_on_a_shows_in_bs_proxy_status_as_synced_with_a_named() {
     )
     .await
     .unwrap_or_else(|e| panic!("A's departed sidecar stayed in B's view: {e}"));
+}
+
+/// Serials (as Envoy's `/certs` prints them) of the CA in use and of the
+/// CA staged to rotate to: each an intermediate of its own root.
+const OLD_ROOT: &str = "1001";
+const NEW_ROOT: &str = "2001";
+
+/// The fewest requests that must fall between the rotation request and
+/// its end for "no failed request" to count.
+const MIN_ROTATION_REQUESTS: usize = 200;
+
+fn ca_params(cn: &str, serial: u64) -> rcgen::CertificateParams {
+    use rcgen::{BasicConstraints, DnType, IsCa, KeyUsagePurpose};
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.remove(DnType::CommonName);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.serial_number = Some(rcgen::SerialNumber::from(serial));
+    p
+}
+
+/// Writes one root and intermediate in Istio's `cacerts` layout into `dirs`.
+fn write_ca(dirs: &[std::path::PathBuf], name: &str, serials: (u64, u64)) {
+    use std::os::unix::fs::PermissionsExt;
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let root_params = ca_params(&format!("{name} root"), serials.0);
+    let root = root_params.self_signed(&root_key).unwrap();
+    let issuer = rcgen::Issuer::new(root_params, root_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params(&format!("{name} intermediate"), serials.1)
+        .signed_by(&key, &issuer)
+        .unwrap();
+    for dir in dirs {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("ca-cert.pem"), ca.pem()).unwrap();
+        let key_path = dir.join("ca-key.pem");
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(dir.join("cert-chain.pem"), ca.pem() + &root.pem()).unwrap();
+        std::fs::write(dir.join("root-cert.pem"), root.pem()).unwrap();
+    }
+}
+
+/// A CA directory per replica, each with the same CA in use and the same
+/// new CA staged in `next/`, as docs/operations.md tells operators to do.
+fn staged_ca_dirs(n: usize) -> Vec<tempfile::TempDir> {
+    let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths = |sub: &str| -> Vec<std::path::PathBuf> {
+        dirs.iter().map(|d| d.path().join(sub)).collect()
+    };
+    write_ca(&paths(""), "old", (0x1001, 0x1002));
+    write_ca(&paths("next"), "new", (0x2001, 0x2002));
+    dirs
+}
+
+/// A replica with a plug-in CA directory (and `peer`'s token key).
+async fn ca_replica(etcd: &Etcd, peer: Option<&Replica>, ca: &Path, lease: &str) -> Replica {
+    let config = ConfigDir::new().unwrap();
+    let opts = TrellisOptions {
+        extra_args: vec![
+            "--store".into(),
+            etcd.store_url(),
+            "--restart-grace-period".into(),
+            lease.into(),
+            "--ca-dir".into(),
+            ca.display().to_string(),
+        ],
+        share_state_of: peer.map(|p| p.trellis.state_dir().to_path_buf()),
+        ..Default::default()
+    };
+    let trellis = Trellis::start_with(config.path(), opts).await.unwrap();
+    Replica { config, trellis }
+}
+
+/// The serials of the CA certificates an Envoy trusts (`/certs`).
+async fn trusted_serials(envoy: &Envoy) -> BTreeSet<String> {
+    let certs: serde_json::Value =
+        serde_json::from_str(&envoy.admin("/certs").await.unwrap_or_default()).unwrap_or_default();
+    let mut cas = BTreeSet::new();
+    for c in certs["certificates"].as_array().into_iter().flatten() {
+        for cert in c["ca_cert"].as_array().into_iter().flatten() {
+            if let Some(s) = cert["serial_number"].as_str() {
+                cas.insert(s.trim_start_matches('0').to_string());
+            }
+        }
+    }
+    cas
+}
+
+/// A line of a PEM file's base64 body, from its middle (the public key):
+/// found in a config dump only where that certificate is.
+fn pem_line(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len() / 2].to_string()
+}
+
+/// Envoy's SDS secrets as its config dump shows them (keys redacted).
+async fn secrets_dump(envoy: &Envoy) -> String {
+    let path = "/config_dump?resource=dynamic_active_secrets";
+    envoy.admin(path).await.unwrap_or_default()
+}
+
+/// Every Envoy trusts the new root alone and holds a leaf whose chain is
+/// the new intermediate's.
+async fn wait_new_ca_only(envoys: &[&Envoy], ca: &Path) {
+    let old_intermediate = pem_line(&ca.join("ca-cert.pem"));
+    let new_intermediate = pem_line(&ca.join("next/ca-cert.pem"));
+    for envoy in envoys {
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || async {
+                let cas = trusted_serials(envoy).await;
+                let dump = secrets_dump(envoy).await;
+                let new = dump.contains(&new_intermediate) && !dump.contains(&old_intermediate);
+                (cas.len() == 1 && cas.contains(NEW_ROOT) && new).then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("an Envoy kept the old CA: {e}"));
+    }
+}
+
+/// The old CA in an Envoy, before a rotation.
+async fn assert_old_ca(envoy: &Envoy, ca: &Path) {
+    let cas = trusted_serials(envoy).await;
+    assert_eq!(cas, BTreeSet::from([OLD_ROOT.to_string()]));
+    let dump = secrets_dump(envoy).await;
+    assert!(dump.contains(&pem_line(&ca.join("ca-cert.pem"))), "{dump}");
+}
+
+/// How many replicas logged that they drove the rotation.
+fn drivers(replicas: &[&Replica]) -> usize {
+    (replicas.iter())
+        .map(|r| r.trellis.log().matches("this replica drives it").count())
+        .sum()
+}
+
+/// Two replicas, a client sidecar on A and a server sidecar on B; with
+/// `fail_over`, each bootstrap lists the other replica too (and Envoy may
+/// pick either).
+async fn rotation_mesh(
+    etcd: &Etcd,
+    cas: &[tempfile::TempDir],
+    lease: &str,
+    fail_over: bool,
+) -> (Replica, Replica, Instance, MeshClient) {
+    let a = ca_replica(etcd, None, cas[0].path(), lease).await;
+    let b = ca_replica(etcd, Some(&a), cas[1].path(), lease).await;
+    let more = |r: &Replica| match fail_over {
+        true => vec![r.trellis.xds_addr()],
+        false => Vec::new(),
+    };
+    let server = instance(&b, "v1", &more(&a)).await;
+    let client = client(&a, &more(&b)).await;
+    client.wait_endpoints(CLUSTER, 1).await.unwrap();
+    let ids = [
+        server.sidecar.spec.node_id.clone(),
+        client.sidecar.spec.node_id.clone(),
+    ];
+    if fail_over {
+        // A's view shows every replica's proxies.
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || async {
+                let proxies = a.trellis.debug_proxies().await.ok()?;
+                ids.iter()
+                    .all(|id| proxies[id]["connected"] == true)
+                    .then_some(())
+            },
+        )
+        .await
+        .expect("sidecars connected");
+    } else {
+        wait_connected(&b, &ids[..1], Duration::from_secs(20)).await;
+        wait_connected(&a, &ids[1..], Duration::from_secs(20)).await;
+    }
+    // Each replica sees the other's proxy in the shared status.
+    for (r, id) in [(&a, &ids[0]), (&b, &ids[1])] {
+        wait_until(
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || async {
+                let proxies = r.trellis.debug_proxies().await.ok()?;
+                (proxies[id]["connected"] == true).then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{id} not shared: {e}\n{}", r.trellis.log()));
+    }
+    for envoy in [client.sidecar.envoy(), server.sidecar.envoy()] {
+        assert_old_ca(envoy, cas[0].path()).await;
+    }
+    (a, b, server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd): make test-system"]
+async fn one_replica_drives_a_root_rotation_that_fails_no_request() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let cas = staged_ca_dirs(2);
+    let (a, b, server, client) = rotation_mesh(&etcd, &cas, "30s", false).await;
+    let load = Load::start(&client, "inventory");
+    load.keep_until(0, 50, Instant::now(), Duration::ZERO).await;
+    let start = load.sent();
+    let began = Instant::now();
+    // Asked of B; either replica may win the lock and drive.
+    let admin = format!("127.0.0.1:{}", b.trellis.admin_port());
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run_trellis(&["ca", "rotate", "--admin-addr", &admin, "--timeout", "120s"])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let took = began.elapsed();
+    let during = load.sent() - start;
+    assert_eq!(
+        code,
+        0,
+        "trellis ca rotate: {out}{err}\n{}\n{}",
+        a.trellis.log(),
+        b.trellis.log()
+    );
+    wait_new_ca_only(
+        &[client.sidecar.envoy(), server.sidecar.envoy()],
+        cas[0].path(),
+    )
+    .await;
+    load.keep_until(start, MIN_ROTATION_REQUESTS, began, Duration::ZERO)
+        .await;
+    let (sent, failures) = load.finish().await;
+    eprintln!(
+        "root rotation with 2 replicas: {took:?} from request to finish; {during} requests \
+         during it, {} in all from the request on, {} failed",
+        sent - start,
+        failures.len()
+    );
+    assert_no_failures(sent - start, &failures);
+    assert!(
+        during >= MIN_ROTATION_REQUESTS,
+        "only {during} requests during the rotation"
+    );
+    assert_eq!(drivers(&[&a, &b]), 1, "exactly one replica drove");
+    for r in [&a, &b] {
+        let ca: serde_json::Value =
+            serde_json::from_str(&r.trellis.admin("/debug/ca").await.unwrap()).unwrap();
+        assert_eq!(ca["phase"], "idle", "{ca}");
+        assert_eq!(ca["roots"].as_array().map(Vec::len), Some(1), "{ca}");
+        assert_eq!(ca["shared_rotation"]["phase"], "finished", "{ca}");
+    }
+}
+
+/// `/debug/ca` of a replica.
+async fn debug_ca(r: &Replica) -> serde_json::Value {
+    let text = r.trellis.admin("/debug/ca").await.unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd, long fault): make test-system"]
+async fn a_driver_killed_mid_rotation_is_replaced_and_the_rotation_finishes() {
+    let etcd = Etcd::start(1).await.unwrap();
+    let cas = staged_ca_dirs(2);
+    // A 6 s lease: the dead driver's lock goes 6 s after the kill at most.
+    let (a, b, server, client) = rotation_mesh(&etcd, &cas, "6s", true).await;
+    let load = Load::start(&client, "inventory");
+    load.keep_until(0, 50, Instant::now(), Duration::ZERO).await;
+    let start = load.sent();
+    let (status, body) = http_post(b.trellis.admin_port(), "/ca/rotate")
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let (driver, _) = wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || async { debug_ca(&b).await["driver"].as_str().map(str::to_string) },
+    )
+    .await
+    .expect("a replica took the lock");
+    let (mut dead, alive) = match driver == a.trellis.xds_addr() {
+        true => (a, b),
+        false => (b, a),
+    };
+    let phase = debug_ca(&alive).await["shared_rotation"]["phase"].clone();
+    dead.trellis.kill();
+    let killed = Instant::now();
+    assert_ne!(phase, "finished", "the driver was killed mid-rotation");
+    let (_, resumed) = wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            (debug_ca(&alive).await["shared_rotation"]["phase"] == "finished").then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the survivor did not finish: {e}\n{}", alive.trellis.log()));
+    wait_new_ca_only(
+        &[client.sidecar.envoy(), server.sidecar.envoy()],
+        cas[0].path(),
+    )
+    .await;
+    load.keep_until(start, MIN_ROTATION_REQUESTS, killed, Duration::ZERO)
+        .await;
+    let (sent, failures) = load.finish().await;
+    eprintln!(
+        "driver killed in phase {phase}: the survivor finished {resumed:?} after the kill; \
+         {} requests from the request on, {} failed",
+        sent - start,
+        failures.len()
+    );
+    assert_no_failures(sent - start, &failures);
+    assert_eq!(drivers(&[&alive]), 1, "the survivor took over");
+    assert_eq!(
+        drivers(&[&dead, &alive]),
+        2,
+        "one driver at a time, two in turn"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "system test (etcd): make test-system"]
+async fn rotation_with_replicas_is_refused_without_a_staged_plug_in_ca() {
+    let etcd = Etcd::start(1).await.unwrap();
+    // Self-signed: the new root's key would exist on one replica only.
+    let self_signed = replica(&etcd, None, None).await;
+    let (status, body) = http_post(self_signed.trellis.admin_port(), "/ca/rotate")
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("needs a plug-in CA"), "{body}");
+    // A plug-in CA with nothing staged in next/.
+    let cas = staged_ca_dirs(1);
+    std::fs::remove_dir_all(cas[0].path().join("next")).unwrap();
+    let etcd = Etcd::start(1).await.unwrap();
+    let plugin = ca_replica(&etcd, None, cas[0].path(), "30s").await;
+    let (status, body) = http_post(plugin.trellis.admin_port(), "/ca/rotate")
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("nothing to rotate to") && body.contains("next"),
+        "{body}"
+    );
+    let ca = debug_ca(&plugin).await;
+    assert_eq!(ca["phase"], "idle", "{ca}");
+    assert!(ca["shared_rotation"].is_null(), "nothing written: {ca}");
 }

@@ -38,6 +38,13 @@ impl PluginCa {
             root: dir.join("root-cert.pem"),
         }
     }
+
+    /// Where the operator stages the CA to rotate to: `next/` beside
+    /// `ca-cert.pem`, with the same four file names.
+    pub fn next(&self) -> PluginCa {
+        let dir = self.cert.parent().unwrap_or_else(|| Path::new("."));
+        PluginCa::from_dir(&dir.join("next"))
+    }
 }
 
 fn bad(path: &Path, problem: impl Into<String>) -> CaError {

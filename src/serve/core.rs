@@ -79,6 +79,8 @@ pub(crate) struct Core {
     saved: Mutex<Arc<Registry>>,
     /// What the snapshot builder keeps from one rebuild to the next.
     pub(crate) build: Mutex<super::snapshots::BuildState>,
+    /// The root rotation replicas share (etcd only).
+    pub(crate) shared_rotation: super::rotation::shared::Shared,
     /// Remote clusters' sidecar ids in the registry, by cluster name.
     remote_clusters: Mutex<HashMap<String, std::collections::HashSet<String>>>,
 }
@@ -131,6 +133,7 @@ impl Core {
             store: parts.store,
             saved: Mutex::new(Arc::new(Registry::new())),
             build: Mutex::default(),
+            shared_rotation: Default::default(),
             remote_clusters: Mutex::default(),
         });
         core.install(mesh);

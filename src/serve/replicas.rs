@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::auth::StreamAuth;
 use super::core::Core;
+use super::rotation::shared::{self, Stored};
 use super::{ServeError, ServeOptions};
 use crate::ca::Ca;
 use crate::store::etcd::TrustMarks;
@@ -25,13 +26,15 @@ pub(super) async fn open_store(
         let state_dir = opts.state_dir.clone();
         return Ok((Store::Local { state_dir }, None));
     };
-    let mut roots: Vec<String> = (ca.roots().into_iter())
-        .map(|r| r.fingerprint_sha256)
-        .collect();
-    roots.sort();
+    let staged = (opts.plugin_ca.as_ref()).map(|p| p.next());
+    let next_roots = staged
+        .filter(|next| next.cert.exists())
+        .and_then(|next| Ca::identity_of(&next).ok())
+        .map(|(_, roots)| roots);
     let marks = TrustMarks {
-        roots: roots.join(","),
+        roots: ca.roots_mark(),
         token_key: auth.tokens().key_check(),
+        next_roots,
     };
     tracing::info!(endpoints = ?etcd.endpoints, prefix = %etcd.prefix, lease_ttl = ?etcd.lease_ttl, "sharing state in etcd");
     let (store, feed) = EtcdStore::start(etcd.clone(), marks, metrics).await?;
@@ -74,6 +77,19 @@ fn apply(core: &Core, event: StoreEvent) {
         StoreEvent::Status(record) => core.peers.set(*record),
         StoreEvent::StatusRemoved { replica, node } => core.peers.remove(&replica, &node),
         StoreEvent::StatusSnapshot(records) => core.peers.replace(records),
+        StoreEvent::Rotation(stored) => {
+            let stored = stored.map(|b| {
+                let (record, raw) = *b;
+                Stored { record, raw }
+            });
+            shared::follow(core, stored);
+        }
+        StoreEvent::Driver(holder) => {
+            core.shared_rotation.driver.send_replace(holder);
+        }
+        StoreEvent::Settled(replicas) => {
+            core.shared_rotation.settled.send_replace(replicas);
+        }
         StoreEvent::Revoked(jti) => {
             let tokens = core.auth.tokens();
             if tokens.is_revoked(&jti) {

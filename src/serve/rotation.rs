@@ -17,6 +17,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod driver;
+mod request;
+pub(crate) mod shared;
+
+pub(crate) use driver::driver_loop;
+pub(crate) use request::proposal;
+
 use super::core::Core;
 use crate::ca::CaError;
 use crate::xds::SECRET_TYPE;
@@ -33,14 +40,27 @@ pub(crate) enum RotateError {
     /// The CA refused a step (plug-in CA, wrong phase, I/O).
     #[error("{0}")]
     Ca(#[from] CaError),
-    /// Replicas share the mesh: a rotation by one replica would change a
-    /// root the others do not hold, and wait only for its own proxies' ACKs.
+    /// Replicas share the mesh, and the CA is self-signed: its new root's
+    /// key would exist on one replica only (keys never go to etcd).
     #[error(
-        "root rotation is not supported with --store etcd: every replica must hold the same \
-         roots. Rotate a plug-in CA instead: give every replica the new files, one phase at a \
-         time, with a rolling restart (docs/operations.md, \"Replicas on etcd\")"
+        "root rotation with --store etcd needs a plug-in CA (--ca-dir): a self-signed root's new \
+         key would exist on one replica only. Give every replica the same plug-in CA, stage the \
+         new CA files in CA_DIR/next/ on every replica, and run `trellis ca rotate` against any \
+         replica (docs/operations.md, \"Root rotation with replicas\")"
     )]
-    Replicated,
+    SelfSignedReplicated,
+    /// No new CA is staged where the rotation takes it from.
+    #[error("nothing to rotate to: stage the new CA's four files (Istio's cacerts names) as {0}")]
+    NothingStaged(String),
+    /// A rotation is already under way.
+    #[error("a root rotation is already running (phase {0})")]
+    Running(&'static str),
+    /// This replica cannot follow the shared rotation.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The store did not take the request.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     /// Some proxies did not ACK their new secrets in time.
     #[error("proxies did not ACK the new secrets within {PHASE_TIMEOUT:?}: {0}")]
     Timeout(String),
@@ -54,7 +74,7 @@ pub(crate) enum RotateError {
 pub(crate) async fn rotate(core: Arc<Core>, begin_only: bool) -> Result<(), RotateError> {
     use crate::ca::RotationPhase::{Idle, NewRootActive, NewRootTrusted};
     if core.store.is_shared() {
-        return Err(RotateError::Replicated);
+        return Err(RotateError::SelfSignedReplicated);
     }
     let ca = core.certs.ca.clone();
     if ca.rotation_phase() == Idle {

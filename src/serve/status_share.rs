@@ -76,6 +76,8 @@ pub(super) async fn publish_loop(
     // Everything already in the table counts as changed once.
     let mut published: HashMap<String, StatusRecord> = HashMap::new();
     let mut first = true;
+    // The rotation tag a full pass found every proxy at.
+    let mut covered: Option<String> = None;
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -83,31 +85,44 @@ pub(super) async fn publish_loop(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let changed: Vec<String> = match std::mem::take(&mut first) {
+        // Until one pass found every proxy at the current root rotation
+        // tag, every proxy is looked at each period: a proxy's tag can
+        // change without a change of its xDS state (the phase's rebuild
+        // finishing after its ACK).
+        let tag = core.shared_rotation.tag();
+        let everyone = std::mem::take(&mut first) || (tag.is_some() && tag != covered);
+        let changed: Vec<String> = match everyone {
             true => core.status.all().into_keys().collect(),
             false => core.status.take_changed().into_iter().collect(),
         };
+        let mut all_at_tag = true;
         for node in changed {
-            publish(&core, &replica, &mut published, node);
+            all_at_tag &= publish(&core, &replica, &mut published, node);
+        }
+        if everyone && all_at_tag {
+            covered = tag;
         }
     }
 }
 
 /// Writes one proxy's record if it differs from the one last written
-/// (the `seen` time aside), or withdraws it if the proxy left.
+/// (the `seen` time aside), or withdraws it if the proxy left. False if
+/// the proxy is connected and not at the current rotation tag.
 fn publish(
     core: &Core,
     replica: &str,
     published: &mut HashMap<String, StatusRecord>,
     node: String,
-) {
+) -> bool {
     let Some(status) = core.status.get(&node) else {
         if published.remove(&node).is_some() {
             core.store.status_removed(&node);
         }
-        return;
+        return true;
     };
-    let record = record(&node, replica, &status, unix_now());
+    let mut record = record(&node, replica, &status, unix_now());
+    record.trust = core.shared_rotation.proxy_tag(core, &node, &status);
+    let at_tag = !record.connected || record.trust == core.shared_rotation.tag();
     let same = published.get(&node).is_some_and(|old| {
         StatusRecord {
             seen: record.seen,
@@ -118,6 +133,7 @@ fn publish(
         core.store.status_changed(&record);
         published.insert(node, record);
     }
+    at_tag
 }
 
 fn unix_now() -> u64 {
@@ -141,6 +157,7 @@ pub(crate) fn record(node: &str, replica: &str, s: &ProxyStatus, seen: u64) -> S
         namespace: s.namespace.clone(),
         labels: s.labels.clone(),
         types,
+        trust: None,
         seen,
     }
 }

@@ -16,7 +16,13 @@
 //!   check value of the token key (an HMAC of a fixed string, which tells
 //!   nothing of the key), written by the first replica and compared by every
 //!   later one, so a replica with other trust material refuses to register
-//!   sidecars instead of splitting the mesh.
+//!   sidecars instead of splitting the mesh. A finished root rotation
+//!   replaces `trust/roots`.
+//! - `trust/rotation`: the root rotation every replica follows (a
+//!   [`RotationRecord`], no lease); `trust/lock`: the replica driving it (on
+//!   its lease); `trust/settled/REPLICA`: the rotation phase all of that
+//!   replica's proxies ACKed (on its lease; written at start too, so the
+//!   driver knows every live replica). See `serve::rotation`.
 //!
 //! One task ([`sync::run`]) owns the client: it writes this replica's
 //! registrations, keeps the lease alive, watches the prefix and reports what
@@ -31,6 +37,7 @@ mod proto;
 mod remote;
 mod status;
 mod sync;
+mod trust;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,12 +45,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use super::{StatusRecord, StoreError, StoreMetrics};
+use super::{RotationRecord, StatusRecord, StoreError, StoreMetrics};
 use crate::registry::Proxy;
 
 pub use client::ClientError;
 pub use keys::Keys;
 pub use remote::{remote_id, watch_remote, RemoteEvent};
+pub use trust::TrustOp;
 
 /// How long one etcd request may take before etcd counts as unreachable.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,6 +108,10 @@ pub struct TrustMarks {
     pub roots: String,
     /// A check value of the token key.
     pub token_key: String,
+    /// The roots mark of a plug-in CA staged to rotate to (`CA_DIR/next/`):
+    /// accepted too, since a replica that starts after the others finished
+    /// a rotation to it moves to it at once.
+    pub next_roots: Option<String>,
 }
 
 /// What other replicas did, as this replica's watch saw it.
@@ -127,6 +139,15 @@ pub enum StoreEvent {
     /// Every other replica's proxy status, after (re)connecting; replaces
     /// what was known.
     StatusSnapshot(Vec<StatusRecord>),
+    /// The shared root rotation (`trust/rotation`) as now stored, with its
+    /// raw value (what a write that replaces it compares); `None` when
+    /// there is none. Sent after (re)connecting and on every change.
+    Rotation(Option<Box<(RotationRecord, Vec<u8>)>>),
+    /// The replica driving the rotation (`trust/lock`), if any.
+    Driver(Option<String>),
+    /// Every live replica (by its name in keys) with the rotation tag all
+    /// its proxies have ACKed (empty: none yet).
+    Settled(std::collections::BTreeMap<String, String>),
 }
 
 /// Whether the store answers.
@@ -159,6 +180,9 @@ enum Command {
     Revoke(String),
     PutStatus(String, Vec<u8>),
     DeleteStatus(String),
+    Trust(trust::TrustCommand),
+    RootsMark(String),
+    Settled(String),
 }
 
 /// The handle the control plane holds: asks for writes; the sync task
@@ -219,6 +243,28 @@ impl EtcdStore {
             }
             Err(e) => tracing::warn!(node = %record.node, "encoding a proxy status: {e}"),
         }
+    }
+
+    /// Runs a rotation write (see [`TrustOp`]); `Ok(false)` when its
+    /// compare did not hold (another replica got there first).
+    pub async fn trust(&self, op: TrustOp) -> Result<bool, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let command = trust::TrustCommand { op, reply };
+        (self.commands.send(Command::Trust(command)))
+            .map_err(|_| StoreError::Unavailable("the store task stopped".into()))?;
+        (answer.await).map_err(|_| StoreError::Unavailable("the store task stopped".into()))?
+    }
+
+    /// This replica's roots changed (a rotation finished): later
+    /// reconnections compare the new mark.
+    pub fn set_roots_mark(&self, roots: String) {
+        let _ = self.commands.send(Command::RootsMark(roots));
+    }
+
+    /// Every proxy of this replica has ACKed SDS of rotation tag `tag`
+    /// (written on this replica's lease, so a dead replica leaves the set).
+    pub fn set_settled(&self, tag: &str) {
+        let _ = self.commands.send(Command::Settled(tag.to_string()));
     }
 
     /// Withdraws a proxy's status: it left this replica.

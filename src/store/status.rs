@@ -37,6 +37,11 @@ pub struct StatusRecord {
     /// Per xDS type, by short name (`cds`, `eds`, `lds`, `rds`, `sds`).
     #[serde(default)]
     pub types: BTreeMap<String, TypeRecord>,
+    /// The root-rotation tag ([`crate::store::RotationRecord::tag`]) its
+    /// last SDS ACK was built for: what the replica driving a rotation
+    /// waits for on every replica's proxies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<String>,
     /// When the replica last saw a change of this proxy's state (seconds
     /// since the Unix epoch).
     pub seen: u64,

@@ -34,12 +34,15 @@ impl Core {
             StoreEvent::Registered(proxy) => self.remote_cluster_put(cluster, *proxy),
             StoreEvent::Removed(id) => self.remote_cluster_remove(cluster, &id),
             StoreEvent::Snapshot(proxies) => self.remote_cluster_snapshot(cluster, proxies),
-            // A remote cluster's revocations and proxy status are its own:
-            // its watch reads only its sidecars.
+            // A remote cluster's revocations, proxy status and root
+            // rotation are its own: its watch reads only its sidecars.
             StoreEvent::Revoked(_)
             | StoreEvent::Status(_)
             | StoreEvent::StatusRemoved { .. }
-            | StoreEvent::StatusSnapshot(_) => false,
+            | StoreEvent::StatusSnapshot(_)
+            | StoreEvent::Rotation(_)
+            | StoreEvent::Driver(_)
+            | StoreEvent::Settled(_) => false,
         };
         if changed {
             self.dirty.notify_one();

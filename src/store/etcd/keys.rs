@@ -38,6 +38,11 @@ impl Keys {
         format!("{}trust/{what}", self.root)
     }
 
+    /// The rotation tag all of `replica`'s proxies ACKed.
+    pub fn settled(&self, replica: &str) -> String {
+        format!("{}trust/settled/{}", self.root, replica.replace('/', "_"))
+    }
+
     /// The xDS status of a proxy served by `replica`. A `/` in the
     /// replica's name would make the key ambiguous, so it becomes `_`.
     pub fn status(&self, replica: &str, node: &str) -> String {
@@ -53,6 +58,14 @@ impl Keys {
         if let Some(rest) = rest.strip_prefix("status/") {
             let (replica, node) = rest.split_once('/')?;
             return Some(KeyKind::Status { replica, node });
+        }
+        if let Some(replica) = rest.strip_prefix("trust/settled/") {
+            return Some(KeyKind::Settled(replica));
+        }
+        match rest {
+            "trust/rotation" => return Some(KeyKind::Rotation),
+            "trust/lock" => return Some(KeyKind::Lock),
+            _ => {}
         }
         rest.strip_prefix("revoked/").map(KeyKind::Revoked)
     }
@@ -72,6 +85,13 @@ pub enum KeyKind<'k> {
         /// The proxy's node id.
         node: &'k str,
     },
+    /// The shared root rotation (`trust/rotation`).
+    Rotation,
+    /// Which replica drives it (`trust/lock`, on the driver's lease).
+    Lock,
+    /// The rotation tag every proxy of a replica has ACKed
+    /// (`trust/settled/REPLICA`, on that replica's lease).
+    Settled(&'k str),
 }
 
 #[cfg(test)]
@@ -103,6 +123,12 @@ mod tests {
             })
         );
         assert_eq!(keys.parse("/trellis/v1/trust/roots"), None);
+        assert_eq!(keys.parse(&keys.trust("rotation")), Some(KeyKind::Rotation));
+        assert_eq!(keys.parse(&keys.trust("lock")), Some(KeyKind::Lock));
+        assert_eq!(
+            keys.parse(&keys.settled("127.0.0.1:1")),
+            Some(KeyKind::Settled("127.0.0.1:1"))
+        );
         assert_eq!(keys.parse("/trellis/v2/sidecars/a"), None);
     }
 }

@@ -17,13 +17,14 @@ use tokio::sync::{mpsc, watch};
 use super::client::{Client, ClientError, LeaseKeeper, WatchStream};
 use super::keys::{KeyKind, Keys};
 use super::proto::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, KeyValue, PutRequest,
-    Request, RequestOp, TargetUnion, TxnRequest, WatchResponse,
+    DeleteRangeRequest, EventType, KeyValue, PutRequest, Request, RequestOp, TargetUnion,
+    TxnRequest, WatchResponse,
 };
 use super::status::{self as shared_status, OwnStatus};
+use super::trust::{self, TrustCommand, TrustOp};
 use super::{Command, EtcdOptions, StoreEvent, StoreHealth, TrustMarks, OP_TIMEOUT};
 use crate::registry::Proxy;
-use crate::store::{Record, StoreError, StoreMetrics};
+use crate::store::{Record, RotationRecord, StoreError, StoreMetrics};
 
 /// How often the lease is kept alive, and how often a down store is tried
 /// again.
@@ -48,6 +49,14 @@ pub(super) struct Sync {
     revoked: HashSet<String>,
     /// This replica's proxies' xDS status, for the other replicas.
     status: OwnStatus,
+    /// Rotation writes waiting for their turn.
+    trust: Vec<TrustCommand>,
+    /// The rotation tag all own proxies ACKed, and whether it is unwritten
+    /// (it is written even when empty: the key tells the driver this
+    /// replica is there).
+    settled: (String, bool),
+    /// Every replica's settled tag, as read and watched.
+    all_settled: BTreeMap<String, String>,
     events: mpsc::UnboundedSender<StoreEvent>,
     health: watch::Sender<StoreHealth>,
     metrics: StoreMetrics,
@@ -69,6 +78,7 @@ pub(super) async fn run(mut sync: Sync, mut commands: mpsc::UnboundedReceiver<Co
                 if sync.is_up() {
                     sync.guard(Sync::flush).await;
                 }
+                sync.run_trust().await;
             }
             message = next_message(&mut sync.watch) => sync.on_watch(message),
             _ = tick.tick() => {
@@ -132,6 +142,9 @@ impl Sync {
             unrevoked: BTreeSet::new(),
             revoked: HashSet::new(),
             status: OwnStatus::default(),
+            trust: Vec::new(),
+            settled: (String::new(), true),
+            all_settled: BTreeMap::new(),
             events,
             health,
             metrics,
@@ -162,6 +175,12 @@ impl Sync {
             }
             Command::PutStatus(node, value) => self.status.put(node, value),
             Command::DeleteStatus(node) => self.status.delete(node),
+            Command::Trust(command) => self.trust.push(command),
+            Command::Settled(tag) => self.settled = (tag, true),
+            Command::RootsMark(roots) => {
+                self.marks.next_roots = None;
+                self.marks.roots = roots;
+            }
         }
     }
 
@@ -210,7 +229,7 @@ impl Sync {
         while let Some((id, value)) = self.gone.first_key_value() {
             let key = self.keys.sidecar(id).into_bytes();
             let txn = TxnRequest {
-                compare: vec![compare(&key, TargetUnion::Value(value.clone()))],
+                compare: vec![trust::equal(&key, TargetUnion::Value(value.clone()))],
                 success: vec![op(Request::RequestDeleteRange(DeleteRangeRequest {
                     key: key.clone(),
                     range_end: Vec::new(),
@@ -223,6 +242,12 @@ impl Sync {
         while let Some(jti) = self.unrevoked.first().cloned() {
             timed(self.client.put(&self.keys.revoked(&jti), Vec::new(), 0)).await?;
             self.unrevoked.remove(&jti);
+        }
+        if self.settled.1 {
+            let key = self.keys.settled(&self.replica);
+            let value = self.settled.0.clone().into_bytes();
+            timed(self.client.put(&key, value, lease)).await?;
+            self.settled.1 = false;
         }
         let (client, keys) = (&self.client, &self.keys);
         self.status
@@ -253,6 +278,7 @@ impl Sync {
         self.unput.extend(self.own.keys().cloned());
         self.unrevoked.extend(self.revoked.iter().cloned());
         self.status.rewrite_all();
+        self.settled.1 = true;
         self.flush().await?;
         let revision = self.read_all().await?;
         let prefix = self.keys.all();
@@ -303,7 +329,11 @@ impl Sync {
             }
             let theirs = timed(self.client.range(&key, false)).await?;
             let theirs = theirs.kvs.first().map(|kv| kv.value.as_slice());
-            if theirs.unwrap_or_default() != mine.as_bytes() {
+            let staged = (name == "roots")
+                .then(|| self.marks.next_roots.clone())
+                .flatten();
+            let theirs = theirs.unwrap_or_default();
+            if theirs != mine.as_bytes() && staged.as_deref().map(str::as_bytes) != Some(theirs) {
                 return Err(StoreError::Mismatch(format!(
                     "this replica's {what} differs from the one in {key}: every replica \
                      needs the same CA files and token key"
@@ -319,8 +349,16 @@ impl Sync {
         let revision = response.header.as_ref().map_or(0, |h| h.revision);
         let mut sidecars = Vec::new();
         let mut statuses = Vec::new();
+        let (mut rotation, mut driver) = (None, None);
+        self.all_settled.clear();
         for kv in &response.kvs {
             match self.keys.parse(key_str(kv)) {
+                Some(KeyKind::Settled(replica)) => {
+                    self.all_settled
+                        .insert(replica.to_string(), lossy(&kv.value));
+                }
+                Some(KeyKind::Rotation) => rotation = decode_rotation(kv),
+                Some(KeyKind::Lock) => driver = Some(lossy(&kv.value)),
                 Some(KeyKind::Sidecar(id)) => sidecars.extend(self.decode(id, kv)),
                 Some(KeyKind::Revoked(jti)) => self.learn_revoked(jti),
                 Some(KeyKind::Status { replica, .. }) if !self.is_me(replica) => {
@@ -340,6 +378,9 @@ impl Sync {
         }
         let _ = self.events.send(StoreEvent::Snapshot(sidecars));
         let _ = self.events.send(StoreEvent::StatusSnapshot(statuses));
+        let _ = self.events.send(StoreEvent::Rotation(rotation));
+        let _ = self.events.send(StoreEvent::Driver(driver));
+        let _ = (self.events).send(StoreEvent::Settled(self.all_settled.clone()));
         Ok(revision)
     }
 
@@ -406,9 +447,59 @@ impl Sync {
                 (Some(KeyKind::Status { replica, node }), kind) => {
                     self.on_status(replica, node, kv, kind)
                 }
+                (Some(KeyKind::Rotation), kind) => {
+                    let record = (kind == EventType::Put).then(|| decode_rotation(kv));
+                    let _ = self.events.send(StoreEvent::Rotation(record.flatten()));
+                }
+                (Some(KeyKind::Settled(replica)), kind) => {
+                    match kind {
+                        EventType::Put => self.all_settled.insert(replica.into(), lossy(&kv.value)),
+                        EventType::Delete => self.all_settled.remove(replica),
+                    };
+                    let _ = (self.events).send(StoreEvent::Settled(self.all_settled.clone()));
+                }
+                (Some(KeyKind::Lock), kind) => {
+                    let holder = (kind == EventType::Put).then(|| lossy(&kv.value));
+                    let _ = self.events.send(StoreEvent::Driver(holder));
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Runs the rotation writes asked for; while the store is down they
+    /// fail at once (the caller retries), never queue behind an outage.
+    async fn run_trust(&mut self) {
+        for command in std::mem::take(&mut self.trust) {
+            let result = match self.is_up() {
+                true => self.trust_op(&command.op).await,
+                false => Err(StoreError::Unavailable("etcd is unreachable".into())),
+            };
+            let failed = match &result {
+                Err(StoreError::Unavailable(_)) | Ok(_) => None,
+                Err(e) => Some(format!("store unreachable: {e}")),
+            };
+            let _ = command.reply.send(result);
+            if let Some(reason) = failed {
+                self.fail(reason);
+            }
+        }
+    }
+
+    async fn trust_op(&mut self, op: &TrustOp) -> Result<bool, StoreError> {
+        let lease = self.lease.unwrap_or_default();
+        let txn = trust::txn(&self.keys, &self.replica, lease, op);
+        if timed(self.client.txn(txn)).await?.succeeded {
+            return Ok(true);
+        }
+        if *op != TrustOp::Lock {
+            return Ok(false);
+        }
+        // Taken already: by this replica on this lease (an earlier attempt
+        // whose answer was lost) counts as taken now.
+        let held = timed(self.client.range(&self.keys.trust("lock"), false)).await?;
+        let mine = |kv: &KeyValue| kv.value == self.replica.as_bytes() && kv.lease == lease;
+        Ok(held.kvs.first().is_some_and(mine))
     }
 
     /// A put on another lease is another replica's: the sidecar moved there
@@ -437,18 +528,20 @@ pub(super) fn op(request: Request) -> RequestOp {
     }
 }
 
-/// `key`'s property named by `target` equals the value given.
-fn compare(key: &[u8], target: TargetUnion) -> Compare {
-    let kind = match target {
-        TargetUnion::CreateRevision(_) => CompareTarget::Create,
-        TargetUnion::Value(_) => CompareTarget::Value,
-    };
-    Compare {
-        result: CompareResult::Equal as i32,
-        target: kind as i32,
-        key: key.to_vec(),
-        target_union: Some(target),
+/// The shared rotation record of a `trust/rotation` value, with the
+/// value; `None` (and a warning) if unreadable.
+fn decode_rotation(kv: &KeyValue) -> Option<Box<(RotationRecord, Vec<u8>)>> {
+    match serde_json::from_slice::<RotationRecord>(&kv.value) {
+        Ok(record) => Some(Box::new((record, kv.value.clone()))),
+        Err(e) => {
+            tracing::warn!("ignoring an unreadable root rotation record in etcd: {e}");
+            None
+        }
     }
+}
+
+fn lossy(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
 }
 
 /// Writes `key` if it does not exist (creation revision 0); the caller
@@ -461,7 +554,7 @@ fn put_if_absent(key: &str, value: &str) -> TxnRequest {
         lease: 0,
     };
     TxnRequest {
-        compare: vec![compare(&key, TargetUnion::CreateRevision(0))],
+        compare: vec![trust::equal(&key, TargetUnion::CreateRevision(0))],
         success: vec![op(Request::RequestPut(put))],
         failure: Vec::new(),
     }
