@@ -24,6 +24,37 @@ pub fn cluster_name(port: u16, subset: Option<&str>, host: &str) -> String {
     format!("outbound|{port}|{}|{host}", subset.unwrap_or(""))
 }
 
+/// A cluster of one host outside the mesh's registry (a telemetry collector,
+/// the rate-limit service): static for an IP, strict DNS for a name, with
+/// the default connection pool; `h2` for gRPC.
+pub(super) fn single_host(name: String, host: &str, port: u16, h2: bool) -> XdsCluster {
+    let kind = match host.parse::<std::net::IpAddr>() {
+        Ok(_) => cluster::DiscoveryType::Static,
+        Err(_) => cluster::DiscoveryType::StrictDns,
+    };
+    let instance = crate::registry::Instance {
+        address: host.to_string(),
+        port,
+        service_port: port,
+        labels: Default::default(),
+        weight: 1,
+        sidecar: false,
+        identity: None,
+        mtls: false,
+        topology: Default::default(),
+    };
+    let mut c = XdsCluster {
+        load_assignment: Some(load_assignment(&name, &[instance], port, None)),
+        name,
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(kind as i32)),
+        ..Default::default()
+    };
+    let pool = crate::config::model::ConnectionPool::default();
+    policy::apply_connection_pool(&mut c, &pool);
+    policy::set_http_options(&mut c, &pool, h2);
+    c
+}
+
 /// Clusters of every service, and the load assignments of those that use
 /// EDS. Deterministic order: by host, port, then subset as declared.
 #[cfg(test)]

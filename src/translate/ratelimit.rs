@@ -22,16 +22,12 @@ mod filters;
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 
-use super::endpoints::load_assignment;
-use super::policy::{apply_connection_pool, set_http_options};
 use super::Shared;
-use crate::config::model::{
-    ConnectionPool, RateLimit, RateLimitMode, RateLimitService, RateLimitTarget,
-};
-use crate::registry::{Instance, Proxy};
+use crate::config::model::{RateLimit, RateLimitMode, RateLimitService, RateLimitTarget};
+use crate::registry::Proxy;
 
 pub use actions::{descriptor, DOMAIN};
 
@@ -103,34 +99,11 @@ pub fn service_clusters(rate_limits: &[Arc<RateLimit>], trust_domain: &str) -> V
 
 fn service_cluster(svc: &RateLimitService, trust_domain: &str) -> XdsCluster {
     let name = service_cluster_name(svc);
-    let kind = match svc.host.parse::<std::net::IpAddr>() {
-        Ok(_) => cluster::DiscoveryType::Static,
-        Err(_) => cluster::DiscoveryType::StrictDns,
-    };
-    let instance = Instance {
-        address: svc.host.clone(),
-        port: svc.port,
-        service_port: svc.port,
-        labels: Default::default(),
-        weight: 1,
-        sidecar: false,
-        identity: None,
-        mtls: false,
-        topology: Default::default(),
-    };
     let ids: Vec<String> = (svc.identity.iter())
         .map(|(ns, sa)| format!("spiffe://{trust_domain}/ns/{ns}/sa/{sa}"))
         .collect();
-    let mut c = XdsCluster {
-        load_assignment: Some(load_assignment(&name, &[instance], svc.port, None)),
-        transport_socket: Some(super::tls::istio_mutual(&ids, trust_domain, "")),
-        name,
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(kind as i32)),
-        ..Default::default()
-    };
-    let pool = ConnectionPool::default();
-    apply_connection_pool(&mut c, &pool);
-    set_http_options(&mut c, &pool, true);
+    let mut c = super::clusters::single_host(name, &svc.host, svc.port, true);
+    c.transport_socket = Some(super::tls::istio_mutual(&ids, trust_domain, ""));
     c
 }
 

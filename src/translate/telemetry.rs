@@ -9,7 +9,7 @@
 
 mod access_log;
 
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
 use envoy_types::pb::envoy::config::core::v3::{grpc_service, GrpcService};
 use envoy_types::pb::envoy::config::trace::v3::{
     tracing::{http, Http as TraceProvider},
@@ -24,14 +24,12 @@ use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
-use super::endpoints::load_assignment;
-use super::policy::{apply_connection_pool, set_http_options};
 use super::Shared;
 use crate::config::model::{
-    effective_telemetry, ConnectionPool, CustomTag, EffectiveTelemetry, EffectiveTracing,
-    MeshSettings, ProviderKind,
+    effective_telemetry, CustomTag, EffectiveTelemetry, EffectiveTracing, MeshSettings,
+    ProviderKind,
 };
-use crate::registry::{Instance, Proxy};
+use crate::registry::Proxy;
 
 use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 
@@ -205,39 +203,9 @@ pub fn collector_clusters(mesh: &MeshSettings, existing: &[XdsCluster]) -> Vec<X
             continue;
         }
         let h2 = matches!(p.kind, ProviderKind::OpenTelemetry { .. });
-        out.push(collector_cluster(name, service, port, h2));
+        out.push(super::clusters::single_host(name, service, port, h2));
     }
     out
-}
-
-fn collector_cluster(name: String, service: &str, port: u16, h2: bool) -> XdsCluster {
-    let ip = service.parse::<std::net::IpAddr>().is_ok();
-    let kind = if ip {
-        cluster::DiscoveryType::Static
-    } else {
-        cluster::DiscoveryType::StrictDns
-    };
-    let instance = Instance {
-        address: service.to_string(),
-        port,
-        service_port: port,
-        labels: Default::default(),
-        weight: 1,
-        sidecar: false,
-        identity: None,
-        mtls: false,
-        topology: Default::default(),
-    };
-    let mut c = XdsCluster {
-        load_assignment: Some(load_assignment(&name, &[instance], port, None)),
-        name,
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(kind as i32)),
-        ..Default::default()
-    };
-    let pool = ConnectionPool::default();
-    apply_connection_pool(&mut c, &pool);
-    set_http_options(&mut c, &pool, h2);
-    c
 }
 
 #[cfg(test)]

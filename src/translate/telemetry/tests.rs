@@ -6,6 +6,7 @@ use prost::Message;
 use super::*;
 use crate::config::model::{ExtensionProvider, MeshTelemetry, Telemetry, TracingSpec};
 use crate::translate::fixtures::{origin, sidecar};
+use envoy_types::pb::envoy::config::cluster::v3::cluster;
 
 fn mesh(providers: Vec<ExtensionProvider>, tracing: &[&str]) -> MeshSettings {
     let mut telemetry = MeshTelemetry {
