@@ -716,8 +716,7 @@ async fn one_replica_drives_a_root_rotation_that_fails_no_request() {
     );
     assert_eq!(drivers(&[&a, &b]), 1, "exactly one replica drove");
     for r in [&a, &b] {
-        let ca: serde_json::Value =
-            serde_json::from_str(&r.trellis.admin("/debug/ca").await.unwrap()).unwrap();
+        let ca = debug_ca(r).await;
         assert_eq!(ca["phase"], "idle", "{ca}");
         assert_eq!(ca["roots"].as_array().map(Vec::len), Some(1), "{ca}");
         assert_eq!(ca["shared_rotation"]["phase"], "finished", "{ca}");
