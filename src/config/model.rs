@@ -614,7 +614,8 @@ pub struct RetryBudget {
 }
 
 impl Default for RetryBudget {
-    /// Envoy's defaults: 20% and at least 3 concurrent retries.
+    /// Envoy's and Istio's defaults, for a `DestinationRule` budget: 20% and
+    /// at least 3 concurrent retries.
     fn default() -> Self {
         RetryBudget {
             percent: 20.0,
