@@ -1,7 +1,7 @@
 //! Retries that cannot storm: the chain frontend → payment → ledger, every
 //! hop `attempts: 5` on 5xx, ledger failing every request, 50 requests in
 //! flight. Without a budget each frontend request costs ledger 6 × 6 = 36
-//! calls; the default retry budget (20% of active requests, at least 3
+//! calls; the default retry budget (20% of active requests, at least 10
 //! concurrent retries) overflows retries instead, and Envoy counts them in
 //! `upstream_rq_retry_overflow`. Figures: BENCHMARKS.md, "Retry storm".
 

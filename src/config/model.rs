@@ -614,12 +614,33 @@ pub struct RetryBudget {
 }
 
 impl Default for RetryBudget {
-    /// Envoy's defaults: 20% and at least 3 concurrent retries.
+    /// Envoy's and Istio's defaults, for a `DestinationRule` budget: 20% and
+    /// at least 3 concurrent retries.
     fn default() -> Self {
         RetryBudget {
             percent: 20.0,
             min_retry_concurrency: 3,
             budget_interval: None,
+        }
+    }
+}
+
+/// The `Mesh` default budget's floor of concurrent retries. Envoy's 3 is
+/// below the requests a lightly loaded caller has in flight: when one
+/// host of a service answers 503 (or is still picked while ejected), four
+/// callers' requests failing at once need four retries, and the fourth is
+/// refused (`upstream_rq_retry_overflow`) although nothing storms. Up to
+/// 10 requests in flight every failure may be retried; above 50 the 20%
+/// share governs, which is what bounds a storm.
+pub const MESH_MIN_RETRY_CONCURRENCY: u32 = 10;
+
+impl RetryBudget {
+    /// The `Mesh` default: Envoy's 20%, at least
+    /// [`MESH_MIN_RETRY_CONCURRENCY`] concurrent retries.
+    pub fn mesh_default() -> Self {
+        RetryBudget {
+            min_retry_concurrency: MESH_MIN_RETRY_CONCURRENCY,
+            ..RetryBudget::default()
         }
     }
 }

@@ -26,11 +26,11 @@ pub(super) fn retry_budget(
         min_retry_concurrency: b.min_retry_concurrency,
         budget_interval: b.budget_interval.as_ref(),
     };
-    convert(cx, path, &fields)
+    convert(cx, path, &fields, RetryBudget::default())
 }
 
-/// `Mesh.spec.defaultRetryBudget`: `None` when `disabled: true`; Envoy's
-/// defaults for the fields it leaves out.
+/// `Mesh.spec.defaultRetryBudget`: `None` when `disabled: true`; the
+/// fields it leaves out keep [`RetryBudget::mesh_default`].
 pub(super) fn mesh_default(cx: &mut Cx<'_>, b: &MeshRetryBudget) -> Option<RetryBudget> {
     let path = "spec.defaultRetryBudget";
     let fields = Fields {
@@ -48,13 +48,14 @@ pub(super) fn mesh_default(cx: &mut Cx<'_>, b: &MeshRetryBudget) -> Option<Retry
             None
         }
         Some(true) => None,
-        _ => convert(cx, path, &fields),
+        _ => convert(cx, path, &fields, RetryBudget::mesh_default()),
     }
 }
 
-fn convert(cx: &mut Cx<'_>, path: &str, f: &Fields<'_>) -> Option<RetryBudget> {
+/// `f` over `base` (the defaults of the fields left out).
+fn convert(cx: &mut Cx<'_>, path: &str, f: &Fields<'_>, base: RetryBudget) -> Option<RetryBudget> {
     let before = cx.diags.len();
-    let mut out = RetryBudget::default();
+    let mut out = base;
     if let Some(p) = f.percent {
         out.percent = cx.percent(&join(path, "percent"), p).unwrap_or_default();
     }

@@ -38,7 +38,7 @@ pub struct MeshSettings {
     pub multi_cluster: super::MultiCluster,
     /// `defaultRetryBudget`: the budget of every outbound cluster whose
     /// `DestinationRule` sets neither `retryBudget` nor `maxRetries`;
-    /// `None` when disabled. Envoy's defaults unless set.
+    /// `None` when disabled. [`super::RetryBudget::mesh_default`] unless set.
     pub default_retry_budget: Option<super::RetryBudget>,
 }
 
@@ -53,7 +53,7 @@ impl Default for MeshSettings {
             default_sidecar_scope: Default::default(),
             outbound_traffic_policy: Default::default(),
             multi_cluster: Default::default(),
-            default_retry_budget: Some(super::RetryBudget::default()),
+            default_retry_budget: Some(super::RetryBudget::mesh_default()),
         }
     }
 }

@@ -76,9 +76,21 @@ fn bad_budgets_are_errors() {
 }
 
 #[test]
-fn the_mesh_default_is_envoys_changed_or_disabled() {
+fn the_mesh_default_is_20_percent_at_least_10_changed_or_disabled() {
     let cfg = load(&[("f.yaml", &dr("pay", "pay"))]).unwrap();
-    assert_eq!(cfg.mesh.default_retry_budget, Some(RetryBudget::default()));
+    assert_eq!(
+        cfg.mesh.default_retry_budget,
+        Some(RetryBudget::mesh_default())
+    );
+    assert_eq!(RetryBudget::mesh_default().min_retry_concurrency, 10);
+    // A field left out keeps the mesh default's, not Envoy's 3.
+    let text = format!("{MESH_HEAD}  defaultRetryBudget:\n    percent: 10\n");
+    let cfg = load(&[("f.yaml", &text)]).unwrap();
+    let want = RetryBudget {
+        percent: 10.0,
+        ..RetryBudget::mesh_default()
+    };
+    assert_eq!(cfg.mesh.default_retry_budget, Some(want));
     let text =
         format!("{MESH_HEAD}  defaultRetryBudget:\n    percent: 10\n    minRetryConcurrency: 5\n");
     let cfg = load(&[("f.yaml", &text)]).unwrap();

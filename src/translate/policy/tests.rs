@@ -53,11 +53,11 @@ fn budget_of(c: &XdsCluster) -> Option<(f64, u32, Option<i64>)> {
 
 #[test]
 fn default_budget_unless_the_rule_sets_a_budget_or_max_retries() {
-    let default = RetryBudget::default();
+    let default = RetryBudget::mesh_default();
     let http = port(80, "http", Protocol::Http);
     let mut c = XdsCluster::default();
     apply(&mut c, &Policy::default(), &http, Some(&default));
-    assert_eq!(budget_of(&c), Some((20.0, 3, None)), "Envoy's defaults");
+    assert_eq!(budget_of(&c), Some((20.0, 10, None)), "the mesh default");
     assert_eq!(
         c.circuit_breakers.as_ref().unwrap().thresholds[0]
             .max_retries
