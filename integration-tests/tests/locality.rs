@@ -37,6 +37,24 @@ spec:
       interval: 1s
       baseEjectionTime: 3s
       maxEjectionPercent: 100
+---
+# Istio's advice for failover: a retry after a failure in the client's own
+# locality goes to the next priority. Without it, Envoy (envoyproxy/envoy#28304)
+# may keep sending a share of requests to one host of a zone whose hosts were
+# all ejected at once, and a request whose tries all land there fails.
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: payment
+spec:
+  hosts: [payment]
+  http:
+  - route:
+    - destination: {host: payment}
+    retries:
+      attempts: 2
+      retryOn: 5xx
+      retryRemoteLocalities: true
 "#;
 
 const DISTRIBUTE: &str = r#"

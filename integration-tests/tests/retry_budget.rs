@@ -16,8 +16,9 @@ const REQUESTS: usize = 50;
 const IN_FLIGHT: usize = 50;
 
 /// What the test asserts of the budgeted chain: at most this many ledger
-/// calls per frontend request (6 tries per hop would make 36).
-const BOUND: f64 = 8.0;
+/// calls per frontend request, a third of the unbounded 36 (6 tries per hop).
+/// Measured 5.6 to 7.2 with the mesh default (20%, at least 10 retries).
+const BOUND: f64 = 12.0;
 
 fn routes() -> String {
     let retries = "    retries:\n      attempts: 5\n      retryOn: 5xx\n      backoff: 5ms\n";
