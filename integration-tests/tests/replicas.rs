@@ -461,3 +461,46 @@ async fn a_sidecar_on_a_shows_in_bs_proxy_status_as_synced_with_a_named() {
     .await
     .unwrap_or_else(|e| panic!("A's departed sidecar stayed in B's view: {e}"));
 }
+
+/// The namespaces and the bridge of a [`Lan`] are gone after a test that
+/// panics while holding it, and its hosts reach each other before.
+#[test]
+#[ignore = "system test (root, network namespaces): make test-system"]
+fn a_lan_is_removed_even_when_the_test_panics() {
+    let names = std::sync::Mutex::new(Vec::new());
+    let outcome = std::panic::catch_unwind(|| {
+        let lan = Lan::new(2).unwrap();
+        let ping = |from: &Host, to: &Host| {
+            let mut cmd = from.command("bash");
+            cmd.args(["-c", &format!("exec 3<>/dev/tcp/{}/9", to.ip)]);
+            cmd.output().unwrap()
+        };
+        // Nothing listens on port 9: "refused" proves the peer answered.
+        let out = ping(&lan.hosts[0], &lan.hosts[1]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused"), "{err}");
+        let mut names = names.lock().unwrap();
+        names.extend(lan.hosts.iter().map(|h| h.ns.clone()));
+        names.push(format!("{}/24", lan.gateway));
+        drop(names);
+        panic!("a failing test");
+    });
+    assert!(outcome.is_err());
+    let mut names = names.into_inner().unwrap();
+    let subnet = names.pop().unwrap();
+    assert_eq!(names.len(), 2);
+    // The bridge held the machine's address in the lan's subnet.
+    let addrs = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "to", &subnet])
+        .output()
+        .unwrap();
+    assert!(addrs.stdout.is_empty(), "{subnet} still on an interface");
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for ns in &names {
+        assert!(!list.contains(ns.as_str()), "{ns} left behind: {list}");
+    }
+}
