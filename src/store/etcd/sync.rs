@@ -30,6 +30,9 @@ use crate::store::{Record, RotationRecord, StoreError, StoreMetrics};
 /// again.
 const TICK: Duration = Duration::from_secs(1);
 
+/// Keys per page when the whole prefix is read (about 1 MB of sidecars).
+pub(super) const RANGE_PAGE: i64 = 1_000;
+
 pub(super) struct Sync {
     client: Client,
     keys: Keys,
@@ -371,7 +374,12 @@ impl Sync {
 
     /// Reads the whole prefix and reports it; returns its revision.
     async fn read_all(&mut self) -> Result<i64, StoreError> {
-        let response = timed(self.client.range(&self.keys.all(), true)).await?;
+        let prefix = self.keys.all();
+        let response = (self
+            .client
+            .range_paged(&prefix, RANGE_PAGE, OP_TIMEOUT)
+            .await)
+            .map_err(StoreError::from)?;
         let revision = response.header.as_ref().map_or(0, |h| h.revision);
         let mut sidecars = Vec::new();
         let mut statuses = Vec::new();
