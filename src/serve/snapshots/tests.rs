@@ -100,7 +100,7 @@ fn a_sidecar_served_elsewhere_is_an_endpoint_without_a_snapshot_here() {
     // a-2 still counts as an instance of `a`: a-1's endpoints are those of
     // a build that serves everyone, and change when a-2 leaves.
     let all = build_with(&mut BuildState::default(), &mesh, &registry, None);
-    let version = |b: &Built| b.snapshots[0].1.version(&ENDPOINT_TYPE);
+    let version = |b: &Built| b.snapshots[0].1.version(&ENDPOINT_TYPE).map(str::to_string);
     assert_eq!(version(&served), version(&all));
     registry.deregister("a-2");
     let left = build_served(&mut state, &mesh, &registry, None, &here);
