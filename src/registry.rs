@@ -12,7 +12,7 @@ mod node;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::model::{Host, Labels, Topology};
+use crate::config::model::{Host, Labels, MultiCluster, Topology};
 
 pub use crate::config::model::Resolution;
 pub use instances::{
@@ -100,6 +100,19 @@ impl Proxy {
     /// The proxy's SPIFFE ID in `trust_domain`.
     pub fn spiffe_id(&self, trust_domain: &str) -> String {
         self.identity().spiffe_id(trust_domain)
+    }
+
+    /// Tags the proxy with the cluster name and network of the mesh it
+    /// registered with (`Mesh.spec.multiCluster`) where its bootstrap named
+    /// none: a sidecar connected to this cluster's control plane is in this
+    /// cluster. What the bootstrap says wins.
+    pub fn default_topology(&mut self, multi_cluster: &MultiCluster) {
+        if self.topology.cluster.is_empty() {
+            self.topology.cluster = multi_cluster.cluster_name.clone();
+        }
+        if self.topology.network.is_empty() {
+            self.topology.network = multi_cluster.network.clone();
+        }
     }
 }
 
@@ -222,6 +235,31 @@ mod tests {
         assert!(reg.register(moved));
         assert!(reg.deregister("x"));
         assert!(!reg.deregister("x"));
+    }
+
+    #[test]
+    fn topology_defaults_to_the_mesh_unless_the_bootstrap_names_it() {
+        let mc = MultiCluster {
+            cluster_name: "east".into(),
+            network: "net-1".into(),
+            remotes: Vec::new(),
+        };
+        let mut p = proxy("x");
+        p.default_topology(&mc);
+        assert_eq!(
+            (p.topology.cluster.as_str(), p.topology.network.as_str()),
+            ("east", "net-1")
+        );
+        let mut own = proxy("y");
+        own.topology.network = "net-2".into();
+        own.default_topology(&mc);
+        assert_eq!(
+            (own.topology.cluster.as_str(), own.topology.network.as_str()),
+            ("east", "net-2")
+        );
+        let mut single = proxy("z");
+        single.default_topology(&MultiCluster::default());
+        assert!(single.topology.cluster.is_empty() && single.topology.network.is_empty());
     }
 
     #[test]

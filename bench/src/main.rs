@@ -82,6 +82,10 @@ pub struct XdsArgs {
     /// The trellis binary (default: $TRELLIS_BIN, else built next to this program).
     #[arg(long)]
     trellis: Option<PathBuf>,
+    /// Run R replicas of `trellis serve` sharing one etcd (started and
+    /// stopped by the bench); client I connects to replica I mod R.
+    #[arg(long, value_name = "R", default_value_t = 1)]
+    replicas: usize,
     /// Exit 1 unless every client converged to the same final versions as
     /// the other clients of its service (the CI correctness check).
     #[arg(long)]

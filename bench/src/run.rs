@@ -2,6 +2,7 @@
 //! the JSON line.
 
 pub(crate) mod measure;
+mod plane;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use tonic::transport::Endpoint;
 
 use crate::client::{self, ClientStats, Global, EDS, RDS};
 use crate::mesh::{service_name, Layout, Mesh};
-use crate::server::{self, Server};
+use crate::server;
 use crate::XdsArgs;
 use measure::{converge, percentiles, quiesce, wait_synced, Clients};
+use plane::Plane;
 
 /// Runs the benchmark and prints its JSON line; Ok(false) when `--check`
 /// found inconsistent clients.
@@ -29,18 +31,10 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
     let layout = Layout::new(mesh, args.namespaces, args.all_services);
     let bin = server::trellis_bin(args.trellis.clone())?;
     let tmp = tempfile::tempdir()?;
-    let (config, state) = (tmp.path().join("config"), tmp.path().join("state"));
-    std::fs::create_dir_all(&config)?;
-    layout.write_all(&config)?;
+    let state = tmp.path().join("state");
     let tokens = issue_tokens(&args, &bin, &state, &layout)?;
-    let server = Server::start(
-        &bin,
-        &config,
-        &state,
-        !args.tokens,
-        &tmp.path().join("trellis.log"),
-    )
-    .await?;
+    let replicas = args.replicas.max(1);
+    let server = Plane::start(&bin, tmp.path(), &state, &layout, replicas, !args.tokens).await?;
     // The control plane with its config and no sidecars: the RSS baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_base = server.rss_kb()?;
@@ -57,7 +51,14 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
         "mode": if args.delta { "delta" } else { "sotw" },
         "rss_base_kb": rss_base, "scope": args.scope,
         "namespaces": layout.namespaces, "all_services": args.all_services,
+        "replicas": replicas,
     });
+    // Registered: every replica counts every sidecar (through etcd for
+    // the other replicas' sidecars).
+    let registered = server.wait_registered(args.proxies, deadline).await;
+    let took = started.elapsed().as_secs_f64();
+    out["registered_s"] = registered.then_some(took).into();
+    out["registrations_per_s"] = registered.then(|| args.proxies as f64 / took).into();
     let synced = wait_synced(&clients, deadline).await;
     out["initial_sync_s"] = synced.then(|| started.elapsed().as_secs_f64()).into();
     out["cpu_s_initial_sync"] = (server.cpu_s()? - cpu_base).into();
@@ -81,13 +82,13 @@ pub async fn xds(args: XdsArgs) -> anyhow::Result<bool> {
         .collect();
     out["changed_service_reaches"] = reached.len().into();
     let route = change(&reached, &global, deadline, RDS, || {
-        layout.rewrite(&config, 0, 70, 0)
+        server.rewrite(&layout, 0, 70, 0)
     })
     .await?;
     put(&mut out, "route_change", &route);
     out["bytes_per_route_change"] = route.bytes.into();
     let eps = change(&reached, &global, deadline, EDS, || {
-        layout.rewrite(&config, 0, 70, 1)
+        server.rewrite(&layout, 0, 70, 1)
     })
     .await?;
     put(&mut out, "endpoint_change", &eps);
@@ -124,15 +125,18 @@ fn issue_tokens(
 
 fn spawn_clients(
     args: &XdsArgs,
-    server: &Server,
+    server: &Plane,
     layout: &Layout,
     tokens: &[Option<String>],
     clients: &Clients,
     global: &Arc<Global>,
 ) -> anyhow::Result<()> {
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
-    let url = format!("http://{}", server.xds);
+    let urls: Vec<String> = (server.servers.iter())
+        .map(|s| format!("http://{}", s.xds))
+        .collect();
     for (i, stats) in clients.iter().enumerate() {
+        let url = &urls[i % urls.len()];
         // Round robin over the services, so over their namespaces too.
         let svc = i % layout.mesh.services;
         let node = client::node_in(i, &service_name(svc), &layout.namespace(svc));

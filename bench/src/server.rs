@@ -14,6 +14,8 @@ pub struct Server {
     child: Child,
     /// Its ADS address.
     pub xds: SocketAddr,
+    /// Its admin HTTP address (`/metrics`).
+    pub admin: SocketAddr,
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -155,7 +157,7 @@ impl Server {
             .kill_on_drop(true);
         let mut child = cmd.spawn().context("starting trellis serve")?;
         wait_listening(&mut child, xds).await?;
-        Ok(Server { child, xds })
+        Ok(Server { child, xds, admin })
     }
 
     fn pid(&self) -> anyhow::Result<u32> {

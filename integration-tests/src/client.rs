@@ -2,6 +2,7 @@
 //! `Host` header, the way an application in the mesh does.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,6 +11,9 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client as HyperClient};
 use hyper_util::rt::TokioExecutor;
 
 use crate::backend::BACKEND_HEADER;
+
+/// Where the tests' own servers listen unless a test says otherwise.
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Longest a single request may take before the test gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -102,8 +106,22 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Reply> {
-        let mut req = hyper::Request::get(format!("http://127.0.0.1:{port}{path}"))
-            .header(hyper::header::HOST, host);
+        self.get_at(LOCALHOST, port, host, path, headers).await
+    }
+
+    /// `GET http://IP:PORT/PATH` with `Host: HOST` and extra headers: a
+    /// server on another address, e.g. in a network namespace.
+    pub async fn get_at(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Reply> {
+        let addr = SocketAddr::new(ip, port);
+        let mut req =
+            hyper::Request::get(format!("http://{addr}{path}")).header(hyper::header::HOST, host);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -160,7 +178,13 @@ impl Client {
 
 /// `GET http://127.0.0.1:PORT/PATH` (an admin endpoint): status and body.
 pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
-    let reply = shared_client().get(port, "127.0.0.1", path, &[]).await?;
+    http_get_at(LOCALHOST, port, path).await
+}
+
+/// `GET http://IP:PORT/PATH`: status and body.
+pub async fn http_get_at(ip: IpAddr, port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let host = SocketAddr::new(ip, port).to_string();
+    let reply = shared_client().get_at(ip, port, &host, path, &[]).await?;
     Ok((reply.status, reply.body))
 }
 

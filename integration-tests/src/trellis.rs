@@ -1,6 +1,7 @@
 //! The control plane under test: the real `trellis serve` binary.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::child::ChildGuard;
-use crate::client::http_get;
+use crate::client::http_get_at;
+use crate::netns::Host;
 use crate::ports::free_port;
 use crate::wait::wait_until;
 
@@ -65,12 +67,16 @@ pub struct TrellisOptions {
     /// The (xDS, admin) ports to use instead of fresh ones, e.g. reserved
     /// with [`free_port`] for a replica started later.
     pub ports: Option<(u16, u16)>,
+    /// The network namespace to run in, listening on its address instead
+    /// of 127.0.0.1 (see [`crate::netns`]).
+    pub host: Option<Host>,
 }
 
 /// A running `trellis serve`, killed on drop.
 #[derive(Debug)]
 pub struct Trellis {
     child: ChildGuard,
+    ip: IpAddr,
     xds_port: u16,
     admin_port: u16,
     config_dir: PathBuf,
@@ -96,6 +102,7 @@ impl Trellis {
         let child = spawn(config_dir, state.path(), (xds_port, admin_port), &opts, 0)?;
         let mut me = Self {
             child,
+            ip: bind_ip(&opts),
             xds_port,
             admin_port,
             config_dir: config_dir.to_path_buf(),
@@ -171,14 +178,19 @@ fn spawn(
     restarts: u32,
 ) -> anyhow::Result<ChildGuard> {
     {
-        let mut cmd = Command::new(trellis_bin()?);
+        let bin = trellis_bin()?;
+        let mut cmd = match &opts.host {
+            Some(host) => host.command(&bin.display().to_string()),
+            None => Command::new(bin),
+        };
+        let ip = bind_ip(opts);
         cmd.arg("serve")
             .arg("--config")
             .arg(config_dir)
             .arg("--xds-addr")
-            .arg(format!("127.0.0.1:{xds_port}"))
+            .arg(format!("{ip}:{xds_port}"))
             .arg("--admin-addr")
-            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg(format!("{ip}:{admin_port}"))
             .arg("--state-dir")
             .arg(state)
             .args(&opts.extra_args);
@@ -195,11 +207,19 @@ fn spawn(
     }
 }
 
+/// Where the control plane listens: its namespace's address, else 127.0.0.1.
+fn bind_ip(opts: &TrellisOptions) -> IpAddr {
+    match &opts.host {
+        Some(host) => host.addr(),
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
 impl Trellis {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let port = self.admin_port;
+        let (ip, port) = (self.ip, self.admin_port);
         let ready = wait_until(READY_TIMEOUT, Duration::from_millis(20), || async move {
-            matches!(http_get(port, "/readyz").await, Ok((200, _))).then_some(())
+            matches!(http_get_at(ip, port, "/readyz").await, Ok((200, _))).then_some(())
         });
         tokio::pin!(ready);
         loop {
@@ -218,9 +238,20 @@ impl Trellis {
         }
     }
 
-    /// `127.0.0.1:PORT` of the ADS server, for `trellis bootstrap --xds-addr`.
+    /// `IP:PORT` of the ADS server, for `trellis bootstrap --xds-addr`.
     pub fn xds_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.xds_port)
+        format!("{}:{}", self.ip, self.xds_port)
+    }
+
+    /// The address the control plane listens on (127.0.0.1 unless it runs
+    /// in a network namespace).
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// `GET` an admin path: status and body, whatever the status.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http_get_at(self.ip, self.admin_port, path).await
     }
 
     /// The admin HTTP port.
@@ -279,7 +310,7 @@ impl Trellis {
 
     /// `GET` an admin path; fails unless 200.
     pub async fn admin(&self, path: &str) -> anyhow::Result<String> {
-        let (status, body) = http_get(self.admin_port, path).await?;
+        let (status, body) = self.admin_get(path).await?;
         if status != 200 {
             bail!("trellis admin {path}: HTTP {status}: {body}");
         }

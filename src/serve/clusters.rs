@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -13,11 +12,6 @@ use super::core::Core;
 use crate::config::model::RemoteCluster;
 use crate::store::etcd::{watch_remote, RemoteEvent};
 use crate::store::{EtcdTls, StoreMetrics};
-
-/// How often the config is compared with the running watches: a reload
-/// swaps the config in place, and a second's delay to follow a change of
-/// remote clusters is of no consequence.
-const CHECK: Duration = Duration::from_secs(1);
 
 /// Runs the remote clusters' watches until `stop` fires.
 pub(super) async fn clusters_loop(
@@ -28,7 +22,10 @@ pub(super) async fn clusters_loop(
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<RemoteEvent>();
     let mut running: BTreeMap<String, (RemoteCluster, JoinHandle<()>)> = BTreeMap::new();
-    let mut check = tokio::time::interval(CHECK);
+    // Every config put in force is compared with the running watches; the
+    // first one is in force already.
+    let mut installed = core.config_installed();
+    installed.mark_changed();
     loop {
         tokio::select! {
             Some(e) = rx.recv() => {
@@ -37,7 +34,9 @@ pub(super) async fn clusters_loop(
                     core.remote_cluster_event(&e.cluster, e.event);
                 }
             }
-            _ = check.tick() => follow_config(&core, &mut running, &tx, tls.as_ref(), &metrics),
+            Ok(()) = installed.changed() => {
+                follow_config(&core, &mut running, &tx, tls.as_ref(), &metrics);
+            }
             _ = stop.changed() => break,
         }
     }

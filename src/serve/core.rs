@@ -42,7 +42,9 @@ struct Presence {
 pub(crate) struct Core {
     pub(crate) config_dir: PathBuf,
     pub(crate) config: ArcSwap<MeshConfig>,
-    generation: AtomicU64,
+    /// The generation of the config in force; watchers follow reloads
+    /// (`serve::clusters`).
+    generation: watch::Sender<u64>,
     /// Shared with the rebuild in progress and the last save; a change
     /// copies it first only while one of them holds it ([`Core::register`]).
     pub(crate) registry: Mutex<Arc<Registry>>,
@@ -112,7 +114,7 @@ impl Core {
         let core = Arc::new(Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
-            generation: AtomicU64::new(0),
+            generation: watch::Sender::new(0),
             registry: Mutex::new(Arc::new(Registry::new())),
             presence: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
@@ -156,7 +158,12 @@ impl Core {
 
     /// The generation of the config in force.
     pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        *self.generation.borrow()
+    }
+
+    /// Wakes on every config put in force.
+    pub(crate) fn config_installed(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Puts `mesh` in force and asks for a rebuild.
@@ -167,7 +174,11 @@ impl Core {
         let files = mesh.files.clone();
         self.config.store(Arc::new(mesh));
         self.restamp_gateways();
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut generation = 0;
+        self.generation.send_modify(|g| {
+            *g += 1;
+            generation = *g;
+        });
         self.metrics.set_generation(generation);
         let previous = self.admin.config_status();
         self.admin.set_config_status(ConfigStatus {
@@ -201,7 +212,8 @@ impl Core {
     }
 
     /// A stream opened: register the sidecar (again) and build its snapshot.
-    pub(crate) fn sidecar_connected(&self, proxy: Proxy) {
+    pub(crate) fn sidecar_connected(&self, mut proxy: Proxy) {
+        proxy.default_topology(&self.config.load().mesh.multi_cluster);
         let proxy = self.with_network_port(proxy);
         let id = proxy.id.clone();
         {

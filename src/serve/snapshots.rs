@@ -36,11 +36,27 @@ pub(crate) fn build_all(
 
 /// [`build_all`] with the state of earlier builds, so unchanged resources
 /// keep their encoding and unchanged proxies their own resources.
+#[cfg(test)]
 pub(crate) fn build_with(
     state: &mut BuildState,
     mesh: &MeshConfig,
     registry: &Registry,
     certs: Option<&Certs>,
+) -> Built {
+    build_served(state, mesh, registry, certs, &|_| true)
+}
+
+/// Snapshots for the sidecars of `registry` that `serves` (those whose
+/// streams this replica holds or awaits); every sidecar is still an
+/// endpoint. Another replica's or cluster's sidecars get their snapshots
+/// and leaves there: building them here too would double each replica's
+/// work and issue leaves nobody fetches.
+pub(crate) fn build_served(
+    state: &mut BuildState,
+    mesh: &MeshConfig,
+    registry: &Registry,
+    certs: Option<&Certs>,
+    serves: &dyn Fn(&str) -> bool,
 ) -> Built {
     let t0 = Instant::now();
     state.unselected_gateways =
@@ -56,6 +72,7 @@ pub(crate) fn build_with(
     let proxies = registry
         .sidecars()
         .values()
+        .filter(|proxy| serves(&proxy.id))
         .map(|proxy| {
             let proxy: &Proxy = proxy;
             let security = certs.map_or_else(ProxySecurity::default, |c| {
@@ -100,7 +117,12 @@ impl Core {
             gone,
             retired,
             skipped_servers,
-        } = build_with(&mut lock(&self.build), &mesh, &registry, Some(&self.certs));
+        } = {
+            let served = self.served_ids();
+            let serves = |id: &str| served.contains(id);
+            let state = &mut lock(&self.build);
+            build_served(state, &mesh, &registry, Some(&self.certs), &serves)
+        };
         let built = Instant::now();
         let mut changed = 0usize;
         for (id, snap, fresh) in snapshots {

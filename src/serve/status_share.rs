@@ -6,10 +6,11 @@
 //!
 //! Writes are coalesced: every [`PUBLISH_EVERY`] the proxies whose state
 //! changed are written once each, and only when their record differs from
-//! the one last written. A config change that makes 10,000 proxies send and
-//! ACK twice costs one write per proxy, in batched transactions.
+//! the one last written, at most [`MAX_WRITES_PER_PERIOD`] per period. A
+//! config change that makes 10,000 proxies send and ACK twice costs one
+//! write per proxy, in batched transactions, spread over 20 s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -66,6 +67,47 @@ impl PeerStatus {
     }
 }
 
+/// At most this many records one replica writes per [`PUBLISH_EVERY`];
+/// the other changed proxies wait their turn (oldest change first) and are
+/// written with their state at that time. Every push changes the status of
+/// every proxy it reaches, and without a bound 10,000 proxies per replica
+/// meant 10,000 etcd writes a second during a registration storm, each
+/// also read back by every replica's watch: etcd fell behind, every other
+/// request with it, and its history grew by megabytes a second. With the
+/// bound, another replica's view of a proxy lags by at most
+/// proxies / `MAX_WRITES_PER_PERIOD` periods (20 s at 10,000 proxies).
+pub(crate) const MAX_WRITES_PER_PERIOD: usize = 500;
+
+/// Proxies whose status changed and is not written yet, oldest first.
+#[derive(Debug, Default)]
+struct Backlog {
+    queue: VecDeque<String>,
+    queued: HashSet<String>,
+}
+
+impl Backlog {
+    fn extend(&mut self, nodes: impl IntoIterator<Item = String>) {
+        for node in nodes {
+            if self.queued.insert(node.clone()) {
+                self.queue.push_back(node);
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<String> {
+        let node = self.queue.pop_front()?;
+        self.queued.remove(&node);
+        Some(node)
+    }
+}
+
+/// A pass over every proxy (until one finds all at the rotation tag); it
+/// may span several periods when the write budget runs out.
+struct Pass {
+    tag: Option<String>,
+    all_at_tag: bool,
+}
+
 /// Publishes this replica's changed statuses until `stop` fires.
 pub(super) async fn publish_loop(
     core: Arc<Core>,
@@ -73,11 +115,15 @@ pub(super) async fn publish_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     core.status.track_changes();
-    // Everything already in the table counts as changed once.
-    let mut published: HashMap<String, StatusRecord> = HashMap::new();
-    let mut first = true;
-    // The rotation tag a full pass found every proxy at.
-    let mut covered: Option<String> = None;
+    let mut publisher = Publisher {
+        replica,
+        published: HashMap::new(),
+        backlog: Backlog::default(),
+        // Everything already in the table counts as changed once.
+        first: true,
+        covered: None,
+        pass: None,
+    };
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -85,40 +131,80 @@ pub(super) async fn publish_loop(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
+        publisher.period(&core);
+    }
+}
+
+/// What [`publish_loop`] keeps between periods.
+struct Publisher {
+    replica: String,
+    /// The record last written per proxy.
+    published: HashMap<String, StatusRecord>,
+    backlog: Backlog,
+    first: bool,
+    /// The rotation tag a full pass found every proxy at.
+    covered: Option<String>,
+    pass: Option<Pass>,
+}
+
+impl Publisher {
+    /// One period: queue what changed, write up to the budget.
+    fn period(&mut self, core: &Core) {
         // Until one pass found every proxy at the current root rotation
         // tag, every proxy is looked at each period: a proxy's tag can
         // change without a change of its xDS state (the phase's rebuild
         // finishing after its ACK).
         let tag = core.shared_rotation.tag();
-        let everyone = std::mem::take(&mut first) || (tag.is_some() && tag != covered);
-        let changed: Vec<String> = match everyone {
-            true => core.status.all().into_keys().collect(),
-            false => core.status.take_changed().into_iter().collect(),
-        };
-        let mut all_at_tag = true;
-        for node in changed {
-            all_at_tag &= publish(&core, &replica, &mut published, node);
+        let everyone = std::mem::take(&mut self.first) || (tag.is_some() && tag != self.covered);
+        self.backlog.extend(core.status.take_changed());
+        if everyone {
+            self.backlog.extend(core.status.all().into_keys());
+            self.pass.get_or_insert(Pass {
+                tag: tag.clone(),
+                all_at_tag: true,
+            });
         }
-        if everyone && all_at_tag {
-            covered = tag;
+        let mut writes = 0;
+        while writes < MAX_WRITES_PER_PERIOD {
+            let Some(node) = self.backlog.pop() else {
+                break;
+            };
+            let (at_tag, wrote) = publish(core, &self.replica, &mut self.published, node);
+            writes += usize::from(wrote);
+            if let Some(p) = self.pass.as_mut() {
+                p.all_at_tag &= at_tag;
+            }
+        }
+        let backlog = self.backlog.queue.len();
+        // How far publishing lags behind, for profiling at scale.
+        if writes > 0 || backlog > 0 {
+            tracing::debug!(writes, backlog, "proxy statuses published");
+        }
+        if backlog == 0 {
+            let finished = self.pass.take().filter(|p| p.all_at_tag && p.tag == tag);
+            if let Some(p) = finished {
+                self.covered = p.tag;
+            }
         }
     }
 }
 
 /// Writes one proxy's record if it differs from the one last written
-/// (the `seen` time aside), or withdraws it if the proxy left. False if
-/// the proxy is connected and not at the current rotation tag.
+/// (the `seen` time aside), or withdraws it if the proxy left. Returns
+/// whether the proxy is at the current rotation tag (or not connected),
+/// and whether anything was written.
 fn publish(
     core: &Core,
     replica: &str,
     published: &mut HashMap<String, StatusRecord>,
     node: String,
-) -> bool {
+) -> (bool, bool) {
     let Some(status) = core.status.get(&node) else {
-        if published.remove(&node).is_some() {
+        let wrote = published.remove(&node).is_some();
+        if wrote {
             core.store.status_removed(&node);
         }
-        return true;
+        return (true, wrote);
     };
     let mut record = record(&node, replica, &status, unix_now());
     record.trust = core.shared_rotation.proxy_tag(core, &node, &status);
@@ -133,7 +219,7 @@ fn publish(
         core.store.status_changed(&record);
         published.insert(node, record);
     }
-    at_tag
+    (at_tag, !same)
 }
 
 fn unix_now() -> u64 {
@@ -270,6 +356,19 @@ mod tests {
             },
         );
         table
+    }
+
+    #[test]
+    fn the_backlog_keeps_one_entry_per_proxy_oldest_first() {
+        let mut backlog = Backlog::default();
+        backlog.extend(["b".to_string(), "a".to_string()]);
+        backlog.extend(["b".to_string(), "c".to_string()]);
+        assert_eq!(backlog.pop().as_deref(), Some("b"));
+        // Queued again after its turn: at the back.
+        backlog.extend(["b".to_string()]);
+        let rest: Vec<String> = std::iter::from_fn(|| backlog.pop()).collect();
+        assert_eq!(rest, ["a", "c", "b"]);
+        assert!(backlog.queued.is_empty());
     }
 
     #[test]

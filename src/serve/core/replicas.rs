@@ -16,6 +16,12 @@ impl Core {
         lock(&self.presence).get(id).is_some_and(|p| p.streams > 0)
     }
 
+    /// The sidecars this replica serves: a stream open here, in its grace
+    /// period here, or restored here and awaited.
+    pub(crate) fn served_ids(&self) -> HashSet<String> {
+        lock(&self.presence).keys().cloned().collect()
+    }
+
     /// Another replica registered `proxy`. If it was this replica's and its
     /// stream is closed, it moved: this replica forgets its own pending
     /// deregistration (the entry stays, so no endpoint flaps).

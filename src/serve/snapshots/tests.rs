@@ -84,3 +84,31 @@ fn an_endpoint_change_reaches_only_the_proxies_whose_scope_holds_it() {
 }
 
 mod determinism;
+
+#[test]
+fn a_sidecar_served_elsewhere_is_an_endpoint_without_a_snapshot_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::new();
+    registry.register(sidecar("a-1", "a", "ns-a", 15006));
+    registry.register(sidecar("a-2", "a", "ns-a", 15007));
+    registry.register(sidecar("b-1", "b", "ns-b", 15008));
+    let mesh = mesh(dir.path(), "10.0.1.1");
+    let here = |id: &str| id != "a-2";
+    let mut state = BuildState::default();
+    let served = build_served(&mut state, &mesh, &registry, None, &here);
+    assert_eq!(fresh(&served), [("a-1", true), ("b-1", true)]);
+    // a-2 still counts as an instance of `a`: a-1's endpoints are those of
+    // a build that serves everyone, and change when a-2 leaves.
+    let all = build_with(&mut BuildState::default(), &mesh, &registry, None);
+    let version = |b: &Built| b.snapshots[0].1.version(&ENDPOINT_TYPE).map(str::to_string);
+    assert_eq!(version(&served), version(&all));
+    registry.deregister("a-2");
+    let left = build_served(&mut state, &mesh, &registry, None, &here);
+    assert_ne!(version(&left), version(&served));
+    assert!(left.gone.is_empty(), "a-2 never had a snapshot here");
+
+    // A sidecar that moves away loses its snapshot here.
+    let only_a = |id: &str| id == "a-1";
+    let moved = build_served(&mut state, &mesh, &registry, None, &only_a);
+    assert_eq!(moved.gone, ["b-1"]);
+}

@@ -29,6 +29,10 @@ use super::proto::{
     TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 
+/// The largest message taken from etcd (its own default request limit is
+/// 1.5 MB; responses to a range or a catching-up watch can be far larger).
+const MAX_MESSAGE: usize = 256 << 20;
+
 /// Why an etcd call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -52,6 +56,9 @@ pub enum ClientError {
     /// `--store etcd://` named no member.
     #[error("no etcd endpoint")]
     NoEndpoints,
+    /// A request got no answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
     /// etcd answered a lease grant with an error.
     #[error("lease not granted: {0}")]
     LeaseRefused(String),
@@ -152,7 +159,10 @@ impl Client {
     fn pick(&self) -> (Grpc<Channel>, Attempt) {
         let index = self.members.current.load(Ordering::SeqCst);
         let channel = self.members.channels[index].clone();
-        (Grpc::new(channel), Attempt::new(&self.members, index))
+        // A watch that catches up gets many revisions' events in one
+        // message, past gRPC's default 4 MB limit at thousands of sidecars.
+        let grpc = Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        (grpc, Attempt::new(&self.members, index))
     }
 
     /// Reads one key, or every key starting with it when `prefix`.
@@ -163,7 +173,50 @@ impl Client {
             Vec::new()
         };
         let key = key.as_bytes().to_vec();
-        self.unary(RANGE, RangeRequest { key, range_end }).await
+        let request = RangeRequest {
+            key,
+            range_end,
+            limit: 0,
+            revision: 0,
+        };
+        self.unary(RANGE, request).await
+    }
+
+    /// Reads every key under `prefix` in pages of `page` keys, all at the
+    /// revision of the first page: one response for 10,000 sidecars and
+    /// their statuses (over 10 MB) exceeds gRPC's 4 MB message limit, and
+    /// would take one request's whole time budget under load. `page_timeout`
+    /// bounds each request.
+    pub async fn range_paged(
+        &self,
+        prefix: &str,
+        page: i64,
+        page_timeout: Duration,
+    ) -> Result<RangeResponse, ClientError> {
+        let range_end = prefix_end(prefix.as_bytes());
+        let mut request = RangeRequest {
+            key: prefix.as_bytes().to_vec(),
+            range_end,
+            limit: page,
+            revision: 0,
+        };
+        let mut all = RangeResponse::default();
+        loop {
+            let call = self.unary::<_, RangeResponse>(RANGE, request.clone());
+            let response = (tokio::time::timeout(page_timeout, call).await)
+                .map_err(|_| ClientError::Timeout(page_timeout))??;
+            if all.header.is_none() {
+                all.header = response.header.clone();
+                request.revision = response.header.as_ref().map_or(0, |h| h.revision);
+            }
+            let more = response.more;
+            all.kvs.extend(response.kvs);
+            match all.kvs.last() {
+                // The next page starts just after the last key read.
+                Some(last) if more => request.key = [last.key.as_slice(), &[0]].concat(),
+                _ => return Ok(all),
+            }
+        }
     }
 
     /// Writes a key, on `lease` unless it is 0.

@@ -59,6 +59,12 @@ pub struct RangeRequest {
     /// The end of the range, exclusive; empty for `key` alone.
     #[prost(bytes = "vec", tag = "2")]
     pub range_end: Vec<u8>,
+    /// At most this many keys; 0 for no limit.
+    #[prost(int64, tag = "3")]
+    pub limit: i64,
+    /// Read at this revision; 0 for the newest.
+    #[prost(int64, tag = "4")]
+    pub revision: i64,
 }
 
 /// `etcdserverpb.RangeResponse`.
@@ -70,6 +76,9 @@ pub struct RangeResponse {
     /// The keys found.
     #[prost(message, repeated, tag = "2")]
     pub kvs: Vec<KeyValue>,
+    /// Whether keys beyond `limit` remain in the range.
+    #[prost(bool, tag = "3")]
+    pub more: bool,
 }
 
 /// `etcdserverpb.PutRequest`.

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use super::client::{Client, ClientError, WatchStream};
 use super::keys::{KeyKind, Keys};
 use super::proto::{EventType, KeyValue, WatchResponse};
-use super::sync::{key_str, timed};
+use super::sync::{key_str, timed, RANGE_PAGE};
+use super::OP_TIMEOUT;
 use super::{connect_options_for, EtcdTls, StoreEvent};
 use crate::config::model::RemoteCluster;
 use crate::registry::Proxy;
@@ -96,7 +97,11 @@ impl Watcher {
     /// Reads the remote registry whole, reports it, and watches from there.
     async fn connect(&mut self) -> Result<WatchStream, StoreError> {
         let prefix = format!("{}sidecars/", self.keys.all());
-        let response = timed(self.client.range(&prefix, true)).await?;
+        let response = (self
+            .client
+            .range_paged(&prefix, RANGE_PAGE, OP_TIMEOUT)
+            .await)
+            .map_err(StoreError::from)?;
         let revision = response.header.as_ref().map_or(0, |h| h.revision);
         let proxies: Vec<Proxy> = (response.kvs.iter())
             .filter_map(|kv| self.decode(kv))

@@ -15,7 +15,7 @@ use super::sync::{op, timed};
 use crate::store::{StatusRecord, StoreError};
 
 /// Operations per transaction: under etcd's default `--max-txn-ops` (128).
-const BATCH: usize = 100;
+pub(super) const BATCH: usize = 100;
 
 /// Own status values, and which are not written or deleted yet.
 #[derive(Debug, Default)]

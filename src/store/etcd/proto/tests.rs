@@ -26,12 +26,18 @@ fn put_request_bytes() {
 
 #[test]
 fn range_request_bytes() {
-    let range = RangeRequest {
+    let mut range = RangeRequest {
         key: b"/p/".to_vec(),
         range_end: prefix_end(b"/p/"),
+        limit: 0,
+        revision: 0,
     };
     let bytes = [0x0a, 3, b'/', b'p', b'/', 0x12, 3, b'/', b'p', b'0'];
     assert_eq!(encoded(&range), bytes);
+    // A page: limit (field 3) and revision (field 4), varints.
+    (range.limit, range.revision) = (1000, 7);
+    let paged = [&bytes[..], &[0x18, 0xe8, 0x07, 0x20, 7]].concat();
+    assert_eq!(encoded(&range), paged);
 }
 
 #[test]
