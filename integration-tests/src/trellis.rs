@@ -146,8 +146,9 @@ impl Trellis {
 
 /// Copies the CA directory and the token key of one state directory into
 /// another (`cp -a`, keeping the private files' modes). A control plane
-/// with a plug-in CA has no `ca/`: only its token key is copied.
-fn copy_trust(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// with a plug-in CA has no `ca/`: only its token key is copied. Every
+/// replica of one mesh shares these (tests and the replica benchmark).
+pub fn copy_trust(from: &Path, to: &Path) -> anyhow::Result<()> {
     for item in ["ca", "token.key"] {
         if item == "ca" && !from.join(item).exists() {
             continue;

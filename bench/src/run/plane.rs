@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use trellis_integration_tests::client::http_get_at;
 use trellis_integration_tests::etcd::Etcd;
+use trellis_integration_tests::trellis::copy_trust;
 
 use crate::mesh::Layout;
 use crate::server::Server;
@@ -52,7 +53,12 @@ impl Plane {
             layout.write_all(&config)?;
             let own_state = match r {
                 0 => state.to_path_buf(),
-                _ => copy_trust(state, &tmp.join(format!("state-{r}")))?,
+                _ => {
+                    let own = tmp.join(format!("state-{r}"));
+                    std::fs::create_dir_all(&own)?;
+                    copy_trust(state, &own)?;
+                    own
+                }
             };
             let log = tmp.join(format!("trellis-{r}.log"));
             let server = Server::start_with(bin, &config, &own_state, insecure, &log, &extra);
@@ -108,25 +114,4 @@ async fn metrics(admin: SocketAddr) -> anyhow::Result<String> {
         bail!("/metrics: HTTP {status}");
     }
     Ok(body)
-}
-
-/// A new state directory `to` holding the CA (`ca/`) and the token key of
-/// `from`: what every replica of one mesh shares.
-fn copy_trust(from: &Path, to: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(to)?;
-    for item in ["ca", "token.key"] {
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(from.join(item))
-            .arg(to)
-            .status()?;
-        if !status.success() {
-            bail!(
-                "copying {} into {}",
-                from.join(item).display(),
-                to.display()
-            );
-        }
-    }
-    Ok(to.to_path_buf())
 }
