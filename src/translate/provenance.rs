@@ -66,6 +66,11 @@ pub struct RouteProvenance {
     pub fields: Vec<Field>,
 }
 
+/// The port in names of a service no ServiceEntry declares (its sidecars
+/// register its ports): `outbound|*||HOST`, `HOST:*`. Lookups and blames
+/// read it as any port.
+pub const ANY_PORT: &str = "*";
+
 /// Where each generated Envoy resource came from, by type URL and name.
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
@@ -145,13 +150,18 @@ impl Provenance {
     /// What the resource `name` of `type_url` came from.
     pub fn resource(&self, type_url: &str, name: &str) -> Option<&ResourceProvenance> {
         let key = blame::type_key(type_url)?;
-        self.resources.get(&(key, name.to_string()))
+        let get = |name: String| self.resources.get(&(key, name));
+        get(name.to_string()).or_else(|| get(any_port_cluster(name)?))
     }
 
     /// What the virtual host `vhost` of route configuration `route_config`
     /// came from.
     pub fn virtual_host(&self, route_config: &str, vhost: &str) -> Option<&VirtualHostProvenance> {
-        self.virtual_hosts.get(route_config)?.get(vhost)
+        let hosts = self.virtual_hosts.get(route_config)?;
+        hosts.get(vhost).or_else(|| {
+            let (host, _) = vhost.rsplit_once(':')?;
+            hosts.get(&format!("{host}:{ANY_PORT}"))
+        })
     }
 
     /// What the route named `route` of a virtual host came from (the first
@@ -170,12 +180,14 @@ impl Provenance {
         blame::blame(self, type_url, error_detail)
     }
 
-    /// Resources known for one type, with their names.
-    fn of_type(&self, key: &'static str) -> impl Iterator<Item = (&str, &ResourceProvenance)> {
-        self.resources
-            .iter()
+    /// Resources known for one type, with their names, in name order.
+    fn of_type(&self, key: &'static str) -> Vec<(&str, &ResourceProvenance)> {
+        let mut all: Vec<_> = (self.resources.iter())
             .filter(move |((k, _), _)| *k == key)
             .map(|((_, n), r)| (n.as_str(), r))
+            .collect();
+        all.sort_by_key(|(n, _)| *n);
+        all
     }
 
     /// Number of resources known (for logs and tests).
@@ -187,6 +199,14 @@ impl Provenance {
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
     }
+}
+
+/// `outbound|PORT|SUBSET|HOST` → `outbound|*|SUBSET|HOST`.
+fn any_port_cluster(name: &str) -> Option<String> {
+    let mut parts: Vec<&str> = name.split('|').collect();
+    (parts.len() == 4).then_some(())?;
+    parts[1] = ANY_PORT;
+    Some(parts.join("|"))
 }
 
 #[cfg(test)]

@@ -40,16 +40,13 @@ pub(super) fn blame(p: &Provenance, type_url: &str, message: &str) -> Option<Bla
             return Some(found);
         }
     }
-    let mut named: Vec<(&str, &ResourceProvenance)> = p
-        .of_type(key)
-        .filter(|(name, _)| contains_bounded(message, name))
+    let all = p.of_type(key);
+    let mut named: Vec<(&str, &ResourceProvenance)> = (all.iter())
+        .filter(|(name, _)| mentions(message, name))
+        .copied()
         .collect();
     named.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
-    let pool: Vec<(&str, &ResourceProvenance)> = if named.is_empty() {
-        p.of_type(key).collect()
-    } else {
-        named.clone()
-    };
+    let pool = if named.is_empty() { all } else { named.clone() };
     let fields = pool
         .iter()
         .flat_map(|(n, r)| r.fields.iter().map(move |f| (*n, f)));
@@ -64,7 +61,8 @@ pub(super) fn blame(p: &Provenance, type_url: &str, message: &str) -> Option<Bla
 /// virtual hosts and routes the message names, blamed on the field it
 /// quotes, else the named route, else the named virtual host.
 fn blame_routes(p: &Provenance, message: &str) -> Option<Blame> {
-    let configs: Vec<(&String, _)> = p.virtual_hosts.iter().collect();
+    let mut configs: Vec<(&String, _)> = p.virtual_hosts.iter().collect();
+    configs.sort_by_key(|(n, _)| *n);
     let named: Vec<_> = (configs.iter())
         .filter(|(n, _)| contains_bounded(message, n))
         .copied()
@@ -74,8 +72,9 @@ fn blame_routes(p: &Provenance, message: &str) -> Option<Blame> {
     for (config, hosts) in &configs {
         vhosts.extend(hosts.iter().map(|(h, v)| (config.as_str(), h.as_str(), v)));
     }
+    vhosts.sort_by_key(|(c, h, _)| (*c, *h));
     let named_hosts: Vec<_> = (vhosts.iter())
-        .filter(|(_, h, _)| contains_bounded(message, h))
+        .filter(|(_, h, _)| mentions(message, h))
         .copied()
         .collect();
     if !named_hosts.is_empty() {
@@ -116,6 +115,22 @@ fn best_quoted<'a>(
         }
     }
     best.map(|(r, f, _)| (r, f))
+}
+
+/// True when `message` names the resource `name`, whose `*` (a port
+/// not known from config) stands for any port number.
+fn mentions(message: &str, name: &str) -> bool {
+    let Some((before, after)) = name.split_once(super::ANY_PORT) else {
+        return contains_bounded(message, name);
+    };
+    message.match_indices(before).any(|(i, _)| {
+        let rest = &message[i + before.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let tail = &rest[digits..];
+        let end = tail.get(after.len()..).and_then(|t| t.chars().next());
+        let glued = end.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        digits > 0 && tail.starts_with(after) && !glued
+    })
 }
 
 /// True when `needle` occurs in `hay` not glued to a longer word or

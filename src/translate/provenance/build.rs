@@ -6,13 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Field, Provenance, ResourceProvenance, RouteProvenance, VirtualHostProvenance};
+use std::collections::BTreeSet;
+
+use super::{
+    Field, Provenance, ResourceProvenance, RouteProvenance, VirtualHostProvenance, ANY_PORT,
+};
 use crate::config::model::{
-    DestinationRule, HeaderOps, HttpMatch, HttpRoute, MeshConfig, Origin, Service, StringMatch,
+    DestinationRule, HeaderOps, Host, HttpMatch, HttpRoute, MeshConfig, Origin, StringMatch,
     TrafficPolicy, VirtualService,
 };
 use crate::config::SourceIndex;
-use crate::translate::{cluster_name, OUTBOUND_ROUTE};
+use crate::translate::OUTBOUND_ROUTE;
 
 /// Positions fields of one object.
 struct Locator<'a> {
@@ -39,23 +43,38 @@ impl Locator<'_> {
 
 pub(super) fn build(mesh: &MeshConfig, source: &SourceIndex) -> Provenance {
     let mut out = Provenance::default();
-    for service in mesh.services.values() {
-        let se = Locator {
-            source,
-            origin: Arc::new(service.origin.clone()),
-        };
-        let vs = mesh.virtual_services.get(&service.host);
+    let mut hosts: BTreeSet<&Host> = mesh.services.keys().collect();
+    hosts.extend(mesh.virtual_services.keys());
+    hosts.extend(mesh.destination_rules.keys());
+    for host in hosts {
+        let vs = mesh.virtual_services.get(host);
         let vs = vs.map(|vs| (vs.as_ref(), locator(source, &vs.origin)));
-        let dr = mesh.destination_rules.get(&service.host);
+        let dr = mesh.destination_rules.get(host);
         let dr = dr.map(|dr| (dr.as_ref(), locator(source, &dr.origin)));
-        for (k, port) in service.ports.iter().enumerate() {
-            let port_field = se.field(&format!("spec.ports[{k}]"), None);
-            let vhost = virtual_host(service, port.number, &port_field, vs.as_ref());
+        // A service only sidecars declare (no ServiceEntry) has the ports
+        // its sidecars register, unknown here: its names take `*`.
+        let ports: Vec<(String, Option<Field>)> = match mesh.services.get(host) {
+            Some(service) => {
+                let se = locator(source, &service.origin);
+                let ports = service.ports.iter().enumerate();
+                ports
+                    .map(|(k, p)| {
+                        (
+                            p.number.to_string(),
+                            Some(se.field(&format!("spec.ports[{k}]"), None)),
+                        )
+                    })
+                    .collect()
+            }
+            None => vec![(ANY_PORT.to_string(), None)],
+        };
+        for (port, port_field) in ports {
+            let vhost = virtual_host(host, port_field.as_ref(), vs.as_ref());
             out.virtual_hosts
                 .entry(OUTBOUND_ROUTE.to_string())
                 .or_default()
-                .insert(format!("{}:{}", service.host, port.number), vhost);
-            clusters(&mut out, service, port.number, &port_field, dr.as_ref());
+                .insert(format!("{host}:{port}"), vhost);
+            clusters(&mut out, (host, &port), port_field.as_ref(), dr.as_ref());
         }
     }
     out.resources.insert(
@@ -76,32 +95,25 @@ fn locator<'a>(source: &'a SourceIndex, origin: &Origin) -> Locator<'a> {
 /// (all of them: which apply at this port is decided per request match),
 /// and the ServiceEntry port.
 fn virtual_host(
-    service: &Service,
-    port: u16,
-    port_field: &Field,
+    host: &Host,
+    port_field: Option<&Field>,
     vs: Option<&(&VirtualService, Locator<'_>)>,
 ) -> VirtualHostProvenance {
     let mut vhost = VirtualHostProvenance::default();
     if let Some((vs, at)) = vs {
-        let i = vs.hosts.iter().position(|h| h == &service.host);
+        let i = vs.hosts.iter().position(|h| h == host);
         let path = i.map_or_else(|| "spec.hosts".to_string(), |i| format!("spec.hosts[{i}]"));
         vhost.objects.push(at.field(&path, None));
         for (i, rule) in vs.http.iter().enumerate() {
-            let applies = |m: &HttpMatch| m.port.is_none_or(|p| p == port);
-            vhost.routes.extend(rule_routes(at, i, rule, applies));
+            vhost.routes.extend(rule_routes(at, i, rule));
         }
     }
-    vhost.objects.push(port_field.clone());
+    vhost.objects.extend(port_field.cloned());
     vhost
 }
 
 /// One route per match of rule `i` (one for a rule without matches).
-fn rule_routes(
-    at: &Locator<'_>,
-    i: usize,
-    rule: &HttpRoute,
-    applies: impl Fn(&HttpMatch) -> bool,
-) -> Vec<RouteProvenance> {
+fn rule_routes(at: &Locator<'_>, i: usize, rule: &HttpRoute) -> Vec<RouteProvenance> {
     let rule_path = format!("spec.http[{i}]");
     let mut common = vec![at.field(&rule_path, None)];
     common.extend(rule_fields(at, &rule_path, rule));
@@ -114,7 +126,6 @@ fn rule_routes(
     }
     let matches = rule.matches.iter().enumerate();
     matches
-        .filter(|(_, m)| applies(m))
         .map(|(j, m)| {
             let path = format!("{rule_path}.match[{j}]");
             let mut fields = common.clone();
@@ -215,12 +226,11 @@ fn duration_needle(d: Duration) -> Option<String> {
 /// and one per DestinationRule subset.
 fn clusters(
     out: &mut Provenance,
-    service: &Service,
-    port: u16,
-    port_field: &Field,
+    (host, port): (&Host, &str),
+    port_field: Option<&Field>,
     dr: Option<&(&DestinationRule, Locator<'_>)>,
 ) {
-    let host = service.host.as_str();
+    let name = |subset: &str| format!("outbound|{port}|{subset}|{host}");
     let mut add = |name: String, objects: Vec<Field>, fields: Vec<Field>| {
         let eds = ResourceProvenance {
             objects: objects.clone(),
@@ -231,30 +241,21 @@ fn clusters(
             .insert(("cds", name), ResourceProvenance { objects, fields });
     };
     let Some((dr, at)) = dr else {
-        add(
-            cluster_name(port, None, host),
-            vec![port_field.clone()],
-            vec![],
-        );
+        add(name(""), port_field.into_iter().cloned().collect(), vec![]);
         return;
     };
     let top = policy_fields(at, "spec.trafficPolicy", dr.traffic_policy.as_ref());
-    let objects = vec![port_field.clone(), at.field("spec.host", None)];
-    add(cluster_name(port, None, host), objects, top.clone());
+    let mut objects: Vec<Field> = port_field.into_iter().cloned().collect();
+    objects.push(at.field("spec.host", None));
+    add(name(""), objects, top.clone());
     for (k, subset) in dr.subsets.iter().enumerate() {
         let path = format!("spec.subsets[{k}]");
-        let mut fields = policy_fields(
-            at,
-            &format!("{path}.trafficPolicy"),
-            subset.traffic_policy.as_ref(),
-        );
+        let policy = subset.traffic_policy.as_ref();
+        let mut fields = policy_fields(at, &format!("{path}.trafficPolicy"), policy);
         fields.extend(top.iter().cloned());
-        let objects = vec![at.field(&path, None), port_field.clone()];
-        add(
-            cluster_name(port, Some(&subset.name), host),
-            objects,
-            fields,
-        );
+        let mut objects = vec![at.field(&path, None)];
+        objects.extend(port_field.cloned());
+        add(name(&subset.name), objects, fields);
     }
 }
 

@@ -66,11 +66,13 @@ spec:
 ";
 
 fn provenance(dir: &Path) -> Provenance {
-    for (name, text) in [
-        ("service.yaml", SERVICE),
-        ("routes.yaml", ROUTES_YAML),
-        ("policy.yaml", POLICY),
-    ] {
+    std::fs::write(dir.join("service.yaml"), SERVICE).unwrap();
+    sidecar_only(dir)
+}
+
+/// Without a ServiceEntry: `payment` is a service its sidecars declare.
+fn sidecar_only(dir: &Path) -> Provenance {
+    for (name, text) in [("routes.yaml", ROUTES_YAML), ("policy.yaml", POLICY)] {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let mesh = load_dir(dir).unwrap();
@@ -84,7 +86,8 @@ const RE2_NACK: &str = "regex '/(alpha|beta|gamma|delta){1,30}' RE2 program size
 
 /// What Envoy 1.40 answers to a cluster whose connect timeout is over
 /// its limit (captured from a sidecar's NACK).
-const DURATION_NACK: &str = "Error adding/updating cluster(s) outbound|80|v1|payment.default.svc.cluster.local: Invalid duration: Duration out-of-range: goo.gle/debugstr    \nseconds: 10800000000\n";
+const DURATION_NACK: &str =
+    "Invalid duration: Duration out-of-range: goo.gle/debugstr    \nseconds: 10800000000\n";
 
 #[test]
 fn a_regex_nack_points_at_the_regex() {
@@ -181,4 +184,28 @@ fn the_report_has_validate_s_format() {
         b.report("client-1", "bad regex\n"),
         "c/routes.yaml:13:9: error: VirtualService/payment: spec.http[0].match[0].uri.regex: Envoy rejected outbound (rejected by proxy client-1: bad regex)"
     );
+}
+
+#[test]
+fn services_without_a_service_entry_match_any_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = sidecar_only(dir.path());
+    let b = p.blame(ROUTES, RE2_NACK).unwrap();
+    assert_eq!((b.line, b.column), (13, 9));
+    let b = p.blame(CLUSTER, DURATION_NACK).unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.line, b.column),
+        ("DestinationRule", 14, 9)
+    );
+    let name = "outbound|8080|v1|payment.default.svc.cluster.local";
+    let cluster = p.resource(CLUSTER, name).unwrap();
+    assert_eq!(cluster.objects[0].path, "spec.subsets[0]");
+    let msg = format!("Error adding/updating cluster(s) {name}: unknown problem");
+    let b = p.blame(CLUSTER, &msg).unwrap();
+    assert_eq!((b.field.as_str(), b.line), ("spec.subsets[0]", 8));
+    let msg =
+        "Error adding/updating cluster(s) outbound|8080|v1|payment.default.svc.cluster.localx: no";
+    assert_eq!(p.blame(CLUSTER, msg), None);
+    let vhost = p.virtual_host("outbound", "payment.default.svc.cluster.local:8080");
+    assert_eq!(vhost.unwrap().routes.len(), 2);
 }
