@@ -145,6 +145,8 @@ pub(super) fn contains_bounded(hay: &str, needle: &str) -> bool {
     hay.match_indices(needle).any(|(i, _)| {
         let before = hay[..i].chars().next_back();
         let after = hay[i + needle.len()..].chars().next();
-        !(word(first) && word(before)) && !(word(last) && word(after))
+        let glued_before = word(first) && word(before);
+        let glued_after = word(last) && word(after);
+        !glued_before && !glued_after
     })
 }
