@@ -115,12 +115,9 @@ async fn assert_traced(
         file.display()
     );
     let log = trellis.log();
-    let logged = log.lines().find(|l| l.contains(&place));
-    let logged = logged.unwrap_or_else(|| panic!("no log line {place}...: {log}"));
-    assert!(
-        logged.contains(&format!("(rejected by proxy {node}: ")),
-        "{logged}"
-    );
+    let by = format!("(rejected by proxy {node}: ");
+    let logged = log.lines().find(|l| l.contains(&place) && l.contains(&by));
+    assert!(logged.is_some(), "no log line {place}...{by}...: {log}");
 
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&proxy_status(trellis, true).await).unwrap();
