@@ -3,8 +3,6 @@
 //! could never apply is an error at load, at its line.
 
 mod matches;
-#[cfg(test)]
-mod tests;
 mod value;
 
 use super::{join, Cx};
