@@ -95,23 +95,23 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: CLUSTER\n    patch:\n      operation: MERGE\n      value: {connect_timeout: 1s, no_such_field: 1}\n",
-            "f.yaml:9:7: error: EnvoyFilter/ef: spec.configPatches[0].patch.value.no_such_field: not a valid envoy.config.cluster.v3.Cluster: unknown field `no_such_field`",
+            "f.yaml:9:36: error: EnvoyFilter/ef: spec.configPatches[0].patch.value.no_such_field: not a valid envoy.config.cluster.v3.Cluster: unrecognized field name 'no_such_field'",
         ),
         (
             "  - applyTo: HTTP_FILTER\n    match: {context: SIDECAR_INBOUND, cluster: {name: x}}\n    patch: {operation: REMOVE}\n",
-            "f.yaml:7:40: error: EnvoyFilter/ef: spec.configPatches[0].match.cluster: applyTo HttpFilter takes a `listener` match",
+            "f.yaml:7:39: error: EnvoyFilter/ef: spec.configPatches[0].match.cluster: applyTo HttpFilter takes a `listener` match",
         ),
         (
             "  - applyTo: CLUSTER\n    match: {context: EVERYWHERE}\n    patch: {operation: REMOVE}\n",
-            "f.yaml:7:14: error: EnvoyFilter/ef: spec.configPatches[0].match.context: unknown context \"EVERYWHERE\": use ANY, SIDECAR_INBOUND, SIDECAR_OUTBOUND or GATEWAY",
+            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].match.context: unknown context \"EVERYWHERE\": use ANY, SIDECAR_INBOUND, SIDECAR_OUTBOUND or GATEWAY",
         ),
         (
             "  - applyTo: NETWORK_FILTER\n    match:\n      listener:\n        filterChain:\n          filter: {name: envoy.filters.network.http_connection_manager, subFilter: {name: envoy.filters.http.router}}\n    patch: {operation: REMOVE}\n",
-            "f.yaml:10:72: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.filterChain.filter.subFilter: a subFilter match applies to applyTo HTTP_FILTER only",
+            "f.yaml:10:73: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.filterChain.filter.subFilter: a subFilter match applies to applyTo HTTP_FILTER only",
         ),
         (
             "  - applyTo: CLUSTER\n    match: {proxy: {proxyVersion: '^1\\.2.*'}}\n    patch: {operation: REMOVE}\n",
-            "f.yaml:7:14: error: EnvoyFilter/ef: spec.configPatches[0].match.proxy: match.proxy matches Istio proxy versions and node metadata, which Trellis sidecars do not carry: remove it",
+            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].match.proxy: match.proxy matches Istio proxy versions and node metadata, which Trellis sidecars do not carry: remove it",
         ),
         (
             "  - applyTo: ROUTE_CONFIGURATION\n    patch: {operation: ADD, value: {name: x}}\n",
@@ -119,11 +119,11 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: HTTP_FILTER\n    patch:\n      operation: ADD\n      value:\n        name: x\n        typed_config: {'@type': type.googleapis.com/udpa.type.v1.TypedStruct, value: {}}\n",
-            "f.yaml:11:23: error: EnvoyFilter/ef: spec.configPatches[0].patch.value.typed_config: a TypedStruct needs a `type_url`",
+            "f.yaml:11:9: error: EnvoyFilter/ef: spec.configPatches[0].patch.value.typed_config: a TypedStruct needs a `type_url`",
         ),
         (
             "  - applyTo: HTTP_FILTER\n    patch:\n      operation: ADD\n      value:\n        name: x\n        typed_config: {'@type': type.googleapis.com/envoy.NoSuchType}\n",
-            "f.yaml:11:9: error: EnvoyFilter/ef: spec.configPatches[0].patch.value.typed_config: not a valid envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter: unrecognized type URL 'type.googleapis.com/envoy.NoSuchType'",
+            "f.yaml:11:9: error: EnvoyFilter/ef: spec.configPatches[0].patch.value.typed_config: not a valid envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter: message 'envoy.NoSuchType' not found",
         ),
     ];
     let mut wrong = Vec::new();

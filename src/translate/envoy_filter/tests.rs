@@ -137,7 +137,7 @@ fn a_patch_that_matches_nothing_is_reported() {
     let res = resources(&m, "client");
     let unmatched = res.envoy_filters.unmatched(&m.envoy_filters);
     assert_eq!(unmatched.len(), 1);
-    assert!(unmatched[0].warning().contains(":6:5: warning: EnvoyFilter/ef: spec.configPatches[0]: patch matched nothing"), "{}", unmatched[0].warning());
+    assert!(unmatched[0].warning().contains(":7:5: warning: EnvoyFilter/ef: spec.configPatches[0]: patch matched nothing"), "{}", unmatched[0].warning());
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn a_merge_of_another_type_is_an_error_at_the_patch() {
     let errors = &res.envoy_filters.errors;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].message.contains("cannot merge a type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"), "{}", errors[0]);
-    assert_eq!(errors[0].line, 6);
+    assert_eq!(errors[0].line, 7);
     // The filter is left as translated.
     assert!(inbound_hcm(&res).stat_prefix.starts_with("inbound_"));
 }

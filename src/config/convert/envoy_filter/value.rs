@@ -40,14 +40,14 @@ pub(super) fn read(
     let json = match unwrap_typed_structs(json) {
         Ok(j) => j,
         Err((at, msg)) => {
-            cx.err(&join(path, &at), msg);
+            cx.err(&under(path, &at), msg);
             return None;
         }
     };
     let bytes = match to_proto(type_name(apply_to), &json) {
         Ok(b) => b,
         Err((at, msg)) => {
-            cx.err(&join(path, &at), msg);
+            cx.err(&under(path, &at), msg);
             return None;
         }
     };
@@ -89,7 +89,7 @@ fn unwrap_typed_structs(json: Json) -> Result<Json, (String, String)> {
             }
             let mut out = serde_json::Map::with_capacity(map.len());
             for (k, v) in map {
-                let v = unwrap_typed_structs(v).map_err(|(p, m)| (join(&k, &p), m))?;
+                let v = unwrap_typed_structs(v).map_err(|(p, m)| (under(&k, &p), m))?;
                 out.insert(k, v);
             }
             Ok(Json::Object(out))
@@ -99,6 +99,15 @@ fn unwrap_typed_structs(json: Json) -> Result<Json, (String, String)> {
             .collect::<Result<Vec<_>, _>>()
             .map(Json::Array),
         other => Ok(other),
+    }
+}
+
+/// `rest` (a path inside `path`'s value) appended to `path`.
+fn under(path: &str, rest: &str) -> String {
+    match rest {
+        "" => path.to_string(),
+        r if r.starts_with('[') => format!("{path}{r}"),
+        r => join(path, r),
     }
 }
 
@@ -145,9 +154,17 @@ pub(crate) fn to_proto(type_name: &str, json: &Json) -> Result<Vec<u8>, (String,
     match DynamicMessage::deserialize(desc, de) {
         Ok(msg) => Ok(msg.encode_to_vec()),
         Err(e) => {
-            let at = track.path().to_string();
-            let at = if at == "." { String::new() } else { at };
-            Err((at, format!("not a valid {type_name}: {e}")))
+            let msg = e.to_string();
+            let mut at = track.path().to_string();
+            if at == "." || at == "?" {
+                at = String::new();
+            }
+            // An unknown field is blamed on itself, not on its parent.
+            let unknown = msg.strip_prefix("unrecognized field name '");
+            if let Some(field) = unknown.and_then(|m| m.split('\'').next()) {
+                at = join(&at, field);
+            }
+            Err((at, format!("not a valid {type_name}: {msg}")))
         }
     }
 }
