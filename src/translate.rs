@@ -369,7 +369,8 @@ pub struct OwnResources {
 /// on clusters, endpoints or routes.
 pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> OwnResources {
     let mut own = translated_own(shared, proxy, security);
-    let filters = envoy_filter::applicable(&shared.envoy_filters, &shared.mesh.root_namespace, proxy);
+    let filters =
+        envoy_filter::applicable(&shared.envoy_filters, &shared.mesh.root_namespace, proxy);
     let ports = envoy_filter::service_ports(shared, proxy);
     let mut patcher = envoy_filter::Patcher::new(&filters, proxy, &ports);
     envoy_filter::patch_listeners(&mut patcher, &mut own.listeners);
@@ -500,7 +501,8 @@ pub fn patch_shared_view(
     clusters: &mut Vec<XdsCluster>,
     routes: &mut [RouteConfiguration],
 ) -> envoy_filter::Report {
-    let filters = envoy_filter::applicable(&shared.envoy_filters, &shared.mesh.root_namespace, proxy);
+    let filters =
+        envoy_filter::applicable(&shared.envoy_filters, &shared.mesh.root_namespace, proxy);
     let ports = envoy_filter::service_ports(shared, proxy);
     let mut patcher = envoy_filter::Patcher::new(&filters, proxy, &ports);
     let service = Host::canonical(&proxy.service, &proxy.namespace);

@@ -155,15 +155,22 @@ async fn mesh(files: &[(&str, &str)]) -> (ConfigDir, Trellis, Backend, Sidecar, 
 
 /// The names of the HTTP filters of listener `name` in a config dump.
 fn http_filters(dump: &Value, name: &str) -> Vec<String> {
-    let listeners = (dump["configs"].as_array().into_iter().flatten())
+    let mut listeners = (dump["configs"].as_array().into_iter().flatten())
         .flat_map(|c| c["dynamic_listeners"].as_array().into_iter().flatten())
         .map(|l| &l["active_state"]["listener"]);
-    let listener = listeners.filter(|l| l["name"] == name).next_back();
+    let listener = listeners.rfind(|l| l["name"] == name);
     let filters = (listener.into_iter())
         .flat_map(|l| l["filter_chains"].as_array().into_iter().flatten())
         .flat_map(|fc| fc["filters"].as_array().into_iter().flatten())
-        .flat_map(|f| f["typed_config"]["http_filters"].as_array().into_iter().flatten());
-    filters.map(|f| f["name"].as_str().unwrap_or_default().to_string()).collect()
+        .flat_map(|f| {
+            f["typed_config"]["http_filters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        });
+    filters
+        .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// Six requests in a row: the first four pass, the rest get 429 with the
@@ -181,7 +188,10 @@ async fn assert_four_a_minute(client: &MeshClient) {
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
     let limited = limited.unwrap();
     assert_eq!(
-        limited.headers.get("x-local-rate-limit").map(String::as_str),
+        limited
+            .headers
+            .get("x-local-rate-limit")
+            .map(String::as_str),
         Some("true"),
         "{limited:?}"
     );
@@ -189,7 +199,10 @@ async fn assert_four_a_minute(client: &MeshClient) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istios_local_rate_limit_refuses_the_fifth_request_a_minute() {
-    let files = [("mesh.yaml", PRODUCTPAGE), ("ratelimit.yaml", LOCAL_RATE_LIMIT)];
+    let files = [
+        ("mesh.yaml", PRODUCTPAGE),
+        ("ratelimit.yaml", LOCAL_RATE_LIMIT),
+    ];
     let (_c, _t, _app, sidecar, client) = mesh(&files).await;
     let dump = sidecar.config_dump().await.unwrap();
     let filters = http_filters(&dump, "inbound");
@@ -203,7 +216,11 @@ async fn istios_local_rate_limit_refuses_the_fifth_request_a_minute() {
     let limited: Vec<_> = (stats.iter())
         .filter(|(k, _)| k.contains("http_local_rate_limiter") && k.ends_with(".rate_limited"))
         .collect();
-    assert_eq!(limited.iter().map(|(_, v)| **v).sum::<u64>(), 2, "{limited:?}");
+    assert_eq!(
+        limited.iter().map(|(_, v)| **v).sum::<u64>(),
+        2,
+        "{limited:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,16 +281,24 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patches_add_response_headers() {
-    let files = [("mesh.yaml", PRODUCTPAGE), ("headers.yaml", RESPONSE_HEADERS)];
+    let files = [
+        ("mesh.yaml", PRODUCTPAGE),
+        ("headers.yaml", RESPONSE_HEADERS),
+    ];
     let (_c, _t, _app, _sidecar, client) = mesh(&files).await;
     let dump = client.sidecar.config_dump().await.unwrap();
     let filters = http_filters(&dump, "outbound");
     let lua = filters.iter().position(|f| f == "envoy.filters.http.lua");
-    let router = filters.iter().position(|f| f == "envoy.filters.http.router");
+    let router = filters
+        .iter()
+        .position(|f| f == "envoy.filters.http.router");
     assert_eq!(lua.map(|l| l + 1), router, "{filters:?}");
     let reply = client.get("productpage:9080", &[]).await.unwrap();
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.headers.get("x-lua").map(String::as_str), Some("hello"));
+    assert_eq!(
+        reply.headers.get("x-lua").map(String::as_str),
+        Some("hello")
+    );
     assert_eq!(
         reply.headers.get("x-patched").map(String::as_str),
         Some("vhost"),

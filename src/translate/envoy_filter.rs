@@ -70,9 +70,8 @@ pub fn applicable(
 /// that target its Gateway (in its namespace) or select it by labels;
 /// any other proxy only those that select it by labels.
 fn attaches(f: &EnvoyFilter, proxy: &Proxy) -> bool {
-    let selected = || {
-        (f.selector.iter().flatten()).all(|(k, v)| proxy.labels.get(k).is_some_and(|x| x == v))
-    };
+    let selected =
+        || (f.selector.iter().flatten()).all(|(k, v)| proxy.labels.get(k).is_some_and(|x| x == v));
     match proxy.labels.get(GATEWAY_NAME_LABEL) {
         None => f.target_gateways.is_empty() && selected(),
         Some(_) if f.target_gateways.is_empty() => selected(),
@@ -189,8 +188,7 @@ impl<'a> Patcher<'a> {
         (self.filters.iter())
             .flat_map(|f| f.patches.iter().enumerate().map(move |(i, p)| (f, i, p)))
             .filter(move |(_, _, p)| {
-                p.apply_to == apply_to
-                    && (p.context == PatchContext::Any || p.context == context)
+                p.apply_to == apply_to && (p.context == PatchContext::Any || p.context == context)
             })
             .map(|(f, index, patch)| Step {
                 filter: f,

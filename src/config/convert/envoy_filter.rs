@@ -52,13 +52,19 @@ fn target_refs(cx: &mut Cx<'_>, ef: &raw::EnvoyFilter) -> Vec<String> {
             cx.err(&join(&path, "kind"), msg);
             continue;
         }
-        if t.namespace.as_ref().is_some_and(|ns| *ns != cx.doc.namespace) {
+        if t.namespace
+            .as_ref()
+            .is_some_and(|ns| *ns != cx.doc.namespace)
+        {
             let msg = "a targetRef names a Gateway of the EnvoyFilter's own namespace";
             cx.err(&join(&path, "namespace"), msg);
             continue;
         }
         if !super::is_dns_subdomain(&t.name) {
-            cx.err(&join(&path, "name"), format!("{:?} is not a Gateway name", t.name));
+            cx.err(
+                &join(&path, "name"),
+                format!("{:?} is not a Gateway name", t.name),
+            );
             continue;
         }
         out.push(t.name.clone());
@@ -79,7 +85,10 @@ fn patch(cx: &mut Cx<'_>, path: &str, p: &raw::ConfigPatch) -> Option<ConfigPatc
     let value = match (&body.value, operation) {
         (_, Operation::Remove) => None,
         (None, _) => {
-            cx.err(&at, "patch.value is required for every operation but REMOVE");
+            cx.err(
+                &at,
+                "patch.value is required for every operation but REMOVE",
+            );
             return None;
         }
         (Some(v), _) => Some(value::read(cx, &join(&at, "value"), apply_to, v)?),
@@ -140,26 +149,17 @@ fn operation(
     written: Option<&str>,
 ) -> Option<Operation> {
     let at = join(path, "operation");
-    let op = match written {
-        Some("MERGE") => Operation::Merge,
-        Some("ADD") => Operation::Add,
-        Some("REMOVE") => Operation::Remove,
-        Some("INSERT_BEFORE") => Operation::InsertBefore,
-        Some("INSERT_AFTER") => Operation::InsertAfter,
-        Some("INSERT_FIRST") => Operation::InsertFirst,
-        Some("REPLACE") => Operation::Replace,
-        None => {
-            cx.err(path, "patch.operation is required");
-            return None;
-        }
-        Some(other) => {
-            let msg = format!(
-                "unknown operation {other:?}: use MERGE, ADD, REMOVE, INSERT_BEFORE, \
-                 INSERT_AFTER, INSERT_FIRST or REPLACE"
-            );
-            cx.err(&at, msg);
-            return None;
-        }
+    let Some(written) = written else {
+        cx.err(path, "patch.operation is required");
+        return None;
+    };
+    let Some(op) = parse_operation(written) else {
+        let msg = format!(
+            "unknown operation {written:?}: use MERGE, ADD, REMOVE, INSERT_BEFORE, \
+             INSERT_AFTER, INSERT_FIRST or REPLACE"
+        );
+        cx.err(&at, msg);
+        return None;
     };
     let ordered = matches!(
         apply_to,
@@ -172,22 +172,43 @@ fn operation(
     if inserts && !ordered {
         return Some(Operation::Add);
     }
+    if let Err(msg) = allowed(apply_to, op) {
+        cx.err(&at, msg);
+        return None;
+    }
+    Some(op)
+}
+
+fn parse_operation(written: &str) -> Option<Operation> {
+    Some(match written {
+        "MERGE" => Operation::Merge,
+        "ADD" => Operation::Add,
+        "REMOVE" => Operation::Remove,
+        "INSERT_BEFORE" => Operation::InsertBefore,
+        "INSERT_AFTER" => Operation::InsertAfter,
+        "INSERT_FIRST" => Operation::InsertFirst,
+        "REPLACE" => Operation::Replace,
+        _ => return None,
+    })
+}
+
+/// Operations Istio applies to nothing for `apply_to` (it skips them
+/// silently; here they are errors).
+fn allowed(apply_to: ApplyTo, op: Operation) -> Result<(), &'static str> {
     let replaces = matches!(
         apply_to,
         ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::VirtualHost
     );
     if op == Operation::Replace && !replaces {
-        let msg = "REPLACE applies to HTTP_FILTER, NETWORK_FILTER and VIRTUAL_HOST only";
-        cx.err(&at, msg);
-        return None;
+        return Err("REPLACE applies to HTTP_FILTER, NETWORK_FILTER and VIRTUAL_HOST only");
     }
     if apply_to == ApplyTo::RouteConfiguration && op != Operation::Merge {
-        let msg = "a route configuration can only be merged into (Istio applies no other \
-                   operation to it): patch its virtual hosts instead";
-        cx.err(&at, msg);
-        return None;
+        return Err(
+            "a route configuration can only be merged into (Istio applies no other \
+                    operation to it): patch its virtual hosts instead",
+        );
     }
-    Some(op)
+    Ok(())
 }
 
 /// `ANY`, the default, or one context.
@@ -198,7 +219,8 @@ pub(super) fn context(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Opt
         Some("SIDECAR_OUTBOUND") => PatchContext::SidecarOutbound,
         Some("GATEWAY") => PatchContext::Gateway,
         Some("WAYPOINT") => {
-            let msg = "context WAYPOINT is for ambient waypoint proxies, which Trellis does not have";
+            let msg =
+                "context WAYPOINT is for ambient waypoint proxies, which Trellis does not have";
             cx.err(path, msg);
             return None;
         }

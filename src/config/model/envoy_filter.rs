@@ -200,23 +200,24 @@ pub struct ClusterMatch {
     pub subset: String,
 }
 
-/// `patch.value`, read (and type-checked) as the proto of its `applyTo`.
+/// `patch.value`, read (and type-checked) as the proto of its `applyTo`
+/// (large messages boxed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatchValue {
     /// `envoy.config.listener.v3.Listener`.
-    Listener(Listener),
+    Listener(Box<Listener>),
     /// `envoy.config.listener.v3.FilterChain`.
-    FilterChain(FilterChain),
+    FilterChain(Box<FilterChain>),
     /// `envoy.config.listener.v3.Filter`.
     NetworkFilter(Filter),
     /// `...http_connection_manager.v3.HttpFilter`.
     HttpFilter(HttpFilter),
     /// `envoy.config.route.v3.RouteConfiguration`.
-    RouteConfiguration(RouteConfiguration),
+    RouteConfiguration(Box<RouteConfiguration>),
     /// `envoy.config.route.v3.VirtualHost`.
-    VirtualHost(VirtualHost),
+    VirtualHost(Box<VirtualHost>),
     /// `envoy.config.route.v3.Route`.
-    Route(Route),
+    Route(Box<Route>),
     /// `envoy.config.cluster.v3.Cluster`.
-    Cluster(Cluster),
+    Cluster(Box<Cluster>),
 }

@@ -154,7 +154,8 @@ spec:
 
 #[test]
 fn envoy_filter_is_v1alpha3_only() {
-    let text = "apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: {name: ef}\nspec: {}\n";
+    let text =
+        "apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: {name: ef}\nspec: {}\n";
     assert_eq!(
         errors(text),
         ["f.yaml:1:1: error: EnvoyFilter/ef: apiVersion: unknown apiVersion \"networking.istio.io/v1\": networking.istio.io serves v1alpha3"]

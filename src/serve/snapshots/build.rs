@@ -409,7 +409,10 @@ impl BuildState {
         }
         problems.sort();
         problems.dedup();
-        for p in problems.iter().filter(|p| !self.envoy_filter_logged.contains(p)) {
+        for p in problems
+            .iter()
+            .filter(|p| !self.envoy_filter_logged.contains(p))
+        {
             tracing::warn!("EnvoyFilter: {p}");
         }
         self.envoy_filter_logged = problems;

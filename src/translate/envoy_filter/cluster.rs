@@ -29,9 +29,11 @@ pub fn patch_clusters(
     }
     let context = patcher.add_context();
     for step in (patcher.patches(ApplyTo::Cluster, context)).collect::<Vec<_>>() {
-        if let (Operation::Add, Some(PatchValue::Cluster(v))) = (step.patch.operation, &step.patch.value) {
+        if let (Operation::Add, Some(PatchValue::Cluster(v))) =
+            (step.patch.operation, &step.patch.value)
+        {
             patcher.record(&step, &Cluster::type_url(), &v.name);
-            clusters.push(v.clone());
+            clusters.push((**v).clone());
         }
     }
 }
@@ -82,11 +84,18 @@ fn cluster_matches(c: &Cluster, step: &Step<'_>, service: &str) -> bool {
     let mut parts = c.name.splitn(4, '|');
     let (direction, port, subset, host) = (
         parts.next().unwrap_or_default(),
-        parts.next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0),
+        parts
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0),
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    let host = if direction == "inbound" { service } else { host };
+    let host = if direction == "inbound" {
+        service
+    } else {
+        host
+    };
     (m.subset.is_empty() || m.subset == subset)
         && (m.service.is_empty() || m.service == host)
         && (m.port_number == 0 || m.port_number == port)

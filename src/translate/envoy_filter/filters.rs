@@ -46,8 +46,9 @@ pub(super) fn list_op<T: Clone>(
 ) -> bool {
     let found = matcher.and_then(|m| items.iter().position(m));
     match (op, value, matcher) {
-        (Operation::Add, Some(v), _)
-        | (Operation::InsertAfter, Some(v), None) => items.push(v.clone()),
+        (Operation::Add, Some(v), _) | (Operation::InsertAfter, Some(v), None) => {
+            items.push(v.clone())
+        }
         (Operation::InsertFirst | Operation::InsertBefore, Some(v), None) => {
             items.insert(0, v.clone());
         }
@@ -175,7 +176,13 @@ fn patch_hcm(
     patch_http_filters(patcher, l, &mut hcm.http_filters, steps);
     if let Some(RouteSpecifier::RouteConfig(rc)) = &mut hcm.route_specifier {
         let mut configs = vec![std::mem::take(rc)];
-        super::route::patch_in_context(patcher, &mut configs, context, &Listener::type_url(), &l.name);
+        super::route::patch_in_context(
+            patcher,
+            &mut configs,
+            context,
+            &Listener::type_url(),
+            &l.name,
+        );
         *rc = configs.pop().unwrap_or_default();
     }
     if hcm != before {
@@ -193,7 +200,10 @@ fn patch_http_filters(
     steps: &[Step<'_>],
 ) {
     let sub = |s: &Step<'_>| chain_match(s).and_then(|m| m.sub_filter.clone());
-    for step in steps.iter().filter(|s| s.patch.operation != Operation::Merge) {
+    for step in steps
+        .iter()
+        .filter(|s| s.patch.operation != Operation::Merge)
+    {
         let value = match &step.patch.value {
             Some(PatchValue::HttpFilter(f)) => Some(f),
             _ => None,
@@ -205,7 +215,10 @@ fn patch_http_filters(
         }
     }
     for hf in filters.iter_mut() {
-        for step in steps.iter().filter(|s| s.patch.operation == Operation::Merge) {
+        for step in steps
+            .iter()
+            .filter(|s| s.patch.operation == Operation::Merge)
+        {
             if sub(step).is_none_or(|n| n == hf.name) {
                 merge_http_filter(patcher, l, hf, step);
             }
@@ -214,7 +227,12 @@ fn patch_http_filters(
 }
 
 /// HTTP_FILTER MERGE, as NETWORK_FILTER MERGE.
-fn merge_http_filter(patcher: &mut Patcher<'_>, l: &Listener, hf: &mut HttpFilter, step: &Step<'_>) {
+fn merge_http_filter(
+    patcher: &mut Patcher<'_>,
+    l: &Listener,
+    hf: &mut HttpFilter,
+    step: &Step<'_>,
+) {
     let Some(PatchValue::HttpFilter(v)) = &step.patch.value else {
         return;
     };
@@ -224,7 +242,9 @@ fn merge_http_filter(patcher: &mut Patcher<'_>, l: &Listener, hf: &mut HttpFilte
     let merged = match &v.config_type {
         Some(http_filter::ConfigType::TypedConfig(src)) => match merge_any(dst, src) {
             Ok(m) => m,
-            Err(e) => return patcher.error(step, &format!("HTTP filter {} of {}", hf.name, l.name), e),
+            Err(e) => {
+                return patcher.error(step, &format!("HTTP filter {} of {}", hf.name, l.name), e)
+            }
         },
         _ => dst.clone(),
     };

@@ -27,13 +27,16 @@ pub fn patch_listeners(patcher: &mut Patcher<'_>, listeners: &mut Vec<Listener>)
         listeners.remove(i);
     }
     let context = patcher.add_context();
-    for step in patcher.patches(ApplyTo::Listener, context).collect::<Vec<_>>() {
+    for step in patcher
+        .patches(ApplyTo::Listener, context)
+        .collect::<Vec<_>>()
+    {
         if step.patch.operation != Operation::Add {
             continue;
         }
         if let Some(PatchValue::Listener(l)) = &step.patch.value {
             patcher.record(&step, &Listener::type_url(), &l.name);
-            listeners.push(l.clone());
+            listeners.push((**l).clone());
         }
     }
 }
@@ -52,7 +55,10 @@ pub(super) fn context_of(patcher: &Patcher<'_>, l: &Listener) -> PatchContext {
 /// Patches one listener; false when a patch removed it.
 fn patch_listener(patcher: &mut Patcher<'_>, l: &mut Listener) -> bool {
     let context = context_of(patcher, l);
-    for step in patcher.patches(ApplyTo::Listener, context).collect::<Vec<_>>() {
+    for step in patcher
+        .patches(ApplyTo::Listener, context)
+        .collect::<Vec<_>>()
+    {
         if !listener_matches(patcher, l, &step) {
             continue;
         }
@@ -89,7 +95,7 @@ fn patch_filter_chains(patcher: &mut Patcher<'_>, l: &mut Listener, context: Pat
         }
         if let Some(PatchValue::FilterChain(v)) = &step.patch.value {
             patcher.record(&step, &Listener::type_url(), &l.name);
-            chains.push(v.clone());
+            chains.push((**v).clone());
         }
     }
     l.filter_chains = chains;
@@ -156,7 +162,11 @@ pub(super) fn listener_matches(patcher: &Patcher<'_>, l: &Listener, step: &Step<
 fn port_of(l: &Listener) -> Option<u32> {
     match l.address.as_ref()?.address.as_ref()? {
         AddressKind::SocketAddress(s) => match s.port_specifier {
-            Some(envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(p)) => Some(p),
+            Some(
+                envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(
+                    p,
+                ),
+            ) => Some(p),
             _ => None,
         },
         _ => None,
@@ -170,14 +180,20 @@ pub(super) fn chain_matches(fc: &FilterChain, step: &Step<'_>) -> bool {
     };
     let fcm = fc.filter_chain_match.as_ref();
     let names = || fcm.map(|f| f.server_names.as_slice()).unwrap_or_default();
-    let alpn = || fcm.map(|f| f.application_protocols.as_slice()).unwrap_or_default();
-    let transport = fcm.map(|f| f.transport_protocol.as_str()).unwrap_or_default();
-    let port = fcm.and_then(|f| f.destination_port.as_ref()).map(|p| p.value);
+    let alpn = || {
+        fcm.map(|f| f.application_protocols.as_slice())
+            .unwrap_or_default()
+    };
+    let transport = fcm
+        .map(|f| f.transport_protocol.as_str())
+        .unwrap_or_default();
+    let port = fcm
+        .and_then(|f| f.destination_port.as_ref())
+        .map(|p| p.value);
     (m.name.is_empty() || m.name == fc.name)
         && (m.sni.is_empty() || names().contains(&m.sni))
         && (m.transport_protocol.is_empty() || m.transport_protocol == transport)
         && (m.application_protocols.is_empty()
-            || (m.application_protocols.split(','))
-                .all(|p| alpn().iter().any(|a| a == p)))
+            || (m.application_protocols.split(',')).all(|p| alpn().iter().any(|a| a == p)))
         && (m.destination_port == 0 || port == Some(m.destination_port))
 }

@@ -46,7 +46,11 @@ impl IstioNames {
         }
         if actual == "inbound" {
             let port = want.strip_prefix("inbound|")?.strip_suffix("||")?;
-            return port.parse().ok().filter(|p| self.inbound_port(*p)).map(|_| None);
+            return port
+                .parse()
+                .ok()
+                .filter(|p| self.inbound_port(*p))
+                .map(|_| None);
         }
         if actual == crate::translate::OUTBOUND_ROUTE {
             return want.parse::<u32>().ok().map(Some);

@@ -9,7 +9,8 @@ use super::merge::merge;
 use super::names::vhost_port;
 use super::{Patcher, Step};
 use crate::config::model::{
-    ApplyTo, ObjectMatch, Operation, PatchContext, PatchValue, RouteActionMatch, RouteConfigurationMatch,
+    ApplyTo, ObjectMatch, Operation, PatchContext, PatchValue, RouteActionMatch,
+    RouteConfigurationMatch,
 };
 
 /// Applies route patches to route configurations served over RDS: a
@@ -42,7 +43,11 @@ pub(super) fn patch_in_context(
     type_url: &str,
     resource: &str,
 ) {
-    let at = Target { context, type_url, resource };
+    let at = Target {
+        context,
+        type_url,
+        resource,
+    };
     for rc in configs.iter_mut() {
         let steps = (patcher.patches(ApplyTo::RouteConfiguration, context)).collect::<Vec<_>>();
         for step in steps {
@@ -76,7 +81,11 @@ fn rc_match<'a>(step: &Step<'a>) -> Option<&'a RouteConfigurationMatch> {
 
 /// `Some(port)` when `rc` matches; the port, when given, restricts the
 /// patch to the virtual hosts of that port (`outbound` holds every port's).
-fn rc_matches(patcher: &Patcher<'_>, rc: &RouteConfiguration, step: &Step<'_>) -> Option<Option<u32>> {
+fn rc_matches(
+    patcher: &Patcher<'_>,
+    rc: &RouteConfiguration,
+    step: &Step<'_>,
+) -> Option<Option<u32>> {
     let Some(m) = rc_match(step) else {
         return Some(None);
     };
@@ -96,7 +105,12 @@ fn rc_matches(patcher: &Patcher<'_>, rc: &RouteConfiguration, step: &Step<'_>) -
     Some(port)
 }
 
-fn vhost_matches(patcher: &Patcher<'_>, vh: &VirtualHost, step: &Step<'_>, port: Option<u32>) -> bool {
+fn vhost_matches(
+    patcher: &Patcher<'_>,
+    vh: &VirtualHost,
+    step: &Step<'_>,
+    port: Option<u32>,
+) -> bool {
     if port.is_some_and(|p| vhost_port(&vh.name) != Some(p)) {
         return false;
     }
@@ -127,7 +141,7 @@ fn patch_virtual_hosts(patcher: &mut Patcher<'_>, rc: &mut RouteConfiguration, a
                         continue;
                     }
                 }
-                (Operation::Replace, Some(PatchValue::VirtualHost(v))) => vh = v.clone(),
+                (Operation::Replace, Some(PatchValue::VirtualHost(v))) => vh = (**v).clone(),
                 _ => continue,
             }
             patcher.record(step, at.type_url, at.resource);
@@ -143,7 +157,7 @@ fn patch_virtual_hosts(patcher: &mut Patcher<'_>, rc: &mut RouteConfiguration, a
             _ => continue,
         };
         if rc_matches(patcher, rc, step).is_some() {
-            keep.push(added.clone());
+            keep.push((**added).clone());
             patcher.record(step, at.type_url, at.resource);
         }
     }
@@ -151,7 +165,9 @@ fn patch_virtual_hosts(patcher: &mut Patcher<'_>, rc: &mut RouteConfiguration, a
 }
 
 fn route_matches(r: &Route, step: &Step<'_>) -> bool {
-    let Some(m) = rc_match(step).and_then(|m| m.vhost.as_ref()).and_then(|v| v.route.as_ref())
+    let Some(m) = rc_match(step)
+        .and_then(|m| m.vhost.as_ref())
+        .and_then(|v| v.route.as_ref())
     else {
         return true;
     };
@@ -161,7 +177,8 @@ fn route_matches(r: &Route, step: &Step<'_>) -> bool {
         Some(route::Action::DirectResponse(_)) => RouteActionMatch::DirectResponse,
         _ => RouteActionMatch::Any,
     };
-    (m.name.is_empty() || m.name == r.name) && (m.action == RouteActionMatch::Any || m.action == action)
+    (m.name.is_empty() || m.name == r.name)
+        && (m.action == RouteActionMatch::Any || m.action == action)
 }
 
 fn has_route_match(step: &Step<'_>) -> bool {
@@ -186,7 +203,10 @@ fn patch_routes(
         }
     }
     vh.routes = kept;
-    for step in steps.iter().filter(|s| !matches!(s.patch.operation, Operation::Merge | Operation::Remove)) {
+    for step in steps
+        .iter()
+        .filter(|s| !matches!(s.patch.operation, Operation::Merge | Operation::Remove))
+    {
         let Some(PatchValue::Route(v)) = &step.patch.value else {
             continue;
         };
@@ -203,7 +223,12 @@ fn patch_routes(
 }
 
 /// MERGE and REMOVE of one route; false when removed.
-fn patch_route(patcher: &mut Patcher<'_>, r: &mut Route, steps: &[Step<'_>], at: &Target<'_>) -> bool {
+fn patch_route(
+    patcher: &mut Patcher<'_>,
+    r: &mut Route,
+    steps: &[Step<'_>],
+    at: &Target<'_>,
+) -> bool {
     for step in steps {
         if !route_matches(r, step) {
             continue;

@@ -61,7 +61,12 @@ fn filters_apply_by_priority_then_root_namespace_first() {
         filter("z", "istio-system", 0, sel),
         filter("first", "default", -1, sel),
         filter("other", "shop", -5, sel),
-        filter("unselected", "default", -9, "  workloadSelector: {labels: {app: x}}\n  configPatches: []"),
+        filter(
+            "unselected",
+            "default",
+            -9,
+            "  workloadSelector: {labels: {app: x}}\n  configPatches: []",
+        ),
     ]
     .concat();
     let m = mesh(&[("f.yaml", &text)]);
@@ -91,13 +96,23 @@ fn istios_inbound_names_select_trellis_inbound_routes() {
     patch:
       operation: MERGE
       value: {response_headers_to_add: [{header: {key: x-a, value: b}}]}";
-    let m = mesh(&[("s.yaml", PRODUCTPAGE), ("f.yaml", &filter("ef", "istio-system", 0, body))]);
+    let m = mesh(&[
+        ("s.yaml", PRODUCTPAGE),
+        ("f.yaml", &filter("ef", "istio-system", 0, body)),
+    ]);
     let res = resources(&m, "productpage");
     let Some(RouteSpecifier::RouteConfig(rc)) = inbound_hcm(&res).route_specifier else {
         panic!()
     };
     let route = &rc.virtual_hosts[0].routes[0];
-    assert_eq!(route.response_headers_to_add[0].header.as_ref().unwrap().key, "x-a");
+    assert_eq!(
+        route.response_headers_to_add[0]
+            .header
+            .as_ref()
+            .unwrap()
+            .key,
+        "x-a"
+    );
     let patched = &res.envoy_filters.patched;
     assert_eq!(patched.len(), 1, "{patched:?}");
     assert_eq!(patched[0].resource, "inbound");
@@ -114,7 +129,10 @@ fn merge_replaces_a_duration_whole_and_appends_lists() {
     patch:
       operation: MERGE
       value: {connect_timeout: 3s, dns_lookup_family: V4_ONLY}";
-    let m = mesh(&[("s.yaml", PRODUCTPAGE), ("f.yaml", &filter("ef", "default", 0, body))]);
+    let m = mesh(&[
+        ("s.yaml", PRODUCTPAGE),
+        ("f.yaml", &filter("ef", "default", 0, body)),
+    ]);
     let res = resources(&m, "client");
     let c = (res.clusters.iter())
         .find(|c| c.name == "outbound|9080||productpage.default.svc.cluster.local")
@@ -123,7 +141,11 @@ fn merge_replaces_a_duration_whole_and_appends_lists() {
     assert_eq!((t.seconds, t.nanos), (3, 0));
     assert_eq!(c.dns_lookup_family, 1);
     // Only that cluster changed.
-    let inbound = res.clusters.iter().find(|c| c.name.starts_with("inbound|")).unwrap();
+    let inbound = res
+        .clusters
+        .iter()
+        .find(|c| c.name.starts_with("inbound|"))
+        .unwrap();
     assert_ne!(inbound.dns_lookup_family, 1);
 }
 
@@ -133,11 +155,20 @@ fn a_patch_that_matches_nothing_is_reported() {
   - applyTo: VIRTUAL_HOST
     match: {routeConfiguration: {vhost: {name: nowhere}}}
     patch: {operation: REMOVE}";
-    let m = mesh(&[("s.yaml", PRODUCTPAGE), ("f.yaml", &filter("ef", "default", 0, body))]);
+    let m = mesh(&[
+        ("s.yaml", PRODUCTPAGE),
+        ("f.yaml", &filter("ef", "default", 0, body)),
+    ]);
     let res = resources(&m, "client");
     let unmatched = res.envoy_filters.unmatched(&m.envoy_filters);
     assert_eq!(unmatched.len(), 1);
-    assert!(unmatched[0].warning().contains(":7:5: warning: EnvoyFilter/ef: spec.configPatches[0]: patch matched nothing"), "{}", unmatched[0].warning());
+    assert!(
+        unmatched[0].warning().contains(
+            ":7:5: warning: EnvoyFilter/ef: spec.configPatches[0]: patch matched nothing"
+        ),
+        "{}",
+        unmatched[0].warning()
+    );
 }
 
 #[test]
@@ -151,7 +182,10 @@ fn a_merge_of_another_type_is_an_error_at_the_patch() {
       operation: MERGE
       value:
         typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: x}";
-    let m = mesh(&[("s.yaml", PRODUCTPAGE), ("f.yaml", &filter("ef", "default", 0, body))]);
+    let m = mesh(&[
+        ("s.yaml", PRODUCTPAGE),
+        ("f.yaml", &filter("ef", "default", 0, body)),
+    ]);
     let res = resources(&m, "productpage");
     let errors = &res.envoy_filters.errors;
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -3,8 +3,8 @@
 
 use super::super::{join, Cx};
 use crate::config::model::{
-    ApplyTo, ClusterMatch, FilterChainMatch, ListenerMatch, ObjectMatch, PatchContext, RouteActionMatch,
-    RouteConfigurationMatch, RouteMatch, VirtualHostMatch,
+    ApplyTo, ClusterMatch, FilterChainMatch, ListenerMatch, ObjectMatch, PatchContext,
+    RouteActionMatch, RouteConfigurationMatch, RouteMatch, VirtualHostMatch,
 };
 use crate::config::raw::envoy_filter as raw;
 
@@ -160,7 +160,10 @@ fn filter(
         return None;
     }
     if sub.name.is_empty() {
-        cx.err(&join(&at, "name"), "subFilter match has no name to match on");
+        cx.err(
+            &join(&at, "name"),
+            "subFilter match has no name to match on",
+        );
         return None;
     }
     Some((Some(name), Some(current_name(&sub.name))))

@@ -137,7 +137,10 @@ fn typed_struct(mut map: JsonMap) -> Result<JsonMap, (String, String)> {
         return Err((extra.clone(), msg));
     }
     if inner.contains_key("@type") {
-        return Err(("value".into(), "a TypedStruct's value has no `@type`".into()));
+        return Err((
+            "value".into(),
+            "a TypedStruct's value has no `@type`".into(),
+        ));
     }
     inner.insert("@type".into(), Json::String(url));
     Ok(inner)
@@ -171,15 +174,15 @@ pub(crate) fn to_proto(type_name: &str, json: &Json) -> Result<Vec<u8>, (String,
 
 fn decode(apply_to: ApplyTo, bytes: &[u8]) -> Result<PatchValue, prost::DecodeError> {
     Ok(match apply_to {
-        ApplyTo::Listener => PatchValue::Listener(Listener::decode(bytes)?),
-        ApplyTo::FilterChain => PatchValue::FilterChain(FilterChain::decode(bytes)?),
+        ApplyTo::Listener => PatchValue::Listener(Box::new(Listener::decode(bytes)?)),
+        ApplyTo::FilterChain => PatchValue::FilterChain(Box::new(FilterChain::decode(bytes)?)),
         ApplyTo::NetworkFilter => PatchValue::NetworkFilter(Filter::decode(bytes)?),
         ApplyTo::HttpFilter => PatchValue::HttpFilter(HttpFilter::decode(bytes)?),
         ApplyTo::RouteConfiguration => {
-            PatchValue::RouteConfiguration(RouteConfiguration::decode(bytes)?)
+            PatchValue::RouteConfiguration(Box::new(RouteConfiguration::decode(bytes)?))
         }
-        ApplyTo::VirtualHost => PatchValue::VirtualHost(VirtualHost::decode(bytes)?),
-        ApplyTo::HttpRoute => PatchValue::Route(Route::decode(bytes)?),
-        ApplyTo::Cluster => PatchValue::Cluster(Cluster::decode(bytes)?),
+        ApplyTo::VirtualHost => PatchValue::VirtualHost(Box::new(VirtualHost::decode(bytes)?)),
+        ApplyTo::HttpRoute => PatchValue::Route(Box::new(Route::decode(bytes)?)),
+        ApplyTo::Cluster => PatchValue::Cluster(Box::new(Cluster::decode(bytes)?)),
     })
 }
