@@ -29,6 +29,7 @@
 mod clusters;
 mod egress;
 mod endpoints;
+pub mod envoy_filter;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod gateway;
@@ -150,6 +151,8 @@ pub struct Shared {
     /// Every `RateLimit`, for the rate-limit filters of the proxies they
     /// target (see [`ratelimit`]).
     pub rate_limits: Vec<Arc<crate::config::model::RateLimit>>,
+    /// Every `EnvoyFilter` (see [`envoy_filter`]).
+    pub envoy_filters: Vec<Arc<crate::config::model::EnvoyFilter>>,
 }
 
 impl Shared {
@@ -200,6 +203,8 @@ pub struct ProxyResources {
     pub routes: Vec<RouteConfiguration>,
     /// SDS secrets (`default`, `ROOTCA`) of this proxy only.
     pub secrets: Vec<XdsSecret>,
+    /// What `EnvoyFilter` patches did to these resources.
+    pub envoy_filters: envoy_filter::Report,
 }
 
 impl std::fmt::Debug for ProxyResources {
@@ -211,6 +216,7 @@ impl std::fmt::Debug for ProxyResources {
             .field("listeners", &self.listeners)
             .field("routes", &self.routes)
             .field("secrets", &secrets)
+            .field("envoy_filters", &self.envoy_filters)
             .finish()
     }
 }
@@ -307,6 +313,7 @@ pub fn shared_from(
         locality_keys: locality_keys.into_iter().collect(),
         network_gateways: services.network_gateways.clone(),
         rate_limits: mesh.rate_limits.clone(),
+        envoy_filters: mesh.envoy_filters.clone(),
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared
@@ -354,12 +361,34 @@ pub struct OwnResources {
     pub secrets: Vec<XdsSecret>,
     /// A gateway's servers left out: `(Gateway, server index, why)`.
     pub skipped: Vec<(String, usize, String)>,
+    /// What `EnvoyFilter` patches did to these resources.
+    pub envoy_filters: envoy_filter::Report,
 }
 
 /// One proxy's own resources. They depend on the proxy, its security and
 /// the per-proxy inputs of `shared` ([`Shared::same_proxy_inputs`]), not
 /// on clusters, endpoints or routes.
 pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> OwnResources {
+    let mut own = translated_own(shared, proxy, security);
+    let filters =
+        envoy_filter::applicable(&shared.envoy_filters, &shared.mesh.root_namespace, proxy);
+    let ports = envoy_filter::service_ports(shared, proxy);
+    let mut patcher = envoy_filter::Patcher::new(&filters, proxy, &ports);
+    envoy_filter::patch_listeners(&mut patcher, &mut own.listeners);
+    envoy_filter::patch_route_configurations(&mut patcher, &mut own.routes);
+    let service = Host::canonical(&proxy.service, &proxy.namespace);
+    let mut clusters: Vec<XdsCluster> = own.inbound_cluster.take().into_iter().collect();
+    clusters.append(&mut own.gateway_clusters);
+    envoy_filter::patch_clusters(&mut patcher, &mut clusters, service.as_str(), false);
+    let inbound = clusters.iter().position(|c| c.name.starts_with("inbound|"));
+    own.inbound_cluster = inbound.map(|i| clusters.remove(i));
+    own.gateway_clusters = clusters;
+    own.envoy_filters = patcher.report;
+    own
+}
+
+/// A proxy's own resources before `EnvoyFilter` patches.
+fn translated_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> OwnResources {
     let workload = || {
         security
             .certs
@@ -378,6 +407,7 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
             routes: gw.routes,
             secrets,
             skipped: gw.skipped,
+            envoy_filters: Default::default(),
         };
     }
     // The app speaks HTTP/2 when its service's port says so (a sidecar
@@ -399,6 +429,7 @@ pub fn proxy_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Ow
         routes: Vec::new(),
         secrets: workload(),
         skipped: Vec::new(),
+        envoy_filters: Default::default(),
     }
 }
 
@@ -421,6 +452,7 @@ impl Shared {
             && self.jwt == other.jwt
             && self.sni_clusters == other.sni_clusters
             && self.rate_limits == other.rate_limits
+            && self.envoy_filters == other.envoy_filters
     }
 }
 
@@ -438,6 +470,9 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     let view = scope::outbound_view(shared, proxy);
     let own = proxy_own(shared, proxy, security);
     let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
+    let mut view_routes = view.routes;
+    let mut report = patch_shared_view(shared, proxy, &mut clusters, &mut view_routes);
+    report.extend(own.envoy_filters);
     let mut load_assignments: Vec<ClusterLoadAssignment> =
         view.load_assignments.into_iter().cloned().collect();
     load_assignments.extend(view.localized);
@@ -446,7 +481,7 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     // A gateway routes with its own `http.PORT` configurations only.
     let routes = match proxy.gateway {
         Some(_) => own.routes,
-        None => view.routes,
+        None => view_routes,
     };
     ProxyResources {
         clusters,
@@ -454,7 +489,29 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
         listeners: own.listeners,
         routes,
         secrets: own.secrets,
+        envoy_filters: report,
     }
+}
+
+/// Applies `proxy`'s `EnvoyFilter` patches to the resources it shares
+/// with the proxies of its [`scope::ScopeKey`]: outbound clusters (and
+/// added ones) and, for a sidecar, the `outbound` routes.
+pub fn patch_shared_view(
+    shared: &Shared,
+    proxy: &Proxy,
+    clusters: &mut Vec<XdsCluster>,
+    routes: &mut [RouteConfiguration],
+) -> envoy_filter::Report {
+    let filters =
+        envoy_filter::applicable(&shared.envoy_filters, &shared.mesh.root_namespace, proxy);
+    let ports = envoy_filter::service_ports(shared, proxy);
+    let mut patcher = envoy_filter::Patcher::new(&filters, proxy, &ports);
+    let service = Host::canonical(&proxy.service, &proxy.namespace);
+    envoy_filter::patch_clusters(&mut patcher, clusters, service.as_str(), true);
+    if proxy.gateway.is_none() {
+        envoy_filter::patch_route_configurations(&mut patcher, routes);
+    }
+    patcher.report
 }
 
 /// One packed resource with its type URL and name.

@@ -38,6 +38,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         gateways,
         gateway_refs,
         rate_limits,
+        mut envoy_filters,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
@@ -111,6 +112,13 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             sidecars
         },
         rate_limits,
+        envoy_filters: {
+            envoy_filters.sort_by(|a, b| {
+                let (a, b) = (&a.origin, &b.origin);
+                (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+            });
+            envoy_filters.into_iter().map(Arc::new).collect()
+        },
     })
 }
 

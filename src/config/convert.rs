@@ -6,6 +6,7 @@
 
 mod authorization_policy;
 mod destination_rule;
+mod envoy_filter;
 mod gateway;
 mod http;
 mod l4;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
+pub(crate) use envoy_filter::envoy_filter;
 pub(crate) use gateway::gateway;
 pub(crate) use rate_limit::rate_limit;
 pub(crate) use request_authentication::{check_jwks, request_authentication};

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod authentication;
 mod authorization;
+mod envoy_filter;
 mod gateway;
 mod locality;
 mod multicluster;
@@ -24,6 +25,12 @@ mod telemetry;
 pub use authorization::{
     AuthorizationPolicy, AuthzAction, AuthzCondition, AuthzKey, AuthzOperation, AuthzRule,
     AuthzSource, AuthzValues, Cidr,
+};
+
+pub use envoy_filter::{
+    ApplyTo, ClusterMatch, ConfigPatch, EnvoyFilter, FilterChainMatch, ListenerMatch, ObjectMatch,
+    Operation, PatchContext, PatchValue, RouteActionMatch, RouteConfigurationMatch, RouteMatch,
+    VirtualHostMatch,
 };
 
 pub use authentication::{JwksSource, JwtHeader, JwtRule, RequestAuthentication};
@@ -164,6 +171,8 @@ pub struct MeshConfig {
     pub sidecars: Vec<SidecarScope>,
     /// `RateLimit` resources, sorted by namespace and name.
     pub rate_limits: Vec<Arc<RateLimit>>,
+    /// `EnvoyFilter` resources, sorted by namespace and name.
+    pub envoy_filters: Vec<Arc<EnvoyFilter>>,
 }
 
 /// Application protocol of a service port.

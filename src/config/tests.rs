@@ -1,6 +1,7 @@
 //! Tests of loading and validation. Each error case asserts the exact
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` line.
 
+mod envoy_filter;
 mod errors;
 mod gateway;
 mod l4;

@@ -45,6 +45,10 @@ pub struct ScopeKey {
     /// What its locality balancing reads of it; `None` when no cluster
     /// balances by locality, so every proxy shares one view per scope.
     pub client: Option<ClientKey>,
+    /// The `EnvoyFilter`s that patch its shared resources
+    /// ([`super::envoy_filter::shared_key`]); empty for most proxies, so
+    /// they keep sharing.
+    pub envoy_filters: Vec<(String, String)>,
 }
 
 /// The scope part of a [`ScopeKey`].
@@ -85,6 +89,11 @@ pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
         scope: scope_kind(shared, proxy),
         sources: shared.source_routes.key(proxy),
         client: client_key(shared, proxy),
+        envoy_filters: super::envoy_filter::shared_key(&super::envoy_filter::applicable(
+            &shared.envoy_filters,
+            &shared.mesh.root_namespace,
+            proxy,
+        )),
     }
 }
 

@@ -48,8 +48,8 @@ fn known_istio_kinds_not_supported_yet() {
     let doc =
         |api: &str, kind: &str| format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: x\n");
     assert_eq!(
-        errors(&doc("networking.istio.io/v1", "EnvoyFilter")),
-        ["f.yaml:2:1: error: EnvoyFilter/x: kind: kind EnvoyFilter is not supported yet"]
+        errors(&doc("networking.istio.io/v1", "WorkloadGroup")),
+        ["f.yaml:2:1: error: WorkloadGroup/x: kind: kind WorkloadGroup is not supported yet"]
     );
     assert_eq!(
         errors(&doc("extensions.istio.io/v1alpha1", "WasmPlugin")),

@@ -98,6 +98,8 @@ struct Own {
     secrets: Option<Arc<TypeResources>>,
     /// Gateway servers left out (their credential is missing or unusable).
     skipped: usize,
+    /// What `EnvoyFilter` patches did to these resources.
+    envoy_filters: translate::envoy_filter::Report,
 }
 
 /// The shared sets of one outbound view.
@@ -111,6 +113,8 @@ struct Group {
     /// The last build's `clusters` when the outbound clusters are the same:
     /// taken from as proxies ask, so sets no proxy uses any more are dropped.
     last_clusters: HashMap<usize, Arc<TypeResources>>,
+    /// What `EnvoyFilter` patches did to the shared sets.
+    envoy_filters: translate::envoy_filter::Report,
 }
 
 /// Encoded resources by name.
@@ -141,6 +145,11 @@ pub(crate) struct BuildState {
     pub(crate) jwks: translate::jwt::FetchedJwks,
     /// Gateways that selected no gateway proxy at the last build.
     pub(crate) unselected_gateways: std::collections::BTreeSet<String>,
+    /// What `EnvoyFilter` patches did at the last build, over every proxy
+    /// (`patched` says which filter changed which resource).
+    pub(crate) envoy_filters: translate::envoy_filter::Report,
+    /// The `EnvoyFilter` problems logged at the last build.
+    envoy_filter_logged: Vec<String>,
 }
 
 /// What a build leaves of one proxy for the next.
@@ -213,6 +222,7 @@ impl BuildState {
             out.push((proxy.id.clone(), Arc::clone(&snapshot), fresh));
             kept.insert(proxy.id.clone(), Kept { own, snapshot });
         }
+        self.note_envoy_filters(&shared, &kept, &groups);
         self.proxies = kept;
         self.groups = groups;
         let retired = self.previous.replace(shared);
@@ -306,7 +316,18 @@ impl BuildState {
                 .filter_map(|n| Some((n.clone(), Arc::clone(from.get(n)?))))
                 .collect::<Resources>()
         };
-        let outbound_clusters = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
+        let key = crate::translate::scope::scope_key(shared, proxy);
+        let mut routes_view = view.routes.clone();
+        let (outbound_clusters, envoy_filters) = if key.envoy_filters.is_empty() {
+            let picked = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
+            (picked, Default::default())
+        } else {
+            // Patched for this group alone: encoded here, not shared.
+            let mut own: Vec<XdsCluster> = view.clusters.iter().map(|c| (*c).clone()).collect();
+            let report = translate::patch_shared_view(shared, proxy, &mut own, &mut routes_view);
+            let encoded = (own.iter()).map(|c| (c.name.clone(), self.interner.encode(c)));
+            (encoded.collect(), report)
+        };
         let mut eds = pick(
             &mut view.load_assignments.iter().map(|c| &c.cluster_name),
             endpoints,
@@ -315,8 +336,7 @@ impl BuildState {
         for cla in &view.localized {
             eds.insert(cla.cluster_name.clone(), self.interner.encode(cla));
         }
-        let routes = view
-            .routes
+        let routes = routes_view
             .iter()
             .map(|r: &RouteConfiguration| (r.name.clone(), self.interner.encode(r)))
             .collect();
@@ -326,6 +346,7 @@ impl BuildState {
             routes: set(routes),
             clusters: HashMap::new(),
             last_clusters: HashMap::new(),
+            envoy_filters,
         }
     }
 
@@ -361,7 +382,41 @@ impl BuildState {
             routes: proxy.gateway.is_some().then(|| set(routes)).flatten(),
             secrets: set(secrets),
             skipped: res.skipped.len(),
+            envoy_filters: res.envoy_filters,
         }
+    }
+
+    /// Gathers what `EnvoyFilter` patches did over every proxy and logs
+    /// the problems that are new since the last build: patches that could
+    /// not be applied, and patches that matched nothing on any proxy.
+    fn note_envoy_filters(
+        &mut self,
+        shared: &Shared,
+        kept: &HashMap<String, Kept>,
+        groups: &HashMap<ScopeKey, Group>,
+    ) {
+        let mut report = translate::envoy_filter::Report::default();
+        for k in kept.values() {
+            report.extend(k.own.envoy_filters.clone());
+        }
+        for g in groups.values() {
+            report.extend(g.envoy_filters.clone());
+        }
+        let mut problems: Vec<String> = report.errors.iter().map(|d| d.to_string()).collect();
+        if !kept.is_empty() {
+            let unmatched = report.unmatched(&shared.envoy_filters);
+            problems.extend(unmatched.iter().map(|d| d.warning()));
+        }
+        problems.sort();
+        problems.dedup();
+        for p in problems
+            .iter()
+            .filter(|p| !self.envoy_filter_logged.contains(p))
+        {
+            tracing::warn!("EnvoyFilter: {p}");
+        }
+        self.envoy_filter_logged = problems;
+        self.envoy_filters = report;
     }
 }
 
