@@ -1,8 +1,10 @@
 //! Tests of loading and validation. Each error case asserts the exact
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` line.
 
+mod destination_rule;
 mod errors;
 mod gateway;
+mod kube_service;
 mod l4;
 mod limits;
 mod locality;

@@ -208,6 +208,9 @@ fn translate_service(
         let tls = effective(rule, port.number, subset).tls;
         let subset_name = subset.map(|s| s.name.as_str());
         set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
+        if let Some(v) = effective(rule, port.number, subset).proxy_protocol {
+            super::proxy_protocol::wrap(&mut c, v);
+        }
         clusters.push(c);
         assignments.extend(cla);
         localities.extend(local.map(Arc::new));

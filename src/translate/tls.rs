@@ -225,8 +225,12 @@ pub fn tls_mode_istio() -> Struct {
     }
 }
 
-/// True when a transport socket needs the mesh's SDS secrets.
+/// True when a transport socket needs the mesh's SDS secrets (looking
+/// inside a PROXY protocol wrapper).
 pub fn uses_mesh_secrets(ts: &TransportSocket) -> bool {
+    if let Some(inner) = super::proxy_protocol::inner(ts) {
+        return uses_mesh_secrets(&inner);
+    }
     let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else {
         return false;
     };

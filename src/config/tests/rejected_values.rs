@@ -113,12 +113,12 @@ fn metadata_rules() {
 }
 
 #[test]
-fn passthrough_load_balancer_is_not_supported_yet() {
+fn passthrough_load_balancer_needs_interception() {
     let policy = "  trafficPolicy:\n    loadBalancer:\n      simple: PASSTHROUGH\n";
     assert_eq!(
         errors(&format!("{}{policy}", dr("d", "x"))),
         [
-            "f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not supported yet (it needs transparent interception): use ROUND_ROBIN, LEAST_REQUEST or RANDOM",
+            "f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH needs transparent interception (the original destination address), which Trellis sidecars do not have: use ROUND_ROBIN, LEAST_REQUEST or RANDOM",
         ]
     );
 }
