@@ -208,6 +208,17 @@ pub enum Resolution {
     Static,
     /// Endpoints (or the hosts themselves) are resolved by DNS in Envoy.
     Dns,
+    /// One name resolved by DNS, Envoy connecting to the first address of
+    /// each answer (`LOGICAL_DNS`): for names behind many rotating
+    /// addresses.
+    DnsRoundRobin,
+}
+
+impl Resolution {
+    /// True when Envoy resolves the endpoints by DNS.
+    pub fn is_dns(self) -> bool {
+        matches!(self, Resolution::Dns | Resolution::DnsRoundRobin)
+    }
 }
 
 /// `ServiceEntry.location`.
@@ -236,6 +247,9 @@ pub struct Service {
     pub endpoints: Vec<StaticEndpoint>,
     /// Labels that select `WorkloadEntry`s and sidecars into this service.
     pub workload_selector: Option<Labels>,
+    /// `subjectAltNames`: identities the service's servers may present
+    /// over mesh mTLS, besides its sidecars' own.
+    pub subject_alt_names: Vec<String>,
     /// The declaring resource.
     pub origin: Origin,
 }

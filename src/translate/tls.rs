@@ -135,7 +135,7 @@ pub fn istio_mutual(spiffe_ids: &[String], trust_domain: &str, sni: &str) -> Tra
     let sans = if spiffe_ids.is_empty() {
         vec![uri_san(&format!("spiffe://{trust_domain}/"), true)]
     } else {
-        spiffe_ids.iter().map(|id| uri_san(id, false)).collect()
+        spiffe_ids.iter().map(|id| written_san(id)).collect()
     };
     socket(UpstreamTlsContext {
         common_tls_context: Some(mesh_context(sans, &[])),

@@ -38,6 +38,7 @@ pub(crate) fn kube_service(cx: &mut Cx<'_>, svc: &raw::KubeService) -> Vec<(Stri
         location,
         endpoints,
         workload_selector: selector,
+        subject_alt_names: Vec::new(),
         origin: cx.doc.origin(),
     };
     vec![("metadata.name".to_string(), service)]

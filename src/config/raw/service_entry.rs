@@ -21,7 +21,8 @@ pub(crate) struct ServiceEntry {
     pub endpoints: Vec<WorkloadEntry>,
     pub workload_selector: Option<WorkloadSelector>,
     pub export_to: Option<Unsupported>,
-    pub subject_alt_names: Option<Unsupported>,
+    #[serde(default)]
+    pub subject_alt_names: Vec<String>,
 }
 
 /// `ServicePort`.

@@ -89,3 +89,33 @@ fn other_core_kinds_say_why_they_are_not_read() {
         ["f.yaml:2:1: error: Endpoints/x: kind: kind Endpoints (v1) is Kubernetes' own view of instances: Trellis learns them from the sidecars that connect, and from WorkloadEntry resources"]
     );
 }
+
+const SE: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: s\nspec:\n  hosts: [a.example.com]\n  ports:\n  - {number: 443, name: tls, protocol: TLS}\n";
+
+#[test]
+fn service_entry_resolutions_and_sans() {
+    let yaml = format!("{SE}  resolution: DNS_ROUND_ROBIN\n  subjectAltNames: [spiffe://td/ns/x/sa/y, a.example.com]\n");
+    let mesh = load(&[("f.yaml", &yaml)]).unwrap();
+    let svc = &mesh.services[&Host::canonical("a.example.com", "default")];
+    assert_eq!(svc.resolution, Resolution::DnsRoundRobin);
+    assert_eq!(
+        svc.subject_alt_names,
+        ["spiffe://td/ns/x/sa/y", "a.example.com"]
+    );
+    assert_eq!(
+        errors(&format!("{SE}  resolution: NONE\n")),
+        ["f.yaml:9:3: error: ServiceEntry/s: spec.resolution: resolution NONE (Istio's default) forwards to each connection's original destination address, which only transparent interception gives and Trellis sidecars do not have: write STATIC with endpoints, DNS or DNS_ROUND_ROBIN"]
+    );
+    assert_eq!(
+        errors(&format!("{SE}  resolution: DNS_ROUND_ROBIN\n  endpoints:\n  - address: a.example.com\n  - address: b.example.com\n")),
+        ["f.yaml:10:3: error: ServiceEntry/s: spec.endpoints: resolution DNS_ROUND_ROBIN takes at most one endpoint (Istio's rule: Envoy connects to one name)"]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{SE}  resolution: DNS\n  subjectAltNames: [\"\"]\n"
+        )),
+        [
+            r#"f.yaml:10:21: error: ServiceEntry/s: spec.subjectAltNames[0]: subject alt name "" must be a non-empty name without spaces"#
+        ]
+    );
+}
