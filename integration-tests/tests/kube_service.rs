@@ -61,7 +61,8 @@ async fn a_service_manifest_selects_sidecars_and_routes() {
     for v in ["v1", "v2"] {
         let backend = Backend::start("reviews", v).await.unwrap();
         let labels = [("app", "reviews"), ("version", v)];
-        let sidecar = Sidecar::start(&trellis, &format!("reviews-{v}"), &labels, backend.port());
+        let name = format!("reviews-{v}");
+        let sidecar = Sidecar::start(&trellis, &name, &labels, backend.port());
         instances.push((backend, sidecar.await.unwrap()));
     }
     let client = MeshClient::start(&trellis).await.unwrap();
