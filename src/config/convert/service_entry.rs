@@ -13,7 +13,10 @@ use crate::config::raw::service_entry as raw;
 /// One `Service` per host of the entry, each with the path of its host.
 pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(String, Service)> {
     let p = "spec";
-    cx.unsupported(p, "addresses", &se.addresses);
+    if se.addresses.is_some() {
+        let msg = "addresses (VIPs and CIDRs) match connections by their original destination address, which only transparent interception gives and Trellis sidecars do not have: give each TCP port a Sidecar egress listener (egress[].port), routed by tcp rules";
+        cx.err("spec.addresses", msg);
+    }
     cx.unsupported(p, "exportTo", &se.export_to);
     if se.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");

@@ -119,3 +119,11 @@ fn service_entry_resolutions_and_sans() {
         ]
     );
 }
+
+#[test]
+fn service_entry_addresses_need_interception() {
+    assert_eq!(
+        errors(&format!("{SE}  resolution: DNS\n  addresses: [10.0.0.0/24]\n")),
+        ["f.yaml:10:3: error: ServiceEntry/s: spec.addresses: addresses (VIPs and CIDRs) match connections by their original destination address, which only transparent interception gives and Trellis sidecars do not have: give each TCP port a Sidecar egress listener (egress[].port), routed by tcp rules"]
+    );
+}
