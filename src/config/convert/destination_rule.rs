@@ -18,7 +18,7 @@ pub(crate) fn destination_rule(
     cx: &mut Cx<'_>,
     dr: &raw::DestinationRule,
 ) -> Option<DestinationRule> {
-    cx.unsupported("spec", "exportTo", &dr.export_to);
+    cx.export_to("spec", dr.export_to.as_deref());
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
     super::retry_budget::check_max_retries(cx, dr);

@@ -17,7 +17,7 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
         let msg = "addresses (VIPs and CIDRs) match connections by their original destination address, which only transparent interception gives and Trellis sidecars do not have: give each TCP port a Sidecar egress listener (egress[].port), routed by tcp rules";
         cx.err("spec.addresses", msg);
     }
-    cx.unsupported(p, "exportTo", &se.export_to);
+    cx.export_to(p, se.export_to.as_deref());
     if se.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");
     }

@@ -15,7 +15,7 @@ pub(crate) struct DestinationRule {
     pub traffic_policy: Option<TrafficPolicy>,
     #[serde(default)]
     pub subsets: Vec<Subset>,
-    pub export_to: Option<Unsupported>,
+    pub export_to: Option<Vec<String>>,
     pub workload_selector: Option<Unsupported>,
 }
 

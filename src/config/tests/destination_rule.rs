@@ -163,3 +163,15 @@ fn proxy_protocol_errors_are_positioned() {
         ]
     );
 }
+
+#[test]
+fn export_to_everyone_is_accepted_and_narrowing_is_an_error() {
+    let with = |list: &str| format!("{}  exportTo: {list}\n", dr("d", "pay"));
+    assert!(load(&[("f.yaml", &with("[\"*\"]"))]).is_ok());
+    assert_eq!(
+        errors(&with("[\"*\", \".\"]")),
+        [
+            r#"f.yaml:7:19: error: DestinationRule/d: spec.exportTo[1]: exportTo "." is not supported yet: Trellis exports every resource to every namespace (`*`); limit who reaches a service with a Sidecar scope"#
+        ]
+    );
+}
