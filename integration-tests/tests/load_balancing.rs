@@ -1,6 +1,6 @@
 //! DestinationRule load balancing against a real Envoy: consistent hashing
 //! keeps each key on one host and moves the keys of a host that
-//! leaves; slow start (`warmup`) ramps a new host's share up.
+//! leaves; `warmup` is Envoy's slow start config on both algorithms.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
