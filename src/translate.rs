@@ -41,6 +41,7 @@ pub mod locality;
 mod passthrough;
 mod policy;
 pub mod provenance;
+mod proxy_protocol;
 pub mod ratelimit;
 pub mod rbac;
 mod retry;
@@ -164,12 +165,23 @@ impl Shared {
         // The clusters no longer equal their per-service translation.
         self.per_service.clear();
         for c in &mut self.clusters {
+            // A PROXY protocol header stays, over plaintext.
+            let header = (c.transport_socket.iter())
+                .chain(
+                    c.transport_socket_matches
+                        .iter()
+                        .flat_map(|m| &m.transport_socket),
+                )
+                .find_map(proxy_protocol::version_of);
             c.transport_socket_matches.clear();
             if c.transport_socket
                 .as_ref()
                 .is_some_and(tls::uses_mesh_secrets)
             {
                 c.transport_socket = None;
+            }
+            if let (None, Some(v)) = (&c.transport_socket, header) {
+                proxy_protocol::wrap(c, v);
             }
         }
     }

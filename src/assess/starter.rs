@@ -76,7 +76,11 @@ fn service_entry(svc: &Service) -> Value {
         "hosts": [svc.host.as_str()],
         "ports": ports(&svc.ports),
         "location": if svc.location == Location::MeshInternal { "MESH_INTERNAL" } else { "MESH_EXTERNAL" },
-        "resolution": if svc.resolution == Resolution::Dns { "DNS" } else { "STATIC" },
+        "resolution": match svc.resolution {
+            Resolution::Static => "STATIC",
+            Resolution::Dns => "DNS",
+            Resolution::DnsRoundRobin => "DNS_ROUND_ROBIN",
+        },
     });
     if !svc.endpoints.is_empty() {
         spec["endpoints"] = Value::Array(

@@ -9,6 +9,7 @@ mod destination_rule;
 mod envoy_filter;
 mod gateway;
 mod http;
+mod kube_service;
 mod l4;
 mod multicluster;
 mod rate_limit;
@@ -29,6 +30,7 @@ pub(crate) use authorization_policy::{authorization_policy, dry_run_annotation};
 pub(crate) use destination_rule::destination_rule;
 pub(crate) use envoy_filter::envoy_filter;
 pub(crate) use gateway::gateway;
+pub(crate) use kube_service::kube_service;
 pub(crate) use rate_limit::rate_limit;
 pub(crate) use request_authentication::{check_jwks, request_authentication};
 pub(crate) use security::{mesh, peer_authentication};
@@ -137,6 +139,18 @@ impl Cx<'_> {
         if value.is_some() {
             let p = join(path, field);
             self.err(&p, format!("field `{field}` is not supported yet"));
+        }
+    }
+
+    /// `exportTo`: `*` (every namespace, Istio's default) is what Trellis
+    /// does; narrowing a resource to some namespaces is not supported yet,
+    /// and accepting it would widen what the user restricted.
+    pub(crate) fn export_to(&mut self, path: &str, written: Option<&[String]>) {
+        let Some(list) = written else { return };
+        if let Some(i) = list.iter().position(|ns| ns != "*") {
+            let p = format!("{}[{i}]", join(path, "exportTo"));
+            let msg = format!("exportTo {:?} is not supported yet: Trellis exports every resource to every namespace (`*`); limit who reaches a service with a Sidecar scope", list[i]);
+            self.err(&p, msg);
         }
     }
 

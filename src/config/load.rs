@@ -20,6 +20,8 @@ use super::yaml::{self, YamlDoc};
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     ServiceEntry,
+    /// Kubernetes' core `v1 Service`.
+    KubeService,
     WorkloadEntry,
     VirtualService,
     DestinationRule,
@@ -129,6 +131,14 @@ impl Loader {
             Kind::ServiceEntry => {
                 if let Some(spec) = self.spec::<service_entry::ServiceEntry>(info, value) {
                     let services = convert::service_entry(&mut self.cx(info), &spec);
+                    let with_doc = services.into_iter().map(|(p, s)| (info.clone(), p, s));
+                    self.services.extend(with_doc);
+                }
+            }
+            Kind::KubeService => {
+                type Spec = raw::kube_service::KubeService;
+                if let Some(spec) = self.spec::<Spec>(info, value) {
+                    let services = convert::kube_service(&mut self.cx(info), &spec);
                     let with_doc = services.into_iter().map(|(p, s)| (info.clone(), p, s));
                     self.services.extend(with_doc);
                 }
@@ -332,6 +342,9 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         let msg = "kind is required (a string such as VirtualService)";
         return Err(("kind", msg.into()));
     }
+    if api == "v1" {
+        return kube_core(kind);
+    }
     let (group, version) = api.split_once('/').unwrap_or((api, ""));
     let Some(not_yet) = unsupported_kinds(group) else {
         let msg = format!(
@@ -367,6 +380,16 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         return Err(("apiVersion", msg));
     }
     Ok(supported)
+}
+
+/// Kubernetes' core group (`apiVersion: v1`): a `Service` defines a mesh
+/// service; the rest are Kubernetes' own business.
+fn kube_core(kind: &str) -> Result<Kind, (&'static str, String)> {
+    match kind {
+        "Service" => Ok(Kind::KubeService),
+        "Endpoints" | "Pod" => Err(("kind", format!("kind {kind} (v1) is Kubernetes' own view of instances: Trellis learns them from the sidecars that connect, and from WorkloadEntry resources"))),
+        _ => Err(("kind", format!("kind {kind} (v1) carries no mesh config: of Kubernetes' core kinds Trellis reads Service only"))),
+    }
 }
 
 const SECURITY: &str = "security.istio.io";

@@ -217,6 +217,17 @@ pub enum Resolution {
     Static,
     /// Endpoints (or the hosts themselves) are resolved by DNS in Envoy.
     Dns,
+    /// One name resolved by DNS, Envoy connecting to the first address of
+    /// each answer (`LOGICAL_DNS`): for names behind many rotating
+    /// addresses.
+    DnsRoundRobin,
+}
+
+impl Resolution {
+    /// True when Envoy resolves the endpoints by DNS.
+    pub fn is_dns(self) -> bool {
+        matches!(self, Resolution::Dns | Resolution::DnsRoundRobin)
+    }
 }
 
 /// `ServiceEntry.location`.
@@ -245,6 +256,9 @@ pub struct Service {
     pub endpoints: Vec<StaticEndpoint>,
     /// Labels that select `WorkloadEntry`s and sidecars into this service.
     pub workload_selector: Option<Labels>,
+    /// `subjectAltNames`: identities the service's servers may present
+    /// over mesh mTLS, besides its sidecars' own.
+    pub subject_alt_names: Vec<String>,
     /// The declaring resource.
     pub origin: Origin,
 }
@@ -606,6 +620,11 @@ pub struct TrafficPolicy {
     /// `retryBudget` (top level and subsets only: Istio's port-level
     /// settings have none).
     pub retry_budget: Option<RetryBudget>,
+    /// `loadBalancer.warmup`: part of the `loadBalancer` block when
+    /// policies merge.
+    pub warmup: Option<Warmup>,
+    /// `proxyProtocol` (top level and subsets only, as in Istio).
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
 /// A retry budget: Envoy's `circuit_breakers.thresholds[].retry_budget`,
@@ -659,8 +678,56 @@ impl RetryBudget {
 pub enum LoadBalancer {
     /// `simple`.
     Simple(SimpleLb),
-    /// `consistentHash`.
-    ConsistentHash(HashKey),
+    /// `consistentHash`: what is hashed, and how hosts are placed.
+    ConsistentHash(HashKey, HashAlgorithm),
+}
+
+/// How a consistent hash places hosts (`ringHash`, `maglev`, or the
+/// deprecated top-level `minimumRingSize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// Envoy's ring hash; `None` keeps Istio's minimum of 1024 entries.
+    RingHash {
+        /// `minimumRingSize`.
+        minimum_ring_size: Option<u64>,
+    },
+    /// Envoy's Maglev; `None` keeps Envoy's table of 65537 entries.
+    Maglev {
+        /// `tableSize` (a prime).
+        table_size: Option<u64>,
+    },
+}
+
+/// `loadBalancer.warmup` (or the deprecated `warmupDurationSecs`): Envoy's
+/// slow start, which ramps a new endpoint's share of traffic up over
+/// `duration` instead of giving it a full share at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warmup {
+    /// The ramp's length (Envoy's `slow_start_window`).
+    pub duration: Duration,
+    /// The share a new endpoint starts at, percent (Istio's default 10).
+    pub minimum_percent: f64,
+    /// How the ramp curves: 1 is linear, more is slower at first.
+    pub aggression: f64,
+}
+
+/// `loadBalancer.consistentHash.httpCookie.attributes[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieAttribute {
+    /// Attribute name (`SameSite`, `Secure`, ...).
+    pub name: String,
+    /// Attribute value; empty for a flag such as `Secure`.
+    pub value: String,
+}
+
+/// `trafficPolicy.proxyProtocol.version`: the PROXY protocol header sent
+/// at the start of each upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 /// `loadBalancer.simple`.
@@ -691,6 +758,8 @@ pub enum HashKey {
         path: Option<String>,
         /// TTL; when set, Envoy generates the cookie.
         ttl: Option<Duration>,
+        /// Attributes of a generated cookie.
+        attributes: Vec<CookieAttribute>,
     },
     /// `useSourceIp`.
     SourceIp,

@@ -2,8 +2,10 @@
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` line.
 
 mod envoy_filter;
+mod destination_rule;
 mod errors;
 mod gateway;
+mod kube_service;
 mod l4;
 mod limits;
 mod locality;

@@ -47,6 +47,8 @@ pub struct ServiceView {
     pub location: Location,
     /// Instances, one per (endpoint, service port).
     pub instances: Vec<Instance>,
+    /// `subjectAltNames` of the declaring `ServiceEntry`.
+    pub subject_alt_names: Vec<String>,
 }
 
 /// The port a service known only from sidecars (or only by name) gets:
@@ -135,6 +137,7 @@ fn implicit_view(host: Host, namespace: String) -> ServiceView {
         resolution: Resolution::Static,
         location: Location::MeshInternal,
         instances: Vec::new(),
+        subject_alt_names: Vec::new(),
     }
 }
 
@@ -154,7 +157,7 @@ fn service_entry_view(svc: &Service, mesh: &MeshConfig) -> ServiceView {
         .flat_map(|ep| svc.ports.iter().map(move |port| static_instance(ep, port)))
         .collect();
     // Istio: a DNS ServiceEntry without endpoints resolves its own hosts.
-    if instances.is_empty() && svc.resolution == Resolution::Dns && !svc.host.0.contains('*') {
+    if instances.is_empty() && svc.resolution.is_dns() && !svc.host.0.contains('*') {
         instances = svc
             .ports
             .iter()
@@ -168,6 +171,7 @@ fn service_entry_view(svc: &Service, mesh: &MeshConfig) -> ServiceView {
         resolution: svc.resolution,
         location: svc.location,
         instances,
+        subject_alt_names: svc.subject_alt_names.clone(),
     }
 }
 

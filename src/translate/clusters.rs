@@ -119,13 +119,15 @@ impl ServiceClusters {
             resolution,
             location,
             instances: _,
+            subject_alt_names,
         } = &self.view;
         let same_service = view.resolution == Resolution::Static
             && *host == view.host
             && *namespace == view.namespace
             && *ports == view.ports
             && *resolution == view.resolution
-            && *location == view.location;
+            && *location == view.location
+            && *subject_alt_names == view.subject_alt_names;
         let same_ids =
             || spiffe_ids(&self.view, &self.trust_domain) == spiffe_ids(view, &self.trust_domain);
         if !(same_service && same_ids()) {
@@ -208,6 +210,9 @@ fn translate_service(
         let tls = effective(rule, port.number, subset).tls;
         let subset_name = subset.map(|s| s.name.as_str());
         set_tls(&mut c, tls, view, port.number, subset_name, trust_domain);
+        if let Some(v) = effective(rule, port.number, subset).proxy_protocol {
+            super::proxy_protocol::wrap(&mut c, v);
+        }
         clusters.push(c);
         assignments.extend(cla);
         localities.extend(local.map(Arc::new));
@@ -237,12 +242,14 @@ fn port_subsets<'a>(
     })
 }
 
-/// The SPIFFE IDs of the service's sidecar instances, sorted: the names an
-/// auto-mTLS client accepts from its endpoints.
+/// The SPIFFE IDs of the service's sidecar instances and its
+/// `ServiceEntry`'s `subjectAltNames` (Istio appends them alike), sorted:
+/// the names an auto-mTLS client accepts from its endpoints.
 fn spiffe_ids(view: &ServiceView, trust_domain: &str) -> Vec<String> {
     let mut ids: Vec<String> = (view.instances.iter())
         .filter_map(|i| i.identity.as_ref())
         .map(|id| id.spiffe_id(trust_domain))
+        .chain(view.subject_alt_names.iter().cloned())
         .collect();
     ids.sort();
     ids.dedup();
@@ -374,6 +381,7 @@ fn set_discovery(
     let kind = match resolution {
         Resolution::Static => cluster::DiscoveryType::Eds,
         Resolution::Dns => cluster::DiscoveryType::StrictDns,
+        Resolution::DnsRoundRobin => cluster::DiscoveryType::LogicalDns,
     };
     c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(kind as i32));
     match resolution {
@@ -387,7 +395,7 @@ fn set_discovery(
             });
             Some(cla)
         }
-        Resolution::Dns => {
+        Resolution::Dns | Resolution::DnsRoundRobin => {
             c.dns_lookup_family = cluster::DnsLookupFamily::V4Only as i32;
             c.load_assignment = Some(cla);
             None

@@ -58,6 +58,7 @@ pub fn service(name: &str, ports: Vec<ServicePort>, endpoints: Vec<StaticEndpoin
         location: Location::MeshInternal,
         endpoints,
         workload_selector: None,
+        subject_alt_names: Vec::new(),
         origin: origin("ServiceEntry", name),
     }
 }

@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::config::cluster::v3::{
 };
 use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttpOptions,
+    RuntimeDouble,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     http_protocol_options::{
@@ -25,8 +26,9 @@ use prost::Name;
 
 use super::util::{duration, u32v};
 use crate::config::model::{
-    ClientTls, ConnectionPool, DestinationRule, LoadBalancer, LocalityLbSetting, OutlierDetection,
-    RetryBudget, ServicePort, SimpleLb, Subset, TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationRule, HashAlgorithm, LoadBalancer, LocalityLbSetting,
+    OutlierDetection, ProxyProtocolVersion, RetryBudget, ServicePort, SimpleLb, Subset,
+    TrafficPolicy, Warmup,
 };
 
 /// Istio's mesh-wide `connectTimeout` default.
@@ -50,6 +52,10 @@ pub struct Policy<'a> {
     pub tls: Option<&'a ClientTls>,
     /// `retryBudget` (`None`: the mesh default, unless `maxRetries` is set).
     pub retry_budget: Option<&'a RetryBudget>,
+    /// `loadBalancer.warmup` (Envoy's slow start).
+    pub warmup: Option<&'a Warmup>,
+    /// `proxyProtocol`.
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
 impl<'a> Policy<'a> {
@@ -61,6 +67,8 @@ impl<'a> Policy<'a> {
             outlier_detection: tp.outlier_detection.as_ref(),
             tls: tp.tls.as_ref(),
             retry_budget: tp.retry_budget.as_ref(),
+            warmup: tp.warmup.as_ref(),
+            proxy_protocol: tp.proxy_protocol,
         }
     }
 }
@@ -84,13 +92,15 @@ pub fn effective<'a>(
     port: u16,
     subset: Option<&'a Subset>,
 ) -> Policy<'a> {
-    // Port-level settings cannot set a budget, so theirs never replaces
-    // the rule's: the subset's if set, else the rule's.
+    // Port-level settings cannot set a budget or the PROXY protocol, so
+    // theirs never replace the rule's: the subset's if set, else the rule's.
     let budget = |tp: Option<&'a TrafficPolicy>| tp.and_then(|t| t.retry_budget.as_ref());
+    let proxy = |tp: Option<&'a TrafficPolicy>| tp.and_then(|t| t.proxy_protocol);
     let top = dr.and_then(|d| d.traffic_policy.as_ref());
     let sub = subset.and_then(|s| s.traffic_policy.as_ref());
     Policy {
         retry_budget: budget(sub).or(budget(top)),
+        proxy_protocol: proxy(sub).or(proxy(top)),
         ..merged(dr, port, subset)
     }
 }
@@ -111,7 +121,7 @@ fn merged<'a>(
         return sub;
     };
     // `loadBalancer` is one block, its locality setting included.
-    let sub_lb = sub.load_balancer.is_some() || sub.locality_lb.is_some();
+    let sub_lb = sub.load_balancer.is_some() || sub.locality_lb.is_some() || sub.warmup.is_some();
     let lb_from = if sub_lb || wholesale { &sub } else { &orig };
     Policy {
         load_balancer: lb_from.load_balancer,
@@ -120,6 +130,8 @@ fn merged<'a>(
         outlier_detection: pick(sub.outlier_detection, orig.outlier_detection, wholesale),
         tls: pick(sub.tls, orig.tls, wholesale),
         retry_budget: None,
+        warmup: lb_from.warmup,
+        proxy_protocol: None,
     }
 }
 
@@ -149,7 +161,7 @@ pub fn apply(
     let h2 = wants_h2(pool, port);
     set_http_options(c, pool, h2);
     apply_outlier(c, policy.outlier_detection);
-    apply_load_balancer(c, policy.load_balancer);
+    apply_load_balancer(c, policy.load_balancer, policy.warmup);
 }
 
 /// Circuit breakers at Istio's "never bite" defaults unless set, and the
@@ -268,27 +280,77 @@ fn apply_outlier(c: &mut XdsCluster, outlier: Option<&OutlierDetection>) {
         .healthy_panic_threshold = Some(Percent { value: threshold });
 }
 
-/// Istio's `applyLoadBalancer`: least request by default, ring hash for
-/// consistent hashing (the route carries the hash policy).
-fn apply_load_balancer(c: &mut XdsCluster, lb: Option<&LoadBalancer>) {
-    use cluster::LbPolicy;
-    let policy = match lb {
-        Some(LoadBalancer::Simple(SimpleLb::RoundRobin)) => LbPolicy::RoundRobin,
-        Some(LoadBalancer::Simple(SimpleLb::Random)) => LbPolicy::Random,
-        Some(LoadBalancer::ConsistentHash(_)) => {
-            c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
-                cluster::RingHashLbConfig {
-                    minimum_ring_size: Some(UInt64Value { value: RING_SIZE }),
+/// Istio's `applyLoadBalancer`: least request by default, ring hash (or
+/// Maglev) for consistent hashing (the route carries the hash policy),
+/// and slow start on round robin and least request (Istio's
+/// `setSlowStartConfig`; validation allows warmup on nothing else).
+fn apply_load_balancer(c: &mut XdsCluster, lb: Option<&LoadBalancer>, warmup: Option<&Warmup>) {
+    use cluster::{LbConfig, LbPolicy};
+    let slow_start = warmup.map(slow_start);
+    let (policy, config) = match lb {
+        Some(LoadBalancer::Simple(SimpleLb::RoundRobin)) => (
+            LbPolicy::RoundRobin,
+            slow_start.map(|s| {
+                LbConfig::RoundRobinLbConfig(cluster::RoundRobinLbConfig {
+                    slow_start_config: Some(s),
+                })
+            }),
+        ),
+        Some(LoadBalancer::Simple(SimpleLb::Random)) => (LbPolicy::Random, None),
+        Some(LoadBalancer::ConsistentHash(_, algorithm)) => hash_config(*algorithm),
+        // PASSTHROUGH is rejected by validation (no original destination
+        // behind an explicit outbound listener); it falls back to the default.
+        _ => (
+            LbPolicy::LeastRequest,
+            slow_start.map(|s| {
+                LbConfig::LeastRequestLbConfig(cluster::LeastRequestLbConfig {
+                    slow_start_config: Some(s),
                     ..Default::default()
-                },
-            ));
-            LbPolicy::RingHash
-        }
-        // PASSTHROUGH is rejected by validation (no original destination behind an
-        // explicit outbound listener; it falls back to the default.
-        _ => LbPolicy::LeastRequest,
+                })
+            }),
+        ),
     };
     c.lb_policy = policy as i32;
+    c.lb_config = config;
+}
+
+fn hash_config(algorithm: HashAlgorithm) -> (cluster::LbPolicy, Option<cluster::LbConfig>) {
+    use cluster::{LbConfig, LbPolicy};
+    match algorithm {
+        HashAlgorithm::RingHash { minimum_ring_size } => (
+            LbPolicy::RingHash,
+            Some(LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
+                minimum_ring_size: Some(UInt64Value {
+                    value: minimum_ring_size.unwrap_or(RING_SIZE),
+                }),
+                ..Default::default()
+            })),
+        ),
+        HashAlgorithm::Maglev { table_size } => (
+            LbPolicy::Maglev,
+            table_size.map(|t| {
+                LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+                    table_size: Some(UInt64Value { value: t }),
+                })
+            }),
+        ),
+    }
+}
+
+/// Envoy's `SlowStartConfig` (cluster.proto, "Slow start"): a new host's
+/// weight is scaled by `max(min_weight_percent, time_factor^(1/aggression))`
+/// for `slow_start_window` after it joins.
+fn slow_start(w: &Warmup) -> cluster::SlowStartConfig {
+    cluster::SlowStartConfig {
+        slow_start_window: Some(duration(w.duration)),
+        aggression: Some(RuntimeDouble {
+            default_value: w.aggression,
+            runtime_key: String::new(),
+        }),
+        min_weight_percent: Some(Percent {
+            value: w.minimum_percent,
+        }),
+    }
 }
 
 #[cfg(test)]

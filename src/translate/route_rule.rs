@@ -290,11 +290,21 @@ pub fn hash_policy(key: &HashKey) -> route_action::HashPolicy {
             header_name: name.clone(),
             ..Default::default()
         }),
-        HashKey::Cookie { name, path, ttl } => PolicySpecifier::Cookie(hp::Cookie {
+        HashKey::Cookie {
+            name,
+            path,
+            ttl,
+            attributes,
+        } => PolicySpecifier::Cookie(hp::Cookie {
             name: name.clone(),
             path: path.clone().unwrap_or_default(),
             ttl: ttl.map(duration),
-            ..Default::default()
+            attributes: (attributes.iter())
+                .map(|a| hp::CookieAttribute {
+                    name: a.name.clone(),
+                    value: a.value.clone(),
+                })
+                .collect(),
         }),
         HashKey::SourceIp => {
             PolicySpecifier::ConnectionProperties(hp::ConnectionProperties { source_ip: true })

@@ -62,7 +62,7 @@ impl<'a> Ctx<'a> {
             .as_ref()
             .and_then(|name| dr.subsets.iter().find(|s| &s.name == name));
         match effective(Some(dr), self.dest_port(d, listener_port), subset).load_balancer {
-            Some(LoadBalancer::ConsistentHash(key)) => Some(key),
+            Some(LoadBalancer::ConsistentHash(key, _)) => Some(key),
             _ => None,
         }
     }

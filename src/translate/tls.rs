@@ -135,7 +135,7 @@ pub fn istio_mutual(spiffe_ids: &[String], trust_domain: &str, sni: &str) -> Tra
     let sans = if spiffe_ids.is_empty() {
         vec![uri_san(&format!("spiffe://{trust_domain}/"), true)]
     } else {
-        spiffe_ids.iter().map(|id| uri_san(id, false)).collect()
+        spiffe_ids.iter().map(|id| written_san(id)).collect()
     };
     socket(UpstreamTlsContext {
         common_tls_context: Some(mesh_context(sans, &[])),
@@ -225,8 +225,12 @@ pub fn tls_mode_istio() -> Struct {
     }
 }
 
-/// True when a transport socket needs the mesh's SDS secrets.
+/// True when a transport socket needs the mesh's SDS secrets (looking
+/// inside a PROXY protocol wrapper).
 pub fn uses_mesh_secrets(ts: &TransportSocket) -> bool {
+    if let Some(inner) = super::proxy_protocol::inner(ts) {
+        return uses_mesh_secrets(&inner);
+    }
     let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else {
         return false;
     };

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Claimed;
 use crate::config::diag::Diagnostic;
-use crate::config::model::{
-    DestinationRule, Host, LocalityLbSetting, Resolution, Service, TrafficPolicy,
-};
+use crate::config::model::{DestinationRule, Host, LocalityLbSetting, Service, TrafficPolicy};
 
 const WHY: &str = "localityLbSetting has no effect on a DNS-resolved service (resolution: DNS): \
 its endpoints are resolved inside one cluster every sidecar shares; use STATIC endpoints \
@@ -22,9 +20,7 @@ pub(super) fn dns_hosts(
     diags: &mut Vec<Diagnostic>,
 ) {
     for (host, (doc, dr)) in rules {
-        let dns = services
-            .get(host)
-            .is_some_and(|s| s.resolution == Resolution::Dns);
+        let dns = services.get(host).is_some_and(|s| s.resolution.is_dns());
         if !dns {
             continue;
         }

@@ -1,13 +1,14 @@
 //! `DestinationRule` conversion: subsets and traffic policies.
 
+mod load_balancer;
 mod locality;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{is_dns_label, join, Cx};
 use crate::config::model::{
-    ClientTls, ConnectionPool, DestinationRule, HashKey, LoadBalancer, OutlierDetection, SimpleLb,
-    Subset, TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationRule, OutlierDetection, ProxyProtocolVersion, Subset,
+    TrafficPolicy,
 };
 use crate::config::raw::destination_rule as raw;
 use crate::config::raw::DurationText;
@@ -17,7 +18,7 @@ pub(crate) fn destination_rule(
     cx: &mut Cx<'_>,
     dr: &raw::DestinationRule,
 ) -> Option<DestinationRule> {
-    cx.unsupported("spec", "exportTo", &dr.export_to);
+    cx.export_to("spec", dr.export_to.as_deref());
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
     let host = cx.host("spec.host", &dr.host);
     super::retry_budget::check_max_retries(cx, dr);
@@ -68,7 +69,6 @@ fn traffic_policy(
     inherits_outlier: bool,
 ) -> TrafficPolicy {
     cx.unsupported(path, "tunnel", &tp.tunnel);
-    cx.unsupported(path, "proxyProtocol", &tp.proxy_protocol);
     let mut port_level = BTreeMap::new();
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
         let p = format!("{path}.portLevelSettings[{i}]");
@@ -90,6 +90,8 @@ fn traffic_policy(
         port_level,
         tls: tls(cx, path, &tp.tls),
         retry_budget,
+        proxy_protocol: (tp.proxy_protocol.as_ref())
+            .and_then(|pp| proxy_protocol(cx, &join(path, "proxyProtocol"), pp)),
         ..parts(cx, path, lb, pool, od)
     };
     check_failover(cx, path, &policy, inherits_outlier);
@@ -148,8 +150,12 @@ fn parts(
     let locality_lb = (lb.as_ref())
         .and_then(|lb| lb.locality_lb_setting.as_ref())
         .and_then(|s| locality::setting(cx, &join(&lb_path, "localityLbSetting"), s));
+    let load_balancer = (lb.as_ref()).and_then(|lb| load_balancer::load_balancer(cx, &lb_path, lb));
+    let warmup = (lb.as_ref())
+        .and_then(|lb| load_balancer::warmup(cx, &lb_path, lb, load_balancer.as_ref()));
     TrafficPolicy {
-        load_balancer: lb.as_ref().and_then(|lb| load_balancer(cx, &lb_path, lb)),
+        load_balancer,
+        warmup,
         locality_lb,
         connection_pool: pool
             .as_ref()
@@ -160,97 +166,26 @@ fn parts(
         port_level: BTreeMap::new(),
         tls: None,
         retry_budget: None,
+        proxy_protocol: None,
     }
 }
 
-fn load_balancer(cx: &mut Cx<'_>, path: &str, lb: &raw::LoadBalancer) -> Option<LoadBalancer> {
-    cx.unsupported(path, "zoneAwareLbSetting", &lb.zone_aware_lb_setting);
-    cx.unsupported(path, "warmupDurationSecs", &lb.warmup_duration_secs);
-    cx.unsupported(path, "warmup", &lb.warmup);
-    match (&lb.simple, &lb.consistent_hash) {
-        (Some(s), None) => simple(cx, &join(path, "simple"), s).map(LoadBalancer::Simple),
-        (None, Some(ch)) => {
-            consistent_hash(cx, &join(path, "consistentHash"), ch).map(LoadBalancer::ConsistentHash)
-        }
-        // `localityLbSetting` alone keeps the default algorithm.
-        (None, None) if lb.locality_lb_setting.is_some() => None,
-        (None, None) => {
-            cx.err(
-                path,
-                "one of simple, consistentHash or localityLbSetting is required",
-            );
-            None
-        }
-        (Some(_), Some(_)) => {
-            cx.err(path, "only one of simple or consistentHash is allowed");
+/// `proxyProtocol.version`; absent is `V1`, the enum's zero value, as
+/// Istio reads it.
+fn proxy_protocol(
+    cx: &mut Cx<'_>,
+    path: &str,
+    pp: &raw::ProxyProtocol,
+) -> Option<ProxyProtocolVersion> {
+    match pp.version.as_deref() {
+        None | Some("V1") => Some(ProxyProtocolVersion::V1),
+        Some("V2") => Some(ProxyProtocolVersion::V2),
+        Some(other) => {
+            let msg = format!("unknown proxyProtocol version {other:?}: use V1 or V2");
+            cx.err(&join(path, "version"), msg);
             None
         }
     }
-}
-
-fn simple(cx: &mut Cx<'_>, path: &str, s: &str) -> Option<SimpleLb> {
-    Some(match s {
-        "ROUND_ROBIN" => SimpleLb::RoundRobin,
-        "LEAST_REQUEST" | "LEAST_CONN" => SimpleLb::LeastRequest,
-        "RANDOM" => SimpleLb::Random,
-        "UNSPECIFIED" => SimpleLb::Unspecified,
-        // Original-destination balancing needs transparent interception:
-        // behind the explicit outbound listener the original destination is
-        // the listener itself, so accepting it would silently change meaning.
-        "PASSTHROUGH" => {
-            cx.err(path, "PASSTHROUGH is not supported yet (it needs transparent interception): use ROUND_ROBIN, LEAST_REQUEST or RANDOM");
-            return None;
-        }
-        other => {
-            let msg = format!("unknown load balancer {other:?}: use ROUND_ROBIN, LEAST_REQUEST, RANDOM or UNSPECIFIED");
-            cx.err(path, msg);
-            return None;
-        }
-    })
-}
-
-fn consistent_hash(cx: &mut Cx<'_>, path: &str, ch: &raw::ConsistentHash) -> Option<HashKey> {
-    cx.unsupported(path, "ringHash", &ch.ring_hash);
-    cx.unsupported(path, "maglev", &ch.maglev);
-    cx.unsupported(path, "minimumRingSize", &ch.minimum_ring_size);
-    let mut keys = Vec::new();
-    if let Some(h) = &ch.http_header_name {
-        keys.push(HashKey::Header(h.to_ascii_lowercase()));
-    }
-    if let Some(c) = &ch.http_cookie {
-        let p = join(path, "httpCookie");
-        cx.unsupported(&p, "attributes", &c.attributes);
-        if c.name.is_empty() {
-            cx.err(&p, "cookie name is required");
-        }
-        let ttl = c
-            .ttl
-            .as_ref()
-            .and_then(|t| match super::values::parse_duration(t) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    cx.err(&join(&p, "ttl"), e);
-                    None
-                }
-            });
-        keys.push(HashKey::Cookie {
-            name: c.name.clone(),
-            path: c.path.clone(),
-            ttl,
-        });
-    }
-    if ch.use_source_ip == Some(true) {
-        keys.push(HashKey::SourceIp);
-    }
-    if let Some(q) = &ch.http_query_parameter_name {
-        keys.push(HashKey::QueryParameter(q.clone()));
-    }
-    if keys.len() != 1 {
-        let msg = "exactly one of httpHeaderName, httpCookie, useSourceIp: true or httpQueryParameterName is required";
-        cx.err(path, msg);
-        return None;
-    }
-    keys.pop()
 }
 
 fn connection_pool(cx: &mut Cx<'_>, path: &str, cp: &raw::ConnectionPool) -> ConnectionPool {

@@ -13,9 +13,11 @@ use crate::config::raw::service_entry as raw;
 /// One `Service` per host of the entry, each with the path of its host.
 pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(String, Service)> {
     let p = "spec";
-    cx.unsupported(p, "addresses", &se.addresses);
-    cx.unsupported(p, "exportTo", &se.export_to);
-    cx.unsupported(p, "subjectAltNames", &se.subject_alt_names);
+    if se.addresses.is_some() {
+        let msg = "addresses (VIPs and CIDRs) match connections by their original destination address, which only transparent interception gives and Trellis sidecars do not have: give each TCP port a Sidecar egress listener (egress[].port), routed by tcp rules";
+        cx.err("spec.addresses", msg);
+    }
+    cx.export_to(p, se.export_to.as_deref());
     if se.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");
     }
@@ -32,6 +34,15 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
         }
         ws.labels.clone()
     });
+    let subject_alt_names = sans(cx, &se.subject_alt_names);
+    if resolution == Some(Resolution::DnsRoundRobin) && se.endpoints.len() > 1 {
+        let msg = "resolution DNS_ROUND_ROBIN takes at most one endpoint (Istio's rule: Envoy connects to one name)";
+        cx.err("spec.endpoints", msg);
+    }
+    if resolution == Some(Resolution::DnsRoundRobin) && se.workload_selector.is_some() {
+        let msg = "resolution DNS_ROUND_ROBIN resolves one name: use STATIC to select workloads";
+        cx.err("spec.workloadSelector", msg);
+    }
     let Some(resolution) = resolution else {
         return Vec::new();
     };
@@ -43,6 +54,7 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
         location,
         endpoints: endpoints.clone(),
         workload_selector: workload_selector.clone(),
+        subject_alt_names: subject_alt_names.clone(),
         origin: cx.doc.origin(),
     };
     (hosts.into_iter())
@@ -79,22 +91,20 @@ fn resolution(cx: &mut Cx<'_>, written: Option<&str>) -> Option<Resolution> {
     match written {
         Some("STATIC") => Some(Resolution::Static),
         Some("DNS") => Some(Resolution::Dns),
-        None => {
-            cx.err(path, "resolution is required: STATIC or DNS (Istio's default, NONE, is not supported yet)");
+        Some("DNS_ROUND_ROBIN") => Some(Resolution::DnsRoundRobin),
+        None | Some("NONE") => {
+            let msg = "resolution NONE (Istio's default) forwards to each connection's original destination address, which only transparent interception gives and Trellis sidecars do not have: write STATIC with endpoints, DNS or DNS_ROUND_ROBIN";
+            cx.err(path, msg);
             None
         }
-        Some(r @ ("NONE" | "DNS_ROUND_ROBIN" | "DYNAMIC_DNS")) => {
-            cx.err(
-                path,
-                format!("resolution {r} is not supported yet: use STATIC or DNS"),
-            );
+        Some("DYNAMIC_DNS") => {
+            let msg = "resolution DYNAMIC_DNS is hidden in Istio's API and not implemented by Istio: use DNS";
+            cx.err(path, msg);
             None
         }
         Some(other) => {
-            cx.err(
-                path,
-                format!("unknown resolution {other:?}: use STATIC or DNS"),
-            );
+            let msg = format!("unknown resolution {other:?}: use STATIC, DNS or DNS_ROUND_ROBIN");
+            cx.err(path, msg);
             None
         }
     }
@@ -259,4 +269,16 @@ pub(crate) fn workload_entry(cx: &mut Cx<'_>, we: &raw::WorkloadEntry) -> Option
         service_account: we.service_account.clone(),
         origin: cx.doc.origin(),
     })
+}
+
+/// `subjectAltNames`: SPIFFE IDs (or other URIs), DNS names or IPs the
+/// service's servers may present; none empty.
+fn sans(cx: &mut Cx<'_>, written: &[String]) -> Vec<String> {
+    for (i, san) in written.iter().enumerate() {
+        if san.is_empty() || san.chars().any(|c| c.is_whitespace()) {
+            let msg = format!("subject alt name {san:?} must be a non-empty name without spaces");
+            cx.err(&format!("spec.subjectAltNames[{i}]"), msg);
+        }
+    }
+    written.to_vec()
 }

@@ -2,7 +2,7 @@
 //! (`pkg/config/validation`: `ValidateSidecar`, `validateSidecarEgressPortBindAndCaptureMode`,
 //! host form `NAMESPACE/HOST`).
 
-use super::Cx;
+use super::{join, Cx};
 use crate::config::model::{
     EgressHost, EgressNamespace, EgressPort, Host, OutboundTrafficPolicy, SidecarScope,
 };
@@ -28,7 +28,10 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
     let mut ports: Vec<EgressPort> = Vec::new();
     for (i, l) in sc.egress.iter().enumerate() {
         let path = format!("spec.egress[{i}]");
-        cx.unsupported(&path, "captureMode", &l.capture_mode);
+        if l.capture_mode.is_some() {
+            let msg = "captureMode chooses how traffic is intercepted (iptables); Trellis sidecars have no interception: apps connect to the listener (bind:port) themselves";
+            cx.err(&join(&path, "captureMode"), msg);
+        }
         if l.hosts.is_empty() {
             cx.err(&format!("{path}.hosts"), "hosts must not be empty");
             ok = false;

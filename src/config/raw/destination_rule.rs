@@ -15,7 +15,7 @@ pub(crate) struct DestinationRule {
     pub traffic_policy: Option<TrafficPolicy>,
     #[serde(default)]
     pub subsets: Vec<Subset>,
-    pub export_to: Option<Unsupported>,
+    pub export_to: Option<Vec<String>>,
     pub workload_selector: Option<Unsupported>,
 }
 
@@ -41,7 +41,7 @@ pub(crate) struct TrafficPolicy {
     #[serde(default)]
     pub port_level_settings: Vec<PortTrafficPolicy>,
     pub tunnel: Option<Unsupported>,
-    pub proxy_protocol: Option<Unsupported>,
+    pub proxy_protocol: Option<ProxyProtocol>,
     pub retry_budget: Option<RetryBudget>,
 }
 
@@ -89,8 +89,24 @@ pub(crate) struct LoadBalancer {
     pub consistent_hash: Option<ConsistentHash>,
     pub locality_lb_setting: Option<LocalityLbSetting>,
     pub zone_aware_lb_setting: Option<Unsupported>,
-    pub warmup_duration_secs: Option<Unsupported>,
-    pub warmup: Option<Unsupported>,
+    pub warmup_duration_secs: Option<DurationText>,
+    pub warmup: Option<Warmup>,
+}
+
+/// `WarmupConfiguration`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Warmup {
+    pub duration: Option<DurationText>,
+    pub minimum_percent: Option<f64>,
+    pub aggression: Option<f64>,
+}
+
+/// `TrafficPolicy.ProxyProtocol`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct ProxyProtocol {
+    pub version: Option<String>,
 }
 
 /// `LocalityLoadBalancerSetting`.
@@ -134,9 +150,34 @@ pub(crate) struct ConsistentHash {
     pub http_cookie: Option<HttpCookie>,
     pub use_source_ip: Option<bool>,
     pub http_query_parameter_name: Option<String>,
-    pub ring_hash: Option<Unsupported>,
-    pub maglev: Option<Unsupported>,
-    pub minimum_ring_size: Option<Unsupported>,
+    pub ring_hash: Option<RingHash>,
+    pub maglev: Option<Maglev>,
+    /// Deprecated in Istio for `ringHash.minimumRingSize`.
+    pub minimum_ring_size: Option<i64>,
+}
+
+/// `ConsistentHashLB.RingHash`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RingHash {
+    pub minimum_ring_size: Option<i64>,
+}
+
+/// `ConsistentHashLB.MagLev`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Maglev {
+    pub table_size: Option<i64>,
+}
+
+/// `HTTPCookie.Attribute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct CookieAttribute {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
 }
 
 /// `ConsistentHashLB.HTTPCookie`.
@@ -147,7 +188,8 @@ pub(crate) struct HttpCookie {
     pub name: String,
     pub path: Option<String>,
     pub ttl: Option<DurationText>,
-    pub attributes: Option<Unsupported>,
+    #[serde(default)]
+    pub attributes: Vec<CookieAttribute>,
 }
 
 /// `ConnectionPoolSettings`.

@@ -20,8 +20,9 @@ pub(crate) struct ServiceEntry {
     #[serde(default)]
     pub endpoints: Vec<WorkloadEntry>,
     pub workload_selector: Option<WorkloadSelector>,
-    pub export_to: Option<Unsupported>,
-    pub subject_alt_names: Option<Unsupported>,
+    pub export_to: Option<Vec<String>>,
+    #[serde(default)]
+    pub subject_alt_names: Vec<String>,
 }
 
 /// `ServicePort`.

@@ -10,7 +10,7 @@ use prost::{Message, Name};
 
 use super::*;
 use crate::config::model::RetryBudget;
-use crate::config::model::{HashKey, Protocol};
+use crate::config::model::{HashAlgorithm, HashKey, Protocol, SimpleLb, Warmup};
 use crate::translate::fixtures::{origin, port, subset};
 
 fn pool(max_conn: u32) -> ConnectionPool {
@@ -328,7 +328,12 @@ fn load_balancers() {
         Protocol::Http,
     );
     assert_eq!(c.lb_policy, LbPolicy::RoundRobin as i32);
-    let hash = LoadBalancer::ConsistentHash(HashKey::Header("x-user".into()));
+    let hash = LoadBalancer::ConsistentHash(
+        HashKey::Header("x-user".into()),
+        HashAlgorithm::RingHash {
+            minimum_ring_size: None,
+        },
+    );
     let c = applied(
         &Policy {
             load_balancer: Some(&hash),
@@ -343,4 +348,61 @@ fn load_balancers() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn maglev_ring_size_and_slow_start_reach_the_cluster() {
+    let maglev = LoadBalancer::ConsistentHash(
+        HashKey::SourceIp,
+        HashAlgorithm::Maglev {
+            table_size: Some(65537),
+        },
+    );
+    let c = applied(
+        &Policy {
+            load_balancer: Some(&maglev),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    assert_eq!(c.lb_policy, LbPolicy::Maglev as i32);
+    let Some(cluster::LbConfig::MaglevLbConfig(m)) = c.lb_config else {
+        panic!("{:?}", c.lb_config)
+    };
+    assert_eq!(m.table_size.unwrap().value, 65537);
+
+    let warmup = Warmup {
+        duration: Duration::from_secs(30),
+        minimum_percent: 20.0,
+        aggression: 2.0,
+    };
+    let rr = LoadBalancer::Simple(SimpleLb::RoundRobin);
+    let c = applied(
+        &Policy {
+            load_balancer: Some(&rr),
+            warmup: Some(&warmup),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    let Some(cluster::LbConfig::RoundRobinLbConfig(r)) = c.lb_config else {
+        panic!("{:?}", c.lb_config)
+    };
+    let s = r.slow_start_config.unwrap();
+    assert_eq!(s.slow_start_window.unwrap().seconds, 30);
+    assert_eq!(s.aggression.unwrap().default_value, 2.0);
+    assert_eq!(s.min_weight_percent.unwrap().value, 20.0);
+    // Default algorithm (least request) gets it too.
+    let c = applied(
+        &Policy {
+            warmup: Some(&warmup),
+            ..Default::default()
+        },
+        Protocol::Http,
+    );
+    assert_eq!(c.lb_policy, LbPolicy::LeastRequest as i32);
+    assert!(matches!(
+        c.lb_config,
+        Some(cluster::LbConfig::LeastRequestLbConfig(ref l)) if l.slow_start_config.is_some()
+    ));
 }

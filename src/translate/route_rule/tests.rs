@@ -8,8 +8,8 @@ use prost::{Message, Name};
 
 use super::*;
 use crate::config::model::{
-    self as m, AbortError, HashKey, HttpMatch, HttpRoute, LoadBalancer, MeshConfig, Mirror,
-    Redirect, Retries, Rewrite, StringMatch,
+    self as m, AbortError, CookieAttribute, HashKey, HttpMatch, HttpRoute, LoadBalancer,
+    MeshConfig, Mirror, Redirect, Retries, Rewrite, StringMatch,
 };
 use crate::registry::instances;
 use crate::translate::fixtures::*;
@@ -282,12 +282,20 @@ fn mirror_with_percentage() {
 fn consistent_hash_adds_hash_policy_and_keeps_host() {
     let mut mesh = canary_mesh();
     let mut dr = (*mesh.destination_rules[&host("payment-service")]).clone();
-    dr.traffic_policy.as_mut().unwrap().load_balancer =
-        Some(LoadBalancer::ConsistentHash(HashKey::Cookie {
+    dr.traffic_policy.as_mut().unwrap().load_balancer = Some(LoadBalancer::ConsistentHash(
+        HashKey::Cookie {
             name: "session".into(),
             path: Some("/".into()),
             ttl: Some(Duration::from_secs(60)),
-        }));
+            attributes: vec![CookieAttribute {
+                name: "SameSite".into(),
+                value: "Strict".into(),
+            }],
+        },
+        m::HashAlgorithm::RingHash {
+            minimum_ring_size: None,
+        },
+    ));
     mesh.destination_rules
         .insert(host("payment-service"), Arc::new(dr));
     let a = fwd(&translate(rule(to("payment-service", None)), Some(mesh))[0]).clone();
@@ -295,6 +303,8 @@ fn consistent_hash_adds_hash_policy_and_keeps_host() {
         Some(PolicySpecifier::Cookie(c)) => {
             assert_eq!((c.name.as_str(), c.path.as_str()), ("session", "/"));
             assert_eq!(c.ttl.unwrap().seconds, 60);
+            assert_eq!(c.attributes[0].name, "SameSite");
+            assert_eq!(c.attributes[0].value, "Strict");
         }
         other => panic!("{other:?}"),
     }

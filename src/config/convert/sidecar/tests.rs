@@ -111,7 +111,7 @@ fn unsupported_fields_are_errors() {
     assert_eq!(
         err("  egress:\n  - hosts: [\"./*\"]\n    captureMode: NONE\n  inboundConnectionPool: {}\n"),
         [
-            "f.yaml:9:5: error: Sidecar/sc: spec.egress[0].captureMode: field `captureMode` is not supported yet",
+            "f.yaml:9:5: error: Sidecar/sc: spec.egress[0].captureMode: captureMode chooses how traffic is intercepted (iptables); Trellis sidecars have no interception: apps connect to the listener (bind:port) themselves",
             "f.yaml:10:3: error: Sidecar/sc: spec.inboundConnectionPool: field `inboundConnectionPool` is not supported yet",
         ]
     );

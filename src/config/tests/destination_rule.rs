@@ -1,0 +1,177 @@
+//! DestinationRule load balancing, slow start and PROXY protocol: what
+//! loads, and one positioned error per rejected case.
+
+use std::time::Duration;
+
+use super::{dr, errors, load};
+use crate::config::model::{
+    HashAlgorithm, HashKey, Host, LoadBalancer, ProxyProtocolVersion, SimpleLb, Warmup,
+};
+
+fn policy(tp: &str) -> String {
+    format!("{}  trafficPolicy:\n{tp}", dr("d", "pay"))
+}
+
+fn loaded(tp: &str) -> crate::config::model::TrafficPolicy {
+    let mesh = load(&[("f.yaml", &policy(tp))]).unwrap();
+    let host = Host::canonical("pay", "default");
+    mesh.destination_rules[&host]
+        .traffic_policy
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn every_consistent_hash_form_loads() {
+    let lb =
+        |ch: &str| loaded(&format!("    loadBalancer:\n      consistentHash:\n{ch}")).load_balancer;
+    let ring = |m| HashAlgorithm::RingHash {
+        minimum_ring_size: m,
+    };
+    assert_eq!(
+        lb("        httpHeaderName: X-User\n        ringHash:\n          minimumRingSize: 4096\n"),
+        Some(LoadBalancer::ConsistentHash(
+            HashKey::Header("x-user".into()),
+            ring(Some(4096))
+        ))
+    );
+    assert_eq!(
+        lb("        useSourceIp: true\n        maglev:\n          tableSize: 65537\n"),
+        Some(LoadBalancer::ConsistentHash(
+            HashKey::SourceIp,
+            HashAlgorithm::Maglev {
+                table_size: Some(65537)
+            }
+        ))
+    );
+    assert_eq!(
+        lb("        httpQueryParameterName: user\n        minimumRingSize: 2048\n"),
+        Some(LoadBalancer::ConsistentHash(
+            HashKey::QueryParameter("user".into()),
+            ring(Some(2048))
+        ))
+    );
+    let cookie = lb("        httpCookie:\n          name: s\n          path: /\n          ttl: 10s\n          attributes:\n          - name: SameSite\n            value: Strict\n          - name: Secure\n");
+    let Some(LoadBalancer::ConsistentHash(
+        HashKey::Cookie {
+            ttl, attributes, ..
+        },
+        _,
+    )) = cookie
+    else {
+        panic!("{cookie:?}")
+    };
+    assert_eq!(ttl, Some(Duration::from_secs(10)));
+    assert_eq!(
+        (attributes[1].name.as_str(), attributes[1].value.as_str()),
+        ("Secure", "")
+    );
+}
+
+#[test]
+fn warmup_loads_with_istio_defaults() {
+    let tp = loaded("    loadBalancer:\n      simple: ROUND_ROBIN\n      warmup:\n        duration: 30s\n        aggression: 2\n");
+    assert_eq!(
+        tp.load_balancer,
+        Some(LoadBalancer::Simple(SimpleLb::RoundRobin))
+    );
+    let want = Warmup {
+        duration: Duration::from_secs(30),
+        minimum_percent: 10.0,
+        aggression: 2.0,
+    };
+    assert_eq!(tp.warmup, Some(want));
+    let old = loaded("    loadBalancer:\n      warmupDurationSecs: 30s\n");
+    assert_eq!(old.load_balancer, None);
+    assert_eq!(
+        old.warmup.map(|w| w.duration),
+        Some(Duration::from_secs(30))
+    );
+}
+
+#[test]
+fn proxy_protocol_loads() {
+    assert_eq!(
+        loaded("    proxyProtocol:\n      version: V2\n").proxy_protocol,
+        Some(ProxyProtocolVersion::V2)
+    );
+    assert_eq!(
+        loaded("    proxyProtocol: {}\n").proxy_protocol,
+        Some(ProxyProtocolVersion::V1)
+    );
+}
+
+#[test]
+fn consistent_hash_errors_are_positioned() {
+    let e = |ch: &str| {
+        errors(&policy(&format!(
+            "    loadBalancer:\n      consistentHash:\n{ch}"
+        )))
+    };
+    assert_eq!(
+        e("        httpHeaderName: x\n        ringHash: {}\n        maglev: {}\n"),
+        ["f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.consistentHash: only one of ringHash, maglev or minimumRingSize (deprecated: use ringHash.minimumRingSize) is allowed"]
+    );
+    assert_eq!(
+        e("        httpHeaderName: x\n        maglev:\n          tableSize: 1000\n"),
+        ["f.yaml:12:11: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: 1000 must be a prime number no larger than 5000011 (Envoy's rule), e.g. 65537"]
+    );
+    assert_eq!(
+        e("        httpHeaderName: x\n        ringHash:\n          minimumRingSize: 0\n"),
+        ["f.yaml:12:11: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize: 0 is not in 1..8388608 (Envoy's largest ring)"]
+    );
+    assert_eq!(
+        e("        httpCookie:\n          name: s\n          attributes:\n          - name: \"Same Site\"\n"),
+        [r#"f.yaml:13:13: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].name: cookie attribute name "Same Site" must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)"#]
+    );
+    assert_eq!(
+        e("        httpCookie:\n          name: s\n          attributes:\n          - name: Path\n            value: \"/;x\"\n"),
+        [r#"f.yaml:14:13: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].value: cookie attribute value "/;x" must not hold `;` or control characters"#]
+    );
+}
+
+#[test]
+fn warmup_errors_are_positioned() {
+    let e = |lb: &str| errors(&policy(&format!("    loadBalancer:\n{lb}")));
+    assert_eq!(
+        e("      simple: RANDOM\n      warmup:\n        duration: 10s\n"),
+        ["f.yaml:10:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.warmup: warmup needs simple: ROUND_ROBIN or LEAST_REQUEST (Envoy has slow start for these only)"]
+    );
+    assert_eq!(
+        e("      warmup:\n        minimumPercent: 5\n"),
+        ["f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.warmup: warmup.duration is required"]
+    );
+    assert_eq!(
+        e("      warmup:\n        duration: 10s\n        aggression: 0.5\n        minimumPercent: 120\n"),
+        [
+            "f.yaml:11:9: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.warmup.aggression: aggression 0.5 must be at least 1",
+            "f.yaml:12:9: error: DestinationRule/d: spec.trafficPolicy.loadBalancer.warmup.minimumPercent: percentage 120 is not in 0..100",
+        ]
+    );
+    assert_eq!(
+        e("      warmupDurationSecs: 10s\n      warmup:\n        duration: 10s\n"),
+        ["f.yaml:8:5: error: DestinationRule/d: spec.trafficPolicy.loadBalancer: only one of warmup or warmupDurationSecs (deprecated) is allowed"]
+    );
+}
+
+#[test]
+fn proxy_protocol_errors_are_positioned() {
+    assert_eq!(
+        errors(&policy("    proxyProtocol:\n      version: V3\n")),
+        [
+            r#"f.yaml:9:7: error: DestinationRule/d: spec.trafficPolicy.proxyProtocol.version: unknown proxyProtocol version "V3": use V1 or V2"#
+        ]
+    );
+}
+
+#[test]
+fn export_to_everyone_is_accepted_and_narrowing_is_an_error() {
+    let with = |list: &str| format!("{}  exportTo: {list}\n", dr("d", "pay"));
+    assert!(load(&[("f.yaml", &with("[\"*\"]"))]).is_ok());
+    assert_eq!(
+        errors(&with("[\"*\", \".\"]")),
+        [
+            r#"f.yaml:7:19: error: DestinationRule/d: spec.exportTo[1]: exportTo "." is not supported yet: Trellis exports every resource to every namespace (`*`); limit who reaches a service with a Sidecar scope"#
+        ]
+    );
+}
