@@ -78,7 +78,13 @@ pub fn resources(
         trust_domain: &shared.mesh.trust_domain,
         mesh_tls,
     };
-    let (bound, routes) = (&shared.gateway_virtual_services, &shared.gateway_routes);
+    // A VirtualService reaches the gateways of the namespaces it is
+    // exported to.
+    let visible: Vec<_> = (shared.gateway_virtual_services.iter())
+        .filter(|vs| vs.export_to.admits(&proxy.namespace))
+        .cloned()
+        .collect();
+    let (bound, routes) = (&visible, &shared.gateway_routes);
     let mut ports: Ports<'_> = BTreeMap::new();
     for gw in shared.gateways.iter().filter(|g| g.selects(&proxy.labels)) {
         for (i, s) in gw.servers.iter().enumerate() {
@@ -198,6 +204,8 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         .collect();
     http_filters.extend(super::rbac::http_filters(&shared.authz, proxy));
     http_filters.extend(super::ratelimit::http_filters(shared, proxy));
+    // After authorization: a preflight is a request like any other.
+    http_filters.push(super::cors::http_filter());
     http_filters.push(router);
     let mut hcm = HttpConnectionManager {
         stat_prefix: format!("outbound_0.0.0.0_{port}"),
@@ -209,6 +217,7 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         http_filters,
         use_remote_address: Some(BoolValue { value: true }),
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
+        upgrade_configs: vec![super::listeners::websocket()],
         ..Default::default()
     };
     super::jwt::local_reply::apply(&mut hcm);
