@@ -1,5 +1,6 @@
-//! `corsPolicy` → Envoy's CORS filter (in the HCM, before the fault
-//! filter) and its per-route `CorsPolicy` (istiod's `TranslateCORSPolicy`).
+//! `corsPolicy` → Envoy's CORS filter (in the HCM, after the fault filter
+//! and authorization, as istiod places it) and its per-route `CorsPolicy`
+//! (istiod's `TranslateCORSPolicy`).
 
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};

@@ -166,9 +166,8 @@ pub fn outbound(shared: &Shared, proxy: &Proxy) -> Listener {
         ))),
         ..Default::default()
     };
-    // CORS before the fault filter, as istiod orders them: a preflight is
-    // answered, not delayed or aborted.
-    let mut filters = vec![super::cors::http_filter(), fault];
+    // Fault, then CORS, as istiod orders them.
+    let mut filters = vec![fault, super::cors::http_filter()];
     if passthrough::policy_of(shared, proxy) == OutboundTrafficPolicy::AllowAny {
         filters.push(passthrough::http_filter());
     }

@@ -317,3 +317,28 @@ fn hash_policy_kinds() {
         matches!(spec(HashKey::QueryParameter("q".into())), PolicySpecifier::QueryParameter(q) if q.name == "q")
     );
 }
+
+#[test]
+fn redirect_prefix_and_derived_port() {
+    let r = rule(RouteAction_::Redirect(Redirect {
+        uri: None,
+        authority: None,
+        port: None,
+        scheme: Some("https".into()),
+        redirect_code: None,
+        prefix_rewrite: Some("/v2/".into()),
+        derive_port: Some(true),
+    }));
+    match &translate(r, None)[0].action {
+        Some(route::Action::Redirect(rd)) => {
+            assert_eq!(rd.port_redirect, 80, "the port the request came to");
+            assert_eq!(
+                rd.path_rewrite_specifier,
+                Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+                    "/v2/".into()
+                ))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
