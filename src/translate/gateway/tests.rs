@@ -207,7 +207,10 @@ fn authorization_policies_selecting_the_gateway_apply_on_its_listeners() {
     }
     let r = translate_with(&gateway_proxy(&[("istio", "ingressgateway")]), true, "");
     for names in http_filter_names(&r) {
-        assert_eq!(names, ["envoy.filters.http.router"]);
+        assert_eq!(
+            names,
+            ["envoy.filters.http.cors", "envoy.filters.http.router"]
+        );
     }
 }
 
@@ -327,6 +330,7 @@ fn request_authentication_selecting_the_gateway_goes_before_rbac() {
             &[
                 crate::translate::jwt::JWT_FILTER,
                 crate::translate::rbac::RBAC_FILTER,
+                "envoy.filters.http.cors",
                 "envoy.filters.http.router"
             ]
         );
@@ -335,7 +339,10 @@ fn request_authentication_selecting_the_gateway_goes_before_rbac() {
     let chains = http_filter_names(&translate_with(&other, true, JWT_AT_THE_EDGE));
     assert!(!chains.is_empty());
     for names in chains {
-        assert_eq!(names, ["envoy.filters.http.router"]);
+        assert_eq!(
+            names,
+            ["envoy.filters.http.cors", "envoy.filters.http.router"]
+        );
     }
 }
 

@@ -65,6 +65,7 @@ fn allow_any_by_default_forwards_unknown_hosts() {
         filters(&r),
         [
             "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
             DFP_FILTER,
             "envoy.filters.http.router"
         ]
