@@ -286,13 +286,19 @@ fn route_config(
                     }
                 })
             });
-            let domains = claim(&mut used, admitted.collect::<Vec<_>>().into_iter());
+            let admitted: Vec<String> = admitted.collect();
+            let taken: Vec<String> = (admitted.iter())
+                .filter(|d| used.contains(*d))
+                .cloned()
+                .collect();
+            let domains = claim(&mut used, admitted.into_iter());
             let key = (format!("{ns}/{}", vs.origin.name), gw.qualified(), port);
             let (labels, namespace) = (&proxy.labels, proxy.namespace.as_str());
             let here = (routes.get(&key).into_iter().flatten())
                 .filter(|(_, source)| source.as_ref().is_none_or(|s| s.holds(labels, namespace)))
                 .map(|(r, _)| r.clone());
             let here: Vec<Route> = here.collect();
+            merge_taken(&mut vhosts, &taken, &here, &key.0);
             if !domains.is_empty() && !here.is_empty() {
                 vhosts.push(VirtualHost {
                     name: format!("{}:{port}", key.0),
@@ -307,6 +313,35 @@ fn route_config(
         name: route_name(port),
         virtual_hosts: vhosts,
         ..Default::default()
+    }
+}
+
+/// Istio merges several VirtualServices for one host on a gateway: the
+/// routes of a later one (by namespace and name) follow the earlier's on
+/// the domains both claim. A virtual host that also serves other domains
+/// is split, so that those keep their own routes.
+fn merge_taken(vhosts: &mut Vec<VirtualHost>, taken: &[String], routes: &[Route], name: &str) {
+    if routes.is_empty() {
+        return;
+    }
+    // An https redirect (`require_tls`) answers before any route.
+    let owner = |v: &VirtualHost, d: &String| v.domains.contains(d) && v.require_tls == 0;
+    let owners: BTreeSet<usize> = (taken.iter())
+        .filter_map(|d| vhosts.iter().position(|v| owner(v, d)))
+        .collect();
+    for j in owners {
+        let (shared, rest): (Vec<String>, Vec<String>) =
+            (vhosts[j].domains.iter().cloned()).partition(|d| taken.contains(d));
+        if rest.is_empty() {
+            vhosts[j].routes.extend_from_slice(routes);
+            continue;
+        }
+        vhosts[j].domains = rest;
+        let mut merged = vhosts[j].clone();
+        merged.name = format!("{}+{name}", merged.name);
+        merged.domains = shared;
+        merged.routes.extend_from_slice(routes);
+        vhosts.push(merged);
     }
 }
 

@@ -452,3 +452,31 @@ fn east_west_port_is_the_auto_passthrough_servers_listen_port() {
     let sidecar = Proxy::default();
     assert_eq!(east_west_port(&mesh.gateways, &sidecar), None);
 }
+
+const SECOND_SHOP: &str = "---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop-two}
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http:
+  - name: two
+    match:
+    - uri: {prefix: /two}
+    route:
+    - destination: {host: pay}
+";
+
+#[test]
+fn two_virtual_services_for_one_gateway_host_merge_in_order() {
+    let r = translate_with(
+        &gateway_proxy(&[("istio", "ingressgateway")]),
+        true,
+        SECOND_SHOP,
+    );
+    let https = &r.routes[1].virtual_hosts;
+    assert_eq!(https.len(), 1, "{https:?}");
+    let names: Vec<&str> = https[0].routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["", "two"], "shop's routes, then shop-two's");
+}
