@@ -252,7 +252,7 @@ fn listener(
 
 /// `http.PORT`: a redirecting server's hosts answer 301 to https; else
 /// one virtual host per bound VirtualService, with the hosts the servers
-/// admit (a domain goes to the first that claims it).
+/// admit (a domain two claim gets the routes of both, in order).
 fn route_config(
     port: u16,
     servers: &[&(&Gateway, usize, &GatewayServer)],
