@@ -27,6 +27,7 @@
 //!   itself.
 
 mod clusters;
+mod cors;
 mod egress;
 mod endpoints;
 pub mod envoy_filter;
@@ -86,6 +87,8 @@ pub const INBOUND_LISTENER: &str = "inbound";
 pub const OUTBOUND_LISTENER: &str = "outbound";
 /// The HTTP fault filter (per-route config carries a rule's `fault`).
 pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
+/// The CORS filter's name (routes carry its per-route `CorsPolicy`).
+pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 
 /// Resources every sidecar shares; built once per config or registry
 /// change.

@@ -120,8 +120,24 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Reply> {
         let addr = SocketAddr::new(ip, port);
-        let mut req =
-            hyper::Request::get(format!("http://{addr}{path}")).header(hyper::header::HOST, host);
+        self.send(hyper::Method::GET, addr, host, path, headers)
+            .await
+    }
+
+    /// `METHOD http://ADDR/PATH` with `Host: HOST` and extra headers
+    /// (e.g. a CORS preflight, `OPTIONS`).
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Reply> {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .header(hyper::header::HOST, host);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -84,6 +84,18 @@ impl MeshClient {
             .await
     }
 
+    /// One request with any method and path to `host` through the sidecar.
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Reply> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.sidecar.outbound_port()));
+        self.http.send(method, addr, host, path, headers).await
+    }
+
     /// `n` requests to `host`, `concurrency` at a time, counted by outcome.
     pub async fn tally(
         &self,

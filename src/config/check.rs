@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod delegate;
 mod gateway;
 mod locality;
 mod rate_limit;
@@ -22,11 +23,14 @@ use super::model::{DestinationRule, Host, MeshConfig, Service, VirtualService};
 pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, Diagnostics> {
     let Loader {
         mut diags,
+        warnings: convert_warnings,
         refs,
         resources,
         services: raw_services,
         workload_entries,
-        virtual_services: raw_vs,
+        virtual_services: mut raw_vs,
+        delegates,
+        delegations,
         destination_rules: raw_dr,
         salvaged_hosts,
         mut authorization_policies,
@@ -52,9 +56,17 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
     let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
     let services = services(raw_services, &mut diags);
-    let warnings = gateway::unbound(&gateways, &gateway_refs);
+    let mut warnings = gateway::unbound(&gateways, &gateway_refs);
+    warnings.extend(convert_warnings);
     let gateways = gateway::gateways(gateways, &mut diags);
     gateway::check_refs(&gateway_refs, &gateways, &mut diags);
+    delegate::resolve(
+        &mut raw_vs,
+        &delegations,
+        &delegates,
+        &mut diags,
+        &mut warnings,
+    );
     let gateway_virtual_services = gateway_bound(&raw_vs);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
@@ -189,8 +201,10 @@ fn virtual_services(
         let vs = Arc::new(vs);
         for (path, host) in paths.iter().zip(&vs.hosts) {
             if let Some((first, _)) = out.get(host) {
+                // Istio merges them only on gateways; for sidecars its
+                // analyzer reports the conflict (IST0109).
                 let msg = format!(
-                    "host {host} is already routed by VirtualService {} ({}): one VirtualService per host",
+                    "host {host} is already routed by VirtualService {} ({}): sidecars take one VirtualService per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge",
                     first.qualified(),
                     first.place()
                 );

@@ -38,7 +38,7 @@ pub(crate) use service_entry::{service_entry, workload_entry};
 pub(crate) use sidecar::sidecar;
 pub(crate) use telemetry::telemetry;
 pub(crate) use values::{is_dns_label, is_dns_subdomain};
-pub(crate) use virtual_service::virtual_service;
+pub(crate) use virtual_service::{virtual_service, Delegation};
 
 use super::diag::Diagnostic;
 use super::model::{Destination, Host, Origin};
@@ -126,12 +126,19 @@ pub(crate) struct Cx<'a> {
     pub doc: &'a Arc<DocInfo>,
     pub diags: &'a mut Vec<Diagnostic>,
     pub refs: &'a mut Vec<DestRef>,
+    /// Warnings: accepted, but the user should change something.
+    pub warnings: &'a mut Vec<Diagnostic>,
 }
 
 impl Cx<'_> {
     /// Records an error blaming `path`.
     pub(crate) fn err(&mut self, path: &str, message: impl Into<String>) {
         self.diags.push(self.doc.diagnostic(path, message));
+    }
+
+    /// Records a warning blaming `path` (printed, not fatal).
+    pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(self.doc.diagnostic(path, message));
     }
 
     /// Rejects a field Istio has and Trellis does not support yet.

@@ -40,12 +40,18 @@ enum Kind {
 #[derive(Default, Clone)]
 pub(crate) struct Loader {
     pub diags: Vec<Diagnostic>,
+    /// Warnings found while converting (deprecated fields).
+    pub warnings: Vec<Diagnostic>,
     pub refs: Vec<DestRef>,
     /// Every resource with a kind and name, in load order (for duplicates).
     pub resources: Vec<Arc<DocInfo>>,
     pub services: Vec<(Arc<DocInfo>, String, Service)>,
     pub workload_entries: Vec<WorkloadEntry>,
     pub virtual_services: Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>,
+    /// Delegate VirtualServices (no hosts).
+    pub delegates: Vec<(Arc<DocInfo>, VirtualService)>,
+    /// Root rules that delegate, by the root's document.
+    pub delegations: Vec<(Arc<DocInfo>, convert::Delegation)>,
     pub destination_rules: Vec<(Arc<DocInfo>, DestinationRule)>,
     pub peer_authentications: Vec<(Arc<DocInfo>, PeerAuthentication)>,
     pub meshes: Vec<(Arc<DocInfo>, MeshSettings)>,
@@ -67,11 +73,14 @@ impl Loader {
     /// same as reading that file into `self`, since reading only appends.
     pub(crate) fn merge(&mut self, other: Loader) {
         self.diags.extend(other.diags);
+        self.warnings.extend(other.warnings);
         self.refs.extend(other.refs);
         self.resources.extend(other.resources);
         self.services.extend(other.services);
         self.workload_entries.extend(other.workload_entries);
         self.virtual_services.extend(other.virtual_services);
+        self.delegates.extend(other.delegates);
+        self.delegations.extend(other.delegations);
         self.destination_rules.extend(other.destination_rules);
         self.peer_authentications.extend(other.peer_authentications);
         self.meshes.extend(other.meshes);
@@ -151,10 +160,19 @@ impl Loader {
             }
             Kind::VirtualService => {
                 if let Some(spec) = self.spec::<virtual_service::VirtualService>(info, value) {
-                    let (vs, paths, refs) = convert::virtual_service(&mut self.cx(info), &spec);
-                    let refs = refs.into_iter().map(|(p, g)| (info.clone(), p, g));
+                    let c = convert::virtual_service(&mut self.cx(info), &spec);
+                    let refs = c
+                        .gateway_refs
+                        .into_iter()
+                        .map(|(p, g)| (info.clone(), p, g));
                     self.gateway_refs.extend(refs);
-                    self.virtual_services.push((info.clone(), paths, vs));
+                    let delegations = c.delegations.into_iter().map(|d| (info.clone(), d));
+                    self.delegations.extend(delegations);
+                    if c.is_delegate {
+                        self.delegates.push((info.clone(), c.vs));
+                    } else {
+                        self.virtual_services.push((info.clone(), c.paths, c.vs));
+                    }
                 }
             }
             Kind::DestinationRule => {
@@ -232,6 +250,7 @@ impl Loader {
             doc,
             diags: &mut self.diags,
             refs: &mut self.refs,
+            warnings: &mut self.warnings,
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 mod authentication;
 mod authorization;
 mod envoy_filter;
+mod export;
 mod gateway;
 mod locality;
 mod multicluster;
@@ -34,6 +35,7 @@ pub use envoy_filter::{
 };
 
 pub use authentication::{JwksSource, JwtHeader, JwtRule, RequestAuthentication};
+pub use export::VsExportTo;
 
 pub use gateway::{
     host_matches, Gateway, GatewayHost, GatewayProtocol, GatewayServer, ServerTls, ServerTlsMode,
@@ -306,6 +308,8 @@ pub struct VirtualService {
     /// True when it applies to sidecars (`mesh` in `gateways`, or no
     /// `gateways` at all).
     pub mesh: bool,
+    /// `exportTo`: the namespaces whose proxies see it.
+    pub export_to: VsExportTo,
     /// The declaring resource.
     pub origin: Origin,
 }
@@ -381,8 +385,32 @@ pub struct HttpRoute {
     pub fault: Option<Fault>,
     /// `headers` at the rule level.
     pub headers: Headers,
-    /// `mirror` with `mirrorPercentage`.
-    pub mirror: Option<Mirror>,
+    /// `mirror` with `mirrorPercentage`, then `mirrors`, each with its
+    /// own percentage.
+    pub mirrors: Vec<Mirror>,
+    /// `corsPolicy`.
+    pub cors: Option<CorsPolicy>,
+}
+
+/// `corsPolicy`: Envoy's CORS filter answers preflights and adds the
+/// `Access-Control-*` headers per route.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsPolicy {
+    /// `allowOrigins` (and the deprecated `allowOrigin`, exact strings).
+    pub allow_origins: Vec<StringMatch>,
+    /// `allowMethods`.
+    pub allow_methods: Vec<String>,
+    /// `allowHeaders`.
+    pub allow_headers: Vec<String>,
+    /// `exposeHeaders`.
+    pub expose_headers: Vec<String>,
+    /// `maxAge`.
+    pub max_age: Option<Duration>,
+    /// `allowCredentials`.
+    pub allow_credentials: Option<bool>,
+    /// `unmatchedPreflights`: `Some(true)` for FORWARD, `Some(false)` for
+    /// IGNORE, `None` for Istio's default (forward).
+    pub forward_unmatched_preflights: Option<bool>,
 }
 
 /// A string match (`exact`, `prefix`, `regex`).
@@ -394,6 +422,8 @@ pub enum StringMatch {
     Prefix(String),
     /// RE2 full match (checked to compile).
     Regex(String),
+    /// `{}`: present, whatever its value (header and query matches only).
+    Present,
 }
 
 /// One entry of `match`; all present conditions must hold.
@@ -409,6 +439,10 @@ pub struct HttpMatch {
     pub without_headers: BTreeMap<String, StringMatch>,
     /// Method match.
     pub method: Option<StringMatch>,
+    /// `scheme` (`:scheme`: `http` or `https`).
+    pub scheme: Option<StringMatch>,
+    /// `authority` (`:authority`, the `Host` header).
+    pub authority: Option<StringMatch>,
     /// Query parameter matches.
     pub query_params: BTreeMap<String, StringMatch>,
     /// `ignoreUriCase`.
@@ -437,8 +471,8 @@ pub enum RouteAction {
     DirectResponse {
         /// HTTP status.
         status: u16,
-        /// Body, if any.
-        body: Option<String>,
+        /// Body, if any (`body.string`, or `body.bytes` decoded).
+        body: Option<Vec<u8>>,
     },
 }
 
@@ -477,6 +511,11 @@ pub struct Redirect {
     pub scheme: Option<String>,
     /// Status code (default 301).
     pub redirect_code: Option<u16>,
+    /// `prefixRewrite`: replaces the matched prefix.
+    pub prefix_rewrite: Option<String>,
+    /// `derivePort`: `Some(true)` for FROM_REQUEST_PORT, `Some(false)`
+    /// for FROM_PROTOCOL_DEFAULT.
+    pub derive_port: Option<bool>,
 }
 
 /// `rewrite`.
@@ -486,6 +525,8 @@ pub struct Rewrite {
     pub uri: Option<String>,
     /// Replaces the authority/Host header.
     pub authority: Option<String>,
+    /// `uriRegexRewrite`: an RE2 pattern and its substitution.
+    pub uri_regex: Option<(String, String)>,
 }
 
 /// `retries`.

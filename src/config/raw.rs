@@ -19,6 +19,7 @@ pub(crate) mod virtual_service;
 
 use std::collections::BTreeMap;
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 /// A field we accept in the YAML only to reject it with a clear message.
@@ -35,6 +36,10 @@ pub(crate) struct Resource<S> {
     pub metadata: Metadata,
     #[serde(default = "Option::default")]
     pub spec: Option<S>,
+    /// What a cluster reports about the object (`kubectl get -o yaml`
+    /// output has it): state, not configuration, so it is read and dropped.
+    #[allow(dead_code)]
+    pub status: Option<IgnoredAny>,
 }
 
 /// `metadata`.
@@ -49,6 +54,29 @@ pub(crate) struct Metadata {
     pub labels: Option<BTreeMap<String, String>>,
     #[allow(dead_code)]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// The fields the API server adds to every object: bookkeeping, not
+    /// configuration, read and dropped so that `kubectl get -o yaml`
+    /// output loads as is.
+    #[allow(dead_code)]
+    pub creation_timestamp: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub uid: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub resource_version: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub generation: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub managed_fields: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub self_link: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub finalizers: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub owner_references: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub deletion_timestamp: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    pub deletion_grace_period_seconds: Option<IgnoredAny>,
 }
 
 /// `StringMatch`.

@@ -16,6 +16,7 @@ mod retries;
 mod samples;
 mod security;
 mod telemetry;
+mod virtual_service;
 
 use std::path::Path;
 

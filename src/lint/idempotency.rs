@@ -81,6 +81,7 @@ fn match_carries(m: &HttpMatch) -> Option<String> {
         StringMatch::Regex(r) => {
             regex::Regex::new(&format!("^(?:{r})$")).is_ok_and(|re| re.is_match(name))
         }
+        StringMatch::Present => true,
     })?;
     Some(format!("matches method {hit}"))
 }

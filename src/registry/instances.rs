@@ -327,9 +327,7 @@ fn named_hosts(mesh: &MeshConfig) -> Vec<Host> {
             if let RouteAction::Route(dests) = &rule.action {
                 hosts.extend(dests.iter().map(|d| d.destination.host.clone()));
             }
-            if let Some(m) = &rule.mirror {
-                hosts.push(m.destination.host.clone());
-            }
+            hosts.extend(rule.mirrors.iter().map(|m| m.destination.host.clone()));
         }
     }
     hosts

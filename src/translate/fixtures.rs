@@ -105,7 +105,8 @@ pub fn rule(action: RouteAction) -> HttpRoute {
         retries: None,
         fault: None,
         headers: Headers::default(),
-        mirror: None,
+        mirrors: Vec::new(),
+        cors: None,
     }
 }
 
@@ -117,6 +118,7 @@ pub fn vs(name: &str, http: Vec<HttpRoute>) -> VirtualService {
         tls: Vec::new(),
         gateways: Vec::new(),
         mesh: true,
+        export_to: Default::default(),
         origin: origin("VirtualService", name),
     }
 }

@@ -78,7 +78,13 @@ pub fn resources(
         trust_domain: &shared.mesh.trust_domain,
         mesh_tls,
     };
-    let (bound, routes) = (&shared.gateway_virtual_services, &shared.gateway_routes);
+    // A VirtualService reaches the gateways of the namespaces it is
+    // exported to.
+    let visible: Vec<_> = (shared.gateway_virtual_services.iter())
+        .filter(|vs| vs.export_to.admits(&proxy.namespace))
+        .cloned()
+        .collect();
+    let (bound, routes) = (&visible, &shared.gateway_routes);
     let mut ports: Ports<'_> = BTreeMap::new();
     for gw in shared.gateways.iter().filter(|g| g.selects(&proxy.labels)) {
         for (i, s) in gw.servers.iter().enumerate() {
@@ -198,6 +204,8 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         .collect();
     http_filters.extend(super::rbac::http_filters(&shared.authz, proxy));
     http_filters.extend(super::ratelimit::http_filters(shared, proxy));
+    // After authorization: a preflight is a request like any other.
+    http_filters.push(super::cors::http_filter());
     http_filters.push(router);
     let mut hcm = HttpConnectionManager {
         stat_prefix: format!("outbound_0.0.0.0_{port}"),
@@ -209,6 +217,7 @@ fn hcm(port: u16, shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         http_filters,
         use_remote_address: Some(BoolValue { value: true }),
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
+        upgrade_configs: vec![super::listeners::websocket()],
         ..Default::default()
     };
     super::jwt::local_reply::apply(&mut hcm);
@@ -243,7 +252,7 @@ fn listener(
 
 /// `http.PORT`: a redirecting server's hosts answer 301 to https; else
 /// one virtual host per bound VirtualService, with the hosts the servers
-/// admit (a domain goes to the first that claims it).
+/// admit (a domain two claim gets the routes of both, in order).
 fn route_config(
     port: u16,
     servers: &[&(&Gateway, usize, &GatewayServer)],
@@ -277,13 +286,19 @@ fn route_config(
                     }
                 })
             });
-            let domains = claim(&mut used, admitted.collect::<Vec<_>>().into_iter());
+            let admitted: Vec<String> = admitted.collect();
+            let taken: Vec<String> = (admitted.iter())
+                .filter(|d| used.contains(*d))
+                .cloned()
+                .collect();
+            let domains = claim(&mut used, admitted.into_iter());
             let key = (format!("{ns}/{}", vs.origin.name), gw.qualified(), port);
             let (labels, namespace) = (&proxy.labels, proxy.namespace.as_str());
             let here = (routes.get(&key).into_iter().flatten())
                 .filter(|(_, source)| source.as_ref().is_none_or(|s| s.holds(labels, namespace)))
                 .map(|(r, _)| r.clone());
             let here: Vec<Route> = here.collect();
+            merge_taken(&mut vhosts, &taken, &here, &key.0);
             if !domains.is_empty() && !here.is_empty() {
                 vhosts.push(VirtualHost {
                     name: format!("{}:{port}", key.0),
@@ -298,6 +313,35 @@ fn route_config(
         name: route_name(port),
         virtual_hosts: vhosts,
         ..Default::default()
+    }
+}
+
+/// Istio merges several VirtualServices for one host on a gateway: the
+/// routes of a later one (by namespace and name) follow the earlier's on
+/// the domains both claim. A virtual host that also serves other domains
+/// is split, so that those keep their own routes.
+fn merge_taken(vhosts: &mut Vec<VirtualHost>, taken: &[String], routes: &[Route], name: &str) {
+    if routes.is_empty() {
+        return;
+    }
+    // An https redirect (`require_tls`) answers before any route.
+    let owner = |v: &VirtualHost, d: &String| v.domains.contains(d) && v.require_tls == 0;
+    let owners: BTreeSet<usize> = (taken.iter())
+        .filter_map(|d| vhosts.iter().position(|v| owner(v, d)))
+        .collect();
+    for j in owners {
+        let (shared, rest): (Vec<String>, Vec<String>) =
+            (vhosts[j].domains.iter().cloned()).partition(|d| taken.contains(d));
+        if rest.is_empty() {
+            vhosts[j].routes.extend_from_slice(routes);
+            continue;
+        }
+        vhosts[j].domains = rest;
+        let mut merged = vhosts[j].clone();
+        merged.name = format!("{}+{name}", merged.name);
+        merged.domains = shared;
+        merged.routes.extend_from_slice(routes);
+        vhosts.push(merged);
     }
 }
 

@@ -117,6 +117,7 @@ fn inbound_hcm(shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
         RouteSpecifier::RouteConfig(config),
         filters,
     );
+    hcm.upgrade_configs.push(websocket());
     super::jwt::local_reply::apply(&mut hcm);
     super::telemetry::apply(
         &mut hcm,
@@ -165,7 +166,8 @@ pub fn outbound(shared: &Shared, proxy: &Proxy) -> Listener {
         ))),
         ..Default::default()
     };
-    let mut filters = vec![fault];
+    // Fault, then CORS, as istiod orders them.
+    let mut filters = vec![fault, super::cors::http_filter()];
     if passthrough::policy_of(shared, proxy) == OutboundTrafficPolicy::AllowAny {
         filters.push(passthrough::http_filter());
     }
@@ -199,10 +201,20 @@ fn allow_connect(hcm: &mut HttpConnectionManager) {
         upgrade_type: "CONNECT".to_string(),
         ..Default::default()
     });
+    hcm.upgrade_configs.push(websocket());
     hcm.http2_protocol_options = Some(Http2ProtocolOptions {
         allow_connect: true,
         ..Default::default()
     });
+}
+
+/// WebSocket upgrades on every route, as istiod enables them (Istio's
+/// `websocketUpgrade` field is deprecated for that reason).
+pub(super) fn websocket() -> UpgradeConfig {
+    UpgradeConfig {
+        upgrade_type: "websocket".to_string(),
+        ..Default::default()
+    }
 }
 
 fn router() -> HttpFilter {

@@ -23,6 +23,7 @@ pub fn route_match(m: Option<&HttpMatch>) -> RouteMatch {
             StringMatch::Exact(p) => PathSpecifier::Path(p.clone()),
             StringMatch::Prefix(p) => PathSpecifier::Prefix(p.clone()),
             StringMatch::Regex(r) => PathSpecifier::SafeRegex(regex(r)),
+            StringMatch::Present => PathSpecifier::Prefix("/".to_string()),
         });
     }
     // Istio always states case sensitivity; ignoreUriCase turns it off.
@@ -44,8 +45,13 @@ pub fn route_match(m: Option<&HttpMatch>) -> RouteMatch {
             h
         }));
     out.headers.sort_by(|a, b| a.name.cmp(&b.name));
-    if let Some(method) = &m.method {
-        out.headers.push(header(":method", method));
+    // Istio matches these pseudo-headers after the named headers.
+    for (name, sm) in [
+        (":method", &m.method),
+        (":authority", &m.authority),
+        (":scheme", &m.scheme),
+    ] {
+        out.headers.extend(sm.as_ref().map(|sm| header(name, sm)));
     }
     out.query_parameters = m
         .query_params
@@ -62,9 +68,9 @@ fn regex(r: &str) -> RegexMatcher {
     }
 }
 
-/// Istio: the regex `*` means "present with any value".
+/// `{}`: present with any value.
 fn is_present_match(sm: &StringMatch) -> bool {
-    matches!(sm, StringMatch::Regex(r) if r == "*")
+    matches!(sm, StringMatch::Present)
 }
 
 /// Istio's `ConvertToEnvoyMatch`.
@@ -73,6 +79,9 @@ pub fn string_matcher(sm: &StringMatch) -> StringMatcher {
         StringMatch::Exact(s) => MatchPattern::Exact(s.clone()),
         StringMatch::Prefix(s) => MatchPattern::Prefix(s.clone()),
         StringMatch::Regex(r) => MatchPattern::SafeRegex(regex(r)),
+        // Only header and query matches are presence matches, and they
+        // never come here; any value matches.
+        StringMatch::Present => MatchPattern::SafeRegex(regex(".*")),
     };
     StringMatcher {
         match_pattern: Some(pattern),
@@ -151,7 +160,7 @@ mod tests {
                 ("end-user".to_string(), exact("jason")),
             ]
             .into(),
-            without_headers: [("x-debug".to_string(), StringMatch::Regex("*".into()))].into(),
+            without_headers: [("x-debug".to_string(), StringMatch::Present)].into(),
             method: Some(exact("GET")),
             query_params: [("v".to_string(), StringMatch::Regex("[0-9]+".into()))].into(),
             ..Default::default()

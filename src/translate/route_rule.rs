@@ -15,13 +15,14 @@ use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{fault_delay
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
     fault_abort, FaultAbort, HttpFault,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, RegexMatcher};
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
 use super::route_match::route_match;
 use super::routes::Ctx;
 use super::util::{duration, per_million, u32v};
-use super::{retry, FAULT_FILTER};
+use super::{retry, CORS_FILTER, FAULT_FILTER};
 use crate::config::model::{
     AbortError, Fault, HashKey, HeaderOps, Headers, HttpMatch, HttpRoute, Mirror, Redirect,
     RouteAction as Action, WeightedDestination,
@@ -84,12 +85,12 @@ fn base_route(ctx: Ctx<'_>, rule: &HttpRoute, port: u16) -> Route {
         ..Default::default()
     };
     out.action = Some(match &rule.action {
-        Action::Redirect(r) => route::Action::Redirect(redirect(r)),
+        Action::Redirect(r) => route::Action::Redirect(redirect(r, port)),
         Action::DirectResponse { status, body } => {
             route::Action::DirectResponse(DirectResponseAction {
                 status: u32::from(*status),
                 body: body.as_ref().map(|b| DataSource {
-                    specifier: Some(data_source::Specifier::InlineString(b.clone())),
+                    specifier: Some(body_source(b)),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -104,7 +105,20 @@ fn base_route(ctx: Ctx<'_>, rule: &HttpRoute, port: u16) -> Route {
         out.typed_per_filter_config
             .insert(FAULT_FILTER.to_string(), pack_any(http_fault(f)));
     }
+    if let Some(c) = &rule.cors {
+        out.typed_per_filter_config
+            .insert(CORS_FILTER.to_string(), pack_any(super::cors::policy(c)));
+    }
     out
+}
+
+/// A text body stays a string (readable in `/config_dump`); other bytes
+/// go as bytes.
+fn body_source(body: &[u8]) -> data_source::Specifier {
+    match std::str::from_utf8(body) {
+        Ok(text) => data_source::Specifier::InlineString(text.to_string()),
+        Err(_) => data_source::Specifier::InlineBytes(body.to_vec()),
+    }
 }
 
 /// The forwarding action: destinations, timeout, retries, rewrite, mirror.
@@ -126,12 +140,22 @@ fn forward(
         if let Some(uri) = &rw.uri {
             action.prefix_rewrite = uri.clone();
         }
+        action.regex_rewrite =
+            rw.uri_regex
+                .as_ref()
+                .map(|(pattern, substitution)| RegexMatchAndSubstitute {
+                    pattern: Some(RegexMatcher {
+                        regex: pattern.clone(),
+                        ..Default::default()
+                    }),
+                    substitution: substitution.clone(),
+                });
         authority = rw.authority.clone().or(authority);
     }
     action.host_rewrite_specifier =
         authority.map(route_action::HostRewriteSpecifier::HostRewriteLiteral);
     action.request_mirror_policies = rule
-        .mirror
+        .mirrors
         .iter()
         .filter_map(|m| mirror(ctx, m, port))
         .collect();
@@ -248,8 +272,9 @@ pub fn http_fault(f: &Fault) -> HttpFault {
 }
 
 /// Istio's `ApplyRedirect` (default code 301; no explicit :80 for http
-/// or :443 for https).
-fn redirect(r: &Redirect) -> RedirectAction {
+/// or :443 for https; `derivePort: FROM_REQUEST_PORT` keeps the port the
+/// request came to, `port`).
+fn redirect(r: &Redirect, port: u16) -> RedirectAction {
     use envoy_types::pb::envoy::config::route::v3::redirect_action::RedirectResponseCode as Code;
     let code = match r.redirect_code.unwrap_or(301) {
         302 => Code::Found,
@@ -259,11 +284,20 @@ fn redirect(r: &Redirect) -> RedirectAction {
         _ => Code::MovedPermanently,
     };
     let scheme = r.scheme.as_deref().unwrap_or("http");
-    let port = match r.port {
+    let port = match r.port.or(r.derive_port.filter(|d| *d).map(|_| port)) {
         Some(80) if scheme == "http" => 0,
         Some(443) if scheme == "https" => 0,
         Some(p) => u32::from(p),
         None => 0,
+    };
+    let path = match (&r.uri, &r.prefix_rewrite) {
+        (Some(uri), _) => Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+            uri.clone(),
+        )),
+        (None, Some(p)) => Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+            p.clone(),
+        )),
+        (None, None) => None,
     };
     RedirectAction {
         host_redirect: r.authority.clone().unwrap_or_default(),
@@ -273,10 +307,7 @@ fn redirect(r: &Redirect) -> RedirectAction {
             .scheme
             .clone()
             .map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
-        path_rewrite_specifier: r
-            .uri
-            .clone()
-            .map(redirect_action::PathRewriteSpecifier::PathRedirect),
+        path_rewrite_specifier: path,
         ..Default::default()
     }
 }

@@ -120,7 +120,7 @@ fn sidecar_routes(
     for rule in &vs.http {
         let here = |m: Option<&HttpMatch>| http_bound_here(vs, m, port, None);
         for (m, route) in route_rule::matched_routes(ctx, rule, port, here) {
-            if let Some(source) = Source::of_http(m) {
+            if let Some(source) = Source::of_vs_http(vs, m) {
                 sources.add(vhost, out.len(), source);
             }
             out.push(route);
@@ -146,10 +146,16 @@ fn port_routes(
     if !http {
         return routes;
     }
-    if let Some(vs) = ctx.mesh.virtual_services.get(host) {
+    let vs = ctx.mesh.virtual_services.get(host);
+    if let Some(vs) = vs {
         sidecar_routes(ctx, vs, port, (vhost, sources), &mut routes);
     }
     if routes.len() == 1 {
+        routes.push(default_route(ctx, host, port));
+    } else if let Some(outside) = vs.and_then(|vs| Source::not_exported(vs)) {
+        // Where the VirtualService is not exported, its host routes as
+        // if it had none.
+        sources.add(vhost, routes.len(), outside);
         routes.push(default_route(ctx, host, port));
     }
     routes

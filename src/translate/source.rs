@@ -10,7 +10,7 @@
 //! shared configuration and listed in [`SourceRoutes`], which removes
 //! them from the copy of each proxy they do not apply to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 
@@ -36,6 +36,7 @@ impl Place<'_> {
     pub fn admits(&self, vs: &VirtualService, m: &L4Match) -> bool {
         let source = Source::new(&m.source_labels, m.source_namespace.as_deref());
         bound_here(vs, m.gateways.as_deref(), self.gateway)
+            && vs.export_to.admits(self.namespace)
             && m.port.is_none_or(|p| p == self.port)
             && source.is_none_or(|s| s.holds(self.labels, self.namespace))
     }
@@ -71,6 +72,10 @@ pub struct Source {
     pub labels: Labels,
     /// The namespace it must be in.
     pub namespace: Option<String>,
+    /// The VirtualService's `exportTo`: the client's namespace must be
+    /// in it (`true`) or, for the route that stands in for the
+    /// VirtualService where it is not exported, not in it (`false`).
+    pub exported: Option<(BTreeSet<String>, bool)>,
 }
 
 impl Source {
@@ -79,6 +84,31 @@ impl Source {
         (!labels.is_empty() || namespace.is_some()).then(|| Source {
             labels: labels.clone(),
             namespace: namespace.map(str::to_string),
+            exported: None,
+        })
+    }
+
+    /// The conditions of an HTTP match of `vs`, with its `exportTo`.
+    pub fn of_vs_http(vs: &VirtualService, m: Option<&HttpMatch>) -> Option<Self> {
+        let Some(namespaces) = &vs.export_to.namespaces else {
+            return Source::of_http(m);
+        };
+        let mut s = Source::of_http(m).unwrap_or(Source {
+            labels: Labels::new(),
+            namespace: None,
+            exported: None,
+        });
+        s.exported = Some((namespaces.clone(), true));
+        Some(s)
+    }
+
+    /// Clients outside `vs`'s `exportTo` (`None`: it is exported to all).
+    pub fn not_exported(vs: &VirtualService) -> Option<Self> {
+        let namespaces = vs.export_to.namespaces.as_ref()?;
+        Some(Source {
+            labels: Labels::new(),
+            namespace: None,
+            exported: Some((namespaces.clone(), false)),
         })
     }
 
@@ -91,6 +121,8 @@ impl Source {
     pub fn holds(&self, labels: &Labels, namespace: &str) -> bool {
         (self.labels.iter()).all(|(k, v)| labels.get(k) == Some(v))
             && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && (self.exported.as_ref())
+                .is_none_or(|(set, inside)| set.contains(namespace) == *inside)
     }
 }
 

@@ -60,6 +60,7 @@ fn proxy_gets_listeners_and_inbound_cluster() {
         filters,
         vec![
             FAULT_FILTER,
+            super::CORS_FILTER,
             "envoy.filters.http.dynamic_forward_proxy",
             "envoy.filters.http.router"
         ]

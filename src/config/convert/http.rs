@@ -1,10 +1,12 @@
 //! Parts of a `VirtualService` HTTP rule: match, rewrite, redirect, direct
 //! response, headers and mirror. Retries and faults are in `policy`.
 
+mod cors;
 mod policy;
 
 use std::collections::BTreeMap;
 
+pub(super) use cors::cors;
 pub(super) use policy::{fault, retries};
 
 use super::l4::match_gateways;
@@ -42,13 +44,7 @@ fn one_match(
     refs: &mut Vec<GatewayRef>,
 ) -> Option<HttpMatch> {
     let errors_before = cx.diags.len();
-    for (field, value) in [
-        ("scheme", &m.scheme),
-        ("authority", &m.authority),
-        ("statPrefix", &m.stat_prefix),
-    ] {
-        cx.unsupported(path, field, value);
-    }
+    cx.unsupported(path, "statPrefix", &m.stat_prefix);
     let port = m.port.and_then(|p| cx.port(&join(path, "port"), p));
     let source_labels = m.source_labels.clone().unwrap_or_default();
     cx.labels(&join(path, "sourceLabels"), &source_labels);
@@ -58,21 +54,18 @@ fn one_match(
         .uri
         .as_ref()
         .and_then(|u| string_match(cx, &join(path, "uri"), u));
-    let method = m
-        .method
-        .as_ref()
-        .and_then(|u| string_match(cx, &join(path, "method"), u));
+    let [method, scheme, authority] = [
+        ("method", &m.method),
+        ("scheme", &m.scheme),
+        ("authority", &m.authority),
+    ]
+    .map(|(f, sm)| (sm.as_ref()).and_then(|sm| string_match(cx, &join(path, f), sm)));
     let headers = header_matches(cx, &join(path, "headers"), &m.headers);
     let without_headers = header_matches(cx, &join(path, "withoutHeaders"), &m.without_headers);
     let mut query_params = BTreeMap::new();
     for (name, sm) in &m.query_params {
         let p = join(&join(path, "queryParams"), name);
-        if sm.prefix.is_some() {
-            cx.err(
-                &p,
-                "prefix matching is not supported for queryParams (Istio): use exact or regex",
-            );
-        } else if let Some(sm) = string_match(cx, &p, sm) {
+        if let Some(sm) = value_match(cx, &p, sm) {
             query_params.insert(name.clone(), sm);
         }
     }
@@ -82,6 +75,8 @@ fn one_match(
         headers,
         without_headers,
         method,
+        scheme,
+        authority,
         query_params,
         ignore_uri_case: m.ignore_uri_case.unwrap_or(false),
         port,
@@ -112,16 +107,20 @@ pub(super) fn header_matches(
         let p = join(path, name);
         if !is_header_name(name) {
             cx.err(&p, format!("{name:?} is not a valid header name"));
-        } else if sm.exact.is_none() && sm.prefix.is_none() && sm.regex.is_none() {
-            cx.err(
-                &p,
-                "presence matching (`{}`) is not supported yet: give exact, prefix or regex",
-            );
-        } else if let Some(sm) = string_match(cx, &p, sm) {
+        } else if let Some(sm) = value_match(cx, &p, sm) {
             out.insert(name.to_ascii_lowercase(), sm);
         }
     }
     out
+}
+
+/// A header or query parameter match: `{}` (no exact, prefix or regex)
+/// is Istio's presence match.
+fn value_match(cx: &mut Cx<'_>, path: &str, sm: &raw::StringMatch) -> Option<StringMatch> {
+    if sm.exact.is_none() && sm.prefix.is_none() && sm.regex.is_none() {
+        return Some(StringMatch::Present);
+    }
+    string_match(cx, path, sm)
 }
 
 /// A `StringMatch`: exactly one of exact, prefix, regex (RE2, checked
@@ -184,28 +183,86 @@ fn first_line(msg: &str) -> String {
 
 /// `rewrite`.
 pub(super) fn rewrite(cx: &mut Cx<'_>, path: &str, rw: &vs::Rewrite) -> Option<Rewrite> {
-    cx.unsupported(path, "uriRegexRewrite", &rw.uri_regex_rewrite);
-    if rw.uri.is_none() && rw.authority.is_none() {
-        cx.err(path, "rewrite must specify uri, authority, or both");
+    let regex = rw.uri_regex_rewrite.as_ref();
+    if rw.uri.is_none() && rw.authority.is_none() && regex.is_none() {
+        cx.err(
+            path,
+            "rewrite must specify uri, authority or uriRegexRewrite",
+        );
         return None;
     }
+    if rw.uri.is_some() && regex.is_some() {
+        cx.err(
+            path,
+            "rewrite may only contain one of uri or uriRegexRewrite",
+        );
+        return None;
+    }
+    let uri_regex = match regex {
+        Some(r) => Some(regex_rewrite(cx, &join(path, "uriRegexRewrite"), r)?),
+        None => None,
+    };
     Some(Rewrite {
         uri: rw.uri.clone(),
         authority: rw.authority.clone(),
+        uri_regex,
     })
+}
+
+/// `uriRegexRewrite`: the pattern must compile (RE2); the substitution
+/// may use `\1`-style groups.
+fn regex_rewrite(cx: &mut Cx<'_>, path: &str, r: &vs::RegexRewrite) -> Option<(String, String)> {
+    let p = join(path, "match");
+    if r.pattern.is_empty() {
+        cx.err(&p, "match is required (an RE2 pattern)");
+        return None;
+    }
+    if let Err(e) = regex::Regex::new(&r.pattern) {
+        let msg = format!(
+            "invalid regex {:?}: {}",
+            r.pattern,
+            first_line(&e.to_string())
+        );
+        cx.err(&p, msg);
+        return None;
+    }
+    Some((r.pattern.clone(), r.rewrite.clone()))
 }
 
 /// `redirect`.
 pub(super) fn redirect(cx: &mut Cx<'_>, path: &str, r: &vs::Redirect) -> Option<Redirect> {
     let before = cx.diags.len();
-    cx.unsupported(path, "derivePort", &r.derive_port);
-    cx.unsupported(path, "prefixRewrite", &r.prefix_rewrite);
-    if r.uri.is_none() && r.authority.is_none() && r.port.is_none() && r.scheme.is_none() {
+    let given = [r.authority.is_some(), r.port.is_some(), r.scheme.is_some()];
+    if r.uri.is_none()
+        && r.prefix_rewrite.is_none()
+        && r.derive_port.is_none()
+        && !given.contains(&true)
+    {
         cx.err(
             path,
-            "redirect must specify uri, authority, scheme, or port",
+            "redirect must specify uri, prefixRewrite, authority, scheme, port or derivePort",
         );
     }
+    if r.uri.is_some() && r.prefix_rewrite.is_some() {
+        cx.err(
+            path,
+            "redirect may only contain one of uri or prefixRewrite",
+        );
+    }
+    if r.port.is_some() && r.derive_port.is_some() {
+        cx.err(path, "redirect may only contain one of port or derivePort");
+    }
+    let derive_port = match r.derive_port.as_deref() {
+        None => None,
+        Some("FROM_PROTOCOL_DEFAULT") => Some(false),
+        Some("FROM_REQUEST_PORT") => Some(true),
+        Some(other) => {
+            let msg =
+                format!("derivePort {other:?}: use FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT");
+            cx.err(&join(path, "derivePort"), msg);
+            None
+        }
+    };
     let port = r.port.and_then(|p| cx.port(&join(path, "port"), p));
     if let Some(code) = r.redirect_code {
         if !(300..=399).contains(&code) {
@@ -229,6 +286,8 @@ pub(super) fn redirect(cx: &mut Cx<'_>, path: &str, r: &vs::Redirect) -> Option<
         port,
         scheme: r.scheme.clone(),
         redirect_code: r.redirect_code.map(|c| c as u16),
+        prefix_rewrite: r.prefix_rewrite.clone(),
+        derive_port,
     })
 }
 
@@ -246,16 +305,45 @@ pub(super) fn direct_response(
         return None;
     }
     let body = match &d.body {
-        Some(b) => {
-            cx.unsupported(&join(path, "body"), "bytes", &b.bytes);
-            b.string.clone()
-        }
+        Some(b) => Some(body(cx, &join(path, "body"), b)?),
         None => None,
     };
     Some(RouteAction::DirectResponse {
         status: d.status as u16,
         body,
     })
+}
+
+/// Envoy's default `max_direct_response_body_size_bytes`: a longer body
+/// makes Envoy reject the whole route configuration.
+const MAX_BODY: usize = 4096;
+
+/// `body`: `string`, or `bytes` (base64, as protobuf JSON writes bytes).
+fn body(cx: &mut Cx<'_>, path: &str, b: &vs::Body) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let bytes = match (&b.string, &b.bytes) {
+        (Some(s), None) => s.clone().into_bytes(),
+        (None, Some(text)) => match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                cx.err(&join(path, "bytes"), format!("bytes must be base64: {e}"));
+                return None;
+            }
+        },
+        _ => {
+            cx.err(path, "exactly one of string or bytes is required");
+            return None;
+        }
+    };
+    if bytes.len() > MAX_BODY {
+        let msg = format!(
+            "body is {} bytes: Envoy answers at most {MAX_BODY}",
+            bytes.len()
+        );
+        cx.err(path, msg);
+        return None;
+    }
+    Some(bytes)
 }
 
 /// `headers` (absent: nothing to change).
@@ -299,15 +387,54 @@ fn check_header_op(cx: &mut Cx<'_>, path: &str, name: &str) {
     }
 }
 
-/// `mirror` with `mirrorPercentage` (default 100%).
-pub(super) fn mirror(cx: &mut Cx<'_>, path: &str, r: &vs::HttpRoute) -> Option<Mirror> {
-    let pct_path = join(path, "mirrorPercentage.value");
-    let percentage = match &r.mirror_percentage {
-        Some(p) => cx.percent(&pct_path, p.value)?,
+/// `mirror` with `mirrorPercentage` (or the deprecated `mirrorPercent`,
+/// with a warning), or `mirrors`, each with its own `percentage`
+/// (default 100%).
+pub(super) fn mirrors(cx: &mut Cx<'_>, path: &str, r: &vs::HttpRoute) -> Vec<Mirror> {
+    if let Some(list) = &r.mirrors {
+        if r.mirror.is_some() {
+            cx.err(
+                &join(path, "mirrors"),
+                "give either mirror or mirrors, not both",
+            );
+            return Vec::new();
+        }
+        return (list.iter().enumerate())
+            .filter_map(|(i, m)| mirror_policy(cx, &format!("{path}.mirrors[{i}]"), m))
+            .collect();
+    }
+    mirror(cx, path, r).into_iter().collect()
+}
+
+fn mirror_policy(cx: &mut Cx<'_>, path: &str, m: &vs::MirrorPolicy) -> Option<Mirror> {
+    let percentage = match &m.percentage {
+        Some(p) => cx.percent(&join(path, "percentage.value"), p.value)?,
         None => 100.0,
     };
+    let Some(d) = &m.destination else {
+        cx.err(path, "destination is required");
+        return None;
+    };
+    let destination = cx.destination(&join(path, "destination"), d)?;
+    Some(Mirror {
+        destination,
+        percentage,
+    })
+}
+
+fn mirror(cx: &mut Cx<'_>, path: &str, r: &vs::HttpRoute) -> Option<Mirror> {
+    let percentage = match (&r.mirror_percentage, r.mirror_percent) {
+        (Some(p), _) => cx.percent(&join(path, "mirrorPercentage.value"), p.value)?,
+        (None, Some(p)) => {
+            let msg =
+                "`mirrorPercent` is deprecated in Istio: write `mirrorPercentage: {value: N}`";
+            cx.warn(&join(path, "mirrorPercent"), msg);
+            cx.percent(&join(path, "mirrorPercent"), p as f64)?
+        }
+        (None, None) => 100.0,
+    };
     let Some(d) = &r.mirror else {
-        if r.mirror_percentage.is_some() {
+        if r.mirror_percentage.is_some() || r.mirror_percent.is_some() {
             cx.err(
                 &join(path, "mirrorPercentage"),
                 "mirrorPercentage needs a mirror",

@@ -5,22 +5,38 @@ use super::{http, join, l4, Cx};
 use crate::config::model::{Host, HttpRoute, RouteAction, VirtualService, WeightedDestination};
 use crate::config::raw::virtual_service as raw;
 
+pub(crate) use delegate::Delegation;
+
+mod delegate;
+mod export;
+
 /// A gateway a VirtualService binds to: the path it is written at and
 /// its `NAMESPACE/NAME`, checked once every Gateway is known.
 pub(crate) type GatewayRef = (String, String);
 
-/// Converts a `VirtualService`; also returns the path of each host and
-/// the gateways it names.
-pub(crate) fn virtual_service(
-    cx: &mut Cx<'_>,
-    vs: &raw::VirtualService,
-) -> (VirtualService, Vec<String>, Vec<GatewayRef>) {
-    cx.unsupported("spec", "exportTo", &vs.export_to);
+/// A converted `VirtualService` and what the cross-resource checks need.
+pub(crate) struct Converted {
+    /// The VirtualService; a delegate's has no hosts.
+    pub vs: VirtualService,
+    /// The path of each host.
+    pub paths: Vec<String>,
+    /// The gateways it names.
+    pub gateway_refs: Vec<GatewayRef>,
+    /// Its rules that delegate, to be replaced by the delegates' rules.
+    pub delegations: Vec<Delegation>,
+    /// True for a delegate (no `hosts`): only a root's rules reach it.
+    pub is_delegate: bool,
+}
+
+/// Converts a `VirtualService`.
+pub(crate) fn virtual_service(cx: &mut Cx<'_>, vs: &raw::VirtualService) -> Converted {
+    let export_to = export::export_to(cx, vs.export_to.as_deref());
+    let is_delegate = vs.hosts.is_empty();
+    if is_delegate {
+        delegate::check_delegate(cx, vs);
+    }
     let (mut refs, mesh) = gateways(cx, vs.gateways.as_deref());
     let gateways = refs.iter().map(|(_, g)| g.clone()).collect();
-    if vs.hosts.is_empty() {
-        cx.err("spec.hosts", "at least one host is required");
-    }
     // A match naming `mesh` brings the VirtualService to sidecars too,
     // whose hosts must be services.
     let (paths, hosts) = if mesh || names_mesh(vs) {
@@ -34,9 +50,24 @@ pub(crate) fn virtual_service(
             "at least one `http`, `tcp` or `tls` rule is required",
         );
     }
-    let http: Vec<_> = (vs.http.iter().enumerate())
-        .filter_map(|(i, r)| http_route(cx, &format!("spec.http[{i}]"), r, &mut refs))
-        .collect();
+    let mut delegations = Vec::new();
+    let mut http = Vec::new();
+    for (i, r) in vs.http.iter().enumerate() {
+        let path = format!("spec.http[{i}]");
+        let Some(rule) = http_route(cx, &path, r, &mut refs) else {
+            continue;
+        };
+        if let Some(d) = &r.delegate {
+            let target = delegate::target(cx, &path, d);
+            delegations.extend(target.map(|target| Delegation {
+                index: http.len(),
+                path: path.clone(),
+                target,
+                root: rule.clone(),
+            }));
+        }
+        http.push(rule);
+    }
     let tcp: Vec<_> = (vs.tcp.iter())
         .map(|r| (r.matches.as_slice(), r.route.as_slice()))
         .collect();
@@ -52,9 +83,16 @@ pub(crate) fn virtual_service(
         tls,
         gateways,
         mesh,
+        export_to,
         origin: cx.doc.origin(),
     };
-    (vs, paths, refs)
+    Converted {
+        vs,
+        paths,
+        gateway_refs: refs,
+        delegations,
+        is_delegate,
+    }
 }
 
 /// True when a match of any rule names `mesh` in its `gateways`.
@@ -150,7 +188,8 @@ fn http_route(
     let retries = (r.retries.as_ref()).and_then(|rt| http::retries(cx, &at("retries"), rt));
     let fault = (r.fault.as_ref()).and_then(|f| http::fault(cx, &at("fault"), f));
     let headers = http::headers(cx, &at("headers"), r.headers.as_ref());
-    let mirror = http::mirror(cx, path, r);
+    let mirrors = http::mirrors(cx, path, r);
+    let cors = (r.cors_policy.as_ref()).and_then(|c| http::cors(cx, &at("corsPolicy"), c));
     Some(HttpRoute {
         name: r.name.clone(),
         matches: matches?,
@@ -160,18 +199,15 @@ fn http_route(
         retries,
         fault,
         headers,
-        mirror,
+        mirrors,
+        cors,
     })
 }
 
 fn unsupported_rule_fields(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) {
-    cx.unsupported(path, "delegate", &r.delegate);
-    cx.unsupported(path, "mirrors", &r.mirrors);
-    cx.unsupported(path, "corsPolicy", &r.cors_policy);
-    if r.mirror_percent.is_some() {
-        let msg =
-            "`mirrorPercent` is deprecated and not supported: use `mirrorPercentage: {value: N}`";
-        cx.err(&join(path, "mirrorPercent"), msg);
+    if r.websocket_upgrade.is_some() {
+        let msg = "`websocketUpgrade` is deprecated in Istio and has no effect: WebSocket upgrades work on every route";
+        cx.warn(&join(path, "websocketUpgrade"), msg);
     }
     if r.rewrite.is_some() && r.redirect.is_some() {
         let msg = "a rule cannot contain both rewrite and redirect";
@@ -180,6 +216,9 @@ fn unsupported_rule_fields(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) {
 }
 
 fn action(cx: &mut Cx<'_>, path: &str, r: &raw::HttpRoute) -> Option<RouteAction> {
+    if r.delegate.is_some() {
+        return delegate::placeholder(cx, path, r);
+    }
     let given = [
         !r.route.is_empty(),
         r.redirect.is_some(),

@@ -19,7 +19,7 @@ pub(crate) struct VirtualService {
     pub tls: Vec<TlsRoute>,
     #[serde(default)]
     pub tcp: Vec<TcpRoute>,
-    pub export_to: Option<Unsupported>,
+    pub export_to: Option<Vec<String>>,
 }
 
 /// `TCPRoute`.
@@ -67,17 +67,57 @@ pub(crate) struct HttpRoute {
     pub route: Vec<RouteDestination>,
     pub redirect: Option<Redirect>,
     pub direct_response: Option<DirectResponse>,
-    pub delegate: Option<Unsupported>,
+    pub delegate: Option<Delegate>,
     pub rewrite: Option<Rewrite>,
     pub timeout: Option<DurationText>,
     pub retries: Option<Retries>,
     pub fault: Option<Fault>,
     pub mirror: Option<Destination>,
-    pub mirrors: Option<Unsupported>,
+    pub mirrors: Option<Vec<MirrorPolicy>>,
     pub mirror_percentage: Option<Percent>,
-    pub mirror_percent: Option<Unsupported>,
-    pub cors_policy: Option<Unsupported>,
+    /// Deprecated in Istio (an integer): accepted with a warning.
+    pub mirror_percent: Option<i64>,
+    pub cors_policy: Option<CorsPolicy>,
     pub headers: Option<Headers>,
+    /// Deprecated in Istio, which upgrades WebSockets on every route:
+    /// accepted with a warning.
+    pub websocket_upgrade: Option<bool>,
+}
+
+/// `Delegate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Delegate {
+    #[serde(default)]
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+/// `HTTPMirrorPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct MirrorPolicy {
+    pub destination: Option<Destination>,
+    pub percentage: Option<Percent>,
+}
+
+/// `CorsPolicy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct CorsPolicy {
+    /// Deprecated in Istio (exact origins): accepted with a warning.
+    pub allow_origin: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_origins: Vec<StringMatch>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<DurationText>,
+    pub allow_credentials: Option<bool>,
+    pub unmatched_preflights: Option<String>,
 }
 
 /// `HTTPMatchRequest`.
@@ -86,9 +126,9 @@ pub(crate) struct HttpRoute {
 pub(crate) struct HttpMatch {
     pub name: Option<String>,
     pub uri: Option<StringMatch>,
-    pub scheme: Option<Unsupported>,
+    pub scheme: Option<StringMatch>,
     pub method: Option<StringMatch>,
-    pub authority: Option<Unsupported>,
+    pub authority: Option<StringMatch>,
     #[serde(default)]
     pub headers: BTreeMap<String, StringMatch>,
     pub port: Option<i64>,
@@ -119,10 +159,10 @@ pub(crate) struct Redirect {
     pub uri: Option<String>,
     pub authority: Option<String>,
     pub port: Option<i64>,
-    pub derive_port: Option<Unsupported>,
+    pub derive_port: Option<String>,
     pub scheme: Option<String>,
     pub redirect_code: Option<i64>,
-    pub prefix_rewrite: Option<Unsupported>,
+    pub prefix_rewrite: Option<String>,
 }
 
 /// `HTTPDirectResponse`.
@@ -138,7 +178,7 @@ pub(crate) struct DirectResponse {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct Body {
     pub string: Option<String>,
-    pub bytes: Option<Unsupported>,
+    pub bytes: Option<String>,
 }
 
 /// `HTTPRewrite`.
@@ -147,7 +187,17 @@ pub(crate) struct Body {
 pub(crate) struct Rewrite {
     pub uri: Option<String>,
     pub authority: Option<String>,
-    pub uri_regex_rewrite: Option<Unsupported>,
+    pub uri_regex_rewrite: Option<RegexRewrite>,
+}
+
+/// `RegexRewrite`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RegexRewrite {
+    #[serde(rename = "match", default)]
+    pub pattern: String,
+    #[serde(default)]
+    pub rewrite: String,
 }
 
 /// `HTTPRetry`.

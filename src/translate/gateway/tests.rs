@@ -207,7 +207,10 @@ fn authorization_policies_selecting_the_gateway_apply_on_its_listeners() {
     }
     let r = translate_with(&gateway_proxy(&[("istio", "ingressgateway")]), true, "");
     for names in http_filter_names(&r) {
-        assert_eq!(names, ["envoy.filters.http.router"]);
+        assert_eq!(
+            names,
+            ["envoy.filters.http.cors", "envoy.filters.http.router"]
+        );
     }
 }
 
@@ -327,6 +330,7 @@ fn request_authentication_selecting_the_gateway_goes_before_rbac() {
             &[
                 crate::translate::jwt::JWT_FILTER,
                 crate::translate::rbac::RBAC_FILTER,
+                "envoy.filters.http.cors",
                 "envoy.filters.http.router"
             ]
         );
@@ -335,7 +339,10 @@ fn request_authentication_selecting_the_gateway_goes_before_rbac() {
     let chains = http_filter_names(&translate_with(&other, true, JWT_AT_THE_EDGE));
     assert!(!chains.is_empty());
     for names in chains {
-        assert_eq!(names, ["envoy.filters.http.router"]);
+        assert_eq!(
+            names,
+            ["envoy.filters.http.cors", "envoy.filters.http.router"]
+        );
     }
 }
 
@@ -444,4 +451,32 @@ fn east_west_port_is_the_auto_passthrough_servers_listen_port() {
     );
     let sidecar = Proxy::default();
     assert_eq!(east_west_port(&mesh.gateways, &sidecar), None);
+}
+
+const SECOND_SHOP: &str = "---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop-two}
+spec:
+  hosts: [shop.example.com]
+  gateways: [gw]
+  http:
+  - name: two
+    match:
+    - uri: {prefix: /two}
+    route:
+    - destination: {host: pay}
+";
+
+#[test]
+fn two_virtual_services_for_one_gateway_host_merge_in_order() {
+    let r = translate_with(
+        &gateway_proxy(&[("istio", "ingressgateway")]),
+        true,
+        SECOND_SHOP,
+    );
+    let https = &r.routes[1].virtual_hosts;
+    assert_eq!(https.len(), 1, "{https:?}");
+    let names: Vec<&str> = https[0].routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["", "two"], "shop's routes, then shop-two's");
 }

@@ -65,6 +65,7 @@ fn allow_any_by_default_forwards_unknown_hosts() {
         filters(&r),
         [
             "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
             DFP_FILTER,
             "envoy.filters.http.router"
         ]
@@ -91,7 +92,8 @@ fn registry_only_refuses_with_502_and_has_no_forward_proxy() {
     assert!(!has_passthrough(&r));
     assert!(!filters(&r).iter().any(|f| f == DFP_FILTER));
     // CONNECT to mesh hosts still works under REGISTRY_ONLY.
-    assert_eq!(outbound_hcm(&r).upgrade_configs.len(), 1);
+    let upgrades = &outbound_hcm(&r).upgrade_configs;
+    assert!(upgrades.iter().any(|u| u.upgrade_type == "CONNECT"));
     let last = outbound_routes(&r).virtual_hosts.last().unwrap().clone();
     assert_eq!(last.name, "block_all");
     for route in &last.routes {

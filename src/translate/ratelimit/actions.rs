@@ -114,6 +114,7 @@ fn path_matcher(path: &StringMatch) -> StringMatcher {
         StringMatch::Exact(p) => regex(format!("{}{QUERY}", regex::escape(p))),
         StringMatch::Prefix(p) => pattern(MatchPattern::Prefix(p.clone())),
         StringMatch::Regex(r) => regex(format!("(?:{r}){QUERY}")),
+        StringMatch::Present => regex(".*".to_string()),
     }
 }
 

@@ -167,6 +167,7 @@ fn rewrite_uri_and_authority() {
     r.rewrite = Some(Rewrite {
         uri: Some("/v1/".into()),
         authority: Some("new.host".into()),
+        uri_regex: None,
     });
     let a = fwd(&translate(r, None)[0]).clone();
     assert_eq!(a.prefix_rewrite, "/v1/");
@@ -186,6 +187,8 @@ fn redirect_and_direct_response() {
         port: Some(80),
         scheme: None,
         redirect_code: Some(302),
+        prefix_rewrite: None,
+        derive_port: None,
     }));
     match &translate(r, None)[0].action {
         Some(route::Action::Redirect(rd)) => {
@@ -256,10 +259,10 @@ fn fault_goes_to_the_fault_filter() {
 #[test]
 fn mirror_with_percentage() {
     let mut r = rule(to("payment-service", Some("stable")));
-    r.mirror = Some(Mirror {
+    r.mirrors = vec![Mirror {
         destination: dest("payment-service", Some("canary")),
         percentage: 25.0,
-    });
+    }];
     let a = fwd(&translate(r.clone(), None)[0]).clone();
     let m = &a.request_mirror_policies[0];
     assert!(m.cluster.contains("|canary|"));
@@ -272,7 +275,7 @@ fn mirror_with_percentage() {
             .numerator,
         250_000
     );
-    r.mirror.as_mut().unwrap().percentage = 0.0;
+    r.mirrors[0].percentage = 0.0;
     assert!(fwd(&translate(r, None)[0])
         .request_mirror_policies
         .is_empty());
@@ -323,4 +326,29 @@ fn hash_policy_kinds() {
     assert!(
         matches!(spec(HashKey::QueryParameter("q".into())), PolicySpecifier::QueryParameter(q) if q.name == "q")
     );
+}
+
+#[test]
+fn redirect_prefix_and_derived_port() {
+    let r = rule(RouteAction_::Redirect(Redirect {
+        uri: None,
+        authority: None,
+        port: None,
+        scheme: Some("https".into()),
+        redirect_code: None,
+        prefix_rewrite: Some("/v2/".into()),
+        derive_port: Some(true),
+    }));
+    match &translate(r, None)[0].action {
+        Some(route::Action::Redirect(rd)) => {
+            assert_eq!(rd.port_redirect, 80, "the port the request came to");
+            assert_eq!(
+                rd.path_rewrite_specifier,
+                Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+                    "/v2/".into()
+                ))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

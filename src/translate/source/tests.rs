@@ -125,3 +125,22 @@ fn a_virtual_service_with_no_rule_for_sidecars_leaves_the_default_route() {
     let s = shared(&mesh, &si);
     assert_eq!(route_names(&s.routes), ["connect", "default"]);
 }
+
+#[test]
+fn outside_its_export_to_a_client_gets_the_default_route() {
+    let mut mesh = mesh();
+    let v = Arc::get_mut(mesh.virtual_services.get_mut(&host("ledger")).unwrap()).unwrap();
+    v.http.retain(|r| r.name.as_deref() == Some("all"));
+    v.export_to.namespaces = Some(["default".to_string()].into());
+    let si = instances(&mesh, &two_versions(&["ledger", "web"]));
+    let s = shared(&mesh, &si);
+    assert_eq!(route_names(&s.routes), ["connect", "all", "default"]);
+    let mut client = sidecar("web", "web-v1", "v1", 1);
+    let mut routes = s.routes.clone();
+    s.source_routes.filter(&mut routes, &client);
+    assert_eq!(route_names(&routes), ["connect", "all"]);
+    client.namespace = "other".into();
+    let mut routes = s.routes.clone();
+    s.source_routes.filter(&mut routes, &client);
+    assert_eq!(route_names(&routes), ["connect", "default"]);
+}

@@ -36,6 +36,7 @@ fn strings(a: &StringMatch, b: &StringMatch) -> bool {
         (Exact(e), Regex(r)) | (Regex(r), Exact(e)) => full_match(r, e),
         (Regex(x), Regex(y)) => x == y,
         (Prefix(_), Regex(_)) | (Regex(_), Prefix(_)) => false,
+        (StringMatch::Present, _) | (_, StringMatch::Present) => true,
     }
 }
 

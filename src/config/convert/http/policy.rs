@@ -152,7 +152,10 @@ pub(in crate::config::convert) fn fault(
 /// `delay`: Istio still accepts the deprecated integer `percent` here
 /// (`percentage` wins when both are set).
 fn delay(cx: &mut Cx<'_>, path: &str, d: &vs::Delay) -> Option<FaultDelay> {
-    cx.unsupported(path, "exponentialDelay", &d.exponential_delay);
+    if d.exponential_delay.is_some() {
+        let msg = "`exponentialDelay` is hidden in Istio's API and Istio does not implement it: use `fixedDelay`";
+        cx.err(&join(path, "exponentialDelay"), msg);
+    }
     let percentage = match (&d.percentage, d.percent) {
         (Some(p), _) => cx.percent(&join(path, "percentage.value"), p.value)?,
         (None, Some(p)) => cx.percent(&join(path, "percent"), p as f64)?,
@@ -172,7 +175,10 @@ fn delay(cx: &mut Cx<'_>, path: &str, d: &vs::Delay) -> Option<FaultDelay> {
 /// `abort`: Istio removed `percent` from `Abort` (the field is reserved in
 /// its proto), so it is rejected with the form to use.
 fn abort(cx: &mut Cx<'_>, path: &str, a: &vs::Abort) -> Option<FaultAbort> {
-    cx.unsupported(path, "http2Error", &a.http2_error);
+    if a.http2_error.is_some() {
+        let msg = "`http2Error` is hidden in Istio's API and Istio does not implement it: use `httpStatus` or `grpcStatus`";
+        cx.err(&join(path, "http2Error"), msg);
+    }
     if let Some(p) = &a.percent {
         let n = p.as_f64().map_or("N".to_string(), |v| v.to_string());
         let msg = format!("Istio's fault.abort has no `percent` field (it was removed): write `percentage: {{value: {n}}}`");
