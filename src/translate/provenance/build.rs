@@ -140,20 +140,22 @@ fn rule_routes(at: &Locator<'_>, i: usize, rule: &HttpRoute) -> Vec<RouteProvena
 }
 
 /// The text of a string match as Envoy prints it, and its field.
-fn string_match(path: &str, sm: &StringMatch) -> (String, String) {
+/// A presence match (`{}`) has no text Envoy could quote: only its path.
+fn string_match(path: &str, sm: &StringMatch) -> (String, Option<String>) {
     let (field, text) = match sm {
         StringMatch::Exact(s) => ("exact", s),
         StringMatch::Prefix(s) => ("prefix", s),
         StringMatch::Regex(s) => ("regex", s),
+        StringMatch::Present => return (path.to_string(), None),
     };
-    (format!("{path}.{field}"), text.clone())
+    (format!("{path}.{field}"), Some(text.clone()))
 }
 
 fn match_fields(at: &Locator<'_>, path: &str, m: &HttpMatch) -> Vec<Field> {
     let mut out = vec![at.field(path, None)];
     let mut push = |p: &str, sm: &StringMatch| {
         let (p, text) = string_match(p, sm);
-        out.push(at.field(&p, Some(text)));
+        out.push(at.field(&p, text));
     };
     if let Some(uri) = &m.uri {
         push(&format!("{path}.uri"), uri);
