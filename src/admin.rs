@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::{Diagnostics, LoadError};
 use crate::xds::SnapshotCache;
 
+mod graph;
 pub mod proxy_config;
 pub mod ratelimits;
 
@@ -115,6 +116,7 @@ struct Inner {
     config: ArcSwap<ConfigStatus>,
     ca: OnceLock<Arc<dyn CaControl>>,
     snapshots: OnceLock<SnapshotCache>,
+    graph: OnceLock<crate::graph::SampleStore>,
 }
 
 impl AdminState {
@@ -130,6 +132,7 @@ impl AdminState {
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
                 ca: OnceLock::new(),
                 snapshots: OnceLock::new(),
+                graph: OnceLock::new(),
             }),
         }
     }
@@ -176,6 +179,11 @@ impl AdminState {
         let _ = self.inner.snapshots.set(cache);
     }
 
+    /// Connects `/debug/graph` to the scraped sidecar stats (once).
+    pub fn set_graph(&self, samples: crate::graph::SampleStore) {
+        let _ = self.inner.graph.set(samples);
+    }
+
     /// What `/debug/config` shows now.
     pub fn config_status(&self) -> Arc<ConfigStatus> {
         self.inner.config.load_full()
@@ -193,6 +201,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/config", get(debug_config))
         .route("/debug/ca", get(debug_ca))
         .route("/ca/rotate", post(ca_rotate))
+        .route("/debug/graph", get(graph::debug_graph))
         .with_state(state)
 }
 
