@@ -21,8 +21,12 @@ use crate::config::{Diagnostics, LoadError};
 use crate::xds::SnapshotCache;
 
 mod graph;
+mod lint;
 pub mod proxy_config;
 pub mod ratelimits;
+mod ui;
+
+pub use lint::LintView;
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -117,6 +121,7 @@ struct Inner {
     ca: OnceLock<Arc<dyn CaControl>>,
     snapshots: OnceLock<SnapshotCache>,
     graph: OnceLock<crate::graph::SampleStore>,
+    lint: OnceLock<LintView>,
 }
 
 impl AdminState {
@@ -133,6 +138,7 @@ impl AdminState {
                 ca: OnceLock::new(),
                 snapshots: OnceLock::new(),
                 graph: OnceLock::new(),
+                lint: OnceLock::new(),
             }),
         }
     }
@@ -184,6 +190,11 @@ impl AdminState {
         let _ = self.inner.graph.set(samples);
     }
 
+    /// Connects `/debug/lint` (once).
+    pub fn set_lint(&self, view: LintView) {
+        let _ = self.inner.lint.set(view);
+    }
+
     /// What `/debug/config` shows now.
     pub fn config_status(&self) -> Arc<ConfigStatus> {
         self.inner.config.load_full()
@@ -202,6 +213,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/ca", get(debug_ca))
         .route("/ca/rotate", post(ca_rotate))
         .route("/debug/graph", get(graph::debug_graph))
+        .route("/debug/lint", get(lint::debug_lint))
+        .route("/ui", get(ui::page))
         .with_state(state)
 }
 

@@ -20,6 +20,7 @@
 mod edges;
 mod prom;
 mod rates;
+pub mod render;
 mod samples;
 mod scrape;
 

@@ -16,6 +16,7 @@ pub mod credentials;
 mod graph;
 mod incoming;
 pub mod jwks;
+mod lint_view;
 mod listen;
 mod metrics;
 mod reload;
@@ -336,6 +337,7 @@ fn wire(
         },
     );
     core.admin.set_graph(core.samples.clone());
+    core.admin.set_lint(lint_view::view(&core));
     core.shared_rotation.set_plugin(opts.plugin_ca.clone());
     if let Some(etcd) = &opts.store {
         core.shared_rotation.set_me(etcd.replica.clone());

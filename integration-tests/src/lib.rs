@@ -25,6 +25,7 @@ pub mod load;
 pub mod locality;
 pub mod mesh;
 pub mod netns;
+pub mod observed;
 pub mod payment;
 pub mod ports;
 pub mod ratelimit;
