@@ -32,6 +32,7 @@ pub mod ratelimit;
 pub mod sidecar;
 pub mod trellis;
 pub mod wait;
+pub mod webdriver;
 
 pub use backend::{Backend, Behavior};
 pub use canary_mesh::CanaryMesh;
