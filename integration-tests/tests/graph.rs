@@ -33,6 +33,7 @@ async fn observed_edges_carry_rate_success_and_latency() {
     let ledger = mesh.wait_edge(LEDGER, LEDGER_CALLS as u64).await.unwrap();
     assert_eq!(ledger["errors"], ledger["requests"], "{ledger}");
     assert_eq!(ledger["success_rate"], 0.0, "{ledger}");
+    eprintln!("payment edge: {pay}\nledger edge: {ledger}");
     let graph = mesh.graph().await.unwrap();
     let nodes: Vec<&str> = (graph["nodes"].as_array().unwrap().iter())
         .filter_map(|n| n.as_str())

@@ -31,7 +31,7 @@ fn policy() -> &'static str {
 fn script_hash(page: &str) -> Option<String> {
     let start = page.find("<script>")? + "<script>".len();
     let end = start + page[start..].find("</script>")?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, page[start..end].as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &page.as_bytes()[start..end]);
     Some(base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
 }
 

@@ -167,6 +167,13 @@ impl ServeArgs {
 
 /// Runs the control plane until a shutdown signal.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.graph_window < args.stats_scrape_interval * 2 {
+        anyhow::bail!(
+            "--graph-window ({:?}) must be at least twice --stats-scrape-interval ({:?})",
+            args.graph_window,
+            args.stats_scrape_interval
+        );
+    }
     let plugin_ca = args.plugin_ca();
     let store = args.store()?;
     let opts = ServeOptions {

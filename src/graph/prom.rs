@@ -111,8 +111,11 @@ fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A sample line's labels, in order.
+type Labels = Vec<(String, String)>;
+
 /// `name{k="v",...} value` → its parts; `None` for a malformed line.
-fn split_line(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+fn split_line(line: &str) -> Option<(&str, Labels, f64)> {
     let (name, rest) = match line.find('{') {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => {
@@ -126,7 +129,7 @@ fn split_line(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
 }
 
 /// Labels up to the closing `}`, and what follows it.
-fn parse_labels(mut s: &str) -> Option<(Vec<(String, String)>, &str)> {
+fn parse_labels(mut s: &str) -> Option<(Labels, &str)> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start_matches(',');
