@@ -231,7 +231,7 @@ pub fn unplaced(input: &Input<'_>, graph: &CallGraph, workloads: &[Workload]) ->
     );
     let why = "Retry amplification and timeout paths are only checked where calls are known: \
                from Sidecar egress hosts, or from a running control plane's observed service \
-               graph (`trellis lint --admin-addr`), which showed none from these.";
+               graph (`trellis lint --admin-addr`).";
     let fix = format!(
         "Declare each service's calls: a Sidecar with `workloadSelector: {{labels: {{app: {}}}}}` \
          and `egress: [{{hosts: [\"./CALLEE\", ...]}}]` (which also shrinks its Envoy config); \
