@@ -156,3 +156,25 @@ fn graph_sums_sidecars_of_one_service() {
         "stale samples"
     );
 }
+
+#[tokio::test]
+async fn a_scrape_fails_fast_on_a_silent_or_closed_port() {
+    // Accepts connections and never answers: the timeout ends the fetch.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = Target {
+        proxy: "p".into(),
+        service: None,
+        addr: silent.local_addr().unwrap().to_string(),
+    };
+    let started = std::time::Instant::now();
+    let err = scrape_one(&target, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ScrapeError::Timeout(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(silent);
+    let err = scrape_one(&target, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ScrapeError::Request(_)), "{err}");
+}
