@@ -20,8 +20,13 @@ use serde::Serialize;
 use crate::config::{Diagnostics, LoadError};
 use crate::xds::SnapshotCache;
 
+mod graph;
+mod lint;
 pub mod proxy_config;
 pub mod ratelimits;
+mod ui;
+
+pub use lint::LintView;
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -115,6 +120,8 @@ struct Inner {
     config: ArcSwap<ConfigStatus>,
     ca: OnceLock<Arc<dyn CaControl>>,
     snapshots: OnceLock<SnapshotCache>,
+    graph: OnceLock<crate::graph::SampleStore>,
+    lint: OnceLock<LintView>,
 }
 
 impl AdminState {
@@ -130,6 +137,8 @@ impl AdminState {
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
                 ca: OnceLock::new(),
                 snapshots: OnceLock::new(),
+                graph: OnceLock::new(),
+                lint: OnceLock::new(),
             }),
         }
     }
@@ -176,6 +185,16 @@ impl AdminState {
         let _ = self.inner.snapshots.set(cache);
     }
 
+    /// Connects `/debug/graph` to the scraped sidecar stats (once).
+    pub fn set_graph(&self, samples: crate::graph::SampleStore) {
+        let _ = self.inner.graph.set(samples);
+    }
+
+    /// Connects `/debug/lint` (once).
+    pub fn set_lint(&self, view: LintView) {
+        let _ = self.inner.lint.set(view);
+    }
+
     /// What `/debug/config` shows now.
     pub fn config_status(&self) -> Arc<ConfigStatus> {
         self.inner.config.load_full()
@@ -193,6 +212,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/config", get(debug_config))
         .route("/debug/ca", get(debug_ca))
         .route("/ca/rotate", post(ca_rotate))
+        .route("/debug/graph", get(graph::debug_graph))
+        .route("/debug/lint", get(lint::debug_lint))
+        .route("/ui", get(ui::page))
         .with_state(state)
 }
 

@@ -7,6 +7,7 @@ mod assess;
 mod bootstrap;
 mod ca;
 mod credentials;
+mod graph;
 mod lint;
 mod proxy;
 mod ratelimit;
@@ -46,6 +47,8 @@ enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Certificate authority operations (root rotation).
     Ca(ca::CaArgs),
+    /// The observed service graph: request rate, success rate and p50/p99 per edge.
+    Graph(graph::GraphArgs),
     /// Every proxy: service, labels, per xDS type sent/ACKed/NACKed, SYNCED/STALE/NACKED, cert expiry.
     ProxyStatus(proxy::StatusArgs),
     /// What one proxy was sent (listeners, routes, clusters, endpoints, secrets), keys redacted.
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
         Command::Token(args) => report(token::run(&args)),
         Command::Credentials(args) => report(credentials::run(&args)),
+        Command::Graph(args) => report(block_on(graph::run(args))),
         Command::ProxyStatus(args) => report(block_on(proxy::status(args))),
         Command::ProxyConfig(args) => report(block_on(proxy::config(args))),
         Command::Ca(args) => report(block_on(ca::run(args))),

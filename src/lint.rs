@@ -148,6 +148,9 @@ pub struct Input<'a> {
     pub source: &'a SourceIndex,
     /// The memory a sidecar costs (see [`MemoryCost::MEASURED`]).
     pub cost: MemoryCost,
+    /// The service graph a running control plane observed (`trellis lint
+    /// --admin-addr`): its edges are calls too, beside the declared ones.
+    pub observed: Option<&'a crate::graph::Graph>,
 }
 
 impl Input<'_> {
@@ -201,7 +204,10 @@ pub fn lint(input: &Input<'_>) -> Report {
     // Static instances only: sidecars that register at run time are unknown here.
     let instances = crate::registry::instances(input.mesh, &crate::registry::Registry::new());
     let workloads = graph::workloads(input.mesh, &instances);
-    let graph = CallGraph::declared(input.mesh, &workloads);
+    let mut graph = CallGraph::declared(input.mesh, &workloads);
+    if let Some(observed) = input.observed {
+        graph.observe(observed, &workloads);
+    }
     let mut findings = Vec::new();
     findings.extend(retry_amplification::check(input, &graph));
     findings.extend(graph::unplaced(input, &graph, &workloads));

@@ -25,6 +25,7 @@ fn report(check: Check, kind: &str) -> Report {
         mesh: &mesh,
         source: &source,
         cost: MemoryCost::MEASURED,
+        observed: None,
     })
 }
 

@@ -25,12 +25,14 @@ pub mod load;
 pub mod locality;
 pub mod mesh;
 pub mod netns;
+pub mod observed;
 pub mod payment;
 pub mod ports;
 pub mod ratelimit;
 pub mod sidecar;
 pub mod trellis;
 pub mod wait;
+pub mod webdriver;
 
 pub use backend::{Backend, Behavior};
 pub use canary_mesh::CanaryMesh;

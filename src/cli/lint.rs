@@ -52,6 +52,10 @@ pub struct LintArgs {
     /// Report findings at or above this severity; exit 1 when there is one.
     #[arg(long, value_enum, default_value_t = Level::Warning)]
     severity: Level,
+    /// A running control plane's admin address: the calls its sidecars were
+    /// seen making (`/debug/graph`) join the call graph.
+    #[arg(long, value_name = "ADDR")]
+    admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// Exit 0 when no finding reaches `--severity`, 1 when one does (or the
@@ -81,10 +85,18 @@ pub fn run(args: &LintArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let observed = match args.admin_addr.map(observed_graph).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: the observed service graph: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let report = lint::lint(&Input {
         mesh: &mesh,
         source: &source,
         cost: MemoryCost::MEASURED,
+        observed: observed.as_ref(),
     });
     let threshold = Severity::from(args.severity);
     let shown = report.at_least(threshold);
@@ -112,4 +124,12 @@ pub fn run(args: &LintArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `/debug/graph` of the control plane at `addr`.
+fn observed_graph(addr: std::net::SocketAddr) -> anyhow::Result<trellis::graph::Graph> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(super::graph::fetch(addr))
 }

@@ -142,6 +142,27 @@ impl CallGraph {
         graph
     }
 
+    /// Adds the calls a running mesh was seen making (`observed`'s edges
+    /// between known workloads): an observed caller is placed even without
+    /// a `Sidecar`, and findings on paths from it point at its own
+    /// declaration.
+    pub fn observe(&mut self, observed: &crate::graph::Graph, workloads: &[Workload]) {
+        for edge in &observed.edges {
+            let (from, to) = (Host(edge.source.clone()), Host(edge.destination.clone()));
+            let Some(caller) = workloads.iter().find(|w| w.host == from) else {
+                continue;
+            };
+            if from == to {
+                continue;
+            }
+            self.unplaced.remove(&from);
+            (self.declared_by)
+                .entry(from.clone())
+                .or_insert_with(|| caller.origin.clone());
+            self.calls.entry(from).or_default().insert(to);
+        }
+    }
+
     /// Services that call but that no known service calls: where user
     /// requests enter.
     pub fn roots(&self) -> Vec<&Host> {
@@ -208,8 +229,9 @@ pub fn unplaced(input: &Input<'_>, graph: &CallGraph, workloads: &[Workload]) ->
         names.len(),
         names.join(", ")
     );
-    let why = "Retry amplification and timeout paths are only checked where calls are known; \
-               no control plane's observed service graph was given.";
+    let why = "Retry amplification and timeout paths are only checked where calls are known: \
+               from Sidecar egress hosts, or from a running control plane's observed service \
+               graph (`trellis lint --admin-addr`).";
     let fix = format!(
         "Declare each service's calls: a Sidecar with `workloadSelector: {{labels: {{app: {}}}}}` \
          and `egress: [{{hosts: [\"./CALLEE\", ...]}}]` (which also shrinks its Envoy config); \

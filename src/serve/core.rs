@@ -88,6 +88,9 @@ pub(crate) struct Core {
     pub(crate) shared_rotation: super::rotation::shared::Shared,
     /// Remote clusters' sidecar ids in the registry, by cluster name.
     remote_clusters: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// The sidecars' scraped stats (`serve::graph` writes them): the
+    /// service graph, and what a staged rollout compares.
+    pub(crate) samples: crate::graph::SampleStore,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -109,6 +112,7 @@ pub(crate) struct CoreParts {
     pub(crate) auth: StreamAuth,
     pub(crate) ca: Arc<Ca>,
     pub(crate) store: Store,
+    pub(crate) samples: crate::graph::SampleStore,
 }
 
 impl Core {
@@ -141,6 +145,7 @@ impl Core {
             build: Mutex::default(),
             shared_rotation: Default::default(),
             remote_clusters: Mutex::default(),
+            samples: parts.samples,
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);

@@ -48,6 +48,7 @@ pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16)
         inbound_address: "127.0.0.1".to_string(),
         inbound_port,
         outbound_port: 15001,
+        stats_port: None,
         gateway: None,
         topology: Default::default(),
     }
