@@ -22,6 +22,9 @@ use crate::xds::SnapshotCache;
 
 pub mod proxy_config;
 pub mod ratelimits;
+pub mod rollout;
+
+pub use rollout::RolloutControl;
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -115,6 +118,7 @@ struct Inner {
     config: ArcSwap<ConfigStatus>,
     ca: OnceLock<Arc<dyn CaControl>>,
     snapshots: OnceLock<SnapshotCache>,
+    rollout: OnceLock<std::sync::Arc<dyn RolloutControl>>,
 }
 
 impl AdminState {
@@ -130,6 +134,7 @@ impl AdminState {
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
                 ca: OnceLock::new(),
                 snapshots: OnceLock::new(),
+                rollout: OnceLock::new(),
             }),
         }
     }
@@ -171,6 +176,11 @@ impl AdminState {
         let _ = self.inner.ca.set(ca);
     }
 
+    /// Connects `/debug/rollout` and `POST /rollout/{promote,abort}` (once).
+    pub fn set_rollout(&self, rollout: Arc<dyn RolloutControl>) {
+        let _ = self.inner.rollout.set(rollout);
+    }
+
     /// Connects `/debug/proxies/{id}/config` to the snapshots sent (once).
     pub fn set_snapshots(&self, cache: SnapshotCache) {
         let _ = self.inner.snapshots.set(cache);
@@ -193,6 +203,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/config", get(debug_config))
         .route("/debug/ca", get(debug_ca))
         .route("/ca/rotate", post(ca_rotate))
+        .route("/debug/rollout", get(rollout::debug))
+        .route("/rollout/promote", post(rollout::promote))
+        .route("/rollout/abort", post(rollout::abort))
         .with_state(state)
 }
 

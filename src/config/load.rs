@@ -31,6 +31,7 @@ enum Kind {
     Sidecar,
     Gateway,
     RateLimit,
+    RolloutPolicy,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -52,6 +53,7 @@ pub(crate) struct Loader {
     pub sidecars: Vec<super::model::SidecarScope>,
     pub gateways: Vec<(Arc<DocInfo>, super::model::Gateway)>,
     pub rate_limits: Vec<(Arc<DocInfo>, super::model::RateLimit)>,
+    pub rollout_policies: Vec<(Arc<DocInfo>, super::model::RolloutPolicy)>,
     /// Gateways named by VirtualServices: document, path, `NAMESPACE/NAME`.
     pub gateway_refs: Vec<(Arc<DocInfo>, String, String)>,
     /// Hosts of resources that failed to parse (not checked further).
@@ -79,6 +81,7 @@ impl Loader {
         self.sidecars.extend(other.sidecars);
         self.gateways.extend(other.gateways);
         self.rate_limits.extend(other.rate_limits);
+        self.rollout_policies.extend(other.rollout_policies);
         self.gateway_refs.extend(other.gateway_refs);
         self.salvaged_hosts.extend(other.salvaged_hosts);
     }
@@ -203,6 +206,12 @@ impl Loader {
                 if let Some(spec) = self.spec::<raw::rate_limit::RateLimit>(info, value) {
                     let rl = convert::rate_limit(&mut self.cx(info), &spec);
                     self.rate_limits.extend(rl.map(|r| (info.clone(), r)));
+                }
+            }
+            Kind::RolloutPolicy => {
+                if let Some(spec) = self.spec::<raw::rollout::RolloutPolicy>(info, value) {
+                    let rp = convert::rollout_policy(&mut self.cx(info), &spec);
+                    self.rollout_policies.extend(rp.map(|r| (info.clone(), r)));
                 }
             }
         }
@@ -346,6 +355,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "Sidecar" => Kind::Sidecar,
         "Gateway" => Kind::Gateway,
         "RateLimit" => Kind::RateLimit,
+        "RolloutPolicy" => Kind::RolloutPolicy,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -369,7 +379,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
         Kind::AuthorizationPolicy | Kind::PeerAuthentication | Kind::RequestAuthentication => {
             (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
         }
-        Kind::Mesh | Kind::RateLimit => (TRELLIS, &["v1alpha1"], "v1alpha1"),
+        Kind::Mesh | Kind::RateLimit | Kind::RolloutPolicy => (TRELLIS, &["v1alpha1"], "v1alpha1"),
         Kind::Telemetry => (TELEMETRY, &["v1alpha1"], "v1alpha1"),
         _ => (NETWORKING, VERSIONS, "v1alpha3, v1beta1 and v1"),
     }

@@ -83,6 +83,11 @@ pub(crate) struct Core {
     pub(crate) build: Mutex<super::snapshots::BuildState>,
     /// The root rotation replicas share (etcd only).
     pub(crate) shared_rotation: super::rotation::shared::Shared,
+    /// The staged rollout of config generations (`serve::rollout`).
+    pub(crate) rollout: super::rollout::Rollout,
+    /// What the snapshot builder keeps for the last good generation while
+    /// a newer one bakes on the canary set.
+    pub(crate) held_build: Mutex<super::snapshots::BuildState>,
     /// Remote clusters' sidecar ids in the registry, by cluster name.
     remote_clusters: Mutex<HashMap<String, std::collections::HashSet<String>>>,
 }
@@ -106,6 +111,7 @@ pub(crate) struct CoreParts {
     pub(crate) auth: StreamAuth,
     pub(crate) ca: Arc<Ca>,
     pub(crate) store: Store,
+    pub(crate) rollout: super::rollout::Rollout,
 }
 
 impl Core {
@@ -114,7 +120,8 @@ impl Core {
         let core = Arc::new(Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
-            generation: watch::Sender::new(0),
+            // Generation numbers go on from a previous run's rollout.
+            generation: watch::Sender::new(parts.rollout.last_generation()),
             registry: Mutex::new(Arc::new(Registry::new())),
             presence: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
@@ -137,6 +144,8 @@ impl Core {
             build: Mutex::default(),
             shared_rotation: Default::default(),
             remote_clusters: Mutex::default(),
+            rollout: parts.rollout,
+            held_build: Mutex::default(),
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);
@@ -172,7 +181,8 @@ impl Core {
             tracing::warn!("config: {}", w.warning());
         }
         let files = mesh.files.clone();
-        self.config.store(Arc::new(mesh));
+        let mesh = Arc::new(mesh);
+        self.config.store(Arc::clone(&mesh));
         self.restamp_gateways();
         let mut generation = 0;
         self.generation.send_modify(|g| {
@@ -180,6 +190,7 @@ impl Core {
             generation = *g;
         });
         self.metrics.set_generation(generation);
+        self.rollout.offer(generation, mesh, &self.config_dir);
         let previous = self.admin.config_status();
         self.admin.set_config_status(ConfigStatus {
             generation,
@@ -462,5 +473,10 @@ impl StreamHooks for Hooks {
 
     fn stream_closed(&self, node_id: &str) {
         self.0.sidecar_disconnected(node_id);
+    }
+
+    /// A canary proxy's NACK fails the generation rolling out.
+    fn nacked(&self, node_id: &str, type_url: &str, message: &str) {
+        self.0.rollout_nacked(node_id, type_url, message);
     }
 }

@@ -67,6 +67,12 @@ pub trait StreamHooks: Send + Sync + 'static {
     fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<StreamCut, Refusal>;
     /// Called exactly once when a stream that `stream_opened` accepted ends.
     fn stream_closed(&self, node_id: &str);
+    /// Called when the proxy NACKs a response (after it is recorded in the
+    /// status table), with Envoy's `error_detail` message. Does nothing by
+    /// default.
+    fn nacked(&self, node_id: &str, type_url: &str, message: &str) {
+        let _ = (node_id, type_url, message);
+    }
 }
 
 /// The ADS server: state of the world and incremental (delta) ADS.
@@ -268,6 +274,7 @@ impl StreamGuard {
                     };
                     self.status.nacked(node, type_url, nack);
                     self.metrics.nacked(type_url);
+                    self.hooks.nacked(node, type_url, message);
                 }
                 StreamEvent::Stale { type_url, nonce } => {
                     tracing::debug!(node, type_url, nonce, "stale xDS request ignored");
