@@ -117,11 +117,12 @@ pub(crate) struct CoreParts {
 impl Core {
     /// A core serving `mesh` as generation 1.
     pub(crate) fn new(mesh: MeshConfig, parts: CoreParts) -> Arc<Self> {
+        let before = parts.rollout.number_before(&mesh, &parts.config_dir);
         let core = Arc::new(Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
             // Generation numbers go on from a previous run's rollout.
-            generation: watch::Sender::new(parts.rollout.last_generation()),
+            generation: watch::Sender::new(before),
             registry: Mutex::new(Arc::new(Registry::new())),
             presence: Mutex::new(HashMap::new()),
             dirty: Notify::new(),

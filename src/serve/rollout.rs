@@ -77,9 +77,21 @@ impl Rollout {
         }
     }
 
-    /// The highest generation number a previous run gave out.
-    pub(crate) fn last_generation(&self) -> u64 {
-        *lock(&self.last_generation)
+    /// The generation number before the first config of this run, `mesh`
+    /// read from `config_dir`: numbers go on from a previous run, and a
+    /// bake that resumes keeps its number.
+    pub(crate) fn number_before(&self, mesh: &MeshConfig, config_dir: &Path) -> u64 {
+        let last = *lock(&self.last_generation);
+        let restored = lock(&self.restored);
+        let Some(bake) = restored.as_ref().and_then(|r| r.bake.as_ref()) else {
+            return last;
+        };
+        let files = persist::read_files(config_dir, &mesh.files).unwrap_or_default();
+        if bake.hash == persist::hash(&files) {
+            bake.generation.saturating_sub(1)
+        } else {
+            last
+        }
     }
 
     /// A new valid config, generation `number`, read from `config_dir`.
@@ -96,7 +108,9 @@ impl Rollout {
         };
         let now = SystemTime::now();
         let mut state = lock(&self.state);
-        *lock(&self.last_generation) = number;
+        let mut last = lock(&self.last_generation);
+        *last = (*last).max(number);
+        drop(last);
         let resumed = lock(&self.restored)
             .take()
             .is_some_and(|r| resume(&mut state, r, &generation));

@@ -111,8 +111,14 @@ fn a_restart_resumes_the_bake_with_the_saved_good_generation() {
     drop(r);
     // The same files in the config dir: the bake goes on, same deadline.
     let again = Rollout::open(Some(state.path()), RolloutMetrics::default());
-    assert_eq!(again.last_generation(), 2);
-    offer(&again, cfg.path(), 3, 81, true);
+    std::fs::write(cfg.path().join("svc.yaml"), service(81)).unwrap();
+    let mesh = crate::config::load_dir(cfg.path()).unwrap();
+    assert_eq!(
+        again.number_before(&mesh, cfg.path()),
+        1,
+        "the bake keeps its number"
+    );
+    offer(&again, cfg.path(), 2, 81, true);
     assert_eq!(split(&again), Some((81, 80)));
     let resumed = again.bake_ends_at().unwrap();
     let drift = resumed
@@ -123,11 +129,14 @@ fn a_restart_resumes_the_bake_with_the_saved_good_generation() {
     drop(again);
     // Files changed while it was down: a new rollout from the saved good.
     let third = Rollout::open(Some(state.path()), RolloutMetrics::default());
-    offer(&third, cfg.path(), 4, 85, true);
+    std::fs::write(cfg.path().join("svc.yaml"), service(85)).unwrap();
+    let mesh = crate::config::load_dir(cfg.path()).unwrap();
+    assert_eq!(third.number_before(&mesh, cfg.path()), 2, "numbers go on");
+    offer(&third, cfg.path(), 3, 85, true);
     assert_eq!(split(&third), Some((85, 80)));
     third.finish(true, "ok", "operator").unwrap();
     drop(third);
     let fourth = Rollout::open(Some(state.path()), RolloutMetrics::default());
-    offer(&fourth, cfg.path(), 5, 85, true);
+    offer(&fourth, cfg.path(), 4, 85, true);
     assert_eq!(split(&fourth), None, "the promoted generation is good");
 }
