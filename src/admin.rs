@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::{Diagnostics, LoadError};
 use crate::xds::SnapshotCache;
 
+mod graph;
 pub mod proxy_config;
 pub mod ratelimits;
 pub mod rollout;
@@ -119,6 +120,7 @@ struct Inner {
     ca: OnceLock<Arc<dyn CaControl>>,
     snapshots: OnceLock<SnapshotCache>,
     rollout: OnceLock<std::sync::Arc<dyn RolloutControl>>,
+    graph: OnceLock<crate::graph::SampleStore>,
 }
 
 impl AdminState {
@@ -135,6 +137,7 @@ impl AdminState {
                 ca: OnceLock::new(),
                 snapshots: OnceLock::new(),
                 rollout: OnceLock::new(),
+                graph: OnceLock::new(),
             }),
         }
     }
@@ -186,6 +189,11 @@ impl AdminState {
         let _ = self.inner.snapshots.set(cache);
     }
 
+    /// Connects `/debug/graph` to the scraped sidecar stats (once).
+    pub fn set_graph(&self, samples: crate::graph::SampleStore) {
+        let _ = self.inner.graph.set(samples);
+    }
+
     /// What `/debug/config` shows now.
     pub fn config_status(&self) -> Arc<ConfigStatus> {
         self.inner.config.load_full()
@@ -206,6 +214,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/rollout", get(rollout::debug))
         .route("/rollout/promote", post(rollout::promote))
         .route("/rollout/abort", post(rollout::abort))
+        .route("/debug/graph", get(graph::debug_graph))
         .with_state(state)
 }
 

@@ -358,6 +358,11 @@ fn node(spec: &SidecarSpec, topology: &Topology) -> Value {
             "outbound_port": spec.outbound_port,
         }),
     };
+    // Where the control plane scrapes this sidecar's stats (the stats
+    // listener binds the inbound address): the service graph reads it.
+    if let (Some(port), Some(m)) = (spec.stats_port, metadata.as_object_mut()) {
+        m.insert("stats_port".into(), json!(port));
+    }
     if let (Some(m), Value::Object(own)) = (metadata.as_object_mut(), own) {
         m.extend(own);
     }

@@ -14,6 +14,7 @@ pub mod ca;
 pub mod canonical;
 pub mod config;
 pub mod envoy_json;
+pub mod graph;
 pub mod lint;
 pub mod ratelimit;
 pub mod registry;

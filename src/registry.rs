@@ -42,6 +42,9 @@ pub struct Proxy {
     pub inbound_port: u16,
     /// The outbound listener's port.
     pub outbound_port: u16,
+    /// The Prometheus stats listener's port on `inbound_address` (metadata
+    /// `stats_port`), which the service graph scrapes; `None`: not scraped.
+    pub stats_port: Option<u16>,
     /// Set for a gateway proxy (metadata `gateway`): it has no app and no
     /// inbound or outbound listener (the ports above are 0), only the
     /// listeners of the `Gateway` servers that select its labels.
@@ -87,6 +90,16 @@ impl Proxy {
     /// The canonical host of the proxy's own service.
     pub fn host(&self) -> Host {
         Host::canonical(&self.service, &self.namespace)
+    }
+
+    /// `HOST:PORT` of the sidecar's stats listener, when it has one.
+    pub fn stats_addr(&self) -> Option<String> {
+        let port = self.stats_port?;
+        let host = &self.inbound_address;
+        Some(match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        })
     }
 
     /// The proxy's workload identity.
@@ -220,6 +233,7 @@ mod tests {
             inbound_address: "127.0.0.1".into(),
             inbound_port: 15006,
             outbound_port: 15001,
+            stats_port: None,
             gateway: None,
             topology: Default::default(),
         }

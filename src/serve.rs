@@ -13,6 +13,7 @@ mod certs;
 mod clusters;
 mod core;
 pub mod credentials;
+mod graph;
 mod incoming;
 pub mod jwks;
 mod listen;
@@ -87,6 +88,27 @@ pub struct ServeOptions {
     /// The state shared with other replicas in etcd (`--store etcd://…`);
     /// `None`: this process's state directory only.
     pub store: Option<EtcdOptions>,
+    /// The sidecar stats scraper behind the service graph.
+    pub graph: GraphOptions,
+}
+
+/// How the service graph is observed (`--stats-scrape-interval`,
+/// `--graph-window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphOptions {
+    /// How often every sidecar's stats port is scraped.
+    pub scrape_interval: Duration,
+    /// The window the graph's rates cover.
+    pub window: Duration,
+}
+
+impl Default for GraphOptions {
+    fn default() -> Self {
+        GraphOptions {
+            scrape_interval: Duration::from_secs(5),
+            window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Connections and ADS streams one client address may hold open at once
@@ -181,6 +203,8 @@ pub struct Server {
     store_feed: Option<EtcdFeed>,
     /// The etcd TLS and metrics of the remote clusters' watches.
     remotes: (Option<crate::store::EtcdTls>, StoreMetrics),
+    /// How the sidecar stats scraper runs.
+    graph: GraphOptions,
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -243,6 +267,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         jwks: (jwks_client, opts.jwks.refresh),
         store_feed,
         remotes,
+        graph: opts.graph,
     })
 }
 
@@ -313,8 +338,10 @@ fn wire(
             ca,
             store,
             rollout,
+            samples: crate::graph::SampleStore::new(opts.graph.window),
         },
     );
+    core.admin.set_graph(core.samples.clone());
     core.shared_rotation.set_plugin(opts.plugin_ca.clone());
     if let Some(etcd) = &opts.store {
         core.shared_rotation.set_me(etcd.replica.clone());
@@ -365,6 +392,7 @@ impl Server {
             jwks: (jwks_client, jwks_refresh),
             store_feed,
             remotes: (remote_tls, remote_metrics),
+            graph,
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
@@ -398,6 +426,7 @@ impl Server {
             .map(|_| tokio::spawn(rotation::driver_loop(core.clone(), stop.clone())));
         let store_task = store_feed
             .map(|feed| tokio::spawn(replicas::store_loop(core.clone(), feed, stop.clone())));
+        let scraper = tokio::spawn(graph::scrape_loop(core.clone(), graph, stop.clone()));
         let clusters = tokio::spawn(clusters::clusters_loop(
             core.clone(),
             remote_tls,
@@ -422,7 +451,7 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew, bake, revocations, jwks, clusters);
+        let _ = tokio::join!(rebuild, reload, renew, bake, revocations, jwks, clusters, scraper);
         if let Some(task) = creds {
             let _ = task.await;
         }

@@ -29,6 +29,11 @@ fn node_carries_identity_and_ports() {
     assert_eq!(md["inbound_address"], "127.0.0.1");
     assert_eq!(md["inbound_port"], 16006);
     assert_eq!(md["outbound_port"], 16001);
+    assert_eq!(md["stats_port"], 15090);
+    let mut quiet = example_spec();
+    quiet.stats_port = None;
+    let v = bootstrap_value(&quiet).unwrap();
+    assert!(v["node"]["metadata"].get("stats_port").is_none());
 }
 
 #[test]

@@ -113,6 +113,13 @@ pub struct ServeArgs {
     /// Private key (PEM) of --store-cert.
     #[arg(long, value_name = "FILE", requires = "store_cert")]
     store_key: Option<PathBuf>,
+    /// How often the control plane reads every sidecar's stats port (the
+    /// service graph: `/debug/graph`, `trellis graph`).
+    #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
+    stats_scrape_interval: Duration,
+    /// The window the service graph's rates and latencies cover.
+    #[arg(long, default_value = "60s", value_parser = super::parse_duration)]
+    graph_window: Duration,
     /// Log format on stderr: `text` for people, `json` (one object per
     /// line) for log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -184,6 +191,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             streams: args.xds_max_streams_per_peer,
         },
         store,
+        graph: trellis::serve::GraphOptions {
+            scrape_interval: args.stats_scrape_interval,
+            window: args.graph_window,
+        },
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -76,6 +76,7 @@ impl Proxy {
             app_port: port(md, "app_port")?,
             inbound_port: port(md, "inbound_port")?,
             outbound_port: port(md, "outbound_port")?,
+            stats_port: opt_port(md, "stats_port")?,
             service,
             namespace,
             service_account,
@@ -214,6 +215,14 @@ fn port(md: &Struct, key: &'static str) -> Result<u16, NodeError> {
     }
 }
 
+/// A port that may be absent.
+fn opt_port(md: &Struct, key: &'static str) -> Result<Option<u16>, NodeError> {
+    match field(md, key) {
+        None => Ok(None),
+        Some(_) => port(md, key).map(Some),
+    }
+}
+
 fn labels(md: &Struct) -> Result<Labels, NodeError> {
     let wrong = NodeError::WrongType {
         key: "labels",
@@ -293,6 +302,11 @@ mod tests {
             (8080, 15006, 15001)
         );
         assert_eq!(p.inbound_address, "127.0.0.2");
+        assert_eq!(p.stats_port, None);
+        let mut with_stats = full();
+        with_stats.push(("stats_port", s("15090")));
+        let p = Proxy::from_node(&node(with_stats)).unwrap();
+        assert_eq!(p.stats_addr().as_deref(), Some("127.0.0.2:15090"));
         assert_eq!(p.host().as_str(), "payment.shop.svc.cluster.local");
     }
 

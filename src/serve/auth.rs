@@ -144,6 +144,7 @@ mod tests {
             inbound_address: "127.0.0.1".into(),
             inbound_port: 2,
             outbound_port: 3,
+            stats_port: None,
             gateway: None,
             topology: Default::default(),
         }

@@ -90,6 +90,9 @@ pub(crate) struct Core {
     pub(crate) held_build: Mutex<super::snapshots::BuildState>,
     /// Remote clusters' sidecar ids in the registry, by cluster name.
     remote_clusters: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// The sidecars' scraped stats (`serve::graph` writes them): the
+    /// service graph, and what a staged rollout compares.
+    pub(crate) samples: crate::graph::SampleStore,
 }
 
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
@@ -112,6 +115,7 @@ pub(crate) struct CoreParts {
     pub(crate) ca: Arc<Ca>,
     pub(crate) store: Store,
     pub(crate) rollout: super::rollout::Rollout,
+    pub(crate) samples: crate::graph::SampleStore,
 }
 
 impl Core {
@@ -147,6 +151,7 @@ impl Core {
             remote_clusters: Mutex::default(),
             rollout: parts.rollout,
             held_build: Mutex::default(),
+            samples: parts.samples,
         });
         core.install(mesh);
         core.admin.set_config_loaded(true);

@@ -64,6 +64,7 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         credentials_dir: None,
         jwks: Default::default(),
         store: None,
+        graph: Default::default(),
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };
@@ -517,6 +518,7 @@ async fn invalid_config_refuses_to_start() {
         credentials_dir: None,
         jwks: Default::default(),
         store: None,
+        graph: Default::default(),
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };

@@ -23,6 +23,9 @@ pub struct Record {
     inbound_address: String,
     inbound_port: u16,
     outbound_port: u16,
+    /// The stats listener's port (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stats_port: Option<u16>,
     /// Locality, network and cluster (absent in files of older versions).
     #[serde(default)]
     topology: Topology,
@@ -48,6 +51,7 @@ impl From<&Proxy> for Record {
             inbound_address: p.inbound_address.clone(),
             inbound_port: p.inbound_port,
             outbound_port: p.outbound_port,
+            stats_port: p.stats_port,
             topology: p.topology.clone(),
             gateway: p.gateway.as_ref().map(GatewayRecord::from),
             owner: None,
@@ -67,6 +71,7 @@ impl From<Record> for Proxy {
             inbound_address: s.inbound_address,
             inbound_port: s.inbound_port,
             outbound_port: s.outbound_port,
+            stats_port: s.stats_port,
             gateway: s.gateway.map(GatewayNode::from),
             topology: s.topology,
         }

@@ -73,6 +73,7 @@ pub fn sidecar(service: &str, id: &str, version: &str, inbound_port: u16) -> Pro
         inbound_address: "127.0.0.1".into(),
         inbound_port,
         outbound_port: 15001,
+        stats_port: None,
         gateway: None,
         topology: Default::default(),
     }

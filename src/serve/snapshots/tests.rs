@@ -32,6 +32,7 @@ fn sidecar(id: &str, service: &str, namespace: &str, port: u16) -> Proxy {
         inbound_address: "127.0.0.1".into(),
         inbound_port: port,
         outbound_port: 15001,
+        stats_port: None,
         gateway: None,
         topology: Default::default(),
     }

@@ -38,6 +38,7 @@ fn opts() -> ServeOptions {
         credentials_dir: None,
         jwks: Default::default(),
         store: None,
+        graph: Default::default(),
     }
 }
 

@@ -83,6 +83,7 @@ fn registry_of(workloads: &[Workload]) -> Registry {
             inbound_address: "127.0.0.1".into(),
             inbound_port: port,
             outbound_port: port + 1,
+            stats_port: None,
             gateway: None,
             topology: Default::default(),
         });
