@@ -451,7 +451,16 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew, bake, revocations, jwks, clusters, scraper);
+        let _ = tokio::join!(
+            rebuild,
+            reload,
+            renew,
+            bake,
+            revocations,
+            jwks,
+            clusters,
+            scraper
+        );
         if let Some(task) = creds {
             let _ = task.await;
         }

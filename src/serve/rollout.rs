@@ -10,6 +10,7 @@
 
 mod metrics;
 mod persist;
+mod regression;
 mod select;
 mod state;
 #[cfg(test)]
@@ -307,8 +308,56 @@ impl Core {
     }
 }
 
-/// Promotes each rollout when its bake time is over, until `stop` fires.
+/// How often a bake compares the canary with the other proxies: the
+/// comparison reads the scraper's latest samples (a few map lookups per
+/// proxy), so it can run more often than the scrapes it reads.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What the regression check compares against: the samples when the
+/// generation started baking, and the destinations its change touches.
+struct Baseline {
+    generation: u64,
+    samples: std::collections::BTreeMap<String, Arc<crate::graph::ProxySample>>,
+    hosts: std::collections::BTreeSet<String>,
+}
+
+impl Core {
+    /// Aborts the rollout in progress when its canary does worse than the
+    /// other proxies per the policy's thresholds.
+    fn check_regression(&self, baseline: &mut Option<Baseline>) {
+        let state = self.rollout.snapshot();
+        let (Some(c), Some(good)) = (state.current.as_ref(), state.good.as_ref()) else {
+            *baseline = None;
+            return;
+        };
+        let Some(base) = baseline
+            .as_ref()
+            .filter(|b| b.generation == c.generation.number)
+        else {
+            *baseline = Some(Baseline {
+                generation: c.generation.number,
+                samples: self.samples.latest(),
+                hosts: regression::touched_hosts(&c.generation.mesh, &good.mesh),
+            });
+            return;
+        };
+        let latest = self.samples.latest();
+        let canary: std::collections::BTreeSet<&String> = c.canary.iter().collect();
+        let others = latest.keys().filter(|id| !canary.contains(id));
+        let mine = regression::totals(c.canary.iter(), &latest, &base.samples, &base.hosts);
+        let theirs = regression::totals(others, &latest, &base.samples, &base.hosts);
+        if let Some(v) = regression::judge(&mine, &theirs, &c.policy.abort) {
+            let _ = self.rollout_abort(&v.reason, v.cause);
+        }
+    }
+}
+
+/// Promotes each rollout when its bake time is over, and aborts it on a
+/// regression, until `stop` fires.
 pub(crate) async fn bake_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut baseline = None;
     loop {
         let wait = core
             .rollout
@@ -326,6 +375,7 @@ pub(crate) async fn bake_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Rec
                     let _ = core.rollout_promote("bake time over", "bake");
                 }
             }
+            _ = tick.tick(), if wait.is_some() => core.check_regression(&mut baseline),
             _ = core.rollout.changed.notified() => {}
             _ = stop.changed() => return,
         }
