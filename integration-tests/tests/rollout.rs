@@ -53,6 +53,10 @@ async fn client(trellis: &Trellis, labels: &[(&str, &str)]) -> MeshClient {
 impl RolloutMesh {
     /// All traffic to v1, the policy with `bake`.
     async fn start(bake: &str, v2: Behavior) -> Self {
+        Self::start_with(bake, v2, TrellisOptions::default()).await
+    }
+
+    async fn start_with(bake: &str, v2: Behavior, opts: TrellisOptions) -> Self {
         let config = ConfigDir::with(&[
             ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
             (
@@ -62,7 +66,7 @@ impl RolloutMesh {
             ("policy.yaml", &policy(bake)),
         ])
         .unwrap();
-        let trellis = Trellis::start(config.path()).await.unwrap();
+        let trellis = Trellis::start_with(config.path(), opts).await.unwrap();
         let v1 = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
             .await
             .unwrap();
@@ -324,4 +328,71 @@ async fn a_restart_during_the_bake_resumes_it() {
         (before["generation"].as_u64(), Some("promoted")),
         "{view}"
     );
+}
+
+/// The change routes everything to v2, whose backend answers 503: the
+/// canary's error rate rises, and the rollout is rolled back from the
+/// scraped sidecar stats within the bake time, while the stable proxy only
+/// ever reaches v1. Prints the time from the canary's first error to the
+/// abort and to its first good answer after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_a_failing_subset_is_rolled_back_on_the_canary_error_rate() {
+    let opts = TrellisOptions {
+        extra_args: ["--stats-scrape-interval", "500ms"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    };
+    let bake = Duration::from_secs(60);
+    let mesh = RolloutMesh::start_with("60s", Behavior::Always(503), opts).await;
+    let changed = Instant::now();
+    mesh.config
+        .replace(
+            "routes.yaml",
+            &weighted_routes("payment", &[("v1", 0), ("v2", 100)]),
+        )
+        .unwrap();
+    let (mut first_error, mut aborted, mut recovered) = (None, None, None);
+    while changed.elapsed() < bake && recovered.is_none() {
+        let reply = mesh.canary.get("payment", &[]).await.ok();
+        let now = Instant::now();
+        if first_error.is_none() && reply.as_ref().is_some_and(|r| r.status >= 500) {
+            first_error = Some(now);
+        }
+        let stable = mesh.stable.get("payment", &[]).await.ok();
+        assert_eq!(
+            stable.as_ref().map(|r| (r.status, r.backend.clone())),
+            Some((200, Some("payment v1".to_string()))),
+            "the stable proxy saw the canary's change"
+        );
+        if first_error.is_some() && aborted.is_none() {
+            let view = mesh.rollout().await;
+            if outcome(&view).1 == Some("failed") {
+                aborted = Some((Instant::now(), view));
+            }
+        }
+        let back =
+            reply.is_some_and(|r| r.status == 200 && r.backend.as_deref() == Some("payment v1"));
+        if aborted.is_some() && back {
+            recovered = Some(now);
+        }
+    }
+    let first_error = first_error.expect("the canary never saw an error from v2");
+    let (aborted_at, view) = aborted.expect("the rollout was not aborted within the bake time");
+    let recovered = recovered.expect("the canary never got v1 back");
+    let reason = view["history"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("canary error rate"), "{view}");
+    let metrics = mesh.trellis.metrics().await.unwrap();
+    assert!(
+        metrics.contains(
+            "trellis_rollout_generations_total{outcome=\"failed\",cause=\"error_rate\"} 1"
+        ),
+        "{metrics}"
+    );
+    println!(
+        "rollback: first canary error -> abort {:?}, -> canary answered by v1 again {:?} (scrape interval 500ms, minRequests 20; {reason})",
+        aborted_at - first_error,
+        recovered - first_error
+    );
+    assert!(recovered - first_error < bake);
 }
