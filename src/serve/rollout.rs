@@ -97,10 +97,16 @@ impl Rollout {
 
     /// A new valid config, generation `number`, read from `config_dir`.
     pub(crate) fn offer(&self, number: u64, mesh: Arc<MeshConfig>, config_dir: &Path) {
-        let files = persist::read_files(config_dir, &mesh.files).unwrap_or_else(|e| {
-            tracing::warn!("rollout: reading the config files to keep them: {e}");
-            Vec::new()
-        });
+        // A mesh that never had a policy keeps no rollout state and reads
+        // no files again.
+        let tracking = mesh.rollout.is_some() || self.dir.as_ref().is_some_and(|d| d.0.exists());
+        let files = match tracking {
+            true => persist::read_files(config_dir, &mesh.files).unwrap_or_else(|e| {
+                tracing::warn!("rollout: reading the config files to keep them: {e}");
+                Vec::new()
+            }),
+            false => Vec::new(),
+        };
         let generation = Generation {
             number,
             hash: persist::hash(&files),
@@ -121,10 +127,14 @@ impl Rollout {
                 tracing::info!(generation = number, good = ?good_before, bake = ?c.policy.bake_time, "rollout started: the canary set gets the new generation first");
             }
         }
-        if let Some(good) = state.good.as_ref().filter(|g| g.number == number) {
-            self.keep_good_files(&good.files);
+        if tracking {
+            if let Some(good) = state.good.as_ref().filter(|g| g.number == number) {
+                self.keep_good_files(&good.files);
+            }
+            self.saved(&state);
+        } else {
+            self.metrics.show(&state);
         }
-        self.saved(&state);
         drop(state);
         self.changed.notify_one();
     }
