@@ -120,7 +120,7 @@ fn text(view: &Value, now: u64) -> String {
             .unwrap_or_default();
         out.push_str(&format!(
             "  generation {:<4} {:<10} {}s ago{}\n",
-            e["generation"],
+            e["generation"].as_u64().unwrap_or(0),
             e["outcome"].as_str().unwrap_or("?"),
             now.saturating_sub(e["at"].as_u64().unwrap_or(now)),
             reason
