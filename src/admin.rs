@@ -27,6 +27,9 @@ pub mod ratelimits;
 mod ui;
 
 pub use lint::LintView;
+pub mod rollout;
+
+pub use rollout::RolloutControl;
 
 /// Produces the `/debug/proxies` JSON on demand (xds' `ProxyStatusTable`).
 pub type ProxiesView = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -120,6 +123,7 @@ struct Inner {
     config: ArcSwap<ConfigStatus>,
     ca: OnceLock<Arc<dyn CaControl>>,
     snapshots: OnceLock<SnapshotCache>,
+    rollout: OnceLock<std::sync::Arc<dyn RolloutControl>>,
     graph: OnceLock<crate::graph::SampleStore>,
     lint: OnceLock<LintView>,
 }
@@ -137,6 +141,7 @@ impl AdminState {
                 config: ArcSwap::from_pointee(ConfigStatus::default()),
                 ca: OnceLock::new(),
                 snapshots: OnceLock::new(),
+                rollout: OnceLock::new(),
                 graph: OnceLock::new(),
                 lint: OnceLock::new(),
             }),
@@ -180,6 +185,11 @@ impl AdminState {
         let _ = self.inner.ca.set(ca);
     }
 
+    /// Connects `/debug/rollout` and `POST /rollout/{promote,abort}` (once).
+    pub fn set_rollout(&self, rollout: Arc<dyn RolloutControl>) {
+        let _ = self.inner.rollout.set(rollout);
+    }
+
     /// Connects `/debug/proxies/{id}/config` to the snapshots sent (once).
     pub fn set_snapshots(&self, cache: SnapshotCache) {
         let _ = self.inner.snapshots.set(cache);
@@ -212,6 +222,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/config", get(debug_config))
         .route("/debug/ca", get(debug_ca))
         .route("/ca/rotate", post(ca_rotate))
+        .route("/debug/rollout", get(rollout::debug))
+        .route("/rollout/promote", post(rollout::promote))
+        .route("/rollout/abort", post(rollout::abort))
         .route("/debug/graph", get(graph::debug_graph))
         .route("/debug/lint", get(lint::debug_lint))
         .route("/ui", get(ui::page))

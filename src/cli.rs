@@ -11,6 +11,7 @@ mod graph;
 mod lint;
 mod proxy;
 mod ratelimit;
+mod rollout;
 mod serve;
 mod token;
 mod validate;
@@ -53,6 +54,8 @@ enum Command {
     ProxyStatus(proxy::StatusArgs),
     /// What one proxy was sent (listeners, routes, clusters, endpoints, secrets), keys redacted.
     ProxyConfig(proxy::ConfigArgs),
+    /// Staged config rollout: status, promote the canary generation, or abort it.
+    Rollout(rollout::RolloutArgs),
     /// Print a signed workload token for `trellis bootstrap --token-file`.
     Token(token::TokenArgs),
     /// Run the rate-limit service of global RateLimits (counters in Redis).
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::ProxyStatus(args) => report(block_on(proxy::status(args))),
         Command::ProxyConfig(args) => report(block_on(proxy::config(args))),
         Command::Ca(args) => report(block_on(ca::run(args))),
+        Command::Rollout(args) => report(block_on(rollout::run(args))),
         Command::Serve(args) => report(block_on(serve::run(args))),
         Command::Ratelimit(args) => report(block_on(ratelimit::run(args))),
         Command::Demo(args) => report(block_on(crate::demo::run(args))),

@@ -21,6 +21,7 @@ mod listen;
 mod metrics;
 mod reload;
 mod replicas;
+mod rollout;
 mod rotation;
 mod snapshots;
 mod status_share;
@@ -309,6 +310,10 @@ fn wire(
     let metrics = ServeMetrics::register(&mut registry);
     let status = ProxyStatusTable::new();
     status.register_metrics(&mut registry);
+    let rollout = rollout::Rollout::open(
+        Some(&opts.state_dir),
+        rollout::RolloutMetrics::register(&mut registry),
+    );
     let ca_metrics = ca_metrics::CaMetrics::default();
     registry.register_collector(Box::new(ca_metrics.clone()));
     let (view, peers) = (status.clone(), status_share::PeerStatus::default());
@@ -334,6 +339,7 @@ fn wire(
             auth,
             ca,
             store,
+            rollout,
             samples: crate::graph::SampleStore::new(opts.graph.window),
         },
     );
@@ -346,6 +352,8 @@ fn wire(
     core.admin.set_ca(Arc::new(ca_admin::CaAdmin::new(&core)));
     ca_metrics.attach(&core);
     core.admin.set_snapshots(core.cache.clone());
+    core.admin
+        .set_rollout(Arc::new(rollout::RolloutAdmin(Arc::downgrade(&core))));
     let hooks = Arc::new(Hooks(core.clone()));
     let ads = AdsServer::new(core.cache.clone(), hooks, core.status.clone(), xds_metrics)
         .with_streams_per_peer(PeerLimit::new(opts.xds_per_peer.streams));
@@ -393,6 +401,7 @@ impl Server {
         let (stop_tx, stop) = watch::channel(false);
         let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
         let renew = tokio::spawn(certs::renew_loop(core.clone(), stop.clone()));
+        let bake = tokio::spawn(rollout::bake_loop(core.clone(), stop.clone()));
         let revocations = tokio::spawn(token_watch::revocation_loop(core.clone(), stop.clone()));
         let tls_renew = tls
             .clone()
@@ -445,7 +454,16 @@ impl Server {
         drop(watcher);
         drain(grpc).await;
         drain(admin_task).await;
-        let _ = tokio::join!(rebuild, reload, renew, revocations, jwks, clusters, scraper);
+        let _ = tokio::join!(
+            rebuild,
+            reload,
+            renew,
+            bake,
+            revocations,
+            jwks,
+            clusters,
+            scraper
+        );
         if let Some(task) = creds {
             let _ = task.await;
         }

@@ -43,6 +43,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         gateway_refs,
         rate_limits,
         mut envoy_filters,
+        rollout_policies,
     } = loader;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
@@ -77,6 +78,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         gateways: &gateways,
     };
     let rate_limits = rate_limit::rate_limits(rate_limits, &known_targets, &mut diags);
+    let rollout = single_rollout_policy(rollout_policies, &mut diags);
     let mut known: BTreeSet<&Host> = services.keys().collect();
     known.extend(virtual_services.keys());
     known.extend(destination_rules.keys());
@@ -131,7 +133,26 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             });
             envoy_filters.into_iter().map(Arc::new).collect()
         },
+        rollout,
     })
+}
+
+/// A mesh has at most one rollout policy: two would disagree on which
+/// proxies are the canary.
+fn single_rollout_policy(
+    policies: Vec<(Arc<DocInfo>, super::model::RolloutPolicy)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Arc<super::model::RolloutPolicy>> {
+    let mut policies = policies.into_iter();
+    let (first_doc, first) = policies.next()?;
+    for (doc, _) in policies {
+        let msg = format!(
+            "only one RolloutPolicy per mesh: another is defined at {}",
+            first_doc.place()
+        );
+        diags.push(doc.diagnostic("metadata.name", msg));
+    }
+    Some(Arc::new(first))
 }
 
 fn duplicates(resources: &[Arc<DocInfo>], diags: &mut Vec<Diagnostic>) {

@@ -34,6 +34,7 @@ enum Kind {
     Gateway,
     RateLimit,
     EnvoyFilter,
+    RolloutPolicy,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -62,6 +63,7 @@ pub(crate) struct Loader {
     pub gateways: Vec<(Arc<DocInfo>, super::model::Gateway)>,
     pub rate_limits: Vec<(Arc<DocInfo>, super::model::RateLimit)>,
     pub envoy_filters: Vec<super::model::EnvoyFilter>,
+    pub rollout_policies: Vec<(Arc<DocInfo>, super::model::RolloutPolicy)>,
     /// Gateways named by VirtualServices: document, path, `NAMESPACE/NAME`.
     pub gateway_refs: Vec<(Arc<DocInfo>, String, String)>,
     /// Hosts of resources that failed to parse (not checked further).
@@ -93,6 +95,7 @@ impl Loader {
         self.gateways.extend(other.gateways);
         self.rate_limits.extend(other.rate_limits);
         self.envoy_filters.extend(other.envoy_filters);
+        self.rollout_policies.extend(other.rollout_policies);
         self.gateway_refs.extend(other.gateway_refs);
         self.salvaged_hosts.extend(other.salvaged_hosts);
     }
@@ -240,6 +243,10 @@ impl Loader {
                 if let Some(spec) = self.spec::<raw::envoy_filter::EnvoyFilter>(info, value) {
                     let ef = convert::envoy_filter(&mut self.cx(info), &spec);
                     self.envoy_filters.extend(ef);
+            Kind::RolloutPolicy => {
+                if let Some(spec) = self.spec::<raw::rollout::RolloutPolicy>(info, value) {
+                    let rp = convert::rollout_policy(&mut self.cx(info), &spec);
+                    self.rollout_policies.extend(rp.map(|r| (info.clone(), r)));
                 }
             }
         }
@@ -388,6 +395,7 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         "Gateway" => Kind::Gateway,
         "RateLimit" => Kind::RateLimit,
         "EnvoyFilter" => Kind::EnvoyFilter,
+        "RolloutPolicy" => Kind::RolloutPolicy,
         _ => return Err(("kind", format!("unknown kind {kind:?} in {api}"))),
     };
     let (want_group, versions, serves) = api_of(supported);
@@ -421,7 +429,7 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
         Kind::AuthorizationPolicy | Kind::PeerAuthentication | Kind::RequestAuthentication => {
             (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
         }
-        Kind::Mesh | Kind::RateLimit => (TRELLIS, &["v1alpha1"], "v1alpha1"),
+        Kind::Mesh | Kind::RateLimit | Kind::RolloutPolicy => (TRELLIS, &["v1alpha1"], "v1alpha1"),
         Kind::Telemetry => (TELEMETRY, &["v1alpha1"], "v1alpha1"),
         // Istio serves EnvoyFilter in v1alpha3 only.
         Kind::EnvoyFilter => (NETWORKING, &["v1alpha3"], "v1alpha3"),

@@ -19,6 +19,7 @@ mod gateway;
 mod locality;
 mod multicluster;
 mod rate_limit;
+mod rollout;
 mod security;
 mod sidecar;
 mod telemetry;
@@ -50,6 +51,11 @@ pub use multicluster::{MultiCluster, RemoteCluster};
 pub use rate_limit::{
     Limit, LimitResponse, LimitUnit, RateLimit, RateLimitMode, RateLimitRule, RateLimitService,
     RateLimitTarget, RuleMatch, SourceMatch,
+};
+
+pub use rollout::{
+    AbortThresholds, CanarySelector, RolloutPolicy, DEFAULT_MAX_ERROR_RATE_INCREASE,
+    DEFAULT_MIN_REQUESTS,
 };
 
 pub use security::{
@@ -175,6 +181,9 @@ pub struct MeshConfig {
     pub rate_limits: Vec<Arc<RateLimit>>,
     /// `EnvoyFilter` resources, sorted by namespace and name.
     pub envoy_filters: Vec<Arc<EnvoyFilter>>,
+    /// The `RolloutPolicy`, if any: new generations then reach a canary
+    /// set first (`serve::rollout`).
+    pub rollout: Option<Arc<RolloutPolicy>>,
 }
 
 /// Application protocol of a service port.

@@ -12,6 +12,7 @@ pub(crate) mod kube_service;
 pub(crate) mod peer_authentication;
 pub(crate) mod rate_limit;
 pub(crate) mod request_authentication;
+pub(crate) mod rollout;
 pub(crate) mod service_entry;
 pub(crate) mod sidecar;
 pub(crate) mod telemetry;

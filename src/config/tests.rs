@@ -13,6 +13,7 @@ mod multicluster;
 mod rate_limit;
 mod rejected_values;
 mod retries;
+mod rollout;
 mod samples;
 mod security;
 mod telemetry;

@@ -86,6 +86,11 @@ pub(crate) struct Core {
     pub(crate) build: Mutex<super::snapshots::BuildState>,
     /// The root rotation replicas share (etcd only).
     pub(crate) shared_rotation: super::rotation::shared::Shared,
+    /// The staged rollout of config generations (`serve::rollout`).
+    pub(crate) rollout: super::rollout::Rollout,
+    /// What the snapshot builder keeps for the last good generation while
+    /// a newer one bakes on the canary set.
+    pub(crate) held_build: Mutex<super::snapshots::BuildState>,
     /// Remote clusters' sidecar ids in the registry, by cluster name.
     remote_clusters: Mutex<HashMap<String, std::collections::HashSet<String>>>,
     /// The sidecars' scraped stats (`serve::graph` writes them): the
@@ -112,17 +117,20 @@ pub(crate) struct CoreParts {
     pub(crate) auth: StreamAuth,
     pub(crate) ca: Arc<Ca>,
     pub(crate) store: Store,
+    pub(crate) rollout: super::rollout::Rollout,
     pub(crate) samples: crate::graph::SampleStore,
 }
 
 impl Core {
     /// A core serving `mesh` as generation 1.
     pub(crate) fn new(mesh: MeshConfig, parts: CoreParts) -> Arc<Self> {
+        let before = parts.rollout.number_before(&mesh, &parts.config_dir);
         let core = Arc::new(Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
             provenance: ArcSwap::from_pointee(Provenance::default()),
-            generation: watch::Sender::new(0),
+            // Generation numbers go on from a previous run's rollout.
+            generation: watch::Sender::new(before),
             registry: Mutex::new(Arc::new(Registry::new())),
             presence: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
@@ -145,6 +153,8 @@ impl Core {
             build: Mutex::default(),
             shared_rotation: Default::default(),
             remote_clusters: Mutex::default(),
+            rollout: parts.rollout,
+            held_build: Mutex::default(),
             samples: parts.samples,
         });
         core.install(mesh);
@@ -181,7 +191,8 @@ impl Core {
             tracing::warn!("config: {}", w.warning());
         }
         let files = mesh.files.clone();
-        self.config.store(Arc::new(mesh));
+        let mesh = Arc::new(mesh);
+        self.config.store(Arc::clone(&mesh));
         self.restamp_gateways();
         let mut generation = 0;
         self.generation.send_modify(|g| {
@@ -189,6 +200,7 @@ impl Core {
             generation = *g;
         });
         self.metrics.set_generation(generation);
+        self.rollout.offer(generation, mesh, &self.config_dir);
         let previous = self.admin.config_status();
         self.admin.set_config_status(ConfigStatus {
             generation,
@@ -476,7 +488,9 @@ impl StreamHooks for Hooks {
     /// Traces a rejection to the config object responsible: logged in
     /// `trellis validate`'s format, counted per object, and kept with the
     /// NACK for `/debug/proxies` and `trellis proxy-status`.
+    /// A canary proxy's NACK also fails the generation rolling out.
     fn nacked(&self, node_id: &str, type_url: &str, message: &str) -> Option<serde_json::Value> {
+        self.0.rollout_nacked(node_id, type_url, message);
         let Some(blame) = self.0.provenance.load().blame(type_url, message) else {
             tracing::warn!(node = %node_id, type_url, "rejected content not traced to a config object");
             return None;

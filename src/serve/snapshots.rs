@@ -6,6 +6,7 @@
 //! [`build`]; docs/architecture.md, "Performance").
 
 mod build;
+mod split;
 #[cfg(test)]
 mod tests;
 mod unselected;
@@ -110,6 +111,7 @@ impl Core {
         let started = Instant::now();
         let ticket = self.rebuild_ticket();
         let mesh = self.config.load_full();
+        let plan = self.rollout.plan(&mesh);
         let registry = Arc::clone(&lock(&self.registry));
         self.save_registry(&registry);
         let Built {
@@ -119,9 +121,7 @@ impl Core {
             skipped_servers,
         } = {
             let served = self.served_ids();
-            let serves = |id: &str| served.contains(id);
-            let state = &mut lock(&self.build);
-            build_served(state, &mesh, &registry, Some(&self.certs), &serves)
+            self.build_planned(&plan, &registry, &served)
         };
         let built = Instant::now();
         let mut changed = 0usize;
