@@ -243,6 +243,8 @@ impl Loader {
                 if let Some(spec) = self.spec::<raw::envoy_filter::EnvoyFilter>(info, value) {
                     let ef = convert::envoy_filter(&mut self.cx(info), &spec);
                     self.envoy_filters.extend(ef);
+                }
+            }
             Kind::RolloutPolicy => {
                 if let Some(spec) = self.spec::<raw::rollout::RolloutPolicy>(info, value) {
                     let rp = convert::rollout_policy(&mut self.cx(info), &spec);
