@@ -43,6 +43,7 @@ use self::auth::StreamAuth;
 use self::core::{Core, CoreParts, Hooks};
 use self::listen::{bind, create_state_dir, drain, flatten, spawn_admin, spawn_grpc};
 pub use self::metrics::ServeMetrics;
+pub use self::snapshots::Rebuilder;
 use crate::admin::AdminState;
 use crate::ca::token::TokenAuthority;
 use crate::ca::{Ca, CaConfig, CaError, PluginCa};

@@ -112,4 +112,18 @@ async fn meshed_service_calls_an_unmeshed_one_in_plaintext() {
         .unwrap();
     let tally = client.tally("legacy", &[], 20, 2).await;
     assert_eq!(tally.get("legacy v1"), 20, "{tally:?}");
+    // No endpoint takes mTLS, so the cluster Envoy holds has no auto-mTLS
+    // matches (each would cost Envoy a TLS context that is never used).
+    let dump = client.sidecar.config_dump().await.unwrap();
+    let legacy = (dump["configs"].as_array().into_iter().flatten())
+        .filter_map(|c| c["dynamic_active_clusters"].as_array())
+        .flatten()
+        .map(|c| &c["cluster"])
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(&subset_cluster("", "legacy")))
+        })
+        .expect("the legacy cluster in /config_dump");
+    assert!(legacy.get("transport_socket_matches").is_none(), "{legacy}");
 }

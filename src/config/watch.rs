@@ -7,18 +7,21 @@
 //! count; access events never do, since reading the config ourselves
 //! produces them and would reload forever.
 //!
-//! Delivery is leading-edge: the first event of a burst is sent after a
-//! tiny settle (until 10 ms pass without an event, at most 30 ms), and
-//! later ones coalesce in a channel of capacity 1 until the receiver takes
-//! it. The settle lets a write that truncates and then fills a file finish
-//! before the reload reads it, so a half-written (e.g. empty, hence valid
-//! but empty) file is rarely loaded; a receiver that reloads after each
-//! `()` always sees the final state of a burst anyway.
+//! Delivery is leading-edge: a config file renamed into place (an atomic
+//! replace: editors, `git checkout`, `mv`) is sent at once, since its
+//! content is complete when the name appears. Any other event is sent after
+//! a tiny settle (until 10 ms pass without an event, at most 30 ms): a
+//! write in place truncates and then fills the file, and the settle lets it
+//! finish before the reload reads it, so a half-written (e.g. empty, hence
+//! valid but empty) file is rarely loaded. Later events of a burst coalesce
+//! in a channel of capacity 1 until the receiver takes it; a receiver that
+//! reloads after each `()` always sees the final state of a burst anyway.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use notify::event::{ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -52,19 +55,19 @@ pub fn watch(dir: &Path) -> Result<(ConfigWatcher, mpsc::Receiver<()>), WatchErr
         source,
     };
     let (tx, rx) = mpsc::channel(1);
-    let (raw_tx, raw_rx) = std::sync::mpsc::channel::<()>();
+    let (raw_tx, raw_rx) = std::sync::mpsc::channel::<Change>();
     let root = dir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
-        let reload = match res {
-            Ok(event) => is_relevant(&root, &event),
+        let change = match res {
+            Ok(event) => classify(&root, &event),
             Err(e) => {
                 // A lost event (e.g. queue overflow) may hide a change: reload.
                 tracing::warn!(error = %e, "config watch error");
-                true
+                Some(Change::Settle)
             }
         };
-        if reload {
-            let _ = raw_tx.send(());
+        if let Some(change) = change {
+            let _ = raw_tx.send(change);
         }
     })
     .map_err(err)?;
@@ -81,13 +84,27 @@ pub fn watch(dir: &Path) -> Result<(ConfigWatcher, mpsc::Receiver<()>), WatchErr
 const QUIET: Duration = Duration::from_millis(10);
 const MAX_SETTLE: Duration = Duration::from_millis(30);
 
-fn settle_and_forward(raw: &std::sync::mpsc::Receiver<()>, tx: &mpsc::Sender<()>) {
-    while raw.recv().is_ok() {
+/// How soon a relevant event may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A config file renamed into place: complete, read it now.
+    Complete,
+    /// Anything else: the file may still be being written.
+    Settle,
+}
+
+fn settle_and_forward(raw: &std::sync::mpsc::Receiver<Change>, tx: &mpsc::Sender<()>) {
+    while let Ok(change) = raw.recv() {
+        if change == Change::Complete {
+            // Full channel: a reload is already pending and will see this change.
+            let _ = tx.try_send(());
+            continue;
+        }
         let deadline = Instant::now() + MAX_SETTLE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match raw.recv_timeout(left.min(QUIET)) {
-                Ok(()) if !left.is_zero() => continue,
+                Ok(_) if !left.is_zero() => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
                 _ => break,
             }
@@ -95,6 +112,27 @@ fn settle_and_forward(raw: &std::sync::mpsc::Receiver<()>, tx: &mpsc::Sender<()>
         // Full channel: a reload is already pending and will see this change.
         let _ = tx.try_send(());
     }
+}
+
+/// Whether `event` calls for a reload, and how soon.
+fn classify(root: &Path, event: &Event) -> Option<Change> {
+    if !is_relevant(root, event) {
+        return None;
+    }
+    // inotify reports a rename as `From`, `To` and `Both` (old, new path).
+    let renamed_to = matches!(
+        event.kind,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    );
+    let target = event.paths.last();
+    let complete = renamed_to
+        && !event.need_rescan()
+        && target.is_some_and(|p| is_relevant_path(root, p) && super::is_config_file(p));
+    Some(if complete {
+        Change::Complete
+    } else {
+        Change::Settle
+    })
 }
 
 fn is_relevant(root: &Path, event: &Event) -> bool {
@@ -178,6 +216,51 @@ mod tests {
         drop(watcher);
         let end = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert_eq!(end, Ok(None), "dropping the watcher ends the receiver");
+    }
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        let mut e = Event::new(kind);
+        e.paths = paths.iter().map(PathBuf::from).collect();
+        e
+    }
+
+    #[test]
+    fn only_a_config_file_renamed_into_place_skips_the_settle() {
+        use notify::event::{CreateKind, DataChange};
+        let root = Path::new("/cfg");
+        let rename = |mode| EventKind::Modify(ModifyKind::Name(mode));
+        let to = event(rename(RenameMode::To), &["/cfg/a.yaml"]);
+        let both = event(rename(RenameMode::Both), &["/cfg/.a.tmp", "/cfg/a.yaml"]);
+        assert_eq!(classify(root, &to), Some(Change::Complete));
+        assert_eq!(classify(root, &both), Some(Change::Complete));
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let settles = [
+            event(write, &["/cfg/a.yaml"]),
+            event(EventKind::Create(CreateKind::File), &["/cfg/a.yaml"]),
+            event(rename(RenameMode::From), &["/cfg/a.yaml"]),
+            // A directory renamed into place: its files are not known yet.
+            event(rename(RenameMode::To), &["/cfg/sub"]),
+        ];
+        for e in &settles {
+            assert_eq!(classify(root, e), Some(Change::Settle), "{e:?}");
+        }
+        let hidden = event(rename(RenameMode::To), &["/cfg/.a.yaml"]);
+        assert_eq!(classify(root, &hidden), None);
+    }
+
+    /// A complete change is forwarded without waiting for quiet: even when
+    /// the watcher ends right after it, which a settling change never
+    /// survives.
+    #[test]
+    fn a_complete_change_is_forwarded_without_a_settle() {
+        for (change, forwarded) in [(Change::Complete, true), (Change::Settle, false)] {
+            let (raw_tx, raw_rx) = std::sync::mpsc::channel();
+            let (tx, mut rx) = mpsc::channel(1);
+            raw_tx.send(change).unwrap();
+            drop(raw_tx);
+            settle_and_forward(&raw_rx, &tx);
+            assert_eq!(rx.try_recv().is_ok(), forwarded, "{change:?}");
+        }
     }
 
     #[test]

@@ -104,6 +104,33 @@ pub(crate) fn build_served(
     built
 }
 
+/// The rebuild `trellis serve` runs on each change, outside a server and
+/// without certificates (sidecars get plaintext resources, as with no CA):
+/// for benchmarks and profiles of the translation and snapshot work, which
+/// keep their state from one call to the next as the server does.
+#[derive(Default)]
+pub struct Rebuilder {
+    state: BuildState,
+}
+
+impl Rebuilder {
+    /// A builder with no earlier build.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds every sidecar's snapshot; returns how many are new (not the
+    /// very snapshot of the last build).
+    pub fn rebuild(&mut self, mesh: &MeshConfig, registry: &Registry) -> usize {
+        let built = build_served(&mut self.state, mesh, registry, None, &|_| true);
+        built
+            .snapshots
+            .iter()
+            .filter(|(_, _, fresh)| *fresh)
+            .count()
+    }
+}
+
 impl Core {
     /// Rebuilds every sidecar's snapshot from the config and registry in
     /// force, and drops the snapshots of sidecars that left.

@@ -130,7 +130,8 @@ impl ServiceClusters {
             && *subject_alt_names == view.subject_alt_names;
         let same_ids =
             || spiffe_ids(&self.view, &self.trust_domain) == spiffe_ids(view, &self.trust_domain);
-        if !(same_service && same_ids()) {
+        let same_mtls = has_mtls_endpoint(&self.view) == has_mtls_endpoint(view);
+        if !(same_service && same_mtls && same_ids()) {
             return None;
         }
         let rule = self.dr.as_deref();
@@ -331,8 +332,8 @@ fn set_locality_weighted(c: &mut XdsCluster) {
 }
 
 /// Upstream TLS per `DestinationRule` `tls`, else Istio's auto mTLS for
-/// in-mesh EDS services: mTLS to endpoints labelled `tlsMode: istio`
-/// (sidecars), plaintext to the rest. The server must present the SPIFFE
+/// in-mesh EDS services with a sidecar endpoint: mTLS to endpoints
+/// labelled `tlsMode: istio` (sidecars), plaintext to the rest. The server must present the SPIFFE
 /// ID of one of the service's sidecars (ISTIO_MUTUAL: or the rule's
 /// `subjectAltNames`). SNI is Istio's `outbound_.PORT_.SUBSET_.HOST`.
 fn set_tls(
@@ -347,7 +348,8 @@ fn set_tls(
     let ids = spiffe_ids(view, trust_domain);
     match tls {
         None if view.resolution == Resolution::Static
-            && view.location == Location::MeshInternal =>
+            && view.location == Location::MeshInternal
+            && has_mtls_endpoint(view) =>
         {
             let mtls = tls::istio_mutual(&ids, trust_domain, &sni);
             c.transport_socket_matches = tls::auto_mtls_matches(mtls);
@@ -369,6 +371,16 @@ fn set_tls(
             }
         },
     }
+}
+
+/// True when an endpoint of the service is a sidecar that takes mTLS, i.e.
+/// carries the `tlsMode: istio` metadata the auto-mTLS match selects.
+/// Without one, every endpoint would match the plaintext fallback, and the
+/// TLS context Envoy builds per cluster for the other match (about 20 KB of
+/// its heap, BENCHMARKS.md "Proxy tax") would never be used; the cluster is
+/// translated again (a CDS change) when the first such sidecar registers.
+fn has_mtls_endpoint(view: &ServiceView) -> bool {
+    view.instances.iter().any(|i| i.mtls)
 }
 
 /// EDS over ADS for STATIC services (the assignment is returned, to be

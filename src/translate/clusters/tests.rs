@@ -239,3 +239,33 @@ fn moved_endpoints_keep_locality_weights_and_per_client_endpoints() {
     assert!(moved[&h].same_clusters(&first[&h]));
     assert_eq!(moved, fresh);
 }
+
+#[test]
+fn no_auto_mtls_matches_without_a_sidecar_endpoint() {
+    let mut mesh = canary_mesh();
+    let svc = service(
+        "payment-service",
+        vec![port(80, "http", Protocol::Http)],
+        vec![endpoint("10.0.0.1", &[("version", "v1")])],
+    );
+    mesh.services.insert(svc.host.clone(), svc);
+    let views_of = |reg: &crate::registry::Registry| instances(&mesh, reg);
+    let plain = views_of(&crate::registry::Registry::new());
+    let views: Vec<_> = plain.services.values().collect();
+    let first = per_service(&mesh, &views, &ServiceMemo::new());
+    let h = host("payment-service");
+    // Only static endpoints without `tlsMode: istio`: plaintext, no TLS context.
+    for c in first[&h].clusters() {
+        assert!(c.transport_socket_matches.is_empty(), "{}", c.name);
+        assert!(c.transport_socket.is_none(), "{}", c.name);
+    }
+    // A sidecar registers: the clusters are translated again, with the matches.
+    let joined = views_of(&payment_sidecars([16000, 16001], "pay"));
+    let views: Vec<_> = joined.services.values().collect();
+    let second = per_service(&mesh, &views, &first);
+    assert!(!second[&h].same_clusters(&first[&h]));
+    assert_eq!(second, per_service(&mesh, &views, &ServiceMemo::new()));
+    for c in second[&h].clusters() {
+        assert_eq!(c.transport_socket_matches.len(), 2, "{}", c.name);
+    }
+}

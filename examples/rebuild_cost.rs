@@ -1,0 +1,152 @@
+//! The work of one config change, as a figure that does not depend on the
+//! machine's load: run it under callgrind (`bench/rebuild-instructions.sh`)
+//! to count the instructions of one reload and one rebuild.
+//!
+//! `cargo run --release --example rebuild_cost [SERVICES] [UPDATES]`
+//! (default 1000 services, 5 updates). The mesh is the one
+//! `../shared/bench/trellis_push.py` serves: SERVICES `ServiceEntry`s
+//! (MESH_INTERNAL, STATIC, one endpoint each) and a `VirtualService` for
+//! `svc-0` whose response header carries the update's number, in one file,
+//! with one sidecar. Each update moves every endpoint to another port and
+//! changes the header: the whole file is written and renamed into place,
+//! loaded again ([`measured_load`]) and every snapshot rebuilt
+//! ([`measured_rebuild`], without certificates). Two warm-up updates run
+//! first (the first build, and the first change, which fills the caches);
+//! the program prints the mean native time of each part per update, and
+//! where the heap goes (a counting allocator over the system one): the
+//! bytes live for the loaded config, and for the builder's state after the
+//! last rebuild (translation, encoded resources, snapshots).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use trellis::config::{load_dir_cached, model::MeshConfig, LoadCache};
+use trellis::registry::{Proxy, Registry};
+use trellis::serve::Rebuilder;
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to `System` with the same arguments.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is `System::alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is `System::realloc`'s.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn mesh_yaml(services: usize, update: usize) -> String {
+    let flip = if update % 2 == 1 { 1000 } else { 0 };
+    let mut docs: Vec<String> = (0..services)
+        .map(|i| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: svc-{i}, namespace: default}}\nspec:\n  hosts: [svc-{i}]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n",
+                30000 + flip + i
+            )
+        })
+        .collect();
+    docs.push(format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc-0, namespace: default}}\nspec:\n  hosts: [svc-0]\n  http:\n  - headers: {{response: {{set: {{x-config-version: \"{update}\"}}}}}}\n    route: [{{destination: {{host: svc-0}}}}]\n"
+    ));
+    docs.join("---\n")
+}
+
+/// Writes update `update` and renames it into place, as the peer bench does.
+fn write(dir: &Path, services: usize, update: usize) -> std::io::Result<()> {
+    let tmp = dir.join(".mesh.tmp");
+    std::fs::write(&tmp, mesh_yaml(services, update))?;
+    std::fs::rename(&tmp, dir.join("mesh.yaml"))
+}
+
+/// One reload of the config directory (the changed file is parsed again).
+#[inline(never)]
+fn measured_load(dir: &Path, cache: &mut LoadCache) -> anyhow::Result<MeshConfig> {
+    Ok(load_dir_cached(dir, cache)?)
+}
+
+/// One rebuild of every sidecar's snapshot.
+#[inline(never)]
+fn measured_rebuild(rebuilder: &mut Rebuilder, mesh: &MeshConfig, registry: &Registry) -> usize {
+    rebuilder.rebuild(mesh, registry)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    let services = args.next().transpose()?.unwrap_or(1000);
+    let updates = args.next().transpose()?.unwrap_or(5);
+    let dir = tempfile::tempdir()?;
+    let mut registry = Registry::new();
+    registry.register(Proxy {
+        id: "client-1".into(),
+        service: "client".into(),
+        namespace: "default".into(),
+        service_account: "client".into(),
+        app_port: 8080,
+        inbound_address: "127.0.0.1".into(),
+        inbound_port: 15006,
+        outbound_port: 15001,
+        ..Default::default()
+    });
+    let (mut cache, mut rebuilder) = (LoadCache::default(), Rebuilder::new());
+    write(dir.path(), services, 0)?;
+    let before = live();
+    let mesh = load_dir_cached(dir.path(), &mut LoadCache::default())?;
+    let mesh_bytes = live() - before;
+    drop(mesh);
+    for update in 0..2 {
+        write(dir.path(), services, update)?;
+        let mesh = load_dir_cached(dir.path(), &mut cache)?;
+        rebuilder.rebuild(&mesh, &registry);
+    }
+    let (mut load, mut rebuild) = (Duration::ZERO, Duration::ZERO);
+    for update in 2..2 + updates {
+        write(dir.path(), services, update)?;
+        let t0 = Instant::now();
+        let mesh = measured_load(dir.path(), &mut cache)?;
+        let t1 = Instant::now();
+        let fresh = measured_rebuild(&mut rebuilder, &mesh, &registry);
+        let t2 = Instant::now();
+        anyhow::ensure!(fresh == 1, "update {update} did not change the snapshot");
+        (load, rebuild) = (load + (t1 - t0), rebuild + (t2 - t1));
+    }
+    // Dropped one by one: the load cache (each file's text and parse),
+    // then the builder's state.
+    let with_cache = live();
+    drop(cache);
+    let cache_bytes = with_cache - live();
+    let with_state = live();
+    drop(rebuilder);
+    let state_bytes = with_state - live();
+    let n = u32::try_from(updates.max(1))?;
+    println!(
+        "{{\"services\": {services}, \"updates\": {updates}, \"load_ms\": {:.3}, \"rebuild_ms\": {:.3}, \"heap_config_bytes\": {mesh_bytes}, \"heap_load_cache_bytes\": {cache_bytes}, \"heap_builder_state_bytes\": {state_bytes}}}",
+        (load / n).as_secs_f64() * 1e3,
+        (rebuild / n).as_secs_f64() * 1e3
+    );
+    Ok(())
+}
