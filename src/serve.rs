@@ -20,7 +20,7 @@ mod metrics;
 mod reload;
 mod replicas;
 mod rotation;
-mod snapshots;
+pub(crate) mod snapshots;
 mod status_share;
 #[cfg(test)]
 mod tests;
