@@ -66,6 +66,16 @@ pub fn load_dir(dir: &Path) -> Result<MeshConfig, LoadError> {
 #[derive(Default)]
 pub struct LoadCache {
     files: std::collections::HashMap<PathBuf, (String, load::Loader)>,
+    /// Field positions of the files read, for tools that point at a field
+    /// after a load (NACK provenance), re-indexed only when a file changes.
+    sources: SourceIndex,
+}
+
+impl LoadCache {
+    /// The field positions of the files of the last load (a cheap copy).
+    pub fn sources(&self) -> SourceIndex {
+        self.sources.clone()
+    }
 }
 
 /// [`load_dir`], parsing only the files whose text differs from `cache`
@@ -94,16 +104,22 @@ pub fn load_dir_cached(dir: &Path, cache: &mut LoadCache) -> Result<MeshConfig, 
         };
         let part = match cache.files.remove(file) {
             Some((old, part)) if old == text => part,
-            _ => guarded(file, || {
-                let mut part = load::Loader::default();
-                part.file(file, &text);
+            _ => {
+                let part = guarded(file, || {
+                    let mut part = load::Loader::default();
+                    part.file(file, &text);
+                    part
+                })?;
+                cache.sources.add(file, &text);
                 part
-            })?,
+            }
         };
         loader.merge(part.clone());
         next.insert(file.clone(), (text, part));
     }
     cache.files = next;
+    let read: std::collections::HashSet<&PathBuf> = cache.files.keys().collect();
+    cache.sources.retain(&read);
     guarded(dir, || check::finish(loader, walk.files))?.map_err(LoadError::Invalid)
 }
 

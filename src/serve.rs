@@ -197,7 +197,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             return Err(e.into());
         }
     };
-    let (mesh, load_cache) = reload::load_with_cache(&opts.config_dir)
+    let ((mesh, provenance), load_cache) = reload::load_with_cache(&opts.config_dir)
         .await
         .map_err(ServeError::Config)?;
     let jwks_client = jwks::JwksClient::new(opts.jwks.ca_file.as_deref())?;
@@ -218,6 +218,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
     );
     let (store, store_feed) = replicas::open_store(&opts, &ca, &auth, store_metrics).await?;
     let (core, ads) = wire(mesh, &opts, (ca, auth, store), metrics);
+    core.provenance.store(Arc::new(provenance));
     if store_feed.is_some() {
         core.admin
             .set_store_problem(Some("store: connecting to etcd".into()));

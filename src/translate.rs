@@ -39,6 +39,7 @@ mod listeners;
 pub mod locality;
 mod passthrough;
 mod policy;
+pub mod provenance;
 pub mod ratelimit;
 pub mod rbac;
 mod retry;

@@ -80,7 +80,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let rows = rows(&proxies, &ca, now_unix());
     match args.output {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        StatusFormat::Table => print!("{}", table(&rows)),
+        StatusFormat::Table => print!("{}{}", table(&rows), rejections(&rows)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,6 +141,7 @@ fn rows(proxies: &Value, ca: &Value, now: u64) -> Vec<Value> {
                         "acked": t["last_acked_version"],
                         "nacked": t["last_nack"]["version"],
                         "nack_message": t["last_nack"]["message"],
+                        "nack_origin": t["last_nack"]["origin"],
                     }),
                 );
             }
@@ -219,6 +220,43 @@ fn table(rows: &[Value]) -> String {
     render_columns(&lines)
 }
 
+/// Below the table, one line per type a proxy currently rejects: where
+/// the rejected content comes from, in `trellis validate`'s format, with
+/// Envoy's message.
+fn rejections(rows: &[Value]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let proxy = r["proxy"].as_str().unwrap_or("");
+        for t in TYPES {
+            let ty = &r["types"][t];
+            if ty["state"] != "NACKED" {
+                continue;
+            }
+            let o = &ty["nack_origin"];
+            let place = match o["file"].as_str() {
+                Some(file) => format!(
+                    "{file}:{}:{}: {}/{}",
+                    o["line"],
+                    o["column"],
+                    o["kind"].as_str().unwrap_or(""),
+                    o["name"].as_str().unwrap_or("")
+                ),
+                None => "(not traced to a config object)".into(),
+            };
+            let msg = ty["nack_message"].as_str().unwrap_or("").trim();
+            let msg = msg.replace('\n', " ");
+            out.push_str(&format!(
+                "\n{proxy} {}: {place}: rejected: {msg}",
+                t.to_uppercase()
+            ));
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 fn type_cell(t: &Value) -> String {
     let Some(state) = t["state"].as_str() else {
         return "-".into();
@@ -294,7 +332,10 @@ mod tests {
             "a": { "connected": true, "service": "payment", "labels": { "version": "v1" }, "types": {
                 cds: { "last_sent_version": "v1", "last_acked_version": "v1" },
                 rds: { "last_sent_version": "v2", "last_acked_version": "v1",
-                       "last_nack": { "version": "v2", "message": "bad regex" } },
+                       "last_nack": { "version": "v2", "message": "bad regex", "origin": {
+                           "kind": "VirtualService", "namespace": "default", "name": "payment",
+                           "file": "c/routes.yaml", "line": 13, "column": 9,
+                           "resource": "outbound" } } },
             } },
             "b": { "connected": true, "types": {
                 cds: { "last_sent_version": "v2", "last_acked_version": "v1" },
@@ -312,6 +353,12 @@ mod tests {
         assert!(text.contains("version=v1"), "{text}");
         assert!(text.contains("2h0m"), "{text}");
         assert!(!text.contains("REPLICA"), "one control plane: {text}");
+        assert_eq!(rows[0]["types"]["rds"]["nack_origin"]["line"], 13);
+        let nacks = rejections(&rows);
+        assert_eq!(
+            nacks,
+            "\na RDS: c/routes.yaml:13:9: VirtualService/payment: rejected: bad regex\n"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::model::Origin;
 use super::yaml::{self, Positions};
@@ -12,10 +13,15 @@ use super::LoadError;
 
 /// Field positions of every document of a config directory, by file and
 /// the line the document starts on (an [`Origin`]'s `file` and `line`).
-#[derive(Debug, Default)]
+/// Each file's part is shared, so a copy is cheap and a reload re-indexes
+/// only the files whose text changed.
+#[derive(Debug, Default, Clone)]
 pub struct SourceIndex {
-    docs: HashMap<(PathBuf, usize), Positions>,
+    files: HashMap<PathBuf, Arc<FileDocs>>,
 }
+
+/// One file's documents, by the line each starts on.
+type FileDocs = HashMap<usize, Positions>;
 
 impl SourceIndex {
     /// Reads and indexes `files` (a loaded config's `files`).
@@ -34,17 +40,27 @@ impl SourceIndex {
     /// Indexes the documents of one file's text.
     pub fn add(&mut self, file: &Path, text: &str) {
         let (docs, _) = yaml::parse(text);
-        for doc in docs {
-            let key = (file.to_path_buf(), doc.positions.doc.0);
-            self.docs.insert(key, doc.positions);
-        }
+        let by_line = docs
+            .into_iter()
+            .map(|doc| (doc.positions.doc.0, doc.positions))
+            .collect();
+        self.files.insert(file.to_path_buf(), Arc::new(by_line));
+    }
+
+    /// Forgets every file but `keep` (the files a reload still read).
+    pub(crate) fn retain(&mut self, keep: &std::collections::HashSet<&PathBuf>) {
+        self.files.retain(|f, _| keep.contains(f));
     }
 
     /// The 1-based line and column of the field at `path`
     /// (`spec.http[0].retries.attempts`) of the resource `origin`, else of
     /// its nearest written ancestor, else the document's start.
     pub fn locate(&self, origin: &Origin, path: &str) -> (usize, usize) {
-        match self.docs.get(&(origin.file.clone(), origin.line)) {
+        let doc = self
+            .files
+            .get(&origin.file)
+            .and_then(|f| f.get(&origin.line));
+        match doc {
             Some(positions) => positions.lookup(path),
             None => (origin.line.max(1), 1),
         }

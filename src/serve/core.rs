@@ -24,6 +24,7 @@ use crate::config::model::MeshConfig;
 use crate::config::LoadError;
 use crate::registry::{Proxy, Registry};
 use crate::store::Store;
+use crate::translate::provenance::Provenance;
 use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
 
 mod clusters;
@@ -42,6 +43,8 @@ struct Presence {
 pub(crate) struct Core {
     pub(crate) config_dir: PathBuf,
     pub(crate) config: ArcSwap<MeshConfig>,
+    /// Where the config's Envoy resources come from, to trace NACKs.
+    pub(crate) provenance: ArcSwap<Provenance>,
     /// The generation of the config in force; watchers follow reloads
     /// (`serve::clusters`).
     generation: watch::Sender<u64>,
@@ -114,6 +117,7 @@ impl Core {
         let core = Arc::new(Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
+            provenance: ArcSwap::from_pointee(Provenance::default()),
             generation: watch::Sender::new(0),
             registry: Mutex::new(Arc::new(Registry::new())),
             presence: Mutex::new(HashMap::new()),
@@ -462,5 +466,18 @@ impl StreamHooks for Hooks {
 
     fn stream_closed(&self, node_id: &str) {
         self.0.sidecar_disconnected(node_id);
+    }
+
+    /// Traces a rejection to the config object responsible: logged in
+    /// `trellis validate`'s format, counted per object, and kept with the
+    /// NACK for `/debug/proxies` and `trellis proxy-status`.
+    fn nacked(&self, node_id: &str, type_url: &str, message: &str) -> Option<serde_json::Value> {
+        let Some(blame) = self.0.provenance.load().blame(type_url, message) else {
+            tracing::warn!(node = %node_id, type_url, "rejected content not traced to a config object");
+            return None;
+        };
+        tracing::error!("{}", blame.report(node_id, message));
+        self.0.metrics.rejected(&blame);
+        serde_json::to_value(&blame).ok()
     }
 }

@@ -13,6 +13,18 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// Labels of `trellis_proxy_rejections_total`: the config object blamed
+/// (a bounded set: objects of the config, never proxies or messages).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    /// `VirtualService`, `DestinationRule`, ...
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
 /// Metrics owned by `serve`. Cheap to clone (handles to shared atomics).
 #[derive(Debug, Clone, Default)]
 pub struct ServeMetrics {
@@ -24,6 +36,7 @@ pub struct ServeMetrics {
     gateway_skipped: Gauge,
     credential_errors: Counter,
     jwks_fetch_errors: Counter,
+    rejections: Family<RejectionLabels, Counter>,
 }
 
 impl ServeMetrics {
@@ -73,6 +86,11 @@ impl ServeMetrics {
             "Failed fetches of a RequestAuthentication jwksUri; the rule keeps its last good keys",
             m.jwks_fetch_errors.clone(),
         );
+        registry.register(
+            "trellis_proxy_rejections",
+            "xDS responses proxies rejected (NACKs), by the config object they were traced to",
+            m.rejections.clone(),
+        );
         m.set_last_success_now();
         // Both series exist from the start so rate() works before the first failure.
         let _ = m.reloads.get_or_create(&ReloadLabels { result: "ok" });
@@ -121,6 +139,16 @@ impl ServeMetrics {
     pub fn set_restored_pending(&self, n: usize) {
         self.restored_pending
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a proxy's rejection traced to `blame`'s object.
+    pub fn rejected(&self, blame: &crate::translate::provenance::Blame) {
+        let labels = RejectionLabels {
+            kind: blame.kind.clone(),
+            namespace: blame.namespace.clone(),
+            name: blame.name.clone(),
+        };
+        self.rejections.get_or_create(&labels).inc();
     }
 
     /// Sets the config generation.

@@ -11,12 +11,16 @@ use tokio::sync::{mpsc, watch};
 use super::core::Core;
 use crate::config::model::MeshConfig;
 use crate::config::{load_dir_cached, LoadCache, LoadError};
+use crate::translate::provenance::Provenance;
+
+/// A valid config and where each of its Envoy resources comes from.
+pub(crate) type Loaded = (MeshConfig, Provenance);
 
 /// Loads `dir` off the async threads (it reads and parses files), keeping
 /// each file's result for [`reload_loop`].
-pub(crate) async fn load_with_cache(dir: &Path) -> Result<(MeshConfig, LoadCache), LoadError> {
+pub(crate) async fn load_with_cache(dir: &Path) -> Result<(Loaded, LoadCache), LoadError> {
     let (result, cache) = load_cached(dir, LoadCache::default()).await;
-    result.map(|mesh| (mesh, cache))
+    result.map(|loaded| (loaded, cache))
 }
 
 /// Reloads on each watcher event until the watcher or `stop` ends; `cache`
@@ -47,22 +51,29 @@ pub(crate) async fn reload_loop(
         cache = kept;
         tracing::debug!(elapsed = ?started.elapsed(), "config directory loaded");
         match result {
-            Ok(mesh) => core.accept_config(mesh),
+            Ok((mesh, provenance)) => {
+                // Before the push, so that a NACK of it finds its origin.
+                core.provenance.store(Arc::new(provenance));
+                core.accept_config(mesh);
+            }
             Err(e) => core.reject_config(&e),
         }
     }
 }
 
 /// [`load_dir_cached`] off the async threads, with the previous reload's
-/// per-file results. The loader turns its own panics into
+/// per-file results, and the provenance of a valid result. The loader turns its own panics into
 /// [`LoadError::Panicked`]; one that still escapes (or a cancelled task) is
 /// a failed load too, so hot reload never stops on a loader bug.
-async fn load_cached(
-    dir: &Path,
-    mut cache: LoadCache,
-) -> (Result<MeshConfig, LoadError>, LoadCache) {
+async fn load_cached(dir: &Path, mut cache: LoadCache) -> (Result<Loaded, LoadError>, LoadCache) {
     let path = dir.to_path_buf();
-    let task = move || (load_dir_cached(&path, &mut cache), cache);
+    let task = move || {
+        let result = load_dir_cached(&path, &mut cache).map(|mesh| {
+            let provenance = Provenance::build(&mesh, &cache.sources());
+            (mesh, provenance)
+        });
+        (result, cache)
+    };
     match tokio::task::spawn_blocking(task).await {
         Ok(done) => done,
         Err(e) => {

@@ -258,6 +258,7 @@ fn type_record(t: &TypeStatus) -> TypeRecord {
             nonce: n.nonce.clone(),
             message: cut_message(&n.message),
             at: n.at,
+            origin: n.origin.clone(),
         }),
     }
 }
@@ -289,6 +290,7 @@ fn type_status(t: &TypeRecord) -> TypeStatus {
             nonce: n.nonce.clone(),
             message: n.message.clone(),
             at: n.at,
+            origin: n.origin.clone(),
         }),
     }
 }
@@ -353,6 +355,7 @@ mod tests {
                 nonce: "2".into(),
                 message: "y".repeat(1000),
                 at: 7,
+                origin: None,
             },
         );
         table

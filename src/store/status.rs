@@ -75,6 +75,9 @@ pub struct NackRecord {
     pub message: String,
     /// When it arrived (seconds since the Unix epoch).
     pub at: u64,
+    /// The config object blamed for it, as `/debug/proxies` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<serde_json::Value>,
 }
 
 /// `message` cut to [`NACK_MESSAGE_CHARS`] characters, marked when cut.

@@ -67,6 +67,14 @@ pub trait StreamHooks: Send + Sync + 'static {
     fn stream_opened(&self, node: &Node, metadata: &MetadataMap) -> Result<StreamCut, Refusal>;
     /// Called exactly once when a stream that `stream_opened` accepted ends.
     fn stream_closed(&self, node_id: &str);
+    /// Called when `node_id` rejects a `type_url` response with Envoy's
+    /// `error_detail` message; what it returns is kept with the NACK in
+    /// [`NackStatus::origin`] (e.g. where the rejected content came from;
+    /// xds does not interpret it). Nothing by default.
+    fn nacked(&self, node_id: &str, type_url: &str, message: &str) -> Option<serde_json::Value> {
+        let _ = (node_id, type_url, message);
+        None
+    }
 }
 
 /// The ADS server: state of the world and incremental (delta) ADS.
@@ -265,6 +273,7 @@ impl StreamGuard {
                         nonce: nonce.clone(),
                         message: message.clone(),
                         at: unix_now(),
+                        origin: self.hooks.nacked(node, type_url, message),
                     };
                     self.status.nacked(node, type_url, nack);
                     self.metrics.nacked(type_url);

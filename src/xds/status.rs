@@ -69,6 +69,11 @@ pub struct NackStatus {
     pub message: String,
     /// When the NACK arrived (seconds since the Unix epoch).
     pub at: u64,
+    /// What the control plane found responsible for the rejected content
+    /// ([`StreamHooks::nacked`](super::StreamHooks::nacked)); opaque to
+    /// xds. `null` when nothing was found.
+    #[serde(default)]
+    pub origin: Option<serde_json::Value>,
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -241,6 +246,7 @@ mod tests {
                 nonce: "2".into(),
                 message: "bad".into(),
                 at: 1,
+                origin: None,
             },
         );
         table.stream_closed("a");

@@ -1,0 +1,184 @@
+use std::path::Path;
+
+use super::*;
+use crate::config::load_dir;
+
+const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+const ROUTES: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+
+const SERVICE: &str = "apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata:
+  name: payment
+spec:
+  hosts:
+  - payment
+  ports:
+  - number: 80
+    name: http
+    protocol: HTTP
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    labels:
+      version: v1
+";
+
+/// Line 13: the regex; line 17: the named rule.
+const ROUTES_YAML: &str = "apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: payment
+  namespace: default
+spec:
+  hosts:
+  - payment
+  http:
+  - name: fast
+    match:
+    - uri:
+        regex: \"/(alpha|beta|gamma|delta){1,30}\"
+    route:
+    - destination:
+        host: payment
+  - name: rest
+    route:
+    - destination:
+        host: payment
+";
+
+/// Line 13: the connect timeout.
+const POLICY: &str = "apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: payment
+spec:
+  host: payment
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        connectTimeout: 3000000h
+";
+
+fn provenance(dir: &Path) -> Provenance {
+    for (name, text) in [
+        ("service.yaml", SERVICE),
+        ("routes.yaml", ROUTES_YAML),
+        ("policy.yaml", POLICY),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let mesh = load_dir(dir).unwrap();
+    let source = SourceIndex::read(&mesh.files).unwrap();
+    Provenance::build(&mesh, &source)
+}
+
+/// What Envoy 1.40 answers to a route with that regex (captured from a
+/// sidecar's NACK).
+const RE2_NACK: &str = "regex '/(alpha|beta|gamma|delta){1,30}' RE2 program size of 664 > max program size of 100 set for the error level threshold. Increase configured max program size if necessary.";
+
+/// What Envoy 1.40 answers to a cluster whose connect timeout is over
+/// its limit (captured from a sidecar's NACK).
+const DURATION_NACK: &str = "Error adding/updating cluster(s) outbound|80|v1|payment.default.svc.cluster.local: Invalid duration: Duration out-of-range: goo.gle/debugstr    \nseconds: 10800000000\n";
+
+#[test]
+fn a_regex_nack_points_at_the_regex() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provenance(dir.path());
+    let b = p.blame(ROUTES, RE2_NACK).unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.name.as_str()),
+        ("VirtualService", "payment")
+    );
+    assert_eq!(b.file, dir.path().join("routes.yaml"));
+    assert_eq!((b.line, b.column), (13, 9));
+    assert_eq!(b.field, "spec.http[0].match[0].uri.regex");
+    assert_eq!(b.resource, "outbound");
+}
+
+#[test]
+fn a_cluster_nack_points_at_the_destination_rule_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provenance(dir.path());
+    let b = p.blame(CLUSTER, DURATION_NACK).unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.name.as_str()),
+        ("DestinationRule", "payment")
+    );
+    assert_eq!(b.file, dir.path().join("policy.yaml"));
+    assert_eq!((b.line, b.column), (14, 9));
+    assert_eq!(
+        b.resource,
+        "outbound|80|v1|payment.default.svc.cluster.local"
+    );
+}
+
+#[test]
+fn an_unquoted_field_falls_back_to_the_named_resource_or_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provenance(dir.path());
+    let msg = "Error adding/updating cluster(s) outbound|80||payment.default.svc.cluster.local: something else";
+    let b = p.blame(CLUSTER, msg).unwrap();
+    assert_eq!(b.kind, "ServiceEntry");
+    assert_eq!(b.field, "spec.ports[0]");
+    assert_eq!((b.line, b.column), (9, 5));
+    let msg = "route 'rest': something wrong in virtual host payment.default.svc.cluster.local:80";
+    let b = p.blame(ROUTES, msg).unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.line, b.field.as_str()),
+        ("VirtualService", 17, "spec.http[1]")
+    );
+    assert_eq!(p.blame(LISTENER, "listener virtualInbound: bad"), None);
+    assert_eq!(p.blame(CLUSTER, "nothing we know"), None);
+}
+
+#[test]
+fn lookups_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provenance(dir.path());
+    let vhost = p
+        .virtual_host("outbound", "payment.default.svc.cluster.local:80")
+        .unwrap();
+    assert_eq!(vhost.routes.len(), 2);
+    assert_eq!(vhost.objects[0].origin.kind, "VirtualService");
+    let route = p
+        .route("outbound", "payment.default.svc.cluster.local:80", "fast")
+        .unwrap();
+    assert_eq!(route.fields[0].line, 10);
+    let eds = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+    let cla = p
+        .resource(eds, "outbound|80||payment.default.svc.cluster.local")
+        .unwrap();
+    assert_eq!(cla.objects[0].origin.kind, "ServiceEntry");
+}
+
+#[test]
+fn needles_must_stand_alone() {
+    assert!(blame::contains_bounded("seconds: 10 x", "seconds: 10"));
+    assert!(!blame::contains_bounded("seconds: 10800", "seconds: 10"));
+    assert!(!blame::contains_bounded("aa.com", "a.com"));
+    assert!(blame::contains_bounded("regex '/(a|b)' RE2", "/(a|b)"));
+}
+
+#[test]
+fn the_report_has_validate_s_format() {
+    let b = Blame {
+        kind: "VirtualService".into(),
+        namespace: "default".into(),
+        name: "payment".into(),
+        file: "c/routes.yaml".into(),
+        line: 13,
+        column: 9,
+        resource: "outbound".into(),
+        field: "spec.http[0].match[0].uri.regex".into(),
+    };
+    assert_eq!(
+        b.report("client-1", "bad regex\n"),
+        "c/routes.yaml:13:9: error: VirtualService/payment: spec.http[0].match[0].uri.regex: Envoy rejected outbound (rejected by proxy client-1: bad regex)"
+    );
+}
