@@ -16,6 +16,7 @@ pub mod config;
 pub mod diff;
 pub mod envoy_json;
 pub mod lint;
+pub mod preflight;
 pub mod ratelimit;
 pub mod registry;
 pub mod render;
