@@ -22,6 +22,7 @@ use bootstrap::Part;
 use crate::config::{MeshConfig, SourceIndex};
 use crate::render::RenderedProxy;
 use crate::translate::provenance::{Blame, Provenance};
+use crate::translate::WorkloadCerts;
 use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
 
 /// Why the pre-flight could not run (as opposed to Envoy rejecting).
@@ -93,8 +94,11 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// What a rejection is blamed on: the config and where its fields are.
+/// What a rejection is blamed on (the config and where its fields are),
+/// and the placeholder certificate of the render.
 pub struct Sources<'a> {
+    /// Stands in for certificate files (see [`crate::render::Renderer::placeholder_certs`]).
+    pub placeholder: &'a WorkloadCerts,
     /// The config rendered.
     pub mesh: &'a MeshConfig,
     /// Its field positions.
@@ -132,7 +136,9 @@ pub fn check(
     let mut found: HashMap<(String, String), Rejection> = HashMap::new();
     let mut order = Vec::new();
     for (i, group) in distinct.values().enumerate() {
-        let Some((type_url, message)) = check_one(envoy, group[0], workdir, i)? else {
+        let Some((type_url, message)) =
+            check_one(envoy, group[0], sources.placeholder, (workdir, i))?
+        else {
             continue;
         };
         let ids = group.iter().map(|p| p.proxy.id.clone());
@@ -176,15 +182,20 @@ fn sets_key(p: &RenderedProxy) -> Vec<usize> {
 fn check_one(
     envoy: &Path,
     p: &RenderedProxy,
-    workdir: &Path,
-    i: usize,
+    placeholder: &WorkloadCerts,
+    file: (&Path, usize),
 ) -> Result<Option<(String, String)>, PreflightError> {
-    let Some(message) = run(envoy, p, Part::All, workdir, i)? else {
+    let run = |part| {
+        let doc = bootstrap::bootstrap(&p.proxy, &p.snapshot, part, placeholder)?;
+        let path = file.0.join(format!("bootstrap-{}-{part:?}.json", file.1));
+        run(envoy, &doc, &path)
+    };
+    let Some(message) = run(Part::All)? else {
         return Ok(None);
     };
-    let type_url = if run(envoy, p, Part::Clusters, workdir, i)?.is_some() {
+    let type_url = if run(Part::Clusters)?.is_some() {
         CLUSTER_TYPE.to_string()
-    } else if run(envoy, p, Part::Listeners, workdir, i)?.is_some() {
+    } else if run(Part::Listeners)?.is_some() {
         LISTENER_TYPE.to_string()
     } else {
         ROUTE_TYPE.to_string()
@@ -192,22 +203,18 @@ fn check_one(
     Ok(Some((type_url, message)))
 }
 
-/// Runs `envoy --mode validate` on `part` of the proxy's bootstrap: `None`
+/// Writes `doc` to `file` and runs `envoy --mode validate` on it: `None`
 /// when accepted, else Envoy's message.
 fn run(
     envoy: &Path,
-    p: &RenderedProxy,
-    part: Part,
-    workdir: &Path,
-    i: usize,
+    doc: &serde_json::Value,
+    file: &Path,
 ) -> Result<Option<String>, PreflightError> {
     let io = |what: String| move |source| PreflightError::Io { what, source };
-    let file = workdir.join(format!("bootstrap-{i}-{part:?}.json"));
-    let doc = bootstrap::bootstrap(&p.proxy, &p.snapshot, part)?;
     std::fs::write(&file, doc.to_string()).map_err(io(format!("writing {}", file.display())))?;
     let out = Command::new(envoy)
         .args(["--mode", "validate", "--log-level", "critical", "-c"])
-        .arg(&file)
+        .arg(file)
         .output()
         .map_err(io(format!("running {}", envoy.display())))?;
     if out.status.success() {

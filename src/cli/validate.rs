@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use trellis::config::{load_dir_cached, LoadCache, LoadError, MeshConfig};
 
@@ -90,10 +91,15 @@ fn with_envoy(
     if workloads.is_empty() {
         anyhow::bail!("no workload to check: the config declares none; name one with --proxy SERVICE[:k=v,...]");
     }
-    let rendered = Renderer::new()?.render(mesh, &workloads);
+    let mut renderer = Renderer::new()?;
+    let rendered = renderer.render(mesh, &workloads);
+    let placeholder = renderer
+        .placeholder_certs()
+        .context("the renderer has no placeholder certificate")?;
     let source = cache.sources();
     let provenance = trellis::translate::provenance::Provenance::build(mesh, &source);
     let sources = trellis::preflight::Sources {
+        placeholder,
         mesh,
         source: &source,
         provenance: &provenance,

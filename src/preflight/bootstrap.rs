@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::PreflightError;
 use crate::registry::Proxy;
+use crate::translate::WorkloadCerts;
 use crate::xds::{Snapshot, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
 
 /// Which resources a bootstrap holds: all of them, or fewer to tell which
@@ -24,11 +25,13 @@ pub(super) enum Part {
     All,
 }
 
-/// The bootstrap of `proxy` holding `part` of `snapshot`.
+/// The bootstrap of `proxy` holding `part` of `snapshot`; certificate
+/// files are replaced with `placeholder`.
 pub(super) fn bootstrap(
     proxy: &Proxy,
     snapshot: &Snapshot,
     part: Part,
+    placeholder: &WorkloadCerts,
 ) -> Result<Value, PreflightError> {
     let routes: BTreeMap<String, Value> = resources(snapshot, &ROUTE_TYPE)?
         .into_iter()
@@ -58,6 +61,7 @@ pub(super) fn bootstrap(
         },
     });
     strip_sds_sources(&mut out);
+    inline_cert_files(&mut out, placeholder);
     Ok(out)
 }
 
@@ -129,6 +133,32 @@ fn strip_sds_sources(v: &mut Value) {
             m.values_mut().for_each(strip_sds_sources);
         }
         Value::Array(a) => a.iter_mut().for_each(strip_sds_sources),
+        _ => {}
+    }
+}
+
+/// Certificate and key files (a Gateway's `serverCertificate`,
+/// `privateKey`, `caCertificates`) live on the gateway's host, not where
+/// the check runs: each becomes the placeholder, inline, so that Envoy
+/// checks everything else about the TLS context.
+fn inline_cert_files(v: &mut Value, placeholder: &WorkloadCerts) {
+    match v {
+        Value::Object(m) => {
+            for (key, pem) in [
+                ("certificate_chain", &placeholder.cert_chain_pem),
+                ("private_key", &placeholder.key_pem),
+                ("trusted_ca", &placeholder.trust_bundle_pem),
+            ] {
+                if let Some(source) = m.get_mut(key) {
+                    if source.get("filename").is_some() {
+                        *source = json!({ "inline_string": pem });
+                    }
+                }
+            }
+            m.values_mut()
+                .for_each(|x| inline_cert_files(x, placeholder));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| inline_cert_files(x, placeholder)),
         _ => {}
     }
 }

@@ -28,9 +28,11 @@ spec:
     .unwrap();
     let mesh = load_dir(d.path()).unwrap();
     let w = [parse_proxy_spec("client").unwrap()];
-    let r = Renderer::new().unwrap().render(&mesh, &w);
+    let mut renderer = Renderer::new().unwrap();
+    let r = renderer.render(&mesh, &w);
+    let certs = renderer.placeholder_certs().unwrap();
     let p = r.values().next().unwrap();
-    let b = bootstrap(&p.proxy, &p.snapshot, Part::All).unwrap();
+    let b = bootstrap(&p.proxy, &p.snapshot, Part::All, certs).unwrap();
     let text = b.to_string();
     assert!(!text.contains("\"rds\""), "{text}");
     assert!(!text.contains("sds_config"), "{text}");
@@ -41,7 +43,7 @@ spec:
         .as_array()
         .unwrap()
         .is_empty());
-    let clusters = bootstrap(&p.proxy, &p.snapshot, Part::Clusters).unwrap();
+    let clusters = bootstrap(&p.proxy, &p.snapshot, Part::Clusters, certs).unwrap();
     assert!(clusters["static_resources"]["listeners"]
         .as_array()
         .unwrap()
