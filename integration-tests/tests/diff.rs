@@ -102,7 +102,7 @@ fn git_revisions_of_a_config_dir_in_a_work_tree() {
     git(repo.path(), &["init", "-q"]);
     git(repo.path(), &["add", "."]);
     git(repo.path(), &["commit", "-qm", "one"]);
-    std::fs::write(config.join("routes.yaml"), routes(0, 100)).unwrap();
+    std::fs::write(config.join("routes.yaml"), routes(10, 90)).unwrap();
     git(repo.path(), &["commit", "-qam", "two"]);
     // The work tree changes again: revisions are compared, not files.
     std::fs::write(config.join("routes.yaml"), routes(50, 50)).unwrap();
@@ -110,7 +110,7 @@ fn git_revisions_of_a_config_dir_in_a_work_tree() {
     let dir = config.to_str().unwrap();
     let (code, out, err) = run_trellis(&["diff", "--git", "HEAD~1..HEAD", dir]).unwrap();
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("weights 90/10 → 0/100"), "{out}");
+    assert!(out.contains("weights 90/10 → 10/90"), "{out}");
     let (code, out, err) = run_trellis(&["diff", "--git", "HEAD..HEAD", dir]).unwrap();
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = run_trellis(&["diff", "--git", "HEAD~5..HEAD", dir]).unwrap();
@@ -122,17 +122,17 @@ async fn admin_addr_diffs_the_live_proxies() {
     let mesh = CanaryMesh::weighted(90, 10, &["v1", "v2"]).await.unwrap();
     let new = canary(50, 50);
     let admin = format!("127.0.0.1:{}", mesh.trellis.admin_port());
-    let args = [
-        "diff",
-        mesh.config.path().to_str().unwrap(),
-        path(&new),
-        "--admin-addr",
-        &admin,
-        "--format",
-        "json",
+    let args: Vec<String> = vec![
+        "diff".into(),
+        mesh.config.path().to_str().unwrap().into(),
+        path(&new).into(),
+        "--admin-addr".into(),
+        admin,
+        "--format".into(),
+        "json".into(),
     ];
     let (code, out, err) = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run_trellis(&args)
     })
     .await

@@ -132,7 +132,7 @@ fn materialize(dir: &Path, rev: &str, to: &Path) -> anyhow::Result<()> {
     let prefix = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["rev-parse", "--show-prefix"])
+        .args(["rev-parse", "--show-toplevel", "--show-prefix"])
         .output()
         .context("running git (is it installed?)")?;
     if !prefix.status.success() {
@@ -142,10 +142,15 @@ fn materialize(dir: &Path, rev: &str, to: &Path) -> anyhow::Result<()> {
             String::from_utf8_lossy(&prefix.stderr).trim()
         );
     }
-    let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_string();
+    let out = String::from_utf8_lossy(&prefix.stdout).to_string();
+    let mut lines = out.lines();
+    let top = lines.next().context("git rev-parse printed no top level")?;
+    let prefix = lines.next().unwrap_or_default().trim().to_string();
+    // From the top level: in a subdirectory, git archive keeps only the
+    // paths under it, which the `REV:PREFIX` tree no longer has.
     let mut archive = Command::new("git")
         .arg("-C")
-        .arg(dir)
+        .arg(top)
         .args(["archive", "--format=tar", &format!("{rev}:{prefix}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
