@@ -211,7 +211,7 @@ fn run(
     file: &Path,
 ) -> Result<Option<String>, PreflightError> {
     let io = |what: String| move |source| PreflightError::Io { what, source };
-    std::fs::write(&file, doc.to_string()).map_err(io(format!("writing {}", file.display())))?;
+    std::fs::write(file, doc.to_string()).map_err(io(format!("writing {}", file.display())))?;
     let out = Command::new(envoy)
         .args(["--mode", "validate", "--log-level", "critical", "-c"])
         .arg(file)
