@@ -47,6 +47,9 @@ fn workloads(services: usize, proxies: usize) -> Vec<Workload> {
         .collect()
 }
 
+/// Each phase's name and wall time.
+type Phases = Vec<(&'static str, Duration)>;
+
 /// One diff; returns (phase, time) and the report's headline.
 fn run(
     old: &tempfile::TempDir,
@@ -89,7 +92,7 @@ fn main() {
     ];
     println!("{services} services, {proxies} proxies");
     for (name, new) in &cases {
-        let mut best: Option<(Duration, Vec<(&str, Duration)>, String)> = None;
+        let mut best: Option<(Duration, Phases, String)> = None;
         for _ in 0..3 {
             let (phases, headline) = run(&base, new, &w);
             let total: Duration = phases.iter().map(|(_, d)| *d).sum();
