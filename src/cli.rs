@@ -7,6 +7,7 @@ mod assess;
 mod bootstrap;
 mod ca;
 mod credentials;
+mod diff;
 mod graph;
 mod lint;
 mod proxy;
@@ -40,6 +41,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a config directory; print one line per error (exit 0 valid, 1 invalid, 2 I/O).
     Validate(validate::ValidateArgs),
+    /// What a config change does to every proxy's Envoy resources (exit 0 none, 1 changes, 2 error).
+    Diff(diff::DiffArgs),
     /// Find harmful but valid config: retry storms, timeouts, unsafe retries, proxy memory (exit 0 clean, 1 findings, 2 usage).
     Lint(lint::LintArgs),
     /// Score whether a mesh pays off (the adoption framework); may write an mTLS starter config.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Lint(args) => lint::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Assess(args) => assess::run(&args),
         Command::Bootstrap(args) => report(bootstrap::run(&args)),
         Command::Token(args) => report(token::run(&args)),
@@ -114,9 +118,7 @@ fn init_tracing(json: bool) {
         .init();
 }
 
-fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
-    fut: F,
-) -> anyhow::Result<ExitCode> {
+fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(fut: F) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

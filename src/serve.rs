@@ -23,7 +23,7 @@ mod reload;
 mod replicas;
 mod rollout;
 mod rotation;
-mod snapshots;
+pub(crate) mod snapshots;
 mod status_share;
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
-use trellis::config::{load_dir, LoadError};
+use trellis::config::{load_dir_cached, LoadCache, LoadError, MeshConfig};
 
 use super::EXIT_USAGE;
 
@@ -17,11 +18,21 @@ pub struct ValidateArgs {
     /// `DIR/NAMESPACE/NAME/{tls.crt,tls.key[,ca.crt]}`.
     #[arg(long, value_name = "DIR")]
     credentials_dir: Option<PathBuf>,
+    /// Also render every declared workload's resources and have Envoy
+    /// (`envoy --mode validate`, from PATH) check them; rejections are
+    /// reported at the config line responsible.
+    #[arg(long)]
+    envoy: bool,
+    /// With `--envoy`, also check a sidecar of SERVICE[.NAMESPACE] with
+    /// these labels (repeatable), e.g. `--proxy payment:version=v2`.
+    #[arg(long = "proxy", value_name = "SERVICE[:k=v,...]", requires = "envoy")]
+    proxies: Vec<String>,
 }
 
 /// Exit 0 when valid; 1 with one diagnostic per line on stdout; 2 on I/O errors.
 pub fn run(args: &ValidateArgs) -> ExitCode {
-    let loaded = load_dir(&args.dir).and_then(|mesh| {
+    let mut cache = LoadCache::default();
+    let loaded = load_dir_cached(&args.dir, &mut cache).and_then(|mesh| {
         let Some(dir) = &args.credentials_dir else {
             return Ok(mesh);
         };
@@ -41,7 +52,16 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
                 0 => eprintln!("{}: valid", args.dir.display()),
                 n => eprintln!("{}: valid, {n} warning(s)", args.dir.display()),
             }
-            ExitCode::SUCCESS
+            if !args.envoy {
+                return ExitCode::SUCCESS;
+            }
+            match with_envoy(args, &mesh, &cache) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
         }
         Err(LoadError::Invalid(diags)) => {
             println!("{diags}");
@@ -51,6 +71,56 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `--envoy`: Envoy checks what every workload would be sent. Exit 0 when
+/// it accepts all, 1 with one line per rejection, 2 when it cannot run.
+fn with_envoy(
+    args: &ValidateArgs,
+    mesh: &MeshConfig,
+    cache: &LoadCache,
+) -> anyhow::Result<ExitCode> {
+    use trellis::render::{declared_workloads, parse_proxy_spec, Renderer};
+    let envoy = trellis::preflight::find_envoy()?;
+    let mut workloads = declared_workloads(mesh);
+    for spec in &args.proxies {
+        workloads.push(parse_proxy_spec(spec)?);
+    }
+    if workloads.is_empty() {
+        anyhow::bail!("no workload to check: the config declares none; name one with --proxy SERVICE[:k=v,...]");
+    }
+    let mut renderer = Renderer::new()?;
+    let rendered = renderer.render(mesh, &workloads);
+    let placeholder = renderer
+        .placeholder_certs()
+        .context("the renderer has no placeholder certificate")?;
+    let source = cache.sources();
+    let provenance = trellis::translate::provenance::Provenance::build(mesh, &source);
+    let sources = trellis::preflight::Sources {
+        placeholder,
+        mesh,
+        source: &source,
+        provenance: &provenance,
+    };
+    let workdir = tempfile::tempdir()?;
+    let rejections = trellis::preflight::check(&envoy, &rendered, &sources, workdir.path())?;
+    for r in &rejections {
+        println!("{}", r.report());
+    }
+    let dir = args.dir.display();
+    match rejections.len() {
+        0 => {
+            eprintln!(
+                "{dir}: Envoy accepts the resources of {} proxies",
+                rendered.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        n => {
+            eprintln!("{dir}: Envoy rejects {n} resource(s)");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -59,38 +59,54 @@ pub(crate) fn build_served(
     certs: Option<&Certs>,
     serves: &dyn Fn(&str) -> bool,
 ) -> Built {
-    let t0 = Instant::now();
     state.unselected_gateways =
         unselected::log_changes(&state.unselected_gateways, &mesh.gateways, registry);
+    let now = SystemTime::now();
+    let bundle = certs.map(|c| c.ca.trust_bundle_pem()).unwrap_or_default();
+    let security = |proxy: &Proxy| {
+        certs.map_or_else(ProxySecurity::default, |c| {
+            match c.for_proxy(proxy, &mesh.mesh, now, &bundle) {
+                Ok(certs) => ProxySecurity {
+                    mtls: true,
+                    certs: Some(certs),
+                },
+                Err(e) => {
+                    tracing::error!(node = %proxy.id, "no workload certificate: {e}");
+                    ProxySecurity::default()
+                }
+            }
+        })
+    };
+    let proxies = registry.sidecars().values().map(|p| &**p);
+    build_for(
+        state,
+        mesh,
+        registry,
+        proxies.filter(|p| serves(&p.id)),
+        &security,
+    )
+}
+
+/// The one path from config and registry to snapshots, shared by `serve`
+/// and the offline renderer ([`crate::render`]), so that what `trellis
+/// diff` and `validate --envoy` show is what `serve` would send: joins
+/// `mesh` with `registry`, translates what proxies share once, and builds
+/// a snapshot for each of `proxies` with the security `security` gives it.
+pub(crate) fn build_for<'a>(
+    state: &mut BuildState,
+    mesh: &MeshConfig,
+    registry: &Registry,
+    proxies: impl Iterator<Item = &'a Proxy>,
+    security: &dyn Fn(&Proxy) -> ProxySecurity,
+) -> Built {
+    let t0 = Instant::now();
     let services = instances(mesh, registry);
     let t1 = Instant::now();
     let mut shared = translate::shared_from(mesh, &services, state.previous());
     shared.credentials = state.credentials.clone();
     shared.jwt.fetched = state.jwks.clone();
     let t2 = Instant::now();
-    let now = SystemTime::now();
-    let bundle = certs.map(|c| c.ca.trust_bundle_pem()).unwrap_or_default();
-    let proxies = registry
-        .sidecars()
-        .values()
-        .filter(|proxy| serves(&proxy.id))
-        .map(|proxy| {
-            let proxy: &Proxy = proxy;
-            let security = certs.map_or_else(ProxySecurity::default, |c| {
-                match c.for_proxy(proxy, &mesh.mesh, now, &bundle) {
-                    Ok(certs) => ProxySecurity {
-                        mtls: true,
-                        certs: Some(certs),
-                    },
-                    Err(e) => {
-                        tracing::error!(node = %proxy.id, "no workload certificate: {e}");
-                        ProxySecurity::default()
-                    }
-                }
-            });
-            (proxy, security)
-        })
-        .collect();
+    let proxies = proxies.map(|p| (p, security(p))).collect();
     let t3 = Instant::now();
     let built = state.build(shared, proxies);
     // Where a rebuild's time goes, for profiling at scale (debug log).
