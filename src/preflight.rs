@@ -8,7 +8,6 @@
 //! [`Provenance::blame`], as a live NACK is.
 
 mod bootstrap;
-mod fallback;
 #[cfg(test)]
 mod tests;
 
@@ -108,15 +107,9 @@ pub struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    /// The provenance's blame, else a VirtualService match Envoy quotes.
+    /// The config object (and field) the provenance blames for `message`.
     fn blame(&self, type_url: &str, message: &str) -> Option<Blame> {
-        self.provenance.blame(type_url, message).or_else(|| {
-            let routes = *type_url == *ROUTE_TYPE;
-            let resource = crate::translate::OUTBOUND_ROUTE;
-            routes
-                .then(|| fallback::blame_quoted_match(self.mesh, self.source, resource, message))
-                .flatten()
-        })
+        self.provenance.blame(type_url, message)
     }
 }
 
