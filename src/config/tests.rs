@@ -1,8 +1,8 @@
 //! Tests of loading and validation. Each error case asserts the exact
 //! `FILE:LINE:COL: error: KIND/NAME: FIELD: message` line.
 
-mod envoy_filter;
 mod destination_rule;
+mod envoy_filter;
 mod errors;
 mod gateway;
 mod kube_service;
