@@ -126,7 +126,7 @@ type Side = Option<Arc<Any>>;
 /// Changed resources found so far, each once, with an index by identity.
 #[derive(Default)]
 struct Found {
-    items: Vec<(&'static str, String, Side, Side)>,
+    items: Vec<Item>,
     index: HashMap<(usize, String, usize, usize), usize>,
     /// Changes between two sets, by the sets' addresses.
     sets: HashMap<(usize, usize), Arc<Vec<usize>>>,
@@ -224,28 +224,54 @@ impl Found {
 
     /// Each found change rendered once, and the groups that share them.
     fn render(self, groups: HashMap<Vec<usize>, Vec<String>>) -> Result<Vec<Group>, DiffError> {
-        let mut shown: HashMap<usize, Arc<ResourceChange>> = HashMap::new();
-        let mut out = Vec::with_capacity(groups.len());
-        for (changes, proxies) in groups {
-            let mut list = Vec::with_capacity(changes.len());
-            for i in changes {
-                if let Some(c) = shown.get(&i) {
-                    list.push(Arc::clone(c));
-                    continue;
-                }
-                let (kind, name, old, new) = &self.items[i];
-                let c = Arc::new(summary::resource_change(kind, name, old, new)?);
-                shown.insert(i, Arc::clone(&c));
-                list.push(c);
-            }
-            out.push(Group {
+        let shown = self.render_all()?;
+        let mut out: Vec<Group> = groups
+            .into_iter()
+            .map(|(changes, proxies)| Group {
                 proxies,
-                changes: list,
-            });
-        }
+                changes: changes.iter().map(|i| Arc::clone(&shown[*i])).collect(),
+            })
+            .collect();
         out.sort_by(|a, b| {
             (b.proxies.len().cmp(&a.proxies.len())).then_with(|| a.proxies.cmp(&b.proxies))
         });
         Ok(out)
     }
+
+    /// Every found change turned into YAML and summarised, on all cores:
+    /// each is independent, and a change that touches every cluster makes
+    /// thousands of them.
+    fn render_all(&self) -> Result<Vec<Arc<ResourceChange>>, DiffError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.items.len().div_ceil(threads).max(1);
+        let parts = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .items
+                .chunks(chunk)
+                .map(|items| scope.spawn(move || render_chunk(items)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut all = Vec::with_capacity(self.items.len());
+        for part in parts {
+            all.extend(part?);
+        }
+        Ok(all)
+    }
+}
+
+/// One found change: kind, resource name, old and new sides.
+type Item = (&'static str, String, Side, Side);
+
+fn render_chunk(items: &[Item]) -> Result<Vec<Arc<ResourceChange>>, DiffError> {
+    items
+        .iter()
+        .map(|(kind, name, old, new)| summary::resource_change(kind, name, old, new).map(Arc::new))
+        .collect()
 }
