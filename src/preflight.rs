@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use bootstrap::Part;
 
-use crate::config::{MeshConfig, SourceIndex};
 use crate::render::RenderedProxy;
 use crate::translate::provenance::{Blame, Provenance};
 use crate::translate::WorkloadCerts;
@@ -93,16 +92,12 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// What a rejection is blamed on (the config and where its fields are),
-/// and the placeholder certificate of the render.
+/// What a rejection is blamed on (the config's provenance), and the
+/// placeholder certificate of the render.
 pub struct Sources<'a> {
     /// Stands in for certificate files (see [`crate::render::Renderer::placeholder_certs`]).
     pub placeholder: &'a WorkloadCerts,
-    /// The config rendered.
-    pub mesh: &'a MeshConfig,
-    /// Its field positions.
-    pub source: &'a SourceIndex,
-    /// Its provenance (built from the two above).
+    /// The rendered config's provenance.
     pub provenance: &'a Provenance,
 }
 

@@ -100,8 +100,6 @@ fn with_envoy(
     let provenance = trellis::translate::provenance::Provenance::build(mesh, &source);
     let sources = trellis::preflight::Sources {
         placeholder,
-        mesh,
-        source: &source,
         provenance: &provenance,
     };
     let workdir = tempfile::tempdir()?;
