@@ -74,11 +74,23 @@ pub(crate) fn unix(t: SystemTime) -> u64 {
 impl State {
     /// A new valid config. With a policy and a good generation to fall back
     /// on, it starts baking on the canary (superseding one in progress);
-    /// otherwise it is good at once. Returns the current rollout, if any.
+    /// otherwise it is good at once. Returns the rollout it started, if any.
     pub(crate) fn offer(&mut self, generation: Generation, now: SystemTime) -> Option<&Current> {
+        // The same files read again (a watcher reports one edit twice): the
+        // bake goes on under the new number, with the canary set it has.
+        if let Some(c) = self.current.as_mut() {
+            if c.generation.hash == generation.hash && generation.mesh.rollout.is_some() {
+                c.generation = generation;
+                return None;
+            }
+        }
+        // Until the next rebuild finds the canary set again, the superseded
+        // rollout's set is it: a NACK in between is still the rollout's.
+        let mut canary = Vec::new();
         if let Some(old) = self.current.take() {
             let why = format!("generation {} replaced it", generation.number);
             self.end(old.generation.number, "superseded", Some(why), now);
+            canary = old.canary;
         }
         let policy = generation.mesh.rollout.clone();
         match (policy, &self.good) {
@@ -88,7 +100,7 @@ impl State {
                     generation,
                     policy,
                     started_at: now,
-                    canary: Vec::new(),
+                    canary,
                 });
             }
             _ => {

@@ -102,6 +102,27 @@ fn only_canary_nodes_are_canaries() {
 }
 
 #[test]
+fn the_same_files_read_again_keep_the_bake_and_its_canary_set() {
+    let cfg = tempfile::tempdir().unwrap();
+    let r = Rollout::open(None, RolloutMetrics::default());
+    offer(&r, cfg.path(), 1, 80, true);
+    offer(&r, cfg.path(), 2, 81, true);
+    r.set_canary(vec!["a".into()]);
+    let ends = r.bake_ends_at();
+    // A watcher reporting one edit twice: no new rollout.
+    offer(&r, cfg.path(), 3, 81, true);
+    assert!(r.is_canary_node("a"), "a NACK now is still the rollout's");
+    assert_eq!(r.bake_ends_at(), ends, "the bake goes on");
+    let s = r.snapshot();
+    assert_eq!(s.current.as_ref().map(|c| c.generation.number), Some(3));
+    assert!(s.history.iter().all(|e| e.outcome != "superseded"));
+    // A real edit supersedes it; the canary set holds until a rebuild.
+    offer(&r, cfg.path(), 4, 82, true);
+    assert!(r.is_canary_node("a"));
+    assert_eq!(split(&r), Some((82, 80)));
+}
+
+#[test]
 fn a_restart_resumes_the_bake_with_the_saved_good_generation() {
     let (cfg, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let r = Rollout::open(Some(state.path()), RolloutMetrics::default());
