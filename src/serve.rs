@@ -311,10 +311,13 @@ fn wire(
     let metrics = ServeMetrics::register(&mut registry);
     let status = ProxyStatusTable::new();
     status.register_metrics(&mut registry);
-    let rollout = rollout::Rollout::open(
-        Some(&opts.state_dir),
-        rollout::RolloutMetrics::register(&mut registry),
-    );
+    let rollout_metrics = rollout::RolloutMetrics::register(&mut registry);
+    let rollout = match &opts.store {
+        Some(etcd) => {
+            rollout::Rollout::open_shared(&opts.state_dir, etcd.replica.clone(), rollout_metrics)
+        }
+        None => rollout::Rollout::open(Some(&opts.state_dir), rollout_metrics),
+    };
     let ca_metrics = ca_metrics::CaMetrics::default();
     registry.register_collector(Box::new(ca_metrics.clone()));
     let (view, peers) = (status.clone(), status_share::PeerStatus::default());
@@ -428,6 +431,8 @@ impl Server {
         });
         let driver_task = (store_feed.as_ref())
             .map(|_| tokio::spawn(rotation::driver_loop(core.clone(), stop.clone())));
+        let lead_task = (store_feed.as_ref())
+            .map(|_| tokio::spawn(rollout::shared::lead_loop(core.clone(), stop.clone())));
         let store_task = store_feed
             .map(|feed| tokio::spawn(replicas::store_loop(core.clone(), feed, stop.clone())));
         let scraper = tokio::spawn(graph::scrape_loop(core.clone(), graph, stop.clone()));
@@ -474,7 +479,7 @@ impl Server {
         if let Some(task) = share_task {
             let _ = task.await;
         }
-        if let Some(task) = driver_task {
+        for task in [driver_task, lead_task].into_iter().flatten() {
             let _ = task.await;
         }
         if let Some(task) = tls_renew {

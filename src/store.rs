@@ -9,11 +9,12 @@
 //!   replica: the registry of every replica's sidecars (on one lease per
 //!   replica), token revocations, each replica's proxies' xDS status, the
 //!   shared root rotation, and the fingerprints of the mesh root and token
-//!   key every replica must share. Never a private key or a token key. Keys carry a schema
-//!   version: `PREFIX/v1/…`.
+//!   key every replica must share, and the staged config rollout (with the
+//!   files of the generations it serves). Never a private key or a token
+//!   key. Keys carry a schema version: `PREFIX/v1/…`.
 //!
-//! The config itself is not shared: each replica loads its own copy of the
-//! config directory.
+//! Each replica loads its own copy of the config directory; during a staged
+//! rollout every replica serves the generations the store names.
 
 pub mod etcd;
 pub mod local;
@@ -24,7 +25,9 @@ pub mod status;
 
 use std::path::PathBuf;
 
-pub use etcd::{EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth, TrustOp};
+pub use etcd::{
+    Election, EtcdFeed, EtcdOptions, EtcdStore, EtcdTls, StoreEvent, StoreHealth, TrustOp,
+};
 pub use metrics::StoreMetrics;
 pub use record::Record;
 pub use rotation::{RotationRecord, SharedPhase};

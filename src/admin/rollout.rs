@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::future::BoxFuture;
 
 use super::AdminState;
 
@@ -12,11 +13,12 @@ pub trait RolloutControl: Send + Sync {
     /// `/debug/rollout`: `{policy, current, history, last_good}`.
     fn debug(&self) -> serde_json::Value;
     /// Promotes the generation baking on the canary set to every proxy;
-    /// `Err` says why not (no rollout in progress).
-    fn promote(&self) -> Result<serde_json::Value, String>;
+    /// `Err` says why not (no rollout in progress). Asynchronous: with
+    /// replicas it is a write to the shared store.
+    fn promote(&self) -> BoxFuture<'_, Result<serde_json::Value, String>>;
     /// Rolls the canary set back to the last good generation; `Err` says why
     /// not (no rollout in progress).
-    fn abort(&self) -> Result<serde_json::Value, String>;
+    fn abort(&self) -> BoxFuture<'_, Result<serde_json::Value, String>>;
 }
 
 pub(super) async fn debug(State(state): State<AdminState>) -> Response {
@@ -28,12 +30,18 @@ pub(super) async fn debug(State(state): State<AdminState>) -> Response {
 
 /// 200 with the new view; 409 with the reason when nothing was rolling out.
 pub(super) async fn promote(State(state): State<AdminState>) -> Response {
-    reply(state.inner.rollout.get().map(|r| r.promote()))
+    match state.inner.rollout.get() {
+        Some(r) => reply(Some(r.promote().await)),
+        None => reply(None),
+    }
 }
 
 /// 200 with the new view; 409 with the reason when nothing was rolling out.
 pub(super) async fn abort(State(state): State<AdminState>) -> Response {
-    reply(state.inner.rollout.get().map(|r| r.abort()))
+    match state.inner.rollout.get() {
+        Some(r) => reply(Some(r.abort().await)),
+        None => reply(None),
+    }
 }
 
 fn reply(result: Option<Result<serde_json::Value, String>>) -> Response {

@@ -90,6 +90,13 @@ fn apply(core: &Core, event: StoreEvent) {
         StoreEvent::Settled(replicas) => {
             core.shared_rotation.settled.send_replace(replicas);
         }
+        StoreEvent::Rollout(raw) => core.rollout_follow(raw),
+        StoreEvent::RolloutDriver(holder) => {
+            if let Some(shared) = &core.rollout.shared {
+                shared.driver.send_replace(holder);
+                core.rollout.changed.notify_one();
+            }
+        }
         StoreEvent::Revoked(jti) => {
             let tokens = core.auth.tokens();
             if tokens.is_revoked(&jti) {

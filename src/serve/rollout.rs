@@ -7,11 +7,16 @@
 //! (`serve::rollout::regression`) rolls the canary back to the last good
 //! generation; the config directory is never touched, and the next edit
 //! starts a new rollout.
+//!
+//! The state lives in the state store: `STATE_DIR/rollout` for one control
+//! plane (`persist`), etcd for replicas (`shared`, `record`).
 
 mod metrics;
 mod persist;
+mod record;
 mod regression;
 mod select;
+pub(crate) mod shared;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -45,6 +50,8 @@ pub(crate) struct Rollout {
     /// Wakes the bake timer when a rollout starts or ends.
     pub(crate) changed: Notify,
     pub(crate) metrics: RolloutMetrics,
+    /// With replicas on etcd: the shared record this replica follows.
+    pub(crate) shared: Option<shared::Shared>,
 }
 
 /// A previous run's state: the good generation (loaded from its saved
@@ -75,7 +82,29 @@ impl Rollout {
             restored: Mutex::new(restored),
             changed: Notify::new(),
             metrics,
+            shared: None,
         }
+    }
+
+    /// The rollout of a replica sharing it through etcd as `me`: its state
+    /// arrives from the store, and `state_dir` only holds the stored
+    /// generations' files while they are loaded.
+    pub(crate) fn open_shared(state_dir: &Path, me: String, metrics: RolloutMetrics) -> Self {
+        Rollout {
+            shared: Some(shared::Shared::new(state_dir, me)),
+            ..Rollout::open(None, metrics)
+        }
+    }
+
+    /// True when this replica runs the bake timer and the regression check:
+    /// always alone, with replicas only while it holds the election.
+    pub(crate) fn drives(&self) -> bool {
+        self.shared.as_ref().is_none_or(shared::Shared::drives)
+    }
+
+    /// The replica driving a shared rollout, if known.
+    pub(crate) fn driver(&self) -> Option<String> {
+        (self.shared.as_ref()).and_then(|s| s.driver.borrow().clone())
     }
 
     /// The generation number before the first config of this run, `mesh`
@@ -97,6 +126,11 @@ impl Rollout {
 
     /// A new valid config, generation `number`, read from `config_dir`.
     pub(crate) fn offer(&self, number: u64, mesh: Arc<MeshConfig>, config_dir: &Path) {
+        if let Some(shared) = &self.shared {
+            // Replicas number generations in the store; the driver
+            // proposes this one there.
+            return shared.offer(mesh, config_dir);
+        }
         // A mesh that never had a policy keeps no rollout state and reads
         // no files again.
         let tracking = mesh.rollout.is_some() || self.dir.as_ref().is_some_and(|d| d.0.exists());
@@ -290,7 +324,13 @@ fn resume(state: &mut State, restored: Restored, first: &Generation) -> bool {
 
 impl Core {
     /// Promotes the rollout in progress to every proxy.
-    pub(crate) fn rollout_promote(&self, why: &str, cause: &str) -> Result<(), String> {
+    pub(crate) async fn rollout_promote(&self, why: &str, cause: &str) -> Result<(), String> {
+        if self.rollout.shared.is_some() {
+            return self
+                .rollout_end_shared(true, (why, cause), None)
+                .await
+                .map(drop);
+        }
         let good = self.rollout.finish(true, why, cause)?;
         self.config.store(good);
         self.dirty.notify_one();
@@ -299,7 +339,17 @@ impl Core {
 
     /// Aborts the rollout in progress: the canary returns to the last good
     /// generation, which is the config in force again.
-    pub(crate) fn rollout_abort(&self, why: &str, cause: &str) -> Result<(), String> {
+    pub(crate) async fn rollout_abort(&self, why: &str, cause: &str) -> Result<(), String> {
+        if self.rollout.shared.is_some() {
+            return self
+                .rollout_end_shared(false, (why, cause), None)
+                .await
+                .map(drop);
+        }
+        self.rollout_abort_local(why, cause)
+    }
+
+    fn rollout_abort_local(&self, why: &str, cause: &str) -> Result<(), String> {
         let good = self.rollout.finish(false, why, cause)?;
         self.config.store(good);
         self.dirty.notify_one();
@@ -307,14 +357,26 @@ impl Core {
     }
 
     /// A proxy NACKed: if it is a canary, the generation it was sent fails.
-    pub(crate) fn rollout_nacked(&self, node: &str, type_url: &str, message: &str) {
+    pub(crate) fn rollout_nacked(self: &Arc<Self>, node: &str, type_url: &str, message: &str) {
         if !self.rollout.is_canary_node(node) {
             return;
         }
         let kind = type_url.rsplit('.').next().unwrap_or(type_url);
         let why = format!("canary proxy {node} rejected the {kind}: {message}");
-        // Err: another abort or a promotion came first.
-        let _ = self.rollout_abort(&why, "nack");
+        if self.rollout.shared.is_none() {
+            // Err: another abort or a promotion came first.
+            let _ = self.rollout_abort_local(&why, "nack");
+            return;
+        }
+        // Written to the store from here, whichever replica drives.
+        let baking = (self.rollout.snapshot().current).map(|c| c.generation.hash);
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            let only = baking.as_deref();
+            if let Err(e) = core.rollout_end_shared(false, (&why, "nack"), only).await {
+                tracing::debug!("rollout: a canary NACK did not abort: {e}");
+            }
+        });
     }
 }
 
@@ -332,13 +394,13 @@ struct Baseline {
 }
 
 impl Core {
-    /// Aborts the rollout in progress when its canary does worse than the
-    /// other proxies per the policy's thresholds.
-    fn check_regression(&self, baseline: &mut Option<Baseline>) {
+    /// The reason and cause to abort the rollout in progress when its
+    /// canary does worse than the other proxies per the policy's thresholds.
+    fn check_regression(&self, baseline: &mut Option<Baseline>) -> Option<(String, &'static str)> {
         let state = self.rollout.snapshot();
         let (Some(c), Some(good)) = (state.current.as_ref(), state.good.as_ref()) else {
             *baseline = None;
-            return;
+            return None;
         };
         let Some(base) = baseline
             .as_ref()
@@ -349,16 +411,30 @@ impl Core {
                 samples: self.samples.latest(),
                 hosts: regression::touched_hosts(&c.generation.mesh, &good.mesh),
             });
-            return;
+            return None;
         };
         let latest = self.samples.latest();
-        let canary: std::collections::BTreeSet<&String> = c.canary.iter().collect();
-        let others = latest.keys().filter(|id| !canary.contains(id));
-        let mine = regression::totals(c.canary.iter(), &latest, &base.samples, &base.hosts);
+        let canary = self.canary_everywhere(c);
+        let others = latest.keys().filter(|id| !canary.contains(*id));
+        let mine = regression::totals(canary.iter(), &latest, &base.samples, &base.hosts);
         let theirs = regression::totals(others, &latest, &base.samples, &base.hosts);
-        if let Some(v) = regression::judge(&mine, &theirs, &c.policy.abort) {
-            let _ = self.rollout_abort(&v.reason, v.cause);
+        let verdict = regression::judge(&mine, &theirs, &c.policy.abort)?;
+        Some((verdict.reason, verdict.cause))
+    }
+
+    /// The canary set: this replica's own when alone; with replicas, every
+    /// registered sidecar the policy selects (the node-id hash and labels
+    /// pick the same ones on every replica), since the driver compares the
+    /// whole mesh's canaries, not only those connected to it.
+    fn canary_everywhere(&self, c: &state::Current) -> std::collections::BTreeSet<String> {
+        if self.rollout.shared.is_none() {
+            return c.canary.iter().cloned().collect();
         }
+        let registry = Arc::clone(&lock(&self.registry));
+        (registry.sidecars().values())
+            .filter(|p| p.gateway.is_none() && is_canary(&c.policy.canary, p))
+            .map(|p| p.id.clone())
+            .collect()
     }
 }
 
@@ -369,9 +445,10 @@ pub(crate) async fn bake_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Rec
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut baseline = None;
     loop {
-        let wait = core
-            .rollout
-            .bake_ends_at()
+        // With replicas only the elected driver keeps the time; the others
+        // wait for the record it writes (a change of driver wakes them).
+        let wait = (core.rollout.bake_ends_at())
+            .filter(|_| core.rollout.drives())
             .map(|at| state::until(at, SystemTime::now()));
         let sleep = async {
             match wait {
@@ -382,10 +459,14 @@ pub(crate) async fn bake_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Rec
         tokio::select! {
             _ = sleep => {
                 if core.rollout.bake_ends_at().is_some_and(|at| at <= SystemTime::now()) {
-                    let _ = core.rollout_promote("bake time over", "bake");
+                    let _ = core.rollout_promote("bake time over", "bake").await;
                 }
             }
-            _ = tick.tick(), if wait.is_some() => core.check_regression(&mut baseline),
+            _ = tick.tick(), if wait.is_some() => {
+                if let Some((reason, cause)) = core.check_regression(&mut baseline) {
+                    let _ = core.rollout_abort(&reason, cause).await;
+                }
+            }
             _ = core.rollout.changed.notified() => {}
             _ = stop.changed() => return,
         }

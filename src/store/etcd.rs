@@ -23,6 +23,11 @@
 //!   its lease); `trust/settled/REPLICA`: the rotation phase all of that
 //!   replica's proxies ACKed (on its lease; written at start too, so the
 //!   driver knows every live replica). See `serve::rotation`.
+//! - `rollout/state`: the staged config rollout every replica serves (the
+//!   good generation and the one baking, with their files, and the
+//!   history; JSON, no lease, replaced only by compare-and-swap);
+//!   `rollout/lock`: the replica driving it (on its lease). See
+//!   `serve::rollout`.
 //!
 //! One task ([`sync::run`]) owns the client: it writes this replica's
 //! registrations, keeps the lease alive, watches the prefix and reports what
@@ -51,7 +56,7 @@ use crate::registry::Proxy;
 pub use client::ClientError;
 pub use keys::Keys;
 pub use remote::{remote_id, watch_remote, RemoteEvent};
-pub use trust::TrustOp;
+pub use trust::{Election, TrustOp};
 
 /// How long one etcd request may take before etcd counts as unreachable.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -148,6 +153,12 @@ pub enum StoreEvent {
     /// Every live replica (by its name in keys) with the rotation tag all
     /// its proxies have ACKed (empty: none yet).
     Settled(std::collections::BTreeMap<String, String>),
+    /// The staged rollout record (`rollout/state`) as now stored, raw;
+    /// `None` when there is none. Sent after (re)connecting and on every
+    /// change.
+    Rollout(Option<Vec<u8>>),
+    /// The replica driving the rollout (`rollout/lock`), if any.
+    RolloutDriver(Option<String>),
 }
 
 /// Whether the store answers.

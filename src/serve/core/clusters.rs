@@ -34,15 +34,17 @@ impl Core {
             StoreEvent::Registered(proxy) => self.remote_cluster_put(cluster, *proxy),
             StoreEvent::Removed(id) => self.remote_cluster_remove(cluster, &id),
             StoreEvent::Snapshot(proxies) => self.remote_cluster_snapshot(cluster, proxies),
-            // A remote cluster's revocations, proxy status and root
-            // rotation are its own: its watch reads only its sidecars.
+            // A remote cluster's revocations, proxy status, root rotation
+            // and rollout are its own: its watch reads only its sidecars.
             StoreEvent::Revoked(_)
             | StoreEvent::Status(_)
             | StoreEvent::StatusRemoved { .. }
             | StoreEvent::StatusSnapshot(_)
             | StoreEvent::Rotation(_)
             | StoreEvent::Driver(_)
-            | StoreEvent::Settled(_) => false,
+            | StoreEvent::Settled(_)
+            | StoreEvent::Rollout(_)
+            | StoreEvent::RolloutDriver(_) => false,
         };
         if changed {
             self.dirty.notify_one();

@@ -43,6 +43,10 @@ pub(crate) struct Ended {
     pub(crate) reason: Option<String>,
     /// Unix seconds.
     pub(crate) at: u64,
+    /// The hash of its files (kept by replicas sharing the rollout, which
+    /// name generations by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hash: Option<String>,
 }
 
 /// Which config each proxy gets now.
@@ -179,6 +183,7 @@ impl State {
             outcome: outcome.into(),
             reason,
             at: unix(now),
+            hash: None,
         });
         self.history.truncate(HISTORY);
     }

@@ -2,6 +2,8 @@
 
 use std::sync::Weak;
 
+use futures::future::BoxFuture;
+
 use serde_json::{json, Value};
 
 use super::state::{unix, State};
@@ -63,18 +65,28 @@ impl RolloutControl for RolloutAdmin {
             Some(c) => Some(c.policy.clone()),
             None => core.config.load().rollout.clone(),
         };
-        render(&state, policy.as_deref())
+        let mut view = render(&state, policy.as_deref());
+        // With replicas: which one keeps the bake time (any one takes the
+        // commands).
+        if core.rollout.shared.is_some() {
+            view["driver"] = json!(core.rollout.driver());
+        }
+        view
     }
 
-    fn promote(&self) -> Result<Value, String> {
-        let core = self.0.upgrade().ok_or("the control plane is stopping")?;
-        core.rollout_promote("promoted by the operator", "operator")?;
-        Ok(self.debug())
+    fn promote(&self) -> BoxFuture<'_, Result<Value, String>> {
+        Box::pin(async move {
+            let core = self.0.upgrade().ok_or("the control plane is stopping")?;
+            (core.rollout_promote("promoted by the operator", "operator")).await?;
+            Ok(self.debug())
+        })
     }
 
-    fn abort(&self) -> Result<Value, String> {
-        let core = self.0.upgrade().ok_or("the control plane is stopping")?;
-        core.rollout_abort("aborted by the operator", "operator")?;
-        Ok(self.debug())
+    fn abort(&self) -> BoxFuture<'_, Result<Value, String>> {
+        Box::pin(async move {
+            let core = self.0.upgrade().ok_or("the control plane is stopping")?;
+            (core.rollout_abort("aborted by the operator", "operator")).await?;
+            Ok(self.debug())
+        })
     }
 }

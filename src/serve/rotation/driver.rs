@@ -16,7 +16,7 @@ use super::shared::Stored;
 use super::{PHASE_TIMEOUT, POLL};
 use crate::serve::core::Core;
 use crate::store::rotation::peers_lagging;
-use crate::store::{EtcdStore, RotationRecord, SharedPhase, Store, StoreError, TrustOp};
+use crate::store::{Election, EtcdStore, RotationRecord, SharedPhase, Store, StoreError, TrustOp};
 
 /// How soon a failed store request is tried again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -40,7 +40,7 @@ pub(crate) async fn driver_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>
         }
         let wanted = (shared.current()).is_some_and(|s| s.record.in_progress());
         if wanted && shared.driver.borrow().is_none() {
-            match etcd.trust(TrustOp::Lock).await {
+            match etcd.trust(TrustOp::Lock(Election::Rotation)).await {
                 Ok(true) => drive(&core, etcd).await,
                 Ok(false) => {}
                 Err(e) => tracing::debug!("root rotation: taking the lock: {e}"),

@@ -38,6 +38,11 @@ impl Keys {
         format!("{}trust/{what}", self.root)
     }
 
+    /// A key of the staged config rollout (`state`, `lock`).
+    pub fn rollout(&self, what: &str) -> String {
+        format!("{}rollout/{what}", self.root)
+    }
+
     /// The rotation tag all of `replica`'s proxies ACKed.
     pub fn settled(&self, replica: &str) -> String {
         format!("{}trust/settled/{}", self.root, replica.replace('/', "_"))
@@ -65,6 +70,8 @@ impl Keys {
         match rest {
             "trust/rotation" => return Some(KeyKind::Rotation),
             "trust/lock" => return Some(KeyKind::Lock),
+            "rollout/state" => return Some(KeyKind::Rollout),
+            "rollout/lock" => return Some(KeyKind::RolloutLock),
             _ => {}
         }
         rest.strip_prefix("revoked/").map(KeyKind::Revoked)
@@ -89,6 +96,10 @@ pub enum KeyKind<'k> {
     Rotation,
     /// Which replica drives it (`trust/lock`, on the driver's lease).
     Lock,
+    /// The staged config rollout (`rollout/state`).
+    Rollout,
+    /// Which replica drives it (`rollout/lock`, on the driver's lease).
+    RolloutLock,
     /// The rotation tag every proxy of a replica has ACKed
     /// (`trust/settled/REPLICA`, on that replica's lease).
     Settled(&'k str),
@@ -128,6 +139,11 @@ mod tests {
         assert_eq!(
             keys.parse(&keys.settled("127.0.0.1:1")),
             Some(KeyKind::Settled("127.0.0.1:1"))
+        );
+        assert_eq!(keys.parse(&keys.rollout("state")), Some(KeyKind::Rollout));
+        assert_eq!(
+            keys.parse("/trellis/v1/rollout/lock"),
+            Some(KeyKind::RolloutLock)
         );
         assert_eq!(keys.parse("/trellis/v2/sidecars/a"), None);
     }

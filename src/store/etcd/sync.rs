@@ -384,6 +384,7 @@ impl Sync {
         let mut sidecars = Vec::new();
         let mut statuses = Vec::new();
         let (mut rotation, mut driver) = (None, None);
+        let (mut rollout, mut rollout_driver) = (None, None);
         self.all_settled.clear();
         for kv in &response.kvs {
             match self.keys.parse(key_str(kv)) {
@@ -393,6 +394,8 @@ impl Sync {
                 }
                 Some(KeyKind::Rotation) => rotation = decode_rotation(kv),
                 Some(KeyKind::Lock) => driver = Some(lossy(&kv.value)),
+                Some(KeyKind::Rollout) => rollout = Some(kv.value.clone()),
+                Some(KeyKind::RolloutLock) => rollout_driver = Some(lossy(&kv.value)),
                 Some(KeyKind::Sidecar(id)) => sidecars.extend(self.decode(id, kv)),
                 Some(KeyKind::Revoked(jti)) => self.learn_revoked(jti),
                 Some(KeyKind::Status { replica, .. }) if !self.is_me(replica) => {
@@ -415,6 +418,8 @@ impl Sync {
         let _ = self.events.send(StoreEvent::Rotation(rotation));
         let _ = self.events.send(StoreEvent::Driver(driver));
         let _ = (self.events).send(StoreEvent::Settled(self.all_settled.clone()));
+        let _ = self.events.send(StoreEvent::Rollout(rollout));
+        let _ = self.events.send(StoreEvent::RolloutDriver(rollout_driver));
         Ok(revision)
     }
 
@@ -496,6 +501,14 @@ impl Sync {
                     let holder = (kind == EventType::Put).then(|| lossy(&kv.value));
                     let _ = self.events.send(StoreEvent::Driver(holder));
                 }
+                (Some(KeyKind::Rollout), kind) => {
+                    let value = (kind == EventType::Put).then(|| kv.value.clone());
+                    let _ = self.events.send(StoreEvent::Rollout(value));
+                }
+                (Some(KeyKind::RolloutLock), kind) => {
+                    let holder = (kind == EventType::Put).then(|| lossy(&kv.value));
+                    let _ = self.events.send(StoreEvent::RolloutDriver(holder));
+                }
                 _ => {}
             }
         }
@@ -526,12 +539,12 @@ impl Sync {
         if timed(self.client.txn(txn)).await?.succeeded {
             return Ok(true);
         }
-        if *op != TrustOp::Lock {
+        let TrustOp::Lock(which) = op else {
             return Ok(false);
-        }
+        };
         // Taken already: by this replica on this lease (an earlier attempt
         // whose answer was lost) counts as taken now.
-        let held = timed(self.client.range(&self.keys.trust("lock"), false)).await?;
+        let held = timed(self.client.range(&which.key(&self.keys), false)).await?;
         let mine = |kv: &KeyValue| kv.value == self.replica.as_bytes() && kv.lease == lease;
         Ok(held.kvs.first().is_some_and(mine))
     }

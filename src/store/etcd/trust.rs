@@ -26,7 +26,29 @@ pub(super) struct TrustCommand {
     pub(super) reply: oneshot::Sender<Result<bool, StoreError>>,
 }
 
-/// The rotation writes.
+/// A role one replica at a time holds: a key on that replica's lease, so
+/// a dead holder's key goes with its lease and another replica takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// The driver of the shared root rotation (`trust/lock`).
+    Rotation,
+    /// The driver of the staged config rollout (`rollout/lock`): its bake
+    /// timer and regression check.
+    Rollout,
+}
+
+impl Election {
+    /// The key the holder's name is written under.
+    pub(super) fn key(self, keys: &Keys) -> String {
+        match self {
+            Election::Rotation => keys.trust("lock"),
+            Election::Rollout => keys.rollout("lock"),
+        }
+    }
+}
+
+/// The compare-and-swap writes of the shared root rotation and rollout,
+/// and the elections of their drivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrustOp {
     /// Writes `record` if the key holds `expected` (`None`: no record yet).
@@ -36,8 +58,8 @@ pub enum TrustOp {
         /// The new record (JSON).
         record: Vec<u8>,
     },
-    /// Takes the driver lock on this replica's lease if nobody holds it.
-    Lock,
+    /// Takes a driver lock on this replica's lease if nobody holds it.
+    Lock(Election),
     /// A driver's step: writes `record` while this replica holds the lock
     /// and the key holds `expected`; `roots` also replaces the roots mark
     /// (the rotation finished); `release` drops the lock.
@@ -50,6 +72,15 @@ pub enum TrustOp {
         roots: Option<String>,
         /// Drop the lock in the same transaction.
         release: bool,
+    },
+    /// Writes the rollout record `record` if `rollout/state` holds
+    /// `expected` (`None`: no record yet). Any replica may: every rollout
+    /// step is a pure function of the record it replaces.
+    Rollout {
+        /// The value the writer saw.
+        expected: Option<Vec<u8>>,
+        /// The new record (JSON).
+        record: Vec<u8>,
     },
 }
 
@@ -65,10 +96,19 @@ pub(super) fn txn(keys: &Keys, replica: &str, lease: i64, op_: &TrustOp) -> TxnR
             };
             (vec![seen], vec![put(&rotation, record.clone(), 0)])
         }
-        TrustOp::Lock => {
+        TrustOp::Lock(which) => {
+            let lock = which.key(keys).into_bytes();
             let free = equal(&lock, TargetUnion::CreateRevision(0));
             let mine = put(&lock, replica.as_bytes().to_vec(), lease);
             (vec![free], vec![mine])
+        }
+        TrustOp::Rollout { expected, record } => {
+            let state = keys.rollout("state").into_bytes();
+            let seen = match expected {
+                None => equal(&state, TargetUnion::CreateRevision(0)),
+                Some(v) => equal(&state, TargetUnion::Value(v.clone())),
+            };
+            (vec![seen], vec![put(&state, record.clone(), 0)])
         }
         TrustOp::Advance {
             expected,
@@ -139,7 +179,7 @@ mod tests {
     #[test]
     fn the_lock_is_taken_only_if_absent_and_on_the_lease() {
         let keys = Keys::new("/t");
-        let t = txn(&keys, "r1", 7, &TrustOp::Lock);
+        let t = txn(&keys, "r1", 7, &TrustOp::Lock(Election::Rotation));
         assert_eq!(t.compare.len(), 1);
         assert_eq!(t.compare[0].key, b"/t/v1/trust/lock");
         assert_eq!(
@@ -184,5 +224,26 @@ mod tests {
             t.compare[0].target_union,
             Some(TargetUnion::CreateRevision(0))
         );
+    }
+
+    #[test]
+    fn the_rollout_has_its_own_lock_and_a_compared_record() {
+        let keys = Keys::new("/t");
+        let t = txn(&keys, "r1", 7, &TrustOp::Lock(Election::Rollout));
+        assert_eq!(t.compare[0].key, b"/t/v1/rollout/lock");
+        let swap = TrustOp::Rollout {
+            expected: Some(b"seen".to_vec()),
+            record: b"next".to_vec(),
+        };
+        let t = txn(&keys, "r1", 7, &swap);
+        assert_eq!(t.compare[0].key, b"/t/v1/rollout/state");
+        assert_eq!(
+            t.compare[0].target_union,
+            Some(TargetUnion::Value(b"seen".to_vec()))
+        );
+        let Some(Request::RequestPut(p)) = &t.success[0].request else {
+            panic!("a put");
+        };
+        assert_eq!((p.value.as_slice(), p.lease), (&b"next"[..], 0));
     }
 }
