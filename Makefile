@@ -29,6 +29,7 @@ test:
 test-system:
 	cargo test -p trellis-integration-tests --test system -- --ignored --test-threads 1
 	cargo test -p trellis-integration-tests --test replicas -- --ignored --test-threads 1
+	cargo test -p trellis-integration-tests --test rollout_replicas -- --ignored --test-threads 1
 	cargo test -p trellis-integration-tests --test multicluster -- --ignored --test-threads 1
 	cargo test -p trellis-integration-tests --test alert_rules -- --ignored
 	cargo test -p trellis-integration-tests --test ratelimit_global -- --ignored --test-threads 1
