@@ -76,6 +76,17 @@ async fn client(via: &Trellis, then: &Trellis, labels: &[(&str, &str)]) -> MeshC
     }
 }
 
+/// A `payment` instance registered through `via`, listing `then` second
+/// (it outlives either replica).
+async fn instance(via: &Trellis, then: &Trellis, version: &str) -> Instance {
+    let backend = Backend::start("payment", version).await.unwrap();
+    let mut spec = SidecarSpec::new("payment", &[("version", version)], backend.port());
+    spec.extra_args
+        .extend(["--xds-addr".into(), then.xds_addr()]);
+    let sidecar = Sidecar::start_spec(via, spec).await.unwrap();
+    Instance { backend, sidecar }
+}
+
 async fn view(t: &Trellis) -> Value {
     let body = t.admin("/debug/rollout").await.unwrap_or_default();
     serde_json::from_str(&body).unwrap_or(Value::Null)
@@ -88,13 +99,15 @@ async fn wait_view(
     what: &str,
     ok: impl Fn(&Value) -> bool,
 ) -> Value {
-    let (v, _) = wait_until(within, Duration::from_millis(10), || async {
+    let waited = wait_until(within, Duration::from_millis(10), || async {
         let v = view(t).await;
         ok(&v).then_some(v)
     })
-    .await
-    .unwrap_or_else(|e| panic!("{what}: {e}\n{}", view(t).await));
-    v
+    .await;
+    match waited {
+        Ok((v, _)) => v,
+        Err(e) => panic!("{what}: {e}\n{}\n{}", view(t).await, t.log()),
+    }
 }
 
 impl Mesh {
@@ -121,12 +134,8 @@ impl Mesh {
             v["driver"] == driver.as_str() && v["last_good"].is_u64()
         })
         .await;
-        let v1 = Instance::start(&a, "payment", "v1", Behavior::Ok)
-            .await
-            .unwrap();
-        let v2 = Instance::start(&a, "payment", "v2", Behavior::Ok)
-            .await
-            .unwrap();
+        let v1 = instance(&a, &b, "v1").await;
+        let v2 = instance(&a, &b, "v2").await;
         let canary = client(&b, &a, &[("version", "v1"), ("track", "canary")]).await;
         let stable = client(&a, &b, &[("version", "v1")]).await;
         for c in [&canary, &stable] {
