@@ -304,7 +304,7 @@ pub(crate) async fn lead_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) 
         if shared.driver.borrow().is_none() {
             match etcd.trust(TrustOp::Lock(Election::Rollout)).await {
                 Ok(true) => {
-                    tracing::info!("rollout: this replica drives it (rollout/lock taken)");
+                    tracing::info!("rollout: this replica keeps the bake time (rollout/lock taken)");
                     shared.driver.send_replace(Some(shared.me.clone()));
                 }
                 Ok(false) => {}
