@@ -36,8 +36,8 @@ spec:
 }
 
 /// Two replicas reading one config directory, `payment` v1/v2 registered
-/// through A, the stable client on A and the canary client on B (each
-/// sidecar's bootstrap lists the other replica second).
+/// through A (their bootstraps list B second), the canary client on B only
+/// and the stable client on A.
 struct Mesh {
     canary: MeshClient,
     stable: MeshClient,
@@ -63,11 +63,15 @@ async fn replica(etcd: &Etcd, config: &ConfigDir, peer: Option<&Trellis>) -> Tre
     Trellis::start_with(config.path(), opts).await.unwrap()
 }
 
-async fn client(via: &Trellis, then: &Trellis, labels: &[(&str, &str)]) -> MeshClient {
+/// A client sidecar on `via` (and on `then` if `via` fails: Envoy may
+/// pick either when there are two).
+async fn client(via: &Trellis, then: Option<&Trellis>, labels: &[(&str, &str)]) -> MeshClient {
     let app = Backend::start("client", "v1").await.unwrap();
     let mut spec = SidecarSpec::new("client", labels, app.port());
-    spec.extra_args
-        .extend(["--xds-addr".into(), then.xds_addr()]);
+    if let Some(then) = then {
+        spec.extra_args
+            .extend(["--xds-addr".into(), then.xds_addr()]);
+    }
     let sidecar = Sidecar::start_spec(via, spec).await.unwrap();
     MeshClient {
         app,
@@ -111,7 +115,8 @@ async fn wait_view(
 }
 
 impl Mesh {
-    async fn start(bake: &str) -> Mesh {
+    /// With `fail_over` the stable client's bootstrap lists B after A.
+    async fn start(bake: &str, fail_over: bool) -> Mesh {
         let etcd = Etcd::start(1).await.unwrap();
         let config = ConfigDir::with(&[
             ("rule.yaml", &subsets_rule("payment", &["v1", "v2"])),
@@ -136,8 +141,8 @@ impl Mesh {
         .await;
         let v1 = instance(&a, &b, "v1").await;
         let v2 = instance(&a, &b, "v2").await;
-        let canary = client(&b, &a, &[("version", "v1"), ("track", "canary")]).await;
-        let stable = client(&a, &b, &[("version", "v1")]).await;
+        let canary = client(&b, None, &[("version", "v1"), ("track", "canary")]).await;
+        let stable = client(&a, fail_over.then_some(&b), &[("version", "v1")]).await;
         for c in [&canary, &stable] {
             for subset in ["v1", "v2"] {
                 c.wait_endpoints(&subset_cluster(subset, "payment"), 1)
@@ -195,7 +200,7 @@ async fn rejected(c: &MeshClient) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "system test (etcd): make test-system"]
 async fn a_change_bakes_on_the_canary_of_another_replica_and_survives_the_driver_dying() {
-    let mut mesh = Mesh::start("12s").await;
+    let mut mesh = Mesh::start("12s", true).await;
     let changed = Instant::now();
     mesh.edit(&weighted_routes("payment", &[("v1", 0), ("v2", 100)]));
     // The canary is B's; A drives: the split reaches it through the store.
@@ -241,6 +246,17 @@ async fn a_change_bakes_on_the_canary_of_another_replica_and_survives_the_driver
         "the bake goes on: {taken}"
     );
     eprintln!("driver killed -> B drives: {takeover:?} (lease TTL {LEASE:?})");
+    // A restarted replica resumes the bake from the store, B still drives.
+    mesh.a.start_again().await.unwrap();
+    let resumed = wait_view(&mesh.a, Duration::from_secs(5), "A follows again", |v| {
+        v["current"]["generation"] == generation
+    })
+    .await;
+    assert_eq!(
+        resumed["current"]["bake_ends_at"],
+        on_b["current"]["bake_ends_at"]
+    );
+    assert_eq!(resumed["driver"], me.as_str(), "{resumed}");
     // The stable client moved to B and still gets the good generation.
     let stable_id = mesh.stable.sidecar.spec.node_id.clone();
     let (acked, dbg) = mesh.b.wait_all_acked(&stable_id).await;
@@ -277,7 +293,7 @@ async fn a_change_bakes_on_the_canary_of_another_replica_and_survives_the_driver
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "system test (etcd): make test-system"]
 async fn a_nack_on_one_replica_aborts_and_never_reaches_the_other_replicas_proxies() {
-    let mesh = Mesh::start("10m").await;
+    let mesh = Mesh::start("10m", false).await;
     let before = rejected(&mesh.canary).await;
     mesh.edit(NACKED_ROUTES);
     // Polled together: the canary's NACK (Envoy's counter), and the abort

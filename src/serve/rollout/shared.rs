@@ -95,6 +95,39 @@ impl Shared {
         self.local.send_replace(Some(Local { offer, mesh }));
     }
 
+    /// Records a stored value; its record, if there is one and it reads.
+    fn receive(&self, raw: Option<Vec<u8>>) -> Option<Record> {
+        let stored = match raw.map(|raw| Record::decode(&raw).map(|record| Stored { record, raw }))
+        {
+            Some(Err(e)) => {
+                tracing::warn!("ignoring an unreadable rollout record in etcd: {e}");
+                return None;
+            }
+            Some(Ok(s)) => Some(s),
+            None => None,
+        };
+        self.stored.send_replace(stored.clone());
+        stored.map(|s| s.record)
+    }
+
+    /// The good generation and the bake of `record`, loaded.
+    fn generations(&self, record: &Record) -> Option<(Generation, Option<Current>)> {
+        let saved = &record.saved;
+        let good = saved.good.as_ref()?;
+        let good = self.generation(good.generation, &good.hash, record)?;
+        let current = saved.current.as_ref().and_then(|c| {
+            let generation = self.generation(c.generation, &c.hash, record)?;
+            Some(Current {
+                policy: generation.mesh.rollout.clone()?,
+                generation,
+                started_at: from_ms(c.started_at_ms),
+                bake_ends_at: from_ms(c.bake_ends_at_ms),
+                canary: Vec::new(),
+            })
+        });
+        Some((good, current))
+    }
+
     /// Generation `number` of `hash`: this replica's own config if it is
     /// that one, else loaded from the record's files.
     fn generation(&self, number: u64, hash: &str, record: &Record) -> Option<Generation> {
@@ -175,38 +208,15 @@ impl Core {
         let Some(shared) = &self.rollout.shared else {
             return;
         };
-        let stored = match raw.map(|raw| Record::decode(&raw).map(|record| Stored { record, raw }))
-        {
-            Some(Err(e)) => {
-                return tracing::warn!("ignoring an unreadable rollout record in etcd: {e}")
-            }
-            Some(Ok(s)) => Some(s),
-            None => None,
-        };
-        shared.stored.send_replace(stored.clone());
-        let Some(Stored { record, .. }) = stored else {
+        let Some(record) = shared.receive(raw) else {
             return;
         };
-        let saved = &record.saved;
-        let Some(good) =
-            (saved.good.as_ref()).and_then(|g| shared.generation(g.generation, &g.hash, &record))
-        else {
+        let Some((good, mut current)) = shared.generations(&record) else {
             return;
         };
-        let current = saved.current.as_ref().and_then(|c| {
-            let generation = shared.generation(c.generation, &c.hash, &record)?;
-            Some(Current {
-                policy: generation.mesh.rollout.clone()?,
-                generation,
-                started_at: from_ms(c.started_at_ms),
-                bake_ends_at: from_ms(c.bake_ends_at_ms),
-                canary: Vec::new(),
-            })
-        });
         let in_force = current.as_ref().map_or(&good.mesh, |c| &c.generation.mesh);
         self.config.store(Arc::clone(in_force));
         let mut state = lock(&self.rollout.state);
-        let mut current = current;
         // Until the next rebuild finds the canary set, the one known is it:
         // a NACK in between is still the rollout's.
         if let (Some(new), Some(old)) = (current.as_mut(), state.current.as_ref()) {
@@ -214,7 +224,7 @@ impl Core {
         }
         state.good = Some(good);
         state.current = current;
-        state.history = saved.history.iter().cloned().collect();
+        state.history = record.saved.history.iter().cloned().collect();
         self.rollout.metrics.show(&state);
         drop(state);
         shared.prune(&record);
@@ -304,7 +314,9 @@ pub(crate) async fn lead_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) 
         if shared.driver.borrow().is_none() {
             match etcd.trust(TrustOp::Lock(Election::Rollout)).await {
                 Ok(true) => {
-                    tracing::info!("rollout: this replica keeps the bake time (rollout/lock taken)");
+                    tracing::info!(
+                        "rollout: this replica keeps the bake time (rollout/lock taken)"
+                    );
                     shared.driver.send_replace(Some(shared.me.clone()));
                 }
                 Ok(false) => {}
