@@ -345,6 +345,8 @@ async fn a_nack_on_one_replica_aborts_and_never_reaches_the_other_replicas_proxi
         run_trellis(&["rollout", "status", "--admin-addr", &admin(&mesh.a)]).unwrap();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("failed"), "{out}");
+    let driver = format!("driven by replica: {}", mesh.a.xds_addr());
+    assert!(out.contains(&driver), "{out}");
     mesh.edit(&weighted_routes("payment", &[("v1", 0), ("v2", 100)]));
     wait_backend(
         &mesh.canary,

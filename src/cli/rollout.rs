@@ -109,6 +109,12 @@ fn text(view: &Value, now: u64) -> String {
         Some(n) => out.push_str(&format!("last good generation: {n}\n")),
         None => out.push_str("last good generation: none\n"),
     }
+    // Replicas only: the one keeping the bake time (the canary list above
+    // is the canary proxies connected to the replica asked).
+    if let Some(driver) = view.get("driver") {
+        let name = driver.as_str().unwrap_or("none (being elected)");
+        out.push_str(&format!("driven by replica: {name}\n"));
+    }
     let history = view["history"].as_array().cloned().unwrap_or_default();
     if !history.is_empty() {
         out.push_str("history (newest first):\n");
