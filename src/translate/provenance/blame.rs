@@ -55,7 +55,16 @@ pub(super) fn blame(
             b.generated_by = generated.map(Box::new);
             Some(b)
         }
-        None => generated,
+        // Envoy checking a whole bootstrap names no resource: with nothing
+        // else to go by, a patch of that type is the likely cause.
+        None => generated.or_else(|| {
+            let r = who
+                .patched
+                .iter()
+                .find(|r| type_key(&r.type_url) == Some(key))?;
+            let patch = p.patches.get(&(r.envoy_filter.clone(), r.patch))?;
+            Some(Blame::new(patch.objects.first()?, &r.resource))
+        }),
     }
 }
 

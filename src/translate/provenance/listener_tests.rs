@@ -214,6 +214,9 @@ fn a_patched_listener_is_blamed_on_the_patch_first() {
         "spec.configPatches[0].patch.value.typed_config.stat_prefix"
     );
     assert_eq!((b.line, b.column), (16, 11));
+    // Nothing named nor quoted (Envoy checking a bootstrap): the patch.
+    let b = p.blame_for(LISTENER, "Proto constraint validation failed", &who);
+    assert_eq!(b.unwrap().field, "spec.configPatches[0]");
     // The same rejection by a proxy the patch did not change.
     let b = p
         .blame_for(LISTENER, msg, &rejecter("default", vec![]))
