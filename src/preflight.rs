@@ -224,14 +224,21 @@ fn run(
 }
 
 /// Envoy's reason from its output: what follows `error initializing
-/// configuration 'FILE': `, else its last line.
+/// configuration 'FILE': `, with the lines that continue it (a protobuf
+/// debug string that prints the offending value, `seconds: N`), else its
+/// last line.
 fn envoy_message(output: &str) -> String {
     const MARK: &str = "error initializing configuration '";
-    for line in output.lines() {
-        if let Some(rest) = line.split_once(MARK).map(|(_, r)| r) {
-            if let Some((_, msg)) = rest.split_once("': ") {
-                return msg.trim().to_string();
-            }
+    let mut lines = output.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.split_once(MARK).map(|(_, r)| r) else {
+            continue;
+        };
+        if let Some((_, msg)) = rest.split_once("': ") {
+            // A log line starts with `[`; anything else continues this one.
+            let more = lines.take_while(|l| !l.starts_with('['));
+            let all: Vec<&str> = std::iter::once(msg).chain(more).collect();
+            return all.join("\n").trim().to_string();
         }
     }
     let last = output.lines().rev().find(|l| !l.trim().is_empty());
