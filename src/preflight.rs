@@ -5,7 +5,7 @@
 //! snapshot. A rejection is then narrowed to a type (Envoy does not name
 //! it: the bootstrap is checked again without routes, then without
 //! listeners) and blamed on the config object responsible with
-//! [`Provenance::blame`], as a live NACK is.
+//! [`Provenance::blame_for`], as a live NACK is.
 
 mod bootstrap;
 #[cfg(test)]
@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use bootstrap::Part;
 
+use crate::config::model::MeshConfig;
+use crate::registry::Proxy;
 use crate::render::RenderedProxy;
-use crate::translate::provenance::{Blame, Provenance};
+use crate::translate::provenance::{Blame, PatchIndex, Provenance};
 use crate::translate::WorkloadCerts;
 use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
 
@@ -92,19 +94,27 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// What a rejection is blamed on (the config's provenance), and the
-/// placeholder certificate of the render.
+/// What a rejection is blamed on (the config's provenance and the
+/// `EnvoyFilter` patches of the render), and the placeholder certificate
+/// of the render.
 pub struct Sources<'a> {
     /// Stands in for certificate files (see [`crate::render::Renderer::placeholder_certs`]).
     pub placeholder: &'a WorkloadCerts,
     /// The rendered config's provenance.
     pub provenance: &'a Provenance,
+    /// The rendered config.
+    pub mesh: &'a MeshConfig,
+    /// What its `EnvoyFilter` patches changed ([`crate::render::Renderer::patches`]).
+    pub patches: PatchIndex,
 }
 
 impl Sources<'_> {
-    /// The config object (and field) the provenance blames for `message`.
-    fn blame(&self, type_url: &str, message: &str) -> Option<Blame> {
-        self.provenance.blame(type_url, message)
+    /// The config object (and field) the provenance blames for `proxy`'s
+    /// rejection `message`, an `EnvoyFilter` patch first.
+    fn blame(&self, proxy: &Proxy, type_url: &str, message: &str) -> Option<Blame> {
+        let root = &self.mesh.mesh.root_namespace;
+        let who = (self.patches).rejecter(&self.mesh.envoy_filters, root, proxy);
+        self.provenance.blame_for(type_url, message, &who)
     }
 }
 
@@ -134,7 +144,7 @@ pub fn check(
         match found.get_mut(&key) {
             Some(r) => r.proxies.extend(ids),
             None => {
-                let blame = sources.blame(&type_url, &message);
+                let blame = sources.blame(&group[0].proxy, &type_url, &message);
                 order.push(key.clone());
                 found.insert(
                     key,
@@ -214,14 +224,21 @@ fn run(
 }
 
 /// Envoy's reason from its output: what follows `error initializing
-/// configuration 'FILE': `, else its last line.
+/// configuration 'FILE': `, with the lines that continue it (a protobuf
+/// debug string that prints the offending value, `seconds: N`), else its
+/// last line.
 fn envoy_message(output: &str) -> String {
     const MARK: &str = "error initializing configuration '";
-    for line in output.lines() {
-        if let Some(rest) = line.split_once(MARK).map(|(_, r)| r) {
-            if let Some((_, msg)) = rest.split_once("': ") {
-                return msg.trim().to_string();
-            }
+    let mut lines = output.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.split_once(MARK).map(|(_, r)| r) else {
+            continue;
+        };
+        if let Some((_, msg)) = rest.split_once("': ") {
+            // A log line starts with `[`; anything else continues this one.
+            let more = lines.take_while(|l| !l.starts_with('['));
+            let all: Vec<&str> = std::iter::once(msg).chain(more).collect();
+            return all.join("\n").trim().to_string();
         }
     }
     let last = output.lines().rev().find(|l| !l.trim().is_empty());

@@ -99,6 +99,11 @@ impl Renderer {
         self.security.certs.as_deref()
     }
 
+    /// Which resources `EnvoyFilter` patches changed at the last render.
+    pub fn patches(&self) -> crate::translate::provenance::PatchIndex {
+        crate::translate::provenance::PatchIndex::new(&self.state.envoy_filters.patched)
+    }
+
     /// Every workload's snapshot for `mesh`, by node id.
     pub fn render(
         &mut self,

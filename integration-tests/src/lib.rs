@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod load;
 pub mod locality;
 pub mod mesh;
+pub mod nack;
 pub mod netns;
 pub mod observed;
 pub mod payment;

@@ -101,6 +101,8 @@ fn with_envoy(
     let sources = trellis::preflight::Sources {
         placeholder,
         provenance: &provenance,
+        mesh,
+        patches: renderer.patches(),
     };
     let workdir = tempfile::tempdir()?;
     let rejections = trellis::preflight::check(&envoy, &rendered, &sources, workdir.path())?;

@@ -21,7 +21,16 @@ pub struct SourceIndex {
 }
 
 /// One file's documents, by the line each starts on.
-type FileDocs = HashMap<usize, Positions>;
+type FileDocs = HashMap<usize, Doc>;
+
+/// One document's field positions and its string values.
+#[derive(Debug)]
+struct Doc {
+    positions: Positions,
+    /// Every string scalar with its field path, in document order: what a
+    /// proxy's rejection may quote (see `translate::provenance`).
+    strings: Vec<(String, String)>,
+}
 
 impl SourceIndex {
     /// Reads and indexes `files` (a loaded config's `files`).
@@ -42,7 +51,12 @@ impl SourceIndex {
         let (docs, _) = yaml::parse(text);
         let by_line = docs
             .into_iter()
-            .map(|doc| (doc.positions.doc.0, doc.positions))
+            .map(|doc| {
+                let mut strings = Vec::new();
+                string_leaves(&doc.value, String::new(), &mut strings);
+                let positions = doc.positions;
+                (positions.doc.0, Doc { positions, strings })
+            })
             .collect();
         self.files.insert(file.to_path_buf(), Arc::new(by_line));
     }
@@ -61,9 +75,52 @@ impl SourceIndex {
             .get(&origin.file)
             .and_then(|f| f.get(&origin.line));
         match doc {
-            Some(positions) => positions.lookup(path),
+            Some(doc) => doc.positions.lookup(path),
             None => (origin.line.max(1), 1),
         }
+    }
+
+    /// The string values written under `under` (a field path, `spec`) of
+    /// the resource `origin`, with their paths, in document order.
+    pub fn strings(&self, origin: &Origin, under: &str) -> Vec<(String, String)> {
+        let doc = self
+            .files
+            .get(&origin.file)
+            .and_then(|f| f.get(&origin.line));
+        let below = |p: &str| {
+            p.strip_prefix(under)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        (doc.into_iter().flat_map(|d| d.strings.iter()))
+            .filter(|(p, _)| under.is_empty() || below(p))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Collects the string scalars of `value` (at `path`) into `out`.
+fn string_leaves(value: &yaml_serde::Value, path: String, out: &mut Vec<(String, String)>) {
+    use yaml_serde::Value;
+    match value {
+        Value::String(s) => out.push((path, s.clone())),
+        Value::Sequence(items) => {
+            for (i, v) in items.iter().enumerate() {
+                string_leaves(v, format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let Some(key) = k.as_str() else { continue };
+                let p = if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                };
+                string_leaves(v, p, out);
+            }
+        }
+        Value::Tagged(t) => string_leaves(&t.value, path, out),
+        _ => {}
     }
 }
 
@@ -85,6 +142,12 @@ mod tests {
         };
         assert_eq!(index.locate(&origin, "spec.http[0].timeout"), (8, 5));
         assert_eq!(index.locate(&origin, "spec.http[0].retries"), (8, 5));
+        let strings = index.strings(&origin, "spec");
+        assert_eq!(
+            strings,
+            [("spec.http[0].timeout".to_string(), "1s".to_string())]
+        );
+        assert!(index.strings(&origin, "spe").is_empty());
         let unknown = Origin { line: 99, ..origin };
         assert_eq!(index.locate(&unknown, "spec"), (99, 1));
     }

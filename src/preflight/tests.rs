@@ -8,6 +8,11 @@ fn envoy_message_is_the_reason() {
     let out = "[x][critical][main] [server.cc:76] error initializing configuration '/t/b.json': regex 'a' too big\n";
     assert_eq!(envoy_message(out), "regex 'a' too big");
     assert_eq!(envoy_message("boom\n\n"), "boom");
+    let out = "[x][critical][main] [server.cc:76] error initializing configuration '/t/b.json': Invalid duration: out-of-range  \nseconds: 10800000000\n[x][info][main] exiting\n";
+    assert_eq!(
+        envoy_message(out),
+        "Invalid duration: out-of-range  \nseconds: 10800000000"
+    );
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::config::model::MeshConfig;
 use crate::config::LoadError;
 use crate::registry::{Proxy, Registry};
 use crate::store::Store;
-use crate::translate::provenance::Provenance;
+use crate::translate::provenance::{PatchIndex, Provenance, Rejecter};
 use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
 
 mod clusters;
@@ -45,6 +45,9 @@ pub(crate) struct Core {
     pub(crate) config: ArcSwap<MeshConfig>,
     /// Where the config's Envoy resources come from, to trace NACKs.
     pub(crate) provenance: ArcSwap<Provenance>,
+    /// Which resources `EnvoyFilter` patches changed at the last build, to
+    /// blame a NACK of one on its patch.
+    pub(crate) patches: ArcSwap<PatchIndex>,
     /// The generation of the config in force; watchers follow reloads
     /// (`serve::clusters`).
     generation: watch::Sender<u64>,
@@ -98,6 +101,20 @@ pub(crate) struct Core {
     pub(crate) samples: crate::graph::SampleStore,
 }
 
+impl Core {
+    /// What a blame may know of `node_id`: its namespace and the
+    /// `EnvoyFilter` patches that changed its resources.
+    fn rejecter(&self, node_id: &str) -> Rejecter {
+        let registry = Arc::clone(&lock(&self.registry));
+        let Some(proxy) = registry.sidecars().get(node_id) else {
+            return Rejecter::default();
+        };
+        let mesh = self.config.load();
+        let root = &mesh.mesh.root_namespace;
+        (self.patches.load()).rejecter(&mesh.envoy_filters, root, proxy)
+    }
+}
+
 /// Locks a std mutex; a panic elsewhere must not wedge the control plane,
 /// and every critical section here leaves the data consistent.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +146,7 @@ impl Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
             provenance: ArcSwap::from_pointee(Provenance::default()),
+            patches: ArcSwap::from_pointee(PatchIndex::default()),
             // Generation numbers go on from a previous run's rollout.
             generation: watch::Sender::new(before),
             registry: Mutex::new(Arc::new(Registry::new())),
@@ -491,7 +509,8 @@ impl StreamHooks for Hooks {
     /// A canary proxy's NACK also fails the generation rolling out.
     fn nacked(&self, node_id: &str, type_url: &str, message: &str) -> Option<serde_json::Value> {
         self.0.rollout_nacked(node_id, type_url, message);
-        let Some(blame) = self.0.provenance.load().blame(type_url, message) else {
+        let who = self.0.rejecter(node_id);
+        let Some(blame) = self.0.provenance.load().blame_for(type_url, message, &who) else {
             tracing::warn!(node = %node_id, type_url, "rejected content not traced to a config object");
             return None;
         };

@@ -20,6 +20,7 @@ use super::certs::Certs;
 use super::core::{lock, Core};
 use crate::config::model::MeshConfig;
 use crate::registry::{instances, Proxy, Registry};
+use crate::translate::provenance::PatchIndex;
 use crate::translate::{self, ProxySecurity};
 
 /// Snapshots for every sidecar in `registry`, by node id, from a fresh
@@ -166,6 +167,8 @@ impl Core {
             let served = self.served_ids();
             self.build_planned(&plan, &registry, &served)
         };
+        // Before the push, so that a NACK of it finds its patches.
+        self.note_patches();
         let built = Instant::now();
         let mut changed = 0usize;
         for (id, snap, fresh) in snapshots {
@@ -203,6 +206,21 @@ impl Core {
             publish = ?built.elapsed(),
             "snapshots rebuilt"
         );
+    }
+}
+
+impl Core {
+    /// Publishes which resources `EnvoyFilter` patches changed at the
+    /// last build (of both generations during a rollout).
+    fn note_patches(&self) {
+        let index = {
+            let (build, held) = (lock(&self.build), lock(&self.held_build));
+            let patched = (build.envoy_filters.patched.iter()).chain(&held.envoy_filters.patched);
+            PatchIndex::new(patched)
+        };
+        if **self.patches.load() != index {
+            self.patches.store(Arc::new(index));
+        }
     }
 }
 

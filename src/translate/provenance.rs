@@ -6,11 +6,19 @@
 //! Built from a [`MeshConfig`] and its [`SourceIndex`] once per accepted
 //! config, beside the shared translation and with the same names
 //! (`outbound`, `HOST:PORT` virtual hosts, `outbound|PORT|SUBSET|HOST`
-//! clusters); it holds positions, not Envoy resources, and no proxy has a
-//! copy of its own. Pure, like the rest of `translate`.
+//! clusters, `inbound` and `outbound` listeners, a gateway's `http.PORT`
+//! and `ADDRESS_PORT`, SDS secrets); it holds positions, not Envoy
+//! resources, and no proxy has a copy of its own. What differs per proxy
+//! (its namespace, the `EnvoyFilter` patches that changed its resources)
+//! comes with the rejection ([`Rejecter`], from a [`PatchIndex`] of the
+//! last build). Pure, like the rest of `translate`.
 
 mod blame;
 mod build;
+mod listeners;
+mod patches;
+
+pub use patches::{PatchIndex, PatchRef, Rejecter};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,6 +85,11 @@ pub struct Provenance {
     resources: HashMap<(&'static str, String), ResourceProvenance>,
     /// Per route configuration name, per virtual host name.
     virtual_hosts: HashMap<String, HashMap<String, VirtualHostProvenance>>,
+    /// Each `EnvoyFilter` patch by (`NAMESPACE/NAME`, index): the patch,
+    /// and the strings of its value.
+    patches: HashMap<(String, usize), ResourceProvenance>,
+    /// The mesh's root namespace (its policies apply to every proxy).
+    root_namespace: String,
 }
 
 /// The config object a proxy's rejection is blamed on, at the field
@@ -100,6 +113,10 @@ pub struct Blame {
     /// The responsible field's path (empty: the whole object).
     #[serde(default)]
     pub field: String,
+    /// When the blame is an `EnvoyFilter` patch: the object that made the
+    /// resource it patched, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_by: Option<Box<Blame>>,
 }
 
 impl Blame {
@@ -114,6 +131,7 @@ impl Blame {
             column: field.column,
             resource: resource.to_string(),
             field: field.path.clone(),
+            generated_by: None,
         }
     }
 
@@ -126,8 +144,19 @@ impl Blame {
         } else {
             format!("{}: ", self.field)
         };
+        let over = match &self.generated_by {
+            Some(g) => format!(
+                ", patched over {}/{} at {}:{}:{}",
+                g.kind,
+                g.name,
+                g.file.display(),
+                g.line,
+                g.column
+            ),
+            None => String::new(),
+        };
         format!(
-            "{}:{}:{}: error: {}/{}: {field}Envoy rejected {} (rejected by proxy {proxy}: {})",
+            "{}:{}:{}: error: {}/{}: {field}Envoy rejected {}{over} (rejected by proxy {proxy}: {})",
             self.file.display(),
             self.line,
             self.column,
@@ -177,7 +206,15 @@ impl Provenance {
     /// names, at the field whose text Envoy quotes; else that resource's
     /// main object. `None` when no resource of the message is known.
     pub fn blame(&self, type_url: &str, error_detail: &str) -> Option<Blame> {
-        blame::blame(self, type_url, error_detail)
+        blame::blame(self, type_url, error_detail, &Rejecter::default())
+    }
+
+    /// [`Provenance::blame`] for a rejection by the proxy `who`: only
+    /// policies that can apply to it, and an `EnvoyFilter` patch that
+    /// changed the rejected resource (or whose value Envoy quotes) before
+    /// the object that made it (then in [`Blame::generated_by`]).
+    pub fn blame_for(&self, type_url: &str, error_detail: &str, who: &Rejecter) -> Option<Blame> {
+        blame::blame(self, type_url, error_detail, who)
     }
 
     /// Resources known for one type, with their names, in name order.
@@ -209,5 +246,7 @@ fn any_port_cluster(name: &str) -> Option<String> {
     Some(parts.join("|"))
 }
 
+#[cfg(test)]
+mod listener_tests;
 #[cfg(test)]
 mod tests;

@@ -9,12 +9,21 @@
 //!   and protobuf validation messages that print the offending value
 //!   (`Invalid duration: Duration out-of-range: ... seconds: 10800000000`).
 //!
+//! - LDS: `Error adding/updating listener(s) inbound: ...` and the
+//!   filter's own validation message, which prints the offending value.
+//!
 //! So a blame looks for the resource names Envoy prints, then, among the
 //! fields that made those resources (all of the type when none is named),
 //! for the longest text Envoy quotes; a named virtual host, route or
-//! resource without a quoted field is blamed on its main object.
+//! resource without a quoted field is blamed on its main object. When an
+//! `EnvoyFilter` patch changed the rejected resource on that proxy, or
+//! Envoy quotes a string of a patch's value, the patch is blamed first:
+//! generated resources are checked by translation, a patch only by Envoy.
 
-use super::{Blame, Field, Provenance, ResourceProvenance, VirtualHostProvenance};
+use super::listeners::POLICY_KINDS;
+use super::{
+    Blame, Field, PatchRef, Provenance, Rejecter, ResourceProvenance, VirtualHostProvenance,
+};
 
 /// Shortest field text worth looking for in a message: shorter ones
 /// (`/`, `v1`) appear in unrelated words.
@@ -33,8 +42,65 @@ pub(super) fn type_key(type_url: &str) -> Option<&'static str> {
     })
 }
 
-pub(super) fn blame(p: &Provenance, type_url: &str, message: &str) -> Option<Blame> {
+pub(super) fn blame(
+    p: &Provenance,
+    type_url: &str,
+    message: &str,
+    who: &Rejecter,
+) -> Option<Blame> {
     let key = type_key(type_url)?;
+    let generated = generated(p, key, message, who);
+    match patched(p, key, message, who) {
+        Some(mut b) => {
+            b.generated_by = generated.map(Box::new);
+            Some(b)
+        }
+        // Envoy checking a whole bootstrap names no resource: with nothing
+        // else to go by, a patch of that type is the likely cause.
+        None => generated.or_else(|| {
+            let r = who
+                .patched
+                .iter()
+                .find(|r| type_key(&r.type_url) == Some(key))?;
+            let patch = p.patches.get(&(r.envoy_filter.clone(), r.patch))?;
+            Some(Blame::new(patch.objects.first()?, &r.resource))
+        }),
+    }
+}
+
+/// The patch `who`'s resources of type `key` were changed by whose value
+/// Envoy quotes, else the patch of the resource Envoy names.
+fn patched(p: &Provenance, key: &str, message: &str, who: &Rejecter) -> Option<Blame> {
+    let refs: Vec<&PatchRef> = (who.patched.iter())
+        .filter(|r| type_key(&r.type_url) == Some(key))
+        .collect();
+    let patch = |r: &PatchRef| p.patches.get(&(r.envoy_filter.clone(), r.patch));
+    let fields = (refs.iter())
+        .filter_map(|r| Some((r.resource.as_str(), patch(r)?)))
+        .flat_map(|(name, pp)| pp.fields.iter().map(move |f| (name, f)));
+    if let Some((name, field)) = best_quoted(message, fields) {
+        return Some(Blame::new(field, name));
+    }
+    let named = (refs.iter())
+        .filter(|r| mentions(message, &r.resource))
+        .max_by_key(|r| r.resource.len())?;
+    Some(Blame::new(patch(named)?.objects.first()?, &named.resource))
+}
+
+/// True when `f` may have shaped a resource of `who`: a per-namespace
+/// policy only in its namespace or the root namespace.
+fn applies(p: &Provenance, who: &Rejecter, f: &Field) -> bool {
+    let Some(ns) = &who.namespace else {
+        return true;
+    };
+    let o = &f.origin;
+    !POLICY_KINDS.contains(&o.kind.as_str())
+        || o.namespace == *ns
+        || o.namespace == p.root_namespace
+}
+
+/// The object that generated what Envoy rejected.
+fn generated(p: &Provenance, key: &'static str, message: &str, who: &Rejecter) -> Option<Blame> {
     if key == "rds" {
         if let Some(found) = blame_routes(p, message) {
             return Some(found);
@@ -47,14 +113,14 @@ pub(super) fn blame(p: &Provenance, type_url: &str, message: &str) -> Option<Bla
         .collect();
     named.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
     let pool = if named.is_empty() { all } else { named.clone() };
-    let fields = pool
-        .iter()
-        .flat_map(|(n, r)| r.fields.iter().map(move |f| (*n, f)));
+    let keep = |f: &&Field| applies(p, who, f);
+    let fields =
+        (pool.iter()).flat_map(|(n, r)| r.fields.iter().filter(keep).map(move |f| (*n, f)));
     if let Some((name, field)) = best_quoted(message, fields) {
         return Some(Blame::new(field, name));
     }
     let (name, resource) = named.first()?;
-    Some(Blame::new(resource.objects.first()?, name))
+    Some(Blame::new(resource.objects.iter().find(keep)?, name))
 }
 
 /// A route configuration's rejection: narrowed to the route configurations,
@@ -133,13 +199,14 @@ fn mentions(message: &str, name: &str) -> bool {
     })
 }
 
-/// True when `needle` occurs in `hay` not glued to a longer word or
-/// number: `seconds: 1` is not in `seconds: 10`, nor `a.com` in `aa.com`.
+/// True when `needle` occurs in `hay` not glued to a longer word, name or
+/// number: `seconds: 1` is not in `seconds: 10`, nor `a.com` in `aa.com`,
+/// nor `envoy` in `envoy.filters`.
 pub(super) fn contains_bounded(hay: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return false;
     }
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || "_.-".contains(c));
     let first = needle.chars().next();
     let last = needle.chars().next_back();
     hay.match_indices(needle).any(|(i, _)| {

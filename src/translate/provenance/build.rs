@@ -1,7 +1,7 @@
 //! Building a [`Provenance`] from a config: the outbound route
 //! configuration's virtual hosts and routes (VirtualService rules and
 //! matches), and the outbound clusters and their endpoints (ServiceEntry
-//! ports, DestinationRule subsets and policy).
+//! ports, DestinationRule subsets and policy); the rest in `listeners`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +19,13 @@ use crate::config::SourceIndex;
 use crate::translate::OUTBOUND_ROUTE;
 
 /// Positions fields of one object.
-struct Locator<'a> {
+pub(super) struct Locator<'a> {
     source: &'a SourceIndex,
-    origin: Arc<Origin>,
+    pub(super) origin: Arc<Origin>,
 }
 
 impl Locator<'_> {
-    fn field(&self, path: &str, needle: Option<String>) -> Field {
+    pub(super) fn field(&self, path: &str, needle: Option<String>) -> Field {
         let (line, column) = if path.is_empty() {
             (self.origin.line.max(1), 1)
         } else {
@@ -81,10 +81,12 @@ pub(super) fn build(mesh: &MeshConfig, source: &SourceIndex) -> Provenance {
         ("rds", OUTBOUND_ROUTE.to_string()),
         ResourceProvenance::default(),
     );
+    out.root_namespace = mesh.mesh.root_namespace.clone();
+    super::listeners::build(&mut out, mesh, source);
     out
 }
 
-fn locator<'a>(source: &'a SourceIndex, origin: &Origin) -> Locator<'a> {
+pub(super) fn locator<'a>(source: &'a SourceIndex, origin: &Origin) -> Locator<'a> {
     Locator {
         source,
         origin: Arc::new(origin.clone()),
@@ -113,7 +115,7 @@ fn virtual_host(
 }
 
 /// One route per match of rule `i` (one for a rule without matches).
-fn rule_routes(at: &Locator<'_>, i: usize, rule: &HttpRoute) -> Vec<RouteProvenance> {
+pub(super) fn rule_routes(at: &Locator<'_>, i: usize, rule: &HttpRoute) -> Vec<RouteProvenance> {
     let rule_path = format!("spec.http[{i}]");
     let mut common = vec![at.field(&rule_path, None)];
     common.extend(rule_fields(at, &rule_path, rule));

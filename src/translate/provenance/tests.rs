@@ -179,6 +179,7 @@ fn the_report_has_validate_s_format() {
         column: 9,
         resource: "outbound".into(),
         field: "spec.http[0].match[0].uri.regex".into(),
+        generated_by: None,
     };
     assert_eq!(
         b.report("client-1", "bad regex\n"),

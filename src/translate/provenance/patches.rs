@@ -1,0 +1,113 @@
+//! `EnvoyFilter` patches in the provenance: where each patch is written,
+//! with the strings of its value (what Envoy quotes when it rejects the
+//! result), and which resources the patches changed on the proxies of the
+//! last build ([`PatchIndex`]), so that a rejection of a patched resource
+//! is blamed on the patch first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::build::locator;
+use super::{Field, Provenance, ResourceProvenance};
+use crate::config::model::{EnvoyFilter, MeshConfig};
+use crate::config::SourceIndex;
+use crate::registry::Proxy;
+use crate::translate::envoy_filter::{applicable, Patched};
+
+/// One resource one patch changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PatchRef {
+    /// Type URL of the resource.
+    pub type_url: String,
+    /// Its name.
+    pub resource: String,
+    /// `NAMESPACE/NAME` of the `EnvoyFilter`.
+    pub envoy_filter: String,
+    /// Index of the patch in its `configPatches`.
+    pub patch: usize,
+}
+
+/// What is known of the proxy that rejected a response, to narrow a
+/// blame: its namespace (policies of other namespaces cannot apply to
+/// it) and the resources `EnvoyFilter` patches changed on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejecter {
+    /// The proxy's namespace, when known.
+    pub namespace: Option<String>,
+    /// The patches that changed its resources.
+    pub patched: Vec<PatchRef>,
+}
+
+/// The resources `EnvoyFilter` patches changed over the proxies of one
+/// build, by filter (`NAMESPACE/NAME`): each once, however many proxies
+/// share it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchIndex(BTreeMap<String, BTreeSet<PatchRef>>);
+
+impl PatchIndex {
+    /// The index of a build's `patched` lists.
+    pub fn new<'a>(patched: impl IntoIterator<Item = &'a Patched>) -> PatchIndex {
+        let mut out = PatchIndex::default();
+        for p in patched {
+            out.0
+                .entry(p.envoy_filter.clone())
+                .or_default()
+                .insert(PatchRef {
+                    type_url: p.type_url.clone(),
+                    resource: p.resource.clone(),
+                    envoy_filter: p.envoy_filter.clone(),
+                    patch: p.patch,
+                });
+        }
+        out
+    }
+
+    /// True when no patch changed anything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What is known of `proxy`: its namespace and the changes of the
+    /// filters of `filters` that apply to it.
+    pub fn rejecter(&self, filters: &[Arc<EnvoyFilter>], root: &str, proxy: &Proxy) -> Rejecter {
+        let mut patched = Vec::new();
+        if !self.is_empty() {
+            for f in applicable(filters, root, proxy) {
+                let key = format!("{}/{}", f.origin.namespace, f.origin.name);
+                patched.extend(self.0.get(&key).into_iter().flatten().cloned());
+            }
+        }
+        Rejecter {
+            namespace: Some(proxy.namespace.clone()),
+            patched,
+        }
+    }
+}
+
+/// Each patch of every `EnvoyFilter`: the patch (`objects`) and the
+/// strings of its value (`fields`).
+pub(super) fn build(out: &mut Provenance, mesh: &MeshConfig, source: &SourceIndex) {
+    for f in &mesh.envoy_filters {
+        let at = locator(source, &f.origin);
+        let key = format!("{}/{}", f.origin.namespace, f.origin.name);
+        for (i, patch) in f.patches.iter().enumerate() {
+            let path = format!("spec.configPatches[{i}]");
+            let site = Field {
+                origin: Arc::clone(&at.origin),
+                path: path.clone(),
+                line: patch.site.line,
+                column: patch.site.col,
+                needle: None,
+            };
+            let value = format!("{path}.patch.value");
+            let fields = (source.strings(&f.origin, &value).into_iter())
+                .map(|(p, v)| at.field(&p, Some(v)))
+                .collect();
+            let patch = ResourceProvenance {
+                objects: vec![site],
+                fields,
+            };
+            out.patches.insert((key.clone(), i), patch);
+        }
+    }
+}
