@@ -32,7 +32,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Flags of `trellis-bench dataplane`.
 #[derive(Debug, clap::Args)]
 pub struct DataplaneArgs {
-    /// Request rates in requests per second (comma-separated).
+    /// Request rates in requests per second (comma-separated); 0 measures
+    /// the idle sidecars' CPU.
     #[arg(long, value_delimiter = ',', default_values_t = [500.0, 1000.0])]
     rates: Vec<f64>,
     /// Keep-alive HTTP/1.1 connections the generator spreads requests over.
@@ -211,8 +212,11 @@ async fn measure(
         answered_rate,
         errors: out.errors,
         first_error: out.first_error,
-        // Cores the pair used, per 1,000 answered requests per second.
-        cpu_per_1k: has_sidecars.then(|| cpu / window / (answered_rate / 1000.0)),
+        cpu_cores: has_sidecars.then_some(cpu / window),
+        // Cores the pair used per 1,000 answered requests per second (none
+        // at rate 0, which measures the idle pair).
+        cpu_per_1k: (has_sidecars && answered_rate > 0.0)
+            .then(|| cpu / window / (answered_rate / 1000.0)),
         rss_mib: has_sidecars.then(|| rss_kb as f64 / 1024.0),
         load1: procfs::load1()?,
     })

@@ -34,6 +34,8 @@ pub struct Point {
     pub errors: u64,
     /// The first failure.
     pub first_error: Option<String>,
+    /// Cores both sidecars used over the window (none for direct).
+    pub cpu_cores: Option<f64>,
     /// Cores both sidecars used per 1,000 answered req/s (none for direct).
     pub cpu_per_1k: Option<f64>,
     /// Both sidecars' `VmRSS` after the window, MiB.
@@ -50,17 +52,18 @@ impl Point {
             "p50_ms": r3(self.p50_ms), "p90_ms": r3(self.p90_ms), "p99_ms": r3(self.p99_ms),
             "max_ms": r3(self.max_ms), "answered_rate": r3(self.answered_rate),
             "errors": self.errors, "first_error": self.first_error,
-            "cpu_cores_per_1k_rps": self.cpu_per_1k.map(r3), "rss_mib": self.rss_mib.map(r3),
+            "cpu_cores": self.cpu_cores.map(r3), "cpu_cores_per_1k_rps": self.cpu_per_1k.map(r3), "rss_mib": self.rss_mib.map(r3),
             "load1": self.load1,
         })
     }
 }
 
 /// The figures the summary gives per rate and path, in table order.
-const FIGURES: [&str; 5] = [
+const FIGURES: [&str; 6] = [
     "added_p50_ms",
     "added_p90_ms",
     "added_p99_ms",
+    "cpu_cores",
     "cpu_cores_per_1k_rps",
     "rss_mib",
 ];
@@ -71,6 +74,7 @@ fn figure(name: &str, p: &Point, d: &Point) -> Option<f64> {
         "added_p50_ms" => Some(p.p50_ms - d.p50_ms),
         "added_p90_ms" => Some(p.p90_ms - d.p90_ms),
         "added_p99_ms" => Some(p.p99_ms - d.p99_ms),
+        "cpu_cores" => p.cpu_cores,
         "cpu_cores_per_1k_rps" => p.cpu_per_1k,
         _ => p.rss_mib,
     }
@@ -110,8 +114,8 @@ pub fn print(points: &[Point]) {
         }
     }
     let mut table = vec![
-        "| req/s | path | added p50 ms | added p90 ms | added p99 ms | CPU (cores per 1,000 req/s, pair) | RSS MiB (pair) | × minimal (p50 / p90 / p99 / CPU / RSS) | load avg |".to_string(),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |".to_string(),
+        "| req/s | path | added p50 ms | added p90 ms | added p99 ms | CPU cores (pair) | CPU cores per 1,000 req/s (pair) | RSS MiB (pair) | × minimal (p50 / p90 / p99 / CPU / CPU per 1k / RSS) | load avg |".to_string(),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".to_string(),
     ];
     for &rate in &rates {
         let reference = spreads(points, rate, REFERENCE);
@@ -127,7 +131,7 @@ pub fn print(points: &[Point]) {
                 .filter(|p| p.rate == rate && p.path == *path)
                 .map(|p| p.load1)
                 .collect();
-            let met = ratios.iter().all(|r| r.is_some_and(|r| r <= TARGET_RATIO));
+            let met = ratios.iter().flatten().all(|r| *r <= TARGET_RATIO);
             let mut line = json!({"summary": true, "rate": rate, "path": path, "runs_load1": loads,
                 "target_met": met});
             for (i, f) in FIGURES.iter().enumerate() {
