@@ -289,7 +289,8 @@ def main():
     ap.add_argument("trellis")
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--keep", help="also write the whole static bootstrap here")
+    ap.add_argument("--keep", metavar="FILE", help="write the whole static bootstrap to FILE and keep the work files "
+                    "(mesh, state, logs, config dump, variant bootstraps) in its directory")
     ap.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
