@@ -12,7 +12,7 @@ secrets as static ones from a throwaway certificate), once whole and once
 per variant with one part removed or reduced, each in a fresh Envoy, so
 each part's cost is the difference in heap.
 
-Usage: bench/sidecar-tax.py TRELLIS_BIN [--services N] [--concurrency C] [VARIANT...]
+Usage: bench/sidecar-tax.py [--services N] [--concurrency C] [--keep FILE] TRELLIS_BIN [VARIANT...]
 Every process is started and killed by its own PID; every wait is bounded.
 """
 import argparse
