@@ -12,9 +12,15 @@
 //! `trellis-bench churn --rate R --duration SECS` registers and deregisters
 //! simulated sidecars at R per second while observer sidecars ACK the
 //! endpoint updates, and prints one JSON line of lags.
+//!
+//! `trellis-bench dataplane --rates 500,1000 --runs 3` loads an app at
+//! fixed rates directly, through two minimal Envoys with mTLS and through
+//! two Trellis sidecars, and prints the latency, CPU and memory the
+//! sidecars add.
 
 mod churn;
 mod client;
+mod dataplane;
 mod envoy;
 mod mesh;
 mod run;
@@ -40,6 +46,8 @@ enum Cmd {
     Envoy(envoy::EnvoyArgs),
     /// Endpoint churn: sidecars registering and leaving at a steady rate.
     Churn(churn::ChurnArgs),
+    /// Data plane: latency, CPU and memory two sidecars add to a request.
+    Dataplane(dataplane::DataplaneArgs),
 }
 
 /// Flags of `trellis-bench xds`.
@@ -105,6 +113,7 @@ fn main() -> ExitCode {
         Cmd::Xds(args) => rt.block_on(run::xds(args)),
         Cmd::Envoy(args) => rt.block_on(envoy::envoy(args)),
         Cmd::Churn(args) => rt.block_on(churn::churn(args)),
+        Cmd::Dataplane(args) => rt.block_on(dataplane::dataplane(args)),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

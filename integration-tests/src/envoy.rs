@@ -121,6 +121,12 @@ impl Envoy {
         self.admin_port
     }
 
+    /// The process id (e.g. to read its CPU time and RSS from `/proc`);
+    /// `None` once killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// A scratch directory that lives as long as this Envoy.
     pub fn dir(&self) -> &Path {
         self.dir.path()
