@@ -80,7 +80,8 @@ fn patch(cx: &mut Cx<'_>, path: &str, p: &raw::ConfigPatch) -> Option<ConfigPatc
         return None;
     };
     let at = join(path, "patch");
-    cx.unsupported(&at, "filterClass", &body.filter_class);
+    filter_class(cx, &at, body.filter_class.as_deref());
+    let replace_lists = body.operation.as_deref() == Some("MERGE_AND_REPLACE_LIST");
     let operation = operation(cx, &at, apply_to, body.operation.as_deref())?;
     let value = match (&body.value, operation) {
         (_, Operation::Remove) => None,
@@ -100,6 +101,7 @@ fn patch(cx: &mut Cx<'_>, path: &str, p: &raw::ConfigPatch) -> Option<ConfigPatc
         object,
         operation,
         value,
+        replace_lists,
     })
 }
 
@@ -120,8 +122,17 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
             cx.err(&at, msg);
             return None;
         }
-        Some(other @ ("LISTENER_FILTER" | "BOOTSTRAP")) => {
-            let msg = format!("applyTo {other} is not supported yet");
+        Some("BOOTSTRAP") => {
+            let msg = "applyTo BOOTSTRAP patches Envoy's bootstrap, which a sidecar reads from \
+                       its file before it talks to Trellis and which xDS never changes: \
+                       change the file `trellis bootstrap` writes instead";
+            cx.err(&at, msg);
+            return None;
+        }
+        Some("LISTENER_FILTER") => {
+            let msg = "applyTo LISTENER_FILTER is not supported yet: patch the listener \
+                       (applyTo LISTENER) instead, MERGE to append to its listener_filters or \
+                       MERGE_AND_REPLACE_LIST to set the whole list";
             cx.err(&at, msg);
             return None;
         }
@@ -140,6 +151,30 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
     })
 }
 
+/// `patch.filterClass`: `UNSPECIFIED` (the default) is accepted; the
+/// others are errors, since istiod accepts them but places nothing by them
+/// (its EnvoyFilter code never reads the field), so a config relying on
+/// them does not do in Istio what it says.
+fn filter_class(cx: &mut Cx<'_>, path: &str, written: Option<&str>) {
+    let at = join(path, "filterClass");
+    match written {
+        None | Some("UNSPECIFIED") => {}
+        Some(class @ ("AUTHN" | "AUTHZ" | "STATS")) => {
+            let msg = format!(
+                "filterClass {class} is not applied by Istio either (istiod ignores it): \
+                 place the filter with INSERT_BEFORE/INSERT_AFTER and a filter name \
+                 (envoy.filters.http.jwt_authn, envoy.filters.http.rbac, envoy.filters.http.router)"
+            );
+            cx.err(&at, msg);
+        }
+        Some(other) => {
+            let msg =
+                format!("unknown filterClass {other:?}: use UNSPECIFIED, AUTHN, AUTHZ or STATS");
+            cx.err(&at, msg);
+        }
+    }
+}
+
 /// The operation; like Istio, `INSERT_*` on objects without an order
 /// that Istio defines for them becomes `ADD`.
 fn operation(
@@ -155,8 +190,8 @@ fn operation(
     };
     let Some(op) = parse_operation(written) else {
         let msg = format!(
-            "unknown operation {written:?}: use MERGE, ADD, REMOVE, INSERT_BEFORE, \
-             INSERT_AFTER, INSERT_FIRST or REPLACE"
+            "unknown operation {written:?}: use MERGE, MERGE_AND_REPLACE_LIST, ADD, REMOVE, \
+             INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST or REPLACE"
         );
         cx.err(&at, msg);
         return None;
@@ -181,7 +216,7 @@ fn operation(
 
 fn parse_operation(written: &str) -> Option<Operation> {
     Some(match written {
-        "MERGE" => Operation::Merge,
+        "MERGE" | "MERGE_AND_REPLACE_LIST" => Operation::Merge,
         "ADD" => Operation::Add,
         "REMOVE" => Operation::Remove,
         "INSERT_BEFORE" => Operation::InsertBefore,

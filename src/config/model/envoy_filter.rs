@@ -43,6 +43,10 @@ pub struct ConfigPatch {
     pub operation: Operation,
     /// `patch.value` read as the proto `applyTo` names; `None` for REMOVE.
     pub value: Option<PatchValue>,
+    /// `MERGE_AND_REPLACE_LIST`: a [`Operation::Merge`] whose lists replace
+    /// the generated lists instead of appending to them (filters'
+    /// `typed_config`s still merge as with MERGE, as in Istio).
+    pub replace_lists: bool,
 }
 
 /// `applyTo`.

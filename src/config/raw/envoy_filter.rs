@@ -159,6 +159,7 @@ pub(crate) struct Patch {
     pub operation: Option<String>,
     /// The Envoy object, as Envoy's proto3 JSON (read into protos later).
     pub value: Option<yaml_serde::Value>,
-    /// How filters already present are kept (Istio: `REPLACE_AND_MERGE`…).
-    pub filter_class: Option<Unsupported>,
+    /// `UNSPECIFIED`, `AUTHN`, `AUTHZ` or `STATS`: where to add an HTTP
+    /// filter relative to the control plane's own.
+    pub filter_class: Option<String>,
 }

@@ -87,7 +87,23 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: SWAP, value: {}}\n",
-            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: unknown operation \"SWAP\": use MERGE, ADD, REMOVE, INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST or REPLACE",
+            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: unknown operation \"SWAP\": use MERGE, MERGE_AND_REPLACE_LIST, ADD, REMOVE, INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST or REPLACE",
+        ),
+        (
+            "  - applyTo: BOOTSTRAP\n    patch: {operation: MERGE, value: {}}\n",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: applyTo BOOTSTRAP patches Envoy's bootstrap, which a sidecar reads from its file before it talks to Trellis and which xDS never changes: change the file `trellis bootstrap` writes instead",
+        ),
+        (
+            "  - applyTo: LISTENER_FILTER\n    patch: {operation: ADD, value: {name: x}}\n",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: applyTo LISTENER_FILTER is not supported yet: patch the listener (applyTo LISTENER) instead, MERGE to append to its listener_filters or MERGE_AND_REPLACE_LIST to set the whole list",
+        ),
+        (
+            "  - applyTo: HTTP_FILTER\n    patch: {operation: ADD, filterClass: AUTHZ, value: {name: x}}\n",
+            "f.yaml:7:29: error: EnvoyFilter/ef: spec.configPatches[0].patch.filterClass: filterClass AUTHZ is not applied by Istio either (istiod ignores it): place the filter with INSERT_BEFORE/INSERT_AFTER and a filter name (envoy.filters.http.jwt_authn, envoy.filters.http.rbac, envoy.filters.http.router)",
+        ),
+        (
+            "  - applyTo: LISTENER\n    match: {listener: {portName: http}}\n    patch: {operation: REMOVE}\n",
+            "f.yaml:7:24: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.portName: listener.portName is not implemented by Istio (its API marks it so and hides it): match the listener by portNumber",
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: REPLACE, value: {}}\n",

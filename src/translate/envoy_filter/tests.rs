@@ -208,3 +208,39 @@ fn workload_selected_filters_that_patch_shared_resources_key_the_group() {
     assert!(key(&v1).is_empty());
     assert_eq!(key(&v2), [("default".to_string(), "ef".to_string())]);
 }
+
+#[test]
+fn merge_and_replace_list_sets_a_list_where_merge_appends() {
+    let domains = |operation: &str| {
+        let body = format!(
+            "  configPatches:
+  - applyTo: VIRTUAL_HOST
+    match:
+      context: SIDECAR_INBOUND
+      routeConfiguration: {{vhost: {{name: 'inbound|http|9080'}}}}
+    patch:
+      operation: {operation}
+      value: {{domains: [only.example]}}"
+        );
+        let m = mesh(&[
+            ("s.yaml", PRODUCTPAGE),
+            ("f.yaml", &filter("ef", "default", 0, &body)),
+        ]);
+        let res = resources(&m, "productpage");
+        assert!(
+            res.envoy_filters.errors.is_empty(),
+            "{:?}",
+            res.envoy_filters.errors
+        );
+        let Some(RouteSpecifier::RouteConfig(rc)) = inbound_hcm(&res).route_specifier else {
+            panic!()
+        };
+        rc.virtual_hosts[0].domains.clone()
+    };
+    let merged = domains("MERGE");
+    assert!(
+        merged.len() > 1 && merged.last().unwrap() == "only.example",
+        "{merged:?}"
+    );
+    assert_eq!(domains("MERGE_AND_REPLACE_LIST"), ["only.example"]);
+}

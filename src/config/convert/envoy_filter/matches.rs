@@ -85,7 +85,11 @@ fn listener(
     apply_to: ApplyTo,
     l: &raw::ListenerMatch,
 ) -> Option<ListenerMatch> {
-    cx.unsupported(path, "portName", &l.port_name);
+    if l.port_name.is_some() {
+        let msg = "listener.portName is not implemented by Istio (its API marks it so and \
+                   hides it): match the listener by portNumber";
+        cx.err(&join(path, "portName"), msg);
+    }
     cx.unsupported(path, "listenerFilter", &l.listener_filter);
     if l.port_name.is_some() || l.listener_filter.is_some() {
         return None;
