@@ -388,3 +388,58 @@ async fn merge_and_replace_list_replaces_the_domains() {
     let routes = client.routes_dump().await;
     assert!(routes.contains("shop.internal"), "{routes}");
 }
+
+/// Clients send a PROXY protocol header to productpage, which its inbound
+/// listener reads with a listener filter put first (before the TLS
+/// inspector), as Istio users pair the two.
+const PROXY_PROTOCOL: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: productpage}
+spec:
+  host: productpage
+  trafficPolicy:
+    proxyProtocol: {version: V1}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: proxy-protocol, namespace: istio-system}
+spec:
+  workloadSelector: {labels: {app: productpage}}
+  configPatches:
+  - applyTo: LISTENER_FILTER
+    match: {context: SIDECAR_INBOUND}
+    patch:
+      operation: INSERT_FIRST
+      value:
+        name: envoy.filters.listener.proxy_protocol
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+";
+
+/// The listener filter names of listener `name` in a config dump.
+fn listener_filters(dump: &Value, name: &str) -> Vec<String> {
+    let listeners = (dump["configs"].as_array().into_iter().flatten())
+        .flat_map(|c| c["dynamic_listeners"].as_array().into_iter().flatten())
+        .map(|l| &l["active_state"]["listener"]);
+    (listeners.filter(|l| l["name"] == name))
+        .flat_map(|l| l["listener_filters"].as_array().into_iter().flatten())
+        .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_filter_reads_the_proxy_protocol_header_clients_send() {
+    let files = [("mesh.yaml", PRODUCTPAGE), ("pp.yaml", PROXY_PROTOCOL)];
+    let (_c, _t, _app, sidecar, client) = mesh(&files).await;
+    let dump = sidecar.config_dump().await.unwrap();
+    let filters = listener_filters(&dump, "inbound");
+    assert_eq!(
+        filters.first().map(String::as_str),
+        Some("envoy.filters.listener.proxy_protocol"),
+        "{filters:?}"
+    );
+    // Without the filter the header would reach the TLS or HTTP parser
+    // and every request would fail.
+    let tally = client.tally("productpage:9080", &[], 20, 2).await;
+    assert_eq!(tally.ok(), 20, "{tally:?}");
+}

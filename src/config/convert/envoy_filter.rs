@@ -83,6 +83,10 @@ fn patch(cx: &mut Cx<'_>, path: &str, p: &raw::ConfigPatch) -> Option<ConfigPatc
     filter_class(cx, &at, body.filter_class.as_deref());
     let replace_lists = body.operation.as_deref() == Some("MERGE_AND_REPLACE_LIST");
     let operation = operation(cx, &at, apply_to, body.operation.as_deref())?;
+    if let Err(msg) = names_a_listener_filter(apply_to, operation, &object) {
+        cx.err(&join(path, "match"), msg);
+        return None;
+    }
     let value = match (&body.value, operation) {
         (_, Operation::Remove) => None,
         (None, _) => {
@@ -109,6 +113,7 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
     let at = join(path, "applyTo");
     Some(match written {
         Some("LISTENER") => ApplyTo::Listener,
+        Some("LISTENER_FILTER") => ApplyTo::ListenerFilter,
         Some("FILTER_CHAIN") => ApplyTo::FilterChain,
         Some("NETWORK_FILTER") => ApplyTo::NetworkFilter,
         Some("HTTP_FILTER") => ApplyTo::HttpFilter,
@@ -129,20 +134,13 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
             cx.err(&at, msg);
             return None;
         }
-        Some("LISTENER_FILTER") => {
-            let msg = "applyTo LISTENER_FILTER is not supported yet: patch the listener \
-                       (applyTo LISTENER) instead, MERGE to append to its listener_filters or \
-                       MERGE_AND_REPLACE_LIST to set the whole list";
-            cx.err(&at, msg);
-            return None;
-        }
         None => {
             cx.err(path, "applyTo is required");
             return None;
         }
         Some(other) => {
             let msg = format!(
-                "unknown applyTo {other:?}: use LISTENER, FILTER_CHAIN, NETWORK_FILTER, \
+                "unknown applyTo {other:?}: use LISTENER, LISTENER_FILTER, FILTER_CHAIN, NETWORK_FILTER, \
                  HTTP_FILTER, ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE or CLUSTER"
             );
             cx.err(&at, msg);
@@ -198,7 +196,7 @@ fn operation(
     };
     let ordered = matches!(
         apply_to,
-        ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::HttpRoute
+        ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::HttpRoute | ApplyTo::ListenerFilter
     );
     let inserts = matches!(
         op,
@@ -232,16 +230,41 @@ fn parse_operation(written: &str) -> Option<Operation> {
 fn allowed(apply_to: ApplyTo, op: Operation) -> Result<(), &'static str> {
     let replaces = matches!(
         apply_to,
-        ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::VirtualHost
+        ApplyTo::HttpFilter
+            | ApplyTo::NetworkFilter
+            | ApplyTo::VirtualHost
+            | ApplyTo::ListenerFilter
     );
     if op == Operation::Replace && !replaces {
-        return Err("REPLACE applies to HTTP_FILTER, NETWORK_FILTER and VIRTUAL_HOST only");
+        return Err(
+            "REPLACE applies to HTTP_FILTER, NETWORK_FILTER, LISTENER_FILTER and VIRTUAL_HOST only",
+        );
     }
     if apply_to == ApplyTo::RouteConfiguration && op != Operation::Merge {
         return Err(
             "a route configuration can only be merged into (Istio applies no other \
                     operation to it): patch its virtual hosts instead",
         );
+    }
+    Ok(())
+}
+
+/// LISTENER_FILTER's MERGE, REPLACE and REMOVE act on the listener filter
+/// the match names; Istio skips them without one, silently.
+fn names_a_listener_filter(
+    apply_to: ApplyTo,
+    op: Operation,
+    object: &crate::config::model::ObjectMatch,
+) -> Result<(), &'static str> {
+    use crate::config::model::ObjectMatch;
+    let named = matches!(object, ObjectMatch::Listener(l) if !l.listener_filter.is_empty());
+    let needs = matches!(
+        op,
+        Operation::Merge | Operation::Replace | Operation::Remove
+    );
+    if apply_to == ApplyTo::ListenerFilter && needs && !named {
+        return Err("LISTENER_FILTER with MERGE, REPLACE or REMOVE needs \
+                    match.listener.listenerFilter (the filter to change)");
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! applied by `translate::envoy_filter` with Istio's semantics.
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, ListenerFilter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 
@@ -54,6 +54,8 @@ pub struct ConfigPatch {
 pub enum ApplyTo {
     /// A whole listener.
     Listener,
+    /// A listener filter (`listener_filters`) of a listener.
+    ListenerFilter,
     /// A filter chain of a listener.
     FilterChain,
     /// A network filter of a filter chain.
@@ -123,6 +125,8 @@ pub struct ListenerMatch {
     pub name: String,
     /// Listener port.
     pub port_number: u32,
+    /// `listenerFilter`: a listener filter's name (LISTENER_FILTER only).
+    pub listener_filter: String,
     /// `filterChain`.
     pub filter_chain: Option<FilterChainMatch>,
 }
@@ -212,6 +216,8 @@ pub enum PatchValue {
     Listener(Box<Listener>),
     /// `envoy.config.listener.v3.FilterChain`.
     FilterChain(Box<FilterChain>),
+    /// `envoy.config.listener.v3.ListenerFilter`.
+    ListenerFilter(ListenerFilter),
     /// `envoy.config.listener.v3.Filter`.
     NetworkFilter(Filter),
     /// `...http_connection_manager.v3.HttpFilter`.

@@ -63,8 +63,8 @@ pub(crate) struct ListenerMatch {
     /// Deprecated in Istio and never implemented by it.
     pub port_name: Option<Unsupported>,
     pub filter_chain: Option<FilterChainMatch>,
-    /// Listener filters are not a patch target Trellis offers.
-    pub listener_filter: Option<Unsupported>,
+    #[serde(default)]
+    pub listener_filter: String,
     #[serde(default)]
     pub name: String,
 }

@@ -79,7 +79,7 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: SOMETHING\n    patch: {operation: ADD, value: {}}\n",
-            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: unknown applyTo \"SOMETHING\": use LISTENER, FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER, ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE or CLUSTER",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: unknown applyTo \"SOMETHING\": use LISTENER, LISTENER_FILTER, FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER, ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE or CLUSTER",
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: MERGE}\n",
@@ -94,8 +94,16 @@ fn every_error_case_is_positioned() {
             "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: applyTo BOOTSTRAP patches Envoy's bootstrap, which a sidecar reads from its file before it talks to Trellis and which xDS never changes: change the file `trellis bootstrap` writes instead",
         ),
         (
-            "  - applyTo: LISTENER_FILTER\n    patch: {operation: ADD, value: {name: x}}\n",
-            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: applyTo LISTENER_FILTER is not supported yet: patch the listener (applyTo LISTENER) instead, MERGE to append to its listener_filters or MERGE_AND_REPLACE_LIST to set the whole list",
+            "  - applyTo: LISTENER_FILTER\n    patch: {operation: REMOVE}\n",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].match: LISTENER_FILTER with MERGE, REPLACE or REMOVE needs match.listener.listenerFilter (the filter to change)",
+        ),
+        (
+            "  - applyTo: HTTP_FILTER\n    match: {listener: {listenerFilter: envoy.filters.listener.tls_inspector}}\n    patch: {operation: REMOVE}\n",
+            "f.yaml:7:24: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.listenerFilter: a listenerFilter match applies to applyTo LISTENER_FILTER only",
+        ),
+        (
+            "  - applyTo: LISTENER_FILTER\n    match: {listener: {filterChain: {name: x}}}\n    patch: {operation: ADD, value: {name: x}}\n",
+            "f.yaml:7:24: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.filterChain: a filterChain match does not apply to LISTENER_FILTER (listener filters run before a chain is chosen): match the listener and listenerFilter",
         ),
         (
             "  - applyTo: HTTP_FILTER\n    patch: {operation: ADD, filterClass: AUTHZ, value: {name: x}}\n",
@@ -107,7 +115,7 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: REPLACE, value: {}}\n",
-            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: REPLACE applies to HTTP_FILTER, NETWORK_FILTER and VIRTUAL_HOST only",
+            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: REPLACE applies to HTTP_FILTER, NETWORK_FILTER, LISTENER_FILTER and VIRTUAL_HOST only",
         ),
         (
             "  - applyTo: CLUSTER\n    patch:\n      operation: MERGE\n      value: {connect_timeout: 1s, no_such_field: 1}\n",

@@ -1,5 +1,6 @@
-//! LISTENER and FILTER_CHAIN patches (Istio's `listener_patch.go`), then
-//! each chain's network and HTTP filters (`filters`).
+//! LISTENER, LISTENER_FILTER (`listener_filters`) and FILTER_CHAIN patches
+//! (Istio's `listener_patch.go`), then each chain's network and HTTP
+//! filters (`filters`).
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener};
@@ -77,6 +78,7 @@ fn patch_listener(patcher: &mut Patcher<'_>, l: &mut Listener) -> bool {
             _ => {}
         }
     }
+    super::listener_filters::patch(patcher, l, context);
     patch_filter_chains(patcher, l, context);
     true
 }

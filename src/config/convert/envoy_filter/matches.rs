@@ -61,9 +61,11 @@ enum Kind {
 /// An object match must be of the kind `applyTo` patches (Istio's rule).
 fn expect(cx: &mut Cx<'_>, path: &str, apply_to: ApplyTo, kind: Kind) -> Option<()> {
     let want = match apply_to {
-        ApplyTo::Listener | ApplyTo::FilterChain | ApplyTo::NetworkFilter | ApplyTo::HttpFilter => {
-            Kind::Listener
-        }
+        ApplyTo::Listener
+        | ApplyTo::ListenerFilter
+        | ApplyTo::FilterChain
+        | ApplyTo::NetworkFilter
+        | ApplyTo::HttpFilter => Kind::Listener,
         ApplyTo::RouteConfiguration | ApplyTo::VirtualHost | ApplyTo::HttpRoute => Kind::Route,
         ApplyTo::Cluster => Kind::Cluster,
     };
@@ -90,8 +92,19 @@ fn listener(
                    hides it): match the listener by portNumber";
         cx.err(&join(path, "portName"), msg);
     }
-    cx.unsupported(path, "listenerFilter", &l.listener_filter);
-    if l.port_name.is_some() || l.listener_filter.is_some() {
+    if l.port_name.is_some() {
+        return None;
+    }
+    let listener_filter = !l.listener_filter.is_empty();
+    if listener_filter && apply_to != ApplyTo::ListenerFilter {
+        let msg = "a listenerFilter match applies to applyTo LISTENER_FILTER only";
+        cx.err(&join(path, "listenerFilter"), msg);
+        return None;
+    }
+    if apply_to == ApplyTo::ListenerFilter && l.filter_chain.is_some() {
+        let msg = "a filterChain match does not apply to LISTENER_FILTER (listener filters \
+                   run before a chain is chosen): match the listener and listenerFilter";
+        cx.err(&join(path, "filterChain"), msg);
         return None;
     }
     let filter_chain = match &l.filter_chain {
@@ -101,6 +114,7 @@ fn listener(
     Some(ListenerMatch {
         name: l.name.clone(),
         port_number: port(cx, &join(path, "portNumber"), l.port_number)?,
+        listener_filter: l.listener_filter.clone(),
         filter_chain,
     })
 }
