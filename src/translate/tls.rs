@@ -151,45 +151,10 @@ pub fn istio_mutual(spiffe_ids: &[String], trust_domain: &str, sni: &str) -> Tra
 /// certificate, `kubernetes://NAME-cacert` for the CA). SNI is `sni`, else
 /// the host when it is a name.
 pub fn client_tls(tls: &ClientTls, host: &str) -> TransportSocket {
-    let sans = || {
-        (tls.subject_alt_names.iter())
-            .map(|s| written_san(s))
-            .collect()
+    let common = match &tls.credential_name {
+        Some(name) => credential_context(tls, name),
+        None => files_context(tls),
     };
-    let mutual = tls.mode == ClientTlsMode::Mutual;
-    let mut common = CommonTlsContext::default();
-    if let Some(name) = &tls.credential_name {
-        let (cert, ca) = super::gateway::credential_secret_names(name);
-        if mutual {
-            common.tls_certificate_sds_secret_configs = vec![sds(&cert)];
-        }
-        common.validation_context_type = (!tls.insecure_skip_verify).then(|| {
-            ValidationContextType::CombinedValidationContext(CombinedCertificateValidationContext {
-                default_validation_context: Some(CertificateValidationContext {
-                    match_typed_subject_alt_names: sans(),
-                    ..Default::default()
-                }),
-                validation_context_sds_secret_config: Some(sds(&ca)),
-                ..Default::default()
-            })
-        });
-    } else {
-        let validation = (!tls.insecure_skip_verify).then(|| CertificateValidationContext {
-            trusted_ca: Some(file(
-                tls.ca_certificates.as_deref().unwrap_or(SYSTEM_CA_FILE),
-            )),
-            match_typed_subject_alt_names: sans(),
-            ..Default::default()
-        });
-        common.validation_context_type = validation.map(ValidationContextType::ValidationContext);
-        if let (true, Some(cert), Some(key)) = (mutual, &tls.client_certificate, &tls.private_key) {
-            common.tls_certificates = vec![TlsCertificate {
-                certificate_chain: Some(file(cert)),
-                private_key: Some(file(key)),
-                ..Default::default()
-            }];
-        }
-    }
     let default_sni = (!host.contains('*') && host.parse::<IpAddr>().is_err()).then_some(host);
     socket(UpstreamTlsContext {
         common_tls_context: Some(common),
@@ -201,6 +166,56 @@ pub fn client_tls(tls: &ClientTls, host: &str) -> TransportSocket {
             .to_string(),
         ..Default::default()
     })
+}
+
+fn written_sans(tls: &ClientTls) -> Vec<SubjectAltNameMatcher> {
+    (tls.subject_alt_names.iter())
+        .map(|s| written_san(s))
+        .collect()
+}
+
+/// `credentialName`: the client certificate (MUTUAL) and the CA over SDS.
+fn credential_context(tls: &ClientTls, name: &str) -> CommonTlsContext {
+    let (cert, ca) = super::gateway::credential_secret_names(name);
+    let mut common = CommonTlsContext::default();
+    if tls.mode == ClientTlsMode::Mutual {
+        common.tls_certificate_sds_secret_configs = vec![sds(&cert)];
+    }
+    common.validation_context_type = (!tls.insecure_skip_verify).then(|| {
+        ValidationContextType::CombinedValidationContext(CombinedCertificateValidationContext {
+            default_validation_context: Some(CertificateValidationContext {
+                match_typed_subject_alt_names: written_sans(tls),
+                ..Default::default()
+            }),
+            validation_context_sds_secret_config: Some(sds(&ca)),
+            ..Default::default()
+        })
+    });
+    common
+}
+
+/// Certificate, key and CA from files on the sidecar's host.
+fn files_context(tls: &ClientTls) -> CommonTlsContext {
+    let validation = (!tls.insecure_skip_verify).then(|| CertificateValidationContext {
+        trusted_ca: Some(file(
+            tls.ca_certificates.as_deref().unwrap_or(SYSTEM_CA_FILE),
+        )),
+        match_typed_subject_alt_names: written_sans(tls),
+        ..Default::default()
+    });
+    let mut common = CommonTlsContext {
+        validation_context_type: validation.map(ValidationContextType::ValidationContext),
+        ..Default::default()
+    };
+    let mutual = tls.mode == ClientTlsMode::Mutual;
+    if let (true, Some(cert), Some(key)) = (mutual, &tls.client_certificate, &tls.private_key) {
+        common.tls_certificates = vec![TlsCertificate {
+            certificate_chain: Some(file(cert)),
+            private_key: Some(file(key)),
+            ..Default::default()
+        }];
+    }
+    common
 }
 
 pub(super) fn file(path: &str) -> DataSource {
