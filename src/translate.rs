@@ -415,6 +415,7 @@ fn translated_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> O
         let gw = gateway::resources(shared, proxy, node, security.mtls);
         let mut secrets = workload();
         secrets.extend(gw.secrets);
+        client_credential_secrets(shared, proxy, &mut secrets);
         return OwnResources {
             inbound_cluster: None,
             gateway_clusters: gw.clusters,
@@ -442,9 +443,41 @@ fn translated_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> O
         .chain(egress::listeners(shared, proxy))
         .collect(),
         routes: Vec::new(),
-        secrets: workload(),
+        secrets: {
+            let mut secrets = workload();
+            client_credential_secrets(shared, proxy, &mut secrets);
+            secrets
+        },
         skipped: Vec::new(),
         envoy_filters: Default::default(),
+    }
+}
+
+/// The names of every `DestinationRule` `credentialName`.
+fn client_credential_names(shared: &Shared) -> BTreeSet<&str> {
+    (shared.destination_rules.values())
+        .flat_map(|dr| dr.credential_names())
+        .collect()
+}
+
+/// Adds to `secrets` the `credentialName` certificates of the proxy's own
+/// namespace that `DestinationRule`s name (Istio serves a workload the
+/// secrets of its namespace only). A proxy fetches over SDS only the
+/// names its clusters use, so the others are never sent. A missing
+/// credential leaves its clusters warming, as in Istio; `trellis validate
+/// --credentials-dir` reports it.
+fn client_credential_secrets(shared: &Shared, proxy: &Proxy, secrets: &mut Vec<XdsSecret>) {
+    for name in client_credential_names(shared) {
+        let key = (proxy.namespace.clone(), name.to_string());
+        let Some(cred) = shared.credentials.get(&key) else {
+            continue;
+        };
+        for s in gateway::client_secrets(name, cred) {
+            // A gateway may serve the same credential as a server.
+            if !secrets.iter().any(|have| have.name == s.name) {
+                secrets.push(s);
+            }
+        }
     }
 }
 
@@ -464,6 +497,7 @@ impl Shared {
             && self.sidecars == other.sidecars
             && self.service_namespaces == other.service_namespaces
             && self.credentials == other.credentials
+            && client_credential_names(self) == client_credential_names(other)
             && self.jwt == other.jwt
             && self.sni_clusters == other.sni_clusters
             && self.rate_limits == other.rate_limits

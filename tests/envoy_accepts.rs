@@ -149,6 +149,9 @@ fn envoy_accepts_every_example() {
 struct TestCert {
     cert_pem: String,
     key_pem: String,
+    /// Every SDS secret name the resources refer to (`credentialName`
+    /// ones besides the mesh's two).
+    named: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl TestCert {
@@ -157,12 +160,28 @@ impl TestCert {
         TestCert {
             cert_pem: ck.cert.pem(),
             key_pem: ck.signing_key.serialize_pem(),
+            named: Default::default(),
         }
     }
 
-    /// The SDS secrets `default` and `ROOTCA` as static secrets.
+    /// The SDS secrets `default` and `ROOTCA` as static secrets, and the
+    /// test certificate under every other name referred to (a
+    /// `credentialName`'s `kubernetes://NAME` and `-cacert`).
     fn secrets(&self) -> Vec<Secret> {
-        trellis::translate::secrets(&self.cert_pem, &self.key_pem, &self.cert_pem)
+        let mut out = trellis::translate::secrets(&self.cert_pem, &self.key_pem, &self.cert_pem);
+        let (cert, ca) = (&out[0], &out[1]);
+        let more: Vec<Secret> = (self.named.borrow().iter())
+            .filter(|n| !out.iter().any(|s| &s.name == *n))
+            .map(|n| {
+                let like = if n.ends_with("-cacert") { ca } else { cert };
+                Secret {
+                    name: n.clone(),
+                    ..like.clone()
+                }
+            })
+            .collect();
+        out.extend(more);
+        out
     }
 
     /// Secrets by name only (static, not over ADS), files inlined.
@@ -184,6 +203,7 @@ impl TestCert {
     fn rewrite_common(&self, c: &mut CommonTlsContext) {
         for s in &mut c.tls_certificate_sds_secret_configs {
             s.sds_config = None;
+            self.named.borrow_mut().insert(s.name.clone());
         }
         for t in &mut c.tls_certificates {
             t.certificate_chain = Some(self.inline(&self.cert_pem));
@@ -193,6 +213,7 @@ impl TestCert {
             Some(ValidationContextType::CombinedValidationContext(v)) => {
                 if let Some(s) = &mut v.validation_context_sds_secret_config {
                     s.sds_config = None;
+                    self.named.borrow_mut().insert(s.name.clone());
                 }
             }
             Some(ValidationContextType::ValidationContext(v)) => {

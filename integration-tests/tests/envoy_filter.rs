@@ -2,7 +2,8 @@
 //! rate-limit filters ("Enabling Rate Limits using Envoy"), as written,
 //! TypedStruct wrapper and Istio's names (`inbound|http|9080`) included,
 //! refuse requests over 4 a minute with 429; a Lua filter and a route
-//! MERGE add response headers; a REMOVE takes the fault filter out.
+//! MERGE add response headers; a REMOVE takes the fault filter out; a
+//! MERGE_AND_REPLACE_LIST replaces a virtual host's domains.
 
 use std::time::Duration;
 
@@ -355,4 +356,90 @@ async fn removing_the_fault_filter_ends_the_abort() {
     let reply = fresh.get(port, "productpage:9080", "/", &[]).await.unwrap();
     assert_eq!(reply.status, 200, "no fault filter, no abort: {reply:?}");
     assert!(reply.backend.is_some(), "the app answered: {reply:?}");
+}
+
+/// The outbound virtual host of productpage answers one name only: its
+/// `domains` replaced whole, where MERGE would append to them.
+const ONLY_ONE_NAME: &str = "apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: only-one-name, namespace: istio-system}
+spec:
+  configPatches:
+  - applyTo: VIRTUAL_HOST
+    match:
+      context: SIDECAR_OUTBOUND
+      routeConfiguration:
+        vhost: {name: 'productpage.default.svc.cluster.local:9080'}
+    patch:
+      operation: MERGE_AND_REPLACE_LIST
+      value: {domains: [shop.internal]}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_and_replace_list_replaces_the_domains() {
+    let files = [("mesh.yaml", PRODUCTPAGE), ("names.yaml", ONLY_ONE_NAME)];
+    let (_c, _t, _app, _sidecar, client) = mesh(&files).await;
+    let reply = client.get("shop.internal", &[]).await.unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.backend.is_some(), "the app answered: {reply:?}");
+    // The service's own names are gone from the list, not kept beside it.
+    let reply = client.get("productpage:9080", &[]).await.unwrap();
+    assert!(reply.backend.is_none(), "still routed by name: {reply:?}");
+    let routes = client.routes_dump().await;
+    assert!(routes.contains("shop.internal"), "{routes}");
+}
+
+/// Clients send a PROXY protocol header to productpage, which its inbound
+/// listener reads with a listener filter put first (before the TLS
+/// inspector), as Istio users pair the two.
+const PROXY_PROTOCOL: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: productpage}
+spec:
+  host: productpage
+  trafficPolicy:
+    proxyProtocol: {version: V1}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: proxy-protocol, namespace: istio-system}
+spec:
+  workloadSelector: {labels: {app: productpage}}
+  configPatches:
+  - applyTo: LISTENER_FILTER
+    match: {context: SIDECAR_INBOUND}
+    patch:
+      operation: INSERT_FIRST
+      value:
+        name: envoy.filters.listener.proxy_protocol
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol
+";
+
+/// The listener filter names of listener `name` in a config dump.
+fn listener_filters(dump: &Value, name: &str) -> Vec<String> {
+    let listeners = (dump["configs"].as_array().into_iter().flatten())
+        .flat_map(|c| c["dynamic_listeners"].as_array().into_iter().flatten())
+        .map(|l| &l["active_state"]["listener"]);
+    (listeners.filter(|l| l["name"] == name))
+        .flat_map(|l| l["listener_filters"].as_array().into_iter().flatten())
+        .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_filter_reads_the_proxy_protocol_header_clients_send() {
+    let files = [("mesh.yaml", PRODUCTPAGE), ("pp.yaml", PROXY_PROTOCOL)];
+    let (_c, _t, _app, sidecar, client) = mesh(&files).await;
+    let dump = sidecar.config_dump().await.unwrap();
+    let filters = listener_filters(&dump, "inbound");
+    assert_eq!(
+        filters.first().map(String::as_str),
+        Some("envoy.filters.listener.proxy_protocol"),
+        "{filters:?}"
+    );
+    // Without the filter the header would reach the TLS or HTTP parser
+    // and every request would fail.
+    let tally = client.tally("productpage:9080", &[], 20, 2).await;
+    assert_eq!(tally.ok(), 20, "{tally:?}");
 }

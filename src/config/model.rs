@@ -639,6 +639,21 @@ pub struct DestinationRule {
     pub origin: Origin,
 }
 
+impl DestinationRule {
+    /// Every `tls.credentialName` of the rule (host, subsets and their
+    /// port settings): the credentials its clusters fetch over SDS.
+    pub fn credential_names(&self) -> impl Iterator<Item = &str> {
+        let top = self.traffic_policy.iter();
+        let subsets = self
+            .subsets
+            .iter()
+            .filter_map(|s| s.traffic_policy.as_ref());
+        top.chain(subsets)
+            .flat_map(|tp| std::iter::once(tp).chain(tp.port_level.values()))
+            .filter_map(|tp| tp.tls.as_ref()?.credential_name.as_deref())
+    }
+}
+
 /// A named subset of a service's endpoints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subset {

@@ -11,6 +11,7 @@ mod limits;
 mod locality;
 mod multicluster;
 mod rate_limit;
+mod reference;
 mod rejected_values;
 mod retries;
 mod rollout;

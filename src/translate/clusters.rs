@@ -367,7 +367,7 @@ fn set_tls(
                 c.transport_socket = Some(tls::istio_mutual(sans, trust_domain, sni));
             }
             ClientTlsMode::Simple | ClientTlsMode::Mutual => {
-                c.transport_socket = Some(tls::from_files(t, view.host.as_str()));
+                c.transport_socket = Some(tls::client_tls(t, view.host.as_str()));
             }
         },
     }

@@ -18,6 +18,7 @@
 mod cluster;
 mod filters;
 mod listener;
+mod listener_filters;
 mod merge;
 mod names;
 mod route;

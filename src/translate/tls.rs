@@ -1,7 +1,8 @@
 //! TLS transport sockets, as istiod builds them
 //! (`pilot/pkg/networking/core/cluster_tls.go`, `security/authn`): the
 //! mesh's mTLS with the SDS secrets `default` and `ROOTCA` fetched over
-//! ADS, and `DestinationRule` SIMPLE/MUTUAL TLS from files.
+//! ADS, and `DestinationRule` SIMPLE/MUTUAL TLS from files or from
+//! `credentialName`.
 
 use std::net::IpAddr;
 
@@ -145,34 +146,18 @@ pub fn istio_mutual(spiffe_ids: &[String], trust_domain: &str, sni: &str) -> Tra
 }
 
 /// DestinationRule SIMPLE or MUTUAL: certificates from files (services
-/// outside the mesh). SNI is `sni`, else the host when it is a name.
-pub fn from_files(tls: &ClientTls, host: &str) -> TransportSocket {
-    let validation = (!tls.insecure_skip_verify).then(|| CertificateValidationContext {
-        trusted_ca: Some(file(
-            tls.ca_certificates.as_deref().unwrap_or(SYSTEM_CA_FILE),
-        )),
-        match_typed_subject_alt_names: tls
-            .subject_alt_names
-            .iter()
-            .map(|s| written_san(s))
-            .collect(),
-        ..Default::default()
-    });
-    let certs = match (&tls.client_certificate, &tls.private_key) {
-        (Some(cert), Some(key)) if tls.mode == ClientTlsMode::Mutual => vec![TlsCertificate {
-            certificate_chain: Some(file(cert)),
-            private_key: Some(file(key)),
-            ..Default::default()
-        }],
-        _ => Vec::new(),
+/// outside the mesh), or from `credentialName` over SDS (istiod's
+/// `buildUpstreamTLSSettings`: `kubernetes://NAME` for the client
+/// certificate, `kubernetes://NAME-cacert` for the CA). SNI is `sni`, else
+/// the host when it is a name.
+pub fn client_tls(tls: &ClientTls, host: &str) -> TransportSocket {
+    let common = match &tls.credential_name {
+        Some(name) => credential_context(tls, name),
+        None => files_context(tls),
     };
     let default_sni = (!host.contains('*') && host.parse::<IpAddr>().is_err()).then_some(host);
     socket(UpstreamTlsContext {
-        common_tls_context: Some(CommonTlsContext {
-            tls_certificates: certs,
-            validation_context_type: validation.map(ValidationContextType::ValidationContext),
-            ..Default::default()
-        }),
+        common_tls_context: Some(common),
         sni: tls
             .sni
             .as_deref()
@@ -181,6 +166,56 @@ pub fn from_files(tls: &ClientTls, host: &str) -> TransportSocket {
             .to_string(),
         ..Default::default()
     })
+}
+
+fn written_sans(tls: &ClientTls) -> Vec<SubjectAltNameMatcher> {
+    (tls.subject_alt_names.iter())
+        .map(|s| written_san(s))
+        .collect()
+}
+
+/// `credentialName`: the client certificate (MUTUAL) and the CA over SDS.
+fn credential_context(tls: &ClientTls, name: &str) -> CommonTlsContext {
+    let (cert, ca) = super::gateway::credential_secret_names(name);
+    let mut common = CommonTlsContext::default();
+    if tls.mode == ClientTlsMode::Mutual {
+        common.tls_certificate_sds_secret_configs = vec![sds(&cert)];
+    }
+    common.validation_context_type = (!tls.insecure_skip_verify).then(|| {
+        ValidationContextType::CombinedValidationContext(CombinedCertificateValidationContext {
+            default_validation_context: Some(CertificateValidationContext {
+                match_typed_subject_alt_names: written_sans(tls),
+                ..Default::default()
+            }),
+            validation_context_sds_secret_config: Some(sds(&ca)),
+            ..Default::default()
+        })
+    });
+    common
+}
+
+/// Certificate, key and CA from files on the sidecar's host.
+fn files_context(tls: &ClientTls) -> CommonTlsContext {
+    let validation = (!tls.insecure_skip_verify).then(|| CertificateValidationContext {
+        trusted_ca: Some(file(
+            tls.ca_certificates.as_deref().unwrap_or(SYSTEM_CA_FILE),
+        )),
+        match_typed_subject_alt_names: written_sans(tls),
+        ..Default::default()
+    });
+    let mut common = CommonTlsContext {
+        validation_context_type: validation.map(ValidationContextType::ValidationContext),
+        ..Default::default()
+    };
+    let mutual = tls.mode == ClientTlsMode::Mutual;
+    if let (true, Some(cert), Some(key)) = (mutual, &tls.client_certificate, &tls.private_key) {
+        common.tls_certificates = vec![TlsCertificate {
+            certificate_chain: Some(file(cert)),
+            private_key: Some(file(key)),
+            ..Default::default()
+        }];
+    }
+    common
 }
 
 pub(super) fn file(path: &str) -> DataSource {
@@ -226,7 +261,8 @@ pub fn tls_mode_istio() -> Struct {
 }
 
 /// True when a transport socket needs the mesh's SDS secrets (looking
-/// inside a PROXY protocol wrapper).
+/// inside a PROXY protocol wrapper); a `credentialName` certificate is
+/// not the mesh's.
 pub fn uses_mesh_secrets(ts: &TransportSocket) -> bool {
     if let Some(inner) = super::proxy_protocol::inner(ts) {
         return uses_mesh_secrets(&inner);
@@ -239,8 +275,9 @@ pub fn uses_mesh_secrets(ts: &TransportSocket) -> bool {
     }
     let decoded = <UpstreamTlsContext as prost::Message>::decode(any.value.as_slice());
     decoded.is_ok_and(|u| {
-        u.common_tls_context
-            .is_some_and(|c| !c.tls_certificate_sds_secret_configs.is_empty())
+        u.common_tls_context.is_some_and(|c| {
+            (c.tls_certificate_sds_secret_configs.iter()).any(|s| s.name == WORKLOAD_SECRET)
+        })
     })
 }
 

@@ -80,8 +80,13 @@ fn patch(cx: &mut Cx<'_>, path: &str, p: &raw::ConfigPatch) -> Option<ConfigPatc
         return None;
     };
     let at = join(path, "patch");
-    cx.unsupported(&at, "filterClass", &body.filter_class);
+    filter_class(cx, &at, body.filter_class.as_deref());
+    let replace_lists = body.operation.as_deref() == Some("MERGE_AND_REPLACE_LIST");
     let operation = operation(cx, &at, apply_to, body.operation.as_deref())?;
+    if let Err(msg) = names_a_listener_filter(apply_to, operation, &object) {
+        cx.err(&join(path, "match"), msg);
+        return None;
+    }
     let value = match (&body.value, operation) {
         (_, Operation::Remove) => None,
         (None, _) => {
@@ -100,6 +105,7 @@ fn patch(cx: &mut Cx<'_>, path: &str, p: &raw::ConfigPatch) -> Option<ConfigPatc
         object,
         operation,
         value,
+        replace_lists,
     })
 }
 
@@ -107,6 +113,7 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
     let at = join(path, "applyTo");
     Some(match written {
         Some("LISTENER") => ApplyTo::Listener,
+        Some("LISTENER_FILTER") => ApplyTo::ListenerFilter,
         Some("FILTER_CHAIN") => ApplyTo::FilterChain,
         Some("NETWORK_FILTER") => ApplyTo::NetworkFilter,
         Some("HTTP_FILTER") => ApplyTo::HttpFilter,
@@ -120,8 +127,10 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
             cx.err(&at, msg);
             return None;
         }
-        Some(other @ ("LISTENER_FILTER" | "BOOTSTRAP")) => {
-            let msg = format!("applyTo {other} is not supported yet");
+        Some("BOOTSTRAP") => {
+            let msg = "applyTo BOOTSTRAP patches Envoy's bootstrap, which a sidecar reads from \
+                       its file before it talks to Trellis and which xDS never changes: \
+                       change the file `trellis bootstrap` writes instead";
             cx.err(&at, msg);
             return None;
         }
@@ -131,13 +140,37 @@ fn apply_to(cx: &mut Cx<'_>, path: &str, written: Option<&str>) -> Option<ApplyT
         }
         Some(other) => {
             let msg = format!(
-                "unknown applyTo {other:?}: use LISTENER, FILTER_CHAIN, NETWORK_FILTER, \
+                "unknown applyTo {other:?}: use LISTENER, LISTENER_FILTER, FILTER_CHAIN, NETWORK_FILTER, \
                  HTTP_FILTER, ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE or CLUSTER"
             );
             cx.err(&at, msg);
             return None;
         }
     })
+}
+
+/// `patch.filterClass`: `UNSPECIFIED` (the default) is accepted; the
+/// others are errors, since istiod accepts them but places nothing by them
+/// (its EnvoyFilter code never reads the field), so a config relying on
+/// them does not do in Istio what it says.
+fn filter_class(cx: &mut Cx<'_>, path: &str, written: Option<&str>) {
+    let at = join(path, "filterClass");
+    match written {
+        None | Some("UNSPECIFIED") => {}
+        Some(class @ ("AUTHN" | "AUTHZ" | "STATS")) => {
+            let msg = format!(
+                "filterClass {class} is not applied by Istio either (istiod ignores it): \
+                 place the filter with INSERT_BEFORE/INSERT_AFTER and a filter name \
+                 (envoy.filters.http.jwt_authn, envoy.filters.http.rbac, envoy.filters.http.router)"
+            );
+            cx.err(&at, msg);
+        }
+        Some(other) => {
+            let msg =
+                format!("unknown filterClass {other:?}: use UNSPECIFIED, AUTHN, AUTHZ or STATS");
+            cx.err(&at, msg);
+        }
+    }
 }
 
 /// The operation; like Istio, `INSERT_*` on objects without an order
@@ -155,15 +188,15 @@ fn operation(
     };
     let Some(op) = parse_operation(written) else {
         let msg = format!(
-            "unknown operation {written:?}: use MERGE, ADD, REMOVE, INSERT_BEFORE, \
-             INSERT_AFTER, INSERT_FIRST or REPLACE"
+            "unknown operation {written:?}: use MERGE, MERGE_AND_REPLACE_LIST, ADD, REMOVE, \
+             INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST or REPLACE"
         );
         cx.err(&at, msg);
         return None;
     };
     let ordered = matches!(
         apply_to,
-        ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::HttpRoute
+        ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::HttpRoute | ApplyTo::ListenerFilter
     );
     let inserts = matches!(
         op,
@@ -181,7 +214,7 @@ fn operation(
 
 fn parse_operation(written: &str) -> Option<Operation> {
     Some(match written {
-        "MERGE" => Operation::Merge,
+        "MERGE" | "MERGE_AND_REPLACE_LIST" => Operation::Merge,
         "ADD" => Operation::Add,
         "REMOVE" => Operation::Remove,
         "INSERT_BEFORE" => Operation::InsertBefore,
@@ -197,16 +230,41 @@ fn parse_operation(written: &str) -> Option<Operation> {
 fn allowed(apply_to: ApplyTo, op: Operation) -> Result<(), &'static str> {
     let replaces = matches!(
         apply_to,
-        ApplyTo::HttpFilter | ApplyTo::NetworkFilter | ApplyTo::VirtualHost
+        ApplyTo::HttpFilter
+            | ApplyTo::NetworkFilter
+            | ApplyTo::VirtualHost
+            | ApplyTo::ListenerFilter
     );
     if op == Operation::Replace && !replaces {
-        return Err("REPLACE applies to HTTP_FILTER, NETWORK_FILTER and VIRTUAL_HOST only");
+        return Err(
+            "REPLACE applies to HTTP_FILTER, NETWORK_FILTER, LISTENER_FILTER and VIRTUAL_HOST only",
+        );
     }
     if apply_to == ApplyTo::RouteConfiguration && op != Operation::Merge {
         return Err(
             "a route configuration can only be merged into (Istio applies no other \
                     operation to it): patch its virtual hosts instead",
         );
+    }
+    Ok(())
+}
+
+/// LISTENER_FILTER's MERGE, REPLACE and REMOVE act on the listener filter
+/// the match names; Istio skips them without one, silently.
+fn names_a_listener_filter(
+    apply_to: ApplyTo,
+    op: Operation,
+    object: &crate::config::model::ObjectMatch,
+) -> Result<(), &'static str> {
+    use crate::config::model::ObjectMatch;
+    let named = matches!(object, ObjectMatch::Listener(l) if !l.listener_filter.is_empty());
+    let needs = matches!(
+        op,
+        Operation::Merge | Operation::Replace | Operation::Remove
+    );
+    if apply_to == ApplyTo::ListenerFilter && needs && !named {
+        return Err("LISTENER_FILTER with MERGE, REPLACE or REMOVE needs \
+                    match.listener.listenerFilter (the filter to change)");
     }
     Ok(())
 }

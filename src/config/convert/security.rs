@@ -193,7 +193,6 @@ fn check_trust_domain(td: &str) -> Result<(), String> {
 
 /// Converts `trafficPolicy.tls` (or a port's `tls`) at `path`.
 pub(crate) fn client_tls(cx: &mut Cx<'_>, path: &str, t: &raw_dr::ClientTls) -> Option<ClientTls> {
-    cx.unsupported(path, "credentialName", &t.credential_name);
     cx.unsupported(path, "caCrl", &t.ca_crl);
     let mode = match t.mode.as_deref() {
         None | Some("DISABLE") => ClientTlsMode::Disable,
@@ -215,12 +214,36 @@ pub(crate) fn client_tls(cx: &mut Cx<'_>, path: &str, t: &raw_dr::ClientTls) -> 
         sni: non_empty(&t.sni),
         subject_alt_names: t.subject_alt_names.clone(),
         insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
+        credential_name: non_empty(&t.credential_name),
     };
     check_client_tls(cx, path, &out).then_some(out)
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
     s.clone().filter(|s| !s.is_empty())
+}
+
+/// Istio's `validateTLS` for `credentialName`: SIMPLE or MUTUAL only, and
+/// never with the file fields it replaces.
+fn check_credential(cx: &mut Cx<'_>, path: &str, t: &ClientTls, name: &str) {
+    let at = join(path, "credentialName");
+    if matches!(t.mode, ClientTlsMode::Disable | ClientTlsMode::IstioMutual) {
+        let msg =
+            "credentialName needs mode SIMPLE or MUTUAL (ISTIO_MUTUAL uses the mesh certificates)";
+        cx.err(&at, msg);
+    }
+    let files = [&t.client_certificate, &t.private_key, &t.ca_certificates];
+    if files.iter().any(|f| f.is_some()) {
+        let msg =
+            "credentialName and clientCertificate/privateKey/caCertificates exclude each other";
+        cx.err(&at, msg);
+    }
+    if !super::is_dns_subdomain(name) {
+        cx.err(
+            &at,
+            format!("credentialName {name:?} is not a valid DNS-1123 subdomain"),
+        );
+    }
 }
 
 /// Istio's `validateTLS`: files only where they mean something, both
@@ -232,6 +255,9 @@ fn check_client_tls(cx: &mut Cx<'_>, path: &str, t: &ClientTls) -> bool {
         ("privateKey", &t.private_key),
         ("caCertificates", &t.ca_certificates),
     ];
+    if let Some(name) = &t.credential_name {
+        check_credential(cx, path, t, name);
+    }
     match t.mode {
         ClientTlsMode::IstioMutual | ClientTlsMode::Disable => {
             let mode = if t.mode == ClientTlsMode::Disable {
@@ -246,7 +272,7 @@ fn check_client_tls(cx: &mut Cx<'_>, path: &str, t: &ClientTls) -> bool {
                 cx.err(&join(path, field), msg);
             }
         }
-        ClientTlsMode::Mutual => {
+        ClientTlsMode::Mutual if t.credential_name.is_none() => {
             for (field, value) in &files[..2] {
                 if value.is_none() {
                     let msg = format!("{field} (a file path) is required for mode MUTUAL");
@@ -254,7 +280,7 @@ fn check_client_tls(cx: &mut Cx<'_>, path: &str, t: &ClientTls) -> bool {
                 }
             }
         }
-        ClientTlsMode::Simple => {}
+        ClientTlsMode::Simple | ClientTlsMode::Mutual => {}
     }
     if t.insecure_skip_verify && (t.ca_certificates.is_some() || !t.subject_alt_names.is_empty()) {
         let msg = "insecureSkipVerify cannot be combined with caCertificates or subjectAltNames";

@@ -2,7 +2,7 @@
 //! applied by `translate::envoy_filter` with Istio's semantics.
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, ListenerFilter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 
@@ -43,6 +43,10 @@ pub struct ConfigPatch {
     pub operation: Operation,
     /// `patch.value` read as the proto `applyTo` names; `None` for REMOVE.
     pub value: Option<PatchValue>,
+    /// `MERGE_AND_REPLACE_LIST`: a [`Operation::Merge`] whose lists replace
+    /// the generated lists instead of appending to them (filters'
+    /// `typed_config`s still merge as with MERGE, as in Istio).
+    pub replace_lists: bool,
 }
 
 /// `applyTo`.
@@ -50,6 +54,8 @@ pub struct ConfigPatch {
 pub enum ApplyTo {
     /// A whole listener.
     Listener,
+    /// A listener filter (`listener_filters`) of a listener.
+    ListenerFilter,
     /// A filter chain of a listener.
     FilterChain,
     /// A network filter of a filter chain.
@@ -119,6 +125,8 @@ pub struct ListenerMatch {
     pub name: String,
     /// Listener port.
     pub port_number: u32,
+    /// `listenerFilter`: a listener filter's name (LISTENER_FILTER only).
+    pub listener_filter: String,
     /// `filterChain`.
     pub filter_chain: Option<FilterChainMatch>,
 }
@@ -208,6 +216,8 @@ pub enum PatchValue {
     Listener(Box<Listener>),
     /// `envoy.config.listener.v3.FilterChain`.
     FilterChain(Box<FilterChain>),
+    /// `envoy.config.listener.v3.ListenerFilter`.
+    ListenerFilter(ListenerFilter),
     /// `envoy.config.listener.v3.Filter`.
     NetworkFilter(Filter),
     /// `...http_connection_manager.v3.HttpFilter`.

@@ -157,4 +157,8 @@ pub struct ClientTls {
     pub subject_alt_names: Vec<String>,
     /// `insecureSkipVerify`: no CA or SAN verification.
     pub insecure_skip_verify: bool,
+    /// `credentialName` (SIMPLE, MUTUAL): the client certificate and CA
+    /// from the control plane's `--credentials-dir`, in the proxy's own
+    /// namespace, served over SDS instead of files on the proxy's host.
+    pub credential_name: Option<String>,
 }

@@ -73,7 +73,7 @@ pub(crate) struct ClientTls {
     pub client_certificate: Option<String>,
     pub private_key: Option<String>,
     pub ca_certificates: Option<String>,
-    pub credential_name: Option<Unsupported>,
+    pub credential_name: Option<String>,
     #[serde(default)]
     pub subject_alt_names: Vec<String>,
     pub sni: Option<String>,

@@ -63,8 +63,8 @@ pub(crate) struct ListenerMatch {
     /// Deprecated in Istio and never implemented by it.
     pub port_name: Option<Unsupported>,
     pub filter_chain: Option<FilterChainMatch>,
-    /// Listener filters are not a patch target Trellis offers.
-    pub listener_filter: Option<Unsupported>,
+    #[serde(default)]
+    pub listener_filter: String,
     #[serde(default)]
     pub name: String,
 }
@@ -159,6 +159,7 @@ pub(crate) struct Patch {
     pub operation: Option<String>,
     /// The Envoy object, as Envoy's proto3 JSON (read into protos later).
     pub value: Option<yaml_serde::Value>,
-    /// How filters already present are kept (Istio: `REPLACE_AND_MERGE`…).
-    pub filter_class: Option<Unsupported>,
+    /// `UNSPECIFIED`, `AUTHN`, `AUTHZ` or `STATS`: where to add an HTTP
+    /// filter relative to the control plane's own.
+    pub filter_class: Option<String>,
 }

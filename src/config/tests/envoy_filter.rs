@@ -79,7 +79,7 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: SOMETHING\n    patch: {operation: ADD, value: {}}\n",
-            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: unknown applyTo \"SOMETHING\": use LISTENER, FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER, ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE or CLUSTER",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: unknown applyTo \"SOMETHING\": use LISTENER, LISTENER_FILTER, FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER, ROUTE_CONFIGURATION, VIRTUAL_HOST, HTTP_ROUTE or CLUSTER",
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: MERGE}\n",
@@ -87,11 +87,35 @@ fn every_error_case_is_positioned() {
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: SWAP, value: {}}\n",
-            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: unknown operation \"SWAP\": use MERGE, ADD, REMOVE, INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST or REPLACE",
+            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: unknown operation \"SWAP\": use MERGE, MERGE_AND_REPLACE_LIST, ADD, REMOVE, INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST or REPLACE",
+        ),
+        (
+            "  - applyTo: BOOTSTRAP\n    patch: {operation: MERGE, value: {}}\n",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].applyTo: applyTo BOOTSTRAP patches Envoy's bootstrap, which a sidecar reads from its file before it talks to Trellis and which xDS never changes: change the file `trellis bootstrap` writes instead",
+        ),
+        (
+            "  - applyTo: LISTENER_FILTER\n    patch: {operation: REMOVE}\n",
+            "f.yaml:6:5: error: EnvoyFilter/ef: spec.configPatches[0].match: LISTENER_FILTER with MERGE, REPLACE or REMOVE needs match.listener.listenerFilter (the filter to change)",
+        ),
+        (
+            "  - applyTo: HTTP_FILTER\n    match: {listener: {listenerFilter: envoy.filters.listener.tls_inspector}}\n    patch: {operation: REMOVE}\n",
+            "f.yaml:7:24: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.listenerFilter: a listenerFilter match applies to applyTo LISTENER_FILTER only",
+        ),
+        (
+            "  - applyTo: LISTENER_FILTER\n    match: {listener: {filterChain: {name: x}}}\n    patch: {operation: ADD, value: {name: x}}\n",
+            "f.yaml:7:24: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.filterChain: a filterChain match does not apply to LISTENER_FILTER (listener filters run before a chain is chosen): match the listener and listenerFilter",
+        ),
+        (
+            "  - applyTo: HTTP_FILTER\n    patch: {operation: ADD, filterClass: AUTHZ, value: {name: x}}\n",
+            "f.yaml:7:29: error: EnvoyFilter/ef: spec.configPatches[0].patch.filterClass: filterClass AUTHZ is not applied by Istio either (istiod ignores it): place the filter with INSERT_BEFORE/INSERT_AFTER and a filter name (envoy.filters.http.jwt_authn, envoy.filters.http.rbac, envoy.filters.http.router)",
+        ),
+        (
+            "  - applyTo: LISTENER\n    match: {listener: {portName: http}}\n    patch: {operation: REMOVE}\n",
+            "f.yaml:7:24: error: EnvoyFilter/ef: spec.configPatches[0].match.listener.portName: listener.portName is not implemented by Istio (its API marks it so and hides it): match the listener by portNumber",
         ),
         (
             "  - applyTo: CLUSTER\n    patch: {operation: REPLACE, value: {}}\n",
-            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: REPLACE applies to HTTP_FILTER, NETWORK_FILTER and VIRTUAL_HOST only",
+            "f.yaml:7:13: error: EnvoyFilter/ef: spec.configPatches[0].patch.operation: REPLACE applies to HTTP_FILTER, NETWORK_FILTER, LISTENER_FILTER and VIRTUAL_HOST only",
         ),
         (
             "  - applyTo: CLUSTER\n    patch:\n      operation: MERGE\n      value: {connect_timeout: 1s, no_such_field: 1}\n",

@@ -241,9 +241,20 @@ fn bad_destination_rule_tls() {
         errors(&dr_tls("      mode: SIMPLE\n      insecureSkipVerify: true\n      subjectAltNames: [a]\n")),
         ["f.yaml:10:7: error: DestinationRule/d: spec.trafficPolicy.tls.insecureSkipVerify: insecureSkipVerify cannot be combined with caCertificates or subjectAltNames"]
     );
+    let mutual = dr_tls("      mode: MUTUAL\n      credentialName: my-secret\n");
+    let errs = load(&[("f.yaml", &mutual)]).err().unwrap_or_default();
+    assert!(errs.iter().all(|e| !e.contains(".tls")), "{errs:?}");
     assert_eq!(
-        errors(&dr_tls("      mode: SIMPLE\n      credentialName: my-secret\n")),
-        ["f.yaml:10:7: error: DestinationRule/d: spec.trafficPolicy.tls.credentialName: field `credentialName` is not supported yet"]
+        errors(&dr_tls("      mode: ISTIO_MUTUAL\n      credentialName: my-secret\n")),
+        ["f.yaml:10:7: error: DestinationRule/d: spec.trafficPolicy.tls.credentialName: credentialName needs mode SIMPLE or MUTUAL (ISTIO_MUTUAL uses the mesh certificates)"]
+    );
+    assert_eq!(
+        errors(&dr_tls("      mode: MUTUAL\n      credentialName: my-secret\n      caCertificates: /ca.pem\n")),
+        ["f.yaml:10:7: error: DestinationRule/d: spec.trafficPolicy.tls.credentialName: credentialName and clientCertificate/privateKey/caCertificates exclude each other"]
+    );
+    assert_eq!(
+        errors(&dr_tls("      mode: SIMPLE\n      credentialName: My_Secret\n")),
+        ["f.yaml:10:7: error: DestinationRule/d: spec.trafficPolicy.tls.credentialName: credentialName \"My_Secret\" is not a valid DNS-1123 subdomain"]
     );
     let port_level = format!("{}  trafficPolicy:\n    portLevelSettings:\n    - port:\n        number: 443\n      tls:\n        mode: BOGUS\n", dr("d", "x"));
     assert_eq!(

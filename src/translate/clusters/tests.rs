@@ -112,6 +112,7 @@ fn tls_mesh(mode: Option<ClientTlsMode>) -> MeshConfig {
         sni: None,
         subject_alt_names: vec![],
         insecure_skip_verify: true,
+        credential_name: None,
     });
     mesh
 }

@@ -5,7 +5,7 @@ use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 use prost::Name;
 
-use super::merge::{merge, merge_any};
+use super::merge::{merge_any, merge_lists};
 use super::{Patcher, Step};
 use crate::config::model::{ApplyTo, ObjectMatch, Operation, PatchContext, PatchValue};
 
@@ -61,10 +61,12 @@ fn patch_cluster(patcher: &mut Patcher<'_>, c: &mut Cluster, service: &str) -> b
                 patcher.record(&step, &Cluster::type_url(), &c.name);
                 return false;
             }
-            (Operation::Merge, Some(PatchValue::Cluster(v))) => match merge_cluster(c, v) {
-                Ok(()) => patcher.record(&step, &Cluster::type_url(), &c.name),
-                Err(e) => patcher.error(&step, &format!("cluster {}", c.name), e),
-            },
+            (Operation::Merge, Some(PatchValue::Cluster(v))) => {
+                match merge_cluster(c, v, step.patch.replace_lists) {
+                    Ok(()) => patcher.record(&step, &Cluster::type_url(), &c.name),
+                    Err(e) => patcher.error(&step, &format!("cluster {}", c.name), e),
+                }
+            }
             _ => {}
         }
     }
@@ -104,9 +106,9 @@ fn cluster_matches(c: &Cluster, step: &Step<'_>, service: &str) -> bool {
 /// Istio's cluster MERGE: a transport socket in the patch merges into
 /// the cluster's socket of that name (a transport socket match's, with
 /// auto mTLS) and nothing else merges; otherwise a proto merge.
-fn merge_cluster(c: &mut Cluster, patch: &Cluster) -> Result<(), String> {
+fn merge_cluster(c: &mut Cluster, patch: &Cluster, replace_lists: bool) -> Result<(), String> {
     let Some(src) = &patch.transport_socket else {
-        return merge(c, patch);
+        return merge_lists(c, patch, replace_lists);
     };
     let target: Option<&mut TransportSocket> = if !c.transport_socket_matches.is_empty() {
         let found = (c.transport_socket_matches.iter_mut())

@@ -9,7 +9,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use super::listener::{chain_match, chain_matches, listener_matches};
-use super::merge::{merge, merge_any};
+use super::merge::{merge_any, merge_lists};
 use super::{Patcher, Step};
 use crate::config::model::{ApplyTo, Operation, PatchContext, PatchValue};
 
@@ -18,14 +18,18 @@ const HCM: &str = "envoy.filters.network.http_connection_manager";
 /// Istio's filter-chain MERGE: a patch's transport socket of the chain's
 /// socket's name merges into that socket's config (and nothing else
 /// merges); otherwise a proto merge of the whole chain.
-pub(super) fn merge_chain(fc: &mut FilterChain, patch: &FilterChain) -> Result<(), String> {
+pub(super) fn merge_chain(
+    fc: &mut FilterChain,
+    patch: &FilterChain,
+    replace_lists: bool,
+) -> Result<(), String> {
     use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
     let same_socket = match (&mut fc.transport_socket, &patch.transport_socket) {
         (Some(dst), Some(src)) if dst.name == src.name => Some((dst, src)),
         _ => None,
     };
     let Some((dst, src)) = same_socket else {
-        return merge(fc, patch);
+        return merge_lists(fc, patch, replace_lists);
     };
     if let (Some(ConfigType::TypedConfig(d)), Some(ConfigType::TypedConfig(s))) =
         (&dst.config_type, &src.config_type)

@@ -1,11 +1,12 @@
-//! LISTENER and FILTER_CHAIN patches (Istio's `listener_patch.go`), then
-//! each chain's network and HTTP filters (`filters`).
+//! LISTENER, LISTENER_FILTER (`listener_filters`) and FILTER_CHAIN patches
+//! (Istio's `listener_patch.go`), then each chain's network and HTTP
+//! filters (`filters`).
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener};
 use prost::Name;
 
-use super::{merge::merge, Patcher, Step};
+use super::{merge::merge_lists, Patcher, Step};
 use crate::config::model::{
     ApplyTo, FilterChainMatch, ListenerMatch, ObjectMatch, Operation, PatchContext, PatchValue,
 };
@@ -69,7 +70,7 @@ fn patch_listener(patcher: &mut Patcher<'_>, l: &mut Listener) -> bool {
             }
             (Operation::Merge, Some(PatchValue::Listener(v))) => {
                 let name = l.name.clone();
-                match merge(l, v) {
+                match merge_lists(l, v, step.patch.replace_lists) {
                     Ok(()) => patcher.record(&step, &Listener::type_url(), &name),
                     Err(e) => patcher.error(&step, &format!("listener {name}"), e),
                 }
@@ -77,6 +78,7 @@ fn patch_listener(patcher: &mut Patcher<'_>, l: &mut Listener) -> bool {
             _ => {}
         }
     }
+    super::listener_filters::patch(patcher, l, context);
     patch_filter_chains(patcher, l, context);
     true
 }
@@ -118,7 +120,7 @@ fn patch_filter_chain(
                 return false;
             }
             (Operation::Merge, Some(PatchValue::FilterChain(v))) => {
-                match super::filters::merge_chain(fc, v) {
+                match super::filters::merge_chain(fc, v, step.patch.replace_lists) {
                     Ok(()) => patcher.record(&step, &Listener::type_url(), &l.name),
                     Err(e) => patcher.error(&step, &format!("listener {}", l.name), e),
                 }

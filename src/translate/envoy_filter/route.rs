@@ -5,7 +5,7 @@ use envoy_types::pb::envoy::config::route::v3::{route, Route, RouteConfiguration
 use prost::Name;
 
 use super::filters::list_op;
-use super::merge::merge;
+use super::merge::merge_lists;
 use super::names::vhost_port;
 use super::{Patcher, Step};
 use crate::config::model::{
@@ -55,7 +55,7 @@ pub(super) fn patch_in_context(
                 continue;
             };
             if let (None, Some(PatchValue::RouteConfiguration(v))) = (ports, &step.patch.value) {
-                match merge(rc, v) {
+                match merge_lists(rc, v, step.patch.replace_lists) {
                     Ok(()) => patcher.record(&step, type_url, resource),
                     Err(e) => patcher.error(&step, &format!("route configuration {}", rc.name), e),
                 }
@@ -136,7 +136,7 @@ fn patch_virtual_hosts(patcher: &mut Patcher<'_>, rc: &mut RouteConfiguration, a
             match (step.patch.operation, &step.patch.value) {
                 (Operation::Remove, _) => removed = true,
                 (Operation::Merge, Some(PatchValue::VirtualHost(v))) => {
-                    if let Err(e) = merge(&mut vh, v) {
+                    if let Err(e) = merge_lists(&mut vh, v, step.patch.replace_lists) {
                         patcher.error(step, &format!("virtual host {}", vh.name), e);
                         continue;
                     }
@@ -238,10 +238,12 @@ fn patch_route(
                 patcher.record(step, at.type_url, at.resource);
                 return false;
             }
-            (Operation::Merge, Some(PatchValue::Route(v))) => match merge(r, v) {
-                Ok(()) => patcher.record(step, at.type_url, at.resource),
-                Err(e) => patcher.error(step, &format!("route {}", r.name), e),
-            },
+            (Operation::Merge, Some(PatchValue::Route(v))) => {
+                match merge_lists(r, v, step.patch.replace_lists) {
+                    Ok(()) => patcher.record(step, at.type_url, at.resource),
+                    Err(e) => patcher.error(step, &format!("route {}", r.name), e),
+                }
+            }
             _ => {}
         }
     }

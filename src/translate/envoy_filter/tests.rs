@@ -208,3 +208,75 @@ fn workload_selected_filters_that_patch_shared_resources_key_the_group() {
     assert!(key(&v1).is_empty());
     assert_eq!(key(&v2), [("default".to_string(), "ef".to_string())]);
 }
+
+#[test]
+fn merge_and_replace_list_sets_a_list_where_merge_appends() {
+    let domains = |operation: &str| {
+        let body = format!(
+            "  configPatches:
+  - applyTo: VIRTUAL_HOST
+    match:
+      context: SIDECAR_INBOUND
+      routeConfiguration: {{vhost: {{name: 'inbound|http|9080'}}}}
+    patch:
+      operation: {operation}
+      value: {{domains: [only.example]}}"
+        );
+        let m = mesh(&[
+            ("s.yaml", PRODUCTPAGE),
+            ("f.yaml", &filter("ef", "default", 0, &body)),
+        ]);
+        let res = resources(&m, "productpage");
+        assert!(
+            res.envoy_filters.errors.is_empty(),
+            "{:?}",
+            res.envoy_filters.errors
+        );
+        let Some(RouteSpecifier::RouteConfig(rc)) = inbound_hcm(&res).route_specifier else {
+            panic!()
+        };
+        rc.virtual_hosts[0].domains.clone()
+    };
+    let merged = domains("MERGE");
+    assert!(
+        merged.len() > 1 && merged.last().unwrap() == "only.example",
+        "{merged:?}"
+    );
+    assert_eq!(domains("MERGE_AND_REPLACE_LIST"), ["only.example"]);
+}
+
+#[test]
+fn listener_filters_are_added_next_to_the_named_one_and_removed() {
+    let body = "  configPatches:
+  - applyTo: LISTENER_FILTER
+    match: {context: SIDECAR_OUTBOUND, listener: {name: virtualOutbound}}
+    patch:
+      operation: ADD
+      value:
+        name: envoy.filters.listener.tls_inspector
+        typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
+  - applyTo: LISTENER_FILTER
+    match: {context: SIDECAR_OUTBOUND, listener: {listenerFilter: envoy.filters.listener.tls_inspector}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.listener.proxy_protocol
+        typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol}
+  - applyTo: LISTENER_FILTER
+    match: {context: SIDECAR_OUTBOUND, listener: {name: virtualOutbound, listenerFilter: envoy.filters.listener.tls_inspector}}
+    patch: {operation: REMOVE}";
+    let m = mesh(&[
+        ("s.yaml", PRODUCTPAGE),
+        ("f.yaml", &filter("ef", "default", 0, body)),
+    ]);
+    let res = resources(&m, "client");
+    let names = |name: &str| -> Vec<String> {
+        let l = res.listeners.iter().find(|l| l.name == name).unwrap();
+        l.listener_filters.iter().map(|f| f.name.clone()).collect()
+    };
+    // Added, the other inserted before it, then it was removed again.
+    assert_eq!(names("outbound"), ["envoy.filters.listener.proxy_protocol"]);
+    assert!(names("inbound").is_empty(), "{:?}", names("inbound"));
+    assert!(res.envoy_filters.errors.is_empty());
+    assert!(res.envoy_filters.unmatched(&m.envoy_filters).is_empty());
+}

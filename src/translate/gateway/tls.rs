@@ -186,6 +186,15 @@ fn params(t: &ServerTls) -> Option<TlsParameters> {
     })
 }
 
+/// The SDS secrets of credential `name` for a client (`DestinationRule`
+/// `credentialName`): its certificate and, when it has `ca.crt`, its CA.
+pub(crate) fn client_secrets(name: &str, cred: &Credential) -> Vec<XdsSecret> {
+    let (cert_name, ca_name) = credential_secret_names(name);
+    let mut out = vec![cert_secret(&cert_name, cred)];
+    out.extend((cred.ca_pem.as_deref()).map(|ca| ca_secret(&ca_name, ca)));
+    out
+}
+
 fn inline(pem: &str) -> DataSource {
     DataSource {
         specifier: Some(Specifier::InlineString(pem.to_string())),

@@ -96,12 +96,13 @@ fn client(mode: ClientTlsMode) -> ClientTls {
         sni: None,
         subject_alt_names: vec![],
         insecure_skip_verify: false,
+        credential_name: None,
     }
 }
 
 #[test]
 fn simple_verifies_with_system_roots_and_sends_the_host_as_sni() {
-    let u = upstream(&from_files(
+    let u = upstream(&client_tls(
         &client(ClientTlsMode::Simple),
         "api.example.com",
     ));
@@ -112,7 +113,7 @@ fn simple_verifies_with_system_roots_and_sends_the_host_as_sni() {
         panic!();
     };
     assert_eq!(v.trusted_ca, Some(file(SYSTEM_CA_FILE)));
-    let u = upstream(&from_files(&client(ClientTlsMode::Simple), "10.0.0.1"));
+    let u = upstream(&client_tls(&client(ClientTlsMode::Simple), "10.0.0.1"));
     assert_eq!(u.sni, "", "no SNI for an IP");
 }
 
@@ -124,7 +125,7 @@ fn mutual_sends_the_client_certificate_and_checks_sans() {
     t.ca_certificates = Some("/ca.pem".into());
     t.sni = Some("sni.example".into());
     t.subject_alt_names = vec!["spiffe://x/y".into(), "10.1.2.3".into(), "a.example".into()];
-    let u = upstream(&from_files(&t, "host.example"));
+    let u = upstream(&client_tls(&t, "host.example"));
     assert_eq!(u.sni, "sni.example");
     let c = u.common_tls_context.unwrap();
     assert_eq!(
@@ -139,14 +140,14 @@ fn mutual_sends_the_client_certificate_and_checks_sans() {
     let types: Vec<i32> = sans(v).into_iter().map(|(t, _)| t).collect();
     let want = [SanType::Uri, SanType::IpAddress, SanType::Dns].map(|t| t as i32);
     assert_eq!(types, want);
-    assert!(!uses_mesh_secrets(&from_files(&t, "h")));
+    assert!(!uses_mesh_secrets(&client_tls(&t, "h")));
 }
 
 #[test]
 fn insecure_skip_verify_has_no_validation_context() {
     let mut t = client(ClientTlsMode::Simple);
     t.insecure_skip_verify = true;
-    let c = upstream(&from_files(&t, "h.example"))
+    let c = upstream(&client_tls(&t, "h.example"))
         .common_tls_context
         .unwrap();
     assert!(c.validation_context_type.is_none());
@@ -167,4 +168,48 @@ fn auto_mtls_matches_tls_mode_istio_else_plaintext() {
         m[1].transport_socket.as_ref().unwrap().name,
         "envoy.transport_sockets.raw_buffer"
     );
+}
+
+#[test]
+fn credential_name_fetches_the_certificate_and_ca_over_sds() {
+    let t = ClientTls {
+        credential_name: Some("client-cert".into()),
+        subject_alt_names: vec!["backend.example".into()],
+        ..client(ClientTlsMode::Mutual)
+    };
+    let c = upstream(&client_tls(&t, "backend.example"))
+        .common_tls_context
+        .unwrap();
+    let certs: Vec<_> = (c.tls_certificate_sds_secret_configs.iter())
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(certs, ["kubernetes://client-cert"]);
+    assert!(c.tls_certificates.is_empty());
+    let Some(ValidationContextType::CombinedValidationContext(v)) = c.validation_context_type
+    else {
+        panic!("no combined validation context");
+    };
+    assert_eq!(
+        v.validation_context_sds_secret_config.unwrap().name,
+        "kubernetes://client-cert-cacert"
+    );
+    assert_eq!(
+        v.default_validation_context
+            .unwrap()
+            .match_typed_subject_alt_names
+            .len(),
+        1
+    );
+    // Not the mesh's certificate: a runtime without a CA keeps it.
+    assert!(!uses_mesh_secrets(&client_tls(&t, "backend.example")));
+    // SIMPLE fetches only the CA.
+    let simple = ClientTls {
+        mode: ClientTlsMode::Simple,
+        ..t
+    };
+    let c = upstream(&client_tls(&simple, "h"))
+        .common_tls_context
+        .unwrap();
+    assert!(c.tls_certificate_sds_secret_configs.is_empty());
+    assert!(c.validation_context_type.is_some());
 }

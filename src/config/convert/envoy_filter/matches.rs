@@ -61,9 +61,11 @@ enum Kind {
 /// An object match must be of the kind `applyTo` patches (Istio's rule).
 fn expect(cx: &mut Cx<'_>, path: &str, apply_to: ApplyTo, kind: Kind) -> Option<()> {
     let want = match apply_to {
-        ApplyTo::Listener | ApplyTo::FilterChain | ApplyTo::NetworkFilter | ApplyTo::HttpFilter => {
-            Kind::Listener
-        }
+        ApplyTo::Listener
+        | ApplyTo::ListenerFilter
+        | ApplyTo::FilterChain
+        | ApplyTo::NetworkFilter
+        | ApplyTo::HttpFilter => Kind::Listener,
         ApplyTo::RouteConfiguration | ApplyTo::VirtualHost | ApplyTo::HttpRoute => Kind::Route,
         ApplyTo::Cluster => Kind::Cluster,
     };
@@ -85,9 +87,24 @@ fn listener(
     apply_to: ApplyTo,
     l: &raw::ListenerMatch,
 ) -> Option<ListenerMatch> {
-    cx.unsupported(path, "portName", &l.port_name);
-    cx.unsupported(path, "listenerFilter", &l.listener_filter);
-    if l.port_name.is_some() || l.listener_filter.is_some() {
+    if l.port_name.is_some() {
+        let msg = "listener.portName is not implemented by Istio (its API marks it so and \
+                   hides it): match the listener by portNumber";
+        cx.err(&join(path, "portName"), msg);
+    }
+    if l.port_name.is_some() {
+        return None;
+    }
+    let listener_filter = !l.listener_filter.is_empty();
+    if listener_filter && apply_to != ApplyTo::ListenerFilter {
+        let msg = "a listenerFilter match applies to applyTo LISTENER_FILTER only";
+        cx.err(&join(path, "listenerFilter"), msg);
+        return None;
+    }
+    if apply_to == ApplyTo::ListenerFilter && l.filter_chain.is_some() {
+        let msg = "a filterChain match does not apply to LISTENER_FILTER (listener filters \
+                   run before a chain is chosen): match the listener and listenerFilter";
+        cx.err(&join(path, "filterChain"), msg);
         return None;
     }
     let filter_chain = match &l.filter_chain {
@@ -97,6 +114,7 @@ fn listener(
     Some(ListenerMatch {
         name: l.name.clone(),
         port_number: port(cx, &join(path, "portNumber"), l.port_number)?,
+        listener_filter: l.listener_filter.clone(),
         filter_chain,
     })
 }

@@ -8,7 +8,7 @@
 //! like any other and Envoy receives the typed message.
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, ListenerFilter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use prost::Message;
@@ -64,6 +64,7 @@ pub(super) fn read(
 pub(crate) fn type_name(apply_to: ApplyTo) -> &'static str {
     match apply_to {
         ApplyTo::Listener => "envoy.config.listener.v3.Listener",
+        ApplyTo::ListenerFilter => "envoy.config.listener.v3.ListenerFilter",
         ApplyTo::FilterChain => "envoy.config.listener.v3.FilterChain",
         ApplyTo::NetworkFilter => "envoy.config.listener.v3.Filter",
         ApplyTo::HttpFilter => {
@@ -176,6 +177,7 @@ fn decode(apply_to: ApplyTo, bytes: &[u8]) -> Result<PatchValue, prost::DecodeEr
     Ok(match apply_to {
         ApplyTo::Listener => PatchValue::Listener(Box::new(Listener::decode(bytes)?)),
         ApplyTo::FilterChain => PatchValue::FilterChain(Box::new(FilterChain::decode(bytes)?)),
+        ApplyTo::ListenerFilter => PatchValue::ListenerFilter(ListenerFilter::decode(bytes)?),
         ApplyTo::NetworkFilter => PatchValue::NetworkFilter(Filter::decode(bytes)?),
         ApplyTo::HttpFilter => PatchValue::HttpFilter(HttpFilter::decode(bytes)?),
         ApplyTo::RouteConfiguration => {
