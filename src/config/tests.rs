@@ -16,6 +16,7 @@ mod retries;
 mod rollout;
 mod samples;
 mod security;
+mod service_entry;
 mod telemetry;
 mod virtual_service;
 
