@@ -146,7 +146,7 @@ fn config(p: &Ports, ca: &str) -> String {
         se(name, "default", &format!("  hosts: [{name}.db.test]\n  ports: [{{number: {}, name: tcp, protocol: TCP}}]\n  addresses: [{address}]\n  resolution: STATIC\n  endpoints: [{{address: 127.0.0.1, ports: {{tcp: {port}}}}}]\n", p.listener))
     };
     [
-        format!("apiVersion: trellis.dev/v1alpha1\nkind: Mesh\nmetadata: {{name: mesh}}\nspec:\n  outboundTrafficPolicy: {{mode: REGISTRY_ONLY}}\n  defaultSidecarScope: ALL_SERVICES\n"),
+        "apiVersion: trellis.dev/v1alpha1\nkind: Mesh\nmetadata: {name: mesh}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n  defaultSidecarScope: ALL_SERVICES\n".to_string(),
         se("wild", "default", &format!("  hosts: [\"*.wild.test\"]\n{}  location: MESH_EXTERNAL\n  resolution: DNS\n", http_port(plain))),
         se("none", "default", &format!("  hosts: [plain.none.test]\n{}", http_port(plain))),
         se("secure", "default", &format!("  hosts: [\"*.secure.test\"]\n{}  resolution: NONE\n", http_port(tls))),

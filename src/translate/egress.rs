@@ -90,7 +90,7 @@ fn port_services<'a>(
     admitted: &'a dyn Fn(&Host) -> bool,
 ) -> impl Iterator<Item = &'a Host> + 'a {
     (shared.service_ports.iter())
-        .filter(|(h, ps)| ps.iter().any(|p| p.number == port.number) && admitted(*h))
+        .filter(|(h, ps)| ps.iter().any(|p| p.number == port.number) && admitted(h))
         .map(|(h, _)| h)
 }
 

@@ -347,7 +347,7 @@ impl<'a> Scope<'a> {
         let admitted = services
             .clone()
             .filter(|(host, ns)| sidecar.as_ref().is_none_or(|s| s.admits(host, ns)))
-            .filter(|(host, _)| !hidden(*host))
+            .filter(|(host, _)| !hidden(host))
             .map(|(host, _)| host.as_str())
             .collect();
         let providers = &shared.mesh.telemetry.extension_providers;
