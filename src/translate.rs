@@ -69,8 +69,8 @@ use envoy_types::util::pack_any;
 use prost::Name;
 
 use crate::config::model::{
-    DestinationRule, Host, MeshConfig, MeshSettings, PeerAuthentication, Protocol, ServicePort,
-    VirtualService,
+    Cidr, DestinationRule, Host, MeshConfig, MeshSettings, PeerAuthentication, Protocol,
+    ServicePort, VirtualService, VsExportTo,
 };
 use crate::registry::{Proxy, ServiceInstances, ServiceView};
 
@@ -157,6 +157,15 @@ pub struct Shared {
     pub rate_limits: Vec<Arc<crate::config::model::RateLimit>>,
     /// Every `EnvoyFilter` (see [`envoy_filter`]).
     pub envoy_filters: Vec<Arc<crate::config::model::EnvoyFilter>>,
+    /// The `addresses` of the services that have some: extra `Host` names
+    /// of their HTTP ports, destination matches on egress port listeners.
+    pub service_addresses: BTreeMap<Host, Vec<Cidr>>,
+    /// The `exportTo` of the services exported to some namespaces only.
+    pub service_exports: BTreeMap<Host, VsExportTo>,
+    /// The services that forward to the host a request names
+    /// (`clusters::forwards_dynamically`): with any, outbound listeners
+    /// carry the dynamic forward proxy filter whatever their policy.
+    pub dynamic_hosts: BTreeSet<Host>,
 }
 
 impl Shared {
@@ -268,8 +277,13 @@ pub fn shared_from(
         .iter()
         .map(|v| (v.host.clone(), v.ports.clone()))
         .collect();
+    let service_addresses: BTreeMap<Host, Vec<Cidr>> = (mesh.services.values())
+        .filter(|s| !s.addresses.is_empty())
+        .map(|s| (s.host.clone(), s.addresses.clone()))
+        .collect();
     let same_routes = previous.filter(|p| {
         p.service_ports == service_ports
+            && p.service_addresses == service_addresses
             && p.virtual_services == mesh.virtual_services
             && p.destination_rules == mesh.destination_rules
     });
@@ -329,6 +343,15 @@ pub fn shared_from(
         network_gateways: services.network_gateways.clone(),
         rate_limits: mesh.rate_limits.clone(),
         envoy_filters: mesh.envoy_filters.clone(),
+        service_addresses,
+        service_exports: (mesh.services.values())
+            .filter(|s| s.export_to.is_restricted())
+            .map(|s| (s.host.clone(), s.export_to.clone()))
+            .collect(),
+        dynamic_hosts: (views.iter())
+            .filter(|v| clusters::forwards_dynamically(v))
+            .map(|v| v.host.clone())
+            .collect(),
     };
     shared.sni_clusters = gateway::sni_clusters(&shared);
     shared
@@ -502,6 +525,9 @@ impl Shared {
             && self.sni_clusters == other.sni_clusters
             && self.rate_limits == other.rate_limits
             && self.envoy_filters == other.envoy_filters
+            && self.service_addresses == other.service_addresses
+            && self.service_exports == other.service_exports
+            && self.dynamic_hosts == other.dynamic_hosts
     }
 }
 

@@ -56,7 +56,22 @@ impl Envoy {
     /// Starts Envoy from a bootstrap file whose admin listens on
     /// `admin_port`, and waits until its admin `/ready` says LIVE.
     pub async fn start(name: &str, bootstrap: &Path, admin_port: u16) -> anyhow::Result<Self> {
-        Self::start_in(name, bootstrap, admin_port, tempfile::tempdir()?).await
+        Self::start_in(name, bootstrap, admin_port, tempfile::tempdir()?, None).await
+    }
+
+    /// Like [`Envoy::start`], with `hosts` (an `/etc/hosts` file) as this
+    /// Envoy's `/etc/hosts`: it runs in a mount namespace of its own
+    /// (`unshare --mount`, root only) where that file is bind-mounted, so
+    /// names resolve (getaddrinfo) for it alone, without a DNS server or
+    /// the Internet. `unshare` and `sh` exec in place: the child is Envoy.
+    pub async fn start_with_hosts(
+        name: &str,
+        bootstrap: &Path,
+        admin_port: u16,
+        hosts: &Path,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        Self::start_in(name, bootstrap, admin_port, dir, Some(hosts)).await
     }
 
     /// Starts Envoy from bootstrap YAML text (for static test setups).
@@ -64,7 +79,7 @@ impl Envoy {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("bootstrap.yaml");
         std::fs::write(&file, yaml)?;
-        Self::start_in(name, &file, admin_port, dir).await
+        Self::start_in(name, &file, admin_port, dir, None).await
     }
 
     async fn start_in(
@@ -72,8 +87,19 @@ impl Envoy {
         bootstrap: &Path,
         admin_port: u16,
         dir: tempfile::TempDir,
+        hosts: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(envoy_bin());
+        let mut cmd = match hosts {
+            None => Command::new(envoy_bin()),
+            Some(file) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--", "sh", "-c"])
+                    .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+                    .arg(file)
+                    .arg(envoy_bin());
+                c
+            }
+        };
         cmd.arg("-c")
             .arg(bootstrap)
             // Several Envoys share this host: no hot-restart shared memory.

@@ -34,6 +34,9 @@ pub struct SidecarSpec {
     pub token_file: Option<PathBuf>,
     /// Extra `trellis bootstrap` arguments (e.g. `--service-account`).
     pub extra_args: Vec<String>,
+    /// `(name, address)` pairs only this sidecar's Envoy resolves
+    /// (its own `/etc/hosts`: [`Envoy::start_with_hosts`]).
+    pub hosts: Vec<(String, String)>,
 }
 
 impl SidecarSpec {
@@ -60,6 +63,7 @@ impl SidecarSpec {
             stats_port: free_port(),
             token_file: None,
             extra_args: Vec::new(),
+            hosts: Vec::new(),
         }
     }
 
@@ -131,8 +135,18 @@ impl Sidecar {
         }
         let file = dir.path().join(format!("{}.yaml", spec.node_id));
         spec.write_bootstrap(&trellis.xds_addr(), &file)?;
-        let envoy =
-            Envoy::start(&format!("envoy {}", spec.node_id), &file, spec.admin_port).await?;
+        let name = format!("envoy {}", spec.node_id);
+        let envoy = if spec.hosts.is_empty() {
+            Envoy::start(&name, &file, spec.admin_port).await?
+        } else {
+            let hosts = dir.path().join("hosts");
+            let mut text = String::from("127.0.0.1 localhost\n");
+            for (n, a) in &spec.hosts {
+                text.push_str(&format!("{a} {n}\n"));
+            }
+            std::fs::write(&hosts, text)?;
+            Envoy::start_with_hosts(&name, &file, spec.admin_port, &hosts).await?
+        };
         // Keep the bootstrap beside Envoy's log for post-mortems.
         let _ = std::fs::copy(&file, envoy.dir().join("bootstrap.yaml"));
         envoy.wait_listener("outbound", READY_TIMEOUT).await?;

@@ -80,6 +80,7 @@ fn service_entry(svc: &Service) -> Value {
             Resolution::Static => "STATIC",
             Resolution::Dns => "DNS",
             Resolution::DnsRoundRobin => "DNS_ROUND_ROBIN",
+            Resolution::None => "NONE",
         },
     });
     if !svc.endpoints.is_empty() {

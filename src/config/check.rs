@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod delegate;
+mod dynamic;
 mod gateway;
 mod locality;
 mod rate_limit;
@@ -72,6 +73,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
     locality::dns_hosts(&destination_rules, &services, &mut diags);
+    dynamic::balancing(&destination_rules, &services, &mut diags);
     let known_targets = rate_limit::Known {
         services: &services,
         destination_rules: &destination_rules,

@@ -235,6 +235,28 @@ impl Cx<'_> {
         }
     }
 
+    /// A service's host: as [`Self::host`], or a wildcard `*.DOMAIN`
+    /// (a `ServiceEntry` host, or a `DestinationRule` for one), kept as
+    /// written, lowercase.
+    pub(crate) fn service_host(&mut self, path: &str, raw: &str) -> Option<Host> {
+        let Some(domain) = raw.strip_prefix("*.") else {
+            if raw.trim() == "*" {
+                let msg = "host `*` would take every host: unknown hosts are what outboundTrafficPolicy decides (ALLOW_ANY forwards them)";
+                self.err(path, msg);
+                return None;
+            }
+            return self.host(path, raw);
+        };
+        match values::check_host(domain) {
+            Ok(()) => Some(Host(raw.trim_end_matches('.').to_ascii_lowercase())),
+            Err(_) => {
+                let msg = format!("wildcard host {raw:?} has no valid domain after `*.`");
+                self.err(path, msg);
+                None
+            }
+        }
+    }
+
     /// A hostname as written in this resource, checked and canonicalised.
     pub(crate) fn host(&mut self, path: &str, raw: &str) -> Option<Host> {
         match values::check_host(raw) {

@@ -64,7 +64,7 @@ pub use security::{
 };
 
 pub use sidecar::{
-    effective_scope, outbound_policy, sidecar_for, DefaultSidecarScope, EgressHost,
+    effective_scope, egress_proxy, outbound_policy, sidecar_for, DefaultSidecarScope, EgressHost,
     EgressNamespace, EgressPort, EgressProtocol, OutboundTrafficPolicy, SidecarScope,
     DEFAULT_SCOPE_NAME,
 };
@@ -232,6 +232,10 @@ pub enum Resolution {
     /// each answer (`LOGICAL_DNS`): for names behind many rotating
     /// addresses.
     DnsRoundRobin,
+    /// `NONE`: no endpoints; each request or tunnel goes to the host it
+    /// names, resolved when it arrives (Envoy's dynamic forward proxy),
+    /// since a sidecar without interception sees no original destination.
+    None,
 }
 
 impl Resolution {
@@ -270,8 +274,34 @@ pub struct Service {
     /// `subjectAltNames`: identities the service's servers may present
     /// over mesh mTLS, besides its sidecars' own.
     pub subject_alt_names: Vec<String>,
+    /// `addresses`: VIPs (HTTP ports: extra `Host` names; TCP and TLS
+    /// ports: destination addresses on Sidecar egress port listeners) and
+    /// CIDR blocks (TCP and TLS ports only).
+    pub addresses: Vec<Cidr>,
+    /// `exportTo`: the namespaces whose proxies see the service.
+    pub export_to: VsExportTo,
     /// The declaring resource.
     pub origin: Origin,
+}
+
+impl Service {
+    /// True when each request goes to the host it names (resolution NONE,
+    /// or a wildcard host resolved by DNS with nothing else to resolve):
+    /// its clusters are dynamic forward proxies.
+    pub fn forwards_dynamically(&self) -> bool {
+        self.resolution == Resolution::None
+            || (self.resolution.is_dns()
+                && self.host.is_wildcard()
+                && self.endpoints.is_empty()
+                && self.workload_selector.is_none())
+    }
+}
+
+impl Host {
+    /// True for a wildcard host (`*.example.com`).
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with('*')
+    }
 }
 
 /// An endpoint written in a `ServiceEntry` or a `WorkloadEntry`.

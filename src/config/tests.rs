@@ -17,6 +17,7 @@ mod retries;
 mod rollout;
 mod samples;
 mod security;
+mod service_entry;
 mod telemetry;
 mod virtual_service;
 

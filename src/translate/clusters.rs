@@ -214,6 +214,9 @@ fn translate_service(
         if let Some(v) = effective(rule, port.number, subset).proxy_protocol {
             super::proxy_protocol::wrap(&mut c, v);
         }
+        if forwards_dynamically(view) {
+            super::passthrough::make_dynamic(&mut c);
+        }
         clusters.push(c);
         assignments.extend(cla);
         localities.extend(local.map(Arc::new));
@@ -286,8 +289,22 @@ fn build(
     if distribute {
         set_locality_weighted(&mut c);
     }
+    if forwards_dynamically(view) {
+        return (c, None, None);
+    }
     let eds = set_discovery(&mut c, view.resolution, cla);
     (c, eds, local)
+}
+
+/// True when the service's requests and tunnels go to the host they name,
+/// resolved when they arrive (Envoy's dynamic forward proxy): resolution
+/// NONE, or a wildcard host resolved by DNS with no endpoint to resolve.
+/// Without interception the app names its destination, so that host is
+/// where a sidecar with interception would have sent it (the address the
+/// app resolved).
+pub fn forwards_dynamically(view: &ServiceView) -> bool {
+    view.resolution == Resolution::None
+        || (view.resolution.is_dns() && view.host.is_wildcard() && view.instances.is_empty())
 }
 
 /// The load assignment of cluster `name`; with `distribute`, its default
@@ -391,13 +408,14 @@ fn set_discovery(
     cla: ClusterLoadAssignment,
 ) -> Option<ClusterLoadAssignment> {
     let kind = match resolution {
-        Resolution::Static => cluster::DiscoveryType::Eds,
+        // NONE clusters are dynamic forward proxies (`forwards_dynamically`).
+        Resolution::Static | Resolution::None => cluster::DiscoveryType::Eds,
         Resolution::Dns => cluster::DiscoveryType::StrictDns,
         Resolution::DnsRoundRobin => cluster::DiscoveryType::LogicalDns,
     };
     c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(kind as i32));
     match resolution {
-        Resolution::Static => {
+        Resolution::Static | Resolution::None => {
             let mut eds_config = ads();
             // Istio waits for EDS as long as it takes (0 = no timeout).
             eds_config.initial_fetch_timeout = Some(zero_duration());

@@ -59,6 +59,8 @@ pub fn service(name: &str, ports: Vec<ServicePort>, endpoints: Vec<StaticEndpoin
         endpoints,
         workload_selector: None,
         subject_alt_names: Vec::new(),
+        addresses: Vec::new(),
+        export_to: Default::default(),
         origin: origin("ServiceEntry", name),
     }
 }

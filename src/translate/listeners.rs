@@ -168,7 +168,8 @@ pub fn outbound(shared: &Shared, proxy: &Proxy) -> Listener {
     };
     // Fault, then CORS, as istiod orders them.
     let mut filters = vec![fault, super::cors::http_filter()];
-    if passthrough::policy_of(shared, proxy) == OutboundTrafficPolicy::AllowAny {
+    let allow_any = passthrough::policy_of(shared, proxy) == OutboundTrafficPolicy::AllowAny;
+    if allow_any || !shared.dynamic_hosts.is_empty() {
         filters.push(passthrough::http_filter());
     }
     filters.push(router());

@@ -13,6 +13,7 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+use envoy_types::pb::envoy::config::core::v3::{Http1ProtocolOptions, UpstreamHttpProtocolOptions};
 use envoy_types::pb::envoy::config::route::v3::{
     route, route_action, route_match, DirectResponseAction, Route, RouteAction, RouteMatch,
     VirtualHost,
@@ -28,12 +29,19 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_filter, HttpFilter,
 };
 use envoy_types::pb::envoy::extensions::network::dns_resolver::getaddrinfo::v3::GetAddrInfoDnsResolverConfig;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options::{
+        explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+    },
+    HttpProtocolOptions,
+};
 use envoy_types::util::pack_any;
+use prost::{Message, Name};
 
 use super::retry::route_timeout;
 use super::util::duration;
 use super::{Shared, DEFAULT_CONNECT_TIMEOUT};
-use crate::config::model::{outbound_policy, OutboundTrafficPolicy};
+use crate::config::model::{egress_proxy, outbound_policy, OutboundTrafficPolicy};
 use crate::registry::Proxy;
 
 /// Where `ALLOW_ANY` traffic goes: istiod's name for it, so that stats and
@@ -42,9 +50,27 @@ pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 /// The HTTP status of a request `REGISTRY_ONLY` refuses (istiod's).
 pub const BLOCKED_STATUS: u32 = 502;
 const DFP_FILTER: &str = "envoy.filters.http.dynamic_forward_proxy";
+const DFP_CLUSTER_TYPE: &str = "envoy.clusters.dynamic_forward_proxy";
 /// The filter's and the cluster's cache: Envoy requires both to name the
 /// same cache with the same settings.
 const DNS_CACHE: &str = "outbound_passthrough";
+
+/// The cluster of `proxy`'s `egressProxy`, if its `Sidecar` writes one.
+pub fn egress_cluster_of(shared: &Shared, proxy: &Proxy) -> Option<String> {
+    let d = egress_proxy(
+        &shared.sidecars,
+        &shared.mesh,
+        &proxy.namespace,
+        &proxy.labels,
+    )?;
+    // The config check requires its port.
+    let port = d.port.unwrap_or(80);
+    Some(super::cluster_name(
+        port,
+        d.subset.as_deref(),
+        d.host.as_str(),
+    ))
+}
 
 /// The policy of `proxy` (its `Sidecar`'s, else the mesh's).
 pub fn policy_of(shared: &Shared, proxy: &Proxy) -> OutboundTrafficPolicy {
@@ -74,28 +100,73 @@ fn dns_cache() -> DnsCacheConfig {
 
 /// The dynamic forward proxy cluster `ALLOW_ANY` routes to.
 pub fn cluster() -> Cluster {
+    let mut c = Cluster {
+        name: PASSTHROUGH_CLUSTER.to_string(),
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        ..Default::default()
+    };
+    make_dynamic(&mut c);
+    c
+}
+
+/// Makes `c` a dynamic forward proxy cluster on the shared DNS cache: it
+/// connects to the host (and port, else 80, or 443 with TLS) of each
+/// request's `:authority` or `CONNECT` target, which the HTTP filter
+/// resolved. Such a cluster balances itself (`CLUSTER_PROVIDED`) and has no
+/// endpoints of its own. With TLS, the SNI and the certificate's expected
+/// name are the request's host (`auto_sni`, `auto_san_validation`), as
+/// Envoy requires of a dynamic forward proxy cluster that originates TLS.
+pub fn make_dynamic(c: &mut Cluster) {
     let config = ClusterConfig {
         cluster_implementation_specifier: Some(
             cluster_config::ClusterImplementationSpecifier::DnsCacheConfig(dns_cache()),
         ),
         ..Default::default()
     };
-    Cluster {
-        name: PASSTHROUGH_CLUSTER.to_string(),
-        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
-        lb_policy: cluster::LbPolicy::ClusterProvided as i32,
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::ClusterType(
-            cluster::CustomClusterType {
-                name: "envoy.clusters.dynamic_forward_proxy".to_string(),
-                typed_config: Some(pack_any(config)),
-            },
-        )),
-        ..Default::default()
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::ClusterType(
+        cluster::CustomClusterType {
+            name: DFP_CLUSTER_TYPE.to_string(),
+            typed_config: Some(pack_any(config)),
+        },
+    ));
+    c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
+    c.load_balancing_policy = None;
+    c.lb_config = None;
+    c.load_assignment = None;
+    c.eds_cluster_config = None;
+    if c.transport_socket.is_some() {
+        set_auto_sni(c);
     }
 }
 
+/// Sets `auto_sni` and `auto_san_validation` in the cluster's HTTP
+/// protocol options (adding HTTP/1 options when it has none).
+fn set_auto_sni(c: &mut Cluster) {
+    let key = HttpProtocolOptions::full_name();
+    let written = (c.typed_extension_protocol_options.get(&key))
+        .and_then(|any| HttpProtocolOptions::decode(any.value.as_slice()).ok());
+    let mut options = written.unwrap_or_else(|| HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
+                    Http1ProtocolOptions::default(),
+                )),
+            },
+        )),
+        ..Default::default()
+    });
+    options.upstream_http_protocol_options = Some(UpstreamHttpProtocolOptions {
+        auto_sni: true,
+        auto_san_validation: true,
+        ..Default::default()
+    });
+    (c.typed_extension_protocol_options).insert(key, pack_any(options));
+}
+
 /// The dynamic forward proxy HTTP filter (before the router). It acts
-/// only on requests routed to [`PASSTHROUGH_CLUSTER`].
+/// only on requests routed to a dynamic forward proxy cluster
+/// ([`PASSTHROUGH_CLUSTER`], and those of services that forward to the
+/// host a request names: [`make_dynamic`]).
 pub fn http_filter() -> HttpFilter {
     let config = FilterConfig {
         implementation_specifier: Some(filter_config::ImplementationSpecifier::DnsCacheConfig(
@@ -148,26 +219,27 @@ fn any_path() -> RouteMatch {
 }
 
 /// The virtual host for every other domain (`*`, which Envoy tries last):
-/// istiod's `allow_any` or `block_all`.
-pub fn catch_all(policy: OutboundTrafficPolicy) -> VirtualHost {
+/// istiod's `allow_any` or `block_all`. `ALLOW_ANY` forwards to
+/// [`PASSTHROUGH_CLUSTER`], or with an `egressProxy` to that proxy's
+/// cluster (`egress`), requests keeping their `Host` and tunnels their
+/// bytes, so the egress proxy sees what the app asked for.
+pub fn catch_all(policy: OutboundTrafficPolicy, egress: Option<&str>) -> VirtualHost {
     let (name, routes) = match policy {
         OutboundTrafficPolicy::AllowAny => {
+            let cluster = egress.unwrap_or(PASSTHROUGH_CLUSTER);
             let forward = Route {
                 name: "allow_any".to_string(),
                 r#match: Some(any_path()),
                 action: Some(route::Action::Route(RouteAction {
                     cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                        PASSTHROUGH_CLUSTER.to_string(),
+                        cluster.to_string(),
                     )),
                     timeout: Some(route_timeout(None)),
                     ..Default::default()
                 })),
                 ..Default::default()
             };
-            (
-                "allow_any",
-                vec![connect_route(PASSTHROUGH_CLUSTER), forward],
-            )
+            ("allow_any", vec![connect_route(cluster), forward])
         }
         OutboundTrafficPolicy::RegistryOnly => {
             let refuse = |name: &str, m: RouteMatch| Route {
@@ -196,3 +268,6 @@ pub fn catch_all(policy: OutboundTrafficPolicy) -> VirtualHost {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod service_tests;

@@ -89,7 +89,11 @@ pub fn outbound_with_sources(ctx: Ctx<'_>) -> (RouteConfiguration, SourceRoutes)
             let http = port.protocol.is_http();
             let bare = http && Some(port.number) == default_port;
             let name = format!("{}:{}", view.host, port.number);
-            candidates.push(domains(&view.host, port.number, bare));
+            let mut names = domains(&view.host, port.number, bare);
+            if http {
+                names.extend(address_domains(ctx, &view.host, port.number, bare));
+            }
+            candidates.push(names);
             let routes = port_routes(ctx, &view.host, port.number, http, &name, &mut sources);
             vhosts.push(VirtualHost {
                 name,
@@ -220,6 +224,28 @@ fn domains(host: &Host, port: u16, bare: bool) -> Vec<Candidate> {
         out.push((format!("{name}:{port}"), rank));
         if bare {
             out.push((name, rank));
+        }
+    }
+    out
+}
+
+/// The service's single `addresses` (VIPs) as `Host` names of an HTTP
+/// port, as istiod adds a service's VIP to its virtual host: an app that
+/// calls the VIP (`Host: 10.0.0.5:8080`) reaches the service. Blocks are
+/// refused on HTTP ports when the config is read.
+fn address_domains(ctx: Ctx<'_>, host: &Host, port: u16, bare: bool) -> Vec<Candidate> {
+    let Some(service) = ctx.mesh.services.get(host) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for cidr in &service.addresses {
+        let name = match cidr.addr {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+        };
+        out.push((format!("{name}:{port}"), 0));
+        if bare {
+            out.push((name, 0));
         }
     }
     out

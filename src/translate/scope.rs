@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
 use crate::config::model::{
-    effective_scope, sidecar_for, Locality, OutboundTrafficPolicy, SidecarScope,
+    effective_scope, sidecar_for, Host, Locality, OutboundTrafficPolicy, SidecarScope,
 };
 use crate::registry::Proxy;
 
@@ -54,10 +54,13 @@ pub struct ScopeKey {
 /// The scope part of a [`ScopeKey`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ScopeKind {
-    /// Every service.
+    /// Every service (exported to its namespace).
     All {
         /// True for a gateway proxy.
         gateway: bool,
+        /// The proxy's namespace when some service is exported to some
+        /// namespaces only (then the view depends on it); else `None`.
+        namespace: Option<String>,
     },
     /// A scope: the effective scope is a function of the `Sidecar` that
     /// applies (its index in `Shared::sidecars`, `None` for the mesh
@@ -100,7 +103,8 @@ pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
 fn scope_kind(shared: &Shared, proxy: &Proxy) -> ScopeKind {
     let gateway = proxy.gateway.is_some();
     if scope_of(shared, proxy).is_none() {
-        return ScopeKind::All { gateway };
+        let namespace = (!shared.service_exports.is_empty()).then(|| proxy.namespace.clone());
+        return ScopeKind::All { gateway, namespace };
     }
     let root = &shared.mesh.root_namespace;
     let applying = sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root);
@@ -170,10 +174,32 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
     if policy == OutboundTrafficPolicy::RegistryOnly {
         view.clusters.retain(|c| c.name != PASSTHROUGH_CLUSTER);
     }
+    let egress = passthrough::egress_cluster_of(shared, proxy);
+    if let Some(name) = &egress {
+        keep_cluster(shared, &mut view, name);
+    }
     for rc in view.routes.iter_mut().filter(|r| r.name == OUTBOUND_ROUTE) {
-        rc.virtual_hosts.push(passthrough::catch_all(policy));
+        rc.virtual_hosts
+            .push(passthrough::catch_all(policy, egress.as_deref()));
     }
     view
+}
+
+/// Adds the shared cluster `name` and its endpoints to `view` when its
+/// scope left them out: the `egressProxy`'s cluster is reached whatever
+/// the scope, as the routes name it.
+fn keep_cluster<'a>(shared: &'a Shared, view: &mut OutboundView<'a>, name: &str) {
+    if view.clusters.iter().any(|c| c.name == name) {
+        return;
+    }
+    view.clusters
+        .extend(shared.clusters.iter().find(|c| c.name == name));
+    (view.load_assignments).extend(
+        shared
+            .load_assignments
+            .iter()
+            .find(|c| c.cluster_name == name),
+    );
 }
 
 fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
@@ -303,13 +329,25 @@ pub(crate) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    /// The scope of `proxy`; `None` when it reaches every service.
+    /// The scope of `proxy`; `None` when it reaches every service: no
+    /// `Sidecar` scope limits it and every service is exported to its
+    /// namespace (`exportTo`).
     pub(crate) fn of(shared: &'a Shared, proxy: &Proxy) -> Option<Self> {
-        let sidecar = scope_of(shared, proxy)?;
+        let sidecar = scope_of(shared, proxy);
+        let exports = &shared.service_exports;
+        let hidden = |host: &Host| {
+            exports
+                .get(host)
+                .is_some_and(|e| !e.admits(&proxy.namespace))
+        };
+        if sidecar.is_none() && !shared.service_namespaces.keys().any(hidden) {
+            return None;
+        }
         let services = shared.service_namespaces.iter();
         let admitted = services
             .clone()
-            .filter(|(host, ns)| sidecar.admits(host, ns))
+            .filter(|(host, ns)| sidecar.as_ref().is_none_or(|s| s.admits(host, ns)))
+            .filter(|(host, _)| !hidden(host))
             .map(|(host, _)| host.as_str())
             .collect();
         let providers = &shared.mesh.telemetry.extension_providers;
@@ -403,6 +441,7 @@ mod tests {
             }],
             ports: Vec::new(),
             outbound_policy: None,
+            egress_proxy: None,
             origin: origin("Sidecar", "frontend"),
         });
         let scoped = for_proxy(&shared(&mesh, &si), &proxy, &ProxySecurity::default());

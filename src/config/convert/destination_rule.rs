@@ -20,7 +20,7 @@ pub(crate) fn destination_rule(
 ) -> Option<DestinationRule> {
     cx.export_to("spec", dr.export_to.as_deref());
     cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
-    let host = cx.host("spec.host", &dr.host);
+    let host = cx.service_host("spec.host", &dr.host);
     super::retry_budget::check_max_retries(cx, dr);
     let policy =
         (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));

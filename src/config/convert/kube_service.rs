@@ -38,6 +38,8 @@ pub(crate) fn kube_service(cx: &mut Cx<'_>, svc: &raw::KubeService) -> Vec<(Stri
         location,
         endpoints,
         workload_selector: selector,
+        addresses: Vec::new(),
+        export_to: Default::default(),
         subject_alt_names: Vec::new(),
         origin: cx.doc.origin(),
     };

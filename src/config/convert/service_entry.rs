@@ -3,25 +3,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use super::virtual_service::export::export_to;
 use super::{join, Cx};
 use crate::config::model::{
-    Locality, Location, Protocol, Resolution, Service, ServicePort, StaticEndpoint, Topology,
+    Host, Locality, Location, Protocol, Resolution, Service, ServicePort, StaticEndpoint, Topology,
     WorkloadEntry, NETWORK_LABEL,
 };
 use crate::config::raw::service_entry as raw;
 
 /// One `Service` per host of the entry, each with the path of its host.
 pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(String, Service)> {
-    let p = "spec";
-    if se.addresses.is_some() {
-        let msg = "addresses (VIPs and CIDRs) match connections by their original destination address, which only transparent interception gives and Trellis sidecars do not have: give each TCP port a Sidecar egress listener (egress[].port), routed by tcp rules";
-        cx.err("spec.addresses", msg);
-    }
-    cx.export_to(p, se.export_to.as_deref());
+    let export_to = export_to(cx, se.export_to.as_deref());
     if se.hosts.is_empty() {
         cx.err("spec.hosts", "at least one host is required");
     }
-    let hosts = super::hosts(cx, &se.hosts);
+    let hosts = hosts(cx, &se.hosts);
     let ports = ports(cx, &se.ports);
     let resolution = resolution(cx, se.resolution.as_deref());
     let location = location(cx, se.location.as_deref());
@@ -35,17 +31,11 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
         ws.labels.clone()
     });
     let subject_alt_names = sans(cx, &se.subject_alt_names);
-    if resolution == Some(Resolution::DnsRoundRobin) && se.endpoints.len() > 1 {
-        let msg = "resolution DNS_ROUND_ROBIN takes at most one endpoint (Istio's rule: Envoy connects to one name)";
-        cx.err("spec.endpoints", msg);
-    }
-    if resolution == Some(Resolution::DnsRoundRobin) && se.workload_selector.is_some() {
-        let msg = "resolution DNS_ROUND_ROBIN resolves one name: use STATIC to select workloads";
-        cx.err("spec.workloadSelector", msg);
-    }
+    let addresses = addresses::addresses(cx, &se.addresses, &ports);
     let Some(resolution) = resolution else {
         return Vec::new();
     };
+    addresses::check_resolution(cx, se, resolution, &ports, &addresses);
     let service = |host| Service {
         host,
         namespace: cx.doc.namespace.clone(),
@@ -55,11 +45,31 @@ pub(crate) fn service_entry(cx: &mut Cx<'_>, se: &raw::ServiceEntry) -> Vec<(Str
         endpoints: endpoints.clone(),
         workload_selector: workload_selector.clone(),
         subject_alt_names: subject_alt_names.clone(),
+        addresses: addresses.clone(),
+        export_to: export_to.clone(),
         origin: cx.doc.origin(),
     };
     (hosts.into_iter())
         .map(|(path, host)| (path, service(host)))
         .collect()
+}
+
+/// The entry's hosts: DNS names (short ones made canonical) and wildcards
+/// `*.DOMAIN`, kept as written (lowercase): Envoy matches them as suffixes.
+fn hosts(cx: &mut Cx<'_>, raw: &[String]) -> Vec<(String, Host)> {
+    let mut out: Vec<(String, Host)> = Vec::new();
+    for (i, h) in raw.iter().enumerate() {
+        let path = format!("spec.hosts[{i}]");
+        let Some(host) = cx.service_host(&path, h) else {
+            continue;
+        };
+        if out.iter().any(|(_, seen)| *seen == host) {
+            cx.err(&path, format!("duplicate host {host}"));
+            continue;
+        }
+        out.push((path, host));
+    }
+    out
 }
 
 fn location(cx: &mut Cx<'_>, written: Option<&str>) -> Location {
@@ -92,18 +102,16 @@ fn resolution(cx: &mut Cx<'_>, written: Option<&str>) -> Option<Resolution> {
         Some("STATIC") => Some(Resolution::Static),
         Some("DNS") => Some(Resolution::Dns),
         Some("DNS_ROUND_ROBIN") => Some(Resolution::DnsRoundRobin),
-        None | Some("NONE") => {
-            let msg = "resolution NONE (Istio's default) forwards to each connection's original destination address, which only transparent interception gives and Trellis sidecars do not have: write STATIC with endpoints, DNS or DNS_ROUND_ROBIN";
-            cx.err(path, msg);
-            None
-        }
+        // Istio's default.
+        None | Some("NONE") => Some(Resolution::None),
         Some("DYNAMIC_DNS") => {
             let msg = "resolution DYNAMIC_DNS is hidden in Istio's API and not implemented by Istio: use DNS";
             cx.err(path, msg);
             None
         }
         Some(other) => {
-            let msg = format!("unknown resolution {other:?}: use STATIC, DNS or DNS_ROUND_ROBIN");
+            let msg =
+                format!("unknown resolution {other:?}: use NONE, STATIC, DNS or DNS_ROUND_ROBIN");
             cx.err(path, msg);
             None
         }
@@ -282,3 +290,5 @@ fn sans(cx: &mut Cx<'_>, written: &[String]) -> Vec<String> {
     }
     written.to_vec()
 }
+
+mod addresses;

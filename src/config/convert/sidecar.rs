@@ -4,7 +4,7 @@
 
 use super::{join, Cx};
 use crate::config::model::{
-    EgressHost, EgressNamespace, EgressPort, Host, OutboundTrafficPolicy, SidecarScope,
+    Destination, EgressHost, EgressNamespace, EgressPort, Host, OutboundTrafficPolicy, SidecarScope,
 };
 use crate::config::raw::sidecar as raw;
 
@@ -17,6 +17,8 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
     let outbound_policy = sc.outbound_traffic_policy.as_ref().map(|p| policy(cx, p));
     ok &= outbound_policy.is_none_or(|p| p.is_some());
     let outbound_policy = outbound_policy.flatten();
+    let egress_proxy =
+        (sc.outbound_traffic_policy.as_ref()).and_then(|p| egress_proxy(cx, p, outbound_policy));
     let mut egress = Vec::new();
     match default_egress(sc) {
         Ok(hosts) => egress.extend(hosts),
@@ -72,8 +74,35 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
         egress,
         ports,
         outbound_policy,
+        egress_proxy,
         origin: cx.doc.origin(),
     })
+}
+
+/// `egressProxy`: the service `ALLOW_ANY` sends unknown hosts' requests
+/// and tunnels to (an egress gateway), keeping their `Host`. Istio's
+/// rules: only with `ALLOW_ANY`, and a port is required.
+fn egress_proxy(
+    cx: &mut Cx<'_>,
+    p: &raw::OutboundTrafficPolicy,
+    mode: Option<OutboundTrafficPolicy>,
+) -> Option<Destination> {
+    let written = p.egress_proxy.as_ref()?;
+    let at = "spec.outboundTrafficPolicy.egressProxy";
+    if mode != Some(OutboundTrafficPolicy::AllowAny) {
+        let msg =
+            "egressProxy only applies with mode ALLOW_ANY (REGISTRY_ONLY refuses unknown hosts)";
+        cx.err(at, msg);
+        return None;
+    }
+    if written.port.is_none() {
+        cx.err(
+            at,
+            "egressProxy needs a port (port.number): the egress proxy's service port",
+        );
+        return None;
+    }
+    cx.destination(at, written)
 }
 
 /// Without `egress`: Istio's default listener (`convertToSidecarScope`),
@@ -94,12 +123,6 @@ fn default_egress(sc: &raw::Sidecar) -> Result<Option<EgressHost>, &'static str>
 /// `mode` is `REGISTRY_ONLY`, the proto's zero value, as Istio reads it.
 fn policy(cx: &mut Cx<'_>, p: &raw::OutboundTrafficPolicy) -> Option<OutboundTrafficPolicy> {
     let at = "spec.outboundTrafficPolicy";
-    if p.egress_proxy.is_some() {
-        let msg = "field `egressProxy` is not supported yet: unknown hosts are refused \
-                   (REGISTRY_ONLY) or forwarded to the host they name (ALLOW_ANY)";
-        cx.err(&format!("{at}.egressProxy"), msg);
-        return None;
-    }
     match p.mode.as_deref() {
         None => Some(OutboundTrafficPolicy::RegistryOnly),
         Some(mode) => outbound_mode(cx, &format!("{at}.mode"), mode),

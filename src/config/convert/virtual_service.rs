@@ -8,7 +8,7 @@ use crate::config::raw::virtual_service as raw;
 pub(crate) use delegate::Delegation;
 
 mod delegate;
-mod export;
+pub(super) mod export;
 
 /// A gateway a VirtualService binds to: the path it is written at and
 /// its `NAMESPACE/NAME`, checked once every Gateway is known.

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Host, MeshSettings, Origin};
+use super::{Destination, Host, MeshSettings, Origin};
 
 /// The namespace half of an egress host `NAMESPACE/HOST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,10 @@ pub struct SidecarScope {
     /// `outboundTrafficPolicy.mode`; `None` when not written (the `Mesh`
     /// default applies, see [`outbound_policy`]).
     pub outbound_policy: Option<OutboundTrafficPolicy>,
+    /// `outboundTrafficPolicy.egressProxy`: where `ALLOW_ANY` sends
+    /// requests and tunnels for unknown hosts (with their `Host`), instead
+    /// of the host they name.
+    pub egress_proxy: Option<Destination>,
     /// Where it came from; for the default scope, kind `Sidecar`, name
     /// [`DEFAULT_SCOPE_NAME`], file `<mesh default>` and line 0.
     pub origin: Origin,
@@ -177,6 +181,7 @@ impl SidecarScope {
             egress,
             ports: Vec::new(),
             outbound_policy: None,
+            egress_proxy: None,
             origin: Origin {
                 kind: "Sidecar".to_string(),
                 namespace: root_namespace.to_string(),
@@ -277,4 +282,16 @@ pub fn outbound_policy(
     sidecar_for(sidecars, namespace, labels, &mesh.root_namespace)
         .and_then(|s| s.outbound_policy)
         .unwrap_or(mesh.outbound_traffic_policy)
+}
+
+/// The `egressProxy` of a workload of `namespace` with `labels`: that of
+/// the `Sidecar` that applies ([`sidecar_for`]), if it writes one.
+pub fn egress_proxy<'a>(
+    sidecars: &'a [SidecarScope],
+    mesh: &MeshSettings,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<&'a Destination> {
+    sidecar_for(sidecars, namespace, labels, &mesh.root_namespace)
+        .and_then(|s| s.egress_proxy.as_ref())
 }

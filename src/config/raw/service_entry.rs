@@ -4,15 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Unsupported;
-
 /// `ServiceEntry.spec`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct ServiceEntry {
     #[serde(default)]
     pub hosts: Vec<String>,
-    pub addresses: Option<Unsupported>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
     #[serde(default)]
     pub ports: Vec<Port>,
     pub location: Option<String>,

@@ -29,8 +29,9 @@ pub(crate) struct OutboundTrafficPolicy {
     /// `REGISTRY_ONLY` or `ALLOW_ANY`; absent reads as `REGISTRY_ONLY`
     /// (the proto's zero value), as Istio reads it.
     pub mode: Option<String>,
-    /// Where unknown traffic goes instead: not supported yet.
-    pub egress_proxy: Option<Unsupported>,
+    /// Where `ALLOW_ANY` sends traffic to unknown hosts instead of the
+    /// host it names.
+    pub egress_proxy: Option<super::Destination>,
 }
 
 /// `WorkloadSelector` (Sidecar spells it `labels`).

@@ -103,10 +103,6 @@ fn service_entry_resolutions_and_sans() {
         ["spiffe://td/ns/x/sa/y", "a.example.com"]
     );
     assert_eq!(
-        errors(&format!("{SE}  resolution: NONE\n")),
-        ["f.yaml:9:3: error: ServiceEntry/s: spec.resolution: resolution NONE (Istio's default) forwards to each connection's original destination address, which only transparent interception gives and Trellis sidecars do not have: write STATIC with endpoints, DNS or DNS_ROUND_ROBIN"]
-    );
-    assert_eq!(
         errors(&format!("{SE}  resolution: DNS_ROUND_ROBIN\n  endpoints:\n  - address: a.example.com\n  - address: b.example.com\n")),
         ["f.yaml:10:3: error: ServiceEntry/s: spec.endpoints: resolution DNS_ROUND_ROBIN takes at most one endpoint (Istio's rule: Envoy connects to one name)"]
     );
@@ -117,13 +113,5 @@ fn service_entry_resolutions_and_sans() {
         [
             r#"f.yaml:10:21: error: ServiceEntry/s: spec.subjectAltNames[0]: subject alt name "" must be a non-empty name without spaces"#
         ]
-    );
-}
-
-#[test]
-fn service_entry_addresses_need_interception() {
-    assert_eq!(
-        errors(&format!("{SE}  resolution: DNS\n  addresses: [10.0.0.0/24]\n")),
-        ["f.yaml:10:3: error: ServiceEntry/s: spec.addresses: addresses (VIPs and CIDRs) match connections by their original destination address, which only transparent interception gives and Trellis sidecars do not have: give each TCP port a Sidecar egress listener (egress[].port), routed by tcp rules"]
     );
 }

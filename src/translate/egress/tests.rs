@@ -45,6 +45,7 @@ fn mesh(port_hosts: &[&str]) -> MeshConfig {
             hosts: port_hosts.iter().map(|h| named(&host(h).0)).collect(),
         }],
         outbound_policy: None,
+        egress_proxy: None,
         origin: origin("Sidecar", "default"),
     });
     mesh
@@ -136,4 +137,37 @@ fn only_tcp_and_tls_rules_are_inputs_of_a_proxys_own_listeners() {
     }];
     tcp.virtual_services.insert(host("echo"), Arc::new(v));
     assert!(!build(&base).same_proxy_inputs(&build(&tcp)));
+}
+
+#[test]
+fn services_with_addresses_are_matched_by_destination() {
+    let mut m = mesh(&["echo", "db"]);
+    let set = |m: &mut MeshConfig, name: &str, a: &str| {
+        let svc = m.services.get_mut(&host(name)).unwrap();
+        svc.addresses = vec![Cidr::parse(a).unwrap()];
+    };
+    set(&mut m, "echo", "127.0.0.10");
+    set(&mut m, "db", "10.1.0.0/16");
+    let si = instances(&m, &Registry::new());
+    let proxy = sidecar("client", "client-v1", "v1", 16000);
+    let r = for_proxy(&shared(&m, &si), &proxy, &ProxySecurity::default());
+    let l = r
+        .listeners
+        .iter()
+        .find(|l| l.name == "127.0.0.2_9000")
+        .unwrap();
+    let ranges: Vec<(String, u32)> = (l.filter_chains.iter())
+        .flat_map(|c| c.filter_chain_match.as_ref().unwrap().prefix_ranges.clone())
+        .map(|r| (r.address_prefix, r.prefix_len.unwrap().value))
+        .collect();
+    // By host: db first, then echo; no default chain (both have addresses).
+    assert_eq!(
+        ranges,
+        [("10.1.0.0".to_string(), 16), ("127.0.0.10".to_string(), 32)]
+    );
+    let clusters = egress(&m).unwrap();
+    let want = |h: &str| {
+        ClusterSpecifier::Cluster(format!("outbound|9000||{h}.default.svc.cluster.local"))
+    };
+    assert_eq!(clusters, [want("db"), want("echo")]);
 }

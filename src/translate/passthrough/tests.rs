@@ -53,6 +53,7 @@ fn policy_sidecar(policy: OutboundTrafficPolicy) -> SidecarScope {
         }],
         ports: Vec::new(),
         outbound_policy: Some(policy),
+        egress_proxy: None,
         origin: origin("Sidecar", "default"),
     }
 }

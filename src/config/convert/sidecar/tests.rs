@@ -106,7 +106,7 @@ fn unsupported_fields_are_errors() {
     );
     assert_eq!(
         err("  outboundTrafficPolicy:\n    egressProxy: {host: proxy}\n"),
-        ["f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.egressProxy: field `egressProxy` is not supported yet: unknown hosts are refused (REGISTRY_ONLY) or forwarded to the host they name (ALLOW_ANY)"]
+        ["f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.egressProxy: egressProxy only applies with mode ALLOW_ANY (REGISTRY_ONLY refuses unknown hosts)"]
     );
     assert_eq!(
         err("  egress:\n  - hosts: [\"./*\"]\n    captureMode: NONE\n  inboundConnectionPool: {}\n"),
@@ -167,6 +167,10 @@ fn outbound_traffic_policy_converts() {
         [
             r#"f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.mode: unknown outbound traffic policy mode "DENY": use REGISTRY_ONLY or ALLOW_ANY"#
         ]
+    );
+    assert_eq!(
+        err("  outboundTrafficPolicy:\n    mode: ALLOW_ANY\n    egressProxy: {host: proxy}\n"),
+        ["f.yaml:9:5: error: Sidecar/sc: spec.outboundTrafficPolicy.egressProxy: egressProxy needs a port (port.number): the egress proxy's service port"]
     );
     assert_eq!(
         err("  outboundTrafficPolicy:\n    mod: ALLOW_ANY\n"),

@@ -1,4 +1,4 @@
-//! `exportTo` of a VirtualService.
+//! `exportTo` of a VirtualService or a ServiceEntry.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,7 @@ use crate::config::model::VsExportTo;
 /// `exportTo`: `*` (every namespace), `.` (its own), `~` (none) or
 /// namespace names; absent or empty means every namespace, as in Istio
 /// with the default mesh config.
-pub(super) fn export_to(cx: &mut Cx<'_>, raw: Option<&[String]>) -> VsExportTo {
+pub(crate) fn export_to(cx: &mut Cx<'_>, raw: Option<&[String]>) -> VsExportTo {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return VsExportTo::default();
     };
