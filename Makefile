@@ -34,6 +34,7 @@ test-system:
 	cargo test -p trellis-integration-tests --test alert_rules -- --ignored
 	cargo test -p trellis-integration-tests --test ratelimit_global -- --ignored --test-threads 1
 	cargo test -p trellis-integration-tests --test ui -- --ignored --test-threads 1
+	cargo test -p trellis-integration-tests --test service_entry_dynamic -- --ignored
 
 # The unit and protocol tests again while `stress` keeps both cores busy, so
 # that a race shows here before it lands. Needs Debian's `stress`; its
