@@ -63,6 +63,12 @@ fn workloads(mesh: &MeshConfig) -> Vec<Workload> {
         let name = labels.get("app").map_or("workload", String::as_str);
         out.push((name.into(), origin.namespace.clone(), labels.clone()));
     }
+    // An example of external hosts only declares no workload: a client
+    // in the default namespace is the proxy that would use it.
+    if out.is_empty() {
+        let app = Labels::from([("app".to_string(), "client".to_string())]);
+        out.push(("client".into(), "default".into(), app));
+    }
     out.sort();
     out.dedup();
     out
