@@ -231,7 +231,7 @@ fn virtual_services(
                 // Istio merges them only on gateways; for sidecars its
                 // analyzer reports the conflict (IST0109).
                 let msg = format!(
-                    "host {host} is already routed by {} {} ({}): sidecars take one VirtualService (or HTTPRoute) per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge",
+                    "host {host} is already routed by {} {} ({}): sidecars take one VirtualService per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge",
                     first.kind,
                     first.qualified(),
                     first.place()

@@ -46,7 +46,7 @@ pub(crate) fn http_route(cx: &mut Cx<'_>, r: &raw::Route<raw::HttpRule>) -> Opti
 
 /// Stable sort by rank, highest first: rules keep their order on ties.
 pub(super) fn sorted(mut ranked: Vec<(Rank, HttpRoute)>) -> Vec<HttpRoute> {
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
     ranked.into_iter().map(|(_, r)| r).collect()
 }
 
