@@ -9,6 +9,7 @@ use std::sync::Arc;
 mod delegate;
 mod dynamic;
 mod gateway;
+mod gateway_api;
 mod locality;
 mod rate_limit;
 mod security;
@@ -45,7 +46,9 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         rate_limits,
         mut envoy_filters,
         rollout_policies,
+        gateway_api: api,
     } = loader;
+    let mut gateway_refs = gateway_refs;
     duplicates(&resources, &mut diags);
     authorization_policies.sort_by(|a, b| {
         let (a, b) = (&a.origin, &b.origin);
@@ -58,6 +61,9 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
     let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
     let services = services(raw_services, &mut diags);
+    let (routed, route_refs) = gateway_api::attach(api, &services, &refs, &mut diags);
+    raw_vs.extend(routed);
+    gateway_refs.extend(route_refs);
     let mut warnings = gateway::unbound(&gateways, &gateway_refs);
     warnings.extend(convert_warnings);
     let gateways = gateway::gateways(gateways, &mut diags);
@@ -227,7 +233,8 @@ fn virtual_services(
                 // Istio merges them only on gateways; for sidecars its
                 // analyzer reports the conflict (IST0109).
                 let msg = format!(
-                    "host {host} is already routed by VirtualService {} ({}): sidecars take one VirtualService per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge",
+                    "host {host} is already routed by {} {} ({}): sidecars take one VirtualService per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge",
+                    first.kind,
                     first.qualified(),
                     first.place()
                 );

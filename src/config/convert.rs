@@ -8,6 +8,7 @@ mod authorization_policy;
 mod destination_rule;
 mod envoy_filter;
 mod gateway;
+pub(crate) mod gateway_api;
 mod http;
 mod kube_service;
 mod l4;

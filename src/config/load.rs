@@ -35,6 +35,11 @@ enum Kind {
     RateLimit,
     EnvoyFilter,
     RolloutPolicy,
+    /// Gateway API (`gateway.networking.k8s.io`) kinds.
+    KubeGateway,
+    HttpRoute,
+    GrpcRoute,
+    ReferenceGrant,
 }
 
 /// Everything read so far, before the cross-resource checks.
@@ -68,6 +73,18 @@ pub(crate) struct Loader {
     pub gateway_refs: Vec<(Arc<DocInfo>, String, String)>,
     /// Hosts of resources that failed to parse (not checked further).
     pub salvaged_hosts: BTreeSet<Host>,
+    /// Gateway API: Gateways as routes see them, routes before
+    /// attachment, ReferenceGrants, and references into other namespaces.
+    pub gateway_api: GatewayApi,
+}
+
+/// What the Gateway API kinds leave for the cross-resource checks.
+#[derive(Default, Clone)]
+pub(crate) struct GatewayApi {
+    pub gateways: Vec<(Arc<DocInfo>, convert::gateway_api::KubeGateway)>,
+    pub routes: Vec<(Arc<DocInfo>, convert::gateway_api::KubeRoute)>,
+    pub grants: Vec<convert::gateway_api::Grant>,
+    pub cross: Vec<(Arc<DocInfo>, convert::gateway_api::CrossRef)>,
 }
 
 impl Loader {
@@ -98,6 +115,11 @@ impl Loader {
         self.rollout_policies.extend(other.rollout_policies);
         self.gateway_refs.extend(other.gateway_refs);
         self.salvaged_hosts.extend(other.salvaged_hosts);
+        let api = other.gateway_api;
+        self.gateway_api.gateways.extend(api.gateways);
+        self.gateway_api.routes.extend(api.routes);
+        self.gateway_api.grants.extend(api.grants);
+        self.gateway_api.cross.extend(api.cross);
     }
 
     /// Reads every document of one file.
@@ -245,6 +267,9 @@ impl Loader {
                     self.envoy_filters.extend(ef);
                 }
             }
+            Kind::KubeGateway | Kind::HttpRoute | Kind::GrpcRoute | Kind::ReferenceGrant => {
+                self.gateway_api_resource(kind, info, value)
+            }
             Kind::RolloutPolicy => {
                 if let Some(spec) = self.spec::<raw::rollout::RolloutPolicy>(info, value) {
                     let rp = convert::rollout_policy(&mut self.cx(info), &spec);
@@ -252,6 +277,51 @@ impl Loader {
                 }
             }
         }
+    }
+
+    /// Parses and converts one Gateway API resource.
+    fn gateway_api_resource(&mut self, kind: Kind, info: &Arc<DocInfo>, value: Value) {
+        use convert::gateway_api as api;
+        use raw::gateway_api as spec;
+        let cross = match kind {
+            Kind::KubeGateway => {
+                let Some(s) = self.spec::<spec::Gateway>(info, value) else {
+                    return;
+                };
+                let Some(c) = api::kube_gateway(&mut self.cx(info), &s) else {
+                    return;
+                };
+                self.gateways.push((info.clone(), c.gateway));
+                self.gateway_api.gateways.push((info.clone(), c.info));
+                c.cross
+            }
+            Kind::HttpRoute | Kind::GrpcRoute => {
+                let c = if matches!(kind, Kind::HttpRoute) {
+                    let Some(s) = self.spec::<spec::Route<spec::HttpRule>>(info, value) else {
+                        return;
+                    };
+                    api::http_route(&mut self.cx(info), &s)
+                } else {
+                    let Some(s) = self.spec::<spec::Route<spec::GrpcRule>>(info, value) else {
+                        return;
+                    };
+                    api::grpc_route(&mut self.cx(info), &s)
+                };
+                let Some(c) = c else { return };
+                self.gateway_api.routes.push((info.clone(), c.route));
+                c.cross
+            }
+            _ => {
+                let Some(s) = self.spec::<spec::ReferenceGrant>(info, value) else {
+                    return;
+                };
+                let grant = api::reference_grant(&mut self.cx(info), &s);
+                self.gateway_api.grants.extend(grant);
+                Vec::new()
+            }
+        };
+        let cross = cross.into_iter().map(|c| (info.clone(), c));
+        self.gateway_api.cross.extend(cross);
     }
 
     fn cx<'a>(&'a mut self, doc: &'a Arc<DocInfo>) -> Cx<'a> {
@@ -374,6 +444,9 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
         return kube_core(kind);
     }
     let (group, version) = api.split_once('/').unwrap_or((api, ""));
+    if group == convert::gateway_api::GROUP {
+        return gateway_api_kind(kind, version);
+    }
     let Some(not_yet) = unsupported_kinds(group) else {
         let msg = format!(
             "unknown apiVersion {api:?}: Trellis reads {NETWORKING}/v1alpha3, v1beta1 and v1"
@@ -406,6 +479,37 @@ fn classify(api: &str, kind: &str, is_mapping: bool) -> Result<Kind, (&'static s
     }
     if !versions.contains(&version) {
         let msg = format!("unknown apiVersion {api:?}: {want_group} serves {serves}");
+        return Err(("apiVersion", msg));
+    }
+    Ok(supported)
+}
+
+/// A Gateway API kind: Istio reads `Gateway`, `HTTPRoute` and `GRPCRoute`
+/// in v1 and `HTTPRoute` in v1beta1 too; `ReferenceGrant` is v1beta1.
+fn gateway_api_kind(kind: &str, version: &str) -> Result<Kind, (&'static str, String)> {
+    let (supported, versions): (Kind, &[&str]) = match kind {
+        "Gateway" => (Kind::KubeGateway, &["v1", "v1beta1"]),
+        "HTTPRoute" => (Kind::HttpRoute, &["v1", "v1beta1"]),
+        "GRPCRoute" => (Kind::GrpcRoute, &["v1"]),
+        "ReferenceGrant" => (Kind::ReferenceGrant, &["v1beta1", "v1"]),
+        "TCPRoute" | "TLSRoute" => {
+            let msg = format!("kind {kind} is not supported yet: route a TCP or TLS listener with a VirtualService's `tcp` or `tls` rules bound to the Gateway (spec.gateways: [NAMESPACE/NAME])");
+            return Err(("kind", msg));
+        }
+        "GatewayClass" => {
+            let msg = "kind GatewayClass is not needed: Trellis implements the classes `istio` and `trellis`; name one in a Gateway's gatewayClassName";
+            return Err(("kind", msg.into()));
+        }
+        _ => {
+            let msg = format!("kind {kind} (gateway.networking.k8s.io) is not supported: Trellis reads Gateway, HTTPRoute, GRPCRoute and ReferenceGrant");
+            return Err(("kind", msg));
+        }
+    };
+    if !versions.contains(&version) {
+        let msg = format!(
+            "{kind} is read in gateway.networking.k8s.io/{}",
+            versions.join(" and ")
+        );
         return Err(("apiVersion", msg));
     }
     Ok(supported)

@@ -472,6 +472,9 @@ pub struct HttpMatch {
     pub name: Option<String>,
     /// Path match.
     pub uri: Option<StringMatch>,
+    /// A `Prefix` path match takes whole path segments only (Gateway API's
+    /// `PathPrefix`: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`).
+    pub path_separated_prefix: bool,
     /// Header matches by lowercase name.
     pub headers: BTreeMap<String, StringMatch>,
     /// Headers that must not match.

@@ -8,6 +8,7 @@ pub(crate) mod authorization_policy;
 pub(crate) mod destination_rule;
 pub(crate) mod envoy_filter;
 pub(crate) mod gateway;
+pub(crate) mod gateway_api;
 pub(crate) mod kube_service;
 pub(crate) mod peer_authentication;
 pub(crate) mod rate_limit;

@@ -5,6 +5,7 @@ mod destination_rule;
 mod envoy_filter;
 mod errors;
 mod gateway;
+mod gateway_api;
 mod kube_service;
 mod l4;
 mod limits;

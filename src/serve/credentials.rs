@@ -146,7 +146,9 @@ pub fn validate(mesh: &MeshConfig, dir: &Path) -> Vec<Diagnostic> {
             let Some((name, mutual)) = credential_of(s) else {
                 continue;
             };
-            let path = dir.join(&gw.origin.namespace).join(name);
+            // `NAMESPACE/NAME` names a credential of another namespace.
+            let (ns, short) = name.split_once('/').unwrap_or((&gw.origin.namespace, name));
+            let path = dir.join(ns).join(short);
             let problem = match read_credential(&path) {
                 Err(e) => Some(e.to_string()),
                 Ok(c) if mutual && c.ca_pem.is_none() => Some(format!(

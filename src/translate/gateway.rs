@@ -288,19 +288,24 @@ fn route_config(
                 })
             });
             let admitted: Vec<String> = admitted.collect();
-            let taken: Vec<String> = (admitted.iter())
-                .filter(|d| used.contains(*d))
-                .cloned()
-                .collect();
-            let domains = claim(&mut used, admitted.into_iter());
             let key = (format!("{ns}/{}", vs.origin.name), gw.qualified(), port);
             let (labels, namespace) = (&proxy.labels, proxy.namespace.as_str());
             let here = (routes.get(&key).into_iter().flatten())
                 .filter(|(_, source)| source.as_ref().is_none_or(|s| s.holds(labels, namespace)))
                 .map(|(r, _)| r.clone());
             let here: Vec<Route> = here.collect();
+            // A VirtualService whose matches all name other ports (or
+            // gateways) claims no domain here.
+            if here.is_empty() {
+                continue;
+            }
+            let taken: Vec<String> = (admitted.iter())
+                .filter(|d| used.contains(*d))
+                .cloned()
+                .collect();
+            let domains = claim(&mut used, admitted.into_iter());
             merge_taken(&mut vhosts, &taken, &here, &key.0);
-            if !domains.is_empty() && !here.is_empty() {
+            if !domains.is_empty() {
                 vhosts.push(VirtualHost {
                     name: format!("{}:{port}", key.0),
                     domains,
@@ -370,3 +375,6 @@ fn redirect_vhost(gateway: &str, port: u16, domains: Vec<String>) -> VirtualHost
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod api_tests;

@@ -21,6 +21,11 @@ pub fn route_match(m: Option<&HttpMatch>) -> RouteMatch {
     if let Some(uri) = &m.uri {
         out.path_specifier = Some(match uri {
             StringMatch::Exact(p) => PathSpecifier::Path(p.clone()),
+            // Gateway API prefixes take whole segments (Istio does the same
+            // for routes from the Gateway API).
+            StringMatch::Prefix(p) if m.path_separated_prefix && p != "/" => {
+                PathSpecifier::PathSeparatedPrefix(p.clone())
+            }
             StringMatch::Prefix(p) => PathSpecifier::Prefix(p.clone()),
             StringMatch::Regex(r) => PathSpecifier::SafeRegex(regex(r)),
             StringMatch::Present => PathSpecifier::Prefix("/".to_string()),

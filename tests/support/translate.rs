@@ -97,6 +97,14 @@ pub fn translate_dir(dir: &Path) -> ProxyResources {
     // gateway's.
     let egress = (mesh.gateways.iter())
         .any(|g| g.selector.get("istio").map(String::as_str) == Some("egressgateway"));
+    // A Gateway API Gateway is served by the proxies carrying its name.
+    let label = "gateway.networking.k8s.io/gateway-name";
+    let named = (mesh.gateways.iter()).find_map(|g| g.selector.get(label).cloned());
+    if let Some(name) = named {
+        let mut proxy = ingress_gateway();
+        proxy.labels = [(label.to_string(), name)].into();
+        return translate_for(dir, &proxy, &security);
+    }
     match (mesh.gateways.is_empty(), egress) {
         (true, _) => translate_for(dir, &client(), &security),
         (false, false) => translate_for(dir, &ingress_gateway(), &security),

@@ -72,6 +72,7 @@ fn one_match(
     (cx.diags.len() == errors_before).then(|| HttpMatch {
         name: m.name.clone(),
         uri,
+        path_separated_prefix: false,
         headers,
         without_headers,
         method,

@@ -81,9 +81,12 @@ pub(super) fn downstream(
     };
     match &t.source {
         Some(TlsSource::Credential(name)) => {
-            let key = (namespace.to_string(), name.clone());
+            // `NAMESPACE/NAME`: a Gateway API certificateRef into another
+            // namespace, which a ReferenceGrant allowed.
+            let (namespace, short) = name.split_once('/').unwrap_or((namespace, name));
+            let key = (namespace.to_string(), short.to_string());
             let Some(cred) = credentials.get(&key) else {
-                return Err(format!("credential {namespace}/{name} not found"));
+                return Err(format!("credential {namespace}/{short} not found"));
             };
             let (cert_name, ca_name) = credential_secret_names(name);
             common.tls_certificate_sds_secret_configs = vec![sds(&cert_name)];
@@ -91,7 +94,7 @@ pub(super) fn downstream(
             if mutual {
                 let Some(ca) = &cred.ca_pem else {
                     return Err(format!(
-                        "credential {namespace}/{name} has no ca.crt (mode {})",
+                        "credential {namespace}/{short} has no ca.crt (mode {})",
                         t.mode.map_or("MUTUAL", ServerTlsMode::as_str)
                     ));
                 };

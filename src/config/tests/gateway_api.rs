@@ -1,0 +1,328 @@
+//! Gateway API kinds: Gateway, HTTPRoute, GRPCRoute, ReferenceGrant and
+//! GAMMA mesh routes, loaded into the model and their errors positioned.
+
+use std::path::Path;
+
+use super::{errors, load, load_rel};
+use crate::config::model::{RouteAction, StringMatch};
+
+const SERVICES: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ports:
+  - {name: http, port: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-v2
+spec:
+  ports:
+  - {name: http, port: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: other
+  namespace: team-b
+spec:
+  ports:
+  - {name: http, port: 8080}
+";
+
+/// A Gateway with one HTTP listener; `from` is its allowedRoutes.
+fn gateway(from: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces: {{from: {from}}}
+"
+    )
+}
+
+/// An HTTPRoute `r` in `ns` whose rules start on line 11.
+fn route(ns: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+  namespace: {ns}
+spec:
+  parentRefs:
+  - {{name: gw, namespace: default}}
+  hostnames: [web.example.com]
+  rules:
+{rules}"
+    )
+}
+
+const SPLIT: &str = "  - backendRefs:
+    - {name: web, port: 8080, weight: 7}
+    - {name: web-v2, port: 8080, weight: 3}
+";
+
+#[test]
+fn examples_load_into_gateways_and_virtual_services() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples");
+    let cfg = load_rel(&root.join("gateway-api")).unwrap();
+    let gw = &cfg.gateways[0];
+    let label = gw.selector.get("gateway.networking.k8s.io/gateway-name");
+    assert_eq!(label.map(String::as_str), Some("shop-gateway"));
+    assert_eq!(gw.servers.len(), 3);
+    let names: Vec<&str> = (cfg.gateway_virtual_services.iter())
+        .map(|v| v.origin.name.as_str())
+        .collect();
+    assert_eq!(names, ["catalog", "shop", "shop-redirect"]);
+    let redirect = &cfg.gateway_virtual_services[2];
+    assert_eq!(redirect.hosts[0].as_str(), "shop.example.com");
+    assert_eq!(redirect.http[0].matches[0].port, Some(80));
+    assert!(matches!(redirect.http[0].action, RouteAction::Redirect(_)));
+    // The more specific gRPC method comes first.
+    let grpc = &cfg.gateway_virtual_services[0].http;
+    let path = |i: usize| grpc[i].matches[0].uri.clone();
+    assert_eq!(
+        path(0),
+        Some(StringMatch::Exact("/catalog.Catalog/Search".into()))
+    );
+    assert_eq!(
+        path(1),
+        Some(StringMatch::Prefix("/catalog.Catalog/".into()))
+    );
+    let mesh = load_rel(&root.join("gateway-api-mesh")).unwrap();
+    let vs = mesh.virtual_services.values().next().unwrap();
+    assert_eq!(vs.origin.kind, "HTTPRoute");
+    assert_eq!(vs.hosts[0].as_str(), "reviews.default.svc.cluster.local");
+}
+
+#[test]
+fn relative_weights_become_percentages_and_prefixes_whole_segments() {
+    let rules = format!("{SPLIT}  - matches:\n    - path: {{type: PathPrefix, value: /api/}}\n    backendRefs: [{{name: web, port: 8080}}]\n");
+    let cfg = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &route("default", &rules)),
+    ])
+    .unwrap();
+    let vs = &cfg.gateway_virtual_services[0];
+    assert_eq!(vs.gateways, ["default/gw"]);
+    let m = &vs.http[0].matches[0];
+    assert_eq!(m.uri, Some(StringMatch::Prefix("/api".into())));
+    assert!(m.path_separated_prefix);
+    let RouteAction::Route(split) = &vs.http[1].action else {
+        panic!("not a route")
+    };
+    let weights: Vec<u32> = split.iter().map(|d| d.weight).collect();
+    assert_eq!(weights, [70, 30]);
+}
+
+#[test]
+fn cross_namespace_backend_needs_a_reference_grant() {
+    let rules = "  - backendRefs:\n    - {name: other, namespace: team-b, port: 8080}\n";
+    let files = [
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &route("default", rules)),
+    ];
+    assert_eq!(
+        load(&files).unwrap_err(),
+        ["r.yaml:12:7: error: HTTPRoute/r: spec.rules[0].backendRefs[0]: HTTPRoute default/r may not refer to Service team-b/other in another namespace: no ReferenceGrant in namespace team-b allows HTTPRoutes of namespace default to"]
+    );
+    let grant = "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: team-b}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: \"\", kind: Service, name: other}]
+";
+    let granted = [files[0], files[1], files[2], ("grant.yaml", grant)];
+    load(&granted).unwrap();
+    let wrong = grant.replace("name: other", "name: someone-else");
+    let refused = [files[0], files[1], files[2], ("grant.yaml", &wrong)];
+    assert_eq!(load(&refused).unwrap_err().len(), 1);
+}
+
+#[test]
+fn allowed_routes_refuse_other_namespaces_and_kinds() {
+    let other_ns = route("team-b", "  - backendRefs: [{name: other, port: 8080}]\n");
+    let files = [
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &other_ns),
+    ];
+    assert_eq!(
+        load(&files).unwrap_err(),
+        ["r.yaml:8:5: error: HTTPRoute/r: spec.parentRefs[0]: no listener of Gateway default/gw (http) admits a HTTPRoute of namespace team-b (see their allowedRoutes: kinds, namespaces)"]
+    );
+    let all = gateway("All");
+    load(&[files[0], ("g.yaml", &all), files[2]]).unwrap();
+    let tcp = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: t}\nspec: {}\n";
+    let e = errors(tcp);
+    assert!(
+        e[0].starts_with("f.yaml:2:1: error: TCPRoute/t: kind: kind TCPRoute is not supported yet"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unsupported_fields_are_positioned() {
+    let gw = gateway("Same").replace(
+        "  listeners:",
+        "  addresses: [{value: 10.0.0.1}]\n  listeners:",
+    );
+    assert_eq!(
+        errors(&gw),
+        ["f.yaml:7:3: error: Gateway/gw: spec.addresses: field `addresses` is not supported yet"]
+    );
+    let class = gateway("Same").replace("istio", "nginx");
+    let e = errors(&class);
+    assert!(
+        e[0].starts_with(
+            "f.yaml:6:3: error: Gateway/gw: spec.gatewayClassName: gatewayClassName \"nginx\""
+        ),
+        "{e:?}"
+    );
+    let selector = gateway("Selector");
+    let e = errors(&selector);
+    assert!(e[0].starts_with("f.yaml:12:20: error: Gateway/gw: spec.listeners[0].allowedRoutes.namespaces.from: from \"Selector\" is not supported"), "{e:?}");
+    let ext = "  - filters:\n    - type: ExtensionRef\n      extensionRef: {group: x, kind: Y, name: z}\n    backendRefs: [{name: web, port: 8080}]\n";
+    let e = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &route("default", ext)),
+    ])
+    .unwrap_err();
+    assert!(e[0].starts_with("r.yaml:12:7: error: HTTPRoute/r: spec.rules[0].filters[0].type: filter type \"ExtensionRef\" is not supported"), "{e:?}");
+    let sticky = format!("{SPLIT}    sessionPersistence: {{sessionName: s}}\n");
+    let e = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &route("default", &sticky)),
+    ])
+    .unwrap_err();
+    assert_eq!(e, ["r.yaml:14:5: error: HTTPRoute/r: spec.rules[0].sessionPersistence: field `sessionPersistence` is not supported yet"]);
+    let bad_regex = "  - matches: [{path: {type: RegularExpression, value: \"(\"}}]\n    backendRefs: [{name: web, port: 8080}]\n";
+    let e = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &route("default", bad_regex)),
+    ])
+    .unwrap_err();
+    assert!(e[0].starts_with("r.yaml:11:48: error: HTTPRoute/r: spec.rules[0].matches[0].path.value: invalid regular expression"), "{e:?}");
+}
+
+#[test]
+fn unknown_listener_and_gateway_are_positioned() {
+    let r = route("default", SPLIT).replace(
+        "{name: gw, namespace: default}",
+        "{name: gw, sectionName: https}",
+    );
+    let e = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &r),
+    ])
+    .unwrap_err();
+    assert_eq!(e, ["r.yaml:8:5: error: HTTPRoute/r: spec.parentRefs[0]: Gateway default/gw has no listener named Some(\"https\") on port None"]);
+    let e = load(&[("s.yaml", SERVICES), ("r.yaml", &route("default", SPLIT))]).unwrap_err();
+    assert_eq!(e, ["r.yaml:8:5: error: HTTPRoute/r: spec.parentRefs[0]: unknown Gateway default/gw: no gateway.networking.k8s.io Gateway of that namespace and name"]);
+}
+
+const GAMMA: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-split
+spec:
+  parentRefs:
+  - {group: \"\", kind: Service, name: web, port: 8080}
+  rules:
+  - backendRefs:
+    - {name: web, port: 8080, weight: 1}
+    - {name: web-v2, port: 8080, weight: 1}
+";
+
+#[test]
+fn a_service_parent_routes_mesh_traffic_and_conflicts_with_a_virtual_service() {
+    let cfg = load(&[("s.yaml", SERVICES), ("r.yaml", GAMMA)]).unwrap();
+    let vs =
+        &cfg.virtual_services[&crate::config::model::Host("web.default.svc.cluster.local".into())];
+    assert!(vs.mesh);
+    assert_eq!(vs.http[0].matches[0].port, Some(8080));
+    let virtual_service = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web]
+  http:
+  - route: [{destination: {host: web}}]
+";
+    let e = load(&[
+        ("s.yaml", SERVICES),
+        ("r.yaml", GAMMA),
+        ("v.yaml", virtual_service),
+    ])
+    .unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(e[0].contains("is already routed by"), "{e:?}");
+    assert!(
+        e[0].contains("HTTPRoute default/web-split") || e[0].contains("VirtualService default/web"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn grpc_route_backends_must_speak_http2() {
+    let g = gateway("Same");
+    let grpc = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: pkg.Svc}}]
+    backendRefs: [{name: web, port: 8080}]
+";
+    let e = load(&[("s.yaml", SERVICES), ("g.yaml", &g), ("r.yaml", grpc)]).unwrap_err();
+    assert_eq!(e, ["r.yaml:8:19: error: GRPCRoute/g: spec.rules[0].backendRefs[0]: port 8080 of web.default.svc.cluster.local is not gRPC or HTTP/2 (name it `grpc-…` or set appProtocol: grpc): a GRPCRoute backend must speak HTTP/2"]);
+    let h2 = SERVICES.replace("{name: http, port: 8080}", "{name: grpc, port: 8080}");
+    load(&[("s.yaml", &h2), ("g.yaml", &g), ("r.yaml", grpc)]).unwrap();
+}
+
+#[test]
+fn filters_map_to_rule_settings() {
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: new.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-A, value: a}], remove: [x-b]}
+    backendRefs: [{name: web, port: 8080}]
+    retry: {codes: [503], attempts: 0}
+    timeouts: {request: 0s}
+";
+    let cfg = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("r.yaml", &route("default", rules)),
+    ])
+    .unwrap();
+    let r = &cfg.gateway_virtual_services[0].http[0];
+    let rw = r.rewrite.as_ref().unwrap();
+    assert_eq!(rw.authority.as_deref(), Some("new.example.com"));
+    assert_eq!(rw.uri_regex, Some(("^/old/*".into(), "/".into())));
+    assert_eq!(r.headers.request.set["x-a"], "a");
+    assert_eq!(r.headers.request.remove, ["x-b"]);
+    assert_eq!(r.retries.as_ref().unwrap().attempts, 0);
+    assert_eq!(r.timeout, None);
+}
