@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     // The canonical encoder's descriptors, loaded on first use and kept.
     let before = live();
     trellis::canonical::encode(&envoy_types::pb::envoy::config::cluster::v3::Cluster::default())?;
-    let descriptor_bytes = live() - before;
+    let descriptor_bytes = live().saturating_sub(before);
     write(dir.path(), services, 0)?;
     let before = live();
     let mesh = load_dir_cached(dir.path(), &mut LoadCache::default())?;
