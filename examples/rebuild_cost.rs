@@ -15,7 +15,10 @@
 //! the program prints the mean native time of each part per update, and
 //! where the heap goes (a counting allocator over the system one): the
 //! bytes live for the loaded config, and for the builder's state after the
-//! last rebuild (translation, encoded resources, snapshots).
+//! last rebuild (translation, encoded resources, snapshots); the most a
+//! reload and a rebuild held at once above what was live before them (the
+//! transient peak: the previous and the new translation and encodings); and
+//! what the canonical encoder's descriptors keep for the process's life.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -30,11 +33,14 @@ use trellis::serve::Rebuilder;
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The most bytes live since the last [`reset_peak`].
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is forwarded to `System` with the same arguments.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
         // SAFETY: the caller's contract is `System::alloc`'s.
         unsafe { System.alloc(layout) }
     }
@@ -46,7 +52,8 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        let now = LIVE.fetch_add(new_size, Ordering::Relaxed) + new_size;
+        PEAK.fetch_max(now, Ordering::Relaxed);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: the caller's contract is `System::realloc`'s.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -58,6 +65,13 @@ static ALLOC: Counting = Counting;
 
 fn live() -> usize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak from what is live now.
+fn reset_peak() -> usize {
+    let now = live();
+    PEAK.store(now, Ordering::Relaxed);
+    now
 }
 
 fn mesh_yaml(services: usize, update: usize) -> String {
@@ -113,6 +127,10 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     });
     let (mut cache, mut rebuilder) = (LoadCache::default(), Rebuilder::new());
+    // The canonical encoder's descriptors, loaded on first use and kept.
+    let before = live();
+    trellis::canonical::encode(&envoy_types::pb::envoy::config::cluster::v3::Cluster::default())?;
+    let descriptor_bytes = live().saturating_sub(before);
     write(dir.path(), services, 0)?;
     let before = live();
     let mesh = load_dir_cached(dir.path(), &mut LoadCache::default())?;
@@ -124,8 +142,10 @@ fn main() -> anyhow::Result<()> {
         rebuilder.rebuild(&mesh, &registry);
     }
     let (mut load, mut rebuild) = (Duration::ZERO, Duration::ZERO);
+    let mut transient = 0;
     for update in 2..2 + updates {
         write(dir.path(), services, update)?;
+        let base = reset_peak();
         let t0 = Instant::now();
         let mesh = measured_load(dir.path(), &mut cache)?;
         let t1 = Instant::now();
@@ -133,6 +153,8 @@ fn main() -> anyhow::Result<()> {
         let t2 = Instant::now();
         anyhow::ensure!(fresh == 1, "update {update} did not change the snapshot");
         (load, rebuild) = (load + (t1 - t0), rebuild + (t2 - t1));
+        drop(mesh);
+        transient = transient.max(PEAK.load(Ordering::Relaxed) - base);
     }
     // Dropped one by one: the load cache (each file's text and parse),
     // then the builder's state.
@@ -144,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     let state_bytes = with_state - live();
     let n = u32::try_from(updates.max(1))?;
     println!(
-        "{{\"services\": {services}, \"updates\": {updates}, \"load_ms\": {:.3}, \"rebuild_ms\": {:.3}, \"heap_config_bytes\": {mesh_bytes}, \"heap_load_cache_bytes\": {cache_bytes}, \"heap_builder_state_bytes\": {state_bytes}}}",
+        "{{\"services\": {services}, \"updates\": {updates}, \"load_ms\": {:.3}, \"rebuild_ms\": {:.3}, \"heap_config_bytes\": {mesh_bytes}, \"heap_load_cache_bytes\": {cache_bytes}, \"heap_builder_state_bytes\": {state_bytes}, \"heap_update_peak_above_live_bytes\": {transient}, \"heap_descriptors_bytes\": {descriptor_bytes}}}",
         (load / n).as_secs_f64() * 1e3,
         (rebuild / n).as_secs_f64() * 1e3
     );

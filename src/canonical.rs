@@ -73,14 +73,12 @@ pub fn canonicalize(type_name: &str, bytes: &mut [u8]) -> Result<(), CanonicalEr
     }
 }
 
-/// The plans of the embedded descriptor set, compiled once.
+/// The plans of the embedded descriptor set, compiled once from a pool
+/// that is dropped afterwards: the plans are all the encoder keeps.
 fn plans() -> Result<&'static Plans, CanonicalError> {
     static PLANS: OnceLock<Result<Plans, String>> = OnceLock::new();
     PLANS
-        .get_or_init(|| {
-            let pool = crate::envoy_json::pool().map_err(|e| e.to_string())?;
-            Ok(Plans::compile(pool))
-        })
+        .get_or_init(|| crate::envoy_json::decode_pool().map(|pool| Plans::compile(&pool)))
         .as_ref()
         .map_err(|e| CanonicalError::Descriptors(e.clone()))
 }

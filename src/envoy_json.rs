@@ -42,12 +42,21 @@ pub enum EnvoyJsonError {
     },
 }
 
-/// The shared descriptor pool, decoded once (it is about 3 MB).
+/// The shared descriptor pool, decoded once (it is about 3 MB) and kept
+/// for the life of the process.
 pub fn pool() -> Result<&'static DescriptorPool, EnvoyJsonError> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTOR_SET).map_err(|e| e.to_string()))
+    POOL.get_or_init(decode_pool)
         .as_ref()
         .map_err(|e| EnvoyJsonError::Descriptors(e.clone()))
+}
+
+/// A descriptor pool of its own, for a caller that needs it only once
+/// (the canonical encoder compiles its plans from it): the decoded pool
+/// holds many megabytes of heap that [`pool`] would keep for good, in
+/// every `trellis serve` even if nothing renders JSON.
+pub fn decode_pool() -> Result<DescriptorPool, String> {
+    DescriptorPool::decode(DESCRIPTOR_SET).map_err(|e| e.to_string())
 }
 
 /// Renders a packed resource as proto3 JSON with proto field names

@@ -92,6 +92,10 @@ pub struct ServeOptions {
     pub store: Option<EtcdOptions>,
     /// The sidecar stats scraper behind the service graph.
     pub graph: GraphOptions,
+    /// Hands the memory the allocator holds free back to the OS; called on
+    /// a blocking thread once rebuilds pause (the binary's allocator keeps
+    /// what a rebuild freed until it allocates again). `None`: never.
+    pub release_memory: Option<fn()>,
 }
 
 /// How the service graph is observed (`--stats-scrape-interval`,
@@ -207,6 +211,7 @@ pub struct Server {
     remotes: (Option<crate::store::EtcdTls>, StoreMetrics),
     /// How the sidecar stats scraper runs.
     graph: GraphOptions,
+    release_memory: Option<fn()>,
 }
 
 /// Loads the config, binds both listeners and starts watching; fails fast
@@ -271,6 +276,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         store_feed,
         remotes,
         graph: opts.graph,
+        release_memory: opts.release_memory,
     })
 }
 
@@ -400,10 +406,15 @@ impl Server {
             store_feed,
             remotes: (remote_tls, remote_metrics),
             graph,
+            release_memory,
         } = self;
         log_serving(&core, &xds, &admin);
         let (stop_tx, stop) = watch::channel(false);
-        let rebuild = tokio::spawn(snapshots::rebuild_loop(core.clone(), stop.clone()));
+        let rebuild = tokio::spawn(snapshots::rebuild_loop(
+            core.clone(),
+            stop.clone(),
+            release_memory,
+        ));
         let renew = tokio::spawn(certs::renew_loop(core.clone(), stop.clone()));
         let bake = tokio::spawn(rollout::bake_loop(core.clone(), stop.clone()));
         let revocations = tokio::spawn(token_watch::revocation_loop(core.clone(), stop.clone()));

@@ -202,6 +202,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             scrape_interval: args.stats_scrape_interval,
             window: args.graph_window,
         },
+        release_memory: Some(crate::release_free_memory),
     };
     match serve::run(opts, super::shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -230,16 +230,35 @@ impl Core {
 /// than this interval or the rebuild in progress.
 pub(crate) const MIN_REBUILD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// How long rebuilds must pause before the memory they freed is handed
+/// back to the OS. A burst of changes keeps it (the next rebuild reuses it
+/// without faulting pages in again); an idle control plane does not.
+pub(crate) const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Rebuilds on every dirty signal until `stop` fires. `Notify` keeps at
 /// most one pending permit: the first signal is acted on at once (leading
 /// edge) and any burst during a rebuild, or within [`MIN_REBUILD_INTERVAL`]
-/// of its start, collapses into one more rebuild.
-pub(crate) async fn rebuild_loop(core: Arc<Core>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// of its start, collapses into one more rebuild. After [`RELEASE_AFTER`]
+/// without one, `release` (if any) runs once.
+pub(crate) async fn rebuild_loop(
+    core: Arc<Core>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    release: Option<fn()>,
+) {
     let mut last_start: Option<tokio::time::Instant> = None;
+    let mut release_at: Option<tokio::time::Instant> = None;
     loop {
+        let due = release_at.zip(release);
         tokio::select! {
             _ = core.dirty.notified() => {}
             _ = stop.changed() => return,
+            () = sleep_until_some(due.map(|(at, _)| at)) => {
+                release_at = None;
+                if let Some((_, release)) = due {
+                    let _ = tokio::task::spawn_blocking(release).await;
+                }
+                continue;
+            }
         }
         if let Some(due) = last_start.map(|t| t + MIN_REBUILD_INTERVAL) {
             tokio::select! {
@@ -254,5 +273,14 @@ pub(crate) async fn rebuild_loop(core: Arc<Core>, mut stop: tokio::sync::watch::
         if let Err(e) = tokio::task::spawn_blocking(move || c.rebuild()).await {
             tracing::error!("snapshot rebuild panicked: {e}");
         }
+        release_at = Some(tokio::time::Instant::now() + RELEASE_AFTER);
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

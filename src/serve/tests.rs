@@ -65,6 +65,7 @@ async fn serve_with(config: &str, state: tempfile::TempDir, restart_grace: Durat
         jwks: Default::default(),
         store: None,
         graph: Default::default(),
+        release_memory: None,
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };
@@ -519,6 +520,7 @@ async fn invalid_config_refuses_to_start() {
         jwks: Default::default(),
         store: None,
         graph: Default::default(),
+        release_memory: None,
         xds_tls_ttl: Duration::from_secs(24 * 3600),
         xds_per_peer: PerPeerLimits::default(),
     };

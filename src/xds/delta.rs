@@ -37,9 +37,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use super::reply::{classify_reply, Reply};
-use super::types::push_rank;
+use super::types::{push_rank, WILDCARD};
 use super::{RequestError, Snapshot, StreamEvent, CLUSTER_TYPE, ENDPOINT_TYPE};
-use diff::{diff, known_from_initial, Diff, Known};
+use diff::{diff, Diff, Known};
 use subscription::DeltaSubscription;
 
 /// What one input produced: responses to send, in order, and events to log,
@@ -131,7 +131,7 @@ impl DeltaStreamState {
             // client still holds, so none of that is sent again.
             let state = DeltaType {
                 sub: DeltaSubscription::initial(&req.type_url, &req.resource_names_subscribe),
-                known: known_from_initial(&req.initial_resource_versions),
+                known: Known::from_initial(&req.initial_resource_versions),
                 owed: true,
                 ..Default::default()
             };
@@ -141,6 +141,9 @@ impl DeltaStreamState {
         if !req.response_nonce.is_empty() {
             record_reply(state, req, out);
         }
+        if !state.sub.is_wildcard() && req.resource_names_subscribe.iter().any(|n| n == WILDCARD) {
+            state.known.widen(&state.sub);
+        }
         let resend = state.sub.apply(
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
@@ -149,12 +152,11 @@ impl DeltaStreamState {
         // re-subscribes e.g. the endpoints of a re-created cluster and waits
         // for them to finish warming ("Resource warming").
         for name in resend {
-            state.known.remove(&name);
+            state.known.forget(&name, &state.sub);
         }
         // Unsubscribed resources are forgotten: the client drops them and
         // no removal is owed ("Incremental xDS").
-        let sub = &state.sub;
-        state.known.retain(|name, _| sub.contains(name));
+        state.known.retain_covered(&state.sub);
     }
 
     /// Sends what the client lacks of a type, if anything (or if owed).
@@ -210,8 +212,9 @@ impl DeltaStreamState {
             nonce: nonce.clone(),
             resources: diff.updates.len(),
         });
+        let set = Arc::clone(snapshot.shared(type_url));
         if let Some(state) = self.types.get_mut(type_url) {
-            diff.apply_to(&mut state.known);
+            diff.apply_to(&mut state.known, &set, &state.sub);
             state.owed = false;
             state.held = false;
             state.last = Some(LastSent {
@@ -238,7 +241,7 @@ impl DeltaStreamState {
         };
         let mut forgot = false;
         for name in updated {
-            forgot |= eds.known.remove(*name).is_some();
+            forgot |= eds.known.forget(name, &eds.sub);
         }
         if forgot {
             self.push(&ENDPOINT_TYPE, out);

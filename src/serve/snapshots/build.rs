@@ -165,11 +165,27 @@ pub(crate) struct Built {
     pub(crate) snapshots: Vec<(String, Arc<Snapshot>, bool)>,
     /// Node ids built last time and not this time (proxies that left).
     pub(crate) gone: Vec<String>,
-    /// The last build's translation, replaced by this one. Freeing it is
-    /// work no proxy should wait for: drop it after publishing.
-    pub(crate) retired: Option<Shared>,
+    /// The last build's translation, replaced by this one, and this one's
+    /// flat cluster and endpoint lists (see [`flat_lists`]). Freeing them
+    /// is work no proxy should wait for: drop them after publishing.
+    pub(crate) retired: Vec<Shared>,
     /// Gateway servers left out over all proxies.
     pub(crate) skipped_servers: usize,
+}
+
+/// Takes the flat lists of every cluster and load assignment out of
+/// `shared`, which keeps it as the next build's `previous`: they are copies
+/// of `per_service`'s translations, needed while this build picks each
+/// view's resources, and read by neither `translate::shared_from` nor
+/// `Shared::same_proxy_inputs`. Kept, they would double the translation's
+/// share of the heap between rebuilds.
+fn flat_lists(shared: &mut Shared) -> Shared {
+    Shared {
+        clusters: std::mem::take(&mut shared.clusters),
+        load_assignments: std::mem::take(&mut shared.load_assignments),
+        cluster_index: std::mem::take(&mut shared.cluster_index),
+        ..Shared::default()
+    }
 }
 
 /// A set, or `None` when empty (a snapshot has no empty types).
@@ -185,7 +201,11 @@ impl BuildState {
 
     /// One snapshot per proxy (with its security) for the resources of
     /// `shared`, by node id.
-    pub(crate) fn build(&mut self, shared: Shared, proxies: Vec<(&Proxy, ProxySecurity)>) -> Built {
+    pub(crate) fn build(
+        &mut self,
+        mut shared: Shared,
+        proxies: Vec<(&Proxy, ProxySecurity)>,
+    ) -> Built {
         let same_inputs = self
             .previous
             .as_ref()
@@ -225,12 +245,13 @@ impl BuildState {
         self.note_envoy_filters(&shared, &kept, &groups);
         self.proxies = kept;
         self.groups = groups;
-        let retired = self.previous.replace(shared);
+        let flat = flat_lists(&mut shared);
+        let retired = self.previous.replace(shared).into_iter().chain([flat]);
         self.interner.finish();
         Built {
             snapshots: out,
             gone: last.into_keys().collect(),
-            retired,
+            retired: retired.collect(),
             skipped_servers,
         }
     }

@@ -89,7 +89,7 @@ fn merge(a: Built, b: Built) -> Built {
     Built {
         snapshots,
         gone,
-        retired: a.retired.or(b.retired),
+        retired: a.retired.into_iter().chain(b.retired).collect(),
         skipped_servers: a.skipped_servers + b.skipped_servers,
     }
 }

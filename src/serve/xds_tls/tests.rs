@@ -39,6 +39,7 @@ fn opts() -> ServeOptions {
         jwks: Default::default(),
         store: None,
         graph: Default::default(),
+        release_memory: None,
     }
 }
 

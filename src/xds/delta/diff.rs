@@ -8,34 +8,124 @@ use envoy_types::pb::google::protobuf::Any;
 
 use super::subscription::DeltaSubscription;
 use crate::xds::version::VersionHasher;
-use crate::xds::Resources;
+use crate::xds::{Resources, TypeResources};
 
-/// One resource the client holds: its version and, when this stream sent
-/// it, the resource itself (an `Arc` still current in the snapshot needs no
-/// hashing to know it is unchanged).
+/// One resource the client holds.
 #[derive(Debug, Clone)]
-pub(crate) struct Held {
-    pub(crate) version: String,
-    sent: Option<Arc<Any>>,
+pub(crate) enum Held {
+    /// Sent on this stream: the resource itself, whose bytes say whether a
+    /// newer one differs (an `Arc` still current needs not even that).
+    Sent(Arc<Any>),
+    /// Reported by a reconnecting client (`initial_resource_versions`).
+    Reported(String),
 }
 
-/// What the client holds of one type, by name.
-pub(crate) type Known = BTreeMap<String, Held>;
+/// What the client holds of one type.
+///
+/// Kept as the set of the last response's snapshot plus the names where
+/// the client differs from it, not as a map per resource: after a response
+/// the client holds exactly the subscribed part of that set, so in steady
+/// state a stream keeps one `Arc` per type instead of a name, a version and
+/// an `Arc` per resource (thousands of streams hold the same sets).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Known {
+    /// The client holds every resource of this set that its subscription
+    /// covers, unless `except` says otherwise.
+    base: Option<Arc<TypeResources>>,
+    /// Names held otherwise than in `base` (`Some`), or not held (`None`).
+    except: BTreeMap<String, Option<Held>>,
+}
 
-/// Versions a reconnecting client reported (`initial_resource_versions`).
-pub(crate) fn known_from_initial<'a>(
-    initial: impl IntoIterator<Item = (&'a String, &'a String)>,
-) -> Known {
-    initial
-        .into_iter()
-        .map(|(name, version)| {
-            let held = Held {
-                version: version.clone(),
-                sent: None,
-            };
-            (name.clone(), held)
-        })
-        .collect()
+impl Known {
+    /// Versions a reconnecting client reported (`initial_resource_versions`).
+    pub(crate) fn from_initial<'a>(
+        initial: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Self {
+        let except = initial
+            .into_iter()
+            .map(|(name, version)| (name.clone(), Some(Held::Reported(version.clone()))))
+            .collect();
+        Known { base: None, except }
+    }
+
+    /// What the client holds of `name`. Only asked of names the
+    /// subscription covers (see [`Known::widen`]).
+    pub(crate) fn get(&self, name: &str) -> Option<Held> {
+        match self.except.get(name) {
+            Some(held) => held.clone(),
+            None => (self.base.as_ref())
+                .and_then(|b| b.items().get(name))
+                .map(|any| Held::Sent(Arc::clone(any))),
+        }
+    }
+
+    /// The client no longer holds `name` (or must be sent it again).
+    /// True when it held it under `sub`.
+    pub(crate) fn forget(&mut self, name: &str, sub: &DeltaSubscription) -> bool {
+        let held = sub.contains(name) && self.get(name).is_some();
+        if self
+            .base
+            .as_ref()
+            .is_some_and(|b| b.items().contains_key(name))
+        {
+            self.except.insert(name.to_string(), None);
+        } else {
+            self.except.remove(name);
+        }
+        held
+    }
+
+    /// Forgets what `sub` does not cover: an unsubscribed resource is
+    /// dropped by the client ("Incremental xDS").
+    pub(crate) fn retain_covered(&mut self, sub: &DeltaSubscription) {
+        self.except.retain(|name, _| sub.contains(name));
+    }
+
+    /// Before `covered` (the subscription until now) grows by a wildcard:
+    /// names of `base` it did not cover were never sent, so `base` is
+    /// replaced by what the client held of it under `covered`.
+    pub(crate) fn widen(&mut self, covered: &DeltaSubscription) {
+        let Some(base) = self.base.take() else {
+            return;
+        };
+        for (name, any) in covered.select(base.items()) {
+            (self.except.entry(name.clone())).or_insert_with(|| Some(Held::Sent(Arc::clone(any))));
+        }
+        self.except.retain(|_, held| held.is_some());
+    }
+
+    /// Every name the client holds that `sub` covers, `items` lacks and
+    /// `removals` does not remove: what it keeps after a response.
+    fn held_outside<'a>(
+        &'a self,
+        sub: &'a DeltaSubscription,
+        items: &'a Resources,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        let from_base = (self.base.iter())
+            .flat_map(|b| b.items().keys())
+            .filter(move |n| !self.except.contains_key(*n));
+        let from_except = (self.except.iter())
+            .filter(|(_, held)| held.is_some())
+            .map(|(n, _)| n);
+        from_base
+            .chain(from_except)
+            .filter(move |n| sub.contains(n) && !items.contains_key(*n))
+    }
+
+    /// Each held name with its version, for tests.
+    #[cfg(test)]
+    pub(crate) fn versions(&self) -> BTreeMap<String, String> {
+        let names = (self.base.iter().flat_map(|b| b.items().keys())).chain(self.except.keys());
+        names
+            .filter_map(|n| {
+                let version = match self.get(n)? {
+                    Held::Sent(any) => resource_version(&any),
+                    Held::Reported(v) => v,
+                };
+                Some((n.clone(), version))
+            })
+            .collect()
+    }
 }
 
 /// The version of one resource: a hash of its type URL and bytes, so the
@@ -74,18 +164,24 @@ impl Diff {
         self.updates.iter().map(wire).collect()
     }
 
-    /// Records that the client now holds what this diff sent.
-    pub(crate) fn apply_to(&self, known: &mut Known) {
-        for (name, any, version) in &self.updates {
-            let held = Held {
-                version: version.clone(),
-                sent: Some(any.clone()),
-            };
-            known.insert(name.clone(), held);
-        }
-        for name in &self.removals {
-            known.remove(name);
-        }
+    /// Records that the client now holds what this diff, made from `set`
+    /// under `sub`, sent: every covered resource of `set`, and the covered
+    /// names outside it that were not removed (deferred removals).
+    pub(crate) fn apply_to(
+        &self,
+        known: &mut Known,
+        set: &Arc<TypeResources>,
+        sub: &DeltaSubscription,
+    ) {
+        let kept: BTreeMap<String, Option<Held>> = known
+            .held_outside(sub, set.items())
+            .filter(|n| !self.removals.contains(*n))
+            .map(|n| (n.clone(), known.get(n)))
+            .collect();
+        *known = Known {
+            base: Some(Arc::clone(set)),
+            except: kept,
+        };
     }
 }
 
@@ -93,30 +189,28 @@ impl Diff {
 pub(crate) fn diff(known: &Known, sub: &DeltaSubscription, items: &Resources) -> Diff {
     let mut out = Diff::default();
     for (name, any) in sub.select(items) {
-        let held = known.get(name);
-        if held
-            .and_then(|h| h.sent.as_ref())
-            .is_some_and(|s| Arc::ptr_eq(s, any))
-        {
-            continue;
-        }
-        let version = resource_version(any);
-        if held.is_none_or(|h| h.version != version) {
-            out.updates.push((name.clone(), any.clone(), version));
-        }
+        let version = match known.get(name) {
+            // Equal bytes are an equal version (a hash of them).
+            Some(Held::Sent(sent)) if Arc::ptr_eq(&sent, any) || *sent == **any => continue,
+            Some(Held::Reported(held)) => {
+                let version = resource_version(any);
+                if held == version {
+                    continue;
+                }
+                version
+            }
+            _ => resource_version(any),
+        };
+        out.updates.push((name.clone(), any.clone(), version));
     }
-    out.removals = known
-        .keys()
-        .filter(|name| sub.contains(name) && !items.contains_key(*name))
-        .cloned()
-        .collect();
+    out.removals = known.held_outside(sub, items).cloned().collect();
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xds::CLUSTER_TYPE;
+    use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE};
 
     fn any(body: &str) -> Arc<Any> {
         Arc::new(Any {
@@ -131,20 +225,82 @@ mod tests {
         assert_ne!(resource_version(&any("a")), resource_version(&any("b")));
     }
 
+    fn set(items: &[(&str, &Arc<Any>)]) -> Arc<TypeResources> {
+        let items = items.iter().map(|(n, a)| (n.to_string(), Arc::clone(a)));
+        Arc::new(TypeResources::new(items.collect()))
+    }
+
     #[test]
     fn only_changed_and_removed_resources_differ() {
         let sub = DeltaSubscription::initial(&CLUSTER_TYPE, &[]);
-        let items: Resources = [("a".to_string(), any("a")), ("b".to_string(), any("b"))].into();
-        let mut known = Known::new();
-        let first = diff(&known, &sub, &items);
+        let first_set = set(&[("a", &any("a")), ("b", &any("b"))]);
+        let mut known = Known::default();
+        let first = diff(&known, &sub, first_set.items());
         assert_eq!(first.updates.len(), 2);
-        first.apply_to(&mut known);
-        assert!(diff(&known, &sub, &items).is_empty());
-        // Equal bytes in a new Arc: hashed, found equal, not sent.
-        let same: Resources = [("a".to_string(), any("a")), ("c".to_string(), any("c"))].into();
-        let next = diff(&known, &sub, &same);
+        first.apply_to(&mut known, &first_set, &sub);
+        assert!(diff(&known, &sub, first_set.items()).is_empty());
+        // Equal bytes in a new Arc: compared, found equal, not sent.
+        let same = set(&[("a", &any("a")), ("c", &any("c"))]);
+        let next = diff(&known, &sub, same.items());
         assert_eq!(next.updates.len(), 1);
         assert_eq!(next.updates[0].0, "c");
         assert_eq!(next.removals, vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn deferred_removals_stay_held_until_removed() {
+        let sub = DeltaSubscription::initial(&CLUSTER_TYPE, &[]);
+        let (a, b) = (any("a"), any("b"));
+        let first = set(&[("a", &a), ("b", &b)]);
+        let mut known = Known::default();
+        diff(&known, &sub, first.items()).apply_to(&mut known, &first, &sub);
+        let next = set(&[("a", &a)]);
+        let mut d = diff(&known, &sub, next.items());
+        assert_eq!(d.removals, vec!["b".to_string()]);
+        d.removals.clear();
+        d.apply_to(&mut known, &next, &sub);
+        assert!(matches!(known.get("b"), Some(Held::Sent(s)) if Arc::ptr_eq(&s, &b)));
+        let later = diff(&known, &sub, next.items());
+        assert!(later.updates.is_empty());
+        assert_eq!(later.removals, vec!["b".to_string()]);
+        later.apply_to(&mut known, &next, &sub);
+        assert!(known.get("b").is_none());
+        assert!(diff(&known, &sub, next.items()).is_empty());
+    }
+
+    #[test]
+    fn forgotten_and_newly_covered_names_are_sent_again() {
+        let mut sub = DeltaSubscription::initial(&ENDPOINT_TYPE, &["a".to_string()]);
+        let all = set(&[("a", &any("a")), ("b", &any("b"))]);
+        let mut known = Known::default();
+        let first = diff(&known, &sub, all.items());
+        assert_eq!(first.updates.len(), 1, "only the subscribed name");
+        first.apply_to(&mut known, &all, &sub);
+        assert!(known.forget("a", &sub));
+        assert!(!known.forget("b", &sub), "never sent");
+        assert_eq!(diff(&known, &sub, all.items()).updates.len(), 1);
+        // A wildcard now covers `b`, which the client never got.
+        diff(&known, &sub, all.items()).apply_to(&mut known, &all, &sub);
+        known.widen(&sub);
+        sub.apply(&["*".to_string()], &[]);
+        let wide = diff(&known, &sub, all.items());
+        assert_eq!(wide.updates.len(), 1);
+        assert_eq!(wide.updates[0].0, "b");
+    }
+
+    #[test]
+    fn reported_versions_are_compared_by_hash() {
+        let sub = DeltaSubscription::initial(&CLUSTER_TYPE, &[]);
+        let (a, b) = (any("a"), any("b"));
+        let reported = [
+            ("a".to_string(), resource_version(&a)),
+            ("b".to_string(), "stale".to_string()),
+            ("gone".to_string(), "1".to_string()),
+        ];
+        let known = Known::from_initial(reported.iter().map(|(n, v)| (n, v)));
+        let d = diff(&known, &sub, set(&[("a", &a), ("b", &b)]).items());
+        assert_eq!(d.updates.len(), 1);
+        assert_eq!(d.updates[0].0, "b");
+        assert_eq!(d.removals, vec!["gone".to_string()]);
     }
 }

@@ -64,7 +64,6 @@ impl DeltaSubscription {
     }
 
     /// True when subscribed to every resource of the type.
-    #[cfg(test)]
     pub(crate) fn is_wildcard(&self) -> bool {
         self.wildcard
     }

@@ -197,8 +197,8 @@ fn reconnect_with_initial_versions_gets_only_what_differs() {
     let mut first = settled(base());
     let held: std::collections::HashMap<String, String> = first.types[CLUSTER_TYPE.as_str()]
         .known
-        .iter()
-        .map(|(n, h)| (n.clone(), h.version.clone()))
+        .versions()
+        .into_iter()
         .collect();
     let _ = first.on_snapshot(base());
     let mut s = DeltaStreamState::new();
