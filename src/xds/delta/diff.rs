@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::Resource;
-use envoy_types::pb::google::protobuf::Any;
 
 use super::subscription::DeltaSubscription;
-use crate::xds::version::VersionHasher;
-use crate::xds::Resources;
+use crate::xds::{Resources, Versioned};
 
 /// One resource the client holds: its version and, when this stream sent
 /// it, the resource itself (an `Arc` still current in the snapshot needs no
@@ -16,7 +14,7 @@ use crate::xds::Resources;
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     pub(crate) version: String,
-    sent: Option<Arc<Any>>,
+    sent: Option<Arc<Versioned>>,
 }
 
 /// What the client holds of one type, by name.
@@ -38,21 +36,11 @@ pub(crate) fn known_from_initial<'a>(
         .collect()
 }
 
-/// The version of one resource: a hash of its type URL and bytes, so the
-/// same content always has the same version, also across reconnects to
-/// this control plane and its restarts ("Incremental xDS": the server
-/// compares it with `initial_resource_versions`). See [`VersionHasher`].
-pub(crate) fn resource_version(any: &Any) -> String {
-    let mut hasher = VersionHasher::new();
-    hasher.field(any.type_url.as_bytes()).field(&any.value);
-    hasher.finish()
-}
-
 /// What one response must carry for one type.
 #[derive(Debug, Default)]
 pub(crate) struct Diff {
     /// Resources the client lacks or holds at another version.
-    pub(crate) updates: Vec<(String, Arc<Any>, String)>,
+    pub(crate) updates: Vec<(String, Arc<Versioned>)>,
     /// Subscribed resources the client holds that the snapshot no longer has.
     pub(crate) removals: Vec<String>,
 }
@@ -65,10 +53,10 @@ impl Diff {
 
     /// The `resources` of a `DeltaDiscoveryResponse`.
     pub(crate) fn wire_resources(&self) -> Vec<Resource> {
-        let wire = |(name, any, version): &(String, Arc<Any>, String)| Resource {
+        let wire = |(name, r): &(String, Arc<Versioned>)| Resource {
             name: name.clone(),
-            version: version.clone(),
-            resource: Some((**any).clone()),
+            version: r.version().to_string(),
+            resource: Some(r.any().clone()),
             ..Default::default()
         };
         self.updates.iter().map(wire).collect()
@@ -76,10 +64,10 @@ impl Diff {
 
     /// Records that the client now holds what this diff sent.
     pub(crate) fn apply_to(&self, known: &mut Known) {
-        for (name, any, version) in &self.updates {
+        for (name, r) in &self.updates {
             let held = Held {
-                version: version.clone(),
-                sent: Some(any.clone()),
+                version: r.version().to_string(),
+                sent: Some(Arc::clone(r)),
             };
             known.insert(name.clone(), held);
         }
@@ -100,9 +88,9 @@ pub(crate) fn diff(known: &Known, sub: &DeltaSubscription, items: &Resources) ->
         {
             continue;
         }
-        let version = resource_version(any);
-        if held.is_none_or(|h| h.version != version) {
-            out.updates.push((name.clone(), any.clone(), version));
+        // The version was hashed once, when the resource was encoded.
+        if held.is_none_or(|h| h.version != any.version()) {
+            out.updates.push((name.clone(), Arc::clone(any)));
         }
     }
     out.removals = known
@@ -117,18 +105,19 @@ pub(crate) fn diff(known: &Known, sub: &DeltaSubscription, items: &Resources) ->
 mod tests {
     use super::*;
     use crate::xds::CLUSTER_TYPE;
+    use envoy_types::pb::google::protobuf::Any;
 
-    fn any(body: &str) -> Arc<Any> {
-        Arc::new(Any {
+    fn any(body: &str) -> Arc<Versioned> {
+        Arc::new(Versioned::new(Any {
             type_url: CLUSTER_TYPE.clone(),
             value: body.as_bytes().to_vec(),
-        })
+        }))
     }
 
     #[test]
     fn identical_content_has_identical_version() {
-        assert_eq!(resource_version(&any("a")), resource_version(&any("a")));
-        assert_ne!(resource_version(&any("a")), resource_version(&any("b")));
+        assert_eq!(any("a").version(), any("a").version());
+        assert_ne!(any("a").version(), any("b").version());
     }
 
     #[test]
