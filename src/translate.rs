@@ -276,7 +276,7 @@ pub fn shared_from(
     let (routes, source_routes) = match same_routes {
         Some(p) => (p.routes.clone(), p.source_routes.clone()),
         None => {
-            let last = previous.and_then(|p| previous_routes(p));
+            let last = previous.and_then(previous_routes);
             let ctx = routes::Ctx { mesh, services };
             let (config, sources) = routes::outbound_with_sources(ctx, last);
             (vec![config], sources)

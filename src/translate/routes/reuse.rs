@@ -31,6 +31,10 @@ pub struct Previous<'a> {
     pub service_ports: &'a BTreeMap<Host, Vec<ServicePort>>,
 }
 
+/// A virtual host's routes, and the client conditions of some of them
+/// (route index, condition).
+pub(super) type Kept = (Vec<Route>, Vec<(usize, Source)>);
+
 /// [`Previous`] with its virtual hosts indexed by name.
 pub(super) struct Reuse<'a> {
     previous: Previous<'a>,
@@ -47,12 +51,7 @@ impl<'a> Reuse<'a> {
 
     /// Virtual host `name`'s routes (of `host`) and their client
     /// conditions from the last translation, if none of its inputs changed.
-    pub(super) fn routes(
-        &self,
-        ctx: Ctx<'_>,
-        host: &Host,
-        name: &str,
-    ) -> Option<(Vec<Route>, Vec<(usize, Source)>)> {
+    pub(super) fn routes(&self, ctx: Ctx<'_>, host: &Host, name: &str) -> Option<Kept> {
         let last = self.vhosts.get(name)?;
         if !self.unchanged(ctx, host) {
             return None;

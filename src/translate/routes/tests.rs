@@ -223,12 +223,12 @@ fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
         let svc = service(name, http80(), vec![endpoint("10.0.0.1", &[])]);
         mesh.services.insert(svc.host.clone(), svc);
     }
-    let step =
-        |mesh: &MeshConfig, last: &mut Option<(MeshConfig, RouteConfiguration, SourceRoutes)>| {
-            let (config, sources) = reused_equals_fresh(mesh, last.as_ref());
-            *last = Some((mesh.clone(), config.clone(), sources));
-            config
-        };
+    let step = |mesh: &MeshConfig,
+                last: &mut Option<(MeshConfig, RouteConfiguration, SourceRoutes)>| {
+        let (config, sources) = reused_equals_fresh(mesh, last.as_ref());
+        *last = Some((mesh.clone(), config.clone(), sources));
+        config
+    };
     let mut last = None;
     let first = step(&mesh, &mut last);
     // `ledger` now routes to `payment-service` (no port: its only one).
