@@ -17,12 +17,12 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use envoy_types::pb::google::protobuf::Any;
 use serde::Serialize;
 
 use crate::render::RenderedProxy;
 use crate::xds::{
-    Snapshot, TypeResources, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    Snapshot, TypeResources, Versioned, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    SECRET_TYPE,
 };
 
 pub use output::Format;
@@ -121,7 +121,7 @@ fn kinds() -> [(&'static str, &'static str); 5] {
 }
 
 /// One resource's two sides, by identity (pointer of each `Arc`).
-type Side = Option<Arc<Any>>;
+type Side = Option<Arc<Versioned>>;
 
 /// Changed resources found so far, each once, with an index by identity.
 #[derive(Default)]

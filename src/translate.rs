@@ -290,7 +290,9 @@ pub fn shared_from(
     let (routes, source_routes) = match same_routes {
         Some(p) => (p.routes.clone(), p.source_routes.clone()),
         None => {
-            let (config, sources) = routes::outbound_with_sources(routes::Ctx { mesh, services });
+            let last = previous.and_then(previous_routes);
+            let ctx = routes::Ctx { mesh, services };
+            let (config, sources) = routes::outbound_with_sources(ctx, last);
             (vec![config], sources)
         }
     };
@@ -359,6 +361,19 @@ pub fn shared_from(
 
 /// The routes of every gateway-bound VirtualService on every server port
 /// of the Gateways it binds to, with the matches that apply there.
+/// The last build's outbound routes and their inputs, for translating
+/// again only the virtual hosts whose inputs changed.
+fn previous_routes(p: &Shared) -> Option<routes::Previous<'_>> {
+    let config = (p.routes.iter()).find(|r| r.name == routes::OUTBOUND_ROUTE)?;
+    Some(routes::Previous {
+        config,
+        sources: &p.source_routes,
+        virtual_services: &p.virtual_services,
+        destination_rules: &p.destination_rules,
+        service_ports: &p.service_ports,
+    })
+}
+
 fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
     let mut out = gateway::GatewayRoutes::new();
     for vs in &ctx.mesh.gateway_virtual_services {

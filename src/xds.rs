@@ -60,3 +60,4 @@ pub use stream::{Output, RequestError, StreamEvent, StreamState};
 pub use types::{
     short_type_name, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
 };
+pub use version::Versioned;

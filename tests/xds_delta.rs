@@ -16,17 +16,19 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use envoy_types::util::pack_any;
 use support::{eventually, resource, snapshot, start, Harness};
 use tonic::Code;
-use trellis::xds::{Snapshot, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE};
+use trellis::xds::{
+    Snapshot, Versioned, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+};
 
 /// A snapshot from (type, name, mark) triples.
 fn snap(items: &[(&str, &str, &str)]) -> Arc<Snapshot> {
     let mut b = Snapshot::builder();
     for (t, name, mark) in items {
         let body = if *t == SECRET_TYPE.as_str() {
-            Arc::new(pack_any(Secret {
+            Arc::new(Versioned::new(pack_any(Secret {
                 name: format!("{name}{mark}"),
                 ..Default::default()
-            }))
+            })))
         } else {
             resource(t, name, mark)
         };

@@ -133,10 +133,12 @@ async fn proxy_config_renders_what_was_sent_without_keys() {
             ..Default::default()
         })),
     };
-    let any = std::sync::Arc::new(envoy_types::pb::google::protobuf::Any {
-        type_url: SECRET_TYPE.to_string(),
-        value: secret.encode_to_vec(),
-    });
+    let any = std::sync::Arc::new(crate::xds::Versioned::new(
+        envoy_types::pb::google::protobuf::Any {
+            type_url: SECRET_TYPE.to_string(),
+            value: secret.encode_to_vec(),
+        },
+    ));
     let cache = SnapshotCache::new();
     cache.set(
         "p1",

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use envoy_types::pb::google::protobuf::Any;
 use serde_json::Value;
 use similar::TextDiff;
 
 use super::{Change, DiffError, ResourceChange};
 use crate::admin::proxy_config::redact;
+use crate::xds::Versioned;
 
 /// Context lines around each hunk of a unified diff.
 const CONTEXT: usize = 3;
@@ -18,12 +18,12 @@ const CONTEXT: usize = 3;
 pub(super) fn resource_change(
     kind: &'static str,
     name: &str,
-    old: &Option<Arc<Any>>,
-    new: &Option<Arc<Any>>,
+    old: &Option<Arc<Versioned>>,
+    new: &Option<Arc<Versioned>>,
 ) -> Result<ResourceChange, DiffError> {
-    let json = |a: &Option<Arc<Any>>| -> Result<Option<Value>, DiffError> {
+    let json = |a: &Option<Arc<Versioned>>| -> Result<Option<Value>, DiffError> {
         let Some(a) = a else { return Ok(None) };
-        let mut v = crate::envoy_json::to_json(a).map_err(|e| DiffError::Render {
+        let mut v = crate::envoy_json::to_json(a.any()).map_err(|e| DiffError::Render {
             kind,
             name: name.to_string(),
             message: e.to_string(),

@@ -1,7 +1,7 @@
 //! From config + registry to one xDS snapshot per registered sidecar.
 //!
 //! Translation of what proxies share runs once per change; each resource is
-//! encoded once and the same `Arc<Any>` goes into every snapshot that
+//! encoded once and the same `Arc<Versioned>` goes into every snapshot that
 //! carries it; proxies with the same view share whole sets (see
 //! [`build`]; docs/architecture.md, "Performance").
 

@@ -73,13 +73,18 @@ impl<'a> Ctx<'a> {
 /// `CONNECT HOST:PORT` (an `https_proxy` client's tunnel) to its cluster.
 #[cfg(test)]
 pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
-    outbound_with_sources(ctx).0
+    outbound_with_sources(ctx, None).0
 }
 
 /// The outbound route configuration for every service's HTTP ports, and
 /// its routes that only some clients get (`sourceLabels`,
-/// `sourceNamespace`).
-pub fn outbound_with_sources(ctx: Ctx<'_>) -> (RouteConfiguration, SourceRoutes) {
+/// `sourceNamespace`). Virtual hosts none of whose inputs changed since
+/// `previous` are taken from it (equal to a fresh translation).
+pub fn outbound_with_sources(
+    ctx: Ctx<'_>,
+    previous: Option<Previous<'_>>,
+) -> (RouteConfiguration, SourceRoutes) {
+    let reuse = previous.map(reuse::Reuse::new);
     let mut vhosts = Vec::new();
     let mut candidates = Vec::new();
     let mut sources = SourceRoutes::default();
@@ -94,7 +99,16 @@ pub fn outbound_with_sources(ctx: Ctx<'_>) -> (RouteConfiguration, SourceRoutes)
                 names.extend(address_domains(ctx, &view.host, port.number, bare));
             }
             candidates.push(names);
-            let routes = port_routes(ctx, &view.host, port.number, http, &name, &mut sources);
+            let kept = (reuse.as_ref()).and_then(|r| r.routes(ctx, &view.host, &name));
+            let routes = match kept {
+                Some((routes, kept_sources)) => {
+                    for (index, source) in kept_sources {
+                        sources.add(&name, index, source);
+                    }
+                    routes
+                }
+                None => port_routes(ctx, &view.host, port.number, http, &name, &mut sources),
+            };
             vhosts.push(VirtualHost {
                 name,
                 routes,
@@ -271,5 +285,8 @@ fn assign_domains(vhosts: &mut [VirtualHost], candidates: &[Vec<Candidate>]) {
     }
 }
 
+mod reuse;
 #[cfg(test)]
 mod tests;
+
+pub use reuse::Previous;

@@ -152,6 +152,13 @@ impl SourceRoutes {
             .push((index, c));
     }
 
+    /// The routes of virtual host `vhost` that only some clients get: each
+    /// route's index and its condition, in index order.
+    pub fn of_vhost<'a>(&'a self, vhost: &str) -> impl Iterator<Item = (usize, &'a Source)> + 'a {
+        let listed = self.routes.get(vhost).map_or(&[][..], Vec::as_slice);
+        listed.iter().map(|(i, c)| (*i, &self.conditions[*c]))
+    }
+
     /// Which conditions hold for `proxy`: proxies with equal keys get the
     /// same routes.
     pub fn key(&self, proxy: &Proxy) -> Vec<bool> {

@@ -224,7 +224,7 @@ impl DeltaStreamState {
             });
         }
         if type_url == *CLUSTER_TYPE {
-            let updated: Vec<&str> = diff.updates.iter().map(|(n, _, _)| n.as_str()).collect();
+            let updated: Vec<&str> = diff.updates.iter().map(|(n, _)| n.as_str()).collect();
             self.rewarm_endpoints(&updated, out);
         }
     }

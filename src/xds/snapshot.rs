@@ -3,13 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use envoy_types::pb::google::protobuf::Any;
+use super::version::{VersionHasher, Versioned};
 
-use super::version::VersionHasher;
-
-/// Resources of one type by name. `Arc` so that one encoded resource is
-/// shared by every snapshot and stream that carries it.
-pub type Resources = BTreeMap<String, Arc<Any>>;
+/// Resources of one type by name. `Arc` so that one encoded resource (and
+/// its version) is shared by every snapshot and stream that carries it.
+pub type Resources = BTreeMap<String, Arc<Versioned>>;
 
 /// The resources of one type in a [`Snapshot`], with their version.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +52,13 @@ impl TypeResources {
 }
 
 /// The hash ([`VersionHasher`]: SHA-256, stable across builds and runs) of
-/// every resource's name, type URL and bytes, in name order.
+/// every resource's name and version, in name order. A resource's version
+/// already hashes its type URL and bytes, once when it was made, so a set
+/// of large resources costs a hash of names and short versions.
 fn content_version(items: &Resources) -> String {
     let mut hasher = VersionHasher::new();
-    for (name, any) in items {
-        hasher
-            .field(name.as_bytes())
-            .field(any.type_url.as_bytes())
-            .field(&any.value);
+    for (name, r) in items {
+        hasher.field(name.as_bytes()).field(r.version().as_bytes());
     }
     hasher.finish()
 }
@@ -137,13 +134,13 @@ pub struct SnapshotBuilder {
 
 impl SnapshotBuilder {
     /// Adds one named resource (chaining form).
-    pub fn add(mut self, name: impl Into<String>, resource: Arc<Any>) -> Self {
+    pub fn add(mut self, name: impl Into<String>, resource: Arc<Versioned>) -> Self {
         self.insert(name, resource);
         self
     }
 
     /// Adds one named resource.
-    pub fn insert(&mut self, name: impl Into<String>, resource: Arc<Any>) -> &mut Self {
+    pub fn insert(&mut self, name: impl Into<String>, resource: Arc<Versioned>) -> &mut Self {
         self.shared.remove(&resource.type_url);
         self.types
             .entry(resource.type_url.clone())
@@ -175,12 +172,13 @@ impl SnapshotBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use envoy_types::pb::google::protobuf::Any;
 
-    fn any(type_url: &str, bytes: &[u8]) -> Arc<Any> {
-        Arc::new(Any {
+    fn any(type_url: &str, bytes: &[u8]) -> Arc<Versioned> {
+        Arc::new(Versioned::new(Any {
             type_url: type_url.to_string(),
             value: bytes.to_vec(),
-        })
+        }))
     }
 
     #[test]

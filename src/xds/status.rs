@@ -287,10 +287,10 @@ mod tests {
         use envoy_types::pb::google::protobuf::Any;
         use prost::Message;
         let any = |type_url: &str, bytes: Vec<u8>| {
-            std::sync::Arc::new(Any {
+            std::sync::Arc::new(crate::xds::Versioned::new(Any {
                 type_url: type_url.to_string(),
                 value: bytes,
-            })
+            }))
         };
         let snap = |name: &str| {
             Snapshot::builder()
@@ -340,10 +340,12 @@ mod tests {
     #[test]
     fn a_change_left_unacked_makes_the_proxy_stale() {
         use crate::xds::CLUSTER_TYPE;
-        let any = std::sync::Arc::new(envoy_types::pb::google::protobuf::Any {
-            type_url: CLUSTER_TYPE.to_string(),
-            value: Vec::new(),
-        });
+        let any = std::sync::Arc::new(crate::xds::Versioned::new(
+            envoy_types::pb::google::protobuf::Any {
+                type_url: CLUSTER_TYPE.to_string(),
+                value: Vec::new(),
+            },
+        ));
         let snap = Snapshot::builder().add("c", any).build();
         let table = ProxyStatusTable::new();
         let long_ago = std::time::Instant::now() - std::time::Duration::from_secs(60);

@@ -256,7 +256,7 @@ impl StreamState {
         let nonce = self.nonces.to_string();
         out.responses.push(DiscoveryResponse {
             version_info: version.clone(),
-            resources: resources.map().values().map(|r| (**r).clone()).collect(),
+            resources: resources.map().values().map(|r| r.any().clone()).collect(),
             type_url: type_url.to_string(),
             nonce: nonce.clone(),
             ..Default::default()

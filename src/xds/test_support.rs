@@ -6,14 +6,14 @@ use std::sync::Arc;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 
-use super::{Snapshot, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use super::{Snapshot, Versioned, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 
 /// A resource whose bytes are `body`, so tests read it back as text.
-pub(crate) fn any(type_url: &str, body: &str) -> Arc<Any> {
-    Arc::new(Any {
+pub(crate) fn any(type_url: &str, body: &str) -> Arc<Versioned> {
+    Arc::new(Versioned::new(Any {
         type_url: type_url.to_string(),
         value: body.as_bytes().to_vec(),
-    })
+    }))
 }
 
 /// A snapshot from (type, name, body) triples.

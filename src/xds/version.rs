@@ -12,7 +12,55 @@
 //! did not change. The bytes hashed are the canonical encoding (see
 //! `crate::canonical`), so equal content means equal bytes.
 
+use std::ops::Deref;
+
+use envoy_types::pb::google::protobuf::Any;
 use ring::digest::{Context, SHA256};
+
+/// One encoded resource and its version, hashed once when the resource is
+/// made: every set version and every delta stream's diff that carries it
+/// reads the version instead of hashing the bytes again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    any: Any,
+    version: String,
+}
+
+impl Versioned {
+    /// `any` with its version (see [`resource_version`]).
+    pub fn new(any: Any) -> Self {
+        let version = resource_version(&any);
+        Versioned { any, version }
+    }
+
+    /// The resource's version: a hash of its type URL and bytes.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The encoded resource.
+    pub fn any(&self) -> &Any {
+        &self.any
+    }
+}
+
+impl Deref for Versioned {
+    type Target = Any;
+
+    fn deref(&self) -> &Any {
+        &self.any
+    }
+}
+
+/// The version of one resource: a hash of its type URL and bytes, so the
+/// same content always has the same version, also across reconnects to
+/// this control plane and its restarts ("Incremental xDS": the server
+/// compares it with `initial_resource_versions`).
+pub(crate) fn resource_version(any: &Any) -> String {
+    let mut hasher = VersionHasher::new();
+    hasher.field(any.type_url.as_bytes()).field(&any.value);
+    hasher.finish()
+}
 
 /// Bytes of the digest kept in a version (128 bits: a collision between
 /// two contents is not a practical concern).

@@ -21,7 +21,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Status, Streaming};
 use trellis::xds::{
     AdsServer, ProxyStatusTable, Refusal, Snapshot, SnapshotCache, StreamCut, StreamHooks,
-    XdsMetrics, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    Versioned, XdsMetrics, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
 };
 
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -181,9 +181,13 @@ pub fn req(type_url: &str, names: &[&str], nonce: &str) -> DiscoveryRequest {
 }
 
 /// A real Envoy resource of `type_url` named `name`, whose content is `mark`.
-pub fn resource(type_url: &str, name: &str, mark: &str) -> Arc<Any> {
+pub fn resource(type_url: &str, name: &str, mark: &str) -> Arc<Versioned> {
+    Arc::new(Versioned::new(any(type_url, name, mark)))
+}
+
+fn any(type_url: &str, name: &str, mark: &str) -> Any {
     let (name, mark) = (name.to_string(), mark.to_string());
-    Arc::new(match type_url {
+    match type_url {
         t if t == *CLUSTER_TYPE => pack_any(Cluster {
             name,
             alt_stat_name: mark,
@@ -220,7 +224,7 @@ pub fn resource(type_url: &str, name: &str, mark: &str) -> Arc<Any> {
                 ..Default::default()
             })
         }
-    })
+    }
 }
 
 /// (name, mark) of each resource in a response.

@@ -26,15 +26,15 @@ use crate::registry::Proxy;
 use crate::translate::scope::{outbound_view, scope_key, ScopeKey};
 use crate::translate::{self, ProxySecurity, Shared};
 use crate::xds::{
-    Resources, Snapshot, TypeResources, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
-    SECRET_TYPE,
+    Resources, Snapshot, TypeResources, Versioned, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE,
+    ROUTE_TYPE, SECRET_TYPE,
 };
 
 /// Encoded resources by content, from one rebuild to the next.
 #[derive(Default)]
 struct Interner {
-    previous: HashMap<u64, Arc<Any>>,
-    current: HashMap<u64, Arc<Any>>,
+    previous: HashMap<u64, Arc<Versioned>>,
+    current: HashMap<u64, Arc<Versioned>>,
 }
 
 impl Interner {
@@ -42,7 +42,7 @@ impl Interner {
     /// [`crate::canonical`]), so the same message always has the same bytes
     /// and version; the same bytes as in this or the previous rebuild give
     /// the same `Arc`.
-    fn encode<M: prost::Message + prost::Name>(&mut self, msg: &M) -> Arc<Any> {
+    fn encode<M: prost::Message + prost::Name>(&mut self, msg: &M) -> Arc<Versioned> {
         let any = Any {
             type_url: M::type_url(),
             value: canonical_bytes(msg),
@@ -53,13 +53,15 @@ impl Interner {
         any.value.hash(&mut h);
         let key = h.finish();
         if let Some(found) = self.current.get(&key).or_else(|| self.previous.get(&key)) {
-            if **found == any {
+            if *found.any() == any {
                 let found = Arc::clone(found);
                 self.current.insert(key, Arc::clone(&found));
                 return found;
             }
         }
-        let any = Arc::new(any);
+        // New bytes: hashed for their version here, once, not by every
+        // set and stream that carries them.
+        let any = Arc::new(Versioned::new(any));
         self.current.insert(key, Arc::clone(&any));
         any
     }
@@ -89,9 +91,9 @@ struct Own {
     proxy: Proxy,
     security: ProxySecurity,
     /// `None` for a gateway (no app).
-    inbound_cluster: Option<(String, Arc<Any>)>,
+    inbound_cluster: Option<(String, Arc<Versioned>)>,
     /// A gateway's AUTO_PASSTHROUGH clusters.
-    gateway_clusters: Vec<(String, Arc<Any>)>,
+    gateway_clusters: Vec<(String, Arc<Versioned>)>,
     listeners: Option<Arc<TypeResources>>,
     /// A gateway's own route configurations; `None` for a sidecar.
     routes: Option<Arc<TypeResources>>,
@@ -118,14 +120,14 @@ struct Group {
 }
 
 /// Encoded resources by name.
-type Encoded = HashMap<String, Arc<Any>>;
+type Encoded = HashMap<String, Arc<Versioned>>;
 
 /// One service's encoded clusters and load assignments, and the
 /// translation they came from.
 struct EncodedService {
     memo: Arc<translate::ServiceClusters>,
-    clusters: Vec<(String, Arc<Any>)>,
-    endpoints: Vec<(String, Arc<Any>)>,
+    clusters: Vec<(String, Arc<Versioned>)>,
+    endpoints: Vec<(String, Arc<Versioned>)>,
 }
 
 /// What the snapshot builder keeps between rebuilds.
@@ -314,7 +316,7 @@ impl BuildState {
         &mut self,
         items: &[M],
         name: impl Fn(&M) -> &String,
-    ) -> Vec<(String, Arc<Any>)> {
+    ) -> Vec<(String, Arc<Versioned>)> {
         items
             .iter()
             .map(|m| (name(m).clone(), self.interner.encode(m)))
@@ -332,7 +334,8 @@ impl BuildState {
         for (cluster, network) in &view.unreachable {
             tracing::debug!(proxy = %proxy.id, %cluster, %network, "endpoints on another network left out: no east-west gateway known for it");
         }
-        let pick = |names: &mut dyn Iterator<Item = &String>, from: &HashMap<String, Arc<Any>>| {
+        let pick = |names: &mut dyn Iterator<Item = &String>,
+                    from: &HashMap<String, Arc<Versioned>>| {
             names
                 .filter_map(|n| Some((n.clone(), Arc::clone(from.get(n)?))))
                 .collect::<Resources>()

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use envoy_types::pb::envoy::config::route::v3::{route, route_action::ClusterSpecifier};
 
 use super::*;
@@ -179,4 +181,88 @@ fn destination_port_resolution() {
     assert_eq!(ctx.dest_port(&d, 9090), 8080, "explicit");
     let single = dest("nosuch", None);
     assert_eq!(ctx.dest_port(&single, 80), 80);
+}
+
+/// The outbound routes of `mesh`, fresh and from `last`'s translation,
+/// which must be equal; returns the fresh one with its inputs for the
+/// next step.
+fn reused_equals_fresh(
+    mesh: &MeshConfig,
+    last: Option<&(MeshConfig, RouteConfiguration, SourceRoutes)>,
+) -> (RouteConfiguration, SourceRoutes) {
+    let si = instances(mesh, &Default::default());
+    let ctx = Ctx {
+        mesh,
+        services: &si,
+    };
+    let fresh = outbound_with_sources(ctx, None);
+    let Some((last_mesh, config, sources)) = last else {
+        return fresh;
+    };
+    let last_si = instances(last_mesh, &Default::default());
+    let service_ports = (last_si.services.values())
+        .map(|v| (v.host.clone(), v.ports.clone()))
+        .collect();
+    let previous = Previous {
+        config,
+        sources,
+        virtual_services: &last_mesh.virtual_services,
+        destination_rules: &last_mesh.destination_rules,
+        service_ports: &service_ports,
+    };
+    let reused = outbound_with_sources(ctx, Some(previous));
+    assert_eq!(reused, fresh);
+    fresh
+}
+
+#[test]
+fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
+    let http80 = || vec![port(80, "http", Protocol::Http)];
+    let mut mesh = canary_mesh();
+    for name in ["payment-service", "ledger", "orders"] {
+        let svc = service(name, http80(), vec![endpoint("10.0.0.1", &[])]);
+        mesh.services.insert(svc.host.clone(), svc);
+    }
+    let step = |mesh: &MeshConfig,
+                last: &mut Option<(MeshConfig, RouteConfiguration, SourceRoutes)>| {
+        let (config, sources) = reused_equals_fresh(mesh, last.as_ref());
+        *last = Some((mesh.clone(), config.clone(), sources));
+        config
+    };
+    let mut last = None;
+    let first = step(&mesh, &mut last);
+    // `ledger` now routes to `payment-service` (no port: its only one).
+    let to_payment = rule(crate::config::model::RouteAction::Route(vec![weighted(
+        "payment-service",
+        None,
+        100,
+    )]));
+    mesh.virtual_services
+        .insert(host("ledger"), Arc::new(vs("ledger", vec![to_payment])));
+    let routed = step(&mesh, &mut last);
+    let ledger = "ledger.default.svc.cluster.local:80";
+    assert_ne!(vhost(&first, ledger), vhost(&routed, ledger));
+    // A change of the routed-to service alone changes `ledger`'s routes:
+    // its cluster follows `payment-service`'s port.
+    let payment = host("payment-service");
+    let svc = mesh.services.get_mut(&payment).unwrap();
+    svc.ports = vec![port(8080, "http", Protocol::Http)];
+    let moved = step(&mesh, &mut last);
+    assert_ne!(vhost(&routed, ledger), vhost(&moved, ledger));
+    // So does a consistent hash in its DestinationRule (a hash policy).
+    let mut dr = (**mesh.destination_rules.get(&payment).unwrap()).clone();
+    let lb = LoadBalancer::ConsistentHash(
+        HashKey::Header("x-user".into()),
+        crate::config::model::HashAlgorithm::RingHash {
+            minimum_ring_size: None,
+        },
+    );
+    dr.traffic_policy.as_mut().unwrap().load_balancer = Some(lb);
+    mesh.destination_rules.insert(payment, Arc::new(dr));
+    let hashed = step(&mesh, &mut last);
+    assert_ne!(vhost(&moved, ledger), vhost(&hashed, ledger));
+    // Nothing changed: everything is taken, and still equal.
+    step(&mesh, &mut last);
+    mesh.virtual_services.remove(&host("ledger"));
+    step(&mesh, &mut last);
 }

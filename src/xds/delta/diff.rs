@@ -4,18 +4,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::Resource;
-use envoy_types::pb::google::protobuf::Any;
 
 use super::subscription::DeltaSubscription;
-use crate::xds::version::VersionHasher;
-use crate::xds::{Resources, TypeResources};
+use crate::xds::{Resources, TypeResources, Versioned};
 
 /// One resource the client holds.
 #[derive(Debug, Clone)]
 pub(crate) enum Held {
-    /// Sent on this stream: the resource itself, whose bytes say whether a
-    /// newer one differs (an `Arc` still current needs not even that).
-    Sent(Arc<Any>),
+    /// Sent on this stream: the resource itself, whose version says whether
+    /// a newer one differs (an `Arc` still current needs not even that).
+    Sent(Arc<Versioned>),
     /// Reported by a reconnecting client (`initial_resource_versions`).
     Reported(String),
 }
@@ -119,7 +117,7 @@ impl Known {
         names
             .filter_map(|n| {
                 let version = match self.get(n)? {
-                    Held::Sent(any) => resource_version(&any),
+                    Held::Sent(any) => any.version().to_string(),
                     Held::Reported(v) => v,
                 };
                 Some((n.clone(), version))
@@ -128,21 +126,11 @@ impl Known {
     }
 }
 
-/// The version of one resource: a hash of its type URL and bytes, so the
-/// same content always has the same version, also across reconnects to
-/// this control plane and its restarts ("Incremental xDS": the server
-/// compares it with `initial_resource_versions`). See [`VersionHasher`].
-pub(crate) fn resource_version(any: &Any) -> String {
-    let mut hasher = VersionHasher::new();
-    hasher.field(any.type_url.as_bytes()).field(&any.value);
-    hasher.finish()
-}
-
 /// What one response must carry for one type.
 #[derive(Debug, Default)]
 pub(crate) struct Diff {
     /// Resources the client lacks or holds at another version.
-    pub(crate) updates: Vec<(String, Arc<Any>, String)>,
+    pub(crate) updates: Vec<(String, Arc<Versioned>)>,
     /// Subscribed resources the client holds that the snapshot no longer has.
     pub(crate) removals: Vec<String>,
 }
@@ -155,10 +143,10 @@ impl Diff {
 
     /// The `resources` of a `DeltaDiscoveryResponse`.
     pub(crate) fn wire_resources(&self) -> Vec<Resource> {
-        let wire = |(name, any, version): &(String, Arc<Any>, String)| Resource {
+        let wire = |(name, r): &(String, Arc<Versioned>)| Resource {
             name: name.clone(),
-            version: version.clone(),
-            resource: Some((**any).clone()),
+            version: r.version().to_string(),
+            resource: Some(r.any().clone()),
             ..Default::default()
         };
         self.updates.iter().map(wire).collect()
@@ -189,19 +177,15 @@ impl Diff {
 pub(crate) fn diff(known: &Known, sub: &DeltaSubscription, items: &Resources) -> Diff {
     let mut out = Diff::default();
     for (name, any) in sub.select(items) {
-        let version = match known.get(name) {
-            // Equal bytes are an equal version (a hash of them).
-            Some(Held::Sent(sent)) if Arc::ptr_eq(&sent, any) || *sent == **any => continue,
-            Some(Held::Reported(held)) => {
-                let version = resource_version(any);
-                if held == version {
-                    continue;
-                }
-                version
-            }
-            _ => resource_version(any),
+        // The version was hashed once, when the resource was encoded.
+        let held = match known.get(name) {
+            Some(Held::Sent(sent)) => Arc::ptr_eq(&sent, any) || sent.version() == any.version(),
+            Some(Held::Reported(version)) => version == any.version(),
+            None => false,
         };
-        out.updates.push((name.clone(), any.clone(), version));
+        if !held {
+            out.updates.push((name.clone(), Arc::clone(any)));
+        }
     }
     out.removals = known.held_outside(sub, items).cloned().collect();
     out
@@ -211,21 +195,22 @@ pub(crate) fn diff(known: &Known, sub: &DeltaSubscription, items: &Resources) ->
 mod tests {
     use super::*;
     use crate::xds::{CLUSTER_TYPE, ENDPOINT_TYPE};
+    use envoy_types::pb::google::protobuf::Any;
 
-    fn any(body: &str) -> Arc<Any> {
-        Arc::new(Any {
+    fn any(body: &str) -> Arc<Versioned> {
+        Arc::new(Versioned::new(Any {
             type_url: CLUSTER_TYPE.clone(),
             value: body.as_bytes().to_vec(),
-        })
+        }))
     }
 
     #[test]
     fn identical_content_has_identical_version() {
-        assert_eq!(resource_version(&any("a")), resource_version(&any("a")));
-        assert_ne!(resource_version(&any("a")), resource_version(&any("b")));
+        assert_eq!(any("a").version(), any("a").version());
+        assert_ne!(any("a").version(), any("b").version());
     }
 
-    fn set(items: &[(&str, &Arc<Any>)]) -> Arc<TypeResources> {
+    fn set(items: &[(&str, &Arc<Versioned>)]) -> Arc<TypeResources> {
         let items = items.iter().map(|(n, a)| (n.to_string(), Arc::clone(a)));
         Arc::new(TypeResources::new(items.collect()))
     }
@@ -293,7 +278,7 @@ mod tests {
         let sub = DeltaSubscription::initial(&CLUSTER_TYPE, &[]);
         let (a, b) = (any("a"), any("b"));
         let reported = [
-            ("a".to_string(), resource_version(&a)),
+            ("a".to_string(), a.version().to_string()),
             ("b".to_string(), "stale".to_string()),
             ("gone".to_string(), "1".to_string()),
         ];

@@ -72,14 +72,8 @@ impl DeltaSubscription {
     pub(crate) fn select<'a>(
         &'a self,
         items: &'a Resources,
-    ) -> Box<
-        dyn Iterator<
-                Item = (
-                    &'a String,
-                    &'a std::sync::Arc<envoy_types::pb::google::protobuf::Any>,
-                ),
-            > + 'a,
-    > {
+    ) -> Box<dyn Iterator<Item = (&'a String, &'a std::sync::Arc<crate::xds::Versioned>)> + 'a>
+    {
         if self.wildcard {
             Box::new(items.iter())
         } else {

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::google::protobuf::Any;
-
-use crate::xds::{Resources, TypeResources};
+use crate::xds::{Resources, TypeResources, Versioned};
 
 /// The resources of one type a stream sends or last sent: the snapshot's
 /// whole set, shared (one `Arc` per stream however large the set), or a
@@ -42,7 +40,7 @@ impl Selected {
     }
 
     /// Adds resources (names not already present).
-    pub(crate) fn extend(&mut self, extra: Vec<(String, Arc<Any>)>) {
+    pub(crate) fn extend(&mut self, extra: Vec<(String, Arc<Versioned>)>) {
         if extra.is_empty() {
             return;
         }
@@ -63,9 +61,9 @@ impl Selected {
 }
 
 /// Resource equality, by pointer first: unchanged resources are the same
-/// `Arc` from one snapshot to the next.
-fn same(a: &Arc<Any>, b: &Arc<Any>) -> bool {
-    Arc::ptr_eq(a, b) || a == b
+/// `Arc` from one snapshot to the next; else by version (a content hash).
+fn same(a: &Arc<Versioned>, b: &Arc<Versioned>) -> bool {
+    Arc::ptr_eq(a, b) || a.version() == b.version()
 }
 
 impl PartialEq for Selected {
