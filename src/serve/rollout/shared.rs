@@ -4,10 +4,10 @@
 //! stored value (`Core::rollout_follow`), loading a generation from the
 //! record's files when its own directory does not hold it.
 //!
-//! Who writes: one elected replica (`rollout/lock`, the election the root
-//! rotation uses, on its lease) proposes the configs it loads and runs the
-//! bake timer and the regression check, so one clock and one set of scrapes
-//! decide. Aborts and operator promotions happen on whichever replica sees
+//! Who writes: any replica proposes a config it reads (see [`lead_loop`]);
+//! one elected replica (`rollout/lock`, the election the root rotation
+//! uses, on its lease) runs the bake timer and the regression check, so one
+//! clock and one set of scrapes decide. Aborts and operator promotions happen on whichever replica sees
 //! the NACK or takes the request, as a compare-and-swap of the record: each
 //! step is a pure function of the value it replaces, so a writer that lost
 //! a race reads the new value and steps again (or finds the rollout already
@@ -301,8 +301,17 @@ impl Core {
     }
 }
 
-/// Elects the rollout's driver and, while this replica is it, proposes the
-/// configs it loads, until `stop` fires.
+/// Elects the rollout's driver, and proposes the configs this replica
+/// loads, until `stop` fires.
+///
+/// Any replica proposes a config it reads after its first, once per change
+/// (a compare-and-swap, retried while another replica's write wins), so a
+/// change is applied while the driver is dead and its lease runs out. The
+/// driver also proposes its own config when it takes the lock (a mesh whose
+/// replicas all restarted on a new checkout). A replica never proposes its
+/// startup config otherwise (it may be a stale checkout) nor again because
+/// the record changed (replicas whose checkouts differ for a moment would
+/// undo each other's writes).
 pub(crate) async fn lead_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let (Store::Etcd(etcd), Some(shared)) = (&core.store, &core.rollout.shared) else {
         return;
@@ -310,6 +319,9 @@ pub(crate) async fn lead_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) 
     let mut driver = shared.driver.subscribe();
     let mut stored = shared.stored.subscribe();
     let mut local = shared.local.subscribe();
+    // The hash of the local config to propose, and the last one seen.
+    let mut pending: Option<String> = None;
+    let mut seen = local_hash(shared);
     loop {
         if shared.driver.borrow().is_none() {
             match etcd.trust(TrustOp::Lock(Election::Rollout)).await {
@@ -318,13 +330,19 @@ pub(crate) async fn lead_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) 
                         "rollout: this replica keeps the bake time (rollout/lock taken)"
                     );
                     shared.driver.send_replace(Some(shared.me.clone()));
+                    pending = local_hash(shared);
                 }
                 Ok(false) => {}
                 Err(e) => tracing::debug!("rollout: taking the lock: {e}"),
             }
         }
-        if shared.drives() {
-            propose(&core, etcd, shared).await;
+        let now = local_hash(shared);
+        if now != seen {
+            seen.clone_from(&now);
+            pending = now;
+        }
+        if pending.is_some() && propose(&core, etcd, shared).await {
+            pending = None;
         }
         tokio::select! {
             _ = driver.changed() => core.rollout.changed.notify_one(),
@@ -336,36 +354,46 @@ pub(crate) async fn lead_loop(core: Arc<Core>, mut stop: watch::Receiver<bool>) 
     }
 }
 
-/// The driver's proposal of its newest config, if it changes the record.
-async fn propose(core: &Core, etcd: &EtcdStore, shared: &Shared) {
+fn local_hash(shared: &Shared) -> Option<String> {
+    (shared.local.borrow().as_ref()).map(|l| l.offer.hash.clone())
+}
+
+/// Proposes this replica's newest config; true when that is settled (the
+/// record holds it, or need not change), false to try again.
+async fn propose(core: &Core, etcd: &EtcdStore, shared: &Shared) -> bool {
     let Some(local) = shared.local.borrow().clone() else {
-        return;
+        return true;
     };
     let stored = shared.stored.borrow().clone();
     let (record, raw) = stored.map_or((Record::default(), None), |s| (s.record, Some(s.raw)));
     let Some(next) = record.propose(&local.offer, SystemTime::now()) else {
-        return;
+        return true;
     };
     match core.rollout_swap(etcd, raw, &next).await {
-        Ok(true) => match next
-            .saved
-            .current
-            .as_ref()
-            .filter(|c| c.hash == local.offer.hash)
-        {
-            Some(c) => {
-                tracing::info!(generation = c.generation, good = ?next.saved.good.as_ref().map(|g| g.generation), "rollout started: the canary set gets the new generation first")
-            }
-            None => tracing::info!(
-                generation = next.saved.last_generation,
-                "config generation applied to every proxy"
-            ),
-        },
+        Ok(true) => {
+            log_proposed(&next, &local.offer.hash);
+            true
+        }
         // Another replica wrote in between: the watch brings its value.
-        Ok(false) => {}
-        Err(e) => tracing::warn!(
-            "rollout: proposing generation {}: {e}",
-            &local.offer.hash[..12.min(local.offer.hash.len())]
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(
+                "rollout: proposing generation {}: {e}",
+                &local.offer.hash[..12.min(local.offer.hash.len())]
+            );
+            false
+        }
+    }
+}
+
+fn log_proposed(next: &Record, hash: &str) {
+    match next.saved.current.as_ref().filter(|c| c.hash == hash) {
+        Some(c) => {
+            tracing::info!(generation = c.generation, good = ?next.saved.good.as_ref().map(|g| g.generation), "rollout started: the canary set gets the new generation first")
+        }
+        None => tracing::info!(
+            generation = next.saved.last_generation,
+            "config generation applied to every proxy"
         ),
     }
 }
