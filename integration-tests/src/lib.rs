@@ -30,6 +30,7 @@ pub mod observed;
 pub mod payment;
 pub mod ports;
 pub mod ratelimit;
+pub mod raw_http;
 pub mod sidecar;
 pub mod trellis;
 pub mod wait;
