@@ -252,3 +252,45 @@ fn the_patch_index_keeps_each_change_once() {
     let who = index.rejecter(&mesh.envoy_filters, "istio-system", &elsewhere);
     assert!(who.patched.is_empty());
 }
+
+/// Line 10: `credentialName` of the host-wide policy (MUTUAL origination).
+const CLIENT_TLS: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: billing
+spec:
+  host: billing.example.com
+  trafficPolicy:
+    tls:
+      mode: MUTUAL
+      credentialName: billing-client
+";
+
+#[test]
+fn a_client_credential_secret_points_at_the_destination_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let se = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: billing
+spec:
+  hosts: [billing.example.com]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+";
+    let p = provenance(dir.path(), &[("se.yaml", se), ("dr.yaml", CLIENT_TLS)]);
+    for secret in ["billing-client", "billing-client-cacert"] {
+        let msg = format!("Failed to load certificate chain from secret kubernetes://{secret}");
+        let b = p.blame(SECRET, &msg).unwrap();
+        assert_eq!(
+            at(&b),
+            (
+                "DestinationRule",
+                "billing",
+                10,
+                7,
+                "spec.trafficPolicy.tls.credentialName"
+            )
+        );
+    }
+}

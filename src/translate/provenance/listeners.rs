@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::build::{locator, rule_routes, Locator};
 use super::{Field, Provenance, ResourceProvenance, VirtualHostProvenance, ANY_PORT};
-use crate::config::model::{MeshConfig, Origin, TlsSource};
+use crate::config::model::{DestinationRule, MeshConfig, Origin, TlsSource};
 use crate::config::SourceIndex;
 use crate::translate::gateway::{credential_secret_names, route_name};
 use crate::translate::{INBOUND_LISTENER, OUTBOUND_LISTENER, ROOT_CA_SECRET, WORKLOAD_SECRET};
@@ -172,6 +172,9 @@ fn secrets(out: &mut Provenance, mesh: &MeshConfig, source: &SourceIndex) {
             }
         }
     }
+    for dr in mesh.destination_rules.values() {
+        client_credentials(out, dr, source);
+    }
     if let Some(origin) = &mesh.mesh.origin {
         let object = locator(source, origin).field("", None);
         for secret in [WORKLOAD_SECRET, ROOT_CA_SECRET] {
@@ -182,6 +185,38 @@ fn secrets(out: &mut Provenance, mesh: &MeshConfig, source: &SourceIndex) {
                     fields: Vec::new(),
                 },
             );
+        }
+    }
+}
+
+/// A DestinationRule's client credentials (`tls.credentialName`, SIMPLE or
+/// MUTUAL origination): the secrets its clusters fetch come from the field
+/// that names them. Port-level settings are keyed by port in the model, so
+/// those point at the rule with the name as the value to find.
+fn client_credentials(out: &mut Provenance, dr: &DestinationRule, source: &SourceIndex) {
+    let at = locator(source, &dr.origin);
+    let top = dr
+        .traffic_policy
+        .iter()
+        .map(|tp| ("spec.trafficPolicy", tp));
+    let subsets = (dr.subsets.iter().enumerate())
+        .filter_map(|(i, s)| Some((i, s.traffic_policy.as_ref()?)))
+        .map(|(i, tp)| (format!("spec.subsets[{i}].trafficPolicy"), tp));
+    let policies = top.map(|(p, tp)| (p.to_string(), tp)).chain(subsets);
+    for (path, tp) in policies {
+        let own = tp.tls.as_ref().and_then(|t| t.credential_name.as_deref());
+        let named = own.map(|n| (format!("{path}.tls.credentialName"), n));
+        let ports = (tp.port_level.values())
+            .filter_map(|p| p.tls.as_ref()?.credential_name.as_deref())
+            .map(|n| (String::new(), n));
+        for (field_path, name) in named.into_iter().chain(ports) {
+            let field = at.field(&field_path, Some(name.to_string()));
+            let (cert, ca) = credential_secret_names(name);
+            for secret in [cert, ca] {
+                let r = out.resources.entry(("sds", secret)).or_default();
+                r.objects.push(field.clone());
+                r.fields.push(field.clone());
+            }
         }
     }
 }
