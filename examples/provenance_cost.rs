@@ -26,36 +26,38 @@ fn service(i: usize) -> String {
 
 const GATEWAY: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n";
 
-fn best(f: &mut dyn FnMut() -> Duration) -> Duration {
-    (0..3).map(|_| f()).min().unwrap_or_default()
+/// The best of three timings; the first error stops them.
+fn best(f: &mut dyn FnMut() -> anyhow::Result<Duration>) -> anyhow::Result<Duration> {
+    let times = (0..3).map(|_| f()).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(times.into_iter().min().unwrap_or_default())
 }
 
-fn main() {
+fn main() -> anyhow::Result<()> {
     let services: usize = (std::env::args().nth(1))
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir()?;
     let mut y: String = (0..services).map(service).collect();
     y.push_str(GATEWAY);
-    std::fs::write(dir.path().join("mesh.yaml"), y).expect("write mesh");
-    let mesh = load_dir(dir.path()).expect("valid config");
+    std::fs::write(dir.path().join("mesh.yaml"), y)?;
+    let mesh = load_dir(dir.path())?;
     let load = best(&mut || {
         let t = Instant::now();
-        load_dir(dir.path()).expect("valid config");
-        t.elapsed()
-    });
+        load_dir(dir.path())?;
+        Ok(t.elapsed())
+    })?;
     let index = best(&mut || {
         let t = Instant::now();
-        SourceIndex::read(&mesh.files).expect("index");
-        t.elapsed()
-    });
-    let source = SourceIndex::read(&mesh.files).expect("index");
+        SourceIndex::read(&mesh.files)?;
+        Ok(t.elapsed())
+    })?;
+    let source = SourceIndex::read(&mesh.files)?;
     let mut p = Provenance::default();
     let build = best(&mut || {
         let t = Instant::now();
         p = Provenance::build(&mesh, &source);
-        t.elapsed()
-    });
+        Ok(t.elapsed())
+    })?;
     let msg = "Error adding/updating listener(s) inbound: principal 'cluster.local/ns/default/sa/c7' refused";
     let t = Instant::now();
     let blame = p.blame("type.googleapis.com/envoy.config.listener.v3.Listener", msg);
@@ -66,4 +68,5 @@ fn main() {
         "blamed: {:?}",
         blame.map(|b| (b.kind, b.name, b.line, b.field))
     );
+    Ok(())
 }
