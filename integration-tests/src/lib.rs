@@ -31,6 +31,7 @@ pub mod payment;
 pub mod ports;
 pub mod ratelimit;
 pub mod raw_http;
+pub mod rollout;
 pub mod sidecar;
 pub mod trellis;
 pub mod wait;

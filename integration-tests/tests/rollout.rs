@@ -9,24 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use trellis_integration_tests::canary_mesh::NACKED_ROUTES;
 use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::rollout::{admin, backend, outcome, policy, wait_backend};
 use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::*;
-
-fn policy(bake: &str) -> String {
-    format!(
-        "apiVersion: trellis.dev/v1alpha1
-kind: RolloutPolicy
-metadata:
-  name: staged
-spec:
-  canary:
-    selector:
-      matchLabels:
-        track: canary
-  bakeTime: {bake}
-"
-    )
-}
 
 /// The mesh: `payment` v1 and v2, a canary client and a stable client.
 struct RolloutMesh {
@@ -96,29 +81,6 @@ impl RolloutMesh {
         let body = self.trellis.admin("/debug/rollout").await.unwrap();
         serde_json::from_str(&body).unwrap()
     }
-}
-
-/// Which backend `client` reaches now.
-async fn backend(client: &MeshClient) -> Option<String> {
-    client
-        .get("payment", &[])
-        .await
-        .ok()
-        .and_then(|r| r.backend)
-}
-
-/// Waits until `client` reaches `want`.
-async fn wait_backend(client: &MeshClient, want: &str, within: Duration, what: &str) {
-    wait::wait_for(within, Duration::from_millis(50), || async {
-        backend(client).await.as_deref() == Some(want)
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}: never reached {want}"));
-}
-
-fn outcome(view: &Value) -> (Option<u64>, Option<&str>) {
-    let last = &view["history"][0];
-    (last["generation"].as_u64(), last["outcome"].as_str())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,10 +224,6 @@ async fn a_change_envoy_rejects_never_leaves_the_canary_set() {
     let (code, _, err) =
         run_trellis(&["rollout", "abort", "--admin-addr", &admin(&mesh.trellis)]).unwrap();
     assert_eq!(code, 1, "nothing left to abort: {err}");
-}
-
-fn admin(trellis: &Trellis) -> String {
-    format!("127.0.0.1:{}", trellis.admin_port())
 }
 
 fn status_text(trellis: &Trellis) -> (i32, String) {

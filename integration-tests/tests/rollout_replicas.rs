@@ -11,6 +11,7 @@ use serde_json::Value;
 use trellis_integration_tests::canary_mesh::NACKED_ROUTES;
 use trellis_integration_tests::etcd::Etcd;
 use trellis_integration_tests::mesh::{subsets_rule, weighted_routes};
+use trellis_integration_tests::rollout::{admin, backend, outcome, policy, wait_backend};
 use trellis_integration_tests::sidecar::SidecarSpec;
 use trellis_integration_tests::trellis::run_trellis;
 use trellis_integration_tests::*;
@@ -18,22 +19,6 @@ use trellis_integration_tests::*;
 /// The lease TTL (`--restart-grace-period`): how long a dead driver's
 /// election outlives it.
 const LEASE: Duration = Duration::from_secs(4);
-
-fn policy(bake: &str) -> String {
-    format!(
-        "apiVersion: trellis.dev/v1alpha1
-kind: RolloutPolicy
-metadata:
-  name: staged
-spec:
-  canary:
-    selector:
-      matchLabels:
-        track: canary
-  bakeTime: {bake}
-"
-    )
-}
 
 /// Two replicas reading one config directory, `payment` v1/v2 registered
 /// through A (their bootstraps list B second), the canary client on B only
@@ -167,27 +152,6 @@ impl Mesh {
     }
 }
 
-async fn backend(c: &MeshClient) -> Option<String> {
-    c.get("payment", &[]).await.ok().and_then(|r| r.backend)
-}
-
-async fn wait_backend(c: &MeshClient, want: &str, within: Duration, what: &str) {
-    wait::wait_for(within, Duration::from_millis(20), || async {
-        backend(c).await.as_deref() == Some(want)
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what}: never reached {want}"));
-}
-
-fn last(v: &Value) -> (Option<u64>, Option<&str>) {
-    let e = &v["history"][0];
-    (e["generation"].as_u64(), e["outcome"].as_str())
-}
-
-fn admin(t: &Trellis) -> String {
-    format!("127.0.0.1:{}", t.admin_port())
-}
-
 /// The canary's Envoy's count of rejected xDS updates.
 async fn rejected(c: &MeshClient) -> u64 {
     let stats: BTreeMap<String, u64> = c.sidecar.stats().await.unwrap_or_default();
@@ -280,7 +244,11 @@ async fn a_change_bakes_on_the_canary_of_another_replica_and_survives_the_driver
         "promoted before the bake ended"
     );
     let done = view(&mesh.b).await;
-    assert_eq!(last(&done), (Some(generation), Some("promoted")), "{done}");
+    assert_eq!(
+        outcome(&done),
+        (Some(generation), Some("promoted")),
+        "{done}"
+    );
     wait::wait_for(
         Duration::from_secs(5),
         Duration::from_millis(20),
@@ -310,7 +278,7 @@ async fn a_nack_on_one_replica_aborts_and_never_reaches_the_other_replicas_proxi
             nacked = Some(Instant::now());
         }
         let v = view(&mesh.a).await;
-        if last(&v).1 == Some("failed") {
+        if outcome(&v).1 == Some("failed") {
             aborted = Some((Instant::now(), v));
         }
     }
@@ -366,7 +334,7 @@ async fn a_nack_on_one_replica_aborts_and_never_reaches_the_other_replicas_proxi
         "stable after promote on B",
     )
     .await;
-    assert_eq!(last(&view(&mesh.a).await).1, Some("promoted"));
+    assert_eq!(outcome(&view(&mesh.a).await).1, Some("promoted"));
     let (code, _, err) =
         run_trellis(&["rollout", "abort", "--admin-addr", &admin(&mesh.b)]).unwrap();
     assert_eq!(code, 1, "nothing left to abort: {err}");
