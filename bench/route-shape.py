@@ -8,10 +8,13 @@ Two phases, one real Envoy each (`--concurrency 2`, as a sidecar runs):
    127.0.0.1 endpoint each, one VirtualService on svc-0 whose response header
    carries the version; every update flips the endpoints' ports and the header,
    written to one file and renamed into place, as ../shared/bench/trellis_push.py
-   does) and one sidecar (`trellis bootstrap`, service `client`). Per update, the
-   growth of Envoy's own `update_duration` histograms (RDS, CDS, the per-cluster
-   EDS ones summed) and Envoy's CPU time (all its threads, from
-   /proc/PID/task/*/schedstat, nanoseconds).
+   does; `--change route|endpoints` changes only one of them) and one sidecar
+   (`trellis bootstrap`, service `client`). Per update, Envoy's CPU time (all its
+   threads, from /proc/PID/task/*/schedstat) over a fixed window, less that of an
+   idle window of the same length (polling the admin API for the new version
+   would cost Envoy more than the update); over the run, the growth of Envoy's
+   own `update_duration` histograms (RDS, CDS, the per-cluster EDS ones summed)
+   per update (Envoy merges histograms at its 5 s stats flush).
 2. replay: the same sidecar's config as a static bootstrap (bench/sidecar-tax.py's
    replay), except that the `outbound` route configuration comes over ADS from
    bench/rds-replay (a go-control-plane server). Each update sends one variant of
@@ -21,11 +24,13 @@ Two phases, one real Envoy each (`--concurrency 2`, as a sidecar runs):
    ms histogram, sum growth), Envoy's CPU time for the update, set → ACK wall
    time, and Envoy's heap (`server.memory_allocated`) once the update settled.
 
-Medians over the rounds. Envoy's histogram has millisecond resolution; the CPU
-time does not depend on the machine's load (only on the work), which makes it
-the measure to compare on a shared machine.
+Medians over the rounds. Envoy's histogram has millisecond resolution and
+counts wall time, which on a loaded machine is mostly waiting for a core; the
+CPU time counts the work (it still moves by about 10 % under heavy load), which
+makes it the measure to compare on a shared machine.
 
-Usage: bench/route-shape.py [--services N...] [--updates U] [--replay-bin BIN] TRELLIS_BIN [VARIANT...]
+Usage: bench/route-shape.py [--services N...] [--updates U] [--change both|route|endpoints] [--live-only]
+                            [--replay-bin BIN] [--keep DIR] TRELLIS_BIN [VARIANT...]
 BIN defaults to $PEERS_DIR/bin/rds-replay, built on first use with the Go toolchain
 that ../shared/bench/build_go_control_plane.sh unpacks into $PEERS_DIR.
 Every process is started and killed by its own PID; every wait is bounded.
@@ -50,9 +55,12 @@ _spec.loader.exec_module(tax)
 PEERS = os.environ.get("PEERS_DIR", "/tmp/peers")
 
 
-def mesh_yaml(n, v):
-    """The push benchmark's mesh at update v (trellis_push.py's config)."""
-    flip = 1000 if v % 2 else 0
+def mesh_yaml(n, v, change="both"):
+    """The push benchmark's mesh at update v (trellis_push.py's config); with
+    `change` "route" the endpoints stay, with "endpoints" the header does."""
+    flip = 1000 if v % 2 and change != "route" else 0
+    if change == "endpoints":
+        v = 0
     docs = [f"""apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: svc-{i}, namespace: default}}
@@ -141,7 +149,7 @@ def wait_until(pred, limit, what):
     sys.exit(f"timed out: {what}")
 
 
-def live(work, trellis, n, updates):
+def live(work, trellis, n, updates, change="both"):
     """Phase 1: per-type apply time of real pushes; returns the config dump."""
     mesh = os.path.join(work, "mesh")
     os.makedirs(mesh, exist_ok=True)
@@ -166,13 +174,23 @@ def live(work, trellis, n, updates):
         rows = []
         time.sleep(5.5)  # histograms are merged at the stats flush, every 5 s
         start = durations(admin)
+        # A fixed window per update, and an idle one to subtract: polling
+        # Envoy's admin for the new version would cost Envoy more CPU than
+        # the update (a config dump of 1,000 virtual hosts per poll).
+        window = 1 + n / 500
         for v in range(1, updates + 1):
             time.sleep(0.3)
             c0 = cpu_ns(envoy.pid)
-            write_mesh_file(cfg, mesh_yaml(n, v))
-            wait_until(lambda: route_version(admin) == v, 30, f"route version {v}")
-            time.sleep(0.3)  # the EDS and RDS ACKs; Envoy applies EDS before RDS
-            rows.append({"cpu_ms": (cpu_ns(envoy.pid) - c0) / 1e6})
+            write_mesh_file(cfg, mesh_yaml(n, v, change))
+            time.sleep(window)
+            c1 = cpu_ns(envoy.pid)
+            if change != "endpoints" and route_version(admin) != v:
+                sys.exit(f"update {v} not applied within {window} s")
+            time.sleep(0.5)
+            i0 = cpu_ns(envoy.pid)
+            time.sleep(window)
+            idle = cpu_ns(envoy.pid) - i0
+            rows.append({"cpu_ms": (c1 - c0 - idle) / 1e6, "idle_cpu_ms": idle / 1e6})
         time.sleep(5.5)
         end = durations(admin)
         for kind, ms in growth(start, end).items():
@@ -393,6 +411,9 @@ def main():
     ap.add_argument("--services", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--updates", type=int, default=20, help="live updates, and replay rounds (one update per variant)")
     ap.add_argument("--replay-bin")
+    ap.add_argument("--change", choices=["both", "route", "endpoints"], default="both",
+                    help="what the live updates change (the replay always changes the routes)")
+    ap.add_argument("--live-only", action="store_true", help="skip the replay")
     ap.add_argument("--keep", metavar="DIR", help="keep the work files (mesh, logs, dumps) under DIR")
     ap.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
@@ -403,11 +424,13 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             work = os.path.join(args.keep, str(n)) if args.keep else tmp
             os.makedirs(work, exist_ok=True)
-            rows, heap, dump = live(work, args.trellis, n, args.updates)
-            summary = {"services": n, "phase": "live", "updates": len(rows), "heap": heap}
+            rows, heap, dump = live(work, args.trellis, n, args.updates, args.change)
+            summary = {"services": n, "phase": "live", "change": args.change, "updates": len(rows), "heap": heap}
             for key in sorted({k for r in rows for k in r}):
                 summary[key] = med(rows, key)
             print(json.dumps(summary), flush=True)
+            if args.live_only:
+                continue
             by = replay(work, binary, dump, variants, args.updates)
             base = statistics.median(x["heap"] for x in by["whole"])
             for v in variants:
