@@ -9,7 +9,10 @@ Trellis cluster is the shape `translate::clusters` makes for a MESH_INTERNAL
 STATIC service without a DestinationRule (istiod's): circuit breakers with
 the mesh's retry budget, LEAST_REQUEST, auto-mTLS transport socket
 matches (SDS secrets `default`/`ROOTCA`, given statically here since there is
-no control plane), endpoint metadata `tlsMode`. Each `no-` variant removes
+no control plane), endpoint metadata `tlsMode`. `minimal-mtls` is what a
+hand-written mTLS mesh has: the minimal cluster with one TLS transport socket
+(the same SDS certificate, root and SAN), so that `trellis` against it is what
+Trellis adds over any mTLS mesh. Each `no-` variant removes
 one part; `with-` variants add what a DestinationRule or an h2 port adds.
 The cluster is STATIC with its assignment inline instead of EDS (no control
 plane); Envoy keeps the same host and cluster objects either way.
@@ -138,6 +141,15 @@ def no_tracking(i):
     return c
 
 
+def minimal_mtls(i):
+    # A hand-written mTLS mesh's cluster: the minimal one with one TLS
+    # transport socket (SDS certificate and root, the peer's SAN checked),
+    # no matches, no policy.
+    c = minimal(i)
+    c["transport_socket"] = json.loads(json.dumps(TLS_SOCKET).replace("{i}", str(i)))
+    return c
+
+
 def tls_only(i):
     c = minimal(i)
     c["transport_socket_matches"] = trellis(i)["transport_socket_matches"]
@@ -146,6 +158,7 @@ def tls_only(i):
 
 VARIANTS = {
     "minimal": minimal,
+    "minimal-mtls": minimal_mtls,
     "trellis": trellis,
     "no-tls-matches": without("transport_socket_matches"),
     "no-circuit-breakers": without("circuit_breakers"),
@@ -237,11 +250,11 @@ def main():
         for _ in range(args.runs):
             for v in args.variants:
                 r = measure(work, v, args.clusters, args.concurrency, key, crt)
-                if v == "minimal":
-                    base = r
-                if base:
-                    r["heap_vs_minimal"] = round(r["heap_allocated_bytes"] / base["heap_allocated_bytes"], 3)
-                    r["rss_vs_minimal"] = round(r["rss_kb"] / base["rss_kb"], 3)
+                if v in ("minimal", "minimal-mtls"):
+                    base[v] = r
+                for b, ref in base.items():
+                    r[f"heap_vs_{b}"] = round(r["heap_allocated_bytes"] / ref["heap_allocated_bytes"], 3)
+                    r[f"rss_vs_{b}"] = round(r["rss_kb"] / ref["rss_kb"], 3)
                 print(json.dumps(r), flush=True)
 
 

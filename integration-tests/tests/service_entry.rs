@@ -127,3 +127,58 @@ async fn static_endpoints_and_workload_entries() {
     let billing = client.tally("billing:8000", &[], 20, 2).await;
     assert_eq!(billing.get("billing vm"), 20, "{billing:?}");
 }
+
+/// A service with two HTTP ports behind the one outbound listener: the port
+/// in `Host` picks the port's virtual host, and a bare name the default
+/// port's. Stripping the port before the virtual host is chosen (Envoy's
+/// `strip_any_host_port`, or `ignore_port_in_host_matching`) would send
+/// `api:9090` to port 8080, which is why every name is also listed with
+/// `:PORT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_port_in_host_picks_the_service_port() {
+    let main = Backend::start("api", "main").await.unwrap();
+    let admin = Backend::start("api", "admin").await.unwrap();
+    let api = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: api
+spec:
+  hosts:
+  - api
+  ports:
+  - number: 8080
+    name: http
+    protocol: HTTP
+  - number: 9090
+    name: http-admin
+    protocol: HTTP
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports:
+      http: {}
+      http-admin: {}
+"#,
+        main.port(),
+        admin.port()
+    );
+    let config = ConfigDir::with(&[("api.yaml", &api)]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let client = MeshClient::start(&trellis).await.unwrap();
+    for port in [8080, 9090] {
+        let cluster = format!("outbound|{port}||api.default.svc.cluster.local");
+        client.wait_endpoints(&cluster, 1).await.unwrap();
+    }
+    for (host, want) in [
+        ("api", "api main"),
+        ("api:8080", "api main"),
+        ("api.default.svc.cluster.local:8080", "api main"),
+        ("api:9090", "api admin"),
+        ("api.default:9090", "api admin"),
+    ] {
+        let got = client.tally(host, &[], 10, 2).await;
+        assert_eq!(got.get(want), 10, "{host}: {got:?}");
+    }
+}
