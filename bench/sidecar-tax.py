@@ -247,6 +247,14 @@ def drop_tags(pred):
     return make
 
 
+def reject_stats(*prefixes):
+    """Envoy's `stats_matcher` rejecting stat names by prefix (before tag extraction)."""
+    def make(boot):
+        patterns = [{"prefix": p} for p in prefixes]
+        boot.setdefault("stats_config", {})["stats_matcher"] = {"exclusion_list": {"patterns": patterns}}
+    return make
+
+
 def minimal_clusters(boot):
     keep = []
     for c in boot["static_resources"]["clusters"]:
@@ -269,6 +277,8 @@ VARIANTS = {
     "no-fixed-tags": drop_tags(lambda t: "fixed_value" in t),
     "no-cluster-name-tag": drop_tags(lambda t: t["tag_name"] == "cluster_name"),
     "no-destination-tags": drop_tags(lambda t: t["tag_name"].startswith("destination_")),
+    "no-outbound-cluster-stats": reject_stats("cluster.outbound|"),
+    "all-cluster-stats": lambda b: b.get("stats_config", {}).pop("stats_matcher", None),
     "minimal-clusters": minimal_clusters,
     "minimal-clusters-no-listeners": lambda b: (minimal_clusters(b), no_listeners(b)),
 }

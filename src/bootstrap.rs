@@ -71,6 +71,10 @@ pub struct SidecarSpec {
     /// metadata `network`, `cluster_name`); empty parts are taken from the
     /// topology labels (see [`SidecarSpec::topology`]).
     pub topology: Topology,
+    /// Keep every per-cluster stat Envoy makes (`--all-cluster-stats`);
+    /// by default the mesh clusters' stats that nothing in Trellis reads
+    /// are not created (see [`stats::stats_config`]).
+    pub all_cluster_stats: bool,
 }
 
 /// What makes a bootstrap a gateway's (`trellis bootstrap --gateway`).
@@ -159,6 +163,7 @@ impl SidecarSpec {
             stats_port: None,
             gateway: None,
             topology: Topology::default(),
+            all_cluster_stats: false,
         }
     }
 
