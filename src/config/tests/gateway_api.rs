@@ -107,9 +107,23 @@ fn examples_load_into_gateways_and_virtual_services() {
         Some(StringMatch::Prefix("/catalog.Catalog/".into()))
     );
     let mesh = load_rel(&root.join("gateway-api-mesh")).unwrap();
-    let vs = mesh.virtual_services.values().next().unwrap();
+    let reviews = crate::config::model::Host("reviews.default.svc.cluster.local".into());
+    let vs = &mesh.virtual_services[&reviews];
     assert_eq!(vs.origin.kind, "HTTPRoute");
-    assert_eq!(vs.hosts[0].as_str(), "reviews.default.svc.cluster.local");
+    assert_eq!(vs.origin.name, "reviews");
+    // The consumer route first, for `frontend` only; then the producer
+    // routes merged, the newer route's longer prefix first.
+    let ns = |i: usize| vs.http[i].matches[0].source_namespace.as_deref();
+    assert_eq!(ns(0), Some("frontend"));
+    assert_eq!(
+        vs.http[1].matches[0].uri,
+        Some(StringMatch::Prefix("/api/v2".into()))
+    );
+    assert!(
+        (vs.http[1..].iter()).all(|r| r.matches[0].excluded_source_namespaces.contains("frontend"))
+    );
+    let ratings = crate::config::model::Host("ratings.default.svc.cluster.local".into());
+    assert_eq!(mesh.virtual_services[&ratings].origin.kind, "GRPCRoute");
 }
 
 #[test]
