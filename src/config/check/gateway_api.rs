@@ -44,6 +44,16 @@ pub(super) fn attach(
         }
     }
     grpc_backends(refs, services, diags);
+    route_all(&api, services, diags)
+}
+
+/// Every route attached and merged per host: the VirtualServices, and
+/// the Gateways the routes refer to.
+fn route_all(
+    api: &GatewayApi,
+    services: &BTreeMap<Host, Service>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Routed, GatewayRefs) {
     let gateways: BTreeMap<&str, &KubeGateway> = (api.gateways.iter())
         .map(|(_, g)| (g.qualified.as_str(), g))
         .collect();

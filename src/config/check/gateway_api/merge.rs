@@ -85,19 +85,7 @@ pub(super) fn mesh_vs(
         .into_iter()
         .partition(|p| p.doc.namespace == namespace);
     let consumer_ns: BTreeSet<String> = consumers.iter().map(|p| p.doc.namespace.clone()).collect();
-    let mut http = Vec::new();
-    let mut firsts = Vec::new();
-    for ns in &consumer_ns {
-        let mut group: Vec<Part> = (consumers.iter())
-            .filter(|p| p.doc.namespace == *ns)
-            .cloned()
-            .collect();
-        for mut rule in merged(&mut group) {
-            (rule.matches.iter_mut()).for_each(|m| m.source_namespace = Some(ns.clone()));
-            http.push(rule);
-        }
-        firsts.extend(group.into_iter().next());
-    }
+    let (mut http, firsts) = consumer_rules(&consumer_ns, &consumers);
     for mut rule in merged(&mut producer) {
         (rule.matches.iter_mut()).for_each(|m| m.excluded_source_namespaces = consumer_ns.clone());
         http.push(rule);
@@ -118,6 +106,27 @@ pub(super) fn mesh_vs(
         origin: first.doc.origin(),
     };
     Some((first.doc.clone(), vec![first.path.clone()], vs))
+}
+
+/// Each consumer namespace's routes merged, for that namespace's clients
+/// only, and the first route of each namespace.
+fn consumer_rules(
+    namespaces: &BTreeSet<String>,
+    consumers: &[Part],
+) -> (Vec<HttpRoute>, Vec<Part>) {
+    let (mut http, mut firsts) = (Vec::new(), Vec::new());
+    for ns in namespaces {
+        let mut group: Vec<Part> = (consumers.iter())
+            .filter(|p| p.doc.namespace == *ns)
+            .cloned()
+            .collect();
+        for mut rule in merged(&mut group) {
+            (rule.matches.iter_mut()).for_each(|m| m.source_namespace = Some(ns.clone()));
+            http.push(rule);
+        }
+        firsts.extend(group.into_iter().next());
+    }
+    (http, firsts)
 }
 
 #[cfg(test)]
