@@ -21,6 +21,7 @@ pub mod envoy;
 pub mod etcd;
 pub mod fixture;
 pub mod gateway;
+pub mod grpc;
 pub mod load;
 pub mod locality;
 pub mod mesh;

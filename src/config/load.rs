@@ -296,6 +296,9 @@ impl Loader {
                 c.cross
             }
             Kind::HttpRoute | Kind::GrpcRoute => {
+                let stamp = (value.get("metadata"))
+                    .and_then(|m| m.get("creationTimestamp"))
+                    .cloned();
                 let c = if matches!(kind, Kind::HttpRoute) {
                     let Some(s) = self.spec::<spec::Route<spec::HttpRule>>(info, value) else {
                         return;
@@ -307,7 +310,8 @@ impl Loader {
                     };
                     api::grpc_route(&mut self.cx(info), &s)
                 };
-                let Some(c) = c else { return };
+                let Some(mut c) = c else { return };
+                c.route.created = api::creation_timestamp(&mut self.cx(info), stamp.as_ref());
                 self.gateway_api.routes.push((info.clone(), c.route));
                 c.cross
             }

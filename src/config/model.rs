@@ -6,7 +6,7 @@
 //! depends on context; `translate` applies the defaults (documented in
 //! docs/config-reference.md) so that this model says what the user wrote.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -496,6 +496,10 @@ pub struct HttpMatch {
     pub source_labels: Labels,
     /// `sourceNamespace`: the namespace the client proxy must be in.
     pub source_namespace: Option<String>,
+    /// Namespaces whose client proxies skip this match: they have routes
+    /// of their own for the host (Gateway API consumer routes, which
+    /// replace the Service's own routes for their namespace).
+    pub excluded_source_namespaces: BTreeSet<String>,
     /// `gateways` (`NAMESPACE/NAME` or `mesh`); `None`: the
     /// VirtualService's own.
     pub gateways: Option<Vec<String>>,

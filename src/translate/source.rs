@@ -72,6 +72,9 @@ pub struct Source {
     pub labels: Labels,
     /// The namespace it must be in.
     pub namespace: Option<String>,
+    /// Namespaces it must not be in (they have consumer routes of their
+    /// own for the host).
+    pub excluded: BTreeSet<String>,
     /// The VirtualService's `exportTo`: the client's namespace must be
     /// in it (`true`) or, for the route that stands in for the
     /// VirtualService where it is not exported, not in it (`false`).
@@ -84,6 +87,7 @@ impl Source {
         (!labels.is_empty() || namespace.is_some()).then(|| Source {
             labels: labels.clone(),
             namespace: namespace.map(str::to_string),
+            excluded: BTreeSet::new(),
             exported: None,
         })
     }
@@ -96,6 +100,7 @@ impl Source {
         let mut s = Source::of_http(m).unwrap_or(Source {
             labels: Labels::new(),
             namespace: None,
+            excluded: BTreeSet::new(),
             exported: None,
         });
         s.exported = Some((namespaces.clone(), true));
@@ -108,19 +113,32 @@ impl Source {
         Some(Source {
             labels: Labels::new(),
             namespace: None,
+            excluded: BTreeSet::new(),
             exported: Some((namespaces.clone(), false)),
         })
     }
 
     /// The conditions of an HTTP match.
     pub fn of_http(m: Option<&HttpMatch>) -> Option<Self> {
-        m.and_then(|m| Source::new(&m.source_labels, m.source_namespace.as_deref()))
+        let m = m?;
+        let mut s = Source::new(&m.source_labels, m.source_namespace.as_deref());
+        if !m.excluded_source_namespaces.is_empty() {
+            let s = s.get_or_insert_with(|| Source {
+                labels: Labels::new(),
+                namespace: None,
+                excluded: BTreeSet::new(),
+                exported: None,
+            });
+            s.excluded = m.excluded_source_namespaces.clone();
+        }
+        s
     }
 
     /// True for a client with `labels` in `namespace`.
     pub fn holds(&self, labels: &Labels, namespace: &str) -> bool {
         (self.labels.iter()).all(|(k, v)| labels.get(k) == Some(v))
             && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && !self.excluded.contains(namespace)
             && (self.exported.as_ref())
                 .is_none_or(|(set, inside)| set.contains(namespace) == *inside)
     }

@@ -1,19 +1,24 @@
-//! Gateway API attachment: each HTTPRoute or GRPCRoute becomes one
-//! VirtualService bound to the Gateways it attaches to (hosts: its
-//! hostnames within the listeners'), and one mesh VirtualService per
-//! Service parent (GAMMA). References into other namespaces need a
+//! Gateway API attachment: the HTTPRoutes and GRPCRoutes become one
+//! VirtualService per host they serve on Gateways (hosts: their hostnames
+//! within the listeners'), bound to those Gateways, and one mesh
+//! VirtualService per Service parent (GAMMA); several routes for one host
+//! merge (`merge`). References into other namespaces need a
 //! ReferenceGrant there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::config::convert::gateway_api::{KubeGateway, KubeRoute, ListenerInfo, ParentTarget};
+mod merge;
+
+use merge::Part;
+
+use crate::config::convert::gateway_api::{
+    KubeGateway, KubeRoute, ListenerInfo, ParentTarget, Rank,
+};
 use crate::config::convert::{DestRef, DocInfo};
 use crate::config::diag::Diagnostic;
 use crate::config::load::GatewayApi;
-use crate::config::model::{
-    host_matches, Host, HttpRoute, Protocol, Service, VirtualService, VsExportTo,
-};
+use crate::config::model::{host_matches, Host, HttpRoute, Protocol, Service, VirtualService};
 
 /// VirtualServices with their documents and host paths, as the loader
 /// keeps them.
@@ -39,22 +44,43 @@ pub(super) fn attach(
         }
     }
     grpc_backends(refs, services, diags);
+    route_all(&api, services, diags)
+}
+
+/// Every route attached and merged per host: the VirtualServices, and
+/// the Gateways the routes refer to.
+fn route_all(
+    api: &GatewayApi,
+    services: &BTreeMap<Host, Service>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Routed, GatewayRefs) {
     let gateways: BTreeMap<&str, &KubeGateway> = (api.gateways.iter())
         .map(|(_, g)| (g.qualified.as_str(), g))
         .collect();
-    let (mut routed, mut gateway_refs) = (Vec::new(), Vec::new());
+    let mut gateway_refs = Vec::new();
+    let mut on_gateways: BTreeMap<String, (BTreeSet<String>, Vec<Part>)> = BTreeMap::new();
+    let mut on_services: BTreeMap<Host, (String, Vec<Part>)> = BTreeMap::new();
     for (doc, route) in &api.routes {
         let bound = to_gateways(doc, route, &gateways, diags);
-        if !bound.is_empty() {
-            gateway_refs.extend(
-                bound
-                    .iter()
-                    .map(|b| (doc.clone(), b.path.clone(), b.gateway.clone())),
-            );
-            routed.push(gateway_vs(doc, route, &bound));
+        gateway_refs
+            .extend((bound.iter()).map(|b| (doc.clone(), b.path.clone(), b.gateway.clone())));
+        for (host, (gws, part)) in gateway_parts(doc, route, &bound) {
+            let entry = on_gateways.entry(host).or_default();
+            entry.0.extend(gws);
+            entry.1.push(part);
         }
-        routed.extend(to_services(doc, route, services, diags));
+        for (host, ns, part) in to_services(doc, route, services, diags) {
+            let entry = on_services.entry(host).or_insert_with(|| (ns, Vec::new()));
+            entry.1.push(part);
+        }
     }
+    let mut routed: Routed = (on_gateways.into_iter())
+        .filter_map(|(host, (gws, parts))| merge::gateway_vs(&host, gws, parts))
+        .collect();
+    routed.extend(
+        (on_services.into_iter())
+            .filter_map(|(host, (ns, parts))| merge::mesh_vs(&host, &ns, parts)),
+    );
     (routed, gateway_refs)
 }
 
@@ -178,56 +204,46 @@ fn hosts(hostnames: &[(String, String)], listeners: &[&ListenerInfo]) -> BTreeSe
     out
 }
 
-/// The VirtualService of a route's Gateway parents. Matches name their
-/// gateway (and listener ports) unless one gateway takes every listener.
-fn gateway_vs(
+/// A route's rules for each host it serves on gateways, each match
+/// naming the gateway (and listener ports) it applies on, so the rules of
+/// routes on other gateways can share the host's VirtualService.
+fn gateway_parts(
     doc: &Arc<DocInfo>,
     route: &KubeRoute,
     bound: &[Bound],
-) -> (Arc<DocInfo>, Vec<String>, VirtualService) {
-    let hosts: BTreeSet<&String> = bound.iter().flat_map(|b| &b.hosts).collect();
-    let plain = matches!(bound, [b] if b.ports.is_none());
-    let http = if plain {
-        route.http.clone()
-    } else {
-        let targets: Vec<(String, Option<u16>)> = (bound.iter())
-            .flat_map(|b| match &b.ports {
-                None => vec![(b.gateway.clone(), None)],
-                Some(ports) => ports
-                    .iter()
-                    .map(|p| (b.gateway.clone(), Some(*p)))
-                    .collect(),
-            })
-            .collect();
-        restrict(&route.http, &targets)
-    };
-    let vs = VirtualService {
-        hosts: hosts.iter().map(|h| Host((*h).clone())).collect(),
-        http,
-        tcp: Vec::new(),
-        tls: Vec::new(),
-        gateways: bound
-            .iter()
-            .map(|b| b.gateway.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-        mesh: false,
-        export_to: VsExportTo::default(),
-        origin: doc.origin(),
-    };
-    let paths = vs
-        .hosts
-        .iter()
-        .map(|_| "spec.hostnames".to_string())
-        .collect();
-    (doc.clone(), paths, vs)
+) -> BTreeMap<String, (BTreeSet<String>, Part)> {
+    let mut targets: BTreeMap<&String, Vec<(String, Option<u16>)>> = BTreeMap::new();
+    for b in bound {
+        let ports: Vec<Option<u16>> = match &b.ports {
+            None => vec![None],
+            Some(ports) => ports.iter().copied().map(Some).collect(),
+        };
+        for host in &b.hosts {
+            let t = targets.entry(host).or_default();
+            t.extend(ports.iter().map(|p| (b.gateway.clone(), *p)));
+        }
+    }
+    (targets.into_iter())
+        .map(|(host, t)| {
+            let gws = t.iter().map(|(g, _)| g.clone()).collect();
+            let part = Part {
+                doc: doc.clone(),
+                path: "spec.hostnames".to_string(),
+                created: route.created.clone(),
+                rules: restrict(&route.http, &t),
+            };
+            (host.clone(), (gws, part))
+        })
+        .collect()
 }
 
 /// Each rule's matches repeated for each `(gateway, port)`.
-fn restrict(http: &[HttpRoute], targets: &[(String, Option<u16>)]) -> Vec<HttpRoute> {
+fn restrict(
+    http: &[(Rank, HttpRoute)],
+    targets: &[(String, Option<u16>)],
+) -> Vec<(Rank, HttpRoute)> {
     let mut out = http.to_vec();
-    for rule in &mut out {
+    for (_, rule) in &mut out {
         rule.matches = (rule.matches.iter())
             .flat_map(|m| {
                 targets.iter().map(move |(g, port)| {
@@ -242,17 +258,23 @@ fn restrict(http: &[HttpRoute], targets: &[(String, Option<u16>)]) -> Vec<HttpRo
     out
 }
 
-/// One mesh VirtualService per Service parent (GAMMA): the route routes
-/// that Service's sidecar traffic, on its `port` if given.
+/// The route's part of each Service parent's routing (GAMMA), with the
+/// Service's namespace: the route routes that Service's sidecar traffic,
+/// on its `port` if given.
 fn to_services(
     doc: &Arc<DocInfo>,
     route: &KubeRoute,
     services: &BTreeMap<Host, Service>,
     diags: &mut Vec<Diagnostic>,
-) -> Routed {
+) -> Vec<(Host, String, Part)> {
     let mut out = Vec::new();
     for p in &route.parents {
-        let ParentTarget::Service { host, port } = &p.target else {
+        let ParentTarget::Service {
+            host,
+            namespace,
+            port,
+        } = &p.target
+        else {
             continue;
         };
         let Some(service) = services.get(host) else {
@@ -267,26 +289,17 @@ fn to_services(
             ));
             continue;
         }
-        let http = match port {
-            Some(n) => (route.http.iter().cloned())
-                .map(|mut r| {
-                    r.matches.iter_mut().for_each(|m| m.port = Some(*n));
-                    r
-                })
-                .collect(),
-            None => route.http.clone(),
+        let mut rules = route.http.clone();
+        if let Some(n) = port {
+            (rules.iter_mut().flat_map(|(_, r)| &mut r.matches)).for_each(|m| m.port = Some(*n));
+        }
+        let part = Part {
+            doc: doc.clone(),
+            path: p.path.clone(),
+            created: route.created.clone(),
+            rules,
         };
-        let vs = VirtualService {
-            hosts: vec![host.clone()],
-            http,
-            tcp: Vec::new(),
-            tls: Vec::new(),
-            gateways: Vec::new(),
-            mesh: true,
-            export_to: VsExportTo::default(),
-            origin: doc.origin(),
-        };
-        out.push((doc.clone(), vec![p.path.clone()], vs));
+        out.push((host.clone(), namespace.clone(), part));
     }
     out
 }

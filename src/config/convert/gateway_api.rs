@@ -17,7 +17,7 @@ use crate::config::model::{Host, HttpRoute};
 pub(crate) use grant::reference_grant;
 pub(crate) use grpc::grpc_route;
 pub(crate) use listener::kube_gateway;
-pub(crate) use route::http_route;
+pub(crate) use route::{creation_timestamp, http_route};
 
 /// The API group of the Gateway API kinds.
 pub(crate) const GROUP: &str = "gateway.networking.k8s.io";
@@ -50,6 +50,13 @@ pub(crate) struct ListenerInfo {
     pub kinds: Vec<String>,
 }
 
+/// A match's precedence among all the routes of one host, highest first
+/// (Gateway API: the most specific match wins): for an HTTPRoute, path
+/// kind (exact, regex, prefix, as Istio ranks them), path length, method,
+/// header and query counts; for a GRPCRoute, service and method lengths
+/// and header count.
+pub(crate) type Rank = (u8, usize, usize, usize, usize);
+
 /// A converted `HTTPRoute` or `GRPCRoute`, before attachment.
 #[derive(Debug, Clone)]
 pub(crate) struct KubeRoute {
@@ -57,8 +64,11 @@ pub(crate) struct KubeRoute {
     pub parents: Vec<Parent>,
     /// `hostnames` with their paths, lowercase.
     pub hostnames: Vec<(String, String)>,
-    /// One rule per match, in Gateway API precedence order.
-    pub http: Vec<HttpRoute>,
+    /// One rule per match with its rank, in Gateway API precedence order.
+    pub http: Vec<(Rank, HttpRoute)>,
+    /// `metadata.creationTimestamp` (RFC 3339, UTC): among routes whose
+    /// matches tie, the oldest wins.
+    pub created: Option<String>,
 }
 
 /// A `parentRefs` entry.
@@ -86,6 +96,8 @@ pub(crate) enum ParentTarget {
     Service {
         /// Its canonical host.
         host: Host,
+        /// Its namespace: a route in another one is a consumer route.
+        namespace: String,
         /// `port`.
         port: Option<u16>,
     },

@@ -83,6 +83,7 @@ fn one_match(
         port,
         source_labels,
         source_namespace,
+        excluded_source_namespaces: Default::default(),
         gateways,
     })
 }

@@ -84,11 +84,17 @@ fn examples_load_into_gateways_and_virtual_services() {
     let names: Vec<&str> = (cfg.gateway_virtual_services.iter())
         .map(|v| v.origin.name.as_str())
         .collect();
-    assert_eq!(names, ["catalog", "shop", "shop-redirect"]);
-    let redirect = &cfg.gateway_virtual_services[2];
-    assert_eq!(redirect.hosts[0].as_str(), "shop.example.com");
-    assert_eq!(redirect.http[0].matches[0].port, Some(80));
-    assert!(matches!(redirect.http[0].action, RouteAction::Redirect(_)));
+    // `shop` and `shop-redirect` serve one host: one VirtualService, each
+    // rule on its listener's port, the redirect's catch-all last.
+    assert_eq!(names, ["catalog", "shop"]);
+    let shop = &cfg.gateway_virtual_services[1];
+    assert_eq!(shop.hosts[0].as_str(), "shop.example.com");
+    let redirect = shop.http.last().unwrap();
+    assert_eq!(redirect.matches[0].port, Some(80));
+    assert!(matches!(redirect.action, RouteAction::Redirect(_)));
+    assert!(shop.http[..shop.http.len() - 1]
+        .iter()
+        .all(|r| r.matches[0].port == Some(443)));
     // The more specific gRPC method comes first.
     let grpc = &cfg.gateway_virtual_services[0].http;
     let path = |i: usize| grpc[i].matches[0].uri.clone();
@@ -101,9 +107,23 @@ fn examples_load_into_gateways_and_virtual_services() {
         Some(StringMatch::Prefix("/catalog.Catalog/".into()))
     );
     let mesh = load_rel(&root.join("gateway-api-mesh")).unwrap();
-    let vs = mesh.virtual_services.values().next().unwrap();
+    let reviews = crate::config::model::Host("reviews.default.svc.cluster.local".into());
+    let vs = &mesh.virtual_services[&reviews];
     assert_eq!(vs.origin.kind, "HTTPRoute");
-    assert_eq!(vs.hosts[0].as_str(), "reviews.default.svc.cluster.local");
+    assert_eq!(vs.origin.name, "reviews");
+    // The consumer route first, for `frontend` only; then the producer
+    // routes merged, the newer route's longer prefix first.
+    let ns = |i: usize| vs.http[i].matches[0].source_namespace.as_deref();
+    assert_eq!(ns(0), Some("frontend"));
+    assert_eq!(
+        vs.http[1].matches[0].uri,
+        Some(StringMatch::Prefix("/api/v2".into()))
+    );
+    assert!(
+        (vs.http[1..].iter()).all(|r| r.matches[0].excluded_source_namespaces.contains("frontend"))
+    );
+    let ratings = crate::config::model::Host("ratings.default.svc.cluster.local".into());
+    assert_eq!(mesh.virtual_services[&ratings].origin.kind, "GRPCRoute");
 }
 
 #[test]
@@ -325,4 +345,174 @@ fn filters_map_to_rule_settings() {
     assert_eq!(r.headers.request.remove, ["x-b"]);
     assert_eq!(r.retries.as_ref().unwrap().attempts, 0);
     assert_eq!(r.timeout, None);
+}
+
+/// A GAMMA HTTPRoute `name` in `ns` for Service `web` of `default`,
+/// created at `created`, with `rules`.
+fn gamma(ns: &str, name: &str, created: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  namespace: {ns}
+  creationTimestamp: {created}
+spec:
+  parentRefs:
+  - {{group: \"\", kind: Service, name: web, namespace: default}}
+  rules:
+{rules}"
+    )
+}
+
+fn rule_paths(vs: &crate::config::model::VirtualService) -> Vec<String> {
+    (vs.http.iter())
+        .map(|r| match &r.matches[0].uri {
+            Some(StringMatch::Exact(p)) => format!("={p}"),
+            Some(StringMatch::Prefix(p)) => p.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+const ROOT: &str = "  - backendRefs: [{name: web-v2, port: 8080}]\n";
+const API: &str =
+    "  - matches: [{path: {value: /api}}]\n    backendRefs: [{name: web-v2, port: 8080}]\n";
+const EXACT: &str =
+    "  - matches: [{path: {type: Exact, value: /api/x}}]\n    backendRefs: [{name: web, port: 8080}]\n";
+
+#[test]
+fn several_gamma_routes_for_a_service_merge_by_precedence() {
+    // `a` is older and first by name, yet its catch-all comes last.
+    let a = gamma("default", "a", "2024-01-01T00:00:00Z", ROOT);
+    let b = gamma(
+        "default",
+        "b",
+        "2025-01-01T00:00:00Z",
+        &format!("{API}{EXACT}"),
+    );
+    let cfg = load(&[("s.yaml", SERVICES), ("a.yaml", &a), ("b.yaml", &b)]).unwrap();
+    let vs =
+        &cfg.virtual_services[&crate::config::model::Host("web.default.svc.cluster.local".into())];
+    assert_eq!(rule_paths(vs), ["=/api/x", "/api", "/"]);
+    assert_eq!(vs.origin.name, "a");
+    // Equal matches: the older route wins, then namespace/name.
+    let old = gamma("default", "z", "2020-01-01T00:00:00Z", API);
+    let young = gamma(
+        "default",
+        "y",
+        "2021-01-01T00:00:00Z",
+        API.replace("web-v2", "web").as_str(),
+    );
+    let cfg = load(&[("s.yaml", SERVICES), ("a.yaml", &old), ("b.yaml", &young)]).unwrap();
+    let vs = cfg.virtual_services.values().next().unwrap();
+    let RouteAction::Route(first) = &vs.http[0].action else {
+        panic!("not a route")
+    };
+    assert_eq!(
+        first[0].destination.host.as_str(),
+        "web-v2.default.svc.cluster.local"
+    );
+}
+
+#[test]
+fn a_consumer_route_routes_only_its_namespace() {
+    let grant = "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: front}]
+  to: [{group: \"\", kind: Service}]
+";
+    let consumer = gamma(
+        "front",
+        "mine",
+        "2024-01-01T00:00:00Z",
+        "  - backendRefs: [{name: web-v2, namespace: default, port: 8080}]\n",
+    );
+    let producer = gamma("default", "all", "2024-01-01T00:00:00Z", ROOT);
+    let files = [
+        ("s.yaml", SERVICES),
+        ("c.yaml", consumer.as_str()),
+        ("p.yaml", producer.as_str()),
+        ("g.yaml", grant),
+    ];
+    let cfg = load(&files).unwrap();
+    let vs = cfg.virtual_services.values().next().unwrap();
+    assert_eq!(vs.origin.name, "all");
+    assert_eq!(
+        vs.http[0].matches[0].source_namespace.as_deref(),
+        Some("front")
+    );
+    assert!(vs.http[1].matches[0]
+        .excluded_source_namespaces
+        .contains("front"));
+    assert!(vs.export_to.admits("elsewhere"));
+    // Alone, it is exported to its namespace only.
+    let cfg = load(
+        &files[..2]
+            .iter()
+            .chain(&files[3..])
+            .copied()
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let vs = cfg.virtual_services.values().next().unwrap();
+    assert!(vs.export_to.admits("front") && !vs.export_to.admits("default"));
+    // Its backend in the Service's namespace needs the grant.
+    let e = load(&files[..3]).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("c.yaml:11:19: error: HTTPRoute/mine: spec.rules[0].backendRefs[0]: HTTPRoute front/mine may not refer to Service default/web-v2"), "{e:?}");
+}
+
+#[test]
+fn routes_on_one_gateway_host_merge_by_precedence() {
+    let named = |name: &str, rules: &str| {
+        route("default", rules).replace("  name: r\n", &format!("  name: {name}\n"))
+    };
+    let cfg = load(&[
+        ("s.yaml", SERVICES),
+        ("g.yaml", &gateway("Same")),
+        ("a.yaml", &named("a", ROOT)),
+        ("b.yaml", &named("b", &format!("{API}{EXACT}"))),
+    ])
+    .unwrap();
+    assert_eq!(cfg.gateway_virtual_services.len(), 1);
+    let vs = &cfg.gateway_virtual_services[0];
+    assert_eq!(rule_paths(vs), ["=/api/x", "/api", "/"]);
+    assert_eq!(vs.gateways, ["default/gw"]);
+}
+
+#[test]
+fn a_creation_timestamp_must_be_rfc_3339() {
+    let bad = gamma("default", "a", "yesterday", ROOT);
+    let e = load(&[("s.yaml", SERVICES), ("a.yaml", &bad)]).unwrap_err();
+    assert_eq!(e, ["a.yaml:6:3: error: HTTPRoute/a: metadata.creationTimestamp: creationTimestamp must be a UTC RFC 3339 time such as 2024-01-02T15:04:05Z: it orders routes whose matches tie"]);
+}
+
+#[test]
+fn a_virtual_service_and_a_consumer_route_for_one_host_conflict() {
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web]
+  http:
+  - route: [{destination: {host: web}}]
+";
+    let consumer = gamma(
+        "front",
+        "mine",
+        "2024-01-01T00:00:00Z",
+        "  - backendRefs: [{name: web-v2, namespace: default, port: 8080}]\n",
+    );
+    let grant = "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: front}]\n  to: [{group: \"\", kind: Service}]\n";
+    let e = load(&[
+        ("s.yaml", SERVICES),
+        ("v.yaml", vs),
+        ("c.yaml", &consumer),
+        ("g.yaml", grant),
+    ])
+    .unwrap_err();
+    assert_eq!(e, ["c.yaml:9:5: error: HTTPRoute/mine: spec.parentRefs[0]: host web.default.svc.cluster.local is already routed by VirtualService default/web (v.yaml:1): sidecars take one VirtualService per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge"]);
 }

@@ -144,3 +144,30 @@ fn outside_its_export_to_a_client_gets_the_default_route() {
     s.source_routes.filter(&mut routes, &client);
     assert_eq!(route_names(&routes), ["connect", "default"]);
 }
+
+#[test]
+fn a_consumer_namespace_skips_the_rules_that_exclude_it() {
+    let to = |subset| RouteAction::Route(vec![weighted("ledger", Some(subset), 100)]);
+    let mut consumer = rule(to("v2"));
+    consumer.name = Some("consumer".into());
+    consumer.matches = vec![matching("/", |m| m.source_namespace = Some("front".into()))];
+    let mut producer = rule(to("v1"));
+    producer.name = Some("producer".into());
+    producer.matches = vec![matching("/", |m| {
+        m.excluded_source_namespaces = ["front".to_string()].into()
+    })];
+    let mut mesh = MeshConfig::default();
+    let v = vs("ledger", vec![consumer, producer]);
+    mesh.virtual_services.insert(host("ledger"), Arc::new(v));
+    let si = instances(&mesh, &two_versions(&["ledger", "web"]));
+    let s = shared(&mesh, &si);
+    let mut client = sidecar("web", "web-v1", "v1", 1);
+    let seen = |client: &crate::registry::Proxy| {
+        let mut routes = s.routes.clone();
+        s.source_routes.filter(&mut routes, client);
+        route_names(&routes)
+    };
+    assert_eq!(seen(&client), ["connect", "producer"]);
+    client.namespace = "front".into();
+    assert_eq!(seen(&client), ["connect", "consumer"]);
+}

@@ -3,8 +3,8 @@
 //! the Services).
 
 use super::super::{join, Cx};
-use super::route::{self, Converted, Parts, Rank};
-use super::{backends, filters, matches, CrossRef, KubeRoute};
+use super::route::{self, Converted, Parts};
+use super::{backends, filters, matches, CrossRef, KubeRoute, Rank};
 use crate::config::model::HttpRoute;
 use crate::config::raw::gateway_api as raw;
 
@@ -22,6 +22,7 @@ pub(crate) fn grpc_route(cx: &mut Cx<'_>, r: &raw::Route<raw::GrpcRule>) -> Opti
             parents,
             hostnames,
             http: route::sorted(ranked),
+            created: None,
         },
         cross,
     })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::{join, Cx};
 use super::filters::{self, PathChange, RuleFilters};
-use super::{backends, matches, CrossRef, KubeRoute, Parent, ParentTarget, GROUP};
+use super::{backends, matches, CrossRef, KubeRoute, Parent, ParentTarget, Rank, GROUP};
 use crate::config::model::{
     Host, HttpMatch, HttpRoute, Retries, Rewrite, RouteAction, StringMatch, WeightedDestination,
 };
@@ -16,10 +16,6 @@ pub(crate) struct Converted {
     pub route: KubeRoute,
     pub cross: Vec<CrossRef>,
 }
-
-/// The API's precedence, highest first: path kind (exact, regex, prefix,
-/// as Istio ranks them), path length, method, header and query counts.
-pub(super) type Rank = (u8, usize, usize, usize, usize);
 
 /// Istio's retry attempts when a route sets none (its default policy).
 const ISTIO_DEFAULT_ATTEMPTS: u32 = 2;
@@ -39,15 +35,36 @@ pub(crate) fn http_route(cx: &mut Cx<'_>, r: &raw::Route<raw::HttpRule>) -> Opti
             parents,
             hostnames,
             http: sorted(ranked),
+            created: None,
         },
         cross,
     })
 }
 
 /// Stable sort by rank, highest first: rules keep their order on ties.
-pub(super) fn sorted(mut ranked: Vec<(Rank, HttpRoute)>) -> Vec<HttpRoute> {
+pub(super) fn sorted(mut ranked: Vec<(Rank, HttpRoute)>) -> Vec<(Rank, HttpRoute)> {
     ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
-    ranked.into_iter().map(|(_, r)| r).collect()
+    ranked
+}
+
+/// `metadata.creationTimestamp` of a route, checked: it orders routes
+/// whose matches tie (the oldest first), so a value that cannot be
+/// compared is an error rather than ignored.
+pub(crate) fn creation_timestamp(
+    cx: &mut Cx<'_>,
+    value: Option<&yaml_serde::Value>,
+) -> Option<String> {
+    const PATH: &str = "metadata.creationTimestamp";
+    let v = value.filter(|v| !v.is_null())?;
+    let re = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$").ok()?;
+    match v.as_str() {
+        Some(t) if re.is_match(t) => Some(t.to_string()),
+        _ => {
+            let msg = "creationTimestamp must be a UTC RFC 3339 time such as 2024-01-02T15:04:05Z: it orders routes whose matches tie";
+            cx.err(PATH, msg);
+            None
+        }
+    }
 }
 
 fn http_rule(
@@ -353,13 +370,9 @@ fn parent(cx: &mut Cx<'_>, path: &str, p: &raw::ObjectRef) -> Option<Parent> {
                 );
                 return None;
             }
-            if ns != cx.doc.namespace {
-                let msg = "a route for a Service of another namespace (a consumer route) is not supported yet: put the route in the Service's namespace";
-                cx.err(&join(path, "namespace"), msg);
-                return None;
-            }
             ParentTarget::Service {
                 host: Host::canonical(&format!("{}.{ns}", p.name), &ns),
+                namespace: ns,
                 port,
             }
         }
