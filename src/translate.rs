@@ -504,9 +504,14 @@ fn sidecar_inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> 
         Protocol::Http2 | Protocol::Grpc
     );
     let root = &shared.mesh.root_namespace;
-    let pool = (crate::config::model::sidecar_for(&shared.sidecars, &proxy.namespace, &proxy.labels, root))
-        .and_then(|s| s.inbound_pool.clone())
-        .unwrap_or_default();
+    let pool = (crate::config::model::sidecar_for(
+        &shared.sidecars,
+        &proxy.namespace,
+        &proxy.labels,
+        root,
+    ))
+    .and_then(|s| s.inbound_pool.clone())
+    .unwrap_or_default();
     ingress::Built {
         listeners: vec![listeners::inbound(shared, proxy, security)],
         clusters: vec![listeners::inbound_cluster(proxy, h2, &pool)],

@@ -89,7 +89,10 @@ async fn wait_outcome(client: &Sidecar, host: &str, path: &str, want: &str) {
     })
     .await;
     let last = last.into_inner().unwrap();
-    assert!(got.is_ok(), "{host}{path} never answered {want:?}; last {last:?}");
+    assert!(
+        got.is_ok(),
+        "{host}{path} never answered {want:?}; last {last:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,9 +103,14 @@ async fn two_ingress_ports_serve_two_backends_over_mtls() {
     let text = config(web_port, admin_port, web.port(), admin.port());
     let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
     let trellis = Trellis::start(dir.path()).await.unwrap();
-    let api = Sidecar::start(&trellis, "api", &[("app", "api"), ("version", "v1")], web.port())
-        .await
-        .unwrap();
+    let api = Sidecar::start(
+        &trellis,
+        "api",
+        &[("app", "api"), ("version", "v1")],
+        web.port(),
+    )
+    .await
+    .unwrap();
     let front_app = Backend::start("frontend", "v1").await.unwrap();
     let frontend = Sidecar::start(&trellis, "frontend", &[("version", "v1")], front_app.port())
         .await
@@ -138,8 +146,14 @@ async fn two_ingress_ports_serve_two_backends_over_mtls() {
 
     // `/config_dump`: the two ingress listeners, and no default inbound one.
     let dump = api.config_dump().await.unwrap().to_string();
-    for name in [format!("inbound_{web_port}"), format!("inbound_{admin_port}")] {
-        assert!(dump.contains(&format!("\"name\":\"{name}\"")), "{name} missing");
+    for name in [
+        format!("inbound_{web_port}"),
+        format!("inbound_{admin_port}"),
+    ] {
+        assert!(
+            dump.contains(&format!("\"name\":\"{name}\"")),
+            "{name} missing"
+        );
     }
     let listeners = api.listeners().await.unwrap();
     assert!(!listeners.iter().any(|n| n == "inbound"), "{listeners:?}");

@@ -300,7 +300,9 @@ fn ingress_instance(
     let listener = ingress.iter().find(|i| i.number == target)?;
     let mtls = listener.tls.is_none() && accepts_mtls(mesh, proxy, listener.number);
     Some(Instance {
-        address: listener.endpoint_address(&proxy.inbound_address).to_string(),
+        address: listener
+            .endpoint_address(&proxy.inbound_address)
+            .to_string(),
         port: listener.number,
         ..sidecar_instance(proxy, port, mtls)
     })

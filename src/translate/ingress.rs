@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::config::core::v3::{address, Address, Pipe, TrafficDi
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
-use envoy_types::pb::envoy::config::listener::v3::{ListenerFilter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, ListenerFilter};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
 
 use super::gateway::{server_tls, ServerTlsCtx};
@@ -73,6 +73,13 @@ pub fn build(shared: &Shared, proxy: &Proxy, security: &ProxySecurity, sc: &Side
 /// Trellis has no `virtualInbound` to hang filter chains on).
 pub fn listener_name(port: u16) -> String {
     format!("inbound_{port}")
+}
+
+/// True for the name of an ingress listener (`EnvoyFilter` patches them
+/// in the SIDECAR_INBOUND context).
+pub fn is_ingress_listener(name: &str) -> bool {
+    name.strip_prefix("inbound_")
+        .is_some_and(|port| port.parse::<u16>().is_ok())
 }
 
 /// One ingress listener and the secrets its TLS refers to; `Err` when its

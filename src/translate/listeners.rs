@@ -60,7 +60,11 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool, pool: &ConnectionPool) -> XdsClu
 }
 
 /// A STATIC cluster of `cla`'s endpoints with `pool`'s limits.
-pub(super) fn static_cluster(cla: ClusterLoadAssignment, h2: bool, pool: &ConnectionPool) -> XdsCluster {
+pub(super) fn static_cluster(
+    cla: ClusterLoadAssignment,
+    h2: bool,
+    pool: &ConnectionPool,
+) -> XdsCluster {
     let mut c = XdsCluster {
         name: cla.cluster_name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -140,7 +144,11 @@ pub(super) fn inbound_hcm(
     // After RBAC: a denied request takes no token.
     filters.extend(super::ratelimit::http_filters(shared, proxy));
     filters.push(router());
-    let mut hcm = hcm(names.stat_prefix, RouteSpecifier::RouteConfig(config), filters);
+    let mut hcm = hcm(
+        names.stat_prefix,
+        RouteSpecifier::RouteConfig(config),
+        filters,
+    );
     hcm.upgrade_configs.push(websocket());
     super::jwt::local_reply::apply(&mut hcm);
     super::telemetry::apply(
@@ -162,9 +170,7 @@ fn inbound_route(cluster: &str) -> Route {
             ..Default::default()
         }),
         action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                cluster.to_string(),
-            )),
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.to_string())),
             timeout: Some(route_timeout(None)),
             retry_policy: Some(RetryPolicy {
                 retry_on: "reset-before-request".to_string(),

@@ -115,3 +115,10 @@ fn each_port_gets_its_bind_tls_and_endpoint() {
     // The Sidecar's inboundConnectionPool applies to every port.
     assert!(cluster("inbound|9080||").contains("\"max_connections\":7"));
 }
+
+#[test]
+fn ingress_listener_names_are_recognised() {
+    assert!(super::is_ingress_listener("inbound_9080"));
+    assert!(!super::is_ingress_listener("inbound"));
+    assert!(!super::is_ingress_listener("127.0.0.1_9000"));
+}

@@ -60,7 +60,10 @@ fn ingress_port(
     capture_mode(cx, path, l.capture_mode.as_deref());
     let bind = bind(cx, path, l.bind.as_deref());
     let Some(p) = &l.port else {
-        cx.err(path, "an ingress listener needs a port (port.number, port.protocol)");
+        cx.err(
+            path,
+            "an ingress listener needs a port (port.number, port.protocol)",
+        );
         return None;
     };
     let at = join(path, "port");
@@ -69,7 +72,8 @@ fn ingress_port(
     let tls = (l.tls.as_ref()).and_then(|t| tls(cx, &join(path, "tls"), t));
     let protocol = protocol(cx, &join(&at, "protocol"), &p.protocol, l.tls.is_some());
     let endpoint = endpoint(cx, path, l.default_endpoint.as_deref());
-    let own_pool = (l.connection_pool.as_ref()).map(|cp| pool(cx, &join(path, "connectionPool"), cp));
+    let own_pool =
+        (l.connection_pool.as_ref()).map(|cp| pool(cx, &join(path, "connectionPool"), cp));
     let number = number?;
     Some(IngressPort {
         number,
@@ -131,11 +135,15 @@ fn protocol(cx: &mut Cx<'_>, path: &str, text: &str, tls: bool) -> Option<Protoc
         "HTTPS" | "TLS" => Protocol::Tls,
         "TCP" | "MONGO" | "MYSQL" | "REDIS" | "THRIFT" | "DUBBO" => Protocol::Tcp,
         "" => {
-            cx.err(path, "port.protocol is required (HTTP, HTTP2, GRPC, HTTPS, TLS or TCP)");
+            cx.err(
+                path,
+                "port.protocol is required (HTTP, HTTP2, GRPC, HTTPS, TLS or TCP)",
+            );
             return None;
         }
         _ => {
-            let msg = format!("unknown protocol {text:?}: use HTTP, HTTP2, GRPC, HTTPS, TLS or TCP");
+            let msg =
+                format!("unknown protocol {text:?}: use HTTP, HTTP2, GRPC, HTTPS, TLS or TCP");
             cx.err(path, msg);
             return None;
         }
@@ -195,7 +203,11 @@ fn parse_endpoint(text: &str) -> Result<IngressEndpoint, String> {
 /// `tls`: the gateway's server TLS, limited to the modes Istio allows on
 /// a sidecar (SIMPLE, MUTUAL), with `mode` required as Istio's zero value
 /// (PASSTHROUGH) is not one of them.
-fn tls(cx: &mut Cx<'_>, path: &str, t: &crate::config::raw::gateway::ServerTls) -> Option<ServerTls> {
+fn tls(
+    cx: &mut Cx<'_>,
+    path: &str,
+    t: &crate::config::raw::gateway::ServerTls,
+) -> Option<ServerTls> {
     let at = join(path, "mode");
     match t.mode.as_deref() {
         Some("SIMPLE" | "MUTUAL") => {}

@@ -52,7 +52,10 @@ fn ingress_ports_convert() {
     assert_eq!(web.connection_pool.as_ref().unwrap().idle_timeout, idle);
     assert_eq!(s.inbound_pool.as_ref().unwrap().idle_timeout, idle);
     // HTTPS ended by the sidecar is served as HTTP.
-    assert_eq!((https.protocol, https.name.as_str()), (Protocol::Http, "https-9443"));
+    assert_eq!(
+        (https.protocol, https.name.as_str()),
+        (Protocol::Http, "https-9443")
+    );
     assert!(https.binds_any());
     assert_eq!(https.endpoint_address("10.0.0.7"), "10.0.0.7");
     assert_eq!(https.endpoint, IngressEndpoint::Instance(8443));
@@ -71,7 +74,8 @@ fn ingress_ports_convert() {
 
 #[test]
 fn https_without_tls_is_opaque() {
-    let ingress = "  - port: {number: 9443, protocol: HTTPS}\n    defaultEndpoint: 127.0.0.1:8443\n";
+    let ingress =
+        "  - port: {number: 9443, protocol: HTTPS}\n    defaultEndpoint: 127.0.0.1:8443\n";
     let mesh = load(&[("f.yaml", &sc(ingress))]).unwrap();
     assert_eq!(mesh.sidecars[0].ingress[0].protocol, Protocol::Tls);
 }
