@@ -45,6 +45,9 @@ pub struct IngressPort {
     pub tls: Option<ServerTls>,
     /// `connectionPool`, else the Sidecar's `inboundConnectionPool`.
     pub connection_pool: Option<ConnectionPool>,
+    /// Line and column of `tls.credentialName`, for errors about the
+    /// credential found later (`trellis validate --credentials-dir`).
+    pub credential_pos: Option<(usize, usize)>,
 }
 
 impl IngressPort {

@@ -87,6 +87,8 @@ fn ingress_port(
             (_, t) => t,
         },
         connection_pool: own_pool.or_else(|| default_pool.cloned()),
+        credential_pos: (l.tls.as_ref().and_then(|t| t.credential_name.as_ref()))
+            .map(|_| cx.doc.positions.lookup(&join(path, "tls.credentialName"))),
     })
 }
 
