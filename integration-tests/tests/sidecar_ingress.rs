@@ -159,3 +159,75 @@ async fn two_ingress_ports_serve_two_backends_over_mtls() {
     assert!(!listeners.iter().any(|n| n == "inbound"), "{listeners:?}");
     assert!(web.hits() > 0 && admin.hits() > 0);
 }
+
+/// An ingress port with its own `tls` (SIMPLE, certificate files): a
+/// caller from outside the mesh speaks TLS to the sidecar, which forwards
+/// plain HTTP to the app; the mesh mTLS does not apply to that port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_port_with_tls_serves_outside_callers() {
+    let web = Backend::start("web", "v1").await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["api.test".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let port = free_port();
+    let text = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: api, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: api}}
+  ingress:
+  - port: {{number: {port}, protocol: HTTPS, name: https}}
+    defaultEndpoint: 127.0.0.1:{app}
+    tls:
+      mode: SIMPLE
+      serverCertificate: {cert}
+      privateKey: {key}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: istio-system}}
+spec:
+  mtls: {{mode: STRICT}}
+"#,
+        app = web.port(),
+        cert = cert_file.display(),
+        key = key_file.display(),
+    );
+    let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let api = Sidecar::start(
+        &trellis,
+        "api",
+        &[("app", "api"), ("version", "v1")],
+        web.port(),
+    )
+    .await
+    .unwrap();
+    api.wait_listener(&format!("inbound_{port}"), SETUP_TIMEOUT)
+        .await
+        .unwrap();
+    let url = format!("https://api.test:{port}/");
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let cacert = cert_file.display().to_string();
+    let curl = || async {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert", &cacert])
+            .args(["--resolve", &resolve, &url])
+            .output()
+            .await
+            .ok()?;
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && body.contains("web v1")).then_some(body)
+    };
+    let got = wait_until(SETUP_TIMEOUT, Duration::from_millis(100), curl).await;
+    assert!(got.is_ok(), "no TLS answer: {}", api.log());
+    // The port serves TLS only: plain HTTP gets no answer.
+    let plain = Client::new().get(port, "api", "/", &[]).await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+}
