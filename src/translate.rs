@@ -35,6 +35,7 @@ pub mod envoy_filter;
 pub(crate) mod fixtures;
 pub mod gateway;
 mod inbound;
+pub mod ingress;
 pub mod jwt;
 mod l4;
 mod listeners;
@@ -403,7 +404,9 @@ fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
 pub struct OwnResources {
     /// `inbound|APP_PORT||`; `None` for a gateway (it has no app).
     pub inbound_cluster: Option<XdsCluster>,
-    /// A gateway's AUTO_PASSTHROUGH clusters (`outbound_.PORT_.SUBSET_.HOST`).
+    /// A gateway's AUTO_PASSTHROUGH clusters (`outbound_.PORT_.SUBSET_.HOST`);
+    /// a sidecar's inbound clusters past `inbound_cluster` (one per
+    /// `Sidecar` ingress port).
     pub gateway_clusters: Vec<XdsCluster>,
     /// `inbound` and `outbound` listeners, or a gateway's server listeners.
     pub listeners: Vec<Listener>,
@@ -412,7 +415,8 @@ pub struct OwnResources {
     pub routes: Vec<RouteConfiguration>,
     /// SDS secrets (`default`, `ROOTCA`, a gateway's server certificates).
     pub secrets: Vec<XdsSecret>,
-    /// A gateway's servers left out: `(Gateway, server index, why)`.
+    /// A gateway's servers, or a sidecar's ingress ports, left out:
+    /// `(resource, server or entry index, why)`.
     pub skipped: Vec<(String, usize, String)>,
     /// What `EnvoyFilter` patches did to these resources.
     pub envoy_filters: envoy_filter::Report,
@@ -464,30 +468,54 @@ fn translated_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> O
             envoy_filters: Default::default(),
         };
     }
+    let mut inbound = sidecar_inbound(shared, proxy, security);
+    let first = (!inbound.clusters.is_empty()).then(|| inbound.clusters.remove(0));
+    OwnResources {
+        inbound_cluster: first,
+        // A sidecar's inbound clusters past the first (ingress listeners).
+        gateway_clusters: inbound.clusters,
+        listeners: (inbound.listeners.into_iter())
+            .chain([listeners::outbound(shared, proxy)])
+            .chain(egress::listeners(shared, proxy))
+            .collect(),
+        routes: Vec::new(),
+        secrets: {
+            let mut secrets = workload();
+            secrets.extend(inbound.secrets);
+            client_credential_secrets(shared, proxy, &mut secrets);
+            secrets
+        },
+        skipped: inbound.skipped,
+        envoy_filters: Default::default(),
+    }
+}
+
+/// A sidecar's inbound listeners and clusters: those of its Sidecar's
+/// `ingress` when it has any (Istio then builds no other inbound
+/// listener), else the one listener on its inbound port to the app.
+fn sidecar_inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> ingress::Built {
+    if let Some(sc) = ingress::sidecar_with_ingress(shared, proxy) {
+        return ingress::build(shared, proxy, security, sc);
+    }
     // The app speaks HTTP/2 when its service's port says so (a sidecar
     // fronts one app port).
     let h2 = matches!(
         inbound::app_protocol(shared, proxy),
         Protocol::Http2 | Protocol::Grpc
     );
-    OwnResources {
-        inbound_cluster: Some(listeners::inbound_cluster(proxy, h2)),
-        gateway_clusters: Vec::new(),
-        listeners: [
-            listeners::inbound(shared, proxy, security),
-            listeners::outbound(shared, proxy),
-        ]
-        .into_iter()
-        .chain(egress::listeners(shared, proxy))
-        .collect(),
-        routes: Vec::new(),
-        secrets: {
-            let mut secrets = workload();
-            client_credential_secrets(shared, proxy, &mut secrets);
-            secrets
-        },
-        skipped: Vec::new(),
-        envoy_filters: Default::default(),
+    let root = &shared.mesh.root_namespace;
+    let pool = (crate::config::model::sidecar_for(
+        &shared.sidecars,
+        &proxy.namespace,
+        &proxy.labels,
+        root,
+    ))
+    .and_then(|s| s.inbound_pool.clone())
+    .unwrap_or_default();
+    ingress::Built {
+        listeners: vec![listeners::inbound(shared, proxy, security)],
+        clusters: vec![listeners::inbound_cluster(proxy, h2, &pool)],
+        ..Default::default()
     }
 }
 

@@ -16,6 +16,7 @@ mod authorization;
 mod envoy_filter;
 mod export;
 mod gateway;
+mod ingress;
 mod locality;
 mod multicluster;
 mod rate_limit;
@@ -43,6 +44,7 @@ pub use gateway::{
     TlsSource, TlsVersion,
 };
 
+pub use ingress::{IngressEndpoint, IngressPort};
 pub use locality::{
     locality_matches, Locality, LocalityDistribute, LocalityFailover, LocalityLbSetting, Topology,
     CLUSTER_LABEL, NETWORK_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL,

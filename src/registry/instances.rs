@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{labels_match, Instance, Proxy, Registry};
 use crate::config::model::{
-    effective_mtls, Host, Location, MeshConfig, MtlsMode, Protocol, Resolution, RouteAction,
-    Service, ServicePort, StaticEndpoint,
+    effective_mtls, sidecar_for, Host, IngressPort, Location, MeshConfig, MtlsMode, Protocol,
+    Resolution, RouteAction, Service, ServicePort, StaticEndpoint,
 };
 
 /// Every service `translate` must build, by canonical host.
@@ -88,8 +88,11 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
         None => true,
         Some(gw) => gw.endpoint_address.is_some(),
     });
+    // Most meshes have no ingress listeners: then no sidecar looks up its
+    // Sidecar here.
+    let ingress = mesh.sidecars.iter().any(|s| !s.ingress.is_empty());
     for proxy in endpoints {
-        join_sidecar(&mut services, mesh, &selecting, proxy);
+        join_sidecar(&mut services, mesh, &selecting, proxy, ingress);
     }
     for host in named_hosts(mesh) {
         if let (false, Some((_, ns))) = (services.contains_key(&host), host.cluster_local_parts()) {
@@ -230,6 +233,7 @@ fn join_sidecar(
     mesh: &MeshConfig,
     selecting: &[&Service],
     proxy: &Proxy,
+    any_ingress: bool,
 ) {
     let own = proxy.host();
     let mut targets: Vec<Host> = selecting
@@ -253,17 +257,55 @@ fn join_sidecar(
             .or_insert_with(|| implicit_view(own.clone(), proxy.namespace.clone()));
         targets.push(own);
     }
-    let mtls = accepts_mtls(mesh, proxy);
+    let ingress = any_ingress.then(|| ingress_of(mesh, proxy)).flatten();
+    let mtls = accepts_mtls(mesh, proxy, proxy.app_port);
     for host in targets {
         if let Some(view) = services.get_mut(&host) {
-            let added: Vec<Instance> = view
-                .ports
-                .iter()
-                .map(|p| sidecar_instance(proxy, p, mtls))
+            let added: Vec<Instance> = (view.ports.iter())
+                .filter_map(|p| match ingress {
+                    Some(ports) => ingress_instance(mesh, proxy, ports, p),
+                    None => Some(sidecar_instance(proxy, p, mtls)),
+                })
                 .collect();
             view.instances.extend(added);
         }
     }
+}
+
+/// The ingress listeners of the `Sidecar` that applies to a sidecar (not
+/// a gateway), when it has any.
+fn ingress_of<'a>(mesh: &'a MeshConfig, proxy: &Proxy) -> Option<&'a [IngressPort]> {
+    if proxy.gateway.is_some() {
+        return None;
+    }
+    let root = &mesh.mesh.root_namespace;
+    sidecar_for(&mesh.sidecars, &proxy.namespace, &proxy.labels, root)
+        .map(|s| s.ingress.as_slice())
+        .filter(|ports| !ports.is_empty())
+}
+
+/// A sidecar with ingress listeners serves a service port on the listener
+/// whose number is the port's target (its `targetPort`, else its number:
+/// Istio's endpoint port), on that listener's address. A port no listener
+/// serves has no instance on this sidecar: with `ingress`, Istio builds no
+/// other inbound listener. A port with its own server `tls` takes no mesh
+/// mTLS, so clients are not told to send it (`tlsMode`).
+fn ingress_instance(
+    mesh: &MeshConfig,
+    proxy: &Proxy,
+    ingress: &[IngressPort],
+    port: &ServicePort,
+) -> Option<Instance> {
+    let target = port.target_port.unwrap_or(port.number);
+    let listener = ingress.iter().find(|i| i.number == target)?;
+    let mtls = listener.tls.is_none() && accepts_mtls(mesh, proxy, listener.number);
+    Some(Instance {
+        address: listener
+            .endpoint_address(&proxy.inbound_address)
+            .to_string(),
+        port: listener.number,
+        ..sidecar_instance(proxy, port, mtls)
+    })
 }
 
 fn sidecar_instance(proxy: &Proxy, port: &ServicePort, mtls: bool) -> Instance {
@@ -303,16 +345,16 @@ fn gateway_instance(proxy: &Proxy, gw: &super::GatewayNode, port: &ServicePort) 
     }
 }
 
-/// Whether the sidecar's inbound port takes mTLS: its `PeerAuthentication`
-/// mode on the app port (the workload port Istio keys `portLevelMtls` by)
-/// is not DISABLE.
-fn accepts_mtls(mesh: &MeshConfig, proxy: &Proxy) -> bool {
+/// Whether the sidecar's listener for workload port `port` takes mTLS:
+/// its `PeerAuthentication` mode there (the app port, or an ingress port:
+/// the workload ports Istio keys `portLevelMtls` by) is not DISABLE.
+fn accepts_mtls(mesh: &MeshConfig, proxy: &Proxy, port: u16) -> bool {
     let mode = effective_mtls(
         &mesh.peer_authentications,
         &mesh.mesh.root_namespace,
         &proxy.namespace,
         &proxy.labels,
-        proxy.app_port,
+        port,
     );
     mode != MtlsMode::Disable
 }

@@ -137,27 +137,19 @@ fn credential_dirs(dir: &Path) -> Vec<(String, String, PathBuf)> {
 }
 
 /// `trellis validate --credentials-dir`: an error for each Gateway server
-/// whose `credentialName` is missing or unusable under `dir`, at the
-/// `credentialName` field, naming the server and the file.
+/// and Sidecar ingress port whose `credentialName` is missing or unusable
+/// under `dir`, at the `credentialName` field, naming the server (port)
+/// and the file.
 pub fn validate(mesh: &MeshConfig, dir: &Path) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
+    let mut out = validate_ingress(mesh, dir);
     for gw in &mesh.gateways {
         for (i, s) in gw.servers.iter().enumerate() {
             let Some((name, mutual)) = credential_of(s) else {
                 continue;
             };
-            // `NAMESPACE/NAME` names a credential of another namespace.
-            let (ns, short) = name.split_once('/').unwrap_or((&gw.origin.namespace, name));
-            let path = dir.join(ns).join(short);
-            let problem = match read_credential(&path) {
-                Err(e) => Some(e.to_string()),
-                Ok(c) if mutual && c.ca_pem.is_none() => Some(format!(
-                    "{}: missing (mode MUTUAL needs the client CA)",
-                    path.join("ca.crt").display()
-                )),
-                Ok(_) => None,
+            let Some(problem) = problem(dir, &gw.origin.namespace, name, mutual) else {
+                continue;
             };
-            let Some(problem) = problem else { continue };
             let (line, col) = s.credential_pos.unwrap_or((gw.origin.line, 1));
             out.push(Diagnostic {
                 file: gw.origin.file.clone(),
@@ -169,6 +161,52 @@ pub fn validate(mesh: &MeshConfig, dir: &Path) -> Vec<Diagnostic> {
                 message: format!(
                     "credential {name:?} of server {i} (port {}): {problem}",
                     s.port
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// What is wrong with credential `name` under `dir` (in `namespace`
+/// unless it names one: `NAMESPACE/NAME`), `None` when it is usable.
+fn problem(dir: &Path, namespace: &str, name: &str, mutual: bool) -> Option<String> {
+    let (ns, short) = name.split_once('/').unwrap_or((namespace, name));
+    let path = dir.join(ns).join(short);
+    match read_credential(&path) {
+        Err(e) => Some(e.to_string()),
+        Ok(c) if mutual && c.ca_pem.is_none() => Some(format!(
+            "{}: missing (mode MUTUAL needs the client CA)",
+            path.join("ca.crt").display()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// [`validate`] for Sidecar ingress ports with `tls.credentialName`.
+fn validate_ingress(mesh: &MeshConfig, dir: &Path) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for sc in &mesh.sidecars {
+        for (i, p) in sc.ingress.iter().enumerate() {
+            let Some(t) = &p.tls else { continue };
+            let Some(TlsSource::Credential(name)) = &t.source else {
+                continue;
+            };
+            let mutual = t.mode.is_some_and(|m| m.verifies_clients());
+            let Some(problem) = problem(dir, &sc.origin.namespace, name, mutual) else {
+                continue;
+            };
+            let (line, col) = p.credential_pos.unwrap_or((sc.origin.line, 1));
+            out.push(Diagnostic {
+                file: sc.origin.file.clone(),
+                line,
+                col,
+                kind: sc.origin.kind.clone(),
+                name: sc.origin.name.clone(),
+                field: format!("spec.ingress[{i}].tls.credentialName"),
+                message: format!(
+                    "credential {name:?} of ingress port {}: {problem}",
+                    p.number
                 ),
             });
         }

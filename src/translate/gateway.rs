@@ -34,7 +34,7 @@ use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer
 use crate::registry::{GatewayNode, Proxy};
 
 pub use sni::{east_west_port, sni_clusters, sni_for_cluster, SniCluster};
-pub(crate) use tls::client_secrets;
+pub(crate) use tls::{client_secrets, downstream as server_tls, Ctx as ServerTlsCtx};
 pub use tls::{credential_secret_names, Credential, Credentials};
 
 /// Translated routes of one gateway-bound VirtualService on one server

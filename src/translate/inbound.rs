@@ -34,7 +34,6 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
 };
 
 use super::l4::{guard_and_log, TCP_PROXY};
-use super::listeners::inbound_cluster_name;
 use super::rbac::network_filters;
 use super::telemetry::{tcp_access_logs, Direction};
 use super::tls::inbound_mtls;
@@ -45,9 +44,10 @@ use crate::registry::Proxy;
 const HCM: &str = "envoy.filters.network.http_connection_manager";
 const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 
-/// The proxy's inbound mode: its `PeerAuthentication` mode on the app
-/// port; DISABLE when the runtime gives it no certificates.
-pub fn mode(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> MtlsMode {
+/// The proxy's inbound mode on `port` (the app port, or an ingress
+/// port): its `PeerAuthentication` mode there; DISABLE when the runtime
+/// gives it no certificates.
+pub fn mode(shared: &Shared, proxy: &Proxy, security: &ProxySecurity, port: u16) -> MtlsMode {
     if !security.mtls {
         return MtlsMode::Disable;
     }
@@ -56,7 +56,7 @@ pub fn mode(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> MtlsMod
         &shared.mesh.root_namespace,
         &proxy.namespace,
         &proxy.labels,
-        proxy.app_port,
+        port,
     )
 }
 
@@ -86,6 +86,12 @@ pub fn chains(
         }
         MtlsMode::Disable => (Vec::new(), vec![chain("inbound", serve, None, None)]),
     }
+}
+
+/// One chain behind a server TLS of the user's (a Sidecar ingress port's
+/// `tls`), instead of the mesh mTLS: callers from outside the mesh.
+pub fn tls_chain(serve: &Serve<'_>, tls: TransportSocket) -> Vec<FilterChain> {
+    vec![chain("inbound-tls", serve, Some(tls), None)]
 }
 
 /// One chain; it matches on `transport_protocol` only next to the TLS
@@ -145,10 +151,11 @@ pub fn app_protocol(shared: &Shared, proxy: &Proxy) -> Protocol {
 }
 
 /// The network filters of an inbound TCP chain: the proxy's
-/// AuthorizationPolicies (rules' `ports` name the app port), then
-/// `tcp_proxy` to the app, logging per the proxy's Telemetry.
-pub fn tcp_filters(shared: &Shared, proxy: &Proxy) -> Vec<Filter> {
-    let cluster = inbound_cluster_name(proxy.app_port);
+/// AuthorizationPolicies (rules' `ports` name `port`: the app port, or
+/// an ingress port), then `tcp_proxy` to `cluster`, logging per the
+/// proxy's Telemetry.
+pub fn tcp_filters(shared: &Shared, proxy: &Proxy, port: u16, cluster: &str) -> Vec<Filter> {
+    let cluster = cluster.to_string();
     let proxy_filter = Filter {
         name: TCP_PROXY.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(pack_any(TcpProxy {
@@ -161,7 +168,7 @@ pub fn tcp_filters(shared: &Shared, proxy: &Proxy) -> Vec<Filter> {
         filters: vec![proxy_filter],
         ..Default::default()
     }];
-    let rbac = network_filters(&shared.authz, proxy, proxy.app_port);
+    let rbac = network_filters(&shared.authz, proxy, port);
     let logs = tcp_access_logs(shared, proxy, Direction::Inbound);
     guard_and_log(&mut chain, &rbac, &logs);
     let [chain] = chain;

@@ -40,8 +40,9 @@ pub fn inbound_cluster_name(app_port: u16) -> String {
 }
 
 /// The cluster to the local app: STATIC 127.0.0.1:APP_PORT, HTTP/2 when
-/// the proxy's service speaks it, Istio's default connection pool.
-pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
+/// the proxy's service speaks it, the Sidecar's `inboundConnectionPool`
+/// or Istio's default connection pool.
+pub fn inbound_cluster(proxy: &Proxy, h2: bool, pool: &ConnectionPool) -> XdsCluster {
     let name = inbound_cluster_name(proxy.app_port);
     let app = Instance {
         address: "127.0.0.1".to_string(),
@@ -55,17 +56,25 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
         topology: Default::default(),
     };
     let cla: ClusterLoadAssignment = load_assignment(&name, &[app], proxy.app_port, None);
+    static_cluster(cla, h2, pool)
+}
+
+/// A STATIC cluster of `cla`'s endpoints with `pool`'s limits.
+pub(super) fn static_cluster(
+    cla: ClusterLoadAssignment,
+    h2: bool,
+    pool: &ConnectionPool,
+) -> XdsCluster {
     let mut c = XdsCluster {
-        name,
+        name: cla.cluster_name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
         )),
         load_assignment: Some(cla),
         ..Default::default()
     };
-    let pool = ConnectionPool::default();
-    apply_connection_pool(&mut c, &pool);
-    set_http_options(&mut c, &pool, h2);
+    apply_connection_pool(&mut c, pool);
+    set_http_options(&mut c, pool, h2);
     c
 }
 
@@ -73,13 +82,19 @@ pub fn inbound_cluster(proxy: &Proxy, h2: bool) -> XdsCluster {
 /// of the proxy's mTLS mode (see `inbound`): requests (see
 /// `inbound_route`), or connections when the app's port is TCP or TLS.
 pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Listener {
-    let mode = inbound::mode(shared, proxy, security);
+    let mode = inbound::mode(shared, proxy, security, proxy.app_port);
     let td = &shared.mesh.trust_domain;
+    let cluster = inbound_cluster_name(proxy.app_port);
     let (listener_filters, filter_chains) = if inbound::app_protocol(shared, proxy).is_http() {
-        let hcm = inbound_hcm(shared, proxy);
+        let names = InboundNames {
+            route: INBOUND_LISTENER.to_string(),
+            virtual_host: INBOUND_LISTENER.to_string(),
+            stat_prefix: format!("inbound_{}", proxy.inbound_port),
+        };
+        let hcm = inbound_hcm(shared, proxy, proxy.app_port, &cluster, names);
         inbound::chains(mode, td, &inbound::Serve::Http(&hcm))
     } else {
-        let filters = inbound::tcp_filters(shared, proxy);
+        let filters = inbound::tcp_filters(shared, proxy, proxy.app_port, &cluster);
         inbound::chains(mode, td, &inbound::Serve::Tcp(&filters))
     };
     Listener {
@@ -92,13 +107,30 @@ pub fn inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> List
     }
 }
 
-/// The inbound HCM: JWT, RBAC and the route to the app.
-fn inbound_hcm(shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
-    let route = inbound_route(proxy);
+/// The names an inbound HCM shows in `/config_dump` and its stats.
+pub(super) struct InboundNames {
+    /// Its inline route configuration's name.
+    pub route: String,
+    /// Its one virtual host's name.
+    pub virtual_host: String,
+    /// The HCM's `stat_prefix`.
+    pub stat_prefix: String,
+}
+
+/// An inbound HCM: JWT, RBAC (rules' `ports` checked against `port`) and
+/// the route to `cluster`.
+pub(super) fn inbound_hcm(
+    shared: &Shared,
+    proxy: &Proxy,
+    port: u16,
+    cluster: &str,
+    names: InboundNames,
+) -> HttpConnectionManager {
+    let route = inbound_route(cluster);
     let config = RouteConfiguration {
-        name: INBOUND_LISTENER.to_string(),
+        name: names.route,
         virtual_hosts: vec![VirtualHost {
-            name: INBOUND_LISTENER.to_string(),
+            name: names.virtual_host,
             domains: vec!["*".to_string()],
             routes: vec![route],
             ..Default::default()
@@ -108,12 +140,12 @@ fn inbound_hcm(shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
     let mut filters = Vec::new();
     // JWT before RBAC: RBAC matches the payload the JWT filter verified.
     filters.extend(super::jwt::http_filter(&shared.jwt, proxy));
-    filters.extend(super::rbac::http_filters(&shared.authz, proxy));
+    filters.extend(super::rbac::http_filters_on(&shared.authz, proxy, port));
     // After RBAC: a denied request takes no token.
     filters.extend(super::ratelimit::http_filters(shared, proxy));
     filters.push(router());
     let mut hcm = hcm(
-        format!("inbound_{}", proxy.inbound_port),
+        names.stat_prefix,
         RouteSpecifier::RouteConfig(config),
         filters,
     );
@@ -130,7 +162,7 @@ fn inbound_hcm(shared: &Shared, proxy: &Proxy) -> HttpConnectionManager {
 
 /// Everything to the app, no timeout; Istio's inbound retry of requests
 /// reset before they reached the app (safe even for non-idempotent ones).
-fn inbound_route(proxy: &Proxy) -> Route {
+fn inbound_route(cluster: &str) -> Route {
     Route {
         name: "default".to_string(),
         r#match: Some(RouteMatch {
@@ -138,9 +170,7 @@ fn inbound_route(proxy: &Proxy) -> Route {
             ..Default::default()
         }),
         action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                inbound_cluster_name(proxy.app_port),
-            )),
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.to_string())),
             timeout: Some(route_timeout(None)),
             retry_policy: Some(RetryPolicy {
                 retry_on: "reset-before-request".to_string(),

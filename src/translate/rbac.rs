@@ -102,7 +102,13 @@ impl AuthzPolicies {
 /// The RBAC filters for `proxy`'s inbound HTTP connection manager, to go
 /// right before the router; empty when no policy applies.
 pub fn http_filters(authz: &AuthzPolicies, proxy: &Proxy) -> Vec<HttpFilter> {
-    let built = rule_sets(authz, proxy, Layer::Http, proxy.app_port);
+    http_filters_on(authz, proxy, proxy.app_port)
+}
+
+/// [`http_filters`] for a listener on `port` (a Sidecar ingress port),
+/// which the rules' `to.operation.ports` are checked against.
+pub fn http_filters_on(authz: &AuthzPolicies, proxy: &Proxy, port: u16) -> Vec<HttpFilter> {
+    let built = rule_sets(authz, proxy, Layer::Http, port);
     (built.into_iter())
         .map(|r| HttpFilter {
             name: RBAC_FILTER.to_string(),

@@ -440,6 +440,8 @@ mod tests {
                 host: payment.into(),
             }],
             ports: Vec::new(),
+            ingress: Vec::new(),
+            inbound_pool: None,
             outbound_policy: None,
             egress_proxy: None,
             origin: origin("Sidecar", "frontend"),

@@ -188,7 +188,11 @@ fn proxy_protocol(
     }
 }
 
-fn connection_pool(cx: &mut Cx<'_>, path: &str, cp: &raw::ConnectionPool) -> ConnectionPool {
+pub(super) fn connection_pool(
+    cx: &mut Cx<'_>,
+    path: &str,
+    cp: &raw::ConnectionPool,
+) -> ConnectionPool {
     let mut out = ConnectionPool::default();
     if let Some(tcp) = &cp.tcp {
         let p = join(path, "tcp");

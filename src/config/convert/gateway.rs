@@ -149,7 +149,7 @@ fn gateway_host(text: &str, own_ns: &str) -> Result<GatewayHost, String> {
     Ok(GatewayHost { namespace, host })
 }
 
-fn server_tls(
+pub(super) fn server_tls(
     cx: &mut Cx<'_>,
     path: &str,
     t: &raw::ServerTls,

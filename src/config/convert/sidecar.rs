@@ -4,16 +4,19 @@
 
 use super::{join, Cx};
 use crate::config::model::{
-    Destination, EgressHost, EgressNamespace, EgressPort, Host, OutboundTrafficPolicy, SidecarScope,
+    Destination, EgressHost, EgressNamespace, EgressPort, Host, IngressPort, OutboundTrafficPolicy,
+    SidecarScope,
 };
 use crate::config::raw::sidecar as raw;
 
 /// Converts a `Sidecar`; `None` when it is unusable.
 pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope> {
-    cx.unsupported("spec", "ingress", &sc.ingress);
-    cx.unsupported("spec", "inboundConnectionPool", &sc.inbound_connection_pool);
     let own_ns = cx.doc.namespace.clone();
     let mut ok = true;
+    let inbound_pool = (sc.inbound_connection_pool.as_ref())
+        .map(|cp| ingress::pool(cx, "spec.inboundConnectionPool", cp));
+    let ingress = ingress::ingress_ports(cx, sc, inbound_pool.as_ref());
+    ok &= ingress.is_ok();
     let outbound_policy = sc.outbound_traffic_policy.as_ref().map(|p| policy(cx, p));
     ok &= outbound_policy.is_none_or(|p| p.is_some());
     let outbound_policy = outbound_policy.flatten();
@@ -64,6 +67,8 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
             Err(()) => ok = false,
         }
     }
+    let ingress = ingress.unwrap_or_default();
+    ok &= no_shared_socket(cx, &ingress, &ports);
     let selector = sc.workload_selector.as_ref().map(|s| s.labels.clone());
     if let Some(labels) = &selector {
         cx.labels("spec.workloadSelector.labels", labels);
@@ -73,6 +78,8 @@ pub(crate) fn sidecar(cx: &mut Cx<'_>, sc: &raw::Sidecar) -> Option<SidecarScope
         selector: selector.filter(|l| !l.is_empty()),
         egress,
         ports,
+        ingress,
+        inbound_pool,
         outbound_policy,
         egress_proxy,
         origin: cx.doc.origin(),
@@ -106,17 +113,48 @@ fn egress_proxy(
 }
 
 /// Without `egress`: Istio's default listener (`convertToSidecarScope`),
-/// every service of every namespace, for a Sidecar that writes a policy;
-/// an error for one that writes nothing.
+/// every service of every namespace, for a Sidecar that writes a policy,
+/// ingress listeners or an inbound pool; an error for one that writes
+/// nothing (Istio: "empty configuration provided").
 fn default_egress(sc: &raw::Sidecar) -> Result<Option<EgressHost>, &'static str> {
-    match (sc.egress.is_empty(), &sc.outbound_traffic_policy) {
+    let writes_other = sc.outbound_traffic_policy.is_some()
+        || !sc.ingress.is_empty()
+        || sc.inbound_connection_pool.is_some();
+    match (sc.egress.is_empty(), writes_other) {
         (false, _) => Ok(None),
-        (true, Some(_)) => Ok(Some(EgressHost {
+        (true, true) => Ok(Some(EgressHost {
             namespace: EgressNamespace::Any,
             host: "*".to_string(),
         })),
-        (true, None) => Err("egress must list at least one listener with hosts"),
+        (true, false) => Err("egress must list at least one listener with hosts"),
     }
+}
+
+/// An ingress and an egress listener cannot share a socket: Envoy would
+/// refuse the second bind. Only clashes certain from the config are
+/// errors (an ingress `bind` left out is the sidecar's inbound address,
+/// known when it connects, so it clashes only with a wildcard).
+fn no_shared_socket(cx: &mut Cx<'_>, ingress: &[IngressPort], egress: &[EgressPort]) -> bool {
+    let mut ok = true;
+    for (i, p) in ingress.iter().enumerate() {
+        let clash = egress.iter().find(|e| {
+            let wildcard = matches!(e.bind.as_str(), "0.0.0.0" | "::");
+            e.number == p.number
+                && (p.binds_any() || wildcard || p.bind.as_deref() == Some(e.bind.as_str()))
+        });
+        if let Some(e) = clash {
+            let msg = format!(
+                "ingress port {} on {} takes the socket of egress port {} on {}",
+                p.number,
+                p.bind.as_deref().unwrap_or("the inbound address"),
+                e.number,
+                e.bind
+            );
+            cx.err(&format!("spec.ingress[{i}].port.number"), msg);
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// `outboundTrafficPolicy`: its mode, `None` after an error. An absent
@@ -201,6 +239,7 @@ fn ns_for_short<'a>(ns: &'a str, own_ns: &'a str) -> &'a str {
     }
 }
 
+mod ingress;
 mod port;
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Destination, Host, MeshSettings, Origin};
+use super::{ConnectionPool, Destination, Host, IngressPort, MeshSettings, Origin};
 
 /// The namespace half of an egress host `NAMESPACE/HOST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +118,12 @@ pub struct SidecarScope {
     /// Egress listeners with a `port`: each is a listener of its own on
     /// `bind:number` (sidecars have no transparent interception).
     pub ports: Vec<EgressPort>,
+    /// `ingress[]`: when not empty, the sidecar's only inbound listeners
+    /// (Istio's rule), replacing the default one on its inbound port.
+    pub ingress: Vec<IngressPort>,
+    /// `inboundConnectionPool`: the limits of every inbound cluster (an
+    /// ingress entry's own `connectionPool` wins).
+    pub inbound_pool: Option<ConnectionPool>,
     /// `outboundTrafficPolicy.mode`; `None` when not written (the `Mesh`
     /// default applies, see [`outbound_policy`]).
     pub outbound_policy: Option<OutboundTrafficPolicy>,
@@ -180,6 +186,8 @@ impl SidecarScope {
             selector: None,
             egress,
             ports: Vec::new(),
+            ingress: Vec::new(),
+            inbound_pool: None,
             outbound_policy: None,
             egress_proxy: None,
             origin: Origin {

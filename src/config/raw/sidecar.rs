@@ -1,10 +1,13 @@
 //! `Sidecar` (`networking.istio.io`), as written. Trellis reads the egress
-//! hosts (the services a sidecar may reach) and the workload selector.
+//! hosts (the services a sidecar may reach), the ingress listeners (the
+//! ports it serves) and the workload selector.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::destination_rule::ConnectionPool;
+use super::gateway::ServerTls;
 use super::Unsupported;
 
 /// `Sidecar.spec`.
@@ -14,12 +17,31 @@ pub(crate) struct Sidecar {
     pub workload_selector: Option<WorkloadSelector>,
     #[serde(default)]
     pub egress: Vec<EgressListener>,
-    /// Inbound listeners per port: not supported yet.
-    pub ingress: Option<Unsupported>,
+    /// Inbound listeners per port.
+    #[serde(default)]
+    pub ingress: Vec<IngressListener>,
     /// What happens to hosts not in the registry.
     pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
-    /// Inbound connection pool settings: not supported yet.
-    pub inbound_connection_pool: Option<Unsupported>,
+    /// Inbound connection pool settings of every inbound cluster.
+    pub inbound_connection_pool: Option<ConnectionPool>,
+}
+
+/// `IstioIngressListener`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct IngressListener {
+    /// The port the listener binds (required).
+    pub port: Option<SidecarPort>,
+    /// The address it binds.
+    pub bind: Option<String>,
+    /// `DEFAULT`, `NONE` or `IPTABLES`.
+    pub capture_mode: Option<String>,
+    /// Where connections go: `127.0.0.1:PORT`, `0.0.0.0:PORT` or `unix://PATH`.
+    pub default_endpoint: Option<String>,
+    /// Server TLS on this port (for callers outside the mesh).
+    pub tls: Option<ServerTls>,
+    /// Limits of this port's inbound cluster.
+    pub connection_pool: Option<ConnectionPool>,
 }
 
 /// `OutboundTrafficPolicy` (Sidecar's, with `egressProxy`).

@@ -229,3 +229,63 @@ fn network_gateways_are_gateways_with_a_network_port_and_an_address() {
     );
     assert_eq!(list("net-east"), [("192.0.2.9".to_string(), 25443)]);
 }
+
+/// With `Sidecar.ingress`, a service port reaches the ingress listener
+/// whose number is its `targetPort` (else its number), on that listener's
+/// address; a port no listener serves has no instance on that sidecar;
+/// a port with its own `tls` takes no mesh mTLS.
+#[test]
+fn ingress_ports_are_the_endpoint_ports() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api]
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 9080}
+  - {number: 443, name: https, protocol: HTTPS, targetPort: 9443}
+  - {number: 9000, name: tcp, protocol: TCP}
+  - {number: 81, name: http-other, protocol: HTTP}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: api, namespace: default}
+spec:
+  workloadSelector: {labels: {app: api}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP}
+    defaultEndpoint: 127.0.0.1:8080
+  - port: {number: 9443, protocol: HTTPS}
+    bind: 127.0.0.9
+    defaultEndpoint: 127.0.0.1:8443
+    tls: {mode: SIMPLE, credentialName: api-cert}
+  - port: {number: 9000, protocol: TCP}
+    bind: 0.0.0.0
+    defaultEndpoint: 127.0.0.1:5432
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mesh.yaml"), text).unwrap();
+    let mesh = crate::config::load_dir(dir.path()).unwrap();
+    let mut reg = Registry::new();
+    let mut proxy = crate::translate::fixtures::sidecar("api", "api-1", "v1", 15006);
+    proxy.inbound_address = "10.0.0.7".into();
+    reg.register(proxy);
+    let view = &instances(&mesh, &reg).services[&Host::canonical("api", "default")];
+    let got: Vec<(u16, &str, u16, bool)> = (view.instances.iter())
+        .map(|i| (i.service_port, i.address.as_str(), i.port, i.mtls))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (80, "10.0.0.7", 9080, true),
+            (443, "127.0.0.9", 9443, false),
+            (9000, "10.0.0.7", 9000, true),
+        ]
+    );
+}

@@ -89,3 +89,30 @@ spec:
         d.message
     );
 }
+
+#[test]
+fn validate_names_sidecar_ingress_port_and_file() {
+    let config = tempfile::tempdir().unwrap();
+    let sc = "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: api, namespace: shop}
+spec:
+  ingress:
+  - port: {number: 9443, protocol: HTTPS}
+    defaultEndpoint: 127.0.0.1:8443
+    tls:
+      mode: SIMPLE
+      credentialName: api-cert
+";
+    std::fs::write(config.path().join("sc.yaml"), sc).unwrap();
+    let mesh = crate::config::load_dir(config.path()).unwrap();
+    let creds = tempfile::tempdir().unwrap();
+    let d = &validate(&mesh, creds.path())[0];
+    assert_eq!((d.line, d.col), (10, 7));
+    assert_eq!(d.field, "spec.ingress[0].tls.credentialName");
+    assert!(d.message.contains("ingress port 9443"), "{}", d.message);
+    assert!(d.message.contains("shop/api-cert/tls.crt"), "{}", d.message);
+    let (c, k) = pair("api");
+    write(creds.path(), "shop", "api-cert", &c, &k);
+    assert!(validate(&mesh, creds.path()).is_empty());
+}

@@ -92,7 +92,8 @@ struct Own {
     security: ProxySecurity,
     /// `None` for a gateway (no app).
     inbound_cluster: Option<(String, Arc<Versioned>)>,
-    /// A gateway's AUTO_PASSTHROUGH clusters.
+    /// A gateway's AUTO_PASSTHROUGH clusters, or a sidecar's inbound
+    /// clusters past the first (Sidecar ingress ports).
     gateway_clusters: Vec<(String, Arc<Versioned>)>,
     listeners: Option<Arc<TypeResources>>,
     /// A gateway's own route configurations; `None` for a sidecar.
@@ -377,7 +378,7 @@ impl BuildState {
     fn own(&mut self, shared: &Shared, proxy: &Proxy, security: ProxySecurity) -> Own {
         let res = translate::proxy_own(shared, proxy, &security);
         for (gateway, server, why) in &res.skipped {
-            tracing::warn!(proxy = %proxy.id, %gateway, server, %why, "gateway server left out");
+            tracing::warn!(proxy = %proxy.id, %gateway, server, %why, "gateway server or sidecar ingress port left out");
         }
         let inbound =
             (res.inbound_cluster.as_ref()).map(|c| (c.name.clone(), self.interner.encode(c)));
@@ -481,20 +482,26 @@ fn parts(group: &mut Group, own: &Own) -> Parts {
     ]
 }
 
-/// A gateway with AUTO_PASSTHROUGH clusters of its own: its cluster set is
-/// made for it alone (gateways are few), not shared through the group.
+/// A gateway with AUTO_PASSTHROUGH clusters of its own, or a sidecar
+/// with several inbound clusters: its cluster set is made for it alone
+/// (such proxies are few), not shared through the group.
 fn gateway_parts(group: &Group, own: &Own) -> Parts {
     let mut all = group.outbound_clusters.clone();
-    for (name, cluster) in &own.gateway_clusters {
+    for (name, cluster) in own.inbound_cluster.iter().chain(&own.gateway_clusters) {
         all.insert(name.clone(), Arc::clone(cluster));
     }
+    // A sidecar routes with the shared `outbound` configuration.
+    let routes = match own.proxy.gateway {
+        Some(_) => own.routes.clone(),
+        None => group.routes.clone(),
+    };
     [
         (
             CLUSTER_TYPE.as_str(),
             Some(Arc::new(TypeResources::new(all))),
         ),
         (ENDPOINT_TYPE.as_str(), group.endpoints.clone()),
-        (ROUTE_TYPE.as_str(), own.routes.clone()),
+        (ROUTE_TYPE.as_str(), routes),
         (LISTENER_TYPE.as_str(), own.listeners.clone()),
         (SECRET_TYPE.as_str(), own.secrets.clone()),
     ]

@@ -44,6 +44,8 @@ fn mesh(port_hosts: &[&str]) -> MeshConfig {
             bind: "127.0.0.2".into(),
             hosts: port_hosts.iter().map(|h| named(&host(h).0)).collect(),
         }],
+        ingress: Vec::new(),
+        inbound_pool: None,
         outbound_policy: None,
         egress_proxy: None,
         origin: origin("Sidecar", "default"),

@@ -46,7 +46,9 @@ pub fn patch_listeners(patcher: &mut Patcher<'_>, listeners: &mut Vec<Listener>)
 pub(super) fn context_of(patcher: &Patcher<'_>, l: &Listener) -> PatchContext {
     if patcher.gateway {
         PatchContext::Gateway
-    } else if l.name == crate::translate::INBOUND_LISTENER {
+    } else if l.name == crate::translate::INBOUND_LISTENER
+        || crate::translate::ingress::is_ingress_listener(&l.name)
+    {
         PatchContext::SidecarInbound
     } else {
         PatchContext::SidecarOutbound

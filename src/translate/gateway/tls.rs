@@ -56,7 +56,7 @@ pub fn credential_secret_names(name: &str) -> (String, String) {
 /// The server's transport socket and the secrets it refers to, or why the
 /// server cannot be served. `http` offers ALPN h2 and http/1.1; a TCP
 /// backend behind terminated TLS offers none.
-pub(super) fn downstream(
+pub(crate) fn downstream(
     t: &ServerTls,
     namespace: &str,
     cx: &Ctx<'_>,
@@ -130,7 +130,7 @@ pub(super) fn downstream(
 }
 
 /// What a server's TLS is built from besides its own settings.
-pub(super) struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// `credentialName` certificates.
     pub credentials: &'a Credentials,
     /// The mesh's trust domain (ISTIO_MUTUAL).

@@ -119,7 +119,8 @@ fn workload_beats_namespace_beats_mesh_and_port_level_beats_workload() {
     let me = Some(labels(&[("app", "pay")]));
     let other = Some(labels(&[("app", "other")]));
     let proxy = sidecar("pay", "pay-v1", "v1", 15006);
-    let mode_of = |policies: Vec<PeerAuthentication>| mode(&shared(policies), &proxy, &ON);
+    let mode_of =
+        |policies: Vec<PeerAuthentication>| mode(&shared(policies), &proxy, &ON, proxy.app_port);
     let mesh = pa("istio-system", None, MtlsMode::Strict, None);
     let ns = pa("default", None, MtlsMode::Disable, None);
     assert_eq!(mode_of(vec![mesh.clone()]), MtlsMode::Strict);

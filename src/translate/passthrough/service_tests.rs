@@ -152,6 +152,8 @@ fn egress_proxy_takes_unknown_hosts() {
             host: "nothing.example.com".into(),
         }],
         ports: Vec::new(),
+        ingress: Vec::new(),
+        inbound_pool: None,
         outbound_policy: Some(OutboundTrafficPolicy::AllowAny),
         egress_proxy: Some(Destination {
             host: host("egress"),

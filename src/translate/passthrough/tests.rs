@@ -52,6 +52,8 @@ fn policy_sidecar(policy: OutboundTrafficPolicy) -> SidecarScope {
             host: "*".into(),
         }],
         ports: Vec::new(),
+        ingress: Vec::new(),
+        inbound_pool: None,
         outbound_policy: Some(policy),
         egress_proxy: None,
         origin: origin("Sidecar", "default"),

@@ -230,10 +230,10 @@ fn never_princ() -> Principal {
     ))))
 }
 
-/// Istio's `ports` are the workload's port. A Trellis sidecar fronts one
-/// app port and peers reach it on the inbound listener's own port, so the
-/// condition is decided here: the app port matches every request, any
-/// other port none.
+/// Istio's `ports` are the workload's port. Each Trellis inbound listener
+/// serves one workload port (the app port, or a Sidecar ingress port), so
+/// the condition is decided per listener here: its port matches every
+/// request, any other port none.
 fn port_perm(port: u16, t: Target<'_>) -> Permission {
     if port == t.app_port {
         perm(permission::Rule::Any(true))

@@ -101,10 +101,6 @@ fn which_sidecar_applies() {
 #[test]
 fn unsupported_fields_are_errors() {
     assert_eq!(
-        err("  ingress:\n  - port:\n      number: 80\n  egress:\n  - hosts: [\"./*\"]\n"),
-        ["f.yaml:7:3: error: Sidecar/sc: spec.ingress: field `ingress` is not supported yet"]
-    );
-    assert_eq!(
         err("  outboundTrafficPolicy:\n    egressProxy: {host: proxy}\n"),
         ["f.yaml:8:5: error: Sidecar/sc: spec.outboundTrafficPolicy.egressProxy: egressProxy only applies with mode ALLOW_ANY (REGISTRY_ONLY refuses unknown hosts)"]
     );
@@ -112,7 +108,6 @@ fn unsupported_fields_are_errors() {
         err("  egress:\n  - hosts: [\"./*\"]\n    captureMode: NONE\n  inboundConnectionPool: {}\n"),
         [
             "f.yaml:9:5: error: Sidecar/sc: spec.egress[0].captureMode: captureMode chooses how traffic is intercepted (iptables); Trellis sidecars have no interception: apps connect to the listener (bind:port) themselves",
-            "f.yaml:10:3: error: Sidecar/sc: spec.inboundConnectionPool: field `inboundConnectionPool` is not supported yet",
         ]
     );
 }
