@@ -79,7 +79,7 @@ pub use clusters::{cluster_name, ServiceClusters, ServiceMemo};
 pub use listeners::inbound_cluster_name;
 pub use policy::DEFAULT_CONNECT_TIMEOUT;
 pub use retry::{DEFAULT_ATTEMPTS, DEFAULT_RETRIABLE_STATUS_CODES, DEFAULT_RETRY_ON};
-pub use routes::OUTBOUND_ROUTE;
+pub use routes::{SharedRoutes, OUTBOUND_ROUTE};
 pub use secrets::{secrets, workload_secrets, WorkloadCerts, ROOT_CA_SECRET, WORKLOAD_SECRET};
 
 /// Name of every sidecar's inbound listener.
@@ -100,7 +100,7 @@ pub struct Shared {
     /// Endpoints of the EDS clusters, named like their cluster.
     pub load_assignments: Vec<ClusterLoadAssignment>,
     /// The `outbound` route configuration.
-    pub routes: Vec<RouteConfiguration>,
+    pub routes: Vec<SharedRoutes>,
     /// Its routes that only some clients get (see [`source`]).
     pub source_routes: source::SourceRoutes,
     /// `clusters` and `load_assignments` by outbound host, for scoping.
@@ -111,9 +111,6 @@ pub struct Shared {
     pub virtual_services: BTreeMap<Host, Arc<VirtualService>>,
     /// The destination rules the routes were translated from.
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
-    /// `routes` without their virtual hosts, for scoped copies that take
-    /// only the virtual hosts in scope.
-    pub route_shells: Vec<RouteConfiguration>,
     /// Ports of every service, for per-proxy inbound settings.
     pub service_ports: BTreeMap<Host, Vec<ServicePort>>,
     /// The `Mesh` settings (trust domain, root namespace).
@@ -297,13 +294,6 @@ pub fn shared_from(
             (vec![config], sources)
         }
     };
-    let route_shells = routes
-        .iter()
-        .map(|r| RouteConfiguration {
-            virtual_hosts: Vec::new(),
-            ..r.clone()
-        })
-        .collect();
     let locality_clusters: BTreeMap<_, _> = (memo.values())
         .flat_map(|s| s.localities())
         .map(|l| (l.name.clone(), Arc::clone(l)))
@@ -317,7 +307,6 @@ pub fn shared_from(
         load_assignments,
         routes,
         source_routes,
-        route_shells,
         per_service: memo,
         virtual_services: mesh.virtual_services.clone(),
         destination_rules: mesh.destination_rules.clone(),
@@ -365,13 +354,14 @@ pub fn shared_from(
 /// The last build's outbound routes and their inputs, for translating
 /// again only the virtual hosts whose inputs changed.
 fn previous_routes(p: &Shared) -> Option<routes::Previous<'_>> {
-    let config = (p.routes.iter()).find(|r| r.name == routes::OUTBOUND_ROUTE)?;
+    let config = (p.routes.iter()).find(|r| r.name() == routes::OUTBOUND_ROUTE)?;
     Some(routes::Previous {
         config,
         sources: &p.source_routes,
         virtual_services: &p.virtual_services,
         destination_rules: &p.destination_rules,
         service_ports: &p.service_ports,
+        service_addresses: &p.service_addresses,
     })
 }
 
@@ -588,7 +578,11 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
     let view = scope::outbound_view(shared, proxy);
     let own = proxy_own(shared, proxy, security);
     let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
-    let mut view_routes = view.routes;
+    let mut view_routes: Vec<RouteConfiguration> = view
+        .routes
+        .iter()
+        .map(scope::RouteView::to_config)
+        .collect();
     let mut report = patch_shared_view(shared, proxy, &mut clusters, &mut view_routes);
     report.extend(own.envoy_filters);
     let mut load_assignments: Vec<ClusterLoadAssignment> =

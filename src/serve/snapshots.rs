@@ -6,6 +6,7 @@
 //! [`build`]; docs/architecture.md, "Performance").
 
 mod build;
+mod route_bytes;
 mod split;
 #[cfg(test)]
 mod tests;

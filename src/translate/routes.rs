@@ -4,6 +4,7 @@
 //! `BuildSidecarVirtualHostWrapper`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::{
     route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
@@ -68,25 +69,56 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A route configuration whose virtual hosts are shared: a virtual host
+/// that did not change keeps its `Arc` from one translation to the next,
+/// so it is neither copied into the next one nor encoded again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedRoutes {
+    /// The configuration's fields but its virtual hosts.
+    pub shell: RouteConfiguration,
+    /// Its virtual hosts, in order.
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+}
+
+impl SharedRoutes {
+    /// The configuration's name.
+    pub fn name(&self) -> &str {
+        &self.shell.name
+    }
+
+    /// The whole configuration as one message.
+    pub fn to_config(&self) -> RouteConfiguration {
+        RouteConfiguration {
+            virtual_hosts: (self.virtual_hosts.iter()).map(|v| (**v).clone()).collect(),
+            ..self.shell.clone()
+        }
+    }
+}
+
 /// The outbound route configuration: a virtual host per service port.
 /// HTTP ports route requests; every port, TCP and TLS ones too, takes
 /// `CONNECT HOST:PORT` (an `https_proxy` client's tunnel) to its cluster.
 #[cfg(test)]
 pub fn outbound(ctx: Ctx<'_>) -> RouteConfiguration {
-    outbound_with_sources(ctx, None).0
+    outbound_with_sources(ctx, None).0.to_config()
 }
+
+/// What a virtual host's domains are made from: its service's host, the
+/// port, whether the port is the service's default, whether it is HTTP.
+type Named<'a> = (&'a Host, u16, bool, bool);
 
 /// The outbound route configuration for every service's HTTP ports, and
 /// its routes that only some clients get (`sourceLabels`,
 /// `sourceNamespace`). Virtual hosts none of whose inputs changed since
-/// `previous` are taken from it (equal to a fresh translation).
+/// `previous` are taken from it (equal to a fresh translation, the same
+/// `Arc`).
 pub fn outbound_with_sources(
     ctx: Ctx<'_>,
     previous: Option<Previous<'_>>,
-) -> (RouteConfiguration, SourceRoutes) {
-    let reuse = previous.map(reuse::Reuse::new);
+) -> (SharedRoutes, SourceRoutes) {
+    let reuse = previous.map(|p| reuse::Reuse::new(p, ctx));
     let mut vhosts = Vec::new();
-    let mut candidates = Vec::new();
+    let mut named: Vec<Named<'_>> = Vec::new();
     let mut sources = SourceRoutes::default();
     for view in ctx.services.services.values() {
         let default_port = default_port(view);
@@ -94,35 +126,54 @@ pub fn outbound_with_sources(
             let http = port.protocol.is_http();
             let bare = http && Some(port.number) == default_port;
             let name = format!("{}:{}", view.host, port.number);
-            let mut names = domains(&view.host, port.number, bare);
-            if http {
-                names.extend(address_domains(ctx, &view.host, port.number, bare));
-            }
-            candidates.push(names);
-            let kept = (reuse.as_ref()).and_then(|r| r.routes(ctx, &view.host, &name));
-            let routes = match kept {
-                Some((routes, kept_sources)) => {
+            named.push((&view.host, port.number, bare, http));
+            let kept = (reuse.as_ref()).and_then(|r| r.vhost(ctx, &view.host, &name));
+            vhosts.push(match kept {
+                Some((vhost, kept_sources)) => {
                     for (index, source) in kept_sources {
                         sources.add(&name, index, source);
                     }
-                    routes
+                    vhost
                 }
-                None => port_routes(ctx, &view.host, port.number, http, &name, &mut sources),
-            };
-            vhosts.push(VirtualHost {
-                name,
-                routes,
-                ..Default::default()
+                None => {
+                    let routes =
+                        port_routes(ctx, &view.host, port.number, http, &name, &mut sources);
+                    Arc::new(VirtualHost {
+                        name,
+                        routes,
+                        ..Default::default()
+                    })
+                }
             });
         }
     }
-    assign_domains(&mut vhosts, &candidates);
-    let config = RouteConfiguration {
+    // Domains depend only on every service's ports and addresses: when
+    // none changed, each virtual host keeps its last ones.
+    if !reuse.as_ref().is_some_and(|r| r.take_domains(&mut vhosts)) {
+        assign_domains(&mut vhosts, &candidates(ctx, &named));
+    }
+    let shell = RouteConfiguration {
         name: OUTBOUND_ROUTE.to_string(),
-        virtual_hosts: vhosts,
         ..Default::default()
     };
+    let config = SharedRoutes {
+        shell,
+        virtual_hosts: vhosts,
+    };
     (config, sources)
+}
+
+/// Each virtual host's candidate domains.
+fn candidates(ctx: Ctx<'_>, named: &[Named<'_>]) -> Vec<Vec<Candidate>> {
+    (named.iter())
+        .map(|&(host, port, bare, http)| {
+            let mut names = domains(host, port, bare);
+            if http {
+                names.extend(address_domains(ctx, host, port, bare));
+            }
+            names
+        })
+        .collect()
 }
 
 /// The routes of `vs`'s http rules whose matches apply on sidecars at
@@ -272,7 +323,7 @@ fn address_domains(ctx: Ctx<'_>, host: &Host, port: u16, bare: bool) -> Vec<Cand
     out
 }
 
-fn assign_domains(vhosts: &mut [VirtualHost], candidates: &[Vec<Candidate>]) {
+fn assign_domains(vhosts: &mut [Arc<VirtualHost>], candidates: &[Vec<Candidate>]) {
     let mut owner: BTreeMap<&str, (u8, usize)> = BTreeMap::new();
     for (idx, list) in candidates.iter().enumerate() {
         for (domain, rank) in list {
@@ -284,11 +335,16 @@ fn assign_domains(vhosts: &mut [VirtualHost], candidates: &[Vec<Candidate>]) {
         }
     }
     for (idx, list) in candidates.iter().enumerate() {
-        vhosts[idx].domains = list
+        let domains: Vec<String> = list
             .iter()
             .filter(|(d, _)| owner.get(d.as_str()).map(|o| o.1) == Some(idx))
             .map(|(d, _)| d.clone())
             .collect();
+        // A virtual host taken from the last translation stays shared
+        // when its domains are the same.
+        if vhosts[idx].domains != domains {
+            Arc::make_mut(&mut vhosts[idx]).domains = domains;
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -154,7 +155,34 @@ pub struct OutboundView<'a> {
     /// of `localized` (no east-west gateway known for their network).
     pub unreachable: Vec<(String, String)>,
     /// The `outbound` route configuration, filtered.
-    pub routes: Vec<RouteConfiguration>,
+    pub routes: Vec<RouteView<'a>>,
+}
+
+/// One route configuration of a view: the shared configuration's fields
+/// and the virtual hosts the view keeps. A view costs no copy of the
+/// mesh's virtual hosts, and an encoder can keep each one's bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteView<'a> {
+    /// The shared configuration without its virtual hosts.
+    pub shell: &'a RouteConfiguration,
+    /// The virtual hosts, in the shared configuration's order: the shared
+    /// ones, unless this view changed them.
+    pub virtual_hosts: Vec<Arc<VirtualHost>>,
+}
+
+impl RouteView<'_> {
+    /// The configuration's name.
+    pub fn name(&self) -> &str {
+        &self.shell.name
+    }
+
+    /// The whole configuration as a message.
+    pub fn to_config(&self) -> RouteConfiguration {
+        RouteConfiguration {
+            virtual_hosts: (self.virtual_hosts.iter()).map(|v| (**v).clone()).collect(),
+            ..self.shell.clone()
+        }
+    }
 }
 
 /// `proxy`'s outbound view (the same for every proxy of its [`ScopeKey`]).
@@ -162,7 +190,8 @@ pub struct OutboundView<'a> {
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let mut view = scoped_view(shared, proxy);
-    shared.source_routes.filter(&mut view.routes, proxy);
+    let vhosts = view.routes.iter_mut().flat_map(|r| &mut r.virtual_hosts);
+    shared.source_routes.filter_views(vhosts, proxy);
     // A sidecar's outbound policy is its Sidecar's or the mesh's, a
     // function of its scope key too. A gateway routes only what its
     // Gateways bind, with routes of its own.
@@ -178,9 +207,13 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
     if let Some(name) = &egress {
         keep_cluster(shared, &mut view, name);
     }
-    for rc in view.routes.iter_mut().filter(|r| r.name == OUTBOUND_ROUTE) {
-        rc.virtual_hosts
-            .push(passthrough::catch_all(policy, egress.as_deref()));
+    for rc in view
+        .routes
+        .iter_mut()
+        .filter(|r| r.name() == OUTBOUND_ROUTE)
+    {
+        let catch_all = passthrough::catch_all(policy, egress.as_deref());
+        rc.virtual_hosts.push(Arc::new(catch_all));
     }
     view
 }
@@ -211,7 +244,7 @@ fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
             load_assignments,
             localized,
             unreachable,
-            routes: shared.routes.clone(),
+            routes: Scope::all_routes(shared),
         };
     };
     let index = &shared.cluster_index;
@@ -368,24 +401,28 @@ impl<'a> Scope<'a> {
     }
 
     /// Route configurations without the virtual hosts (`HOST:PORT`) of
-    /// services out of scope. Only the kept virtual hosts are copied.
-    pub(crate) fn routes(&self, shared: &Shared) -> Vec<RouteConfiguration> {
+    /// services out of scope.
+    pub(crate) fn routes<'s>(&self, shared: &'s Shared) -> Vec<RouteView<'s>> {
         let keep = |vh: &VirtualHost| match vh.name.rsplit_once(':') {
             Some((host, _)) if self.known.contains(host) => self.admitted.contains(host),
             _ => true,
         };
-        shared
-            .routes
-            .iter()
-            .zip(&shared.route_shells)
-            .map(|(rc, shell)| RouteConfiguration {
-                virtual_hosts: rc
-                    .virtual_hosts
-                    .iter()
+        Self::views(shared, keep)
+    }
+
+    /// Every shared route configuration, whole.
+    fn all_routes(shared: &Shared) -> Vec<RouteView<'_>> {
+        Self::views(shared, |_| true)
+    }
+
+    fn views(shared: &Shared, keep: impl Fn(&VirtualHost) -> bool) -> Vec<RouteView<'_>> {
+        (shared.routes.iter())
+            .map(|rc| RouteView {
+                shell: &rc.shell,
+                virtual_hosts: (rc.virtual_hosts.iter())
                     .filter(|v| keep(v))
                     .cloned()
                     .collect(),
-                ..shell.clone()
             })
             .collect()
     }

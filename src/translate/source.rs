@@ -11,8 +11,9 @@
 //! them from the copy of each proxy they do not apply to.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
 
 use crate::config::model::{HttpMatch, L4Match, Labels, VirtualService};
 use crate::registry::Proxy;
@@ -192,19 +193,42 @@ impl SourceRoutes {
         }
         let holds = self.key(proxy);
         for vh in configs.iter_mut().flat_map(|c| c.virtual_hosts.iter_mut()) {
-            let Some(conditional) = self.routes.get(&vh.name) else {
-                continue;
-            };
-            let mut index = 0;
-            vh.routes.retain(|_| {
-                let keep = (conditional.iter())
-                    .find(|(i, _)| *i == index)
-                    .is_none_or(|(_, c)| holds[*c]);
-                index += 1;
-                keep
-            });
+            if let Some(conditional) = self.routes.get(&vh.name) {
+                retain_holding(&mut vh.routes, conditional, &holds);
+            }
         }
     }
+
+    /// [`SourceRoutes::filter`] over a view's virtual hosts: only those
+    /// with conditional routes are copied (to be filtered).
+    pub fn filter_views<'v>(
+        &self,
+        vhosts: impl Iterator<Item = &'v mut Arc<VirtualHost>>,
+        proxy: &Proxy,
+    ) {
+        if self.routes.is_empty() {
+            return;
+        }
+        let holds = self.key(proxy);
+        for vh in vhosts {
+            if let Some(conditional) = self.routes.get(&vh.name) {
+                retain_holding(&mut Arc::make_mut(vh).routes, conditional, &holds);
+            }
+        }
+    }
+}
+
+/// Keeps the routes whose condition holds (`holds`, by condition index)
+/// or that have none (`conditional`: route index, condition index).
+fn retain_holding(routes: &mut Vec<Route>, conditional: &[(usize, usize)], holds: &[bool]) {
+    let mut index = 0;
+    routes.retain(|_| {
+        let keep = (conditional.iter())
+            .find(|(i, _)| *i == index)
+            .is_none_or(|(_, c)| holds[*c]);
+        index += 1;
+        keep
+    });
 }
 
 #[cfg(test)]

@@ -21,9 +21,11 @@ use envoy_types::pb::envoy::config::listener::v3::Listener as XdsListener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
 use envoy_types::pb::google::protobuf::Any;
+use prost::Name;
 
+use super::route_bytes::VhostBytes;
 use crate::registry::Proxy;
-use crate::translate::scope::{outbound_view, scope_key, ScopeKey};
+use crate::translate::scope::{outbound_view, scope_key, RouteView, ScopeKey};
 use crate::translate::{self, ProxySecurity, Shared};
 use crate::xds::{
     Resources, Snapshot, TypeResources, Versioned, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE,
@@ -35,6 +37,8 @@ use crate::xds::{
 struct Interner {
     previous: HashMap<u64, Arc<Versioned>>,
     current: HashMap<u64, Arc<Versioned>>,
+    /// Each shared virtual host's bytes, for the route configurations.
+    vhost_bytes: VhostBytes,
 }
 
 impl Interner {
@@ -43,10 +47,26 @@ impl Interner {
     /// and version; the same bytes as in this or the previous rebuild give
     /// the same `Arc`.
     fn encode<M: prost::Message + prost::Name>(&mut self, msg: &M) -> Arc<Versioned> {
-        let any = Any {
+        self.intern(Any {
             type_url: M::type_url(),
             value: canonical_bytes(msg),
-        };
+        })
+    }
+
+    /// [`Interner::encode`] of a route configuration view, written from
+    /// the virtual hosts it borrows (the same bytes as the whole message).
+    fn encode_view(&mut self, view: &RouteView<'_>) -> Arc<Versioned> {
+        match self.vhost_bytes.route_view_bytes(view) {
+            Ok(value) => self.intern(Any {
+                type_url: RouteConfiguration::type_url(),
+                value,
+            }),
+            Err(_) => self.encode(&view.to_config()),
+        }
+    }
+
+    /// The interned `Arc` of `any`'s bytes.
+    fn intern(&mut self, any: Any) -> Arc<Versioned> {
         // An in-memory key, checked by comparing bytes: not a version.
         let mut h = DefaultHasher::new();
         any.type_url.hash(&mut h);
@@ -69,6 +89,7 @@ impl Interner {
     /// Ends a rebuild: what it did not use is forgotten.
     fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.current);
+        self.vhost_bytes.finish();
     }
 }
 
@@ -342,16 +363,25 @@ impl BuildState {
                 .collect::<Resources>()
         };
         let key = crate::translate::scope::scope_key(shared, proxy);
-        let mut routes_view = view.routes.clone();
-        let (outbound_clusters, envoy_filters) = if key.envoy_filters.is_empty() {
+        let (outbound_clusters, routes, envoy_filters) = if key.envoy_filters.is_empty() {
             let picked = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
-            (picked, Default::default())
+            let routes = (view.routes.iter())
+                .map(|r| (r.name().to_string(), self.interner.encode_view(r)))
+                .collect();
+            (picked, routes, Default::default())
         } else {
             // Patched for this group alone: encoded here, not shared.
             let mut own: Vec<XdsCluster> = view.clusters.iter().map(|c| (*c).clone()).collect();
-            let report = translate::patch_shared_view(shared, proxy, &mut own, &mut routes_view);
-            let encoded = (own.iter()).map(|c| (c.name.clone(), self.interner.encode(c)));
-            (encoded.collect(), report)
+            let mut routes: Vec<RouteConfiguration> =
+                view.routes.iter().map(RouteView::to_config).collect();
+            let report = translate::patch_shared_view(shared, proxy, &mut own, &mut routes);
+            let encoded = (own.iter())
+                .map(|c| (c.name.clone(), self.interner.encode(c)))
+                .collect();
+            let routes = (routes.iter())
+                .map(|r| (r.name.clone(), self.interner.encode(r)))
+                .collect();
+            (encoded, routes, report)
         };
         let mut eds = pick(
             &mut view.load_assignments.iter().map(|c| &c.cluster_name),
@@ -361,10 +391,6 @@ impl BuildState {
         for cla in &view.localized {
             eds.insert(cla.cluster_name.clone(), self.interner.encode(cla));
         }
-        let routes = routes_view
-            .iter()
-            .map(|r: &RouteConfiguration| (r.name.clone(), self.interner.encode(r)))
-            .collect();
         Group {
             outbound_clusters,
             endpoints: set(eds),

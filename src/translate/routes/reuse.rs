@@ -11,16 +11,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 
-use super::Ctx;
-use crate::config::model::{DestinationRule, Host, RouteAction, ServicePort, VirtualService};
+use super::{Ctx, SharedRoutes};
+use crate::config::model::{Cidr, DestinationRule, Host, RouteAction, ServicePort, VirtualService};
 use crate::translate::source::{Source, SourceRoutes};
 
 /// The last translation of the outbound routes and its inputs.
 pub struct Previous<'a> {
     /// The outbound route configuration it made.
-    pub config: &'a RouteConfiguration,
+    pub config: &'a SharedRoutes,
     /// Its routes that only some clients get.
     pub sources: &'a SourceRoutes,
     /// The VirtualServices it was made from.
@@ -29,29 +29,70 @@ pub struct Previous<'a> {
     pub destination_rules: &'a BTreeMap<Host, Arc<DestinationRule>>,
     /// Every service's ports it was made from.
     pub service_ports: &'a BTreeMap<Host, Vec<ServicePort>>,
+    /// The `addresses` of the services that had some.
+    pub service_addresses: &'a BTreeMap<Host, Vec<Cidr>>,
 }
 
-/// A virtual host's routes, and the client conditions of some of them
+/// A virtual host, and the client conditions of some of its routes
 /// (route index, condition).
-pub(super) type Kept = (Vec<Route>, Vec<(usize, Source)>);
+pub(super) type Kept = (Arc<VirtualHost>, Vec<(usize, Source)>);
 
 /// [`Previous`] with its virtual hosts indexed by name.
 pub(super) struct Reuse<'a> {
     previous: Previous<'a>,
-    vhosts: HashMap<&'a str, &'a VirtualHost>,
+    vhosts: HashMap<&'a str, &'a Arc<VirtualHost>>,
+    /// No service's ports or addresses changed: every virtual host's
+    /// domains are the last ones.
+    same_domains: bool,
 }
 
 impl<'a> Reuse<'a> {
-    pub(super) fn new(previous: Previous<'a>) -> Self {
+    pub(super) fn new(previous: Previous<'a>, ctx: Ctx<'_>) -> Self {
         let vhosts = (previous.config.virtual_hosts.iter())
             .map(|v| (v.name.as_str(), v))
             .collect();
-        Reuse { previous, vhosts }
+        let services = &ctx.services.services;
+        let same_ports = services.len() == previous.service_ports.len()
+            && (services.iter().zip(previous.service_ports))
+                .all(|((host, view), (last, ports))| host == last && view.ports == *ports);
+        let addresses = (ctx.mesh.services.values())
+            .filter(|s| !s.addresses.is_empty())
+            .map(|s| (&s.host, &s.addresses));
+        let same_domains = same_ports && addresses.eq(previous.service_addresses.iter());
+        Reuse {
+            previous,
+            vhosts,
+            same_domains,
+        }
     }
 
-    /// Virtual host `name`'s routes (of `host`) and their client
-    /// conditions from the last translation, if none of its inputs changed.
-    pub(super) fn routes(&self, ctx: Ctx<'_>, host: &Host, name: &str) -> Option<Kept> {
+    /// Gives each of `vhosts` the domains of the last virtual host of its
+    /// name, when the domains cannot have changed; false (`vhosts` to be
+    /// given fresh domains) otherwise.
+    pub(super) fn take_domains(&self, vhosts: &mut [Arc<VirtualHost>]) -> bool {
+        if !self.same_domains {
+            return false;
+        }
+        let lasts: Option<Vec<&Arc<VirtualHost>>> = (vhosts.iter())
+            .map(|v| self.vhosts.get(v.name.as_str()).copied())
+            .collect();
+        let Some(lasts) = lasts else {
+            return false;
+        };
+        for (vh, last) in vhosts.iter_mut().zip(lasts) {
+            // A taken virtual host has them already; a fresh one is not
+            // shared yet, so this does not copy it.
+            if !Arc::ptr_eq(vh, last) {
+                Arc::make_mut(vh).domains.clone_from(&last.domains);
+            }
+        }
+        true
+    }
+
+    /// Virtual host `name` (of `host`) and its routes' client conditions
+    /// from the last translation, if none of its routes' inputs changed
+    /// (its domains are the last ones: see [`Reuse::take_domains`]).
+    pub(super) fn vhost(&self, ctx: Ctx<'_>, host: &Host, name: &str) -> Option<Kept> {
         let last = self.vhosts.get(name)?;
         if !self.unchanged(ctx, host) {
             return None;
@@ -59,7 +100,7 @@ impl<'a> Reuse<'a> {
         let sources = (self.previous.sources.of_vhost(name))
             .map(|(i, s)| (i, s.clone()))
             .collect();
-        Some((last.routes.clone(), sources))
+        Some((Arc::clone(last), sources))
     }
 
     fn unchanged(&self, ctx: Ctx<'_>, host: &Host) -> bool {

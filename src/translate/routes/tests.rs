@@ -188,8 +188,8 @@ fn destination_port_resolution() {
 /// next step.
 fn reused_equals_fresh(
     mesh: &MeshConfig,
-    last: Option<&(MeshConfig, RouteConfiguration, SourceRoutes)>,
-) -> (RouteConfiguration, SourceRoutes) {
+    last: Option<&(MeshConfig, SharedRoutes, SourceRoutes)>,
+) -> (SharedRoutes, SourceRoutes) {
     let si = instances(mesh, &Default::default());
     let ctx = Ctx {
         mesh,
@@ -203,16 +203,29 @@ fn reused_equals_fresh(
     let service_ports = (last_si.services.values())
         .map(|v| (v.host.clone(), v.ports.clone()))
         .collect();
+    let service_addresses = (last_mesh.services.values())
+        .filter(|s| !s.addresses.is_empty())
+        .map(|s| (s.host.clone(), s.addresses.clone()))
+        .collect();
     let previous = Previous {
         config,
         sources,
         virtual_services: &last_mesh.virtual_services,
         destination_rules: &last_mesh.destination_rules,
         service_ports: &service_ports,
+        service_addresses: &service_addresses,
     };
     let reused = outbound_with_sources(ctx, Some(previous));
     assert_eq!(reused, fresh);
-    fresh
+    // What did not change is the last translation's, not a copy.
+    let same = mesh.services == last_mesh.services
+        && mesh.virtual_services == last_mesh.virtual_services
+        && mesh.destination_rules == last_mesh.destination_rules;
+    if same {
+        let (now, then) = (&reused.0.virtual_hosts, &config.virtual_hosts);
+        assert!(now.iter().zip(then).all(|(a, b)| Arc::ptr_eq(a, b)));
+    }
+    reused
 }
 
 #[test]
@@ -223,11 +236,11 @@ fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
         let svc = service(name, http80(), vec![endpoint("10.0.0.1", &[])]);
         mesh.services.insert(svc.host.clone(), svc);
     }
-    let step = |mesh: &MeshConfig,
-                last: &mut Option<(MeshConfig, RouteConfiguration, SourceRoutes)>| {
+    let step = |mesh: &MeshConfig, last: &mut Option<(MeshConfig, SharedRoutes, SourceRoutes)>| {
         let (config, sources) = reused_equals_fresh(mesh, last.as_ref());
-        *last = Some((mesh.clone(), config.clone(), sources));
-        config
+        let whole = config.to_config();
+        *last = Some((mesh.clone(), config, sources));
+        whole
     };
     let mut last = None;
     let first = step(&mesh, &mut last);
@@ -262,6 +275,16 @@ fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
     let hashed = step(&mesh, &mut last);
     assert_ne!(vhost(&moved, ledger), vhost(&hashed, ledger));
     // Nothing changed: everything is taken, and still equal.
+    step(&mesh, &mut last);
+    // A VIP on `orders` adds its domains, though no route changed.
+    let orders = mesh.services.get_mut(&host("orders")).unwrap();
+    orders.addresses = vec![crate::config::model::Cidr {
+        addr: "10.9.0.1".parse().unwrap(),
+        prefix_len: 32,
+    }];
+    let vip = step(&mesh, &mut last);
+    let with_vip = &vhost(&vip, "orders.default.svc.cluster.local:80").domains;
+    assert!(with_vip.iter().any(|d| d == "10.9.0.1"), "{with_vip:?}");
     step(&mesh, &mut last);
     mesh.virtual_services.remove(&host("ledger"));
     step(&mesh, &mut last);

@@ -46,6 +46,18 @@ fn mesh() -> MeshConfig {
     mesh
 }
 
+fn configs_of(
+    s: &crate::translate::Shared,
+) -> Vec<envoy_types::pb::envoy::config::route::v3::RouteConfiguration> {
+    s.routes.iter().map(|r| r.to_config()).collect()
+}
+
+fn configs(
+    views: &[crate::translate::scope::RouteView<'_>],
+) -> Vec<envoy_types::pb::envoy::config::route::v3::RouteConfiguration> {
+    views.iter().map(|v| v.to_config()).collect()
+}
+
 fn route_names(
     view: &[envoy_types::pb::envoy::config::route::v3::RouteConfiguration],
 ) -> Vec<String> {
@@ -65,23 +77,23 @@ fn each_client_keeps_the_routes_whose_source_conditions_hold() {
     // and keeps the conditional ones for the per-proxy filter.
     let mut v1 = sidecar("web", "web-v1", "v1", 1);
     assert_eq!(
-        route_names(&s.routes),
+        route_names(&configs_of(&s)),
         ["connect", "v2-clients", "other-ns", "all"]
     );
     assert_eq!(
-        route_names(&outbound_view(&s, &v1).routes),
+        route_names(&configs(&outbound_view(&s, &v1).routes)),
         ["connect", "all"]
     );
     let v2 = sidecar("web", "web-v2", "v2", 2);
     assert_eq!(
-        route_names(&outbound_view(&s, &v2).routes),
+        route_names(&configs(&outbound_view(&s, &v2).routes)),
         ["connect", "v2-clients", "all"]
     );
     assert_ne!(scope_key(&s, &v1), scope_key(&s, &v2));
     // (Filtered directly: the mesh's default scope would hide `default`'s
     // services from a proxy in `other`.)
     v1.namespace = "other".into();
-    let mut routes = s.routes.clone();
+    let mut routes = configs_of(&s);
     s.source_routes.filter(&mut routes, &v1);
     assert_eq!(route_names(&routes), ["connect", "other-ns", "all"]);
 }
@@ -123,7 +135,7 @@ fn a_virtual_service_with_no_rule_for_sidecars_leaves_the_default_route() {
     v.http.retain(|r| r.name.as_deref() == Some("gateway-only"));
     let si = instances(&mesh, &two_versions(&["ledger"]));
     let s = shared(&mesh, &si);
-    assert_eq!(route_names(&s.routes), ["connect", "default"]);
+    assert_eq!(route_names(&configs_of(&s)), ["connect", "default"]);
 }
 
 #[test]
@@ -134,13 +146,13 @@ fn outside_its_export_to_a_client_gets_the_default_route() {
     v.export_to.namespaces = Some(["default".to_string()].into());
     let si = instances(&mesh, &two_versions(&["ledger", "web"]));
     let s = shared(&mesh, &si);
-    assert_eq!(route_names(&s.routes), ["connect", "all", "default"]);
+    assert_eq!(route_names(&configs_of(&s)), ["connect", "all", "default"]);
     let mut client = sidecar("web", "web-v1", "v1", 1);
-    let mut routes = s.routes.clone();
+    let mut routes = configs_of(&s);
     s.source_routes.filter(&mut routes, &client);
     assert_eq!(route_names(&routes), ["connect", "all"]);
     client.namespace = "other".into();
-    let mut routes = s.routes.clone();
+    let mut routes = configs_of(&s);
     s.source_routes.filter(&mut routes, &client);
     assert_eq!(route_names(&routes), ["connect", "default"]);
 }
