@@ -175,7 +175,7 @@ fn a_consumer_namespace_skips_the_rules_that_exclude_it() {
     let s = shared(&mesh, &si);
     let mut client = sidecar("web", "web-v1", "v1", 1);
     let seen = |client: &crate::registry::Proxy| {
-        let mut routes = s.routes.clone();
+        let mut routes = configs_of(&s);
         s.source_routes.filter(&mut routes, client);
         route_names(&routes)
     };
