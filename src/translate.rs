@@ -50,6 +50,7 @@ mod retry;
 mod route_match;
 mod route_rule;
 mod routes;
+pub mod rules;
 pub mod scope;
 mod secrets;
 pub mod source;
@@ -109,8 +110,12 @@ pub struct Shared {
     pub per_service: clusters::ServiceMemo,
     /// The virtual services the routes were translated from.
     pub virtual_services: BTreeMap<Host, Arc<VirtualService>>,
-    /// The destination rules the routes were translated from.
+    /// The destination rules the routes were translated from (each host's
+    /// default rule).
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
+    /// The clusters and routes of proxies that see another rule than a
+    /// host's default (`exportTo`, `workloadSelector`).
+    pub rule_variants: rules::RuleVariants,
     /// Ports of every service, for per-proxy inbound settings.
     pub service_ports: BTreeMap<Host, Vec<ServicePort>>,
     /// The `Mesh` settings (trust domain, root namespace).
@@ -174,26 +179,30 @@ impl Shared {
     pub fn without_mesh_tls(&mut self) {
         // The clusters no longer equal their per-service translation.
         self.per_service.clear();
-        for c in &mut self.clusters {
-            // A PROXY protocol header stays, over plaintext.
-            let header = (c.transport_socket.iter())
-                .chain(
-                    c.transport_socket_matches
-                        .iter()
-                        .flat_map(|m| &m.transport_socket),
-                )
-                .find_map(proxy_protocol::version_of);
-            c.transport_socket_matches.clear();
-            if c.transport_socket
-                .as_ref()
-                .is_some_and(tls::uses_mesh_secrets)
-            {
-                c.transport_socket = None;
-            }
-            if let (None, Some(v)) = (&c.transport_socket, header) {
-                proxy_protocol::wrap(c, v);
-            }
-        }
+        self.clusters.iter_mut().for_each(strip_mesh_tls);
+        self.rule_variants.map_clusters(strip_mesh_tls);
+    }
+}
+
+/// `c` without auto mTLS and ISTIO_MUTUAL (see [`Shared::without_mesh_tls`]).
+fn strip_mesh_tls(c: &mut XdsCluster) {
+    // A PROXY protocol header stays, over plaintext.
+    let header = (c.transport_socket.iter())
+        .chain(
+            c.transport_socket_matches
+                .iter()
+                .flat_map(|m| &m.transport_socket),
+        )
+        .find_map(proxy_protocol::version_of);
+    c.transport_socket_matches.clear();
+    if c.transport_socket
+        .as_ref()
+        .is_some_and(tls::uses_mesh_secrets)
+    {
+        c.transport_socket = None;
+    }
+    if let (None, Some(v)) = (&c.transport_socket, header) {
+        proxy_protocol::wrap(c, v);
     }
 }
 
@@ -289,7 +298,7 @@ pub fn shared_from(
         Some(p) => (p.routes.clone(), p.source_routes.clone()),
         None => {
             let last = previous.and_then(previous_routes);
-            let ctx = routes::Ctx { mesh, services };
+            let ctx = routes::Ctx::new(mesh, services);
             let (config, sources) = routes::outbound_with_sources(ctx, last);
             (vec![config], sources)
         }
@@ -298,7 +307,14 @@ pub fn shared_from(
         .flat_map(|s| s.localities())
         .map(|l| (l.name.clone(), Arc::clone(l)))
         .collect();
+    let empty_variants = rules::RuleVariants::default();
+    let last_variants = previous.map_or(&empty_variants, |p| &p.rule_variants);
+    let rule_variants = rules::RuleVariants::new(mesh, services, last_variants);
+    let variant_localities = (rule_variants.hosts.iter())
+        .flat_map(|c| &c.variants)
+        .flat_map(|v| v.1.localities());
     let locality_keys: BTreeSet<String> = (locality_clusters.values())
+        .chain(variant_localities)
         .flat_map(|c| c.client_keys().map(str::to_string))
         .collect();
     let mut shared = Shared {
@@ -310,6 +326,7 @@ pub fn shared_from(
         per_service: memo,
         virtual_services: mesh.virtual_services.clone(),
         destination_rules: mesh.destination_rules.clone(),
+        rule_variants,
         service_ports,
         mesh: mesh.mesh.clone(),
         peer_authentications: mesh.peer_authentications.clone(),
@@ -327,7 +344,7 @@ pub fn shared_from(
             .collect(),
         gateways: mesh.gateways.clone(),
         gateway_virtual_services: mesh.gateway_virtual_services.clone(),
-        gateway_routes: gateway_routes(routes::Ctx { mesh, services }),
+        gateway_routes: gateway_routes(routes::Ctx::new(mesh, services)),
         credentials: Default::default(),
         sni_clusters: Vec::new(),
         locality_clusters,
@@ -512,6 +529,7 @@ fn sidecar_inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> 
 /// The names of every `DestinationRule` `credentialName`.
 fn client_credential_names(shared: &Shared) -> BTreeSet<&str> {
     (shared.destination_rules.values())
+        .chain(shared.rule_variants.rules())
         .flat_map(|dr| dr.credential_names())
         .collect()
 }
@@ -577,7 +595,8 @@ impl Shared {
 pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> ProxyResources {
     let view = scope::outbound_view(shared, proxy);
     let own = proxy_own(shared, proxy, security);
-    let mut clusters: Vec<XdsCluster> = view.clusters.into_iter().cloned().collect();
+    let shared_clusters = view.clusters.into_iter().chain(view.varied_clusters);
+    let mut clusters: Vec<XdsCluster> = shared_clusters.cloned().collect();
     let mut view_routes: Vec<RouteConfiguration> = view
         .routes
         .iter()
@@ -585,8 +604,10 @@ pub fn for_proxy(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> Pr
         .collect();
     let mut report = patch_shared_view(shared, proxy, &mut clusters, &mut view_routes);
     report.extend(own.envoy_filters);
-    let mut load_assignments: Vec<ClusterLoadAssignment> =
-        view.load_assignments.into_iter().cloned().collect();
+    let mut load_assignments: Vec<ClusterLoadAssignment> = (view.load_assignments.into_iter())
+        .chain(view.varied_assignments)
+        .cloned()
+        .collect();
     load_assignments.extend(view.localized);
     clusters.extend(own.inbound_cluster);
     clusters.extend(own.gateway_clusters);

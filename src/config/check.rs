@@ -18,7 +18,9 @@ mod telemetry;
 use super::convert::{DestRef, DocInfo};
 use super::diag::{Diagnostic, Diagnostics};
 use super::load::Loader;
-use super::model::{DestinationRule, Host, MeshConfig, Service, VirtualService};
+use super::model::{
+    DestinationRule, DestinationRules, Host, HostRules, MeshConfig, Service, VirtualService,
+};
 
 /// Runs every cross-resource check and builds the config, or returns every
 /// error found (sorted).
@@ -78,8 +80,10 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let gateway_virtual_services = gateway_bound(&raw_vs);
     let virtual_services = virtual_services(raw_vs, &mut diags);
     let destination_rules = destination_rules(raw_dr, &mut diags);
-    locality::dns_hosts(&destination_rules, &services, &mut diags);
-    dynamic::balancing(&destination_rules, &services, &mut diags);
+    for layer in layers(&destination_rules) {
+        locality::dns_hosts(&layer, &services, &mut diags);
+        dynamic::balancing(&layer, &services, &mut diags);
+    }
     let known_targets = rate_limit::Known {
         services: &services,
         destination_rules: &destination_rules,
@@ -97,6 +101,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     {
         check_ref(r, &known, &services, &destination_rules, &mut diags);
     }
+    let rule_set = rule_set(&destination_rules, &services);
     if !diags.is_empty() {
         let mut d = Diagnostics(diags);
         d.sort();
@@ -111,10 +116,8 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
             .collect(),
         gateway_virtual_services,
         gateways,
-        destination_rules: destination_rules
-            .into_iter()
-            .map(|(h, (_, dr))| (h, dr))
-            .collect(),
+        destination_rules: rule_set.defaults(&mesh.root_namespace),
+        destination_rule_set: rule_set,
         files,
         warnings: {
             let mut w = Diagnostics(warnings);
@@ -247,15 +250,36 @@ fn virtual_services(
     out
 }
 
+/// Every `DestinationRule` by host, sorted by namespace and name.
+type Rules = BTreeMap<Host, Vec<(Arc<DocInfo>, Arc<DestinationRule>)>>;
+
+/// Every `DestinationRule` by host. Rules of several namespaces may name
+/// one host (each proxy sees one: `HostRules::visible`); within one
+/// namespace, a second rule for a host is an error, but for
+/// workload-selected rules with different selectors. Istio merges such
+/// rules in creation order, which files do not have.
 fn destination_rules(
-    raw: Vec<(Arc<DocInfo>, DestinationRule)>,
+    mut raw: Vec<(Arc<DocInfo>, DestinationRule)>,
     diags: &mut Vec<Diagnostic>,
-) -> Claimed<DestinationRule> {
-    let mut out: Claimed<DestinationRule> = BTreeMap::new();
+) -> Rules {
+    raw.sort_by(|(_, a), (_, b)| {
+        let (a, b) = (&a.origin, &b.origin);
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
+    let mut out: Rules = BTreeMap::new();
     for (doc, dr) in raw {
-        if let Some((first, _)) = out.get(&dr.host) {
+        let same = out.entry(dr.host.clone()).or_default();
+        let clash = same.iter().find(|(_, other)| {
+            other.origin.namespace == dr.origin.namespace
+                && other.workload_selector == dr.workload_selector
+        });
+        if let Some((first, _)) = clash {
+            let what = match &dr.workload_selector {
+                None => "one DestinationRule per host and namespace (add a workloadSelector to apply one to some workloads only)",
+                Some(_) => "two DestinationRules of one namespace select the same workloads",
+            };
             let msg = format!(
-                "host {} already has DestinationRule {} ({}): one DestinationRule per host",
+                "host {} already has DestinationRule {} ({}): {what}",
                 dr.host,
                 first.qualified(),
                 first.place()
@@ -263,16 +287,53 @@ fn destination_rules(
             diags.push(doc.diagnostic("spec.host", msg));
             continue;
         }
-        out.insert(dr.host.clone(), (doc, Arc::new(dr)));
+        same.push((doc, Arc::new(dr)));
     }
     out
+}
+
+/// The rules split so that each map holds at most one rule per host, for
+/// the checks that look at one rule at a time.
+fn layers(rules: &Rules) -> Vec<Claimed<DestinationRule>> {
+    let mut out: Vec<Claimed<DestinationRule>> = Vec::new();
+    for (host, list) in rules {
+        for (i, (doc, dr)) in list.iter().enumerate() {
+            if out.len() <= i {
+                out.push(BTreeMap::new());
+            }
+            out[i].insert(host.clone(), (Arc::clone(doc), Arc::clone(dr)));
+        }
+    }
+    out
+}
+
+/// The rules with the namespace of each host's service, for the
+/// per-proxy lookup.
+fn rule_set(rules: &Rules, services: &BTreeMap<Host, Service>) -> DestinationRules {
+    let by_host = rules.iter().map(|(host, list)| {
+        let service_namespace = match services.get(host) {
+            Some(s) => Some(s.namespace.clone()),
+            None => host.cluster_local_parts().map(|(_, ns)| ns.to_string()),
+        };
+        let rules = list.iter().map(|(_, dr)| Arc::clone(dr)).collect();
+        (
+            host.clone(),
+            HostRules {
+                service_namespace,
+                rules,
+            },
+        )
+    });
+    DestinationRules {
+        by_host: by_host.collect(),
+    }
 }
 
 fn check_ref(
     r: &DestRef,
     known: &BTreeSet<&Host>,
     services: &BTreeMap<Host, Service>,
-    rules: &Claimed<DestinationRule>,
+    rules: &Rules,
     diags: &mut Vec<Diagnostic>,
 ) {
     let d = &r.destination;
@@ -310,16 +371,20 @@ fn check_ref(
 }
 
 /// The error for a subset the host's DestinationRule does not define.
-fn unknown_subset(host: &Host, subset: &str, rules: &Claimed<DestinationRule>) -> Option<String> {
-    let Some((doc, dr)) = rules.get(host) else {
+/// A subset is known when some rule for the host defines it: which rule a
+/// proxy sees depends on its namespace and labels.
+fn unknown_subset(host: &Host, subset: &str, rules: &Rules) -> Option<String> {
+    let Some(list) = rules.get(host).filter(|l| !l.is_empty()) else {
         return Some(format!(
             "unknown subset {subset:?}: no DestinationRule for host {host} defines subsets"
         ));
     };
-    let defined: Vec<&str> = dr.subsets.iter().map(|s| s.name.as_str()).collect();
-    if defined.contains(&subset) {
+    let defines = |dr: &DestinationRule| dr.subsets.iter().any(|s| s.name == subset);
+    if list.iter().any(|(_, dr)| defines(dr)) {
         return None;
     }
+    let (doc, dr) = &list[0];
+    let defined: Vec<&str> = dr.subsets.iter().map(|s| s.name.as_str()).collect();
     let list = if defined.is_empty() {
         "none".to_string()
     } else {

@@ -152,18 +152,6 @@ impl Cx<'_> {
         }
     }
 
-    /// `exportTo`: `*` (every namespace, Istio's default) is what Trellis
-    /// does; narrowing a resource to some namespaces is not supported yet,
-    /// and accepting it would widen what the user restricted.
-    pub(crate) fn export_to(&mut self, path: &str, written: Option<&[String]>) {
-        let Some(list) = written else { return };
-        if let Some(i) = list.iter().position(|ns| ns != "*") {
-            let p = format!("{}[{i}]", join(path, "exportTo"));
-            let msg = format!("exportTo {:?} is not supported yet: Trellis exports every resource to every namespace (`*`); limit who reaches a service with a Sidecar scope", list[i]);
-            self.err(&p, msg);
-        }
-    }
-
     /// A duration of at least 1 ms (Istio's rule), with ms precision.
     pub(crate) fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
         match values::parse_duration(text) {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod authentication;
 mod authorization;
+mod destination_rules;
 mod envoy_filter;
 mod export;
 mod gateway;
@@ -37,6 +38,7 @@ pub use envoy_filter::{
 };
 
 pub use authentication::{JwksSource, JwtHeader, JwtRule, RequestAuthentication};
+pub use destination_rules::{Client as RuleClient, DestinationRules, HostRules};
 pub use export::VsExportTo;
 
 pub use gateway::{
@@ -158,8 +160,14 @@ pub struct MeshConfig {
     pub gateway_virtual_services: Vec<Arc<VirtualService>>,
     /// `Gateway`s, sorted by namespace and name.
     pub gateways: Vec<Arc<Gateway>>,
-    /// Traffic policy and subsets for each host.
+    /// The `DestinationRule` most proxies see for each host: the one of
+    /// the service's namespace exported everywhere, else the root
+    /// namespace's ([`HostRules::default_rule`]). A proxy may see another
+    /// one (`exportTo`, `workloadSelector`): see `destination_rule_set`.
     pub destination_rules: BTreeMap<Host, Arc<DestinationRule>>,
+    /// Every `DestinationRule`, for the per-proxy lookup
+    /// ([`HostRules::visible`]).
+    pub destination_rule_set: DestinationRules,
     /// Every file that was loaded, sorted.
     pub files: Vec<PathBuf>,
     /// Warnings: valid config that probably does not do what was meant
@@ -674,6 +682,12 @@ pub struct DestinationRule {
     pub traffic_policy: Option<TrafficPolicy>,
     /// Named subsets.
     pub subsets: Vec<Subset>,
+    /// `exportTo`: the namespaces whose proxies may see it (a
+    /// workload-selected rule: its own namespace only).
+    pub export_to: VsExportTo,
+    /// `workloadSelector.matchLabels`: the rule applies only to the
+    /// outbound traffic of its namespace's workloads carrying these labels.
+    pub workload_selector: Option<Labels>,
     /// The declaring resource.
     pub origin: Origin,
 }

@@ -85,7 +85,7 @@ pub fn workloads(mesh: &MeshConfig, instances: &ServiceInstances) -> Vec<Workloa
                 Some(s) => (s.origin.clone(), "spec.hosts"),
                 None => match (
                     mesh.virtual_services.get(&v.host),
-                    mesh.destination_rules.get(&v.host),
+                    (mesh.destination_rule_set.by_host.get(&v.host)).and_then(|r| r.rules.first()),
                 ) {
                     (Some(vs), _) => (vs.origin.clone(), "spec.hosts"),
                     (None, Some(dr)) => (dr.origin.clone(), "spec.host"),

@@ -17,7 +17,7 @@ const ENVOY_DEFAULT_PERCENT: u32 = 10;
 /// Every outlier detection that cannot eject one of its service's hosts.
 pub fn check(input: &Input<'_>, instances: &ServiceInstances) -> Vec<Finding> {
     let mut out = Vec::new();
-    for dr in input.mesh.destination_rules.values() {
+    for dr in input.mesh.destination_rule_set.all() {
         let Some(view) = instances.services.get(&dr.host) else {
             continue;
         };

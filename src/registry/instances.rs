@@ -362,7 +362,11 @@ fn accepts_mtls(mesh: &MeshConfig, proxy: &Proxy, port: u16) -> bool {
 /// Hosts a `VirtualService` or `DestinationRule` names: routed hosts,
 /// route and mirror destinations, and rule hosts.
 fn named_hosts(mesh: &MeshConfig) -> Vec<Host> {
-    let mut hosts: Vec<Host> = mesh.destination_rules.keys().cloned().collect();
+    let rules = mesh.destination_rule_set.by_host.keys();
+    let mut hosts: Vec<Host> = rules
+        .chain(mesh.destination_rules.keys())
+        .cloned()
+        .collect();
     for vs in mesh.virtual_services.values() {
         hosts.extend(vs.hosts.iter().cloned());
         for rule in &vs.http {

@@ -100,6 +100,21 @@ impl ServiceClusters {
         &self.localities
     }
 
+    /// The rule the clusters were made with.
+    pub fn rule(&self) -> Option<&Arc<DestinationRule>> {
+        self.dr.as_ref()
+    }
+
+    /// The same translation with `f` applied to every cluster.
+    pub(super) fn map_clusters(&self, f: impl Fn(&mut XdsCluster)) -> ServiceClusters {
+        let mut clusters = self.clusters.as_ref().clone();
+        clusters.iter_mut().for_each(f);
+        ServiceClusters {
+            clusters: Arc::new(clusters),
+            ..self.clone()
+        }
+    }
+
     /// True when `other` has the very clusters of `self` (reused, not
     /// translated again): their encodings can be reused too.
     pub fn same_clusters(&self, other: &ServiceClusters) -> bool {
@@ -167,26 +182,37 @@ pub fn per_service(
     services: &[&ServiceView],
     previous: &ServiceMemo,
 ) -> ServiceMemo {
-    let trust_domain = mesh.mesh.trust_domain.as_str();
-    let budget = mesh.mesh.default_retry_budget;
     services
         .iter()
         .map(|view| {
             let dr = mesh.destination_rules.get(&view.host);
-            let same_inputs = previous.get(&view.host).filter(|p| {
-                p.dr.as_ref() == dr && p.trust_domain == trust_domain && p.default_budget == budget
-            });
-            let memo = match same_inputs {
-                Some(p) if p.view == **view => Arc::clone(p),
-                Some(p) => p.with_endpoints(view).map_or_else(
-                    || Arc::new(translate_service(view, dr, trust_domain, budget)),
-                    Arc::new,
-                ),
-                None => Arc::new(translate_service(view, dr, trust_domain, budget)),
-            };
+            let memo = service_memo(mesh, view, dr, previous.get(&view.host));
             (view.host.clone(), memo)
         })
         .collect()
+}
+
+/// One service's clusters under `dr`: `previous` when it was made from the
+/// same inputs, else translated (only the endpoints when only they changed).
+pub(super) fn service_memo(
+    mesh: &MeshConfig,
+    view: &ServiceView,
+    dr: Option<&Arc<DestinationRule>>,
+    previous: Option<&Arc<ServiceClusters>>,
+) -> Arc<ServiceClusters> {
+    let trust_domain = mesh.mesh.trust_domain.as_str();
+    let budget = mesh.mesh.default_retry_budget;
+    let same_inputs = previous.filter(|p| {
+        p.dr.as_ref() == dr && p.trust_domain == trust_domain && p.default_budget == budget
+    });
+    match same_inputs {
+        Some(p) if p.view == *view => Arc::clone(p),
+        Some(p) => p.with_endpoints(view).map_or_else(
+            || Arc::new(translate_service(view, dr, trust_domain, budget)),
+            Arc::new,
+        ),
+        None => Arc::new(translate_service(view, dr, trust_domain, budget)),
+    }
 }
 
 /// Every service's clusters and load assignments, in host order.

@@ -167,6 +167,8 @@ pub fn canary_mesh() -> MeshConfig {
             ..Default::default()
         }),
         subsets: vec![subset("stable", "v1"), subset("canary", "v2")],
+        export_to: Default::default(),
+        workload_selector: None,
         origin: origin("DestinationRule", "payment-service"),
     };
     let mut mesh = MeshConfig::default();

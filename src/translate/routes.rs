@@ -18,7 +18,8 @@ use super::retry;
 use super::route_rule;
 use super::source::{http_bound_here, Source, SourceRoutes};
 use crate::config::model::{
-    Destination, HashKey, Host, HttpMatch, LoadBalancer, MeshConfig, VirtualService,
+    Destination, DestinationRule, HashKey, Host, HttpMatch, LoadBalancer, MeshConfig, ServicePort,
+    VirtualService,
 };
 use crate::registry::{ServiceInstances, ServiceView};
 
@@ -32,9 +33,33 @@ pub struct Ctx<'a> {
     pub mesh: &'a MeshConfig,
     /// Every service.
     pub services: &'a ServiceInstances,
+    /// The rules some proxies see instead of the default ones
+    /// (`translate::rules`): `None` under a host means no rule.
+    pub overrides: Option<&'a BTreeMap<Host, Option<Arc<DestinationRule>>>>,
 }
 
 impl<'a> Ctx<'a> {
+    /// The context of the shared routes (every host's default rule).
+    pub fn new(mesh: &'a MeshConfig, services: &'a ServiceInstances) -> Self {
+        Ctx {
+            mesh,
+            services,
+            overrides: None,
+        }
+    }
+
+    /// This context with the rules of `overrides` in place of the defaults.
+    pub fn with<'b>(self, overrides: &'b BTreeMap<Host, Option<Arc<DestinationRule>>>) -> Ctx<'b>
+    where
+        'a: 'b,
+    {
+        Ctx {
+            mesh: self.mesh,
+            services: self.services,
+            overrides: Some(overrides),
+        }
+    }
+
     /// Istio's `GetDestinationCluster` port choice: the destination's port,
     /// else the service's only port, else the port being routed.
     pub fn dest_port(&self, d: &Destination, listener_port: u16) -> u16 {
@@ -57,7 +82,10 @@ impl<'a> Ctx<'a> {
     /// The consistent-hash key of the destination's cluster, if its
     /// effective load balancer hashes (so the route must carry it).
     pub fn hash_key(&self, d: &Destination, listener_port: u16) -> Option<&'a HashKey> {
-        let dr = self.mesh.destination_rules.get(&d.host)?.as_ref();
+        let dr = match self.overrides.and_then(|o| o.get(&d.host)) {
+            Some(rule) => rule.as_deref()?,
+            None => self.mesh.destination_rules.get(&d.host)?.as_ref(),
+        };
         let subset = d
             .subset
             .as_ref()
@@ -228,6 +256,23 @@ fn port_routes(
         routes.push(default_route(ctx, host, port));
     }
     routes
+}
+
+/// One service port's routes (its virtual host's), as in the shared
+/// route configuration.
+pub(super) fn vhost_routes(ctx: Ctx<'_>, host: &Host, port: &ServicePort) -> Vec<Route> {
+    let name = format!("{host}:{}", port.number);
+    let mut scratch = SourceRoutes::default();
+    let http = port.protocol.is_http();
+    port_routes(ctx, host, port.number, http, &name, &mut scratch)
+}
+
+/// The hosts whose rules a virtual host of `host` reads: its own and every
+/// host its VirtualService routes or mirrors to.
+pub(super) fn hosts_read(ctx: Ctx<'_>, host: &Host) -> Vec<Host> {
+    let vs = ctx.mesh.virtual_services.get(host);
+    let routed = vs.into_iter().flat_map(|vs| reuse::routed_hosts(vs));
+    std::iter::once(host).chain(routed).cloned().collect()
 }
 
 /// The port a bare `Host` (no `:port`) means: 80 if the service has it,

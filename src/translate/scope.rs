@@ -50,6 +50,9 @@ pub struct ScopeKey {
     /// ([`super::envoy_filter::shared_key`]); empty for most proxies, so
     /// they keep sharing.
     pub envoy_filters: Vec<(String, String)>,
+    /// Where it sees another `DestinationRule` than a host's default
+    /// ([`super::rules::RuleVariants::profile`]); empty for most proxies.
+    pub rules: super::rules::Profile,
 }
 
 /// The scope part of a [`ScopeKey`].
@@ -98,6 +101,7 @@ pub fn scope_key(shared: &Shared, proxy: &Proxy) -> ScopeKey {
             &shared.mesh.root_namespace,
             proxy,
         )),
+        rules: shared.rule_variants.profile(proxy),
     }
 }
 
@@ -117,7 +121,7 @@ fn scope_kind(shared: &Shared, proxy: &Proxy) -> ScopeKind {
 }
 
 fn client_key(shared: &Shared, proxy: &Proxy) -> Option<ClientKey> {
-    if shared.locality_clusters.is_empty() {
+    if shared.locality_clusters.is_empty() && !shared.rule_variants.has_localities() {
         return None;
     }
     let topo = &proxy.topology;
@@ -156,6 +160,12 @@ pub struct OutboundView<'a> {
     pub unreachable: Vec<(String, String)>,
     /// The `outbound` route configuration, filtered.
     pub routes: Vec<RouteView<'a>>,
+    /// Outbound clusters translated under another `DestinationRule` than
+    /// their host's default, for this proxy's [`ScopeKey::rules`]: named
+    /// like shared ones, but not equal to them.
+    pub varied_clusters: Vec<&'a Cluster>,
+    /// Their endpoints (but for those in `localized`).
+    pub varied_assignments: Vec<&'a ClusterLoadAssignment>,
 }
 
 /// One route configuration of a view: the shared configuration's fields
@@ -190,6 +200,7 @@ impl RouteView<'_> {
 /// [`ClusterIndex`]: its cost follows the scope, not the mesh.
 pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
     let mut view = scoped_view(shared, proxy);
+    apply_rules(shared, proxy, &mut view);
     let vhosts = view.routes.iter_mut().flat_map(|r| &mut r.virtual_hosts);
     shared.source_routes.filter_views(vhosts, proxy);
     // A sidecar's outbound policy is its Sidecar's or the mesh's, a
@@ -216,6 +227,64 @@ pub fn outbound_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> 
         rc.virtual_hosts.push(Arc::new(catch_all));
     }
     view
+}
+
+/// Replaces, for each host where `proxy` sees another `DestinationRule`
+/// than the default, that host's clusters, endpoints and the virtual hosts
+/// that read its rule with their translation under the rule it sees.
+/// Routes keep their order and number, so route indexes (`source`) hold.
+fn apply_rules<'a>(shared: &'a Shared, proxy: &Proxy, view: &mut OutboundView<'a>) {
+    let variants = &shared.rule_variants;
+    let profile = variants.profile(proxy);
+    for &entry in &profile {
+        let Some(contested) = variants.clusters(entry) else {
+            continue;
+        };
+        let host = contested.host.as_str();
+        let on_host = |name: &str| outbound_host(name) == Some(host);
+        let before = view.clusters.len();
+        view.clusters.retain(|c| !on_host(&c.name));
+        if view.clusters.len() == before {
+            continue; // out of scope
+        }
+        view.load_assignments.retain(|c| !on_host(&c.cluster_name));
+        view.localized.retain(|c| !on_host(&c.cluster_name));
+        let memo = &contested.variants[entry.1 as usize].1;
+        view.varied_clusters.extend(memo.clusters());
+        for cla in memo.assignments() {
+            match memo
+                .localities()
+                .iter()
+                .find(|l| l.name == cla.cluster_name)
+            {
+                Some(lc) => {
+                    let client = client_of(shared, proxy);
+                    let (mine, lost) = locality::localize(lc, client, &shared.network_gateways);
+                    (view.unreachable).extend(lost.into_iter().map(|n| (lc.name.clone(), n)));
+                    view.localized.push(mine);
+                }
+                None => view.varied_assignments.push(cla),
+            }
+        }
+    }
+    if profile.is_empty() {
+        return;
+    }
+    for vh in view.routes.iter_mut().flat_map(|rc| &mut rc.virtual_hosts) {
+        if let Some(routes) = variants.vhost_routes(&vh.name, &profile) {
+            Arc::make_mut(vh).routes = routes.to_vec();
+        }
+    }
+}
+
+/// `proxy` as locality balancing sees it.
+fn client_of<'a>(shared: &'a Shared, proxy: &'a Proxy) -> Client<'a> {
+    Client {
+        topology: &proxy.topology,
+        labels: &proxy.labels,
+        network: network_of(shared, proxy),
+        via_gateways: proxy.gateway.is_none(),
+    }
 }
 
 /// Adds the shared cluster `name` and its endpoints to `view` when its
@@ -245,6 +314,8 @@ fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
             localized,
             unreachable,
             routes: Scope::all_routes(shared),
+            varied_clusters: Vec::new(),
+            varied_assignments: Vec::new(),
         };
     };
     let index = &shared.cluster_index;
@@ -276,6 +347,8 @@ fn scoped_view<'a>(shared: &'a Shared, proxy: &Proxy) -> OutboundView<'a> {
         localized,
         unreachable,
         routes: scope.routes(shared),
+        varied_clusters: Vec::new(),
+        varied_assignments: Vec::new(),
     }
 }
 
@@ -294,12 +367,7 @@ fn localize<'a>(
     proxy: &Proxy,
     all: impl IntoIterator<Item = &'a ClusterLoadAssignment>,
 ) -> Localized<'a> {
-    let client = Client {
-        topology: &proxy.topology,
-        labels: &proxy.labels,
-        network: network_of(shared, proxy),
-        via_gateways: proxy.gateway.is_none(),
-    };
+    let client = client_of(shared, proxy);
     let (mut kept, mut own, mut unreachable) = (Vec::new(), Vec::new(), Vec::new());
     for cla in all {
         let Some(lc) = shared.locality_clusters.get(&cla.cluster_name) else {

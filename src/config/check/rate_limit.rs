@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use crate::config::convert::DocInfo;
 use crate::config::diag::Diagnostic;
-use crate::config::model::{DestinationRule, Gateway, Host, RateLimit, RateLimitTarget, Service};
+use crate::config::model::{Gateway, Host, RateLimit, RateLimitTarget, Service};
 
 /// What the targets are checked against.
 pub(crate) struct Known<'a> {
     pub services: &'a BTreeMap<Host, Service>,
-    pub destination_rules: &'a BTreeMap<Host, (Arc<DocInfo>, Arc<DestinationRule>)>,
+    pub destination_rules: &'a super::Rules,
     pub gateways: &'a [Arc<Gateway>],
 }
 
@@ -54,8 +54,8 @@ fn unknown_target(target: &RateLimitTarget, known: &Known<'_>) -> Option<String>
             host,
             subset: Some(s),
         } => {
-            let dr = known.destination_rules.get(host).map(|(_, dr)| dr);
-            let found = dr.is_some_and(|dr| dr.subsets.iter().any(|x| x.name == *s));
+            let rules = known.destination_rules.get(host).into_iter().flatten();
+            let found = { rules }.any(|(_, dr)| dr.subsets.iter().any(|x| x.name == *s));
             (!found)
                 .then(|| format!("unknown subset {s:?} of {host}: no DestinationRule declares it"))
         }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{is_dns_label, join, Cx};
 use crate::config::model::{
-    ClientTls, ConnectionPool, DestinationRule, OutlierDetection, ProxyProtocolVersion, Subset,
-    TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationRule, Labels, OutlierDetection, ProxyProtocolVersion,
+    Subset, TrafficPolicy, VsExportTo,
 };
 use crate::config::raw::destination_rule as raw;
 use crate::config::raw::DurationText;
@@ -18,8 +18,7 @@ pub(crate) fn destination_rule(
     cx: &mut Cx<'_>,
     dr: &raw::DestinationRule,
 ) -> Option<DestinationRule> {
-    cx.export_to("spec", dr.export_to.as_deref());
-    cx.unsupported("spec", "workloadSelector", &dr.workload_selector);
+    let (export_to, workload_selector) = visibility(cx, dr);
     let host = cx.service_host("spec.host", &dr.host);
     super::retry_budget::check_max_retries(cx, dr);
     let policy =
@@ -56,8 +55,43 @@ pub(crate) fn destination_rule(
         host: host?,
         traffic_policy: policy,
         subsets,
+        export_to,
+        workload_selector,
         origin: cx.doc.origin(),
     })
+}
+
+/// `exportTo` and `workloadSelector`. A workload-selected rule applies in
+/// its own namespace only (Istio makes it private whatever its
+/// `exportTo`), so an `exportTo` that says otherwise is an error rather
+/// than ignored.
+fn visibility(cx: &mut Cx<'_>, dr: &raw::DestinationRule) -> (VsExportTo, Option<Labels>) {
+    let export_to = super::virtual_service::export::export_to(cx, dr.export_to.as_deref());
+    let Some(sel) = &dr.workload_selector else {
+        return (export_to, None);
+    };
+    let path = "spec.workloadSelector.matchLabels";
+    if sel.match_labels.is_empty() {
+        cx.err(
+            path,
+            "workloadSelector needs matchLabels (omit workloadSelector to apply to every workload)",
+        );
+    }
+    cx.labels(path, &sel.match_labels);
+    let own = cx.doc.namespace.clone();
+    if !export_to
+        .namespaces
+        .as_ref()
+        .is_some_and(|n| n.len() == 1 && n.contains(&own))
+        && dr.export_to.as_ref().is_some_and(|e| !e.is_empty())
+    {
+        let msg = "a DestinationRule with a workloadSelector applies only to workloads of its own namespace: exportTo must be absent or `.`";
+        cx.err("spec.exportTo", msg);
+    }
+    let private = VsExportTo {
+        namespaces: Some(BTreeSet::from([own])),
+    };
+    (private, Some(sel.match_labels.clone()))
 }
 
 /// `inherits_outlier`: the policy this one inherits blocks from has

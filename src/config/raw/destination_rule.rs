@@ -16,7 +16,7 @@ pub(crate) struct DestinationRule {
     #[serde(default)]
     pub subsets: Vec<Subset>,
     pub export_to: Option<Vec<String>>,
-    pub workload_selector: Option<Unsupported>,
+    pub workload_selector: Option<super::authorization_policy::WorkloadSelector>,
 }
 
 /// `Subset`.

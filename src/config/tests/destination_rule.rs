@@ -164,14 +164,77 @@ fn proxy_protocol_errors_are_positioned() {
     );
 }
 
+/// A DestinationRule `name` of namespace `ns` for `host`, up to its host
+/// (line 7); tests append the rest.
+fn dr_in(name: &str, ns: &str, host: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  host: {host}\n")
+}
+
 #[test]
-fn export_to_everyone_is_accepted_and_narrowing_is_an_error() {
-    let with = |list: &str| format!("{}  exportTo: {list}\n", dr("d", "pay"));
-    assert!(load(&[("f.yaml", &with("[\"*\"]"))]).is_ok());
+fn export_to_and_workload_selector_load() {
+    let text = format!(
+        "{}  exportTo: [\".\", shop]\n---\n{}  workloadSelector:\n    matchLabels: {{app: cart}}\n",
+        dr_in("a", "pay", "pay"),
+        dr_in("b", "pay", "pay"),
+    );
+    let mesh = load(&[("f.yaml", &text)]).unwrap();
+    let host = Host::canonical("pay", "pay");
+    let rules = &mesh.destination_rule_set.by_host[&host];
+    assert_eq!(rules.service_namespace.as_deref(), Some("pay"));
+    let names: Vec<&str> = rules.rules.iter().map(|r| r.origin.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let export = |i: usize| rules.rules[i].export_to.namespaces.clone().unwrap();
+    assert_eq!(export(0), ["pay".to_string(), "shop".to_string()].into());
     assert_eq!(
-        errors(&with("[\"*\", \".\"]")),
+        export(1),
+        ["pay".to_string()].into(),
+        "a selected rule is private"
+    );
+    let selector = rules.rules[1].workload_selector.clone().unwrap();
+    assert_eq!(selector, [("app".to_string(), "cart".to_string())].into());
+    // Exported to `.` and `shop` only: no default for other namespaces.
+    assert!(!mesh.destination_rules.contains_key(&host));
+}
+
+#[test]
+fn export_to_and_workload_selector_errors_are_positioned() {
+    let with = |rest: &str| format!("{}{rest}", dr("d", "pay"));
+    assert_eq!(
+        errors(&with("  exportTo: [\"~\", \".\"]\n")),
+        ["f.yaml:7:14: error: DestinationRule/d: spec.exportTo[0]: `~` (exported nowhere) must be alone"]
+    );
+    assert_eq!(
+        errors(&with("  exportTo: [Bad_NS]\n")),
         [
-            r#"f.yaml:7:19: error: DestinationRule/d: spec.exportTo[1]: exportTo "." is not supported yet: Trellis exports every resource to every namespace (`*`); limit who reaches a service with a Sidecar scope"#
+            r#"f.yaml:7:14: error: DestinationRule/d: spec.exportTo[0]: exportTo "Bad_NS" must be `*`, `.`, `~` or a namespace"#
         ]
+    );
+    assert_eq!(
+        errors(&with("  exportTo: [\"*\"]\n  workloadSelector:\n    matchLabels: {app: a}\n")),
+        ["f.yaml:7:3: error: DestinationRule/d: spec.exportTo: a DestinationRule with a workloadSelector applies only to workloads of its own namespace: exportTo must be absent or `.`"]
+    );
+    assert_eq!(
+        errors(&with("  workloadSelector: {}\n")),
+        ["f.yaml:7:3: error: DestinationRule/d: spec.workloadSelector.matchLabels: workloadSelector needs matchLabels (omit workloadSelector to apply to every workload)"]
+    );
+}
+
+#[test]
+fn rules_of_one_namespace_conflict_and_of_two_do_not() {
+    let two_ns = format!(
+        "{}---\n{}",
+        dr_in("a", "pay", "pay"),
+        dr_in("b", "shop", "pay.pay")
+    );
+    assert!(load(&[("f.yaml", &two_ns)]).is_ok());
+    let selected = |name: &str, app: &str| {
+        let head = dr_in(name, "shop", "pay.pay");
+        format!("{head}  workloadSelector:\n    matchLabels: {{app: {app}}}\n")
+    };
+    let distinct = format!("{}---\n{}", selected("a", "x"), selected("b", "y"));
+    assert!(load(&[("f.yaml", &distinct)]).is_ok());
+    assert_eq!(
+        load(&[("a.yaml", &selected("a", "x")), ("b.yaml", &selected("b", "x"))]).unwrap_err(),
+        ["b.yaml:7:3: error: DestinationRule/b: spec.host: host pay.pay.svc.cluster.local already has DestinationRule shop/a (a.yaml:1): two DestinationRules of one namespace select the same workloads"]
     );
 }

@@ -249,7 +249,7 @@ fn two_virtual_services_claiming_one_host() {
 fn two_destination_rules_for_one_host() {
     assert_eq!(
         errors(&format!("{}---\n{}", dr("a", "x"), dr("b", "x.default.svc.cluster.local"))),
-        ["f.yaml:13:3: error: DestinationRule/b: spec.host: host x.default.svc.cluster.local already has DestinationRule default/a (f.yaml:1): one DestinationRule per host"]
+        ["f.yaml:13:3: error: DestinationRule/b: spec.host: host x.default.svc.cluster.local already has DestinationRule default/a (f.yaml:1): one DestinationRule per host and namespace (add a workloadSelector to apply one to some workloads only)"]
     );
 }
 

@@ -364,14 +364,19 @@ impl BuildState {
         };
         let key = crate::translate::scope::scope_key(shared, proxy);
         let (outbound_clusters, routes, envoy_filters) = if key.envoy_filters.is_empty() {
-            let picked = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
+            let mut picked = pick(&mut view.clusters.iter().map(|c| &c.name), clusters);
+            // Translated under another rule than the shared clusters.
+            for c in &view.varied_clusters {
+                picked.insert(c.name.clone(), self.interner.encode(*c));
+            }
             let routes = (view.routes.iter())
                 .map(|r| (r.name().to_string(), self.interner.encode_view(r)))
                 .collect();
             (picked, routes, Default::default())
         } else {
             // Patched for this group alone: encoded here, not shared.
-            let mut own: Vec<XdsCluster> = view.clusters.iter().map(|c| (*c).clone()).collect();
+            let all = view.clusters.iter().chain(&view.varied_clusters);
+            let mut own: Vec<XdsCluster> = all.map(|c| (*c).clone()).collect();
             let mut routes: Vec<RouteConfiguration> =
                 view.routes.iter().map(RouteView::to_config).collect();
             let report = translate::patch_shared_view(shared, proxy, &mut own, &mut routes);
@@ -387,8 +392,14 @@ impl BuildState {
             &mut view.load_assignments.iter().map(|c| &c.cluster_name),
             endpoints,
         );
-        // Endpoints balanced by the group's locality (`ScopeKey::client`).
-        for cla in &view.localized {
+        // Endpoints balanced by the group's locality (`ScopeKey::client`),
+        // and those of clusters under another rule than the shared ones.
+        for cla in view
+            .varied_assignments
+            .iter()
+            .copied()
+            .chain(&view.localized)
+        {
             eds.insert(cla.cluster_name.clone(), self.interner.encode(cla));
         }
         Group {

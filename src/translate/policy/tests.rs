@@ -25,6 +25,8 @@ fn dr(tp: TrafficPolicy, subsets: Vec<Subset>) -> DestinationRule {
         host: crate::translate::fixtures::host("a"),
         traffic_policy: Some(tp),
         subsets,
+        export_to: Default::default(),
+        workload_selector: None,
         origin: origin("DestinationRule", "a"),
     }
 }

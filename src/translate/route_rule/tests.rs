@@ -22,6 +22,7 @@ fn translate(rule: HttpRoute, mesh: Option<MeshConfig>) -> Vec<Route> {
         Ctx {
             mesh: &mesh,
             services: &si,
+            overrides: None,
         },
         &rule,
         80,

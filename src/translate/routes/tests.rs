@@ -12,6 +12,7 @@ fn config(mesh: &MeshConfig, reg: &crate::registry::Registry) -> RouteConfigurat
     outbound(Ctx {
         mesh,
         services: &si,
+        overrides: None,
     })
 }
 
@@ -169,6 +170,7 @@ fn destination_port_resolution() {
     let ctx = Ctx {
         mesh: &mesh,
         services: &si,
+        overrides: None,
     };
     let mut d = dest("api", None);
     assert_eq!(ctx.dest_port(&d, 9090), 9090, "the routed port");
@@ -194,6 +196,7 @@ fn reused_equals_fresh(
     let ctx = Ctx {
         mesh,
         services: &si,
+        overrides: None,
     };
     let fresh = outbound_with_sources(ctx, None);
     let Some((last_mesh, config, sources)) = last else {
