@@ -102,8 +102,12 @@ impl SourceIndex {
 /// ...) are blamed by field position only, so none of their values is kept.
 pub(crate) fn quoted(kind: &str) -> &'static [&'static str] {
     match kind {
-        "PeerAuthentication" | "AuthorizationPolicy" | "RequestAuthentication" | "Telemetry"
-        | "RateLimit" | "Sidecar" => &["spec"],
+        "PeerAuthentication"
+        | "AuthorizationPolicy"
+        | "RequestAuthentication"
+        | "Telemetry"
+        | "RateLimit"
+        | "Sidecar" => &["spec"],
         "VirtualService" | "HTTPRoute" | "GRPCRoute" => &["spec.tcp", "spec.tls"],
         "Gateway" => &["spec.servers"],
         "EnvoyFilter" => &["spec.configPatches"],
@@ -166,7 +170,8 @@ mod tests {
 
     #[test]
     fn locates_fields_of_the_second_document() {
-        let text = "kind: A\nmetadata:\n  name: a\n---\nkind: Sidecar\nspec:\n  http:\n  - timeout: 1s\n";
+        let text =
+            "kind: A\nmetadata:\n  name: a\n---\nkind: Sidecar\nspec:\n  http:\n  - timeout: 1s\n";
         let mut index = SourceIndex::default();
         index.add(Path::new("f.yaml"), text);
         let origin = origin("Sidecar", 4);
@@ -202,7 +207,10 @@ mod tests {
             "spec.configPatches[0].patch.value.name".to_string(),
             "f".to_string(),
         )];
-        assert_eq!(index.strings(&ef, "spec.configPatches[0].patch.value"), patch);
+        assert_eq!(
+            index.strings(&ef, "spec.configPatches[0].patch.value"),
+            patch
+        );
         assert!(index.strings(&ef, "spec.workloadSelector").is_empty());
     }
 }
