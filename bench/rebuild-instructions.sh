@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Instructions one config change costs the control plane: callgrind counts
-# the instructions of one reload and one rebuild of `examples/rebuild_cost.rs`
+# the instructions of one reload and one rebuild of `examples/rebuild_cost.rs`,
+# and of building the new config's NACK provenance (which `serve` does only
+# when a proxy first rejects something)
 # (a figure that does not move with the machine's load, unlike a timing).
 # Prints one JSON line per part: instructions per update, over UPDATES updates
 # after two warm-up updates.
@@ -14,7 +16,7 @@ cargo build --release --example rebuild_cost >&2
 BIN=target/release/examples/rebuild_cost
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-for part in load rebuild; do
+for part in load rebuild provenance; do
   valgrind --tool=callgrind --callgrind-out-file="$WORK/$part.out" \
     --toggle-collect="*measured_$part*" "$BIN" "$SERVICES" "$UPDATES" >"$WORK/$part.json" 2>"$WORK/$part.log"
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK/$part.out")

@@ -10,11 +10,13 @@
 //! with one sidecar. Each update moves every endpoint to another port and
 //! changes the header: the whole file is written and renamed into place,
 //! loaded again ([`measured_load`]) and every snapshot rebuilt
-//! ([`measured_rebuild`], without certificates). Two warm-up updates run
+//! ([`measured_rebuild`], without certificates); the NACK provenance of the
+//! new config is built too ([`measured_provenance`]: `serve` builds it when
+//! a proxy first rejects something, not on every reload). Two warm-up updates run
 //! first (the first build, and the first change, which fills the caches);
 //! the program prints the mean native time of each part per update, and
 //! where the heap goes (a counting allocator over the system one): the
-//! bytes live for the loaded config, and for the builder's state after the
+//! bytes live for the loaded config, its provenance, and for the builder's state after the
 //! last rebuild (translation, encoded resources, snapshots); the most a
 //! reload and a rebuild held at once above what was live before them (the
 //! transient peak: the previous and the new translation and encodings); and
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use trellis::config::{load_dir_cached, model::MeshConfig, LoadCache};
 use trellis::registry::{Proxy, Registry};
 use trellis::serve::Rebuilder;
+use trellis::translate::provenance::Provenance;
 
 /// The system allocator, counting the bytes live.
 struct Counting;
@@ -103,6 +106,12 @@ fn measured_load(dir: &Path, cache: &mut LoadCache) -> anyhow::Result<MeshConfig
     Ok(load_dir_cached(dir, cache)?)
 }
 
+/// The NACK provenance of a loaded config, from the load's source index.
+#[inline(never)]
+fn measured_provenance(mesh: &MeshConfig, cache: &LoadCache) -> usize {
+    Provenance::build(mesh, &cache.sources()).len()
+}
+
 /// One rebuild of every sidecar's snapshot.
 #[inline(never)]
 fn measured_rebuild(rebuilder: &mut Rebuilder, mesh: &MeshConfig, registry: &Registry) -> usize {
@@ -142,6 +151,7 @@ fn main() -> anyhow::Result<()> {
         rebuilder.rebuild(&mesh, &registry);
     }
     let (mut load, mut rebuild) = (Duration::ZERO, Duration::ZERO);
+    let mut provenance = Duration::ZERO;
     let mut transient = 0;
     for update in 2..2 + updates {
         write(dir.path(), services, update)?;
@@ -152,10 +162,20 @@ fn main() -> anyhow::Result<()> {
         let fresh = measured_rebuild(&mut rebuilder, &mesh, &registry);
         let t2 = Instant::now();
         anyhow::ensure!(fresh == 1, "update {update} did not change the snapshot");
-        (load, rebuild) = (load + (t1 - t0), rebuild + (t2 - t1));
-        drop(mesh);
         transient = transient.max(PEAK.load(Ordering::Relaxed) - base);
+        let traced = measured_provenance(&mesh, &cache);
+        let t3 = Instant::now();
+        anyhow::ensure!(traced > services, "update {update}: no provenance");
+        (load, rebuild) = (load + (t1 - t0), rebuild + (t2 - t1));
+        provenance += t3 - t2;
+        drop(mesh);
     }
+    // What a built provenance holds (`serve` keeps it once a proxy NACKed).
+    let mesh = load_dir_cached(dir.path(), &mut cache)?;
+    let before = live();
+    let built = Provenance::build(&mesh, &cache.sources());
+    let provenance_bytes = live() - before;
+    drop((built, mesh));
     // Dropped one by one: the load cache (each file's text and parse),
     // then the builder's state.
     let with_cache = live();
@@ -166,9 +186,10 @@ fn main() -> anyhow::Result<()> {
     let state_bytes = with_state - live();
     let n = u32::try_from(updates.max(1))?;
     println!(
-        "{{\"services\": {services}, \"updates\": {updates}, \"load_ms\": {:.3}, \"rebuild_ms\": {:.3}, \"heap_config_bytes\": {mesh_bytes}, \"heap_load_cache_bytes\": {cache_bytes}, \"heap_builder_state_bytes\": {state_bytes}, \"heap_update_peak_above_live_bytes\": {transient}, \"heap_descriptors_bytes\": {descriptor_bytes}}}",
+        "{{\"services\": {services}, \"updates\": {updates}, \"load_ms\": {:.3}, \"rebuild_ms\": {:.3}, \"provenance_ms\": {:.3}, \"heap_config_bytes\": {mesh_bytes}, \"heap_load_cache_bytes\": {cache_bytes}, \"heap_provenance_bytes\": {provenance_bytes}, \"heap_builder_state_bytes\": {state_bytes}, \"heap_update_peak_above_live_bytes\": {transient}, \"heap_descriptors_bytes\": {descriptor_bytes}}}",
         (load / n).as_secs_f64() * 1e3,
-        (rebuild / n).as_secs_f64() * 1e3
+        (rebuild / n).as_secs_f64() * 1e3,
+        (provenance / n).as_secs_f64() * 1e3
     );
     Ok(())
 }

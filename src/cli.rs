@@ -118,9 +118,17 @@ fn init_tracing(json: bool) {
         .init();
 }
 
+/// How long an idle blocking thread (a reload, a rebuild) stays. The
+/// allocator hands back what a thread freed only when that thread allocates
+/// again or exits, so an idle `serve` held its last load's transient peak
+/// until tokio's default 10 s ran out; a burst of changes still reuses the
+/// threads.
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(fut: F) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()?
         .block_on(fut)
 }

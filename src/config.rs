@@ -65,16 +65,24 @@ pub fn load_dir(dir: &Path) -> Result<MeshConfig, LoadError> {
 /// whole directory).
 #[derive(Default)]
 pub struct LoadCache {
-    files: std::collections::HashMap<PathBuf, (String, load::Loader)>,
-    /// Field positions of the files read, for tools that point at a field
-    /// after a load (NACK provenance), re-indexed only when a file changes.
-    sources: SourceIndex,
+    files: std::collections::HashMap<PathBuf, CachedFile>,
+}
+
+/// One file as the last load read it.
+struct CachedFile {
+    text: String,
+    /// What reading it added to the loader.
+    part: load::Loader,
+    /// Its documents' positions and quoted strings (the file's part of the
+    /// [`SourceIndex`]), shared with the parts' resources.
+    docs: std::sync::Arc<source::FileDocs>,
 }
 
 impl LoadCache {
-    /// The field positions of the files of the last load (a cheap copy).
+    /// The field positions of the files of the last load (a cheap copy:
+    /// each file's documents are shared).
     pub fn sources(&self) -> SourceIndex {
-        self.sources.clone()
+        SourceIndex::from_files(self.files.iter().map(|(f, c)| (f, &c.docs)))
     }
 }
 
@@ -102,25 +110,27 @@ pub fn load_dir_cached(dir: &Path, cache: &mut LoadCache) -> Result<MeshConfig, 
             loader.diags.push(walk::file_diagnostic(file, msg));
             continue;
         };
-        let part = match cache.files.remove(file) {
-            Some((old, part)) if old == text => part,
-            _ => {
-                let part = guarded(file, || {
-                    let mut part = load::Loader::default();
-                    part.file(file, &text);
-                    part
-                })?;
-                cache.sources.add(file, &text);
-                part
-            }
+        let cached = match cache.files.remove(file) {
+            Some(cached) if cached.text == text => cached,
+            _ => read_file(file, text)?,
         };
-        loader.merge(part.clone());
-        next.insert(file.clone(), (text, part));
+        loader.merge(cached.part.clone());
+        next.insert(file.clone(), cached);
     }
     cache.files = next;
-    let read: std::collections::HashSet<&PathBuf> = cache.files.keys().collect();
-    cache.sources.retain(&read);
     guarded(dir, || check::finish(loader, walk.files))?.map_err(LoadError::Invalid)
+}
+
+/// Parses and converts one file's `text` (its documents indexed once, as
+/// they are read).
+fn read_file(file: &Path, text: String) -> Result<CachedFile, LoadError> {
+    let mut part = guarded(file, || {
+        let mut part = load::Loader::default();
+        part.file(file, &text);
+        part
+    })?;
+    let docs = std::sync::Arc::new(source::file_docs(std::mem::take(&mut part.docs)));
+    Ok(CachedFile { text, part, docs })
 }
 
 /// Runs one step of a load, turning a panic into [`LoadError::Panicked`]

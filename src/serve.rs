@@ -229,7 +229,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
             return Err(e.into());
         }
     };
-    let ((mesh, provenance), load_cache) = reload::load_with_cache(&opts.config_dir)
+    let (loaded, load_cache) = reload::load_with_cache(&opts.config_dir)
         .await
         .map_err(ServeError::Config)?;
     let jwks_client = jwks::JwksClient::new(opts.jwks.ca_file.as_deref())?;
@@ -249,8 +249,7 @@ pub async fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         store_metrics.clone(),
     );
     let (store, store_feed) = replicas::open_store(&opts, &ca, &auth, store_metrics).await?;
-    let (core, ads) = wire(mesh, &opts, (ca, auth, store), metrics);
-    core.provenance.store(Arc::new(provenance));
+    let (core, ads) = wire(loaded, &opts, (ca, auth, store), metrics);
     if store_feed.is_some() {
         core.admin
             .set_store_problem(Some("store: connecting to etcd".into()));
@@ -308,7 +307,7 @@ fn load_security(opts: &ServeOptions) -> Result<(Arc<Ca>, StreamAuth), ServeErro
 
 /// Builds the shared state, the metrics registry and the ADS service.
 fn wire(
-    mesh: crate::config::MeshConfig,
+    loaded: reload::Loaded,
     opts: &ServeOptions,
     (ca, auth, store): (Arc<Ca>, StreamAuth, Store),
     mut registry: prometheus_client::registry::Registry,
@@ -336,7 +335,7 @@ fn wire(
         Box::new(move || status_share::view(&view, &view_peers, me.as_deref())),
     );
     let core = Core::new(
-        mesh,
+        loaded,
         CoreParts {
             config_dir: opts.config_dir.clone(),
             cache: SnapshotCache::new(),

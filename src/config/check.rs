@@ -49,6 +49,8 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         mut envoy_filters,
         rollout_policies,
         gateway_api: api,
+        // The source index keeps them, per file.
+        docs: _,
     } = loader;
     let mut gateway_refs = gateway_refs;
     duplicates(&resources, &mut diags);

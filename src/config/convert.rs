@@ -56,6 +56,10 @@ pub(crate) struct DocInfo {
     pub name: String,
     pub namespace: String,
     pub positions: Positions,
+    /// The string values a proxy's rejection may quote, with their field
+    /// paths (only under the fields [`super::source::quoted`] names for
+    /// this kind): what [`super::SourceIndex::strings`] answers.
+    pub strings: Vec<(String, String)>,
 }
 
 impl DocInfo {

@@ -76,6 +76,10 @@ pub(crate) struct Loader {
     /// Gateway API: Gateways as routes see them, routes before
     /// attachment, ReferenceGrants, and references into other namespaces.
     pub gateway_api: GatewayApi,
+    /// Every non-empty document read, in order: the file's part of the
+    /// [`SourceIndex`](super::SourceIndex). Not merged: the index keeps it
+    /// per file.
+    pub docs: Vec<Arc<DocInfo>>,
 }
 
 /// What the Gateway API kinds leave for the cross-resource checks.
@@ -146,6 +150,7 @@ impl Loader {
             return; // an empty document (`---` followed by nothing)
         }
         let info = Arc::new(doc_info(file, &doc.value, doc.positions));
+        self.docs.push(Arc::clone(&info));
         for (path, pos) in &doc.duplicate_keys {
             let key = path.rsplit('.').next().unwrap_or(path);
             let msg = format!("duplicate key `{key}` in one mapping");
@@ -396,14 +401,17 @@ impl Loader {
 }
 
 /// What locates a document's errors: kind, name and namespace as written
-/// (best effort, before any parsing), and the field positions.
-fn doc_info(file: &Path, value: &Value, positions: super::yaml::Positions) -> DocInfo {
+/// (best effort, before any parsing), the field positions, and the string
+/// values NACK provenance may quote.
+pub(crate) fn doc_info(file: &Path, value: &Value, positions: super::yaml::Positions) -> DocInfo {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let meta = |k: &str| text(value.get("metadata").and_then(|m| m.get(k)));
     let namespace = meta("namespace");
+    let kind = text(value.get("kind"));
     DocInfo {
         file: file.to_path_buf(),
-        kind: text(value.get("kind")),
+        strings: super::source::quoted_strings(&kind, value),
+        kind,
         name: meta("name"),
         namespace: if namespace.is_empty() {
             "default".into()

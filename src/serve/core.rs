@@ -21,10 +21,10 @@ use super::metrics::ServeMetrics;
 use crate::admin::{now, AdminState, ConfigStatus, Rejected};
 use crate::ca::Ca;
 use crate::config::model::MeshConfig;
-use crate::config::LoadError;
+use crate::config::{LoadError, SourceIndex};
 use crate::registry::{Proxy, Registry};
 use crate::store::Store;
-use crate::translate::provenance::{PatchIndex, Provenance, Rejecter};
+use crate::translate::provenance::{PatchIndex, Rejecter};
 use crate::xds::{ProxyStatusTable, Refusal, SnapshotCache, StreamCut, StreamHooks};
 
 mod clusters;
@@ -44,7 +44,7 @@ pub(crate) struct Core {
     pub(crate) config_dir: PathBuf,
     pub(crate) config: ArcSwap<MeshConfig>,
     /// Where the config's Envoy resources come from, to trace NACKs.
-    pub(crate) provenance: ArcSwap<Provenance>,
+    pub(crate) provenance: ArcSwap<super::reload::LazyProvenance>,
     /// Which resources `EnvoyFilter` patches changed at the last build, to
     /// blame a NACK of one on its patch.
     pub(crate) patches: ArcSwap<PatchIndex>,
@@ -139,13 +139,13 @@ pub(crate) struct CoreParts {
 }
 
 impl Core {
-    /// A core serving `mesh` as generation 1.
-    pub(crate) fn new(mesh: MeshConfig, parts: CoreParts) -> Arc<Self> {
+    /// A core serving `mesh` (with its field positions) as generation 1.
+    pub(crate) fn new((mesh, source): super::reload::Loaded, parts: CoreParts) -> Arc<Self> {
         let before = parts.rollout.number_before(&mesh, &parts.config_dir);
         let core = Arc::new(Core {
             config_dir: parts.config_dir,
             config: ArcSwap::from_pointee(MeshConfig::default()),
-            provenance: ArcSwap::from_pointee(Provenance::default()),
+            provenance: ArcSwap::default(),
             patches: ArcSwap::from_pointee(PatchIndex::default()),
             // Generation numbers go on from a previous run's rollout.
             generation: watch::Sender::new(before),
@@ -175,7 +175,7 @@ impl Core {
             held_build: Mutex::default(),
             samples: parts.samples,
         });
-        core.install(mesh);
+        core.install(mesh, source);
         core.admin.set_config_loaded(true);
         core
     }
@@ -203,13 +203,17 @@ impl Core {
         self.generation.subscribe()
     }
 
-    /// Puts `mesh` in force and asks for a rebuild.
-    fn install(&self, mesh: MeshConfig) {
+    /// Puts `mesh` in force and asks for a rebuild; `source` locates its
+    /// fields for NACK provenance.
+    fn install(&self, mesh: MeshConfig, source: SourceIndex) {
         for w in &mesh.warnings {
             tracing::warn!("config: {}", w.warning());
         }
         let files = mesh.files.clone();
         let mesh = Arc::new(mesh);
+        // Before the push, so that a NACK of it finds its origin.
+        let provenance = super::reload::LazyProvenance::new(Arc::clone(&mesh), source);
+        self.provenance.store(Arc::new(provenance));
         self.config.store(Arc::clone(&mesh));
         self.restamp_gateways();
         let mut generation = 0;
@@ -231,9 +235,9 @@ impl Core {
     }
 
     /// A reload produced a valid config.
-    pub(crate) fn accept_config(&self, mesh: MeshConfig) {
+    pub(crate) fn accept_config(&self, mesh: MeshConfig, source: SourceIndex) {
         let files = mesh.files.len();
-        self.install(mesh);
+        self.install(mesh, source);
         self.metrics.reload(true);
         tracing::info!(generation = self.generation(), files, "config reloaded");
     }
@@ -510,7 +514,8 @@ impl StreamHooks for Hooks {
     fn nacked(&self, node_id: &str, type_url: &str, message: &str) -> Option<serde_json::Value> {
         self.0.rollout_nacked(node_id, type_url, message);
         let who = self.0.rejecter(node_id);
-        let Some(blame) = self.0.provenance.load().blame_for(type_url, message, &who) else {
+        let provenance = self.0.provenance.load();
+        let Some(blame) = provenance.get().blame_for(type_url, message, &who) else {
             tracing::warn!(node = %node_id, type_url, "rejected content not traced to a config object");
             return None;
         };

@@ -4,17 +4,47 @@
 //! is rejected and the last good config keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, watch};
 
 use super::core::Core;
 use crate::config::model::MeshConfig;
-use crate::config::{load_dir_cached, LoadCache, LoadError};
+use crate::config::{load_dir_cached, LoadCache, LoadError, SourceIndex};
 use crate::translate::provenance::Provenance;
 
-/// A valid config and where each of its Envoy resources comes from.
-pub(crate) type Loaded = (MeshConfig, Provenance);
+/// A valid config and the positions of its fields.
+pub(crate) type Loaded = (MeshConfig, SourceIndex);
+
+/// Where each Envoy resource of a config comes from, built when a proxy's
+/// rejection first asks: a NACK is rare, and building it on every reload
+/// cost each reload the time and kept the memory for nothing. The default
+/// traces nothing (no config was loaded yet).
+#[derive(Default)]
+pub(crate) struct LazyProvenance {
+    /// The config and its field positions (shared with the config in force
+    /// and the load cache: no copy).
+    input: Option<(Arc<MeshConfig>, SourceIndex)>,
+    built: OnceLock<Provenance>,
+}
+
+impl LazyProvenance {
+    /// The provenance of `mesh`, to be built from `source` on first use.
+    pub(crate) fn new(mesh: Arc<MeshConfig>, source: SourceIndex) -> Self {
+        LazyProvenance {
+            input: Some((mesh, source)),
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The provenance, built now if it was not yet.
+    pub(crate) fn get(&self) -> &Provenance {
+        self.built.get_or_init(|| match &self.input {
+            Some((mesh, source)) => Provenance::build(mesh, source),
+            None => Provenance::default(),
+        })
+    }
+}
 
 /// Loads `dir` off the async threads (it reads and parses files), keeping
 /// each file's result for [`reload_loop`].
@@ -51,27 +81,20 @@ pub(crate) async fn reload_loop(
         cache = kept;
         tracing::debug!(elapsed = ?started.elapsed(), "config directory loaded");
         match result {
-            Ok((mesh, provenance)) => {
-                // Before the push, so that a NACK of it finds its origin.
-                core.provenance.store(Arc::new(provenance));
-                core.accept_config(mesh);
-            }
+            Ok((mesh, source)) => core.accept_config(mesh, source),
             Err(e) => core.reject_config(&e),
         }
     }
 }
 
 /// [`load_dir_cached`] off the async threads, with the previous reload's
-/// per-file results, and the provenance of a valid result. The loader turns its own panics into
+/// per-file results, and the field positions of a valid result. The loader turns its own panics into
 /// [`LoadError::Panicked`]; one that still escapes (or a cancelled task) is
 /// a failed load too, so hot reload never stops on a loader bug.
 async fn load_cached(dir: &Path, mut cache: LoadCache) -> (Result<Loaded, LoadError>, LoadCache) {
     let path = dir.to_path_buf();
     let task = move || {
-        let result = load_dir_cached(&path, &mut cache).map(|mesh| {
-            let provenance = Provenance::build(&mesh, &cache.sources());
-            (mesh, provenance)
-        });
+        let result = load_dir_cached(&path, &mut cache).map(|mesh| (mesh, cache.sources()));
         (result, cache)
     };
     match tokio::task::spawn_blocking(task).await {
