@@ -40,6 +40,7 @@
 mod cache;
 mod delta;
 mod metrics;
+mod names;
 mod reply;
 mod server;
 mod snapshot;

@@ -231,33 +231,38 @@ impl Core {
 /// than this interval or the rebuild in progress.
 pub(crate) const MIN_REBUILD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// How long rebuilds must pause before the memory they freed is handed
-/// back to the OS. A burst of changes keeps it (the next rebuild reuses it
-/// without faulting pages in again); an idle control plane does not.
+/// How long rebuilds and pushes must pause before the memory they freed is
+/// handed back to the OS. A burst of changes keeps it (the next rebuild
+/// reuses it without faulting pages in again); an idle control plane does
+/// not. Pushes count too: after a rebuild the streams go on sending (and
+/// freeing) responses, at scale for seconds, e.g. the initial sync of
+/// thousands of sidecars, and what they free would stay resident otherwise.
 pub(crate) const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Rebuilds on every dirty signal until `stop` fires. `Notify` keeps at
 /// most one pending permit: the first signal is acted on at once (leading
 /// edge) and any burst during a rebuild, or within [`MIN_REBUILD_INTERVAL`]
-/// of its start, collapses into one more rebuild. After [`RELEASE_AFTER`]
-/// without one, `release` (if any) runs once.
+/// of its start, collapses into one more rebuild. Once neither a rebuild
+/// nor a push happened for [`RELEASE_AFTER`], `release` (if any) runs once.
 pub(crate) async fn rebuild_loop(
     core: Arc<Core>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     release: Option<fn()>,
 ) {
     let mut last_start: Option<tokio::time::Instant> = None;
-    let mut release_at: Option<tokio::time::Instant> = None;
+    // When to look again whether the streams went quiet, and the count of
+    // responses sent when last looked.
+    let mut check: Option<(tokio::time::Instant, u64)> = None;
     loop {
-        let due = release_at.zip(release);
+        let due = check.zip(release);
         tokio::select! {
             _ = core.dirty.notified() => {}
             _ = stop.changed() => return,
-            () = sleep_until_some(due.map(|(at, _)| at)) => {
-                release_at = None;
-                if let Some((_, release)) = due {
-                    let _ = tokio::task::spawn_blocking(release).await;
-                }
+            () = sleep_until_some(due.map(|((at, _), _)| at)) => {
+                check = match due {
+                    Some(((_, seen), release)) => release_when_quiet(&core.status, seen, release).await,
+                    None => None,
+                };
                 continue;
             }
         }
@@ -274,8 +279,26 @@ pub(crate) async fn rebuild_loop(
         if let Err(e) = tokio::task::spawn_blocking(move || c.rebuild()).await {
             tracing::error!("snapshot rebuild panicked: {e}");
         }
-        release_at = Some(tokio::time::Instant::now() + RELEASE_AFTER);
+        check = Some((
+            tokio::time::Instant::now() + RELEASE_AFTER,
+            core.status.responses_sent(),
+        ));
     }
+}
+
+/// Runs `release` when no response was sent since the count was `seen`;
+/// else returns when and against which count to look again.
+async fn release_when_quiet(
+    status: &crate::xds::ProxyStatusTable,
+    seen: u64,
+    release: fn(),
+) -> Option<(tokio::time::Instant, u64)> {
+    let sent = status.responses_sent();
+    if sent != seen {
+        return Some((tokio::time::Instant::now() + RELEASE_AFTER, sent));
+    }
+    let _ = tokio::task::spawn_blocking(release).await;
+    None
 }
 
 /// Sleeps until `at`, or forever without one.

@@ -37,7 +37,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use super::reply::{classify_reply, Reply};
-use super::types::{push_rank, WILDCARD};
+use super::types::{push_rank, type_key, TypeKey, WILDCARD};
 use super::{RequestError, Snapshot, StreamEvent, CLUSTER_TYPE, ENDPOINT_TYPE};
 use diff::{diff, Diff, Known};
 use subscription::DeltaSubscription;
@@ -80,7 +80,7 @@ struct DeltaType {
 #[derive(Debug, Default)]
 pub struct DeltaStreamState {
     snapshot: Option<Arc<Snapshot>>,
-    types: BTreeMap<String, DeltaType>,
+    types: BTreeMap<TypeKey, DeltaType>,
     nonces: u64,
 }
 
@@ -115,7 +115,7 @@ impl DeltaStreamState {
             return out;
         }
         self.snapshot = Some(snapshot);
-        let mut order: Vec<String> = self.types.keys().cloned().collect();
+        let mut order: Vec<TypeKey> = self.types.keys().cloned().collect();
         order.sort_by_key(|t| push_rank(t));
         for type_url in order {
             self.push(&type_url, &mut out);
@@ -125,7 +125,7 @@ impl DeltaStreamState {
     }
 
     fn apply_request(&mut self, req: &DeltaDiscoveryRequest, out: &mut DeltaOutput) {
-        let Some(state) = self.types.get_mut(&req.type_url) else {
+        let Some(state) = self.types.get_mut(req.type_url.as_str()) else {
             // `initial_resource_versions` is only meaningful on the first
             // request of a type on a stream: it lists what a reconnecting
             // client still holds, so none of that is sent again.
@@ -135,7 +135,7 @@ impl DeltaStreamState {
                 owed: true,
                 ..Default::default()
             };
-            self.types.insert(req.type_url.clone(), state);
+            self.types.insert(type_key(&req.type_url), state);
             return;
         };
         if !req.response_nonce.is_empty() {

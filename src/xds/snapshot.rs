@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
+use super::types::{type_key, TypeKey};
 use super::version::{VersionHasher, Versioned};
 
 /// Resources of one type by name. `Arc` so that one encoded resource (and
@@ -67,7 +68,7 @@ fn content_version(items: &Resources) -> String {
 /// the resources by name.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
-    types: BTreeMap<String, Arc<TypeResources>>,
+    types: BTreeMap<TypeKey, Arc<TypeResources>>,
 }
 
 impl Snapshot {
@@ -119,7 +120,7 @@ impl Snapshot {
 
     /// The type URLs that have at least one resource.
     pub fn type_urls(&self) -> impl Iterator<Item = &str> {
-        self.types.keys().map(String::as_str)
+        self.types.keys().map(|t| &**t)
     }
 }
 
@@ -159,12 +160,16 @@ impl SnapshotBuilder {
 
     /// Computes each type's version and freezes the set.
     pub fn build(self) -> Snapshot {
-        let mut types: BTreeMap<String, Arc<TypeResources>> = self
+        let mut types: BTreeMap<TypeKey, Arc<TypeResources>> = self
             .types
             .into_iter()
-            .map(|(type_url, items)| (type_url, Arc::new(TypeResources::new(items))))
+            .map(|(url, items)| (type_key(&url), Arc::new(TypeResources::new(items))))
             .collect();
-        types.extend(self.shared);
+        types.extend(
+            self.shared
+                .into_iter()
+                .map(|(url, set)| (type_key(&url), set)),
+        );
         Snapshot { types }
     }
 }

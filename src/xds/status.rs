@@ -1,6 +1,7 @@
 //! What each proxy was sent, ACKed and NACKed, for `/debug/proxies`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,6 +23,9 @@ pub struct ProxyStatusTable {
     /// once [`ProxyStatusTable::track_changes`] asked for them (`None`: not
     /// tracked, so a table nobody drains does not grow).
     changed: Arc<Mutex<Option<BTreeSet<String>>>>,
+    /// Responses sent on every stream since the start: readers tell from it
+    /// whether the streams are still busy (e.g. before freeing memory).
+    sent_total: Arc<AtomicU64>,
 }
 
 /// One proxy's state.
@@ -161,10 +165,17 @@ impl ProxyStatusTable {
 
     /// Records a response sent.
     pub fn sent(&self, node_id: &str, type_url: &str, version: &str, nonce: &str) {
+        self.sent_total.fetch_add(1, Ordering::Relaxed);
         self.update_type(node_id, type_url, |t| {
             t.last_sent_version = Some(version.to_string());
             t.last_sent_nonce = Some(nonce.to_string());
         });
+    }
+
+    /// How many responses were sent on all streams so far; unchanged over
+    /// an interval means no stream pushed anything in it.
+    pub fn responses_sent(&self) -> u64 {
+        self.sent_total.load(Ordering::Relaxed)
     }
 
     /// Records an ACK of `version`.
@@ -258,6 +269,7 @@ mod tests {
         table.stream_closed("a");
         assert!(!table.get("a").unwrap().connected);
 
+        assert_eq!(table.responses_sent(), 1);
         let json = serde_json::to_value(&table).unwrap();
         assert_eq!(json["a"]["types"]["t"]["last_sent_nonce"], "1");
         table.remove("a");

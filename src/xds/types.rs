@@ -1,6 +1,7 @@
 //! Type URLs of the resource types the ADS stream treats specially, and the
 //! order in which one push sends them.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
@@ -20,6 +21,25 @@ pub static LISTENER_TYPE: LazyLock<String> = LazyLock::new(XdsListener::type_url
 pub static ROUTE_TYPE: LazyLock<String> = LazyLock::new(RouteConfiguration::type_url);
 /// Type URL of `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
 pub static SECRET_TYPE: LazyLock<String> = LazyLock::new(XdsSecret::type_url);
+
+/// A type URL as a map key: the known types without an allocation of
+/// their own (a stream and a snapshot each key a few maps by type).
+pub(crate) type TypeKey = Cow<'static, str>;
+
+/// `type_url` as a [`TypeKey`].
+pub(crate) fn type_key(type_url: &str) -> TypeKey {
+    let known = [
+        &*CLUSTER_TYPE,
+        &*ENDPOINT_TYPE,
+        &*LISTENER_TYPE,
+        &*ROUTE_TYPE,
+        &*SECRET_TYPE,
+    ];
+    match known.into_iter().find(|t| t.as_str() == type_url) {
+        Some(t) => Cow::Borrowed(t.as_str()),
+        None => Cow::Owned(type_url.to_string()),
+    }
+}
 
 /// The wildcard resource name (xDS spec, "How the client specifies what
 /// resources to return").
@@ -80,6 +100,19 @@ pub fn short_type_name(type_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_type_keys_are_not_allocated() {
+        assert!(matches!(type_key(&ENDPOINT_TYPE.clone()), Cow::Borrowed(_)));
+        assert!(matches!(
+            type_key("type.googleapis.com/a.b.Thing"),
+            Cow::Owned(_)
+        ));
+        assert_eq!(
+            type_key("type.googleapis.com/a.b.Thing"),
+            "type.googleapis.com/a.b.Thing"
+        );
+    }
 
     #[test]
     fn short_names() {

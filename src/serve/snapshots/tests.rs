@@ -113,3 +113,22 @@ fn a_sidecar_served_elsewhere_is_an_endpoint_without_a_snapshot_here() {
     let moved = build_served(&mut state, &mesh, &registry, None, &only_a);
     assert_eq!(moved.gone, ["b-1"]);
 }
+
+static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn memory_is_released_only_once_the_streams_stopped_pushing() {
+    let status = crate::xds::ProxyStatusTable::new();
+    let seen = status.responses_sent();
+    status.sent("a", &CLUSTER_TYPE, "v1", "1");
+    let again = release_when_quiet(&status, seen, count_release).await;
+    assert_eq!(again.map(|(_, n)| n), Some(seen + 1), "still pushing");
+    assert_eq!(RELEASED.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let done = release_when_quiet(&status, seen + 1, count_release).await;
+    assert!(done.is_none());
+    assert_eq!(RELEASED.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

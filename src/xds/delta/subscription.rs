@@ -1,7 +1,9 @@
 //! Which resources of one type a delta stream subscribed to.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use crate::xds::names::intern;
 use crate::xds::types::{legacy_wildcard, WILDCARD};
 use crate::xds::Resources;
 
@@ -13,7 +15,8 @@ use crate::xds::Resources;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DeltaSubscription {
     wildcard: bool,
-    names: BTreeSet<String>,
+    /// Interned: every stream subscribed to a name shares its one copy.
+    names: BTreeSet<Arc<str>>,
 }
 
 impl DeltaSubscription {
@@ -40,7 +43,7 @@ impl DeltaSubscription {
             if name == WILDCARD {
                 self.wildcard = true;
             } else {
-                self.names.insert(name.clone());
+                self.names.insert(intern(name));
                 resend.push(name.clone());
             }
         }
@@ -48,7 +51,7 @@ impl DeltaSubscription {
             if name == WILDCARD {
                 self.wildcard = false;
             } else {
-                self.names.remove(name);
+                self.names.remove(name.as_str());
             }
         }
         let covered = unsubscribe
@@ -77,7 +80,7 @@ impl DeltaSubscription {
         if self.wildcard {
             Box::new(items.iter())
         } else {
-            Box::new(self.names.iter().filter_map(|n| items.get_key_value(n)))
+            Box::new(self.names.iter().filter_map(|n| items.get_key_value(&**n)))
         }
     }
 }
