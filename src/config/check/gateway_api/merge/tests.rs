@@ -15,6 +15,7 @@ fn doc(ns: &str, name: &str) -> Arc<DocInfo> {
         name: name.into(),
         namespace: ns.into(),
         positions: Default::default(),
+        strings: Default::default(),
     })
 }
 
