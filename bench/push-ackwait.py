@@ -42,11 +42,11 @@ def patched_trellis_push():
         return version, ts
 
     tp.route_state = route_state
-    return tp
+    return tp, seen
 
 
 def run_trellis(argv):
-    tp = patched_trellis_push()
+    tp, seen = patched_trellis_push()
     ap = argparse.ArgumentParser()
     ap.add_argument("--trellis", required=True)
     ap.add_argument("--envoy", default=os.environ.get("ENVOY_BIN", "envoy"))
@@ -56,6 +56,7 @@ def run_trellis(argv):
     ap.add_argument("--mode", choices=["delta", "sotw"])
     a = ap.parse_args(argv)
     for n in a.clusters:
+        seen["count"] = -1.0  # a new `trellis serve` counts from zero
         print(json.dumps(tp.one(a, n)), flush=True)
 
 
