@@ -59,6 +59,7 @@ pub use snapshot::{Resources, Snapshot, SnapshotBuilder, TypeResources};
 pub use status::{NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus};
 pub use stream::{Output, RequestError, StreamEvent, StreamState};
 pub use types::{
-    short_type_name, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    known_types, short_type_name, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE,
+    SECRET_TYPE,
 };
 pub use version::Versioned;

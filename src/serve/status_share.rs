@@ -21,8 +21,7 @@ use super::core::Core;
 use crate::store::status::{cut_message, NackRecord, TypeRecord};
 use crate::store::StatusRecord;
 use crate::xds::{
-    short_type_name, NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus, CLUSTER_TYPE,
-    ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    known_types, short_type_name, NackStatus, ProxyStatus, ProxyStatusTable, TypeStatus,
 };
 
 /// How often changed statuses are published: at most one write per proxy
@@ -297,14 +296,7 @@ fn type_status(t: &TypeRecord) -> TypeStatus {
 
 /// The type URL of a short name; an unknown name stays as it is.
 fn type_url(short: &str) -> String {
-    let known = [
-        &*CLUSTER_TYPE,
-        &*ENDPOINT_TYPE,
-        &*LISTENER_TYPE,
-        &*ROUTE_TYPE,
-        &*SECRET_TYPE,
-    ];
-    (known.into_iter())
+    (known_types().into_iter())
         .find(|url| short_type_name(url) == short)
         .map_or_else(|| short.to_string(), |url| url.clone())
 }
@@ -340,6 +332,7 @@ pub(crate) fn view(local: &ProxyStatusTable, peers: &PeerStatus, me: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xds::{CLUSTER_TYPE, SECRET_TYPE};
 
     fn table() -> ProxyStatusTable {
         let table = ProxyStatusTable::new();

@@ -116,10 +116,16 @@ impl SharedRoutes {
 
     /// The whole configuration as one message.
     pub fn to_config(&self) -> RouteConfiguration {
-        RouteConfiguration {
-            virtual_hosts: (self.virtual_hosts.iter()).map(|v| (**v).clone()).collect(),
-            ..self.shell.clone()
-        }
+        assemble(&self.shell, &self.virtual_hosts)
+    }
+}
+
+/// A route configuration from its fields but the virtual hosts (`shell`)
+/// and shared virtual hosts.
+pub fn assemble(shell: &RouteConfiguration, vhosts: &[Arc<VirtualHost>]) -> RouteConfiguration {
+    RouteConfiguration {
+        virtual_hosts: vhosts.iter().map(|v| (**v).clone()).collect(),
+        ..shell.clone()
     }
 }
 

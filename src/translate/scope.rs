@@ -188,10 +188,7 @@ impl RouteView<'_> {
 
     /// The whole configuration as a message.
     pub fn to_config(&self) -> RouteConfiguration {
-        RouteConfiguration {
-            virtual_hosts: (self.virtual_hosts.iter()).map(|v| (**v).clone()).collect(),
-            ..self.shell.clone()
-        }
+        super::routes::assemble(self.shell, &self.virtual_hosts)
     }
 }
 

@@ -26,16 +26,20 @@ pub static SECRET_TYPE: LazyLock<String> = LazyLock::new(XdsSecret::type_url);
 /// their own (a stream and a snapshot each key a few maps by type).
 pub(crate) type TypeKey = Cow<'static, str>;
 
-/// `type_url` as a [`TypeKey`].
-pub(crate) fn type_key(type_url: &str) -> TypeKey {
-    let known = [
+/// The type URLs Trellis serves.
+pub fn known_types() -> [&'static String; 5] {
+    [
         &*CLUSTER_TYPE,
         &*ENDPOINT_TYPE,
         &*LISTENER_TYPE,
         &*ROUTE_TYPE,
         &*SECRET_TYPE,
-    ];
-    match known.into_iter().find(|t| t.as_str() == type_url) {
+    ]
+}
+
+/// `type_url` as a [`TypeKey`].
+pub(crate) fn type_key(type_url: &str) -> TypeKey {
+    match known_types().into_iter().find(|t| t.as_str() == type_url) {
         Some(t) => Cow::Borrowed(t.as_str()),
         None => Cow::Owned(type_url.to_string()),
     }
