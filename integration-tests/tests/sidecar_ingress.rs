@@ -68,6 +68,18 @@ spec:
     )
 }
 
+/// The `api` workload's sidecar (`app: api`, the label its Sidecar selects).
+async fn start_api(trellis: &Trellis, app_port: u16) -> Sidecar {
+    Sidecar::start(
+        trellis,
+        "api",
+        &[("app", "api"), ("version", "v1")],
+        app_port,
+    )
+    .await
+    .unwrap()
+}
+
 /// Polls `GET http://HOST/PATH` through `client`'s outbound listener
 /// until the reply's outcome is `want`.
 async fn wait_outcome(client: &Sidecar, host: &str, path: &str, want: &str) {
@@ -103,14 +115,7 @@ async fn two_ingress_ports_serve_two_backends_over_mtls() {
     let text = config(web_port, admin_port, web.port(), admin.port());
     let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
     let trellis = Trellis::start(dir.path()).await.unwrap();
-    let api = Sidecar::start(
-        &trellis,
-        "api",
-        &[("app", "api"), ("version", "v1")],
-        web.port(),
-    )
-    .await
-    .unwrap();
+    let api = start_api(&trellis, web.port()).await;
     let front_app = Backend::start("frontend", "v1").await.unwrap();
     let frontend = Sidecar::start(&trellis, "frontend", &[("version", "v1")], front_app.port())
         .await
@@ -201,14 +206,7 @@ spec:
     );
     let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
     let trellis = Trellis::start(dir.path()).await.unwrap();
-    let api = Sidecar::start(
-        &trellis,
-        "api",
-        &[("app", "api"), ("version", "v1")],
-        web.port(),
-    )
-    .await
-    .unwrap();
+    let api = start_api(&trellis, web.port()).await;
     api.wait_listener(&format!("inbound_{port}"), SETUP_TIMEOUT)
         .await
         .unwrap();
