@@ -23,6 +23,10 @@ Two phases, one real Envoy each (`--concurrency 2`, as a sidecar runs):
    their order rotated every round. Per update: RDS `update_duration` (Envoy's
    ms histogram, sum growth), Envoy's CPU time for the update, set → ACK wall
    time, and Envoy's heap (`server.memory_allocated`) once the update settled.
+   `--boot B,B...` replays under several variants of the bootstrap itself
+   (`BOOT_VARIANTS`, e.g. its stats config), one Envoy and one rds-replay
+   each, all running at once; every round sends each route variant to each
+   Envoy in turn, so all pairs share the machine's load.
 
 Medians over the rounds. Envoy's histogram has millisecond resolution and
 counts wall time, which on a loaded machine is mostly waiting for a core; the
@@ -30,7 +34,7 @@ CPU time counts the work (it still moves by about 10 % under heavy load), which
 makes it the measure to compare on a shared machine.
 
 Usage: bench/route-shape.py [--services N...] [--updates U] [--change both|route|endpoints] [--live-only]
-                            [--replay-bin BIN] [--keep DIR] TRELLIS_BIN [VARIANT...]
+                            [--replay-bin BIN] [--keep DIR] [--boot B,B...] TRELLIS_BIN [VARIANT...]
 BIN defaults to $PEERS_DIR/bin/rds-replay, built on first use with the Go toolchain
 that ../shared/bench/build_go_control_plane.sh unpacks into $PEERS_DIR.
 Every process is started and killed by its own PID; every wait is bounded.
@@ -288,6 +292,26 @@ VARIANTS = {
 }
 
 
+def reject_prefixes(*prefixes):
+    """Puts prefix patterns first in the bootstrap's exclusion list (making
+    one if there is none): Envoy can reject those on the encoded stat name,
+    without turning it into a string for the regex."""
+    def make(boot):
+        config = boot.setdefault("stats_config", {})
+        patterns = config.setdefault("stats_matcher", {"exclusion_list": {"patterns": []}})["exclusion_list"]["patterns"]
+        patterns[:0] = [{"prefix": p} for p in prefixes]
+    return make
+
+
+# Variants of the bootstrap, each replayed in its own Envoy (`--boot`).
+BOOT_VARIANTS = {
+    "trellis": lambda b: None,
+    "no-stats-matcher": lambda b: b.get("stats_config", {}).pop("stats_matcher", None),
+    "no-stats-config": lambda b: b.pop("stats_config", None),
+    "reject-vhost-stats": reject_prefixes("vhost."),
+}
+
+
 def set_version(rc, v):
     """Every variant carries the update's number in svc-0's response header."""
     text = json.dumps(rc)
@@ -364,38 +388,49 @@ class Replay:
             p.wait()
 
 
-def replay(work, binary, dump, variants, rounds):
+def replay(work, binary, dump, variants, rounds, boots=("trellis",)):
+    """Rows per (bootstrap variant, route variant)."""
     key, crt = tax.certs(work)
-    admin, xds = tax.free_port(), tax.free_port()
-    boot, outbound = ads_bootstrap(dump, admin, xds, key, crt)
+    _, outbound = ads_bootstrap(dump, 0, 0, key, crt)
     shapes = {}
     for v in variants:
         rc = copy.deepcopy(outbound)
         VARIANTS[v](rc)
         shapes[v] = rc
-    r = Replay(work, binary, boot, admin, xds)
-    rows = {v: [] for v in variants}
+    replays = {}
     try:
-        wait_until(lambda: r.envoy.poll() is None and tax.stat(admin, "server.state") is not None, 60, "envoy admin")
-        r.send(set_version(shapes[variants[0]], 0))
-        tax.settle(r.envoy, admin)
+        for b in boots:
+            admin, xds = tax.free_port(), tax.free_port()
+            boot, _ = ads_bootstrap(dump, admin, xds, key, crt)
+            BOOT_VARIANTS[b](boot)
+            sub = os.path.join(work, f"boot-{b}")
+            os.makedirs(sub, exist_ok=True)
+            replays[b] = Replay(sub, binary, boot, admin, xds)
+        for r in replays.values():
+            wait_until(lambda: r.envoy.poll() is None and tax.stat(r.admin, "server.state") is not None, 60,
+                       "envoy admin")
+            r.send(set_version(shapes[variants[0]], 0))
+            tax.settle(r.envoy, r.admin)
+        pairs = [(b, v) for b in boots for v in variants]
+        rows = {p: [] for p in pairs}
         for i in range(rounds + 1):
-            order = variants[i % len(variants):] + variants[:i % len(variants)]
-            for v in order:
+            for b, v in pairs[i % len(pairs):] + pairs[:i % len(pairs)]:
+                r = replays[b]
                 text = set_version(shapes[v], r.n + 1)
                 time.sleep(0.2)
-                d0 = durations(flushed(admin))
+                d0 = durations(flushed(r.admin))
                 c0 = cpu_ns(r.envoy.pid)
                 wall = r.send(text)
                 time.sleep(0.3)  # the old configuration is released on the workers
-                c1, d1 = cpu_ns(r.envoy.pid), durations(flushed(admin))
+                c1, d1 = cpu_ns(r.envoy.pid), durations(flushed(r.admin))
                 if i == 0:
                     continue  # the first round warms every variant up
-                rows[v].append({"wall_ms": wall, "cpu_ms": (c1 - c0) / 1e6,
-                                "rds_ms": growth(d0, d1).get("rds"),
-                                "heap": tax.stat(flushed(admin), "server.memory_allocated")})
+                rows[(b, v)].append({"wall_ms": wall, "cpu_ms": (c1 - c0) / 1e6,
+                                     "rds_ms": growth(d0, d1).get("rds"),
+                                     "heap": tax.stat(flushed(r.admin), "server.memory_allocated")})
     finally:
-        r.close()
+        for r in replays.values():
+            r.close()
     return rows
 
 
@@ -415,8 +450,13 @@ def main():
                     help="what the live updates change (the replay always changes the routes)")
     ap.add_argument("--live-only", action="store_true", help="skip the replay")
     ap.add_argument("--keep", metavar="DIR", help="keep the work files (mesh, logs, dumps) under DIR")
+    ap.add_argument("--boot", default="trellis", type=lambda s: s.split(","),
+                    help="comma-separated bootstrap variants to replay under, side by side (the first is the "
+                    f"baseline): {', '.join(BOOT_VARIANTS)}")
     ap.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
+    if unknown := [b for b in args.boot if b not in BOOT_VARIANTS]:
+        ap.error(f"unknown bootstrap variant: {', '.join(unknown)}")
     binary = replay_bin(args.replay_bin)
     variants = args.variants if args.variants[0] == "whole" else ["whole"] + args.variants
     print(json.dumps({"load": os.getloadavg()}), flush=True)
@@ -431,13 +471,16 @@ def main():
             print(json.dumps(summary), flush=True)
             if args.live_only:
                 continue
-            by = replay(work, binary, dump, variants, args.updates)
-            base = statistics.median(x["heap"] for x in by["whole"])
-            for v in variants:
-                heap = statistics.median(x["heap"] for x in by[v])
-                print(json.dumps({"services": n, "phase": "replay", "variant": v, "updates": len(by[v]),
-                                  "rds_ms": med(by[v], "rds_ms"), "cpu_ms": med(by[v], "cpu_ms"),
-                                  "wall_ms": med(by[v], "wall_ms"), "heap": heap,
+            by = replay(work, binary, dump, variants, args.updates, args.boot)
+            base = statistics.median(x["heap"] for x in by[(args.boot[0], "whole")])
+            base_cpu = med(by[(args.boot[0], "whole")], "cpu_ms")
+            for b, v in by:
+                heap = statistics.median(x["heap"] for x in by[(b, v)])
+                cpu = med(by[(b, v)], "cpu_ms")
+                print(json.dumps({"services": n, "phase": "replay", "boot": b, "variant": v, "updates": len(by[(b, v)]),
+                                  "rds_ms": med(by[(b, v)], "rds_ms"), "cpu_ms": cpu,
+                                  "cpu_vs_whole": round(cpu / base_cpu, 3) if cpu and base_cpu else None,
+                                  "wall_ms": med(by[(b, v)], "wall_ms"), "heap": heap,
                                   "heap_vs_whole_per_service": round((heap - base) / n)}), flush=True)
             print(json.dumps({"load": os.getloadavg()}), flush=True)
 
