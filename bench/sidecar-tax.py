@@ -264,8 +264,40 @@ def minimal_clusters(boot):
     boot["static_resources"]["clusters"] = keep
 
 
+def mtls_clusters(boot):
+    """Every outbound cluster as if its endpoints were sidecars taking mTLS:
+    the auto-mTLS transport socket matches `translate` adds then (the SDS
+    secrets are the replay's static ones) and `tlsMode: istio` metadata on
+    each endpoint."""
+    for c in boot["static_resources"]["clusters"]:
+        name = c["name"]
+        if not name.startswith("outbound|") or "transport_socket_matches" in c:
+            continue
+        port, subset, host = name.split("|")[1:]
+        tls = {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+               "common_tls_context": {
+                   "combined_validation_context": {
+                       "default_validation_context": {"match_typed_subject_alt_names": [{
+                           "san_type": "URI", "matcher": {"exact": f"spiffe://cluster.local/ns/default/sa/{host.split('.')[0]}"}}]},
+                       "validation_context_sds_secret_config": {"name": "ROOTCA"}},
+                   "tls_certificate_sds_secret_configs": [{"name": "default"}]},
+               "sni": f"outbound_.{port}_.{subset}_.{host}"}
+        c["transport_socket_matches"] = [
+            {"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
+             "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": tls}},
+            {"name": "tlsMode-disabled", "match": {}, "transport_socket": {
+                "name": "envoy.transport_sockets.raw_buffer",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"}}},
+        ]
+        for loc in c.get("load_assignment", {}).get("endpoints", []):
+            for ep in loc.get("lb_endpoints", []):
+                ep.setdefault("metadata", {}).setdefault("filter_metadata", {})["envoy.transport_socket_match"] = {
+                    "tlsMode": "istio"}
+
+
 VARIANTS = {
     "whole": lambda b: None,
+    "mtls-clusters": mtls_clusters,
     "no-outbound-vhosts": no_outbound_vhosts,
     "one-domain-per-vhost": one_domain,
     "one-route-per-vhost": one_route_per_vhost,
