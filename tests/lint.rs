@@ -78,10 +78,10 @@ fn proxy_tax_counts_the_scope_and_estimates_the_saving() {
     let client = (r.proxy_tax.sidecars.iter())
         .find(|s| s.service == "client.default.svc.cluster.local")
         .unwrap();
-    // 17 services in the namespace, each one cluster, plus the passthrough cluster.
-    assert_eq!((client.services_in_scope, client.clusters), (17, 18));
+    // 32 services in the namespace, each one cluster, plus the passthrough cluster.
+    assert_eq!((client.services_in_scope, client.clusters), (32, 33));
     let cost = MemoryCost::MEASURED;
-    assert_eq!(client.memory_bytes, cost.estimate(18, 17));
+    assert_eq!(client.memory_bytes, cost.estimate(33, 32));
     assert_eq!(client.scoped_memory_bytes, Some(cost.estimate(2, 1)));
     let sum: u64 = r.proxy_tax.sidecars.iter().map(|s| s.memory_bytes).sum();
     assert_eq!(r.proxy_tax.total_bytes, sum);
