@@ -35,9 +35,9 @@ mod mimalloc_collect {
 /// the OS, unless `MIMALLOC_PURGE_DELAY` says otherwise. Its default, 1 s,
 /// is acted on only when the allocator is next used, so pages freed just
 /// before `serve` went quiet stayed resident. With 10 ms, `serve` at
-/// 10,000 delta proxies was 669 MB once synced against 696–708 MB (3–4 KB
+/// 10,000 delta proxies was 665–674 MB once synced against 696–719 MB (3–4 KB
 /// less per proxy), its initial sync's CPU time within run-to-run noise;
-/// 0 (purge on every free) was no smaller.
+/// 0 (an madvise on every freed page) saved only about 5 MB more.
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 /// Sets the allocator options `serve` wants, before anything else runs.
