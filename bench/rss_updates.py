@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where `trellis serve`'s RSS goes over a run: the mesh and the one Envoy of
 ../shared/bench/trellis_push.py (N services, U updates, each rewriting the whole file), printing
-VmRSS, VmHWM and threads of serve when ready, when Envoy synced, and after each update.
+VmRSS (RssAnon, RssFile and, as `binary`, the binary's own resident pages), VmHWM and threads of
+serve when ready, when Envoy synced, and after each update.
 Usage: python3 bench/rss_updates.py BIN N U [WRAPPER...]   (MODE=sotw for state of the world;
 IDLE=S waits S seconds before the last line; a WRAPPER such as heaptrack runs serve under it)."""
 import os, signal, subprocess, sys, tempfile, time, json
@@ -32,7 +33,21 @@ def pid_of_serve():
 def st(pid):
     r = {}
     for l in open(f"/proc/{pid}/status"):
-        if l.startswith(("VmRSS", "VmHWM", "Threads")): k, v = l.split(":"); r[k] = v.strip()
+        if l.startswith(("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads")): k, v = l.split(":"); r[k] = v.strip()
+    # The binary's own pages (its text and read-only data, file-backed) apart
+    # from the rest: the part of RSS no heap change moves.
+    own = os.path.realpath(binp)
+    try:
+        kb, mine = 0, False
+        for l in open(f"/proc/{pid}/smaps"):
+            f = l.split()
+            if f and "-" in f[0] and len(f) >= 5:
+                mine = len(f) >= 6 and f[5] == own
+            elif mine and f[0] == "Rss:":
+                kb += int(f[1])
+        r["binary"] = f"{kb} kB"
+    except OSError:
+        pass
     return r
 ep = None
 try:

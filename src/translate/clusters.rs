@@ -159,6 +159,8 @@ impl ServiceClusters {
             assignments.push(cla);
             localities.extend(local.map(Arc::new));
         }
+        // Kept until the service changes; pushes leave room for four.
+        assignments.shrink_to_fit();
         Some(ServiceClusters {
             view: view.clone(),
             dr: self.dr.clone(),
@@ -247,6 +249,8 @@ fn translate_service(
         assignments.extend(cla);
         localities.extend(local.map(Arc::new));
     }
+    // Kept until the service changes; pushes leave room for four.
+    assignments.shrink_to_fit();
     ServiceClusters {
         view: view.clone(),
         dr: dr.cloned(),

@@ -53,15 +53,20 @@ pub fn grouped<'a>(
     }
     let endpoints = groups
         .into_iter()
-        .map(|((priority, loc), lb_endpoints)| LocalityLbEndpoints {
-            locality: (!loc.is_empty()).then(|| XdsLocality {
-                region: loc.region.clone(),
-                zone: loc.zone.clone(),
-                sub_zone: loc.subzone.clone(),
-            }),
-            lb_endpoints,
-            priority,
-            ..Default::default()
+        .map(|((priority, loc), mut lb_endpoints)| {
+            // Kept until the service changes: grown by pushes, a group of
+            // one 424-byte endpoint held room for four.
+            lb_endpoints.shrink_to_fit();
+            LocalityLbEndpoints {
+                locality: (!loc.is_empty()).then(|| XdsLocality {
+                    region: loc.region.clone(),
+                    zone: loc.zone.clone(),
+                    sub_zone: loc.subzone.clone(),
+                }),
+                lb_endpoints,
+                priority,
+                ..Default::default()
+            }
         })
         .collect();
     ClusterLoadAssignment {
