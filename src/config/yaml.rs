@@ -9,8 +9,8 @@
 
 mod scalar;
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use saphyr_parser::{Event, Parser, ScanError, Span};
 use yaml_serde::{Mapping, Value};
@@ -20,10 +20,19 @@ use super::limits::{MAX_ALIAS_NODES, MAX_DEPTH, MAX_DOCUMENTS};
 /// 1-based line and column.
 pub(crate) type Pos = (usize, usize);
 
-/// Field path → where the field (its key, or its item) starts.
+/// Field path → where the field (its key, or its item) starts. Every
+/// path of a document is written end to end in one string and the list of
+/// them sorted once, when the document ends: a parse records a path for
+/// every key and item of every document, and a hash map of one `String`
+/// per path cost a fifth of a reload's instructions.
 #[derive(Debug, Default)]
 pub(crate) struct Positions {
-    map: HashMap<String, Pos>,
+    /// The document's paths, end to end (UTF-8: each is made of keys'
+    /// text and ASCII).
+    text: Vec<u8>,
+    /// Each recorded path (its range in `text`) and its position, in path
+    /// order, one entry per path.
+    fields: Vec<(Range<usize>, Pos)>,
     /// Where the document starts; used when nothing closer is known.
     pub(crate) doc: Pos,
 }
@@ -33,14 +42,20 @@ impl Positions {
     pub(crate) fn lookup(&self, path: &str) -> Pos {
         let mut p = path;
         loop {
-            if let Some(pos) = self.map.get(p) {
-                return *pos;
+            if let Some(pos) = self.get(p) {
+                return pos;
             }
             if p.is_empty() {
                 return self.doc;
             }
             p = parent_path(p);
         }
+    }
+
+    fn get(&self, path: &str) -> Option<Pos> {
+        let path = path.as_bytes();
+        let found = (self.fields).binary_search_by(|(range, _)| self.text[range.clone()].cmp(path));
+        found.ok().map(|i| self.fields[i].1)
     }
 }
 
@@ -109,18 +124,19 @@ fn pos_of(span: &Span) -> Pos {
     (span.start.line(), span.start.col() + 1)
 }
 
-/// A collection being built.
+/// A collection being built. Paths are ranges of the document's
+/// [`Positions::text`].
 enum Frame {
     Seq {
         items: Vec<Value>,
-        path: String,
+        path: Range<usize>,
         anchor: usize,
     },
     Map {
         map: Mapping,
-        path: String,
+        path: Range<usize>,
         /// The pending key and its field path.
-        key: Option<(Value, String)>,
+        key: Option<(Value, Range<usize>)>,
         anchor: usize,
     },
 }
@@ -133,13 +149,24 @@ fn over_limit(span: &Span, message: String) -> ParseError {
     }
 }
 
+/// A field path met in a document, in document order.
+struct Recorded {
+    path: Range<usize>,
+    pos: Pos,
+    /// A mapping key (a second one of the same path is a duplicate key),
+    /// else a sequence item or the root (the last one holds).
+    key: bool,
+}
+
 #[derive(Default)]
 struct Builder {
     docs: Vec<YamlDoc>,
     stack: Vec<Frame>,
     root: Option<Value>,
+    /// The open document's paths; its fields are sorted when it ends.
     positions: Positions,
-    duplicate_keys: Vec<(String, Pos)>,
+    /// The open document's paths and positions, in document order.
+    recorded: Vec<Recorded>,
     /// Each anchor's value and its node count (what one alias expands to).
     anchors: HashMap<usize, (Value, usize)>,
     /// Nodes of each open collection so far (parallel to `stack`).
@@ -164,6 +191,7 @@ impl Builder {
                     doc: pos_of(&span),
                     ..Positions::default()
                 };
+                self.recorded.clear();
                 self.root = None;
             }
             Event::DocumentEnd => self.end_document(),
@@ -176,25 +204,22 @@ impl Builder {
                 }) = self.stack.last_mut()
                 {
                     // A key: the field starts where its key starts.
-                    let field = join(path, &key_text(&value));
-                    match self.positions.map.entry(field.clone()) {
-                        Entry::Occupied(_) => {
-                            self.duplicate_keys.push((field.clone(), pos_of(&span)))
-                        }
-                        Entry::Vacant(e) => {
-                            e.insert(pos_of(&span));
-                        }
-                    }
+                    let field = join(&mut self.positions.text, path, &key_text(&value));
+                    self.recorded.push(Recorded {
+                        path: field.clone(),
+                        pos: pos_of(&span),
+                        key: true,
+                    });
                     *key = Some((value, field));
                 } else {
-                    self.node_path(&span, false);
+                    self.node_path(&span);
                     self.finish(value, 1, anchor);
                 }
             }
             Event::Alias(id) => self.alias(id, &span)?,
             Event::SequenceStart(anchor, _) => {
                 self.open(&span)?;
-                let path = self.node_path(&span, true);
+                let path = self.node_path(&span);
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     path,
@@ -203,7 +228,7 @@ impl Builder {
             }
             Event::MappingStart(anchor, _) => {
                 self.open(&span)?;
-                let path = self.node_path(&span, true);
+                let path = self.node_path(&span);
                 self.stack.push(Frame::Map {
                     map: Mapping::new(),
                     path,
@@ -242,33 +267,32 @@ impl Builder {
             return Err(over_limit(span, msg));
         }
         let value = value.clone();
-        self.node_path(span, false);
+        self.node_path(span);
         self.finish(value, nodes, 0);
         Ok(())
     }
 
-    /// Records the position of a value node starting at `span` when it is
-    /// the document root or a sequence item (map values are recorded at
-    /// their key); returns its path when `want` (collections need it for
-    /// their children), else an empty string.
-    fn node_path(&mut self, span: &Span, want: bool) -> String {
+    /// The path of a value node starting at `span` (collections need it
+    /// for their children); records its position when it is the document
+    /// root or a sequence item (map values are recorded at their key).
+    fn node_path(&mut self, span: &Span) -> Range<usize> {
+        let text = &mut self.positions.text;
         let path = match self.stack.last() {
-            None => String::new(),
-            Some(Frame::Seq { items, path, .. }) => item_path(path, items.len()),
+            None => 0..0,
+            Some(Frame::Seq { items, path, .. }) => item_path(text, path, items.len()),
             Some(Frame::Map {
                 key: Some((_, field)),
                 ..
-            }) => return if want { field.clone() } else { String::new() },
+            }) => return field.clone(),
             // A collection used as a key: nothing can refer to it.
-            Some(Frame::Map { path, .. }) => return format!("{path}.?"),
+            Some(Frame::Map { path, .. }) => return join(text, path, "?"),
         };
-        if want {
-            self.positions.map.insert(path.clone(), pos_of(span));
-            path
-        } else {
-            self.positions.map.insert(path, pos_of(span));
-            String::new()
-        }
+        self.recorded.push(Recorded {
+            path: path.clone(),
+            pos: pos_of(span),
+            key: false,
+        });
+        path
     }
 
     /// Attaches a finished value of `nodes` nodes to its parent (or makes
@@ -287,7 +311,7 @@ impl Builder {
                 Some((k, _)) => {
                     map.insert(k, value);
                 }
-                None => *key = Some((value, format!("{path}.?"))),
+                None => *key = Some((value, join(&mut self.positions.text, path, "?"))),
             },
         }
     }
@@ -307,8 +331,8 @@ impl Builder {
         self.stack.clear();
         self.nodes.clear();
         let value = self.root.take().unwrap_or(Value::Null);
-        let positions = std::mem::take(&mut self.positions);
-        let duplicate_keys = std::mem::take(&mut self.duplicate_keys);
+        let mut positions = std::mem::take(&mut self.positions);
+        let duplicate_keys = positions.settle(&mut self.recorded);
         self.docs.push(YamlDoc {
             value,
             positions,
@@ -317,37 +341,65 @@ impl Builder {
     }
 }
 
-/// `parent.key`, or `key` at the root. Built at its exact size: a path is
-/// made for every key and item of every document, and `format!` grew each
-/// one (a fifth of a load's instructions went to formatting paths).
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        return key.to_string();
+impl Positions {
+    /// Sorts `recorded` (emptied) into `fields`, as if each were put in a
+    /// map in document order: a key keeps the first position of its path
+    /// (a later key of the same path is a duplicate, returned with where it
+    /// is, in document order), an item or the root the last.
+    fn settle(&mut self, recorded: &mut Vec<Recorded>) -> Vec<(String, Pos)> {
+        let text = &self.text;
+        // Stable: the records of one path stay in document order.
+        recorded.sort_by(|a, b| text[a.path.clone()].cmp(&text[b.path.clone()]));
+        let mut fields: Vec<(Range<usize>, Pos)> = Vec::with_capacity(recorded.len());
+        let mut duplicates = Vec::new();
+        for r in recorded.drain(..) {
+            match fields.last_mut() {
+                Some((path, pos)) if text[path.clone()] == text[r.path.clone()] => {
+                    if r.key {
+                        duplicates
+                            .push((String::from_utf8_lossy(&text[r.path]).into_owned(), r.pos));
+                    } else {
+                        *pos = r.pos;
+                    }
+                }
+                _ => fields.push((r.path, r.pos)),
+            }
+        }
+        // Keys are met in the order of the text.
+        duplicates.sort_by_key(|(_, pos)| *pos);
+        self.fields = fields;
+        self.text.shrink_to_fit();
+        duplicates
     }
-    let mut path = String::with_capacity(parent.len() + 1 + key.len());
-    path.push_str(parent);
-    path.push('.');
-    path.push_str(key);
-    path
 }
 
-/// `parent[index]`, built at its exact size (see [`join`]).
-fn item_path(parent: &str, index: usize) -> String {
-    let digits = index.checked_ilog10().unwrap_or(0) as usize + 1;
-    let mut path = String::with_capacity(parent.len() + digits + 2);
-    path.push_str(parent);
-    path.push('[');
-    push_decimal(&mut path, index);
-    path.push(']');
-    path
+/// Appends `parent.key` (or `key` at the root) to `text`; returns its range.
+fn join(text: &mut Vec<u8>, parent: &Range<usize>, key: &str) -> Range<usize> {
+    let start = text.len();
+    if !parent.is_empty() {
+        text.extend_from_within(parent.clone());
+        text.push(b'.');
+    }
+    text.extend_from_slice(key.as_bytes());
+    start..text.len()
+}
+
+/// Appends `parent[index]` to `text`; returns its range.
+fn item_path(text: &mut Vec<u8>, parent: &Range<usize>, index: usize) -> Range<usize> {
+    let start = text.len();
+    text.extend_from_within(parent.clone());
+    text.push(b'[');
+    push_decimal(text, index);
+    text.push(b']');
+    start..text.len()
 }
 
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: usize) {
+fn push_decimal(out: &mut Vec<u8>, n: usize) {
     if n >= 10 {
         push_decimal(out, n / 10);
     }
-    out.push(char::from(b'0' + (n % 10) as u8));
+    out.push(b'0' + (n % 10) as u8);
 }
 
 /// A key as it appears in a path.
@@ -365,13 +417,45 @@ fn key_text(key: &Value) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
+    /// `f` on a fresh text with `parent` in it; the path it appends.
+    fn appended(parent: &str, f: impl Fn(&mut Vec<u8>, &Range<usize>) -> Range<usize>) -> String {
+        let mut text = parent.as_bytes().to_vec();
+        let range = f(&mut text, &(0..parent.len()));
+        String::from_utf8_lossy(&text[range]).into_owned()
+    }
+
     #[test]
     fn paths_read_as_serde_path_to_error_prints_them() {
-        assert_eq!(join("", "spec"), "spec");
-        assert_eq!(join("spec.http[3]", "route"), "spec.http[3].route");
-        assert_eq!(item_path("spec.hosts", 0), "spec.hosts[0]");
-        assert_eq!(item_path("a", 9), "a[9]");
-        assert_eq!(item_path("a", 10), "a[10]");
-        assert_eq!(item_path("", 1234), "[1234]");
+        let key = |parent, key| appended(parent, |t, p| join(t, p, key));
+        let item = |parent, i| appended(parent, |t, p| item_path(t, p, i));
+        assert_eq!(key("", "spec"), "spec");
+        assert_eq!(key("spec.http[3]", "route"), "spec.http[3].route");
+        assert_eq!(item("spec.hosts", 0), "spec.hosts[0]");
+        assert_eq!(item("a", 9), "a[9]");
+        assert_eq!(item("a", 10), "a[10]");
+        assert_eq!(item("", 1234), "[1234]");
+    }
+
+    /// Lookups find each recorded field, fall back to the nearest
+    /// recorded ancestor, and repeated keys are reported in order.
+    #[test]
+    fn positions_of_fields_ancestors_and_duplicate_keys() {
+        let text = "a: 1\nb:\n  c: [x, {d: 2}]\n  e: 3\n  c: 4\nf: 5\na: 6\n";
+        let (docs, error) = parse(text);
+        assert!(error.is_none());
+        let doc = &docs[0];
+        let at = |p: &str| doc.positions.lookup(p);
+        assert_eq!(at("a"), (1, 1));
+        assert_eq!(at("b.c"), (3, 3));
+        assert_eq!(at("b.c[0]"), (3, 7));
+        assert_eq!(at("b.c[1].d"), (3, 11));
+        assert_eq!(at("b.c[1].d.missing"), (3, 11));
+        assert_eq!(at("b.e"), (4, 3));
+        assert_eq!(at("f"), (6, 1));
+        assert_eq!(at("zz"), doc.positions.doc);
+        let dups: Vec<(&str, Pos)> = (doc.duplicate_keys.iter())
+            .map(|(p, pos)| (p.as_str(), *pos))
+            .collect();
+        assert_eq!(dups, [("b.c", (5, 3)), ("a", (7, 1))]);
     }
 }

@@ -52,7 +52,7 @@ impl TypeResources {
     }
 }
 
-/// The hash ([`VersionHasher`]: SHA-256, stable across builds and runs) of
+/// The hash ([`VersionHasher`]: XXH3-128, stable across builds and runs) of
 /// every resource's name and version, in name order. A resource's version
 /// already hashes its type URL and bytes, once when it was made, so a set
 /// of large resources costs a hash of names and short versions.

@@ -12,7 +12,6 @@
 //!   inputs they depend on changed.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;
@@ -35,8 +34,9 @@ use crate::xds::{
 /// Encoded resources by content, from one rebuild to the next.
 #[derive(Default)]
 struct Interner {
-    previous: HashMap<u64, Arc<Versioned>>,
-    current: HashMap<u64, Arc<Versioned>>,
+    /// By version digest ([`Versioned::digest`]).
+    previous: HashMap<u128, Arc<Versioned>>,
+    current: HashMap<u128, Arc<Versioned>>,
     /// Each shared virtual host's bytes, for the route configurations.
     vhost_bytes: VhostBytes,
 }
@@ -67,23 +67,20 @@ impl Interner {
 
     /// The interned `Arc` of `any`'s bytes.
     fn intern(&mut self, any: Any) -> Arc<Versioned> {
-        // An in-memory key, checked by comparing bytes: not a version.
-        let mut h = DefaultHasher::new();
-        any.type_url.hash(&mut h);
-        any.value.hash(&mut h);
-        let key = h.finish();
+        // One pass over the bytes: the version's digest is also the key
+        // (equal digests are then checked by comparing bytes).
+        let new = Versioned::new(any);
+        let key = new.digest();
         if let Some(found) = self.current.get(&key).or_else(|| self.previous.get(&key)) {
-            if *found.any() == any {
+            if found.any() == new.any() {
                 let found = Arc::clone(found);
                 self.current.insert(key, Arc::clone(&found));
                 return found;
             }
         }
-        // New bytes: hashed for their version here, once, not by every
-        // set and stream that carries them.
-        let any = Arc::new(Versioned::new(any));
-        self.current.insert(key, Arc::clone(&any));
-        any
+        let new = Arc::new(new);
+        self.current.insert(key, Arc::clone(&new));
+        new
     }
 
     /// Ends a rebuild: what it did not use is forgotten.
