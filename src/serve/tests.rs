@@ -299,8 +299,8 @@ async fn a_loader_panic_fails_one_reload_and_hot_reload_goes_on() {
     // The file's creation and its write may each start a reload (both
     // fail), so at least one failed reload is counted, not exactly one.
     eventually("the failed reload", || async move {
-        let metrics = http_get(admin, "/metrics").await.1;
-        metric_value(&metrics, "trellis_config_reloads_total{result=\"failed\"}") >= 1.0
+        let failed = metric(admin, "trellis_config_reloads_total{result=\"failed\"}").await;
+        failed.and_then(|v| v.parse::<u64>().ok()) >= Some(1)
     })
     .await;
     let cfg = json(admin, "/debug/config").await;
@@ -322,14 +322,13 @@ async fn a_loader_panic_fails_one_reload_and_hot_reload_goes_on() {
     .await;
 }
 
-/// The value of the Prometheus sample named exactly `series` in `metrics`
-/// (0 when absent).
-fn metric_value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .next()
-        .unwrap_or(0.0)
+/// The value of the first `/metrics` line of `admin` starting with
+/// `line_start`.
+async fn metric(admin: SocketAddr, line_start: &str) -> Option<String> {
+    let text = http_get(admin, "/metrics").await.1;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
 }
 
 #[tokio::test]

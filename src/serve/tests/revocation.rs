@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-use super::{eventually, http_get, json, node, serve, Running, CANARY};
+use super::{eventually, json, metric, node, serve, Running, CANARY};
 use crate::bootstrap::SidecarSpec;
 use crate::ca::token::{TokenAuthority, TokenClaims};
 use crate::serve::token_watch::CHECK_INTERVAL;
@@ -61,13 +61,6 @@ async fn closing_status(stream: &mut Stream) -> (tonic::Status, Instant) {
     }
 }
 
-async fn metric(cp: &Running, line_start: &str) -> Option<String> {
-    let text = http_get(cp.admin, "/metrics").await.1;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
-}
-
 async fn has_leaf(cp: &Running, id: &str) -> bool {
     !json(cp.admin, "/debug/ca").await["leaves"][id].is_null()
 }
@@ -84,7 +77,7 @@ async fn a_revoked_token_cuts_its_open_stream_within_the_check_interval() {
     let jti = authority.verify(&token, SystemTime::now()).unwrap().jti;
     let mut stream = open(&cp, &spec, &token).await.unwrap();
     eventually("a leaf for ledger", || has_leaf(&cp, &id)).await;
-    let issued = metric(&cp, "trellis_ca_certificates_issued_total").await;
+    let issued = metric(cp.admin, "trellis_ca_certificates_issued_total").await;
 
     // Another process revokes it, as `trellis token --revoke` does.
     let revoked_at = Instant::now();
@@ -99,18 +92,18 @@ async fn a_revoked_token_cuts_its_open_stream_within_the_check_interval() {
     );
 
     let refused = r#"trellis_xds_streams_refused_total{reason="revoked"}"#;
-    assert_eq!(metric(&cp, refused).await.as_deref(), Some("1"));
+    assert_eq!(metric(cp.admin, refused).await.as_deref(), Some("1"));
     // Deregistered at once, leaf dropped, nothing issued since.
     let sidecars = json(cp.admin, "/debug/ca").await;
     assert!(sidecars["leaves"][&id].is_null(), "{sidecars}");
     assert_eq!(
-        metric(&cp, "trellis_ca_certificates_issued_total").await,
+        metric(cp.admin, "trellis_ca_certificates_issued_total").await,
         issued
     );
     // Envoy reconnects with the same token: refused at open.
     let again = open(&cp, &spec, &token).await.err().unwrap();
     assert_eq!(again.code(), Code::Unauthenticated);
-    assert_eq!(metric(&cp, refused).await.as_deref(), Some("2"));
+    assert_eq!(metric(cp.admin, refused).await.as_deref(), Some("2"));
     assert!(!has_leaf(&cp, &id).await);
 }
 
@@ -138,7 +131,7 @@ async fn a_token_that_expires_cuts_its_open_stream() {
         "{took:?}"
     );
     let refused = r#"trellis_xds_streams_refused_total{reason="expired"}"#;
-    assert_eq!(metric(&cp, refused).await.as_deref(), Some("1"));
+    assert_eq!(metric(cp.admin, refused).await.as_deref(), Some("1"));
 }
 
 #[test]
