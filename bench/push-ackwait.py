@@ -16,8 +16,11 @@ are run in the same invocation, as `compare.py` does.
 
     PEERS_DIR=/tmp/peers-bounds python3 bench/push-ackwait.py --trellis "$PWD/target/release/trellis" \\
         --clusters 1 100 1000 --updates 20 --runs 2
+
+`--route-only` runs Trellis alone (delta and SotW) with every update changing only svc-0's route
+(the endpoints keep their ports): issue 9's "route-only change at N = 100 under 10 ms".
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, re, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.environ.get("SHARED_BENCH", os.path.join(HERE, "..", "..", "shared", "bench"))
@@ -45,6 +48,21 @@ def patched_trellis_push():
     return tp, seen
 
 
+def endpoints_fixed(tp):
+    """Make every update change the route only: the endpoints keep update 0's ports.
+
+    `trellis_push.config(n, v)` puts service i's endpoint on port 30000 + i, or 31000 + i on odd
+    updates (i < 1,000), and the update's number in svc-0's response header.
+    """
+    original = tp.config
+
+    def config(n, v):
+        fix = lambda m: f"http: {int(m.group(1)) % 1000 + 30000}"
+        return re.sub(r"http: (3[01]\d\d\d)\b", fix, original(n, v))
+
+    tp.config = config
+
+
 def run_trellis(argv):
     tp, seen = patched_trellis_push()
     ap = argparse.ArgumentParser()
@@ -54,7 +72,10 @@ def run_trellis(argv):
     ap.add_argument("--updates", type=int)
     ap.add_argument("--interval-ms", type=int, default=200)
     ap.add_argument("--mode", choices=["delta", "sotw"])
+    ap.add_argument("--route-only", action="store_true")
     a = ap.parse_args(argv)
+    if a.route_only:
+        endpoints_fixed(tp)
     for n in a.clusters:
         seen["count"] = -1.0  # a new `trellis serve` counts from zero
         print(json.dumps(tp.one(a, n)), flush=True)
@@ -75,6 +96,8 @@ def main():
     ap.add_argument("--clusters", nargs="+", default=["1", "100", "1000"])
     ap.add_argument("--updates", default="20")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--route-only", action="store_true",
+                    help="Trellis only: every update changes the route, never the endpoints")
     a = ap.parse_args()
     envoy = os.environ.get("ENVOY_BIN") or subprocess.run(
         ["sh", "-c", "command -v envoy"], capture_output=True, text=True).stdout.strip()
@@ -82,12 +105,13 @@ def main():
     for _ in range(a.runs):
         gcp = [sys.executable, "ads_run.py", "--peer", "gcp", "--runs", "1", "--clusters", *a.clusters,
                "--updates", a.updates]
-        for d in lines(gcp, SHARED):
+        for d in ([] if a.route_only else lines(gcp, SHARED)):
             rows.append(("go-control-plane", "sotw", d["clusters"], d["snapshot_to_all_acked"]["median_ms"],
                          None, d.get("server_rss_mib_sampled_externally"), d.get("envoy_rss_mib_with_config")))
         for mode in ("delta", "sotw"):
             cmd = [sys.executable, os.path.abspath(__file__), "--one-trellis", "--trellis", a.trellis,
                    "--envoy", envoy, "--mode", mode, "--clusters", *a.clusters, "--updates", a.updates]
+            cmd += ["--route-only"] if a.route_only else []
             for d in lines(cmd, SHARED):
                 rows.append(("trellis", mode, d["clusters"], d["server_ms_p50"], d["e2e_ms_p50"],
                              d["trellis_rss_mib"], d["envoy_rss_mib"]))
