@@ -31,7 +31,10 @@ use trellis::ca::token::TokenAuthority;
 use self::cert::Written;
 use self::http::HttpClient;
 use self::ingress::{INGRESS, INGRESS_FILE};
-use self::mesh::{envoy_command, Topology, CANARY_FILE, STRICT_MTLS, STRICT_MTLS_FILE};
+use self::mesh::{
+    envoy_command, Topology, ACCESS_LOGS, ACCESS_LOGS_FILE, CANARY_FILE, STRICT_MTLS,
+    STRICT_MTLS_FILE,
+};
 use self::procs::{wait_for, which, Children};
 
 /// How long each start-up step may take.
@@ -103,6 +106,7 @@ async fn demo(
     std::fs::create_dir_all(dir.join("logs"))?;
     std::fs::write(config_dir.join(CANARY_FILE), mesh::canary()?)?;
     std::fs::write(config_dir.join(STRICT_MTLS_FILE), STRICT_MTLS)?;
+    std::fs::write(config_dir.join(ACCESS_LOGS_FILE), ACCESS_LOGS)?;
     std::fs::write(config_dir.join(INGRESS_FILE), INGRESS)?;
     // Made now, never stored anywhere else: each run has its own CA.
     let (cert, written) = ingress::write_credential(&dir.join("credentials"))?;
@@ -355,7 +359,7 @@ fn print_observability(topo: &Topology, dir: &Path) {
         "Logs: {}/logs/: trellis.log, LABEL.log (apps), LABEL.envoy.log (sidecars,",
         dir.display()
     );
-    println!("  with one JSON access log line per request)");
+    println!("  with one JSON access log line per request: {ACCESS_LOGS_FILE} turns them on)");
     println!("Traces: this demo runs no collector; `docker compose up` runs the same mesh with");
     println!("  Jaeger (http://localhost:16686), Prometheus and a Grafana dashboard (docs/observability.md).");
     println!();

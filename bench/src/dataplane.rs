@@ -53,7 +53,7 @@ pub struct DataplaneArgs {
     runs: usize,
     /// A further Trellis path, `NAME=FILE[+FILE...]`: its own control
     /// plane and sidecars with these config files added (repeatable), e.g.
-    /// a `Mesh` that turns the access log off.
+    /// a `Telemetry` that turns the access log on.
     #[arg(long = "variant", value_name = "NAME=FILES", value_parser = parse_variant)]
     variants: Vec<Variant>,
     /// The trellis binary (default: $TRELLIS_BIN, else built next to this program).

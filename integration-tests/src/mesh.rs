@@ -87,3 +87,16 @@ pub fn weighted_routes(host: &str, split: &[(&str, u32)]) -> String {
     }
     y
 }
+
+/// A mesh-wide `Telemetry` that turns on the built-in JSON access log
+/// (`envoy`), as Istio users do: access logs are off by default.
+pub const ACCESS_LOGS_ON: &str = "apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: access-logs
+  namespace: istio-system
+spec:
+  accessLogging:
+  - providers:
+    - name: envoy
+";

@@ -1,4 +1,5 @@
-//! Sidecars write access logs by default as JSON lines
+//! Sidecars with the built-in access log turned on (a mesh-wide
+//! `Telemetry` naming `envoy`; it is off by default) write JSON lines
 //! to stdout (captured in the Envoy log file) with the listed fields and
 //! the right values for a known request, including the response flag of a
 //! request whose retries ran out (`URX`).
@@ -6,6 +7,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use trellis_integration_tests::mesh::ACCESS_LOGS_ON;
 use trellis_integration_tests::wait::wait_for;
 use trellis_integration_tests::*;
 
@@ -77,7 +79,8 @@ fn number(v: &Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_access_logs_with_fields_values_and_retry_flag() {
-    let config = ConfigDir::with(&[("routes.yaml", ROUTES)]).unwrap();
+    let config =
+        ConfigDir::with(&[("routes.yaml", ROUTES), ("logs.yaml", ACCESS_LOGS_ON)]).unwrap();
     let trellis = Trellis::start(config.path()).await.unwrap();
     let payment = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
         .await
@@ -191,7 +194,8 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflowed_request_is_logged_with_uo() {
-    let config = ConfigDir::with(&[("pool.yaml", SLOW_POOL)]).unwrap();
+    let config =
+        ConfigDir::with(&[("pool.yaml", SLOW_POOL), ("logs.yaml", ACCESS_LOGS_ON)]).unwrap();
     let trellis = Trellis::start(config.path()).await.unwrap();
     let delay = Behavior::Delay(Duration::from_millis(500));
     let _slow = Instance::start(&trellis, "slow", "v1", delay)

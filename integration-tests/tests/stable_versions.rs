@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use trellis_integration_tests::mesh::ACCESS_LOGS_ON;
 use trellis_integration_tests::*;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,9 +92,15 @@ async fn one_sidecar(config: &ConfigDir) -> (Trellis, Sidecar) {
     (trellis, sidecar)
 }
 
+/// A config with the JSON access log on: its format is a `Struct`, a map
+/// whose encoding must not follow a hash map's order.
+fn logged_config() -> ConfigDir {
+    ConfigDir::with(&[("logs.yaml", ACCESS_LOGS_ON)]).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unrelated_change_sends_no_lds() {
-    let config = ConfigDir::new().unwrap();
+    let config = logged_config();
     let (trellis, sidecar) = one_sidecar(&config).await;
     let versions = listener_versions(sidecar.envoy()).await;
     assert_eq!(versions.len(), 2, "inbound and outbound: {versions:?}");
@@ -120,7 +127,7 @@ async fn an_unrelated_change_sends_no_lds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_then_none_returns_to_the_same_listener_versions() {
-    let config = ConfigDir::new().unwrap();
+    let config = logged_config();
     let (_trellis, sidecar) = one_sidecar(&config).await;
     let envoy = sidecar.envoy();
     let plain = listener_versions(envoy).await;

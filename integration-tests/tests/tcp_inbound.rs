@@ -3,12 +3,13 @@
 //! STRICT mTLS, a client sidecar's egress port with a `tcp` rule 80/20.
 //! An ALLOW policy by principal lets `client` in and closes `intruder`'s
 //! connections (network RBAC, `tcp.rbac.denied`); the inbound sidecar
-//! writes a TCP access log line per connection.
+//! writes a TCP access log line per connection (turned on mesh-wide).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use trellis_integration_tests::mesh::ACCESS_LOGS_ON;
 use trellis_integration_tests::*;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,7 +118,8 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_to_sidecars_shifts_80_20_under_strict_mtls_with_rbac_and_logs() {
     let port = free_port();
-    let dir = ConfigDir::with(&[("tcp.yaml", &config(port))]).unwrap();
+    let dir =
+        ConfigDir::with(&[("tcp.yaml", &config(port)), ("logs.yaml", ACCESS_LOGS_ON)]).unwrap();
     let trellis = Trellis::start(dir.path()).await.unwrap();
     let (app1, app2) = (tcp_app("v1").await, tcp_app("v2").await);
     let v1 = Sidecar::start(

@@ -68,6 +68,7 @@ spec:
       port: {zipkin_port}
   defaultProviders:
     tracing: [zipkin]
+    accessLogging: [envoy]
 "
     );
     let telemetry = format!(

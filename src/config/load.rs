@@ -548,7 +548,8 @@ fn api_of(kind: Kind) -> (&'static str, &'static [&'static str], &'static str) {
             (SECURITY, &["v1beta1", "v1"], "v1beta1 and v1")
         }
         Kind::Mesh | Kind::RateLimit | Kind::RolloutPolicy => (TRELLIS, &["v1alpha1"], "v1alpha1"),
-        Kind::Telemetry => (TELEMETRY, &["v1alpha1"], "v1alpha1"),
+        // Istio 1.22 serves Telemetry in v1 too, with the same schema.
+        Kind::Telemetry => (TELEMETRY, &["v1alpha1", "v1"], "v1alpha1 and v1"),
         // Istio serves EnvoyFilter in v1alpha3 only.
         Kind::EnvoyFilter => (NETWORKING, &["v1alpha3"], "v1alpha3"),
         _ => (NETWORKING, VERSIONS, "v1alpha3, v1beta1 and v1"),

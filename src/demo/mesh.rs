@@ -32,6 +32,24 @@ spec:
 /// File name of [`STRICT_MTLS`] inside the demo's config dir.
 pub const STRICT_MTLS_FILE: &str = "peer-authentication.yaml";
 
+/// Access logs on mesh-wide: they are off by default, and the demo shows
+/// them, as Istio's demo profile does.
+pub const ACCESS_LOGS: &str = "\
+# Written by trellis demo: every sidecar writes a JSON access log line per request.
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: mesh-default
+  namespace: istio-system   # the root namespace: applies mesh-wide
+spec:
+  accessLogging:
+  - providers:
+    - name: envoy           # the built-in JSON log on stdout
+";
+
+/// File name of [`ACCESS_LOGS`] inside the demo's config dir.
+pub const ACCESS_LOGS_FILE: &str = "telemetry.yaml";
+
 /// The host the demo's traffic enters by (the frontend service).
 pub const FRONTEND: &str = "frontend";
 

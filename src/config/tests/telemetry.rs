@@ -41,7 +41,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 }
 
 #[test]
-fn defaults_log_json_to_stdout_and_do_not_trace() {
+fn defaults_neither_log_nor_trace() {
     let m = load(&[(
         "m.yaml",
         "apiVersion: trellis.dev/v1alpha1\nkind: Mesh\nmetadata:\n  name: m\nspec: {}\n",
@@ -50,6 +50,22 @@ fn defaults_log_json_to_stdout_and_do_not_trace() {
     let eff = effective_telemetry(
         &m.mesh.telemetry,
         &[],
+        "istio-system",
+        "default",
+        &Labels::new(),
+    );
+    assert!(eff.access_logs.is_empty(), "access logs are off by default");
+    assert!(eff.tracing.is_none());
+}
+
+#[test]
+fn an_access_logging_entry_without_providers_turns_on_the_builtin_json_log() {
+    let t = telemetry("mesh-default", "istio-system", "  accessLogging:\n  - {}\n")
+        .replace("/v1alpha1", "/v1");
+    let m = load(&[("t.yaml", &t)]).unwrap();
+    let eff = effective_telemetry(
+        &m.mesh.telemetry,
+        &m.telemetries,
         "istio-system",
         "default",
         &Labels::new(),
@@ -63,7 +79,6 @@ fn defaults_log_json_to_stdout_and_do_not_trace() {
             format: LogFormat::Default
         }
     );
-    assert!(eff.tracing.is_none());
 }
 
 #[test]
@@ -87,7 +102,7 @@ fn providers_and_precedence_workload_over_namespace_over_root() {
     let t = other.tracing.unwrap();
     assert_eq!(t.provider.name, "zipkin", "mesh default provider");
     assert_eq!(t.sampling_percent, 100.0, "root namespace Telemetry");
-    assert_eq!(other.access_logs[0].name, "envoy");
+    assert!(other.access_logs.is_empty(), "off: no level turns logs on");
     let shop = eff("shop", &labels(&[("app", "web")]));
     assert_eq!(shop.tracing.as_ref().unwrap().provider.name, "otel");
     assert_eq!(shop.access_logs[0].name, "json-file");

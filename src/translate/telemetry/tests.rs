@@ -53,9 +53,18 @@ fn configured(shared: &Shared, dir: Direction) -> HttpConnectionManager {
 }
 
 #[test]
-fn default_is_json_access_log_to_stdout_without_tracing() {
+fn default_is_neither_access_log_nor_tracing() {
     let hcm = configured(&Shared::default(), Direction::Outbound);
     assert!(hcm.tracing.is_none());
+    assert!(hcm.access_log.is_empty());
+}
+
+#[test]
+fn builtin_access_log_is_json_to_stdout_with_the_default_fields() {
+    let mut shared = Shared::default();
+    let defaults = &mut shared.mesh.telemetry.default_providers;
+    defaults.access_logging = vec![crate::config::model::BUILTIN_ACCESS_LOG.to_string()];
+    let hcm = configured(&shared, Direction::Outbound);
     assert_eq!(hcm.access_log.len(), 1);
     let Some(LogConfig::TypedConfig(any)) = &hcm.access_log[0].config_type else {
         panic!("typed config expected");
