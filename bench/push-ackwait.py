@@ -19,6 +19,9 @@ are run in the same invocation, as `compare.py` does.
 
 `--route-only` runs Trellis alone (delta and SotW) with every update changing only svc-0's route
 (the endpoints keep their ports): issue 9's "route-only change at N = 100 under 10 ms".
+`--endpoints-only` makes Trellis's updates move every endpoint and leave the route as it was, beside
+go-control-plane's usual updates (both): issue 9's "all-endpoints change no slower than
+go-control-plane".
 """
 import argparse, json, os, re, subprocess, sys, time
 
@@ -63,6 +66,29 @@ def endpoints_fixed(tp):
     tp.config = config
 
 
+def endpoints_only(tp):
+    """Make every update change the endpoints only: svc-0's route keeps update 0's header.
+
+    The route never shows the update, so an update counts as applied once Trellis counted one more
+    convergence (every changed type ACKed) than before the file was written; its "file -> applied"
+    is then the rename -> that count, seen within `trellis_push`'s 10 ms poll (coarse).
+    """
+    original, admin = tp.config, 18101
+    last = {"v": 0, "count": 0.0}
+
+    def config(n, v):
+        last["v"], last["count"] = v, tp.conv(admin)[1]
+        return original(n, v).replace(f'x-config-version: "{v}"', 'x-config-version: "0"')
+
+    def route_state(envoy_admin):
+        if tp.conv(admin)[1] > last["count"]:
+            return last["v"], time.time()
+        time.sleep(0.001)
+        return None, None
+
+    tp.config, tp.route_state = config, route_state
+
+
 def run_trellis(argv):
     tp, seen = patched_trellis_push()
     ap = argparse.ArgumentParser()
@@ -73,9 +99,12 @@ def run_trellis(argv):
     ap.add_argument("--interval-ms", type=int, default=200)
     ap.add_argument("--mode", choices=["delta", "sotw"])
     ap.add_argument("--route-only", action="store_true")
+    ap.add_argument("--endpoints-only", action="store_true")
     a = ap.parse_args(argv)
     if a.route_only:
         endpoints_fixed(tp)
+    if a.endpoints_only:
+        endpoints_only(tp)
     for n in a.clusters:
         seen["count"] = -1.0  # a new `trellis serve` counts from zero
         print(json.dumps(tp.one(a, n)), flush=True)
@@ -98,6 +127,8 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--route-only", action="store_true",
                     help="Trellis only: every update changes the route, never the endpoints")
+    ap.add_argument("--endpoints-only", action="store_true",
+                    help="Trellis's updates change every endpoint, never the route (go-control-plane's both)")
     a = ap.parse_args()
     envoy = os.environ.get("ENVOY_BIN") or subprocess.run(
         ["sh", "-c", "command -v envoy"], capture_output=True, text=True).stdout.strip()
@@ -112,6 +143,7 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), "--one-trellis", "--trellis", a.trellis,
                    "--envoy", envoy, "--mode", mode, "--clusters", *a.clusters, "--updates", a.updates]
             cmd += ["--route-only"] if a.route_only else []
+            cmd += ["--endpoints-only"] if a.endpoints_only else []
             for d in lines(cmd, SHARED):
                 rows.append(("trellis", mode, d["clusters"], d["server_ms_p50"], d["e2e_ms_p50"],
                              d["trellis_rss_mib"], d["envoy_rss_mib"]))
