@@ -207,7 +207,9 @@ impl AdsServer {
             cut,
         };
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
-        tokio::spawn(run_stream::<P>(guard, first, inputs, tx));
+        // Boxed here (the task boxed it anyway), so the task's future holds
+        // a pointer for as long as the stream lives, not room for a request.
+        tokio::spawn(run_stream::<P>(guard, Box::new(first), inputs, tx));
         Ok(rx)
     }
 }
@@ -317,37 +319,45 @@ type Responses<R> = mpsc::Receiver<Result<Box<R>, Status>>;
 
 /// Runs one stream until the client goes away. No lock is held across an
 /// await; the watch receiver only ever yields the newest snapshot.
-async fn run_stream<P: Protocol>(
+///
+/// An `async` block rather than an `async fn`: an `async fn` moves its
+/// arguments into locals and its future keeps room for both copies, and
+/// this future lives as long as the stream (one task per connected proxy).
+// `async fn` is what this avoids (see above).
+#[allow(clippy::manual_async_fn)]
+fn run_stream<P: Protocol>(
     guard: StreamGuard,
-    first: P::Request,
+    first: Box<P::Request>,
     mut inputs: Inputs<P::Request>,
     tx: Outbound<P::Response>,
-) {
-    let mut state = P::default();
-    let current = inputs.snapshots.borrow_and_update().clone();
-    if let Some(snapshot) = current {
-        state.snapshot(snapshot);
-    }
-    let mut next = Some(Input::Request(Box::new(first)));
-    while let Some(input) = next.take() {
-        let out = match input {
-            Input::Request(req) => match state.request(&req) {
-                Ok(out) => out,
-                Err(err) => {
-                    let _ = tx
-                        .send(Err(Status::invalid_argument(err.to_string())))
-                        .await;
-                    break;
-                }
-            },
-            Input::Snapshot(snapshot) => state.snapshot(snapshot),
-        };
-        if !deliver(&guard, out, &tx).await {
-            break;
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let mut state = P::default();
+        let current = inputs.snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = current {
+            state.snapshot(snapshot);
         }
-        next = next_input(&guard, &mut inputs, &tx).await;
+        let mut next = Some(Input::Request(first));
+        while let Some(input) = next.take() {
+            let out = match input {
+                Input::Request(req) => match state.request(&req) {
+                    Ok(out) => out,
+                    Err(err) => {
+                        let _ = tx
+                            .send(Err(Status::invalid_argument(err.to_string())))
+                            .await;
+                        break;
+                    }
+                },
+                Input::Snapshot(snapshot) => state.snapshot(snapshot),
+            };
+            if !deliver(&guard, out, &tx).await {
+                break;
+            }
+            next = next_input(&guard, &mut inputs, &tx).await;
+        }
+        drop(guard);
     }
-    drop(guard);
 }
 
 /// What a stream task waits on: the client's requests, its snapshots, and
