@@ -8,6 +8,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
+use super::chunked::ChunkedList;
 use super::endpoints::{load_assignment, selected};
 use super::locality::{self, LocalityCluster, LocalityRule};
 use super::policy::{self, effective, Policy};
@@ -62,7 +63,11 @@ pub fn outbound(
     mesh: &MeshConfig,
     services: &[&ServiceView],
 ) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
-    flatten(&per_service(mesh, services, &ServiceMemo::new()))
+    let (clusters, assignments) = flatten(&per_service(mesh, services, &ServiceMemo::new()));
+    (
+        clusters.iter().cloned().collect(),
+        assignments.iter().cloned().collect(),
+    )
 }
 
 /// One service's clusters and load assignments, with the inputs they were
@@ -78,8 +83,9 @@ pub struct ServiceClusters {
     /// By port, then subset as declared. Shared with the translation it
     /// came from when only the service's endpoints changed.
     clusters: Arc<Vec<XdsCluster>>,
-    /// Of the EDS clusters.
-    assignments: Vec<ClusterLoadAssignment>,
+    /// Of the EDS clusters; shared like `clusters`, with every list of
+    /// the shared assignments ([`flatten`]).
+    assignments: Arc<Vec<ClusterLoadAssignment>>,
     /// The EDS clusters whose endpoints each client sees its own way.
     localities: Vec<Arc<LocalityCluster>>,
 }
@@ -167,7 +173,7 @@ impl ServiceClusters {
             trust_domain: self.trust_domain.clone(),
             default_budget: self.default_budget,
             clusters: Arc::clone(&self.clusters),
-            assignments,
+            assignments: Arc::new(assignments),
             localities,
         })
     }
@@ -217,11 +223,17 @@ pub(super) fn service_memo(
     }
 }
 
-/// Every service's clusters and load assignments, in host order.
-pub fn flatten(memo: &ServiceMemo) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
-    let clusters = memo.values().flat_map(|s| s.clusters.iter().cloned());
-    let assignments = memo.values().flat_map(|s| s.assignments.iter().cloned());
-    (clusters.collect(), assignments.collect())
+/// Every service's clusters and load assignments, in host order: lists of
+/// the translations `memo` holds, not copies of them.
+pub fn flatten(
+    memo: &ServiceMemo,
+) -> (ChunkedList<XdsCluster>, ChunkedList<ClusterLoadAssignment>) {
+    let (mut clusters, mut assignments) = (ChunkedList::new(), ChunkedList::new());
+    for service in memo.values() {
+        clusters.push_chunk(Arc::clone(&service.clusters));
+        assignments.push_chunk(Arc::clone(&service.assignments));
+    }
+    (clusters, assignments)
 }
 
 fn translate_service(
@@ -257,7 +269,7 @@ fn translate_service(
         trust_domain: trust_domain.to_string(),
         default_budget,
         clusters: Arc::new(clusters),
-        assignments,
+        assignments: Arc::new(assignments),
         localities,
     }
 }

@@ -187,19 +187,19 @@ pub(crate) struct Built {
     /// Node ids built last time and not this time (proxies that left).
     pub(crate) gone: Vec<String>,
     /// The last build's translation, replaced by this one, and this one's
-    /// flat cluster and endpoint lists (see [`flat_lists`]). Freeing them
-    /// is work no proxy should wait for: drop them after publishing.
+    /// cluster and endpoint lists (see [`flat_lists`]). Freeing them is
+    /// work no proxy should wait for: drop them after publishing.
     pub(crate) retired: Vec<Shared>,
     /// Gateway servers left out over all proxies.
     pub(crate) skipped_servers: usize,
 }
 
-/// Takes the flat lists of every cluster and load assignment out of
-/// `shared`, which keeps it as the next build's `previous`: they are copies
-/// of `per_service`'s translations, needed while this build picks each
-/// view's resources, and read by neither `translate::shared_from` nor
-/// `Shared::same_proxy_inputs`. Kept, they would double the translation's
-/// share of the heap between rebuilds.
+/// Takes the lists of every cluster and load assignment and their index by
+/// host out of `shared`, which keeps it as the next build's `previous`:
+/// this build picks each view's resources through them, but neither
+/// `translate::shared_from` nor `Shared::same_proxy_inputs` reads them.
+/// The lists share `per_service`'s translations; the index holds a name
+/// per host, not worth keeping between rebuilds.
 fn flat_lists(shared: &mut Shared) -> Shared {
     Shared {
         clusters: std::mem::take(&mut shared.clusters),
