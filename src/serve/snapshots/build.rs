@@ -83,6 +83,16 @@ impl Interner {
         new
     }
 
+    /// Starts a rebuild with room for as many encodings as the last one
+    /// used: a rebuild mostly uses the same number again, and growing the
+    /// map from empty would hash every key once per doubling. Reserved here,
+    /// not kept from the last rebuild, so the room costs nothing between
+    /// rebuilds.
+    fn start(&mut self) {
+        self.current.reserve(self.previous.len());
+        self.vhost_bytes.start();
+    }
+
     /// Ends a rebuild: what it did not use is forgotten.
     fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.current);
@@ -231,6 +241,7 @@ impl BuildState {
             .previous
             .as_ref()
             .is_some_and(|p| p.same_proxy_inputs(&shared));
+        self.interner.start();
         let (clusters, endpoints) = self.encode_shared(&shared);
         let mut last_groups = std::mem::take(&mut self.groups);
         let mut last = std::mem::take(&mut self.proxies);
@@ -282,7 +293,9 @@ impl BuildState {
     /// reuses its encodings too: the work follows the change.
     fn encode_shared(&mut self, shared: &Shared) -> (Encoded, Encoded) {
         let mut services = HashMap::with_capacity(shared.per_service.len());
-        let (mut cds, mut eds) = (Encoded::new(), Encoded::new());
+        // Sized at once: growing them would hash every name again.
+        let mut cds = Encoded::with_capacity(shared.clusters.len());
+        let mut eds = Encoded::with_capacity(shared.load_assignments.len());
         for (host, memo) in &shared.per_service {
             let done = match self.services.remove(host) {
                 Some(e) if Arc::ptr_eq(&e.memo, memo) => e,
