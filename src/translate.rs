@@ -272,7 +272,7 @@ pub fn shared_from(
     services: &ServiceInstances,
     previous: Option<&Shared>,
 ) -> Shared {
-    let views: Vec<&ServiceView> = services.services.values().collect();
+    let views: Vec<&Arc<ServiceView>> = services.services.values().collect();
     let empty = clusters::ServiceMemo::new();
     let memo = clusters::per_service(mesh, &views, previous.map_or(&empty, |p| &p.per_service));
     let (mut clusters, load_assignments) = clusters::flatten(&memo);

@@ -2,6 +2,7 @@
 //! instances (docs/architecture.md, "registry").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{labels_match, Instance, Proxy, Registry};
 use crate::config::model::{
@@ -12,8 +13,9 @@ use crate::config::model::{
 /// Every service `translate` must build, by canonical host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceInstances {
-    /// Services by host.
-    pub services: BTreeMap<Host, ServiceView>,
+    /// Services by host. Shared, so that a translation made from a view
+    /// keeps it without a copy (to tell a later view from it).
+    pub services: BTreeMap<Host, Arc<ServiceView>>,
     /// Every network's east-west gateways.
     pub network_gateways: NetworkGateways,
 }
@@ -101,7 +103,9 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
         }
     }
     ServiceInstances {
-        services,
+        services: (services.into_iter())
+            .map(|(host, view)| (host, Arc::new(view)))
+            .collect(),
         network_gateways: network_gateways(mesh, registry),
     }
 }

@@ -61,7 +61,7 @@ pub(super) fn single_host(name: String, host: &str, port: u16, h2: bool) -> XdsC
 #[cfg(test)]
 pub fn outbound(
     mesh: &MeshConfig,
-    services: &[&ServiceView],
+    services: &[&Arc<ServiceView>],
 ) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
     let (clusters, assignments) = flatten(&per_service(mesh, services, &ServiceMemo::new()));
     (
@@ -75,7 +75,8 @@ pub fn outbound(
 /// them instead of translating the service again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceClusters {
-    view: ServiceView,
+    /// The view it was made from, shared with the join that made it.
+    view: Arc<ServiceView>,
     dr: Option<Arc<DestinationRule>>,
     trust_domain: String,
     /// The mesh's default retry budget the clusters were built with.
@@ -131,7 +132,7 @@ impl ServiceClusters {
     /// the clusters are made of changed: an EDS service whose view differs
     /// only in its instances, with the same workload identities (the
     /// clusters' SANs). Endpoint churn then costs only its assignments.
-    fn with_endpoints(&self, view: &ServiceView) -> Option<ServiceClusters> {
+    fn with_endpoints(&self, view: &Arc<ServiceView>) -> Option<ServiceClusters> {
         // Exhaustive, so a field added to the view must be classed here.
         let ServiceView {
             host,
@@ -141,7 +142,7 @@ impl ServiceClusters {
             location,
             instances: _,
             subject_alt_names,
-        } = &self.view;
+        } = &*self.view;
         let same_service = view.resolution == Resolution::Static
             && *host == view.host
             && *namespace == view.namespace
@@ -168,7 +169,7 @@ impl ServiceClusters {
         // Kept until the service changes; pushes leave room for four.
         assignments.shrink_to_fit();
         Some(ServiceClusters {
-            view: view.clone(),
+            view: Arc::clone(view),
             dr: self.dr.clone(),
             trust_domain: self.trust_domain.clone(),
             default_budget: self.default_budget,
@@ -187,7 +188,7 @@ pub type ServiceMemo = BTreeMap<Host, Arc<ServiceClusters>>;
 /// reuses the others.
 pub fn per_service(
     mesh: &MeshConfig,
-    services: &[&ServiceView],
+    services: &[&Arc<ServiceView>],
     previous: &ServiceMemo,
 ) -> ServiceMemo {
     services
@@ -204,7 +205,7 @@ pub fn per_service(
 /// same inputs, else translated (only the endpoints when only they changed).
 pub(super) fn service_memo(
     mesh: &MeshConfig,
-    view: &ServiceView,
+    view: &Arc<ServiceView>,
     dr: Option<&Arc<DestinationRule>>,
     previous: Option<&Arc<ServiceClusters>>,
 ) -> Arc<ServiceClusters> {
@@ -214,7 +215,7 @@ pub(super) fn service_memo(
         p.dr.as_ref() == dr && p.trust_domain == trust_domain && p.default_budget == budget
     });
     match same_inputs {
-        Some(p) if p.view == *view => Arc::clone(p),
+        Some(p) if Arc::ptr_eq(&p.view, view) || p.view == *view => Arc::clone(p),
         Some(p) => p.with_endpoints(view).map_or_else(
             || Arc::new(translate_service(view, dr, trust_domain, budget)),
             Arc::new,
@@ -237,7 +238,7 @@ pub fn flatten(
 }
 
 fn translate_service(
-    view: &ServiceView,
+    view: &Arc<ServiceView>,
     dr: Option<&Arc<DestinationRule>>,
     trust_domain: &str,
     default_budget: Option<RetryBudget>,
@@ -264,7 +265,7 @@ fn translate_service(
     // Kept until the service changes; pushes leave room for four.
     assignments.shrink_to_fit();
     ServiceClusters {
-        view: view.clone(),
+        view: Arc::clone(view),
         dr: dr.cloned(),
         trust_domain: trust_domain.to_string(),
         default_budget,
