@@ -157,12 +157,15 @@ impl ServiceClusters {
             return None;
         }
         let rule = self.dr.as_deref();
-        let (mut assignments, mut localities) = (Vec::new(), Vec::new());
-        for (port, subset) in port_subsets(view, rule) {
-            let subset_name = subset.map(|s| s.name.as_str());
-            let name = cluster_name(port.number, subset_name, view.host.as_str());
+        let mut assignments = Vec::with_capacity(self.clusters.len());
+        let mut localities = Vec::new();
+        // The clusters were made one per port and subset in this order, and
+        // each is named `cluster_name` of them: their names need not be
+        // formatted again.
+        let names = self.clusters.iter().map(|c| c.name.as_str());
+        for ((port, subset), name) in port_subsets(view, rule).zip(names) {
             let policy = effective(rule, port.number, subset);
-            let (cla, local, _) = endpoints(view, port, &policy, subset, &name);
+            let (cla, local, _) = endpoints(view, port, &policy, subset, name);
             assignments.push(cla);
             localities.extend(local.map(Arc::new));
         }
