@@ -53,6 +53,18 @@ pub struct ServiceView {
     pub subject_alt_names: Vec<String>,
 }
 
+impl ServiceView {
+    /// The view without the room its lists were grown with: a translation
+    /// keeps it until the service changes (with one instance, a list that
+    /// was pushed to holds room for four).
+    fn at_size(mut self) -> Self {
+        self.instances.shrink_to_fit();
+        self.ports.shrink_to_fit();
+        self.subject_alt_names.shrink_to_fit();
+        self
+    }
+}
+
 /// The port a service known only from sidecars (or only by name) gets:
 /// plain HTTP on 80, as a Kubernetes `Service` named `http` would.
 pub fn implicit_http_port() -> ServicePort {
@@ -104,7 +116,7 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
     }
     ServiceInstances {
         services: (services.into_iter())
-            .map(|(host, view)| (host, Arc::new(view)))
+            .map(|(host, view)| (host, Arc::new(view.at_size())))
             .collect(),
         network_gateways: network_gateways(mesh, registry),
     }
