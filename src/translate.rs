@@ -26,6 +26,7 @@
 //!   [`ROOT_CA_SECRET`]); a runtime may also set `ProxyResources::secrets`
 //!   itself.
 
+pub mod chunked;
 mod clusters;
 mod cors;
 mod egress;
@@ -76,6 +77,7 @@ use crate::config::model::{
 };
 use crate::registry::{Proxy, ServiceInstances, ServiceView};
 
+pub use chunked::ChunkedList;
 pub use clusters::{cluster_name, ServiceClusters, ServiceMemo};
 pub use listeners::inbound_cluster_name;
 pub use policy::DEFAULT_CONNECT_TIMEOUT;
@@ -96,10 +98,13 @@ pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 /// change.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Shared {
-    /// Outbound clusters (`outbound|PORT|SUBSET|HOST`).
-    pub clusters: Vec<XdsCluster>,
-    /// Endpoints of the EDS clusters, named like their cluster.
-    pub load_assignments: Vec<ClusterLoadAssignment>,
+    /// Outbound clusters (`outbound|PORT|SUBSET|HOST`): each service's
+    /// shared with its translation in `per_service`, then the clusters no
+    /// service makes (collectors, rate-limit services, passthrough).
+    pub clusters: ChunkedList<XdsCluster>,
+    /// Endpoints of the EDS clusters, named like their cluster (shared
+    /// with `per_service` too).
+    pub load_assignments: ChunkedList<ClusterLoadAssignment>,
     /// The `outbound` route configuration.
     pub routes: Vec<SharedRoutes>,
     /// Its routes that only some clients get (see [`source`]).
@@ -179,7 +184,7 @@ impl Shared {
     pub fn without_mesh_tls(&mut self) {
         // The clusters no longer equal their per-service translation.
         self.per_service.clear();
-        self.clusters.iter_mut().for_each(strip_mesh_tls);
+        self.clusters.map_each(strip_mesh_tls);
         self.rule_variants.map_clusters(strip_mesh_tls);
     }
 }
@@ -267,19 +272,19 @@ pub fn shared_from(
     services: &ServiceInstances,
     previous: Option<&Shared>,
 ) -> Shared {
-    let views: Vec<&ServiceView> = services.services.values().collect();
+    let views: Vec<&Arc<ServiceView>> = services.services.values().collect();
     let empty = clusters::ServiceMemo::new();
     let memo = clusters::per_service(mesh, &views, previous.map_or(&empty, |p| &p.per_service));
     let (mut clusters, load_assignments) = clusters::flatten(&memo);
-    let collectors = telemetry::collector_clusters(&mesh.mesh, &clusters);
-    clusters.extend(collectors);
-    clusters.extend(ratelimit::service_clusters(
+    let mut others = telemetry::collector_clusters(&mesh.mesh, &clusters);
+    others.extend(ratelimit::service_clusters(
         &mesh.rate_limits,
         &mesh.mesh.trust_domain,
     ));
     // Sidecars whose policy is ALLOW_ANY route unknown hosts to it; the
     // others' views leave it out (`scope::outbound_view`).
-    clusters.push(passthrough::cluster());
+    others.push(passthrough::cluster());
+    clusters.push_chunk(Arc::new(others));
     let service_ports: BTreeMap<Host, Vec<ServicePort>> = views
         .iter()
         .map(|v| (v.host.clone(), v.ports.clone()))

@@ -2,6 +2,7 @@
 //! instances (docs/architecture.md, "registry").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{labels_match, Instance, Proxy, Registry};
 use crate::config::model::{
@@ -12,8 +13,9 @@ use crate::config::model::{
 /// Every service `translate` must build, by canonical host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceInstances {
-    /// Services by host.
-    pub services: BTreeMap<Host, ServiceView>,
+    /// Services by host. Shared, so that a translation made from a view
+    /// keeps it without a copy (to tell a later view from it).
+    pub services: BTreeMap<Host, Arc<ServiceView>>,
     /// Every network's east-west gateways.
     pub network_gateways: NetworkGateways,
 }
@@ -49,6 +51,18 @@ pub struct ServiceView {
     pub instances: Vec<Instance>,
     /// `subjectAltNames` of the declaring `ServiceEntry`.
     pub subject_alt_names: Vec<String>,
+}
+
+impl ServiceView {
+    /// The view without the room its lists were grown with: a translation
+    /// keeps it until the service changes (with one instance, a list that
+    /// was pushed to holds room for four).
+    fn at_size(mut self) -> Self {
+        self.instances.shrink_to_fit();
+        self.ports.shrink_to_fit();
+        self.subject_alt_names.shrink_to_fit();
+        self
+    }
 }
 
 /// The port a service known only from sidecars (or only by name) gets:
@@ -101,7 +115,9 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
         }
     }
     ServiceInstances {
-        services,
+        services: (services.into_iter())
+            .map(|(host, view)| (host, Arc::new(view.at_size())))
+            .collect(),
         network_gateways: network_gateways(mesh, registry),
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster as XdsCluster};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 
+use super::chunked::ChunkedList;
 use super::endpoints::{load_assignment, selected};
 use super::locality::{self, LocalityCluster, LocalityRule};
 use super::policy::{self, effective, Policy};
@@ -60,9 +61,13 @@ pub(super) fn single_host(name: String, host: &str, port: u16, h2: bool) -> XdsC
 #[cfg(test)]
 pub fn outbound(
     mesh: &MeshConfig,
-    services: &[&ServiceView],
+    services: &[&Arc<ServiceView>],
 ) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
-    flatten(&per_service(mesh, services, &ServiceMemo::new()))
+    let (clusters, assignments) = flatten(&per_service(mesh, services, &ServiceMemo::new()));
+    (
+        clusters.iter().cloned().collect(),
+        assignments.iter().cloned().collect(),
+    )
 }
 
 /// One service's clusters and load assignments, with the inputs they were
@@ -70,7 +75,8 @@ pub fn outbound(
 /// them instead of translating the service again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceClusters {
-    view: ServiceView,
+    /// The view it was made from, shared with the join that made it.
+    view: Arc<ServiceView>,
     dr: Option<Arc<DestinationRule>>,
     trust_domain: String,
     /// The mesh's default retry budget the clusters were built with.
@@ -78,8 +84,9 @@ pub struct ServiceClusters {
     /// By port, then subset as declared. Shared with the translation it
     /// came from when only the service's endpoints changed.
     clusters: Arc<Vec<XdsCluster>>,
-    /// Of the EDS clusters.
-    assignments: Vec<ClusterLoadAssignment>,
+    /// Of the EDS clusters; shared like `clusters`, with every list of
+    /// the shared assignments ([`flatten`]).
+    assignments: Arc<Vec<ClusterLoadAssignment>>,
     /// The EDS clusters whose endpoints each client sees its own way.
     localities: Vec<Arc<LocalityCluster>>,
 }
@@ -125,7 +132,7 @@ impl ServiceClusters {
     /// the clusters are made of changed: an EDS service whose view differs
     /// only in its instances, with the same workload identities (the
     /// clusters' SANs). Endpoint churn then costs only its assignments.
-    fn with_endpoints(&self, view: &ServiceView) -> Option<ServiceClusters> {
+    fn with_endpoints(&self, view: &Arc<ServiceView>) -> Option<ServiceClusters> {
         // Exhaustive, so a field added to the view must be classed here.
         let ServiceView {
             host,
@@ -135,7 +142,7 @@ impl ServiceClusters {
             location,
             instances: _,
             subject_alt_names,
-        } = &self.view;
+        } = &*self.view;
         let same_service = view.resolution == Resolution::Static
             && *host == view.host
             && *namespace == view.namespace
@@ -150,24 +157,27 @@ impl ServiceClusters {
             return None;
         }
         let rule = self.dr.as_deref();
-        let (mut assignments, mut localities) = (Vec::new(), Vec::new());
-        for (port, subset) in port_subsets(view, rule) {
-            let subset_name = subset.map(|s| s.name.as_str());
-            let name = cluster_name(port.number, subset_name, view.host.as_str());
+        let mut assignments = Vec::with_capacity(self.clusters.len());
+        let mut localities = Vec::new();
+        // The clusters were made one per port and subset in this order, and
+        // each is named `cluster_name` of them: their names need not be
+        // formatted again.
+        let names = self.clusters.iter().map(|c| c.name.as_str());
+        for ((port, subset), name) in port_subsets(view, rule).zip(names) {
             let policy = effective(rule, port.number, subset);
-            let (cla, local, _) = endpoints(view, port, &policy, subset, &name);
+            let (cla, local, _) = endpoints(view, port, &policy, subset, name);
             assignments.push(cla);
             localities.extend(local.map(Arc::new));
         }
         // Kept until the service changes; pushes leave room for four.
         assignments.shrink_to_fit();
         Some(ServiceClusters {
-            view: view.clone(),
+            view: Arc::clone(view),
             dr: self.dr.clone(),
             trust_domain: self.trust_domain.clone(),
             default_budget: self.default_budget,
             clusters: Arc::clone(&self.clusters),
-            assignments,
+            assignments: Arc::new(assignments),
             localities,
         })
     }
@@ -181,7 +191,7 @@ pub type ServiceMemo = BTreeMap<Host, Arc<ServiceClusters>>;
 /// reuses the others.
 pub fn per_service(
     mesh: &MeshConfig,
-    services: &[&ServiceView],
+    services: &[&Arc<ServiceView>],
     previous: &ServiceMemo,
 ) -> ServiceMemo {
     services
@@ -198,7 +208,7 @@ pub fn per_service(
 /// same inputs, else translated (only the endpoints when only they changed).
 pub(super) fn service_memo(
     mesh: &MeshConfig,
-    view: &ServiceView,
+    view: &Arc<ServiceView>,
     dr: Option<&Arc<DestinationRule>>,
     previous: Option<&Arc<ServiceClusters>>,
 ) -> Arc<ServiceClusters> {
@@ -208,7 +218,7 @@ pub(super) fn service_memo(
         p.dr.as_ref() == dr && p.trust_domain == trust_domain && p.default_budget == budget
     });
     match same_inputs {
-        Some(p) if p.view == *view => Arc::clone(p),
+        Some(p) if Arc::ptr_eq(&p.view, view) || p.view == *view => Arc::clone(p),
         Some(p) => p.with_endpoints(view).map_or_else(
             || Arc::new(translate_service(view, dr, trust_domain, budget)),
             Arc::new,
@@ -217,15 +227,21 @@ pub(super) fn service_memo(
     }
 }
 
-/// Every service's clusters and load assignments, in host order.
-pub fn flatten(memo: &ServiceMemo) -> (Vec<XdsCluster>, Vec<ClusterLoadAssignment>) {
-    let clusters = memo.values().flat_map(|s| s.clusters.iter().cloned());
-    let assignments = memo.values().flat_map(|s| s.assignments.iter().cloned());
-    (clusters.collect(), assignments.collect())
+/// Every service's clusters and load assignments, in host order: lists of
+/// the translations `memo` holds, not copies of them.
+pub fn flatten(
+    memo: &ServiceMemo,
+) -> (ChunkedList<XdsCluster>, ChunkedList<ClusterLoadAssignment>) {
+    let (mut clusters, mut assignments) = (ChunkedList::new(), ChunkedList::new());
+    for service in memo.values() {
+        clusters.push_chunk(Arc::clone(&service.clusters));
+        assignments.push_chunk(Arc::clone(&service.assignments));
+    }
+    (clusters, assignments)
 }
 
 fn translate_service(
-    view: &ServiceView,
+    view: &Arc<ServiceView>,
     dr: Option<&Arc<DestinationRule>>,
     trust_domain: &str,
     default_budget: Option<RetryBudget>,
@@ -252,12 +268,12 @@ fn translate_service(
     // Kept until the service changes; pushes leave room for four.
     assignments.shrink_to_fit();
     ServiceClusters {
-        view: view.clone(),
+        view: Arc::clone(view),
         dr: dr.cloned(),
         trust_domain: trust_domain.to_string(),
         default_budget,
         clusters: Arc::new(clusters),
-        assignments,
+        assignments: Arc::new(assignments),
         localities,
     }
 }

@@ -396,15 +396,18 @@ pub struct ClusterIndex {
 
 impl ClusterIndex {
     /// Indexes `clusters` and `load_assignments` (named like their cluster).
-    pub fn new(clusters: &[Cluster], load_assignments: &[ClusterLoadAssignment]) -> Self {
+    pub fn new<'a>(
+        clusters: impl IntoIterator<Item = &'a Cluster>,
+        load_assignments: impl IntoIterator<Item = &'a ClusterLoadAssignment>,
+    ) -> Self {
         let mut index = ClusterIndex::default();
-        for (i, c) in clusters.iter().enumerate() {
+        for (i, c) in clusters.into_iter().enumerate() {
             match outbound_host(&c.name) {
                 Some(h) => index.by_host.entry(h.to_string()).or_default().0.push(i),
                 None => index.other.0.push(i),
             }
         }
-        for (i, c) in load_assignments.iter().enumerate() {
+        for (i, c) in load_assignments.into_iter().enumerate() {
             match outbound_host(&c.cluster_name) {
                 Some(h) => index.by_host.entry(h.to_string()).or_default().1.push(i),
                 None => index.other.1.push(i),

@@ -192,14 +192,18 @@ pub fn collector_cluster_name(service: &str, port: u16) -> String {
 /// A cluster for every tracing provider whose collector is not already a
 /// cluster in `existing`: STATIC for an IP address, STRICT_DNS otherwise;
 /// HTTP/2 for OTLP/gRPC.
-pub fn collector_clusters(mesh: &MeshSettings, existing: &[XdsCluster]) -> Vec<XdsCluster> {
+pub fn collector_clusters<'a, I>(mesh: &MeshSettings, existing: I) -> Vec<XdsCluster>
+where
+    I: IntoIterator<Item = &'a XdsCluster> + Clone,
+{
     let mut out: Vec<XdsCluster> = Vec::new();
     for p in &mesh.telemetry.extension_providers {
         let Some((service, port)) = p.kind.collector() else {
             continue;
         };
         let name = collector_cluster_name(service, port);
-        if existing.iter().chain(&out).any(|c| c.name == name) {
+        let named = |c: &XdsCluster| c.name == name;
+        if existing.clone().into_iter().any(named) || out.iter().any(named) {
             continue;
         }
         let h2 = matches!(p.kind, ProviderKind::OpenTelemetry { .. });

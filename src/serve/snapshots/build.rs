@@ -83,6 +83,16 @@ impl Interner {
         new
     }
 
+    /// Starts a rebuild with room for as many encodings as the last one
+    /// used: a rebuild mostly uses the same number again, and growing the
+    /// map from empty would hash every key once per doubling. Reserved here,
+    /// not kept from the last rebuild, so the room costs nothing between
+    /// rebuilds.
+    fn start(&mut self) {
+        self.current.reserve(self.previous.len());
+        self.vhost_bytes.start();
+    }
+
     /// Ends a rebuild: what it did not use is forgotten.
     fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.current);
@@ -187,19 +197,19 @@ pub(crate) struct Built {
     /// Node ids built last time and not this time (proxies that left).
     pub(crate) gone: Vec<String>,
     /// The last build's translation, replaced by this one, and this one's
-    /// flat cluster and endpoint lists (see [`flat_lists`]). Freeing them
-    /// is work no proxy should wait for: drop them after publishing.
+    /// cluster and endpoint lists (see [`flat_lists`]). Freeing them is
+    /// work no proxy should wait for: drop them after publishing.
     pub(crate) retired: Vec<Shared>,
     /// Gateway servers left out over all proxies.
     pub(crate) skipped_servers: usize,
 }
 
-/// Takes the flat lists of every cluster and load assignment out of
-/// `shared`, which keeps it as the next build's `previous`: they are copies
-/// of `per_service`'s translations, needed while this build picks each
-/// view's resources, and read by neither `translate::shared_from` nor
-/// `Shared::same_proxy_inputs`. Kept, they would double the translation's
-/// share of the heap between rebuilds.
+/// Takes the lists of every cluster and load assignment and their index by
+/// host out of `shared`, which keeps it as the next build's `previous`:
+/// this build picks each view's resources through them, but neither
+/// `translate::shared_from` nor `Shared::same_proxy_inputs` reads them.
+/// The lists share `per_service`'s translations; the index holds a name
+/// per host, not worth keeping between rebuilds.
 fn flat_lists(shared: &mut Shared) -> Shared {
     Shared {
         clusters: std::mem::take(&mut shared.clusters),
@@ -231,6 +241,7 @@ impl BuildState {
             .previous
             .as_ref()
             .is_some_and(|p| p.same_proxy_inputs(&shared));
+        self.interner.start();
         let (clusters, endpoints) = self.encode_shared(&shared);
         let mut last_groups = std::mem::take(&mut self.groups);
         let mut last = std::mem::take(&mut self.proxies);
@@ -282,7 +293,9 @@ impl BuildState {
     /// reuses its encodings too: the work follows the change.
     fn encode_shared(&mut self, shared: &Shared) -> (Encoded, Encoded) {
         let mut services = HashMap::with_capacity(shared.per_service.len());
-        let (mut cds, mut eds) = (Encoded::new(), Encoded::new());
+        // Sized at once: growing them would hash every name again.
+        let mut cds = Encoded::with_capacity(shared.clusters.len());
+        let mut eds = Encoded::with_capacity(shared.load_assignments.len());
         for (host, memo) in &shared.per_service {
             let done = match self.services.remove(host) {
                 Some(e) if Arc::ptr_eq(&e.memo, memo) => e,

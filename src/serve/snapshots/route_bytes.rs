@@ -80,6 +80,12 @@ impl VhostBytes {
         Ok(&self.current[&key].bytes)
     }
 
+    /// Starts a build with room for as many virtual hosts as the last one
+    /// used (see `Interner::start`).
+    pub(super) fn start(&mut self) {
+        self.current.reserve(self.previous.len());
+    }
+
     /// Ends a build: what it did not use is forgotten.
     pub(super) fn finish(&mut self) {
         self.previous = std::mem::take(&mut self.current);
