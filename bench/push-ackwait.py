@@ -73,13 +73,24 @@ def cpu_ns(pid, main_only=False):
         return None
 
 
+def minor_faults(pid):
+    """Minor page faults of a process so far (Trellis's; go-control-plane exits too early)."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[7])
+    except FileNotFoundError:
+        return None
+
+
 class Recorder:
     """Remembers the processes a bench starts (by what they run) and the CPU they spend."""
 
     def __init__(self):
         self.pids, self.logs = {}, {}
-        self.envoy_ns = self.cp_ns = self.cp_last = 0
-        self.mark = None
+        self.envoy_ns = self.cp_ns = self.cp_last = self.cp_faults = 0
+        self.mark = self.faults_mark = None
         real = subprocess.Popen
         recorder = self
 
@@ -115,6 +126,7 @@ class Recorder:
 
     def start(self):
         self.mark = self.sample()
+        self.faults_mark = minor_faults(self.pids.get("trellis"))
 
     def stop(self):
         if self.mark is None:
@@ -122,12 +134,16 @@ class Recorder:
         envoy, cp = self.sample()
         self.envoy_ns += envoy - self.mark[0]
         self.cp_ns += cp - self.mark[1]
+        faults = minor_faults(self.pids.get("trellis"))
+        if faults is not None and self.faults_mark is not None:
+            self.cp_faults += faults - self.faults_mark
         self.mark = None
 
     def report(self, updates):
         """Per-update figures, and Trellis's rebuild times from its debug log; then resets."""
         out = {"envoy_main_cpu_ms": round(self.envoy_ns / updates / 1e6, 2),
-               "cp_cpu_ms": round(self.cp_ns / updates / 1e6, 2)}
+               "cp_cpu_ms": round(self.cp_ns / updates / 1e6, 2),
+               "cp_minor_faults": round(self.cp_faults / updates)}
         log = self.logs.get("trellis")
         if log and os.path.exists(log):
             ms = [duration_ms(m.group(1)) for m in
@@ -135,7 +151,7 @@ class Recorder:
             ms = sorted(ms[-updates:])
             if ms:
                 out["rebuild_ms_p50"] = round(ms[len(ms) // 2], 2)
-        self.envoy_ns = self.cp_ns = 0
+        self.envoy_ns = self.cp_ns = self.cp_faults = 0
         self.pids, self.logs = {}, {}
         return out
 
