@@ -142,8 +142,9 @@ class Recorder:
     def report(self, updates):
         """Per-update figures, and Trellis's rebuild times from its debug log; then resets."""
         out = {"envoy_main_cpu_ms": round(self.envoy_ns / updates / 1e6, 2),
-               "cp_cpu_ms": round(self.cp_ns / updates / 1e6, 2),
-               "cp_minor_faults": round(self.cp_faults / updates)}
+               "cp_cpu_ms": round(self.cp_ns / updates / 1e6, 2)}
+        if self.pids.get("trellis"):
+            out["cp_minor_faults"] = round(self.cp_faults / updates)
         log = self.logs.get("trellis")
         if log and os.path.exists(log):
             ms = [duration_ms(m.group(1)) for m in
@@ -330,18 +331,19 @@ def main():
             for d in lines(cmd, SHARED):
                 rows.append(("trellis", mode, d["clusters"], d["server_ms_p50"], d["e2e_ms_p50"],
                              d["trellis_rss_mib"], d["envoy_rss_mib"], profile(d)))
-    extra = f" {'envoy main CPU ms':>17} {'cp CPU ms':>9} {'rebuild ms':>10}" if a.profile else ""
+    extra = (f" {'envoy main CPU ms':>17} {'cp CPU ms':>9} {'rebuild ms':>10} {'cp faults':>9}"
+             if a.profile else "")
     print(f"{'peer':17} {'mode':5} {'N':>5} {'push->ACK ms':>12} {'file->applied ms':>16} "
           f"{'cp RSS MiB':>10} {'envoy RSS MiB':>13}{extra}")
     for p, m, n, s, e, rss, ers, prof in sorted(rows, key=lambda x: (x[2], x[0], x[1])):
         f = lambda v: "-" if v is None else f"{v:.1f}"
-        cols = "".join(f" {f(v):>{w}}" for v, w in zip(prof, (17, 9, 10))) if a.profile else ""
+        cols = "".join(f" {f(v):>{w}}" for v, w in zip(prof, (17, 9, 10, 9))) if a.profile else ""
         print(f"{p:17} {m:5} {n:>5} {f(s):>12} {f(e):>16} {f(rss):>10} {f(ers):>13}{cols}")
 
 
 def profile(d):
     """The `--profile` figures of one result (per update), None where absent."""
-    return [d.get(k) for k in ("envoy_main_cpu_ms", "cp_cpu_ms", "rebuild_ms_p50")]
+    return [d.get(k) for k in ("envoy_main_cpu_ms", "cp_cpu_ms", "rebuild_ms_p50", "cp_minor_faults")]
 
 
 if __name__ == "__main__":
