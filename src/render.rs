@@ -110,27 +110,28 @@ impl Renderer {
         mesh: &MeshConfig,
         workloads: &[Workload],
     ) -> BTreeMap<String, RenderedProxy> {
-        let proxies: Vec<Proxy> = workloads
+        let proxies: Vec<Arc<Proxy>> = workloads
             .iter()
             .map(|w| {
                 let mut proxy = w.proxy.clone();
                 // What `serve` does when a sidecar connects.
                 proxy.default_topology(&mesh.mesh.multi_cluster);
-                proxy
+                Arc::new(proxy)
             })
             .collect();
         let mut registry = Registry::new();
         for (w, proxy) in workloads.iter().zip(&proxies) {
             if w.endpoint {
-                registry.register(proxy.clone());
+                registry.register(Proxy::clone(proxy));
             }
         }
         let security = self.security.clone();
         let built = build_for(&mut self.state, mesh, &registry, proxies.iter(), &|_| {
             security.clone()
         });
-        let mut by_id: BTreeMap<String, Proxy> =
-            proxies.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let mut by_id: BTreeMap<String, Proxy> = (proxies.into_iter())
+            .map(|p| (p.id.clone(), Arc::unwrap_or_clone(p)))
+            .collect();
         built
             .snapshots
             .into_iter()

@@ -48,6 +48,7 @@ mod status;
 mod stream;
 #[cfg(test)]
 mod test_support;
+mod type_map;
 mod types;
 mod version;
 

@@ -79,7 +79,7 @@ pub(crate) fn build_served(
             }
         })
     };
-    let proxies = registry.sidecars().values().map(|p| &**p);
+    let proxies = registry.sidecars().values();
     build_for(
         state,
         mesh,
@@ -98,7 +98,7 @@ pub(crate) fn build_for<'a>(
     state: &mut BuildState,
     mesh: &MeshConfig,
     registry: &Registry,
-    proxies: impl Iterator<Item = &'a Proxy>,
+    proxies: impl Iterator<Item = &'a Arc<Proxy>>,
     security: &dyn Fn(&Proxy) -> ProxySecurity,
 ) -> Built {
     let t0 = Instant::now();

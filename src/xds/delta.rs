@@ -29,7 +29,6 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -37,6 +36,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 
 use super::reply::{classify_reply, Reply};
+use super::type_map::TypeMap;
 use super::types::{push_rank, type_key, TypeKey, WILDCARD};
 use super::{RequestError, Snapshot, StreamEvent, CLUSTER_TYPE, ENDPOINT_TYPE};
 use diff::{diff, Diff, Known};
@@ -80,7 +80,7 @@ struct DeltaType {
 #[derive(Debug, Default)]
 pub struct DeltaStreamState {
     snapshot: Option<Arc<Snapshot>>,
-    types: BTreeMap<TypeKey, DeltaType>,
+    types: TypeMap<TypeKey, DeltaType>,
     nonces: u64,
 }
 

@@ -8,12 +8,12 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::reply::{classify_reply, Reply};
+use super::type_map::TypeMap;
 use super::types::push_rank;
 use super::Snapshot;
 use selected::Selected;
@@ -106,7 +106,7 @@ struct TypeState {
 #[derive(Debug, Default)]
 pub struct StreamState {
     snapshot: Option<Arc<Snapshot>>,
-    types: BTreeMap<String, TypeState>,
+    types: TypeMap<String, TypeState>,
     nonces: u64,
 }
 

@@ -51,8 +51,8 @@ impl<R: Message> http_body::Body for ResponseBody<R> {
         if this.ended {
             return Poll::Ready(None);
         }
-        let status = match ready!(this.responses.poll_recv(cx)) {
-            Some(Ok(response)) => match frame(response.as_ref()) {
+        let status = match ready!(this.responses.poll_recv(cx)).map(|item| *item) {
+            Some(Ok(response)) => match frame(&response) {
                 Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                 Err(status) => {
                     tracing::warn!(%status, "ADS response not sent; ending the stream");

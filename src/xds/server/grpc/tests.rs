@@ -165,8 +165,8 @@ fn trailers_carry_code_and_percent_encoded_message() {
 #[tokio::test]
 async fn body_yields_one_frame_per_response_then_ok_trailers() {
     let (tx, rx) = mpsc::channel(4);
-    tx.send(Ok(Box::new(response("v1")))).await.unwrap();
-    tx.send(Ok(Box::new(response("v2")))).await.unwrap();
+    tx.send(Box::new(Ok(response("v1")))).await.unwrap();
+    tx.send(Box::new(Ok(response("v2")))).await.unwrap();
     drop(tx);
     let mut body = ResponseBody::new(rx, None);
     for version in ["v1", "v2"] {
@@ -182,7 +182,7 @@ async fn body_yields_one_frame_per_response_then_ok_trailers() {
 #[tokio::test]
 async fn body_ends_with_the_error_trailers_and_closes_the_queue() {
     let (tx, rx) = mpsc::channel(4);
-    tx.send(Err(Status::invalid_argument("unknown nonce")))
+    tx.send(Box::new(Err(Status::invalid_argument("unknown nonce"))))
         .await
         .unwrap();
     let mut body = ResponseBody::<DiscoveryResponse>::new(rx, None);
