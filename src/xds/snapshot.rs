@@ -164,14 +164,12 @@ impl SnapshotBuilder {
 
     /// Computes each type's version and freezes the set.
     pub fn build(self) -> Snapshot {
-        let mut types = TypeMap::default();
-        for (url, items) in self.types {
-            types.insert(type_key(&url), Arc::new(TypeResources::new(items)));
+        let own = (self.types.into_iter())
+            .map(|(url, items)| (type_key(&url), Arc::new(TypeResources::new(items))));
+        let shared = (self.shared.into_iter()).map(|(url, set)| (type_key(&url), set));
+        Snapshot {
+            types: own.chain(shared).collect(),
         }
-        for (url, set) in self.shared {
-            types.insert(type_key(&url), set);
-        }
-        Snapshot { types }
     }
 }
 

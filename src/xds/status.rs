@@ -253,13 +253,22 @@ impl ProxyStatusTable {
     /// `since`: the convergence histogram observes the time until the proxy
     /// has ACKed every type of it (types it already holds are not waited for).
     pub fn expect_snapshot(&self, node_id: &str, snapshot: &Snapshot, since: std::time::Instant) {
-        let current = {
+        // Only the ACKed versions, not a copy of the proxy's whole entry:
+        // this runs for every proxy a rebuild changes.
+        let acked: Vec<(TypeKey, String)> = {
             let map = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-            map.get(node_id).cloned().unwrap_or_default()
+            let types = map
+                .get(node_id)
+                .map(|e| e.types.iter())
+                .into_iter()
+                .flatten();
+            (types.filter_map(|(url, t)| Some((url.clone(), t.last_acked_version.clone()?))))
+                .collect()
         };
         self.convergence
             .expect(node_id, snapshot, since, |type_url| {
-                current.types.get(type_url)?.last_acked_version.clone()
+                let (_, version) = acked.iter().find(|(url, _)| url == type_url)?;
+                Some(version.clone())
             });
     }
 

@@ -91,6 +91,24 @@ impl<K: Borrow<str>, V> TypeMap<K, V> {
     }
 }
 
+/// Collects entries sized at once (no growth one insert at a time); of
+/// entries with the same key the last wins, as `BTreeMap::extend`'s.
+impl<K: Borrow<str>, V> FromIterator<(K, V)> for TypeMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(items: I) -> Self {
+        fn key<K: Borrow<str>, V>((k, _): &(K, V)) -> &str {
+            k.borrow()
+        }
+        let mut entries: Vec<(K, V)> = items.into_iter().collect();
+        // Reversed, then sorted stably: the last of equal keys comes first
+        // and is the one `dedup_by` keeps.
+        entries.reverse();
+        entries.sort_by(|a, b| key(a).cmp(key(b)));
+        entries.dedup_by(|later, kept| key(later) == key(kept));
+        entries.shrink_to_fit();
+        TypeMap { entries }
+    }
+}
+
 /// `map[type_url]`, as a `BTreeMap`'s, for tests (panics when missing).
 #[cfg(test)]
 impl<K: Borrow<str>, V> std::ops::Index<&str> for TypeMap<K, V> {
@@ -125,5 +143,14 @@ mod tests {
         let keys: Vec<&String> = map.keys().collect();
         assert_eq!(keys, ["a", "b", "c", "d"]);
         assert_eq!(map.entries.capacity(), 4, "no room beyond the entries");
+    }
+
+    #[test]
+    fn collects_in_key_order_the_last_of_a_key_winning() {
+        let items = [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)];
+        let map: TypeMap<&str, u32> = items.into_iter().collect();
+        let all: Vec<(&str, u32)> = map.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(all, [("a", 5), ("b", 3), ("c", 4)]);
+        assert_eq!(map.entries.capacity(), 3, "no room beyond the entries");
     }
 }
