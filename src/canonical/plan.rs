@@ -1,6 +1,6 @@
 //! Which fields of which messages can hold a map, from the descriptors.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 

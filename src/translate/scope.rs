@@ -4,8 +4,8 @@
 //! filtering of the shared resources: the kept resources are equal to the
 //! shared ones, so their encoding is still shared.
 
+use foldhash::HashSet;
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;

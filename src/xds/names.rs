@@ -5,7 +5,7 @@
 //! `String`s, each stream would hold its own copy of every name. Interned,
 //! a stream holds a pointer per name and each name exists once.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 /// The interned names, and how many there were after the last sweep.

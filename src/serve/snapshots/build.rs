@@ -11,7 +11,7 @@
 //!   re-translated only when the proxy, its certificate or the policy
 //!   inputs they depend on changed.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as XdsCluster;

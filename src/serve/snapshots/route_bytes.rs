@@ -7,7 +7,7 @@
 //! canonical form sorts map entries within each message, so a virtual
 //! host's canonical bytes do not depend on the configuration around it.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};

@@ -8,7 +8,9 @@
 //! (`Ctx::hash_key`). Those are compared with the inputs of the last
 //! translation; anything else the routes depend on is a constant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::route::v3::VirtualHost;
