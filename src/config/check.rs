@@ -81,7 +81,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     );
     let gateway_virtual_services = gateway_bound(&raw_vs);
     let virtual_services = virtual_services(raw_vs, &mut diags);
-    let destination_rules = destination_rules(raw_dr, &mut diags);
+    let destination_rules = destination_rules(raw_dr, &services, &mut diags);
     for layer in layers(&destination_rules) {
         locality::dns_hosts(&layer, &services, &mut diags);
         dynamic::balancing(&layer, &services, &mut diags);
@@ -262,6 +262,7 @@ type Rules = BTreeMap<Host, Vec<(Arc<DocInfo>, Arc<DestinationRule>)>>;
 /// rules in creation order, which files do not have.
 fn destination_rules(
     mut raw: Vec<(Arc<DocInfo>, DestinationRule)>,
+    services: &BTreeMap<Host, Service>,
     diags: &mut Vec<Diagnostic>,
 ) -> Rules {
     raw.sort_by(|(_, a), (_, b)| {
@@ -270,6 +271,10 @@ fn destination_rules(
     });
     let mut out: Rules = BTreeMap::new();
     for (doc, dr) in raw {
+        if let Some(msg) = unmatched_wildcard(&dr.host, services) {
+            diags.push(doc.diagnostic("spec.host", msg));
+            continue;
+        }
         let same = out.entry(dr.host.clone()).or_default();
         let clash = same.iter().find(|(_, other)| {
             other.origin.namespace == dr.origin.namespace
@@ -292,6 +297,17 @@ fn destination_rules(
         same.push((doc, Arc::new(dr)));
     }
     out
+}
+
+/// An error for a `DestinationRule` whose wildcard host (`*.example.com`)
+/// is not a `ServiceEntry`'s very host: rules are looked up by a service's
+/// own host, so it would reach no service, or, cluster-local
+/// (`*.ns.svc.cluster.local`), be taken for a service of that name whose
+/// `*` domains Envoy rejects (the whole outbound route configuration).
+fn unmatched_wildcard(host: &Host, services: &BTreeMap<Host, Service>) -> Option<String> {
+    (host.is_wildcard() && !services.contains_key(host)).then(|| {
+        format!("host {host} is a wildcard that no ServiceEntry declares: a DestinationRule applies to the service its host names, not to every service a wildcard matches (Istio's wildcard matching is not supported); write one rule per host, or declare a ServiceEntry with this very host")
+    })
 }
 
 /// The rules split so that each map holds at most one rule per host, for

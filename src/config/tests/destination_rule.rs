@@ -238,3 +238,21 @@ fn rules_of_one_namespace_conflict_and_of_two_do_not() {
         ["b.yaml:7:3: error: DestinationRule/b: spec.host: host pay.pay.svc.cluster.local already has DestinationRule shop/a (a.yaml:1): two DestinationRules of one namespace select the same workloads"]
     );
 }
+
+#[test]
+fn a_wildcard_host_needs_a_service_entry_of_that_very_host() {
+    let rule = format!(
+        "{}  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}\n",
+        dr("all", "\"*.default.svc.cluster.local\"")
+    );
+    assert_eq!(
+        errors(&rule),
+        ["f.yaml:6:3: error: DestinationRule/all: spec.host: host *.default.svc.cluster.local is a wildcard that no ServiceEntry declares: a DestinationRule applies to the service its host names, not to every service a wildcard matches (Istio's wildcard matching is not supported); write one rule per host, or declare a ServiceEntry with this very host"]
+    );
+    let entry = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext}\nspec:\n  hosts: [\"*.example.com\"]\n  location: MESH_EXTERNAL\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n";
+    let text = format!("{entry}---\n{}", dr("ext", "\"*.example.com\""));
+    let mesh = load(&[("f.yaml", &text)]).unwrap();
+    assert!(mesh
+        .destination_rules
+        .contains_key(&Host::canonical("*.example.com", "default")));
+}
