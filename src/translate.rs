@@ -371,8 +371,6 @@ pub fn shared_from(
     shared
 }
 
-/// The routes of every gateway-bound VirtualService on every server port
-/// of the Gateways it binds to, with the matches that apply there.
 /// The last build's outbound routes and their inputs, for translating
 /// again only the virtual hosts whose inputs changed.
 fn previous_routes(p: &Shared) -> Option<routes::Previous<'_>> {
@@ -387,6 +385,8 @@ fn previous_routes(p: &Shared) -> Option<routes::Previous<'_>> {
     })
 }
 
+/// The routes of every gateway-bound VirtualService on every server port
+/// of the Gateways it binds to, with the matches that apply there.
 fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
     let mut out = gateway::GatewayRoutes::new();
     for vs in &ctx.mesh.gateway_virtual_services {
