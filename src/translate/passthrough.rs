@@ -134,7 +134,12 @@ pub fn make_dynamic(c: &mut Cluster) {
     c.lb_config = None;
     c.load_assignment = None;
     c.eds_cluster_config = None;
-    if c.transport_socket.is_some() {
+    // Envoy refuses a dynamic forward proxy cluster whose HTTP protocol
+    // options (a DestinationRule's `connectionPool.http`, say) leave out
+    // `auto_sni` and `auto_san_validation`, TLS or not.
+    let http_options =
+        (c.typed_extension_protocol_options).contains_key(&HttpProtocolOptions::full_name());
+    if c.transport_socket.is_some() || http_options {
         set_auto_sni(c);
     }
 }

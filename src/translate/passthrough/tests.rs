@@ -172,3 +172,31 @@ fn route_cluster(r: &Route) -> Option<String> {
         _ => None,
     }
 }
+
+#[test]
+fn a_dynamic_cluster_with_http_options_validates_sni_and_san_as_envoy_requires() {
+    let key = HttpProtocolOptions::full_name();
+    let options = HttpProtocolOptions {
+        common_http_protocol_options: Some(Default::default()),
+        ..Default::default()
+    };
+    let mut c = Cluster {
+        name: "outbound|80||*.cdn.example.com".into(),
+        typed_extension_protocol_options: [(key.clone(), pack_any(options))].into(),
+        ..Default::default()
+    };
+    make_dynamic(&mut c);
+    let written =
+        HttpProtocolOptions::decode(c.typed_extension_protocol_options[&key].value.as_slice())
+            .unwrap();
+    let upstream = written.upstream_http_protocol_options.unwrap();
+    assert!(upstream.auto_sni && upstream.auto_san_validation);
+    assert!(
+        written.common_http_protocol_options.is_some(),
+        "the rule's options stay"
+    );
+    // Plaintext without options: nothing to add.
+    let mut plain = Cluster::default();
+    make_dynamic(&mut plain);
+    assert!(plain.typed_extension_protocol_options.is_empty());
+}
