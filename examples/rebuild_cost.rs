@@ -2,7 +2,7 @@
 //! machine's load: run it under callgrind (`bench/rebuild-instructions.sh`)
 //! to count the instructions of one reload and one rebuild.
 //!
-//! `cargo run --release --example rebuild_cost [SERVICES] [UPDATES]`
+//! `cargo run --release --example rebuild_cost [SERVICES] [UPDATES] [--wildcard-rule]`
 //! (default 1000 services, 5 updates). The mesh is the one
 //! `../shared/bench/trellis_push.py` serves: SERVICES `ServiceEntry`s
 //! (MESH_INTERNAL, STATIC, one endpoint each) and a `VirtualService` for
@@ -82,6 +82,13 @@ fn reset_peak() -> usize {
     now
 }
 
+/// With `--wildcard-rule`, the mesh also has a mesh-wide rule (`*`, in the
+/// root namespace) that every service takes: the cost of resolving
+/// wildcard rules at each rebuild.
+static WILDCARD_RULE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+const MESH_WIDE_RULE: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: mesh-defaults, namespace: istio-system}\nspec:\n  host: \"*\"\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: 100}}}\n";
+
 fn mesh_yaml(services: usize, update: usize) -> String {
     let flip = if update % 2 == 1 { 1000 } else { 0 };
     let mut docs: Vec<String> = (0..services)
@@ -95,6 +102,9 @@ fn mesh_yaml(services: usize, update: usize) -> String {
     docs.push(format!(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc-0, namespace: default}}\nspec:\n  hosts: [svc-0]\n  http:\n  - headers: {{response: {{set: {{x-config-version: \"{update}\"}}}}}}\n    route: [{{destination: {{host: svc-0}}}}]\n"
     ));
+    if WILDCARD_RULE.load(Ordering::Relaxed) {
+        docs.push(MESH_WIDE_RULE.to_string());
+    }
     docs.join("---\n")
 }
 
@@ -124,7 +134,13 @@ fn measured_rebuild(rebuilder: &mut Rebuilder, mesh: &MeshConfig, registry: &Reg
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    let (flags, numbers): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with("--"));
+    WILDCARD_RULE.store(
+        flags.iter().any(|f| f == "--wildcard-rule"),
+        Ordering::Relaxed,
+    );
+    let mut args = numbers.iter().map(|a| a.parse::<usize>());
     let services = args.next().transpose()?.unwrap_or(1000);
     let updates = args.next().transpose()?.unwrap_or(5);
     let dir = tempfile::tempdir()?;

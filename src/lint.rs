@@ -203,6 +203,12 @@ impl Report {
 pub fn lint(input: &Input<'_>) -> Report {
     // Static instances only: sidecars that register at run time are unknown here.
     let instances = crate::registry::instances(input.mesh, &crate::registry::Registry::new());
+    // Wildcard rules checked where they apply, as a rebuild applies them.
+    let mesh = input.mesh.with_wildcard_rules(instances.services.keys());
+    let input = &Input {
+        mesh: &mesh,
+        ..*input
+    };
     let workloads = graph::workloads(input.mesh, &instances);
     let mut graph = CallGraph::declared(input.mesh, &workloads);
     if let Some(observed) = input.observed {

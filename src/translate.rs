@@ -272,6 +272,9 @@ pub fn shared_from(
     services: &ServiceInstances,
     previous: Option<&Shared>,
 ) -> Shared {
+    // Sidecars add services as they register: wildcard rules are matched
+    // to the services of this translation.
+    let mesh = &*mesh.with_wildcard_rules(services.services.keys());
     let views: Vec<&Arc<ServiceView>> = services.services.values().collect();
     let empty = clusters::ServiceMemo::new();
     let memo = clusters::per_service(mesh, &views, previous.map_or(&empty, |p| &p.per_service));

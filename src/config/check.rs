@@ -81,7 +81,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     );
     let gateway_virtual_services = gateway_bound(&raw_vs);
     let virtual_services = virtual_services(raw_vs, &mut diags);
-    let destination_rules = destination_rules(raw_dr, &services, &mut diags);
+    let destination_rules = destination_rules(raw_dr, &mut diags);
     for layer in layers(&destination_rules) {
         locality::dns_hosts(&layer, &services, &mut diags);
         dynamic::balancing(&layer, &services, &mut diags);
@@ -262,7 +262,6 @@ type Rules = BTreeMap<Host, Vec<(Arc<DocInfo>, Arc<DestinationRule>)>>;
 /// rules in creation order, which files do not have.
 fn destination_rules(
     mut raw: Vec<(Arc<DocInfo>, DestinationRule)>,
-    services: &BTreeMap<Host, Service>,
     diags: &mut Vec<Diagnostic>,
 ) -> Rules {
     raw.sort_by(|(_, a), (_, b)| {
@@ -271,10 +270,6 @@ fn destination_rules(
     });
     let mut out: Rules = BTreeMap::new();
     for (doc, dr) in raw {
-        if let Some(msg) = unmatched_wildcard(&dr.host, services) {
-            diags.push(doc.diagnostic("spec.host", msg));
-            continue;
-        }
         let same = out.entry(dr.host.clone()).or_default();
         let clash = same.iter().find(|(_, other)| {
             other.origin.namespace == dr.origin.namespace
@@ -297,17 +292,6 @@ fn destination_rules(
         same.push((doc, Arc::new(dr)));
     }
     out
-}
-
-/// An error for a `DestinationRule` whose wildcard host (`*.example.com`)
-/// is not a `ServiceEntry`'s very host: rules are looked up by a service's
-/// own host, so it would reach no service, or, cluster-local
-/// (`*.ns.svc.cluster.local`), be taken for a service of that name whose
-/// `*` domains Envoy rejects (the whole outbound route configuration).
-fn unmatched_wildcard(host: &Host, services: &BTreeMap<Host, Service>) -> Option<String> {
-    (host.is_wildcard() && !services.contains_key(host)).then(|| {
-        format!("host {host} is a wildcard that no ServiceEntry declares: a DestinationRule applies to the service its host names, not to every service a wildcard matches (Istio's wildcard matching is not supported); write one rule per host, or declare a ServiceEntry with this very host")
-    })
 }
 
 /// The rules split so that each map holds at most one rule per host, for
@@ -389,19 +373,25 @@ fn check_ref(
 }
 
 /// The error for a subset the host's DestinationRule does not define.
-/// A subset is known when some rule for the host defines it: which rule a
-/// proxy sees depends on its namespace and labels.
+/// A subset is known when some rule for the host, or for a wildcard host
+/// covering it, defines it: which rule a proxy sees depends on its
+/// namespace and labels.
 fn unknown_subset(host: &Host, subset: &str, rules: &Rules) -> Option<String> {
-    let Some(list) = rules.get(host).filter(|l| !l.is_empty()) else {
+    let covering = (rules.iter()).filter(|(w, _)| w.covers(host));
+    let list: Vec<&(Arc<DocInfo>, Arc<DestinationRule>)> = (rules.get(host).into_iter())
+        .chain(covering.map(|(_, l)| l))
+        .flatten()
+        .collect();
+    if list.is_empty() {
         return Some(format!(
             "unknown subset {subset:?}: no DestinationRule for host {host} defines subsets"
         ));
-    };
+    }
     let defines = |dr: &DestinationRule| dr.subsets.iter().any(|s| s.name == subset);
     if list.iter().any(|(_, dr)| defines(dr)) {
         return None;
     }
-    let (doc, dr) = &list[0];
+    let (doc, dr) = list[0];
     let defined: Vec<&str> = dr.subsets.iter().map(|s| s.name.as_str()).collect();
     let list = if defined.is_empty() {
         "none".to_string()

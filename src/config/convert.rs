@@ -228,9 +228,9 @@ impl Cx<'_> {
         }
     }
 
-    /// A service's host: as [`Self::host`], or a wildcard `*.DOMAIN`
-    /// (a `ServiceEntry` host, or a `DestinationRule` for one), kept as
-    /// written, lowercase.
+    /// A service's host: as [`Self::host`], or a wildcard `*.DOMAIN` (a
+    /// `ServiceEntry` host, or a `DestinationRule`'s for the services it
+    /// covers), kept as written, lowercase.
     pub(crate) fn service_host(&mut self, path: &str, raw: &str) -> Option<Host> {
         let Some(domain) = raw.strip_prefix("*.") else {
             if raw.trim() == "*" {

@@ -196,6 +196,45 @@ pub struct MeshConfig {
     pub rollout: Option<Arc<RolloutPolicy>>,
 }
 
+impl MeshConfig {
+    /// The namespace of the service `host` names: its `ServiceEntry`'s,
+    /// else the one a cluster-local host names.
+    pub fn service_namespace<'a>(&'a self, host: &'a Host) -> Option<&'a str> {
+        match self.services.get(host) {
+            Some(s) => Some(s.namespace.as_str()),
+            None => host.cluster_local_parts().map(|(_, ns)| ns),
+        }
+    }
+
+    /// This config with the `DestinationRule`s of each of `hosts` (the
+    /// services a rebuild translates) resolved as istiod looks them up, so
+    /// that a wildcard rule (`*.ns.svc.cluster.local`, `*`) applies to the
+    /// services it covers: [`DestinationRules::resolved`]. The config
+    /// itself when no rule's host is a wildcard.
+    pub fn with_wildcard_rules<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a Host>,
+    ) -> std::borrow::Cow<'_, MeshConfig> {
+        if !self.destination_rule_set.has_wildcards() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut out = self.clone();
+        let root = &self.mesh.root_namespace;
+        for host in hosts {
+            let namespace = self.service_namespace(host);
+            let Some(rules) = self.destination_rule_set.resolved(host, namespace) else {
+                continue;
+            };
+            match rules.default_rule(root) {
+                Some(rule) => out.destination_rules.insert(host.clone(), Arc::clone(rule)),
+                None => out.destination_rules.remove(host),
+            };
+            out.destination_rule_set.by_host.insert(host.clone(), rules);
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 /// Application protocol of a service port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -311,6 +350,18 @@ impl Host {
     /// True for a wildcard host (`*.example.com`).
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with('*')
+    }
+
+    /// True when this wildcard host (`*.example.com`, or `*` for every
+    /// host) covers `host`, another host: a name under its suffix, or a
+    /// narrower wildcard (`*.api.example.com`).
+    pub fn covers(&self, host: &Host) -> bool {
+        match self.0.strip_prefix('*') {
+            _ if self == host => false,
+            Some("") => true,
+            Some(suffix) => host.0.ends_with(suffix),
+            None => false,
+        }
     }
 }
 

@@ -108,8 +108,8 @@ pub fn instances(mesh: &MeshConfig, registry: &Registry) -> ServiceInstances {
     for proxy in endpoints {
         join_sidecar(&mut services, mesh, &selecting, proxy, ingress);
     }
-    // A wildcard names no one service (config checks reject rules and
-    // routes that name one no ServiceEntry declares).
+    // A wildcard names no one service: a rule for one applies to the
+    // services it covers (`translate::shared_from`).
     for host in named_hosts(mesh).into_iter().filter(|h| !h.is_wildcard()) {
         if let (false, Some((_, ns))) = (services.contains_key(&host), host.cluster_local_parts()) {
             let view = implicit_view(host.clone(), ns.to_string());

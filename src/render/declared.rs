@@ -111,12 +111,12 @@ fn endpoint_sidecars(s: &Service) -> Vec<Proxy> {
 
 /// Hosts that virtual services or destination rules name and no
 /// `ServiceEntry` declares, once per subset's labels (once without labels
-/// when the host has no subsets).
+/// when the host has no subsets). A rule's wildcard host names no service.
 fn implicit_hosts(mesh: &MeshConfig, covered: &BTreeSet<Host>) -> Vec<(Host, Labels)> {
     let routed = mesh.virtual_services.keys();
     let hosts: BTreeSet<&Host> = routed
         .chain(mesh.destination_rules.keys())
-        .filter(|h| !covered.contains(*h) && !mesh.services.contains_key(*h))
+        .filter(|h| !h.is_wildcard() && !covered.contains(*h) && !mesh.services.contains_key(*h))
         .collect();
     let mut out = Vec::new();
     for host in hosts {

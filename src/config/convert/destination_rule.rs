@@ -19,7 +19,11 @@ pub(crate) fn destination_rule(
     dr: &raw::DestinationRule,
 ) -> Option<DestinationRule> {
     let (export_to, workload_selector) = visibility(cx, dr);
-    let host = cx.service_host("spec.host", &dr.host);
+    // `*`: a rule for every service no more specific rule matches.
+    let host = match dr.host.trim() {
+        "*" => Some(crate::config::model::Host("*".to_string())),
+        _ => cx.service_host("spec.host", &dr.host),
+    };
     super::retry_budget::check_max_retries(cx, dr);
     let policy =
         (dr.traffic_policy.as_ref()).map(|tp| traffic_policy(cx, "spec.trafficPolicy", tp, false));

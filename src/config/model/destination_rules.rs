@@ -114,6 +114,61 @@ impl DestinationRules {
     pub fn all(&self) -> impl Iterator<Item = &Arc<DestinationRule>> {
         self.by_host.values().flat_map(|r| r.rules.iter())
     }
+
+    /// The entries whose host is a wildcard (`*`, `*.example.com`): they
+    /// sort together, before any letter or digit.
+    fn wildcards(&self) -> impl Iterator<Item = (&Host, &HostRules)> {
+        let (first, past) = (Host("*".to_string()), Host("+".to_string()));
+        self.by_host.range(first..past)
+    }
+
+    /// True when some rule's host is a wildcard.
+    pub fn has_wildcards(&self) -> bool {
+        self.wildcards().next().is_some()
+    }
+
+    /// The rules for `host`, a service's host, as istiod finds them: in
+    /// each namespace, the rules of the most specific host that matches,
+    /// `host` itself, else the longest wildcard that covers it
+    /// (`MostSpecificHostMatch` in each step of the lookup order, see
+    /// [`HostRules::visible`]); `namespace` is the service's. `None` when
+    /// no wildcard covers `host`: then its own entry, if any, is the
+    /// answer.
+    pub fn resolved(&self, host: &Host, namespace: Option<&str>) -> Option<HostRules> {
+        let exact = self.by_host.get(host);
+        let has_own =
+            |ns: &str| exact.is_some_and(|e| e.rules.iter().any(|r| r.origin.namespace == ns));
+        // Per namespace: the length of its most specific covering host, and that host's rules.
+        let mut best: BTreeMap<&str, (usize, &[Arc<DestinationRule>])> = BTreeMap::new();
+        let mut covered = false;
+        for (wildcard, rules) in self.wildcards().filter(|(w, _)| w.covers(host)) {
+            covered = true;
+            for dr in &rules.rules {
+                let ns = dr.origin.namespace.as_str();
+                let len = wildcard.as_str().len();
+                if !has_own(ns) && best.get(ns).is_none_or(|(l, _)| len > *l) {
+                    best.insert(ns, (len, rules.rules.as_slice()));
+                }
+            }
+        }
+        if !covered {
+            return None;
+        }
+        let mut rules: Vec<Arc<DestinationRule>> =
+            exact.map(|e| e.rules.clone()).unwrap_or_default();
+        for (ns, (_, list)) in best {
+            rules.extend(list.iter().filter(|r| r.origin.namespace == ns).cloned());
+        }
+        rules.sort_by(|a, b| {
+            let (a, b) = (&a.origin, &b.origin);
+            (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+        });
+        let own = exact.and_then(|e| e.service_namespace.clone());
+        Some(HostRules {
+            service_namespace: own.or_else(|| namespace.map(str::to_string)),
+            rules,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -267,5 +322,64 @@ mod tests {
             seen(&public, "istio-system", &[]).as_deref(),
             Some("pay/payment")
         );
+    }
+
+    #[test]
+    fn a_wildcard_covers_names_under_it_and_narrower_wildcards_only() {
+        let h = |s: &str| Host(s.to_string());
+        assert!(h("*.example.com").covers(&h("api.example.com")));
+        assert!(h("*.example.com").covers(&h("*.api.example.com")));
+        assert!(!h("*.example.com").covers(&h("example.com")));
+        assert!(!h("*.example.com").covers(&h("*.example.com")));
+        assert!(!h("*.example.com").covers(&h("api.example.org")));
+        assert!(h("*").covers(&h("pay.pay.svc.cluster.local")));
+        assert!(!h("api.example.com").covers(&h("api.example.com")));
+    }
+
+    #[test]
+    fn each_namespace_offers_its_most_specific_match() {
+        let with_host = |host: &str, r: Arc<DestinationRule>| {
+            let mut r = (*r).clone();
+            r.host = Host(host.to_string());
+            (Host(host.to_string()), Arc::new(r))
+        };
+        let entries = [
+            with_host("*", rule("istio-system", "mesh", None, None)),
+            with_host(
+                "*.svc.cluster.local",
+                rule("istio-system", "local", None, None),
+            ),
+            with_host(
+                "*.pay.svc.cluster.local",
+                rule("web", "web-wide", Some(&["web"]), None),
+            ),
+            with_host(
+                "payment.pay.svc.cluster.local",
+                rule("pay", "payment", None, None),
+            ),
+        ];
+        let mut set = DestinationRules::default();
+        for (host, r) in entries {
+            let e = set.by_host.entry(host).or_default();
+            e.rules.push(r);
+        }
+        let payment = Host("payment.pay.svc.cluster.local".into());
+        let rules = set.resolved(&payment, Some("pay")).unwrap();
+        let names: Vec<&str> = rules.rules.iter().map(|r| r.origin.name.as_str()).collect();
+        // istio-system's `*.svc.cluster.local` is more specific than its `*`.
+        assert_eq!(names, ["local", "payment", "web-wide"]);
+        assert_eq!(seen(&rules, "web", &[]).as_deref(), Some("web/web-wide"));
+        assert_eq!(seen(&rules, "shop", &[]).as_deref(), Some("pay/payment"));
+        // Another host: only the root namespace's wildcards cover it.
+        let other = Host("api.example.com".into());
+        let rules = set.resolved(&other, None).unwrap();
+        assert_eq!(
+            seen(&rules, "shop", &[]).as_deref(),
+            Some("istio-system/mesh")
+        );
+        // Without wildcards nothing is resolved: the host's own entry stands.
+        set.by_host.retain(|h, _| !h.is_wildcard());
+        assert!(!set.has_wildcards());
+        assert!(set.resolved(&payment, Some("pay")).is_none());
     }
 }

@@ -240,19 +240,24 @@ fn rules_of_one_namespace_conflict_and_of_two_do_not() {
 }
 
 #[test]
-fn a_wildcard_host_needs_a_service_entry_of_that_very_host() {
-    let rule = format!(
-        "{}  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}\n",
-        dr("all", "\"*.default.svc.cluster.local\"")
+fn wildcard_hosts_load_and_their_subsets_are_known_to_the_hosts_they_cover() {
+    let wide = format!(
+        "{}  subsets:\n  - name: v1\n    labels: {{version: v1}}\n",
+        dr("wide", "\"*.default.svc.cluster.local\"")
     );
-    assert_eq!(
-        errors(&rule),
-        ["f.yaml:6:3: error: DestinationRule/all: spec.host: host *.default.svc.cluster.local is a wildcard that no ServiceEntry declares: a DestinationRule applies to the service its host names, not to every service a wildcard matches (Istio's wildcard matching is not supported); write one rule per host, or declare a ServiceEntry with this very host"]
-    );
-    let entry = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext}\nspec:\n  hosts: [\"*.example.com\"]\n  location: MESH_EXTERNAL\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n";
-    let text = format!("{entry}---\n{}", dr("ext", "\"*.example.com\""));
+    let everything = dr("all", "\"*\"");
+    let route = |subset: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: pay\nspec:\n  hosts: [pay]\n  http:\n  - route:\n    - destination: {{host: pay, subset: {subset}}}\n")
+    };
+    let text = format!("{wide}---\n{everything}---\n{}", route("v1"));
     let mesh = load(&[("f.yaml", &text)]).unwrap();
-    assert!(mesh
-        .destination_rules
-        .contains_key(&Host::canonical("*.example.com", "default")));
+    let set = &mesh.destination_rule_set.by_host;
+    assert!(set.contains_key(&Host("*.default.svc.cluster.local".into())));
+    // `*` stays `*`: every host, whatever the rule's namespace.
+    assert!(set.contains_key(&Host("*".into())));
+    let text = format!("{wide}---\n{}", route("v2"));
+    assert_eq!(
+        load(&[("f.yaml", &text)]).unwrap_err(),
+        ["f.yaml:19:32: error: VirtualService/pay: spec.http[0].route[0].destination.subset: unknown subset \"v2\" of host pay.default.svc.cluster.local: DestinationRule default/wide defines v1"]
+    );
 }

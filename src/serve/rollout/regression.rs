@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::config::model::{AbortThresholds, Host, MeshConfig, RouteAction, VirtualService};
+use crate::config::model::{
+    AbortThresholds, DestinationRule, Host, MeshConfig, RouteAction, VirtualService,
+};
 use crate::graph::{DestStats, ProxySample};
 
 /// Why a rollout should be aborted: the metric's cause and the reason.
@@ -20,7 +22,8 @@ pub(crate) struct Verdict {
 /// Destination hosts whose routing, policy or declaration differs between
 /// `new` and `old`, with every destination a changed route sends to (a
 /// route change moves traffic to those). Empty when only other kinds
-/// changed: then every destination is compared.
+/// changed, or a rule for a wildcard host: then every destination is
+/// compared.
 pub(crate) fn touched_hosts(new: &MeshConfig, old: &MeshConfig) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let hosts: BTreeSet<&Host> = new
@@ -63,7 +66,26 @@ pub(crate) fn touched_hosts(new: &MeshConfig, old: &MeshConfig) -> BTreeSet<Stri
             out.insert(host.to_string());
         }
     }
+    // A wildcard rule reaches every service it covers, whichever they
+    // are by now: compare every destination.
+    if wildcard_rules(new) != wildcard_rules(old) {
+        return BTreeSet::new();
+    }
     out
+}
+
+/// The rules whose host is a wildcard, wherever they were written.
+fn wildcard_rules(mesh: &MeshConfig) -> Vec<DestinationRule> {
+    let rules = (mesh.destination_rule_set.by_host.iter())
+        .filter(|(host, _)| host.is_wildcard())
+        .flat_map(|(_, rules)| &rules.rules);
+    rules
+        .map(|r| {
+            let mut r = (**r).clone();
+            (r.origin.file, r.origin.line) = (Default::default(), 0);
+            r
+        })
+        .collect()
 }
 
 /// The same rules, wherever they were written.
@@ -277,5 +299,13 @@ spec:
         .into();
         assert_eq!(touched, want);
         assert!(touched_hosts(&new, &load((50, 50))).is_empty());
+        // A wildcard rule that changes may reach any destination.
+        let wide = |max: u32| {
+            format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: wide}}\nspec:\n  host: \"*\"\n  trafficPolicy: {{connectionPool: {{tcp: {{maxConnections: {max}}}}}}}\n")
+        };
+        std::fs::write(dir.path().join("wide.yaml"), wide(10)).unwrap();
+        let before = load((50, 50));
+        std::fs::write(dir.path().join("wide.yaml"), wide(20)).unwrap();
+        assert!(touched_hosts(&load((100, 0)), &before).is_empty());
     }
 }

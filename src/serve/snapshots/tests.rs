@@ -132,3 +132,54 @@ async fn memory_is_released_only_once_the_streams_stopped_pushing() {
     assert!(done.is_none());
     assert_eq!(RELEASED.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// The `max_connections` of the cluster named `name` in `snapshot`.
+fn max_connections(snapshot: &crate::xds::Snapshot, name: &str) -> u32 {
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use prost::Message;
+    let any = &snapshot.resources(&CLUSTER_TYPE).items()[name];
+    let cluster = Cluster::decode(any.value.as_slice()).unwrap();
+    let breakers = cluster.circuit_breakers.unwrap();
+    breakers.thresholds[0].max_connections.unwrap().value
+}
+
+#[test]
+fn wildcard_rules_apply_to_the_services_they_cover_most_specific_first() {
+    let dir = tempfile::tempdir().unwrap();
+    mesh(dir.path(), "10.0.1.1");
+    let rule = |name: &str, ns: &str, host: &str, max: u32| {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  host: \"{host}\"\n  trafficPolicy:\n    connectionPool:\n      tcp:\n        maxConnections: {max}\n")
+    };
+    let rules = [
+        rule("everything", "istio-system", "*", 9),
+        rule("namespace-wide", "ns-a", "*.ns-a.svc.cluster.local", 7),
+        rule("own", "ns-a", "a", 3),
+    ];
+    std::fs::write(dir.path().join("rules.yaml"), rules.join("---\n")).unwrap();
+    let mesh = crate::config::load_dir(dir.path()).unwrap();
+    let mut registry = Registry::new();
+    registry.register(sidecar("a-1", "a", "ns-a", 15006));
+    // `c` has no ServiceEntry: its sidecar makes it a service.
+    registry.register(sidecar("c-1", "c", "ns-a", 15007));
+    registry.register(sidecar("b-1", "b", "ns-b", 15008));
+    let built = build_all(&mesh, &registry, None);
+    let snapshot = |id: &str| {
+        let found = built.iter().find(|(node, _, _)| node == id);
+        Arc::clone(&found.unwrap().1)
+    };
+    let (a, b) = (snapshot("a-1"), snapshot("b-1"));
+    // The service's own rule beats the namespace's wildcard.
+    assert_eq!(
+        max_connections(&a, "outbound|80||a.ns-a.svc.cluster.local"),
+        3
+    );
+    let c = (a.resources(&CLUSTER_TYPE).items().keys())
+        .find(|n| n.ends_with("||c.ns-a.svc.cluster.local"))
+        .unwrap();
+    assert_eq!(max_connections(&a, c), 7);
+    // No rule of ns-b: the root namespace's `*` applies.
+    assert_eq!(
+        max_connections(&b, "outbound|80||b.ns-b.svc.cluster.local"),
+        9
+    );
+}

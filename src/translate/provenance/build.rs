@@ -45,7 +45,13 @@ pub(super) fn build(mesh: &MeshConfig, source: &SourceIndex) -> Provenance {
     let mut out = Provenance::default();
     let mut hosts: BTreeSet<&Host> = mesh.services.keys().collect();
     hosts.extend(mesh.virtual_services.keys());
-    hosts.extend(mesh.destination_rules.keys());
+    // A wildcard rule names no service of its own: it is found through
+    // the services it covers.
+    let services = (mesh.destination_rules.keys())
+        .filter(|h| !h.is_wildcard() || mesh.services.contains_key(*h));
+    hosts.extend(services);
+    let resolved = mesh.with_wildcard_rules(hosts.iter().copied());
+    let mesh = &*resolved;
     for host in hosts {
         let vs = mesh.virtual_services.get(host);
         let vs = vs.map(|vs| (vs.as_ref(), locator(source, &vs.origin)));
