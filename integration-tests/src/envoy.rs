@@ -283,6 +283,16 @@ pub fn parse_clusters(text: &str) -> BTreeMap<String, Vec<(String, String)>> {
     out
 }
 
+/// Every dynamic cluster Envoy holds as active in a `/config_dump`: the
+/// `cluster` object of each `dynamic_active_clusters` entry.
+pub fn active_clusters(dump: &serde_json::Value) -> Vec<&serde_json::Value> {
+    (dump["configs"].as_array().into_iter().flatten())
+        .filter_map(|c| c["dynamic_active_clusters"].as_array())
+        .flatten()
+        .map(|c| &c["cluster"])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,7 @@ pub use backend::{Backend, Behavior};
 pub use canary_mesh::CanaryMesh;
 pub use child::ChildGuard;
 pub use client::{Client, Reply, Tally};
-pub use envoy::{Envoy, Sidecar};
+pub use envoy::{active_clusters, Envoy, Sidecar};
 pub use fixture::{subset_cluster, Instance, MeshClient};
 pub use load::{assert_no_failures, Load};
 pub use mesh::ConfigDir;

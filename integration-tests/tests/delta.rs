@@ -85,11 +85,9 @@ async fn has_cluster(sidecar: &Sidecar, fragment: &str) -> bool {
     let Ok(dump) = sidecar.config_dump().await else {
         return false;
     };
-    let configs = dump["configs"].as_array().into_iter().flatten();
-    configs
-        .filter_map(|c| c["dynamic_active_clusters"].as_array())
-        .flatten()
-        .filter_map(|c| c["cluster"]["name"].as_str())
+    active_clusters(&dump)
+        .into_iter()
+        .filter_map(|c| c["name"].as_str())
         .any(|name| name.contains(fragment))
 }
 

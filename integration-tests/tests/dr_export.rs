@@ -117,11 +117,10 @@ async fn stable_cluster(sidecar: &Sidecar) -> Value {
         let Ok(dump) = sidecar.envoy().config_dump().await else {
             return false;
         };
-        let clusters = (dump["configs"].as_array().into_iter().flatten())
-            .filter_map(|c| c["dynamic_active_clusters"].as_array())
-            .flatten()
-            .map(|c| c["cluster"].clone());
-        let hit = clusters.into_iter().find(|c| c["name"] == STABLE);
+        let hit = active_clusters(&dump)
+            .into_iter()
+            .find(|c| c["name"] == STABLE)
+            .cloned();
         let got = hit.is_some();
         *found.lock().unwrap() = hit.unwrap_or(Value::Null);
         got

@@ -48,13 +48,10 @@ async fn owner(client: &MeshClient, user: &str, n: usize) -> String {
 /// The cluster as Envoy holds it (`/config_dump`).
 async fn dumped_cluster(client: &MeshClient) -> serde_json::Value {
     let dump = client.sidecar.config_dump().await.unwrap();
-    let configs = dump["configs"].as_array().unwrap();
-    configs
-        .iter()
-        .filter_map(|c| c["dynamic_active_clusters"].as_array())
-        .flatten()
-        .map(|c| c["cluster"].clone())
+    active_clusters(&dump)
+        .into_iter()
         .find(|c| c["name"] == CLUSTER)
+        .cloned()
         .expect("cluster in config_dump")
 }
 

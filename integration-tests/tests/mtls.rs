@@ -115,10 +115,8 @@ async fn meshed_service_calls_an_unmeshed_one_in_plaintext() {
     // No endpoint takes mTLS, so the cluster Envoy holds has no auto-mTLS
     // matches (each would cost Envoy a TLS context that is never used).
     let dump = client.sidecar.config_dump().await.unwrap();
-    let legacy = (dump["configs"].as_array().into_iter().flatten())
-        .filter_map(|c| c["dynamic_active_clusters"].as_array())
-        .flatten()
-        .map(|c| &c["cluster"])
+    let legacy = active_clusters(&dump)
+        .into_iter()
         .find(|c| {
             c["name"]
                 .as_str()

@@ -83,11 +83,10 @@ async fn cluster_where(client: &MeshClient, name: &str, accept: impl Fn(&Value) 
         let Ok(dump) = client.sidecar.envoy().config_dump().await else {
             return false;
         };
-        let clusters = (dump["configs"].as_array().into_iter().flatten())
-            .filter_map(|c| c["dynamic_active_clusters"].as_array())
-            .flatten()
-            .map(|c| c["cluster"].clone());
-        let hit = clusters.into_iter().find(|c| c["name"] == name);
+        let hit = active_clusters(&dump)
+            .into_iter()
+            .find(|c| c["name"] == name)
+            .cloned();
         *found.lock().unwrap() = hit.clone().unwrap_or(Value::Null);
         hit.is_some_and(|c| accept(&c))
     })
