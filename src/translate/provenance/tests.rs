@@ -122,6 +122,34 @@ fn a_cluster_nack_points_at_the_destination_rule_field() {
 }
 
 #[test]
+fn a_cluster_nack_points_at_the_wildcard_rule_that_reached_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = POLICY.replace("host: payment", "host: \"*.default.svc.cluster.local\"");
+    for (name, text) in [
+        ("service.yaml", SERVICE),
+        ("routes.yaml", ROUTES_YAML),
+        ("policy.yaml", &wide),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let mesh = load_dir(dir.path()).unwrap();
+    let source = SourceIndex::read(&mesh.files).unwrap();
+    let b = Provenance::build(&mesh, &source)
+        .blame(CLUSTER, DURATION_NACK)
+        .unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.name.as_str()),
+        ("DestinationRule", "payment")
+    );
+    assert_eq!(b.file, dir.path().join("policy.yaml"));
+    assert_eq!((b.line, b.column), (14, 9));
+    assert_eq!(
+        b.resource,
+        "outbound|80|v1|payment.default.svc.cluster.local"
+    );
+}
+
+#[test]
 fn an_unquoted_field_falls_back_to_the_named_resource_or_route() {
     let dir = tempfile::tempdir().unwrap();
     let p = provenance(dir.path());
