@@ -82,14 +82,26 @@ fn reset_peak() -> usize {
     now
 }
 
-/// With `--wildcard-rule`, the mesh also has a mesh-wide rule (`*`, in the
-/// root namespace) that every service takes: the cost of resolving
-/// wildcard rules at each rebuild.
-static WILDCARD_RULE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
+/// A mesh-wide rule (`*`, in the root namespace) that every service takes,
+/// with `--wildcard-rule`: the cost of matching wildcard rules at each
+/// rebuild.
 const MESH_WIDE_RULE: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: mesh-defaults, namespace: istio-system}\nspec:\n  host: \"*\"\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: 100}}}\n";
 
-fn mesh_yaml(services: usize, update: usize) -> String {
+/// The mesh of every update: how many services, and whether it has
+/// [`MESH_WIDE_RULE`].
+#[derive(Clone, Copy)]
+struct Shape {
+    services: usize,
+    wildcard_rule: bool,
+}
+
+fn mesh_yaml(
+    Shape {
+        services,
+        wildcard_rule,
+    }: Shape,
+    update: usize,
+) -> String {
     let flip = if update % 2 == 1 { 1000 } else { 0 };
     let mut docs: Vec<String> = (0..services)
         .map(|i| {
@@ -102,16 +114,16 @@ fn mesh_yaml(services: usize, update: usize) -> String {
     docs.push(format!(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc-0, namespace: default}}\nspec:\n  hosts: [svc-0]\n  http:\n  - headers: {{response: {{set: {{x-config-version: \"{update}\"}}}}}}\n    route: [{{destination: {{host: svc-0}}}}]\n"
     ));
-    if WILDCARD_RULE.load(Ordering::Relaxed) {
+    if wildcard_rule {
         docs.push(MESH_WIDE_RULE.to_string());
     }
     docs.join("---\n")
 }
 
 /// Writes update `update` and renames it into place, as the peer bench does.
-fn write(dir: &Path, services: usize, update: usize) -> std::io::Result<()> {
+fn write(dir: &Path, shape: Shape, update: usize) -> std::io::Result<()> {
     let tmp = dir.join(".mesh.tmp");
-    std::fs::write(&tmp, mesh_yaml(services, update))?;
+    std::fs::write(&tmp, mesh_yaml(shape, update))?;
     std::fs::rename(&tmp, dir.join("mesh.yaml"))
 }
 
@@ -136,13 +148,13 @@ fn measured_rebuild(rebuilder: &mut Rebuilder, mesh: &MeshConfig, registry: &Reg
 fn main() -> anyhow::Result<()> {
     let (flags, numbers): (Vec<String>, Vec<String>) =
         std::env::args().skip(1).partition(|a| a.starts_with("--"));
-    WILDCARD_RULE.store(
-        flags.iter().any(|f| f == "--wildcard-rule"),
-        Ordering::Relaxed,
-    );
     let mut args = numbers.iter().map(|a| a.parse::<usize>());
     let services = args.next().transpose()?.unwrap_or(1000);
     let updates = args.next().transpose()?.unwrap_or(5);
+    let shape = Shape {
+        services,
+        wildcard_rule: flags.iter().any(|f| f == "--wildcard-rule"),
+    };
     let dir = tempfile::tempdir()?;
     let mut registry = Registry::new();
     registry.register(Proxy {
@@ -161,13 +173,13 @@ fn main() -> anyhow::Result<()> {
     let before = live();
     trellis::canonical::encode(&envoy_types::pb::envoy::config::cluster::v3::Cluster::default())?;
     let descriptor_bytes = live().saturating_sub(before);
-    write(dir.path(), services, 0)?;
+    write(dir.path(), shape, 0)?;
     let before = live();
     let mesh = load_dir_cached(dir.path(), &mut LoadCache::default())?;
     let mesh_bytes = live() - before;
     drop(mesh);
     for update in 0..2 {
-        write(dir.path(), services, update)?;
+        write(dir.path(), shape, update)?;
         let mesh = load_dir_cached(dir.path(), &mut cache)?;
         rebuilder.rebuild(&mesh, &registry);
     }
@@ -175,7 +187,7 @@ fn main() -> anyhow::Result<()> {
     let mut provenance = Duration::ZERO;
     let mut transient = 0;
     for update in 2..2 + updates {
-        write(dir.path(), services, update)?;
+        write(dir.path(), shape, update)?;
         let base = reset_peak();
         let t0 = Instant::now();
         let mesh = measured_load(dir.path(), &mut cache)?;

@@ -19,7 +19,8 @@ use super::convert::{DestRef, DocInfo};
 use super::diag::{Diagnostic, Diagnostics};
 use super::load::Loader;
 use super::model::{
-    DestinationRule, DestinationRules, Host, HostRules, MeshConfig, Service, VirtualService,
+    service_namespace, DestinationRule, DestinationRules, Host, HostRules, MeshConfig, Service,
+    VirtualService,
 };
 
 /// Runs every cross-resource check and builds the config, or returns every
@@ -313,15 +314,12 @@ fn layers(rules: &Rules) -> Vec<Claimed<DestinationRule>> {
 /// per-proxy lookup.
 fn rule_set(rules: &Rules, services: &BTreeMap<Host, Service>) -> DestinationRules {
     let by_host = rules.iter().map(|(host, list)| {
-        let service_namespace = match services.get(host) {
-            Some(s) => Some(s.namespace.clone()),
-            None => host.cluster_local_parts().map(|(_, ns)| ns.to_string()),
-        };
+        let namespace = service_namespace(services, host).map(str::to_string);
         let rules = list.iter().map(|(_, dr)| Arc::clone(dr)).collect();
         (
             host.clone(),
             HostRules {
-                service_namespace,
+                service_namespace: namespace,
                 rules,
             },
         )
@@ -372,16 +370,23 @@ fn check_ref(
     }
 }
 
+/// The rules for `host` and for every wildcard host covering it.
+fn rules_for<'a>(
+    host: &'a Host,
+    rules: &'a Rules,
+) -> impl Iterator<Item = &'a (Arc<DocInfo>, Arc<DestinationRule>)> {
+    let covering = (rules.range(Host::wildcards())).filter(|(w, _)| w.covers(host));
+    (rules.get(host).into_iter())
+        .chain(covering.map(|(_, l)| l))
+        .flatten()
+}
+
 /// The error for a subset the host's DestinationRule does not define.
 /// A subset is known when some rule for the host, or for a wildcard host
 /// covering it, defines it: which rule a proxy sees depends on its
 /// namespace and labels.
 fn unknown_subset(host: &Host, subset: &str, rules: &Rules) -> Option<String> {
-    let covering = (rules.iter()).filter(|(w, _)| w.covers(host));
-    let list: Vec<&(Arc<DocInfo>, Arc<DestinationRule>)> = (rules.get(host).into_iter())
-        .chain(covering.map(|(_, l)| l))
-        .flatten()
-        .collect();
+    let list: Vec<&(Arc<DocInfo>, Arc<DestinationRule>)> = rules_for(host, rules).collect();
     if list.is_empty() {
         return Some(format!(
             "unknown subset {subset:?}: no DestinationRule for host {host} defines subsets"

@@ -196,16 +196,19 @@ pub struct MeshConfig {
     pub rollout: Option<Arc<RolloutPolicy>>,
 }
 
-impl MeshConfig {
-    /// The namespace of the service `host` names: its `ServiceEntry`'s,
-    /// else the one a cluster-local host names.
-    pub fn service_namespace<'a>(&'a self, host: &'a Host) -> Option<&'a str> {
-        match self.services.get(host) {
-            Some(s) => Some(s.namespace.as_str()),
-            None => host.cluster_local_parts().map(|(_, ns)| ns),
-        }
+/// The namespace of the service `host` names: its `ServiceEntry`'s (in
+/// `services`), else the one a cluster-local host names.
+pub fn service_namespace<'a>(
+    services: &'a BTreeMap<Host, Service>,
+    host: &'a Host,
+) -> Option<&'a str> {
+    match services.get(host) {
+        Some(s) => Some(s.namespace.as_str()),
+        None => host.cluster_local_parts().map(|(_, ns)| ns),
     }
+}
 
+impl MeshConfig {
     /// This config with the `DestinationRule`s of each of `hosts` (the
     /// services a rebuild translates) resolved as istiod looks them up, so
     /// that a wildcard rule (`*.ns.svc.cluster.local`, `*`) applies to the
@@ -221,7 +224,7 @@ impl MeshConfig {
         let mut out = self.clone();
         let root = &self.mesh.root_namespace;
         for host in hosts {
-            let namespace = self.service_namespace(host);
+            let namespace = service_namespace(&self.services, host);
             let Some(rules) = self.destination_rule_set.resolved(host, namespace) else {
                 continue;
             };
@@ -350,6 +353,12 @@ impl Host {
     /// True for a wildcard host (`*.example.com`).
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with('*')
+    }
+
+    /// The keys of a host-keyed map that are wildcards (`*`, `*.DOMAIN`):
+    /// they sort together, before any letter or digit.
+    pub fn wildcards() -> std::ops::Range<Host> {
+        Host("*".to_string())..Host("+".to_string())
     }
 
     /// True when this wildcard host (`*.example.com`, or `*` for every

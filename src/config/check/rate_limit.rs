@@ -54,11 +54,8 @@ fn unknown_target(target: &RateLimitTarget, known: &Known<'_>) -> Option<String>
             host,
             subset: Some(s),
         } => {
-            // The host's own rules, and those of wildcard hosts covering it.
-            let rules = (known.destination_rules.iter())
-                .filter(|(h, _)| *h == host || h.covers(host))
-                .flat_map(|(_, list)| list);
-            let found = { rules }.any(|(_, dr)| dr.subsets.iter().any(|x| x.name == *s));
+            let found = super::rules_for(host, known.destination_rules)
+                .any(|(_, dr)| dr.subsets.iter().any(|x| x.name == *s));
             (!found)
                 .then(|| format!("unknown subset {s:?} of {host}: no DestinationRule declares it"))
         }

@@ -115,11 +115,9 @@ impl DestinationRules {
         self.by_host.values().flat_map(|r| r.rules.iter())
     }
 
-    /// The entries whose host is a wildcard (`*`, `*.example.com`): they
-    /// sort together, before any letter or digit.
+    /// The entries whose host is a wildcard (`*`, `*.example.com`).
     fn wildcards(&self) -> impl Iterator<Item = (&Host, &HostRules)> {
-        let (first, past) = (Host("*".to_string()), Host("+".to_string()));
-        self.by_host.range(first..past)
+        self.by_host.range(Host::wildcards())
     }
 
     /// True when some rule's host is a wildcard.
@@ -132,17 +130,15 @@ impl DestinationRules {
     /// `host` itself, else the longest wildcard that covers it
     /// (`MostSpecificHostMatch` in each step of the lookup order, see
     /// [`HostRules::visible`]); `namespace` is the service's. `None` when
-    /// no wildcard covers `host`: then its own entry, if any, is the
-    /// answer.
+    /// no wildcard rule is the most specific in any namespace: then its
+    /// own entry, if any, is the answer.
     pub fn resolved(&self, host: &Host, namespace: Option<&str>) -> Option<HostRules> {
         let exact = self.by_host.get(host);
         let has_own =
             |ns: &str| exact.is_some_and(|e| e.rules.iter().any(|r| r.origin.namespace == ns));
         // Per namespace: the length of its most specific covering host, and that host's rules.
         let mut best: BTreeMap<&str, (usize, &[Arc<DestinationRule>])> = BTreeMap::new();
-        let mut covered = false;
         for (wildcard, rules) in self.wildcards().filter(|(w, _)| w.covers(host)) {
-            covered = true;
             for dr in &rules.rules {
                 let ns = dr.origin.namespace.as_str();
                 let len = wildcard.as_str().len();
@@ -151,7 +147,7 @@ impl DestinationRules {
                 }
             }
         }
-        if !covered {
+        if best.is_empty() {
             return None;
         }
         let mut rules: Vec<Arc<DestinationRule>> =

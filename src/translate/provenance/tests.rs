@@ -72,7 +72,15 @@ fn provenance(dir: &Path) -> Provenance {
 
 /// Without a ServiceEntry: `payment` is a service its sidecars declare.
 fn sidecar_only(dir: &Path) -> Provenance {
-    for (name, text) in [("routes.yaml", ROUTES_YAML), ("policy.yaml", POLICY)] {
+    built(
+        dir,
+        &[("routes.yaml", ROUTES_YAML), ("policy.yaml", POLICY)],
+    )
+}
+
+/// The provenance of `files` written into `dir` (and what it held).
+fn built(dir: &Path, files: &[(&str, &str)]) -> Provenance {
+    for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let mesh = load_dir(dir).unwrap();
@@ -125,16 +133,12 @@ fn a_cluster_nack_points_at_the_destination_rule_field() {
 fn a_cluster_nack_points_at_the_wildcard_rule_that_reached_it() {
     let dir = tempfile::tempdir().unwrap();
     let wide = POLICY.replace("host: payment", "host: \"*.default.svc.cluster.local\"");
-    for (name, text) in [
+    let files = [
         ("service.yaml", SERVICE),
         ("routes.yaml", ROUTES_YAML),
         ("policy.yaml", &wide),
-    ] {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let mesh = load_dir(dir.path()).unwrap();
-    let source = SourceIndex::read(&mesh.files).unwrap();
-    let b = Provenance::build(&mesh, &source)
+    ];
+    let b = built(dir.path(), &files)
         .blame(CLUSTER, DURATION_NACK)
         .unwrap();
     assert_eq!(
