@@ -50,7 +50,7 @@ fn starter_config_loads_and_keeps_the_services() {
     }
     let starter = crate::config::load_dir(out.path()).unwrap();
     assert_eq!(
-        starter.services,
+        *starter.services,
         mesh.services
             .iter()
             .map(|(h, s)| {
@@ -58,7 +58,7 @@ fn starter_config_loads_and_keeps_the_services() {
                 s.origin = starter.services[h].origin.clone();
                 (h.clone(), s)
             })
-            .collect()
+            .collect::<std::collections::BTreeMap<_, _>>()
     );
     assert!(starter.virtual_services.is_empty());
     assert_eq!(starter.peer_authentications.len(), 1);

@@ -111,7 +111,7 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         return Err(d);
     }
     Ok(MeshConfig {
-        services,
+        services: Arc::new(services),
         workload_entries,
         virtual_services: virtual_services
             .into_iter()

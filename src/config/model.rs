@@ -146,8 +146,10 @@ pub struct Origin {
 /// The whole validated configuration.
 #[derive(Debug, Clone, Default)]
 pub struct MeshConfig {
-    /// Services declared by `ServiceEntry`, one per host.
-    pub services: BTreeMap<Host, Service>,
+    /// Services declared by `ServiceEntry`, one per host. Shared, so that
+    /// a copy of the config (`with_wildcard_rules`, once per rebuild) does
+    /// not copy every service.
+    pub services: Arc<BTreeMap<Host, Service>>,
     /// `WorkloadEntry` instances; `registry` joins them to services by
     /// `ServiceEntry.workloadSelector`.
     pub workload_entries: Vec<WorkloadEntry>,

@@ -101,7 +101,7 @@ fn inbound_cluster_speaks_h2_for_grpc_services() {
     use crate::config::model::Protocol;
     let svc = service("grpc-api", vec![port(9090, "grpc", Protocol::Grpc)], vec![]);
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let proxy = sidecar("grpc-api", "grpc-api-v1", "v1", 16000);
     let mut reg = crate::registry::Registry::new();
     reg.register(proxy.clone());

@@ -19,7 +19,7 @@ fn static_endpoint_port_resolution() {
         vec![ep_named, ep_plain],
     );
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let si = instances(&mesh, &Registry::new());
     let got: Vec<(&str, u16, u16)> = view(&si, "a")
         .instances
@@ -51,7 +51,7 @@ fn workload_entries_selected_in_namespace() {
         }
     };
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     mesh.workload_entries = vec![
         we("10.0.0.1", "a", "default"),
         we("10.0.0.2", "b", "default"),
@@ -73,8 +73,8 @@ fn sidecar_joins_by_host_and_by_selector() {
     let mut by_selector = service("b", vec![port(80, "http", Protocol::Http)], vec![]);
     by_selector.workload_selector = Some(labels(&[("version", "v2")]));
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(by_host.host.clone(), by_host);
-    mesh.services.insert(by_selector.host.clone(), by_selector);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(by_host.host.clone(), by_host);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(by_selector.host.clone(), by_selector);
     let si = instances(&mesh, &two_versions(&["a"]));
     let a = view(&si, "a");
     assert_eq!(a.instances.len(), 2);
@@ -122,7 +122,7 @@ fn dns_service_without_endpoints_resolves_its_host() {
     svc.host = Host("api.example.com".into());
     svc.resolution = Resolution::Dns;
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let si = instances(&mesh, &Registry::new());
     let v = &si.services[&Host("api.example.com".into())];
     assert_eq!(v.instances.len(), 1);
@@ -140,7 +140,7 @@ fn workload_entries_in_the_hosts_namespace_are_selected() {
     let mut origin = origin("WorkloadEntry", "vm");
     origin.namespace = "legacy".into();
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc.clone());
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc.clone());
     mesh.workload_entries = vec![WorkloadEntry {
         endpoint: endpoint("10.0.0.11", &[("app", "billing")]),
         service_account: None,
@@ -153,7 +153,7 @@ fn workload_entries_in_the_hosts_namespace_are_selected() {
 #[test]
 fn sidecar_instances_carry_identity_and_their_mtls_mode() {
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(
+    std::sync::Arc::make_mut(&mut mesh.services).insert(
         host("a"),
         service(
             "a",

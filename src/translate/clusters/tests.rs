@@ -57,7 +57,7 @@ fn dns_services_inline_their_endpoints() {
     svc.host = Host("api.example.com".into());
     svc.resolution = Resolution::Dns;
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let si = instances(&mesh, &Default::default());
     let views: Vec<_> = si.services.values().collect();
     let (clusters, clas) = outbound(&mesh, &views);
@@ -83,7 +83,7 @@ fn one_cluster_per_port() {
         vec![endpoint("10.0.0.1", &[])],
     );
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let si = instances(&mesh, &Default::default());
     let views: Vec<_> = si.services.values().collect();
     let (clusters, _) = outbound(&mesh, &views);
@@ -249,7 +249,7 @@ fn no_auto_mtls_matches_without_a_sidecar_endpoint() {
         vec![port(80, "http", Protocol::Http)],
         vec![endpoint("10.0.0.1", &[("version", "v1")])],
     );
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let views_of = |reg: &crate::registry::Registry| instances(&mesh, reg);
     let plain = views_of(&crate::registry::Registry::new());
     let views: Vec<_> = plain.services.values().collect();

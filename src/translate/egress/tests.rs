@@ -27,7 +27,7 @@ fn mesh(port_hosts: &[&str]) -> MeshConfig {
             vec![port(p, "p", protocol)],
             vec![endpoint("10.0.0.1", &[])],
         );
-        mesh.services.insert(host(name), svc);
+        std::sync::Arc::make_mut(&mut mesh.services).insert(host(name), svc);
     }
     let named = |h: &str| EgressHost {
         namespace: EgressNamespace::Named("default".into()),
@@ -145,7 +145,9 @@ fn only_tcp_and_tls_rules_are_inputs_of_a_proxys_own_listeners() {
 fn services_with_addresses_are_matched_by_destination() {
     let mut m = mesh(&["echo", "db"]);
     let set = |m: &mut MeshConfig, name: &str, a: &str| {
-        let svc = m.services.get_mut(&host(name)).unwrap();
+        let svc = std::sync::Arc::make_mut(&mut m.services)
+            .get_mut(&host(name))
+            .unwrap();
         svc.addresses = vec![Cidr::parse(a).unwrap()];
     };
     set(&mut m, "echo", "127.0.0.10");

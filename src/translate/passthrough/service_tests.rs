@@ -22,7 +22,7 @@ fn external(h: &str, p: ServicePort, resolution: Resolution) -> Service {
 }
 
 fn add(mesh: &mut MeshConfig, s: Service) {
-    mesh.services.insert(s.host.clone(), s);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(s.host.clone(), s);
 }
 
 fn resources(mesh: &MeshConfig) -> ProxyResources {

@@ -132,7 +132,7 @@ fn every_service_port_tunnels_connect_to_its_cluster() {
         vec![port(5432, "tcp", Protocol::Tcp)],
         vec![endpoint("127.0.0.1", &[])],
     );
-    mesh.services.insert(host("db"), tcp);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(host("db"), tcp);
     let si = instances(&mesh, &two_versions(&["payment-service", "frontend"]));
     let proxy = sidecar("frontend", "frontend-v1", "v1", 16000);
     let r = for_proxy(&shared(&mesh, &si), &proxy, &ProxySecurity::default());

@@ -77,7 +77,7 @@ fn multi_port_service_gets_a_vhost_per_port() {
         vec![endpoint("10.0.0.1", &[])],
     );
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let rc = config(&mesh, &Default::default());
     assert_eq!(rc.virtual_hosts.len(), 3);
     let tcp = vhost(&rc, "api.default.svc.cluster.local:5432");
@@ -165,7 +165,7 @@ fn destination_port_resolution() {
         vec![],
     );
     let mut mesh = MeshConfig::default();
-    mesh.services.insert(svc.host.clone(), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     let si = instances(&mesh, &Default::default());
     let ctx = Ctx {
         mesh: &mesh,
@@ -237,7 +237,7 @@ fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
     let mut mesh = canary_mesh();
     for name in ["payment-service", "ledger", "orders"] {
         let svc = service(name, http80(), vec![endpoint("10.0.0.1", &[])]);
-        mesh.services.insert(svc.host.clone(), svc);
+        std::sync::Arc::make_mut(&mut mesh.services).insert(svc.host.clone(), svc);
     }
     let step = |mesh: &MeshConfig, last: &mut Option<(MeshConfig, SharedRoutes, SourceRoutes)>| {
         let (config, sources) = reused_equals_fresh(mesh, last.as_ref());
@@ -261,7 +261,9 @@ fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
     // A change of the routed-to service alone changes `ledger`'s routes:
     // its cluster follows `payment-service`'s port.
     let payment = host("payment-service");
-    let svc = mesh.services.get_mut(&payment).unwrap();
+    let svc = std::sync::Arc::make_mut(&mut mesh.services)
+        .get_mut(&payment)
+        .unwrap();
     svc.ports = vec![port(8080, "http", Protocol::Http)];
     let moved = step(&mesh, &mut last);
     assert_ne!(vhost(&routed, ledger), vhost(&moved, ledger));
@@ -280,7 +282,9 @@ fn virtual_hosts_taken_from_the_last_translation_equal_fresh_ones() {
     // Nothing changed: everything is taken, and still equal.
     step(&mesh, &mut last);
     // A VIP on `orders` adds its domains, though no route changed.
-    let orders = mesh.services.get_mut(&host("orders")).unwrap();
+    let orders = std::sync::Arc::make_mut(&mut mesh.services)
+        .get_mut(&host("orders"))
+        .unwrap();
     orders.addresses = vec![crate::config::model::Cidr {
         addr: "10.9.0.1".parse().unwrap(),
         prefix_len: 32,

@@ -109,7 +109,7 @@ fn a_port_match_keeps_its_rule_on_that_port_only() {
         ],
         Vec::new(),
     );
-    mesh.services.insert(host("ledger"), svc);
+    std::sync::Arc::make_mut(&mut mesh.services).insert(host("ledger"), svc);
     let si = instances(&mesh, &two_versions(&[]));
     let s = shared(&mesh, &si);
     let vh = |name: &str| {
