@@ -26,6 +26,7 @@
 //!   [`ROOT_CA_SECRET`]); a runtime may also set `ProxyResources::secrets`
 //!   itself.
 
+mod addresses;
 pub mod chunked;
 mod clusters;
 mod cors;
@@ -483,15 +484,19 @@ fn translated_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> O
             envoy_filters: Default::default(),
         };
     }
-    let mut inbound = sidecar_inbound(shared, proxy, security);
+    let ingress = ingress::sidecar_with_ingress(shared, proxy);
+    let mut taken = addresses::Taken::sidecar(proxy, ingress.is_none());
+    let mut inbound = sidecar_inbound(shared, proxy, security, ingress, &mut taken);
     let first = (!inbound.clusters.is_empty()).then(|| inbound.clusters.remove(0));
+    let egress = egress::listeners(shared, proxy, &mut taken);
+    inbound.skipped.extend(egress.skipped);
     OwnResources {
         inbound_cluster: first,
         // A sidecar's inbound clusters past the first (ingress listeners).
         gateway_clusters: inbound.clusters,
         listeners: (inbound.listeners.into_iter())
             .chain([listeners::outbound(shared, proxy)])
-            .chain(egress::listeners(shared, proxy))
+            .chain(egress.listeners)
             .collect(),
         routes: Vec::new(),
         secrets: {
@@ -508,9 +513,15 @@ fn translated_own(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> O
 /// A sidecar's inbound listeners and clusters: those of its Sidecar's
 /// `ingress` when it has any (Istio then builds no other inbound
 /// listener), else the one listener on its inbound port to the app.
-fn sidecar_inbound(shared: &Shared, proxy: &Proxy, security: &ProxySecurity) -> ingress::Built {
-    if let Some(sc) = ingress::sidecar_with_ingress(shared, proxy) {
-        return ingress::build(shared, proxy, security, sc);
+fn sidecar_inbound(
+    shared: &Shared,
+    proxy: &Proxy,
+    security: &ProxySecurity,
+    ingress: Option<&crate::config::model::SidecarScope>,
+    taken: &mut addresses::Taken,
+) -> ingress::Built {
+    if let Some(sc) = ingress {
+        return ingress::build(shared, proxy, security, sc, taken);
     }
     // The app speaks HTTP/2 when its service's port says so (a sidecar
     // fronts one app port).

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use trellis_integration_tests::envoy::SidecarSpec;
 use trellis_integration_tests::*;
 
 /// How long the first configuration may take to reach every Envoy.
@@ -228,4 +229,112 @@ spec:
     // The port serves TLS only: plain HTTP gets no answer.
     let plain = Client::new().get(port, "api", "/", &[]).await;
     assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+}
+
+/// Ingress and egress ports on addresses the sidecar already listens on
+/// (its outbound listener's, its stats listener's, an earlier port's) are
+/// left out, as istiod leaves out listeners that clash with its own:
+/// Envoy refuses a whole listener update that takes an address twice, so
+/// one such port would leave a new sidecar with no listener at all. The
+/// other ports reach Envoy, and a later fix of the config brings the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports_on_the_sidecars_own_addresses_are_left_out() {
+    let web = Backend::start("web", "v1").await.unwrap();
+    let db = Backend::start("db", "v1").await.unwrap();
+    let spec = SidecarSpec::new("api", &[("app", "api"), ("version", "v1")], web.port());
+    let (out, stats, web_port) = (spec.outbound_port, spec.stats_port, free_port());
+    // `ingress` names the ingress port, `egress` the egress port and db's.
+    let config = |ingress: u16, egress: u16| {
+        format!(
+            r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: {egress}, name: tcp, protocol: TCP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{tcp: {db}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: api, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: api}}
+  ingress:
+  - port: {{number: {ingress}, protocol: HTTP, name: on-outbound}}
+    defaultEndpoint: 127.0.0.1:{app}
+  - port: {{number: {stats}, protocol: HTTP, name: on-stats}}
+    defaultEndpoint: 127.0.0.1:{app}
+  - port: {{number: {web_port}, protocol: HTTP, name: web}}
+    defaultEndpoint: 127.0.0.1:{app}
+  egress:
+  - port: {{number: {egress}, protocol: TCP, name: tcp-db}}
+    bind: 127.0.0.1
+    hosts: ["./db"]
+  - hosts: ["./*"]
+"#,
+            db = db.port(),
+            app = web.port(),
+        )
+    };
+    let dir = ConfigDir::with(&[("mesh.yaml", &config(out, out))]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let api = Sidecar::start_spec(&trellis, spec).await.unwrap();
+    api.wait_listener(&format!("inbound_{web_port}"), SETUP_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", api.log()));
+    let listeners = api.listeners().await.unwrap();
+    for left_out in [
+        format!("inbound_{out}"),
+        format!("inbound_{stats}"),
+        format!("127.0.0.1_{out}"),
+    ] {
+        assert!(!listeners.contains(&left_out), "{left_out}: {listeners:?}");
+    }
+    assert!(listeners.iter().any(|l| l == "outbound"), "{listeners:?}");
+    // Each one counted and logged with what holds its address.
+    // (The gauge is set just after the snapshots are: polled.)
+    let skipped = |n: usize| {
+        let trellis = &trellis;
+        async move {
+            let want = format!("trellis_gateway_servers_skipped {n}");
+            let counted = wait_until(SETUP_TIMEOUT, Duration::from_millis(50), || async {
+                let metrics = trellis.metrics().await.ok()?;
+                metrics.lines().any(|l| l == want).then_some(())
+            });
+            assert!(
+                counted.await.is_ok(),
+                "never {want}: {:?}",
+                trellis.metrics().await
+            );
+        }
+    };
+    skipped(3).await;
+    let log = trellis.log();
+    assert!(
+        log.contains("which the sidecar's outbound listener listens on"),
+        "{log}"
+    );
+    assert!(
+        log.contains("which the sidecar's stats listener listens on"),
+        "{log}"
+    );
+    // The stats listener, which an ingress port would have taken, answers.
+    let stats_page = Client::new()
+        .get(stats, "api", "/stats/prometheus", &[])
+        .await;
+    assert_eq!(stats_page.map(|r| r.status).ok(), Some(200));
+
+    // Moved off the outbound listener's port, the same entries are built.
+    let (ingress, egress) = (free_port(), free_port());
+    dir.write("mesh.yaml", &config(ingress, egress)).unwrap();
+    for name in [format!("inbound_{ingress}"), format!("127.0.0.1_{egress}")] {
+        api.wait_listener(&name, SETUP_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {}", api.log()));
+    }
+    // The port on the stats listener's address is still left out.
+    skipped(1).await;
 }

@@ -71,8 +71,9 @@ impl ServeMetrics {
         );
         registry.register(
             "trellis_gateway_servers_skipped",
-            "Gateway servers left out of gateway proxies (summed over proxies) \
-             because their credential is missing or unusable",
+            "Gateway servers and Sidecar ports left out of proxies (summed over proxies): \
+             their credential is missing or unusable, or their address is one the sidecar \
+             already listens on",
             m.gateway_skipped.clone(),
         );
         registry.register(

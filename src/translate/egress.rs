@@ -7,6 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::{CidrRange, TrafficDirection};
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
 use envoy_types::pb::google::protobuf::UInt32Value;
 
+use super::addresses::Taken;
 use super::l4::{self, Place};
 use super::telemetry::Direction;
 use super::util::socket;
@@ -16,16 +17,39 @@ use crate::config::model::{
 };
 use crate::registry::Proxy;
 
+/// A proxy's egress port listeners, and the ports left out.
+#[derive(Default)]
+pub struct Built {
+    /// One listener per port where something routes.
+    pub listeners: Vec<Listener>,
+    /// Ports on an address already taken: `(Sidecar, port index, why)`.
+    pub skipped: Vec<(String, usize, String)>,
+}
+
 /// The proxy's egress port listeners, named `BIND_PORT` as istiod names
 /// them; a port where nothing routes (no rule applies and its hosts do
-/// not name exactly one service with that port) gets no listener.
-pub fn listeners(shared: &Shared, proxy: &Proxy) -> Vec<Listener> {
+/// not name exactly one service with that port) gets no listener, and
+/// one on an address `taken` holds is left out ([`Taken`]).
+pub fn listeners(shared: &Shared, proxy: &Proxy, taken: &mut Taken) -> Built {
+    let mut out = Built::default();
     let Some(scope) = scope::scope_of(shared, proxy) else {
-        return Vec::new();
+        return out;
     };
-    (scope.ports.iter())
-        .filter_map(|p| listener(shared, proxy, p))
-        .collect()
+    for (i, port) in scope.ports.iter().enumerate() {
+        let Some(listener) = listener(shared, proxy, port) else {
+            continue;
+        };
+        let what = format!("egress port {} ({})", port.name, port.number);
+        match taken.claim(&port.bind, port.number, &what) {
+            Ok(()) => out.listeners.push(listener),
+            Err(why) => {
+                let origin = &scope.origin;
+                let name = format!("Sidecar {}/{}", origin.namespace, origin.name);
+                out.skipped.push((name, i, why));
+            }
+        }
+    }
+    out
 }
 
 fn listener(shared: &Shared, proxy: &Proxy, port: &EgressPort) -> Option<Listener> {

@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, ListenerFilter};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as XdsSecret;
 
+use super::addresses::Taken;
 use super::gateway::{server_tls, ServerTlsCtx};
 use super::inbound::{self, Serve};
 use super::listeners::{inbound_cluster_name, inbound_hcm, static_cluster, InboundNames};
@@ -47,11 +48,24 @@ pub struct Built {
 }
 
 /// The listeners and clusters of every ingress entry of `sc`.
-pub fn build(shared: &Shared, proxy: &Proxy, security: &ProxySecurity, sc: &SidecarScope) -> Built {
+/// A port on an address `taken` holds is left out ([`Taken`]).
+pub fn build(
+    shared: &Shared,
+    proxy: &Proxy,
+    security: &ProxySecurity,
+    sc: &SidecarScope,
+    taken: &mut Taken,
+) -> Built {
     let mut out = Built::default();
     for (i, p) in sc.ingress.iter().enumerate() {
         out.clusters.push(cluster(proxy, p));
-        match listener(shared, proxy, security, p) {
+        let what = format!("ingress port {} ({})", p.name, p.number);
+        // Claimed once built: a port left out for its credential holds nothing.
+        let built = listener(shared, proxy, security, p).and_then(|built| {
+            let bind = p.bind_on(&proxy.inbound_address);
+            taken.claim(bind, p.number, &what).map(|()| built)
+        });
+        match built {
             Ok((l, secrets)) => {
                 out.listeners.push(l);
                 for s in secrets {

@@ -1,0 +1,112 @@
+//! The addresses a sidecar's listeners take. Envoy refuses every listener
+//! of an update that binds an address another listener holds ("has
+//! duplicate address", `listener_manager_impl.cc`; an overlapping
+//! wildcard fails to bind) and keeps the ones before it, so a `Sidecar`
+//! port on the sidecar's own outbound address would take that listener's
+//! place and leave the app no way out. As istiod leaves out listeners
+//! that clash with its own (`15001`, `15006`), such a port is left out,
+//! with a reason the control plane logs, and the other listeners stand.
+
+use std::net::IpAddr;
+
+use crate::registry::Proxy;
+
+/// Addresses already taken, each with what holds it.
+#[derive(Debug, Default)]
+pub struct Taken(Vec<(String, u16, String)>);
+
+impl Taken {
+    /// The addresses of `proxy`'s own listeners: outbound, stats (when
+    /// set) and, when `default_inbound`, the inbound one (a Sidecar with
+    /// `ingress` replaces it).
+    pub fn sidecar(proxy: &Proxy, default_inbound: bool) -> Self {
+        let mut taken = Taken::default();
+        let outbound = "the sidecar's outbound listener";
+        taken.hold("127.0.0.1", proxy.outbound_port, outbound);
+        if let Some(port) = proxy.stats_port {
+            taken.hold(&proxy.inbound_address, port, "the sidecar's stats listener");
+        }
+        if default_inbound {
+            let inbound = "the sidecar's inbound listener";
+            taken.hold(&proxy.inbound_address, proxy.inbound_port, inbound);
+        }
+        taken
+    }
+
+    /// Takes `address:port` for `what`; `Err` names what holds it already.
+    pub fn claim(&mut self, address: &str, port: u16, what: &str) -> Result<(), String> {
+        let holder = (self.0.iter()).find(|(a, p, _)| *p == port && overlaps(a, address));
+        if let Some((a, p, holder)) = holder {
+            return Err(format!(
+                "{what} on {address}:{port} would take {a}:{p}, which {holder} listens on"
+            ));
+        }
+        self.hold(address, port, what);
+        Ok(())
+    }
+
+    fn hold(&mut self, address: &str, port: u16, what: &str) {
+        self.0.push((address.to_string(), port, what.to_string()));
+    }
+}
+
+/// True when listening on `a` and on `b` at one port cannot both succeed:
+/// the same address, or a wildcard of the other's family.
+fn overlaps(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => {
+            a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy() -> Proxy {
+        Proxy {
+            inbound_address: "10.0.0.5".into(),
+            inbound_port: 15006,
+            outbound_port: 15001,
+            stats_port: Some(15090),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_sidecars_own_addresses_are_taken() {
+        let mut taken = Taken::sidecar(&proxy(), true);
+        let why = taken
+            .claim("127.0.0.1", 15001, "ingress port web")
+            .unwrap_err();
+        assert!(why.contains("outbound listener"), "{why}");
+        let why = taken
+            .claim("10.0.0.5", 15090, "ingress port web")
+            .unwrap_err();
+        assert!(why.contains("stats listener"), "{why}");
+        let why = taken
+            .claim("0.0.0.0", 15006, "egress port tcp")
+            .unwrap_err();
+        assert!(why.contains("inbound listener"), "{why}");
+        // Another address, another family's wildcard, another port: free.
+        taken.claim("127.0.0.2", 15001, "a").unwrap();
+        taken.claim("::", 15001, "b").unwrap();
+        taken.claim("127.0.0.1", 8080, "c").unwrap();
+    }
+
+    #[test]
+    fn with_ingress_the_inbound_port_is_free_and_claims_hold() {
+        let mut taken = Taken::sidecar(&proxy(), false);
+        taken.claim("10.0.0.5", 15006, "ingress port web").unwrap();
+        let why = taken
+            .claim("10.0.0.5", 15006, "egress port tcp")
+            .unwrap_err();
+        assert!(why.contains("ingress port web"), "{why}");
+        let why = taken
+            .claim("::1", 9000, "x")
+            .and(taken.claim("::", 9000, "y"));
+        assert!(why.is_err());
+    }
+}
