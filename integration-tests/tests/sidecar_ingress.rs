@@ -338,3 +338,43 @@ spec:
     // The port on the stats listener's address is still left out.
     skipped(1).await;
 }
+
+/// An ingress port whose key file is missing on the sidecar's host: Envoy
+/// rejects its listener, and the rejection is traced to the Sidecar
+/// entry's `privateKey` line (log, `/debug/proxies`, `proxy-status`,
+/// metric).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_ingress_listener_is_traced_to_its_sidecar_entry() {
+    let web = Backend::start("web", "v1").await.unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: api, namespace: default}}
+spec:
+  workloadSelector:
+    labels: {{app: api}}
+  ingress:
+  - port: {{number: {port}, protocol: HTTPS, name: https}}
+    defaultEndpoint: 127.0.0.1:{app}
+    tls:
+      mode: SIMPLE
+      privateKey: {dir}/tls.key
+      serverCertificate: {dir}/tls.crt
+"#,
+        port = free_port(),
+        app = web.port(),
+        dir = empty.path().display(),
+    );
+    let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let api = start_api(&trellis, web.port()).await;
+    let file = dir.path().join("mesh.yaml");
+    let want = nack::Expected {
+        kind: "Sidecar",
+        name: "api",
+        file: &file,
+        at: nack::position_of(&text, "privateKey:"),
+    };
+    nack::assert_traced(&trellis, &api.spec.node_id, ("Listener", "lds"), want).await;
+}

@@ -294,3 +294,39 @@ spec:
         );
     }
 }
+
+/// Line 8: ingress entry 0; line 14: entry 1's private key.
+const INGRESS: &str = "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: api, namespace: default}
+spec:
+  workloadSelector:
+    labels: {app: api}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: web}
+    defaultEndpoint: 127.0.0.1:8080
+  - port: {number: 9443, protocol: HTTPS, name: https}
+    defaultEndpoint: 127.0.0.1:8080
+    tls:
+      mode: SIMPLE
+      privateKey: /etc/api/tls.key
+      serverCertificate: /etc/api/tls.crt
+";
+
+#[test]
+fn an_ingress_listener_nack_points_at_its_sidecar_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = provenance(dir.path(), &[("sidecar.yaml", INGRESS)]);
+    // What Envoy 1.40 says when the file is missing on the sidecar's host.
+    let msg = "Error adding/updating listener(s) inbound_9443: Failed to load incomplete private key from path: /etc/api/tls.key";
+    let b = p.blame(LISTENER, msg).unwrap();
+    assert_eq!(
+        at(&b),
+        ("Sidecar", "api", 14, 7, "spec.ingress[1].tls.privateKey")
+    );
+    assert_eq!(b.resource, "inbound_9443");
+    // Nothing quoted: the entry of that port.
+    let msg = "Error adding/updating listener(s) inbound_9080: something";
+    let b = p.blame(LISTENER, msg).unwrap();
+    assert_eq!(at(&b), ("Sidecar", "api", 8, 5, "spec.ingress[0]"));
+}

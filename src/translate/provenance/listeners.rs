@@ -3,7 +3,8 @@
 //! a gateway's `http.PORT` route configurations, SDS secrets, and the
 //! `EnvoyFilter` patches that may change any of these.
 //!
-//! Listeners are named alike on every sidecar (`inbound`, `outbound`), so
+//! Listeners are named alike on every sidecar (`inbound`, `outbound`,
+//! a Sidecar ingress port's `inbound_PORT`), so
 //! each records every policy that may shape it, with every string it
 //! wrote (what Envoy quotes when it rejects a filter); a blame narrows
 //! them to the rejecting proxy's namespace and the root namespace.
@@ -15,6 +16,7 @@ use super::{Field, Provenance, ResourceProvenance, VirtualHostProvenance, ANY_PO
 use crate::config::model::{DestinationRule, MeshConfig, Origin, TlsSource};
 use crate::config::SourceIndex;
 use crate::translate::gateway::{credential_secret_names, route_name};
+use crate::translate::ingress::listener_name;
 use crate::translate::{INBOUND_LISTENER, OUTBOUND_LISTENER, ROOT_CA_SECRET, WORKLOAD_SECRET};
 
 /// Kinds that apply per namespace (their own, or every one from the root
@@ -81,6 +83,21 @@ pub(super) fn build(out: &mut Provenance, mesh: &MeshConfig, source: &SourceInde
         .filter(|vs| !vs.tcp.is_empty() || !vs.tls.is_empty())
         .flat_map(|vs| ["spec.tcp", "spec.tls"].map(|under| written(source, &vs.origin, under)))
         .collect();
+    // A Sidecar's ingress listeners (`inbound_PORT`): the entry, and the
+    // policies that shape every inbound listener.
+    for (scope, _) in &sidecars {
+        let at = locator(source, &scope.origin);
+        for (i, port) in scope.ingress.iter().enumerate() {
+            let path = format!("spec.ingress[{i}]");
+            let entry = Written {
+                object: at.field(&path, None),
+                strings: strings(&at, source, &scope.origin, &path),
+            };
+            let mut parts = vec![&entry];
+            parts.extend(inbound.iter().copied());
+            add(out, "lds", listener_name(port.number), &parts);
+        }
+    }
     for (scope, w) in &sidecars {
         for port in &scope.ports {
             let mut parts = vec![w];
