@@ -232,7 +232,8 @@ spec:
 }
 
 /// Ingress and egress ports on addresses the sidecar already listens on
-/// (its outbound listener's, its stats listener's, an earlier port's) are
+/// (its outbound listener's, its stats listener's, an earlier port's) or
+/// that an ingress port forwards to (its app's) are
 /// left out, as istiod leaves out listeners that clash with its own:
 /// Envoy refuses a whole listener update that takes an address twice, so
 /// one such port would leave a new sidecar with no listener at all. The
@@ -267,6 +268,8 @@ spec:
     defaultEndpoint: 127.0.0.1:{app}
   - port: {{number: {stats}, protocol: HTTP, name: on-stats}}
     defaultEndpoint: 127.0.0.1:{app}
+  - port: {{number: {app}, protocol: HTTP, name: on-app}}
+    defaultEndpoint: 127.0.0.1:{app}
   - port: {{number: {web_port}, protocol: HTTP, name: web}}
     defaultEndpoint: 127.0.0.1:{app}
   egress:
@@ -289,6 +292,7 @@ spec:
     for left_out in [
         format!("inbound_{out}"),
         format!("inbound_{stats}"),
+        format!("inbound_{}", web.port()),
         format!("127.0.0.1_{out}"),
     ] {
         assert!(!listeners.contains(&left_out), "{left_out}: {listeners:?}");
@@ -311,7 +315,7 @@ spec:
             );
         }
     };
-    skipped(3).await;
+    skipped(4).await;
     let log = trellis.log();
     assert!(
         log.contains("which the sidecar's outbound listener listens on"),
@@ -335,8 +339,8 @@ spec:
             .await
             .unwrap_or_else(|e| panic!("{e}: {}", api.log()));
     }
-    // The port on the stats listener's address is still left out.
-    skipped(1).await;
+    // The ports on the stats listener's and the app's addresses still are.
+    skipped(2).await;
 }
 
 /// An ingress port whose key file is missing on the sidecar's host: Envoy
@@ -347,6 +351,7 @@ spec:
 async fn a_rejected_ingress_listener_is_traced_to_its_sidecar_entry() {
     let web = Backend::start("web", "v1").await.unwrap();
     let empty = tempfile::tempdir().unwrap();
+    let port = free_port();
     let text = format!(
         r#"apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -362,7 +367,6 @@ spec:
       privateKey: {dir}/tls.key
       serverCertificate: {dir}/tls.crt
 "#,
-        port = free_port(),
         app = web.port(),
         dir = empty.path().display(),
     );
@@ -376,5 +380,10 @@ spec:
         file: &file,
         at: nack::position_of(&text, "privateKey:"),
     };
-    nack::assert_traced(&trellis, &api.spec.node_id, ("Listener", "lds"), want).await;
+    let node = &api.spec.node_id;
+    nack::assert_traced(&trellis, node, ("Listener", "lds"), want).await;
+    // The rejected listener is the port's own, not the outbound one.
+    let proxies = trellis.debug_proxies().await.unwrap();
+    let origin = nack::nack_origin(&proxies, node, "Listener").unwrap();
+    assert_eq!(origin["resource"], format!("inbound_{port}"), "{origin}");
 }

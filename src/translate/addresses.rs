@@ -45,6 +45,23 @@ impl Taken {
         Ok(())
     }
 
+    /// [`Self::claim`] for a listener that forwards to `app`: also `Err`
+    /// when it would bind the app's own address, which the app listens on
+    /// (or, were the app down, the listener would forward to itself).
+    pub fn claim_before(
+        &mut self,
+        (address, port): (&str, u16),
+        app: Option<(&str, u16)>,
+        what: &str,
+    ) -> Result<(), String> {
+        if let Some((ip, p)) = app.filter(|(ip, p)| *p == port && overlaps(ip, address)) {
+            return Err(format!(
+                "{what} on {address}:{port} would take {ip}:{p}, where its defaultEndpoint listens"
+            ));
+        }
+        self.claim(address, port, what)
+    }
+
     fn hold(&mut self, address: &str, port: u16, what: &str) {
         self.0.push((address.to_string(), port, what.to_string()));
     }
@@ -94,6 +111,21 @@ mod tests {
         taken.claim("127.0.0.2", 15001, "a").unwrap();
         taken.claim("::", 15001, "b").unwrap();
         taken.claim("127.0.0.1", 8080, "c").unwrap();
+    }
+
+    #[test]
+    fn a_listener_cannot_take_the_address_it_forwards_to() {
+        let mut taken = Taken::sidecar(&proxy(), false);
+        let app = Some(("127.0.0.1", 8080));
+        let why = (taken.claim_before(("127.0.0.1", 8080), app, "ingress port web")).unwrap_err();
+        assert!(why.contains("defaultEndpoint"), "{why}");
+        let why = (taken.claim_before(("0.0.0.0", 8080), app, "ingress port web")).unwrap_err();
+        assert!(why.contains("127.0.0.1:8080"), "{why}");
+        // The workload's own address, the app on loopback: both listen.
+        taken.claim_before(("10.0.0.5", 8080), app, "web").unwrap();
+        taken
+            .claim_before(("10.0.0.5", 9090), None, "unix")
+            .unwrap();
     }
 
     #[test]
