@@ -166,21 +166,11 @@ async fn two_ingress_ports_serve_two_backends_over_mtls() {
     assert!(web.hits() > 0 && admin.hits() > 0);
 }
 
-/// An ingress port with its own `tls` (SIMPLE, certificate files): a
-/// caller from outside the mesh speaks TLS to the sidecar, which forwards
-/// plain HTTP to the app; the mesh mTLS does not apply to that port.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ingress_port_with_tls_serves_outside_callers() {
-    let web = Backend::start("web", "v1").await.unwrap();
-    let certs = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["api.test".to_string()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let (cert_file, key_file) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
-    let port = free_port();
-    let text = format!(
+/// `api`'s Sidecar with one HTTPS ingress port, `port` to the app on
+/// `app`, ending TLS with the certificate and key files given; STRICT
+/// mesh mTLS.
+fn tls_sidecar(port: u16, app: u16, cert: &std::path::Path, key: &std::path::Path) -> String {
+    format!(
         r#"apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {{name: api, namespace: default}}
@@ -201,10 +191,26 @@ metadata: {{name: default, namespace: istio-system}}
 spec:
   mtls: {{mode: STRICT}}
 "#,
-        app = web.port(),
-        cert = cert_file.display(),
-        key = key_file.display(),
-    );
+        cert = cert.display(),
+        key = key.display(),
+    )
+}
+
+/// An ingress port with its own `tls` (SIMPLE, certificate files): a
+/// caller from outside the mesh speaks TLS to the sidecar, which forwards
+/// plain HTTP to the app; the mesh mTLS does not apply to that port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_port_with_tls_serves_outside_callers() {
+    let web = Backend::start("web", "v1").await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["api.test".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let port = free_port();
+    let text = tls_sidecar(port, web.port(), &cert_file, &key_file);
     let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
     let trellis = Trellis::start(dir.path()).await.unwrap();
     let api = start_api(&trellis, web.port()).await;
@@ -352,24 +358,8 @@ async fn a_rejected_ingress_listener_is_traced_to_its_sidecar_entry() {
     let web = Backend::start("web", "v1").await.unwrap();
     let empty = tempfile::tempdir().unwrap();
     let port = free_port();
-    let text = format!(
-        r#"apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {{name: api, namespace: default}}
-spec:
-  workloadSelector:
-    labels: {{app: api}}
-  ingress:
-  - port: {{number: {port}, protocol: HTTPS, name: https}}
-    defaultEndpoint: 127.0.0.1:{app}
-    tls:
-      mode: SIMPLE
-      privateKey: {dir}/tls.key
-      serverCertificate: {dir}/tls.crt
-"#,
-        app = web.port(),
-        dir = empty.path().display(),
-    );
+    let (cert, key) = (empty.path().join("tls.crt"), empty.path().join("tls.key"));
+    let text = tls_sidecar(port, web.port(), &cert, &key);
     let dir = ConfigDir::with(&[("mesh.yaml", &text)]).unwrap();
     let trellis = Trellis::start(dir.path()).await.unwrap();
     let api = start_api(&trellis, web.port()).await;
