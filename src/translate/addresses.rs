@@ -7,8 +7,7 @@
 //! that clash with its own (`15001`, `15006`), such a port is left out,
 //! with a reason the control plane logs, and the other listeners stand.
 
-use std::net::IpAddr;
-
+use crate::config::model::addresses_overlap as overlaps;
 use crate::registry::Proxy;
 
 /// Addresses already taken, each with what holds it.
@@ -64,17 +63,6 @@ impl Taken {
 
     fn hold(&mut self, address: &str, port: u16, what: &str) {
         self.0.push((address.to_string(), port, what.to_string()));
-    }
-}
-
-/// True when listening on `a` and on `b` at one port cannot both succeed:
-/// the same address, or a wildcard of the other's family.
-fn overlaps(a: &str, b: &str) -> bool {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(a), Ok(b)) => {
-            a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
-        }
-        _ => a == b,
     }
 }
 

@@ -63,7 +63,7 @@ pub fn build(
         // Claimed once built: a port left out for its credential holds nothing.
         let built = listener(shared, proxy, security, p).and_then(|built| {
             let at = (p.bind_on(&proxy.inbound_address), p.number);
-            let app = app_address(p, proxy);
+            let app = p.app_address(&proxy.inbound_address);
             taken.claim_before(at, app, &what).map(|()| built)
         });
         match built {
@@ -82,16 +82,6 @@ pub fn build(
         }
     }
     out
-}
-
-/// The address `p`'s `defaultEndpoint` names on `proxy`, `None` for a
-/// Unix socket.
-fn app_address<'a>(p: &'a IngressPort, proxy: &'a Proxy) -> Option<(&'a str, u16)> {
-    match &p.endpoint {
-        IngressEndpoint::Loopback { ip, port } => Some((ip.as_str(), *port)),
-        IngressEndpoint::Instance(port) => Some((proxy.inbound_address.as_str(), *port)),
-        IngressEndpoint::Unix(_) => None,
-    }
 }
 
 /// The listener's name: `inbound_PORT` (one listener per port number;

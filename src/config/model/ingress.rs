@@ -62,6 +62,29 @@ impl IngressPort {
         self.bind.as_deref().unwrap_or(inbound_address)
     }
 
+    /// The address `defaultEndpoint` names on a sidecar whose inbound
+    /// address is `inbound_address`; `None` for a Unix socket.
+    pub fn app_address<'a>(&'a self, inbound_address: &'a str) -> Option<(&'a str, u16)> {
+        match &self.endpoint {
+            IngressEndpoint::Loopback { ip, port } => Some((ip.as_str(), *port)),
+            IngressEndpoint::Instance(port) => Some((inbound_address, *port)),
+            IngressEndpoint::Unix(_) => None,
+        }
+    }
+
+    /// True when the listener binds the address its own `defaultEndpoint`
+    /// names on every sidecar, whatever its inbound address: the app
+    /// listens there, and without interception the two cannot share it.
+    pub fn always_binds_its_app(&self) -> bool {
+        match (&self.endpoint, self.bind.as_deref()) {
+            (IngressEndpoint::Instance(port), None) => *port == self.number,
+            (IngressEndpoint::Loopback { ip, port }, Some(bind)) => {
+                *port == self.number && addresses_overlap(bind, ip)
+            }
+            _ => false,
+        }
+    }
+
     /// The address other sidecars reach the listener on: `bind` unless it
     /// is a wildcard, else the sidecar's inbound address.
     pub fn endpoint_address<'a>(&'a self, inbound_address: &'a str) -> &'a str {
@@ -69,5 +92,17 @@ impl IngressPort {
             Some(b) if !self.binds_any() => b,
             _ => inbound_address,
         }
+    }
+}
+
+/// True when listening on `a` and on `b` at one port cannot both succeed:
+/// the same address, or a wildcard of the other's family.
+pub fn addresses_overlap(a: &str, b: &str) -> bool {
+    use std::net::IpAddr;
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => {
+            a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+        }
+        _ => a == b,
     }
 }

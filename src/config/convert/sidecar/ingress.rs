@@ -27,6 +27,14 @@ pub(super) fn ingress_ports(
         let Some(p) = ingress_port(cx, &path, l, pool) else {
             continue;
         };
+        if p.always_binds_its_app() {
+            let msg = format!(
+                "the listener would bind the address its defaultEndpoint names (port {}), where the app listens: without interception the two cannot share it; give the ingress port another number and make it the service's targetPort",
+                p.number
+            );
+            cx.err(&format!("{path}.defaultEndpoint"), msg);
+            continue;
+        }
         if out.iter().any(|o| o.number == p.number) {
             let msg = format!("ingress port {} is declared twice", p.number);
             cx.err(&format!("{path}.port.number"), msg);

@@ -174,3 +174,23 @@ fn field_errors_are_positioned() {
         assert_eq!(err(ingress), [want], "{ingress}");
     }
 }
+
+#[test]
+fn a_listener_on_its_own_default_endpoint_is_an_error() {
+    let msg = "the listener would bind the address its defaultEndpoint names (port 9080), where the app listens: without interception the two cannot share it; give the ingress port another number and make it the service's targetPort";
+    let instance = "  - port: {number: 9080, protocol: HTTP}\n    defaultEndpoint: 0.0.0.0:9080\n";
+    let want = format!("f.yaml:9:5: error: Sidecar/sc: spec.ingress[0].defaultEndpoint: {msg}");
+    assert_eq!(err(instance), [want]);
+    let bound = concat!(
+        "  - port: {number: 9080, protocol: HTTP}\n",
+        "    bind: 127.0.0.1\n",
+        "    defaultEndpoint: 127.0.0.1:9080\n"
+    );
+    let want = format!("f.yaml:10:5: error: Sidecar/sc: spec.ingress[0].defaultEndpoint: {msg}");
+    assert_eq!(err(bound), [want]);
+    // Without `bind` the listener is on the sidecar's inbound address:
+    // known when it connects (`translate` leaves the port out there).
+    let loopback =
+        "  - port: {number: 9080, protocol: HTTP}\n    defaultEndpoint: 127.0.0.1:9080\n";
+    assert!(load(&[("f.yaml", &sc(loopback))]).is_ok());
+}
