@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::model::{Locality, Topology, CLUSTER_LABEL, NETWORK_LABEL};
+use crate::config::model::{addresses_overlap, Locality, Topology, CLUSTER_LABEL, NETWORK_LABEL};
 
 pub mod stats;
 
@@ -252,6 +252,18 @@ pub enum BootstrapError {
         /// From the labels.
         labelled: String,
     },
+    /// Two of a sidecar's sockets on one address: the second could not bind.
+    #[error("{first} ({first_at}) and {second} ({second_at}) cannot both listen: each needs a port of its own")]
+    SharedSocket {
+        /// The flag of one (`--outbound-port`, ...).
+        first: &'static str,
+        /// Its `ADDRESS:PORT`.
+        first_at: String,
+        /// The flag of the other.
+        second: &'static str,
+        /// Its `ADDRESS:PORT` (the same, or one a wildcard covers).
+        second_at: String,
+    },
     /// YAML encoding failed (not expected for these values).
     #[error("encoding the bootstrap as YAML: {0}")]
     Yaml(#[from] yaml_serde::Error),
@@ -297,6 +309,7 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
     let xds = (std::iter::once(&spec.xds_addr).chain(&spec.more_xds_addrs))
         .map(|a| split_host_port(a))
         .collect::<Result<Vec<_>, _>>()?;
+    sockets_apart(spec)?;
     Ok(Bootstrap {
         node: node(spec, &spec.topology()?),
         admin: json!({ "address": socket_address("127.0.0.1", spec.admin_port) }),
@@ -305,6 +318,38 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
         static_resources: static_resources(spec, &xds),
         cluster_manager: cluster_manager(spec),
     })
+}
+
+/// A sidecar's app, listeners and admin interface each on an address of
+/// their own: two on one would leave the sidecar without its outbound or
+/// inbound listener (Envoy refuses the listener update) or fail its start
+/// (admin, stats). The inbound address may be the workload's own, where
+/// the inbound port may equal the app's loopback port.
+fn sockets_apart(spec: &SidecarSpec) -> Result<(), BootstrapError> {
+    if spec.gateway.is_some() {
+        return Ok(());
+    }
+    let (loopback, inbound) = ("127.0.0.1", spec.inbound_address.as_str());
+    let mut sockets = vec![
+        ("--app-port", loopback, spec.app_port),
+        ("--outbound-port", loopback, spec.outbound_port),
+        ("--admin-port", loopback, spec.admin_port),
+        ("--inbound-port", inbound, spec.inbound_port),
+    ];
+    sockets.extend(spec.stats_port.map(|p| ("--stats-port", inbound, p)));
+    for (i, &(first, a, port)) in sockets.iter().enumerate() {
+        let clash = (sockets[i + 1..].iter())
+            .find(|&&(_, b, p)| p == port && port != 0 && addresses_overlap(a, b));
+        if let Some(&(second, b, _)) = clash {
+            return Err(BootstrapError::SharedSocket {
+                first,
+                first_at: format!("{a}:{port}"),
+                second,
+                second_at: format!("{b}:{port}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A gateway's `--upstream-bind-address`: Envoy binds every upstream

@@ -343,3 +343,35 @@ fn ads_mode_sets_the_api_type_and_delta_is_the_default() {
     assert_eq!("delta".parse::<AdsMode>(), Ok(AdsMode::Delta));
     assert!("incremental".parse::<AdsMode>().is_err());
 }
+
+#[test]
+fn two_sockets_on_one_address_are_refused() {
+    let refused = |edit: &dyn Fn(&mut SidecarSpec)| {
+        let mut spec = example_spec();
+        edit(&mut spec);
+        bootstrap_value(&spec)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        refused(&|s| s.inbound_port = 8080),
+        Err("--app-port (127.0.0.1:8080) and --inbound-port (127.0.0.1:8080) cannot both listen: each needs a port of its own".into())
+    );
+    let wildcard = refused(&|s| {
+        s.inbound_address = "0.0.0.0".into();
+        s.stats_port = Some(s.outbound_port);
+    });
+    assert_eq!(
+        wildcard,
+        Err("--outbound-port (127.0.0.1:15001) and --stats-port (0.0.0.0:15001) cannot both listen: each needs a port of its own".into())
+    );
+    assert!(refused(&|s| s.admin_port = s.outbound_port).is_err());
+    // The workload's own address beside the app's loopback port: both listen.
+    assert_eq!(
+        refused(&|s| {
+            s.inbound_address = "10.0.0.5".into();
+            s.inbound_port = 8080;
+        }),
+        Ok(())
+    );
+}
