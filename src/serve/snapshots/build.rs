@@ -427,8 +427,9 @@ impl BuildState {
 
     fn own(&mut self, shared: &Shared, proxy: &Arc<Proxy>, security: ProxySecurity) -> Own {
         let res = translate::proxy_own(shared, proxy, &security);
-        for (gateway, server, why) in &res.skipped {
-            tracing::warn!(proxy = %proxy.id, %gateway, server, %why, "gateway server or Sidecar port left out");
+        // `of`: the Gateway or Sidecar; `entry`: the server's or port's index.
+        for (of, entry, why) in &res.skipped {
+            tracing::warn!(proxy = %proxy.id, %of, entry, %why, "gateway server or Sidecar port left out");
         }
         let inbound =
             (res.inbound_cluster.as_ref()).map(|c| (c.name.clone(), self.interner.encode(c)));
