@@ -320,22 +320,22 @@ fn bootstrap(spec: &SidecarSpec) -> Result<Bootstrap, BootstrapError> {
     })
 }
 
-/// A sidecar's app, listeners and admin interface each on an address of
-/// their own: two on one would leave the sidecar without its outbound or
+/// A proxy's app, listeners and admin interface each on an address of
+/// their own (a gateway's admin and stats): two on one would leave the sidecar without its outbound or
 /// inbound listener (Envoy refuses the listener update) or fail its start
 /// (admin, stats). The inbound address may be the workload's own, where
 /// the inbound port may equal the app's loopback port.
 fn sockets_apart(spec: &SidecarSpec) -> Result<(), BootstrapError> {
-    if spec.gateway.is_some() {
-        return Ok(());
-    }
     let (loopback, inbound) = ("127.0.0.1", spec.inbound_address.as_str());
-    let mut sockets = vec![
-        ("--app-port", loopback, spec.app_port),
-        ("--outbound-port", loopback, spec.outbound_port),
-        ("--admin-port", loopback, spec.admin_port),
-        ("--inbound-port", inbound, spec.inbound_port),
-    ];
+    let mut sockets = vec![("--admin-port", loopback, spec.admin_port)];
+    // A gateway has no app, inbound or outbound listener.
+    if spec.gateway.is_none() {
+        sockets.extend([
+            ("--app-port", loopback, spec.app_port),
+            ("--outbound-port", loopback, spec.outbound_port),
+            ("--inbound-port", inbound, spec.inbound_port),
+        ]);
+    }
     sockets.extend(spec.stats_port.map(|p| ("--stats-port", inbound, p)));
     for (i, &(first, a, port)) in sockets.iter().enumerate() {
         let clash = (sockets[i + 1..].iter())

@@ -32,6 +32,15 @@ impl Taken {
         taken
     }
 
+    /// The addresses of a gateway proxy's own listener: stats (when set).
+    pub fn gateway(proxy: &Proxy) -> Self {
+        let mut taken = Taken::default();
+        if let Some(port) = proxy.stats_port {
+            taken.hold(&proxy.inbound_address, port, "the proxy's stats listener");
+        }
+        taken
+    }
+
     /// Takes `address:port` for `what`; `Err` names what holds it already.
     pub fn claim(&mut self, address: &str, port: u16, what: &str) -> Result<(), String> {
         let holder = (self.0.iter()).find(|(a, p, _)| *p == port && overlaps(a, address));

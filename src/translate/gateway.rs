@@ -93,7 +93,16 @@ pub fn resources(
         }
     }
     let mut out = GatewayResources::default();
+    let mut taken = super::addresses::Taken::gateway(proxy);
     for (port, servers) in &ports {
+        // The first server of the port names it when its address is taken.
+        let (gw, first, _) = servers[0];
+        let mut claim = |out: &mut GatewayResources| {
+            let what = format!("server port {port}");
+            let at = (node.listen_address.as_str(), node.listen_port(*port));
+            let claimed = taken.claim(at.0, at.1, &what);
+            claimed.map_err(|why| out.skipped.push((gw.qualified(), first, why)))
+        };
         let protocol = servers[0].2.protocol;
         // Config checks reject mixed protocols on one port among gateways
         // that may share a proxy; any left are not served.
@@ -103,14 +112,14 @@ pub fn resources(
             .collect();
         if matches!(protocol, GatewayProtocol::Tcp | GatewayProtocol::Tls) {
             let chains = l4::chains(shared, proxy, (*port, &tls_cx), &servers, &mut out);
-            if !chains.is_empty() {
+            if !chains.is_empty() && claim(&mut out).is_ok() {
                 out.listeners.push(listener(*port, node, chains, protocol));
             }
             continue;
         }
         let hcm = hcm(*port, shared, proxy);
         let chains = chains(&servers, &tls_cx, &mut out, &hcm);
-        if chains.is_empty() {
+        if chains.is_empty() || claim(&mut out).is_err() {
             continue;
         }
         out.routes

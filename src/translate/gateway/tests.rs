@@ -480,3 +480,26 @@ fn two_virtual_services_for_one_gateway_host_merge_in_order() {
     let names: Vec<&str> = https[0].routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["", "two"], "shop's routes, then shop-two's");
 }
+
+#[test]
+fn a_server_port_on_a_listen_address_already_taken_is_left_out() {
+    let sh = shared_with(true, "");
+    let own = |proxy: &Proxy| crate::translate::proxy_own(&sh, proxy, &ProxySecurity::default());
+    // Port 80 mapped where 443 listens: 80 comes first and keeps it.
+    let mut proxy = gateway_proxy(&[("istio", "ingressgateway")]);
+    if let Some(node) = proxy.gateway.as_mut() {
+        node.port_map.insert(80, 18443);
+    }
+    let r = own(&proxy);
+    let routes: Vec<&str> = r.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!((r.listeners.len(), routes), (1, vec!["http.80"]));
+    let (gateway, server, why) = &r.skipped[0];
+    assert_eq!((gateway.as_str(), *server), ("default/gw", 0));
+    assert!(why.contains("server port 443 on 127.0.0.1:18443"), "{why}");
+    // The proxy's stats listener's address.
+    let mut proxy = gateway_proxy(&[("istio", "ingressgateway")]);
+    (proxy.inbound_address, proxy.stats_port) = ("0.0.0.0".into(), Some(18080));
+    let r = own(&proxy);
+    assert_eq!(r.listeners.len(), 1);
+    assert!(r.skipped[0].2.contains("stats listener"), "{:?}", r.skipped);
+}
