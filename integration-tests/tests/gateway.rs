@@ -398,3 +398,71 @@ async fn rotation_under_traffic_drops_nothing_and_refuses_a_mismatched_pair() {
         "no key in proxy-config"
     );
 }
+
+/// Two server ports on one listen address (`--port-map` sends the lower
+/// port where the other listens): the lower port keeps it, the other is
+/// left out and counted, and Envoy accepts the gateway's listeners (sent
+/// both, it refuses the update).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_port_mapped_onto_another_is_left_out() {
+    let payment = Backend::start("payment", "v1").await.unwrap();
+    let (x, y) = (free_port(), free_port());
+    let (low, high) = (x.min(y), x.max(y));
+    let config = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: payment}}
+spec:
+  hosts: [payment]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {app}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: shop-gw}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {low}, name: http-low, protocol: HTTP}}
+    hosts: [{HOST}]
+  - port: {{number: {high}, name: http-high, protocol: HTTP}}
+    hosts: [{HOST}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: shop}}
+spec:
+  hosts: [{HOST}]
+  gateways: [shop-gw]
+  http:
+  - route:
+    - destination: {{host: payment}}
+"#,
+        app = payment.port(),
+    );
+    let dir = ConfigDir::with(&[("mesh.yaml", &config)]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    // Server port `low` listens on `high`, as server port `high` would.
+    let gw = start_gateway(&trellis, files.path(), &[(low, high)])
+        .await
+        .unwrap();
+    let listeners = gw.listeners().await.unwrap();
+    assert!(
+        !listeners.contains(&format!("127.0.0.1_{high}")),
+        "{listeners:?}"
+    );
+    let rejected = gw.stat("listener_manager.lds.update_rejected").await;
+    assert_eq!(rejected.ok(), Some(0), "{}", gw.log());
+    let reply = Client::new().get(high, HOST, "/", &[]).await.unwrap();
+    assert_eq!(reply.outcome(), "payment v1");
+    let counted = wait_until(TIMEOUT, POLL, || async {
+        let metrics = trellis.metrics().await.ok()?;
+        metrics
+            .lines()
+            .any(|l| l == "trellis_gateway_servers_skipped 1")
+            .then_some(())
+    });
+    assert!(counted.await.is_ok(), "{:?}", trellis.metrics().await);
+}
