@@ -413,6 +413,10 @@ fn node(spec: &SidecarSpec, topology: &Topology) -> Value {
     if let (Some(port), Some(m)) = (spec.stats_port, metadata.as_object_mut()) {
         m.insert("stats_port".into(), json!(port));
     }
+    // So that the control plane puts no listener on it.
+    if let Some(m) = metadata.as_object_mut() {
+        m.insert("admin_port".into(), json!(spec.admin_port));
+    }
     if let (Some(m), Value::Object(own)) = (metadata.as_object_mut(), own) {
         m.extend(own);
     }

@@ -45,6 +45,9 @@ pub struct Proxy {
     /// The Prometheus stats listener's port on `inbound_address` (metadata
     /// `stats_port`), which the service graph scrapes; `None`: not scraped.
     pub stats_port: Option<u16>,
+    /// Envoy's admin port on 127.0.0.1 (metadata `admin_port`), which no
+    /// listener may take; `None` from bootstraps that do not say it.
+    pub admin_port: Option<u16>,
     /// Set for a gateway proxy (metadata `gateway`): it has no app and no
     /// inbound or outbound listener (the ports above are 0), only the
     /// listeners of the `Gateway` servers that select its labels.
@@ -234,6 +237,7 @@ mod tests {
             inbound_port: 15006,
             outbound_port: 15001,
             stats_port: None,
+            admin_port: None,
             gateway: None,
             topology: Default::default(),
         }

@@ -77,6 +77,7 @@ impl Proxy {
             inbound_port: port(md, "inbound_port")?,
             outbound_port: port(md, "outbound_port")?,
             stats_port: opt_port(md, "stats_port")?,
+            admin_port: opt_port(md, "admin_port")?,
             service,
             namespace,
             service_account,
@@ -152,6 +153,7 @@ fn gateway(
         namespace,
         service_account,
         inbound_address: listen_address.clone(),
+        admin_port: opt_port(md, "admin_port")?,
         gateway: Some(crate::registry::GatewayNode {
             listen_address,
             port_map,

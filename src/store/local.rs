@@ -87,6 +87,7 @@ mod tests {
             inbound_port: 2,
             outbound_port: 3,
             stats_port: None,
+            admin_port: None,
             gateway: None,
             topology: Default::default(),
         });

@@ -26,6 +26,9 @@ pub struct Record {
     /// The stats listener's port (absent in files of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stats_port: Option<u16>,
+    /// Envoy's admin port (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin_port: Option<u16>,
     /// Locality, network and cluster (absent in files of older versions).
     #[serde(default)]
     topology: Topology,
@@ -52,6 +55,7 @@ impl From<&Proxy> for Record {
             inbound_port: p.inbound_port,
             outbound_port: p.outbound_port,
             stats_port: p.stats_port,
+            admin_port: p.admin_port,
             topology: p.topology.clone(),
             gateway: p.gateway.as_ref().map(GatewayRecord::from),
             owner: None,
@@ -72,6 +76,7 @@ impl From<Record> for Proxy {
             inbound_port: s.inbound_port,
             outbound_port: s.outbound_port,
             stats_port: s.stats_port,
+            admin_port: s.admin_port,
             gateway: s.gateway.map(GatewayNode::from),
             topology: s.topology,
         }

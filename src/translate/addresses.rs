@@ -15,11 +15,11 @@ use crate::registry::Proxy;
 pub struct Taken(Vec<(String, u16, String)>);
 
 impl Taken {
-    /// The addresses of `proxy`'s own listeners: outbound, stats (when
-    /// set) and, when `default_inbound`, the inbound one (a Sidecar with
+    /// The addresses of `proxy`'s own listeners: admin and stats (when
+    /// known), outbound and, when `default_inbound`, the inbound one (a Sidecar with
     /// `ingress` replaces it).
     pub fn sidecar(proxy: &Proxy, default_inbound: bool) -> Self {
-        let mut taken = Taken::default();
+        let mut taken = Taken::admin(proxy);
         let outbound = "the sidecar's outbound listener";
         taken.hold("127.0.0.1", proxy.outbound_port, outbound);
         if let Some(port) = proxy.stats_port {
@@ -32,11 +32,21 @@ impl Taken {
         taken
     }
 
-    /// The addresses of a gateway proxy's own listener: stats (when set).
+    /// The addresses of a gateway proxy's own listeners: admin and stats
+    /// (when known).
     pub fn gateway(proxy: &Proxy) -> Self {
-        let mut taken = Taken::default();
+        let mut taken = Taken::admin(proxy);
         if let Some(port) = proxy.stats_port {
             taken.hold(&proxy.inbound_address, port, "the proxy's stats listener");
+        }
+        taken
+    }
+
+    /// Envoy's admin interface, when the node said where it is.
+    fn admin(proxy: &Proxy) -> Self {
+        let mut taken = Taken::default();
+        if let Some(port) = proxy.admin_port {
+            taken.hold("127.0.0.1", port, "Envoy's admin interface");
         }
         taken
     }

@@ -77,6 +77,7 @@ pub fn sidecar(service: &str, id: &str, version: &str, inbound_port: u16) -> Pro
         inbound_port,
         outbound_port: 15001,
         stats_port: None,
+        admin_port: None,
         gateway: None,
         topology: Default::default(),
     }

@@ -49,6 +49,7 @@ pub fn sidecar(service: &str, namespace: &str, version: &str, inbound_port: u16)
         inbound_port,
         outbound_port: 15001,
         stats_port: None,
+        admin_port: None,
         gateway: None,
         topology: Default::default(),
     }

@@ -33,6 +33,7 @@ fn sidecar(id: &str, service: &str, namespace: &str, port: u16) -> Proxy {
         inbound_port: port,
         outbound_port: 15001,
         stats_port: None,
+        admin_port: None,
         gateway: None,
         topology: Default::default(),
     }

@@ -496,10 +496,14 @@ fn a_server_port_on_a_listen_address_already_taken_is_left_out() {
     let (gateway, server, why) = &r.skipped[0];
     assert_eq!((gateway.as_str(), *server), ("default/gw", 0));
     assert!(why.contains("server port 443 on 127.0.0.1:18443"), "{why}");
-    // The proxy's stats listener's address.
+    // Envoy's admin interface (127.0.0.1, node metadata `admin_port`).
     let mut proxy = gateway_proxy(&[("istio", "ingressgateway")]);
-    (proxy.inbound_address, proxy.stats_port) = ("0.0.0.0".into(), Some(18080));
+    proxy.admin_port = Some(18080);
     let r = own(&proxy);
     assert_eq!(r.listeners.len(), 1);
-    assert!(r.skipped[0].2.contains("stats listener"), "{:?}", r.skipped);
+    assert!(
+        r.skipped[0].2.contains("admin interface"),
+        "{:?}",
+        r.skipped
+    );
 }

@@ -90,6 +90,7 @@ fn registry_of(workloads: &[Workload]) -> Registry {
             inbound_port: port,
             outbound_port: port + 1,
             stats_port: None,
+            admin_port: None,
             gateway: None,
             topology: Default::default(),
         });
