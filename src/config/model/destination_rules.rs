@@ -116,7 +116,7 @@ impl DestinationRules {
     }
 
     /// The entries whose host is a wildcard (`*`, `*.example.com`).
-    fn wildcards(&self) -> impl Iterator<Item = (&Host, &HostRules)> {
+    pub fn wildcards(&self) -> impl Iterator<Item = (&Host, &HostRules)> {
         self.by_host.range(Host::wildcards())
     }
 

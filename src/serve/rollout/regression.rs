@@ -76,9 +76,7 @@ pub(crate) fn touched_hosts(new: &MeshConfig, old: &MeshConfig) -> BTreeSet<Stri
 
 /// The rules whose host is a wildcard, wherever they were written.
 fn wildcard_rules(mesh: &MeshConfig) -> Vec<DestinationRule> {
-    let rules = (mesh.destination_rule_set.by_host.iter())
-        .filter(|(host, _)| host.is_wildcard())
-        .flat_map(|(_, rules)| &rules.rules);
+    let rules = (mesh.destination_rule_set.wildcards()).flat_map(|(_, rules)| &rules.rules);
     rules
         .map(|r| {
             let mut r = (**r).clone();

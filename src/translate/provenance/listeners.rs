@@ -44,6 +44,15 @@ fn written(source: &SourceIndex, origin: &Origin, under: &str) -> Written {
     }
 }
 
+/// The part of `origin` at `path` (a server, an ingress entry) and the
+/// strings written under it.
+fn part(at: &Locator<'_>, source: &SourceIndex, origin: &Origin, path: &str) -> Written {
+    Written {
+        object: at.field(path, None),
+        strings: strings(at, source, origin, path),
+    }
+}
+
 /// Every string under `under` of `origin`, as a field Envoy may quote.
 fn strings(at: &Locator<'_>, source: &SourceIndex, origin: &Origin, under: &str) -> Vec<Field> {
     (source.strings(origin, under).into_iter())
@@ -88,11 +97,7 @@ pub(super) fn build(out: &mut Provenance, mesh: &MeshConfig, source: &SourceInde
     for (scope, _) in &sidecars {
         let at = locator(source, &scope.origin);
         for (i, port) in scope.ingress.iter().enumerate() {
-            let path = format!("spec.ingress[{i}]");
-            let entry = Written {
-                object: at.field(&path, None),
-                strings: strings(&at, source, &scope.origin, &path),
-            };
+            let entry = part(&at, source, &scope.origin, &format!("spec.ingress[{i}]"));
             let mut parts = vec![&entry];
             parts.extend(inbound.iter().copied());
             add(out, "lds", listener_name(port.number), &parts);
@@ -120,11 +125,7 @@ fn gateways(out: &mut Provenance, mesh: &MeshConfig, source: &SourceIndex, http:
             .filter(|vs| vs.binds_gateway(&gw.qualified()))
             .collect();
         for (k, server) in gw.servers.iter().enumerate() {
-            let path = format!("spec.servers[{k}]");
-            let server_part = Written {
-                object: at.field(&path, None),
-                strings: strings(&at, source, &gw.origin, &path),
-            };
+            let server_part = part(&at, source, &gw.origin, &format!("spec.servers[{k}]"));
             let l4: Vec<Written> = (bound.iter())
                 .flat_map(|vs| {
                     ["spec.tcp", "spec.tls"].map(|under| written(source, &vs.origin, under))
