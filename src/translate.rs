@@ -318,7 +318,9 @@ pub fn shared_from(
         .collect();
     let empty_variants = rules::RuleVariants::default();
     let last_variants = previous.map_or(&empty_variants, |p| &p.rule_variants);
-    let rule_variants = rules::RuleVariants::new(mesh, services, last_variants);
+    let mut rule_variants = rules::RuleVariants::new(mesh, services, last_variants);
+    let gateway_routes = gateway::all_routes(routes::Ctx::new(mesh, services));
+    rule_variants.gateway_alternatives(routes::Ctx::new(mesh, services), &gateway_routes);
     let variant_localities = (rule_variants.hosts.iter())
         .flat_map(|c| &c.variants)
         .flat_map(|v| v.1.localities());
@@ -353,7 +355,7 @@ pub fn shared_from(
             .collect(),
         gateways: mesh.gateways.clone(),
         gateway_virtual_services: mesh.gateway_virtual_services.clone(),
-        gateway_routes: gateway_routes(routes::Ctx::new(mesh, services)),
+        gateway_routes,
         credentials: Default::default(),
         sni_clusters: Vec::new(),
         locality_clusters,
@@ -387,30 +389,6 @@ fn previous_routes(p: &Shared) -> Option<routes::Previous<'_>> {
         service_ports: &p.service_ports,
         service_addresses: &p.service_addresses,
     })
-}
-
-/// The routes of every gateway-bound VirtualService on every server port
-/// of the Gateways it binds to, with the matches that apply there.
-fn gateway_routes(ctx: routes::Ctx<'_>) -> gateway::GatewayRoutes {
-    let mut out = gateway::GatewayRoutes::new();
-    for vs in &ctx.mesh.gateway_virtual_services {
-        let key = format!("{}/{}", vs.origin.namespace, vs.origin.name);
-        for g in ctx.mesh.gateways.iter() {
-            let gw = g.qualified();
-            if !vs.binds_gateway(&gw) {
-                continue;
-            }
-            for port in g.servers.iter().map(|s| s.port) {
-                let here = |m: Option<&_>| source::http_bound_here(vs, m, port, Some(&gw));
-                let routes = (vs.http.iter())
-                    .flat_map(|rule| route_rule::matched_routes(ctx, rule, port, here))
-                    .map(|(m, r)| (r, source::Source::of_http(m)))
-                    .collect();
-                out.insert((key.clone(), gw.clone(), port), routes);
-            }
-        }
-    }
-    out
 }
 
 /// What is one proxy's own: its inbound cluster, listeners and secrets.
@@ -586,6 +564,7 @@ impl Shared {
             && self.gateways == other.gateways
             && self.gateway_virtual_services == other.gateway_virtual_services
             && self.gateway_routes == other.gateway_routes
+            && self.rule_variants.same_gateway_routes(&other.rule_variants)
             && self.l4_virtual_services().eq(other.l4_virtual_services())
             && self.sidecars == other.sidecars
             && self.service_namespaces == other.service_namespaces

@@ -466,3 +466,79 @@ spec:
     });
     assert!(counted.await.is_ok(), "{:?}", trellis.metrics().await);
 }
+
+/// A DestinationRule that only the gateway sees (`workloadSelector`)
+/// hashes on a header: the gateway's route carries that hash key, so one
+/// user's requests all reach one endpoint. Before, the gateway's routes
+/// were translated with the default rule (none here): Envoy's ring hash
+/// got no key and spread them.
+#[tokio::test]
+async fn a_hash_rule_only_the_gateway_sees_keeps_a_user_on_one_endpoint() {
+    let (v1, v2) = (
+        Backend::start("payment", "v1").await.unwrap(),
+        Backend::start("payment", "v2").await.unwrap(),
+    );
+    let listen = free_port();
+    let config = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: payment}}
+spec:
+  hosts: [payment]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{http: {a}}}}}
+  - {{address: 127.0.0.1, ports: {{http: {b}}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: payment-at-the-edge}}
+spec:
+  host: payment
+  workloadSelector:
+    matchLabels: {{istio: ingressgateway}}
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {{httpHeaderName: x-user}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: shop-gw}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [{HOST}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: shop}}
+spec:
+  hosts: [{HOST}]
+  gateways: [shop-gw]
+  http:
+  - route:
+    - destination: {{host: payment}}
+"#,
+        a = v1.port(),
+        b = v2.port(),
+    );
+    let dir = ConfigDir::with(&[("mesh.yaml", &config)]).unwrap();
+    let trellis = Trellis::start(dir.path()).await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let gw = start_gateway(&trellis, files.path(), &[(80, listen)])
+        .await
+        .unwrap();
+    let client = Client::new();
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..20 {
+        let reply = client.get(listen, HOST, "/", &[("x-user", "alice")]).await;
+        let outcome = reply.map(|r| r.outcome()).unwrap_or_else(|e| e.to_string());
+        *seen.entry(outcome).or_default() += 1;
+    }
+    let dump = gw.config_dump().await.unwrap().to_string();
+    assert_eq!(seen.len(), 1, "{seen:?}\n{dump}");
+    assert!(seen.keys().all(|k| k.starts_with("payment v")), "{seen:?}");
+    assert!(dump.contains("\"header_name\":\"x-user\""), "{dump}");
+}

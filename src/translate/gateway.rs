@@ -27,10 +27,13 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret as Xd
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 
+use super::routes;
 use super::source::Source;
 use super::util::{ads, socket};
 use super::Shared;
-use crate::config::model::{host_matches, Gateway, GatewayProtocol, GatewayServer, VirtualService};
+use crate::config::model::{
+    host_matches, Gateway, GatewayProtocol, GatewayServer, MeshConfig, VirtualService,
+};
 use crate::registry::{GatewayNode, Proxy};
 
 pub use sni::{east_west_port, sni_clusters, sni_for_cluster, SniCluster};
@@ -41,7 +44,53 @@ pub use tls::{credential_secret_names, Credential, Credentials};
 /// port of one Gateway, by `(VS NAMESPACE/NAME, GATEWAY NAMESPACE/NAME,
 /// PORT)`, each with its client conditions; built with the shared
 /// resources (they need every service), assembled per gateway proxy.
-pub type GatewayRoutes = BTreeMap<(String, String, u16), Vec<(Route, Option<Source>)>>;
+pub type GatewayRoutes = BTreeMap<GatewayKey, Vec<(Route, Option<Source>)>>;
+
+/// A [`GatewayRoutes`] key: `(VS NAMESPACE/NAME, GATEWAY NAMESPACE/NAME, PORT)`.
+pub type GatewayKey = (String, String, u16);
+
+/// Every gateway-bound VirtualService on every server port of the
+/// Gateways it binds to.
+pub(crate) fn bindings(mesh: &MeshConfig) -> Vec<(GatewayKey, &VirtualService)> {
+    let mut out = Vec::new();
+    for vs in &mesh.gateway_virtual_services {
+        let key = format!("{}/{}", vs.origin.namespace, vs.origin.name);
+        for g in mesh.gateways.iter() {
+            let gw = g.qualified();
+            if !vs.binds_gateway(&gw) {
+                continue;
+            }
+            for port in g.servers.iter().map(|s| s.port) {
+                out.push(((key.clone(), gw.clone(), port), &**vs));
+            }
+        }
+    }
+    out
+}
+
+/// The routes of one binding (see [`bindings`]), with the matches that
+/// apply there.
+pub(crate) fn binding_routes(
+    ctx: routes::Ctx<'_>,
+    (_, gw, port): &GatewayKey,
+    vs: &VirtualService,
+) -> Vec<(Route, Option<Source>)> {
+    let here = |m: Option<&_>| super::source::http_bound_here(vs, m, *port, Some(gw));
+    (vs.http.iter())
+        .flat_map(|rule| super::route_rule::matched_routes(ctx, rule, *port, here))
+        .map(|(m, r)| (r, Source::of_http(m)))
+        .collect()
+}
+
+/// The routes of every binding, under each host's default rule.
+pub fn all_routes(ctx: routes::Ctx<'_>) -> GatewayRoutes {
+    (bindings(ctx.mesh).into_iter())
+        .map(|(key, vs)| {
+            let routes = binding_routes(ctx, &key, vs);
+            (key, routes)
+        })
+        .collect()
+}
 
 /// Istio's route configuration name for a gateway server port.
 pub fn route_name(port: u16) -> String {
@@ -85,7 +134,12 @@ pub fn resources(
         .filter(|vs| vs.export_to.admits(&proxy.namespace))
         .cloned()
         .collect();
-    let (bound, routes) = (&visible, &shared.gateway_routes);
+    let routes = Bound {
+        shared: &shared.gateway_routes,
+        variants: &shared.rule_variants,
+        profile: shared.rule_variants.profile(proxy),
+    };
+    let bound = &visible;
     let mut ports: Ports<'_> = BTreeMap::new();
     for gw in shared.gateways.iter().filter(|g| g.selects(&proxy.labels)) {
         for (i, s) in gw.servers.iter().enumerate() {
@@ -123,7 +177,7 @@ pub fn resources(
             continue;
         }
         out.routes
-            .push(route_config(*port, &servers, bound, routes, proxy));
+            .push(route_config(*port, &servers, bound, &routes, proxy));
         out.listeners.push(listener(*port, node, chains, protocol));
     }
     out
@@ -263,11 +317,27 @@ fn listener(
 /// `http.PORT`: a redirecting server's hosts answer 301 to https; else
 /// one virtual host per bound VirtualService, with the hosts the servers
 /// admit (a domain two claim gets the routes of both, in order).
+/// A gateway proxy's routes per binding: the shared ones, or those of the
+/// rules it sees where it sees another rule than a host's default (only a
+/// consistent hash changes a route).
+struct Bound<'a> {
+    shared: &'a GatewayRoutes,
+    variants: &'a super::rules::RuleVariants,
+    profile: super::rules::Profile,
+}
+
+impl Bound<'_> {
+    fn get(&self, key: &GatewayKey) -> &[(Route, Option<Source>)] {
+        let varied = self.variants.gateway_routes(key, &self.profile);
+        varied.unwrap_or_else(|| self.shared.get(key).map_or(&[], Vec::as_slice))
+    }
+}
+
 fn route_config(
     port: u16,
     servers: &[&(&Gateway, usize, &GatewayServer)],
     bound: &[Arc<VirtualService>],
-    routes: &GatewayRoutes,
+    routes: &Bound<'_>,
     proxy: &Proxy,
 ) -> RouteConfiguration {
     let mut used = BTreeSet::new();
@@ -299,7 +369,7 @@ fn route_config(
             let admitted: Vec<String> = admitted.collect();
             let key = (format!("{ns}/{}", vs.origin.name), gw.qualified(), port);
             let (labels, namespace) = (&proxy.labels, proxy.namespace.as_str());
-            let here = (routes.get(&key).into_iter().flatten())
+            let here = (routes.get(&key).iter())
                 .filter(|(_, source)| source.as_ref().is_none_or(|s| s.holds(labels, namespace)))
                 .map(|(r, _)| r.clone());
             let here: Vec<Route> = here.collect();

@@ -399,7 +399,7 @@ fn assign_domains(vhosts: &mut [Arc<VirtualHost>], candidates: &[Vec<Candidate>]
     }
 }
 
-mod reuse;
+pub(super) mod reuse;
 #[cfg(test)]
 mod tests;
 

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::clusters::{service_memo, ServiceClusters};
+use super::gateway::{self, GatewayKey, GatewayRoutes};
+use super::routes::reuse::routed_hosts;
 use super::routes::{self, Ctx};
+use super::source::Source;
 use crate::config::model::{DestinationRule, Host, HostRules, MeshConfig, RuleClient};
 use crate::registry::{Proxy, ServiceInstances};
 
@@ -51,7 +54,14 @@ pub struct RuleVariants {
     deps: BTreeMap<String, Vec<u32>>,
     /// Virtual host name → its routes under other rules, when they differ.
     alternatives: BTreeMap<String, VhostAlternatives>,
+    /// A gateway binding → the contested hosts its routes read, and its
+    /// routes under other rules where they differ (a gateway proxy's
+    /// profile picks among them as a sidecar's picks its virtual hosts).
+    gateways: BTreeMap<GatewayKey, (Vec<u32>, GatewayAlternatives)>,
 }
+
+/// A gateway binding's routes under other rules than the default.
+type GatewayAlternatives = Vec<(Profile, Vec<(Route, Option<Source>)>)>;
 
 /// Same rule (both none, or the same resource).
 fn same(a: Option<&Arc<DestinationRule>>, b: Option<&Arc<DestinationRule>>) -> bool {
@@ -150,18 +160,63 @@ impl RuleVariants {
     /// The routes of virtual host `name` for a proxy of `profile`, when
     /// they differ from the shared ones.
     pub fn vhost_routes(&self, name: &str, profile: &Profile) -> Option<&[Route]> {
-        let deps = self.deps.get(name)?;
-        let key: Profile = (profile.iter())
-            .filter(|(h, _)| deps.contains(h))
-            .copied()
-            .collect();
-        if key.is_empty() {
-            return None;
+        let found = pick(self.deps.get(name)?, self.alternatives.get(name)?, profile);
+        found.map(Vec::as_slice)
+    }
+
+    /// The routes of gateway binding `key` for a gateway proxy of
+    /// `profile`, when they differ from the shared ones.
+    pub fn gateway_routes(
+        &self,
+        key: &GatewayKey,
+        profile: &Profile,
+    ) -> Option<&[(Route, Option<Source>)]> {
+        let (deps, alternatives) = self.gateways.get(key)?;
+        pick(deps, alternatives, profile).map(Vec::as_slice)
+    }
+
+    /// True when `other`'s gateway routes under other rules are these.
+    pub fn same_gateway_routes(&self, other: &RuleVariants) -> bool {
+        self.gateways == other.gateways
+    }
+
+    /// Translates, for each gateway binding whose routes read a contested
+    /// host, its routes under every combination of those hosts' rules,
+    /// keeping those that differ from `shared` (the default rules').
+    pub fn gateway_alternatives(&mut self, ctx: Ctx<'_>, shared: &GatewayRoutes) {
+        self.gateways.clear();
+        if self.hosts.is_empty() {
+            return;
         }
-        let alternatives = self.alternatives.get(name)?;
-        (alternatives.iter())
-            .find(|(p, _)| *p == key)
-            .map(|(_, r)| r.as_slice())
+        for (key, vs) in gateway::bindings(ctx.mesh) {
+            let on = self.indexes(routed_hosts(vs));
+            if on.is_empty() {
+                continue;
+            }
+            let default = shared.get(&key).map_or(&[][..], Vec::as_slice);
+            let mut found = GatewayAlternatives::new();
+            for profile in combinations(&self.hosts, &on) {
+                let overrides = self.overrides(&profile);
+                let routes = gateway::binding_routes(ctx.with(&overrides), &key, vs);
+                if routes != default {
+                    found.push((profile, routes));
+                }
+            }
+            if !found.is_empty() {
+                self.gateways.insert(key, (on, found));
+            }
+        }
+    }
+
+    /// The contested hosts among `hosts`, as sorted unique indexes.
+    fn indexes<'a>(&self, hosts: impl Iterator<Item = &'a Host>) -> Vec<u32> {
+        let mut on: Vec<u32> = hosts
+            .filter_map(|h| self.hosts.iter().position(|c| c.host == *h))
+            .map(|i| i as u32)
+            .collect();
+        on.sort_unstable();
+        on.dedup();
+        on
     }
 
     /// Translates, for each virtual host that reads a contested host, its
@@ -169,17 +224,11 @@ impl RuleVariants {
     /// ones that differ from the shared routes (only a consistent hash
     /// changes routes).
     fn route_alternatives(&mut self, ctx: Ctx<'_>) {
-        let index: BTreeMap<&Host, u32> = (self.hosts.iter().enumerate())
-            .map(|(i, c)| (&c.host, i as u32))
-            .collect();
         let mut deps = BTreeMap::new();
         let mut alternatives = BTreeMap::new();
         for view in ctx.services.services.values() {
             for port in &view.ports {
-                let read = routes::hosts_read(ctx, &view.host);
-                let mut on: Vec<u32> = read.iter().filter_map(|h| index.get(h).copied()).collect();
-                on.sort_unstable();
-                on.dedup();
+                let on = self.indexes(routes::hosts_read(ctx, &view.host).iter());
                 if on.is_empty() {
                     continue;
                 }
@@ -212,6 +261,22 @@ impl RuleVariants {
             })
             .collect()
     }
+}
+
+/// The alternative of `profile` restricted to the contested hosts `deps`
+/// reads; `None` when the proxy sees their default rules, or when those
+/// rules give the shared translation.
+fn pick<'a, T>(deps: &[u32], alternatives: &'a [(Profile, T)], profile: &Profile) -> Option<&'a T> {
+    let key: Profile = (profile.iter())
+        .filter(|(h, _)| deps.contains(h))
+        .copied()
+        .collect();
+    if key.is_empty() {
+        return None;
+    }
+    (alternatives.iter())
+        .find(|(p, _)| *p == key)
+        .map(|(_, r)| r)
 }
 
 /// The rules other than `default` a proxy may see: every rule of the

@@ -507,3 +507,43 @@ fn a_server_port_on_a_listen_address_already_taken_is_left_out() {
         r.skipped
     );
 }
+
+/// A rule only the gateway sees (`workloadSelector`) hashes `pay`'s
+/// cluster: the gateway's route must carry the rule's hash key, as a
+/// sidecar's does, or Envoy's ring hash gets no key and spreads.
+const GATEWAY_HASH_RULE: &str = "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pay-at-the-edge}
+spec:
+  host: pay
+  workloadSelector:
+    matchLabels: {istio: ingressgateway}
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}
+";
+
+#[test]
+fn a_rule_only_the_gateway_sees_sets_its_routes_hash_key() {
+    let r = translate_with(
+        &gateway_proxy(&[("istio", "ingressgateway")]),
+        true,
+        GATEWAY_HASH_RULE,
+    );
+    let cluster = (r.clusters.iter())
+        .find(|c| c.name == "outbound|8080||pay.default.svc.cluster.local")
+        .unwrap();
+    assert_eq!(
+        cluster.lb_policy,
+        envoy_types::pb::envoy::config::cluster::v3::cluster::LbPolicy::RingHash as i32,
+        "the gateway's cluster follows the rule it sees"
+    );
+    let route = &r.routes[1].virtual_hosts[0].routes[0];
+    let Some(envoy_types::pb::envoy::config::route::v3::route::Action::Route(action)) =
+        &route.action
+    else {
+        panic!("{route:?}")
+    };
+    assert_eq!(action.hash_policy.len(), 1, "{action:?}");
+}

@@ -131,7 +131,7 @@ fn same<T: PartialEq>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
 }
 
 /// Every host `vs`'s http rules route or mirror to.
-pub(super) fn routed_hosts(vs: &VirtualService) -> impl Iterator<Item = &Host> {
+pub(in crate::translate) fn routed_hosts(vs: &VirtualService) -> impl Iterator<Item = &Host> {
     vs.http.iter().flat_map(|rule| {
         let routed = match &rule.action {
             RouteAction::Route(dests) => dests.as_slice(),
