@@ -572,6 +572,9 @@ impl Shared {
             && client_credential_names(self) == client_credential_names(other)
             && self.jwt == other.jwt
             && self.sni_clusters == other.sni_clusters
+            // An AUTO_PASSTHROUGH gateway proxies to the clusters of the
+            // rules it sees (`gateway::sni`).
+            && (self.sni_clusters.is_empty() || self.rule_variants.hosts == other.rule_variants.hosts)
             && self.rate_limits == other.rate_limits
             && self.envoy_filters == other.envoy_filters
             && self.service_addresses == other.service_addresses

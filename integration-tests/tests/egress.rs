@@ -394,3 +394,62 @@ async fn start_gateway_labelled(trellis: &Trellis, dir: &Path, listen: u16) -> E
         .await
         .unwrap()
 }
+
+/// A DestinationRule only the east-west gateway sees (`workloadSelector`):
+/// its subset `edge` exists for the gateway alone, and the gateway
+/// proxies the SNI of that subset to it with the rule's connection limit.
+/// Before, AUTO_PASSTHROUGH clusters followed the default rule (none
+/// here): the gateway had no chain for that SNI and reset the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_passthrough_follows_the_rule_the_gateway_sees() {
+    let files = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let sni = "outbound_.80_.edge_.payment.default.svc.cluster.local";
+    let text = PASSTHROUGH
+        .replace("GATEWAY_PORT", &listen.to_string())
+        .replace("outbound_.80_._.payment", "outbound_.80_.edge_.payment");
+    let rule = "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: payment-at-the-edge}
+spec:
+  host: payment
+  workloadSelector:
+    matchLabels: {istio: eastwestgateway}
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 7}}
+  subsets:
+  - {name: edge, labels: {version: v1}}
+";
+    let config = ConfigDir::with(&[("eastwest.yaml", &format!("{text}{rule}"))]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let _payment = Instance::start(&trellis, "payment", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let gateway = start_gateway_labelled(&trellis, files.path(), listen).await;
+    let client = MeshClient::start(&trellis).await.unwrap();
+    let got = wait_until(TIMEOUT, POLL, || async {
+        let r = client.get("payment-remote.example", &[]).await.ok()?;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    let reply = match got {
+        Ok((r, _)) => r,
+        Err(e) => panic!("{e}\ngateway log:\n{}", gateway.log()),
+    };
+    assert_eq!(reply.backend.as_deref(), Some("payment v1"), "{reply:?}");
+    let stat = format!("cluster.{sni}.upstream_cx_total");
+    let cx = gateway.stat(&stat).await.unwrap();
+    assert!(cx >= 1, "the gateway proxied by SNI to {sni}");
+    let dump = gateway.config_dump().await.unwrap();
+    let limit = (dump["configs"].as_array().into_iter().flatten())
+        .flat_map(|c| {
+            c["dynamic_active_clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .find(|c| c["cluster"]["name"] == sni)
+        .map(|c| c["cluster"]["circuit_breakers"]["thresholds"][0]["max_connections"].clone());
+    assert_eq!(limit, Some(serde_json::json!(7)), "{dump}");
+}

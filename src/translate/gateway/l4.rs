@@ -38,7 +38,8 @@ pub(super) fn chains(
         };
         if super::sni::is_auto_passthrough(s) {
             let scope = crate::translate::scope::Scope::of(shared, proxy);
-            let exposed = super::sni::exposed(shared, scope.as_ref(), s);
+            let profile = shared.rule_variants.profile(proxy);
+            let exposed = super::sni::exposed(shared, scope.as_ref(), s, &profile);
             for c in &exposed {
                 if !out.clusters.iter().any(|x| x.name == c.cluster.name) {
                     out.clusters.push(c.cluster.clone());

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::config::model::{Gateway, GatewayServer, Host};
 use crate::registry::Proxy;
+use crate::translate::rules::Profile;
 use crate::translate::scope::Scope;
 use crate::translate::Shared;
 
@@ -53,17 +54,19 @@ pub fn sni_clusters(shared: &Shared) -> Vec<SniCluster> {
     if !wanted {
         return Vec::new();
     }
-    (shared.clusters.iter())
-        .filter_map(|c| {
-            let (sni, host) = sni_for_cluster(&c.name)?;
-            let mut cluster = c.clone();
-            cluster.name = sni;
-            // The client's TLS passes through: no TLS of our own.
-            cluster.transport_socket = None;
-            cluster.transport_socket_matches.clear();
-            Some(SniCluster { host, cluster })
-        })
-        .collect()
+    shared.clusters.iter().filter_map(sni_cluster).collect()
+}
+
+/// Outbound cluster `c` as an AUTO_PASSTHROUGH gateway proxies to it;
+/// `None` for any other cluster.
+fn sni_cluster(c: &XdsCluster) -> Option<SniCluster> {
+    let (sni, host) = sni_for_cluster(&c.name)?;
+    let mut cluster = c.clone();
+    cluster.name = sni;
+    // The client's TLS passes through: no TLS of our own.
+    cluster.transport_socket = None;
+    cluster.transport_socket_matches.clear();
+    Some(SniCluster { host, cluster })
 }
 
 /// The port other networks dial to reach `proxy` as its network's
@@ -89,23 +92,37 @@ pub(crate) fn is_auto_passthrough(s: &GatewayServer) -> bool {
 
 /// The SNI clusters server `s` exposes: those of services in the
 /// gateway's scope whose host (and namespace) the server's hosts admit.
-pub(super) fn exposed<'a>(
-    shared: &'a Shared,
+/// Where the gateway sees another DestinationRule than a host's default
+/// (`profile`), that host's clusters are the ones of the rule it sees.
+pub(super) fn exposed(
+    shared: &Shared,
     scope: Option<&Scope<'_>>,
     s: &GatewayServer,
-) -> Vec<&'a SniCluster> {
-    (shared.sni_clusters.iter())
-        .filter(|c| scope.is_none_or(|sc| sc.admits_host(c.host.as_str())))
-        .filter(|c| {
-            let ns = shared.service_namespaces.get(&c.host);
-            let ns = ns.map_or("", String::as_str);
-            s.hosts.iter().any(|h| h.admits(ns, c.host.as_str()))
+    profile: &Profile,
+) -> Vec<SniCluster> {
+    let varied: Vec<_> = (profile.iter())
+        .filter_map(|&entry| {
+            let contested = shared.rule_variants.clusters(entry)?;
+            Some((&contested.host, &contested.variants[entry.1 as usize].1))
         })
-        .collect()
+        .collect();
+    let shown = |c: &SniCluster| {
+        let ns = shared.service_namespaces.get(&c.host);
+        let ns = ns.map_or("", String::as_str);
+        scope.is_none_or(|sc| sc.admits_host(c.host.as_str()))
+            && s.hosts.iter().any(|h| h.admits(ns, c.host.as_str()))
+    };
+    let shared_ones = (shared.sni_clusters.iter())
+        .filter(|c| !varied.iter().any(|(host, _)| **host == c.host))
+        .cloned();
+    let varied_ones = (varied.iter())
+        .flat_map(|(_, clusters)| clusters.clusters())
+        .filter_map(sni_cluster);
+    shared_ones.chain(varied_ones).filter(shown).collect()
 }
 
 /// One chain per exposed cluster: its SNI → `tcp_proxy` to it.
-pub(super) fn chains(clusters: &[&SniCluster]) -> Vec<FilterChain> {
+pub(super) fn chains(clusters: &[SniCluster]) -> Vec<FilterChain> {
     use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
     use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
         tcp_proxy::ClusterSpecifier, TcpProxy,

@@ -547,3 +547,70 @@ fn a_rule_only_the_gateway_sees_sets_its_routes_hash_key() {
     };
     assert_eq!(action.hash_policy.len(), 1, "{action:?}");
 }
+
+/// An AUTO_PASSTHROUGH gateway that sees another rule for `pay` than the
+/// default (here the only rule, which selects it) proxies to that rule's
+/// clusters: its subsets and its connection limits.
+#[test]
+fn auto_passthrough_clusters_follow_the_rule_the_gateway_sees() {
+    let proxy = gateway_proxy(&[("istio", "ingressgateway")]);
+    let mut mesh = MESH_MODES.to_string();
+    mesh.push_str(
+        "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pay-at-the-edge}
+spec:
+  host: pay
+  workloadSelector:
+    matchLabels: {istio: ingressgateway}
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 7}}
+  subsets:
+  - {name: edge, labels: {version: v1}}
+",
+    );
+    let sh = shared_with(false, &mesh);
+    let security = ProxySecurity {
+        mtls: true,
+        certs: None,
+    };
+    let r = crate::translate::proxy_own(&sh, &proxy, &security);
+    let names: Vec<&str> = r.gateway_clusters.iter().map(|c| c.name.as_str()).collect();
+    let (whole, edge) = (
+        "outbound_.8080_._.pay.default.svc.cluster.local",
+        "outbound_.8080_.edge_.pay.default.svc.cluster.local",
+    );
+    assert!(names.contains(&whole) && names.contains(&edge), "{names:?}");
+    let c = r.gateway_clusters.iter().find(|c| c.name == whole).unwrap();
+    let limits = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
+    assert_eq!(limits.max_connections.map(|v| v.value), Some(7));
+    assert!(c.transport_socket.is_none() && c.transport_socket_matches.is_empty());
+    // Under the default (no rule) there is no such subset.
+    assert!(sh.sni_clusters.iter().all(|c| c.cluster.name != edge));
+}
+
+/// A change to a rule only gateways see re-translates the gateways' own
+/// resources (their routes' hash key, their AUTO_PASSTHROUGH clusters).
+#[test]
+fn a_change_to_a_rule_only_gateways_see_is_a_proxy_input() {
+    // One directory: the resources' origins name the file.
+    let dir = tempfile::tempdir().unwrap();
+    let build = |extra: &str| {
+        std::fs::write(dir.path().join("c.yaml"), format!("{CONFIG}{extra}")).unwrap();
+        let mesh = crate::config::load_dir(dir.path()).unwrap();
+        shared(&mesh, &instances(&mesh, &Registry::new()))
+    };
+    let hash = |header: &str| build(&GATEWAY_HASH_RULE.replace("x-user", header));
+    assert!(hash("x-user").same_proxy_inputs(&hash("x-user")));
+    assert!(!hash("x-user").same_proxy_inputs(&hash("x-team")));
+    let limit = |n: u32| {
+        let rule = GATEWAY_HASH_RULE.replace(
+            "loadBalancer:\n      consistentHash: {httpHeaderName: x-user}",
+            &format!("connectionPool: {{tcp: {{maxConnections: {n}}}}}"),
+        );
+        build(&format!("{MESH_MODES}{rule}"))
+    };
+    assert!(limit(7).same_proxy_inputs(&limit(7)));
+    assert!(!limit(7).same_proxy_inputs(&limit(8)));
+}
