@@ -112,8 +112,7 @@ impl Sources<'_> {
     /// The config object (and field) the provenance blames for `proxy`'s
     /// rejection `message`, an `EnvoyFilter` patch first.
     fn blame(&self, proxy: &Proxy, type_url: &str, message: &str) -> Option<Blame> {
-        let root = &self.mesh.mesh.root_namespace;
-        let who = (self.patches).rejecter(&self.mesh.envoy_filters, root, proxy);
+        let who = (self.patches).rejecter(self.mesh, proxy);
         self.provenance.blame_for(type_url, message, &who)
     }
 }

@@ -64,7 +64,7 @@ pub struct Expected<'a> {
 /// Waits until `/debug/proxies` shows the origin of `node`'s NACK of a
 /// `type_suffix` response; panics with the log's NACK lines if it never
 /// does.
-async fn wait_origin(trellis: &Trellis, node: &str, type_suffix: &str) -> serde_json::Value {
+pub async fn wait_origin(trellis: &Trellis, node: &str, type_suffix: &str) -> serde_json::Value {
     let found = wait::wait_until(
         Duration::from_secs(5),
         Duration::from_millis(20),

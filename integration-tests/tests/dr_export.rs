@@ -195,3 +195,58 @@ async fn each_sidecar_follows_the_destination_rule_it_sees() {
     all_reach(&canary, "v1").await;
     all_reach(&team_b, "v1").await;
 }
+
+/// A rule only team-a sees sets a connect timeout Envoy refuses: team-a's
+/// sidecar NACKs its clusters, and the rejection is traced to that rule's
+/// line, not to the default rule that made everyone else's clusters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_cluster_is_traced_to_the_rule_its_sidecar_sees() {
+    let team_a_rule = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: payment-a, namespace: team-a}
+spec:
+  host: payment.default.svc.cluster.local
+  exportTo: [\".\"]
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        connectTimeout: 3000000h
+";
+    let mesh = "apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata: {name: mesh}
+spec:
+  defaultSidecarScope: ALL_SERVICES
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payment}
+spec:
+  hosts: [payment]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: payment}
+spec:
+  host: payment
+  trafficPolicy:
+    connectionPool: {tcp: {connectTimeout: 1s}}
+";
+    let files = [("mesh.yaml", mesh), ("team-a.yaml", team_a_rule)];
+    let config = ConfigDir::with(&files).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let (_a, team_a) = client_in(&trellis, "team-a", &[("app", "client")]).await;
+    let node = &team_a.spec.node_id;
+    let origin = trellis_integration_tests::nack::wait_origin(&trellis, node, "Cluster").await;
+    assert_eq!(origin["kind"], "DestinationRule", "{origin}");
+    assert_eq!(
+        (origin["namespace"].as_str(), origin["name"].as_str()),
+        (Some("team-a"), Some("payment-a")),
+        "{origin}"
+    );
+    let file = config.path().join("team-a.yaml");
+    assert_eq!(origin["file"], file.display().to_string(), "{origin}");
+    assert_eq!(origin["line"].as_u64(), Some(10), "{origin}");
+}

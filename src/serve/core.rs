@@ -110,8 +110,7 @@ impl Core {
             return Rejecter::default();
         };
         let mesh = self.config.load();
-        let root = &mesh.mesh.root_namespace;
-        (self.patches.load()).rejecter(&mesh.envoy_filters, root, proxy)
+        (self.patches.load()).rejecter(&mesh, proxy)
     }
 }
 

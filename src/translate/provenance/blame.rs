@@ -99,6 +99,22 @@ fn applies(p: &Provenance, who: &Rejecter, f: &Field) -> bool {
         || o.namespace == p.root_namespace
 }
 
+/// False for a DestinationRule field of a cluster (`outbound|PORT|SUBSET|HOST`)
+/// whose host `who` sees another rule for: the proxy's clusters were
+/// translated from the rule it sees.
+fn seen(who: &Rejecter, resource: &str, f: &Field) -> bool {
+    if f.origin.kind != "DestinationRule" {
+        return true;
+    }
+    let host = resource.rsplit('|').next().unwrap_or(resource);
+    match who.rules.get(host) {
+        None => true,
+        Some(rule) => rule.as_deref().is_some_and(|r| {
+            r.split_once('/') == Some((f.origin.namespace.as_str(), f.origin.name.as_str()))
+        }),
+    }
+}
+
 /// The object that generated what Envoy rejected.
 fn generated(p: &Provenance, key: &'static str, message: &str, who: &Rejecter) -> Option<Blame> {
     if key == "rds" {
@@ -113,14 +129,17 @@ fn generated(p: &Provenance, key: &'static str, message: &str, who: &Rejecter) -
         .collect();
     named.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
     let pool = if named.is_empty() { all } else { named.clone() };
-    let keep = |f: &&Field| applies(p, who, f);
-    let fields =
-        (pool.iter()).flat_map(|(n, r)| r.fields.iter().filter(keep).map(move |f| (*n, f)));
+    let keep = |name: &str, f: &Field| applies(p, who, f) && seen(who, name, f);
+    let fields = (pool.iter())
+        .flat_map(|(n, r)| r.fields.iter().filter(|f| keep(n, f)).map(move |f| (*n, f)));
     if let Some((name, field)) = best_quoted(message, fields) {
         return Some(Blame::new(field, name));
     }
     let (name, resource) = named.first()?;
-    Some(Blame::new(resource.objects.iter().find(keep)?, name))
+    Some(Blame::new(
+        resource.objects.iter().find(|f| keep(name, f))?,
+        name,
+    ))
 }
 
 /// A route configuration's rejection: narrowed to the route configurations,

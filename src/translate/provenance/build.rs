@@ -74,6 +74,17 @@ pub(super) fn build(mesh: &MeshConfig, source: &SourceIndex) -> Provenance {
             }
             None => vec![(ANY_PORT.to_string(), None)],
         };
+        // The rules some proxies see instead of the default one.
+        let others: Vec<_> = (mesh.destination_rule_set.by_host.get(host))
+            .filter(|rules| rules.varies(&mesh.mesh.root_namespace))
+            .into_iter()
+            .flat_map(|rules| rules.rules.iter())
+            .filter(|r| {
+                dr.as_ref()
+                    .is_none_or(|(d, _)| !std::ptr::eq(*d, r.as_ref()))
+            })
+            .map(|r| (r.as_ref(), locator(source, &r.origin)))
+            .collect();
         for (port, port_field) in ports {
             let vhost = virtual_host(host, port_field.as_ref(), vs.as_ref());
             out.virtual_hosts
@@ -81,6 +92,10 @@ pub(super) fn build(mesh: &MeshConfig, source: &SourceIndex) -> Provenance {
                 .or_default()
                 .insert(format!("{host}:{port}"), vhost);
             clusters(&mut out, (host, &port), port_field.as_ref(), dr.as_ref());
+            // Their fields join the clusters' (the port is recorded once).
+            for other in &others {
+                clusters(&mut out, (host, &port), None, Some(other));
+            }
         }
     }
     out.resources.insert(
@@ -241,14 +256,15 @@ fn clusters(
     dr: Option<&(&DestinationRule, Locator<'_>)>,
 ) {
     let name = |subset: &str| format!("outbound|{port}|{subset}|{host}");
+    // Several rules may make one cluster (for proxies that see different
+    // ones): each adds its fields; `blame` keeps those of the rule the
+    // rejecting proxy sees.
     let mut add = |name: String, objects: Vec<Field>, fields: Vec<Field>| {
-        let eds = ResourceProvenance {
-            objects: objects.clone(),
-            fields: Vec::new(),
-        };
-        out.resources.insert(("eds", name.clone()), eds);
-        out.resources
-            .insert(("cds", name), ResourceProvenance { objects, fields });
+        let eds = out.resources.entry(("eds", name.clone())).or_default();
+        eds.objects.extend(objects.iter().cloned());
+        let cds = out.resources.entry(("cds", name)).or_default();
+        cds.objects.extend(objects);
+        cds.fields.extend(fields);
     };
     let Some((dr, at)) = dr else {
         add(name(""), port_field.into_iter().cloned().collect(), vec![]);

@@ -105,6 +105,7 @@ fn rejecter(ns: &str, patched: Vec<PatchRef>) -> Rejecter {
     Rejecter {
         namespace: Some(ns.into()),
         patched,
+        ..Default::default()
     }
 }
 
@@ -243,13 +244,13 @@ fn the_patch_index_keeps_each_change_once() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("filter.yaml"), FILTER).unwrap();
     let mesh = load_dir(dir.path()).unwrap();
-    let who = index.rejecter(&mesh.envoy_filters, "istio-system", &proxy);
+    let who = index.rejecter(&mesh, &proxy);
     assert_eq!(who.patched.len(), 1);
     let elsewhere = crate::registry::Proxy {
         namespace: "shop".into(),
         ..Default::default()
     };
-    let who = index.rejecter(&mesh.envoy_filters, "istio-system", &elsewhere);
+    let who = index.rejecter(&mesh, &elsewhere);
     assert!(who.patched.is_empty());
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::build::locator;
 use super::{Field, Provenance, ResourceProvenance};
-use crate::config::model::{EnvoyFilter, MeshConfig};
+use crate::config::model::MeshConfig;
 use crate::config::SourceIndex;
 use crate::registry::Proxy;
 use crate::translate::envoy_filter::{applicable, Patched};
@@ -36,6 +36,28 @@ pub struct Rejecter {
     pub namespace: Option<String>,
     /// The patches that changed its resources.
     pub patched: Vec<PatchRef>,
+    /// For each host whose proxies do not all see one DestinationRule,
+    /// the rule this proxy sees (`NAMESPACE/NAME`; `None`: no rule), so
+    /// that only its fields are blamed for the host's clusters.
+    pub rules: BTreeMap<String, Option<String>>,
+}
+
+/// The DestinationRule `proxy` sees for each host where proxies see
+/// different ones (see [`Rejecter::rules`]).
+fn seen_rules(mesh: &MeshConfig, proxy: &Proxy) -> BTreeMap<String, Option<String>> {
+    let root = &mesh.mesh.root_namespace;
+    let client = crate::config::model::RuleClient {
+        namespace: &proxy.namespace,
+        labels: &proxy.labels,
+    };
+    (mesh.destination_rule_set.by_host.iter())
+        .filter(|(_, rules)| rules.varies(root))
+        .map(|(host, rules)| {
+            let seen = rules.visible(client, root);
+            let name = seen.map(|dr| format!("{}/{}", dr.origin.namespace, dr.origin.name));
+            (host.as_str().to_string(), name)
+        })
+        .collect()
 }
 
 /// The resources `EnvoyFilter` patches changed over the proxies of one
@@ -67,12 +89,13 @@ impl PatchIndex {
         self.0.is_empty()
     }
 
-    /// What is known of `proxy`: its namespace and the changes of the
-    /// filters of `filters` that apply to it.
-    pub fn rejecter(&self, filters: &[Arc<EnvoyFilter>], root: &str, proxy: &Proxy) -> Rejecter {
+    /// What is known of `proxy`: its namespace, the changes of the
+    /// `EnvoyFilter`s of `mesh` that apply to it, and the rules it sees.
+    pub fn rejecter(&self, mesh: &MeshConfig, proxy: &Proxy) -> Rejecter {
+        let root = &mesh.mesh.root_namespace;
         let mut patched = Vec::new();
         if !self.is_empty() {
-            for f in applicable(filters, root, proxy) {
+            for f in applicable(&mesh.envoy_filters, root, proxy) {
                 let key = format!("{}/{}", f.origin.namespace, f.origin.name);
                 patched.extend(self.0.get(&key).into_iter().flatten().cloned());
             }
@@ -80,6 +103,7 @@ impl PatchIndex {
         Rejecter {
             namespace: Some(proxy.namespace.clone()),
             patched,
+            rules: seen_rules(mesh, proxy),
         }
     }
 }

@@ -242,3 +242,52 @@ fn services_without_a_service_entry_match_any_port() {
     let vhost = p.virtual_host("outbound", "payment.default.svc.cluster.local:8080");
     assert_eq!(vhost.unwrap().routes.len(), 2);
 }
+
+/// `POLICY` as team-a's own rule for payment (lines shift by two: the
+/// namespace and `exportTo`; the connect timeout is at line 16).
+fn team_a_policy() -> String {
+    POLICY
+        .replace(
+            "  name: payment\n",
+            "  name: payment-a\n  namespace: team-a\n",
+        )
+        .replace(
+            "  host: payment\n",
+            "  host: payment.default.svc.cluster.local\n  exportTo: [\".\"]\n",
+        )
+}
+
+#[test]
+fn a_cluster_nack_is_blamed_on_the_rule_the_rejecting_proxy_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let fine = POLICY.replace("3000000h", "1s");
+    let team_a = team_a_policy();
+    let files = [
+        ("service.yaml", SERVICE),
+        ("policy.yaml", fine.as_str()),
+        ("team-a.yaml", team_a.as_str()),
+    ];
+    let p = built(dir.path(), &files);
+    let mesh = load_dir(dir.path()).unwrap();
+    let proxy = |ns: &str| crate::registry::Proxy {
+        namespace: ns.into(),
+        ..Default::default()
+    };
+    let who = |ns: &str| PatchIndex::default().rejecter(&mesh, &proxy(ns));
+    let host = "payment.default.svc.cluster.local";
+    assert_eq!(
+        who("team-a").rules.get(host),
+        Some(&Some("team-a/payment-a".to_string()))
+    );
+    let b = p.blame_for(CLUSTER, DURATION_NACK, &who("team-a")).unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.namespace.as_str(), b.name.as_str()),
+        ("DestinationRule", "team-a", "payment-a")
+    );
+    assert_eq!(b.file, dir.path().join("team-a.yaml"));
+    assert_eq!((b.line, b.column), (16, 9));
+    // A proxy that sees the default rule sent nothing of team-a's: its
+    // fields are not blamed, whatever the message quotes.
+    let b = p.blame_for(CLUSTER, DURATION_NACK, &who("default"));
+    assert!(b.as_ref().is_none_or(|b| b.namespace != "team-a"), "{b:?}");
+}
