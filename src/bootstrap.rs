@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::model::{addresses_overlap, Locality, Topology, CLUSTER_LABEL, NETWORK_LABEL};
+use crate::config::model::{shared_socket, Locality, Topology, CLUSTER_LABEL, NETWORK_LABEL};
 
 pub mod stats;
 
@@ -337,19 +337,15 @@ fn sockets_apart(spec: &SidecarSpec) -> Result<(), BootstrapError> {
         ]);
     }
     sockets.extend(spec.stats_port.map(|p| ("--stats-port", inbound, p)));
-    for (i, &(first, a, port)) in sockets.iter().enumerate() {
-        let clash = (sockets[i + 1..].iter())
-            .find(|&&(_, b, p)| p == port && port != 0 && addresses_overlap(a, b));
-        if let Some(&(second, b, _)) = clash {
-            return Err(BootstrapError::SharedSocket {
-                first,
-                first_at: format!("{a}:{port}"),
-                second,
-                second_at: format!("{b}:{port}"),
-            });
-        }
+    match shared_socket(&sockets) {
+        Some((first, first_at, second, second_at)) => Err(BootstrapError::SharedSocket {
+            first,
+            first_at,
+            second,
+            second_at,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A gateway's `--upstream-bind-address`: Envoy binds every upstream

@@ -297,3 +297,46 @@ async fn revoking_a_running_sidecars_token_cuts_its_stream_and_its_renewals() {
     // Its reconnects are refused at open.
     assert!(refused(&trellis, "revoked").await >= 2);
 }
+
+/// A hand-edited bootstrap whose inbound port is its outbound port (which
+/// `trellis bootstrap` refuses to write): its stream is refused with both
+/// keys named, and it is not registered. Before, it was served, and Envoy
+/// refused every listener update after its outbound listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_two_listeners_on_one_address_is_refused_by_name() {
+    let config = ConfigDir::new().unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = SidecarSpec::new("ledger", &[], free_port());
+    let token = dir.path().join("ledger.token");
+    trellis.write_token("ledger", "ledger", "1h", &token).unwrap();
+    spec.token_file = Some(token);
+    let file = dir.path().join(format!("{}.yaml", spec.node_id));
+    spec.write_bootstrap(&trellis.xds_addr(), &file).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (from, to) = (
+        format!("inbound_port: {}\n", spec.inbound_port),
+        format!("inbound_port: {}\n", spec.outbound_port),
+    );
+    assert!(text.contains(&from), "{text}");
+    std::fs::write(&file, text.replace(&from, &to)).unwrap();
+    let mut cmd = Command::new(envoy_bin());
+    cmd.arg("-c").arg(&file);
+    cmd.args([
+        "--disable-hot-restart",
+        "--concurrency",
+        "1",
+        "--log-level",
+        "warn",
+    ]);
+    let log = dir.path().join("envoy.log");
+    let _envoy = ChildGuard::spawn(&spec.node_id, cmd, &log).unwrap();
+    wait_refused(&trellis, "bad_node").await;
+    let said = format!(
+        "node metadata outbound_port (127.0.0.1:{p}) and inbound_port (127.0.0.1:{p}) cannot both listen",
+        p = spec.outbound_port
+    );
+    assert!(trellis.log().contains(&said), "{}", trellis.log());
+    let proxies = trellis.debug_proxies().await.unwrap().to_string();
+    assert!(!proxies.contains(&spec.node_id), "{proxies}");
+}

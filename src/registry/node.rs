@@ -41,6 +41,19 @@ pub enum NodeError {
         /// The value as given.
         value: String,
     },
+    /// Two of the sidecar's sockets on one address: Envoy would refuse
+    /// the listener update (or fail to start its admin interface).
+    #[error("node metadata {first} ({first_at}) and {second} ({second_at}) cannot both listen")]
+    SharedSocket {
+        /// The first key.
+        first: &'static str,
+        /// Its address.
+        first_at: String,
+        /// The second key.
+        second: &'static str,
+        /// Its address.
+        second_at: String,
+    },
 }
 
 impl Proxy {
@@ -69,7 +82,7 @@ impl Proxy {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "127.0.0.1".to_string());
         let labels = labels(md)?;
-        Ok(Proxy {
+        let proxy = Proxy {
             id: node.id.clone(),
             topology: topology(node, md, &labels)?,
             labels,
@@ -83,7 +96,33 @@ impl Proxy {
             service_account,
             inbound_address,
             gateway: None,
-        })
+        };
+        sockets_apart(&proxy)?;
+        Ok(proxy)
+    }
+}
+
+/// A sidecar's app, listeners and admin interface each on an address of
+/// its own, as `trellis bootstrap` checks them: a hand-written bootstrap
+/// that puts two on one is refused here, by name, rather than by Envoy
+/// at every push.
+fn sockets_apart(p: &Proxy) -> Result<(), NodeError> {
+    let (loopback, inbound) = ("127.0.0.1", p.inbound_address.as_str());
+    let sockets = [
+        ("admin_port", loopback, p.admin_port.unwrap_or(0)),
+        ("app_port", loopback, p.app_port),
+        ("outbound_port", loopback, p.outbound_port),
+        ("inbound_port", inbound, p.inbound_port),
+        ("stats_port", inbound, p.stats_port.unwrap_or(0)),
+    ];
+    match crate::config::model::shared_socket(&sockets) {
+        Some((first, first_at, second, second_at)) => Err(NodeError::SharedSocket {
+            first,
+            first_at,
+            second,
+            second_at,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -364,6 +403,60 @@ mod tests {
         assert_eq!(p.topology.cluster, "");
         let p = Proxy::from_node(&node(full())).unwrap();
         assert!(p.topology.locality.is_empty());
+    }
+
+    #[test]
+    fn two_sockets_on_one_address_name_both_keys() {
+        let with = |extra: Vec<(&'static str, Value)>| {
+            let mut f = full();
+            f.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            f.extend(extra);
+            Proxy::from_node(&node(f))
+        };
+        // The inbound port on the loopback outbound address.
+        let err = with(vec![
+            ("inbound_address", s("127.0.0.1")),
+            ("inbound_port", n(15001.0)),
+        ]);
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "node metadata outbound_port (127.0.0.1:15001) and inbound_port (127.0.0.1:15001) \
+             cannot both listen"
+        );
+        // A wildcard inbound address takes every loopback port too.
+        let err = with(vec![
+            ("inbound_address", s("0.0.0.0")),
+            ("inbound_port", n(8080.0)),
+        ]);
+        assert!(matches!(
+            err,
+            Err(NodeError::SharedSocket {
+                first: "app_port",
+                ..
+            })
+        ));
+        let err = with(vec![("stats_port", n(15006.0))]);
+        assert!(matches!(
+            err,
+            Err(NodeError::SharedSocket {
+                second: "stats_port",
+                ..
+            })
+        ));
+        let err = with(vec![("admin_port", n(15001.0))]);
+        assert!(matches!(
+            err,
+            Err(NodeError::SharedSocket {
+                first: "admin_port",
+                ..
+            })
+        ));
+        // The workload's own address may reuse the app's port number.
+        let ok = with(vec![
+            ("inbound_address", s("10.0.0.5")),
+            ("inbound_port", n(8080.0)),
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

@@ -95,6 +95,21 @@ impl IngressPort {
     }
 }
 
+/// The first two of `sockets` (`(name, address, port)`, port 0 meaning
+/// none) that cannot both listen: `(first, first at, second, second at)`.
+pub fn shared_socket<'a>(
+    sockets: &[(&'a str, &str, u16)],
+) -> Option<(&'a str, String, &'a str, String)> {
+    for (i, &(first, a, port)) in sockets.iter().enumerate() {
+        let clash = (sockets[i + 1..].iter())
+            .find(|&&(_, b, p)| p == port && port != 0 && addresses_overlap(a, b));
+        if let Some(&(second, b, _)) = clash {
+            return Some((first, format!("{a}:{port}"), second, format!("{b}:{port}")));
+        }
+    }
+    None
+}
+
 /// True when listening on `a` and on `b` at one port cannot both succeed:
 /// the same address, or a wildcard of the other's family.
 pub fn addresses_overlap(a: &str, b: &str) -> bool {
