@@ -252,18 +252,10 @@ pub enum BootstrapError {
         /// From the labels.
         labelled: String,
     },
-    /// Two of a sidecar's sockets on one address: the second could not bind.
-    #[error("{first} ({first_at}) and {second} ({second_at}) cannot both listen: each needs a port of its own")]
-    SharedSocket {
-        /// The flag of one (`--outbound-port`, ...).
-        first: &'static str,
-        /// Its `ADDRESS:PORT`.
-        first_at: String,
-        /// The flag of the other.
-        second: &'static str,
-        /// Its `ADDRESS:PORT` (the same, or one a wildcard covers).
-        second_at: String,
-    },
+    /// Two of a sidecar's sockets on one address, named by their flags
+    /// (`--outbound-port`, ...).
+    #[error("{0}: each needs a port of its own")]
+    SharedSocket(#[from] crate::config::model::SharedSocket),
     /// YAML encoding failed (not expected for these values).
     #[error("encoding the bootstrap as YAML: {0}")]
     Yaml(#[from] yaml_serde::Error),
@@ -337,15 +329,7 @@ fn sockets_apart(spec: &SidecarSpec) -> Result<(), BootstrapError> {
         ]);
     }
     sockets.extend(spec.stats_port.map(|p| ("--stats-port", inbound, p)));
-    match shared_socket(&sockets) {
-        Some((first, first_at, second, second_at)) => Err(BootstrapError::SharedSocket {
-            first,
-            first_at,
-            second,
-            second_at,
-        }),
-        None => Ok(()),
-    }
+    Ok(shared_socket(&sockets)?)
 }
 
 /// A gateway's `--upstream-bind-address`: Envoy binds every upstream

@@ -309,7 +309,9 @@ async fn a_node_with_two_listeners_on_one_address_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = SidecarSpec::new("ledger", &[], free_port());
     let token = dir.path().join("ledger.token");
-    trellis.write_token("ledger", "ledger", "1h", &token).unwrap();
+    trellis
+        .write_token("ledger", "ledger", "1h", &token)
+        .unwrap();
     spec.token_file = Some(token);
     let file = dir.path().join(format!("{}.yaml", spec.node_id));
     spec.write_bootstrap(&trellis.xds_addr(), &file).unwrap();

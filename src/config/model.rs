@@ -46,7 +46,7 @@ pub use gateway::{
     TlsSource, TlsVersion,
 };
 
-pub use ingress::{addresses_overlap, shared_socket, IngressEndpoint, IngressPort};
+pub use ingress::{addresses_overlap, shared_socket, IngressEndpoint, IngressPort, SharedSocket};
 pub use locality::{
     locality_matches, Locality, LocalityDistribute, LocalityFailover, LocalityLbSetting, Topology,
     CLUSTER_LABEL, NETWORK_LABEL, REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL,

@@ -41,19 +41,11 @@ pub enum NodeError {
         /// The value as given.
         value: String,
     },
-    /// Two of the sidecar's sockets on one address: Envoy would refuse
-    /// the listener update (or fail to start its admin interface).
-    #[error("node metadata {first} ({first_at}) and {second} ({second_at}) cannot both listen")]
-    SharedSocket {
-        /// The first key.
-        first: &'static str,
-        /// Its address.
-        first_at: String,
-        /// The second key.
-        second: &'static str,
-        /// Its address.
-        second_at: String,
-    },
+    /// Two of the sidecar's sockets on one address, named by their keys:
+    /// Envoy would refuse the listener update (or fail to start its admin
+    /// interface).
+    #[error("node metadata {0}")]
+    SharedSocket(#[from] crate::config::model::SharedSocket),
 }
 
 impl Proxy {
@@ -115,15 +107,7 @@ fn sockets_apart(p: &Proxy) -> Result<(), NodeError> {
         ("inbound_port", inbound, p.inbound_port),
         ("stats_port", inbound, p.stats_port.unwrap_or(0)),
     ];
-    match crate::config::model::shared_socket(&sockets) {
-        Some((first, first_at, second, second_at)) => Err(NodeError::SharedSocket {
-            first,
-            first_at,
-            second,
-            second_at,
-        }),
-        None => Ok(()),
-    }
+    Ok(crate::config::model::shared_socket(&sockets)?)
 }
 
 /// Envoy's `node.locality` (what Envoy itself believes), else the
@@ -428,29 +412,11 @@ mod tests {
             ("inbound_address", s("0.0.0.0")),
             ("inbound_port", n(8080.0)),
         ]);
-        assert!(matches!(
-            err,
-            Err(NodeError::SharedSocket {
-                first: "app_port",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(NodeError::SharedSocket(c)) if c.first == "app_port"));
         let err = with(vec![("stats_port", n(15006.0))]);
-        assert!(matches!(
-            err,
-            Err(NodeError::SharedSocket {
-                second: "stats_port",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(NodeError::SharedSocket(c)) if c.second == "stats_port"));
         let err = with(vec![("admin_port", n(15001.0))]);
-        assert!(matches!(
-            err,
-            Err(NodeError::SharedSocket {
-                first: "admin_port",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(NodeError::SharedSocket(c)) if c.first == "admin_port"));
         // The workload's own address may reuse the app's port number.
         let ok = with(vec![
             ("inbound_address", s("10.0.0.5")),

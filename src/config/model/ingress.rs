@@ -95,19 +95,36 @@ impl IngressPort {
     }
 }
 
+/// Two of a proxy's sockets on one address: the second could not bind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{first} ({first_at}) and {second} ({second_at}) cannot both listen")]
+pub struct SharedSocket {
+    /// What names one (a flag, a metadata key).
+    pub first: &'static str,
+    /// Its `ADDRESS:PORT`.
+    pub first_at: String,
+    /// What names the other.
+    pub second: &'static str,
+    /// Its `ADDRESS:PORT` (the same, or one a wildcard covers).
+    pub second_at: String,
+}
+
 /// The first two of `sockets` (`(name, address, port)`, port 0 meaning
-/// none) that cannot both listen: `(first, first at, second, second at)`.
-pub fn shared_socket<'a>(
-    sockets: &[(&'a str, &str, u16)],
-) -> Option<(&'a str, String, &'a str, String)> {
+/// none) that cannot both listen.
+pub fn shared_socket(sockets: &[(&'static str, &str, u16)]) -> Result<(), SharedSocket> {
     for (i, &(first, a, port)) in sockets.iter().enumerate() {
         let clash = (sockets[i + 1..].iter())
             .find(|&&(_, b, p)| p == port && port != 0 && addresses_overlap(a, b));
         if let Some(&(second, b, _)) = clash {
-            return Some((first, format!("{a}:{port}"), second, format!("{b}:{port}")));
+            return Err(SharedSocket {
+                first,
+                first_at: format!("{a}:{port}"),
+                second,
+                second_at: format!("{b}:{port}"),
+            });
         }
     }
-    None
+    Ok(())
 }
 
 /// True when listening on `a` and on `b` at one port cannot both succeed:
