@@ -64,13 +64,13 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
         (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
     });
     let (mesh, peer_authentications) = security::security(meshes, peer_authentications, &mut diags);
-    let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags);
+    let mut warnings = convert_warnings;
+    let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags, &mut warnings);
     let services = services(raw_services, &mut diags);
     let (routed, route_refs) = gateway_api::attach(api, &services, &refs, &mut diags);
     raw_vs.extend(routed);
     gateway_refs.extend(route_refs);
-    let mut warnings = gateway::unbound(&gateways, &gateway_refs);
-    warnings.extend(convert_warnings);
+    warnings.extend(gateway::unbound(&gateways, &gateway_refs));
     let gateways = gateway::gateways(gateways, &mut diags);
     gateway::check_refs(&gateway_refs, &gateways, &mut diags);
     delegate::resolve(

@@ -10,13 +10,15 @@ use crate::config::diag::Diagnostic;
 use crate::config::model::{MeshSettings, Telemetry};
 
 /// The `Telemetry` resources sorted by namespace and name, with errors
-/// in `diags`.
+/// in `diags` and, in `warnings`, tracing that reaches no provider.
 pub(crate) fn telemetries(
     mesh: &MeshSettings,
     mut telemetries: Vec<(Arc<DocInfo>, Telemetry)>,
     diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Vec<Telemetry> {
     telemetries.sort_by_key(|(doc, _)| doc.qualified());
+    warnings.extend(tracing_without_provider(mesh, &telemetries));
     let mut wide: BTreeMap<&str, &DocInfo> = BTreeMap::new();
     for (doc, t) in &telemetries {
         providers(mesh, doc, t, diags);
@@ -39,6 +41,34 @@ pub(crate) fn telemetries(
         }
     }
     telemetries.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Warnings for `tracing` entries that name no provider and inherit none
+/// (from the `Mesh`'s `defaultProviders.tracing`, the root namespace's or
+/// their own namespace's namespace-wide `Telemetry`): as in Istio, their
+/// workloads report no spans, whatever sampling or tags they set.
+fn tracing_without_provider(
+    mesh: &MeshSettings,
+    telemetries: &[(Arc<DocInfo>, Telemetry)],
+) -> Vec<Diagnostic> {
+    let names = |t: &Telemetry| t.tracing.as_ref().is_some_and(|s| !s.providers.is_empty());
+    let wide_names = |ns: &str| {
+        (telemetries.iter()).any(|(d, t)| d.namespace == ns && t.selector.is_none() && names(t))
+    };
+    if !mesh.telemetry.default_providers.tracing.is_empty() || wide_names(&mesh.root_namespace) {
+        return Vec::new();
+    }
+    (telemetries.iter())
+        .filter(|(_, t)| t.tracing.as_ref().is_some_and(|s| s.providers.is_empty()))
+        .filter(|(_, t)| t.tracing.as_ref().and_then(|s| s.disable_span_reporting) != Some(true))
+        .filter(|(d, t)| t.selector.is_none() || !wide_names(&d.namespace))
+        .map(|(doc, _)| {
+            let msg = "tracing names no provider and inherits none (the Mesh's \
+                       defaultProviders.tracing, a namespace-wide Telemetry): these workloads \
+                       report no spans";
+            doc.diagnostic("spec.tracing[0]", msg)
+        })
+        .collect()
 }
 
 fn providers(mesh: &MeshSettings, doc: &DocInfo, t: &Telemetry, diags: &mut Vec<Diagnostic>) {

@@ -170,3 +170,44 @@ fn mesh_provider_errors() {
         "f.yaml:31:21: error: Mesh/m: spec.defaultProviders.accessLogging[0]: unknown provider \"a\": not in extensionProviders",
     ]);
 }
+
+#[test]
+fn tracing_that_reaches_no_provider_is_a_warning() {
+    let sampled = "  tracing:\n  - randomSamplingPercentage: 10\n";
+    let warnings = |files: &[(&str, &str)]| -> Vec<String> {
+        let cfg = load(files).unwrap();
+        cfg.warnings.iter().map(|w| w.warning()).collect()
+    };
+    let alone = telemetry("mesh-default", "istio-system", sampled);
+    let w = warnings(&[("t.yaml", &alone)]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("Telemetry/mesh-default: spec.tracing[0]: tracing names no provider"),
+        "{w:?}"
+    );
+    // A provider from the Mesh's defaults, or from a namespace-wide
+    // Telemetry above it: the sampling applies to it, no warning.
+    assert_eq!(
+        warnings(&[("m.yaml", MESH), ("t.yaml", &alone)]),
+        Vec::<String>::new()
+    );
+    let mut mesh = MESH.replace("  defaultProviders:\n    tracing: [zipkin]\n", "");
+    mesh.push_str("---\n");
+    mesh.push_str(&telemetry(
+        "root",
+        "istio-system",
+        "  tracing:\n  - providers: [{name: zipkin}]\n",
+    ));
+    let team = telemetry("team", "shop", sampled);
+    assert_eq!(
+        warnings(&[("m.yaml", &mesh), ("t.yaml", &team)]),
+        Vec::<String>::new()
+    );
+    // Spans switched off: nothing to warn about.
+    let off = telemetry(
+        "off",
+        "shop",
+        "  tracing:\n  - disableSpanReporting: true\n",
+    );
+    assert_eq!(warnings(&[("t.yaml", &off)]), Vec::<String>::new());
+}
