@@ -357,3 +357,46 @@ async fn a_virtual_service_routes_grpc_by_path_prefix() {
     let hello = wait_grpc(port, host, "/pkg.Greeter/Hello", &[], "grpc-a").await;
     assert_eq!(hello.message, "grpc-a /pkg.Greeter/Hello");
 }
+
+/// A GRPCRoute and an older HTTPRoute for `greeter` port 50051: the
+/// GRPCRoute takes precedence on that Service and port (GEP-1294), so the
+/// HTTPRoute's catch-all to grpc-a is ignored and a method the GRPCRoute
+/// does not match has no route. Before, the two merged and such calls
+/// went to grpc-a.
+const TWO_KINDS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: catch-all, creationTimestamp: '2024-01-01T00:00:00Z'}
+spec:
+  parentRefs: [{group: '', kind: Service, name: greeter, port: 50051}]
+  rules:
+  - backendRefs: [{name: grpc-a, port: 50051}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: hello, creationTimestamp: '2024-02-01T00:00:00Z'}
+spec:
+  parentRefs: [{group: '', kind: Service, name: greeter, port: 50051}]
+  rules:
+  - matches: [{method: {service: pkg.Greeter, method: Hello}}]
+    backendRefs: [{name: grpc-b, port: 50051}]
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_service_an_http_route_gives_way_to_a_grpc_route() {
+    let config = ConfigDir::with(&[
+        ("services.yaml", &services("default")),
+        ("routes.yaml", TWO_KINDS),
+    ])
+    .unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let _a = grpc_instance(&trellis, "default", "grpc-a").await;
+    let _b = grpc_instance(&trellis, "default", "grpc-b").await;
+    let client = sidecar_in(&trellis, "default", "client", free_port()).await;
+    let port = client.outbound_port();
+    let host = "greeter:50051";
+    wait_grpc(port, host, "/pkg.Greeter/Hello", &[], "grpc-b").await;
+    let bye = tally(port, host, "/pkg.Greeter/Bye", 10).await;
+    assert_eq!(bye.get("grpc-a"), 0, "the HTTPRoute is ignored: {bye:?}");
+    let warned = "HTTPRoute/catch-all: spec.parentRefs[0]: ignored for Service greeter.default.svc.cluster.local port 50051";
+    assert!(trellis.log().contains(warned), "{}", trellis.log());
+}

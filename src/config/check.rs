@@ -67,7 +67,8 @@ pub(crate) fn finish(loader: Loader, files: Vec<PathBuf>) -> Result<MeshConfig, 
     let mut warnings = convert_warnings;
     let telemetries = telemetry::telemetries(&mesh, telemetries, &mut diags, &mut warnings);
     let services = services(raw_services, &mut diags);
-    let (routed, route_refs) = gateway_api::attach(api, &services, &refs, &mut diags);
+    let (routed, route_refs) =
+        gateway_api::attach(api, &services, &refs, &mut diags, &mut warnings);
     raw_vs.extend(routed);
     gateway_refs.extend(route_refs);
     warnings.extend(gateway::unbound(&gateways, &gateway_refs));

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod kinds;
 mod merge;
 
 use merge::Part;
@@ -32,6 +33,7 @@ pub(super) fn attach(
     services: &BTreeMap<Host, Service>,
     refs: &[DestRef],
     diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> (Routed, GatewayRefs) {
     for (doc, r) in &api.cross {
         if !api.grants.iter().any(|g| g.allows(&doc.namespace, r)) {
@@ -44,7 +46,7 @@ pub(super) fn attach(
         }
     }
     grpc_backends(refs, services, diags);
-    route_all(&api, services, diags)
+    route_all(&api, services, diags, warnings)
 }
 
 /// Every route attached and merged per host: the VirtualServices, and
@@ -53,6 +55,7 @@ fn route_all(
     api: &GatewayApi,
     services: &BTreeMap<Host, Service>,
     diags: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> (Routed, GatewayRefs) {
     let gateways: BTreeMap<&str, &KubeGateway> = (api.gateways.iter())
         .map(|(_, g)| (g.qualified.as_str(), g))
@@ -74,6 +77,8 @@ fn route_all(
             entry.1.push(part);
         }
     }
+    kinds::on_gateways(&mut on_gateways, warnings);
+    kinds::on_services(&mut on_services, services, warnings);
     let mut routed: Routed = (on_gateways.into_iter())
         .filter_map(|(host, (gws, parts))| merge::gateway_vs(&host, gws, parts))
         .collect();

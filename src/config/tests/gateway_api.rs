@@ -516,3 +516,97 @@ spec:
     .unwrap_err();
     assert_eq!(e, ["c.yaml:9:5: error: HTTPRoute/mine: spec.parentRefs[0]: host web.default.svc.cluster.local is already routed by VirtualService default/web (v.yaml:1): sidecars take one VirtualService per host (Istio's IST0109 conflict); merge the rules, or bind both to a gateway, where they merge"]);
 }
+
+/// A GRPCRoute `name` created at `created` on `parent` (a parentRef).
+fn grpc_route(name: &str, created: &str, parent: &str, hostnames: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: {name}
+  creationTimestamp: {created}
+spec:
+  parentRefs: [{parent}]
+{hostnames}  rules:
+  - matches: [{{method: {{service: pkg.Svc}}}}]
+    backendRefs: [{{name: web, port: 8080}}]
+"
+    )
+}
+
+#[test]
+fn an_http_route_and_a_grpc_route_on_one_gateway_hostname_do_not_merge() {
+    let h2 = SERVICES.replace("{name: http, port: 8080}", "{name: grpc, port: 8080}");
+    let http = |created: &str| {
+        route("default", ROOT).replace(
+            "  namespace: default\n",
+            &format!("  namespace: default\n  creationTimestamp: {created}\n"),
+        )
+    };
+    let hosts = "  hostnames: [web.example.com]\n";
+    let grpc = grpc_route("g", "2024-01-02T00:00:00Z", "{name: gw}", hosts);
+    let load_with = |http: &str| {
+        let files = [
+            ("s.yaml", h2.as_str()),
+            ("g.yaml", &gateway("Same")),
+            ("h.yaml", http),
+            ("r.yaml", &grpc),
+        ];
+        load(&files).unwrap()
+    };
+    // The GRPCRoute is older: the HTTPRoute is left out there, with a warning.
+    let cfg = load_with(&http("2024-01-03T00:00:00Z"));
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("HTTPRoute/r: spec.hostnames: not accepted on Gateway default/gw: GRPCRoute default/g also serves hostname web.example.com there and is older"),
+        "{w:?}"
+    );
+    let vs = &cfg.gateway_virtual_services[0];
+    assert_eq!(vs.origin.kind, "GRPCRoute");
+    assert_eq!(vs.http.len(), 1, "only the GRPCRoute's rule: {vs:?}");
+    // The HTTPRoute is older: the GRPCRoute is left out.
+    let cfg = load_with(&http("2024-01-01T00:00:00Z"));
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
+    assert!(
+        w.len() == 1 && w[0].contains("GRPCRoute/g: spec.hostnames: not accepted"),
+        "{w:?}"
+    );
+    let vs = &cfg.gateway_virtual_services[0];
+    assert_eq!(rule_paths(vs), ["/"]);
+}
+
+#[test]
+fn on_a_service_a_grpc_route_takes_precedence_over_an_http_route() {
+    let h2 = SERVICES.replace(
+        "  name: web\nspec:\n  ports:\n  - {name: http, port: 8080}\n",
+        "  name: web\nspec:\n  ports:\n  - {name: grpc, port: 8080}\n  - {name: http, port: 9090}\n",
+    );
+    let service = "{group: \"\", kind: Service, name: web, port: 8080}";
+    let grpc = grpc_route("g", "2024-01-09T00:00:00Z", service, "");
+    let http = gamma("default", "h", "2024-01-01T00:00:00Z", ROOT);
+    let cfg = load(&[
+        ("s.yaml", h2.as_str()),
+        ("h.yaml", &http),
+        ("g.yaml", &grpc),
+    ])
+    .unwrap();
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("HTTPRoute/h: spec.parentRefs[0]: ignored for Service web.default.svc.cluster.local port 8080: GRPCRoute default/g routes it there"),
+        "{w:?}"
+    );
+    // The HTTPRoute keeps the Service's other port.
+    let web = crate::config::model::Host("web.default.svc.cluster.local".into());
+    let vs = &cfg.virtual_services[&web];
+    let ports: Vec<Option<u16>> = (vs.http.iter())
+        .flat_map(|r| r.matches.iter().map(|m| m.port))
+        .collect();
+    assert!(
+        ports.contains(&Some(9090)) && ports.contains(&Some(8080)),
+        "{ports:?}"
+    );
+    let http_rules = (vs.http.iter()).filter(|r| r.matches.iter().all(|m| m.port == Some(9090)));
+    assert_eq!(http_rules.count(), 1, "{vs:?}");
+}

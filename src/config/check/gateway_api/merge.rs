@@ -30,7 +30,7 @@ pub(super) struct Part {
 impl Part {
     /// The older route first (one without a timestamp after those with
     /// one), then `NAMESPACE/NAME` order.
-    fn age(&self) -> (bool, Option<&str>, &str, &str) {
+    pub(super) fn age(&self) -> (bool, Option<&str>, &str, &str) {
         let created = self.created.as_deref();
         (
             created.is_none(),
