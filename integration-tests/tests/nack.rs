@@ -185,3 +185,59 @@ fn validate_envoy_traces_the_connect_timeout_to_its_line() {
     assert!(line.starts_with(&place), "{line}\n{all}");
     assert!(line.contains("Duration"), "{line}");
 }
+
+/// A delegate VirtualService carries the regex Envoy rejects: the
+/// rejection is traced to the delegate's line, not to the root that
+/// delegates to it (the merged rule lives in the root's virtual host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_delegated_rule_is_traced_to_the_delegate() {
+    let CanaryMesh {
+        client,
+        v2: _v2,
+        v1: _v1,
+        trellis,
+        config,
+    } = CanaryMesh::weighted(100, 0, &["v1"]).await.unwrap();
+    let delegate = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: payment-api
+spec:
+  http:
+  - match:
+    - uri:
+        regex: "/(alpha|beta|gamma|delta){1,30}"
+    route:
+    - destination:
+        host: payment
+        subset: v2
+"#;
+    let root = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: payment
+spec:
+  hosts:
+  - payment
+  http:
+  - match:
+    - headers:
+        x-api: {exact: "yes"}
+    delegate: {name: payment-api}
+  - route:
+    - destination:
+        host: payment
+        subset: v1
+"#;
+    config.replace("delegate.yaml", delegate).unwrap();
+    config.replace("routes.yaml", root).unwrap();
+    let file = config.path().join("delegate.yaml");
+    let want = Expected {
+        kind: "VirtualService",
+        name: "payment-api",
+        file: &file,
+        at: position_of(delegate, "regex:"),
+    };
+    let node = &client.sidecar.spec.node_id;
+    assert_traced(&trellis, node, ("RouteConfiguration", "rds"), want).await;
+}

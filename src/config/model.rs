@@ -501,6 +501,21 @@ pub struct HttpRoute {
     pub mirrors: Vec<Mirror>,
     /// `corsPolicy`.
     pub cors: Option<CorsPolicy>,
+    /// Where the rule is written when that is not its VirtualService's
+    /// `spec.http[i]`: a delegate's rule, or a Gateway API route's (whose
+    /// rules merge into one VirtualService per host). Provenance blames it
+    /// there.
+    pub source: Option<Arc<RuleSource>>,
+}
+
+/// The object and field path a rule was written at (see
+/// [`HttpRoute::source`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSource {
+    /// The object.
+    pub origin: Origin,
+    /// The rule's path in it (`spec.http[2]`, `spec.rules[0].matches[1]`).
+    pub path: String,
 }
 
 /// `corsPolicy`: Envoy's CORS filter answers preflights and adds the

@@ -111,6 +111,7 @@ pub fn rule(action: RouteAction) -> HttpRoute {
         headers: Headers::default(),
         mirrors: Vec::new(),
         cors: None,
+        source: None,
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::super::convert::{Delegation, DocInfo};
 use super::super::diag::Diagnostic;
-use super::super::model::{Headers, HttpMatch, HttpRoute, StringMatch, VirtualService};
+use super::super::model::{Headers, HttpMatch, HttpRoute, RuleSource, StringMatch, VirtualService};
 
 /// The VirtualServices read, with their host paths.
 type Roots = Vec<(Arc<DocInfo>, Vec<String>, VirtualService)>;
@@ -72,7 +72,14 @@ fn merge_rules(
     let mut out = Vec::new();
     for (i, rule) in delegate.http.iter().enumerate() {
         match merge_rule(&d.root, rule) {
-            Some(r) => out.push(r),
+            Some(mut r) => {
+                // Blamed where the delegate writes it, not in the root.
+                r.source = Some(Arc::new(RuleSource {
+                    origin: ddoc.origin(),
+                    path: format!("spec.http[{i}]"),
+                }));
+                out.push(r)
+            }
             None => {
                 let msg = format!(
                     "no match of this rule falls within the match of {} in VirtualService {} ({}): Istio drops the rule there",
@@ -113,6 +120,7 @@ fn merge_rule(root: &HttpRoute, leaf: &HttpRoute) -> Option<HttpRoute> {
             leaf.mirrors.clone()
         },
         cors: leaf.cors.clone().or(root.cors.clone()),
+        source: None,
     })
 }
 

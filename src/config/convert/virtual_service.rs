@@ -201,6 +201,8 @@ fn http_route(
         headers,
         mirrors,
         cors,
+        // The VirtualService's own `spec.http[i]`.
+        source: None,
     })
 }
 

@@ -137,7 +137,16 @@ fn virtual_host(
 
 /// One route per match of rule `i` (one for a rule without matches).
 pub(super) fn rule_routes(at: &Locator<'_>, i: usize, rule: &HttpRoute) -> Vec<RouteProvenance> {
-    let rule_path = format!("spec.http[{i}]");
+    // A rule written elsewhere (a delegate's, a Gateway API route's) is
+    // located where it is written.
+    let written;
+    let (at, rule_path) = match &rule.source {
+        Some(s) => {
+            written = locator(at.source, &s.origin);
+            (&written, s.path.clone())
+        }
+        None => (at, format!("spec.http[{i}]")),
+    };
     let mut common = vec![at.field(&rule_path, None)];
     common.extend(rule_fields(at, &rule_path, rule));
     let base = rule.name.clone().unwrap_or_default();

@@ -291,3 +291,95 @@ fn a_cluster_nack_is_blamed_on_the_rule_the_rejecting_proxy_sees() {
     let b = p.blame_for(CLUSTER, DURATION_NACK, &who("default"));
     assert!(b.as_ref().is_none_or(|b| b.namespace != "team-a"), "{b:?}");
 }
+
+/// A delegate (line 9: its regex), whose rule the root VirtualService
+/// takes in place of its own.
+const DELEGATE: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: payment-api
+spec:
+  http:
+  - match:
+    - uri:
+        regex: \"/(alpha|beta|gamma|delta){1,30}\"
+    route:
+    - destination:
+        host: payment
+";
+
+const ROOT: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: payment
+spec:
+  hosts:
+  - payment
+  http:
+  - match:
+    - headers:
+        x-api: {exact: \"yes\"}
+    delegate: {name: payment-api}
+";
+
+#[test]
+fn a_delegated_rule_is_blamed_where_the_delegate_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("service.yaml", SERVICE),
+        ("root.yaml", ROOT),
+        ("delegate.yaml", DELEGATE),
+    ];
+    let b = built(dir.path(), &files).blame(ROUTES, RE2_NACK).unwrap();
+    assert_eq!(
+        (b.kind.as_str(), b.name.as_str()),
+        ("VirtualService", "payment-api")
+    );
+    assert_eq!(b.file, dir.path().join("delegate.yaml"));
+    assert_eq!((b.line, b.column), (9, 9));
+}
+
+/// An HTTPRoute `name` on Gateway `gw` for shop.example.com, created at
+/// `created`, with one rule matching `path`.
+fn http_route(name: &str, created: &str, path: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  creationTimestamp: {created}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [shop.example.com]
+  rules:
+  - matches:
+    - path: {path}
+    backendRefs: [{{name: payment, port: 80}}]
+"
+    )
+}
+
+#[test]
+fn a_merged_gateway_api_rule_is_blamed_in_its_own_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+";
+    let older = http_route("a", "2024-01-01T00:00:00Z", "{type: PathPrefix, value: /}");
+    let regex = "{type: RegularExpression, value: \"/(alpha|beta|gamma|delta){1,30}\"}";
+    let younger = http_route("b", "2024-02-01T00:00:00Z", regex);
+    let files = [
+        ("service.yaml", SERVICE),
+        ("gateway.yaml", gateway),
+        ("a.yaml", older.as_str()),
+        ("b.yaml", younger.as_str()),
+    ];
+    let b = built(dir.path(), &files).blame(ROUTES, RE2_NACK).unwrap();
+    assert_eq!((b.kind.as_str(), b.name.as_str()), ("HTTPRoute", "b"));
+    assert_eq!(b.file, dir.path().join("b.yaml"));
+    assert_eq!(b.line, 11, "{b:?}");
+}

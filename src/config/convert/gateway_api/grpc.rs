@@ -55,7 +55,8 @@ fn grpc_rule(
     };
     let mut out = Vec::new();
     for (j, m) in list.iter().enumerate() {
-        let Some(hm) = matches::grpc_match(cx, &format!("{path}.matches[{j}]"), m) else {
+        let at = format!("{path}.matches[{j}]");
+        let Some(hm) = matches::grpc_match(cx, &at, m) else {
             continue;
         };
         let method = m.method.as_ref();
@@ -72,6 +73,7 @@ fn grpc_rule(
             name: rule.name.clone(),
             timeout: None,
             retries: None,
+            at,
         };
         out.extend(
             route::assemble(cx, path, hm, &filters, backends.as_deref(), parts).map(|r| (rank, r)),

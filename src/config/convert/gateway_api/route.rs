@@ -1,13 +1,15 @@
 //! `HTTPRoute` → VirtualService-like rules: one rule per match, sorted in
 //! the API's precedence, with parents and hostnames for attachment.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::{join, Cx};
 use super::filters::{self, PathChange, RuleFilters};
 use super::{backends, matches, CrossRef, KubeRoute, Parent, ParentTarget, Rank, GROUP};
 use crate::config::model::{
-    Host, HttpMatch, HttpRoute, Retries, Rewrite, RouteAction, StringMatch, WeightedDestination,
+    Host, HttpMatch, HttpRoute, Retries, Rewrite, RouteAction, RuleSource, StringMatch,
+    WeightedDestination,
 };
 use crate::config::raw::gateway_api as raw;
 
@@ -106,6 +108,7 @@ fn http_rule(
             name: rule.name.clone(),
             timeout,
             retries: retries.clone(),
+            at: mpath,
         };
         let built = assemble(cx, path, m, &filters, backends.as_deref(), parts);
         out.extend(built.map(|r| (rank, r)));
@@ -134,6 +137,9 @@ pub(super) struct Parts {
     pub name: Option<String>,
     pub timeout: Option<Duration>,
     pub retries: Option<Retries>,
+    /// The match's path (`spec.rules[i].matches[j]`), where provenance
+    /// blames the rule made of it.
+    pub at: String,
 }
 
 /// One model rule for one match.
@@ -186,6 +192,10 @@ pub(super) fn assemble(
         headers: f.headers.clone(),
         mirrors: f.mirrors.clone(),
         cors: f.cors.clone(),
+        source: Some(Arc::new(RuleSource {
+            origin: cx.doc.origin(),
+            path: parts.at,
+        })),
     })
 }
 
