@@ -168,6 +168,12 @@ fn gateway(
         None => Default::default(),
     };
     let labels = labels(md)?;
+    let (admin_port, stats_port) = (opt_port(md, "admin_port")?, opt_port(md, "stats_port")?);
+    // Its stats listener binds the listen address (`trellis bootstrap`).
+    crate::config::model::shared_socket(&[
+        ("admin_port", "127.0.0.1", admin_port.unwrap_or(0)),
+        ("stats_port", &listen_address, stats_port.unwrap_or(0)),
+    ])?;
     Ok(Proxy {
         id: node.id.clone(),
         topology: topology(node, md, &labels)?,
@@ -176,7 +182,8 @@ fn gateway(
         namespace,
         service_account,
         inbound_address: listen_address.clone(),
-        admin_port: opt_port(md, "admin_port")?,
+        admin_port,
+        stats_port,
         gateway: Some(crate::registry::GatewayNode {
             listen_address,
             port_map,
@@ -498,6 +505,18 @@ mod tests {
                 ..
             })
         ));
+        // Its stats port is known (so no server port is put on it), and
+        // may not be its admin port.
+        let mut stats = nd.clone();
+        if let Some(md) = stats.metadata.as_mut() {
+            md.fields.insert("stats_port".into(), n(15090.0));
+        }
+        assert_eq!(Proxy::from_node(&stats).unwrap().stats_port, Some(15090));
+        if let Some(md) = stats.metadata.as_mut() {
+            md.fields.insert("admin_port".into(), n(15090.0));
+        }
+        let err = Proxy::from_node(&stats).unwrap_err().to_string();
+        assert_eq!(err, "node metadata admin_port (127.0.0.1:15090) and stats_port (127.0.0.1:15090) cannot both listen");
     }
 
     #[test]
