@@ -112,13 +112,15 @@ pub(super) fn exposed(
         scope.is_none_or(|sc| sc.admits_host(c.host.as_str()))
             && s.hosts.iter().any(|h| h.admits(ns, c.host.as_str()))
     };
+    // Copied only once shown: an east-west gateway may hold thousands.
     let shared_ones = (shared.sni_clusters.iter())
-        .filter(|c| !varied.iter().any(|(host, _)| **host == c.host))
+        .filter(|c| !varied.iter().any(|(host, _)| **host == c.host) && shown(c))
         .cloned();
     let varied_ones = (varied.iter())
         .flat_map(|(_, clusters)| clusters.clusters())
-        .filter_map(sni_cluster);
-    shared_ones.chain(varied_ones).filter(shown).collect()
+        .filter_map(sni_cluster)
+        .filter(|c| shown(c));
+    shared_ones.chain(varied_ones).collect()
 }
 
 /// One chain per exposed cluster: its SNI → `tcp_proxy` to it.
