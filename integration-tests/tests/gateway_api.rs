@@ -294,3 +294,51 @@ async fn reference_grant_allows_and_its_absence_refuses_a_cross_namespace_backen
         "{stderr}"
     );
 }
+
+/// A Gateway whose second listener admits only GRPCRoutes: an HTTPRoute
+/// attached without `sectionName` serves the first listener only. Before,
+/// it served every listener of the Gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_serves_only_the_listeners_that_admit_it() {
+    let edge = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: web, port: 80, protocol: HTTP, allowedRoutes: {kinds: [{kind: HTTPRoute}]}}
+  - {name: rpc, port: 9090, protocol: HTTP, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs: [{name: web-v1, port: 80}]
+";
+    let config = ConfigDir::with(&[("services.yaml", SERVICES), ("edge.yaml", edge)]).unwrap();
+    let trellis = Trellis::start(config.path()).await.unwrap();
+    let _v1 = Instance::start(&trellis, "web-v1", "v1", Behavior::Ok)
+        .await
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (web, rpc) = (free_port(), free_port());
+    let _gateway = start_gateway_spec(
+        &trellis,
+        files.path(),
+        &edge_spec(),
+        &[(80, web), (9090, rpc)],
+    )
+    .await
+    .unwrap();
+    wait_backend(web, "shop.example.com", "web-v1 v1").await;
+    let reply = Client::new()
+        .get(rpc, "shop.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status, 404,
+        "no route on the GRPCRoute listener: {reply:?}"
+    );
+}

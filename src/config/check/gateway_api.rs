@@ -171,7 +171,10 @@ fn to_gateways(
             diags.push(doc.diagnostic("spec.hostnames", msg));
             continue;
         }
-        let ports = (section.is_some() || port.is_some())
+        // The route applies only on the listeners that admit it: name
+        // their ports unless it is every listener of the Gateway.
+        let every = admitted.len() == gw.listeners.len();
+        let ports = (section.is_some() || port.is_some() || !every)
             .then(|| admitted.iter().map(|l| l.port).collect());
         out.push(Bound {
             path: p.path.clone(),

@@ -610,3 +610,34 @@ fn on_a_service_a_grpc_route_takes_precedence_over_an_http_route() {
     let http_rules = (vs.http.iter()).filter(|r| r.matches.iter().all(|m| m.port == Some(9090)));
     assert_eq!(http_rules.count(), 1, "{vs:?}");
 }
+
+#[test]
+fn a_route_applies_only_on_the_listeners_that_admit_it() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: web, port: 80, protocol: HTTP, allowedRoutes: {kinds: [{kind: HTTPRoute}]}}
+  - {name: rpc, port: 9090, protocol: HTTP, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
+";
+    let r = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: web, port: 8080}]
+";
+    let cfg = load(&[("s.yaml", SERVICES), ("g.yaml", gw), ("r.yaml", r)]).unwrap();
+    let vs = &cfg.gateway_virtual_services[0];
+    let ports: Vec<Option<u16>> = (vs.http.iter())
+        .flat_map(|r| r.matches.iter().map(|m| m.port))
+        .collect();
+    assert_eq!(
+        ports,
+        [Some(80)],
+        "not on the GRPCRoute-only listener: {vs:?}"
+    );
+}
