@@ -641,3 +641,38 @@ spec:
         "not on the GRPCRoute-only listener: {vs:?}"
     );
 }
+
+#[test]
+fn a_wildcard_hostname_clashes_with_the_hostnames_it_covers() {
+    let h2 = SERVICES.replace("{name: http, port: 8080}", "{name: grpc, port: 8080}");
+    let http = route("default", ROOT)
+        .replace(
+            "hostnames: [web.example.com]",
+            "hostnames: [\"*.example.com\"]",
+        )
+        .replace(
+            "  namespace: default\n",
+            "  namespace: default\n  creationTimestamp: 2024-01-03T00:00:00Z\n",
+        );
+    let hosts = "  hostnames: [web.example.com]\n";
+    let grpc = grpc_route("g", "2024-01-02T00:00:00Z", "{name: gw}", hosts);
+    let files = [
+        ("s.yaml", h2.as_str()),
+        ("g.yaml", &gateway("Same")),
+        ("h.yaml", &http),
+        ("r.yaml", &grpc),
+    ];
+    let cfg = load(&files).unwrap();
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.warning()).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("HTTPRoute/r: spec.hostnames: not accepted on Gateway default/gw: GRPCRoute default/g also serves hostname web.example.com"),
+        "{w:?}"
+    );
+    // The HTTPRoute is left out on the listener, for its wildcard too.
+    let kinds: Vec<&str> = (cfg.gateway_virtual_services.iter())
+        .filter(|vs| !vs.http.is_empty())
+        .map(|vs| vs.origin.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["GRPCRoute"], "{:?}", cfg.gateway_virtual_services);
+}

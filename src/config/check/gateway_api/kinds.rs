@@ -9,14 +9,14 @@
 //! - on a Service and port (GAMMA), the GRPCRoute is (GEP-1294, "Route
 //!   types").
 //!
-//! Hostnames are compared as written: a wildcard hostname of one and an
-//! exact one of the other under it are not found to clash.
+//! Hostnames intersect when they are equal or a wildcard of one covers
+//! the other.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::merge::Part;
 use crate::config::diag::Diagnostic;
-use crate::config::model::{Host, Service};
+use crate::config::model::{host_matches, Host, Service};
 
 const HTTP: &str = "HTTPRoute";
 const GRPC: &str = "GRPCRoute";
@@ -48,16 +48,28 @@ fn overlap(a: &Target, b: &Target) -> bool {
 }
 
 /// Leaves out, on Gateway listeners, the later of an HTTPRoute and a
-/// GRPCRoute that serve one hostname there: the loser is left out on that
-/// listener for every hostname, as the spec rejects the whole route there.
+/// GRPCRoute whose hostnames there intersect (the same, or one a wildcard
+/// of the other covers): the loser is left out on that listener for every
+/// hostname, as the spec rejects the whole route there.
 pub(super) fn on_gateways(
     on: &mut BTreeMap<String, (BTreeSet<String>, Vec<Part>)>,
     warnings: &mut Vec<Diagnostic>,
 ) {
     let mut lost: BTreeMap<RouteKey, BTreeSet<Target>> = BTreeMap::new();
-    for (host, (_, parts)) in on.iter() {
-        for (a, b) in clashing_pairs(parts) {
-            let (winner, loser) = if a.age() <= b.age() { (a, b) } else { (b, a) };
+    let parts = |kind: &'static str| {
+        (on.iter()).flat_map(move |(host, (_, ps))| {
+            ps.iter()
+                .filter(move |p| p.doc.kind == kind)
+                .map(move |p| (host, p))
+        })
+    };
+    for (ha, a) in parts(HTTP) {
+        for (hb, b) in parts(GRPC).filter(|(hb, _)| intersect(ha, hb)) {
+            let (winner, loser, host) = if a.age() <= b.age() {
+                (a, b, ha)
+            } else {
+                (b, a, hb)
+            };
             let (wt, lt) = (targets(winner), targets(loser));
             let shared: Vec<&Target> = lt
                 .iter()
@@ -82,6 +94,12 @@ pub(super) fn on_gateways(
     for (_, parts) in on.values_mut() {
         drop_targets(parts, &lost);
     }
+}
+
+/// Two hostnames some request may carry both of: equal, or one a
+/// wildcard (`*.example.com`, `*`) of the other covers.
+fn intersect(a: &str, b: &str) -> bool {
+    host_matches(a, b) || host_matches(b, a)
 }
 
 /// Leaves out, on each Service, an HTTPRoute's rules at the ports a
