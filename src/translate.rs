@@ -319,8 +319,9 @@ pub fn shared_from(
     let empty_variants = rules::RuleVariants::default();
     let last_variants = previous.map_or(&empty_variants, |p| &p.rule_variants);
     let mut rule_variants = rules::RuleVariants::new(mesh, services, last_variants);
-    let gateway_routes = gateway::all_routes(routes::Ctx::new(mesh, services));
-    rule_variants.gateway_alternatives(routes::Ctx::new(mesh, services), &gateway_routes);
+    let ctx = routes::Ctx::new(mesh, services);
+    let gateway_routes = gateway::all_routes(ctx);
+    rule_variants.gateway_alternatives(ctx, &gateway_routes);
     let variant_localities = (rule_variants.hosts.iter())
         .flat_map(|c| &c.variants)
         .flat_map(|v| v.1.localities());

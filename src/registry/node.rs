@@ -94,19 +94,23 @@ impl Proxy {
     }
 }
 
-/// A sidecar's app, listeners and admin interface each on an address of
-/// its own, as `trellis bootstrap` checks them: a hand-written bootstrap
-/// that puts two on one is refused here, by name, rather than by Envoy
-/// at every push.
+/// A proxy's app, listeners and admin interface each on an address of
+/// its own (a gateway's admin and stats), as `trellis bootstrap` checks
+/// them: a hand-written bootstrap that puts two on one is refused here,
+/// by name, rather than by Envoy at every push. The stats listener binds
+/// the inbound (a gateway's listen) address.
 fn sockets_apart(p: &Proxy) -> Result<(), NodeError> {
     let (loopback, inbound) = ("127.0.0.1", p.inbound_address.as_str());
-    let sockets = [
-        ("admin_port", loopback, p.admin_port.unwrap_or(0)),
-        ("app_port", loopback, p.app_port),
-        ("outbound_port", loopback, p.outbound_port),
-        ("inbound_port", inbound, p.inbound_port),
-        ("stats_port", inbound, p.stats_port.unwrap_or(0)),
-    ];
+    let mut sockets = vec![("admin_port", loopback, p.admin_port.unwrap_or(0))];
+    // A gateway has no app, inbound or outbound listener.
+    if p.gateway.is_none() {
+        sockets.extend([
+            ("app_port", loopback, p.app_port),
+            ("outbound_port", loopback, p.outbound_port),
+            ("inbound_port", inbound, p.inbound_port),
+        ]);
+    }
+    sockets.push(("stats_port", inbound, p.stats_port.unwrap_or(0)));
     Ok(crate::config::model::shared_socket(&sockets)?)
 }
 
@@ -168,13 +172,7 @@ fn gateway(
         None => Default::default(),
     };
     let labels = labels(md)?;
-    let (admin_port, stats_port) = (opt_port(md, "admin_port")?, opt_port(md, "stats_port")?);
-    // Its stats listener binds the listen address (`trellis bootstrap`).
-    crate::config::model::shared_socket(&[
-        ("admin_port", "127.0.0.1", admin_port.unwrap_or(0)),
-        ("stats_port", &listen_address, stats_port.unwrap_or(0)),
-    ])?;
-    Ok(Proxy {
+    let proxy = Proxy {
         id: node.id.clone(),
         topology: topology(node, md, &labels)?,
         labels,
@@ -182,8 +180,8 @@ fn gateway(
         namespace,
         service_account,
         inbound_address: listen_address.clone(),
-        admin_port,
-        stats_port,
+        admin_port: opt_port(md, "admin_port")?,
+        stats_port: opt_port(md, "stats_port")?,
         gateway: Some(crate::registry::GatewayNode {
             listen_address,
             port_map,
@@ -191,7 +189,9 @@ fn gateway(
             network_port: None,
         }),
         ..Default::default()
-    })
+    };
+    sockets_apart(&proxy)?;
+    Ok(proxy)
 }
 
 /// `443=8443,80=8080` → {443: 8443, 80: 8080}; the bad entry on error.

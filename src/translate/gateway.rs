@@ -314,9 +314,6 @@ fn listener(
     }
 }
 
-/// `http.PORT`: a redirecting server's hosts answer 301 to https; else
-/// one virtual host per bound VirtualService, with the hosts the servers
-/// admit (a domain two claim gets the routes of both, in order).
 /// A gateway proxy's routes per binding: the shared ones, or those of the
 /// rules it sees where it sees another rule than a host's default (only a
 /// consistent hash changes a route).
@@ -333,6 +330,9 @@ impl Bound<'_> {
     }
 }
 
+/// `http.PORT`: a redirecting server's hosts answer 301 to https; else
+/// one virtual host per bound VirtualService, with the hosts the servers
+/// admit (a domain two claim gets the routes of both, in order).
 fn route_config(
     port: u16,
     servers: &[&(&Gateway, usize, &GatewayServer)],

@@ -188,8 +188,10 @@ impl RuleVariants {
         if self.hosts.is_empty() {
             return;
         }
+        let index = self.index();
+        let mut gateways = BTreeMap::new();
         for (key, vs) in gateway::bindings(ctx.mesh) {
-            let on = self.indexes(routed_hosts(vs));
+            let on = indexes(&index, routed_hosts(vs));
             if on.is_empty() {
                 continue;
             }
@@ -203,20 +205,17 @@ impl RuleVariants {
                 }
             }
             if !found.is_empty() {
-                self.gateways.insert(key, (on, found));
+                gateways.insert(key, (on, found));
             }
         }
+        self.gateways = gateways;
     }
 
-    /// The contested hosts among `hosts`, as sorted unique indexes.
-    fn indexes<'a>(&self, hosts: impl Iterator<Item = &'a Host>) -> Vec<u32> {
-        let mut on: Vec<u32> = hosts
-            .filter_map(|h| self.hosts.iter().position(|c| c.host == *h))
-            .map(|i| i as u32)
-            .collect();
-        on.sort_unstable();
-        on.dedup();
-        on
+    /// Each contested host's index in `hosts`.
+    fn index(&self) -> BTreeMap<&Host, u32> {
+        (self.hosts.iter().enumerate())
+            .map(|(i, c)| (&c.host, i as u32))
+            .collect()
     }
 
     /// Translates, for each virtual host that reads a contested host, its
@@ -224,11 +223,12 @@ impl RuleVariants {
     /// ones that differ from the shared routes (only a consistent hash
     /// changes routes).
     fn route_alternatives(&mut self, ctx: Ctx<'_>) {
+        let index = self.index();
         let mut deps = BTreeMap::new();
         let mut alternatives = BTreeMap::new();
         for view in ctx.services.services.values() {
             for port in &view.ports {
-                let on = self.indexes(routes::hosts_read(ctx, &view.host).iter());
+                let on = indexes(&index, routes::hosts_read(ctx, &view.host).iter());
                 if on.is_empty() {
                     continue;
                 }
@@ -261,6 +261,15 @@ impl RuleVariants {
             })
             .collect()
     }
+}
+
+/// The contested hosts among `hosts` (by [`RuleVariants::index`]), as
+/// sorted unique indexes.
+fn indexes<'a>(index: &BTreeMap<&Host, u32>, hosts: impl Iterator<Item = &'a Host>) -> Vec<u32> {
+    let mut on: Vec<u32> = hosts.filter_map(|h| index.get(h).copied()).collect();
+    on.sort_unstable();
+    on.dedup();
+    on
 }
 
 /// The alternative of `profile` restricted to the contested hosts `deps`
